@@ -1,0 +1,1 @@
+pub use doorstep_core::VERSION as CORE_VERSION;
