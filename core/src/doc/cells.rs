@@ -1,0 +1,230 @@
+//! The building blocks of a household document: cells (a scalar field with its
+//! provenance), add-wins sets and text. Every field of the model is stored as one of these.
+//!
+//! A cell is a small map `{v, by, dev, at}` written whole on every write, so that when two
+//! devices write a field concurrently automerge keeps both maps (`get_all`) and each value
+//! carries who wrote it, on which device and when.
+
+use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
+
+pub(crate) use automerge::ObjId;
+use automerge::transaction::Transactable;
+
+use crate::error::{Error, Result};
+use crate::model::ids::{DeviceId, WorkerId};
+use crate::model::policy::EntityKind;
+use crate::model::provenance::{FieldVersion, Provenance};
+use crate::model::time::Timestamp;
+
+const VALUE: &str = "v";
+const BY: &str = "by";
+const DEVICE: &str = "dev";
+const AT: &str = "at";
+
+fn malformed(what: &'static str) -> Error {
+    Error::NotAHousehold(what)
+}
+
+/// Write the provenance keys into a map object.
+pub(crate) fn put_provenance<T: Transactable>(tx: &mut T, obj: &ObjId, p: &Provenance) -> Result<()> {
+    tx.put(obj, BY, p.worker.to_string())?;
+    tx.put(obj, DEVICE, p.device.to_string())?;
+    tx.put(obj, AT, p.at.0)?;
+    Ok(())
+}
+
+/// Read the provenance keys of a map object.
+pub(crate) fn read_provenance<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Provenance> {
+    let worker = WorkerId::parse(&get_str(doc, obj, BY)?.ok_or(malformed("provenance"))?)
+        .map_err(|_| malformed("provenance"))?;
+    let device = DeviceId::parse(&get_str(doc, obj, DEVICE)?.ok_or(malformed("provenance"))?)
+        .map_err(|_| malformed("provenance"))?;
+    let at = match doc.get(obj, AT)? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Int(i) => *i,
+            ScalarValue::Uint(u) => i64::try_from(*u).map_err(|_| malformed("provenance"))?,
+            _ => return Err(malformed("provenance")),
+        },
+        _ => return Err(malformed("provenance")),
+    };
+    Ok(Provenance { worker, device, at: Timestamp(at) })
+}
+
+/// A string scalar under `key`, if present.
+pub(crate) fn get_str<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Result<Option<String>> {
+    match doc.get(obj, key)? {
+        None => Ok(None),
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Str(v) => Ok(Some(v.to_string())),
+            ScalarValue::Null => Ok(None),
+            _ => Err(malformed("expected text")),
+        },
+        Some(_) => Err(malformed("expected text")),
+    }
+}
+
+/// The map object under `key`, if present.
+pub(crate) fn get_map<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Result<Option<ObjId>> {
+    match doc.get(obj, key)? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(Some(id)),
+        None => Ok(None),
+        Some(_) => Err(malformed("expected a map")),
+    }
+}
+
+/// The text object under `key`, if present.
+pub(crate) fn get_text_obj<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Result<Option<ObjId>> {
+    match doc.get(obj, key)? {
+        Some((Value::Object(ObjType::Text), id)) => Ok(Some(id)),
+        None => Ok(None),
+        Some(_) => Err(malformed("expected text")),
+    }
+}
+
+/// The map that holds a record: the household map, or `collection[key]`.
+pub(crate) fn entity_obj<R: ReadDoc>(doc: &R, kind: EntityKind, key: Option<&str>) -> Result<Option<ObjId>> {
+    let Some(collection) = get_map(doc, &ROOT, kind.collection())? else {
+        return Ok(None);
+    };
+    match key {
+        None => Ok(Some(collection)),
+        Some(k) => get_map(doc, &collection, k),
+    }
+}
+
+/// Write a cell: a new `{v, by, dev, at}` map under `field` (`None` clears the value).
+pub(crate) fn write_cell<T: Transactable>(
+    tx: &mut T,
+    parent: &ObjId,
+    field: &str,
+    value: Option<&str>,
+    p: &Provenance,
+) -> Result<()> {
+    let cell = tx.put_object(parent, field, ObjType::Map)?;
+    match value {
+        Some(v) => tx.put(&cell, VALUE, v)?,
+        None => tx.put(&cell, VALUE, ScalarValue::Null)?,
+    }
+    put_provenance(tx, &cell, p)
+}
+
+/// Every value a cell holds now, the one to show first. Several values mean concurrent
+/// writes; the shown one is the latest by timestamp (then device, then value) so that every
+/// replica shows the same one.
+pub(crate) fn read_versions<R: ReadDoc>(doc: &R, parent: &ObjId, field: &str) -> Result<Vec<FieldVersion>> {
+    let mut out = Vec::new();
+    for (value, id) in doc.get_all(parent, field)? {
+        match value {
+            Value::Object(ObjType::Map) => {
+                let provenance = read_provenance(doc, &id)?;
+                out.push(FieldVersion { value: get_str(doc, &id, VALUE)?, provenance });
+            }
+            _ => return Err(malformed("expected a field cell")),
+        }
+    }
+    out.sort_by(|a, b| {
+        (b.provenance.at, b.provenance.device, b.provenance.worker, &b.value).cmp(&(
+            a.provenance.at,
+            a.provenance.device,
+            a.provenance.worker,
+            &a.value,
+        ))
+    });
+    Ok(out)
+}
+
+/// The shown value of a cell (`None` if never written or cleared).
+pub(crate) fn read_cell<R: ReadDoc>(doc: &R, parent: &ObjId, field: &str) -> Result<Option<String>> {
+    Ok(read_versions(doc, parent, field)?.into_iter().next().and_then(|v| v.value))
+}
+
+/// The shown value of a required cell.
+pub(crate) fn read_required<R: ReadDoc>(doc: &R, parent: &ObjId, field: &'static str) -> Result<String> {
+    read_cell(doc, parent, field)?.ok_or(malformed(field))
+}
+
+/// Create an empty set under `field` (done once, when its record is created).
+pub(crate) fn create_set<T: Transactable>(tx: &mut T, parent: &ObjId, field: &str) -> Result<ObjId> {
+    Ok(tx.put_object(parent, field, ObjType::Map)?)
+}
+
+/// Add an element to a set (a no-op if present).
+pub(crate) fn set_add<T: Transactable>(
+    tx: &mut T,
+    parent: &ObjId,
+    field: &str,
+    element: &str,
+    p: &Provenance,
+) -> Result<()> {
+    let set = match get_map(tx, parent, field)? {
+        Some(s) => s,
+        None => create_set(tx, parent, field)?,
+    };
+    if tx.get(&set, element)?.is_none() {
+        let entry = tx.put_object(&set, element, ObjType::Map)?;
+        put_provenance(tx, &entry, p)?;
+    }
+    Ok(())
+}
+
+/// Remove an element from a set (explicit removal; a concurrent add survives it).
+pub(crate) fn set_remove<T: Transactable>(tx: &mut T, parent: &ObjId, field: &str, element: &str) -> Result<()> {
+    if let Some(set) = get_map(tx, parent, field)? {
+        if tx.get(&set, element)?.is_some() {
+            tx.delete(&set, element)?;
+        }
+    }
+    Ok(())
+}
+
+/// The elements of a set, sorted.
+pub(crate) fn read_set<R: ReadDoc>(doc: &R, parent: &ObjId, field: &str) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    // Two devices creating the same set concurrently leave two maps: read their union.
+    for (value, id) in doc.get_all(parent, field)? {
+        if let Value::Object(ObjType::Map) = value {
+            out.extend(doc.keys(&id));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Create a text object under `field` with initial content.
+pub(crate) fn create_text<T: Transactable>(tx: &mut T, parent: &ObjId, field: &str, initial: &str) -> Result<ObjId> {
+    let text = tx.put_object(parent, field, ObjType::Text)?;
+    if !initial.is_empty() {
+        tx.splice_text(&text, 0, 0, initial)?;
+    }
+    Ok(text)
+}
+
+/// The content of a text field ("" when absent).
+pub(crate) fn read_text<R: ReadDoc>(doc: &R, parent: &ObjId, field: &str) -> Result<String> {
+    match get_text_obj(doc, parent, field)? {
+        Some(t) => Ok(doc.text(&t)?),
+        None => Ok(String::new()),
+    }
+}
+
+/// Splice into a text field: delete `delete` characters at `pos`, insert `insert` there.
+/// Positions count Unicode code points.
+pub(crate) fn splice_text<T: Transactable>(
+    tx: &mut T,
+    parent: &ObjId,
+    field: &str,
+    pos: usize,
+    delete: usize,
+    insert: &str,
+) -> Result<()> {
+    let text = get_text_obj(tx, parent, field)?.ok_or(Error::NotFound("text field"))?;
+    let len = tx.length(&text);
+    let end = pos.checked_add(delete).ok_or(Error::InvalidInput("splice out of range"))?;
+    if end > len {
+        return Err(Error::InvalidInput("splice out of range"));
+    }
+    let delete = isize::try_from(delete).map_err(|_| Error::InvalidInput("splice out of range"))?;
+    tx.splice_text(&text, pos, delete, insert)?;
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Finding what needs a human in a household document, and recording a human's decision.
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc, ROOT};
+
+use crate::doc::cells::*;
+use crate::doc::seal_of;
+use crate::error::{Error, Result};
+use crate::model::ids::{HouseholdId, ResolutionId};
+use crate::model::policy::{fields_of, policy, EntityKind, MergePolicy, ALL_KINDS};
+use crate::model::provenance::*;
+use crate::model::values::*;
+
+/// Conflicts and parallel updates of one document, in a stable order.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Review {
+    pub conflicts: Vec<Conflict>,
+    pub parallel: Vec<ParallelUpdate>,
+}
+
+fn distinct_values(versions: &[FieldVersion]) -> usize {
+    let mut values: Vec<&Option<String>> = versions.iter().map(|v| &v.value).collect();
+    values.sort();
+    values.dedup();
+    values.len()
+}
+
+/// Walk every field of every record and report concurrent values.
+pub(crate) fn review<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Review> {
+    let mut out = Review::default();
+    for kind in ALL_KINDS {
+        if kind == EntityKind::Amendment {
+            continue;
+        }
+        let records: Vec<(Option<String>, ObjId)> = if kind == EntityKind::Household {
+            entity_obj(doc, kind, None)?.map(|o| (None, o)).into_iter().collect()
+        } else {
+            match get_map(doc, &ROOT, kind.collection())? {
+                None => Vec::new(),
+                Some(col) => {
+                    let mut v = Vec::new();
+                    for k in doc.keys(&col) {
+                        if let Some(o) = get_map(doc, &col, &k)? {
+                            v.push((Some(k), o));
+                        }
+                    }
+                    v
+                }
+            }
+        };
+        for (key, obj) in records {
+            let entity = EntityRef::from_parts(kind, key.as_deref())?;
+            for spec in fields_of(kind) {
+                match spec.policy {
+                    MergePolicy::Identity | MergePolicy::Status | MergePolicy::LastWriterWins => {}
+                    _ => continue,
+                }
+                let versions = read_versions(doc, &obj, spec.name)?;
+                if distinct_values(&versions) < 2 {
+                    continue;
+                }
+                let field = FieldRef::new(entity, spec.name);
+                if spec.policy == MergePolicy::LastWriterWins {
+                    let mut rest = versions;
+                    let shown = rest.remove(0);
+                    out.parallel.push(ParallelUpdate { household, field, shown, overshadowed: rest });
+                } else {
+                    out.conflicts.push(Conflict { household, field, kind: ConflictKind::ConcurrentValues, values: versions });
+                }
+            }
+            if kind == EntityKind::Visit && read_cell(doc, &obj, "status")?.as_deref() == Some("final") {
+                let seals = read_versions(doc, &obj, "seal")?;
+                let now = seal_of(doc, &obj)?;
+                if !seals.is_empty() && !seals.iter().any(|s| s.value.as_deref() == Some(now.as_str())) {
+                    let values = seals.into_iter().map(|s| FieldVersion { value: Some("final".into()), provenance: s.provenance }).collect();
+                    out.conflicts.push(Conflict {
+                        household,
+                        field: FieldRef::new(entity, "sections"),
+                        kind: ConflictKind::EditedAfterFinalise,
+                        values,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Check a value a human chose for a field, and return its canonical form.
+fn canonical(kind: EntityKind, field: &str, value: &str) -> Result<String> {
+    Ok(match (kind, field) {
+        (EntityKind::Person, "name") => required_line(value, "name is required")?,
+        (EntityKind::Person, "birth_date") => BirthDate::parse(value)?.to_string(),
+        (EntityKind::Person, "id_number") => optional_line(value)?,
+        (EntityKind::Person, "guardian") => match value {
+            "true" | "false" => value.to_owned(),
+            _ => return Err(Error::InvalidInput("guardian is 'true' or 'false'")),
+        },
+        (_, "status") => value.to_owned(),
+        _ => return Err(Error::InvalidInput("this field does not take a resolution")),
+    })
+}
+
+/// Resolve a conflict: write the chosen value over every concurrent one and keep a
+/// resolution record with the values it replaced and who decided.
+pub(crate) fn resolve<T: Transactable>(
+    tx: &mut T,
+    household: HouseholdId,
+    field: &FieldRef,
+    chosen: Option<&str>,
+    id: ResolutionId,
+    p: &Provenance,
+) -> Result<()> {
+    let kind = field.entity.kind();
+    let key = field.entity.key();
+    let obj = entity_obj(tx, kind, key.as_deref())?.ok_or(Error::NotFound(kind.name()))?;
+    let current = review(tx, household)?;
+    let conflict = current.conflicts.into_iter().find(|c| &c.field == field).ok_or(Error::NoConflict)?;
+    let chosen_value = match conflict.kind {
+        ConflictKind::EditedAfterFinalise => {
+            // Accept the merged text as the record: seal it again.
+            crate::doc::write::write_seal(tx, &obj, p)?;
+            None
+        }
+        ConflictKind::ConcurrentValues => {
+            let pol = policy(kind, &field.field).ok_or(Error::InvalidInput("unknown field"))?;
+            let value = match chosen {
+                Some(v) => Some(canonical(kind, &field.field, v)?),
+                None if pol == MergePolicy::Identity && field.field != "name" => None,
+                None => return Err(Error::InvalidInput("a value must be chosen")),
+            };
+            // A status can only become one of the states someone actually reached.
+            if pol == MergePolicy::Status && !conflict.values.iter().any(|v| v.value == value) {
+                return Err(Error::InvalidInput("choose one of the conflicting states"));
+            }
+            write_cell(tx, &obj, &field.field, value.as_deref(), p)?;
+            value
+        }
+    };
+    let discarded: Vec<serde_json::Value> = conflict
+        .values
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "value": v.value, "by": v.provenance.worker.to_string(),
+                "dev": v.provenance.device.to_string(), "at": v.provenance.at.0,
+            })
+        })
+        .collect();
+    let resolutions = match get_map(tx, &ROOT, "resolutions")? {
+        Some(r) => r,
+        None => tx.put_object(&ROOT, "resolutions", ObjType::Map)?,
+    };
+    let rec = tx.put_object(&resolutions, id.to_string(), ObjType::Map)?;
+    let created = tx.put_object(&rec, "created", ObjType::Map)?;
+    put_provenance(tx, &created, p)?;
+    let path = format!("{}/{}/{}", kind.name(), key.unwrap_or_default(), field.field);
+    write_cell(tx, &rec, "field", Some(&path), p)?;
+    write_cell(tx, &rec, "chosen", chosen_value.as_deref(), p)?;
+    write_cell(tx, &rec, "replaced", Some(&serde_json::Value::Array(discarded).to_string()), p)?;
+    Ok(())
+}
+
+/// Every value a field holds now, the shown one first (provenance of a field).
+pub(crate) fn field_versions<R: ReadDoc>(doc: &R, field: &FieldRef) -> Result<Vec<FieldVersion>> {
+    let kind = field.entity.kind();
+    let pol = policy(kind, &field.field).ok_or(Error::InvalidInput("unknown field"))?;
+    let key = field.entity.key();
+    let obj = entity_obj(doc, kind, key.as_deref())?.ok_or(Error::NotFound(kind.name()))?;
+    match pol {
+        MergePolicy::Text => {
+            // Text has per-character authorship inside automerge; report the record's creation.
+            let c = get_map(doc, &obj, "created")?
+                .or_else(|| get_map(doc, &ROOT, "created").ok().flatten())
+                .ok_or(Error::NotAHousehold("no provenance"))?;
+            let provenance = read_provenance(doc, &c)?;
+            Ok(vec![FieldVersion { value: Some(read_text(doc, &obj, &field.field)?), provenance }])
+        }
+        MergePolicy::AddWinsSet => {
+            let mut out = Vec::new();
+            if let Some(set) = get_map(doc, &obj, &field.field)? {
+                for k in doc.keys(&set) {
+                    if let Some(e) = get_map(doc, &set, &k)? {
+                        out.push(FieldVersion { value: Some(k), provenance: read_provenance(doc, &e)? });
+                    }
+                }
+            }
+            Ok(out)
+        }
+        _ => read_versions(doc, &obj, &field.field),
+    }
+}

@@ -1,0 +1,74 @@
+//! Domain <-> automerge document mapping: one household = one document.
+//!
+//! Layout (schema 1):
+//! ```text
+//! ROOT { schema: 1, kind: "household", id, station, created: {by, dev, at},
+//!        household: { code, village, address, gps, status: cell; phones, tags: set; summary: text },
+//!        persons | visits | amendments | needs | inquiries | follow_ups | cards: { <uuid>: record },
+//!        resolutions: { <uuid>: { field, chosen, replaced: cell; created } } }
+//! cell   = { v: string | null, by: worker, dev: device, at: ms }
+//! set    = { <element>: { by, dev, at } }
+//! record = { created: {by, dev, at}, <field>: cell | set | text ... }
+//! ```
+//! Fields this version does not know are never touched, so an older app keeps what a newer
+//! one wrote.
+
+pub(crate) mod cells;
+pub(crate) mod conflicts;
+pub(crate) mod read;
+pub(crate) mod write;
+
+use automerge::{ActorId, Automerge, LoadOptions, ReadDoc, ScalarValue, TextEncoding, Value, ROOT};
+
+use crate::error::{Error, Result};
+use crate::model::ids::{HouseholdId, StationId};
+use crate::model::values::Section;
+
+/// The document schema this version writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Text positions are Unicode code points on every platform.
+pub(crate) const TEXT_ENCODING: TextEncoding = TextEncoding::UnicodeCodePoint;
+
+/// An empty document that will write as `actor`.
+pub(crate) fn new_document(actor: &ActorId) -> Automerge {
+    Automerge::new_with_encoding(TEXT_ENCODING).with_actor(actor.clone())
+}
+
+/// Load stored bytes (a snapshot, or concatenated changes) and write as `actor` from now on.
+pub(crate) fn load_document(bytes: &[u8], actor: &ActorId) -> Result<Automerge> {
+    let opts = LoadOptions::new().text_encoding(TEXT_ENCODING);
+    let doc = Automerge::load_with_options(bytes, opts).map_err(|e| Error::MalformedDocument(e.to_string()))?;
+    Ok(doc.with_actor(actor.clone()))
+}
+
+/// The household id and station a document declares; checks it is a household document.
+pub(crate) fn header<R: ReadDoc>(doc: &R) -> Result<(HouseholdId, StationId)> {
+    let kind = cells::get_str(doc, &ROOT, "kind")?;
+    if kind.as_deref() != Some("household") {
+        return Err(Error::NotAHousehold("kind"));
+    }
+    match doc.get(&ROOT, "schema")? {
+        Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Int(v) if *v >= 1) => {}
+        _ => return Err(Error::NotAHousehold("schema")),
+    }
+    let id = cells::get_str(doc, &ROOT, "id")?.ok_or(Error::NotAHousehold("id"))?;
+    let station = cells::get_str(doc, &ROOT, "station")?.ok_or(Error::NotAHousehold("station"))?;
+    Ok((
+        HouseholdId::parse(&id).map_err(|_| Error::NotAHousehold("id"))?,
+        StationId::parse(&station).map_err(|_| Error::NotAHousehold("station"))?,
+    ))
+}
+
+/// A digest of a visit's sections (FNV-1a, 64 bit): detects change, not tampering.
+pub(crate) fn seal_of<R: ReadDoc>(doc: &R, visit: &cells::ObjId) -> Result<String> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for s in Section::ALL {
+        let text = cells::read_text(doc, visit, s.as_str())?;
+        for b in s.as_str().bytes().chain([0]).chain(text.bytes()).chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    Ok(format!("{h:016x}"))
+}

@@ -1,0 +1,81 @@
+//! The core's error type. Messages name kinds of things and positions, never the
+//! content of a record (no names, notes or ID numbers), so they can be logged and shown.
+
+/// Everything a core call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A caller passed a value the model refuses (empty required field, bad id, bad date,
+    /// splice out of range ...). The text says which rule, not the value.
+    #[error("invalid input: {0}")]
+    InvalidInput(&'static str),
+
+    /// No record of that kind with that id (in this store).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+
+    /// The visit is final: it is evidence now; record an amendment instead.
+    #[error("the visit is finalised; record an amendment instead")]
+    VisitFinalised,
+
+    /// The status machine does not allow this step.
+    #[error("a {entity} cannot go from {from} to {to}")]
+    InvalidTransition { entity: &'static str, from: &'static str, to: &'static str },
+
+    /// There is no open conflict on that field.
+    #[error("no open conflict on that field")]
+    NoConflict,
+
+    /// The key does not open this store.
+    #[error("wrong key for this store")]
+    WrongKey,
+
+    /// The file is not a Doorstep store (not a database, or not encrypted).
+    #[error("not a Doorstep store")]
+    NotAStore,
+
+    /// The store file is damaged (failed page authentication or structure checks).
+    #[error("the store is damaged")]
+    Damaged,
+
+    /// The store was written by a newer version of Doorstep.
+    #[error("store schema {found} is newer than this version supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+
+    /// A document's bytes (from disk or the network) could not be decoded.
+    #[error("malformed document data: {0}")]
+    MalformedDocument(String),
+
+    /// Changes arrived without the changes they depend on.
+    #[error("changes are missing {0} dependencies")]
+    MissingDependencies(usize),
+
+    /// A document is not a household case file of this model.
+    #[error("not a household document: {0}")]
+    NotAHousehold(&'static str),
+
+    /// SQLite failed (I/O, full disk ...).
+    #[error("storage error: {0}")]
+    Storage(#[source] rusqlite::Error),
+
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt) => Error::Damaged,
+            Some(ErrorCode::NotADatabase) => Error::Damaged,
+            _ => Error::Storage(e),
+        }
+    }
+}
+
+impl From<automerge::AutomergeError> for Error {
+    fn from(e: automerge::AutomergeError) -> Self {
+        Error::MalformedDocument(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,8 @@
+//! Domain types and ids, and the merge policy of every field.
+
+pub mod ids;
+pub mod policy;
+pub mod provenance;
+pub mod records;
+pub mod time;
+pub mod values;

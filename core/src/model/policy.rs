@@ -1,0 +1,184 @@
+//! The merge policy of every field, declared once. The document layer writes and reads
+//! fields through this table and the conflict scanner walks it; nothing else decides how a
+//! field merges.
+
+/// The kinds of record in a household document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntityKind {
+    Household,
+    Person,
+    Visit,
+    Amendment,
+    Need,
+    Inquiry,
+    FollowUp,
+    Card,
+}
+
+impl EntityKind {
+    /// The map in the document root that holds records of this kind (the household's own
+    /// fields live in the `household` map).
+    pub const fn collection(self) -> &'static str {
+        match self {
+            EntityKind::Household => "household",
+            EntityKind::Person => "persons",
+            EntityKind::Visit => "visits",
+            EntityKind::Amendment => "amendments",
+            EntityKind::Need => "needs",
+            EntityKind::Inquiry => "inquiries",
+            EntityKind::FollowUp => "follow_ups",
+            EntityKind::Card => "cards",
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            EntityKind::Household => "household",
+            EntityKind::Person => "person",
+            EntityKind::Visit => "visit",
+            EntityKind::Amendment => "amendment",
+            EntityKind::Need => "need",
+            EntityKind::Inquiry => "inquiry",
+            EntityKind::FollowUp => "follow_up",
+            EntityKind::Card => "card",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        ALL_KINDS.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+pub const ALL_KINDS: [EntityKind; 8] = [
+    EntityKind::Household,
+    EntityKind::Person,
+    EntityKind::Visit,
+    EntityKind::Amendment,
+    EntityKind::Need,
+    EntityKind::Inquiry,
+    EntityKind::FollowUp,
+    EntityKind::Card,
+];
+
+/// How concurrent writes to a field merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergePolicy {
+    /// Collaborative text (automerge Text): concurrent typing merges character by character.
+    Text,
+    /// Identity-critical: every concurrent value is kept and a conflict is raised for a human.
+    Identity,
+    /// Low-risk scalar: the latest write (by its timestamp) shows; concurrent values stay
+    /// readable as parallel updates until the field is written again.
+    LastWriterWins,
+    /// A set: concurrent add and remove of one element keep it (add wins).
+    AddWinsSet,
+    /// A status machine: transitions are checked locally; different concurrent end states
+    /// (done vs cancelled) are a conflict.
+    Status,
+    /// Written once when the record is created; never edited.
+    Fixed,
+}
+
+/// One field of one kind of record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub entity: EntityKind,
+    pub name: &'static str,
+    pub policy: MergePolicy,
+}
+
+const fn f(entity: EntityKind, name: &'static str, policy: MergePolicy) -> FieldSpec {
+    FieldSpec { entity, name, policy }
+}
+
+use EntityKind as K;
+use MergePolicy as P;
+
+/// Every field of the household document and its merge policy.
+pub const FIELDS: &[FieldSpec] = &[
+    f(K::Household, "code", P::LastWriterWins),
+    f(K::Household, "village", P::LastWriterWins),
+    f(K::Household, "address", P::LastWriterWins),
+    f(K::Household, "gps", P::LastWriterWins),
+    f(K::Household, "status", P::LastWriterWins),
+    f(K::Household, "phones", P::AddWinsSet),
+    f(K::Household, "tags", P::AddWinsSet),
+    f(K::Household, "summary", P::Text),
+    f(K::Person, "name", P::Identity),
+    f(K::Person, "sex", P::LastWriterWins),
+    f(K::Person, "birth_date", P::Identity),
+    f(K::Person, "id_number", P::Identity),
+    f(K::Person, "relation", P::LastWriterWins),
+    f(K::Person, "guardian", P::Identity),
+    f(K::Person, "categories", P::AddWinsSet),
+    f(K::Person, "school", P::LastWriterWins),
+    f(K::Person, "grade", P::LastWriterWins),
+    f(K::Visit, "kind", P::LastWriterWins),
+    f(K::Visit, "date", P::LastWriterWins),
+    f(K::Visit, "started_at", P::LastWriterWins),
+    f(K::Visit, "ended_at", P::LastWriterWins),
+    f(K::Visit, "gps", P::LastWriterWins),
+    f(K::Visit, "status", P::Status),
+    f(K::Visit, "workers", P::AddWinsSet),
+    f(K::Visit, "present", P::AddWinsSet),
+    f(K::Visit, "personal_situation", P::Text),
+    f(K::Visit, "family_situation", P::Text),
+    f(K::Visit, "actual_needs", P::Text),
+    f(K::Visit, "questions_asked", P::Text),
+    f(K::Visit, "concerns", P::Text),
+    f(K::Visit, "advice_given", P::Text),
+    f(K::Amendment, "visit", P::Fixed),
+    f(K::Amendment, "section", P::Fixed),
+    f(K::Amendment, "text", P::Fixed),
+    f(K::Need, "category", P::LastWriterWins),
+    f(K::Need, "description", P::LastWriterWins),
+    f(K::Need, "person", P::Fixed),
+    f(K::Need, "visit", P::Fixed),
+    f(K::Need, "status", P::Status),
+    f(K::Inquiry, "question", P::LastWriterWins),
+    f(K::Inquiry, "topic", P::LastWriterWins),
+    f(K::Inquiry, "answer", P::LastWriterWins),
+    f(K::Inquiry, "visit", P::Fixed),
+    f(K::Inquiry, "status", P::Status),
+    f(K::FollowUp, "what", P::LastWriterWins),
+    f(K::FollowUp, "due", P::LastWriterWins),
+    f(K::FollowUp, "assignee", P::LastWriterWins),
+    f(K::FollowUp, "origin_visit", P::Fixed),
+    f(K::FollowUp, "status", P::Status),
+    f(K::Card, "serial", P::Fixed),
+    f(K::Card, "visit", P::Fixed),
+    f(K::Card, "person", P::Fixed),
+    f(K::Card, "replaces", P::Fixed),
+    f(K::Card, "status", P::Status),
+];
+
+/// The policy of a field, if the model knows the field.
+pub fn policy(entity: EntityKind, name: &str) -> Option<MergePolicy> {
+    FIELDS.iter().find(|s| s.entity == entity && s.name == name).map(|s| s.policy)
+}
+
+/// The fields of one kind of record.
+pub fn fields_of(entity: EntityKind) -> impl Iterator<Item = &'static FieldSpec> {
+    FIELDS.iter().filter(move |s| s.entity == entity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_is_declared_once() {
+        for (i, a) in FIELDS.iter().enumerate() {
+            for b in &FIELDS[i + 1..] {
+                assert!(!(a.entity == b.entity && a.name == b.name), "{a:?} declared twice");
+            }
+        }
+    }
+
+    #[test]
+    fn identity_fields_are_the_ones_the_design_names() {
+        let identity: Vec<_> =
+            FIELDS.iter().filter(|s| s.policy == MergePolicy::Identity).map(|s| s.name).collect();
+        assert_eq!(identity, ["name", "birth_date", "id_number", "guardian"]);
+    }
+}

@@ -1,0 +1,256 @@
+//! The records of a household case file as the API reads and writes them.
+
+use crate::model::ids::*;
+use crate::model::provenance::Provenance;
+use crate::model::time::{Date, Timestamp};
+use crate::model::values::*;
+
+/// A household's case file, read whole from its document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Household {
+    pub id: HouseholdId,
+    pub station: StationId,
+    pub code: String,
+    pub village: String,
+    pub address: String,
+    pub gps: Option<GeoPoint>,
+    pub status: HouseholdStatus,
+    pub phones: Vec<String>,
+    pub tags: Vec<String>,
+    pub summary: String,
+    pub created: Provenance,
+    pub persons: Vec<Person>,
+    pub visits: Vec<Visit>,
+    pub amendments: Vec<Amendment>,
+    pub needs: Vec<Need>,
+    pub inquiries: Vec<Inquiry>,
+    pub follow_ups: Vec<FollowUp>,
+    pub cards: Vec<CardIssuance>,
+}
+
+/// What the app supplies to open a new case file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewHousehold {
+    pub code: String,
+    pub village: String,
+    pub address: String,
+    pub gps: Option<GeoPoint>,
+    pub phones: Vec<String>,
+    pub tags: Vec<String>,
+    pub summary: String,
+}
+
+/// One edit of a household's own fields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HouseholdEdit {
+    Code(String),
+    Village(String),
+    Address(String),
+    Gps(Option<GeoPoint>),
+    Status(HouseholdStatus),
+    AddPhone(String),
+    RemovePhone(String),
+    AddTag(String),
+    RemoveTag(String),
+}
+
+/// A person in a household.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Person {
+    pub id: PersonId,
+    pub name: String,
+    pub sex: Sex,
+    pub birth_date: Option<BirthDate>,
+    /// Restricted: shown only to those who need it; never logged.
+    pub id_number: Option<String>,
+    pub relation: String,
+    pub guardian: bool,
+    /// 困境儿童, 事实无人抚养, 留守, 独居老人 ... data, not an enum: stations add their own.
+    pub categories: Vec<String>,
+    pub school: Option<String>,
+    pub grade: Option<String>,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewPerson {
+    pub name: String,
+    pub sex: Sex,
+    pub birth_date: Option<BirthDate>,
+    pub id_number: Option<String>,
+    pub relation: String,
+    pub guardian: bool,
+    pub categories: Vec<String>,
+    pub school: Option<String>,
+    pub grade: Option<String>,
+}
+
+impl NewPerson {
+    /// A person with only a name and relation; the rest unknown.
+    pub fn named(name: &str, relation: &str) -> Self {
+        NewPerson {
+            name: name.to_owned(),
+            sex: Sex::Unknown,
+            birth_date: None,
+            id_number: None,
+            relation: relation.to_owned(),
+            guardian: false,
+            categories: Vec::new(),
+            school: None,
+            grade: None,
+        }
+    }
+}
+
+/// One edit of a person.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PersonEdit {
+    Name(String),
+    Sex(Sex),
+    BirthDate(Option<BirthDate>),
+    IdNumber(Option<String>),
+    Relation(String),
+    Guardian(bool),
+    AddCategory(String),
+    RemoveCategory(String),
+    School(Option<String>),
+    Grade(Option<String>),
+}
+
+/// A visit record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Visit {
+    pub id: VisitId,
+    pub household: HouseholdId,
+    pub kind: VisitKind,
+    pub date: Date,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub gps: Option<GeoPoint>,
+    pub status: VisitStatus,
+    pub workers: Vec<WorkerId>,
+    pub present: Vec<PersonId>,
+    /// The six sections, in [`Section::ALL`] order.
+    pub sections: Vec<(Section, String)>,
+    pub created: Provenance,
+}
+
+impl Visit {
+    pub fn section(&self, which: Section) -> &str {
+        self.sections.iter().find(|(s, _)| *s == which).map(|(_, t)| t.as_str()).unwrap_or("")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewVisit {
+    pub kind: VisitKind,
+    pub date: Date,
+    pub started_at: Timestamp,
+    pub gps: Option<GeoPoint>,
+    /// Colleagues on the visit besides the signed-in worker.
+    pub other_workers: Vec<WorkerId>,
+    pub present: Vec<PersonId>,
+}
+
+/// One edit of a draft visit's fields (sections are edited by splice).
+#[derive(Clone, Debug, PartialEq)]
+pub enum VisitEdit {
+    Kind(VisitKind),
+    Date(Date),
+    EndedAt(Option<Timestamp>),
+    Gps(Option<GeoPoint>),
+    AddWorker(WorkerId),
+    RemoveWorker(WorkerId),
+    AddPresent(PersonId),
+    RemovePresent(PersonId),
+}
+
+/// A correction of a finalised visit: the visit stays as it was; this record says what
+/// should be read differently, who said so and when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Amendment {
+    pub id: AmendmentId,
+    pub visit: VisitId,
+    pub section: Option<Section>,
+    pub text: String,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Need {
+    pub id: NeedId,
+    pub category: String,
+    pub description: String,
+    pub person: Option<PersonId>,
+    pub visit: Option<VisitId>,
+    pub status: NeedStatus,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewNeed {
+    pub category: String,
+    pub description: String,
+    pub person: Option<PersonId>,
+    pub visit: Option<VisitId>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inquiry {
+    pub id: InquiryId,
+    pub question: String,
+    /// What it is about, e.g. a subsidy policy (困境儿童基本生活补贴).
+    pub topic: String,
+    pub answer: Option<String>,
+    pub visit: Option<VisitId>,
+    pub status: InquiryStatus,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewInquiry {
+    pub question: String,
+    pub topic: String,
+    pub answer: Option<String>,
+    pub visit: Option<VisitId>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FollowUp {
+    pub id: FollowUpId,
+    pub what: String,
+    pub due: Date,
+    pub assignee: WorkerId,
+    pub origin_visit: Option<VisitId>,
+    pub status: FollowUpStatus,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewFollowUp {
+    pub what: String,
+    pub due: Date,
+    pub assignee: WorkerId,
+    pub origin_visit: Option<VisitId>,
+}
+
+/// A contact card (爱心联系卡) left with a household. Serial rules (batches, leases, check
+/// characters) belong to the cards feature; the core stores issuances.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CardIssuance {
+    pub id: CardIssuanceId,
+    pub serial: String,
+    pub visit: Option<VisitId>,
+    pub person: Option<PersonId>,
+    pub replaces: Option<CardIssuanceId>,
+    pub status: CardStatus,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewCardIssuance {
+    pub serial: String,
+    pub visit: Option<VisitId>,
+    pub person: Option<PersonId>,
+    pub replaces: Option<CardIssuanceId>,
+}

@@ -1,0 +1,153 @@
+//! Opening the encrypted SQLite file: key, pragmas, and telling a wrong key from a file
+//! that is not a store or a store that is damaged.
+
+use std::fmt;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// The key of a store. Apps keep a random 256-bit key in Android Keystore / iOS Keychain
+/// and pass it raw; a passphrase pays SQLCipher's key derivation (slow on a phone) on every
+/// open and is offered for tools and tests.
+#[derive(Clone)]
+pub enum StoreKey {
+    /// 32 random bytes, given to SQLCipher as a raw key (no key derivation).
+    Raw([u8; 32]),
+    /// A passphrase, stretched by SQLCipher's PBKDF2.
+    Passphrase(String),
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreKey::Raw(_) => f.write_str("StoreKey::Raw(<redacted>)"),
+            StoreKey::Passphrase(_) => f.write_str("StoreKey::Passphrase(<redacted>)"),
+        }
+    }
+}
+
+impl StoreKey {
+    fn pragma_value(&self) -> String {
+        match self {
+            StoreKey::Raw(bytes) => {
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                format!("\"x'{hex}'\"")
+            }
+            StoreKey::Passphrase(p) => format!("'{}'", p.replace('\'', "''")),
+        }
+    }
+}
+
+/// How hard a write call works to be on disk before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: when a write returns Ok it survives power loss. The default.
+    Full,
+    /// `synchronous=OFF`: for bulk loading in benchmarks and tools only.
+    Relaxed,
+}
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+fn apply_key(conn: &Connection, key: &StoreKey) -> Result<()> {
+    // SQLCipher logs decryption failures to stderr by default; the caller gets the error.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;").map_err(Error::Storage)?;
+    conn.execute_batch(&format!("PRAGMA key = {};", key.pragma_value())).map_err(Error::Storage)?;
+    // Wiping freed memory costs time on every page; the key stays in the process anyway.
+    conn.execute_batch("PRAGMA cipher_memory_security = OFF;").map_err(Error::Storage)?;
+    Ok(())
+}
+
+fn is_not_a_database(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ffi::ErrorCode::NotADatabase))
+}
+
+/// Open (or create) the store file with its key; the connection is ready for use.
+pub(crate) fn open_connection(path: &Path, key: &StoreKey, durability: Durability, read_only: bool) -> Result<Connection> {
+    if let Ok(mut f) = std::fs::File::open(path) {
+        use std::io::Read;
+        let mut head = [0u8; 16];
+        if f.read_exact(&mut head).is_ok() && &head == SQLITE_HEADER {
+            // A plain SQLite file: not ours (ours are encrypted from the first byte).
+            return Err(Error::NotAStore);
+        }
+    }
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(Error::Storage)?;
+    apply_key(&conn, key)?;
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
+        Ok(_) => {}
+        Err(e) if is_not_a_database(&e) => {
+            drop(conn);
+            return Err(diagnose(path, key));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(Error::Storage)?;
+    if !read_only {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).map_err(Error::from)?;
+    }
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Relaxed => "OFF",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
+    ))
+    .map_err(Error::from)?;
+    Ok(conn)
+}
+
+/// The first page did not decrypt. A wrong key fails every page's authentication; damage
+/// fails some. SQLCipher's `cipher_integrity_check` checks each page's HMAC on its own.
+fn diagnose(path: &Path, key: &StoreKey) -> Error {
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len < 1024 || len % 512 != 0 || !looks_encrypted(path) {
+        return Error::NotAStore;
+    }
+    let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return Error::NotAStore;
+    };
+    if apply_key(&conn, key).is_err() {
+        return Error::WrongKey;
+    }
+    let failures: Result<Vec<String>, rusqlite::Error> = conn
+        .prepare("PRAGMA cipher_integrity_check")
+        .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect());
+    let pages = (len / 4096).max(1);
+    match failures {
+        // Every page (or all but a stray one) failed: the key is wrong.
+        Ok(f) if (f.len() as u64) + 1 >= pages => Error::WrongKey,
+        Ok(_) => Error::Damaged,
+        Err(_) => Error::WrongKey,
+    }
+}
+
+/// Encrypted pages look like random bytes (about 8 bits of entropy per byte); text, images'
+/// headers and zero-filled files do not. Random bytes and a wrong key cannot be told apart.
+fn looks_encrypted(path: &Path) -> bool {
+    use std::io::Read;
+    let mut page = vec![0u8; 4096];
+    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok(n) = f.read(&mut page) else { return false };
+    let mut counts = [0u32; 256];
+    for b in &page[..n] {
+        counts[usize::from(*b)] += 1;
+    }
+    let total = n as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / total;
+            -p * p.log2()
+        })
+        .sum();
+    entropy > 7.5
+}

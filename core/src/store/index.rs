@@ -1,0 +1,249 @@
+//! The materialised query index: ordinary SQL rows derived from the documents, written in
+//! the same transaction as the change that caused them.
+
+use std::collections::BTreeMap;
+
+use automerge::{Automerge, ReadDoc, ROOT};
+use rusqlite::{params, Connection};
+
+use crate::doc::cells::{entity_obj, get_map, read_cell, read_provenance, read_set, read_text};
+use crate::doc::conflicts::review;
+use crate::doc::read::{read_card, read_follow_up, read_person};
+use crate::error::Result;
+use crate::model::ids::{HouseholdId, VisitId};
+use crate::model::policy::EntityKind;
+use crate::model::provenance::{ConflictKind, FieldVersion};
+use crate::model::values::Section;
+
+/// What an action touched, so the index does only the work it needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Scope {
+    /// Everything of the household (creation, merges, most edits).
+    Household,
+    /// One section of one visit (typing).
+    Section(VisitId, Section),
+    /// The household's situation summary (typing).
+    Summary,
+}
+
+pub(crate) fn update(conn: &Connection, doc: &Automerge, household: HouseholdId, scope: Scope) -> Result<()> {
+    match scope {
+        Scope::Household => index_household(conn, doc, household),
+        Scope::Section(visit, section) => {
+            let Some(obj) = entity_obj(doc, EntityKind::Visit, Some(&visit.to_string()))? else {
+                return Ok(());
+            };
+            let body = read_text(doc, &obj, section.as_str())?;
+            put_text(conn, household, &visit.to_string(), section.as_str(), &body)?;
+            index_visit_workers(conn, doc, household, &visit.to_string(), &obj)
+        }
+        Scope::Summary => {
+            let Some(obj) = entity_obj(doc, EntityKind::Household, None)? else {
+                return Ok(());
+            };
+            let body = read_text(doc, &obj, "summary")?;
+            put_text(conn, household, &household.to_string(), "summary", &body)
+        }
+    }
+}
+
+/// Upsert one text row (only touching FTS when the text changed); empty text has no row.
+fn put_text(conn: &Connection, household: HouseholdId, entity: &str, field: &str, body: &str) -> Result<()> {
+    if body.is_empty() {
+        conn.prepare_cached("DELETE FROM ix_text_src WHERE entity_id = ?1 AND field = ?2")?
+            .execute(params![entity, field])?;
+    } else {
+        conn.prepare_cached(
+            "INSERT INTO ix_text_src (household_id, entity_id, field, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (entity_id, field) DO UPDATE SET body = excluded.body WHERE body IS NOT excluded.body",
+        )?
+        .execute(params![household.to_string(), entity, field, body])?;
+    }
+    Ok(())
+}
+
+fn index_visit_workers(conn: &Connection, doc: &Automerge, household: HouseholdId, visit: &str, obj: &automerge::ObjId) -> Result<()> {
+    let date = read_cell(doc, obj, "date")?.unwrap_or_default();
+    conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = ?1")?.execute([visit])?;
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO ix_visit_workers (visit_id, worker_id, household_id, date) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for w in read_set(doc, obj, "workers")? {
+        ins.execute(params![visit, w, household.to_string(), date])?;
+    }
+    Ok(())
+}
+
+fn keys_of(doc: &Automerge, kind: EntityKind) -> Result<Vec<(String, automerge::ObjId)>> {
+    let mut out = Vec::new();
+    if let Some(col) = get_map(doc, &ROOT, kind.collection())? {
+        for k in doc.keys(&col) {
+            if let Some(o) = get_map(doc, &col, &k)? {
+                out.push((k, o));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn versions_json(values: &[FieldVersion]) -> String {
+    let list: Vec<serde_json::Value> = values
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "value": v.value, "worker": v.provenance.worker.to_string(),
+                "device": v.provenance.device.to_string(), "at": v.provenance.at.0,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
+    let h = household.to_string();
+    for table in ["ix_households", "ix_persons", "ix_visits", "ix_visit_workers", "ix_follow_ups", "ix_cards", "ix_conflicts"] {
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE household_id = ?1"))?.execute([&h])?;
+    }
+    let (_, station) = crate::doc::header(doc)?;
+    let hh = entity_obj(doc, EntityKind::Household, None)?.ok_or(crate::error::Error::NotAHousehold("no household map"))?;
+    conn.prepare_cached(
+        "INSERT INTO ix_households (household_id, station_id, code, village, address, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        h,
+        station.to_string(),
+        read_cell(doc, &hh, "code")?.unwrap_or_default(),
+        read_cell(doc, &hh, "village")?.unwrap_or_default(),
+        read_cell(doc, &hh, "address")?.unwrap_or_default(),
+        read_cell(doc, &hh, "status")?.unwrap_or_default(),
+    ])?;
+
+    // Text rows wanted now; compared with what is there so unchanged text costs no FTS work.
+    let mut texts: BTreeMap<(String, String), String> = BTreeMap::new();
+    texts.insert((h.clone(), "summary".into()), read_text(doc, &hh, "summary")?);
+
+    for (key, o) in keys_of(doc, EntityKind::Person)? {
+        let p = read_person(doc, &key, &o)?;
+        conn.prepare_cached(
+            "INSERT INTO ix_persons (person_id, household_id, name, birth_date, relation, guardian, categories)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            key,
+            h,
+            p.name,
+            p.birth_date.map(|b| b.to_string()),
+            p.relation,
+            p.guardian,
+            p.categories.join("\u{1f}"),
+        ])?;
+    }
+    for (key, o) in keys_of(doc, EntityKind::Visit)? {
+        conn.prepare_cached(
+            "INSERT INTO ix_visits (visit_id, household_id, date, kind, status, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            key,
+            h,
+            read_cell(doc, &o, "date")?.unwrap_or_default(),
+            read_cell(doc, &o, "kind")?.unwrap_or_default(),
+            read_cell(doc, &o, "status")?.unwrap_or_default(),
+            read_cell(doc, &o, "started_at")?.and_then(|s| s.parse::<i64>().ok()).unwrap_or(0),
+        ])?;
+        index_visit_workers(conn, doc, household, &key, &o)?;
+        for s in Section::ALL {
+            texts.insert((key.clone(), s.as_str().into()), read_text(doc, &o, s.as_str())?);
+        }
+    }
+    for (key, o) in keys_of(doc, EntityKind::Need)? {
+        let text = [read_cell(doc, &o, "category")?, read_cell(doc, &o, "description")?];
+        texts.insert((key, "need".into()), text.into_iter().flatten().collect::<Vec<_>>().join("\n"));
+    }
+    for (key, o) in keys_of(doc, EntityKind::Inquiry)? {
+        let text = [read_cell(doc, &o, "topic")?, read_cell(doc, &o, "question")?, read_cell(doc, &o, "answer")?];
+        texts.insert((key, "inquiry".into()), text.into_iter().flatten().collect::<Vec<_>>().join("\n"));
+    }
+    for (key, o) in keys_of(doc, EntityKind::Amendment)? {
+        texts.insert((key, "amendment".into()), read_cell(doc, &o, "text")?.unwrap_or_default());
+    }
+    for (key, o) in keys_of(doc, EntityKind::FollowUp)? {
+        let f = read_follow_up(doc, &key, &o)?;
+        conn.prepare_cached(
+            "INSERT INTO ix_follow_ups (follow_up_id, household_id, origin_visit, due, assignee, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            key,
+            h,
+            f.origin_visit.map(|v| v.to_string()),
+            f.due.to_string(),
+            f.assignee.to_string(),
+            f.status.as_str()
+        ])?;
+        texts.insert((key, "follow_up".into()), f.what);
+    }
+    for (key, o) in keys_of(doc, EntityKind::Card)? {
+        let c = read_card(doc, &key, &o)?;
+        let created = get_map(doc, &o, "created")?.map(|c| read_provenance(doc, &c)).transpose()?;
+        conn.prepare_cached(
+            "INSERT INTO ix_cards (card_id, household_id, serial, visit_id, person_id, status, issued_by, issued_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            key,
+            h,
+            c.serial,
+            c.visit.map(|v| v.to_string()),
+            c.person.map(|v| v.to_string()),
+            c.status.as_str(),
+            created.map(|p| p.worker.to_string()).unwrap_or_default(),
+            created.map(|p| p.at.0).unwrap_or(0),
+        ])?;
+    }
+
+    let existing: Vec<(String, String)> = conn
+        .prepare_cached("SELECT entity_id, field FROM ix_text_src WHERE household_id = ?1")?
+        .query_map([&h], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (entity, field) in existing {
+        if !texts.contains_key(&(entity.clone(), field.clone())) {
+            conn.prepare_cached("DELETE FROM ix_text_src WHERE entity_id = ?1 AND field = ?2")?
+                .execute(params![entity, field])?;
+        }
+    }
+    for ((entity, field), body) in &texts {
+        put_text(conn, household, entity, field, body)?;
+    }
+
+    let found = review(doc, household)?;
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO ix_conflicts (household_id, entity, entity_id, field, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for c in &found.conflicts {
+        let kind = match c.kind {
+            ConflictKind::ConcurrentValues => "concurrent_values",
+            ConflictKind::EditedAfterFinalise => "edited_after_finalise",
+        };
+        ins.execute(params![
+            h,
+            c.field.entity.kind().name(),
+            c.field.entity.key().unwrap_or_default(),
+            c.field.field,
+            kind,
+            versions_json(&c.values)
+        ])?;
+    }
+    for u in &found.parallel {
+        let mut all = vec![u.shown.clone()];
+        all.extend(u.overshadowed.iter().cloned());
+        ins.execute(params![
+            h,
+            u.field.entity.kind().name(),
+            u.field.entity.key().unwrap_or_default(),
+            u.field.field,
+            "parallel_update",
+            versions_json(&all)
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,680 @@
+//! The store on the phone: one encrypted SQLite file per signed-in worker holding the
+//! household documents (a durable change log plus snapshots) and the query index.
+//!
+//! Every user action is one SQLite transaction that appends the automerge change, updates
+//! the index and marks the document as unsynced; when the call returns Ok the action is on
+//! disk (WAL, `synchronous=FULL`).
+
+mod cache;
+pub(crate) mod db;
+pub(crate) mod index;
+mod query;
+pub(crate) mod schema;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use db::{Durability, StoreKey};
+pub use query::*;
+
+use crate::doc::{self, conflicts, write};
+use crate::error::{Error, Result};
+use crate::model::ids::*;
+use crate::model::provenance::*;
+use crate::model::records::*;
+use crate::model::time::Timestamp;
+use crate::model::values::*;
+use cache::DocCache;
+use index::Scope;
+
+/// A source of "now" for provenance; injectable so tests and simulations are repeatable.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// How to open a store.
+#[derive(Clone)]
+pub struct StoreOptions {
+    pub path: PathBuf,
+    pub key: StoreKey,
+    /// The signed-in worker: author of every write made through this store.
+    pub worker: WorkerId,
+    /// The worker's station: new households belong to it.
+    pub station: StationId,
+    pub durability: Durability,
+    /// How many documents stay loaded in memory.
+    pub cache_documents: usize,
+    /// Incremental changes of one document folded into a snapshot after this many.
+    pub compact_after: u32,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("worker", &self.worker)
+            .field("station", &self.station)
+            .field("durability", &self.durability)
+            .field("cache_documents", &self.cache_documents)
+            .field("compact_after", &self.compact_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreOptions {
+    /// Defaults: full durability, 64 cached documents, compaction after 200 changes, system clock.
+    pub fn new(path: impl AsRef<Path>, key: StoreKey, worker: WorkerId, station: StationId) -> Self {
+        StoreOptions {
+            path: path.as_ref().to_path_buf(),
+            key,
+            worker,
+            station,
+            durability: Durability::Full,
+            cache_documents: 64,
+            compact_after: 200,
+            clock: Arc::new(Timestamp::now),
+        }
+    }
+}
+
+/// What `apply_changes` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ApplyOutcome {
+    /// Changes new to this store.
+    pub applied: usize,
+    /// Changes it already had (a retried or duplicated delivery).
+    pub duplicates: usize,
+}
+
+struct Writer {
+    conn: Connection,
+    cache: DocCache,
+}
+
+/// The device store. Cheap to share across threads (`&self` methods, internal locks):
+/// writes and document reads take the writer lock; index queries use their own connection.
+pub struct Store {
+    writer: Mutex<Writer>,
+    reader: Mutex<Connection>,
+    worker: WorkerId,
+    station: StationId,
+    device: DeviceId,
+    actor: ActorId,
+    compact_after: u32,
+    clock: Clock,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("worker", &self.worker).field("device", &self.device).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves SQLite consistent (transactions roll back) and
+    // the cache is only a cache, so a poisoned lock is safe to take over.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn meta_get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+}
+
+fn meta_put(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+    Ok(())
+}
+
+fn hashes_to_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+fn bytes_to_hashes(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
+    if bytes.len() % 32 != 0 {
+        return Err(Error::Damaged);
+    }
+    Ok(bytes.chunks_exact(32).map(|c| ChangeHash(c.try_into().unwrap_or([0; 32]))).collect())
+}
+
+impl Store {
+    /// Open the store at `options.path`, creating it if absent. Fails with `WrongKey`,
+    /// `NotAStore` or `Damaged` rather than touching a file it cannot read.
+    pub fn open(options: StoreOptions) -> Result<Store> {
+        let mut conn = db::open_connection(&options.path, &options.key, options.durability, false)?;
+        schema::migrate(&mut conn)?;
+        let (device, actor) = match (meta_get(&conn, "device_id")?, meta_get(&conn, "actor")?) {
+            (Some(d), Some(a)) => {
+                let d = DeviceId::parse(std::str::from_utf8(&d).map_err(|_| Error::Damaged)?)?;
+                (d, ActorId::from(a))
+            }
+            _ => {
+                // A fresh actor per store: two writers under one actor corrupt documents.
+                let device = DeviceId::new();
+                let actor = ActorId::random();
+                meta_put(&conn, "device_id", device.to_string().as_bytes())?;
+                meta_put(&conn, "actor", actor.to_bytes())?;
+                meta_put(&conn, "worker_id", options.worker.to_string().as_bytes())?;
+                meta_put(&conn, "station_id", options.station.to_string().as_bytes())?;
+                (device, actor)
+            }
+        };
+        if let Some(w) = meta_get(&conn, "worker_id")? {
+            if w != options.worker.to_string().as_bytes() {
+                return Err(Error::InvalidInput("this store belongs to another worker"));
+            }
+        }
+        let reader = db::open_connection(&options.path, &options.key, options.durability, true)?;
+        Ok(Store {
+            writer: Mutex::new(Writer { conn, cache: DocCache::new(options.cache_documents) }),
+            reader: Mutex::new(reader),
+            worker: options.worker,
+            station: options.station,
+            device,
+            actor,
+            compact_after: options.compact_after.max(1),
+            clock: options.clock,
+            path: options.path,
+        })
+    }
+
+    pub fn worker(&self) -> WorkerId {
+        self.worker
+    }
+    pub fn station(&self) -> StationId {
+        self.station
+    }
+    /// This install's id (fresh per store file).
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn provenance(&self) -> Provenance {
+        Provenance { worker: self.worker, device: self.device, at: (self.clock)() }
+    }
+
+    /// Run one user action on one household: mutate the document, then persist the change
+    /// and the index in one SQLite transaction.
+    fn act<T>(
+        &self,
+        household: HouseholdId,
+        scope: Scope,
+        f: impl FnOnce(&mut Transaction<'_>, &Provenance) -> Result<T>,
+    ) -> Result<T> {
+        let p = self.provenance();
+        let mut w = lock(&self.writer);
+        let Writer { conn, cache } = &mut *w;
+        let doc = load(conn, cache, household, &self.actor)?;
+        let mut tx = doc.transaction();
+        let out = f(&mut tx, &p)?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(p.at.0));
+        let Some(hash) = hash else { return Ok(out) };
+        let result = persist_local(conn, doc, household, hash, scope, self.compact_after, false);
+        if result.is_err() {
+            // Memory is ahead of disk now: drop the document so the next read reloads.
+            cache.evict(&household);
+        }
+        result.map(|()| out)
+    }
+
+    // ----- households -------------------------------------------------------------------
+
+    /// Open a new case file in this worker's station.
+    pub fn create_household(&self, new: &NewHousehold) -> Result<HouseholdId> {
+        let id = HouseholdId::new();
+        let p = self.provenance();
+        let mut w = lock(&self.writer);
+        let Writer { conn, cache } = &mut *w;
+        let mut doc = doc::new_document(&self.actor);
+        let mut tx = doc.transaction();
+        write::create_household(&mut tx, id, self.station, new, &p)?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(p.at.0));
+        let hash = hash.ok_or(Error::InvalidInput("empty household"))?;
+        persist_local(conn, &mut doc, id, hash, Scope::Household, self.compact_after, true)?;
+        cache.insert(id, doc);
+        Ok(id)
+    }
+
+    pub fn edit_household(&self, id: HouseholdId, edit: &HouseholdEdit) -> Result<()> {
+        self.act(id, Scope::Household, |tx, p| write::edit_household(tx, edit, p))
+    }
+
+    /// Splice the situation summary: delete `delete` characters at `pos` (code points) and
+    /// insert `insert` there.
+    pub fn splice_summary(&self, id: HouseholdId, pos: usize, delete: usize, insert: &str) -> Result<()> {
+        self.act(id, Scope::Summary, |tx, _| write::splice_summary(tx, pos, delete, insert))
+    }
+
+    /// The whole case file.
+    pub fn household(&self, id: HouseholdId) -> Result<Household> {
+        self.read(id, doc::read::read_household)
+    }
+
+    fn read<T>(&self, id: HouseholdId, f: impl FnOnce(&Automerge) -> Result<T>) -> Result<T> {
+        let mut w = lock(&self.writer);
+        let Writer { conn, cache } = &mut *w;
+        let doc = load(conn, cache, id, &self.actor)?;
+        f(doc)
+    }
+
+    // ----- persons ----------------------------------------------------------------------
+
+    pub fn add_person(&self, household: HouseholdId, new: &NewPerson) -> Result<PersonId> {
+        let id = PersonId::new();
+        self.act(household, Scope::Household, |tx, p| write::add_person(tx, id, new, p))?;
+        Ok(id)
+    }
+
+    pub fn edit_person(&self, household: HouseholdId, person: PersonId, edit: &PersonEdit) -> Result<()> {
+        self.act(household, Scope::Household, |tx, p| write::edit_person(tx, person, edit, p))
+    }
+
+    // ----- visits -----------------------------------------------------------------------
+
+    /// Start a visit (a draft) with the signed-in worker on it.
+    pub fn start_visit(&self, household: HouseholdId, new: &NewVisit) -> Result<VisitId> {
+        let id = VisitId::new();
+        self.act(household, Scope::Household, |tx, p| write::start_visit(tx, id, new, p))?;
+        Ok(id)
+    }
+
+    pub fn edit_visit(&self, household: HouseholdId, visit: VisitId, edit: &VisitEdit) -> Result<()> {
+        self.act(household, Scope::Household, |tx, p| write::edit_visit(tx, visit, edit, p))
+    }
+
+    /// Type into a section of a draft visit: delete `delete` characters at `pos` (Unicode
+    /// code points) and insert `insert`. One durable action.
+    pub fn splice_section(
+        &self,
+        household: HouseholdId,
+        visit: VisitId,
+        section: Section,
+        pos: usize,
+        delete: usize,
+        insert: &str,
+    ) -> Result<()> {
+        self.act(household, Scope::Section(visit, section), |tx, p| {
+            write::splice_section(tx, visit, section, pos, delete, insert, p)
+        })
+    }
+
+    /// Freeze a visit: from now on it is evidence and only amendments correct it.
+    pub fn finalise_visit(&self, household: HouseholdId, visit: VisitId) -> Result<()> {
+        self.act(household, Scope::Household, |tx, p| write::finalise_visit(tx, visit, p))
+    }
+
+    /// Record a correction of a finalised visit (optionally about one section).
+    pub fn amend_visit(&self, household: HouseholdId, visit: VisitId, section: Option<Section>, text: &str) -> Result<AmendmentId> {
+        let id = AmendmentId::new();
+        self.act(household, Scope::Household, |tx, p| write::amend_visit(tx, id, visit, section, text, p))?;
+        Ok(id)
+    }
+
+    // ----- needs, inquiries, follow-ups, cards ------------------------------------------
+
+    pub fn add_need(&self, household: HouseholdId, new: &NewNeed) -> Result<NeedId> {
+        let id = NeedId::new();
+        self.act(household, Scope::Household, |tx, p| write::add_need(tx, id, new, p))?;
+        Ok(id)
+    }
+
+    pub fn set_need_status(&self, household: HouseholdId, need: NeedId, status: NeedStatus) -> Result<()> {
+        self.set_status(household, crate::model::policy::EntityKind::Need, &need.to_string(), status.as_str())
+    }
+
+    pub fn add_inquiry(&self, household: HouseholdId, new: &NewInquiry) -> Result<InquiryId> {
+        let id = InquiryId::new();
+        self.act(household, Scope::Household, |tx, p| write::add_inquiry(tx, id, new, p))?;
+        Ok(id)
+    }
+
+    pub fn answer_inquiry(&self, household: HouseholdId, inquiry: InquiryId, answer: &str) -> Result<()> {
+        self.act(household, Scope::Household, |tx, p| write::answer_inquiry(tx, inquiry, answer, p))
+    }
+
+    pub fn set_inquiry_status(&self, household: HouseholdId, inquiry: InquiryId, status: InquiryStatus) -> Result<()> {
+        self.set_status(household, crate::model::policy::EntityKind::Inquiry, &inquiry.to_string(), status.as_str())
+    }
+
+    pub fn add_follow_up(&self, household: HouseholdId, new: &NewFollowUp) -> Result<FollowUpId> {
+        let id = FollowUpId::new();
+        self.act(household, Scope::Household, |tx, p| write::add_follow_up(tx, id, new, p))?;
+        Ok(id)
+    }
+
+    pub fn complete_follow_up(&self, household: HouseholdId, follow_up: FollowUpId) -> Result<()> {
+        self.set_status(household, crate::model::policy::EntityKind::FollowUp, &follow_up.to_string(), "done")
+    }
+
+    pub fn cancel_follow_up(&self, household: HouseholdId, follow_up: FollowUpId) -> Result<()> {
+        self.set_status(household, crate::model::policy::EntityKind::FollowUp, &follow_up.to_string(), "cancelled")
+    }
+
+    /// Record that a contact card was left with the household.
+    pub fn record_card_issuance(&self, household: HouseholdId, new: &NewCardIssuance) -> Result<CardIssuanceId> {
+        let id = CardIssuanceId::new();
+        self.act(household, Scope::Household, |tx, p| write::add_card(tx, id, new, p))?;
+        Ok(id)
+    }
+
+    pub fn set_card_status(&self, household: HouseholdId, card: CardIssuanceId, status: CardStatus) -> Result<()> {
+        self.set_status(household, crate::model::policy::EntityKind::Card, &card.to_string(), status.as_str())
+    }
+
+    fn set_status(&self, household: HouseholdId, kind: crate::model::policy::EntityKind, key: &str, to: &str) -> Result<()> {
+        self.act(household, Scope::Household, |tx, p| write::set_status(tx, kind, key, to, p))
+    }
+
+    // ----- conflicts and provenance ------------------------------------------------------
+
+    /// Resolve an open conflict on `field`: `chosen` is the value to keep (one of the
+    /// conflicting ones, or a corrected one for identity fields; ignored for a visit edited
+    /// after finalisation, which is accepted as merged). Records who resolved it and the
+    /// values it replaced.
+    pub fn resolve_conflict(&self, household: HouseholdId, field: &FieldRef, chosen: Option<&str>) -> Result<ResolutionId> {
+        let id = ResolutionId::new();
+        self.act(household, Scope::Household, |tx, p| conflicts::resolve(tx, household, field, chosen, id, p))?;
+        Ok(id)
+    }
+
+    /// Every value a field holds now, with who wrote it, on which device, when. The shown
+    /// value comes first; more than one means concurrent writes. For a set, one entry per
+    /// element; for text, the record's creation.
+    pub fn field_history(&self, household: HouseholdId, field: &FieldRef) -> Result<Vec<FieldVersion>> {
+        self.read(household, |d| conflicts::field_versions(d, field))
+    }
+
+    // ----- the sync entry points ---------------------------------------------------------
+
+    /// Every household document in the store.
+    pub fn household_ids(&self) -> Result<Vec<HouseholdId>> {
+        let r = lock(&self.reader);
+        let mut st = r.prepare("SELECT doc_id FROM documents WHERE kind = 'household' ORDER BY doc_id")?;
+        let ids = st.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|s| HouseholdId::parse(s)).collect()
+    }
+
+    /// The current heads of a household document.
+    pub fn heads(&self, household: HouseholdId) -> Result<Vec<ChangeHash>> {
+        self.read(household, |d| Ok(d.get_heads()))
+    }
+
+    /// The changes a peer that has `have` lacks (automerge change bytes, causal order).
+    pub fn export_changes(&self, household: HouseholdId, have: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
+        self.read(household, |d| Ok(d.get_changes(have).into_iter().map(|c| c.raw_bytes().to_vec()).collect()))
+    }
+
+    /// The whole document, compacted (for bootstrapping another replica).
+    pub fn export_document(&self, household: HouseholdId) -> Result<Vec<u8>> {
+        self.read(household, |d| Ok(d.save()))
+    }
+
+    /// Apply changes received for a household (new or known), in one transaction: decoded
+    /// and checked first, deduplicated by hash, index and conflicts updated. Garbage,
+    /// changes with missing dependencies, or a document that is not this household's are
+    /// refused and leave the store as it was.
+    pub fn apply_changes(&self, household: HouseholdId, changes: &[Vec<u8>]) -> Result<ApplyOutcome> {
+        let decoded = changes
+            .iter()
+            .map(|b| Change::from_bytes(b.clone()).map_err(|e| Error::MalformedDocument(e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        let mut w = lock(&self.writer);
+        let Writer { conn, cache } = &mut *w;
+        let existed = match load(conn, cache, household, &self.actor) {
+            Ok(_) => true,
+            Err(Error::NotFound(_)) => {
+                cache.insert(household, doc::new_document(&self.actor));
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        let doc = cache.get_mut(&household).ok_or(Error::NotFound("household"))?;
+        let mut fresh = Vec::new();
+        let mut duplicates = 0;
+        for c in decoded {
+            if doc.get_change_by_hash(&c.hash()).is_some() || fresh.iter().any(|f: &Change| f.hash() == c.hash()) {
+                duplicates += 1;
+            } else {
+                fresh.push(c);
+            }
+        }
+        if fresh.is_empty() {
+            if !existed {
+                cache.evict(&household);
+            }
+            return Ok(ApplyOutcome { applied: 0, duplicates });
+        }
+        let result = apply_fresh(conn, doc, household, &fresh, existed, self.compact_after);
+        if result.is_err() {
+            cache.evict(&household);
+        }
+        result.map(|()| ApplyOutcome { applied: fresh.len(), duplicates })
+    }
+
+    /// Households with changes the server has not acknowledged.
+    pub fn unsynced_households(&self) -> Result<Vec<HouseholdId>> {
+        let r = lock(&self.reader);
+        let mut st = r.prepare("SELECT doc_id FROM documents WHERE unsynced = 1 ORDER BY doc_id")?;
+        let ids = st.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|s| HouseholdId::parse(s)).collect()
+    }
+
+    /// The heads the server is known to have for a household (empty if none).
+    pub fn server_heads(&self, household: HouseholdId) -> Result<Vec<ChangeHash>> {
+        let r = lock(&self.reader);
+        let bytes: Option<Vec<u8>> = r
+            .query_row("SELECT server_heads FROM documents WHERE doc_id = ?1", [household.to_string()], |row| row.get(0))
+            .optional()?;
+        bytes_to_hashes(&bytes.ok_or(Error::NotFound("household"))?)
+    }
+
+    /// Record what the server acknowledged; the document stays unsynced while it has local
+    /// changes beyond those heads.
+    pub fn set_server_heads(&self, household: HouseholdId, heads: &[ChangeHash]) -> Result<()> {
+        let mut w = lock(&self.writer);
+        let Writer { conn, cache } = &mut *w;
+        let doc = load(conn, cache, household, &self.actor)?;
+        let unsynced = !doc.get_changes(heads).is_empty() || heads.iter().any(|h| doc.get_change_by_hash(h).is_none());
+        conn.execute(
+            "UPDATE documents SET server_heads = ?2, unsynced = ?3 WHERE doc_id = ?1",
+            params![household.to_string(), hashes_to_bytes(heads), unsynced],
+        )?;
+        Ok(())
+    }
+
+    // ----- maintenance --------------------------------------------------------------------
+
+    /// Recreate the whole query index from the documents.
+    pub fn rebuild_index(&self) -> Result<()> {
+        let mut w = lock(&self.writer);
+        let Writer { conn, cache } = &mut *w;
+        let ids: Vec<String> = conn
+            .prepare("SELECT doc_id FROM documents WHERE kind = 'household'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let tx = conn.transaction()?;
+        for table in ["ix_households", "ix_persons", "ix_visits", "ix_visit_workers", "ix_follow_ups", "ix_cards", "ix_conflicts", "ix_text_src"] {
+            tx.execute(&format!("DELETE FROM {table}"), [])?;
+        }
+        tx.execute("INSERT INTO ix_text(ix_text) VALUES ('delete-all')", [])?;
+        for id in ids {
+            let hid = HouseholdId::parse(&id)?;
+            let doc = load(&tx, cache, hid, &self.actor)?;
+            index::update(&tx, doc, hid, Scope::Household)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every index row as text, sorted: two replicas with equal documents have equal dumps.
+    #[doc(hidden)]
+    pub fn index_dump(&self) -> Result<Vec<String>> {
+        let r = lock(&self.reader);
+        query::dump(&r)
+    }
+
+    /// SQLite's own structural check (`PRAGMA integrity_check`); `Ok(())` when sound.
+    pub fn integrity_check(&self) -> Result<()> {
+        let w = lock(&self.writer);
+        let result: String = w.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Damaged)
+        }
+    }
+
+    /// How many documents are loaded in memory now.
+    pub fn cached_documents(&self) -> usize {
+        lock(&self.writer).cache.len()
+    }
+
+    /// Drop every loaded document (the next access reloads from disk).
+    pub fn clear_cache(&self) {
+        lock(&self.writer).cache.clear();
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let r = lock(&self.reader);
+        f(&r)
+    }
+}
+
+/// The cached document, loading it from its snapshot and change rows when absent.
+fn load<'c>(conn: &Connection, cache: &'c mut DocCache, id: HouseholdId, actor: &ActorId) -> Result<&'c mut Automerge> {
+    if cache.get_mut(&id).is_none() {
+        let doc = load_from_disk(conn, id, actor)?;
+        return Ok(cache.insert(id, doc));
+    }
+    cache.get_mut(&id).ok_or(Error::NotFound("household"))
+}
+
+fn load_from_disk(conn: &Connection, id: HouseholdId, actor: &ActorId) -> Result<Automerge> {
+    let snapshot: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT snapshot FROM documents WHERE doc_id = ?1")?
+        .query_row([id.to_string()], |r| r.get(0))
+        .optional()?;
+    let Some(snapshot) = snapshot else { return Err(Error::NotFound("household")) };
+    let mut doc = match snapshot {
+        Some(bytes) => contained(|| doc::load_document(&bytes, actor))?,
+        None => doc::new_document(actor),
+    };
+    let mut st = conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY id")?;
+    let mut rows = st.query([id.to_string()])?;
+    let mut changes = Vec::new();
+    while let Some(row) = rows.next()? {
+        let bytes: Vec<u8> = row.get(0)?;
+        changes.push(Change::from_bytes(bytes).map_err(|_| Error::Damaged)?);
+    }
+    contained(|| doc.apply_changes(changes).map_err(Error::from))?;
+    Ok(doc)
+}
+
+/// Run automerge on bytes that may be hostile: a panic inside becomes an error.
+fn contained<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(Error::MalformedDocument("document library panicked on input".into())))
+}
+
+/// Persist a change made on this device: change row, index, unsynced mark, compaction.
+fn persist_local(
+    conn: &mut Connection,
+    doc: &mut Automerge,
+    household: HouseholdId,
+    hash: ChangeHash,
+    scope: Scope,
+    compact_after: u32,
+    new_document: bool,
+) -> Result<()> {
+    let change = doc.get_change_by_hash(&hash).ok_or(Error::MalformedDocument("change vanished".into()))?;
+    let tx = conn.transaction()?;
+    if new_document {
+        tx.execute(
+            "INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 1)",
+            [household.to_string()],
+        )?;
+    }
+    tx.prepare_cached("INSERT INTO changes (doc_id, hash, bytes, local) VALUES (?1, ?2, ?3, 1)")?
+        .execute(params![household.to_string(), &hash.0[..], change.raw_bytes()])?;
+    let pending: i64 = tx
+        .prepare_cached(
+            "UPDATE documents SET pending_compaction = pending_compaction + 1, unsynced = 1 WHERE doc_id = ?1
+             RETURNING pending_compaction",
+        )?
+        .query_row([household.to_string()], |r| r.get(0))?;
+    index::update(&tx, doc, household, scope)?;
+    if pending >= i64::from(compact_after) {
+        compact(&tx, doc, household)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Fold a document's change rows into one snapshot.
+fn compact(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
+    let snapshot = doc.save();
+    conn.prepare_cached("UPDATE documents SET snapshot = ?2, pending_compaction = 0 WHERE doc_id = ?1")?
+        .execute(params![household.to_string(), snapshot])?;
+    conn.prepare_cached("DELETE FROM changes WHERE doc_id = ?1")?.execute([household.to_string()])?;
+    Ok(())
+}
+
+fn apply_fresh(
+    conn: &mut Connection,
+    doc: &mut Automerge,
+    household: HouseholdId,
+    fresh: &[Change],
+    existed: bool,
+    compact_after: u32,
+) -> Result<()> {
+    contained(|| doc.apply_changes(fresh.to_vec()).map_err(Error::from))?;
+    let missing = doc.get_missing_deps(&[]);
+    if !missing.is_empty() {
+        return Err(Error::MissingDependencies(missing.len()));
+    }
+    let (id, _) = doc::header(doc)?;
+    if id != household {
+        return Err(Error::NotAHousehold("document id does not match"));
+    }
+    let tx = conn.transaction()?;
+    if !existed {
+        tx.execute("INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 0)", [household.to_string()])?;
+    }
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO changes (doc_id, hash, bytes, local) VALUES (?1, ?2, ?3, 0) ON CONFLICT DO NOTHING",
+        )?;
+        for c in fresh {
+            ins.execute(params![household.to_string(), &c.hash().0[..], c.raw_bytes()])?;
+        }
+    }
+    let pending: i64 = tx
+        .prepare_cached(
+            "UPDATE documents SET pending_compaction = pending_compaction + ?2 WHERE doc_id = ?1 RETURNING pending_compaction",
+        )?
+        .query_row(params![household.to_string(), fresh.len() as i64], |r| r.get(0))?;
+    index::update(&tx, doc, household, Scope::Household)?;
+    if pending >= i64::from(compact_after) {
+        compact(&tx, doc, household)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Store>();
+}
+
+impl Store {
+    /// Read helpers for query.rs.
+    pub(crate) fn reader_query<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.with_reader(f)
+    }
+}
