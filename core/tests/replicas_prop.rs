@@ -1,0 +1,247 @@
+//! Property: three replicas doing random operations, exchanging changes in random orders
+//! with duplicates and partial deliveries, end with identical documents, index rows and
+//! conflicts — and every live index equals one rebuilt from the documents.
+//! Cases: PROPTEST_CASES (default 24). Failures print the minimal operation list; proptest
+//! also keeps it in `proptest-regressions/` to replay first next time.
+
+mod common;
+
+use common::*;
+use doorstep_core::*;
+use proptest::prelude::*;
+
+const NAMES: [&str; 4] = ["王小明", "王晓明", "汪小明", "李华"];
+const TAGS: [&str; 3] = ["低保", "独居", "残疾"];
+const TEXTS: [&str; 4] = ["补助", "需要心理疏导。", "x", "事实无人抚养儿童"];
+
+#[derive(Clone, Debug)]
+enum Action {
+    AddPerson(usize),
+    EditName(usize, usize),
+    EditGuardian(usize, bool),
+    EditAddress(usize),
+    AddTag(usize),
+    RemoveTag(usize),
+    StartVisit,
+    Splice { visit: usize, section: usize, pos: u8, delete: u8, text: usize },
+    Summary { pos: u8, text: usize },
+    Finalise(usize),
+    AddFollowUp,
+    CloseFollowUp(usize, bool),
+    Resolve(usize),
+    Sync { from: usize, to: usize, order_seed: u64, duplicate: bool },
+}
+
+#[derive(Clone, Debug)]
+struct Op {
+    replica: usize,
+    household: usize,
+    action: Action,
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        1 => (0..NAMES.len()).prop_map(Action::AddPerson),
+        1 => (0..4usize, 0..NAMES.len()).prop_map(|(p, n)| Action::EditName(p, n)),
+        1 => (0..4usize, any::<bool>()).prop_map(|(p, g)| Action::EditGuardian(p, g)),
+        1 => (0..3usize).prop_map(Action::EditAddress),
+        1 => (0..TAGS.len()).prop_map(Action::AddTag),
+        1 => (0..TAGS.len()).prop_map(Action::RemoveTag),
+        1 => Just(Action::StartVisit),
+        3 => (0..3usize, 0..6usize, any::<u8>(), 0..3u8, 0..TEXTS.len())
+            .prop_map(|(visit, section, pos, delete, text)| Action::Splice { visit, section, pos, delete, text }),
+        1 => (any::<u8>(), 0..TEXTS.len()).prop_map(|(pos, text)| Action::Summary { pos, text }),
+        1 => (0..3usize).prop_map(Action::Finalise),
+        1 => Just(Action::AddFollowUp),
+        1 => (0..3usize, any::<bool>()).prop_map(|(f, done)| Action::CloseFollowUp(f, done)),
+        1 => (0..3usize).prop_map(Action::Resolve),
+        3 => (0..3usize, 0..3usize, any::<u64>(), any::<bool>())
+            .prop_map(|(from, to, order_seed, duplicate)| Action::Sync { from, to, order_seed, duplicate }),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    (0..3usize, 0..2usize, action()).prop_map(|(replica, household, action)| Op { replica, household, action })
+}
+
+/// A tiny deterministic shuffle (xorshift), so a case replays exactly.
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+/// Deliver `from`'s missing changes to `to` in a scrambled order of single changes,
+/// retrying those whose dependencies have not arrived, with optional duplicates.
+fn scrambled_delivery(from: &Store, to: &Store, seed: u64, duplicate: bool) {
+    for h in from.household_ids().unwrap() {
+        let have = to.heads(h).unwrap_or_default();
+        let mut pending = from.export_changes(h, &have).unwrap();
+        if duplicate {
+            pending.extend(pending.clone());
+        }
+        shuffle(&mut pending, seed | 1);
+        while !pending.is_empty() {
+            let mut next = Vec::new();
+            let before = pending.len();
+            for c in pending {
+                match to.apply_changes(h, std::slice::from_ref(&c)) {
+                    Ok(_) => {}
+                    Err(Error::MissingDependencies(_)) => next.push(c),
+                    Err(e) => panic!("delivery failed: {e}"),
+                }
+            }
+            assert!(next.len() < before, "delivery made no progress");
+            pending = next;
+        }
+    }
+}
+
+fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
+    let s = &stores[op.replica];
+    let hh = households[op.household];
+    let h = s.household(hh).unwrap();
+    let person = |i: usize| h.persons.get(i % h.persons.len().max(1)).map(|p| p.id);
+    let visit = |i: usize| h.visits.get(i % h.visits.len().max(1)).map(|v| v.id);
+    // Errors are allowed (a finalised visit, an impossible transition ...); panics are not.
+    let _ = match &op.action {
+        Action::AddPerson(n) => s.add_person(hh, &NewPerson::named(NAMES[*n], "家人")).map(|_| ()),
+        Action::EditName(p, n) => match person(*p) {
+            Some(p) => s.edit_person(hh, p, &PersonEdit::Name(NAMES[*n].into())),
+            None => Ok(()),
+        },
+        Action::EditGuardian(p, g) => match person(*p) {
+            Some(p) => s.edit_person(hh, p, &PersonEdit::Guardian(*g)),
+            None => Ok(()),
+        },
+        Action::EditAddress(a) => s.edit_household(hh, &HouseholdEdit::Address(format!("地址{a}"))),
+        Action::AddTag(t) => s.edit_household(hh, &HouseholdEdit::AddTag(TAGS[*t].into())),
+        Action::RemoveTag(t) => s.edit_household(hh, &HouseholdEdit::RemoveTag(TAGS[*t].into())),
+        Action::StartVisit => s
+            .start_visit(
+                hh,
+                &NewVisit {
+                    kind: VisitKind::Home,
+                    date: Date::parse("2026-11-20").unwrap(),
+                    started_at: Timestamp(0),
+                    gps: None,
+                    other_workers: vec![],
+                    present: vec![],
+                },
+            )
+            .map(|_| ()),
+        Action::Splice { visit: v, section, pos, delete, text } => match visit(*v) {
+            Some(v) => {
+                let sec = Section::ALL[*section];
+                let len = h.visits.iter().find(|x| x.id == v).unwrap().section(sec).chars().count();
+                let pos = usize::from(*pos) % (len + 1);
+                let delete = usize::from(*delete).min(len - pos);
+                s.splice_section(hh, v, sec, pos, delete, TEXTS[*text])
+            }
+            None => Ok(()),
+        },
+        Action::Summary { pos, text } => {
+            let len = h.summary.chars().count();
+            s.splice_summary(hh, usize::from(*pos) % (len + 1), 0, TEXTS[*text])
+        }
+        Action::Finalise(v) => match visit(*v) {
+            Some(v) => s.finalise_visit(hh, v),
+            None => Ok(()),
+        },
+        Action::AddFollowUp => s
+            .add_follow_up(hh, &NewFollowUp { what: "回访".into(), due: Date::parse("2026-12-01").unwrap(), assignee: s.worker(), origin_visit: None })
+            .map(|_| ()),
+        Action::CloseFollowUp(f, done) => match h.follow_ups.get(f % h.follow_ups.len().max(1)) {
+            Some(f) if *done => s.complete_follow_up(hh, f.id),
+            Some(f) => s.cancel_follow_up(hh, f.id),
+            None => Ok(()),
+        },
+        Action::Resolve(i) => {
+            let conflicts = s.conflicts(Some(hh)).unwrap();
+            match conflicts.get(i % conflicts.len().max(1)) {
+                Some(c) => {
+                    let chosen = c.values[0].value.clone();
+                    s.resolve_conflict(hh, &c.field, chosen.as_deref()).map(|_| ())
+                }
+                None => Ok(()),
+            }
+        }
+        Action::Sync { from, to, order_seed, duplicate } => {
+            if from != to {
+                scrambled_delivery(&stores[*from], &stores[*to], *order_seed, *duplicate);
+            }
+            Ok(())
+        }
+    };
+}
+
+fn check_index_matches_rebuild(s: &Store, when: &str) {
+    let live = s.index_dump().unwrap();
+    s.rebuild_index().unwrap();
+    assert_eq!(live, s.index_dump().unwrap(), "live index differs from a rebuild {when}");
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn replicas_converge_whatever_the_order(ops in proptest::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let station = StationId::new();
+        let stores: Vec<Store> = (0..3)
+            .map(|i| {
+                let mut o = options(&dir.path().join(format!("r{i}.db")), WorkerId::new(), station);
+                o.durability = Durability::Relaxed;
+                o.compact_after = 7; // exercise compaction often
+                o.cache_documents = 1; // and reloading from disk
+                o.clock = ticking_clock(1_764_000_000_000 + i as i64 * 3);
+                Store::open(o).unwrap()
+            })
+            .collect();
+        let households = vec![household(&stores[0], "HH-000001"), household(&stores[0], "HH-000002")];
+        for i in 1..3 {
+            push(&stores[0], &stores[i]);
+        }
+        for op in &ops {
+            run(op, &stores, &households);
+        }
+        for s in &stores {
+            check_index_matches_rebuild(s, "after the random operations");
+        }
+        // Heal: everyone sends everything to everyone, twice round.
+        for _ in 0..2 {
+            for i in 0..3 {
+                for j in 0..3 {
+                    if i != j {
+                        push(&stores[i], &stores[j]);
+                    }
+                }
+            }
+        }
+        for h in &households {
+            let mut heads: Vec<Vec<ChangeHash>> = stores.iter().map(|s| { let mut x = s.heads(*h).unwrap(); x.sort(); x }).collect();
+            heads.dedup();
+            prop_assert_eq!(heads.len(), 1, "heads differ");
+            let docs: Vec<Household> = stores.iter().map(|s| s.household(*h).unwrap()).collect();
+            prop_assert_eq!(&docs[0], &docs[1]);
+            prop_assert_eq!(&docs[0], &docs[2]);
+        }
+        let dumps: Vec<Vec<String>> = stores.iter().map(|s| s.index_dump().unwrap()).collect();
+        prop_assert_eq!(&dumps[0], &dumps[1]);
+        prop_assert_eq!(&dumps[0], &dumps[2]);
+        let conflicts: Vec<Vec<Conflict>> = stores.iter().map(|s| s.conflicts(None).unwrap()).collect();
+        prop_assert_eq!(&conflicts[0], &conflicts[1]);
+        prop_assert_eq!(&conflicts[0], &conflicts[2]);
+        for s in &stores {
+            check_index_matches_rebuild(s, "after convergence");
+            s.integrity_check().unwrap();
+        }
+    }
+}
