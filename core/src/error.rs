@@ -19,7 +19,11 @@ pub enum Error {
 
     /// The status machine does not allow this step.
     #[error("a {entity} cannot go from {from} to {to}")]
-    InvalidTransition { entity: &'static str, from: &'static str, to: &'static str },
+    InvalidTransition {
+        entity: &'static str,
+        from: &'static str,
+        to: &'static str,
+    },
 
     /// There is no open conflict on that field.
     #[error("no open conflict on that field")]

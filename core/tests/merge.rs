@@ -1,4 +1,6 @@
 //! Replicas editing offline, then exchanging changes: what merges, what becomes a conflict.
+// Test code: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -19,7 +21,12 @@ fn pair() -> Pair {
     let b = open(dir.path(), "b.db", station);
     let hh = household(&a, "HH-000001");
     sync_pair(&a, &b);
-    Pair { _dir: dir, a, b, hh }
+    Pair {
+        _dir: dir,
+        a,
+        b,
+        hh,
+    }
 }
 
 fn assert_converged(a: &Store, b: &Store, hh: HouseholdId) {
@@ -36,21 +43,33 @@ fn assert_converged(a: &Store, b: &Store, hh: HouseholdId) {
 fn concurrent_typing_in_one_section_keeps_both_texts() {
     let Pair { a, b, hh, .. } = pair();
     let v = visit(&a, hh, "2026-11-20");
-    a.splice_section(hh, v, Section::FamilySituation, 0, 0, "奶奶七十岁。").unwrap();
+    a.splice_section(hh, v, Section::FamilySituation, 0, 0, "奶奶七十岁。")
+        .unwrap();
     sync_pair(&a, &b);
     // Offline: A appends, B inserts at the start and corrects a word.
-    a.splice_section(hh, v, Section::FamilySituation, 6, 0, "腿脚不便。").unwrap();
-    b.splice_section(hh, v, Section::FamilySituation, 0, 0, "家中两人：").unwrap();
-    b.splice_section(hh, v, Section::FamilySituation, 7, 2, "七十二").unwrap();
+    a.splice_section(hh, v, Section::FamilySituation, 6, 0, "腿脚不便。")
+        .unwrap();
+    b.splice_section(hh, v, Section::FamilySituation, 0, 0, "家中两人：")
+        .unwrap();
+    b.splice_section(hh, v, Section::FamilySituation, 7, 2, "七十二")
+        .unwrap();
     a.splice_summary(hh, 0, 0, "【重点户】").unwrap();
     b.splice_summary(hh, 3, 0, "（B）").unwrap();
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
-    let text = a.household(hh).unwrap().visits[0].section(Section::FamilySituation).to_owned();
+    let text = a.household(hh).unwrap().visits[0]
+        .section(Section::FamilySituation)
+        .to_owned();
     assert_eq!(text, "家中两人：奶奶七十二岁。腿脚不便。");
-    assert!(a.conflicts(None).unwrap().is_empty(), "text merges, no conflict");
+    assert!(
+        a.conflicts(None).unwrap().is_empty(),
+        "text merges, no conflict"
+    );
     let summary = b.household(hh).unwrap().summary;
-    assert!(summary.contains("【重点户】") && summary.contains("（B）"), "{summary}");
+    assert!(
+        summary.contains("【重点户】") && summary.contains("（B）"),
+        "{summary}"
+    );
     assert_eq!(a.search("腿脚不便", 5).unwrap().len(), 1);
     assert_eq!(b.search("腿脚不便", 5).unwrap().len(), 1);
 }
@@ -58,10 +77,14 @@ fn concurrent_typing_in_one_section_keeps_both_texts() {
 #[test]
 fn concurrent_name_edits_become_one_conflict_with_provenance_and_are_resolved() {
     let Pair { a, b, hh, .. } = pair();
-    let p = a.add_person(hh, &NewPerson::named("王晓明", "孙子")).unwrap();
+    let p = a
+        .add_person(hh, &NewPerson::named("王晓明", "孙子"))
+        .unwrap();
     sync_pair(&a, &b);
-    a.edit_person(hh, p, &PersonEdit::Name("王小明".into())).unwrap();
-    b.edit_person(hh, p, &PersonEdit::Name("汪晓明".into())).unwrap();
+    a.edit_person(hh, p, &PersonEdit::Name("王小明".into()))
+        .unwrap();
+    b.edit_person(hh, p, &PersonEdit::Name("汪晓明".into()))
+        .unwrap();
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
     let conflicts = a.conflicts(Some(hh)).unwrap();
@@ -69,9 +92,22 @@ fn concurrent_name_edits_become_one_conflict_with_provenance_and_are_resolved() 
     let c = &conflicts[0];
     assert_eq!(c.field, FieldRef::new(EntityRef::Person(p), "name"));
     assert_eq!(c.kind, ConflictKind::ConcurrentValues);
-    let mut values: Vec<_> = c.values.iter().map(|v| (v.value.clone().unwrap(), v.provenance.worker, v.provenance.device)).collect();
+    let mut values: Vec<_> = c
+        .values
+        .iter()
+        .map(|v| {
+            (
+                v.value.clone().unwrap(),
+                v.provenance.worker,
+                v.provenance.device,
+            )
+        })
+        .collect();
     values.sort();
-    let mut expected = vec![("王小明".to_owned(), a.worker(), a.device()), ("汪晓明".to_owned(), b.worker(), b.device())];
+    let mut expected = vec![
+        ("王小明".to_owned(), a.worker(), a.device()),
+        ("汪晓明".to_owned(), b.worker(), b.device()),
+    ];
     expected.sort();
     assert_eq!(values, expected);
 
@@ -85,7 +121,11 @@ fn concurrent_name_edits_become_one_conflict_with_provenance_and_are_resolved() 
     assert_eq!(h.persons[0].name, "王小明");
     let hist = a.field_history(hh, &c.field).unwrap();
     assert_eq!(hist.len(), 1);
-    assert_eq!(hist[0].provenance.worker, b.worker(), "the resolver is recorded");
+    assert_eq!(
+        hist[0].provenance.worker,
+        b.worker(),
+        "the resolver is recorded"
+    );
 }
 
 #[test]
@@ -95,8 +135,10 @@ fn same_value_written_twice_is_not_a_conflict_and_lww_keeps_the_overwritten_valu
     sync_pair(&a, &b);
     a.edit_person(hh, p, &PersonEdit::Guardian(true)).unwrap();
     b.edit_person(hh, p, &PersonEdit::Guardian(true)).unwrap();
-    a.edit_household(hh, &HouseholdEdit::Address("新地址一".into())).unwrap();
-    b.edit_household(hh, &HouseholdEdit::Address("新地址二".into())).unwrap();
+    a.edit_household(hh, &HouseholdEdit::Address("新地址一".into()))
+        .unwrap();
+    b.edit_household(hh, &HouseholdEdit::Address("新地址二".into()))
+        .unwrap();
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
     assert!(a.conflicts(None).unwrap().is_empty());
@@ -110,9 +152,13 @@ fn same_value_written_twice_is_not_a_conflict_and_lww_keeps_the_overwritten_valu
     assert!(["新地址一", "新地址二"].contains(&other.as_str()));
     // The value shown is the latest write by its timestamp.
     let latest = par[0].shown.provenance.at;
-    assert!(par[0].overshadowed.iter().all(|v| v.provenance.at <= latest));
+    assert!(par[0]
+        .overshadowed
+        .iter()
+        .all(|v| v.provenance.at <= latest));
     // Writing the field again settles it.
-    a.edit_household(hh, &HouseholdEdit::Address("核实后的地址".into())).unwrap();
+    a.edit_household(hh, &HouseholdEdit::Address("核实后的地址".into()))
+        .unwrap();
     sync_pair(&a, &b);
     assert!(b.parallel_updates(None).unwrap().is_empty());
 }
@@ -120,11 +166,16 @@ fn same_value_written_twice_is_not_a_conflict_and_lww_keeps_the_overwritten_valu
 #[test]
 fn sets_are_add_wins() {
     let Pair { a, b, hh, .. } = pair();
-    a.edit_household(hh, &HouseholdEdit::RemovePhone("13800138000".into())).unwrap();
-    b.edit_household(hh, &HouseholdEdit::AddPhone("13800138000".into())).unwrap(); // re-add, concurrent
-    b.edit_household(hh, &HouseholdEdit::AddPhone("13900139000".into())).unwrap();
-    a.edit_household(hh, &HouseholdEdit::AddTag("独居".into())).unwrap();
-    b.edit_household(hh, &HouseholdEdit::RemoveTag("低保".into())).unwrap();
+    a.edit_household(hh, &HouseholdEdit::RemovePhone("13800138000".into()))
+        .unwrap();
+    b.edit_household(hh, &HouseholdEdit::AddPhone("13800138000".into()))
+        .unwrap(); // re-add, concurrent
+    b.edit_household(hh, &HouseholdEdit::AddPhone("13900139000".into()))
+        .unwrap();
+    a.edit_household(hh, &HouseholdEdit::AddTag("独居".into()))
+        .unwrap();
+    b.edit_household(hh, &HouseholdEdit::RemoveTag("低保".into()))
+        .unwrap();
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
     let h = a.household(hh).unwrap();
@@ -132,11 +183,15 @@ fn sets_are_add_wins() {
     assert_eq!(h.phones, ["13900139000"]);
     assert_eq!(h.tags, ["独居"]);
     // A genuinely concurrent add and remove of the same element: the add wins.
-    a.edit_household(hh, &HouseholdEdit::AddTag("残疾".into())).unwrap();
+    a.edit_household(hh, &HouseholdEdit::AddTag("残疾".into()))
+        .unwrap();
     sync_pair(&a, &b);
-    a.edit_household(hh, &HouseholdEdit::RemoveTag("残疾".into())).unwrap();
-    b.edit_household(hh, &HouseholdEdit::RemoveTag("残疾".into())).unwrap();
-    b.edit_household(hh, &HouseholdEdit::AddTag("残疾".into())).unwrap();
+    a.edit_household(hh, &HouseholdEdit::RemoveTag("残疾".into()))
+        .unwrap();
+    b.edit_household(hh, &HouseholdEdit::RemoveTag("残疾".into()))
+        .unwrap();
+    b.edit_household(hh, &HouseholdEdit::AddTag("残疾".into()))
+        .unwrap();
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
     assert!(a.household(hh).unwrap().tags.contains(&"残疾".to_owned()));
@@ -146,7 +201,15 @@ fn sets_are_add_wins() {
 fn done_versus_cancelled_is_a_conflict_resolved_to_one_state() {
     let Pair { a, b, hh, .. } = pair();
     let fu = a
-        .add_follow_up(hh, &NewFollowUp { what: "送表格".into(), due: Date::parse("2026-12-01").unwrap(), assignee: a.worker(), origin_visit: None })
+        .add_follow_up(
+            hh,
+            &NewFollowUp {
+                what: "送表格".into(),
+                due: Date::parse("2026-12-01").unwrap(),
+                assignee: a.worker(),
+                origin_visit: None,
+            },
+        )
         .unwrap();
     sync_pair(&a, &b);
     a.complete_follow_up(hh, fu).unwrap();
@@ -156,22 +219,33 @@ fn done_versus_cancelled_is_a_conflict_resolved_to_one_state() {
     let c = a.conflicts(None).unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].field, FieldRef::new(EntityRef::FollowUp(fu), "status"));
-    assert!(matches!(a.resolve_conflict(hh, &c[0].field, Some("open")), Err(Error::InvalidInput(_))), "only a reached state");
+    assert!(
+        matches!(
+            a.resolve_conflict(hh, &c[0].field, Some("open")),
+            Err(Error::InvalidInput(_))
+        ),
+        "only a reached state"
+    );
     a.resolve_conflict(hh, &c[0].field, Some("done")).unwrap();
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
     assert!(b.conflicts(None).unwrap().is_empty());
-    assert_eq!(b.household(hh).unwrap().follow_ups[0].status, FollowUpStatus::Done);
+    assert_eq!(
+        b.household(hh).unwrap().follow_ups[0].status,
+        FollowUpStatus::Done
+    );
 }
 
 #[test]
 fn text_typed_elsewhere_while_a_visit_was_finalised_is_flagged() {
     let Pair { a, b, hh, .. } = pair();
     let v = visit(&a, hh, "2026-11-20");
-    a.splice_section(hh, v, Section::AdviceGiven, 0, 0, "建议申请补助。").unwrap();
+    a.splice_section(hh, v, Section::AdviceGiven, 0, 0, "建议申请补助。")
+        .unwrap();
     sync_pair(&a, &b);
     a.finalise_visit(hh, v).unwrap();
-    b.splice_section(hh, v, Section::AdviceGiven, 7, 0, "并联系学校。").unwrap();
+    b.splice_section(hh, v, Section::AdviceGiven, 7, 0, "并联系学校。")
+        .unwrap();
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
     let c = a.conflicts(None).unwrap();
@@ -179,7 +253,10 @@ fn text_typed_elsewhere_while_a_visit_was_finalised_is_flagged() {
     assert_eq!(c[0].kind, ConflictKind::EditedAfterFinalise);
     assert_eq!(c[0].values[0].provenance.device, a.device());
     // Nothing was lost: the merged text holds both.
-    assert_eq!(a.household(hh).unwrap().visits[0].section(Section::AdviceGiven), "建议申请补助。并联系学校。");
+    assert_eq!(
+        a.household(hh).unwrap().visits[0].section(Section::AdviceGiven),
+        "建议申请补助。并联系学校。"
+    );
     a.resolve_conflict(hh, &c[0].field, None).unwrap();
     sync_pair(&a, &b);
     assert!(b.conflicts(None).unwrap().is_empty());
@@ -191,29 +268,55 @@ fn duplicate_garbage_and_out_of_order_deliveries() {
     let Pair { a, b, hh, .. } = pair();
     let before = b.heads(hh).unwrap();
     let v = visit(&a, hh, "2026-11-20");
-    a.splice_section(hh, v, Section::Concerns, 0, 0, "一").unwrap();
-    a.splice_section(hh, v, Section::Concerns, 1, 0, "二").unwrap();
+    a.splice_section(hh, v, Section::Concerns, 0, 0, "一")
+        .unwrap();
+    a.splice_section(hh, v, Section::Concerns, 1, 0, "二")
+        .unwrap();
     let changes = a.export_changes(hh, &before).unwrap();
     assert_eq!(changes.len(), 3);
     // Missing dependency: the last change alone is refused and nothing is stored.
     let dump = b.index_dump().unwrap();
-    assert!(matches!(b.apply_changes(hh, &changes[2..]), Err(Error::MissingDependencies(_))));
+    assert!(matches!(
+        b.apply_changes(hh, &changes[2..]),
+        Err(Error::MissingDependencies(_))
+    ));
     assert_eq!(b.heads(hh).unwrap(), before);
     // Garbage is refused.
-    assert!(matches!(b.apply_changes(hh, &[vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]]), Err(Error::MalformedDocument(_))));
-    assert!(matches!(b.apply_changes(hh, &[b"hello".to_vec()]), Err(Error::MalformedDocument(_))));
+    assert!(matches!(
+        b.apply_changes(hh, &[vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]]),
+        Err(Error::MalformedDocument(_))
+    ));
+    assert!(matches!(
+        b.apply_changes(hh, &[b"hello".to_vec()]),
+        Err(Error::MalformedDocument(_))
+    ));
     assert_eq!(b.index_dump().unwrap(), dump);
     // A change of another household under this id is refused.
     let other = household(&a, "HH-000002");
     let foreign = a.export_changes(other, &[]).unwrap();
     let stray = HouseholdId::new();
-    assert!(matches!(b.apply_changes(stray, &foreign), Err(Error::NotAHousehold(_))));
+    assert!(matches!(
+        b.apply_changes(stray, &foreign),
+        Err(Error::NotAHousehold(_))
+    ));
     assert!(b.household(stray).is_err());
     // Reversed order within one delivery is fine; a duplicate delivery is counted, not applied.
     let mut reversed = changes.clone();
     reversed.reverse();
-    assert_eq!(b.apply_changes(hh, &reversed).unwrap(), ApplyOutcome { applied: 3, duplicates: 0 });
-    assert_eq!(b.apply_changes(hh, &changes).unwrap(), ApplyOutcome { applied: 0, duplicates: 3 });
+    assert_eq!(
+        b.apply_changes(hh, &reversed).unwrap(),
+        ApplyOutcome {
+            applied: 3,
+            duplicates: 0
+        }
+    );
+    assert_eq!(
+        b.apply_changes(hh, &changes).unwrap(),
+        ApplyOutcome {
+            applied: 0,
+            duplicates: 3
+        }
+    );
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
     assert_converged(&a, &b, other);
@@ -237,13 +340,21 @@ fn an_older_app_keeps_fields_it_does_not_know() {
     let change = newer.get_last_local_change().unwrap().raw_bytes().to_vec();
     b.apply_changes(hh, &[change]).unwrap();
     // The older app edits the household; the unknown field survives and syncs on.
-    b.edit_household(hh, &HouseholdEdit::Address("新地址".into())).unwrap();
-    b.add_person(hh, &NewPerson::named("新成员", "女儿")).unwrap();
+    b.edit_household(hh, &HouseholdEdit::Address("新地址".into()))
+        .unwrap();
+    b.add_person(hh, &NewPerson::named("新成员", "女儿"))
+        .unwrap();
     sync_pair(&a, &b);
     let saved = a.export_document(hh).unwrap();
     let doc = automerge::Automerge::load(&saved).unwrap();
-    let hmap = automerge::ReadDoc::get(&doc, &automerge::ROOT, "household").unwrap().unwrap().1;
-    let v = automerge::ReadDoc::get(&doc, &hmap, "dialect_v2").unwrap().unwrap().0;
-    assert_eq!(v.to_str(), Some("吴语"));
+    let hmap = automerge::ReadDoc::get(&doc, &automerge::ROOT, "household")
+        .unwrap()
+        .unwrap()
+        .1;
+    let v = automerge::ReadDoc::get(&doc, &hmap, "dialect_v2")
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_eq!(v.as_str(), Some("吴语"));
     assert_eq!(a.household(hh).unwrap().address, "新地址");
 }

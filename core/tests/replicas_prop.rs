@@ -3,6 +3,8 @@
 //! conflicts — and every live index equals one rebuilt from the documents.
 //! Cases: PROPTEST_CASES (default 24). Failures print the minimal operation list; proptest
 //! also keeps it in `proptest-regressions/` to replay first next time.
+// Test code: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -23,13 +25,27 @@ enum Action {
     AddTag(usize),
     RemoveTag(usize),
     StartVisit,
-    Splice { visit: usize, section: usize, pos: u8, delete: u8, text: usize },
-    Summary { pos: u8, text: usize },
+    Splice {
+        visit: usize,
+        section: usize,
+        pos: u8,
+        delete: u8,
+        text: usize,
+    },
+    Summary {
+        pos: u8,
+        text: usize,
+    },
     Finalise(usize),
     AddFollowUp,
     CloseFollowUp(usize, bool),
     Resolve(usize),
-    Sync { from: usize, to: usize, order_seed: u64, duplicate: bool },
+    Sync {
+        from: usize,
+        to: usize,
+        order_seed: u64,
+        duplicate: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -61,7 +77,11 @@ fn action() -> impl Strategy<Value = Action> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    (0..3usize, 0..2usize, action()).prop_map(|(replica, household, action)| Op { replica, household, action })
+    (0..3usize, 0..2usize, action()).prop_map(|(replica, household, action)| Op {
+        replica,
+        household,
+        action,
+    })
 }
 
 /// A tiny deterministic shuffle (xorshift), so a case replays exactly.
@@ -108,7 +128,9 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
     let visit = |i: usize| h.visits.get(i % h.visits.len().max(1)).map(|v| v.id);
     // Errors are allowed (a finalised visit, an impossible transition ...); panics are not.
     let _ = match &op.action {
-        Action::AddPerson(n) => s.add_person(hh, &NewPerson::named(NAMES[*n], "家人")).map(|_| ()),
+        Action::AddPerson(n) => s
+            .add_person(hh, &NewPerson::named(NAMES[*n], "家人"))
+            .map(|_| ()),
         Action::EditName(p, n) => match person(*p) {
             Some(p) => s.edit_person(hh, p, &PersonEdit::Name(NAMES[*n].into())),
             None => Ok(()),
@@ -133,10 +155,23 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
                 },
             )
             .map(|_| ()),
-        Action::Splice { visit: v, section, pos, delete, text } => match visit(*v) {
+        Action::Splice {
+            visit: v,
+            section,
+            pos,
+            delete,
+            text,
+        } => match visit(*v) {
             Some(v) => {
                 let sec = Section::ALL[*section];
-                let len = h.visits.iter().find(|x| x.id == v).unwrap().section(sec).chars().count();
+                let len = h
+                    .visits
+                    .iter()
+                    .find(|x| x.id == v)
+                    .unwrap()
+                    .section(sec)
+                    .chars()
+                    .count();
                 let pos = usize::from(*pos) % (len + 1);
                 let delete = usize::from(*delete).min(len - pos);
                 s.splice_section(hh, v, sec, pos, delete, TEXTS[*text])
@@ -152,7 +187,15 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
             None => Ok(()),
         },
         Action::AddFollowUp => s
-            .add_follow_up(hh, &NewFollowUp { what: "回访".into(), due: Date::parse("2026-12-01").unwrap(), assignee: s.worker(), origin_visit: None })
+            .add_follow_up(
+                hh,
+                &NewFollowUp {
+                    what: "回访".into(),
+                    due: Date::parse("2026-12-01").unwrap(),
+                    assignee: s.worker(),
+                    origin_visit: None,
+                },
+            )
             .map(|_| ()),
         Action::CloseFollowUp(f, done) => match h.follow_ups.get(f % h.follow_ups.len().max(1)) {
             Some(f) if *done => s.complete_follow_up(hh, f.id),
@@ -164,12 +207,18 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
             match conflicts.get(i % conflicts.len().max(1)) {
                 Some(c) => {
                     let chosen = c.values[0].value.clone();
-                    s.resolve_conflict(hh, &c.field, chosen.as_deref()).map(|_| ())
+                    s.resolve_conflict(hh, &c.field, chosen.as_deref())
+                        .map(|_| ())
                 }
                 None => Ok(()),
             }
         }
-        Action::Sync { from, to, order_seed, duplicate } => {
+        Action::Sync {
+            from,
+            to,
+            order_seed,
+            duplicate,
+        } => {
             if from != to {
                 scrambled_delivery(&stores[*from], &stores[*to], *order_seed, *duplicate);
             }
@@ -181,11 +230,18 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
 fn check_index_matches_rebuild(s: &Store, when: &str) {
     let live = s.index_dump().unwrap();
     s.rebuild_index().unwrap();
-    assert_eq!(live, s.index_dump().unwrap(), "live index differs from a rebuild {when}");
+    assert_eq!(
+        live,
+        s.index_dump().unwrap(),
+        "live index differs from a rebuild {when}"
+    );
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
 }
 
 proptest! {

@@ -1,4 +1,6 @@
 //! The store file: encryption at rest, keys, damaged and foreign files, migrations.
+// Test code: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -15,7 +17,10 @@ fn all_bytes_next_to(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
         })
         .collect()
 }
@@ -31,18 +36,33 @@ fn planted_text_never_appears_in_plain_bytes() {
     let store = Store::open(options(&path, WorkerId::new(), StationId::new())).unwrap();
     let hh = household(&store, "HH-000001");
     let v = visit(&store, hh, "2026-11-20");
-    store.splice_section(hh, v, Section::Concerns, 0, 0, PLANTED).unwrap();
-    store.add_person(hh, &NewPerson::named(PLANTED, "孙子")).unwrap();
+    store
+        .splice_section(hh, v, Section::Concerns, 0, 0, PLANTED)
+        .unwrap();
+    store
+        .add_person(hh, &NewPerson::named(PLANTED, "孙子"))
+        .unwrap();
     assert_eq!(store.search("7f3a9c", 5).unwrap().len(), 1);
     // While open (WAL holds recent pages) and after close (checkpointed).
-    for (phase, files) in [("open", all_bytes_next_to(&path)), ("closed", {
-        drop(store);
-        all_bytes_next_to(&path)
-    })] {
+    for (phase, files) in [
+        ("open", all_bytes_next_to(&path)),
+        ("closed", {
+            drop(store);
+            all_bytes_next_to(&path)
+        }),
+    ] {
         assert!(!files.is_empty());
         for (name, bytes) in files {
-            for needle in [PLANTED.as_bytes(), "7f3a9c".as_bytes(), "石桥村".as_bytes(), b"SQLite format 3"] {
-                assert!(!contains(&bytes, needle), "{phase}: plain bytes {needle:?} found in {name}");
+            for needle in [
+                PLANTED.as_bytes(),
+                "7f3a9c".as_bytes(),
+                "石桥村".as_bytes(),
+                b"SQLite format 3",
+            ] {
+                assert!(
+                    !contains(&bytes, needle),
+                    "{phase}: plain bytes {needle:?} found in {name}"
+                );
             }
         }
     }
@@ -59,33 +79,56 @@ fn wrong_key_foreign_file_and_damage_are_told_apart() {
         for i in 0..30 {
             let hh = household(&store, &format!("HH-{i:06}"));
             let v = visit(&store, hh, "2026-11-20");
-            store.splice_section(hh, v, Section::Concerns, 0, 0, &"记录".repeat(200)).unwrap();
+            store
+                .splice_section(hh, v, Section::Concerns, 0, 0, &"记录".repeat(200))
+                .unwrap();
         }
     }
     // Wrong key.
     let mut o = options(&path, worker, station);
     o.key = StoreKey::Raw([1; 32]);
-    assert!(matches!(Store::open(o), Err(Error::WrongKey)), "wrong raw key");
+    assert!(
+        matches!(Store::open(o), Err(Error::WrongKey)),
+        "wrong raw key"
+    );
     let mut o = options(&path, worker, station);
     o.key = StoreKey::Passphrase("guess".into());
-    assert!(matches!(Store::open(o), Err(Error::WrongKey)), "wrong passphrase");
+    assert!(
+        matches!(Store::open(o), Err(Error::WrongKey)),
+        "wrong passphrase"
+    );
 
     // Not a store: text, a plain SQLite database, an empty-ish file.
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "这不是数据库。".repeat(2000)).unwrap();
-    assert!(matches!(Store::open(options(&text, worker, station)), Err(Error::NotAStore)));
+    assert!(matches!(
+        Store::open(options(&text, worker, station)),
+        Err(Error::NotAStore)
+    ));
     let plain = dir.path().join("plain.db");
     rusqlite_plain(&plain);
-    assert!(matches!(Store::open(options(&plain, worker, station)), Err(Error::NotAStore)));
+    assert!(matches!(
+        Store::open(options(&plain, worker, station)),
+        Err(Error::NotAStore)
+    ));
     let short = dir.path().join("short.db");
     std::fs::write(&short, [0xabu8; 100]).unwrap();
-    assert!(matches!(Store::open(options(&short, worker, station)), Err(Error::NotAStore)));
+    assert!(matches!(
+        Store::open(options(&short, worker, station)),
+        Err(Error::NotAStore)
+    ));
 
     // Damage to the first page: the right key still authenticates the other pages.
     let damaged = dir.path().join("damaged.db");
     std::fs::copy(&path, &damaged).unwrap();
     flip(&damaged, 2000);
-    assert!(matches!(Store::open(options(&damaged, worker, station)), Err(Error::Damaged)), "page 1 damage");
+    assert!(
+        matches!(
+            Store::open(options(&damaged, worker, station)),
+            Err(Error::Damaged)
+        ),
+        "page 1 damage"
+    );
 
     // Damage deeper in the file shows when that page is read, as Damaged, never a panic.
     let damaged2 = dir.path().join("damaged2.db");
@@ -98,7 +141,10 @@ fn wrong_key_foreign_file_and_damage_are_told_apart() {
         s.rebuild_index()?;
         s.integrity_check()
     });
-    assert!(matches!(result, Err(Error::Damaged)), "deep damage gave {result:?}");
+    assert!(
+        matches!(result, Err(Error::Damaged)),
+        "deep damage gave {result:?}"
+    );
 
     // The original is untouched by all this and opens fine.
     let store = Store::open(options(&path, worker, station)).unwrap();
@@ -107,7 +153,11 @@ fn wrong_key_foreign_file_and_damage_are_told_apart() {
 }
 
 fn flip(path: &std::path::Path, at: u64) {
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     f.seek(SeekFrom::Start(at)).unwrap();
     let mut b = [0u8; 1];
     f.read_exact(&mut b).unwrap();
@@ -128,9 +178,19 @@ fn a_store_belongs_to_one_worker_and_keeps_its_actor() {
     let path = dir.path().join("w.db");
     let worker = WorkerId::new();
     let station = StationId::new();
-    let device = Store::open(options(&path, worker, station)).unwrap().device();
-    assert_eq!(Store::open(options(&path, worker, station)).unwrap().device(), device);
-    assert!(matches!(Store::open(options(&path, WorkerId::new(), station)), Err(Error::InvalidInput(_))));
+    let device = Store::open(options(&path, worker, station))
+        .unwrap()
+        .device();
+    assert_eq!(
+        Store::open(options(&path, worker, station))
+            .unwrap()
+            .device(),
+        device
+    );
+    assert!(matches!(
+        Store::open(options(&path, WorkerId::new(), station)),
+        Err(Error::InvalidInput(_))
+    ));
     // A copy restored elsewhere is a new file: a different store gets a different device.
     let other = Store::open(options(&dir.path().join("other.db"), worker, station)).unwrap();
     assert_ne!(other.device(), device);

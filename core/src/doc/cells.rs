@@ -7,8 +7,8 @@
 
 use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
-pub(crate) use automerge::ObjId;
 use automerge::transaction::Transactable;
+pub(crate) use automerge::ObjId;
 
 use crate::error::{Error, Result};
 use crate::model::ids::{DeviceId, WorkerId};
@@ -26,7 +26,11 @@ fn malformed(what: &'static str) -> Error {
 }
 
 /// Write the provenance keys into a map object.
-pub(crate) fn put_provenance<T: Transactable>(tx: &mut T, obj: &ObjId, p: &Provenance) -> Result<()> {
+pub(crate) fn put_provenance<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    p: &Provenance,
+) -> Result<()> {
     tx.put(obj, BY, p.worker.to_string())?;
     tx.put(obj, DEVICE, p.device.to_string())?;
     tx.put(obj, AT, p.at.0)?;
@@ -47,7 +51,11 @@ pub(crate) fn read_provenance<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Proven
         },
         _ => return Err(malformed("provenance")),
     };
-    Ok(Provenance { worker, device, at: Timestamp(at) })
+    Ok(Provenance {
+        worker,
+        device,
+        at: Timestamp(at),
+    })
 }
 
 /// A string scalar under `key`, if present.
@@ -82,7 +90,11 @@ pub(crate) fn get_text_obj<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Resul
 }
 
 /// The map that holds a record: the household map, or `collection[key]`.
-pub(crate) fn entity_obj<R: ReadDoc>(doc: &R, kind: EntityKind, key: Option<&str>) -> Result<Option<ObjId>> {
+pub(crate) fn entity_obj<R: ReadDoc>(
+    doc: &R,
+    kind: EntityKind,
+    key: Option<&str>,
+) -> Result<Option<ObjId>> {
     let Some(collection) = get_map(doc, &ROOT, kind.collection())? else {
         return Ok(None);
     };
@@ -111,40 +123,68 @@ pub(crate) fn write_cell<T: Transactable>(
 /// Every value a cell holds now, the one to show first. Several values mean concurrent
 /// writes; the shown one is the latest by timestamp (then device, then value) so that every
 /// replica shows the same one.
-pub(crate) fn read_versions<R: ReadDoc>(doc: &R, parent: &ObjId, field: &str) -> Result<Vec<FieldVersion>> {
+pub(crate) fn read_versions<R: ReadDoc>(
+    doc: &R,
+    parent: &ObjId,
+    field: &str,
+) -> Result<Vec<FieldVersion>> {
     let mut out = Vec::new();
     for (value, id) in doc.get_all(parent, field)? {
         match value {
             Value::Object(ObjType::Map) => {
                 let provenance = read_provenance(doc, &id)?;
-                out.push(FieldVersion { value: get_str(doc, &id, VALUE)?, provenance });
+                out.push(FieldVersion {
+                    value: get_str(doc, &id, VALUE)?,
+                    provenance,
+                });
             }
             _ => return Err(malformed("expected a field cell")),
         }
     }
     out.sort_by(|a, b| {
-        (b.provenance.at, b.provenance.device, b.provenance.worker, &b.value).cmp(&(
-            a.provenance.at,
-            a.provenance.device,
-            a.provenance.worker,
-            &a.value,
-        ))
+        (
+            b.provenance.at,
+            b.provenance.device,
+            b.provenance.worker,
+            &b.value,
+        )
+            .cmp(&(
+                a.provenance.at,
+                a.provenance.device,
+                a.provenance.worker,
+                &a.value,
+            ))
     });
     Ok(out)
 }
 
 /// The shown value of a cell (`None` if never written or cleared).
-pub(crate) fn read_cell<R: ReadDoc>(doc: &R, parent: &ObjId, field: &str) -> Result<Option<String>> {
-    Ok(read_versions(doc, parent, field)?.into_iter().next().and_then(|v| v.value))
+pub(crate) fn read_cell<R: ReadDoc>(
+    doc: &R,
+    parent: &ObjId,
+    field: &str,
+) -> Result<Option<String>> {
+    Ok(read_versions(doc, parent, field)?
+        .into_iter()
+        .next()
+        .and_then(|v| v.value))
 }
 
 /// The shown value of a required cell.
-pub(crate) fn read_required<R: ReadDoc>(doc: &R, parent: &ObjId, field: &'static str) -> Result<String> {
+pub(crate) fn read_required<R: ReadDoc>(
+    doc: &R,
+    parent: &ObjId,
+    field: &'static str,
+) -> Result<String> {
     read_cell(doc, parent, field)?.ok_or(malformed(field))
 }
 
 /// Create an empty set under `field` (done once, when its record is created).
-pub(crate) fn create_set<T: Transactable>(tx: &mut T, parent: &ObjId, field: &str) -> Result<ObjId> {
+pub(crate) fn create_set<T: Transactable>(
+    tx: &mut T,
+    parent: &ObjId,
+    field: &str,
+) -> Result<ObjId> {
     Ok(tx.put_object(parent, field, ObjType::Map)?)
 }
 
@@ -168,7 +208,12 @@ pub(crate) fn set_add<T: Transactable>(
 }
 
 /// Remove an element from a set (explicit removal; a concurrent add survives it).
-pub(crate) fn set_remove<T: Transactable>(tx: &mut T, parent: &ObjId, field: &str, element: &str) -> Result<()> {
+pub(crate) fn set_remove<T: Transactable>(
+    tx: &mut T,
+    parent: &ObjId,
+    field: &str,
+    element: &str,
+) -> Result<()> {
     if let Some(set) = get_map(tx, parent, field)? {
         if tx.get(&set, element)?.is_some() {
             tx.delete(&set, element)?;
@@ -192,7 +237,12 @@ pub(crate) fn read_set<R: ReadDoc>(doc: &R, parent: &ObjId, field: &str) -> Resu
 }
 
 /// Create a text object under `field` with initial content.
-pub(crate) fn create_text<T: Transactable>(tx: &mut T, parent: &ObjId, field: &str, initial: &str) -> Result<ObjId> {
+pub(crate) fn create_text<T: Transactable>(
+    tx: &mut T,
+    parent: &ObjId,
+    field: &str,
+    initial: &str,
+) -> Result<ObjId> {
     let text = tx.put_object(parent, field, ObjType::Text)?;
     if !initial.is_empty() {
         tx.splice_text(&text, 0, 0, initial)?;
@@ -220,7 +270,9 @@ pub(crate) fn splice_text<T: Transactable>(
 ) -> Result<()> {
     let text = get_text_obj(tx, parent, field)?.ok_or(Error::NotFound("text field"))?;
     let len = tx.length(&text);
-    let end = pos.checked_add(delete).ok_or(Error::InvalidInput("splice out of range"))?;
+    let end = pos
+        .checked_add(delete)
+        .ok_or(Error::InvalidInput("splice out of range"))?;
     if end > len {
         return Err(Error::InvalidInput("splice out of range"));
     }

@@ -33,7 +33,10 @@ pub(crate) fn review<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Revi
             continue;
         }
         let records: Vec<(Option<String>, ObjId)> = if kind == EntityKind::Household {
-            entity_obj(doc, kind, None)?.map(|o| (None, o)).into_iter().collect()
+            entity_obj(doc, kind, None)?
+                .map(|o| (None, o))
+                .into_iter()
+                .collect()
         } else {
             match get_map(doc, &ROOT, kind.collection())? {
                 None => Vec::new(),
@@ -63,16 +66,38 @@ pub(crate) fn review<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Revi
                 if spec.policy == MergePolicy::LastWriterWins {
                     let mut rest = versions;
                     let shown = rest.remove(0);
-                    out.parallel.push(ParallelUpdate { household, field, shown, overshadowed: rest });
+                    out.parallel.push(ParallelUpdate {
+                        household,
+                        field,
+                        shown,
+                        overshadowed: rest,
+                    });
                 } else {
-                    out.conflicts.push(Conflict { household, field, kind: ConflictKind::ConcurrentValues, values: versions });
+                    out.conflicts.push(Conflict {
+                        household,
+                        field,
+                        kind: ConflictKind::ConcurrentValues,
+                        values: versions,
+                    });
                 }
             }
-            if kind == EntityKind::Visit && read_cell(doc, &obj, "status")?.as_deref() == Some("final") {
+            if kind == EntityKind::Visit
+                && read_cell(doc, &obj, "status")?.as_deref() == Some("final")
+            {
                 let seals = read_versions(doc, &obj, "seal")?;
                 let now = seal_of(doc, &obj)?;
-                if !seals.is_empty() && !seals.iter().any(|s| s.value.as_deref() == Some(now.as_str())) {
-                    let values = seals.into_iter().map(|s| FieldVersion { value: Some("final".into()), provenance: s.provenance }).collect();
+                if !seals.is_empty()
+                    && !seals
+                        .iter()
+                        .any(|s| s.value.as_deref() == Some(now.as_str()))
+                {
+                    let values = seals
+                        .into_iter()
+                        .map(|s| FieldVersion {
+                            value: Some("final".into()),
+                            provenance: s.provenance,
+                        })
+                        .collect();
                     out.conflicts.push(Conflict {
                         household,
                         field: FieldRef::new(entity, "sections"),
@@ -115,7 +140,11 @@ pub(crate) fn resolve<T: Transactable>(
     let key = field.entity.key();
     let obj = entity_obj(tx, kind, key.as_deref())?.ok_or(Error::NotFound(kind.name()))?;
     let current = review(tx, household)?;
-    let conflict = current.conflicts.into_iter().find(|c| &c.field == field).ok_or(Error::NoConflict)?;
+    let conflict = current
+        .conflicts
+        .into_iter()
+        .find(|c| &c.field == field)
+        .ok_or(Error::NoConflict)?;
     let chosen_value = match conflict.kind {
         ConflictKind::EditedAfterFinalise => {
             // Accept the merged text as the record: seal it again.
@@ -154,10 +183,21 @@ pub(crate) fn resolve<T: Transactable>(
     let rec = tx.put_object(&resolutions, id.to_string(), ObjType::Map)?;
     let created = tx.put_object(&rec, "created", ObjType::Map)?;
     put_provenance(tx, &created, p)?;
-    let path = format!("{}/{}/{}", kind.name(), key.unwrap_or_default(), field.field);
+    let path = format!(
+        "{}/{}/{}",
+        kind.name(),
+        key.unwrap_or_default(),
+        field.field
+    );
     write_cell(tx, &rec, "field", Some(&path), p)?;
     write_cell(tx, &rec, "chosen", chosen_value.as_deref(), p)?;
-    write_cell(tx, &rec, "replaced", Some(&serde_json::Value::Array(discarded).to_string()), p)?;
+    write_cell(
+        tx,
+        &rec,
+        "replaced",
+        Some(&serde_json::Value::Array(discarded).to_string()),
+        p,
+    )?;
     Ok(())
 }
 
@@ -174,14 +214,20 @@ pub(crate) fn field_versions<R: ReadDoc>(doc: &R, field: &FieldRef) -> Result<Ve
                 .or_else(|| get_map(doc, &ROOT, "created").ok().flatten())
                 .ok_or(Error::NotAHousehold("no provenance"))?;
             let provenance = read_provenance(doc, &c)?;
-            Ok(vec![FieldVersion { value: Some(read_text(doc, &obj, &field.field)?), provenance }])
+            Ok(vec![FieldVersion {
+                value: Some(read_text(doc, &obj, &field.field)?),
+                provenance,
+            }])
         }
         MergePolicy::AddWinsSet => {
             let mut out = Vec::new();
             if let Some(set) = get_map(doc, &obj, &field.field)? {
                 for k in doc.keys(&set) {
                     if let Some(e) = get_map(doc, &set, &k)? {
-                        out.push(FieldVersion { value: Some(k), provenance: read_provenance(doc, &e)? });
+                        out.push(FieldVersion {
+                            value: Some(k),
+                            provenance: read_provenance(doc, &e)?,
+                        });
                     }
                 }
             }

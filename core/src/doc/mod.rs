@@ -38,7 +38,8 @@ pub(crate) fn new_document(actor: &ActorId) -> Automerge {
 /// Load stored bytes (a snapshot, or concatenated changes) and write as `actor` from now on.
 pub(crate) fn load_document(bytes: &[u8], actor: &ActorId) -> Result<Automerge> {
     let opts = LoadOptions::new().text_encoding(TEXT_ENCODING);
-    let doc = Automerge::load_with_options(bytes, opts).map_err(|e| Error::MalformedDocument(e.to_string()))?;
+    let doc = Automerge::load_with_options(bytes, opts)
+        .map_err(|e| Error::MalformedDocument(e.to_string()))?;
     Ok(doc.with_actor(actor.clone()))
 }
 

@@ -90,7 +90,12 @@ pub(crate) fn read_person<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<P
     })
 }
 
-pub(crate) fn read_visit<R: ReadDoc>(doc: &R, household: HouseholdId, key: &str, o: &ObjId) -> Result<Visit> {
+pub(crate) fn read_visit<R: ReadDoc>(
+    doc: &R,
+    household: HouseholdId,
+    key: &str,
+    o: &ObjId,
+) -> Result<Visit> {
     let mut sections = Vec::with_capacity(Section::ALL.len());
     for s in Section::ALL {
         sections.push((*s, read_text(doc, o, s.as_str())?));
@@ -104,8 +109,14 @@ pub(crate) fn read_visit<R: ReadDoc>(doc: &R, household: HouseholdId, key: &str,
         ended_at: opt(read_cell(doc, o, "ended_at")?, timestamp)?,
         gps: opt(read_cell(doc, o, "gps")?, GeoPoint::parse)?,
         status: VisitStatus::parse(&read_required(doc, o, "status")?)?,
-        workers: read_set(doc, o, "workers")?.iter().map(|w| WorkerId::parse(w)).collect::<Result<_>>()?,
-        present: read_set(doc, o, "present")?.iter().map(|w| PersonId::parse(w)).collect::<Result<_>>()?,
+        workers: read_set(doc, o, "workers")?
+            .iter()
+            .map(|w| WorkerId::parse(w))
+            .collect::<Result<_>>()?,
+        present: read_set(doc, o, "present")?
+            .iter()
+            .map(|w| PersonId::parse(w))
+            .collect::<Result<_>>()?,
         sections,
         created: created(doc, o)?,
     })

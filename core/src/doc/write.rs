@@ -24,8 +24,14 @@ fn household_obj<T: Transactable>(tx: &T) -> Result<ObjId> {
 }
 
 /// A new record map in its collection, with its creation provenance.
-fn new_record<T: Transactable>(tx: &mut T, kind: EntityKind, key: &str, p: &Provenance) -> Result<ObjId> {
-    let collection = get_map(tx, &ROOT, kind.collection())?.ok_or(Error::NotAHousehold("collection missing"))?;
+fn new_record<T: Transactable>(
+    tx: &mut T,
+    kind: EntityKind,
+    key: &str,
+    p: &Provenance,
+) -> Result<ObjId> {
+    let collection =
+        get_map(tx, &ROOT, kind.collection())?.ok_or(Error::NotAHousehold("collection missing"))?;
     if tx.get(&collection, key)?.is_some() {
         return Err(Error::InvalidInput("a record with this id exists"));
     }
@@ -57,8 +63,16 @@ pub(crate) fn create_household<T: Transactable>(
     let village = optional_line(&new.village)?;
     let address = optional_line(&new.address)?;
     let summary = free_text(&new.summary)?;
-    let phones = new.phones.iter().map(|s| phone(s)).collect::<Result<Vec<_>>>()?;
-    let tags = new.tags.iter().map(|t| required_line(t, "empty tag")).collect::<Result<Vec<_>>>()?;
+    let phones = new
+        .phones
+        .iter()
+        .map(|s| phone(s))
+        .collect::<Result<Vec<_>>>()?;
+    let tags = new
+        .tags
+        .iter()
+        .map(|t| required_line(t, "empty tag"))
+        .collect::<Result<Vec<_>>>()?;
 
     tx.put(&ROOT, "schema", SCHEMA_VERSION)?;
     tx.put(&ROOT, "kind", "household")?;
@@ -90,10 +104,20 @@ pub(crate) fn create_household<T: Transactable>(
     Ok(())
 }
 
-pub(crate) fn edit_household<T: Transactable>(tx: &mut T, edit: &HouseholdEdit, p: &Provenance) -> Result<()> {
+pub(crate) fn edit_household<T: Transactable>(
+    tx: &mut T,
+    edit: &HouseholdEdit,
+    p: &Provenance,
+) -> Result<()> {
     let hh = household_obj(tx)?;
     match edit {
-        HouseholdEdit::Code(v) => write_cell(tx, &hh, "code", Some(&required_line(v, "household code is required")?), p),
+        HouseholdEdit::Code(v) => write_cell(
+            tx,
+            &hh,
+            "code",
+            Some(&required_line(v, "household code is required")?),
+            p,
+        ),
         HouseholdEdit::Village(v) => write_cell(tx, &hh, "village", Some(&optional_line(v)?), p),
         HouseholdEdit::Address(v) => write_cell(tx, &hh, "address", Some(&optional_line(v)?), p),
         HouseholdEdit::Gps(g) => write_cell(tx, &hh, "gps", g.map(|g| g.to_string()).as_deref(), p),
@@ -105,23 +129,42 @@ pub(crate) fn edit_household<T: Transactable>(tx: &mut T, edit: &HouseholdEdit, 
     }
 }
 
-pub(crate) fn splice_summary<T: Transactable>(tx: &mut T, pos: usize, delete: usize, insert: &str) -> Result<()> {
+pub(crate) fn splice_summary<T: Transactable>(
+    tx: &mut T,
+    pos: usize,
+    delete: usize,
+    insert: &str,
+) -> Result<()> {
     let hh = household_obj(tx)?;
     splice_text(tx, &hh, "summary", pos, delete, free_text(insert)?)
 }
 
-pub(crate) fn add_person<T: Transactable>(tx: &mut T, id: PersonId, new: &NewPerson, p: &Provenance) -> Result<()> {
+pub(crate) fn add_person<T: Transactable>(
+    tx: &mut T,
+    id: PersonId,
+    new: &NewPerson,
+    p: &Provenance,
+) -> Result<()> {
     let name = required_line(&new.name, "name is required")?;
     let relation = optional_line(&new.relation)?;
     let id_number = opt_line(&new.id_number)?;
     let school = opt_line(&new.school)?;
     let grade = opt_line(&new.grade)?;
-    let categories =
-        new.categories.iter().map(|c| required_line(c, "empty category")).collect::<Result<Vec<_>>>()?;
+    let categories = new
+        .categories
+        .iter()
+        .map(|c| required_line(c, "empty category"))
+        .collect::<Result<Vec<_>>>()?;
     let obj = new_record(tx, EntityKind::Person, &id.to_string(), p)?;
     write_cell(tx, &obj, "name", Some(&name), p)?;
     write_cell(tx, &obj, "sex", Some(new.sex.as_str()), p)?;
-    write_cell(tx, &obj, "birth_date", new.birth_date.map(|b| b.to_string()).as_deref(), p)?;
+    write_cell(
+        tx,
+        &obj,
+        "birth_date",
+        new.birth_date.map(|b| b.to_string()).as_deref(),
+        p,
+    )?;
     write_cell(tx, &obj, "id_number", id_number.as_deref(), p)?;
     write_cell(tx, &obj, "relation", Some(&relation), p)?;
     write_cell(tx, &obj, "guardian", Some(bool_text(new.guardian)), p)?;
@@ -142,17 +185,42 @@ pub(crate) fn bool_text(b: bool) -> &'static str {
     }
 }
 
-pub(crate) fn edit_person<T: Transactable>(tx: &mut T, id: PersonId, edit: &PersonEdit, p: &Provenance) -> Result<()> {
+pub(crate) fn edit_person<T: Transactable>(
+    tx: &mut T,
+    id: PersonId,
+    edit: &PersonEdit,
+    p: &Provenance,
+) -> Result<()> {
     let obj = record(tx, EntityKind::Person, &id.to_string())?;
     match edit {
-        PersonEdit::Name(v) => write_cell(tx, &obj, "name", Some(&required_line(v, "name is required")?), p),
+        PersonEdit::Name(v) => write_cell(
+            tx,
+            &obj,
+            "name",
+            Some(&required_line(v, "name is required")?),
+            p,
+        ),
         PersonEdit::Sex(s) => write_cell(tx, &obj, "sex", Some(s.as_str()), p),
-        PersonEdit::BirthDate(b) => write_cell(tx, &obj, "birth_date", b.map(|b| b.to_string()).as_deref(), p),
+        PersonEdit::BirthDate(b) => write_cell(
+            tx,
+            &obj,
+            "birth_date",
+            b.map(|b| b.to_string()).as_deref(),
+            p,
+        ),
         PersonEdit::IdNumber(v) => write_cell(tx, &obj, "id_number", opt_line(v)?.as_deref(), p),
         PersonEdit::Relation(v) => write_cell(tx, &obj, "relation", Some(&optional_line(v)?), p),
         PersonEdit::Guardian(g) => write_cell(tx, &obj, "guardian", Some(bool_text(*g)), p),
-        PersonEdit::AddCategory(c) => set_add(tx, &obj, "categories", &required_line(c, "empty category")?, p),
-        PersonEdit::RemoveCategory(c) => set_remove(tx, &obj, "categories", &required_line(c, "empty category")?),
+        PersonEdit::AddCategory(c) => set_add(
+            tx,
+            &obj,
+            "categories",
+            &required_line(c, "empty category")?,
+            p,
+        ),
+        PersonEdit::RemoveCategory(c) => {
+            set_remove(tx, &obj, "categories", &required_line(c, "empty category")?)
+        }
         PersonEdit::School(v) => write_cell(tx, &obj, "school", opt_line(v)?.as_deref(), p),
         PersonEdit::Grade(v) => write_cell(tx, &obj, "grade", opt_line(v)?.as_deref(), p),
     }
@@ -166,16 +234,33 @@ fn require_visit<T: Transactable>(tx: &T, id: &VisitId) -> Result<ObjId> {
     record(tx, EntityKind::Visit, &id.to_string())
 }
 
-pub(crate) fn start_visit<T: Transactable>(tx: &mut T, id: VisitId, new: &NewVisit, p: &Provenance) -> Result<()> {
+pub(crate) fn start_visit<T: Transactable>(
+    tx: &mut T,
+    id: VisitId,
+    new: &NewVisit,
+    p: &Provenance,
+) -> Result<()> {
     for person in &new.present {
         require_person(tx, person)?;
     }
     let obj = new_record(tx, EntityKind::Visit, &id.to_string(), p)?;
     write_cell(tx, &obj, "kind", Some(new.kind.as_str()), p)?;
     write_cell(tx, &obj, "date", Some(&new.date.to_string()), p)?;
-    write_cell(tx, &obj, "started_at", Some(&new.started_at.0.to_string()), p)?;
+    write_cell(
+        tx,
+        &obj,
+        "started_at",
+        Some(&new.started_at.0.to_string()),
+        p,
+    )?;
     write_cell(tx, &obj, "ended_at", None, p)?;
-    write_cell(tx, &obj, "gps", new.gps.map(|g| g.to_string()).as_deref(), p)?;
+    write_cell(
+        tx,
+        &obj,
+        "gps",
+        new.gps.map(|g| g.to_string()).as_deref(),
+        p,
+    )?;
     write_cell(tx, &obj, "status", Some(VisitStatus::Draft.as_str()), p)?;
     create_set(tx, &obj, "workers")?;
     set_add(tx, &obj, "workers", &p.worker.to_string(), p)?;
@@ -201,12 +286,23 @@ fn draft_visit<T: Transactable>(tx: &T, id: VisitId) -> Result<ObjId> {
     }
 }
 
-pub(crate) fn edit_visit<T: Transactable>(tx: &mut T, id: VisitId, edit: &VisitEdit, p: &Provenance) -> Result<()> {
+pub(crate) fn edit_visit<T: Transactable>(
+    tx: &mut T,
+    id: VisitId,
+    edit: &VisitEdit,
+    p: &Provenance,
+) -> Result<()> {
     let obj = draft_visit(tx, id)?;
     match edit {
         VisitEdit::Kind(k) => write_cell(tx, &obj, "kind", Some(k.as_str()), p),
         VisitEdit::Date(d) => write_cell(tx, &obj, "date", Some(&d.to_string()), p),
-        VisitEdit::EndedAt(t) => write_cell(tx, &obj, "ended_at", t.map(|t| t.0.to_string()).as_deref(), p),
+        VisitEdit::EndedAt(t) => write_cell(
+            tx,
+            &obj,
+            "ended_at",
+            t.map(|t| t.0.to_string()).as_deref(),
+            p,
+        ),
         VisitEdit::Gps(g) => write_cell(tx, &obj, "gps", g.map(|g| g.to_string()).as_deref(), p),
         VisitEdit::AddWorker(w) => set_add(tx, &obj, "workers", &w.to_string(), p),
         VisitEdit::RemoveWorker(w) => set_remove(tx, &obj, "workers", &w.to_string()),
@@ -235,7 +331,11 @@ pub(crate) fn splice_section<T: Transactable>(
 
 /// Freeze a visit: status final, and a seal (a digest of each section) so that text edits
 /// made elsewhere before this device's finalisation arrived are detected as a conflict.
-pub(crate) fn finalise_visit<T: Transactable>(tx: &mut T, id: VisitId, p: &Provenance) -> Result<()> {
+pub(crate) fn finalise_visit<T: Transactable>(
+    tx: &mut T,
+    id: VisitId,
+    p: &Provenance,
+) -> Result<()> {
     let obj = draft_visit(tx, id)?;
     write_cell(tx, &obj, "status", Some(VisitStatus::Final.as_str()), p)?;
     write_seal(tx, &obj, p)
@@ -256,7 +356,9 @@ pub(crate) fn amend_visit<T: Transactable>(
 ) -> Result<()> {
     let vobj = require_visit(tx, &visit)?;
     if read_cell(tx, &vobj, "status")?.as_deref() != Some("final") {
-        return Err(Error::InvalidInput("only a finalised visit is amended; edit the draft instead"));
+        return Err(Error::InvalidInput(
+            "only a finalised visit is amended; edit the draft instead",
+        ));
     }
     if text.trim().is_empty() {
         return Err(Error::InvalidInput("amendment text is required"));
@@ -275,7 +377,12 @@ fn check_optional_visit<T: Transactable>(tx: &T, visit: &Option<VisitId>) -> Res
     Ok(())
 }
 
-pub(crate) fn add_need<T: Transactable>(tx: &mut T, id: NeedId, new: &NewNeed, p: &Provenance) -> Result<()> {
+pub(crate) fn add_need<T: Transactable>(
+    tx: &mut T,
+    id: NeedId,
+    new: &NewNeed,
+    p: &Provenance,
+) -> Result<()> {
     let category = required_line(&new.category, "need category is required")?;
     let description = free_text(&new.description)?.to_owned();
     if let Some(person) = &new.person {
@@ -285,12 +392,29 @@ pub(crate) fn add_need<T: Transactable>(tx: &mut T, id: NeedId, new: &NewNeed, p
     let obj = new_record(tx, EntityKind::Need, &id.to_string(), p)?;
     write_cell(tx, &obj, "category", Some(&category), p)?;
     write_cell(tx, &obj, "description", Some(&description), p)?;
-    write_cell(tx, &obj, "person", new.person.map(|x| x.to_string()).as_deref(), p)?;
-    write_cell(tx, &obj, "visit", new.visit.map(|x| x.to_string()).as_deref(), p)?;
+    write_cell(
+        tx,
+        &obj,
+        "person",
+        new.person.map(|x| x.to_string()).as_deref(),
+        p,
+    )?;
+    write_cell(
+        tx,
+        &obj,
+        "visit",
+        new.visit.map(|x| x.to_string()).as_deref(),
+        p,
+    )?;
     write_cell(tx, &obj, "status", Some(NeedStatus::Open.as_str()), p)
 }
 
-pub(crate) fn add_inquiry<T: Transactable>(tx: &mut T, id: InquiryId, new: &NewInquiry, p: &Provenance) -> Result<()> {
+pub(crate) fn add_inquiry<T: Transactable>(
+    tx: &mut T,
+    id: InquiryId,
+    new: &NewInquiry,
+    p: &Provenance,
+) -> Result<()> {
     if new.question.trim().is_empty() {
         return Err(Error::InvalidInput("question is required"));
     }
@@ -301,16 +425,31 @@ pub(crate) fn add_inquiry<T: Transactable>(tx: &mut T, id: InquiryId, new: &NewI
         _ => None,
     };
     check_optional_visit(tx, &new.visit)?;
-    let status = if answer.is_some() { InquiryStatus::Answered } else { InquiryStatus::Open };
+    let status = if answer.is_some() {
+        InquiryStatus::Answered
+    } else {
+        InquiryStatus::Open
+    };
     let obj = new_record(tx, EntityKind::Inquiry, &id.to_string(), p)?;
     write_cell(tx, &obj, "question", Some(&question), p)?;
     write_cell(tx, &obj, "topic", Some(&topic), p)?;
     write_cell(tx, &obj, "answer", answer.as_deref(), p)?;
-    write_cell(tx, &obj, "visit", new.visit.map(|x| x.to_string()).as_deref(), p)?;
+    write_cell(
+        tx,
+        &obj,
+        "visit",
+        new.visit.map(|x| x.to_string()).as_deref(),
+        p,
+    )?;
     write_cell(tx, &obj, "status", Some(status.as_str()), p)
 }
 
-pub(crate) fn answer_inquiry<T: Transactable>(tx: &mut T, id: InquiryId, answer: &str, p: &Provenance) -> Result<()> {
+pub(crate) fn answer_inquiry<T: Transactable>(
+    tx: &mut T,
+    id: InquiryId,
+    answer: &str,
+    p: &Provenance,
+) -> Result<()> {
     if answer.trim().is_empty() {
         return Err(Error::InvalidInput("answer is required"));
     }
@@ -319,23 +458,45 @@ pub(crate) fn answer_inquiry<T: Transactable>(tx: &mut T, id: InquiryId, answer:
     write_cell(tx, &obj, "answer", Some(answer), p)?;
     let current = InquiryStatus::parse(&read_required(tx, &obj, "status")?)?;
     if current != InquiryStatus::Answered {
-        write_cell(tx, &obj, "status", Some(InquiryStatus::Answered.as_str()), p)?;
+        write_cell(
+            tx,
+            &obj,
+            "status",
+            Some(InquiryStatus::Answered.as_str()),
+            p,
+        )?;
     }
     Ok(())
 }
 
-pub(crate) fn add_follow_up<T: Transactable>(tx: &mut T, id: FollowUpId, new: &NewFollowUp, p: &Provenance) -> Result<()> {
+pub(crate) fn add_follow_up<T: Transactable>(
+    tx: &mut T,
+    id: FollowUpId,
+    new: &NewFollowUp,
+    p: &Provenance,
+) -> Result<()> {
     let what = required_line(&new.what, "follow-up description is required")?;
     check_optional_visit(tx, &new.origin_visit)?;
     let obj = new_record(tx, EntityKind::FollowUp, &id.to_string(), p)?;
     write_cell(tx, &obj, "what", Some(&what), p)?;
     write_cell(tx, &obj, "due", Some(&new.due.to_string()), p)?;
     write_cell(tx, &obj, "assignee", Some(&new.assignee.to_string()), p)?;
-    write_cell(tx, &obj, "origin_visit", new.origin_visit.map(|x| x.to_string()).as_deref(), p)?;
+    write_cell(
+        tx,
+        &obj,
+        "origin_visit",
+        new.origin_visit.map(|x| x.to_string()).as_deref(),
+        p,
+    )?;
     write_cell(tx, &obj, "status", Some(FollowUpStatus::Open.as_str()), p)
 }
 
-pub(crate) fn add_card<T: Transactable>(tx: &mut T, id: CardIssuanceId, new: &NewCardIssuance, p: &Provenance) -> Result<()> {
+pub(crate) fn add_card<T: Transactable>(
+    tx: &mut T,
+    id: CardIssuanceId,
+    new: &NewCardIssuance,
+    p: &Provenance,
+) -> Result<()> {
     let serial = required_line(&new.serial, "card serial is required")?;
     check_optional_visit(tx, &new.visit)?;
     if let Some(person) = &new.person {
@@ -346,24 +507,56 @@ pub(crate) fn add_card<T: Transactable>(tx: &mut T, id: CardIssuanceId, new: &Ne
     }
     let obj = new_record(tx, EntityKind::Card, &id.to_string(), p)?;
     write_cell(tx, &obj, "serial", Some(&serial), p)?;
-    write_cell(tx, &obj, "visit", new.visit.map(|x| x.to_string()).as_deref(), p)?;
-    write_cell(tx, &obj, "person", new.person.map(|x| x.to_string()).as_deref(), p)?;
-    write_cell(tx, &obj, "replaces", new.replaces.map(|x| x.to_string()).as_deref(), p)?;
+    write_cell(
+        tx,
+        &obj,
+        "visit",
+        new.visit.map(|x| x.to_string()).as_deref(),
+        p,
+    )?;
+    write_cell(
+        tx,
+        &obj,
+        "person",
+        new.person.map(|x| x.to_string()).as_deref(),
+        p,
+    )?;
+    write_cell(
+        tx,
+        &obj,
+        "replaces",
+        new.replaces.map(|x| x.to_string()).as_deref(),
+        p,
+    )?;
     write_cell(tx, &obj, "status", Some(CardStatus::Issued.as_str()), p)?;
     if let Some(old) = &new.replaces {
-        set_status(tx, EntityKind::Card, &old.to_string(), CardStatus::Replaced.as_str(), p)?;
+        set_status(
+            tx,
+            EntityKind::Card,
+            &old.to_string(),
+            CardStatus::Replaced.as_str(),
+            p,
+        )?;
     }
     Ok(())
 }
 
 /// Step a record's status machine; the caller's `allowed(from, to)` says which steps exist.
-pub(crate) fn set_status<T: Transactable>(tx: &mut T, kind: EntityKind, key: &str, to: &str, p: &Provenance) -> Result<()> {
+pub(crate) fn set_status<T: Transactable>(
+    tx: &mut T,
+    kind: EntityKind,
+    key: &str,
+    to: &str,
+    p: &Provenance,
+) -> Result<()> {
     let obj = record(tx, kind, key)?;
     let from = read_required(tx, &obj, "status")?;
     let ok = match kind {
         EntityKind::Need => NeedStatus::parse(&from)?.can_become(NeedStatus::parse(to)?),
         EntityKind::Inquiry => InquiryStatus::parse(&from)?.can_become(InquiryStatus::parse(to)?),
-        EntityKind::FollowUp => FollowUpStatus::parse(&from)?.can_become(FollowUpStatus::parse(to)?),
+        EntityKind::FollowUp => {
+            FollowUpStatus::parse(&from)?.can_become(FollowUpStatus::parse(to)?)
+        }
         EntityKind::Card => CardStatus::parse(&from)?.can_become(CardStatus::parse(to)?),
         _ => false,
     };
@@ -379,7 +572,24 @@ pub(crate) fn set_status<T: Transactable>(tx: &mut T, kind: EntityKind, key: &st
 
 /// A status text as a static name for error messages (statuses are not personal data).
 fn status_name(s: &str) -> &'static str {
-    const NAMES: &[&str] =
-        &["open", "referred", "met", "closed", "answered", "done", "cancelled", "issued", "replaced", "lost", "void", "draft", "final"];
-    NAMES.iter().find(|n| **n == s).copied().unwrap_or("unknown")
+    const NAMES: &[&str] = &[
+        "open",
+        "referred",
+        "met",
+        "closed",
+        "answered",
+        "done",
+        "cancelled",
+        "issued",
+        "replaced",
+        "lost",
+        "void",
+        "draft",
+        "final",
+    ];
+    NAMES
+        .iter()
+        .find(|n| **n == s)
+        .copied()
+        .unwrap_or("unknown")
 }

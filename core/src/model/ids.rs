@@ -118,7 +118,10 @@ mod tests {
     fn ids_round_trip_and_reject_garbage() {
         let id = VisitId::new();
         assert_eq!(VisitId::parse(&id.to_string()).unwrap(), id);
-        assert!(matches!(VisitId::parse("not-a-uuid"), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            VisitId::parse("not-a-uuid"),
+            Err(Error::InvalidInput(_))
+        ));
         assert!(matches!(VisitId::parse(""), Err(Error::InvalidInput(_))));
     }
 

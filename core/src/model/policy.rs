@@ -88,7 +88,11 @@ pub struct FieldSpec {
 }
 
 const fn f(entity: EntityKind, name: &'static str, policy: MergePolicy) -> FieldSpec {
-    FieldSpec { entity, name, policy }
+    FieldSpec {
+        entity,
+        name,
+        policy,
+    }
 }
 
 use EntityKind as K;
@@ -154,7 +158,10 @@ pub const FIELDS: &[FieldSpec] = &[
 
 /// The policy of a field, if the model knows the field.
 pub fn policy(entity: EntityKind, name: &str) -> Option<MergePolicy> {
-    FIELDS.iter().find(|s| s.entity == entity && s.name == name).map(|s| s.policy)
+    FIELDS
+        .iter()
+        .find(|s| s.entity == entity && s.name == name)
+        .map(|s| s.policy)
 }
 
 /// The fields of one kind of record.
@@ -170,15 +177,21 @@ mod tests {
     fn every_field_is_declared_once() {
         for (i, a) in FIELDS.iter().enumerate() {
             for b in &FIELDS[i + 1..] {
-                assert!(!(a.entity == b.entity && a.name == b.name), "{a:?} declared twice");
+                assert!(
+                    !(a.entity == b.entity && a.name == b.name),
+                    "{a:?} declared twice"
+                );
             }
         }
     }
 
     #[test]
     fn identity_fields_are_the_ones_the_design_names() {
-        let identity: Vec<_> =
-            FIELDS.iter().filter(|s| s.policy == MergePolicy::Identity).map(|s| s.name).collect();
+        let identity: Vec<_> = FIELDS
+            .iter()
+            .filter(|s| s.policy == MergePolicy::Identity)
+            .map(|s| s.name)
+            .collect();
         assert_eq!(identity, ["name", "birth_date", "id_number", "guardian"]);
     }
 }

@@ -76,7 +76,10 @@ pub struct FieldRef {
 
 impl FieldRef {
     pub fn new(entity: EntityRef, field: &str) -> Self {
-        FieldRef { entity, field: field.to_owned() }
+        FieldRef {
+            entity,
+            field: field.to_owned(),
+        }
     }
 }
 

@@ -137,7 +137,11 @@ pub struct Visit {
 
 impl Visit {
     pub fn section(&self, which: Section) -> &str {
-        self.sections.iter().find(|(s, _)| *s == which).map(|(_, t)| t.as_str()).unwrap_or("")
+        self.sections
+            .iter()
+            .find(|(s, _)| *s == which)
+            .map(|(_, t)| t.as_str())
+            .unwrap_or("")
     }
 }
 

@@ -6,7 +6,9 @@ use std::fmt;
 use crate::error::Error;
 
 /// Milliseconds since the Unix epoch (UTC).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -52,7 +54,8 @@ impl Date {
             if !part.bytes().all(|c| c.is_ascii_digit()) {
                 return Err(Error::InvalidInput("date must be YYYY-MM-DD"));
             }
-            part.parse().map_err(|_| Error::InvalidInput("date must be YYYY-MM-DD"))
+            part.parse()
+                .map_err(|_| Error::InvalidInput("date must be YYYY-MM-DD"))
         };
         Date::new(num(0..4)?, num(5..7)? as u8, num(8..10)? as u8)
     }
@@ -99,7 +102,9 @@ fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         _ => 28,
     }
 }
@@ -130,7 +135,17 @@ mod tests {
     #[test]
     fn parse_validates() {
         assert_eq!(Date::parse("2024-02-29").unwrap().to_string(), "2024-02-29");
-        for bad in ["2023-02-29", "2024-13-01", "2024-00-10", "24-01-01", "2024-1-01", "", "abcd-ef-gh", "2024-01-3a", "１２３４-01-01"] {
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "24-01-01",
+            "2024-1-01",
+            "",
+            "abcd-ef-gh",
+            "2024-01-3a",
+            "１２３４-01-01",
+        ] {
             assert!(Date::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -34,7 +34,6 @@ macro_rules! text_enum {
     };
 }
 
-
 text_enum!(
     /// Whether the household is still followed by the station.
     HouseholdStatus { Active = "active", MovedAway = "moved_away", Closed = "closed" }
@@ -96,14 +95,20 @@ text_enum!(
 impl NeedStatus {
     pub fn can_become(self, next: NeedStatus) -> bool {
         use NeedStatus::*;
-        matches!((self, next), (Open, Referred | Met | Closed) | (Referred, Met | Closed))
+        matches!(
+            (self, next),
+            (Open, Referred | Met | Closed) | (Referred, Met | Closed)
+        )
     }
 }
 
 impl InquiryStatus {
     pub fn can_become(self, next: InquiryStatus) -> bool {
         use InquiryStatus::*;
-        matches!((self, next), (Open, Answered | Referred) | (Referred, Answered))
+        matches!(
+            (self, next),
+            (Open, Answered | Referred) | (Referred, Answered)
+        )
     }
 }
 
@@ -117,7 +122,10 @@ impl FollowUpStatus {
 impl CardStatus {
     pub fn can_become(self, next: CardStatus) -> bool {
         use CardStatus::*;
-        matches!((self, next), (Issued, Replaced | Lost | Void) | (Lost, Void))
+        matches!(
+            (self, next),
+            (Issued, Replaced | Lost | Void) | (Lost, Void)
+        )
     }
 }
 
@@ -139,7 +147,10 @@ impl GeoPoint {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let bad = || Error::InvalidInput("GPS point must be 'lat,lon'");
         let (a, b) = s.split_once(',').ok_or_else(bad)?;
-        GeoPoint::new(a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?)
+        GeoPoint::new(
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        )
     }
 }
 
@@ -159,8 +170,14 @@ pub struct BirthDate {
 impl BirthDate {
     pub fn parse(s: &str) -> Result<Self, Error> {
         match s.strip_suffix('~') {
-            Some(d) => Ok(BirthDate { date: Date::parse(d)?, estimated: true }),
-            None => Ok(BirthDate { date: Date::parse(s)?, estimated: false }),
+            Some(d) => Ok(BirthDate {
+                date: Date::parse(d)?,
+                estimated: true,
+            }),
+            None => Ok(BirthDate {
+                date: Date::parse(s)?,
+                estimated: false,
+            }),
         }
     }
 }
@@ -192,7 +209,9 @@ pub(crate) fn optional_line(value: &str) -> Result<String, Error> {
         return Err(Error::InvalidInput("value too long"));
     }
     if v.chars().any(char::is_control) {
-        return Err(Error::InvalidInput("control characters are not allowed in a one-line value"));
+        return Err(Error::InvalidInput(
+            "control characters are not allowed in a one-line value",
+        ));
     }
     Ok(v.to_owned())
 }
@@ -202,8 +221,13 @@ pub(crate) fn free_text(value: &str) -> Result<&str, Error> {
     if value.chars().count() > MAX_TEXT_CHARS {
         return Err(Error::InvalidInput("text too long"));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Error::InvalidInput("control characters are not allowed in text"));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::InvalidInput(
+            "control characters are not allowed in text",
+        ));
     }
     Ok(value)
 }
@@ -246,8 +270,14 @@ mod tests {
         assert!(required_line("   ", "name").is_err());
         assert!(required_line("张三\u{0}", "name").is_err());
         assert!(required_line(&"长".repeat(MAX_LINE_CHARS + 1), "name").is_err());
-        assert_eq!(BirthDate::parse("1950-01-01~").unwrap().to_string(), "1950-01-01~");
+        assert_eq!(
+            BirthDate::parse("1950-01-01~").unwrap().to_string(),
+            "1950-01-01~"
+        );
         assert!(GeoPoint::parse("91,0").is_err());
-        assert_eq!(GeoPoint::parse("31.5,120.25").unwrap().to_string(), "31.500000,120.250000");
+        assert_eq!(
+            GeoPoint::parse("31.5,120.25").unwrap().to_string(),
+            "31.500000,120.250000"
+        );
     }
 }

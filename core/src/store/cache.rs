@@ -16,7 +16,11 @@ pub(crate) struct DocCache {
 
 impl DocCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        DocCache { capacity: capacity.max(1), tick: 0, docs: HashMap::new() }
+        DocCache {
+            capacity: capacity.max(1),
+            tick: 0,
+            docs: HashMap::new(),
+        }
     }
 
     pub(crate) fn get_mut(&mut self, id: &HouseholdId) -> Option<&mut Automerge> {
@@ -31,7 +35,12 @@ impl DocCache {
     /// Insert a document, evicting the least recently used one when full.
     pub(crate) fn insert(&mut self, id: HouseholdId, doc: Automerge) -> &mut Automerge {
         if self.docs.len() >= self.capacity && !self.docs.contains_key(&id) {
-            if let Some(oldest) = self.docs.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| *k) {
+            if let Some(oldest) = self
+                .docs
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+            {
                 self.docs.remove(&oldest);
             }
         }

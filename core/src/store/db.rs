@@ -53,19 +53,30 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 fn apply_key(conn: &Connection, key: &StoreKey) -> Result<()> {
     // SQLCipher logs decryption failures to stderr by default; the caller gets the error.
-    conn.execute_batch("PRAGMA cipher_log_level = NONE;").map_err(Error::Storage)?;
-    conn.execute_batch(&format!("PRAGMA key = {};", key.pragma_value())).map_err(Error::Storage)?;
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")
+        .map_err(Error::Storage)?;
+    conn.execute_batch(&format!("PRAGMA key = {};", key.pragma_value()))
+        .map_err(Error::Storage)?;
     // Wiping freed memory costs time on every page; the key stays in the process anyway.
-    conn.execute_batch("PRAGMA cipher_memory_security = OFF;").map_err(Error::Storage)?;
+    conn.execute_batch("PRAGMA cipher_memory_security = OFF;")
+        .map_err(Error::Storage)?;
     Ok(())
 }
 
 fn is_not_a_database(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(rusqlite::ffi::ErrorCode::NotADatabase))
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ffi::ErrorCode::NotADatabase)
+    )
 }
 
 /// Open (or create) the store file with its key; the connection is ready for use.
-pub(crate) fn open_connection(path: &Path, key: &StoreKey, durability: Durability, read_only: bool) -> Result<Connection> {
+pub(crate) fn open_connection(
+    path: &Path,
+    key: &StoreKey,
+    durability: Durability,
+    read_only: bool,
+) -> Result<Connection> {
     if let Ok(mut f) = std::fs::File::open(path) {
         use std::io::Read;
         let mut head = [0u8; 16];
@@ -77,11 +88,15 @@ pub(crate) fn open_connection(path: &Path, key: &StoreKey, durability: Durabilit
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags).map_err(Error::Storage)?;
     apply_key(&conn, key)?;
-    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
         Ok(_) => {}
         Err(e) if is_not_a_database(&e) => {
             drop(conn);
@@ -89,9 +104,11 @@ pub(crate) fn open_connection(path: &Path, key: &StoreKey, durability: Durabilit
         }
         Err(e) => return Err(e.into()),
     }
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(Error::Storage)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(Error::Storage)?;
     if !read_only {
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).map_err(Error::from)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .map_err(Error::from)?;
     }
     let sync = match durability {
         Durability::Full => "FULL",
@@ -108,7 +125,7 @@ pub(crate) fn open_connection(path: &Path, key: &StoreKey, durability: Durabilit
 /// fails some. SQLCipher's `cipher_integrity_check` checks each page's HMAC on its own.
 fn diagnose(path: &Path, key: &StoreKey) -> Error {
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if len < 1024 || len % 512 != 0 || !looks_encrypted(path) {
+    if len < 1024 || !len.is_multiple_of(512) || !looks_encrypted(path) {
         return Error::NotAStore;
     }
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
@@ -134,8 +151,12 @@ fn diagnose(path: &Path, key: &StoreKey) -> Error {
 fn looks_encrypted(path: &Path) -> bool {
     use std::io::Read;
     let mut page = vec![0u8; 4096];
-    let Ok(mut f) = std::fs::File::open(path) else { return false };
-    let Ok(n) = f.read(&mut page) else { return false };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(n) = f.read(&mut page) else {
+        return false;
+    };
     let mut counts = [0u32; 256];
     for b in &page[..n] {
         counts[usize::from(*b)] += 1;

@@ -26,7 +26,12 @@ pub(crate) enum Scope {
     Summary,
 }
 
-pub(crate) fn update(conn: &Connection, doc: &Automerge, household: HouseholdId, scope: Scope) -> Result<()> {
+pub(crate) fn update(
+    conn: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+    scope: Scope,
+) -> Result<()> {
     match scope {
         Scope::Household => index_household(conn, doc, household),
         Scope::Section(visit, section) => {
@@ -48,7 +53,13 @@ pub(crate) fn update(conn: &Connection, doc: &Automerge, household: HouseholdId,
 }
 
 /// Upsert one text row (only touching FTS when the text changed); empty text has no row.
-fn put_text(conn: &Connection, household: HouseholdId, entity: &str, field: &str, body: &str) -> Result<()> {
+fn put_text(
+    conn: &Connection,
+    household: HouseholdId,
+    entity: &str,
+    field: &str,
+    body: &str,
+) -> Result<()> {
     if body.is_empty() {
         conn.prepare_cached("DELETE FROM ix_text_src WHERE entity_id = ?1 AND field = ?2")?
             .execute(params![entity, field])?;
@@ -62,9 +73,16 @@ fn put_text(conn: &Connection, household: HouseholdId, entity: &str, field: &str
     Ok(())
 }
 
-fn index_visit_workers(conn: &Connection, doc: &Automerge, household: HouseholdId, visit: &str, obj: &automerge::ObjId) -> Result<()> {
+fn index_visit_workers(
+    conn: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+    visit: &str,
+    obj: &automerge::ObjId,
+) -> Result<()> {
     let date = read_cell(doc, obj, "date")?.unwrap_or_default();
-    conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = ?1")?.execute([visit])?;
+    conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = ?1")?
+        .execute([visit])?;
     let mut ins = conn.prepare_cached(
         "INSERT INTO ix_visit_workers (visit_id, worker_id, household_id, date) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -101,11 +119,21 @@ fn versions_json(values: &[FieldVersion]) -> String {
 
 fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
     let h = household.to_string();
-    for table in ["ix_households", "ix_persons", "ix_visits", "ix_visit_workers", "ix_follow_ups", "ix_cards", "ix_conflicts"] {
-        conn.prepare_cached(&format!("DELETE FROM {table} WHERE household_id = ?1"))?.execute([&h])?;
+    for table in [
+        "ix_households",
+        "ix_persons",
+        "ix_visits",
+        "ix_visit_workers",
+        "ix_follow_ups",
+        "ix_cards",
+        "ix_conflicts",
+    ] {
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE household_id = ?1"))?
+            .execute([&h])?;
     }
     let (_, station) = crate::doc::header(doc)?;
-    let hh = entity_obj(doc, EntityKind::Household, None)?.ok_or(crate::error::Error::NotAHousehold("no household map"))?;
+    let hh = entity_obj(doc, EntityKind::Household, None)?
+        .ok_or(crate::error::Error::NotAHousehold("no household map"))?;
     conn.prepare_cached(
         "INSERT INTO ix_households (household_id, station_id, code, village, address, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
@@ -120,7 +148,10 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
 
     // Text rows wanted now; compared with what is there so unchanged text costs no FTS work.
     let mut texts: BTreeMap<(String, String), String> = BTreeMap::new();
-    texts.insert((h.clone(), "summary".into()), read_text(doc, &hh, "summary")?);
+    texts.insert(
+        (h.clone(), "summary".into()),
+        read_text(doc, &hh, "summary")?,
+    );
 
     for (key, o) in keys_of(doc, EntityKind::Person)? {
         let p = read_person(doc, &key, &o)?;
@@ -152,19 +183,38 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
         ])?;
         index_visit_workers(conn, doc, household, &key, &o)?;
         for s in Section::ALL {
-            texts.insert((key.clone(), s.as_str().into()), read_text(doc, &o, s.as_str())?);
+            texts.insert(
+                (key.clone(), s.as_str().into()),
+                read_text(doc, &o, s.as_str())?,
+            );
         }
     }
     for (key, o) in keys_of(doc, EntityKind::Need)? {
-        let text = [read_cell(doc, &o, "category")?, read_cell(doc, &o, "description")?];
-        texts.insert((key, "need".into()), text.into_iter().flatten().collect::<Vec<_>>().join("\n"));
+        let text = [
+            read_cell(doc, &o, "category")?,
+            read_cell(doc, &o, "description")?,
+        ];
+        texts.insert(
+            (key, "need".into()),
+            text.into_iter().flatten().collect::<Vec<_>>().join("\n"),
+        );
     }
     for (key, o) in keys_of(doc, EntityKind::Inquiry)? {
-        let text = [read_cell(doc, &o, "topic")?, read_cell(doc, &o, "question")?, read_cell(doc, &o, "answer")?];
-        texts.insert((key, "inquiry".into()), text.into_iter().flatten().collect::<Vec<_>>().join("\n"));
+        let text = [
+            read_cell(doc, &o, "topic")?,
+            read_cell(doc, &o, "question")?,
+            read_cell(doc, &o, "answer")?,
+        ];
+        texts.insert(
+            (key, "inquiry".into()),
+            text.into_iter().flatten().collect::<Vec<_>>().join("\n"),
+        );
     }
     for (key, o) in keys_of(doc, EntityKind::Amendment)? {
-        texts.insert((key, "amendment".into()), read_cell(doc, &o, "text")?.unwrap_or_default());
+        texts.insert(
+            (key, "amendment".into()),
+            read_cell(doc, &o, "text")?.unwrap_or_default(),
+        );
     }
     for (key, o) in keys_of(doc, EntityKind::FollowUp)? {
         let f = read_follow_up(doc, &key, &o)?;
@@ -184,7 +234,9 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
     }
     for (key, o) in keys_of(doc, EntityKind::Card)? {
         let c = read_card(doc, &key, &o)?;
-        let created = get_map(doc, &o, "created")?.map(|c| read_provenance(doc, &c)).transpose()?;
+        let created = get_map(doc, &o, "created")?
+            .map(|c| read_provenance(doc, &c))
+            .transpose()?;
         conn.prepare_cached(
             "INSERT INTO ix_cards (card_id, household_id, serial, visit_id, person_id, status, issued_by, issued_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -66,7 +66,12 @@ impl std::fmt::Debug for StoreOptions {
 
 impl StoreOptions {
     /// Defaults: full durability, 64 cached documents, compaction after 200 changes, system clock.
-    pub fn new(path: impl AsRef<Path>, key: StoreKey, worker: WorkerId, station: StationId) -> Self {
+    pub fn new(
+        path: impl AsRef<Path>,
+        key: StoreKey,
+        worker: WorkerId,
+        station: StationId,
+    ) -> Self {
         StoreOptions {
             path: path.as_ref().to_path_buf(),
             key,
@@ -110,7 +115,10 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("worker", &self.worker).field("device", &self.device).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("worker", &self.worker)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
     }
 }
 
@@ -121,11 +129,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn meta_get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
 }
 
 fn meta_put(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        params![key, value],
+    )?;
     Ok(())
 }
 
@@ -134,10 +147,13 @@ fn hashes_to_bytes(heads: &[ChangeHash]) -> Vec<u8> {
 }
 
 fn bytes_to_hashes(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(Error::Damaged);
     }
-    Ok(bytes.chunks_exact(32).map(|c| ChangeHash(c.try_into().unwrap_or([0; 32]))).collect())
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| ChangeHash(c.try_into().unwrap_or([0; 32])))
+        .collect())
 }
 
 impl Store {
@@ -169,7 +185,10 @@ impl Store {
         }
         let reader = db::open_connection(&options.path, &options.key, options.durability, true)?;
         Ok(Store {
-            writer: Mutex::new(Writer { conn, cache: DocCache::new(options.cache_documents) }),
+            writer: Mutex::new(Writer {
+                conn,
+                cache: DocCache::new(options.cache_documents),
+            }),
             reader: Mutex::new(reader),
             worker: options.worker,
             station: options.station,
@@ -196,7 +215,11 @@ impl Store {
     }
 
     fn provenance(&self) -> Provenance {
-        Provenance { worker: self.worker, device: self.device, at: (self.clock)() }
+        Provenance {
+            worker: self.worker,
+            device: self.device,
+            at: (self.clock)(),
+        }
     }
 
     /// Run one user action on one household: mutate the document, then persist the change
@@ -236,19 +259,37 @@ impl Store {
         write::create_household(&mut tx, id, self.station, new, &p)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(p.at.0));
         let hash = hash.ok_or(Error::InvalidInput("empty household"))?;
-        persist_local(conn, &mut doc, id, hash, Scope::Household, self.compact_after, true)?;
+        persist_local(
+            conn,
+            &mut doc,
+            id,
+            hash,
+            Scope::Household,
+            self.compact_after,
+            true,
+        )?;
         cache.insert(id, doc);
         Ok(id)
     }
 
     pub fn edit_household(&self, id: HouseholdId, edit: &HouseholdEdit) -> Result<()> {
-        self.act(id, Scope::Household, |tx, p| write::edit_household(tx, edit, p))
+        self.act(id, Scope::Household, |tx, p| {
+            write::edit_household(tx, edit, p)
+        })
     }
 
     /// Splice the situation summary: delete `delete` characters at `pos` (code points) and
     /// insert `insert` there.
-    pub fn splice_summary(&self, id: HouseholdId, pos: usize, delete: usize, insert: &str) -> Result<()> {
-        self.act(id, Scope::Summary, |tx, _| write::splice_summary(tx, pos, delete, insert))
+    pub fn splice_summary(
+        &self,
+        id: HouseholdId,
+        pos: usize,
+        delete: usize,
+        insert: &str,
+    ) -> Result<()> {
+        self.act(id, Scope::Summary, |tx, _| {
+            write::splice_summary(tx, pos, delete, insert)
+        })
     }
 
     /// The whole case file.
@@ -267,12 +308,21 @@ impl Store {
 
     pub fn add_person(&self, household: HouseholdId, new: &NewPerson) -> Result<PersonId> {
         let id = PersonId::new();
-        self.act(household, Scope::Household, |tx, p| write::add_person(tx, id, new, p))?;
+        self.act(household, Scope::Household, |tx, p| {
+            write::add_person(tx, id, new, p)
+        })?;
         Ok(id)
     }
 
-    pub fn edit_person(&self, household: HouseholdId, person: PersonId, edit: &PersonEdit) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| write::edit_person(tx, person, edit, p))
+    pub fn edit_person(
+        &self,
+        household: HouseholdId,
+        person: PersonId,
+        edit: &PersonEdit,
+    ) -> Result<()> {
+        self.act(household, Scope::Household, |tx, p| {
+            write::edit_person(tx, person, edit, p)
+        })
     }
 
     // ----- visits -----------------------------------------------------------------------
@@ -280,12 +330,21 @@ impl Store {
     /// Start a visit (a draft) with the signed-in worker on it.
     pub fn start_visit(&self, household: HouseholdId, new: &NewVisit) -> Result<VisitId> {
         let id = VisitId::new();
-        self.act(household, Scope::Household, |tx, p| write::start_visit(tx, id, new, p))?;
+        self.act(household, Scope::Household, |tx, p| {
+            write::start_visit(tx, id, new, p)
+        })?;
         Ok(id)
     }
 
-    pub fn edit_visit(&self, household: HouseholdId, visit: VisitId, edit: &VisitEdit) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| write::edit_visit(tx, visit, edit, p))
+    pub fn edit_visit(
+        &self,
+        household: HouseholdId,
+        visit: VisitId,
+        edit: &VisitEdit,
+    ) -> Result<()> {
+        self.act(household, Scope::Household, |tx, p| {
+            write::edit_visit(tx, visit, edit, p)
+        })
     }
 
     /// Type into a section of a draft visit: delete `delete` characters at `pos` (Unicode
@@ -306,13 +365,23 @@ impl Store {
 
     /// Freeze a visit: from now on it is evidence and only amendments correct it.
     pub fn finalise_visit(&self, household: HouseholdId, visit: VisitId) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| write::finalise_visit(tx, visit, p))
+        self.act(household, Scope::Household, |tx, p| {
+            write::finalise_visit(tx, visit, p)
+        })
     }
 
     /// Record a correction of a finalised visit (optionally about one section).
-    pub fn amend_visit(&self, household: HouseholdId, visit: VisitId, section: Option<Section>, text: &str) -> Result<AmendmentId> {
+    pub fn amend_visit(
+        &self,
+        household: HouseholdId,
+        visit: VisitId,
+        section: Option<Section>,
+        text: &str,
+    ) -> Result<AmendmentId> {
         let id = AmendmentId::new();
-        self.act(household, Scope::Household, |tx, p| write::amend_visit(tx, id, visit, section, text, p))?;
+        self.act(household, Scope::Household, |tx, p| {
+            write::amend_visit(tx, id, visit, section, text, p)
+        })?;
         Ok(id)
     }
 
@@ -320,55 +389,122 @@ impl Store {
 
     pub fn add_need(&self, household: HouseholdId, new: &NewNeed) -> Result<NeedId> {
         let id = NeedId::new();
-        self.act(household, Scope::Household, |tx, p| write::add_need(tx, id, new, p))?;
+        self.act(household, Scope::Household, |tx, p| {
+            write::add_need(tx, id, new, p)
+        })?;
         Ok(id)
     }
 
-    pub fn set_need_status(&self, household: HouseholdId, need: NeedId, status: NeedStatus) -> Result<()> {
-        self.set_status(household, crate::model::policy::EntityKind::Need, &need.to_string(), status.as_str())
+    pub fn set_need_status(
+        &self,
+        household: HouseholdId,
+        need: NeedId,
+        status: NeedStatus,
+    ) -> Result<()> {
+        self.set_status(
+            household,
+            crate::model::policy::EntityKind::Need,
+            &need.to_string(),
+            status.as_str(),
+        )
     }
 
     pub fn add_inquiry(&self, household: HouseholdId, new: &NewInquiry) -> Result<InquiryId> {
         let id = InquiryId::new();
-        self.act(household, Scope::Household, |tx, p| write::add_inquiry(tx, id, new, p))?;
+        self.act(household, Scope::Household, |tx, p| {
+            write::add_inquiry(tx, id, new, p)
+        })?;
         Ok(id)
     }
 
-    pub fn answer_inquiry(&self, household: HouseholdId, inquiry: InquiryId, answer: &str) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| write::answer_inquiry(tx, inquiry, answer, p))
+    pub fn answer_inquiry(
+        &self,
+        household: HouseholdId,
+        inquiry: InquiryId,
+        answer: &str,
+    ) -> Result<()> {
+        self.act(household, Scope::Household, |tx, p| {
+            write::answer_inquiry(tx, inquiry, answer, p)
+        })
     }
 
-    pub fn set_inquiry_status(&self, household: HouseholdId, inquiry: InquiryId, status: InquiryStatus) -> Result<()> {
-        self.set_status(household, crate::model::policy::EntityKind::Inquiry, &inquiry.to_string(), status.as_str())
+    pub fn set_inquiry_status(
+        &self,
+        household: HouseholdId,
+        inquiry: InquiryId,
+        status: InquiryStatus,
+    ) -> Result<()> {
+        self.set_status(
+            household,
+            crate::model::policy::EntityKind::Inquiry,
+            &inquiry.to_string(),
+            status.as_str(),
+        )
     }
 
     pub fn add_follow_up(&self, household: HouseholdId, new: &NewFollowUp) -> Result<FollowUpId> {
         let id = FollowUpId::new();
-        self.act(household, Scope::Household, |tx, p| write::add_follow_up(tx, id, new, p))?;
+        self.act(household, Scope::Household, |tx, p| {
+            write::add_follow_up(tx, id, new, p)
+        })?;
         Ok(id)
     }
 
     pub fn complete_follow_up(&self, household: HouseholdId, follow_up: FollowUpId) -> Result<()> {
-        self.set_status(household, crate::model::policy::EntityKind::FollowUp, &follow_up.to_string(), "done")
+        self.set_status(
+            household,
+            crate::model::policy::EntityKind::FollowUp,
+            &follow_up.to_string(),
+            "done",
+        )
     }
 
     pub fn cancel_follow_up(&self, household: HouseholdId, follow_up: FollowUpId) -> Result<()> {
-        self.set_status(household, crate::model::policy::EntityKind::FollowUp, &follow_up.to_string(), "cancelled")
+        self.set_status(
+            household,
+            crate::model::policy::EntityKind::FollowUp,
+            &follow_up.to_string(),
+            "cancelled",
+        )
     }
 
     /// Record that a contact card was left with the household.
-    pub fn record_card_issuance(&self, household: HouseholdId, new: &NewCardIssuance) -> Result<CardIssuanceId> {
+    pub fn record_card_issuance(
+        &self,
+        household: HouseholdId,
+        new: &NewCardIssuance,
+    ) -> Result<CardIssuanceId> {
         let id = CardIssuanceId::new();
-        self.act(household, Scope::Household, |tx, p| write::add_card(tx, id, new, p))?;
+        self.act(household, Scope::Household, |tx, p| {
+            write::add_card(tx, id, new, p)
+        })?;
         Ok(id)
     }
 
-    pub fn set_card_status(&self, household: HouseholdId, card: CardIssuanceId, status: CardStatus) -> Result<()> {
-        self.set_status(household, crate::model::policy::EntityKind::Card, &card.to_string(), status.as_str())
+    pub fn set_card_status(
+        &self,
+        household: HouseholdId,
+        card: CardIssuanceId,
+        status: CardStatus,
+    ) -> Result<()> {
+        self.set_status(
+            household,
+            crate::model::policy::EntityKind::Card,
+            &card.to_string(),
+            status.as_str(),
+        )
     }
 
-    fn set_status(&self, household: HouseholdId, kind: crate::model::policy::EntityKind, key: &str, to: &str) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| write::set_status(tx, kind, key, to, p))
+    fn set_status(
+        &self,
+        household: HouseholdId,
+        kind: crate::model::policy::EntityKind,
+        key: &str,
+        to: &str,
+    ) -> Result<()> {
+        self.act(household, Scope::Household, |tx, p| {
+            write::set_status(tx, kind, key, to, p)
+        })
     }
 
     // ----- conflicts and provenance ------------------------------------------------------
@@ -377,16 +513,27 @@ impl Store {
     /// conflicting ones, or a corrected one for identity fields; ignored for a visit edited
     /// after finalisation, which is accepted as merged). Records who resolved it and the
     /// values it replaced.
-    pub fn resolve_conflict(&self, household: HouseholdId, field: &FieldRef, chosen: Option<&str>) -> Result<ResolutionId> {
+    pub fn resolve_conflict(
+        &self,
+        household: HouseholdId,
+        field: &FieldRef,
+        chosen: Option<&str>,
+    ) -> Result<ResolutionId> {
         let id = ResolutionId::new();
-        self.act(household, Scope::Household, |tx, p| conflicts::resolve(tx, household, field, chosen, id, p))?;
+        self.act(household, Scope::Household, |tx, p| {
+            conflicts::resolve(tx, household, field, chosen, id, p)
+        })?;
         Ok(id)
     }
 
     /// Every value a field holds now, with who wrote it, on which device, when. The shown
     /// value comes first; more than one means concurrent writes. For a set, one entry per
     /// element; for text, the record's creation.
-    pub fn field_history(&self, household: HouseholdId, field: &FieldRef) -> Result<Vec<FieldVersion>> {
+    pub fn field_history(
+        &self,
+        household: HouseholdId,
+        field: &FieldRef,
+    ) -> Result<Vec<FieldVersion>> {
         self.read(household, |d| conflicts::field_versions(d, field))
     }
 
@@ -395,8 +542,11 @@ impl Store {
     /// Every household document in the store.
     pub fn household_ids(&self) -> Result<Vec<HouseholdId>> {
         let r = lock(&self.reader);
-        let mut st = r.prepare("SELECT doc_id FROM documents WHERE kind = 'household' ORDER BY doc_id")?;
-        let ids = st.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        let mut st =
+            r.prepare("SELECT doc_id FROM documents WHERE kind = 'household' ORDER BY doc_id")?;
+        let ids = st
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
         ids.iter().map(|s| HouseholdId::parse(s)).collect()
     }
 
@@ -406,8 +556,17 @@ impl Store {
     }
 
     /// The changes a peer that has `have` lacks (automerge change bytes, causal order).
-    pub fn export_changes(&self, household: HouseholdId, have: &[ChangeHash]) -> Result<Vec<Vec<u8>>> {
-        self.read(household, |d| Ok(d.get_changes(have).into_iter().map(|c| c.raw_bytes().to_vec()).collect()))
+    pub fn export_changes(
+        &self,
+        household: HouseholdId,
+        have: &[ChangeHash],
+    ) -> Result<Vec<Vec<u8>>> {
+        self.read(household, |d| {
+            Ok(d.get_changes(have)
+                .into_iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect())
+        })
     }
 
     /// The whole document, compacted (for bootstrapping another replica).
@@ -419,10 +578,16 @@ impl Store {
     /// and checked first, deduplicated by hash, index and conflicts updated. Garbage,
     /// changes with missing dependencies, or a document that is not this household's are
     /// refused and leave the store as it was.
-    pub fn apply_changes(&self, household: HouseholdId, changes: &[Vec<u8>]) -> Result<ApplyOutcome> {
+    pub fn apply_changes(
+        &self,
+        household: HouseholdId,
+        changes: &[Vec<u8>],
+    ) -> Result<ApplyOutcome> {
         let decoded = changes
             .iter()
-            .map(|b| Change::from_bytes(b.clone()).map_err(|e| Error::MalformedDocument(e.to_string())))
+            .map(|b| {
+                Change::from_bytes(b.clone()).map_err(|e| Error::MalformedDocument(e.to_string()))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut w = lock(&self.writer);
         let Writer { conn, cache } = &mut *w;
@@ -434,11 +599,15 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let doc = cache.get_mut(&household).ok_or(Error::NotFound("household"))?;
+        let doc = cache
+            .get_mut(&household)
+            .ok_or(Error::NotFound("household"))?;
         let mut fresh = Vec::new();
         let mut duplicates = 0;
         for c in decoded {
-            if doc.get_change_by_hash(&c.hash()).is_some() || fresh.iter().any(|f: &Change| f.hash() == c.hash()) {
+            if doc.get_change_by_hash(&c.hash()).is_some()
+                || fresh.iter().any(|f: &Change| f.hash() == c.hash())
+            {
                 duplicates += 1;
             } else {
                 fresh.push(c);
@@ -448,20 +617,29 @@ impl Store {
             if !existed {
                 cache.evict(&household);
             }
-            return Ok(ApplyOutcome { applied: 0, duplicates });
+            return Ok(ApplyOutcome {
+                applied: 0,
+                duplicates,
+            });
         }
         let result = apply_fresh(conn, doc, household, &fresh, existed, self.compact_after);
         if result.is_err() {
             cache.evict(&household);
         }
-        result.map(|()| ApplyOutcome { applied: fresh.len(), duplicates })
+        result.map(|()| ApplyOutcome {
+            applied: fresh.len(),
+            duplicates,
+        })
     }
 
     /// Households with changes the server has not acknowledged.
     pub fn unsynced_households(&self) -> Result<Vec<HouseholdId>> {
         let r = lock(&self.reader);
-        let mut st = r.prepare("SELECT doc_id FROM documents WHERE unsynced = 1 ORDER BY doc_id")?;
-        let ids = st.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        let mut st =
+            r.prepare("SELECT doc_id FROM documents WHERE unsynced = 1 ORDER BY doc_id")?;
+        let ids = st
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
         ids.iter().map(|s| HouseholdId::parse(s)).collect()
     }
 
@@ -469,7 +647,11 @@ impl Store {
     pub fn server_heads(&self, household: HouseholdId) -> Result<Vec<ChangeHash>> {
         let r = lock(&self.reader);
         let bytes: Option<Vec<u8>> = r
-            .query_row("SELECT server_heads FROM documents WHERE doc_id = ?1", [household.to_string()], |row| row.get(0))
+            .query_row(
+                "SELECT server_heads FROM documents WHERE doc_id = ?1",
+                [household.to_string()],
+                |row| row.get(0),
+            )
             .optional()?;
         bytes_to_hashes(&bytes.ok_or(Error::NotFound("household"))?)
     }
@@ -480,7 +662,8 @@ impl Store {
         let mut w = lock(&self.writer);
         let Writer { conn, cache } = &mut *w;
         let doc = load(conn, cache, household, &self.actor)?;
-        let unsynced = !doc.get_changes(heads).is_empty() || heads.iter().any(|h| doc.get_change_by_hash(h).is_none());
+        let unsynced = !doc.get_changes(heads).is_empty()
+            || heads.iter().any(|h| doc.get_change_by_hash(h).is_none());
         conn.execute(
             "UPDATE documents SET server_heads = ?2, unsynced = ?3 WHERE doc_id = ?1",
             params![household.to_string(), hashes_to_bytes(heads), unsynced],
@@ -499,7 +682,16 @@ impl Store {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let tx = conn.transaction()?;
-        for table in ["ix_households", "ix_persons", "ix_visits", "ix_visit_workers", "ix_follow_ups", "ix_cards", "ix_conflicts", "ix_text_src"] {
+        for table in [
+            "ix_households",
+            "ix_persons",
+            "ix_visits",
+            "ix_visit_workers",
+            "ix_follow_ups",
+            "ix_cards",
+            "ix_conflicts",
+            "ix_text_src",
+        ] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
         tx.execute("INSERT INTO ix_text(ix_text) VALUES ('delete-all')", [])?;
@@ -522,7 +714,9 @@ impl Store {
     /// SQLite's own structural check (`PRAGMA integrity_check`); `Ok(())` when sound.
     pub fn integrity_check(&self) -> Result<()> {
         let w = lock(&self.writer);
-        let result: String = w.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let result: String = w
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         if result == "ok" {
             Ok(())
         } else {
@@ -547,7 +741,12 @@ impl Store {
 }
 
 /// The cached document, loading it from its snapshot and change rows when absent.
-fn load<'c>(conn: &Connection, cache: &'c mut DocCache, id: HouseholdId, actor: &ActorId) -> Result<&'c mut Automerge> {
+fn load<'c>(
+    conn: &Connection,
+    cache: &'c mut DocCache,
+    id: HouseholdId,
+    actor: &ActorId,
+) -> Result<&'c mut Automerge> {
     if cache.get_mut(&id).is_none() {
         let doc = load_from_disk(conn, id, actor)?;
         return Ok(cache.insert(id, doc));
@@ -560,7 +759,9 @@ fn load_from_disk(conn: &Connection, id: HouseholdId, actor: &ActorId) -> Result
         .prepare_cached("SELECT snapshot FROM documents WHERE doc_id = ?1")?
         .query_row([id.to_string()], |r| r.get(0))
         .optional()?;
-    let Some(snapshot) = snapshot else { return Err(Error::NotFound("household")) };
+    let Some(snapshot) = snapshot else {
+        return Err(Error::NotFound("household"));
+    };
     let mut doc = match snapshot {
         Some(bytes) => contained(|| doc::load_document(&bytes, actor))?,
         None => doc::new_document(actor),
@@ -578,7 +779,9 @@ fn load_from_disk(conn: &Connection, id: HouseholdId, actor: &ActorId) -> Result
 
 /// Run automerge on bytes that may be hostile: a panic inside becomes an error.
 fn contained<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(Error::MalformedDocument("document library panicked on input".into())))
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(Error::MalformedDocument(
+        "document library panicked on input".into(),
+    )))
 }
 
 /// Persist a change made on this device: change row, index, unsynced mark, compaction.
@@ -591,7 +794,9 @@ fn persist_local(
     compact_after: u32,
     new_document: bool,
 ) -> Result<()> {
-    let change = doc.get_change_by_hash(&hash).ok_or(Error::MalformedDocument("change vanished".into()))?;
+    let change = doc
+        .get_change_by_hash(&hash)
+        .ok_or(Error::MalformedDocument("change vanished".into()))?;
     let tx = conn.transaction()?;
     if new_document {
         tx.execute(
@@ -600,7 +805,11 @@ fn persist_local(
         )?;
     }
     tx.prepare_cached("INSERT INTO changes (doc_id, hash, bytes, local) VALUES (?1, ?2, ?3, 1)")?
-        .execute(params![household.to_string(), &hash.0[..], change.raw_bytes()])?;
+        .execute(params![
+            household.to_string(),
+            &hash.0[..],
+            change.raw_bytes()
+        ])?;
     let pending: i64 = tx
         .prepare_cached(
             "UPDATE documents SET pending_compaction = pending_compaction + 1, unsynced = 1 WHERE doc_id = ?1
@@ -618,9 +827,12 @@ fn persist_local(
 /// Fold a document's change rows into one snapshot.
 fn compact(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
     let snapshot = doc.save();
-    conn.prepare_cached("UPDATE documents SET snapshot = ?2, pending_compaction = 0 WHERE doc_id = ?1")?
-        .execute(params![household.to_string(), snapshot])?;
-    conn.prepare_cached("DELETE FROM changes WHERE doc_id = ?1")?.execute([household.to_string()])?;
+    conn.prepare_cached(
+        "UPDATE documents SET snapshot = ?2, pending_compaction = 0 WHERE doc_id = ?1",
+    )?
+    .execute(params![household.to_string(), snapshot])?;
+    conn.prepare_cached("DELETE FROM changes WHERE doc_id = ?1")?
+        .execute([household.to_string()])?;
     Ok(())
 }
 
@@ -643,14 +855,21 @@ fn apply_fresh(
     }
     let tx = conn.transaction()?;
     if !existed {
-        tx.execute("INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 0)", [household.to_string()])?;
+        tx.execute(
+            "INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 0)",
+            [household.to_string()],
+        )?;
     }
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO changes (doc_id, hash, bytes, local) VALUES (?1, ?2, ?3, 0) ON CONFLICT DO NOTHING",
         )?;
         for c in fresh {
-            ins.execute(params![household.to_string(), &c.hash().0[..], c.raw_bytes()])?;
+            ins.execute(params![
+                household.to_string(),
+                &c.hash().0[..],
+                c.raw_bytes()
+            ])?;
         }
     }
     let pending: i64 = tx

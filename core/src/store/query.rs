@@ -103,7 +103,14 @@ fn to_household(row: (String, String, String, String, String)) -> Result<Househo
 type VisitRow = (String, String, String, String, String, i64);
 
 fn visit_row(r: &Row<'_>) -> rusqlite::Result<VisitRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn to_visit(row: VisitRow) -> Result<VisitSummary> {
@@ -138,7 +145,11 @@ fn parse_versions(detail: &str) -> Result<Vec<FieldVersion>> {
 
 type ConflictRow = (String, String, String, String, String, String);
 
-fn conflict_rows(conn: &Connection, parallel: bool, household: Option<HouseholdId>) -> Result<Vec<ConflictRow>> {
+fn conflict_rows(
+    conn: &Connection,
+    parallel: bool,
+    household: Option<HouseholdId>,
+) -> Result<Vec<ConflictRow>> {
     let op = if parallel { "=" } else { "<>" };
     let sql = format!(
         "SELECT household_id, entity, entity_id, field, kind, detail FROM ix_conflicts
@@ -148,7 +159,14 @@ fn conflict_rows(conn: &Connection, parallel: bool, household: Option<HouseholdI
     let mut st = conn.prepare(&sql)?;
     let rows = st
         .query_map([household.map(|h| h.to_string())], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })?
         .collect::<Result<Vec<ConflictRow>, _>>()?;
     Ok(rows)
@@ -157,7 +175,10 @@ fn conflict_rows(conn: &Connection, parallel: bool, household: Option<HouseholdI
 fn field_ref(entity: &str, id: &str, field: String) -> Result<FieldRef> {
     let kind = EntityKind::from_name(entity).ok_or(Error::Damaged)?;
     let key = (!id.is_empty()).then_some(id);
-    Ok(FieldRef { entity: EntityRef::from_parts(kind, key)?, field })
+    Ok(FieldRef {
+        entity: EntityRef::from_parts(kind, key)?,
+        field,
+    })
 }
 
 impl Store {
@@ -202,7 +223,12 @@ impl Store {
     }
 
     /// Visits a worker took part in on dates `from..=to`.
-    pub fn visits_by_worker(&self, worker: WorkerId, from: Date, to: Date) -> Result<Vec<VisitSummary>> {
+    pub fn visits_by_worker(
+        &self,
+        worker: WorkerId,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<VisitSummary>> {
         self.reader_query(|c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {VISIT_COLUMNS} FROM ix_visit_workers w JOIN ix_visits v ON v.visit_id = w.visit_id
@@ -258,7 +284,11 @@ impl Store {
 
     /// Open follow-ups whose due date is before `as_of`.
     pub fn follow_ups_overdue(&self, as_of: Date) -> Result<Vec<FollowUpSummary>> {
-        Ok(self.follow_ups_due(as_of, 0)?.into_iter().filter(|f| f.overdue).collect())
+        Ok(self
+            .follow_ups_due(as_of, 0)?
+            .into_iter()
+            .filter(|f| f.overdue)
+            .collect())
     }
 
     /// Issuances of a card serial (more than one active issuance is a problem to review).
@@ -331,7 +361,12 @@ impl Store {
                         return Err(Error::Damaged);
                     }
                     let shown = values.remove(0);
-                    Ok(ParallelUpdate { household: hid(h)?, field: field_ref(&entity, &id, field)?, shown, overshadowed: values })
+                    Ok(ParallelUpdate {
+                        household: hid(h)?,
+                        field: field_ref(&entity, &id, field)?,
+                        shown,
+                        overshadowed: values,
+                    })
                 })
                 .collect()
         })
@@ -372,21 +407,48 @@ impl Store {
 
 fn excerpt(body: &str, needle: &str) -> String {
     let lower = body.to_lowercase();
-    let at = lower.find(&needle.to_lowercase()).map(|b| lower[..b].chars().count()).unwrap_or(0);
+    let at = lower
+        .find(&needle.to_lowercase())
+        .map(|b| lower[..b].chars().count())
+        .unwrap_or(0);
     let start = at.saturating_sub(40);
-    body.chars().skip(start).take(40 + needle.chars().count() + 40).collect()
+    body.chars()
+        .skip(start)
+        .take(40 + needle.chars().count() + 40)
+        .collect()
 }
 
 /// Every index row as text, sorted (test support).
 pub(crate) fn dump(conn: &Connection) -> Result<Vec<String>> {
     let tables = [
-        ("ix_households", "household_id, station_id, code, village, address, status"),
-        ("ix_persons", "person_id, household_id, name, birth_date, relation, guardian, categories"),
-        ("ix_visits", "visit_id, household_id, date, kind, status, started_at"),
-        ("ix_visit_workers", "visit_id, worker_id, household_id, date"),
-        ("ix_follow_ups", "follow_up_id, household_id, origin_visit, due, assignee, status"),
-        ("ix_cards", "card_id, household_id, serial, visit_id, person_id, status, issued_by, issued_at"),
-        ("ix_conflicts", "household_id, entity, entity_id, field, kind, detail"),
+        (
+            "ix_households",
+            "household_id, station_id, code, village, address, status",
+        ),
+        (
+            "ix_persons",
+            "person_id, household_id, name, birth_date, relation, guardian, categories",
+        ),
+        (
+            "ix_visits",
+            "visit_id, household_id, date, kind, status, started_at",
+        ),
+        (
+            "ix_visit_workers",
+            "visit_id, worker_id, household_id, date",
+        ),
+        (
+            "ix_follow_ups",
+            "follow_up_id, household_id, origin_visit, due, assignee, status",
+        ),
+        (
+            "ix_cards",
+            "card_id, household_id, serial, visit_id, person_id, status, issued_by, issued_at",
+        ),
+        (
+            "ix_conflicts",
+            "household_id, entity, entity_id, field, kind, detail",
+        ),
         ("ix_text_src", "household_id, entity_id, field, body"),
     ];
     let mut out = Vec::new();

@@ -18,7 +18,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > LATEST {
-        return Err(Error::SchemaTooNew { found: current, supported: LATEST });
+        return Err(Error::SchemaTooNew {
+            found: current,
+            supported: LATEST,
+        });
     }
     for version in current..target {
         let tx = conn.transaction()?;

@@ -1,6 +1,6 @@
 //! Shared test support: stores in temporary directories with a fixed key and a clock that
 //! ticks one millisecond per call, so runs are repeatable.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
