@@ -57,6 +57,23 @@ pub enum Error {
     #[error("not a household document: {0}")]
     NotAHousehold(&'static str),
 
+    /// Sync bytes (from the server or a peer) could not be decoded.
+    #[error("sync protocol error: {0}")]
+    Protocol(#[from] crate::protocol::WireError),
+
+    /// The server refused the device's token. With `wipe`, the device was revoked and must
+    /// erase its local data (`Store::wipe`).
+    #[error("the server refused this device (wipe: {wipe})")]
+    Unauthorized { wipe: bool },
+
+    /// The network or the HTTP exchange failed; try again later.
+    #[error("transport error: {0}")]
+    Transport(String),
+
+    /// The server answered with an error status.
+    #[error("server error: HTTP {0}")]
+    Server(u16),
+
     /// SQLite failed (I/O, full disk ...).
     #[error("storage error: {0}")]
     Storage(#[source] rusqlite::Error),

@@ -22,6 +22,7 @@
 pub mod doc;
 pub mod error;
 pub mod model;
+pub mod protocol;
 pub mod store;
 
 pub use automerge::ChangeHash;

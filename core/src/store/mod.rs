@@ -10,6 +10,7 @@ pub(crate) mod db;
 pub(crate) mod index;
 mod query;
 pub(crate) mod schema;
+mod sync;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use db::{Durability, StoreKey};
 pub use query::*;
+pub use sync::SyncOutcome;
 
 use crate::doc::{self, conflicts, write};
 use crate::error::{Error, Result};
@@ -578,58 +580,19 @@ impl Store {
     /// and checked first, deduplicated by hash, index and conflicts updated. Garbage,
     /// changes with missing dependencies, or a document that is not this household's are
     /// refused and leave the store as it was.
-    pub fn apply_changes(
-        &self,
-        household: HouseholdId,
-        changes: &[Vec<u8>],
-    ) -> Result<ApplyOutcome> {
-        let decoded = changes
-            .iter()
-            .map(|b| {
-                Change::from_bytes(b.clone()).map_err(|e| Error::MalformedDocument(e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+    pub fn apply_changes(&self, household: HouseholdId, changes: &[Vec<u8>]) -> Result<ApplyOutcome> {
+        let decoded = decode_changes(changes)?;
         let mut w = lock(&self.writer);
         let Writer { conn, cache } = &mut *w;
-        let existed = match load(conn, cache, household, &self.actor) {
-            Ok(_) => true,
-            Err(Error::NotFound(_)) => {
-                cache.insert(household, doc::new_document(&self.actor));
-                false
-            }
-            Err(e) => return Err(e),
-        };
-        let doc = cache
-            .get_mut(&household)
-            .ok_or(Error::NotFound("household"))?;
-        let mut fresh = Vec::new();
-        let mut duplicates = 0;
-        for c in decoded {
-            if doc.get_change_by_hash(&c.hash()).is_some()
-                || fresh.iter().any(|f: &Change| f.hash() == c.hash())
-            {
-                duplicates += 1;
-            } else {
-                fresh.push(c);
-            }
-        }
-        if fresh.is_empty() {
-            if !existed {
+        let tx = conn.transaction()?;
+        let result = apply_remote(&tx, cache, &self.actor, household, decoded, self.compact_after);
+        match result.and_then(|outcome| tx.commit().map(|()| outcome).map_err(Error::from)) {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
                 cache.evict(&household);
+                Err(e)
             }
-            return Ok(ApplyOutcome {
-                applied: 0,
-                duplicates,
-            });
         }
-        let result = apply_fresh(conn, doc, household, &fresh, existed, self.compact_after);
-        if result.is_err() {
-            cache.evict(&household);
-        }
-        result.map(|()| ApplyOutcome {
-            applied: fresh.len(),
-            duplicates,
-        })
     }
 
     /// Households with changes the server has not acknowledged.
@@ -812,8 +775,8 @@ fn persist_local(
         ])?;
     let pending: i64 = tx
         .prepare_cached(
-            "UPDATE documents SET pending_compaction = pending_compaction + 1, unsynced = 1 WHERE doc_id = ?1
-             RETURNING pending_compaction",
+            "UPDATE documents SET pending_compaction = pending_compaction + 1, unsynced = 1, push_error = NULL
+             WHERE doc_id = ?1 RETURNING pending_compaction",
         )?
         .query_row([household.to_string()], |r| r.get(0))?;
     index::update(&tx, doc, household, scope)?;
@@ -836,15 +799,50 @@ fn compact(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result
     Ok(())
 }
 
-fn apply_fresh(
-    conn: &mut Connection,
-    doc: &mut Automerge,
+/// Decode change bytes from outside; any garbage refuses the whole batch.
+pub(crate) fn decode_changes(changes: &[Vec<u8>]) -> Result<Vec<Change>> {
+    changes
+        .iter()
+        .map(|b| Change::from_bytes(b.clone()).map_err(|e| Error::MalformedDocument(e.to_string())))
+        .collect()
+}
+
+/// Apply changes from elsewhere to one household inside the caller's transaction: dedup by
+/// hash, refuse missing dependencies or a foreign document, store the change rows, reindex.
+/// On error the caller rolls back and evicts the document from the cache.
+pub(crate) fn apply_remote(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &mut DocCache,
+    actor: &ActorId,
     household: HouseholdId,
-    fresh: &[Change],
-    existed: bool,
+    changes: Vec<Change>,
     compact_after: u32,
-) -> Result<()> {
-    contained(|| doc.apply_changes(fresh.to_vec()).map_err(Error::from))?;
+) -> Result<ApplyOutcome> {
+    let existed = match load(tx, cache, household, actor) {
+        Ok(_) => true,
+        Err(Error::NotFound(_)) => {
+            cache.insert(household, doc::new_document(actor));
+            false
+        }
+        Err(e) => return Err(e),
+    };
+    let doc = cache.get_mut(&household).ok_or(Error::NotFound("household"))?;
+    let mut fresh: Vec<Change> = Vec::new();
+    let mut duplicates = 0;
+    for c in changes {
+        if doc.get_change_by_hash(&c.hash()).is_some() || fresh.iter().any(|f| f.hash() == c.hash()) {
+            duplicates += 1;
+        } else {
+            fresh.push(c);
+        }
+    }
+    if fresh.is_empty() {
+        if !existed {
+            cache.evict(&household);
+        }
+        return Ok(ApplyOutcome { applied: 0, duplicates });
+    }
+    contained(|| doc.apply_changes(fresh.clone()).map_err(Error::from))?;
     let missing = doc.get_missing_deps(&[]);
     if !missing.is_empty() {
         return Err(Error::MissingDependencies(missing.len()));
@@ -853,23 +851,15 @@ fn apply_fresh(
     if id != household {
         return Err(Error::NotAHousehold("document id does not match"));
     }
-    let tx = conn.transaction()?;
     if !existed {
-        tx.execute(
-            "INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 0)",
-            [household.to_string()],
-        )?;
+        tx.execute("INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 0)", [household.to_string()])?;
     }
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO changes (doc_id, hash, bytes, local) VALUES (?1, ?2, ?3, 0) ON CONFLICT DO NOTHING",
         )?;
-        for c in fresh {
-            ins.execute(params![
-                household.to_string(),
-                &c.hash().0[..],
-                c.raw_bytes()
-            ])?;
+        for c in &fresh {
+            ins.execute(params![household.to_string(), &c.hash().0[..], c.raw_bytes()])?;
         }
     }
     let pending: i64 = tx
@@ -877,12 +867,11 @@ fn apply_fresh(
             "UPDATE documents SET pending_compaction = pending_compaction + ?2 WHERE doc_id = ?1 RETURNING pending_compaction",
         )?
         .query_row(params![household.to_string(), fresh.len() as i64], |r| r.get(0))?;
-    index::update(&tx, doc, household, Scope::Household)?;
+    index::update(tx, doc, household, Scope::Household)?;
     if pending >= i64::from(compact_after) {
-        compact(&tx, doc, household)?;
+        compact(tx, doc, household)?;
     }
-    tx.commit()?;
-    Ok(())
+    Ok(ApplyOutcome { applied: fresh.len(), duplicates })
 }
 
 #[allow(dead_code)]

@@ -17,7 +17,10 @@ CREATE TABLE documents (
     -- heads the sync server is known to have (concatenated 32-byte hashes).
     server_heads  BLOB NOT NULL DEFAULT x'',
     -- 1 while this device has changes the server has not acknowledged.
-    unsynced      INTEGER NOT NULL DEFAULT 1
+    unsynced      INTEGER NOT NULL DEFAULT 1,
+    -- why the server refused this document's changes (a wire error code), or NULL; a new
+    -- local change clears it so the push is tried again.
+    push_error    TEXT
 ) WITHOUT ROWID;
 
 -- The durable change log: each user action appends one automerge change here, in the same

@@ -1,0 +1,534 @@
+//! The sync wire format, version 1 (specified in `docs/protocol.md`): compact binary,
+//! then one zstd frame. Pure functions, no IO. Every decoder returns an error on garbage and
+//! never allocates more than the bytes it was given justify.
+
+use automerge::ChangeHash;
+use uuid::Uuid;
+
+use crate::model::ids::HouseholdId;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Largest decompressed message accepted (a decompression bomb stops here).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest single change or snapshot.
+pub const MAX_BLOB_BYTES: usize = 16 * 1024 * 1024;
+
+const KIND_REQUEST: u8 = 1;
+const KIND_RESPONSE: u8 = 2;
+
+/// Why bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("not a zstd frame, or it is damaged")]
+    Compression,
+    #[error("message larger than {MAX_MESSAGE_BYTES} bytes")]
+    TooLarge,
+    #[error("protocol version {0} is not supported (this build speaks {PROTOCOL_VERSION})")]
+    Version(u8),
+    #[error("unexpected message kind {0}")]
+    Kind(u8),
+    #[error("message ends early")]
+    Truncated,
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
+}
+
+/// Where a device is in the station's change log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Cursor {
+    /// The server's epoch (a new one after a restore from backup); nil before the first sync.
+    pub epoch: Uuid,
+    /// The last log sequence pulled (during bootstrap: the log position the snapshots cover).
+    pub seq: u64,
+    pub phase: Phase,
+}
+
+/// Log pulling, or a paged bootstrap from snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Phase {
+    #[default]
+    Log,
+    /// Receiving snapshots, in document-id order, after `after`.
+    Bootstrap { after: Option<HouseholdId> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DocChanges {
+    pub doc: HouseholdId,
+    pub changes: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocHeads {
+    pub doc: HouseholdId,
+    pub heads: Vec<ChangeHash>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocSnapshot {
+    pub doc: HouseholdId,
+    pub bytes: Vec<u8>,
+}
+
+/// Why the server refused a document's changes. "Not found" and "forbidden" are one code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocErrorCode {
+    NotFoundOrForbidden,
+    Malformed,
+    Invalid,
+    MissingDependencies,
+}
+
+impl DocErrorCode {
+    fn to_byte(self) -> u8 {
+        match self {
+            DocErrorCode::NotFoundOrForbidden => 1,
+            DocErrorCode::Malformed => 2,
+            DocErrorCode::Invalid => 3,
+            DocErrorCode::MissingDependencies => 4,
+        }
+    }
+    fn from_byte(b: u8) -> Result<Self, WireError> {
+        Ok(match b {
+            1 => DocErrorCode::NotFoundOrForbidden,
+            2 => DocErrorCode::Malformed,
+            3 => DocErrorCode::Invalid,
+            4 => DocErrorCode::MissingDependencies,
+            _ => return Err(WireError::Malformed("unknown error code")),
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocErrorCode::NotFoundOrForbidden => "not_found_or_forbidden",
+            DocErrorCode::Malformed => "malformed",
+            DocErrorCode::Invalid => "invalid",
+            DocErrorCode::MissingDependencies => "missing_dependencies",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocError {
+    pub doc: HouseholdId,
+    pub code: DocErrorCode,
+}
+
+/// One sync request: the device's cursor, what it pushes, how much it wants back.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SyncRequest {
+    pub cursor: Cursor,
+    /// Response size the device asks the server to stay near (bytes of change data).
+    pub budget: u32,
+    pub push: Vec<DocChanges>,
+}
+
+/// One sync response.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SyncResponse {
+    pub epoch: Uuid,
+    /// The device's cursor was for another epoch: it must reconcile (see the spec).
+    pub epoch_reset: bool,
+    /// The budget cut the response short: sync again.
+    pub more: bool,
+    pub cursor: Cursor,
+    pub acks: Vec<DocHeads>,
+    pub errors: Vec<DocError>,
+    pub snapshots: Vec<DocSnapshot>,
+    pub pull: Vec<DocChanges>,
+}
+
+// ----- primitives --------------------------------------------------------------------------
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn uvarint(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.0.push(byte);
+                return;
+            }
+            self.0.push(byte | 0x80);
+        }
+    }
+    fn len(&mut self, n: usize) {
+        self.uvarint(n as u64);
+    }
+    fn uuid(&mut self, u: &Uuid) {
+        self.0.extend_from_slice(u.as_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.len(b.len());
+        self.0.extend_from_slice(b);
+    }
+    fn cursor(&mut self, c: &Cursor) {
+        self.uuid(&c.epoch);
+        self.uvarint(c.seq);
+        match c.phase {
+            Phase::Log => self.u8(0),
+            Phase::Bootstrap { after: None } => self.u8(1),
+            Phase::Bootstrap { after: Some(d) } => {
+                self.u8(2);
+                self.uuid(d.as_uuid());
+            }
+        }
+    }
+    fn doc_changes(&mut self, list: &[DocChanges]) {
+        self.len(list.len());
+        for d in list {
+            self.uuid(d.doc.as_uuid());
+            self.len(d.changes.len());
+            for c in &d.changes {
+                self.bytes(c);
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.buf.len() < n {
+            return Err(WireError::Truncated);
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn uvarint(&mut self) -> Result<u64, WireError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            let part = u64::from(b & 0x7f);
+            if shift == 63 && part > 1 {
+                return Err(WireError::Malformed("varint overflow"));
+            }
+            v |= part << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(WireError::Malformed("varint too long"))
+    }
+    /// A count of items that each take at least `min_item` bytes: it cannot exceed what is
+    /// left, so a lying count cannot make us allocate.
+    fn count(&mut self, min_item: usize) -> Result<usize, WireError> {
+        let n = self.uvarint()?;
+        let n = usize::try_from(n).map_err(|_| WireError::Malformed("count too large"))?;
+        if n.saturating_mul(min_item.max(1)) > self.buf.len() {
+            return Err(WireError::Malformed("count exceeds message"));
+        }
+        Ok(n)
+    }
+    fn uuid(&mut self) -> Result<Uuid, WireError> {
+        let b = self.take(16)?;
+        Ok(Uuid::from_slice(b).map_err(|_| WireError::Malformed("uuid"))?)
+    }
+    fn doc(&mut self) -> Result<HouseholdId, WireError> {
+        let u = self.uuid()?;
+        if u.is_nil() {
+            return Err(WireError::Malformed("nil document id"));
+        }
+        Ok(HouseholdId::from_uuid(u))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, WireError> {
+        let n = self.uvarint()?;
+        let n = usize::try_from(n).map_err(|_| WireError::Malformed("length too large"))?;
+        if n > MAX_BLOB_BYTES {
+            return Err(WireError::Malformed("blob too large"));
+        }
+        Ok(self.take(n)?.to_vec())
+    }
+    fn hash(&mut self) -> Result<ChangeHash, WireError> {
+        let b = self.take(32)?;
+        let mut h = [0u8; 32];
+        h.copy_from_slice(b);
+        Ok(ChangeHash(h))
+    }
+    fn cursor(&mut self) -> Result<Cursor, WireError> {
+        let epoch = self.uuid()?;
+        let seq = self.uvarint()?;
+        let phase = match self.u8()? {
+            0 => Phase::Log,
+            1 => Phase::Bootstrap { after: None },
+            2 => Phase::Bootstrap { after: Some(self.doc()?) },
+            _ => return Err(WireError::Malformed("cursor phase")),
+        };
+        Ok(Cursor { epoch, seq, phase })
+    }
+    fn doc_changes(&mut self) -> Result<Vec<DocChanges>, WireError> {
+        let n = self.count(17)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let doc = self.doc()?;
+            let m = self.count(1)?;
+            let mut changes = Vec::with_capacity(m);
+            for _ in 0..m {
+                changes.push(self.bytes()?);
+            }
+            out.push(DocChanges { doc, changes });
+        }
+        Ok(out)
+    }
+    fn finish(&self) -> Result<(), WireError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::Malformed("trailing bytes"))
+        }
+    }
+}
+
+fn compress(raw: &[u8]) -> Vec<u8> {
+    // Level 3: zstd's default, a good ratio at phone-friendly speed. Compressing an
+    // in-memory buffer cannot fail short of allocation failure.
+    zstd::bulk::compress(raw, 3).unwrap_or_else(|_| Vec::new())
+}
+
+/// Decompress one zstd frame, refusing output beyond `MAX_MESSAGE_BYTES` without first
+/// allocating that much.
+pub fn decompress(body: &[u8]) -> Result<Vec<u8>, WireError> {
+    use std::io::Read;
+    let decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(|_| WireError::Compression)?;
+    let mut out = Vec::new();
+    decoder
+        .take(MAX_MESSAGE_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| WireError::Compression)?;
+    if out.len() > MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLarge);
+    }
+    Ok(out)
+}
+
+fn header(r: &mut Reader<'_>, kind: u8) -> Result<(), WireError> {
+    let version = r.u8()?;
+    if version != PROTOCOL_VERSION {
+        return Err(WireError::Version(version));
+    }
+    let k = r.u8()?;
+    if k != kind {
+        return Err(WireError::Kind(k));
+    }
+    Ok(())
+}
+
+impl SyncRequest {
+    /// The uncompressed encoding.
+    pub fn encode_raw(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        w.u8(PROTOCOL_VERSION);
+        w.u8(KIND_REQUEST);
+        w.cursor(&self.cursor);
+        w.uvarint(u64::from(self.budget));
+        w.doc_changes(&self.push);
+        w.0
+    }
+
+    /// The body as sent: encoding, then zstd.
+    pub fn encode(&self) -> Vec<u8> {
+        compress(&self.encode_raw())
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, WireError> {
+        Self::decode_raw(&decompress(body)?)
+    }
+
+    pub fn decode_raw(raw: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader { buf: raw };
+        header(&mut r, KIND_REQUEST)?;
+        let cursor = r.cursor()?;
+        let budget = u32::try_from(r.uvarint()?).map_err(|_| WireError::Malformed("budget"))?;
+        let push = r.doc_changes()?;
+        r.finish()?;
+        Ok(SyncRequest { cursor, budget, push })
+    }
+}
+
+impl SyncResponse {
+    pub fn encode_raw(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        w.u8(PROTOCOL_VERSION);
+        w.u8(KIND_RESPONSE);
+        w.uuid(&self.epoch);
+        w.u8(u8::from(self.more) | (u8::from(self.epoch_reset) << 1));
+        w.cursor(&self.cursor);
+        w.len(self.acks.len());
+        for a in &self.acks {
+            w.uuid(a.doc.as_uuid());
+            w.len(a.heads.len());
+            for h in &a.heads {
+                w.0.extend_from_slice(&h.0);
+            }
+        }
+        w.len(self.errors.len());
+        for e in &self.errors {
+            w.uuid(e.doc.as_uuid());
+            w.u8(e.code.to_byte());
+        }
+        w.len(self.snapshots.len());
+        for s in &self.snapshots {
+            w.uuid(s.doc.as_uuid());
+            w.bytes(&s.bytes);
+        }
+        w.doc_changes(&self.pull);
+        w.0
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        compress(&self.encode_raw())
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, WireError> {
+        Self::decode_raw(&decompress(body)?)
+    }
+
+    pub fn decode_raw(raw: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader { buf: raw };
+        header(&mut r, KIND_RESPONSE)?;
+        let epoch = r.uuid()?;
+        let flags = r.u8()?;
+        if flags & !0b11 != 0 {
+            return Err(WireError::Malformed("unknown flags"));
+        }
+        let cursor = r.cursor()?;
+        let n = r.count(17)?;
+        let mut acks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let doc = r.doc()?;
+            let m = r.count(32)?;
+            let mut heads = Vec::with_capacity(m);
+            for _ in 0..m {
+                heads.push(r.hash()?);
+            }
+            acks.push(DocHeads { doc, heads });
+        }
+        let n = r.count(17)?;
+        let mut errors = Vec::with_capacity(n);
+        for _ in 0..n {
+            let doc = r.doc()?;
+            errors.push(DocError { doc, code: DocErrorCode::from_byte(r.u8()?)? });
+        }
+        let n = r.count(17)?;
+        let mut snapshots = Vec::with_capacity(n);
+        for _ in 0..n {
+            let doc = r.doc()?;
+            snapshots.push(DocSnapshot { doc, bytes: r.bytes()? });
+        }
+        let pull = r.doc_changes()?;
+        r.finish()?;
+        Ok(SyncResponse {
+            epoch,
+            epoch_reset: flags & 0b10 != 0,
+            more: flags & 0b01 != 0,
+            cursor,
+            acks,
+            errors,
+            snapshots,
+            pull,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_response() -> SyncResponse {
+        let d = HouseholdId::new();
+        SyncResponse {
+            epoch: Uuid::new_v4(),
+            epoch_reset: true,
+            more: true,
+            cursor: Cursor { epoch: Uuid::new_v4(), seq: 300, phase: Phase::Bootstrap { after: Some(d) } },
+            acks: vec![DocHeads { doc: d, heads: vec![ChangeHash([7; 32]), ChangeHash([9; 32])] }],
+            errors: vec![DocError { doc: HouseholdId::new(), code: DocErrorCode::Invalid }],
+            snapshots: vec![DocSnapshot { doc: d, bytes: vec![1, 2, 3] }],
+            pull: vec![DocChanges { doc: d, changes: vec![vec![4; 200], vec![]] }],
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let resp = sample_response();
+        assert_eq!(SyncResponse::decode(&resp.encode()).unwrap(), resp);
+        let req = SyncRequest {
+            cursor: Cursor { epoch: Uuid::new_v4(), seq: u64::MAX, phase: Phase::Log },
+            budget: 1 << 20,
+            push: vec![DocChanges { doc: HouseholdId::new(), changes: vec![vec![1; 3]] }],
+        };
+        assert_eq!(SyncRequest::decode(&req.encode()).unwrap(), req);
+    }
+
+    #[test]
+    fn an_idle_request_is_tiny() {
+        let req = SyncRequest { cursor: Cursor { epoch: Uuid::new_v4(), seq: 123_456, phase: Phase::Log }, budget: 1 << 20, push: vec![] };
+        assert!(req.encode().len() < 40, "{}", req.encode().len());
+    }
+
+    #[test]
+    fn every_truncation_of_a_message_is_an_error() {
+        let raw = sample_response().encode_raw();
+        for n in 0..raw.len() {
+            assert!(SyncResponse::decode_raw(&raw[..n]).is_err(), "prefix {n} accepted");
+        }
+        let mut longer = raw.clone();
+        longer.push(0);
+        assert_eq!(SyncResponse::decode_raw(&longer), Err(WireError::Malformed("trailing bytes")));
+    }
+
+    #[test]
+    fn versions_kinds_and_bombs_are_refused() {
+        let mut raw = sample_response().encode_raw();
+        raw[0] = 9;
+        assert_eq!(SyncResponse::decode_raw(&raw), Err(WireError::Version(9)));
+        let req = SyncRequest::default().encode_raw();
+        assert_eq!(SyncResponse::decode_raw(&req), Err(WireError::Kind(1)));
+        assert_eq!(SyncRequest::decode(b"not zstd at all"), Err(WireError::Compression));
+        // 100 MB of zeros compresses to a few kB: refused without inflating it all.
+        let bomb = zstd::bulk::compress(&vec![0u8; MAX_MESSAGE_BYTES + 1024], 3).unwrap();
+        assert!(bomb.len() < 100_000);
+        assert_eq!(SyncRequest::decode(&bomb), Err(WireError::TooLarge));
+    }
+
+    #[test]
+    fn lying_counts_do_not_allocate() {
+        let mut w = Writer(Vec::new());
+        w.u8(PROTOCOL_VERSION);
+        w.u8(KIND_REQUEST);
+        w.cursor(&Cursor::default());
+        w.uvarint(10);
+        w.uvarint(u64::MAX); // a count of documents no message could hold
+        assert!(matches!(SyncRequest::decode_raw(&w.0), Err(WireError::Malformed(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = SyncRequest::decode_raw(&bytes);
+            let _ = SyncResponse::decode_raw(&bytes);
+            let _ = SyncRequest::decode(&bytes);
+        }
+
+        #[test]
+        fn mutated_messages_never_panic(flip in 0usize..400, bit in 0u8..8) {
+            let mut raw = sample_response().encode_raw();
+            let i = flip % raw.len();
+            raw[i] ^= 1 << bit;
+            let _ = SyncResponse::decode_raw(&raw);
+        }
+    }
+}

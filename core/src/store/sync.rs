@@ -1,0 +1,263 @@
+//! The device side of the sync protocol: gather a request from the store, apply a response
+//! in one transaction. Bytes in, bytes out: the transport is someone else's job.
+
+use std::collections::BTreeSet;
+
+use automerge::{Automerge, ChangeHash};
+use rusqlite::{params, OptionalExtension};
+
+use super::*;
+use crate::protocol::{Cursor, DocChanges, DocError, Phase, SyncRequest, SyncResponse};
+
+/// Most change bytes one request pushes; the rest goes in the next round.
+const PUSH_LIMIT: usize = 8 * 1024 * 1024;
+
+/// What applying one response did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncOutcome {
+    /// Sync again: the server has more, or this device has more to push.
+    pub more: bool,
+    /// Documents whose pushed changes the server acknowledged.
+    pub acknowledged: usize,
+    /// Changes pulled that were new here.
+    pub pulled: usize,
+    /// Snapshots received (bootstrap).
+    pub snapshots: usize,
+    /// Documents the server refused, with why.
+    pub refused: Vec<DocError>,
+    /// The server was restored from a backup: this device re-pushes what it lacks.
+    pub epoch_reset: bool,
+    /// Households that changed here because of this response.
+    pub changed: Vec<HouseholdId>,
+}
+
+fn cursor_to_json(c: &Cursor) -> String {
+    let phase = match c.phase {
+        Phase::Log => serde_json::json!({"log": true}),
+        Phase::Bootstrap { after } => serde_json::json!({"after": after.map(|a| a.to_string())}),
+    };
+    serde_json::json!({"epoch": c.epoch.to_string(), "seq": c.seq, "phase": phase}).to_string()
+}
+
+fn cursor_from_json(s: &str) -> Result<Cursor> {
+    let v: serde_json::Value = serde_json::from_str(s).map_err(|_| Error::Damaged)?;
+    let epoch = v["epoch"].as_str().and_then(|e| uuid::Uuid::parse_str(e).ok()).ok_or(Error::Damaged)?;
+    let seq = v["seq"].as_u64().ok_or(Error::Damaged)?;
+    let phase = if v["phase"].get("log").is_some() {
+        Phase::Log
+    } else {
+        let after = match v["phase"]["after"].as_str() {
+            Some(a) => Some(HouseholdId::parse(a).map_err(|_| Error::Damaged)?),
+            None => None,
+        };
+        Phase::Bootstrap { after }
+    };
+    Ok(Cursor { epoch, seq, phase })
+}
+
+fn read_cursor(conn: &Connection) -> Result<Cursor> {
+    match meta_get(conn, "sync_cursor")? {
+        Some(bytes) => cursor_from_json(std::str::from_utf8(&bytes).map_err(|_| Error::Damaged)?),
+        None => Ok(Cursor::default()),
+    }
+}
+
+/// The heads the server has, as far as this document knows them (unknown hashes dropped:
+/// they will arrive by pull).
+fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+    heads.iter().copied().filter(|h| doc.get_change_by_hash(h).is_some()).collect()
+}
+
+fn stored_server_heads(conn: &Connection, household: HouseholdId) -> Result<Vec<ChangeHash>> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT server_heads FROM documents WHERE doc_id = ?1")?
+        .query_row([household.to_string()], |r| r.get(0))
+        .optional()?;
+    bytes_to_hashes(&bytes.unwrap_or_default())
+}
+
+fn set_server_state(conn: &Connection, doc: &Automerge, household: HouseholdId, heads: &[ChangeHash]) -> Result<()> {
+    let unsynced = !doc.get_changes(&known(doc, heads)).is_empty();
+    conn.prepare_cached("UPDATE documents SET server_heads = ?2, unsynced = ?3 WHERE doc_id = ?1")?.execute(params![
+        household.to_string(),
+        hashes_to_bytes(heads),
+        unsynced
+    ])?;
+    Ok(())
+}
+
+impl Store {
+    /// The cursor this device holds in the server's change log.
+    pub fn sync_cursor(&self) -> Result<Cursor> {
+        read_cursor(&lock(&self.writer).conn)
+    }
+
+    /// Build the next sync request: the cursor, and for each document with local changes
+    /// the server lacks, those changes. `budget` is the response size asked for.
+    pub fn build_sync_request(&self, budget: u32) -> Result<SyncRequest> {
+        let mut w = lock(&self.writer);
+        let Writer { conn, cache } = &mut *w;
+        let cursor = read_cursor(conn)?;
+        let mut push = Vec::new();
+        // While bootstrapping, the server's state is not known yet: push afterwards.
+        if cursor.phase == Phase::Log {
+            let ids: Vec<String> = conn
+                .prepare_cached("SELECT doc_id FROM documents WHERE unsynced = 1 AND push_error IS NULL ORDER BY doc_id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut size = 0;
+            for id in ids {
+                let household = HouseholdId::parse(&id).map_err(|_| Error::Damaged)?;
+                let server = stored_server_heads(conn, household)?;
+                let doc = load(conn, cache, household, &self.actor)?;
+                let changes: Vec<Vec<u8>> =
+                    doc.get_changes(&known(doc, &server)).into_iter().map(|c| c.raw_bytes().to_vec()).collect();
+                if changes.is_empty() {
+                    continue;
+                }
+                size += changes.iter().map(Vec::len).sum::<usize>();
+                push.push(DocChanges { doc: household, changes });
+                if size > PUSH_LIMIT {
+                    break;
+                }
+            }
+        }
+        Ok(SyncRequest { cursor, budget, push })
+    }
+
+    /// The next request as bytes for the wire (zstd-compressed; see `docs/protocol.md`).
+    pub fn prepare_sync_request(&self, budget: u32) -> Result<Vec<u8>> {
+        Ok(self.build_sync_request(budget)?.encode())
+    }
+
+    /// Apply a response body from the server in one transaction.
+    pub fn apply_sync_response(&self, body: &[u8]) -> Result<SyncOutcome> {
+        let response = SyncResponse::decode(body)?;
+        self.apply_response(&response)
+    }
+
+    /// Apply a decoded response in one transaction: snapshots, pulled changes, acks,
+    /// refusals and the new cursor land together or not at all.
+    pub fn apply_response(&self, resp: &SyncResponse) -> Result<SyncOutcome> {
+        let mut w = lock(&self.writer);
+        let Writer { conn, cache } = &mut *w;
+        let mut touched: BTreeSet<HouseholdId> = BTreeSet::new();
+        let tx = conn.transaction()?;
+        let result = apply_in(&tx, cache, &self.actor, self.compact_after, resp, &mut touched);
+        let result = result.and_then(|o| tx.commit().map(|()| o).map_err(Error::from));
+        if result.is_err() {
+            for h in &touched {
+                cache.evict(h);
+            }
+        }
+        let mut outcome = result?;
+        outcome.more = resp.more || {
+            let pending: i64 = conn.query_row(
+                "SELECT count(*) FROM documents WHERE unsynced = 1 AND push_error IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            pending > 0
+        };
+        Ok(outcome)
+    }
+
+    /// Erase this store: the database and its WAL and shared-memory files. Used when the
+    /// server says the device was revoked.
+    pub fn wipe(self) -> Result<()> {
+        let path = self.path.clone();
+        drop(self);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn apply_in(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &mut DocCache,
+    actor: &ActorId,
+    compact_after: u32,
+    resp: &SyncResponse,
+    touched: &mut BTreeSet<HouseholdId>,
+) -> Result<SyncOutcome> {
+    let mut out = SyncOutcome { epoch_reset: resp.epoch_reset, ..SyncOutcome::default() };
+    if resp.epoch_reset {
+        // The server lost history: forget what it was known to have; push what it lacks
+        // once the snapshots show what it has.
+        tx.execute("UPDATE documents SET server_heads = x'', unsynced = 1, push_error = NULL", [])?;
+    }
+    for snap in &resp.snapshots {
+        touched.insert(snap.doc);
+        let theirs = contained(|| doc::load_document(&snap.bytes, actor))?;
+        let (id, _) = doc::header(&theirs)?;
+        if id != snap.doc {
+            return Err(Error::NotAHousehold("snapshot id does not match"));
+        }
+        let heads = theirs.get_heads();
+        let exists = load(tx, cache, snap.doc, actor).is_ok();
+        if exists {
+            let doc = cache.get_mut(&snap.doc).ok_or(Error::NotFound("household"))?;
+            let added = doc.get_changes_added(&theirs);
+            out.pulled += apply_remote(tx, cache, actor, snap.doc, added, compact_after)?.applied;
+        } else {
+            tx.execute(
+                "INSERT INTO documents (doc_id, kind, snapshot, unsynced) VALUES (?1, 'household', ?2, 0)",
+                params![snap.doc.to_string(), snap.bytes],
+            )?;
+            index::update(tx, &theirs, snap.doc, Scope::Household)?;
+            cache.insert(snap.doc, theirs);
+        }
+        let doc = load(tx, cache, snap.doc, actor)?;
+        set_server_state(tx, doc, snap.doc, &heads)?;
+        out.snapshots += 1;
+        out.changed.push(snap.doc);
+    }
+    for pulled in &resp.pull {
+        touched.insert(pulled.doc);
+        let changes = decode_changes(&pulled.changes)?;
+        let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+        let deps: BTreeSet<ChangeHash> = changes.iter().flat_map(|c| c.deps().to_vec()).collect();
+        let applied = apply_remote(tx, cache, actor, pulled.doc, changes, compact_after)?.applied;
+        out.pulled += applied;
+        // The server now has these too: advance its known heads past them.
+        let mut server: BTreeSet<ChangeHash> = stored_server_heads(tx, pulled.doc)?.into_iter().collect();
+        server.extend(hashes);
+        server.retain(|h| !deps.contains(h));
+        let server: Vec<ChangeHash> = server.into_iter().collect();
+        let doc = load(tx, cache, pulled.doc, actor)?;
+        set_server_state(tx, doc, pulled.doc, &server)?;
+        if applied > 0 {
+            out.changed.push(pulled.doc);
+        }
+    }
+    for ack in &resp.acks {
+        touched.insert(ack.doc);
+        match load(tx, cache, ack.doc, actor) {
+            Ok(doc) => {
+                set_server_state(tx, doc, ack.doc, &ack.heads)?;
+                out.acknowledged += 1;
+            }
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for err in &resp.errors {
+        tx.execute(
+            "UPDATE documents SET push_error = ?2 WHERE doc_id = ?1",
+            params![err.doc.to_string(), err.code.as_str()],
+        )?;
+        out.refused.push(*err);
+    }
+    meta_put(tx, "sync_cursor", cursor_to_json(&resp.cursor).as_bytes())?;
+    out.changed.sort();
+    out.changed.dedup();
+    Ok(out)
+}
