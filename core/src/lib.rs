@@ -24,6 +24,8 @@ pub mod error;
 pub mod model;
 pub mod protocol;
 pub mod store;
+#[cfg(feature = "http")]
+pub mod transport;
 
 pub use automerge::ChangeHash;
 pub use error::{Error, Result};

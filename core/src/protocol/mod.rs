@@ -5,3 +5,42 @@
 pub mod wire;
 
 pub use wire::*;
+
+use crate::model::ids::{DeviceId, StationId, WorkerId};
+
+/// Body of `POST /v1/enroll` (JSON).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnrollRequest {
+    /// The one-time code the admin printed with `doorstep-server device enroll`.
+    pub code: String,
+}
+
+/// Answer to a successful enrolment (JSON): the device's long-lived token and who it is.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Enrollment {
+    pub token: String,
+    pub device: DeviceId,
+    pub worker: WorkerId,
+    pub station: StationId,
+}
+
+impl std::fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrollment")
+            .field("token", &"<redacted>")
+            .field("device", &self.device)
+            .field("worker", &self.worker)
+            .field("station", &self.station)
+            .finish()
+    }
+}
+
+/// Body of a 401 answer (JSON): with `wipe`, the device was revoked and must erase its data.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unauthorized {
+    pub error: String,
+    pub wipe: bool,
+}
+
+/// Media type of sync bodies.
+pub const SYNC_CONTENT_TYPE: &str = "application/x-doorstep-sync";

@@ -1,0 +1,172 @@
+//! The main job: a server on its embedded SQLite, three field devices of one station, a day
+//! of visits recorded offline (two workers on one household, a concurrent name edit), then
+//! reconnection — and what merged, what waits for review, what each sync cost.
+// The demo's output is its purpose.
+#![allow(clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use doorstep_core::transport::{enroll, HttpTransport, SyncReport};
+use doorstep_core::*;
+
+use crate::store::ServerStore;
+use crate::{credentials, now_ms, ServerConfig, SqliteStore};
+
+struct Device {
+    label: &'static str,
+    store: Store,
+    transport: HttpTransport,
+}
+
+type DemoResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn print_report(label: &str, r: &SyncReport) {
+    println!(
+        "  {label}: {} round trip(s), {:>7} bytes up, {:>7} bytes down, {} acknowledged, {} changes pulled, {} snapshots",
+        r.round_trips, r.bytes_up, r.bytes_down, r.acknowledged, r.pulled, r.snapshots
+    );
+}
+
+fn visit(store: &Store, hh: HouseholdId, date: &str) -> DemoResult<VisitId> {
+    Ok(store.start_visit(
+        hh,
+        &NewVisit {
+            kind: VisitKind::Home,
+            date: Date::parse(date)?,
+            started_at: Timestamp::now(),
+            gps: None,
+            other_workers: vec![],
+            present: vec![],
+        },
+    )?)
+}
+
+/// Type a note the way a worker does: a few words at a time, each one durable.
+fn type_note(store: &Store, hh: HouseholdId, v: VisitId, section: Section, text: &str) -> DemoResult<()> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut pos = store.household(hh)?.visits.iter().find(|x| x.id == v).map(|x| x.section(section).chars().count()).unwrap_or(0);
+    for chunk in chars.chunks(6) {
+        let piece: String = chunk.iter().collect();
+        store.splice_section(hh, v, section, pos, 0, &piece)?;
+        pos += chunk.len();
+    }
+    Ok(())
+}
+
+pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) -> DemoResult<()> {
+    let data = data.unwrap_or_else(|| std::env::temp_dir().join(format!("doorstep-demo-{}", uuid::Uuid::new_v4())));
+    std::fs::create_dir_all(data.join("devices"))?;
+    let server_store = Arc::new(SqliteStore::open(&data.join("server"))?);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let server = crate::api::serve_until_signal(server_store.clone(), listener, ServerConfig::default()).await?;
+    let url = server.url();
+    println!("Doorstep demo — server on {url}, data in {}", data.display());
+
+    // The admin sets up the station and enrols three field devices.
+    let station = server_store.create_station("石桥镇社工站", now_ms())?;
+    let mut devices = Vec::new();
+    for label in ["W01", "W02", "W03"] {
+        let worker = server_store.add_worker(station, label, now_ms())?;
+        let (_, code) = credentials::enroll_device(server_store.as_ref(), worker, now_ms())?;
+        let enrolment = enroll(&url, &code).await?;
+        // A demo key; an app keeps a random key in Android Keystore / iOS Keychain.
+        let key = StoreKey::Raw(*uuid::Uuid::new_v4().as_bytes().repeat(2).first_chunk::<32>().ok_or("key")?);
+        let store = Store::open(StoreOptions::new(data.join("devices").join(format!("{label}.db")), key, enrolment.worker, enrolment.station))?;
+        let transport = HttpTransport::new(&url, &enrolment.token, Duration::from_secs(30))?;
+        devices.push(Device { label, store, transport });
+    }
+    println!("\n1. Station set up; three devices enrolled. W01 opens five case files and syncs:");
+    let w01 = &devices[0].store;
+    let villages = ["石桥村", "石桥村", "柳湾村", "柳湾村", "河口村"];
+    let mut households = Vec::new();
+    for (i, village) in villages.iter().enumerate() {
+        let hh = w01.create_household(&NewHousehold {
+            code: format!("HH-{:06}", i + 1),
+            village: (*village).into(),
+            address: format!("{village}{}组{}号", i + 1, 10 + i),
+            phones: vec![format!("1380013800{i}")],
+            tags: vec!["低保".into()],
+            summary: "祖孙二人生活，父母外出务工。".into(),
+            ..Default::default()
+        })?;
+        w01.add_person(hh, &NewPerson { categories: vec!["事实无人抚养".into()], ..NewPerson::named("王晓明", "孙子") })?;
+        households.push(hh);
+    }
+    for d in &devices {
+        let r = d.transport.sync(&d.store).await?;
+        print_report(d.label, &r);
+    }
+
+    println!("\n2. A day in the field, offline. Every keystroke batch is saved on the phone.");
+    let hh1 = households[0];
+    let child = devices[0].store.household(hh1)?.persons[0].id;
+    // W01 and W02 both visit HH-000001 and both add to its situation summary.
+    let v1 = visit(&devices[0].store, hh1, "2026-11-29")?;
+    type_note(&devices[0].store, hh1, v1, Section::FamilySituation, "奶奶七十二岁，腿脚不便，靠低保生活。孙子上五年级，成绩中等。")?;
+    type_note(&devices[0].store, hh1, v1, Section::QuestionsAsked, "奶奶询问事实无人抚养儿童基本生活补助如何申请。")?;
+    devices[0].store.splice_summary(hh1, 0, 0, "【重点关注】")?;
+    let v2 = visit(&devices[1].store, hh1, "2026-11-29")?;
+    type_note(&devices[1].store, hh1, v2, Section::Concerns, "孩子近来情绪低落，与同学有矛盾。建议学校心理老师跟进。")?;
+    let len = devices[1].store.household(hh1)?.summary.chars().count();
+    devices[1].store.splice_summary(hh1, len, 0, "孩子需心理疏导。")?;
+    // W01 and W03 correct the child's name differently: a conflict for a human.
+    devices[0].store.edit_person(hh1, child, &PersonEdit::Name("王小明".into()))?;
+    devices[2].store.edit_person(hh1, child, &PersonEdit::Name("汪晓明".into()))?;
+    // Other visits of the day.
+    for (i, d) in devices.iter().enumerate() {
+        for hh in households.iter().skip(1 + i).take(2) {
+            let v = visit(&d.store, *hh, "2026-11-29")?;
+            type_note(&d.store, *hh, v, Section::ActualNeeds, "需要协助办理医疗救助，送申请表。")?;
+            d.store.add_follow_up(*hh, &NewFollowUp { what: "送医疗救助申请表".into(), due: Date::parse("2026-12-06")?, assignee: d.store.worker(), origin_visit: Some(v) })?;
+            d.store.finalise_visit(*hh, v)?;
+        }
+    }
+    for d in &devices {
+        println!("  {}: {} household(s) with changes waiting for signal", d.label, d.store.unsynced_households()?.len());
+    }
+
+    println!("\n3. Signal returns. W03, W01, W02 sync (pass 1), then all again (pass 2):");
+    for pass in 1..=2 {
+        println!(" pass {pass}");
+        for i in [2, 0, 1] {
+            let r = devices[i].transport.sync(&devices[i].store).await?;
+            print_report(devices[i].label, &r);
+        }
+    }
+
+    println!("\n4. What merged (HH-000001, as every device now shows it):");
+    let h = devices[2].store.household(hh1)?;
+    println!("  summary:  {}", h.summary);
+    for v in &h.visits {
+        for (s, text) in &v.sections {
+            if !text.is_empty() {
+                println!("  visit {} {}: {}", &v.id.to_string()[..8], s, text);
+            }
+        }
+    }
+    let same = devices.iter().all(|d| d.store.heads(hh1).ok() == devices[0].store.heads(hh1).ok());
+    println!("  identical on all three devices: {same}");
+
+    println!("\n5. Waiting for review:");
+    let labels: Vec<(WorkerId, &str)> = devices.iter().map(|d| (d.store.worker(), d.label)).collect();
+    for c in devices[1].store.conflicts(None)? {
+        println!("  {:?} field '{}' of {}:", c.kind, c.field.field, c.field.entity.kind().name());
+        for v in &c.values {
+            let who = labels.iter().find(|(w, _)| *w == v.provenance.worker).map(|(_, l)| *l).unwrap_or("?");
+            println!("    - {:?} by {who}", v.value.as_deref().unwrap_or(""));
+        }
+    }
+    let due = devices[0].store.follow_ups_due(Date::parse("2026-11-29")?, 7)?;
+    println!("  follow-ups due within a week: {}", due.len());
+
+    if keep_serving {
+        println!("\nServing on {url} until Ctrl-C.");
+        server.wait().await?;
+    } else {
+        server.shutdown().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! # doorstep-server
+//!
+//! The sync server: authenticates devices, validates and merges their edits, and serves
+//! each device its station's data, over `POST /v1/sync` (the protocol of
+//! `docs/protocol.md`). Storage is behind the [`store::ServerStore`] trait; SQLite is the
+//! embedded default.
+
+pub mod api;
+pub mod credentials;
+pub mod demo;
+pub mod metrics;
+pub mod store;
+pub mod sync;
+
+pub use api::{serve, ServerConfig, ServerHandle};
+pub use store::sqlite::SqliteStore;
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

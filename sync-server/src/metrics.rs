@@ -1,0 +1,63 @@
+//! Counters and a latency histogram, served as Prometheus text at `GET /metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+const BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub syncs: AtomicU64,
+    pub sync_errors: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub enrolments: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub changes_accepted: AtomicU64,
+    pub changes_served: AtomicU64,
+    buckets: [AtomicU64; BUCKETS_MS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    pub fn observe_latency(&self, elapsed: std::time::Duration) {
+        let ms = elapsed.as_millis() as u64;
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            if ms <= *b {
+                self.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(elapsed.as_micros() as u64, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = [
+            ("doorstep_syncs_total", "Sync requests answered", &self.syncs),
+            ("doorstep_sync_errors_total", "Sync requests that failed on the server", &self.sync_errors),
+            ("doorstep_unauthorized_total", "Requests with a missing, unknown or revoked token", &self.unauthorized),
+            ("doorstep_bad_requests_total", "Requests refused as malformed", &self.bad_requests),
+            ("doorstep_enrolments_total", "Devices enrolled", &self.enrolments),
+            ("doorstep_bytes_received_total", "Sync request body bytes", &self.bytes_in),
+            ("doorstep_bytes_sent_total", "Sync response body bytes", &self.bytes_out),
+            ("doorstep_changes_accepted_total", "Changes appended to change logs", &self.changes_accepted),
+            ("doorstep_changes_served_total", "Changes sent to devices", &self.changes_served),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        }
+        let name = "doorstep_sync_duration_seconds";
+        let _ = writeln!(out, "# HELP {name} Time to answer a sync request\n# TYPE {name} histogram");
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {}", *b as f64 / 1000.0, self.buckets[i].load(Relaxed));
+        }
+        let count = self.latency_count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+        out
+    }
+}

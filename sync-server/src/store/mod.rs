@@ -1,0 +1,116 @@
+//! The server's storage: a trait every backend implements (SQLite here; PostgreSQL to
+//! scale out), with one conformance suite for all of them (`conformance`).
+//!
+//! The trait is synchronous: the sync service runs each request on a blocking thread
+//! (automerge work is CPU-bound anyway), so a backend is plain code with transactions.
+
+pub mod conformance;
+pub mod sqlite;
+
+use automerge::ChangeHash;
+use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
+use uuid::Uuid;
+
+/// What the server knows of an authenticated device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceAuth {
+    pub device: DeviceId,
+    pub worker: WorkerId,
+    pub station: StationId,
+    pub revoked: bool,
+}
+
+/// A document as stored: the last snapshot and the log entries after it, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub station: Option<StationId>,
+    pub snapshot: Option<Vec<u8>>,
+    pub changes: Vec<Vec<u8>>,
+    /// Log entries since the snapshot (drives compaction).
+    pub changes_since_snapshot: u64,
+}
+
+/// Changes of one document accepted by a sync request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocAppend {
+    pub doc: HouseholdId,
+    pub changes: Vec<(ChangeHash, Vec<u8>)>,
+    /// A fresh snapshot of the whole document after these changes, to store instead of
+    /// replaying the log on the next load.
+    pub snapshot: Option<Vec<u8>>,
+}
+
+/// One entry of a station's change log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub doc: HouseholdId,
+    pub bytes: Vec<u8>,
+}
+
+/// A page of the log read for one device.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogPage {
+    pub entries: Vec<LogEntry>,
+    /// The last sequence scanned (entries of the reading device itself are skipped but
+    /// scanned): the device's next cursor.
+    pub last_seq: u64,
+    /// The budget cut the page short.
+    pub more: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("schema {found} is newer than this server supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the sync server stores. Implementations must make `commit` atomic, give each
+/// station gap-free, strictly increasing sequence numbers in commit order, and deduplicate
+/// changes by hash.
+pub trait ServerStore: Send + Sync + 'static {
+    /// This database's epoch: new when the database is created (or restored from a backup
+    /// by `doorstep-server restore`), so devices can tell the server's history was reset.
+    fn epoch(&self) -> StoreResult<Uuid>;
+    /// Start a new epoch (after restoring a backup).
+    fn new_epoch(&self) -> StoreResult<Uuid>;
+
+    fn create_station(&self, name: &str, now_ms: i64) -> StoreResult<StationId>;
+    fn add_worker(&self, station: StationId, label: &str, now_ms: i64) -> StoreResult<WorkerId>;
+    /// A new device for a worker, waiting for its one-time code.
+    fn enroll_device(&self, worker: WorkerId, code_hash: &str, expires_ms: i64) -> StoreResult<DeviceId>;
+    /// Exchange a one-time code for a token; `None` if the code is unknown, used or expired.
+    fn redeem_code(&self, code_hash: &str, token_hash: &str, now_ms: i64) -> StoreResult<Option<DeviceAuth>>;
+    /// Revoke a device; false if there is no such device.
+    fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;
+    fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
+
+    /// The station a document belongs to, if the server has it.
+    fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>>;
+    /// The stored form of a document (snapshot + later changes), if any.
+    fn load_document(&self, doc: HouseholdId) -> StoreResult<Option<StoredDocument>>;
+    /// Append accepted changes to the station's log and the documents, atomically; returns
+    /// the station's new high-water sequence.
+    fn commit(&self, station: StationId, origin: DeviceId, appends: &[DocAppend]) -> StoreResult<u64>;
+    /// Log entries after `after`, skipping those that came from `exclude`, up to about
+    /// `budget` bytes (always at least one entry if any).
+    fn read_log(&self, station: StationId, after: u64, exclude: DeviceId, budget: usize) -> StoreResult<LogPage>;
+    /// The station's last sequence number (0 for an empty log).
+    fn high_water(&self, station: StationId) -> StoreResult<u64>;
+    /// Documents of a station in id order after `after`, at most `limit`.
+    fn list_documents(&self, station: StationId, after: Option<HouseholdId>, limit: usize) -> StoreResult<Vec<HouseholdId>>;
+}

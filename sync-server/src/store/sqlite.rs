@@ -1,0 +1,299 @@
+//! The embedded default backend: one SQLite file in the data directory, WAL mode.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use super::*;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// The SQLite backend. One connection behind a lock: SQLite has one writer at a time
+/// anyway, and the sync service serialises each station's writes.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn parse<T>(s: &str, f: impl Fn(&str) -> Result<T, doorstep_core::Error>) -> StoreResult<T> {
+    f(s).map_err(|_| StoreError::Database("malformed id in database".into()))
+}
+
+impl SqliteStore {
+    /// Open (or create) `server.db` in `dir`.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.to_string()))?;
+        Self::open_file(&dir.join("server.db"))
+    }
+
+    pub fn open_file(path: &Path) -> StoreResult<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let latest = MIGRATIONS.len() as i64;
+        if current > latest {
+            return Err(StoreError::SchemaTooNew { found: current, supported: latest });
+        }
+        for v in current..latest {
+            let tx = conn.transaction()?;
+            tx.execute_batch(MIGRATIONS[v as usize])?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", v + 1))?;
+            tx.commit()?;
+        }
+        conn.execute(
+            "INSERT OR IGNORE INTO server_meta (key, value) VALUES ('epoch', ?1)",
+            [Uuid::new_v4().to_string()],
+        )?;
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-transaction rolls the transaction back; the connection stays usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ServerStore for SqliteStore {
+    fn epoch(&self) -> StoreResult<Uuid> {
+        let s: String = self.conn().query_row("SELECT value FROM server_meta WHERE key = 'epoch'", [], |r| r.get(0))?;
+        Uuid::parse_str(&s).map_err(|_| StoreError::Database("malformed epoch".into()))
+    }
+
+    fn new_epoch(&self) -> StoreResult<Uuid> {
+        let epoch = Uuid::new_v4();
+        self.conn().execute("UPDATE server_meta SET value = ?1 WHERE key = 'epoch'", [epoch.to_string()])?;
+        Ok(epoch)
+    }
+
+    fn create_station(&self, name: &str, now_ms: i64) -> StoreResult<StationId> {
+        let id = StationId::new();
+        self.conn().execute(
+            "INSERT INTO stations (station_id, name, created_at) VALUES (?1, ?2, ?3)",
+            params![id.to_string(), name, now_ms],
+        )?;
+        Ok(id)
+    }
+
+    fn add_worker(&self, station: StationId, label: &str, now_ms: i64) -> StoreResult<WorkerId> {
+        let conn = self.conn();
+        let exists: Option<i64> = conn
+            .query_row("SELECT 1 FROM stations WHERE station_id = ?1", [station.to_string()], |r| r.get(0))
+            .optional()?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound("station"));
+        }
+        let id = WorkerId::new();
+        conn.execute(
+            "INSERT INTO workers (worker_id, station_id, label, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id.to_string(), station.to_string(), label, now_ms],
+        )?;
+        Ok(id)
+    }
+
+    fn enroll_device(&self, worker: WorkerId, code_hash: &str, expires_ms: i64) -> StoreResult<DeviceId> {
+        let conn = self.conn();
+        let station: Option<String> = conn
+            .query_row("SELECT station_id FROM workers WHERE worker_id = ?1", [worker.to_string()], |r| r.get(0))
+            .optional()?;
+        let station = station.ok_or(StoreError::NotFound("worker"))?;
+        let id = DeviceId::new();
+        conn.execute(
+            "INSERT INTO devices (device_id, worker_id, station_id, code_hash, code_expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id.to_string(), worker.to_string(), station, code_hash, expires_ms],
+        )?;
+        Ok(id)
+    }
+
+    fn redeem_code(&self, code_hash: &str, token_hash: &str, now_ms: i64) -> StoreResult<Option<DeviceAuth>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let row: Option<(String, String, String)> = tx
+            .query_row(
+                "SELECT device_id, worker_id, station_id FROM devices
+                 WHERE code_hash = ?1 AND code_expires >= ?2 AND revoked_at IS NULL AND token_hash IS NULL",
+                params![code_hash, now_ms],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((d, w, s)) = row else { return Ok(None) };
+        tx.execute(
+            "UPDATE devices SET code_hash = NULL, code_expires = NULL, token_hash = ?2, enrolled_at = ?3 WHERE device_id = ?1",
+            params![d, token_hash, now_ms],
+        )?;
+        tx.commit()?;
+        Ok(Some(DeviceAuth {
+            device: parse(&d, DeviceId::parse)?,
+            worker: parse(&w, WorkerId::parse)?,
+            station: parse(&s, StationId::parse)?,
+            revoked: false,
+        }))
+    }
+
+    fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool> {
+        let n = self.conn().execute(
+            "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2), code_hash = NULL WHERE device_id = ?1",
+            params![device.to_string(), now_ms],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>> {
+        let row: Option<(String, String, String, Option<i64>)> = self
+            .conn()
+            .prepare_cached("SELECT device_id, worker_id, station_id, revoked_at FROM devices WHERE token_hash = ?1")?
+            .query_row([token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        row.map(|(d, w, s, revoked)| {
+            Ok(DeviceAuth {
+                device: parse(&d, DeviceId::parse)?,
+                worker: parse(&w, WorkerId::parse)?,
+                station: parse(&s, StationId::parse)?,
+                revoked: revoked.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>> {
+        let s: Option<String> = self
+            .conn()
+            .prepare_cached("SELECT station_id FROM documents WHERE doc_id = ?1")?
+            .query_row([doc.to_string()], |r| r.get(0))
+            .optional()?;
+        s.map(|s| parse(&s, StationId::parse)).transpose()
+    }
+
+    fn load_document(&self, doc: HouseholdId) -> StoreResult<Option<StoredDocument>> {
+        let conn = self.conn();
+        let row: Option<(String, Option<Vec<u8>>, i64, i64)> = conn
+            .prepare_cached(
+                "SELECT station_id, snapshot, snapshot_seq, changes_since_snapshot FROM documents WHERE doc_id = ?1",
+            )?
+            .query_row([doc.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        let Some((station, snapshot, snapshot_seq, since)) = row else { return Ok(None) };
+        let changes = conn
+            .prepare_cached("SELECT bytes FROM change_log WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")?
+            .query_map(params![doc.to_string(), snapshot_seq], |r| r.get(0))?
+            .collect::<Result<Vec<Vec<u8>>, _>>()?;
+        Ok(Some(StoredDocument {
+            station: Some(parse(&station, StationId::parse)?),
+            snapshot,
+            changes,
+            changes_since_snapshot: since.max(0) as u64,
+        }))
+    }
+
+    fn commit(&self, station: StationId, origin: DeviceId, appends: &[DocAppend]) -> StoreResult<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let st = station.to_string();
+        let mut seq: i64 =
+            tx.query_row("SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = ?1", [&st], |r| r.get(0))?;
+        for a in appends {
+            let doc = a.doc.to_string();
+            let owner: Option<String> = tx
+                .query_row("SELECT station_id FROM documents WHERE doc_id = ?1", [&doc], |r| r.get(0))
+                .optional()?;
+            match owner {
+                Some(o) if o != st => return Err(StoreError::Conflict("document belongs to another station")),
+                Some(_) => {}
+                None => {
+                    tx.execute("INSERT INTO documents (doc_id, station_id) VALUES (?1, ?2)", params![doc, st])?;
+                }
+            }
+            let mut added = 0i64;
+            for (hash, bytes) in &a.changes {
+                let n = tx
+                    .prepare_cached(
+                        "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (doc_id, hash) DO NOTHING",
+                    )?
+                    .execute(params![st, seq + 1, doc, &hash.0[..], bytes, origin.to_string()])?;
+                if n > 0 {
+                    seq += 1;
+                    added += 1;
+                }
+            }
+            match &a.snapshot {
+                Some(snap) => {
+                    tx.prepare_cached(
+                        "UPDATE documents SET snapshot = ?2, snapshot_seq = ?3, changes_since_snapshot = 0 WHERE doc_id = ?1",
+                    )?
+                    .execute(params![doc, snap, seq])?;
+                }
+                None => {
+                    tx.prepare_cached(
+                        "UPDATE documents SET changes_since_snapshot = changes_since_snapshot + ?2 WHERE doc_id = ?1",
+                    )?
+                    .execute(params![doc, added])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(seq as u64)
+    }
+
+    fn read_log(&self, station: StationId, after: u64, exclude: DeviceId, budget: usize) -> StoreResult<LogPage> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT seq, doc_id, bytes, origin_device FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 2000",
+        )?;
+        let mut rows = st.query(params![station.to_string(), after as i64])?;
+        let mut page = LogPage { entries: Vec::new(), last_seq: after, more: false };
+        let mut size = 0usize;
+        let me = exclude.to_string();
+        let mut scanned = 0;
+        while let Some(r) = rows.next()? {
+            scanned += 1;
+            let seq: i64 = r.get(0)?;
+            let origin: String = r.get(3)?;
+            if origin != me {
+                let bytes: Vec<u8> = r.get(2)?;
+                if size > 0 && size + bytes.len() > budget {
+                    page.more = true;
+                    return Ok(page);
+                }
+                size += bytes.len();
+                let doc: String = r.get(1)?;
+                page.entries.push(LogEntry { seq: seq as u64, doc: parse(&doc, HouseholdId::parse)?, bytes });
+            }
+            page.last_seq = seq as u64;
+        }
+        // The page query is bounded; a full page may have more behind it.
+        page.more = scanned == 2000;
+        Ok(page)
+    }
+
+    fn high_water(&self, station: StationId) -> StoreResult<u64> {
+        let seq: i64 = self.conn().query_row(
+            "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = ?1",
+            [station.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(seq as u64)
+    }
+
+    fn list_documents(&self, station: StationId, after: Option<HouseholdId>, limit: usize) -> StoreResult<Vec<HouseholdId>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT doc_id FROM documents WHERE station_id = ?1 AND doc_id > ?2 ORDER BY doc_id LIMIT ?3",
+        )?;
+        let ids = st
+            .query_map(params![station.to_string(), after.map(|a| a.to_string()).unwrap_or_default(), limit as i64], |r| {
+                r.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|s| parse(s, HouseholdId::parse)).collect()
+    }
+}

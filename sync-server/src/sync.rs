@@ -1,0 +1,316 @@
+//! The server side of one sync round trip: authorise, validate and merge the pushed
+//! changes, append them to the station's log in one transaction, then answer with what the
+//! device lacks (snapshots for a new device, log entries otherwise).
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use automerge::{Automerge, Change, ReadDoc, ROOT};
+use doorstep_core::protocol::*;
+use doorstep_core::{HouseholdId, StationId};
+
+use crate::store::{DeviceAuth, DocAppend, ServerStore, StoreError};
+
+/// Bounds on what a device may ask for.
+const MIN_BUDGET: usize = 16 * 1024;
+const MAX_BUDGET: usize = 32 * 1024 * 1024;
+/// Snapshot a server document after this many log entries.
+const COMPACT_AFTER: u64 = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored document could not be loaded")]
+    StoredDocument,
+}
+
+/// A bounded cache of loaded documents (memory is bounded by this, not by the number of
+/// documents a station has).
+struct DocCache {
+    capacity: usize,
+    tick: u64,
+    /// Each document with its log entries since the last snapshot, and when it was used.
+    docs: HashMap<HouseholdId, (Automerge, u64, u64)>,
+}
+
+impl DocCache {
+    fn take(&mut self, id: &HouseholdId) -> Option<(Automerge, u64)> {
+        self.docs.remove(id).map(|(d, since, _)| (d, since))
+    }
+    fn put(&mut self, id: HouseholdId, doc: Automerge, since: u64) {
+        if self.docs.len() >= self.capacity {
+            if let Some(old) = self.docs.iter().min_by_key(|(_, (_, _, t))| *t).map(|(k, _)| *k) {
+                self.docs.remove(&old);
+            }
+        }
+        self.tick += 1;
+        self.docs.insert(id, (doc, since, self.tick));
+    }
+}
+
+/// Everything a sync needs, shared by all requests.
+pub struct SyncService<S: ServerStore> {
+    store: Arc<S>,
+    cache: Mutex<DocCache>,
+    stations: Mutex<HashMap<StationId, Arc<Mutex<()>>>>,
+}
+
+impl<S: ServerStore> std::fmt::Debug for SyncService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncService")
+    }
+}
+
+fn contained<T>(f: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
+/// Who created the document and each record in it: pushes may not rewrite these.
+fn authorship(doc: &Automerge) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut put = |path: String, obj: &automerge::ObjId| {
+        if let Ok(Some((automerge::Value::Object(_), created))) = doc.get(obj, "created") {
+            let read = |k: &str| doc.get(&created, k).ok().flatten().map(|(v, _)| v.to_string()).unwrap_or_default();
+            out.insert(path, format!("{}|{}|{}", read("by"), read("dev"), read("at")));
+        }
+    };
+    put(String::new(), &ROOT);
+    for key in doc.keys(&ROOT) {
+        if let Ok(Some((automerge::Value::Object(automerge::ObjType::Map), col))) = doc.get(&ROOT, key.as_str()) {
+            for rec in doc.keys(&col) {
+                if let Ok(Some((automerge::Value::Object(automerge::ObjType::Map), obj))) = doc.get(&col, rec.as_str()) {
+                    put(format!("{key}/{rec}"), &obj);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn header(doc: &Automerge) -> Option<(String, String, String)> {
+    let s = |k: &str| match doc.get(&ROOT, k) {
+        Ok(Some((automerge::Value::Scalar(v), _))) => v.as_str().map(str::to_owned),
+        _ => None,
+    };
+    Some((s("kind")?, s("id")?, s("station")?))
+}
+
+impl<S: ServerStore> SyncService<S> {
+    pub fn new(store: Arc<S>, cache_documents: usize) -> Self {
+        SyncService {
+            store,
+            cache: Mutex::new(DocCache { capacity: cache_documents.max(1), tick: 0, docs: HashMap::new() }),
+            stations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    fn station_lock(&self, station: StationId) -> Arc<Mutex<()>> {
+        let mut map = self.stations.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(station).or_default().clone()
+    }
+
+    /// The document from the cache, or loaded from the store; `None` if the server has none.
+    fn load(&self, id: HouseholdId) -> Result<Option<(Automerge, u64)>, SyncError> {
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).take(&id) {
+            return Ok(Some(hit));
+        }
+        let Some(stored) = self.store.load_document(id)? else { return Ok(None) };
+        let loaded = contained(|| -> Result<Automerge, automerge::AutomergeError> {
+            let mut doc = match &stored.snapshot {
+                Some(s) => Automerge::load(s)?,
+                None => Automerge::new(),
+            };
+            for c in &stored.changes {
+                doc.load_incremental(c)?;
+            }
+            Ok(doc)
+        });
+        match loaded {
+            Some(Ok(doc)) => Ok(Some((doc, stored.changes_since_snapshot))),
+            _ => Err(SyncError::StoredDocument),
+        }
+    }
+
+    fn put_back(&self, id: HouseholdId, doc: Automerge, since: u64) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).put(id, doc, since);
+    }
+
+    /// One sync round trip for an authenticated device.
+    pub fn sync(&self, auth: &DeviceAuth, req: &SyncRequest) -> Result<SyncResponse, SyncError> {
+        let epoch = self.store.epoch()?;
+        let lock = self.station_lock(auth.station);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut resp = SyncResponse { epoch, ..SyncResponse::default() };
+
+        // ----- push: validate against the old state, then commit all in one transaction
+        let mut appends = Vec::new();
+        let mut created_here: Vec<HouseholdId> = Vec::new();
+        let mut accepted: Vec<(HouseholdId, Automerge, u64)> = Vec::new();
+        let mut pushes: BTreeMap<HouseholdId, Vec<&Vec<u8>>> = BTreeMap::new();
+        for d in &req.push {
+            pushes.entry(d.doc).or_default().extend(d.changes.iter());
+        }
+        for (doc_id, raw) in pushes {
+            match self.accept(auth, doc_id, &raw)? {
+                Ok(Some((doc, append, since, existed))) => {
+                    if !existed {
+                        created_here.push(doc_id);
+                    }
+                    appends.push(append);
+                    accepted.push((doc_id, doc, since));
+                }
+                Ok(None) => {}
+                Err(code) => resp.errors.push(DocError { doc: doc_id, code }),
+            }
+        }
+        if !appends.is_empty() {
+            if let Err(e) = self.store.commit(auth.station, auth.device, &appends) {
+                // Memory is ahead of the database: forget these documents.
+                return Err(e.into());
+            }
+        }
+        for (doc_id, doc, since) in accepted {
+            resp.acks.push(DocHeads { doc: doc_id, heads: doc.get_heads() });
+            self.put_back(doc_id, doc, since);
+        }
+        // Retried pushes of changes the server already had: acknowledge with current heads.
+        for d in &req.push {
+            if !resp.acks.iter().any(|a| a.doc == d.doc) && !resp.errors.iter().any(|e| e.doc == d.doc) {
+                if let Some((doc, since)) = self.load(d.doc)? {
+                    resp.acks.push(DocHeads { doc: d.doc, heads: doc.get_heads() });
+                    self.put_back(d.doc, doc, since);
+                }
+            }
+        }
+
+        // ----- pull
+        let budget = (req.budget as usize).clamp(MIN_BUDGET, MAX_BUDGET);
+        let mut cursor = req.cursor;
+        if cursor.epoch != epoch {
+            // A first sync, or a device from before a restore: start from snapshots.
+            resp.epoch_reset = !cursor.epoch.is_nil();
+            cursor = Cursor { epoch, seq: 0, phase: Phase::Bootstrap { after: None } };
+        }
+        let mut used = 0usize;
+        if let Phase::Bootstrap { after } = cursor.phase {
+            let high_water = if after.is_none() { self.store.high_water(auth.station)? } else { cursor.seq };
+            let mut last = after;
+            loop {
+                let ids = self.store.list_documents(auth.station, last, 64)?;
+                if ids.is_empty() {
+                    cursor = Cursor { epoch, seq: high_water, phase: Phase::Log };
+                    break;
+                }
+                let mut full = false;
+                for id in ids {
+                    // A document this request created is exactly what the device sent.
+                    if created_here.contains(&id) {
+                        last = Some(id);
+                        continue;
+                    }
+                    let Some((doc, since)) = self.load(id)? else { continue };
+                    let bytes = doc.save();
+                    self.put_back(id, doc, since);
+                    if used > 0 && used + bytes.len() > budget {
+                        full = true;
+                        break;
+                    }
+                    used += bytes.len();
+                    resp.snapshots.push(DocSnapshot { doc: id, bytes });
+                    last = Some(id);
+                }
+                if full {
+                    resp.cursor = Cursor { epoch, seq: high_water, phase: Phase::Bootstrap { after: last } };
+                    resp.more = true;
+                    return Ok(resp);
+                }
+            }
+        }
+        let page = self.store.read_log(auth.station, cursor.seq, auth.device, budget.saturating_sub(used).max(1))?;
+        let mut grouped: Vec<DocChanges> = Vec::new();
+        for e in page.entries {
+            match grouped.last_mut() {
+                Some(g) if g.doc == e.doc => g.changes.push(e.bytes),
+                _ => grouped.push(DocChanges { doc: e.doc, changes: vec![e.bytes] }),
+            }
+        }
+        resp.pull = grouped;
+        resp.more = page.more;
+        resp.cursor = Cursor { epoch, seq: page.last_seq, phase: Phase::Log };
+        Ok(resp)
+    }
+
+    /// Validate one document's pushed changes; `Ok(Ok(None))` when nothing was new. The
+    /// flag says whether the server had the document before.
+    #[allow(clippy::type_complexity)]
+    fn accept(
+        &self,
+        auth: &DeviceAuth,
+        doc_id: HouseholdId,
+        raw: &[&Vec<u8>],
+    ) -> Result<Result<Option<(Automerge, DocAppend, u64, bool)>, DocErrorCode>, SyncError> {
+        let mut changes = Vec::with_capacity(raw.len());
+        for bytes in raw {
+            match Change::from_bytes((*bytes).clone()) {
+                Ok(c) => changes.push(c),
+                Err(_) => return Ok(Err(DocErrorCode::Malformed)),
+            }
+        }
+        let (mut doc, since, existed) = match self.store.document_station(doc_id)? {
+            Some(station) if station != auth.station => return Ok(Err(DocErrorCode::NotFoundOrForbidden)),
+            Some(_) => match self.load(doc_id)? {
+                Some((doc, since)) => (doc, since, true),
+                None => return Ok(Err(DocErrorCode::NotFoundOrForbidden)),
+            },
+            None => (Automerge::new(), 0, false),
+        };
+        let mut fresh: Vec<Change> = Vec::new();
+        for c in changes {
+            if doc.get_change_by_hash(&c.hash()).is_none() && !fresh.iter().any(|f| f.hash() == c.hash()) {
+                fresh.push(c);
+            }
+        }
+        if fresh.is_empty() {
+            if existed {
+                self.put_back(doc_id, doc, since);
+            }
+            return Ok(Ok(None));
+        }
+        let before = existed.then(|| (header(&doc), authorship(&doc)));
+        let applied = contained(|| doc.apply_changes(fresh.clone()));
+        // On any refusal the document in hand may hold the refused changes: drop it (the
+        // next request reloads it from the store).
+        match applied {
+            Some(Ok(())) => {}
+            _ => return Ok(Err(DocErrorCode::Malformed)),
+        }
+        if !doc.get_missing_deps(&[]).is_empty() {
+            return Ok(Err(DocErrorCode::MissingDependencies));
+        }
+        let expected = ("household".to_owned(), doc_id.to_string(), auth.station.to_string());
+        if header(&doc).as_ref() != Some(&expected) {
+            return Ok(Err(if existed { DocErrorCode::Invalid } else { DocErrorCode::NotFoundOrForbidden }));
+        }
+        if let Some((_, authors_before)) = &before {
+            let after = authorship(&doc);
+            if authors_before.iter().any(|(path, who)| after.get(path) != Some(who)) {
+                return Ok(Err(DocErrorCode::Invalid));
+            }
+        }
+        let since = since + fresh.len() as u64;
+        let snapshot = (since >= COMPACT_AFTER).then(|| doc.save());
+        let since = if snapshot.is_some() { 0 } else { since };
+        let append = DocAppend {
+            doc: doc_id,
+            changes: fresh.iter().map(|c| (c.hash(), c.raw_bytes().to_vec())).collect(),
+            snapshot,
+        };
+        Ok(Ok(Some((doc, append, since, existed))))
+    }
+}
