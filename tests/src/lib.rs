@@ -1,1 +1,194 @@
-pub use doorstep_core::VERSION as CORE_VERSION;
+//! Test harness for cross-crate stories: a real `doorstep-server` on 127.0.0.1 (port 0)
+//! over a real SQLite data directory, devices with their own encrypted store files, and a
+//! fault-injecting proxy between them.
+// Harness code: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
+pub mod proxy;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use doorstep_core::transport::{enroll, HttpTransport, SyncReport};
+use doorstep_core::*;
+use doorstep_server::store::ServerStore;
+use doorstep_server::{credentials, now_ms, ServerConfig, ServerHandle, SqliteStore};
+
+/// A sync server on loopback with its data directory.
+#[derive(Debug)]
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<SqliteStore>,
+    handle: Option<ServerHandle>,
+    pub addr: std::net::SocketAddr,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let (handle, addr) = Self::listen(store.clone(), "127.0.0.1:0").await;
+        TestServer { dir, store, handle: Some(handle), addr }
+    }
+
+    async fn listen(store: Arc<SqliteStore>, addr: &str) -> (ServerHandle, std::net::SocketAddr) {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let handle = doorstep_server::serve(store, listener, ServerConfig::default()).await.unwrap();
+        let addr = handle.addr;
+        (handle, addr)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Crash the server (requests in flight are dropped) and start it again on the same data.
+    pub async fn crash_and_restart(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+        // Reopen the database as a fresh process would.
+        self.store = Arc::new(SqliteStore::open(self.dir.path()).unwrap());
+        let (handle, addr) = Self::listen(self.store.clone(), "127.0.0.1:0").await;
+        self.handle = Some(handle);
+        self.addr = addr;
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+
+    pub fn station(&self, name: &str) -> StationId {
+        self.store.create_station(name, now_ms()).unwrap()
+    }
+
+    /// Enrol a new device for a new worker of `station`; returns its one-time code.
+    pub fn enrolment_code(&self, station: StationId, label: &str) -> String {
+        let worker = self.store.add_worker(station, label, now_ms()).unwrap();
+        credentials::enroll_device(self.store.as_ref(), worker, now_ms()).unwrap().1
+    }
+
+    /// A device enrolled over HTTP at `url` (the server's, or a proxy's).
+    pub async fn device(&self, station: StationId, label: &str, url: &str) -> Device {
+        let code = self.enrolment_code(station, label);
+        Device::enroll(&self.url(), url, &code, label).await
+    }
+}
+
+/// A field device: its own encrypted store file and a transport to a URL.
+#[derive(Debug)]
+pub struct Device {
+    pub label: String,
+    pub store: Store,
+    pub transport: HttpTransport,
+    pub token: String,
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Device {
+    pub async fn enroll(enroll_url: &str, sync_url: &str, code: &str, label: &str) -> Device {
+        let e = enroll(enroll_url, code).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("{label}.db"));
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let store = Store::open(StoreOptions::new(&path, StoreKey::Raw(key), e.worker, e.station)).unwrap();
+        let transport = HttpTransport::new(sync_url, &e.token, Duration::from_secs(10)).unwrap();
+        Device { label: label.into(), store, transport, token: e.token, path, _dir: dir }
+    }
+
+    /// Point the device at another URL (a proxy, a restarted server).
+    pub fn retarget(&mut self, url: &str) {
+        self.transport = HttpTransport::new(url, &self.token, Duration::from_secs(10)).unwrap();
+    }
+
+    pub async fn sync(&self) -> SyncReport {
+        self.transport.sync(&self.store).await.unwrap_or_else(|e| panic!("{} sync failed: {e}", self.label))
+    }
+
+    pub async fn try_sync(&self) -> Result<SyncReport, Error> {
+        self.transport.sync(&self.store).await
+    }
+
+    pub fn new_household(&self, code: &str) -> HouseholdId {
+        self.store
+            .create_household(&NewHousehold {
+                code: code.into(),
+                village: "石桥村".into(),
+                address: "石桥村一组".into(),
+                summary: "祖孙二人生活。".into(),
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    pub fn visit(&self, hh: HouseholdId) -> VisitId {
+        self.store
+            .start_visit(
+                hh,
+                &NewVisit {
+                    kind: VisitKind::Home,
+                    date: Date::parse("2026-11-29").unwrap(),
+                    started_at: Timestamp::now(),
+                    gps: None,
+                    other_workers: vec![],
+                    present: vec![],
+                },
+            )
+            .unwrap()
+    }
+
+    /// Append text to a section, a few characters per durable edit.
+    pub fn type_into(&self, hh: HouseholdId, v: VisitId, section: Section, text: &str) {
+        let mut pos = self.section_text(hh, v, section).chars().count();
+        let chars: Vec<char> = text.chars().collect();
+        for chunk in chars.chunks(5) {
+            let piece: String = chunk.iter().collect();
+            self.store.splice_section(hh, v, section, pos, 0, &piece).unwrap();
+            pos += chunk.len();
+        }
+    }
+
+    pub fn section_text(&self, hh: HouseholdId, v: VisitId, section: Section) -> String {
+        self.store.household(hh).unwrap().visits.iter().find(|x| x.id == v).unwrap().section(section).to_owned()
+    }
+}
+
+/// Every device holds the same heads, documents and index rows for every household.
+pub fn assert_converged(devices: &[&Device]) {
+    let ids = devices[0].store.household_ids().unwrap();
+    for d in devices {
+        assert_eq!(d.store.household_ids().unwrap(), ids, "{} has other households", d.label);
+    }
+    for h in &ids {
+        let heads = devices[0].store.heads(*h).unwrap();
+        let doc = devices[0].store.household(*h).unwrap();
+        for d in &devices[1..] {
+            assert_eq!(d.store.heads(*h).unwrap(), heads, "{} heads differ", d.label);
+            assert_eq!(d.store.household(*h).unwrap(), doc, "{} document differs", d.label);
+        }
+    }
+    let dump = devices[0].store.index_dump().unwrap();
+    for d in &devices[1..] {
+        assert_eq!(d.store.index_dump().unwrap(), dump, "{} index differs", d.label);
+    }
+}
+
+/// The server holds exactly the heads the devices hold.
+pub fn assert_server_has(server: &TestServer, device: &Device) {
+    for h in device.store.household_ids().unwrap() {
+        let stored = server.store.load_document(h).unwrap().expect("server has the document");
+        let mut doc = match &stored.snapshot {
+            Some(s) => automerge::Automerge::load(s).unwrap(),
+            None => automerge::Automerge::new(),
+        };
+        for c in &stored.changes {
+            doc.load_incremental(c).unwrap();
+        }
+        assert_eq!(doc.get_heads(), device.store.heads(h).unwrap(), "server heads differ for a household");
+    }
+}

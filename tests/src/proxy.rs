@@ -1,0 +1,155 @@
+//! A fault-injecting HTTP/1.1 proxy on 127.0.0.1: each request is forwarded to the
+//! upstream server over a fresh connection, and the next fault in the plan is applied.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward and answer normally.
+    Pass,
+    /// Forward the request, drop the response: the server acted, the device never hears.
+    DropResponse,
+    /// Forward, then send only the first part of the response and close.
+    TruncateResponse,
+    /// Send the request to the server twice, answer with the second response.
+    DuplicateRequest,
+    /// Close the connection before the request reaches the server.
+    ResetBeforeForward,
+    /// Forward after a delay.
+    Delay(Duration),
+}
+
+#[derive(Debug)]
+pub struct Proxy {
+    pub addr: SocketAddr,
+    upstream: Arc<Mutex<SocketAddr>>,
+    plan: Arc<Mutex<VecDeque<Fault>>>,
+    pub log: Arc<Mutex<Vec<Fault>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let upstream = Arc::new(Mutex::new(upstream));
+        let plan: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
+        let log: Arc<Mutex<Vec<Fault>>> = Arc::default();
+        let (u, p, l) = (upstream.clone(), plan.clone(), log.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (u, p, l) = (u.clone(), p.clone(), l.clone());
+                tokio::spawn(async move {
+                    let _ = serve_connection(client, u, p, l).await;
+                });
+            }
+        });
+        Proxy { addr, upstream, plan, log, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Faults for the next requests, in order; afterwards requests pass.
+    pub fn plan(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.plan).extend(faults);
+    }
+
+    pub fn set_upstream(&self, addr: SocketAddr) {
+        *lock(&self.upstream) = addr;
+    }
+}
+
+/// Read one HTTP message (headers + Content-Length body) from a stream.
+async fn read_message(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf.truncate(header_end + len);
+    Ok(Some(buf))
+}
+
+async fn forward(upstream: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect(upstream).await?;
+    s.write_all(request).await?;
+    read_message(&mut s).await?.ok_or_else(|| std::io::Error::other("upstream closed"))
+}
+
+async fn serve_connection(
+    mut client: TcpStream,
+    upstream: Arc<Mutex<SocketAddr>>,
+    plan: Arc<Mutex<VecDeque<Fault>>>,
+    log: Arc<Mutex<Vec<Fault>>>,
+) -> std::io::Result<()> {
+    while let Some(request) = read_message(&mut client).await? {
+        let fault = lock(&plan).pop_front().unwrap_or(Fault::Pass);
+        lock(&log).push(fault);
+        let up = *lock(&upstream);
+        match fault {
+            Fault::Pass => {
+                let resp = forward(up, &request).await?;
+                client.write_all(&resp).await?;
+            }
+            Fault::Delay(d) => {
+                tokio::time::sleep(d).await;
+                let resp = forward(up, &request).await?;
+                client.write_all(&resp).await?;
+            }
+            Fault::DropResponse => {
+                let _ = forward(up, &request).await?;
+                return Ok(());
+            }
+            Fault::TruncateResponse => {
+                let resp = forward(up, &request).await?;
+                client.write_all(&resp[..resp.len() / 2]).await?;
+                return Ok(());
+            }
+            Fault::DuplicateRequest => {
+                let _ = forward(up, &request).await?;
+                let resp = forward(up, &request).await?;
+                client.write_all(&resp).await?;
+            }
+            Fault::ResetBeforeForward => return Ok(()),
+        }
+    }
+    Ok(())
+}
