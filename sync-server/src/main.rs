@@ -50,6 +50,14 @@ enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Write a consistent copy of the database to a file (safe while serving).
+    Backup {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        /// Destination file (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Start a new epoch after restoring the data directory from a backup: devices then
     /// re-push whatever the restored server lacks.
     NewEpoch {
@@ -162,6 +170,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             } else {
                 Err(format!("no device {device}"))
             }
+        }
+        Command::Backup { data, to } => {
+            open(&data)?.backup(&to).map_err(|e| e.to_string())?;
+            println!("backup written to {}", to.display());
+            Ok(())
         }
         Command::NewEpoch { data } => {
             let epoch = open(&data)?.new_epoch().map_err(|e| e.to_string())?;

@@ -55,6 +55,26 @@ impl TestServer {
         self.addr = addr;
     }
 
+    /// Disaster recovery: the server dies, its database is replaced by a backup, and it
+    /// starts again with a new epoch (what `doorstep-server new-epoch` does).
+    pub async fn restore_backup(&mut self, backup: &std::path::Path) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+        // Let in-flight blocking work release the old database before it is replaced.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let db = self.dir.path().join("server.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        std::fs::copy(backup, &db).unwrap();
+        self.store = Arc::new(SqliteStore::open(self.dir.path()).unwrap());
+        self.store.new_epoch().unwrap();
+        let (handle, addr) = Self::listen(self.store.clone(), "127.0.0.1:0").await;
+        self.handle = Some(handle);
+        self.addr = addr;
+    }
+
     pub async fn stop(mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown().await;

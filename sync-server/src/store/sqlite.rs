@@ -57,6 +57,14 @@ impl SqliteStore {
         Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
+    /// Write a consistent copy of the database to `dest` (SQLite's `VACUUM INTO`), while
+    /// serving. Restoring it means starting a new epoch (`doorstep-server new-epoch`).
+    pub fn backup(&self, dest: &Path) -> StoreResult<()> {
+        let dest = dest.to_str().ok_or(StoreError::Database("backup path is not UTF-8".into()))?;
+        self.conn().execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic mid-transaction rolls the transaction back; the connection stays usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
