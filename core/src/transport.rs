@@ -39,7 +39,9 @@ pub struct HttpTransport {
 
 impl std::fmt::Debug for HttpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpTransport").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("HttpTransport")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -57,7 +59,11 @@ fn client(timeout: Duration) -> Result<reqwest::Client> {
 }
 
 async fn unauthorized(resp: reqwest::Response) -> Error {
-    let wipe = resp.json::<Unauthorized>().await.map(|u| u.wipe).unwrap_or(false);
+    let wipe = resp
+        .json::<Unauthorized>()
+        .await
+        .map(|u| u.wipe)
+        .unwrap_or(false);
     Error::Unauthorized { wipe }
 }
 
@@ -65,7 +71,9 @@ async fn unauthorized(resp: reqwest::Response) -> Error {
 pub async fn enroll(base_url: &str, code: &str) -> Result<Enrollment> {
     let resp = client(Duration::from_secs(30))?
         .post(format!("{}/v1/enroll", base_url.trim_end_matches('/')))
-        .json(&EnrollRequest { code: code.trim().to_owned() })
+        .json(&EnrollRequest {
+            code: code.trim().to_owned(),
+        })
         .send()
         .await
         .map_err(transport_error)?;

@@ -14,7 +14,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use doorstep_core::protocol::{EnrollRequest, Enrollment, SyncRequest, Unauthorized, SYNC_CONTENT_TYPE};
+use doorstep_core::protocol::{
+    EnrollRequest, Enrollment, SyncRequest, Unauthorized, SYNC_CONTENT_TYPE,
+};
 use tokio::net::TcpListener;
 
 use crate::credentials::{hash_secret, new_token, normalise_code};
@@ -35,7 +37,11 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { body_limit: 32 * 1024 * 1024, request_timeout: Duration::from_secs(60), cache_documents: 1024 }
+        ServerConfig {
+            body_limit: 32 * 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+            cache_documents: 1024,
+        }
     }
 }
 
@@ -81,12 +87,20 @@ impl ServerHandle {
 }
 
 /// Serve on `listener` until [`ServerHandle::shutdown`].
-pub async fn serve<S: ServerStore>(store: Arc<S>, listener: TcpListener, config: ServerConfig) -> std::io::Result<ServerHandle> {
+pub async fn serve<S: ServerStore>(
+    store: Arc<S>,
+    listener: TcpListener,
+    config: ServerConfig,
+) -> std::io::Result<ServerHandle> {
     start(store, listener, config, std::future::pending())
 }
 
 /// Serve until Ctrl-C, SIGTERM or [`ServerHandle::shutdown`].
-pub async fn serve_until_signal<S: ServerStore>(store: Arc<S>, listener: TcpListener, config: ServerConfig) -> std::io::Result<ServerHandle> {
+pub async fn serve_until_signal<S: ServerStore>(
+    store: Arc<S>,
+    listener: TcpListener,
+    config: ServerConfig,
+) -> std::io::Result<ServerHandle> {
     start(store, listener, config, shutdown_signal())
 }
 
@@ -101,11 +115,23 @@ fn start<S: ServerStore>(
         tokio::select! { _ = rx => {}, _ = signal => {} }
     };
     let addr = listener.local_addr()?;
-    let state = Arc::new(AppState { sync: SyncService::new(store, config.cache_documents), metrics: Metrics::default(), config });
+    let state = Arc::new(AppState {
+        sync: SyncService::new(store, config.cache_documents),
+        metrics: Metrics::default(),
+        config,
+    });
     let app = router(state);
-    let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
     tracing::info!(%addr, "doorstep-server listening");
-    Ok(ServerHandle { addr, shutdown: Some(tx), task })
+    Ok(ServerHandle {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
 }
 
 async fn shutdown_signal() {
@@ -139,12 +165,24 @@ fn router<S: ServerStore>(state: Shared<S>) -> Router {
 }
 
 fn plain(status: StatusCode, msg: &'static str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response()
 }
 
 fn unauthorized(wipe: bool) -> Response {
     let error = if wipe { "revoked" } else { "unauthorized" };
-    (StatusCode::UNAUTHORIZED, Json(Unauthorized { error: error.into(), wipe })).into_response()
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(Unauthorized {
+            error: error.into(),
+            wipe,
+        }),
+    )
+        .into_response()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -160,7 +198,11 @@ enum Outcome {
     Failed,
 }
 
-async fn sync_handler<S: ServerStore>(State(state): State<Shared<S>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sync_handler<S: ServerStore>(
+    State(state): State<Shared<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
     state.metrics.bytes_in.fetch_add(body.len() as u64, Relaxed);
     let Some(token) = bearer(&headers).map(hash_secret) else {
@@ -220,10 +262,24 @@ async fn sync_handler<S: ServerStore>(State(state): State<Shared<S>>, headers: H
     match outcome {
         Outcome::Ok(bytes, pushed, served) => {
             state.metrics.syncs.fetch_add(1, Relaxed);
-            state.metrics.bytes_out.fetch_add(bytes.len() as u64, Relaxed);
-            state.metrics.changes_accepted.fetch_add(pushed as u64, Relaxed);
-            state.metrics.changes_served.fetch_add(served as u64, Relaxed);
-            (StatusCode::OK, [(header::CONTENT_TYPE, SYNC_CONTENT_TYPE)], bytes).into_response()
+            state
+                .metrics
+                .bytes_out
+                .fetch_add(bytes.len() as u64, Relaxed);
+            state
+                .metrics
+                .changes_accepted
+                .fetch_add(pushed as u64, Relaxed);
+            state
+                .metrics
+                .changes_served
+                .fetch_add(served as u64, Relaxed);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, SYNC_CONTENT_TYPE)],
+                bytes,
+            )
+                .into_response()
         }
         Outcome::Unauthorized(wipe) => {
             state.metrics.unauthorized.fetch_add(1, Relaxed);
@@ -254,14 +310,22 @@ async fn enroll_handler<S: ServerStore>(State(state): State<Shared<S>>, body: By
     let token_hash = hash_secret(&token);
     let st = state.clone();
     let redeemed = tokio::task::spawn_blocking(move || {
-        st.sync.store().redeem_code(&hash_secret(&code), &token_hash, crate::now_ms())
+        st.sync
+            .store()
+            .redeem_code(&hash_secret(&code), &token_hash, crate::now_ms())
     })
     .await;
     match redeemed {
         Ok(Ok(Some(auth))) => {
             state.metrics.enrolments.fetch_add(1, Relaxed);
             tracing::info!(device = %auth.device, "device enrolled");
-            Json(Enrollment { token, device: auth.device, worker: auth.worker, station: auth.station }).into_response()
+            Json(Enrollment {
+                token,
+                device: auth.device,
+                worker: auth.worker,
+                station: auth.station,
+            })
+            .into_response()
         }
         Ok(Ok(None)) => {
             state.metrics.unauthorized.fetch_add(1, Relaxed);
@@ -276,5 +340,9 @@ async fn enroll_handler<S: ServerStore>(State(state): State<Shared<S>>, body: By
 }
 
 async fn metrics_handler<S: ServerStore>(State(state): State<Shared<S>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }

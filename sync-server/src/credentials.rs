@@ -24,12 +24,18 @@ fn random_bytes(n: usize) -> Vec<u8> {
 
 /// SHA-256 of a secret, hex.
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.trim().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(secret.trim().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A new device token: 32 random bytes, hex (UUID v4 bytes carry 122 random bits each).
 pub fn new_token() -> String {
-    random_bytes(48).iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes(48)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A new one-time code: 12 characters (about 59 bits), grouped XXXX-XXXX-XXXX.
@@ -46,14 +52,25 @@ pub fn new_code() -> String {
 
 /// Normalise a code as typed (case, spaces) before hashing.
 pub fn normalise_code(code: &str) -> String {
-    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 /// Enrol a new device for a worker: returns the device id and the one-time code to give to
 /// the worker (shown once, stored hashed).
-pub fn enroll_device<S: ServerStore>(store: &S, worker: WorkerId, now_ms: i64) -> StoreResult<(DeviceId, String)> {
+pub fn enroll_device<S: ServerStore>(
+    store: &S,
+    worker: WorkerId,
+    now_ms: i64,
+) -> StoreResult<(DeviceId, String)> {
     let code = new_code();
-    let device = store.enroll_device(worker, &hash_secret(&normalise_code(&code)), now_ms + CODE_VALID_MS)?;
+    let device = store.enroll_device(
+        worker,
+        &hash_secret(&normalise_code(&code)),
+        now_ms + CODE_VALID_MS,
+    )?;
     Ok((device, code))
 }
 

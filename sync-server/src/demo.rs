@@ -45,9 +45,21 @@ fn visit(store: &Store, hh: HouseholdId, date: &str) -> DemoResult<VisitId> {
 }
 
 /// Type a note the way a worker does: a few words at a time, each one durable.
-fn type_note(store: &Store, hh: HouseholdId, v: VisitId, section: Section, text: &str) -> DemoResult<()> {
+fn type_note(
+    store: &Store,
+    hh: HouseholdId,
+    v: VisitId,
+    section: Section,
+    text: &str,
+) -> DemoResult<()> {
     let chars: Vec<char> = text.chars().collect();
-    let mut pos = store.household(hh)?.visits.iter().find(|x| x.id == v).map(|x| x.section(section).chars().count()).unwrap_or(0);
+    let mut pos = store
+        .household(hh)?
+        .visits
+        .iter()
+        .find(|x| x.id == v)
+        .map(|x| x.section(section).chars().count())
+        .unwrap_or(0);
     for chunk in chars.chunks(6) {
         let piece: String = chunk.iter().collect();
         store.splice_section(hh, v, section, pos, 0, &piece)?;
@@ -57,13 +69,20 @@ fn type_note(store: &Store, hh: HouseholdId, v: VisitId, section: Section, text:
 }
 
 pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) -> DemoResult<()> {
-    let data = data.unwrap_or_else(|| std::env::temp_dir().join(format!("doorstep-demo-{}", uuid::Uuid::new_v4())));
+    let data = data.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("doorstep-demo-{}", uuid::Uuid::new_v4()))
+    });
     std::fs::create_dir_all(data.join("devices"))?;
     let server_store = Arc::new(SqliteStore::open(&data.join("server"))?);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let server = crate::api::serve_until_signal(server_store.clone(), listener, ServerConfig::default()).await?;
+    let server =
+        crate::api::serve_until_signal(server_store.clone(), listener, ServerConfig::default())
+            .await?;
     let url = server.url();
-    println!("Doorstep demo — server on {url}, data in {}", data.display());
+    println!(
+        "Doorstep demo — server on {url}, data in {}",
+        data.display()
+    );
 
     // The admin sets up the station and enrols three field devices.
     let station = server_store.create_station("石桥镇社工站", now_ms())?;
@@ -73,10 +92,25 @@ pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) 
         let (_, code) = credentials::enroll_device(server_store.as_ref(), worker, now_ms())?;
         let enrolment = enroll(&url, &code).await?;
         // A demo key; an app keeps a random key in Android Keystore / iOS Keychain.
-        let key = StoreKey::Raw(*uuid::Uuid::new_v4().as_bytes().repeat(2).first_chunk::<32>().ok_or("key")?);
-        let store = Store::open(StoreOptions::new(data.join("devices").join(format!("{label}.db")), key, enrolment.worker, enrolment.station))?;
+        let key = StoreKey::Raw(
+            *uuid::Uuid::new_v4()
+                .as_bytes()
+                .repeat(2)
+                .first_chunk::<32>()
+                .ok_or("key")?,
+        );
+        let store = Store::open(StoreOptions::new(
+            data.join("devices").join(format!("{label}.db")),
+            key,
+            enrolment.worker,
+            enrolment.station,
+        ))?;
         let transport = HttpTransport::new(&url, &enrolment.token, Duration::from_secs(30))?;
-        devices.push(Device { label, store, transport });
+        devices.push(Device {
+            label,
+            store,
+            transport,
+        });
     }
     println!("\n1. Station set up; three devices enrolled. W01 opens five case files and syncs:");
     let w01 = &devices[0].store;
@@ -92,7 +126,13 @@ pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) 
             summary: "祖孙二人生活，父母外出务工。".into(),
             ..Default::default()
         })?;
-        w01.add_person(hh, &NewPerson { categories: vec!["事实无人抚养".into()], ..NewPerson::named("王晓明", "孙子") })?;
+        w01.add_person(
+            hh,
+            &NewPerson {
+                categories: vec!["事实无人抚养".into()],
+                ..NewPerson::named("王晓明", "孙子")
+            },
+        )?;
         households.push(hh);
     }
     for d in &devices {
@@ -105,27 +145,69 @@ pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) 
     let child = devices[0].store.household(hh1)?.persons[0].id;
     // W01 and W02 both visit HH-000001 and both add to its situation summary.
     let v1 = visit(&devices[0].store, hh1, "2026-11-29")?;
-    type_note(&devices[0].store, hh1, v1, Section::FamilySituation, "奶奶七十二岁，腿脚不便，靠低保生活。孙子上五年级，成绩中等。")?;
-    type_note(&devices[0].store, hh1, v1, Section::QuestionsAsked, "奶奶询问事实无人抚养儿童基本生活补助如何申请。")?;
+    type_note(
+        &devices[0].store,
+        hh1,
+        v1,
+        Section::FamilySituation,
+        "奶奶七十二岁，腿脚不便，靠低保生活。孙子上五年级，成绩中等。",
+    )?;
+    type_note(
+        &devices[0].store,
+        hh1,
+        v1,
+        Section::QuestionsAsked,
+        "奶奶询问事实无人抚养儿童基本生活补助如何申请。",
+    )?;
     devices[0].store.splice_summary(hh1, 0, 0, "【重点关注】")?;
     let v2 = visit(&devices[1].store, hh1, "2026-11-29")?;
-    type_note(&devices[1].store, hh1, v2, Section::Concerns, "孩子近来情绪低落，与同学有矛盾。建议学校心理老师跟进。")?;
+    type_note(
+        &devices[1].store,
+        hh1,
+        v2,
+        Section::Concerns,
+        "孩子近来情绪低落，与同学有矛盾。建议学校心理老师跟进。",
+    )?;
     let len = devices[1].store.household(hh1)?.summary.chars().count();
-    devices[1].store.splice_summary(hh1, len, 0, "孩子需心理疏导。")?;
+    devices[1]
+        .store
+        .splice_summary(hh1, len, 0, "孩子需心理疏导。")?;
     // W01 and W03 correct the child's name differently: a conflict for a human.
-    devices[0].store.edit_person(hh1, child, &PersonEdit::Name("王小明".into()))?;
-    devices[2].store.edit_person(hh1, child, &PersonEdit::Name("汪晓明".into()))?;
+    devices[0]
+        .store
+        .edit_person(hh1, child, &PersonEdit::Name("王小明".into()))?;
+    devices[2]
+        .store
+        .edit_person(hh1, child, &PersonEdit::Name("汪晓明".into()))?;
     // Other visits of the day.
     for (i, d) in devices.iter().enumerate() {
         for hh in households.iter().skip(1 + i).take(2) {
             let v = visit(&d.store, *hh, "2026-11-29")?;
-            type_note(&d.store, *hh, v, Section::ActualNeeds, "需要协助办理医疗救助，送申请表。")?;
-            d.store.add_follow_up(*hh, &NewFollowUp { what: "送医疗救助申请表".into(), due: Date::parse("2026-12-06")?, assignee: d.store.worker(), origin_visit: Some(v) })?;
+            type_note(
+                &d.store,
+                *hh,
+                v,
+                Section::ActualNeeds,
+                "需要协助办理医疗救助，送申请表。",
+            )?;
+            d.store.add_follow_up(
+                *hh,
+                &NewFollowUp {
+                    what: "送医疗救助申请表".into(),
+                    due: Date::parse("2026-12-06")?,
+                    assignee: d.store.worker(),
+                    origin_visit: Some(v),
+                },
+            )?;
             d.store.finalise_visit(*hh, v)?;
         }
     }
     for d in &devices {
-        println!("  {}: {} household(s) with changes waiting for signal", d.label, d.store.unsynced_households()?.len());
+        println!(
+            "  {}: {} household(s) with changes waiting for signal",
+            d.label,
+            d.store.unsynced_households()?.len()
+        );
     }
 
     println!("\n3. Signal returns. W03, W01, W02 sync (pass 1), then all again (pass 2):");
@@ -147,19 +229,35 @@ pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) 
             }
         }
     }
-    let same = devices.iter().all(|d| d.store.heads(hh1).ok() == devices[0].store.heads(hh1).ok());
+    let same = devices
+        .iter()
+        .all(|d| d.store.heads(hh1).ok() == devices[0].store.heads(hh1).ok());
     println!("  identical on all three devices: {same}");
 
     println!("\n5. Waiting for review:");
-    let labels: Vec<(WorkerId, &str)> = devices.iter().map(|d| (d.store.worker(), d.label)).collect();
+    let labels: Vec<(WorkerId, &str)> = devices
+        .iter()
+        .map(|d| (d.store.worker(), d.label))
+        .collect();
     for c in devices[1].store.conflicts(None)? {
-        println!("  {:?} field '{}' of {}:", c.kind, c.field.field, c.field.entity.kind().name());
+        println!(
+            "  {:?} field '{}' of {}:",
+            c.kind,
+            c.field.field,
+            c.field.entity.kind().name()
+        );
         for v in &c.values {
-            let who = labels.iter().find(|(w, _)| *w == v.provenance.worker).map(|(_, l)| *l).unwrap_or("?");
+            let who = labels
+                .iter()
+                .find(|(w, _)| *w == v.provenance.worker)
+                .map(|(_, l)| *l)
+                .unwrap_or("?");
             println!("    - {:?} by {who}", v.value.as_deref().unwrap_or(""));
         }
     }
-    let due = devices[0].store.follow_ups_due(Date::parse("2026-11-29")?, 7)?;
+    let due = devices[0]
+        .store
+        .follow_ups_due(Date::parse("2026-11-29")?, 7)?;
     println!("  follow-ups due within a week: {}", due.len());
 
     if keep_serving {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use doorstep_core::{DeviceId, StationId, WorkerId};
 use doorstep_server::store::ServerStore;
-use doorstep_server::{credentials, now_ms, SqliteStore, ServerConfig};
+use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
 
 /// Doorstep sync server: devices of a township social-work station sync their household
 /// case files through it.
@@ -141,30 +141,62 @@ fn open(data: &std::path::Path) -> Result<SqliteStore, String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { data, listen, cache_documents } => {
+        Command::Serve {
+            data,
+            listen,
+            cache_documents,
+        } => {
             let store = Arc::new(open(&data)?);
-            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let config = ServerConfig { cache_documents, ..ServerConfig::default() };
-            let server = doorstep_server::api::serve_until_signal(store, listener, config).await.map_err(|e| e.to_string())?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let config = ServerConfig {
+                cache_documents,
+                ..ServerConfig::default()
+            };
+            let server = doorstep_server::api::serve_until_signal(store, listener, config)
+                .await
+                .map_err(|e| e.to_string())?;
             server.wait().await.map_err(|e| e.to_string())
         }
-        Command::Station { command: StationCommand::Create { data, name } } => {
-            let id = open(&data)?.create_station(name.trim(), now_ms()).map_err(|e| e.to_string())?;
+        Command::Station {
+            command: StationCommand::Create { data, name },
+        } => {
+            let id = open(&data)?
+                .create_station(name.trim(), now_ms())
+                .map_err(|e| e.to_string())?;
             println!("{id}");
             Ok(())
         }
-        Command::Worker { command: WorkerCommand::Add { data, station, label } } => {
-            let id = open(&data)?.add_worker(station, label.trim(), now_ms()).map_err(|e| e.to_string())?;
+        Command::Worker {
+            command:
+                WorkerCommand::Add {
+                    data,
+                    station,
+                    label,
+                },
+        } => {
+            let id = open(&data)?
+                .add_worker(station, label.trim(), now_ms())
+                .map_err(|e| e.to_string())?;
             println!("{id}");
             Ok(())
         }
-        Command::Device { command: DeviceCommand::Enroll { data, worker } } => {
-            let (device, code) = credentials::enroll_device(&open(&data)?, worker, now_ms()).map_err(|e| e.to_string())?;
+        Command::Device {
+            command: DeviceCommand::Enroll { data, worker },
+        } => {
+            let (device, code) = credentials::enroll_device(&open(&data)?, worker, now_ms())
+                .map_err(|e| e.to_string())?;
             println!("device {device}\ncode   {code}");
             Ok(())
         }
-        Command::Device { command: DeviceCommand::Revoke { data, device } } => {
-            if open(&data)?.revoke_device(device, now_ms()).map_err(|e| e.to_string())? {
+        Command::Device {
+            command: DeviceCommand::Revoke { data, device },
+        } => {
+            if open(&data)?
+                .revoke_device(device, now_ms())
+                .map_err(|e| e.to_string())?
+            {
                 println!("revoked {device}");
                 Ok(())
             } else {
@@ -181,7 +213,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("epoch {epoch}");
             Ok(())
         }
-        Command::Demo { listen, data, no_serve } => doorstep_server::demo::run(listen, data, !no_serve).await.map_err(|e| e.to_string()),
+        Command::Demo {
+            listen,
+            data,
+            no_serve,
+        } => doorstep_server::demo::run(listen, data, !no_serve)
+            .await
+            .map_err(|e| e.to_string()),
     }
 }
 

@@ -30,33 +30,86 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(elapsed.as_micros() as u64, Relaxed);
+        self.latency_sum_us
+            .fetch_add(elapsed.as_micros() as u64, Relaxed);
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counters = [
-            ("doorstep_syncs_total", "Sync requests answered", &self.syncs),
-            ("doorstep_sync_errors_total", "Sync requests that failed on the server", &self.sync_errors),
-            ("doorstep_unauthorized_total", "Requests with a missing, unknown or revoked token", &self.unauthorized),
-            ("doorstep_bad_requests_total", "Requests refused as malformed", &self.bad_requests),
-            ("doorstep_enrolments_total", "Devices enrolled", &self.enrolments),
-            ("doorstep_bytes_received_total", "Sync request body bytes", &self.bytes_in),
-            ("doorstep_bytes_sent_total", "Sync response body bytes", &self.bytes_out),
-            ("doorstep_changes_accepted_total", "Changes appended to change logs", &self.changes_accepted),
-            ("doorstep_changes_served_total", "Changes sent to devices", &self.changes_served),
+            (
+                "doorstep_syncs_total",
+                "Sync requests answered",
+                &self.syncs,
+            ),
+            (
+                "doorstep_sync_errors_total",
+                "Sync requests that failed on the server",
+                &self.sync_errors,
+            ),
+            (
+                "doorstep_unauthorized_total",
+                "Requests with a missing, unknown or revoked token",
+                &self.unauthorized,
+            ),
+            (
+                "doorstep_bad_requests_total",
+                "Requests refused as malformed",
+                &self.bad_requests,
+            ),
+            (
+                "doorstep_enrolments_total",
+                "Devices enrolled",
+                &self.enrolments,
+            ),
+            (
+                "doorstep_bytes_received_total",
+                "Sync request body bytes",
+                &self.bytes_in,
+            ),
+            (
+                "doorstep_bytes_sent_total",
+                "Sync response body bytes",
+                &self.bytes_out,
+            ),
+            (
+                "doorstep_changes_accepted_total",
+                "Changes appended to change logs",
+                &self.changes_accepted,
+            ),
+            (
+                "doorstep_changes_served_total",
+                "Changes sent to devices",
+                &self.changes_served,
+            ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
         }
         let name = "doorstep_sync_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} Time to answer a sync request\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time to answer a sync request\n# TYPE {name} histogram"
+        );
         for (i, b) in BUCKETS_MS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {}", *b as f64 / 1000.0, self.buckets[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{}\"}} {}",
+                *b as f64 / 1000.0,
+                self.buckets[i].load(Relaxed)
+            );
         }
         let count = self.latency_count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.latency_sum_us.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {count}");
         out
     }

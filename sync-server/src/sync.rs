@@ -41,7 +41,12 @@ impl DocCache {
     }
     fn put(&mut self, id: HouseholdId, doc: Automerge, since: u64) {
         if self.docs.len() >= self.capacity {
-            if let Some(old) = self.docs.iter().min_by_key(|(_, (_, _, t))| *t).map(|(k, _)| *k) {
+            if let Some(old) = self
+                .docs
+                .iter()
+                .min_by_key(|(_, (_, _, t))| *t)
+                .map(|(k, _)| *k)
+            {
                 self.docs.remove(&old);
             }
         }
@@ -72,15 +77,28 @@ fn authorship(doc: &Automerge) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut put = |path: String, obj: &automerge::ObjId| {
         if let Ok(Some((automerge::Value::Object(_), created))) = doc.get(obj, "created") {
-            let read = |k: &str| doc.get(&created, k).ok().flatten().map(|(v, _)| v.to_string()).unwrap_or_default();
-            out.insert(path, format!("{}|{}|{}", read("by"), read("dev"), read("at")));
+            let read = |k: &str| {
+                doc.get(&created, k)
+                    .ok()
+                    .flatten()
+                    .map(|(v, _)| v.to_string())
+                    .unwrap_or_default()
+            };
+            out.insert(
+                path,
+                format!("{}|{}|{}", read("by"), read("dev"), read("at")),
+            );
         }
     };
     put(String::new(), &ROOT);
     for key in doc.keys(&ROOT) {
-        if let Ok(Some((automerge::Value::Object(automerge::ObjType::Map), col))) = doc.get(&ROOT, key.as_str()) {
+        if let Ok(Some((automerge::Value::Object(automerge::ObjType::Map), col))) =
+            doc.get(&ROOT, key.as_str())
+        {
             for rec in doc.keys(&col) {
-                if let Ok(Some((automerge::Value::Object(automerge::ObjType::Map), obj))) = doc.get(&col, rec.as_str()) {
+                if let Ok(Some((automerge::Value::Object(automerge::ObjType::Map), obj))) =
+                    doc.get(&col, rec.as_str())
+                {
                     put(format!("{key}/{rec}"), &obj);
                 }
             }
@@ -101,7 +119,11 @@ impl<S: ServerStore> SyncService<S> {
     pub fn new(store: Arc<S>, cache_documents: usize) -> Self {
         SyncService {
             store,
-            cache: Mutex::new(DocCache { capacity: cache_documents.max(1), tick: 0, docs: HashMap::new() }),
+            cache: Mutex::new(DocCache {
+                capacity: cache_documents.max(1),
+                tick: 0,
+                docs: HashMap::new(),
+            }),
             stations: Mutex::new(HashMap::new()),
         }
     }
@@ -117,10 +139,17 @@ impl<S: ServerStore> SyncService<S> {
 
     /// The document from the cache, or loaded from the store; `None` if the server has none.
     fn load(&self, id: HouseholdId) -> Result<Option<(Automerge, u64)>, SyncError> {
-        if let Some(hit) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).take(&id) {
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(&id)
+        {
             return Ok(Some(hit));
         }
-        let Some(stored) = self.store.load_document(id)? else { return Ok(None) };
+        let Some(stored) = self.store.load_document(id)? else {
+            return Ok(None);
+        };
         let loaded = contained(|| -> Result<Automerge, automerge::AutomergeError> {
             let mut doc = match &stored.snapshot {
                 Some(s) => Automerge::load(s)?,
@@ -138,7 +167,10 @@ impl<S: ServerStore> SyncService<S> {
     }
 
     fn put_back(&self, id: HouseholdId, doc: Automerge, since: u64) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).put(id, doc, since);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(id, doc, since);
     }
 
     /// One sync round trip for an authenticated device.
@@ -146,7 +178,10 @@ impl<S: ServerStore> SyncService<S> {
         let epoch = self.store.epoch()?;
         let lock = self.station_lock(auth.station);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut resp = SyncResponse { epoch, ..SyncResponse::default() };
+        let mut resp = SyncResponse {
+            epoch,
+            ..SyncResponse::default()
+        };
 
         // ----- push: validate against the old state, then commit all in one transaction
         let mut appends = Vec::new();
@@ -176,14 +211,22 @@ impl<S: ServerStore> SyncService<S> {
             }
         }
         for (doc_id, doc, since) in accepted {
-            resp.acks.push(DocHeads { doc: doc_id, heads: doc.get_heads() });
+            resp.acks.push(DocHeads {
+                doc: doc_id,
+                heads: doc.get_heads(),
+            });
             self.put_back(doc_id, doc, since);
         }
         // Retried pushes of changes the server already had: acknowledge with current heads.
         for d in &req.push {
-            if !resp.acks.iter().any(|a| a.doc == d.doc) && !resp.errors.iter().any(|e| e.doc == d.doc) {
+            if !resp.acks.iter().any(|a| a.doc == d.doc)
+                && !resp.errors.iter().any(|e| e.doc == d.doc)
+            {
                 if let Some((doc, since)) = self.load(d.doc)? {
-                    resp.acks.push(DocHeads { doc: d.doc, heads: doc.get_heads() });
+                    resp.acks.push(DocHeads {
+                        doc: d.doc,
+                        heads: doc.get_heads(),
+                    });
                     self.put_back(d.doc, doc, since);
                 }
             }
@@ -195,16 +238,28 @@ impl<S: ServerStore> SyncService<S> {
         if cursor.epoch != epoch {
             // A first sync, or a device from before a restore: start from snapshots.
             resp.epoch_reset = !cursor.epoch.is_nil();
-            cursor = Cursor { epoch, seq: 0, phase: Phase::Bootstrap { after: None } };
+            cursor = Cursor {
+                epoch,
+                seq: 0,
+                phase: Phase::Bootstrap { after: None },
+            };
         }
         let mut used = 0usize;
         if let Phase::Bootstrap { after } = cursor.phase {
-            let high_water = if after.is_none() { self.store.high_water(auth.station)? } else { cursor.seq };
+            let high_water = if after.is_none() {
+                self.store.high_water(auth.station)?
+            } else {
+                cursor.seq
+            };
             let mut last = after;
             loop {
                 let ids = self.store.list_documents(auth.station, last, 64)?;
                 if ids.is_empty() {
-                    cursor = Cursor { epoch, seq: high_water, phase: Phase::Log };
+                    cursor = Cursor {
+                        epoch,
+                        seq: high_water,
+                        phase: Phase::Log,
+                    };
                     break;
                 }
                 let mut full = false;
@@ -214,7 +269,9 @@ impl<S: ServerStore> SyncService<S> {
                         last = Some(id);
                         continue;
                     }
-                    let Some((doc, since)) = self.load(id)? else { continue };
+                    let Some((doc, since)) = self.load(id)? else {
+                        continue;
+                    };
                     let bytes = doc.save();
                     self.put_back(id, doc, since);
                     if used > 0 && used + bytes.len() > budget {
@@ -226,23 +283,39 @@ impl<S: ServerStore> SyncService<S> {
                     last = Some(id);
                 }
                 if full {
-                    resp.cursor = Cursor { epoch, seq: high_water, phase: Phase::Bootstrap { after: last } };
+                    resp.cursor = Cursor {
+                        epoch,
+                        seq: high_water,
+                        phase: Phase::Bootstrap { after: last },
+                    };
                     resp.more = true;
                     return Ok(resp);
                 }
             }
         }
-        let page = self.store.read_log(auth.station, cursor.seq, auth.device, budget.saturating_sub(used).max(1))?;
+        let page = self.store.read_log(
+            auth.station,
+            cursor.seq,
+            auth.device,
+            budget.saturating_sub(used).max(1),
+        )?;
         let mut grouped: Vec<DocChanges> = Vec::new();
         for e in page.entries {
             match grouped.last_mut() {
                 Some(g) if g.doc == e.doc => g.changes.push(e.bytes),
-                _ => grouped.push(DocChanges { doc: e.doc, changes: vec![e.bytes] }),
+                _ => grouped.push(DocChanges {
+                    doc: e.doc,
+                    changes: vec![e.bytes],
+                }),
             }
         }
         resp.pull = grouped;
         resp.more = page.more;
-        resp.cursor = Cursor { epoch, seq: page.last_seq, phase: Phase::Log };
+        resp.cursor = Cursor {
+            epoch,
+            seq: page.last_seq,
+            phase: Phase::Log,
+        };
         Ok(resp)
     }
 
@@ -263,7 +336,9 @@ impl<S: ServerStore> SyncService<S> {
             }
         }
         let (mut doc, since, existed) = match self.store.document_station(doc_id)? {
-            Some(station) if station != auth.station => return Ok(Err(DocErrorCode::NotFoundOrForbidden)),
+            Some(station) if station != auth.station => {
+                return Ok(Err(DocErrorCode::NotFoundOrForbidden))
+            }
             Some(_) => match self.load(doc_id)? {
                 Some((doc, since)) => (doc, since, true),
                 None => return Ok(Err(DocErrorCode::NotFoundOrForbidden)),
@@ -272,7 +347,9 @@ impl<S: ServerStore> SyncService<S> {
         };
         let mut fresh: Vec<Change> = Vec::new();
         for c in changes {
-            if doc.get_change_by_hash(&c.hash()).is_none() && !fresh.iter().any(|f| f.hash() == c.hash()) {
+            if doc.get_change_by_hash(&c.hash()).is_none()
+                && !fresh.iter().any(|f| f.hash() == c.hash())
+            {
                 fresh.push(c);
             }
         }
@@ -293,13 +370,24 @@ impl<S: ServerStore> SyncService<S> {
         if !doc.get_missing_deps(&[]).is_empty() {
             return Ok(Err(DocErrorCode::MissingDependencies));
         }
-        let expected = ("household".to_owned(), doc_id.to_string(), auth.station.to_string());
+        let expected = (
+            "household".to_owned(),
+            doc_id.to_string(),
+            auth.station.to_string(),
+        );
         if header(&doc).as_ref() != Some(&expected) {
-            return Ok(Err(if existed { DocErrorCode::Invalid } else { DocErrorCode::NotFoundOrForbidden }));
+            return Ok(Err(if existed {
+                DocErrorCode::Invalid
+            } else {
+                DocErrorCode::NotFoundOrForbidden
+            }));
         }
         if let Some((_, authors_before)) = &before {
             let after = authorship(&doc);
-            if authors_before.iter().any(|(path, who)| after.get(path) != Some(who)) {
+            if authors_before
+                .iter()
+                .any(|(path, who)| after.get(path) != Some(who))
+            {
                 return Ok(Err(DocErrorCode::Invalid));
             }
         }
@@ -308,7 +396,10 @@ impl<S: ServerStore> SyncService<S> {
         let since = if snapshot.is_some() { 0 } else { since };
         let append = DocAppend {
             doc: doc_id,
-            changes: fresh.iter().map(|c| (c.hash(), c.raw_bytes().to_vec())).collect(),
+            changes: fresh
+                .iter()
+                .map(|c| (c.hash(), c.raw_bytes().to_vec()))
+                .collect(),
             snapshot,
         };
         Ok(Ok(Some((doc, append, since, existed))))

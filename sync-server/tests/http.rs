@@ -13,7 +13,10 @@ async fn post(url: &str, token: Option<&str>, body: Vec<u8>) -> (u16, String) {
         req = req.bearer_auth(t);
     }
     let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,9 +26,14 @@ async fn bad_requests_get_clean_answers_and_the_server_keeps_serving() {
     let station = store.create_station("站", now_ms()).unwrap();
     let worker = store.add_worker(station, "W01", now_ms()).unwrap();
     let (_, code) = credentials::enroll_device(store.as_ref(), worker, now_ms()).unwrap();
-    let config = ServerConfig { body_limit: 1024 * 1024, ..ServerConfig::default() };
+    let config = ServerConfig {
+        body_limit: 1024 * 1024,
+        ..ServerConfig::default()
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = doorstep_server::serve(store.clone(), listener, config).await.unwrap();
+    let server = doorstep_server::serve(store.clone(), listener, config)
+        .await
+        .unwrap();
     let url = server.url();
     let enrolment = doorstep_core::transport::enroll(&url, &code).await.unwrap();
     let token = enrolment.token.as_str();
@@ -41,7 +49,14 @@ async fn bad_requests_get_clean_answers_and_the_server_keeps_serving() {
         ("empty body", vec![], 400),
         ("not zstd", b"hello".to_vec(), 400),
         ("wrong version", zstd_frame(&wrong_version), 400),
-        ("truncated", { let b = SyncRequest::default().encode(); b[..b.len() / 2].to_vec() }, 400),
+        (
+            "truncated",
+            {
+                let b = SyncRequest::default().encode();
+                b[..b.len() / 2].to_vec()
+            },
+            400,
+        ),
         ("decompression bomb", bomb, 400),
         ("too large", vec![7u8; 2 * 1024 * 1024], 413),
     ];
@@ -49,19 +64,43 @@ async fn bad_requests_get_clean_answers_and_the_server_keeps_serving() {
         let (got, _) = post(&sync, Some(token), body).await;
         assert_eq!(got, status, "{what}");
     }
-    assert_eq!(post(&sync, None, SyncRequest::default().encode()).await.0, 401);
-    assert_eq!(post(&sync, Some("x"), SyncRequest::default().encode()).await.0, 401);
-    assert_eq!(post(&format!("{url}/v1/enroll"), None, b"{not json".to_vec()).await.0, 400);
+    assert_eq!(
+        post(&sync, None, SyncRequest::default().encode()).await.0,
+        401
+    );
+    assert_eq!(
+        post(&sync, Some("x"), SyncRequest::default().encode())
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post(&format!("{url}/v1/enroll"), None, b"{not json".to_vec())
+            .await
+            .0,
+        400
+    );
 
     // Still serving: a valid sync, health and metrics.
     let (ok, _) = post(&sync, Some(token), SyncRequest::default().encode()).await;
     assert_eq!(ok, 200);
     let health = reqwest::get(format!("{url}/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
-    let metrics = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("doorstep_syncs_total 1"), "{metrics}");
-    assert!(metrics.contains("doorstep_bad_requests_total 6"), "{metrics}");
-    assert!(metrics.contains("doorstep_sync_duration_seconds_count"), "{metrics}");
+    assert!(
+        metrics.contains("doorstep_bad_requests_total 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("doorstep_sync_duration_seconds_count"),
+        "{metrics}"
+    );
     server.shutdown().await;
 }
 

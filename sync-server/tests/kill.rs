@@ -14,17 +14,31 @@ const BIN: &str = env!("CARGO_BIN_EXE_doorstep-server");
 
 fn cli(args: &[&str]) -> String {
     let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(data: &str, port: u16) -> Child {
-    let child = Command::new(BIN)
-        .args(["serve", "--data", data, "--listen", &format!("127.0.0.1:{port}")])
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--data",
+            data,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -35,13 +49,29 @@ fn start(data: &str, port: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not start");
 }
 
-async fn device(url: &str, code: &str, dir: &std::path::Path, name: &str) -> (Store, HttpTransport) {
+async fn device(
+    url: &str,
+    code: &str,
+    dir: &std::path::Path,
+    name: &str,
+) -> (Store, HttpTransport) {
     let e = enroll(url, code).await.unwrap();
-    let store = Store::open(StoreOptions::new(dir.join(name), StoreKey::Raw([9; 32]), e.worker, e.station)).unwrap();
-    (store, HttpTransport::new(url, &e.token, Duration::from_secs(5)).unwrap())
+    let store = Store::open(StoreOptions::new(
+        dir.join(name),
+        StoreKey::Raw([9; 32]),
+        e.worker,
+        e.station,
+    ))
+    .unwrap();
+    (
+        store,
+        HttpTransport::new(url, &e.token, Duration::from_secs(5)).unwrap(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,12 +79,38 @@ async fn sigkill_mid_session_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    let station = cli(&["station", "create", "--data", data, "--name", "石桥镇社工站"]).trim().to_owned();
+    let station = cli(&[
+        "station",
+        "create",
+        "--data",
+        data,
+        "--name",
+        "石桥镇社工站",
+    ])
+    .trim()
+    .to_owned();
     let mut codes = Vec::new();
     for label in ["W01", "W02"] {
-        let worker = cli(&["worker", "add", "--data", data, "--station", &station, "--label", label]).trim().to_owned();
+        let worker = cli(&[
+            "worker",
+            "add",
+            "--data",
+            data,
+            "--station",
+            &station,
+            "--label",
+            label,
+        ])
+        .trim()
+        .to_owned();
         let out = cli(&["device", "enroll", "--data", data, "--worker", &worker]);
-        codes.push(out.lines().find_map(|l| l.strip_prefix("code")).unwrap().trim().to_owned());
+        codes.push(
+            out.lines()
+                .find_map(|l| l.strip_prefix("code"))
+                .unwrap()
+                .trim()
+                .to_owned(),
+        );
     }
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -62,7 +118,12 @@ async fn sigkill_mid_session_loses_nothing_acknowledged() {
     let (a, ta) = device(&url, &codes[0], dir.path(), "a.db").await;
     let a = Arc::new(a);
     let (b, tb) = device(&url, &codes[1], dir.path(), "b.db").await;
-    let hh = a.create_household(&NewHousehold { code: "HH-000001".into(), ..Default::default() }).unwrap();
+    let hh = a
+        .create_household(&NewHousehold {
+            code: "HH-000001".into(),
+            ..Default::default()
+        })
+        .unwrap();
     let new_visit = NewVisit {
         kind: VisitKind::Home,
         date: Date::parse("2026-11-29").unwrap(),
@@ -77,7 +138,8 @@ async fn sigkill_mid_session_loses_nothing_acknowledged() {
     let mut typed = String::new();
     for round in 0..12u64 {
         let piece = format!("第{round}段。");
-        a.splice_section(hh, v, Section::Concerns, typed.chars().count(), 0, &piece).unwrap();
+        a.splice_section(hh, v, Section::Concerns, typed.chars().count(), 0, &piece)
+            .unwrap();
         typed.push_str(&piece);
         let in_flight = tokio::spawn({
             let (ta, a) = (ta.clone(), a.clone());
@@ -100,7 +162,15 @@ async fn sigkill_mid_session_loses_nothing_acknowledged() {
         }
     }
     tb.sync(&b).await.unwrap();
-    let text = b.household(hh).unwrap().visits.iter().find(|x| x.id == v).unwrap().section(Section::Concerns).to_owned();
+    let text = b
+        .household(hh)
+        .unwrap()
+        .visits
+        .iter()
+        .find(|x| x.id == v)
+        .unwrap()
+        .section(Section::Concerns)
+        .to_owned();
     assert_eq!(text, typed);
     assert_eq!(a.heads(hh).unwrap(), b.heads(hh).unwrap());
     server.kill().unwrap();

@@ -29,12 +29,19 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let (handle, addr) = Self::listen(store.clone(), "127.0.0.1:0").await;
-        TestServer { dir, store, handle: Some(handle), addr }
+        TestServer {
+            dir,
+            store,
+            handle: Some(handle),
+            addr,
+        }
     }
 
     async fn listen(store: Arc<SqliteStore>, addr: &str) -> (ServerHandle, std::net::SocketAddr) {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let handle = doorstep_server::serve(store, listener, ServerConfig::default()).await.unwrap();
+        let handle = doorstep_server::serve(store, listener, ServerConfig::default())
+            .await
+            .unwrap();
         let addr = handle.addr;
         (handle, addr)
     }
@@ -88,7 +95,9 @@ impl TestServer {
     /// Enrol a new device for a new worker of `station`; returns its one-time code.
     pub fn enrolment_code(&self, station: StationId, label: &str) -> String {
         let worker = self.store.add_worker(station, label, now_ms()).unwrap();
-        credentials::enroll_device(self.store.as_ref(), worker, now_ms()).unwrap().1
+        credentials::enroll_device(self.store.as_ref(), worker, now_ms())
+            .unwrap()
+            .1
     }
 
     /// A device enrolled over HTTP at `url` (the server's, or a proxy's).
@@ -116,9 +125,22 @@ impl Device {
         let path = dir.path().join(format!("{label}.db"));
         let mut key = [0u8; 32];
         key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        let store = Store::open(StoreOptions::new(&path, StoreKey::Raw(key), e.worker, e.station)).unwrap();
+        let store = Store::open(StoreOptions::new(
+            &path,
+            StoreKey::Raw(key),
+            e.worker,
+            e.station,
+        ))
+        .unwrap();
         let transport = HttpTransport::new(sync_url, &e.token, Duration::from_secs(10)).unwrap();
-        Device { label: label.into(), store, transport, token: e.token, path, _dir: dir }
+        Device {
+            label: label.into(),
+            store,
+            transport,
+            token: e.token,
+            path,
+            _dir: dir,
+        }
     }
 
     /// Point the device at another URL (a proxy, a restarted server).
@@ -127,7 +149,10 @@ impl Device {
     }
 
     pub async fn sync(&self) -> SyncReport {
-        self.transport.sync(&self.store).await.unwrap_or_else(|e| panic!("{} sync failed: {e}", self.label))
+        self.transport
+            .sync(&self.store)
+            .await
+            .unwrap_or_else(|e| panic!("{} sync failed: {e}", self.label))
     }
 
     pub async fn try_sync(&self) -> Result<SyncReport, Error> {
@@ -168,13 +193,23 @@ impl Device {
         let chars: Vec<char> = text.chars().collect();
         for chunk in chars.chunks(5) {
             let piece: String = chunk.iter().collect();
-            self.store.splice_section(hh, v, section, pos, 0, &piece).unwrap();
+            self.store
+                .splice_section(hh, v, section, pos, 0, &piece)
+                .unwrap();
             pos += chunk.len();
         }
     }
 
     pub fn section_text(&self, hh: HouseholdId, v: VisitId, section: Section) -> String {
-        self.store.household(hh).unwrap().visits.iter().find(|x| x.id == v).unwrap().section(section).to_owned()
+        self.store
+            .household(hh)
+            .unwrap()
+            .visits
+            .iter()
+            .find(|x| x.id == v)
+            .unwrap()
+            .section(section)
+            .to_owned()
     }
 }
 
@@ -182,26 +217,50 @@ impl Device {
 pub fn assert_converged(devices: &[&Device]) {
     let ids = devices[0].store.household_ids().unwrap();
     for d in devices {
-        assert_eq!(d.store.household_ids().unwrap(), ids, "{} has other households", d.label);
+        assert_eq!(
+            d.store.household_ids().unwrap(),
+            ids,
+            "{} has other households",
+            d.label
+        );
     }
     for h in &ids {
         let heads = devices[0].store.heads(*h).unwrap();
         let doc = devices[0].store.household(*h).unwrap();
         for d in &devices[1..] {
-            assert_eq!(d.store.heads(*h).unwrap(), heads, "{} heads differ", d.label);
-            assert_eq!(d.store.household(*h).unwrap(), doc, "{} document differs", d.label);
+            assert_eq!(
+                d.store.heads(*h).unwrap(),
+                heads,
+                "{} heads differ",
+                d.label
+            );
+            assert_eq!(
+                d.store.household(*h).unwrap(),
+                doc,
+                "{} document differs",
+                d.label
+            );
         }
     }
     let dump = devices[0].store.index_dump().unwrap();
     for d in &devices[1..] {
-        assert_eq!(d.store.index_dump().unwrap(), dump, "{} index differs", d.label);
+        assert_eq!(
+            d.store.index_dump().unwrap(),
+            dump,
+            "{} index differs",
+            d.label
+        );
     }
 }
 
 /// The server holds exactly the heads the devices hold.
 pub fn assert_server_has(server: &TestServer, device: &Device) {
     for h in device.store.household_ids().unwrap() {
-        let stored = server.store.load_document(h).unwrap().expect("server has the document");
+        let stored = server
+            .store
+            .load_document(h)
+            .unwrap()
+            .expect("server has the document");
         let mut doc = match &stored.snapshot {
             Some(s) => automerge::Automerge::load(s).unwrap(),
             None => automerge::Automerge::new(),
@@ -209,6 +268,10 @@ pub fn assert_server_has(server: &TestServer, device: &Device) {
         for c in &stored.changes {
             doc.load_incremental(c).unwrap();
         }
-        assert_eq!(doc.get_heads(), device.store.heads(h).unwrap(), "server heads differ for a household");
+        assert_eq!(
+            doc.get_heads(),
+            device.store.heads(h).unwrap(),
+            "server heads differ for a household"
+        );
     }
 }

@@ -61,7 +61,13 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, upstream, plan, log, task }
+        Proxy {
+            addr,
+            upstream,
+            plan,
+            log,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -95,7 +101,10 @@ async fn read_message(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>
     let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
     let len: usize = head
         .lines()
-        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0);
     while buf.len() < header_end + len {
         let n = stream.read(&mut chunk).await?;
@@ -111,7 +120,9 @@ async fn read_message(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>
 async fn forward(upstream: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut s = TcpStream::connect(upstream).await?;
     s.write_all(request).await?;
-    read_message(&mut s).await?.ok_or_else(|| std::io::Error::other("upstream closed"))
+    read_message(&mut s)
+        .await?
+        .ok_or_else(|| std::io::Error::other("upstream closed"))
 }
 
 async fn serve_connection(

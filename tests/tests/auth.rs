@@ -20,7 +20,10 @@ async fn raw_sync(url: &str, token: &str, req: &SyncRequest) -> (u16, Vec<u8>) {
     (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
 }
 
-fn forged_change(doc_bytes: &[u8], edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) -> Vec<u8> {
+fn forged_change(
+    doc_bytes: &[u8],
+    edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+) -> Vec<u8> {
     let mut doc = automerge::Automerge::load(doc_bytes).unwrap();
     let mut tx = doc.transaction();
     edit(&mut tx);
@@ -71,9 +74,18 @@ async fn a_device_reaches_only_its_own_station() {
         cursor,
         budget: 1 << 20,
         push: vec![
-            DocChanges { doc: hb, changes: b_changes.clone() },
-            DocChanges { doc: hb, changes: vec![edit_b] },
-            DocChanges { doc: guessed, changes: vec![claim_b] },
+            DocChanges {
+                doc: hb,
+                changes: b_changes.clone(),
+            },
+            DocChanges {
+                doc: hb,
+                changes: vec![edit_b],
+            },
+            DocChanges {
+                doc: guessed,
+                changes: vec![claim_b],
+            },
         ],
     };
     let (status, body) = raw_sync(&url, &a.token, &req).await;
@@ -82,7 +94,10 @@ async fn a_device_reaches_only_its_own_station() {
     assert!(resp.acks.is_empty(), "{:?}", resp.acks);
     let mut codes: Vec<_> = resp.errors.iter().map(|e| (e.doc, e.code)).collect();
     codes.sort_by_key(|c| c.0);
-    let mut expected = vec![(hb, DocErrorCode::NotFoundOrForbidden), (guessed, DocErrorCode::NotFoundOrForbidden)];
+    let mut expected = vec![
+        (hb, DocErrorCode::NotFoundOrForbidden),
+        (guessed, DocErrorCode::NotFoundOrForbidden),
+    ];
     expected.sort_by_key(|c| c.0);
     assert_eq!(codes, expected, "absent and forbidden answer alike");
     assert!(resp.pull.iter().all(|d| d.doc != hb) && resp.snapshots.iter().all(|d| d.doc != hb));
@@ -100,22 +115,41 @@ async fn station_and_authorship_cannot_be_rewritten() {
     let hh = a.new_household("HH-A00001");
     a.sync().await;
     let doc = a.store.export_document(hh).unwrap();
-    let move_station = forged_change(&doc, |tx| tx.put(automerge::ROOT, "station", sb.to_string()).unwrap());
+    let move_station = forged_change(&doc, |tx| {
+        tx.put(automerge::ROOT, "station", sb.to_string()).unwrap()
+    });
     let forge_author = forged_change(&doc, |tx| {
         let created = tx.get(automerge::ROOT, "created").unwrap().unwrap().1;
         tx.put(&created, "by", WorkerId::new().to_string()).unwrap();
     });
     for (what, change) in [("station", move_station), ("author", forge_author)] {
-        let req = SyncRequest { cursor: a.store.sync_cursor().unwrap(), budget: 1 << 20, push: vec![DocChanges { doc: hh, changes: vec![change] }] };
+        let req = SyncRequest {
+            cursor: a.store.sync_cursor().unwrap(),
+            budget: 1 << 20,
+            push: vec![DocChanges {
+                doc: hh,
+                changes: vec![change],
+            }],
+        };
         let (status, body) = raw_sync(&url, &a.token, &req).await;
         assert_eq!(status, 200, "{what}");
         let resp = SyncResponse::decode(&body).unwrap();
-        assert_eq!(resp.errors, vec![DocError { doc: hh, code: DocErrorCode::Invalid }], "{what}");
+        assert_eq!(
+            resp.errors,
+            vec![DocError {
+                doc: hh,
+                code: DocErrorCode::Invalid
+            }],
+            "{what}"
+        );
     }
     // The server's copy is still A's: a fresh device of station A gets it unchanged.
     let fresh = server.device(sa, "A2", &url).await;
     fresh.sync().await;
-    assert_eq!(fresh.store.household(hh).unwrap(), a.store.household(hh).unwrap());
+    assert_eq!(
+        fresh.store.household(hh).unwrap(),
+        a.store.household(hh).unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +161,12 @@ async fn revoked_devices_are_told_to_wipe_and_unknown_tokens_are_refused() {
     let a = server.device(station, "A", &url).await;
     a.new_household("HH-000001");
     a.sync().await;
-    let device_id = server.store.authenticate(&doorstep_server::credentials::hash_secret(&a.token)).unwrap().unwrap().device;
+    let device_id = server
+        .store
+        .authenticate(&doorstep_server::credentials::hash_secret(&a.token))
+        .unwrap()
+        .unwrap()
+        .device;
     assert!(server.store.revoke_device(device_id, 0).unwrap());
     match a.try_sync().await {
         Err(Error::Unauthorized { wipe: true }) => {}
@@ -146,6 +185,12 @@ async fn revoked_devices_are_told_to_wipe_and_unknown_tokens_are_refused() {
     // Enrolment codes work once.
     let code = server.enrolment_code(station, "B");
     assert!(doorstep_core::transport::enroll(&url, &code).await.is_ok());
-    assert!(matches!(doorstep_core::transport::enroll(&url, &code).await, Err(Error::Unauthorized { .. })));
-    assert!(matches!(doorstep_core::transport::enroll(&url, "AAAA-BBBB-CCCC").await, Err(Error::Unauthorized { .. })));
+    assert!(matches!(
+        doorstep_core::transport::enroll(&url, &code).await,
+        Err(Error::Unauthorized { .. })
+    ));
+    assert!(matches!(
+        doorstep_core::transport::enroll(&url, "AAAA-BBBB-CCCC").await,
+        Err(Error::Unauthorized { .. })
+    ));
 }

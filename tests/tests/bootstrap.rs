@@ -17,7 +17,12 @@ async fn new_device_bootstraps_from_snapshots_and_resumes_after_interruption() {
         let hh = a.new_household(&format!("HH-{i:06}"));
         let v = a.visit(hh);
         // Many small edits: history a bootstrap must not replay.
-        a.type_into(hh, v, Section::FamilySituation, &"家庭情况记录，逐字输入。".repeat(8));
+        a.type_into(
+            hh,
+            v,
+            Section::FamilySituation,
+            &"家庭情况记录，逐字输入。".repeat(8),
+        );
         households.push(hh);
     }
     a.sync().await;
@@ -29,16 +34,27 @@ async fn new_device_bootstraps_from_snapshots_and_resumes_after_interruption() {
     proxy.plan([Fault::Pass, Fault::DropResponse]);
     assert!(c.try_sync().await.is_err());
     let cursor = c.store.sync_cursor().unwrap();
-    let Phase::Bootstrap { after: Some(_) } = cursor.phase else { panic!("not resumable: {cursor:?}") };
+    let Phase::Bootstrap { after: Some(_) } = cursor.phase else {
+        panic!("not resumable: {cursor:?}")
+    };
     let got_before = c.store.household_ids().unwrap().len();
-    assert!(got_before > 0 && got_before < 30, "first page had {got_before} households");
+    assert!(
+        got_before > 0 && got_before < 30,
+        "first page had {got_before} households"
+    );
     let report = c.sync().await;
-    assert_eq!(report.snapshots + got_before, 30, "resumed, not restarted: {report:?}");
+    assert_eq!(
+        report.snapshots + got_before,
+        30,
+        "resumed, not restarted: {report:?}"
+    );
     assert_eq!(report.pulled, 0, "no history replayed");
     assert_eq!(c.store.sync_cursor().unwrap().phase, Phase::Log);
     assert_converged(&[&a, &c]);
     // And it keeps syncing by log afterwards.
-    a.store.edit_household(households[3], &HouseholdEdit::AddTag("独居".into())).unwrap();
+    a.store
+        .edit_household(households[3], &HouseholdEdit::AddTag("独居".into()))
+        .unwrap();
     a.sync().await;
     let r = c.sync().await;
     assert_eq!((r.pulled, r.snapshots), (1, 0));
@@ -78,6 +94,12 @@ async fn a_server_restored_from_backup_gets_back_what_it_lost() {
     b.sync().await;
     assert_converged(&[&a, &b]);
     assert_server_has(&server, &a);
-    assert_eq!(b.section_text(hh, v, Section::Concerns), "备份之前。备份之后A写的。");
-    assert!(a.store.household(late).is_ok(), "the household made after the backup came back");
+    assert_eq!(
+        b.section_text(hh, v, Section::Concerns),
+        "备份之前。备份之后A写的。"
+    );
+    assert!(
+        a.store.household(late).is_ok(),
+        "the household made after the backup came back"
+    );
 }

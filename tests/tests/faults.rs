@@ -32,28 +32,50 @@ async fn each_fault_ends_in_convergence() {
     for fault in faults {
         let (server, proxy, a, b, hh) = setup().await;
         let v = a.visit(hh);
-        a.type_into(hh, v, Section::Concerns, &format!("故障{fault:?}之前写的内容。"));
+        a.type_into(
+            hh,
+            v,
+            Section::Concerns,
+            &format!("故障{fault:?}之前写的内容。"),
+        );
         proxy.plan([fault]);
         let first = a.try_sync().await;
         match fault {
-            Fault::DuplicateRequest | Fault::Delay(_) => assert!(first.is_ok(), "{fault:?}: {first:?}"),
-            _ => assert!(matches!(first, Err(Error::Transport(_))), "{fault:?}: {first:?}"),
+            Fault::DuplicateRequest | Fault::Delay(_) => {
+                assert!(first.is_ok(), "{fault:?}: {first:?}")
+            }
+            _ => assert!(
+                matches!(first, Err(Error::Transport(_))),
+                "{fault:?}: {first:?}"
+            ),
         }
         a.type_into(hh, v, Section::Concerns, "之后又写。");
         a.sync().await;
         b.sync().await;
         assert_converged(&[&a, &b]);
         assert_server_has(&server, &a);
-        assert_eq!(b.section_text(hh, v, Section::Concerns), format!("故障{fault:?}之前写的内容。之后又写。"));
-        assert!(a.store.unsynced_households().unwrap().is_empty(), "{fault:?}: outbox not empty");
+        assert_eq!(
+            b.section_text(hh, v, Section::Concerns),
+            format!("故障{fault:?}之前写的内容。之后又写。")
+        );
+        assert!(
+            a.store.unsynced_households().unwrap().is_empty(),
+            "{fault:?}: outbox not empty"
+        );
         server.stop().await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_faults_by_seed() {
-    let seed: u64 = std::env::var("DOORSTEP_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261129);
-    let steps: usize = std::env::var("DOORSTEP_FAULT_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(25);
+    let seed: u64 = std::env::var("DOORSTEP_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261129);
+    let steps: usize = std::env::var("DOORSTEP_FAULT_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(25);
     let mut rng = seed;
     let mut next = move || {
         rng ^= rng << 13;
@@ -85,7 +107,11 @@ async fn random_faults_by_seed() {
     a.sync().await;
     b.sync().await;
     assert_converged(&[&a, &b]);
-    assert_eq!(b.section_text(hh, v, Section::FamilySituation), expected, "seed {seed}");
+    assert_eq!(
+        b.section_text(hh, v, Section::FamilySituation),
+        expected,
+        "seed {seed}"
+    );
     assert_server_has(&server, &a);
     server.stop().await;
 }
@@ -113,6 +139,9 @@ async fn server_crash_and_restart_mid_session() {
     b.sync().await;
     assert_converged(&[&a, &b]);
     assert_server_has(&server, &a);
-    assert_eq!(b.section_text(hh, v, Section::AdviceGiven), "建议申请补助。联系学校。下周回访。");
+    assert_eq!(
+        b.section_text(hh, v, Section::AdviceGiven),
+        "建议申请补助。联系学校。下周回访。"
+    );
     server.stop().await;
 }

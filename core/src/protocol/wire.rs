@@ -234,7 +234,7 @@ impl<'a> Reader<'a> {
     }
     fn uuid(&mut self) -> Result<Uuid, WireError> {
         let b = self.take(16)?;
-        Ok(Uuid::from_slice(b).map_err(|_| WireError::Malformed("uuid"))?)
+        Uuid::from_slice(b).map_err(|_| WireError::Malformed("uuid"))
     }
     fn doc(&mut self) -> Result<HouseholdId, WireError> {
         let u = self.uuid()?;
@@ -263,7 +263,9 @@ impl<'a> Reader<'a> {
         let phase = match self.u8()? {
             0 => Phase::Log,
             1 => Phase::Bootstrap { after: None },
-            2 => Phase::Bootstrap { after: Some(self.doc()?) },
+            2 => Phase::Bootstrap {
+                after: Some(self.doc()?),
+            },
             _ => return Err(WireError::Malformed("cursor phase")),
         };
         Ok(Cursor { epoch, seq, phase })
@@ -301,7 +303,8 @@ fn compress(raw: &[u8]) -> Vec<u8> {
 /// allocating that much.
 pub fn decompress(body: &[u8]) -> Result<Vec<u8>, WireError> {
     use std::io::Read;
-    let decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(|_| WireError::Compression)?;
+    let decoder =
+        zstd::stream::read::Decoder::with_buffer(body).map_err(|_| WireError::Compression)?;
     let mut out = Vec::new();
     decoder
         .take(MAX_MESSAGE_BYTES as u64 + 1)
@@ -353,7 +356,11 @@ impl SyncRequest {
         let budget = u32::try_from(r.uvarint()?).map_err(|_| WireError::Malformed("budget"))?;
         let push = r.doc_changes()?;
         r.finish()?;
-        Ok(SyncRequest { cursor, budget, push })
+        Ok(SyncRequest {
+            cursor,
+            budget,
+            push,
+        })
     }
 }
 
@@ -419,13 +426,19 @@ impl SyncResponse {
         let mut errors = Vec::with_capacity(n);
         for _ in 0..n {
             let doc = r.doc()?;
-            errors.push(DocError { doc, code: DocErrorCode::from_byte(r.u8()?)? });
+            errors.push(DocError {
+                doc,
+                code: DocErrorCode::from_byte(r.u8()?)?,
+            });
         }
         let n = r.count(17)?;
         let mut snapshots = Vec::with_capacity(n);
         for _ in 0..n {
             let doc = r.doc()?;
-            snapshots.push(DocSnapshot { doc, bytes: r.bytes()? });
+            snapshots.push(DocSnapshot {
+                doc,
+                bytes: r.bytes()?,
+            });
         }
         let pull = r.doc_changes()?;
         r.finish()?;
@@ -453,11 +466,27 @@ mod tests {
             epoch: Uuid::new_v4(),
             epoch_reset: true,
             more: true,
-            cursor: Cursor { epoch: Uuid::new_v4(), seq: 300, phase: Phase::Bootstrap { after: Some(d) } },
-            acks: vec![DocHeads { doc: d, heads: vec![ChangeHash([7; 32]), ChangeHash([9; 32])] }],
-            errors: vec![DocError { doc: HouseholdId::new(), code: DocErrorCode::Invalid }],
-            snapshots: vec![DocSnapshot { doc: d, bytes: vec![1, 2, 3] }],
-            pull: vec![DocChanges { doc: d, changes: vec![vec![4; 200], vec![]] }],
+            cursor: Cursor {
+                epoch: Uuid::new_v4(),
+                seq: 300,
+                phase: Phase::Bootstrap { after: Some(d) },
+            },
+            acks: vec![DocHeads {
+                doc: d,
+                heads: vec![ChangeHash([7; 32]), ChangeHash([9; 32])],
+            }],
+            errors: vec![DocError {
+                doc: HouseholdId::new(),
+                code: DocErrorCode::Invalid,
+            }],
+            snapshots: vec![DocSnapshot {
+                doc: d,
+                bytes: vec![1, 2, 3],
+            }],
+            pull: vec![DocChanges {
+                doc: d,
+                changes: vec![vec![4; 200], vec![]],
+            }],
         }
     }
 
@@ -466,16 +495,31 @@ mod tests {
         let resp = sample_response();
         assert_eq!(SyncResponse::decode(&resp.encode()).unwrap(), resp);
         let req = SyncRequest {
-            cursor: Cursor { epoch: Uuid::new_v4(), seq: u64::MAX, phase: Phase::Log },
+            cursor: Cursor {
+                epoch: Uuid::new_v4(),
+                seq: u64::MAX,
+                phase: Phase::Log,
+            },
             budget: 1 << 20,
-            push: vec![DocChanges { doc: HouseholdId::new(), changes: vec![vec![1; 3]] }],
+            push: vec![DocChanges {
+                doc: HouseholdId::new(),
+                changes: vec![vec![1; 3]],
+            }],
         };
         assert_eq!(SyncRequest::decode(&req.encode()).unwrap(), req);
     }
 
     #[test]
     fn an_idle_request_is_tiny() {
-        let req = SyncRequest { cursor: Cursor { epoch: Uuid::new_v4(), seq: 123_456, phase: Phase::Log }, budget: 1 << 20, push: vec![] };
+        let req = SyncRequest {
+            cursor: Cursor {
+                epoch: Uuid::new_v4(),
+                seq: 123_456,
+                phase: Phase::Log,
+            },
+            budget: 1 << 20,
+            push: vec![],
+        };
         assert!(req.encode().len() < 40, "{}", req.encode().len());
     }
 
@@ -483,11 +527,17 @@ mod tests {
     fn every_truncation_of_a_message_is_an_error() {
         let raw = sample_response().encode_raw();
         for n in 0..raw.len() {
-            assert!(SyncResponse::decode_raw(&raw[..n]).is_err(), "prefix {n} accepted");
+            assert!(
+                SyncResponse::decode_raw(&raw[..n]).is_err(),
+                "prefix {n} accepted"
+            );
         }
         let mut longer = raw.clone();
         longer.push(0);
-        assert_eq!(SyncResponse::decode_raw(&longer), Err(WireError::Malformed("trailing bytes")));
+        assert_eq!(
+            SyncResponse::decode_raw(&longer),
+            Err(WireError::Malformed("trailing bytes"))
+        );
     }
 
     #[test]
@@ -497,7 +547,10 @@ mod tests {
         assert_eq!(SyncResponse::decode_raw(&raw), Err(WireError::Version(9)));
         let req = SyncRequest::default().encode_raw();
         assert_eq!(SyncResponse::decode_raw(&req), Err(WireError::Kind(1)));
-        assert_eq!(SyncRequest::decode(b"not zstd at all"), Err(WireError::Compression));
+        assert_eq!(
+            SyncRequest::decode(b"not zstd at all"),
+            Err(WireError::Compression)
+        );
         // 100 MB of zeros compresses to a few kB: refused without inflating it all.
         let bomb = zstd::bulk::compress(&vec![0u8; MAX_MESSAGE_BYTES + 1024], 3).unwrap();
         assert!(bomb.len() < 100_000);
@@ -512,7 +565,10 @@ mod tests {
         w.cursor(&Cursor::default());
         w.uvarint(10);
         w.uvarint(u64::MAX); // a count of documents no message could hold
-        assert!(matches!(SyncRequest::decode_raw(&w.0), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            SyncRequest::decode_raw(&w.0),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     proptest! {

@@ -580,12 +580,23 @@ impl Store {
     /// and checked first, deduplicated by hash, index and conflicts updated. Garbage,
     /// changes with missing dependencies, or a document that is not this household's are
     /// refused and leave the store as it was.
-    pub fn apply_changes(&self, household: HouseholdId, changes: &[Vec<u8>]) -> Result<ApplyOutcome> {
+    pub fn apply_changes(
+        &self,
+        household: HouseholdId,
+        changes: &[Vec<u8>],
+    ) -> Result<ApplyOutcome> {
         let decoded = decode_changes(changes)?;
         let mut w = lock(&self.writer);
         let Writer { conn, cache } = &mut *w;
         let tx = conn.transaction()?;
-        let result = apply_remote(&tx, cache, &self.actor, household, decoded, self.compact_after);
+        let result = apply_remote(
+            &tx,
+            cache,
+            &self.actor,
+            household,
+            decoded,
+            self.compact_after,
+        );
         match result.and_then(|outcome| tx.commit().map(|()| outcome).map_err(Error::from)) {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
@@ -826,11 +837,14 @@ pub(crate) fn apply_remote(
         }
         Err(e) => return Err(e),
     };
-    let doc = cache.get_mut(&household).ok_or(Error::NotFound("household"))?;
+    let doc = cache
+        .get_mut(&household)
+        .ok_or(Error::NotFound("household"))?;
     let mut fresh: Vec<Change> = Vec::new();
     let mut duplicates = 0;
     for c in changes {
-        if doc.get_change_by_hash(&c.hash()).is_some() || fresh.iter().any(|f| f.hash() == c.hash()) {
+        if doc.get_change_by_hash(&c.hash()).is_some() || fresh.iter().any(|f| f.hash() == c.hash())
+        {
             duplicates += 1;
         } else {
             fresh.push(c);
@@ -840,7 +854,10 @@ pub(crate) fn apply_remote(
         if !existed {
             cache.evict(&household);
         }
-        return Ok(ApplyOutcome { applied: 0, duplicates });
+        return Ok(ApplyOutcome {
+            applied: 0,
+            duplicates,
+        });
     }
     contained(|| doc.apply_changes(fresh.clone()).map_err(Error::from))?;
     let missing = doc.get_missing_deps(&[]);
@@ -852,14 +869,21 @@ pub(crate) fn apply_remote(
         return Err(Error::NotAHousehold("document id does not match"));
     }
     if !existed {
-        tx.execute("INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 0)", [household.to_string()])?;
+        tx.execute(
+            "INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 0)",
+            [household.to_string()],
+        )?;
     }
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO changes (doc_id, hash, bytes, local) VALUES (?1, ?2, ?3, 0) ON CONFLICT DO NOTHING",
         )?;
         for c in &fresh {
-            ins.execute(params![household.to_string(), &c.hash().0[..], c.raw_bytes()])?;
+            ins.execute(params![
+                household.to_string(),
+                &c.hash().0[..],
+                c.raw_bytes()
+            ])?;
         }
     }
     let pending: i64 = tx
@@ -871,7 +895,10 @@ pub(crate) fn apply_remote(
     if pending >= i64::from(compact_after) {
         compact(tx, doc, household)?;
     }
-    Ok(ApplyOutcome { applied: fresh.len(), duplicates })
+    Ok(ApplyOutcome {
+        applied: fresh.len(),
+        duplicates,
+    })
 }
 
 #[allow(dead_code)]

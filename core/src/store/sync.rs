@@ -41,7 +41,10 @@ fn cursor_to_json(c: &Cursor) -> String {
 
 fn cursor_from_json(s: &str) -> Result<Cursor> {
     let v: serde_json::Value = serde_json::from_str(s).map_err(|_| Error::Damaged)?;
-    let epoch = v["epoch"].as_str().and_then(|e| uuid::Uuid::parse_str(e).ok()).ok_or(Error::Damaged)?;
+    let epoch = v["epoch"]
+        .as_str()
+        .and_then(|e| uuid::Uuid::parse_str(e).ok())
+        .ok_or(Error::Damaged)?;
     let seq = v["seq"].as_u64().ok_or(Error::Damaged)?;
     let phase = if v["phase"].get("log").is_some() {
         Phase::Log
@@ -65,7 +68,11 @@ fn read_cursor(conn: &Connection) -> Result<Cursor> {
 /// The heads the server has, as far as this document knows them (unknown hashes dropped:
 /// they will arrive by pull).
 fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
-    heads.iter().copied().filter(|h| doc.get_change_by_hash(h).is_some()).collect()
+    heads
+        .iter()
+        .copied()
+        .filter(|h| doc.get_change_by_hash(h).is_some())
+        .collect()
 }
 
 fn stored_server_heads(conn: &Connection, household: HouseholdId) -> Result<Vec<ChangeHash>> {
@@ -76,13 +83,19 @@ fn stored_server_heads(conn: &Connection, household: HouseholdId) -> Result<Vec<
     bytes_to_hashes(&bytes.unwrap_or_default())
 }
 
-fn set_server_state(conn: &Connection, doc: &Automerge, household: HouseholdId, heads: &[ChangeHash]) -> Result<()> {
+fn set_server_state(
+    conn: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+    heads: &[ChangeHash],
+) -> Result<()> {
     let unsynced = !doc.get_changes(&known(doc, heads)).is_empty();
-    conn.prepare_cached("UPDATE documents SET server_heads = ?2, unsynced = ?3 WHERE doc_id = ?1")?.execute(params![
-        household.to_string(),
-        hashes_to_bytes(heads),
-        unsynced
-    ])?;
+    conn.prepare_cached("UPDATE documents SET server_heads = ?2, unsynced = ?3 WHERE doc_id = ?1")?
+        .execute(params![
+            household.to_string(),
+            hashes_to_bytes(heads),
+            unsynced
+        ])?;
     Ok(())
 }
 
@@ -110,19 +123,29 @@ impl Store {
                 let household = HouseholdId::parse(&id).map_err(|_| Error::Damaged)?;
                 let server = stored_server_heads(conn, household)?;
                 let doc = load(conn, cache, household, &self.actor)?;
-                let changes: Vec<Vec<u8>> =
-                    doc.get_changes(&known(doc, &server)).into_iter().map(|c| c.raw_bytes().to_vec()).collect();
+                let changes: Vec<Vec<u8>> = doc
+                    .get_changes(&known(doc, &server))
+                    .into_iter()
+                    .map(|c| c.raw_bytes().to_vec())
+                    .collect();
                 if changes.is_empty() {
                     continue;
                 }
                 size += changes.iter().map(Vec::len).sum::<usize>();
-                push.push(DocChanges { doc: household, changes });
+                push.push(DocChanges {
+                    doc: household,
+                    changes,
+                });
                 if size > PUSH_LIMIT {
                     break;
                 }
             }
         }
-        Ok(SyncRequest { cursor, budget, push })
+        Ok(SyncRequest {
+            cursor,
+            budget,
+            push,
+        })
     }
 
     /// The next request as bytes for the wire (zstd-compressed; see `docs/protocol.md`).
@@ -143,7 +166,14 @@ impl Store {
         let Writer { conn, cache } = &mut *w;
         let mut touched: BTreeSet<HouseholdId> = BTreeSet::new();
         let tx = conn.transaction()?;
-        let result = apply_in(&tx, cache, &self.actor, self.compact_after, resp, &mut touched);
+        let result = apply_in(
+            &tx,
+            cache,
+            &self.actor,
+            self.compact_after,
+            resp,
+            &mut touched,
+        );
         let result = result.and_then(|o| tx.commit().map(|()| o).map_err(Error::from));
         if result.is_err() {
             for h in &touched {
@@ -188,11 +218,17 @@ fn apply_in(
     resp: &SyncResponse,
     touched: &mut BTreeSet<HouseholdId>,
 ) -> Result<SyncOutcome> {
-    let mut out = SyncOutcome { epoch_reset: resp.epoch_reset, ..SyncOutcome::default() };
+    let mut out = SyncOutcome {
+        epoch_reset: resp.epoch_reset,
+        ..SyncOutcome::default()
+    };
     if resp.epoch_reset {
         // The server lost history: forget what it was known to have; push what it lacks
         // once the snapshots show what it has.
-        tx.execute("UPDATE documents SET server_heads = x'', unsynced = 1, push_error = NULL", [])?;
+        tx.execute(
+            "UPDATE documents SET server_heads = x'', unsynced = 1, push_error = NULL",
+            [],
+        )?;
     }
     for snap in &resp.snapshots {
         touched.insert(snap.doc);
@@ -204,7 +240,9 @@ fn apply_in(
         let heads = theirs.get_heads();
         let exists = load(tx, cache, snap.doc, actor).is_ok();
         if exists {
-            let doc = cache.get_mut(&snap.doc).ok_or(Error::NotFound("household"))?;
+            let doc = cache
+                .get_mut(&snap.doc)
+                .ok_or(Error::NotFound("household"))?;
             let added = doc.get_changes_added(&theirs);
             out.pulled += apply_remote(tx, cache, actor, snap.doc, added, compact_after)?.applied;
         } else {
@@ -228,7 +266,8 @@ fn apply_in(
         let applied = apply_remote(tx, cache, actor, pulled.doc, changes, compact_after)?.applied;
         out.pulled += applied;
         // The server now has these too: advance its known heads past them.
-        let mut server: BTreeSet<ChangeHash> = stored_server_heads(tx, pulled.doc)?.into_iter().collect();
+        let mut server: BTreeSet<ChangeHash> =
+            stored_server_heads(tx, pulled.doc)?.into_iter().collect();
         server.extend(hashes);
         server.retain(|h| !deps.contains(h));
         let server: Vec<ChangeHash> = server.into_iter().collect();

@@ -14,7 +14,14 @@ fn hash(n: u8) -> ChangeHash {
 }
 
 fn append(doc: HouseholdId, changes: &[(u8, &[u8])]) -> DocAppend {
-    DocAppend { doc, changes: changes.iter().map(|(h, b)| (hash(*h), b.to_vec())).collect(), snapshot: None }
+    DocAppend {
+        doc,
+        changes: changes
+            .iter()
+            .map(|(h, b)| (hash(*h), b.to_vec()))
+            .collect(),
+        snapshot: None,
+    }
 }
 
 /// Run every check, each on a fresh store.
@@ -30,13 +37,30 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
     let station = s.create_station("站", 1).unwrap();
     let worker = s.add_worker(station, "W01", 1).unwrap();
-    assert!(matches!(s.add_worker(doorstep_core::StationId::new(), "x", 1), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.add_worker(doorstep_core::StationId::new(), "x", 1),
+        Err(StoreError::NotFound(_))
+    ));
     let device = s.enroll_device(worker, "codehash", 100).unwrap();
-    assert_eq!(s.redeem_code("codehash", "tok", 101).unwrap(), None, "expired code refused");
+    assert_eq!(
+        s.redeem_code("codehash", "tok", 101).unwrap(),
+        None,
+        "expired code refused"
+    );
     let device2 = s.enroll_device(worker, "code2", 1000).unwrap();
-    let auth = s.redeem_code("code2", "tokenhash", 500).unwrap().expect("valid code redeems");
-    assert_eq!((auth.device, auth.worker, auth.station, auth.revoked), (device2, worker, station, false));
-    assert_eq!(s.redeem_code("code2", "other", 501).unwrap(), None, "a code works once");
+    let auth = s
+        .redeem_code("code2", "tokenhash", 500)
+        .unwrap()
+        .expect("valid code redeems");
+    assert_eq!(
+        (auth.device, auth.worker, auth.station, auth.revoked),
+        (device2, worker, station, false)
+    );
+    assert_eq!(
+        s.redeem_code("code2", "other", 501).unwrap(),
+        None,
+        "a code works once"
+    );
     assert_eq!(s.authenticate("tokenhash").unwrap(), Some(auth));
     assert_eq!(s.authenticate("nope").unwrap(), None);
     assert!(s.revoke_device(device2, 600).unwrap());
@@ -46,14 +70,36 @@ pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
 }
 
 pub fn sequences_are_gap_free_per_station_and_deduplicated<S: ServerStore>(s: &S) {
-    let (a, b) = (s.create_station("A", 1).unwrap(), s.create_station("B", 1).unwrap());
+    let (a, b) = (
+        s.create_station("A", 1).unwrap(),
+        s.create_station("B", 1).unwrap(),
+    );
     let dev = DeviceId::new();
     let (d1, d2, d3) = (HouseholdId::new(), HouseholdId::new(), HouseholdId::new());
     assert_eq!(s.high_water(a).unwrap(), 0);
-    assert_eq!(s.commit(a, dev, &[append(d1, &[(1, b"x"), (2, b"y")]), append(d2, &[(3, b"z")])]).unwrap(), 3);
-    assert_eq!(s.commit(b, dev, &[append(d3, &[(4, b"w")])]).unwrap(), 1, "stations count separately");
+    assert_eq!(
+        s.commit(
+            a,
+            dev,
+            &[
+                append(d1, &[(1, b"x"), (2, b"y")]),
+                append(d2, &[(3, b"z")])
+            ]
+        )
+        .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.commit(b, dev, &[append(d3, &[(4, b"w")])]).unwrap(),
+        1,
+        "stations count separately"
+    );
     // A retried push: known hashes get no new sequence number.
-    assert_eq!(s.commit(a, dev, &[append(d1, &[(2, b"y"), (5, b"v")])]).unwrap(), 4);
+    assert_eq!(
+        s.commit(a, dev, &[append(d1, &[(2, b"y"), (5, b"v")])])
+            .unwrap(),
+        4
+    );
     let page = s.read_log(a, 0, DeviceId::new(), usize::MAX).unwrap();
     let seqs: Vec<u64> = page.entries.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
@@ -66,22 +112,45 @@ pub fn log_reads_skip_own_changes_and_page_by_budget<S: ServerStore>(s: &S) {
     let st = s.create_station("A", 1).unwrap();
     let (me, other) = (DeviceId::new(), DeviceId::new());
     let d = HouseholdId::new();
-    s.commit(st, me, &[append(d, &[(1, &[0; 100]), (2, &[0; 100])])]).unwrap();
-    s.commit(st, other, &[append(d, &[(3, &[0; 100]), (4, &[0; 100]), (5, &[0; 100])])]).unwrap();
+    s.commit(st, me, &[append(d, &[(1, &[0; 100]), (2, &[0; 100])])])
+        .unwrap();
+    s.commit(
+        st,
+        other,
+        &[append(d, &[(3, &[0; 100]), (4, &[0; 100]), (5, &[0; 100])])],
+    )
+    .unwrap();
     let mine_skipped = s.read_log(st, 0, me, usize::MAX).unwrap();
-    assert_eq!(mine_skipped.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(
+        mine_skipped
+            .entries
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
     assert_eq!(mine_skipped.last_seq, 5);
     let only_mine = s.read_log(st, 2, other, usize::MAX).unwrap();
     assert!(only_mine.entries.is_empty());
-    assert_eq!(only_mine.last_seq, 5, "the cursor moves past skipped entries");
+    assert_eq!(
+        only_mine.last_seq, 5,
+        "the cursor moves past skipped entries"
+    );
     let page = s.read_log(st, 0, me, 150).unwrap();
     assert_eq!(page.entries.len(), 1, "budget cuts the page");
     assert!(page.more);
     assert_eq!(page.last_seq, 3);
     let tiny = s.read_log(st, 0, me, 1).unwrap();
-    assert_eq!(tiny.entries.len(), 1, "at least one entry, whatever the budget");
+    assert_eq!(
+        tiny.entries.len(),
+        1,
+        "at least one entry, whatever the budget"
+    );
     let rest = s.read_log(st, page.last_seq, me, usize::MAX).unwrap();
-    assert_eq!(rest.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(
+        rest.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [4, 5]
+    );
 }
 
 pub fn documents_load_from_snapshot_and_later_changes<S: ServerStore>(s: &S) {
@@ -89,35 +158,61 @@ pub fn documents_load_from_snapshot_and_later_changes<S: ServerStore>(s: &S) {
     let dev = DeviceId::new();
     let d = HouseholdId::new();
     assert_eq!(s.load_document(d).unwrap(), None);
-    s.commit(st, dev, &[append(d, &[(1, b"a"), (2, b"b")])]).unwrap();
+    s.commit(st, dev, &[append(d, &[(1, b"a"), (2, b"b")])])
+        .unwrap();
     let doc = s.load_document(d).unwrap().unwrap();
-    assert_eq!((doc.snapshot, doc.changes, doc.changes_since_snapshot), (None, vec![b"a".to_vec(), b"b".to_vec()], 2));
+    assert_eq!(
+        (doc.snapshot, doc.changes, doc.changes_since_snapshot),
+        (None, vec![b"a".to_vec(), b"b".to_vec()], 2)
+    );
     let mut with_snap = append(d, &[(3, b"c")]);
     with_snap.snapshot = Some(b"SNAP".to_vec());
     s.commit(st, dev, &[with_snap]).unwrap();
     s.commit(st, dev, &[append(d, &[(4, b"d")])]).unwrap();
     let doc = s.load_document(d).unwrap().unwrap();
     assert_eq!(doc.snapshot.as_deref(), Some(&b"SNAP"[..]));
-    assert_eq!(doc.changes, vec![b"d".to_vec()], "only changes after the snapshot");
+    assert_eq!(
+        doc.changes,
+        vec![b"d".to_vec()],
+        "only changes after the snapshot"
+    );
     assert_eq!(doc.changes_since_snapshot, 1);
     assert_eq!(doc.station, Some(st));
 }
 
 pub fn documents_belong_to_one_station<S: ServerStore>(s: &S) {
-    let (a, b) = (s.create_station("A", 1).unwrap(), s.create_station("B", 1).unwrap());
+    let (a, b) = (
+        s.create_station("A", 1).unwrap(),
+        s.create_station("B", 1).unwrap(),
+    );
     let dev = DeviceId::new();
     let mut ids: Vec<HouseholdId> = (0..5).map(|_| HouseholdId::new()).collect();
     for id in &ids {
-        s.commit(a, dev, &[append(*id, &[(ids.len() as u8, id.as_uuid().as_bytes())])]).ok();
+        s.commit(
+            a,
+            dev,
+            &[append(*id, &[(ids.len() as u8, id.as_uuid().as_bytes())])],
+        )
+        .ok();
     }
     ids.sort();
     assert_eq!(s.document_station(ids[0]).unwrap(), Some(a));
     assert_eq!(s.document_station(HouseholdId::new()).unwrap(), None);
     let before = s.high_water(b).unwrap();
-    assert!(matches!(s.commit(b, dev, &[append(ids[0], &[(99, b"x")])]), Err(StoreError::Conflict(_))));
-    assert_eq!(s.high_water(b).unwrap(), before, "a refused commit appends nothing");
+    assert!(matches!(
+        s.commit(b, dev, &[append(ids[0], &[(99, b"x")])]),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.high_water(b).unwrap(),
+        before,
+        "a refused commit appends nothing"
+    );
     assert_eq!(s.list_documents(a, None, 100).unwrap(), ids);
-    assert_eq!(s.list_documents(a, Some(ids[1]), 2).unwrap(), ids[2..4].to_vec());
+    assert_eq!(
+        s.list_documents(a, Some(ids[1]), 2).unwrap(),
+        ids[2..4].to_vec()
+    );
     assert!(s.list_documents(b, None, 100).unwrap().is_empty());
 }
 

@@ -92,9 +92,19 @@ pub trait ServerStore: Send + Sync + 'static {
     fn create_station(&self, name: &str, now_ms: i64) -> StoreResult<StationId>;
     fn add_worker(&self, station: StationId, label: &str, now_ms: i64) -> StoreResult<WorkerId>;
     /// A new device for a worker, waiting for its one-time code.
-    fn enroll_device(&self, worker: WorkerId, code_hash: &str, expires_ms: i64) -> StoreResult<DeviceId>;
+    fn enroll_device(
+        &self,
+        worker: WorkerId,
+        code_hash: &str,
+        expires_ms: i64,
+    ) -> StoreResult<DeviceId>;
     /// Exchange a one-time code for a token; `None` if the code is unknown, used or expired.
-    fn redeem_code(&self, code_hash: &str, token_hash: &str, now_ms: i64) -> StoreResult<Option<DeviceAuth>>;
+    fn redeem_code(
+        &self,
+        code_hash: &str,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<DeviceAuth>>;
     /// Revoke a device; false if there is no such device.
     fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
@@ -105,12 +115,28 @@ pub trait ServerStore: Send + Sync + 'static {
     fn load_document(&self, doc: HouseholdId) -> StoreResult<Option<StoredDocument>>;
     /// Append accepted changes to the station's log and the documents, atomically; returns
     /// the station's new high-water sequence.
-    fn commit(&self, station: StationId, origin: DeviceId, appends: &[DocAppend]) -> StoreResult<u64>;
+    fn commit(
+        &self,
+        station: StationId,
+        origin: DeviceId,
+        appends: &[DocAppend],
+    ) -> StoreResult<u64>;
     /// Log entries after `after`, skipping those that came from `exclude`, up to about
     /// `budget` bytes (always at least one entry if any).
-    fn read_log(&self, station: StationId, after: u64, exclude: DeviceId, budget: usize) -> StoreResult<LogPage>;
+    fn read_log(
+        &self,
+        station: StationId,
+        after: u64,
+        exclude: DeviceId,
+        budget: usize,
+    ) -> StoreResult<LogPage>;
     /// The station's last sequence number (0 for an empty log).
     fn high_water(&self, station: StationId) -> StoreResult<u64>;
     /// Documents of a station in id order after `after`, at most `limit`.
-    fn list_documents(&self, station: StationId, after: Option<HouseholdId>, limit: usize) -> StoreResult<Vec<HouseholdId>>;
+    fn list_documents(
+        &self,
+        station: StationId,
+        after: Option<HouseholdId>,
+        limit: usize,
+    ) -> StoreResult<Vec<HouseholdId>>;
 }

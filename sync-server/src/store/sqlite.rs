@@ -42,7 +42,10 @@ impl SqliteStore {
         let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let latest = MIGRATIONS.len() as i64;
         if current > latest {
-            return Err(StoreError::SchemaTooNew { found: current, supported: latest });
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported: latest,
+            });
         }
         for v in current..latest {
             let tx = conn.transaction()?;
@@ -54,13 +57,17 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO server_meta (key, value) VALUES ('epoch', ?1)",
             [Uuid::new_v4().to_string()],
         )?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Write a consistent copy of the database to `dest` (SQLite's `VACUUM INTO`), while
     /// serving. Restoring it means starting a new epoch (`doorstep-server new-epoch`).
     pub fn backup(&self, dest: &Path) -> StoreResult<()> {
-        let dest = dest.to_str().ok_or(StoreError::Database("backup path is not UTF-8".into()))?;
+        let dest = dest
+            .to_str()
+            .ok_or(StoreError::Database("backup path is not UTF-8".into()))?;
         self.conn().execute("VACUUM INTO ?1", [dest])?;
         Ok(())
     }
@@ -73,13 +80,20 @@ impl SqliteStore {
 
 impl ServerStore for SqliteStore {
     fn epoch(&self) -> StoreResult<Uuid> {
-        let s: String = self.conn().query_row("SELECT value FROM server_meta WHERE key = 'epoch'", [], |r| r.get(0))?;
+        let s: String = self.conn().query_row(
+            "SELECT value FROM server_meta WHERE key = 'epoch'",
+            [],
+            |r| r.get(0),
+        )?;
         Uuid::parse_str(&s).map_err(|_| StoreError::Database("malformed epoch".into()))
     }
 
     fn new_epoch(&self) -> StoreResult<Uuid> {
         let epoch = Uuid::new_v4();
-        self.conn().execute("UPDATE server_meta SET value = ?1 WHERE key = 'epoch'", [epoch.to_string()])?;
+        self.conn().execute(
+            "UPDATE server_meta SET value = ?1 WHERE key = 'epoch'",
+            [epoch.to_string()],
+        )?;
         Ok(epoch)
     }
 
@@ -95,7 +109,11 @@ impl ServerStore for SqliteStore {
     fn add_worker(&self, station: StationId, label: &str, now_ms: i64) -> StoreResult<WorkerId> {
         let conn = self.conn();
         let exists: Option<i64> = conn
-            .query_row("SELECT 1 FROM stations WHERE station_id = ?1", [station.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT 1 FROM stations WHERE station_id = ?1",
+                [station.to_string()],
+                |r| r.get(0),
+            )
             .optional()?;
         if exists.is_none() {
             return Err(StoreError::NotFound("station"));
@@ -108,10 +126,19 @@ impl ServerStore for SqliteStore {
         Ok(id)
     }
 
-    fn enroll_device(&self, worker: WorkerId, code_hash: &str, expires_ms: i64) -> StoreResult<DeviceId> {
+    fn enroll_device(
+        &self,
+        worker: WorkerId,
+        code_hash: &str,
+        expires_ms: i64,
+    ) -> StoreResult<DeviceId> {
         let conn = self.conn();
         let station: Option<String> = conn
-            .query_row("SELECT station_id FROM workers WHERE worker_id = ?1", [worker.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT station_id FROM workers WHERE worker_id = ?1",
+                [worker.to_string()],
+                |r| r.get(0),
+            )
             .optional()?;
         let station = station.ok_or(StoreError::NotFound("worker"))?;
         let id = DeviceId::new();
@@ -122,7 +149,12 @@ impl ServerStore for SqliteStore {
         Ok(id)
     }
 
-    fn redeem_code(&self, code_hash: &str, token_hash: &str, now_ms: i64) -> StoreResult<Option<DeviceAuth>> {
+    fn redeem_code(
+        &self,
+        code_hash: &str,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<DeviceAuth>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let row: Option<(String, String, String)> = tx
@@ -133,7 +165,9 @@ impl ServerStore for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((d, w, s)) = row else { return Ok(None) };
+        let Some((d, w, s)) = row else {
+            return Ok(None);
+        };
         tx.execute(
             "UPDATE devices SET code_hash = NULL, code_expires = NULL, token_hash = ?2, enrolled_at = ?3 WHERE device_id = ?1",
             params![d, token_hash, now_ms],
@@ -189,9 +223,13 @@ impl ServerStore for SqliteStore {
             )?
             .query_row([doc.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
-        let Some((station, snapshot, snapshot_seq, since)) = row else { return Ok(None) };
+        let Some((station, snapshot, snapshot_seq, since)) = row else {
+            return Ok(None);
+        };
         let changes = conn
-            .prepare_cached("SELECT bytes FROM change_log WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")?
+            .prepare_cached(
+                "SELECT bytes FROM change_log WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+            )?
             .query_map(params![doc.to_string(), snapshot_seq], |r| r.get(0))?
             .collect::<Result<Vec<Vec<u8>>, _>>()?;
         Ok(Some(StoredDocument {
@@ -202,22 +240,39 @@ impl ServerStore for SqliteStore {
         }))
     }
 
-    fn commit(&self, station: StationId, origin: DeviceId, appends: &[DocAppend]) -> StoreResult<u64> {
+    fn commit(
+        &self,
+        station: StationId,
+        origin: DeviceId,
+        appends: &[DocAppend],
+    ) -> StoreResult<u64> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let st = station.to_string();
-        let mut seq: i64 =
-            tx.query_row("SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = ?1", [&st], |r| r.get(0))?;
+        let mut seq: i64 = tx.query_row(
+            "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = ?1",
+            [&st],
+            |r| r.get(0),
+        )?;
         for a in appends {
             let doc = a.doc.to_string();
             let owner: Option<String> = tx
-                .query_row("SELECT station_id FROM documents WHERE doc_id = ?1", [&doc], |r| r.get(0))
+                .query_row(
+                    "SELECT station_id FROM documents WHERE doc_id = ?1",
+                    [&doc],
+                    |r| r.get(0),
+                )
                 .optional()?;
             match owner {
-                Some(o) if o != st => return Err(StoreError::Conflict("document belongs to another station")),
+                Some(o) if o != st => {
+                    return Err(StoreError::Conflict("document belongs to another station"))
+                }
                 Some(_) => {}
                 None => {
-                    tx.execute("INSERT INTO documents (doc_id, station_id) VALUES (?1, ?2)", params![doc, st])?;
+                    tx.execute(
+                        "INSERT INTO documents (doc_id, station_id) VALUES (?1, ?2)",
+                        params![doc, st],
+                    )?;
                 }
             }
             let mut added = 0i64;
@@ -252,13 +307,23 @@ impl ServerStore for SqliteStore {
         Ok(seq as u64)
     }
 
-    fn read_log(&self, station: StationId, after: u64, exclude: DeviceId, budget: usize) -> StoreResult<LogPage> {
+    fn read_log(
+        &self,
+        station: StationId,
+        after: u64,
+        exclude: DeviceId,
+        budget: usize,
+    ) -> StoreResult<LogPage> {
         let conn = self.conn();
         let mut st = conn.prepare_cached(
             "SELECT seq, doc_id, bytes, origin_device FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 2000",
         )?;
         let mut rows = st.query(params![station.to_string(), after as i64])?;
-        let mut page = LogPage { entries: Vec::new(), last_seq: after, more: false };
+        let mut page = LogPage {
+            entries: Vec::new(),
+            last_seq: after,
+            more: false,
+        };
         let mut size = 0usize;
         let me = exclude.to_string();
         let mut scanned = 0;
@@ -274,7 +339,11 @@ impl ServerStore for SqliteStore {
                 }
                 size += bytes.len();
                 let doc: String = r.get(1)?;
-                page.entries.push(LogEntry { seq: seq as u64, doc: parse(&doc, HouseholdId::parse)?, bytes });
+                page.entries.push(LogEntry {
+                    seq: seq as u64,
+                    doc: parse(&doc, HouseholdId::parse)?,
+                    bytes,
+                });
             }
             page.last_seq = seq as u64;
         }
@@ -292,15 +361,25 @@ impl ServerStore for SqliteStore {
         Ok(seq as u64)
     }
 
-    fn list_documents(&self, station: StationId, after: Option<HouseholdId>, limit: usize) -> StoreResult<Vec<HouseholdId>> {
+    fn list_documents(
+        &self,
+        station: StationId,
+        after: Option<HouseholdId>,
+        limit: usize,
+    ) -> StoreResult<Vec<HouseholdId>> {
         let conn = self.conn();
         let mut st = conn.prepare_cached(
             "SELECT doc_id FROM documents WHERE station_id = ?1 AND doc_id > ?2 ORDER BY doc_id LIMIT ?3",
         )?;
         let ids = st
-            .query_map(params![station.to_string(), after.map(|a| a.to_string()).unwrap_or_default(), limit as i64], |r| {
-                r.get::<_, String>(0)
-            })?
+            .query_map(
+                params![
+                    station.to_string(),
+                    after.map(|a| a.to_string()).unwrap_or_default(),
+                    limit as i64
+                ],
+                |r| r.get::<_, String>(0),
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         ids.iter().map(|s| parse(s, HouseholdId::parse)).collect()
     }
