@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Runs every test of Doorstep on a fresh machine: installs what the tests need, then the
-# Rust suites (unit, property, crash, cross-crate stories with a real server on 127.0.0.1).
+# Rust suites (unit, property, crash, cross-crate stories with a real server on 127.0.0.1)
+# and the Python suite against the generated UniFFI bindings.
 # Longer runs: DOORSTEP_CRASH_CYCLES=10000 PROPTEST_CASES=1000 DOORSTEP_FAULT_STEPS=500
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+if ! python3 -m pytest --version >/dev/null 2>&1; then
+  echo "== installing pytest"
+  python3 -m pip install -q pytest
+fi
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
 # Doc examples too (--all-targets skips doctests).
 cargo test --workspace --doc
+
+echo "== bindings (Kotlin, Swift, Python) and the Python suite"
+scripts/bindings.sh debug
+cargo build -p doorstep-server
+python3 -m pytest -q ffi/tests/python

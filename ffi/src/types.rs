@@ -1,0 +1,857 @@
+//! The records and enums apps see, and their conversion to and from the core's types.
+//! Ids cross the boundary as hyphenated UUID strings and are parsed (validated) on entry;
+//! dates as `YYYY-MM-DD`; instants as milliseconds since the Unix epoch.
+
+use doorstep_core as core;
+
+use crate::error::{invalid, Result};
+
+// ----- parsing what the app passes ---------------------------------------------------------
+
+pub(crate) fn household_id(s: &str) -> Result<core::HouseholdId> {
+    Ok(core::HouseholdId::parse(s)?)
+}
+pub(crate) fn person_id(s: &str) -> Result<core::PersonId> {
+    Ok(core::PersonId::parse(s)?)
+}
+pub(crate) fn visit_id(s: &str) -> Result<core::VisitId> {
+    Ok(core::VisitId::parse(s)?)
+}
+pub(crate) fn worker_id(s: &str) -> Result<core::WorkerId> {
+    Ok(core::WorkerId::parse(s)?)
+}
+pub(crate) fn date(s: &str) -> Result<core::Date> {
+    Ok(core::Date::parse(s)?)
+}
+fn opt<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
+    v.as_deref().map(f).transpose()
+}
+fn ids<T>(v: &[String], f: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
+    v.iter().map(|s| f(s)).collect()
+}
+fn gps_in(g: &Option<GeoPoint>) -> Result<Option<core::GeoPoint>> {
+    g.map(|g| core::GeoPoint::new(g.lat, g.lon)).transpose().map_err(Into::into)
+}
+fn gps_out(g: Option<core::GeoPoint>) -> Option<GeoPoint> {
+    g.map(|g| GeoPoint { lat: g.lat, lon: g.lon })
+}
+fn birth_in(b: &Option<BirthDate>) -> Result<Option<core::BirthDate>> {
+    b.as_ref().map(|b| Ok(core::BirthDate { date: date(&b.date)?, estimated: b.estimated })).transpose()
+}
+fn birth_out(b: Option<core::BirthDate>) -> Option<BirthDate> {
+    b.map(|b| BirthDate { date: b.date.to_string(), estimated: b.estimated })
+}
+fn prov(p: core::Provenance) -> Provenance {
+    Provenance { worker_id: p.worker.to_string(), device_id: p.device.to_string(), at_ms: p.at.0 }
+}
+fn strs<T: ToString>(v: &[T]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
+/// Declares an FFI enum mirroring a core enum of unit variants, with conversions both ways.
+macro_rules! mirror_enum {
+    ($(#[$doc:meta])* $name:ident => $core:path { $($v:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+        pub enum $name { $($v),+ }
+        impl From<$name> for $core {
+            fn from(v: $name) -> Self { match v { $($name::$v => <$core>::$v),+ } }
+        }
+        impl From<$core> for $name {
+            fn from(v: $core) -> Self { match v { $(<$core>::$v => $name::$v),+ } }
+        }
+    };
+}
+
+mirror_enum!(HouseholdStatus => core::HouseholdStatus { Active, MovedAway, Closed });
+mirror_enum!(Sex => core::Sex { Female, Male, Unknown });
+mirror_enum!(VisitKind => core::VisitKind { Home, Phone, School, NeighbourCheck, FollowUp });
+mirror_enum!(VisitStatus => core::VisitStatus { Draft, Final });
+mirror_enum!(
+    /// The six text sections of a visit record.
+    Section => core::Section { PersonalSituation, FamilySituation, ActualNeeds, QuestionsAsked, Concerns, AdviceGiven }
+);
+mirror_enum!(NeedStatus => core::NeedStatus { Open, Referred, Met, Closed });
+mirror_enum!(InquiryStatus => core::InquiryStatus { Open, Answered, Referred });
+mirror_enum!(FollowUpStatus => core::FollowUpStatus { Open, Done, Cancelled });
+mirror_enum!(CardStatus => core::CardStatus { Issued, Replaced, Lost, Void });
+mirror_enum!(ConflictKind => core::ConflictKind { ConcurrentValues, EditedAfterFinalise });
+
+// ----- records ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, uniffi::Record)]
+pub struct GeoPoint {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct BirthDate {
+    /// `YYYY-MM-DD`
+    pub date: String,
+    pub estimated: bool,
+}
+
+/// Who wrote a value, on which device, when (device clock, ms since the Unix epoch).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Provenance {
+    pub worker_id: String,
+    pub device_id: String,
+    pub at_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewHousehold {
+    pub code: String,
+    pub village: String,
+    pub address: String,
+    pub gps: Option<GeoPoint>,
+    pub phones: Vec<String>,
+    pub tags: Vec<String>,
+    pub summary: String,
+}
+
+impl NewHousehold {
+    pub(crate) fn to_core(&self) -> Result<core::NewHousehold> {
+        Ok(core::NewHousehold {
+            code: self.code.clone(),
+            village: self.village.clone(),
+            address: self.address.clone(),
+            gps: gps_in(&self.gps)?,
+            phones: self.phones.clone(),
+            tags: self.tags.clone(),
+            summary: self.summary.clone(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum HouseholdEdit {
+    Code { code: String },
+    Village { village: String },
+    Address { address: String },
+    Gps { gps: Option<GeoPoint> },
+    Status { status: HouseholdStatus },
+    AddPhone { phone: String },
+    RemovePhone { phone: String },
+    AddTag { tag: String },
+    RemoveTag { tag: String },
+}
+
+impl HouseholdEdit {
+    pub(crate) fn to_core(&self) -> Result<core::HouseholdEdit> {
+        use core::HouseholdEdit as E;
+        Ok(match self {
+            HouseholdEdit::Code { code } => E::Code(code.clone()),
+            HouseholdEdit::Village { village } => E::Village(village.clone()),
+            HouseholdEdit::Address { address } => E::Address(address.clone()),
+            HouseholdEdit::Gps { gps } => E::Gps(gps_in(gps)?),
+            HouseholdEdit::Status { status } => E::Status((*status).into()),
+            HouseholdEdit::AddPhone { phone } => E::AddPhone(phone.clone()),
+            HouseholdEdit::RemovePhone { phone } => E::RemovePhone(phone.clone()),
+            HouseholdEdit::AddTag { tag } => E::AddTag(tag.clone()),
+            HouseholdEdit::RemoveTag { tag } => E::RemoveTag(tag.clone()),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewPerson {
+    pub name: String,
+    pub sex: Sex,
+    pub birth_date: Option<BirthDate>,
+    pub id_number: Option<String>,
+    pub relation: String,
+    pub guardian: bool,
+    pub categories: Vec<String>,
+    pub school: Option<String>,
+    pub grade: Option<String>,
+}
+
+impl NewPerson {
+    pub(crate) fn to_core(&self) -> Result<core::NewPerson> {
+        Ok(core::NewPerson {
+            name: self.name.clone(),
+            sex: self.sex.into(),
+            birth_date: birth_in(&self.birth_date)?,
+            id_number: self.id_number.clone(),
+            relation: self.relation.clone(),
+            guardian: self.guardian,
+            categories: self.categories.clone(),
+            school: self.school.clone(),
+            grade: self.grade.clone(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum PersonEdit {
+    Name { name: String },
+    Sex { sex: Sex },
+    BirthDate { birth_date: Option<BirthDate> },
+    IdNumber { id_number: Option<String> },
+    Relation { relation: String },
+    Guardian { guardian: bool },
+    AddCategory { category: String },
+    RemoveCategory { category: String },
+    School { school: Option<String> },
+    Grade { grade: Option<String> },
+}
+
+impl PersonEdit {
+    pub(crate) fn to_core(&self) -> Result<core::PersonEdit> {
+        use core::PersonEdit as E;
+        Ok(match self {
+            PersonEdit::Name { name } => E::Name(name.clone()),
+            PersonEdit::Sex { sex } => E::Sex((*sex).into()),
+            PersonEdit::BirthDate { birth_date } => E::BirthDate(birth_in(birth_date)?),
+            PersonEdit::IdNumber { id_number } => E::IdNumber(id_number.clone()),
+            PersonEdit::Relation { relation } => E::Relation(relation.clone()),
+            PersonEdit::Guardian { guardian } => E::Guardian(*guardian),
+            PersonEdit::AddCategory { category } => E::AddCategory(category.clone()),
+            PersonEdit::RemoveCategory { category } => E::RemoveCategory(category.clone()),
+            PersonEdit::School { school } => E::School(school.clone()),
+            PersonEdit::Grade { grade } => E::Grade(grade.clone()),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewVisit {
+    pub kind: VisitKind,
+    /// The local date of the visit, `YYYY-MM-DD`.
+    pub date: String,
+    pub started_at_ms: i64,
+    pub gps: Option<GeoPoint>,
+    pub other_worker_ids: Vec<String>,
+    pub present_person_ids: Vec<String>,
+}
+
+impl NewVisit {
+    pub(crate) fn to_core(&self) -> Result<core::NewVisit> {
+        Ok(core::NewVisit {
+            kind: self.kind.into(),
+            date: date(&self.date)?,
+            started_at: core::Timestamp(self.started_at_ms),
+            gps: gps_in(&self.gps)?,
+            other_workers: ids(&self.other_worker_ids, worker_id)?,
+            present: ids(&self.present_person_ids, person_id)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum VisitEdit {
+    Kind { kind: VisitKind },
+    Date { date: String },
+    EndedAt { ended_at_ms: Option<i64> },
+    Gps { gps: Option<GeoPoint> },
+    AddWorker { worker_id: String },
+    RemoveWorker { worker_id: String },
+    AddPresent { person_id: String },
+    RemovePresent { person_id: String },
+}
+
+impl VisitEdit {
+    pub(crate) fn to_core(&self) -> Result<core::VisitEdit> {
+        use core::VisitEdit as E;
+        Ok(match self {
+            VisitEdit::Kind { kind } => E::Kind((*kind).into()),
+            VisitEdit::Date { date: d } => E::Date(date(d)?),
+            VisitEdit::EndedAt { ended_at_ms } => E::EndedAt(ended_at_ms.map(core::Timestamp)),
+            VisitEdit::Gps { gps } => E::Gps(gps_in(gps)?),
+            VisitEdit::AddWorker { worker_id: w } => E::AddWorker(worker_id(w)?),
+            VisitEdit::RemoveWorker { worker_id: w } => E::RemoveWorker(worker_id(w)?),
+            VisitEdit::AddPresent { person_id: p } => E::AddPresent(person_id(p)?),
+            VisitEdit::RemovePresent { person_id: p } => E::RemovePresent(person_id(p)?),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewNeed {
+    pub category: String,
+    pub description: String,
+    pub person_id: Option<String>,
+    pub visit_id: Option<String>,
+}
+
+impl NewNeed {
+    pub(crate) fn to_core(&self) -> Result<core::NewNeed> {
+        Ok(core::NewNeed {
+            category: self.category.clone(),
+            description: self.description.clone(),
+            person: opt(&self.person_id, person_id)?,
+            visit: opt(&self.visit_id, visit_id)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewInquiry {
+    pub question: String,
+    pub topic: String,
+    pub answer: Option<String>,
+    pub visit_id: Option<String>,
+}
+
+impl NewInquiry {
+    pub(crate) fn to_core(&self) -> Result<core::NewInquiry> {
+        Ok(core::NewInquiry {
+            question: self.question.clone(),
+            topic: self.topic.clone(),
+            answer: self.answer.clone(),
+            visit: opt(&self.visit_id, visit_id)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewFollowUp {
+    pub what: String,
+    /// `YYYY-MM-DD`
+    pub due: String,
+    pub assignee_worker_id: String,
+    pub origin_visit_id: Option<String>,
+}
+
+impl NewFollowUp {
+    pub(crate) fn to_core(&self) -> Result<core::NewFollowUp> {
+        Ok(core::NewFollowUp {
+            what: self.what.clone(),
+            due: date(&self.due)?,
+            assignee: worker_id(&self.assignee_worker_id)?,
+            origin_visit: opt(&self.origin_visit_id, visit_id)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewCardIssuance {
+    pub serial: String,
+    pub visit_id: Option<String>,
+    pub person_id: Option<String>,
+    pub replaces_card_id: Option<String>,
+}
+
+impl NewCardIssuance {
+    pub(crate) fn to_core(&self) -> Result<core::NewCardIssuance> {
+        Ok(core::NewCardIssuance {
+            serial: self.serial.clone(),
+            visit: opt(&self.visit_id, visit_id)?,
+            person: opt(&self.person_id, person_id)?,
+            replaces: opt(&self.replaces_card_id, |s| Ok(core::CardIssuanceId::parse(s)?))?,
+        })
+    }
+}
+
+// ----- read model ------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    pub sex: Sex,
+    pub birth_date: Option<BirthDate>,
+    pub id_number: Option<String>,
+    pub relation: String,
+    pub guardian: bool,
+    pub categories: Vec<String>,
+    pub school: Option<String>,
+    pub grade: Option<String>,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SectionText {
+    pub section: Section,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Visit {
+    pub id: String,
+    pub household_id: String,
+    pub kind: VisitKind,
+    pub date: String,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    pub gps: Option<GeoPoint>,
+    pub status: VisitStatus,
+    pub worker_ids: Vec<String>,
+    pub present_person_ids: Vec<String>,
+    pub sections: Vec<SectionText>,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Amendment {
+    pub id: String,
+    pub visit_id: String,
+    pub section: Option<Section>,
+    pub text: String,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Need {
+    pub id: String,
+    pub category: String,
+    pub description: String,
+    pub person_id: Option<String>,
+    pub visit_id: Option<String>,
+    pub status: NeedStatus,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Inquiry {
+    pub id: String,
+    pub question: String,
+    pub topic: String,
+    pub answer: Option<String>,
+    pub visit_id: Option<String>,
+    pub status: InquiryStatus,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct FollowUp {
+    pub id: String,
+    pub what: String,
+    pub due: String,
+    pub assignee_worker_id: String,
+    pub origin_visit_id: Option<String>,
+    pub status: FollowUpStatus,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct CardIssuance {
+    pub id: String,
+    pub serial: String,
+    pub visit_id: Option<String>,
+    pub person_id: Option<String>,
+    pub replaces_card_id: Option<String>,
+    pub status: CardStatus,
+    pub created: Provenance,
+}
+
+/// A household's whole case file.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Household {
+    pub id: String,
+    pub station_id: String,
+    pub code: String,
+    pub village: String,
+    pub address: String,
+    pub gps: Option<GeoPoint>,
+    pub status: HouseholdStatus,
+    pub phones: Vec<String>,
+    pub tags: Vec<String>,
+    pub summary: String,
+    pub created: Provenance,
+    pub persons: Vec<Person>,
+    pub visits: Vec<Visit>,
+    pub amendments: Vec<Amendment>,
+    pub needs: Vec<Need>,
+    pub inquiries: Vec<Inquiry>,
+    pub follow_ups: Vec<FollowUp>,
+    pub cards: Vec<CardIssuance>,
+}
+
+impl From<core::Household> for Household {
+    fn from(h: core::Household) -> Self {
+        Household {
+            id: h.id.to_string(),
+            station_id: h.station.to_string(),
+            code: h.code,
+            village: h.village,
+            address: h.address,
+            gps: gps_out(h.gps),
+            status: h.status.into(),
+            phones: h.phones,
+            tags: h.tags,
+            summary: h.summary,
+            created: prov(h.created),
+            persons: h
+                .persons
+                .into_iter()
+                .map(|p| Person {
+                    id: p.id.to_string(),
+                    name: p.name,
+                    sex: p.sex.into(),
+                    birth_date: birth_out(p.birth_date),
+                    id_number: p.id_number,
+                    relation: p.relation,
+                    guardian: p.guardian,
+                    categories: p.categories,
+                    school: p.school,
+                    grade: p.grade,
+                    created: prov(p.created),
+                })
+                .collect(),
+            visits: h
+                .visits
+                .into_iter()
+                .map(|v| Visit {
+                    id: v.id.to_string(),
+                    household_id: v.household.to_string(),
+                    kind: v.kind.into(),
+                    date: v.date.to_string(),
+                    started_at_ms: v.started_at.0,
+                    ended_at_ms: v.ended_at.map(|t| t.0),
+                    gps: gps_out(v.gps),
+                    status: v.status.into(),
+                    worker_ids: strs(&v.workers),
+                    present_person_ids: strs(&v.present),
+                    sections: v.sections.into_iter().map(|(s, text)| SectionText { section: s.into(), text }).collect(),
+                    created: prov(v.created),
+                })
+                .collect(),
+            amendments: h
+                .amendments
+                .into_iter()
+                .map(|a| Amendment {
+                    id: a.id.to_string(),
+                    visit_id: a.visit.to_string(),
+                    section: a.section.map(Into::into),
+                    text: a.text,
+                    created: prov(a.created),
+                })
+                .collect(),
+            needs: h
+                .needs
+                .into_iter()
+                .map(|n| Need {
+                    id: n.id.to_string(),
+                    category: n.category,
+                    description: n.description,
+                    person_id: n.person.map(|x| x.to_string()),
+                    visit_id: n.visit.map(|x| x.to_string()),
+                    status: n.status.into(),
+                    created: prov(n.created),
+                })
+                .collect(),
+            inquiries: h
+                .inquiries
+                .into_iter()
+                .map(|i| Inquiry {
+                    id: i.id.to_string(),
+                    question: i.question,
+                    topic: i.topic,
+                    answer: i.answer,
+                    visit_id: i.visit.map(|x| x.to_string()),
+                    status: i.status.into(),
+                    created: prov(i.created),
+                })
+                .collect(),
+            follow_ups: h
+                .follow_ups
+                .into_iter()
+                .map(|f| FollowUp {
+                    id: f.id.to_string(),
+                    what: f.what,
+                    due: f.due.to_string(),
+                    assignee_worker_id: f.assignee.to_string(),
+                    origin_visit_id: f.origin_visit.map(|x| x.to_string()),
+                    status: f.status.into(),
+                    created: prov(f.created),
+                })
+                .collect(),
+            cards: h
+                .cards
+                .into_iter()
+                .map(|c| CardIssuance {
+                    id: c.id.to_string(),
+                    serial: c.serial,
+                    visit_id: c.visit.map(|x| x.to_string()),
+                    person_id: c.person.map(|x| x.to_string()),
+                    replaces_card_id: c.replaces.map(|x| x.to_string()),
+                    status: c.status.into(),
+                    created: prov(c.created),
+                })
+                .collect(),
+        }
+    }
+}
+
+// ----- conflicts and provenance --------------------------------------------------------------
+
+/// The kind of record a field belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum RecordKind {
+    Household,
+    Person,
+    Visit,
+    Need,
+    Inquiry,
+    FollowUp,
+    Card,
+}
+
+/// A field of a record: `record_id` is `None` for the household's own fields.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct FieldRef {
+    pub record: RecordKind,
+    pub record_id: Option<String>,
+    pub field: String,
+}
+
+impl FieldRef {
+    pub(crate) fn to_core(&self) -> Result<core::FieldRef> {
+        use core::EntityRef as E;
+        let id = || self.record_id.as_deref().ok_or_else(|| invalid("record id is required"));
+        let entity = match self.record {
+            RecordKind::Household => E::Household,
+            RecordKind::Person => E::Person(core::PersonId::parse(id()?)?),
+            RecordKind::Visit => E::Visit(core::VisitId::parse(id()?)?),
+            RecordKind::Need => E::Need(core::NeedId::parse(id()?)?),
+            RecordKind::Inquiry => E::Inquiry(core::InquiryId::parse(id()?)?),
+            RecordKind::FollowUp => E::FollowUp(core::FollowUpId::parse(id()?)?),
+            RecordKind::Card => E::Card(core::CardIssuanceId::parse(id()?)?),
+        };
+        Ok(core::FieldRef::new(entity, &self.field))
+    }
+}
+
+impl From<&core::FieldRef> for FieldRef {
+    fn from(f: &core::FieldRef) -> Self {
+        use core::EntityRef as E;
+        let record = match f.entity {
+            E::Household => RecordKind::Household,
+            E::Person(_) => RecordKind::Person,
+            E::Visit(_) => RecordKind::Visit,
+            E::Need(_) => RecordKind::Need,
+            E::Inquiry(_) => RecordKind::Inquiry,
+            E::FollowUp(_) => RecordKind::FollowUp,
+            E::Card(_) => RecordKind::Card,
+        };
+        FieldRef { record, record_id: f.entity.key(), field: f.field.clone() }
+    }
+}
+
+/// One value a field holds, with who wrote it.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct FieldVersion {
+    pub value: Option<String>,
+    pub provenance: Provenance,
+}
+
+pub(crate) fn versions(v: Vec<core::FieldVersion>) -> Vec<FieldVersion> {
+    v.into_iter().map(|v| FieldVersion { value: v.value, provenance: prov(v.provenance) }).collect()
+}
+
+/// A conflict waiting for a human.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Conflict {
+    pub household_id: String,
+    pub field: FieldRef,
+    pub kind: ConflictKind,
+    pub values: Vec<FieldVersion>,
+}
+
+impl From<core::Conflict> for Conflict {
+    fn from(c: core::Conflict) -> Self {
+        Conflict { household_id: c.household.to_string(), field: (&c.field).into(), kind: c.kind.into(), values: versions(c.values) }
+    }
+}
+
+/// A last-writer-wins field written concurrently: the value shown and those it overshadowed.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct ParallelUpdate {
+    pub household_id: String,
+    pub field: FieldRef,
+    pub shown: FieldVersion,
+    pub overshadowed: Vec<FieldVersion>,
+}
+
+impl From<core::ParallelUpdate> for ParallelUpdate {
+    fn from(u: core::ParallelUpdate) -> Self {
+        ParallelUpdate {
+            household_id: u.household.to_string(),
+            field: (&u.field).into(),
+            shown: versions(vec![u.shown]).remove(0),
+            overshadowed: versions(u.overshadowed),
+        }
+    }
+}
+
+// ----- query results ------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct HouseholdSummary {
+    pub id: String,
+    pub code: String,
+    pub village: String,
+    pub address: String,
+    pub status: HouseholdStatus,
+}
+
+impl From<core::HouseholdSummary> for HouseholdSummary {
+    fn from(h: core::HouseholdSummary) -> Self {
+        HouseholdSummary { id: h.id.to_string(), code: h.code, village: h.village, address: h.address, status: h.status.into() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct VisitSummary {
+    pub id: String,
+    pub household_id: String,
+    pub date: String,
+    pub kind: VisitKind,
+    pub status: VisitStatus,
+    pub started_at_ms: i64,
+}
+
+impl From<core::VisitSummary> for VisitSummary {
+    fn from(v: core::VisitSummary) -> Self {
+        VisitSummary {
+            id: v.id.to_string(),
+            household_id: v.household.to_string(),
+            date: v.date.to_string(),
+            kind: v.kind.into(),
+            status: v.status.into(),
+            started_at_ms: v.started_at.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct FollowUpSummary {
+    pub id: String,
+    pub household_id: String,
+    pub origin_visit_id: Option<String>,
+    pub due: String,
+    pub assignee_worker_id: String,
+    pub status: FollowUpStatus,
+    pub overdue: bool,
+}
+
+impl From<core::FollowUpSummary> for FollowUpSummary {
+    fn from(f: core::FollowUpSummary) -> Self {
+        FollowUpSummary {
+            id: f.id.to_string(),
+            household_id: f.household.to_string(),
+            origin_visit_id: f.origin_visit.map(|v| v.to_string()),
+            due: f.due.to_string(),
+            assignee_worker_id: f.assignee.to_string(),
+            status: f.status.into(),
+            overdue: f.overdue,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct CardSummary {
+    pub id: String,
+    pub household_id: String,
+    pub serial: String,
+    pub visit_id: Option<String>,
+    pub person_id: Option<String>,
+    pub status: CardStatus,
+    pub issued_by_worker_id: String,
+    pub issued_at_ms: i64,
+}
+
+impl From<core::CardSummary> for CardSummary {
+    fn from(c: core::CardSummary) -> Self {
+        CardSummary {
+            id: c.id.to_string(),
+            household_id: c.household.to_string(),
+            serial: c.serial,
+            visit_id: c.visit.map(|v| v.to_string()),
+            person_id: c.person.map(|p| p.to_string()),
+            status: c.status.into(),
+            issued_by_worker_id: c.issued_by.to_string(),
+            issued_at_ms: c.issued_at.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SearchHit {
+    pub household_id: String,
+    pub record_id: String,
+    pub field: String,
+    pub excerpt: String,
+}
+
+impl From<core::SearchHit> for SearchHit {
+    fn from(h: core::SearchHit) -> Self {
+        SearchHit { household_id: h.household.to_string(), record_id: h.record, field: h.field, excerpt: h.excerpt }
+    }
+}
+
+// ----- sync --------------------------------------------------------------------------------
+
+/// What a `sync` call did.
+#[derive(Clone, Debug, Default, PartialEq, uniffi::Record)]
+pub struct SyncReport {
+    pub round_trips: u32,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub acknowledged: u32,
+    pub pulled: u32,
+    pub snapshots: u32,
+    pub refused: u32,
+    pub epoch_reset: bool,
+}
+
+impl From<core::transport::SyncReport> for SyncReport {
+    fn from(r: core::transport::SyncReport) -> Self {
+        SyncReport {
+            round_trips: r.round_trips,
+            bytes_up: r.bytes_up,
+            bytes_down: r.bytes_down,
+            acknowledged: r.acknowledged as u32,
+            pulled: r.pulled as u32,
+            snapshots: r.snapshots as u32,
+            refused: r.refused as u32,
+            epoch_reset: r.epoch_reset,
+        }
+    }
+}
+
+/// What applying one response did (transport-free sync).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct SyncStep {
+    /// Call `prepare_sync_request` again and send it.
+    pub more: bool,
+    pub acknowledged: u32,
+    pub pulled: u32,
+    pub snapshots: u32,
+    pub refused: u32,
+    pub epoch_reset: bool,
+    pub changed_household_ids: Vec<String>,
+}
+
+impl From<core::SyncOutcome> for SyncStep {
+    fn from(o: core::SyncOutcome) -> Self {
+        SyncStep {
+            more: o.more,
+            acknowledged: o.acknowledged as u32,
+            pulled: o.pulled as u32,
+            snapshots: o.snapshots as u32,
+            refused: o.refused.len() as u32,
+            epoch_reset: o.epoch_reset,
+            changed_household_ids: strs(&o.changed),
+        }
+    }
+}
+
+/// The result of exchanging an enrolment code.
+#[derive(Clone, PartialEq, uniffi::Record)]
+pub struct Enrollment {
+    /// Keep it in the Keystore / Keychain; never log it.
+    pub token: String,
+    pub device_id: String,
+    pub worker_id: String,
+    pub station_id: String,
+}
+
+impl std::fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrollment").field("device_id", &self.device_id).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,58 @@
+"""Fixtures: the generated bindings, and a real doorstep-server on 127.0.0.1."""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+BINDINGS = Path(os.environ.get("DOORSTEP_PY_BINDINGS", ROOT / "ffi" / "bindings" / "python"))
+SERVER = Path(os.environ.get("DOORSTEP_SERVER_BIN", ROOT / "target" / "debug" / "doorstep-server"))
+sys.path.insert(0, str(BINDINGS))
+
+
+def _cli(data, *args):
+    out = subprocess.run([str(SERVER), *args, "--data", str(data)], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+class Server:
+    def __init__(self, data, url):
+        self.data = data
+        self.url = url
+        self.station = _cli(data, "station", "create", "--name", "石桥镇社工站")
+
+    def enrolment_code(self, label):
+        worker = _cli(self.data, "worker", "add", "--station", self.station, "--label", label)
+        out = _cli(self.data, "device", "enroll", "--worker", worker)
+        return next(line.split()[1] for line in out.splitlines() if line.startswith("code"))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    assert SERVER.exists(), f"build the server first: cargo build -p doorstep-server ({SERVER})"
+    data = tmp_path_factory.mktemp("server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(SERVER), "serve", "--data", str(data), "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start")
+    yield Server(data, f"http://127.0.0.1:{port}")
+    proc.terminate()
+    proc.wait(timeout=10)
