@@ -25,6 +25,11 @@ pub enum Error {
         to: &'static str,
     },
 
+    /// The field holds concurrent values waiting for a human: resolve the conflict
+    /// (`resolve_conflict`) rather than overwrite it unseen.
+    #[error("the field has an open conflict; resolve it first")]
+    OpenConflict,
+
     /// There is no open conflict on that field.
     #[error("no open conflict on that field")]
     NoConflict,

@@ -111,6 +111,16 @@ fn concurrent_name_edits_become_one_conflict_with_provenance_and_are_resolved() 
     expected.sort();
     assert_eq!(values, expected);
 
+    // An ordinary edit may not close the conflict unseen: it must be resolved.
+    assert!(matches!(
+        a.edit_person(hh, p, &PersonEdit::Name("王某".into())),
+        Err(Error::OpenConflict)
+    ));
+    // Other fields of the person stay editable.
+    a.edit_person(hh, p, &PersonEdit::School(Some("石桥小学".into())))
+        .unwrap();
+    sync_pair(&a, &b);
+
     // B resolves, choosing A's spelling; the resolution travels and closes it everywhere.
     b.resolve_conflict(hh, &c.field, Some("王小明")).unwrap();
     assert!(b.conflicts(None).unwrap().is_empty());

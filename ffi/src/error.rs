@@ -18,6 +18,9 @@ pub enum DoorstepError {
     /// The status machine does not allow this step.
     #[error("cannot go from {from} to {to}")]
     InvalidTransition { from: String, to: String },
+    /// The field has concurrent values waiting for a human: resolve the conflict first.
+    #[error("the field has an open conflict")]
+    OpenConflict,
     /// There is no open conflict on that field.
     #[error("no open conflict on that field")]
     NoConflict,
@@ -56,12 +59,16 @@ pub enum DoorstepError {
 impl From<Core> for DoorstepError {
     fn from(e: Core) -> Self {
         match e {
-            Core::InvalidInput(r) => DoorstepError::InvalidInput { reason: r.to_owned() },
+            Core::InvalidInput(r) => DoorstepError::InvalidInput {
+                reason: r.to_owned(),
+            },
             Core::NotFound(w) => DoorstepError::NotFound { what: w.to_owned() },
             Core::VisitFinalised => DoorstepError::VisitFinalised,
-            Core::InvalidTransition { from, to, .. } => {
-                DoorstepError::InvalidTransition { from: from.to_owned(), to: to.to_owned() }
-            }
+            Core::InvalidTransition { from, to, .. } => DoorstepError::InvalidTransition {
+                from: from.to_owned(),
+                to: to.to_owned(),
+            },
+            Core::OpenConflict => DoorstepError::OpenConflict,
             Core::NoConflict => DoorstepError::NoConflict,
             Core::WrongKey => DoorstepError::WrongKey,
             Core::NotAStore => DoorstepError::NotAStore,
@@ -70,17 +77,25 @@ impl From<Core> for DoorstepError {
             Core::Unauthorized { wipe } => DoorstepError::Unauthorized { wipe },
             Core::Transport(r) => DoorstepError::Network { reason: r },
             Core::Server(status) => DoorstepError::Server { status },
-            Core::Protocol(w) => DoorstepError::Protocol { reason: w.to_string() },
+            Core::Protocol(w) => DoorstepError::Protocol {
+                reason: w.to_string(),
+            },
             Core::MalformedDocument(_) | Core::NotAHousehold(_) | Core::MissingDependencies(_) => {
-                DoorstepError::Protocol { reason: e.to_string() }
+                DoorstepError::Protocol {
+                    reason: e.to_string(),
+                }
             }
-            Core::Storage(_) | Core::Io(_) => DoorstepError::Storage { reason: e.to_string() },
+            Core::Storage(_) | Core::Io(_) => DoorstepError::Storage {
+                reason: e.to_string(),
+            },
         }
     }
 }
 
 pub(crate) fn invalid(reason: &str) -> DoorstepError {
-    DoorstepError::InvalidInput { reason: reason.to_owned() }
+    DoorstepError::InvalidInput {
+        reason: reason.to_owned(),
+    }
 }
 
 pub type Result<T, E = DoorstepError> = std::result::Result<T, E>;

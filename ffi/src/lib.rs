@@ -19,8 +19,8 @@ use doorstep_core as core;
 
 pub use error::DoorstepError;
 use error::{invalid, Result};
-pub use observe::{ChangeEvent, Observer, ObserverError, Subscription, SyncState};
 use observe::Registry;
+pub use observe::{ChangeEvent, Observer, ObserverError, Subscription, SyncState};
 pub use types::*;
 
 uniffi::setup_scaffolding!();
@@ -82,15 +82,25 @@ impl std::fmt::Debug for Doorstep {
 
 impl Doorstep {
     fn store(&self) -> Result<Arc<core::Store>> {
-        self.store.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(DoorstepError::Closed)
+        self.store
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(DoorstepError::Closed)
     }
 
     /// Run a write on a household and tell observers.
-    fn write<T>(&self, household: &str, f: impl FnOnce(&core::Store, core::HouseholdId) -> core::Result<T>) -> Result<T> {
+    fn write<T>(
+        &self,
+        household: &str,
+        f: impl FnOnce(&core::Store, core::HouseholdId) -> core::Result<T>,
+    ) -> Result<T> {
         let id = types::household_id(household)?;
         let store = self.store()?;
         let out = f(&store, id)?;
-        self.observers.emit(ChangeEvent::HouseholdChanged { household_id: id.to_string() });
+        self.observers.emit(ChangeEvent::HouseholdChanged {
+            household_id: id.to_string(),
+        });
         Ok(out)
     }
 
@@ -104,12 +114,27 @@ impl Doorstep {
     /// Open (or create) the store at `path` with a 32-byte key (keep it in Android
     /// Keystore / iOS Keychain), for the signed-in worker of a station.
     #[uniffi::constructor]
-    pub fn open(path: String, key: Vec<u8>, worker_id: String, station_id: String) -> Result<Arc<Self>> {
-        let key: [u8; 32] = key.try_into().map_err(|_| invalid("the key must be 32 bytes"))?;
+    pub fn open(
+        path: String,
+        key: Vec<u8>,
+        worker_id: String,
+        station_id: String,
+    ) -> Result<Arc<Self>> {
+        let key: [u8; 32] = key
+            .try_into()
+            .map_err(|_| invalid("the key must be 32 bytes"))?;
         let worker = types::worker_id(&worker_id)?;
         let station = core::StationId::parse(&station_id)?;
-        let store = core::Store::open(core::StoreOptions::new(path, core::StoreKey::Raw(key), worker, station))?;
-        Ok(Arc::new(Doorstep { store: RwLock::new(Some(Arc::new(store))), observers: Arc::default() }))
+        let store = core::Store::open(core::StoreOptions::new(
+            path,
+            core::StoreKey::Raw(key),
+            worker,
+            station,
+        ))?;
+        Ok(Arc::new(Doorstep {
+            store: RwLock::new(Some(Arc::new(store))),
+            observers: Arc::default(),
+        }))
     }
 
     pub fn device_id(&self) -> Result<String> {
@@ -124,7 +149,9 @@ impl Doorstep {
 
     pub fn create_household(&self, household: NewHousehold) -> Result<String> {
         let id = self.store()?.create_household(&household.to_core()?)?;
-        self.observers.emit(ChangeEvent::HouseholdChanged { household_id: id.to_string() });
+        self.observers.emit(ChangeEvent::HouseholdChanged {
+            household_id: id.to_string(),
+        });
         Ok(id.to_string())
     }
 
@@ -135,26 +162,47 @@ impl Doorstep {
 
     /// Delete `delete` characters at `position` (Unicode code points) of the situation
     /// summary and insert `text` there.
-    pub fn splice_summary(&self, household_id: String, position: u64, delete: u64, text: String) -> Result<()> {
+    pub fn splice_summary(
+        &self,
+        household_id: String,
+        position: u64,
+        delete: u64,
+        text: String,
+    ) -> Result<()> {
         bounded(&text)?;
         let (p, d) = (self::position(position)?, self::position(delete)?);
         self.write(&household_id, |s, h| s.splice_summary(h, p, d, &text))
     }
 
     pub fn household(&self, household_id: String) -> Result<Household> {
-        Ok(self.store()?.household(types::household_id(&household_id)?)?.into())
+        Ok(self
+            .store()?
+            .household(types::household_id(&household_id)?)?
+            .into())
     }
 
     pub fn household_ids(&self) -> Result<Vec<String>> {
-        Ok(self.store()?.household_ids()?.iter().map(ToString::to_string).collect())
+        Ok(self
+            .store()?
+            .household_ids()?
+            .iter()
+            .map(ToString::to_string)
+            .collect())
     }
 
     pub fn add_person(&self, household_id: String, person: NewPerson) -> Result<String> {
         let person = person.to_core()?;
-        Ok(self.write(&household_id, |s, h| s.add_person(h, &person))?.to_string())
+        Ok(self
+            .write(&household_id, |s, h| s.add_person(h, &person))?
+            .to_string())
     }
 
-    pub fn edit_person(&self, household_id: String, person_id: String, edit: PersonEdit) -> Result<()> {
+    pub fn edit_person(
+        &self,
+        household_id: String,
+        person_id: String,
+        edit: PersonEdit,
+    ) -> Result<()> {
         let (p, edit) = (types::person_id(&person_id)?, edit.to_core()?);
         self.write(&household_id, |s, h| s.edit_person(h, p, &edit))
     }
@@ -163,10 +211,17 @@ impl Doorstep {
 
     pub fn start_visit(&self, household_id: String, visit: NewVisit) -> Result<String> {
         let visit = visit.to_core()?;
-        Ok(self.write(&household_id, |s, h| s.start_visit(h, &visit))?.to_string())
+        Ok(self
+            .write(&household_id, |s, h| s.start_visit(h, &visit))?
+            .to_string())
     }
 
-    pub fn edit_visit(&self, household_id: String, visit_id: String, edit: VisitEdit) -> Result<()> {
+    pub fn edit_visit(
+        &self,
+        household_id: String,
+        visit_id: String,
+        edit: VisitEdit,
+    ) -> Result<()> {
         let (v, edit) = (types::visit_id(&visit_id)?, edit.to_core()?);
         self.write(&household_id, |s, h| s.edit_visit(h, v, &edit))
     }
@@ -183,8 +238,14 @@ impl Doorstep {
         text: String,
     ) -> Result<()> {
         bounded(&text)?;
-        let (v, p, d) = (types::visit_id(&visit_id)?, self::position(position)?, self::position(delete)?);
-        self.write(&household_id, |s, h| s.splice_section(h, v, section.into(), p, d, &text))
+        let (v, p, d) = (
+            types::visit_id(&visit_id)?,
+            self::position(position)?,
+            self::position(delete)?,
+        );
+        self.write(&household_id, |s, h| {
+            s.splice_section(h, v, section.into(), p, d, &text)
+        })
     }
 
     pub fn finalise_visit(&self, household_id: String, visit_id: String) -> Result<()> {
@@ -192,42 +253,75 @@ impl Doorstep {
         self.write(&household_id, |s, h| s.finalise_visit(h, v))
     }
 
-    pub fn amend_visit(&self, household_id: String, visit_id: String, section: Option<Section>, text: String) -> Result<String> {
+    pub fn amend_visit(
+        &self,
+        household_id: String,
+        visit_id: String,
+        section: Option<Section>,
+        text: String,
+    ) -> Result<String> {
         bounded(&text)?;
         let v = types::visit_id(&visit_id)?;
-        Ok(self.write(&household_id, |s, h| s.amend_visit(h, v, section.map(Into::into), &text))?.to_string())
+        Ok(self
+            .write(&household_id, |s, h| {
+                s.amend_visit(h, v, section.map(Into::into), &text)
+            })?
+            .to_string())
     }
 
     // ----- needs, inquiries, follow-ups, cards -----------------------------------------------
 
     pub fn add_need(&self, household_id: String, need: NewNeed) -> Result<String> {
         let need = need.to_core()?;
-        Ok(self.write(&household_id, |s, h| s.add_need(h, &need))?.to_string())
+        Ok(self
+            .write(&household_id, |s, h| s.add_need(h, &need))?
+            .to_string())
     }
 
-    pub fn set_need_status(&self, household_id: String, need_id: String, status: NeedStatus) -> Result<()> {
+    pub fn set_need_status(
+        &self,
+        household_id: String,
+        need_id: String,
+        status: NeedStatus,
+    ) -> Result<()> {
         let n = core::NeedId::parse(&need_id)?;
         self.write(&household_id, |s, h| s.set_need_status(h, n, status.into()))
     }
 
     pub fn add_inquiry(&self, household_id: String, inquiry: NewInquiry) -> Result<String> {
         let inquiry = inquiry.to_core()?;
-        Ok(self.write(&household_id, |s, h| s.add_inquiry(h, &inquiry))?.to_string())
+        Ok(self
+            .write(&household_id, |s, h| s.add_inquiry(h, &inquiry))?
+            .to_string())
     }
 
-    pub fn answer_inquiry(&self, household_id: String, inquiry_id: String, answer: String) -> Result<()> {
+    pub fn answer_inquiry(
+        &self,
+        household_id: String,
+        inquiry_id: String,
+        answer: String,
+    ) -> Result<()> {
         let i = core::InquiryId::parse(&inquiry_id)?;
         self.write(&household_id, |s, h| s.answer_inquiry(h, i, &answer))
     }
 
-    pub fn set_inquiry_status(&self, household_id: String, inquiry_id: String, status: InquiryStatus) -> Result<()> {
+    pub fn set_inquiry_status(
+        &self,
+        household_id: String,
+        inquiry_id: String,
+        status: InquiryStatus,
+    ) -> Result<()> {
         let i = core::InquiryId::parse(&inquiry_id)?;
-        self.write(&household_id, |s, h| s.set_inquiry_status(h, i, status.into()))
+        self.write(&household_id, |s, h| {
+            s.set_inquiry_status(h, i, status.into())
+        })
     }
 
     pub fn add_follow_up(&self, household_id: String, follow_up: NewFollowUp) -> Result<String> {
         let f = follow_up.to_core()?;
-        Ok(self.write(&household_id, |s, h| s.add_follow_up(h, &f))?.to_string())
+        Ok(self
+            .write(&household_id, |s, h| s.add_follow_up(h, &f))?
+            .to_string())
     }
 
     pub fn complete_follow_up(&self, household_id: String, follow_up_id: String) -> Result<()> {
@@ -240,12 +334,23 @@ impl Doorstep {
         self.write(&household_id, |s, h| s.cancel_follow_up(h, f))
     }
 
-    pub fn record_card_issuance(&self, household_id: String, card: NewCardIssuance) -> Result<String> {
+    pub fn record_card_issuance(
+        &self,
+        household_id: String,
+        card: NewCardIssuance,
+    ) -> Result<String> {
         let card = card.to_core()?;
-        Ok(self.write(&household_id, |s, h| s.record_card_issuance(h, &card))?.to_string())
+        Ok(self
+            .write(&household_id, |s, h| s.record_card_issuance(h, &card))?
+            .to_string())
     }
 
-    pub fn set_card_status(&self, household_id: String, card_id: String, status: CardStatus) -> Result<()> {
+    pub fn set_card_status(
+        &self,
+        household_id: String,
+        card_id: String,
+        status: CardStatus,
+    ) -> Result<()> {
         let c = core::CardIssuanceId::parse(&card_id)?;
         self.write(&household_id, |s, h| s.set_card_status(h, c, status.into()))
     }
@@ -254,23 +359,52 @@ impl Doorstep {
 
     /// Open conflicts, of one household or all.
     pub fn conflicts(&self, household_id: Option<String>) -> Result<Vec<Conflict>> {
-        let h = household_id.as_deref().map(types::household_id).transpose()?;
-        Ok(self.store()?.conflicts(h)?.into_iter().map(Into::into).collect())
+        let h = household_id
+            .as_deref()
+            .map(types::household_id)
+            .transpose()?;
+        Ok(self
+            .store()?
+            .conflicts(h)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub fn parallel_updates(&self, household_id: Option<String>) -> Result<Vec<ParallelUpdate>> {
-        let h = household_id.as_deref().map(types::household_id).transpose()?;
-        Ok(self.store()?.parallel_updates(h)?.into_iter().map(Into::into).collect())
+        let h = household_id
+            .as_deref()
+            .map(types::household_id)
+            .transpose()?;
+        Ok(self
+            .store()?
+            .parallel_updates(h)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// Resolve a conflict by choosing a value (recorded with who resolved it).
-    pub fn resolve_conflict(&self, household_id: String, field: FieldRef, chosen: Option<String>) -> Result<String> {
+    pub fn resolve_conflict(
+        &self,
+        household_id: String,
+        field: FieldRef,
+        chosen: Option<String>,
+    ) -> Result<String> {
         let field = field.to_core()?;
-        Ok(self.write(&household_id, |s, h| s.resolve_conflict(h, &field, chosen.as_deref()))?.to_string())
+        Ok(self
+            .write(&household_id, |s, h| {
+                s.resolve_conflict(h, &field, chosen.as_deref())
+            })?
+            .to_string())
     }
 
     /// Every value a field holds now, with who wrote it where and when.
-    pub fn field_history(&self, household_id: String, field: FieldRef) -> Result<Vec<FieldVersion>> {
+    pub fn field_history(
+        &self,
+        household_id: String,
+        field: FieldRef,
+    ) -> Result<Vec<FieldVersion>> {
         let (h, field) = (types::household_id(&household_id)?, field.to_core()?);
         Ok(types::versions(self.store()?.field_history(h, &field)?))
     }
@@ -278,47 +412,101 @@ impl Doorstep {
     // ----- queries (from the index) ----------------------------------------------------------
 
     pub fn households_in_village(&self, village: String) -> Result<Vec<HouseholdSummary>> {
-        Ok(self.store()?.households_in_village(&village)?.into_iter().map(Into::into).collect())
+        Ok(self
+            .store()?
+            .households_in_village(&village)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub fn find_households_by_name(&self, part: String) -> Result<Vec<HouseholdSummary>> {
         bounded(&part)?;
-        Ok(self.store()?.find_households_by_name(&part)?.into_iter().map(Into::into).collect())
+        Ok(self
+            .store()?
+            .find_households_by_name(&part)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub fn visits_between(&self, from: String, to: String) -> Result<Vec<VisitSummary>> {
         let (f, t) = (types::date(&from)?, types::date(&to)?);
-        Ok(self.store()?.visits_between(f, t)?.into_iter().map(Into::into).collect())
+        Ok(self
+            .store()?
+            .visits_between(f, t)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
-    pub fn visits_by_worker(&self, worker_id: String, from: String, to: String) -> Result<Vec<VisitSummary>> {
-        let (w, f, t) = (types::worker_id(&worker_id)?, types::date(&from)?, types::date(&to)?);
-        Ok(self.store()?.visits_by_worker(w, f, t)?.into_iter().map(Into::into).collect())
+    pub fn visits_by_worker(
+        &self,
+        worker_id: String,
+        from: String,
+        to: String,
+    ) -> Result<Vec<VisitSummary>> {
+        let (w, f, t) = (
+            types::worker_id(&worker_id)?,
+            types::date(&from)?,
+            types::date(&to)?,
+        );
+        Ok(self
+            .store()?
+            .visits_by_worker(w, f, t)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub fn visits_of_household(&self, household_id: String) -> Result<Vec<VisitSummary>> {
         let h = types::household_id(&household_id)?;
-        Ok(self.store()?.visits_of_household(h)?.into_iter().map(Into::into).collect())
+        Ok(self
+            .store()?
+            .visits_of_household(h)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub fn follow_ups_due(&self, as_of: String, within_days: u32) -> Result<Vec<FollowUpSummary>> {
         let d = types::date(&as_of)?;
-        Ok(self.store()?.follow_ups_due(d, within_days)?.into_iter().map(Into::into).collect())
+        Ok(self
+            .store()?
+            .follow_ups_due(d, within_days)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub fn follow_ups_overdue(&self, as_of: String) -> Result<Vec<FollowUpSummary>> {
         let d = types::date(&as_of)?;
-        Ok(self.store()?.follow_ups_overdue(d)?.into_iter().map(Into::into).collect())
+        Ok(self
+            .store()?
+            .follow_ups_overdue(d)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub fn cards_by_serial(&self, serial: String) -> Result<Vec<CardSummary>> {
         bounded(&serial)?;
-        Ok(self.store()?.cards_by_serial(&serial)?.into_iter().map(Into::into).collect())
+        Ok(self
+            .store()?
+            .cards_by_serial(&serial)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// Full-text search over notes (Chinese works; any length of query).
     pub fn search(&self, text: String, limit: u32) -> Result<Vec<SearchHit>> {
-        Ok(self.store()?.search(&text, limit)?.into_iter().map(Into::into).collect())
+        Ok(self
+            .store()?
+            .search(&text, limit)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub fn rebuild_index(&self) -> Result<()> {
@@ -349,7 +537,9 @@ impl Doorstep {
     pub fn apply_sync_response(&self, body: Vec<u8>) -> Result<SyncStep> {
         let outcome = self.store()?.apply_sync_response(&body)?;
         for h in &outcome.changed {
-            self.observers.emit(ChangeEvent::HouseholdChanged { household_id: h.to_string() });
+            self.observers.emit(ChangeEvent::HouseholdChanged {
+                household_id: h.to_string(),
+            });
         }
         Ok(outcome.into())
     }
@@ -380,7 +570,11 @@ impl Doorstep {
         self.sync_state(SyncState::Syncing { round_trips: 0 });
         let result = runtime()
             .spawn(async move {
-                let transport = core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
+                let transport = core::transport::HttpTransport::new(
+                    &server_url,
+                    &token,
+                    Duration::from_secs(60),
+                )?;
                 let mut report = core::transport::SyncReport::default();
                 let mut changed = Vec::new();
                 loop {
@@ -407,7 +601,9 @@ impl Doorstep {
                 changed.sort();
                 changed.dedup();
                 for h in changed {
-                    self.observers.emit(ChangeEvent::HouseholdChanged { household_id: h.to_string() });
+                    self.observers.emit(ChangeEvent::HouseholdChanged {
+                        household_id: h.to_string(),
+                    });
                 }
                 self.sync_state(SyncState::Idle);
                 Ok(report.into())
@@ -415,7 +611,9 @@ impl Doorstep {
             Err(e) => {
                 self.sync_state(match &e {
                     DoorstepError::Network { .. } => SyncState::Offline,
-                    other => SyncState::Error { message: other.to_string() },
+                    other => SyncState::Error {
+                        message: other.to_string(),
+                    },
                 });
                 Err(e)
             }

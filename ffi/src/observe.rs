@@ -11,19 +11,27 @@ use std::sync::{Arc, Mutex, Weak};
 pub enum SyncState {
     Idle,
     /// A sync is running; `round_trips` so far.
-    Syncing { round_trips: u32 },
+    Syncing {
+        round_trips: u32,
+    },
     /// The server could not be reached (normal in the field).
     Offline,
     /// The last sync failed; `message` has no personal data.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// What observers hear about.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum ChangeEvent {
     /// A household changed here (a local edit, or changes pulled by a sync).
-    HouseholdChanged { household_id: String },
-    SyncStateChanged { state: SyncState },
+    HouseholdChanged {
+        household_id: String,
+    },
+    SyncStateChanged {
+        state: SyncState,
+    },
 }
 
 /// An observer's failure (a thrown exception): reported, then ignored.
@@ -55,18 +63,32 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) fn add(self: &Arc<Self>, o: Arc<dyn Observer>) -> Arc<Subscription> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.observers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, o);
-        Arc::new(Subscription { id, registry: Arc::downgrade(self) })
+        self.observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, o);
+        Arc::new(Subscription {
+            id,
+            registry: Arc::downgrade(self),
+        })
     }
 
     fn remove(&self, id: u64) {
-        self.observers.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     pub(crate) fn emit(&self, event: ChangeEvent) {
         // Copy the list so an observer may subscribe or cancel from inside its callback.
-        let observers: Vec<Arc<dyn Observer>> =
-            self.observers.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let observers: Vec<Arc<dyn Observer>> = self
+            .observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         for o in observers {
             // A thrown exception arrives as Err; a panic in Rust code is contained too.
             let _ = catch_unwind(AssertUnwindSafe(|| o.on_event(event.clone())));
@@ -99,6 +121,8 @@ impl Drop for Subscription {
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("id", &self.id).finish()
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
     }
 }

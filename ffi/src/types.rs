@@ -30,19 +30,38 @@ fn ids<T>(v: &[String], f: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
     v.iter().map(|s| f(s)).collect()
 }
 fn gps_in(g: &Option<GeoPoint>) -> Result<Option<core::GeoPoint>> {
-    g.map(|g| core::GeoPoint::new(g.lat, g.lon)).transpose().map_err(Into::into)
+    g.map(|g| core::GeoPoint::new(g.lat, g.lon))
+        .transpose()
+        .map_err(Into::into)
 }
 fn gps_out(g: Option<core::GeoPoint>) -> Option<GeoPoint> {
-    g.map(|g| GeoPoint { lat: g.lat, lon: g.lon })
+    g.map(|g| GeoPoint {
+        lat: g.lat,
+        lon: g.lon,
+    })
 }
 fn birth_in(b: &Option<BirthDate>) -> Result<Option<core::BirthDate>> {
-    b.as_ref().map(|b| Ok(core::BirthDate { date: date(&b.date)?, estimated: b.estimated })).transpose()
+    b.as_ref()
+        .map(|b| {
+            Ok(core::BirthDate {
+                date: date(&b.date)?,
+                estimated: b.estimated,
+            })
+        })
+        .transpose()
 }
 fn birth_out(b: Option<core::BirthDate>) -> Option<BirthDate> {
-    b.map(|b| BirthDate { date: b.date.to_string(), estimated: b.estimated })
+    b.map(|b| BirthDate {
+        date: b.date.to_string(),
+        estimated: b.estimated,
+    })
 }
 fn prov(p: core::Provenance) -> Provenance {
-    Provenance { worker_id: p.worker.to_string(), device_id: p.device.to_string(), at_ms: p.at.0 }
+    Provenance {
+        worker_id: p.worker.to_string(),
+        device_id: p.device.to_string(),
+        at_ms: p.at.0,
+    }
 }
 fn strs<T: ToString>(v: &[T]) -> Vec<String> {
     v.iter().map(ToString::to_string).collect()
@@ -340,7 +359,9 @@ impl NewCardIssuance {
             serial: self.serial.clone(),
             visit: opt(&self.visit_id, visit_id)?,
             person: opt(&self.person_id, person_id)?,
-            replaces: opt(&self.replaces_card_id, |s| Ok(core::CardIssuanceId::parse(s)?))?,
+            replaces: opt(&self.replaces_card_id, |s| {
+                Ok(core::CardIssuanceId::parse(s)?)
+            })?,
         })
     }
 }
@@ -505,7 +526,14 @@ impl From<core::Household> for Household {
                     status: v.status.into(),
                     worker_ids: strs(&v.workers),
                     present_person_ids: strs(&v.present),
-                    sections: v.sections.into_iter().map(|(s, text)| SectionText { section: s.into(), text }).collect(),
+                    sections: v
+                        .sections
+                        .into_iter()
+                        .map(|(s, text)| SectionText {
+                            section: s.into(),
+                            text,
+                        })
+                        .collect(),
                     created: prov(v.created),
                 })
                 .collect(),
@@ -601,7 +629,11 @@ pub struct FieldRef {
 impl FieldRef {
     pub(crate) fn to_core(&self) -> Result<core::FieldRef> {
         use core::EntityRef as E;
-        let id = || self.record_id.as_deref().ok_or_else(|| invalid("record id is required"));
+        let id = || {
+            self.record_id
+                .as_deref()
+                .ok_or_else(|| invalid("record id is required"))
+        };
         let entity = match self.record {
             RecordKind::Household => E::Household,
             RecordKind::Person => E::Person(core::PersonId::parse(id()?)?),
@@ -627,7 +659,11 @@ impl From<&core::FieldRef> for FieldRef {
             E::FollowUp(_) => RecordKind::FollowUp,
             E::Card(_) => RecordKind::Card,
         };
-        FieldRef { record, record_id: f.entity.key(), field: f.field.clone() }
+        FieldRef {
+            record,
+            record_id: f.entity.key(),
+            field: f.field.clone(),
+        }
     }
 }
 
@@ -639,7 +675,12 @@ pub struct FieldVersion {
 }
 
 pub(crate) fn versions(v: Vec<core::FieldVersion>) -> Vec<FieldVersion> {
-    v.into_iter().map(|v| FieldVersion { value: v.value, provenance: prov(v.provenance) }).collect()
+    v.into_iter()
+        .map(|v| FieldVersion {
+            value: v.value,
+            provenance: prov(v.provenance),
+        })
+        .collect()
 }
 
 /// A conflict waiting for a human.
@@ -653,7 +694,12 @@ pub struct Conflict {
 
 impl From<core::Conflict> for Conflict {
     fn from(c: core::Conflict) -> Self {
-        Conflict { household_id: c.household.to_string(), field: (&c.field).into(), kind: c.kind.into(), values: versions(c.values) }
+        Conflict {
+            household_id: c.household.to_string(),
+            field: (&c.field).into(),
+            kind: c.kind.into(),
+            values: versions(c.values),
+        }
     }
 }
 
@@ -690,7 +736,13 @@ pub struct HouseholdSummary {
 
 impl From<core::HouseholdSummary> for HouseholdSummary {
     fn from(h: core::HouseholdSummary) -> Self {
-        HouseholdSummary { id: h.id.to_string(), code: h.code, village: h.village, address: h.address, status: h.status.into() }
+        HouseholdSummary {
+            id: h.id.to_string(),
+            code: h.code,
+            village: h.village,
+            address: h.address,
+            status: h.status.into(),
+        }
     }
 }
 
@@ -779,7 +831,12 @@ pub struct SearchHit {
 
 impl From<core::SearchHit> for SearchHit {
     fn from(h: core::SearchHit) -> Self {
-        SearchHit { household_id: h.household.to_string(), record_id: h.record, field: h.field, excerpt: h.excerpt }
+        SearchHit {
+            household_id: h.household.to_string(),
+            record_id: h.record,
+            field: h.field,
+            excerpt: h.excerpt,
+        }
     }
 }
 
@@ -852,6 +909,8 @@ pub struct Enrollment {
 
 impl std::fmt::Debug for Enrollment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Enrollment").field("device_id", &self.device_id).finish_non_exhaustive()
+        f.debug_struct("Enrollment")
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
     }
 }

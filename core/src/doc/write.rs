@@ -185,6 +185,21 @@ pub(crate) fn bool_text(b: bool) -> &'static str {
     }
 }
 
+/// Refuse to overwrite a field that holds concurrent values: that would close a conflict
+/// without a resolution record.
+fn guard_conflict<T: Transactable>(tx: &T, obj: &ObjId, field: &str) -> Result<()> {
+    let mut values: Vec<Option<String>> = read_versions(tx, obj, field)?
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
+    values.sort();
+    values.dedup();
+    if values.len() > 1 {
+        return Err(Error::OpenConflict);
+    }
+    Ok(())
+}
+
 pub(crate) fn edit_person<T: Transactable>(
     tx: &mut T,
     id: PersonId,
@@ -192,6 +207,16 @@ pub(crate) fn edit_person<T: Transactable>(
     p: &Provenance,
 ) -> Result<()> {
     let obj = record(tx, EntityKind::Person, &id.to_string())?;
+    let identity = match edit {
+        PersonEdit::Name(_) => Some("name"),
+        PersonEdit::BirthDate(_) => Some("birth_date"),
+        PersonEdit::IdNumber(_) => Some("id_number"),
+        PersonEdit::Guardian(_) => Some("guardian"),
+        _ => None,
+    };
+    if let Some(field) = identity {
+        guard_conflict(tx, &obj, field)?;
+    }
     match edit {
         PersonEdit::Name(v) => write_cell(
             tx,
@@ -455,6 +480,7 @@ pub(crate) fn answer_inquiry<T: Transactable>(
     }
     let answer = free_text(answer)?;
     let obj = record(tx, EntityKind::Inquiry, &id.to_string())?;
+    guard_conflict(tx, &obj, "status")?;
     write_cell(tx, &obj, "answer", Some(answer), p)?;
     let current = InquiryStatus::parse(&read_required(tx, &obj, "status")?)?;
     if current != InquiryStatus::Answered {
@@ -550,6 +576,7 @@ pub(crate) fn set_status<T: Transactable>(
     p: &Provenance,
 ) -> Result<()> {
     let obj = record(tx, kind, key)?;
+    guard_conflict(tx, &obj, "status")?;
     let from = read_required(tx, &obj, "status")?;
     let ok = match kind {
         EntityKind::Need => NeedStatus::parse(&from)?.can_become(NeedStatus::parse(to)?),

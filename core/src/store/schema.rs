@@ -31,3 +31,56 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_of(conn: &Connection) -> Vec<String> {
+        let mut st = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        st.query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{:?}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn upgrading_from_every_older_schema_equals_a_fresh_store() {
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        for start in 0..=LATEST {
+            let mut old = Connection::open_in_memory().unwrap();
+            migrate_to(&mut old, start).unwrap();
+            migrate(&mut old).unwrap();
+            assert_eq!(
+                schema_of(&old),
+                schema_of(&fresh),
+                "upgrade from schema {start}"
+            );
+            let v: i64 = old
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, LATEST);
+        }
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!("PRAGMA user_version = {}", LATEST + 1))
+            .unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(Error::SchemaTooNew { .. })
+        ));
+    }
+}
