@@ -28,7 +28,9 @@ pub mod store;
 pub mod transport;
 
 pub use automerge::ChangeHash;
+pub use doc::station::{CardBatch, CardLease};
 pub use error::{Error, Result};
+pub use model::cards::CardSerial;
 pub use model::ids::*;
 pub use model::policy::{EntityKind, MergePolicy};
 pub use model::provenance::*;

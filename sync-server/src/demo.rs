@@ -99,12 +99,14 @@ pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) 
                 .first_chunk::<32>()
                 .ok_or("key")?,
         );
-        let store = Store::open(StoreOptions::new(
+        let mut options = StoreOptions::new(
             data.join("devices").join(format!("{label}.db")),
             key,
             enrolment.worker,
             enrolment.station,
-        ))?;
+        );
+        options.device = Some(enrolment.device);
+        let store = Store::open(options)?;
         let transport = HttpTransport::new(&url, &enrolment.token, Duration::from_secs(30))?;
         devices.push(Device {
             label,

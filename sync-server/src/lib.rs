@@ -6,6 +6,7 @@
 //! embedded default.
 
 pub mod api;
+pub mod cards;
 pub mod credentials;
 pub mod demo;
 pub mod metrics;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use doorstep_core::{DeviceId, StationId, WorkerId};
+use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, StationId, WorkerId};
 use doorstep_server::store::ServerStore;
 use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
 
@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Contact cards (爱心联系卡): batches, leases to devices, lookups for supervisors.
+    Cards {
+        #[command(subcommand)]
+        command: CardsCommand,
+    },
     /// Write a consistent copy of the database to a file (safe while serving).
     Backup {
         #[arg(long, default_value = "doorstep-data")]
@@ -76,6 +81,81 @@ enum Command {
         /// Exit after the demo instead of serving.
         #[arg(long)]
         no_serve: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CardsCommand {
+    /// Register a printed batch PREFIX-first … PREFIX-last; prints the batch id.
+    Batch {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// 1-8 letters printed before the number, e.g. HG.
+        #[arg(long)]
+        prefix: String,
+        #[arg(long)]
+        first: u32,
+        #[arg(long)]
+        last: u32,
+    },
+    /// Lease part of a batch to a device; it reaches the device on its next sync.
+    Lease {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        batch: CardBatchId,
+        #[arg(long)]
+        device: DeviceId,
+        #[arg(long)]
+        first: u32,
+        #[arg(long)]
+        last: u32,
+        /// Last day the lease may be used (YYYY-MM-DD).
+        #[arg(long)]
+        expires: Option<Date>,
+    },
+    /// Take a lease back.
+    Return {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        lease: CardLeaseId,
+    },
+    /// Which household holds a card (every issuance of the serial).
+    Find {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// As printed, e.g. HG-000123-4.
+        #[arg(long)]
+        serial: String,
+    },
+    /// Serials issued to more than one household: void all but one.
+    Duplicates {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+    },
+    /// Cards a worker issued over a period (dates inclusive, UTC).
+    Issued {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        worker: WorkerId,
+        #[arg(long)]
+        from: Date,
+        #[arg(long)]
+        to: Date,
     },
 }
 
@@ -203,6 +283,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Err(format!("no device {device}"))
             }
         }
+        Command::Cards { command } => cards(command),
         Command::Backup { data, to } => {
             open(&data)?.backup(&to).map_err(|e| e.to_string())?;
             println!("backup written to {}", to.display());
@@ -221,6 +302,92 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string()),
     }
+}
+
+fn print_cards(rows: &[doorstep_server::store::CardRow]) {
+    for c in rows {
+        println!(
+            "{}  {}  household {}  worker {}  at {}",
+            c.serial, c.status, c.household, c.issued_by, c.issued_at
+        );
+    }
+    if rows.is_empty() {
+        println!("none");
+    }
+}
+
+fn cards(command: CardsCommand) -> Result<(), String> {
+    use doorstep_server::cards as admin;
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    match command {
+        CardsCommand::Batch {
+            data,
+            station,
+            prefix,
+            first,
+            last,
+        } => {
+            println!(
+                "{}",
+                admin::add_batch(&open(&data)?, station, &prefix, first, last)
+                    .map_err(|x| e(&x))?
+            );
+        }
+        CardsCommand::Lease {
+            data,
+            station,
+            batch,
+            device,
+            first,
+            last,
+            expires,
+        } => {
+            println!(
+                "{}",
+                admin::add_lease(&open(&data)?, station, batch, first, last, device, expires)
+                    .map_err(|x| e(&x))?
+            );
+        }
+        CardsCommand::Return {
+            data,
+            station,
+            lease,
+        } => {
+            admin::return_lease(&open(&data)?, station, lease).map_err(|x| e(&x))?;
+            println!("returned {lease}");
+        }
+        CardsCommand::Find {
+            data,
+            station,
+            serial,
+        } => {
+            let serial = CardSerial::parse(&serial).map_err(|x| e(&x))?.to_string();
+            print_cards(
+                &open(&data)?
+                    .cards_by_serial(station, &serial)
+                    .map_err(|x| e(&x))?,
+            );
+        }
+        CardsCommand::Duplicates { data, station } => {
+            print_cards(&open(&data)?.duplicate_cards(station).map_err(|x| e(&x))?);
+        }
+        CardsCommand::Issued {
+            data,
+            station,
+            worker,
+            from,
+            to,
+        } => {
+            let start = from.to_days() * 86_400_000;
+            let end = (to.to_days() + 1) * 86_400_000 - 1;
+            print_cards(
+                &open(&data)?
+                    .cards_issued_by(station, worker, start, end)
+                    .map_err(|x| e(&x))?,
+            );
+        }
+    }
+    Ok(())
 }
 
 #[tokio::main]

@@ -10,7 +10,11 @@ use automerge::{Automerge, Change, ReadDoc, ROOT};
 use doorstep_core::protocol::*;
 use doorstep_core::{HouseholdId, StationId};
 
-use crate::store::{DeviceAuth, DocAppend, ServerStore, StoreError};
+use doorstep_core::doc::card_issuances;
+use doorstep_core::doc::station::{read_station, station_doc_id, StationCards};
+use doorstep_core::{CardIssuanceId, CardSerial};
+
+use crate::store::{CardRow, DeviceAuth, DocAppend, ServerStore, StoreError};
 
 /// Bounds on what a device may ask for.
 const MIN_BUDGET: usize = 16 * 1024;
@@ -26,32 +30,40 @@ pub enum SyncError {
     StoredDocument,
 }
 
+/// A loaded document, with its log entries since the last snapshot (drives compaction) and
+/// the log position it reflects (a copy older than the store's is reloaded: another server
+/// instance or the admin CLI may have written it).
+struct Cached {
+    doc: Automerge,
+    since: u64,
+    seq: u64,
+}
+
 /// A bounded cache of loaded documents (memory is bounded by this, not by the number of
 /// documents a station has).
 struct DocCache {
     capacity: usize,
     tick: u64,
-    /// Each document with its log entries since the last snapshot, and when it was used.
-    docs: HashMap<HouseholdId, (Automerge, u64, u64)>,
+    docs: HashMap<HouseholdId, (Cached, u64)>,
 }
 
 impl DocCache {
-    fn take(&mut self, id: &HouseholdId) -> Option<(Automerge, u64)> {
-        self.docs.remove(id).map(|(d, since, _)| (d, since))
+    fn take(&mut self, id: &HouseholdId) -> Option<Cached> {
+        self.docs.remove(id).map(|(c, _)| c)
     }
-    fn put(&mut self, id: HouseholdId, doc: Automerge, since: u64) {
+    fn put(&mut self, id: HouseholdId, cached: Cached) {
         if self.docs.len() >= self.capacity {
             if let Some(old) = self
                 .docs
                 .iter()
-                .min_by_key(|(_, (_, _, t))| *t)
+                .min_by_key(|(_, (_, t))| *t)
                 .map(|(k, _)| *k)
             {
                 self.docs.remove(&old);
             }
         }
         self.tick += 1;
-        self.docs.insert(id, (doc, since, self.tick));
+        self.docs.insert(id, (cached, self.tick));
     }
 }
 
@@ -137,15 +149,19 @@ impl<S: ServerStore> SyncService<S> {
         map.entry(station).or_default().clone()
     }
 
-    /// The document from the cache, or loaded from the store; `None` if the server has none.
-    fn load(&self, id: HouseholdId) -> Result<Option<(Automerge, u64)>, SyncError> {
+    /// The document from the cache (if current), or loaded from the store; `None` if the
+    /// server has none.
+    fn load(&self, id: HouseholdId) -> Result<Option<Cached>, SyncError> {
+        let seq = self.store.document_seq(id)?;
         if let Some(hit) = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take(&id)
         {
-            return Ok(Some(hit));
+            if hit.seq == seq {
+                return Ok(Some(hit));
+            }
         }
         let Some(stored) = self.store.load_document(id)? else {
             return Ok(None);
@@ -161,16 +177,33 @@ impl<S: ServerStore> SyncService<S> {
             Ok(doc)
         });
         match loaded {
-            Some(Ok(doc)) => Ok(Some((doc, stored.changes_since_snapshot))),
+            Some(Ok(doc)) => Ok(Some(Cached {
+                doc,
+                since: stored.changes_since_snapshot,
+                seq,
+            })),
             _ => Err(SyncError::StoredDocument),
         }
     }
 
-    fn put_back(&self, id: HouseholdId, doc: Automerge, since: u64) {
+    fn put_back(&self, id: HouseholdId, cached: Cached) {
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .put(id, doc, since);
+            .put(id, cached);
+    }
+
+    /// The station's card batches (from its station document), for checking serials.
+    fn station_cards(&self, station: StationId) -> Result<StationCards, SyncError> {
+        let id = station_doc_id(station);
+        match self.load(id)? {
+            Some(c) => {
+                let cards = read_station(&c.doc).unwrap_or_default();
+                self.put_back(id, c);
+                Ok(cards)
+            }
+            None => Ok(StationCards::default()),
+        }
     }
 
     /// One sync round trip for an authenticated device.
@@ -187,12 +220,13 @@ impl<S: ServerStore> SyncService<S> {
         let mut appends = Vec::new();
         let mut created_here: Vec<HouseholdId> = Vec::new();
         let mut accepted: Vec<(HouseholdId, Automerge, u64)> = Vec::new();
+        let mut cards: Option<StationCards> = None;
         let mut pushes: BTreeMap<HouseholdId, Vec<&Vec<u8>>> = BTreeMap::new();
         for d in &req.push {
             pushes.entry(d.doc).or_default().extend(d.changes.iter());
         }
         for (doc_id, raw) in pushes {
-            match self.accept(auth, doc_id, &raw)? {
+            match self.accept(auth, doc_id, &raw, &mut cards)? {
                 Ok(Some((doc, append, since, existed))) => {
                     if !existed {
                         created_here.push(doc_id);
@@ -215,19 +249,20 @@ impl<S: ServerStore> SyncService<S> {
                 doc: doc_id,
                 heads: doc.get_heads(),
             });
-            self.put_back(doc_id, doc, since);
+            let seq = self.store.document_seq(doc_id)?;
+            self.put_back(doc_id, Cached { doc, since, seq });
         }
         // Retried pushes of changes the server already had: acknowledge with current heads.
         for d in &req.push {
             if !resp.acks.iter().any(|a| a.doc == d.doc)
                 && !resp.errors.iter().any(|e| e.doc == d.doc)
             {
-                if let Some((doc, since)) = self.load(d.doc)? {
+                if let Some(c) = self.load(d.doc)? {
                     resp.acks.push(DocHeads {
                         doc: d.doc,
-                        heads: doc.get_heads(),
+                        heads: c.doc.get_heads(),
                     });
-                    self.put_back(d.doc, doc, since);
+                    self.put_back(d.doc, c);
                 }
             }
         }
@@ -269,11 +304,11 @@ impl<S: ServerStore> SyncService<S> {
                         last = Some(id);
                         continue;
                     }
-                    let Some((doc, since)) = self.load(id)? else {
+                    let Some(c) = self.load(id)? else {
                         continue;
                     };
-                    let bytes = doc.save();
-                    self.put_back(id, doc, since);
+                    let bytes = c.doc.save();
+                    self.put_back(id, c);
                     if used > 0 && used + bytes.len() > budget {
                         full = true;
                         break;
@@ -327,7 +362,12 @@ impl<S: ServerStore> SyncService<S> {
         auth: &DeviceAuth,
         doc_id: HouseholdId,
         raw: &[&Vec<u8>],
+        cards: &mut Option<StationCards>,
     ) -> Result<Result<Option<(Automerge, DocAppend, u64, bool)>, DocErrorCode>, SyncError> {
+        // The station document is written by admins only.
+        if doc_id == station_doc_id(auth.station) {
+            return Ok(Err(DocErrorCode::NotFoundOrForbidden));
+        }
         let mut changes = Vec::with_capacity(raw.len());
         for bytes in raw {
             match Change::from_bytes((*bytes).clone()) {
@@ -340,7 +380,7 @@ impl<S: ServerStore> SyncService<S> {
                 return Ok(Err(DocErrorCode::NotFoundOrForbidden))
             }
             Some(_) => match self.load(doc_id)? {
-                Some((doc, since)) => (doc, since, true),
+                Some(c) => (c.doc, c.since, true),
                 None => return Ok(Err(DocErrorCode::NotFoundOrForbidden)),
             },
             None => (Automerge::new(), 0, false),
@@ -355,10 +395,20 @@ impl<S: ServerStore> SyncService<S> {
         }
         if fresh.is_empty() {
             if existed {
-                self.put_back(doc_id, doc, since);
+                let seq = self.store.document_seq(doc_id)?;
+                self.put_back(doc_id, Cached { doc, since, seq });
             }
             return Ok(Ok(None));
         }
+        let cards_before: Vec<CardIssuanceId> = if existed {
+            card_issuances(&doc)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let before = existed.then(|| (header(&doc), authorship(&doc)));
         let applied = contained(|| doc.apply_changes(fresh.clone()));
         // On any refusal the document in hand may hold the refused changes: drop it (the
@@ -391,6 +441,36 @@ impl<S: ServerStore> SyncService<S> {
                 return Ok(Err(DocErrorCode::Invalid));
             }
         }
+        // New card issuances must carry a serial of one of this station's batches (once the
+        // station manages its cards here, i.e. has registered a batch).
+        let Ok(cards_after) = card_issuances(&doc) else {
+            return Ok(Err(DocErrorCode::Invalid));
+        };
+        for card in cards_after.iter().filter(|c| !cards_before.contains(&c.id)) {
+            if cards.is_none() {
+                *cards = Some(self.station_cards(auth.station)?);
+            }
+            let known = cards.as_ref().is_some_and(|b| {
+                b.batches.is_empty()
+                    || CardSerial::parse(&card.serial)
+                        .ok()
+                        .is_some_and(|s| b.batch_of(&s).is_some())
+            });
+            if !known {
+                return Ok(Err(DocErrorCode::Invalid));
+            }
+        }
+        let card_rows = cards_after
+            .iter()
+            .map(|c| CardRow {
+                card: c.id,
+                household: doc_id,
+                serial: c.serial.clone(),
+                status: c.status.as_str().to_owned(),
+                issued_by: c.created.worker,
+                issued_at: c.created.at.0,
+            })
+            .collect();
         let since = since + fresh.len() as u64;
         let snapshot = (since >= COMPACT_AFTER).then(|| doc.save());
         let since = if snapshot.is_some() { 0 } else { since };
@@ -401,6 +481,7 @@ impl<S: ServerStore> SyncService<S> {
                 .map(|c| (c.hash(), c.raw_bytes().to_vec()))
                 .collect(),
             snapshot,
+            cards: card_rows,
         };
         Ok(Ok(Some((doc, append, since, existed))))
     }

@@ -114,6 +114,8 @@ pub struct Device {
     pub store: Store,
     pub transport: HttpTransport,
     pub token: String,
+    /// The device id the server enrolled (also the store's device id).
+    pub device_id: DeviceId,
     pub path: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -125,19 +127,16 @@ impl Device {
         let path = dir.path().join(format!("{label}.db"));
         let mut key = [0u8; 32];
         key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        let store = Store::open(StoreOptions::new(
-            &path,
-            StoreKey::Raw(key),
-            e.worker,
-            e.station,
-        ))
-        .unwrap();
+        let mut options = StoreOptions::new(&path, StoreKey::Raw(key), e.worker, e.station);
+        options.device = Some(e.device);
+        let store = Store::open(options).unwrap();
         let transport = HttpTransport::new(sync_url, &e.token, Duration::from_secs(10)).unwrap();
         Device {
             label: label.into(),
             store,
             transport,
             token: e.token,
+            device_id: e.device,
             path,
             _dir: dir,
         }

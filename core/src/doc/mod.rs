@@ -16,6 +16,7 @@
 pub(crate) mod cells;
 pub(crate) mod conflicts;
 pub(crate) mod read;
+pub mod station;
 pub(crate) mod write;
 
 use automerge::{ActorId, Automerge, LoadOptions, ReadDoc, ScalarValue, TextEncoding, Value, ROOT};
@@ -72,4 +73,23 @@ pub(crate) fn seal_of<R: ReadDoc>(doc: &R, visit: &cells::ObjId) -> Result<Strin
         }
     }
     Ok(format!("{h:016x}"))
+}
+
+/// The card issuances a household document holds (for the server's card checks).
+pub fn card_issuances(doc: &Automerge) -> Result<Vec<crate::model::records::CardIssuance>> {
+    let Some(col) = cells::get_map(doc, &ROOT, "cards")? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for key in doc.keys(&col) {
+        if let Some(obj) = cells::get_map(doc, &col, &key)? {
+            out.push(read::read_card(doc, &key, &obj)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The household id and station a household document declares (for the server's checks).
+pub fn household_header(doc: &Automerge) -> Result<(HouseholdId, StationId)> {
+    header(doc)
 }

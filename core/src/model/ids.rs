@@ -109,6 +109,14 @@ id_type!(
     /// A township social-work station.
     StationId, "station"
 );
+id_type!(
+    /// A printed batch of contact cards registered for a station.
+    CardBatchId, "card batch"
+);
+id_type!(
+    /// A range of a card batch leased to one device.
+    CardLeaseId, "card lease"
+);
 
 #[cfg(test)]
 mod tests {

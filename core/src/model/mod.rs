@@ -1,5 +1,6 @@
 //! Domain types and ids, and the merge policy of every field.
 
+pub mod cards;
 pub mod ids;
 pub mod policy;
 pub mod provenance;

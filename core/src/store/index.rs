@@ -299,3 +299,33 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
     }
     Ok(())
 }
+
+/// Index the station document: card batches and leases.
+pub(crate) fn update_station(conn: &Connection, doc: &Automerge) -> Result<()> {
+    let cards = crate::doc::station::read_station(doc)?;
+    conn.execute("DELETE FROM ix_card_batches", [])?;
+    conn.execute("DELETE FROM ix_card_leases", [])?;
+    for b in &cards.batches {
+        conn.prepare_cached(
+            "INSERT INTO ix_card_batches (batch_id, prefix, first, last) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![b.id.to_string(), b.prefix, b.first, b.last])?;
+    }
+    for l in &cards.leases {
+        conn.prepare_cached(
+            "INSERT INTO ix_card_leases (lease_id, batch_id, prefix, first, last, device_id, expires, returned)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            l.id.to_string(),
+            l.batch.to_string(),
+            l.prefix,
+            l.first,
+            l.last,
+            l.device.to_string(),
+            l.expires.map(|d| d.to_string()),
+            l.returned
+        ])?;
+    }
+    Ok(())
+}

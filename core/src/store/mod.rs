@@ -6,6 +6,7 @@
 //! disk (WAL, `synchronous=FULL`).
 
 mod cache;
+mod cards;
 pub(crate) mod db;
 pub(crate) mod index;
 mod query;
@@ -20,6 +21,7 @@ use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use cards::{CardStock, DuplicateCard, NewCard};
 pub use db::{Durability, StoreKey};
 pub use query::*;
 pub use sync::SyncOutcome;
@@ -46,6 +48,9 @@ pub struct StoreOptions {
     pub worker: WorkerId,
     /// The worker's station: new households belong to it.
     pub station: StationId,
+    /// The device id the server enrolled this install under (from the enrolment); a new
+    /// store without one gets a fresh id. Provenance and card leases use it.
+    pub device: Option<DeviceId>,
     pub durability: Durability,
     /// How many documents stay loaded in memory.
     pub cache_documents: usize,
@@ -79,6 +84,7 @@ impl StoreOptions {
             key,
             worker,
             station,
+            device: None,
             durability: Durability::Full,
             cache_documents: 64,
             compact_after: 200,
@@ -171,7 +177,7 @@ impl Store {
             }
             _ => {
                 // A fresh actor per store: two writers under one actor corrupt documents.
-                let device = DeviceId::new();
+                let device = options.device.unwrap_or_default();
                 let actor = ActorId::random();
                 meta_put(&conn, "device_id", device.to_string().as_bytes())?;
                 meta_put(&conn, "actor", actor.to_bytes())?;
@@ -180,6 +186,9 @@ impl Store {
                 (device, actor)
             }
         };
+        if options.device.is_some_and(|d| d != device) {
+            return Err(Error::InvalidInput("this store belongs to another device"));
+        }
         if let Some(w) = meta_get(&conn, "worker_id")? {
             if w != options.worker.to_string().as_bytes() {
                 return Err(Error::InvalidInput("this store belongs to another worker"));
@@ -593,6 +602,7 @@ impl Store {
             &tx,
             cache,
             &self.actor,
+            self.station,
             household,
             decoded,
             self.compact_after,
@@ -673,6 +683,12 @@ impl Store {
             let hid = HouseholdId::parse(&id)?;
             let doc = load(&tx, cache, hid, &self.actor)?;
             index::update(&tx, doc, hid, Scope::Household)?;
+        }
+        let station = doc::station::station_doc_id(self.station);
+        tx.execute("DELETE FROM ix_card_batches", [])?;
+        tx.execute("DELETE FROM ix_card_leases", [])?;
+        if let Ok(doc) = load(&tx, cache, station, &self.actor) {
+            index::update_station(&tx, doc)?;
         }
         tx.commit()?;
         Ok(())
@@ -825,6 +841,7 @@ pub(crate) fn apply_remote(
     tx: &rusqlite::Transaction<'_>,
     cache: &mut DocCache,
     actor: &ActorId,
+    station: StationId,
     household: HouseholdId,
     changes: Vec<Change>,
     compact_after: u32,
@@ -864,14 +881,25 @@ pub(crate) fn apply_remote(
     if !missing.is_empty() {
         return Err(Error::MissingDependencies(missing.len()));
     }
-    let (id, _) = doc::header(doc)?;
-    if id != household {
-        return Err(Error::NotAHousehold("document id does not match"));
+    // The station's own document (card batches and leases) travels under the station id.
+    let is_station = household.as_uuid() == station.as_uuid();
+    if is_station {
+        if doc::station::station_header(doc)? != station {
+            return Err(Error::NotAHousehold("station document id does not match"));
+        }
+    } else {
+        let (id, _) = doc::header(doc)?;
+        if id != household {
+            return Err(Error::NotAHousehold("document id does not match"));
+        }
     }
     if !existed {
         tx.execute(
-            "INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 0)",
-            [household.to_string()],
+            "INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, ?2, 0)",
+            params![
+                household.to_string(),
+                if is_station { "station" } else { "household" }
+            ],
         )?;
     }
     {
@@ -891,7 +919,11 @@ pub(crate) fn apply_remote(
             "UPDATE documents SET pending_compaction = pending_compaction + ?2 WHERE doc_id = ?1 RETURNING pending_compaction",
         )?
         .query_row(params![household.to_string(), fresh.len() as i64], |r| r.get(0))?;
-    index::update(tx, doc, household, Scope::Household)?;
+    if is_station {
+        index::update_station(tx, doc)?;
+    } else {
+        index::update(tx, doc, household, Scope::Household)?;
+    }
     if pending >= i64::from(compact_after) {
         compact(tx, doc, household)?;
     }

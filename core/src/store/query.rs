@@ -293,13 +293,22 @@ impl Store {
 
     /// Issuances of a card serial (more than one active issuance is a problem to review).
     pub fn cards_by_serial(&self, serial: &str) -> Result<Vec<CardSummary>> {
+        self.cards_where("serial = ?1", [serial.trim().to_owned()])
+    }
+
+    /// Card rows matching a SQL condition on `ix_cards`, by issue time.
+    pub(crate) fn cards_where<P: rusqlite::Params>(
+        &self,
+        condition: &str,
+        params: P,
+    ) -> Result<Vec<CardSummary>> {
         self.reader_query(|c| {
-            let mut st = c.prepare_cached(
+            let mut st = c.prepare_cached(&format!(
                 "SELECT card_id, household_id, serial, visit_id, person_id, status, issued_by, issued_at
-                 FROM ix_cards WHERE serial = ?1 ORDER BY issued_at, card_id",
-            )?;
+                 FROM ix_cards WHERE {condition} ORDER BY issued_at, card_id"
+            ))?;
             let rows = st
-                .query_map([serial.trim()], |r| {
+                .query_map(params, |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,

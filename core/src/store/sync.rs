@@ -170,6 +170,7 @@ impl Store {
             &tx,
             cache,
             &self.actor,
+            self.station,
             self.compact_after,
             resp,
             &mut touched,
@@ -214,6 +215,7 @@ fn apply_in(
     tx: &rusqlite::Transaction<'_>,
     cache: &mut DocCache,
     actor: &ActorId,
+    station: StationId,
     compact_after: u32,
     resp: &SyncResponse,
     touched: &mut BTreeSet<HouseholdId>,
@@ -233,8 +235,13 @@ fn apply_in(
     for snap in &resp.snapshots {
         touched.insert(snap.doc);
         let theirs = contained(|| doc::load_document(&snap.bytes, actor))?;
-        let (id, _) = doc::header(&theirs)?;
-        if id != snap.doc {
+        let is_station = snap.doc == doc::station::station_doc_id(station);
+        let matches = if is_station {
+            doc::station::station_header(&theirs)? == station
+        } else {
+            doc::header(&theirs)?.0 == snap.doc
+        };
+        if !matches {
             return Err(Error::NotAHousehold("snapshot id does not match"));
         }
         let heads = theirs.get_heads();
@@ -244,13 +251,22 @@ fn apply_in(
                 .get_mut(&snap.doc)
                 .ok_or(Error::NotFound("household"))?;
             let added = doc.get_changes_added(&theirs);
-            out.pulled += apply_remote(tx, cache, actor, snap.doc, added, compact_after)?.applied;
+            out.pulled +=
+                apply_remote(tx, cache, actor, station, snap.doc, added, compact_after)?.applied;
         } else {
             tx.execute(
-                "INSERT INTO documents (doc_id, kind, snapshot, unsynced) VALUES (?1, 'household', ?2, 0)",
-                params![snap.doc.to_string(), snap.bytes],
+                "INSERT INTO documents (doc_id, kind, snapshot, unsynced) VALUES (?1, ?2, ?3, 0)",
+                params![
+                    snap.doc.to_string(),
+                    if is_station { "station" } else { "household" },
+                    snap.bytes
+                ],
             )?;
-            index::update(tx, &theirs, snap.doc, Scope::Household)?;
+            if is_station {
+                index::update_station(tx, &theirs)?;
+            } else {
+                index::update(tx, &theirs, snap.doc, Scope::Household)?;
+            }
             cache.insert(snap.doc, theirs);
         }
         let doc = load(tx, cache, snap.doc, actor)?;
@@ -263,7 +279,16 @@ fn apply_in(
         let changes = decode_changes(&pulled.changes)?;
         let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
         let deps: BTreeSet<ChangeHash> = changes.iter().flat_map(|c| c.deps().to_vec()).collect();
-        let applied = apply_remote(tx, cache, actor, pulled.doc, changes, compact_after)?.applied;
+        let applied = apply_remote(
+            tx,
+            cache,
+            actor,
+            station,
+            pulled.doc,
+            changes,
+            compact_after,
+        )?
+        .applied;
         out.pulled += applied;
         // The server now has these too: advance its known heads past them.
         let mut server: BTreeSet<ChangeHash> =

@@ -15,7 +15,7 @@ KEY = bytes(range(32))
 def new_store(tmp_path, name="w.db", worker=None, station=None, key=KEY):
     worker = worker or "01900000-0000-7000-8000-000000000001"
     station = station or "01900000-0000-7000-8000-0000000000aa"
-    return d.Doorstep.open(str(tmp_path / name), key, worker, station)
+    return d.Doorstep.open(str(tmp_path / name), key, worker, station, None)
 
 
 def household(store, code="HH-000001"):
@@ -40,7 +40,7 @@ def visit(store, hh):
 def enrolled(server, tmp_path, label):
     code = server.enrolment_code(label)
     e = asyncio.run(d.enroll(server.url, code))
-    store = d.Doorstep.open(str(tmp_path / f"{label}.db"), os.urandom(32), e.worker_id, e.station_id)
+    store = d.Doorstep.open(str(tmp_path / f"{label}.db"), os.urandom(32), e.worker_id, e.station_id, e.device_id)
     return store, e.token
 
 
@@ -58,7 +58,7 @@ def test_open_with_key_and_wrong_key(tmp_path):
     (tmp_path / "notes.txt").write_text("这不是数据库。" * 1000, encoding="utf-8")
     with pytest.raises(d.DoorstepError.NotAStore):
         d.Doorstep.open(str(tmp_path / "notes.txt"), KEY, "01900000-0000-7000-8000-000000000001",
-                        "01900000-0000-7000-8000-0000000000aa")
+                        "01900000-0000-7000-8000-0000000000aa", None)
 
 
 def test_record_a_visit_and_find_it_in_chinese(tmp_path):

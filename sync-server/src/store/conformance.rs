@@ -21,6 +21,7 @@ fn append(doc: HouseholdId, changes: &[(u8, &[u8])]) -> DocAppend {
             .map(|(h, b)| (hash(*h), b.to_vec()))
             .collect(),
         snapshot: None,
+        cards: Vec::new(),
     }
 }
 
@@ -32,6 +33,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     documents_load_from_snapshot_and_later_changes(&new_store());
     documents_belong_to_one_station(&new_store());
     epochs(&new_store());
+    cards_are_indexed_per_document(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
@@ -222,4 +224,41 @@ pub fn epochs<S: ServerStore>(s: &S) {
     let n = s.new_epoch().unwrap();
     assert_ne!(n, e);
     assert_eq!(s.epoch().unwrap(), n);
+}
+
+pub fn cards_are_indexed_per_document<S: ServerStore>(s: &S) {
+    use doorstep_core::{CardIssuanceId, WorkerId};
+    let st = s.create_station("A", 1).unwrap();
+    let dev = DeviceId::new();
+    let (h1, h2) = (HouseholdId::new(), HouseholdId::new());
+    let w = WorkerId::new();
+    let row = |h, serial: &str, status: &str, at| CardRow {
+        card: CardIssuanceId::new(),
+        household: h,
+        serial: serial.into(),
+        status: status.into(),
+        issued_by: w,
+        issued_at: at,
+    };
+    let mut a1 = append(h1, &[(1, b"x")]);
+    a1.cards = vec![row(h1, "HG-000001-3", "issued", 10)];
+    let mut a2 = append(h2, &[(2, b"y")]);
+    a2.cards = vec![
+        row(h2, "HG-000001-3", "issued", 20),
+        row(h2, "HG-000002-1", "issued", 30),
+    ];
+    s.commit(st, dev, &[a1, a2]).unwrap();
+    assert_eq!(s.document_seq(h2).unwrap(), 2);
+    assert_eq!(s.document_seq(HouseholdId::new()).unwrap(), 0);
+    assert_eq!(s.cards_by_serial(st, "HG-000001-3").unwrap().len(), 2);
+    assert_eq!(s.duplicate_cards(st).unwrap().len(), 2);
+    assert_eq!(s.cards_issued_by(st, w, 15, 30).unwrap().len(), 2);
+    // The document's cards are replaced whole: voiding one clears the duplicate.
+    let mut again = append(h2, &[(3, b"z")]);
+    again.cards = vec![
+        row(h2, "HG-000001-3", "void", 20),
+        row(h2, "HG-000002-1", "issued", 30),
+    ];
+    s.commit(st, dev, &[again]).unwrap();
+    assert!(s.duplicate_cards(st).unwrap().is_empty());
 }

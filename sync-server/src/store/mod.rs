@@ -8,7 +8,7 @@ pub mod conformance;
 pub mod sqlite;
 
 use automerge::ChangeHash;
-use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
+use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
 
 /// What the server knows of an authenticated device.
@@ -38,6 +38,19 @@ pub struct DocAppend {
     /// A fresh snapshot of the whole document after these changes, to store instead of
     /// replaying the log on the next load.
     pub snapshot: Option<Vec<u8>>,
+    /// The document's card issuances after these changes (replacing the indexed ones).
+    pub cards: Vec<CardRow>,
+}
+
+/// A card issuance as the server indexes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardRow {
+    pub card: CardIssuanceId,
+    pub household: HouseholdId,
+    pub serial: String,
+    pub status: String,
+    pub issued_by: WorkerId,
+    pub issued_at: i64,
 }
 
 /// One entry of a station's change log.
@@ -108,6 +121,8 @@ pub trait ServerStore: Send + Sync + 'static {
     /// Revoke a device; false if there is no such device.
     fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
+    /// What the server knows of a device, by id.
+    fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>>;
 
     /// The station a document belongs to, if the server has it.
     fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>>;
@@ -132,6 +147,20 @@ pub trait ServerStore: Send + Sync + 'static {
     ) -> StoreResult<LogPage>;
     /// The station's last sequence number (0 for an empty log).
     fn high_water(&self, station: StationId) -> StoreResult<u64>;
+    /// The last log sequence of a document (0 if none): a cached copy older than this is stale.
+    fn document_seq(&self, doc: HouseholdId) -> StoreResult<u64>;
+    /// Active and past issuances of a serial in a station.
+    fn cards_by_serial(&self, station: StationId, serial: &str) -> StoreResult<Vec<CardRow>>;
+    /// Serials of a station issued (status `issued`) more than once, with their issuances.
+    fn duplicate_cards(&self, station: StationId) -> StoreResult<Vec<CardRow>>;
+    /// Cards a worker issued between two instants (ms, inclusive).
+    fn cards_issued_by(
+        &self,
+        station: StationId,
+        worker: WorkerId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<CardRow>>;
     /// Documents of a station in id order after `after`, at most `limit`.
     fn list_documents(
         &self,

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
+use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
@@ -70,6 +70,38 @@ impl SqliteStore {
             .ok_or(StoreError::Database("backup path is not UTF-8".into()))?;
         self.conn().execute("VACUUM INTO ?1", [dest])?;
         Ok(())
+    }
+
+    fn card_rows<P: rusqlite::Params>(&self, condition: &str, p: P) -> StoreResult<Vec<CardRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!(
+            "SELECT card_id, doc_id, serial, status, issued_by, issued_at FROM cards WHERE {condition}
+             ORDER BY serial, issued_at, card_id"
+        ))?;
+        let rows = st
+            .query_map(p, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(card, doc, serial, status, by, at)| {
+                Ok(CardRow {
+                    card: parse(&card, CardIssuanceId::parse)?,
+                    household: parse(&doc, HouseholdId::parse)?,
+                    serial,
+                    status,
+                    issued_by: parse(&by, WorkerId::parse)?,
+                    issued_at: at,
+                })
+            })
+            .collect()
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -206,6 +238,26 @@ impl ServerStore for SqliteStore {
         .transpose()
     }
 
+    fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>> {
+        let row: Option<(String, String, Option<i64>)> = self
+            .conn()
+            .query_row(
+                "SELECT worker_id, station_id, revoked_at FROM devices WHERE device_id = ?1",
+                [device.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        row.map(|(w, s, revoked)| {
+            Ok(DeviceAuth {
+                device,
+                worker: parse(&w, WorkerId::parse)?,
+                station: parse(&s, StationId::parse)?,
+                revoked: revoked.is_some(),
+            })
+        })
+        .transpose()
+    }
+
     fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>> {
         let s: Option<String> = self
             .conn()
@@ -288,6 +340,15 @@ impl ServerStore for SqliteStore {
                     added += 1;
                 }
             }
+            tx.prepare_cached("DELETE FROM cards WHERE doc_id = ?1")?
+                .execute([&doc])?;
+            for c in &a.cards {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO cards (card_id, doc_id, station_id, serial, status, issued_by, issued_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![c.card.to_string(), doc, st, c.serial, c.status, c.issued_by.to_string(), c.issued_at])?;
+            }
             match &a.snapshot {
                 Some(snap) => {
                     tx.prepare_cached(
@@ -359,6 +420,42 @@ impl ServerStore for SqliteStore {
             |r| r.get(0),
         )?;
         Ok(seq as u64)
+    }
+
+    fn document_seq(&self, doc: HouseholdId) -> StoreResult<u64> {
+        let seq: i64 = self
+            .conn()
+            .prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = ?1")?
+            .query_row([doc.to_string()], |r| r.get(0))?;
+        Ok(seq as u64)
+    }
+
+    fn cards_by_serial(&self, station: StationId, serial: &str) -> StoreResult<Vec<CardRow>> {
+        self.card_rows(
+            "station_id = ?1 AND serial = ?2",
+            params![station.to_string(), serial],
+        )
+    }
+
+    fn duplicate_cards(&self, station: StationId) -> StoreResult<Vec<CardRow>> {
+        self.card_rows(
+            "station_id = ?1 AND status = 'issued' AND serial IN
+               (SELECT serial FROM cards WHERE station_id = ?1 AND status = 'issued' GROUP BY serial HAVING count(*) > 1)",
+            params![station.to_string()],
+        )
+    }
+
+    fn cards_issued_by(
+        &self,
+        station: StationId,
+        worker: WorkerId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<CardRow>> {
+        self.card_rows(
+            "station_id = ?1 AND issued_by = ?2 AND issued_at BETWEEN ?3 AND ?4",
+            params![station.to_string(), worker.to_string(), from_ms, to_ms],
+        )
     }
 
     fn list_documents(

@@ -101,6 +101,26 @@ CREATE TABLE ix_cards (
 CREATE INDEX ix_cards_serial ON ix_cards(serial);
 CREATE INDEX ix_cards_household ON ix_cards(household_id);
 
+-- Card batches and leases, from the station document.
+CREATE TABLE ix_card_batches (
+    batch_id TEXT PRIMARY KEY,
+    prefix   TEXT NOT NULL,
+    first    INTEGER NOT NULL,
+    last     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE ix_card_leases (
+    lease_id  TEXT PRIMARY KEY,
+    batch_id  TEXT NOT NULL,
+    prefix    TEXT NOT NULL,
+    first     INTEGER NOT NULL,
+    last      INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    expires   TEXT,
+    returned  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX ix_card_leases_device ON ix_card_leases(device_id);
+
 -- Open conflicts and parallel updates, one row per field; `detail` is JSON of the values.
 CREATE TABLE ix_conflicts (
     household_id TEXT NOT NULL,

@@ -54,3 +54,17 @@ CREATE TABLE change_log (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX change_log_hash ON change_log(doc_id, hash);
 CREATE INDEX change_log_doc ON change_log(doc_id, seq);
+
+-- Card issuances found in household documents: lookups by serial, duplicates to review.
+CREATE TABLE cards (
+    card_id    TEXT PRIMARY KEY,
+    doc_id     TEXT NOT NULL,
+    station_id TEXT NOT NULL,
+    serial     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    issued_by  TEXT NOT NULL,
+    issued_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX cards_serial ON cards(station_id, serial);
+CREATE INDEX cards_doc ON cards(doc_id);
+CREATE INDEX cards_worker ON cards(station_id, issued_by, issued_at);

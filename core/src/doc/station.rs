@@ -1,0 +1,253 @@
+//! The station document: reference data written by admins on the server only (card batches
+//! and their leases to devices), synced to every device of the station like a household.
+//!
+//! Layout (schema 1):
+//! ```text
+//! ROOT { schema: 1, kind: "station", id: <station>,
+//!        batches: { <batch id>: { prefix, first, last, created_at } },
+//!        leases:  { <lease id>: { batch, first, last, device, expires: "YYYY-MM-DD" | null,
+//!                                 returned: bool, created_at } } }
+//! ```
+//! Its document id on the wire is the station id.
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+
+use crate::doc::cells::{get_map, get_str};
+use crate::error::{Error, Result};
+use crate::model::cards::{CardSerial, MAX_CARD_NUMBER};
+use crate::model::ids::{CardBatchId, CardLeaseId, DeviceId, HouseholdId, StationId};
+use crate::model::time::{Date, Timestamp};
+
+/// A printed batch of cards: `PREFIX-first` … `PREFIX-last`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardBatch {
+    pub id: CardBatchId,
+    pub prefix: String,
+    pub first: u32,
+    pub last: u32,
+}
+
+/// A range of a batch handed to one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardLease {
+    pub id: CardLeaseId,
+    pub batch: CardBatchId,
+    pub prefix: String,
+    pub first: u32,
+    pub last: u32,
+    pub device: DeviceId,
+    /// Last day the lease may be used.
+    pub expires: Option<Date>,
+    pub returned: bool,
+}
+
+impl CardLease {
+    /// Usable on `as_of`: not returned, not expired.
+    pub fn active(&self, as_of: Date) -> bool {
+        !self.returned && self.expires.is_none_or(|e| as_of <= e)
+    }
+
+    pub fn contains(&self, serial: &CardSerial) -> bool {
+        serial.prefix() == self.prefix && (self.first..=self.last).contains(&serial.number())
+    }
+}
+
+/// What the station document says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StationCards {
+    pub batches: Vec<CardBatch>,
+    pub leases: Vec<CardLease>,
+}
+
+impl StationCards {
+    /// The batch a serial belongs to, if any.
+    pub fn batch_of(&self, serial: &CardSerial) -> Option<&CardBatch> {
+        self.batches
+            .iter()
+            .find(|b| b.prefix == serial.prefix() && (b.first..=b.last).contains(&serial.number()))
+    }
+}
+
+/// The document id of a station's document (the station id).
+pub fn station_doc_id(station: StationId) -> HouseholdId {
+    HouseholdId::from_uuid(*station.as_uuid())
+}
+
+fn bad(what: &'static str) -> Error {
+    Error::NotAHousehold(what)
+}
+
+fn get_u32<R: ReadDoc>(doc: &R, obj: &automerge::ObjId, key: &str) -> Result<u32> {
+    match doc.get(obj, key)? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Int(i) => u32::try_from(*i).map_err(|_| bad("card number")),
+            ScalarValue::Uint(u) => u32::try_from(*u).map_err(|_| bad("card number")),
+            _ => Err(bad("card number")),
+        },
+        _ => Err(bad("card number")),
+    }
+}
+
+/// The station id a station document declares (and that it is one).
+pub fn station_header<R: ReadDoc>(doc: &R) -> Result<StationId> {
+    if get_str(doc, &ROOT, "kind")?.as_deref() != Some("station") {
+        return Err(bad("not a station document"));
+    }
+    StationId::parse(&get_str(doc, &ROOT, "id")?.ok_or(bad("station id"))?)
+        .map_err(|_| bad("station id"))
+}
+
+/// Read batches and leases.
+pub fn read_station<R: ReadDoc>(doc: &R) -> Result<StationCards> {
+    station_header(doc)?;
+    let mut out = StationCards::default();
+    if let Some(batches) = get_map(doc, &ROOT, "batches")? {
+        for key in doc.keys(&batches) {
+            let Some(b) = get_map(doc, &batches, &key)? else {
+                continue;
+            };
+            out.batches.push(CardBatch {
+                id: CardBatchId::parse(&key)?,
+                prefix: get_str(doc, &b, "prefix")?.ok_or(bad("batch prefix"))?,
+                first: get_u32(doc, &b, "first")?,
+                last: get_u32(doc, &b, "last")?,
+            });
+        }
+    }
+    if let Some(leases) = get_map(doc, &ROOT, "leases")? {
+        for key in doc.keys(&leases) {
+            let Some(l) = get_map(doc, &leases, &key)? else {
+                continue;
+            };
+            let batch = CardBatchId::parse(&get_str(doc, &l, "batch")?.ok_or(bad("lease batch"))?)?;
+            let prefix = out
+                .batches
+                .iter()
+                .find(|b| b.id == batch)
+                .map(|b| b.prefix.clone())
+                .unwrap_or_default();
+            let returned = matches!(doc.get(&l, "returned")?, Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Boolean(true)));
+            out.leases.push(CardLease {
+                id: CardLeaseId::parse(&key)?,
+                batch,
+                prefix,
+                first: get_u32(doc, &l, "first")?,
+                last: get_u32(doc, &l, "last")?,
+                device: DeviceId::parse(&get_str(doc, &l, "device")?.ok_or(bad("lease device"))?)?,
+                expires: get_str(doc, &l, "expires")?
+                    .map(|d| Date::parse(&d))
+                    .transpose()?,
+                returned,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// An empty station document (written once, by the server).
+pub fn create_station_doc<T: Transactable>(tx: &mut T, station: StationId) -> Result<()> {
+    tx.put(&ROOT, "schema", 1_i64)?;
+    tx.put(&ROOT, "kind", "station")?;
+    tx.put(&ROOT, "id", station.to_string())?;
+    tx.put_object(&ROOT, "batches", ObjType::Map)?;
+    tx.put_object(&ROOT, "leases", ObjType::Map)?;
+    Ok(())
+}
+
+/// Register a printed batch; refuses ranges that overlap another batch of the same prefix.
+pub fn add_batch(
+    doc: &mut Automerge,
+    prefix: &str,
+    first: u32,
+    last: u32,
+    at: Timestamp,
+) -> Result<CardBatchId> {
+    let probe = CardSerial::new(prefix, first)?;
+    CardSerial::new(prefix, last)?;
+    if first > last || last > MAX_CARD_NUMBER {
+        return Err(Error::InvalidInput("batch range is empty"));
+    }
+    let current = read_station(doc)?;
+    if current
+        .batches
+        .iter()
+        .any(|b| b.prefix == probe.prefix() && b.first <= last && first <= b.last)
+    {
+        return Err(Error::InvalidInput("batch overlaps an existing batch"));
+    }
+    let id = CardBatchId::new();
+    let mut tx = doc.transaction();
+    let batches = get_map(&tx, &ROOT, "batches")?.ok_or(bad("batches"))?;
+    let b = tx.put_object(&batches, id.to_string(), ObjType::Map)?;
+    tx.put(&b, "prefix", probe.prefix())?;
+    tx.put(&b, "first", i64::from(first))?;
+    tx.put(&b, "last", i64::from(last))?;
+    tx.put(&b, "created_at", at.0)?;
+    tx.commit_with(automerge::transaction::CommitOptions::default().with_time(at.0));
+    Ok(id)
+}
+
+/// Lease `first..=last` of a batch to a device; refuses ranges outside the batch or
+/// overlapping another lease that is not returned.
+pub fn add_lease(
+    doc: &mut Automerge,
+    batch: CardBatchId,
+    first: u32,
+    last: u32,
+    device: DeviceId,
+    expires: Option<Date>,
+    at: Timestamp,
+) -> Result<CardLeaseId> {
+    let current = read_station(doc)?;
+    let b = current
+        .batches
+        .iter()
+        .find(|b| b.id == batch)
+        .ok_or(Error::NotFound("card batch"))?;
+    if first > last || first < b.first || last > b.last {
+        return Err(Error::InvalidInput("lease range must lie within the batch"));
+    }
+    if current
+        .leases
+        .iter()
+        .any(|l| l.batch == batch && !l.returned && l.first <= last && first <= l.last)
+    {
+        return Err(Error::InvalidInput("lease overlaps another lease"));
+    }
+    let id = CardLeaseId::new();
+    let mut tx = doc.transaction();
+    let leases = get_map(&tx, &ROOT, "leases")?.ok_or(bad("leases"))?;
+    let l = tx.put_object(&leases, id.to_string(), ObjType::Map)?;
+    tx.put(&l, "batch", batch.to_string())?;
+    tx.put(&l, "first", i64::from(first))?;
+    tx.put(&l, "last", i64::from(last))?;
+    tx.put(&l, "device", device.to_string())?;
+    match expires {
+        Some(d) => tx.put(&l, "expires", d.to_string())?,
+        None => tx.put(&l, "expires", ScalarValue::Null)?,
+    }
+    tx.put(&l, "returned", false)?;
+    tx.put(&l, "created_at", at.0)?;
+    tx.commit_with(automerge::transaction::CommitOptions::default().with_time(at.0));
+    Ok(id)
+}
+
+/// Mark a lease returned (its unissued serials go back to stock).
+pub fn return_lease(doc: &mut Automerge, lease: CardLeaseId, at: Timestamp) -> Result<()> {
+    let mut tx = doc.transaction();
+    let leases = get_map(&tx, &ROOT, "leases")?.ok_or(bad("leases"))?;
+    let l = get_map(&tx, &leases, &lease.to_string())?.ok_or(Error::NotFound("card lease"))?;
+    tx.put(&l, "returned", true)?;
+    tx.commit_with(automerge::transaction::CommitOptions::default().with_time(at.0));
+    Ok(())
+}
+
+/// A new station document for `station`, written by `actor`.
+pub fn new_station_doc(station: StationId) -> Result<Automerge> {
+    let mut doc = Automerge::new_with_encoding(super::TEXT_ENCODING);
+    let mut tx = doc.transaction();
+    create_station_doc(&mut tx, station)?;
+    tx.commit();
+    Ok(doc)
+}

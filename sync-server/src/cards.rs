@@ -1,0 +1,106 @@
+//! Admin operations on contact cards: batches and leases are written into the station
+//! document (so they reach every device of the station on its next sync), and supervisors
+//! look cards up in the server's card index.
+
+use automerge::Automerge;
+use doorstep_core::doc::station::{self, station_doc_id};
+use doorstep_core::{CardBatchId, CardLeaseId, Date, DeviceId, StationId, Timestamp};
+
+use crate::store::{DocAppend, ServerStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CardAdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Rule(#[from] doorstep_core::Error),
+    #[error("the device does not belong to this station")]
+    WrongStation,
+}
+
+/// Changes written by the server itself carry this origin (no device skips them).
+const SERVER_ORIGIN: DeviceId = DeviceId::from_uuid(uuid::Uuid::nil());
+
+/// Apply an admin edit to the station document and append its changes to the station log.
+fn edit_station<S: ServerStore, T>(
+    store: &S,
+    station: StationId,
+    edit: impl FnOnce(&mut Automerge) -> doorstep_core::Result<T>,
+) -> Result<T, CardAdminError> {
+    let id = station_doc_id(station);
+    let (mut doc, base) = match store.load_document(id)? {
+        Some(stored) => {
+            let mut doc = match &stored.snapshot {
+                Some(s) => Automerge::load(s).map_err(doorstep_core::Error::from)?,
+                None => Automerge::new(),
+            };
+            for c in &stored.changes {
+                doc.load_incremental(c)
+                    .map_err(doorstep_core::Error::from)?;
+            }
+            let heads = doc.get_heads();
+            (doc, heads)
+        }
+        None => (station::new_station_doc(station)?, Vec::new()),
+    };
+    let out = edit(&mut doc)?;
+    let changes = doc
+        .get_changes(&base)
+        .into_iter()
+        .map(|c| (c.hash(), c.raw_bytes().to_vec()))
+        .collect();
+    store.commit(
+        station,
+        SERVER_ORIGIN,
+        &[DocAppend {
+            doc: id,
+            changes,
+            snapshot: None,
+            cards: Vec::new(),
+        }],
+    )?;
+    Ok(out)
+}
+
+/// Register a printed batch `PREFIX-first` … `PREFIX-last` for a station.
+pub fn add_batch<S: ServerStore>(
+    store: &S,
+    station: StationId,
+    prefix: &str,
+    first: u32,
+    last: u32,
+) -> Result<CardBatchId, CardAdminError> {
+    edit_station(store, station, |doc| {
+        station::add_batch(doc, prefix, first, last, Timestamp::now())
+    })
+}
+
+/// Lease part of a batch to one of the station's devices.
+pub fn add_lease<S: ServerStore>(
+    store: &S,
+    station: StationId,
+    batch: CardBatchId,
+    first: u32,
+    last: u32,
+    device: DeviceId,
+    expires: Option<Date>,
+) -> Result<CardLeaseId, CardAdminError> {
+    match store.device(device)? {
+        Some(d) if d.station == station => {}
+        _ => return Err(CardAdminError::WrongStation),
+    }
+    edit_station(store, station, |doc| {
+        station::add_lease(doc, batch, first, last, device, expires, Timestamp::now())
+    })
+}
+
+/// Take a lease back (its unissued serials return to stock).
+pub fn return_lease<S: ServerStore>(
+    store: &S,
+    station: StationId,
+    lease: CardLeaseId,
+) -> Result<(), CardAdminError> {
+    edit_station(store, station, |doc| {
+        station::return_lease(doc, lease, Timestamp::now())
+    })
+}
