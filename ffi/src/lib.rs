@@ -112,25 +112,27 @@ impl Doorstep {
 #[uniffi::export]
 impl Doorstep {
     /// Open (or create) the store at `path` with a 32-byte key (keep it in Android
-    /// Keystore / iOS Keychain), for the signed-in worker of a station.
+    /// Keystore / iOS Keychain), for the signed-in worker of a station, on the device the
+    /// server enrolled (`device_id` from `enroll`; `None` before enrolment).
     #[uniffi::constructor]
     pub fn open(
         path: String,
         key: Vec<u8>,
         worker_id: String,
         station_id: String,
+        device_id: Option<String>,
     ) -> Result<Arc<Self>> {
         let key: [u8; 32] = key
             .try_into()
             .map_err(|_| invalid("the key must be 32 bytes"))?;
         let worker = types::worker_id(&worker_id)?;
         let station = core::StationId::parse(&station_id)?;
-        let store = core::Store::open(core::StoreOptions::new(
-            path,
-            core::StoreKey::Raw(key),
-            worker,
-            station,
-        ))?;
+        let mut options = core::StoreOptions::new(path, core::StoreKey::Raw(key), worker, station);
+        options.device = device_id
+            .as_deref()
+            .map(core::DeviceId::parse)
+            .transpose()?;
+        let store = core::Store::open(options)?;
         Ok(Arc::new(Doorstep {
             store: RwLock::new(Some(Arc::new(store))),
             observers: Arc::default(),
@@ -353,6 +355,73 @@ impl Doorstep {
     ) -> Result<()> {
         let c = core::CardIssuanceId::parse(&card_id)?;
         self.write(&household_id, |s, h| s.set_card_status(h, c, status.into()))
+    }
+
+    /// Leave a card from this device's lease (check digit and lease checked).
+    pub fn issue_card(&self, household_id: String, card: NewCard, as_of: String) -> Result<String> {
+        let (card, day) = (card.to_core()?, types::date(&as_of)?);
+        Ok(self
+            .write(&household_id, |s, h| s.issue_card(h, &card, day))?
+            .to_string())
+    }
+
+    /// The serial to hand out next, if the device has cards left on `as_of`.
+    pub fn next_card_serial(&self, as_of: String) -> Result<Option<String>> {
+        Ok(self.store()?.next_card_serial(types::date(&as_of)?)?)
+    }
+
+    pub fn card_stock(&self, as_of: String, warn_below: u32) -> Result<CardStock> {
+        let s = self.store()?.card_stock(types::date(&as_of)?, warn_below)?;
+        Ok(CardStock {
+            remaining: s.remaining,
+            low: s.low,
+            next_serial: s.next,
+        })
+    }
+
+    pub fn card_leases(&self) -> Result<Vec<CardLease>> {
+        Ok(self
+            .store()?
+            .card_leases()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Serials issued to more than one household (after sync): review and void.
+    pub fn duplicate_cards(&self) -> Result<Vec<DuplicateCard>> {
+        Ok(self
+            .store()?
+            .duplicate_cards()?
+            .into_iter()
+            .map(|d| DuplicateCard {
+                serial: d.serial,
+                issuances: d.issuances.into_iter().map(Into::into).collect(),
+            })
+            .collect())
+    }
+
+    pub fn cards_of_household(&self, household_id: String) -> Result<Vec<CardSummary>> {
+        let h = types::household_id(&household_id)?;
+        Ok(self
+            .store()?
+            .cards_of_household(h)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    pub fn cards_issued_by(
+        &self,
+        worker_id: String,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<CardSummary>> {
+        let w = types::worker_id(&worker_id)?;
+        let cards =
+            self.store()?
+                .cards_issued_by(w, core::Timestamp(from_ms), core::Timestamp(to_ms))?;
+        Ok(cards.into_iter().map(Into::into).collect())
     }
 
     // ----- conflicts and provenance ---------------------------------------------------------

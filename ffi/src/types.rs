@@ -914,3 +914,70 @@ impl std::fmt::Debug for Enrollment {
             .finish_non_exhaustive()
     }
 }
+
+// ----- cards ---------------------------------------------------------------------------------
+
+/// A card to leave with a household (serial as printed, e.g. `HG-000123-4`).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct NewCard {
+    pub serial: String,
+    pub visit_id: Option<String>,
+    pub person_id: Option<String>,
+    pub replaces_card_id: Option<String>,
+    /// The serial is not from this device's lease (a found or older card).
+    pub outside_lease: bool,
+}
+
+impl NewCard {
+    pub(crate) fn to_core(&self) -> Result<core::NewCard> {
+        Ok(core::NewCard {
+            serial: self.serial.clone(),
+            visit: opt(&self.visit_id, visit_id)?,
+            person: opt(&self.person_id, person_id)?,
+            replaces: opt(&self.replaces_card_id, |s| {
+                Ok(core::CardIssuanceId::parse(s)?)
+            })?,
+            outside_lease: self.outside_lease,
+        })
+    }
+}
+
+/// A range of serials leased to this device.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct CardLease {
+    pub id: String,
+    pub prefix: String,
+    pub first: u32,
+    pub last: u32,
+    pub expires: Option<String>,
+    pub returned: bool,
+}
+
+impl From<core::CardLease> for CardLease {
+    fn from(l: core::CardLease) -> Self {
+        CardLease {
+            id: l.id.to_string(),
+            prefix: l.prefix,
+            first: l.first,
+            last: l.last,
+            expires: l.expires.map(|d| d.to_string()),
+            returned: l.returned,
+        }
+    }
+}
+
+/// Cards this device can still hand out.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct CardStock {
+    pub remaining: u32,
+    /// Fewer than the threshold remain: ask the station for a new lease.
+    pub low: bool,
+    pub next_serial: Option<String>,
+}
+
+/// A serial issued to more than one household: void all but one.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct DuplicateCard {
+    pub serial: String,
+    pub issuances: Vec<CardSummary>,
+}

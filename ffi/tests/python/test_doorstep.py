@@ -201,3 +201,24 @@ def test_transport_free_sync_with_pythons_own_http_client(server, tmp_path):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 401
+
+
+def test_cards_check_digit_and_lease(tmp_path):
+    s = new_store(tmp_path)
+    hh = household(s)
+    # No lease on this device yet: nothing to hand out, and a leased-only issue is refused.
+    assert s.next_card_serial("2026-11-29") is None
+    assert s.card_stock("2026-11-29", 5).low
+    with pytest.raises(d.DoorstepError.InvalidInput):
+        s.issue_card(hh, d.NewCard(serial="HG-000001-3", visit_id=None, person_id=None,
+                                   replaces_card_id=None, outside_lease=False), "2026-11-29")
+    # A found card (outside any lease) with a valid check digit is accepted with the flag;
+    # a mistyped one is refused whatever the flag.
+    card = s.issue_card(hh, d.NewCard(serial="hg 000001 3", visit_id=None, person_id=None,
+                                      replaces_card_id=None, outside_lease=True), "2026-11-29")
+    assert s.cards_of_household(hh)[0].id == card
+    assert s.cards_of_household(hh)[0].serial == "HG-000001-3"
+    with pytest.raises(d.DoorstepError.InvalidInput):
+        s.issue_card(hh, d.NewCard(serial="HG-000010-3", visit_id=None, person_id=None,
+                                   replaces_card_id=None, outside_lease=True), "2026-11-29")
+    assert s.duplicate_cards() == []
