@@ -57,6 +57,7 @@ fn edit_station<S: ServerStore, T>(
             changes,
             snapshot: None,
             cards: Vec::new(),
+            expected_seq: None,
         }],
     )?;
     Ok(out)

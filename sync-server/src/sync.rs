@@ -216,41 +216,54 @@ impl<S: ServerStore> SyncService<S> {
             ..SyncResponse::default()
         };
 
-        // ----- push: validate against the old state, then commit all in one transaction
-        let mut appends = Vec::new();
+        // ----- push: validate against the old state, then commit all in one transaction.
+        // The commit fails if another writer changed a document since it was validated
+        // (another server instance on the same database): validate again, a few times.
         let mut created_here: Vec<HouseholdId> = Vec::new();
-        let mut accepted: Vec<(HouseholdId, Automerge, u64)> = Vec::new();
-        let mut cards: Option<StationCards> = None;
         let mut pushes: BTreeMap<HouseholdId, Vec<&Vec<u8>>> = BTreeMap::new();
         for d in &req.push {
             pushes.entry(d.doc).or_default().extend(d.changes.iter());
         }
-        for (doc_id, raw) in pushes {
-            match self.accept(auth, doc_id, &raw, &mut cards)? {
-                Ok(Some((doc, append, since, existed))) => {
-                    if !existed {
-                        created_here.push(doc_id);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut appends = Vec::new();
+            let mut accepted: Vec<(HouseholdId, Automerge, u64)> = Vec::new();
+            let mut cards: Option<StationCards> = None;
+            resp.errors.clear();
+            created_here.clear();
+            for (doc_id, raw) in &pushes {
+                match self.accept(auth, *doc_id, raw, &mut cards)? {
+                    Ok(Some((doc, append, since, existed))) => {
+                        if !existed {
+                            created_here.push(*doc_id);
+                        }
+                        appends.push(append);
+                        accepted.push((*doc_id, doc, since));
                     }
-                    appends.push(append);
-                    accepted.push((doc_id, doc, since));
+                    Ok(None) => {}
+                    Err(code) => resp.errors.push(DocError { doc: *doc_id, code }),
                 }
-                Ok(None) => {}
-                Err(code) => resp.errors.push(DocError { doc: doc_id, code }),
             }
-        }
-        if !appends.is_empty() {
-            if let Err(e) = self.store.commit(auth.station, auth.device, &appends) {
-                // Memory is ahead of the database: forget these documents.
-                return Err(e.into());
+            if appends.is_empty() {
+                break;
             }
-        }
-        for (doc_id, doc, since) in accepted {
-            resp.acks.push(DocHeads {
-                doc: doc_id,
-                heads: doc.get_heads(),
-            });
-            let seq = self.store.document_seq(doc_id)?;
-            self.put_back(doc_id, Cached { doc, since, seq });
+            // Until the commit succeeds, memory may be ahead of the database: the documents
+            // in hand are not put back unless it does.
+            match self.store.commit(auth.station, auth.device, &appends) {
+                Ok(last_seqs) => {
+                    for ((doc_id, doc, since), seq) in accepted.into_iter().zip(last_seqs) {
+                        resp.acks.push(DocHeads {
+                            doc: doc_id,
+                            heads: doc.get_heads(),
+                        });
+                        self.put_back(doc_id, Cached { doc, since, seq });
+                    }
+                    break;
+                }
+                Err(StoreError::Conflict(_)) if attempt < 5 => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
         // Retried pushes of changes the server already had: acknowledge with current heads.
         for d in &req.push {
@@ -375,15 +388,15 @@ impl<S: ServerStore> SyncService<S> {
                 Err(_) => return Ok(Err(DocErrorCode::Malformed)),
             }
         }
-        let (mut doc, since, existed) = match self.store.document_station(doc_id)? {
+        let (mut doc, since, loaded_seq, existed) = match self.store.document_station(doc_id)? {
             Some(station) if station != auth.station => {
                 return Ok(Err(DocErrorCode::NotFoundOrForbidden))
             }
             Some(_) => match self.load(doc_id)? {
-                Some(c) => (c.doc, c.since, true),
+                Some(c) => (c.doc, c.since, c.seq, true),
                 None => return Ok(Err(DocErrorCode::NotFoundOrForbidden)),
             },
-            None => (Automerge::new(), 0, false),
+            None => (Automerge::new(), 0, 0, false),
         };
         let mut fresh: Vec<Change> = Vec::new();
         for c in changes {
@@ -395,8 +408,14 @@ impl<S: ServerStore> SyncService<S> {
         }
         if fresh.is_empty() {
             if existed {
-                let seq = self.store.document_seq(doc_id)?;
-                self.put_back(doc_id, Cached { doc, since, seq });
+                self.put_back(
+                    doc_id,
+                    Cached {
+                        doc,
+                        since,
+                        seq: loaded_seq,
+                    },
+                );
             }
             return Ok(Ok(None));
         }
@@ -482,6 +501,7 @@ impl<S: ServerStore> SyncService<S> {
                 .collect(),
             snapshot,
             cards: card_rows,
+            expected_seq: Some(loaded_seq),
         };
         Ok(Ok(Some((doc, append, since, existed))))
     }

@@ -22,6 +22,7 @@ fn append(doc: HouseholdId, changes: &[(u8, &[u8])]) -> DocAppend {
             .collect(),
         snapshot: None,
         cards: Vec::new(),
+        expected_seq: None,
     }
 }
 
@@ -89,25 +90,37 @@ pub fn sequences_are_gap_free_per_station_and_deduplicated<S: ServerStore>(s: &S
             ]
         )
         .unwrap(),
-        3
+        vec![2, 3],
+        "each document's last sequence"
     );
+    assert_eq!(s.high_water(a).unwrap(), 3);
     assert_eq!(
         s.commit(b, dev, &[append(d3, &[(4, b"w")])]).unwrap(),
-        1,
+        vec![1],
         "stations count separately"
     );
     // A retried push: known hashes get no new sequence number.
     assert_eq!(
         s.commit(a, dev, &[append(d1, &[(2, b"y"), (5, b"v")])])
             .unwrap(),
-        4
+        vec![4]
     );
+    // Optimistic concurrency: a commit validated against an older state of the document fails.
+    let mut stale = append(d1, &[(6, b"u")]);
+    stale.expected_seq = Some(2);
+    assert!(matches!(
+        s.commit(a, dev, &[stale]),
+        Err(StoreError::Conflict(_))
+    ));
+    let mut current = append(d1, &[(6, b"u")]);
+    current.expected_seq = Some(4);
+    assert_eq!(s.commit(a, dev, &[current]).unwrap(), vec![5]);
     let page = s.read_log(a, 0, DeviceId::new(), usize::MAX).unwrap();
     let seqs: Vec<u64> = page.entries.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
     assert_eq!(page.entries[3].bytes, b"v");
-    assert_eq!((page.last_seq, page.more), (4, false));
-    assert_eq!(s.high_water(a).unwrap(), 4);
+    assert_eq!((page.last_seq, page.more), (5, false));
+    assert_eq!(s.high_water(a).unwrap(), 5);
 }
 
 pub fn log_reads_skip_own_changes_and_page_by_budget<S: ServerStore>(s: &S) {

@@ -40,6 +40,10 @@ pub struct DocAppend {
     pub snapshot: Option<Vec<u8>>,
     /// The document's card issuances after these changes (replacing the indexed ones).
     pub cards: Vec<CardRow>,
+    /// The document's last log sequence the changes were validated against: the commit
+    /// fails with `Conflict` if another writer (another server instance, the admin CLI)
+    /// appended to the document since. `None` skips the check.
+    pub expected_seq: Option<u64>,
 }
 
 /// A card issuance as the server indexes it.
@@ -129,13 +133,13 @@ pub trait ServerStore: Send + Sync + 'static {
     /// The stored form of a document (snapshot + later changes), if any.
     fn load_document(&self, doc: HouseholdId) -> StoreResult<Option<StoredDocument>>;
     /// Append accepted changes to the station's log and the documents, atomically; returns
-    /// the station's new high-water sequence.
+    /// for each append the document's last log sequence after the commit.
     fn commit(
         &self,
         station: StationId,
         origin: DeviceId,
         appends: &[DocAppend],
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<Vec<u64>>;
     /// Log entries after `after`, skipping those that came from `exclude`, up to about
     /// `budget` bytes (always at least one entry if any).
     fn read_log(

@@ -297,7 +297,7 @@ impl ServerStore for SqliteStore {
         station: StationId,
         origin: DeviceId,
         appends: &[DocAppend],
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<u64>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let st = station.to_string();
@@ -306,8 +306,19 @@ impl ServerStore for SqliteStore {
             [&st],
             |r| r.get(0),
         )?;
+        let mut last = Vec::with_capacity(appends.len());
         for a in appends {
             let doc = a.doc.to_string();
+            if let Some(expected) = a.expected_seq {
+                let current: i64 = tx
+                    .prepare_cached(
+                        "SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = ?1",
+                    )?
+                    .query_row([&doc], |r| r.get(0))?;
+                if current as u64 != expected {
+                    return Err(StoreError::Conflict("document changed concurrently"));
+                }
+            }
             let owner: Option<String> = tx
                 .query_row(
                     "SELECT station_id FROM documents WHERE doc_id = ?1",
@@ -363,9 +374,13 @@ impl ServerStore for SqliteStore {
                     .execute(params![doc, added])?;
                 }
             }
+            let doc_seq: i64 = tx
+                .prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = ?1")?
+                .query_row([&doc], |r| r.get(0))?;
+            last.push(doc_seq as u64);
         }
         tx.commit()?;
-        Ok(seq as u64)
+        Ok(last)
     }
 
     fn read_log(
