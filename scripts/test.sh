@@ -11,6 +11,9 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
   python3 -m pip install -q pytest
 fi
 
+echo "== PostgreSQL on 127.0.0.1 for the PostgreSQL backend's tests"
+eval "$(scripts/postgres.sh)"
+
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
 # Doc examples too (--all-targets skips doctests).

@@ -9,14 +9,22 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, StationId, WorkerId};
+use doorstep_server::store::any::AnyStore;
 use doorstep_server::store::ServerStore;
-use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
+use doorstep_server::{credentials, now_ms, ServerConfig};
 
 /// Doorstep sync server: devices of a township social-work station sync their household
 /// case files through it.
 #[derive(Parser, Debug)]
 #[command(name = "doorstep-server", version, about, long_about = None)]
 struct Cli {
+    /// PostgreSQL URL (postgres://user@host:port/db) to use instead of the SQLite file in
+    /// --data; several server instances may share one database.
+    #[arg(long, global = true, env = "DOORSTEP_DATABASE")]
+    database: Option<String>,
+    /// PostgreSQL schema to use (created if missing); default: the user's search path.
+    #[arg(long, global = true)]
+    schema: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -215,29 +223,47 @@ fn init_tracing() {
         .try_init();
 }
 
-fn open(data: &std::path::Path) -> Result<SqliteStore, String> {
-    SqliteStore::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))
+/// The storage chosen on the command line (set once in `main`).
+static DATABASE: std::sync::OnceLock<(Option<String>, Option<String>)> = std::sync::OnceLock::new();
+
+fn open(data: &std::path::Path) -> Result<AnyStore, String> {
+    let (database, schema) = DATABASE.get().cloned().unwrap_or_default();
+    AnyStore::open(data, database.as_deref(), schema.as_deref()).map_err(|e| match database {
+        Some(_) => format!("cannot open the database: {e}"),
+        None => format!("cannot open {}: {e}", data.display()),
+    })
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let _ = DATABASE.set((cli.database.clone(), cli.schema.clone()));
     match cli.command {
         Command::Serve {
             data,
             listen,
             cache_documents,
         } => {
+            // Opened before the async runtime starts: the PostgreSQL client blocks.
             let store = Arc::new(open(&data)?);
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let config = ServerConfig {
-                cache_documents,
-                ..ServerConfig::default()
-            };
-            let server = doorstep_server::api::serve_until_signal(store, listener, config)
-                .await
-                .map_err(|e| e.to_string())?;
-            server.wait().await.map_err(|e| e.to_string())
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                let config = ServerConfig {
+                    cache_documents,
+                    ..ServerConfig::default()
+                };
+                let server = doorstep_server::api::serve_until_signal(store, listener, config)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                server.wait().await.map_err(|e| e.to_string())
+            })
         }
         Command::Station {
             command: StationCommand::Create { data, name },
@@ -285,7 +311,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Cards { command } => cards(command),
         Command::Backup { data, to } => {
-            open(&data)?.backup(&to).map_err(|e| e.to_string())?;
+            match open(&data)? {
+                AnyStore::Sqlite(s) => s.backup(&to).map_err(|e| e.to_string())?,
+                AnyStore::Postgres(_) => return Err(
+                    "use pg_dump or your database's backups for PostgreSQL (docs/operations.md)"
+                        .into(),
+                ),
+            }
             println!("backup written to {}", to.display());
             Ok(())
         }
@@ -298,8 +330,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             listen,
             data,
             no_serve,
-        } => doorstep_server::demo::run(listen, data, !no_serve)
-            .await
+        } => runtime()?
+            .block_on(doorstep_server::demo::run(listen, data, !no_serve))
             .map_err(|e| e.to_string()),
     }
 }
@@ -390,10 +422,9 @@ fn cards(command: CardsCommand) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     init_tracing();
-    match run(Cli::parse()).await {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -177,12 +177,16 @@ impl Store {
             }
             _ => {
                 // A fresh actor per store: two writers under one actor corrupt documents.
+                // All four facts in one transaction: a store killed while being created has
+                // either all of them (an owner) or none.
                 let device = options.device.unwrap_or_default();
                 let actor = ActorId::random();
-                meta_put(&conn, "device_id", device.to_string().as_bytes())?;
-                meta_put(&conn, "actor", actor.to_bytes())?;
-                meta_put(&conn, "worker_id", options.worker.to_string().as_bytes())?;
-                meta_put(&conn, "station_id", options.station.to_string().as_bytes())?;
+                let tx = conn.transaction()?;
+                meta_put(&tx, "device_id", device.to_string().as_bytes())?;
+                meta_put(&tx, "actor", actor.to_bytes())?;
+                meta_put(&tx, "worker_id", options.worker.to_string().as_bytes())?;
+                meta_put(&tx, "station_id", options.station.to_string().as_bytes())?;
+                tx.commit()?;
                 (device, actor)
             }
         };

@@ -4,7 +4,9 @@
 //! The trait is synchronous: the sync service runs each request on a blocking thread
 //! (automerge work is CPU-bound anyway), so a backend is plain code with transactions.
 
+pub mod any;
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use automerge::ChangeHash;

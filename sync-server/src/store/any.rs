@@ -1,0 +1,69 @@
+//! The backend chosen at start: SQLite (the default, one data directory) or PostgreSQL
+//! (`--database postgres://...`).
+
+use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
+use uuid::Uuid;
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use super::*;
+
+/// Either backend, behind the one trait.
+#[derive(Debug)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    Postgres(Box<PostgresStore>),
+}
+
+impl AnyStore {
+    /// PostgreSQL when `database` is a `postgres://` URL, else SQLite in `data`.
+    pub fn open(
+        data: &std::path::Path,
+        database: Option<&str>,
+        schema: Option<&str>,
+    ) -> StoreResult<Self> {
+        match database {
+            Some(url) => Ok(AnyStore::Postgres(Box::new(PostgresStore::open(
+                url, schema, 32,
+            )?))),
+            None => Ok(AnyStore::Sqlite(SqliteStore::open(data)?)),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($( fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        impl ServerStore for AnyStore {
+            $(
+                fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        AnyStore::Sqlite(s) => s.$name($($arg),*),
+                        AnyStore::Postgres(s) => s.$name($($arg),*),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    fn epoch(&self) -> StoreResult<Uuid>;
+    fn new_epoch(&self) -> StoreResult<Uuid>;
+    fn create_station(&self, name: &str, now_ms: i64) -> StoreResult<StationId>;
+    fn add_worker(&self, station: StationId, label: &str, now_ms: i64) -> StoreResult<WorkerId>;
+    fn enroll_device(&self, worker: WorkerId, code_hash: &str, expires_ms: i64) -> StoreResult<DeviceId>;
+    fn redeem_code(&self, code_hash: &str, token_hash: &str, now_ms: i64) -> StoreResult<Option<DeviceAuth>>;
+    fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;
+    fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
+    fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>>;
+    fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>>;
+    fn load_document(&self, doc: HouseholdId) -> StoreResult<Option<StoredDocument>>;
+    fn commit(&self, station: StationId, origin: DeviceId, appends: &[DocAppend]) -> StoreResult<Vec<u64>>;
+    fn read_log(&self, station: StationId, after: u64, exclude: DeviceId, budget: usize) -> StoreResult<LogPage>;
+    fn high_water(&self, station: StationId) -> StoreResult<u64>;
+    fn document_seq(&self, doc: HouseholdId) -> StoreResult<u64>;
+    fn cards_by_serial(&self, station: StationId, serial: &str) -> StoreResult<Vec<CardRow>>;
+    fn duplicate_cards(&self, station: StationId) -> StoreResult<Vec<CardRow>>;
+    fn cards_issued_by(&self, station: StationId, worker: WorkerId, from_ms: i64, to_ms: i64) -> StoreResult<Vec<CardRow>>;
+    fn list_documents(&self, station: StationId, after: Option<HouseholdId>, limit: usize) -> StoreResult<Vec<HouseholdId>>;
+}

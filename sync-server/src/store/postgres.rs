@@ -1,0 +1,568 @@
+//! The PostgreSQL backend, for several stateless server instances on one database.
+//!
+//! Same semantics as SQLite. Sequence numbers stay gap-free *as readers see them* with
+//! several writers: a commit first locks its station's row (`SELECT … FOR UPDATE`), so the
+//! commits of one station are serialised and the next sequence number is only taken after
+//! the previous commit is visible. Migrations run under a transaction-level advisory lock,
+//! so instances starting together do not race.
+
+use std::sync::{Condvar, Mutex};
+
+use ::postgres::{Client, NoTls, Transaction};
+use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
+use uuid::Uuid;
+
+use super::*;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+/// Key of the advisory lock that guards migrations.
+const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        // The message names the SQL state, never a parameter value.
+        StoreError::Database(e.to_string())
+    }
+}
+
+fn parse<T>(s: &str, f: impl Fn(&str) -> Result<T, doorstep_core::Error>) -> StoreResult<T> {
+    f(s).map_err(|_| StoreError::Database("malformed id in database".into()))
+}
+
+/// A small blocking connection pool.
+struct Pool {
+    config: ::postgres::Config,
+    max: usize,
+    state: Mutex<(Vec<Client>, usize)>,
+    freed: Condvar,
+}
+
+struct Lease<'a> {
+    pool: &'a Pool,
+    client: Option<Client>,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a lease holds its client until dropped"))
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a lease holds its client until dropped"))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut st = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
+        match self.client.take() {
+            Some(c) if !c.is_closed() => st.0.push(c),
+            _ => st.1 -= 1,
+        }
+        self.pool.freed.notify_one();
+    }
+}
+
+impl Pool {
+    fn get(&self) -> StoreResult<Lease<'_>> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(c) = st.0.pop() {
+                return Ok(Lease {
+                    pool: self,
+                    client: Some(c),
+                });
+            }
+            if st.1 < self.max {
+                st.1 += 1;
+                drop(st);
+                return match self.config.connect(NoTls) {
+                    Ok(c) => Ok(Lease {
+                        pool: self,
+                        client: Some(c),
+                    }),
+                    Err(e) => {
+                        self.state.lock().unwrap_or_else(|p| p.into_inner()).1 -= 1;
+                        Err(e.into())
+                    }
+                };
+            }
+            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// The PostgreSQL backend.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresStore")
+    }
+}
+
+impl PostgresStore {
+    /// Connect to `url` (`postgres://user@host:port/db`), optionally in a schema of its
+    /// own (created if missing), and run the migrations.
+    pub fn open(url: &str, schema: Option<&str>, max_connections: usize) -> StoreResult<Self> {
+        let mut config: ::postgres::Config = url
+            .parse()
+            .map_err(|e: ::postgres::Error| StoreError::Database(e.to_string()))?;
+        if let Some(schema) = schema {
+            if !schema
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(StoreError::Database(
+                    "schema name must be alphanumeric".into(),
+                ));
+            }
+            let mut admin = config.connect(NoTls)?;
+            admin.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
+            config.options(&format!("-c search_path={schema}"));
+        }
+        let store = PostgresStore {
+            pool: Pool {
+                config,
+                max: max_connections.max(2),
+                state: Mutex::new((Vec::new(), 0)),
+                freed: Condvar::new(),
+            },
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> StoreResult<()> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+        let current: i64 = match tx.query_opt("SELECT version FROM schema_version", &[])? {
+            Some(r) => r.get(0),
+            None => {
+                tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])?;
+                0
+            }
+        };
+        let latest = MIGRATIONS.len() as i64;
+        if current > latest {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported: latest,
+            });
+        }
+        for v in current..latest {
+            tx.batch_execute(MIGRATIONS[v as usize])?;
+        }
+        tx.execute("UPDATE schema_version SET version = $1", &[&latest])?;
+        tx.execute(
+            "INSERT INTO server_meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
+            &[&Uuid::new_v4().to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn card_rows(
+        &self,
+        condition: &str,
+        params: &[&(dyn ::postgres::types::ToSql + Sync)],
+    ) -> StoreResult<Vec<CardRow>> {
+        let mut c = self.pool.get()?;
+        let rows = c.query(
+            &format!(
+                "SELECT card_id, doc_id, serial, status, issued_by, issued_at FROM cards WHERE {condition}
+                 ORDER BY serial, issued_at, card_id"
+            ),
+            params,
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(CardRow {
+                    card: parse(r.get(0), CardIssuanceId::parse)?,
+                    household: parse(r.get(1), HouseholdId::parse)?,
+                    serial: r.get(2),
+                    status: r.get(3),
+                    issued_by: parse(r.get(4), WorkerId::parse)?,
+                    issued_at: r.get(5),
+                })
+            })
+            .collect()
+    }
+}
+
+fn doc_seq(tx: &mut Transaction<'_>, doc: &str) -> StoreResult<i64> {
+    Ok(tx
+        .query_one(
+            "SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = $1",
+            &[&doc],
+        )?
+        .get(0))
+}
+
+fn auth_row(r: &::postgres::Row, device: DeviceId) -> StoreResult<DeviceAuth> {
+    Ok(DeviceAuth {
+        device,
+        worker: parse(r.get("worker_id"), WorkerId::parse)?,
+        station: parse(r.get("station_id"), StationId::parse)?,
+        revoked: r.get::<_, Option<i64>>("revoked_at").is_some(),
+    })
+}
+
+impl ServerStore for PostgresStore {
+    fn epoch(&self) -> StoreResult<Uuid> {
+        let s: String = self
+            .pool
+            .get()?
+            .query_one("SELECT value FROM server_meta WHERE key = 'epoch'", &[])?
+            .get(0);
+        Uuid::parse_str(&s).map_err(|_| StoreError::Database("malformed epoch".into()))
+    }
+
+    fn new_epoch(&self) -> StoreResult<Uuid> {
+        let epoch = Uuid::new_v4();
+        self.pool.get()?.execute(
+            "UPDATE server_meta SET value = $1 WHERE key = 'epoch'",
+            &[&epoch.to_string()],
+        )?;
+        Ok(epoch)
+    }
+
+    fn create_station(&self, name: &str, now_ms: i64) -> StoreResult<StationId> {
+        let id = StationId::new();
+        self.pool.get()?.execute(
+            "INSERT INTO stations (station_id, name, created_at) VALUES ($1, $2, $3)",
+            &[&id.to_string(), &name, &now_ms],
+        )?;
+        Ok(id)
+    }
+
+    fn add_worker(&self, station: StationId, label: &str, now_ms: i64) -> StoreResult<WorkerId> {
+        let mut c = self.pool.get()?;
+        if c.query_opt(
+            "SELECT 1 FROM stations WHERE station_id = $1",
+            &[&station.to_string()],
+        )?
+        .is_none()
+        {
+            return Err(StoreError::NotFound("station"));
+        }
+        let id = WorkerId::new();
+        c.execute(
+            "INSERT INTO workers (worker_id, station_id, label, created_at) VALUES ($1, $2, $3, $4)",
+            &[&id.to_string(), &station.to_string(), &label, &now_ms],
+        )?;
+        Ok(id)
+    }
+
+    fn enroll_device(
+        &self,
+        worker: WorkerId,
+        code_hash: &str,
+        expires_ms: i64,
+    ) -> StoreResult<DeviceId> {
+        let mut c = self.pool.get()?;
+        let row = c.query_opt(
+            "SELECT station_id FROM workers WHERE worker_id = $1",
+            &[&worker.to_string()],
+        )?;
+        let station: String = row.ok_or(StoreError::NotFound("worker"))?.get(0);
+        let id = DeviceId::new();
+        c.execute(
+            "INSERT INTO devices (device_id, worker_id, station_id, code_hash, code_expires) VALUES ($1, $2, $3, $4, $5)",
+            &[&id.to_string(), &worker.to_string(), &station, &code_hash, &expires_ms],
+        )?;
+        Ok(id)
+    }
+
+    fn redeem_code(
+        &self,
+        code_hash: &str,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<DeviceAuth>> {
+        let mut c = self.pool.get()?;
+        let row = c.query_opt(
+            "UPDATE devices SET code_hash = NULL, code_expires = NULL, token_hash = $2, enrolled_at = $3
+             WHERE code_hash = $1 AND code_expires >= $3 AND revoked_at IS NULL AND token_hash IS NULL
+             RETURNING device_id, worker_id, station_id, revoked_at",
+            &[&code_hash, &token_hash, &now_ms],
+        )?;
+        row.map(|r| auth_row(&r, parse(r.get("device_id"), DeviceId::parse)?))
+            .transpose()
+    }
+
+    fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool> {
+        let n = self.pool.get()?.execute(
+            "UPDATE devices SET revoked_at = coalesce(revoked_at, $2), code_hash = NULL WHERE device_id = $1",
+            &[&device.to_string(), &now_ms],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>> {
+        let row = self.pool.get()?.query_opt(
+            "SELECT device_id, worker_id, station_id, revoked_at FROM devices WHERE token_hash = $1",
+            &[&token_hash],
+        )?;
+        row.map(|r| auth_row(&r, parse(r.get("device_id"), DeviceId::parse)?))
+            .transpose()
+    }
+
+    fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>> {
+        let row = self.pool.get()?.query_opt(
+            "SELECT worker_id, station_id, revoked_at FROM devices WHERE device_id = $1",
+            &[&device.to_string()],
+        )?;
+        row.map(|r| auth_row(&r, device)).transpose()
+    }
+
+    fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>> {
+        let row = self.pool.get()?.query_opt(
+            "SELECT station_id FROM documents WHERE doc_id = $1",
+            &[&doc.to_string()],
+        )?;
+        row.map(|r| parse(r.get(0), StationId::parse)).transpose()
+    }
+
+    fn load_document(&self, doc: HouseholdId) -> StoreResult<Option<StoredDocument>> {
+        let mut c = self.pool.get()?;
+        // One snapshot-consistent read of the document row and its later log entries.
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let Some(row) = tx.query_opt(
+            "SELECT station_id, snapshot, snapshot_seq, changes_since_snapshot FROM documents WHERE doc_id = $1",
+            &[&doc.to_string()],
+        )?
+        else {
+            return Ok(None);
+        };
+        let snapshot_seq: i64 = row.get(2);
+        let changes = tx
+            .query(
+                "SELECT bytes FROM change_log WHERE doc_id = $1 AND seq > $2 ORDER BY seq",
+                &[&doc.to_string(), &snapshot_seq],
+            )?
+            .iter()
+            .map(|r| r.get::<_, Vec<u8>>(0))
+            .collect();
+        tx.commit()?;
+        Ok(Some(StoredDocument {
+            station: Some(parse(row.get(0), StationId::parse)?),
+            snapshot: row.get(1),
+            changes,
+            changes_since_snapshot: row.get::<_, i64>(3).max(0) as u64,
+        }))
+    }
+
+    fn commit(
+        &self,
+        station: StationId,
+        origin: DeviceId,
+        appends: &[DocAppend],
+    ) -> StoreResult<Vec<u64>> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let st = station.to_string();
+        // Serialise this station's commits across instances: sequence numbers are taken in
+        // commit order, so no reader ever sees seq N+1 before N.
+        if tx
+            .query_opt(
+                "SELECT 1 FROM stations WHERE station_id = $1 FOR UPDATE",
+                &[&st],
+            )?
+            .is_none()
+        {
+            return Err(StoreError::NotFound("station"));
+        }
+        let mut seq: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = $1",
+                &[&st],
+            )?
+            .get(0);
+        let mut last = Vec::with_capacity(appends.len());
+        for a in appends {
+            let doc = a.doc.to_string();
+            if let Some(expected) = a.expected_seq {
+                if doc_seq(&mut tx, &doc)? as u64 != expected {
+                    return Err(StoreError::Conflict("document changed concurrently"));
+                }
+            }
+            match tx.query_opt(
+                "SELECT station_id FROM documents WHERE doc_id = $1",
+                &[&doc],
+            )? {
+                Some(r) if r.get::<_, String>(0) != st => {
+                    return Err(StoreError::Conflict("document belongs to another station"))
+                }
+                Some(_) => {}
+                None => {
+                    tx.execute(
+                        "INSERT INTO documents (doc_id, station_id) VALUES ($1, $2)",
+                        &[&doc, &st],
+                    )?;
+                }
+            }
+            let mut added = 0i64;
+            let origin = origin.to_string();
+            for (hash, bytes) in &a.changes {
+                let n = tx.execute(
+                    "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (doc_id, hash) DO NOTHING",
+                    &[&st, &(seq + 1), &doc, &&hash.0[..], bytes, &origin],
+                )?;
+                if n > 0 {
+                    seq += 1;
+                    added += 1;
+                }
+            }
+            tx.execute("DELETE FROM cards WHERE doc_id = $1", &[&doc])?;
+            for card in &a.cards {
+                tx.execute(
+                    "INSERT INTO cards (card_id, doc_id, station_id, serial, status, issued_by, issued_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (card_id) DO UPDATE SET doc_id = $2, serial = $4, status = $5, issued_by = $6, issued_at = $7",
+                    &[&card.card.to_string(), &doc, &st, &card.serial, &card.status, &card.issued_by.to_string(), &card.issued_at],
+                )?;
+            }
+            match &a.snapshot {
+                Some(snap) => {
+                    tx.execute(
+                        "UPDATE documents SET snapshot = $2, snapshot_seq = $3, changes_since_snapshot = 0 WHERE doc_id = $1",
+                        &[&doc, snap, &seq],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        "UPDATE documents SET changes_since_snapshot = changes_since_snapshot + $2 WHERE doc_id = $1",
+                        &[&doc, &added],
+                    )?;
+                }
+            }
+            last.push(doc_seq(&mut tx, &doc)? as u64);
+        }
+        tx.commit()?;
+        Ok(last)
+    }
+
+    fn read_log(
+        &self,
+        station: StationId,
+        after: u64,
+        exclude: DeviceId,
+        budget: usize,
+    ) -> StoreResult<LogPage> {
+        const PAGE: i64 = 2000;
+        let rows = self.pool.get()?.query(
+            "SELECT seq, doc_id, bytes, origin_device FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&station.to_string(), &(after as i64), &PAGE],
+        )?;
+        let mut page = LogPage {
+            entries: Vec::new(),
+            last_seq: after,
+            more: false,
+        };
+        let mut size = 0usize;
+        let me = exclude.to_string();
+        for r in &rows {
+            let seq: i64 = r.get(0);
+            if r.get::<_, &str>(3) != me {
+                let bytes: Vec<u8> = r.get(2);
+                if size > 0 && size + bytes.len() > budget {
+                    page.more = true;
+                    return Ok(page);
+                }
+                size += bytes.len();
+                page.entries.push(LogEntry {
+                    seq: seq as u64,
+                    doc: parse(r.get(1), HouseholdId::parse)?,
+                    bytes,
+                });
+            }
+            page.last_seq = seq as u64;
+        }
+        page.more = rows.len() as i64 == PAGE;
+        Ok(page)
+    }
+
+    fn high_water(&self, station: StationId) -> StoreResult<u64> {
+        let seq: i64 = self
+            .pool
+            .get()?
+            .query_one(
+                "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = $1",
+                &[&station.to_string()],
+            )?
+            .get(0);
+        Ok(seq as u64)
+    }
+
+    fn document_seq(&self, doc: HouseholdId) -> StoreResult<u64> {
+        let seq: i64 = self
+            .pool
+            .get()?
+            .query_one(
+                "SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = $1",
+                &[&doc.to_string()],
+            )?
+            .get(0);
+        Ok(seq as u64)
+    }
+
+    fn cards_by_serial(&self, station: StationId, serial: &str) -> StoreResult<Vec<CardRow>> {
+        self.card_rows(
+            "station_id = $1 AND serial = $2",
+            &[&station.to_string(), &serial],
+        )
+    }
+
+    fn duplicate_cards(&self, station: StationId) -> StoreResult<Vec<CardRow>> {
+        self.card_rows(
+            "station_id = $1 AND status = 'issued' AND serial IN
+               (SELECT serial FROM cards WHERE station_id = $1 AND status = 'issued' GROUP BY serial HAVING count(*) > 1)",
+            &[&station.to_string()],
+        )
+    }
+
+    fn cards_issued_by(
+        &self,
+        station: StationId,
+        worker: WorkerId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<CardRow>> {
+        self.card_rows(
+            "station_id = $1 AND issued_by = $2 AND issued_at BETWEEN $3 AND $4",
+            &[&station.to_string(), &worker.to_string(), &from_ms, &to_ms],
+        )
+    }
+
+    fn list_documents(
+        &self,
+        station: StationId,
+        after: Option<HouseholdId>,
+        limit: usize,
+    ) -> StoreResult<Vec<HouseholdId>> {
+        let rows = self.pool.get()?.query(
+            "SELECT doc_id FROM documents WHERE station_id = $1 AND doc_id > $2 ORDER BY doc_id LIMIT $3",
+            &[&station.to_string(), &after.map(|a| a.to_string()).unwrap_or_default(), &(limit as i64)],
+        )?;
+        rows.iter()
+            .map(|r| parse(r.get(0), HouseholdId::parse))
+            .collect()
+    }
+}
