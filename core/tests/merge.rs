@@ -368,3 +368,57 @@ fn an_older_app_keeps_fields_it_does_not_know() {
     assert_eq!(v.as_str(), Some("吴语"));
     assert_eq!(a.household(hh).unwrap().address, "新地址");
 }
+
+#[test]
+fn a_value_from_a_newer_app_does_not_stop_sync() {
+    use automerge::transaction::Transactable;
+    let Pair { a, b, hh, .. } = pair();
+    let p = a.add_person(hh, &NewPerson::named("李华", "户主")).unwrap();
+    let other = household(&a, "HH-000002");
+    sync_pair(&a, &b);
+    // A newer app records a value of `sex` this version does not know.
+    let mut newer = automerge::Automerge::load(&a.export_document(hh).unwrap()).unwrap();
+    let mut tx = newer.transaction();
+    let persons = automerge::ReadDoc::get(&tx, &automerge::ROOT, "persons")
+        .unwrap()
+        .unwrap()
+        .1;
+    let person = automerge::ReadDoc::get(&tx, &persons, p.to_string())
+        .unwrap()
+        .unwrap()
+        .1;
+    let cell = tx
+        .put_object(&person, "sex", automerge::ObjType::Map)
+        .unwrap();
+    tx.put(&cell, "v", "declined_to_say_v2").unwrap();
+    tx.put(&cell, "by", a.worker().to_string()).unwrap();
+    tx.put(&cell, "dev", a.device().to_string()).unwrap();
+    tx.put(&cell, "at", 1_i64).unwrap();
+    tx.commit();
+    let change = newer.get_last_local_change().unwrap().raw_bytes().to_vec();
+    // Together with an ordinary change to another household, in one delivery.
+    a.edit_household(other, &HouseholdEdit::AddTag("独居".into()))
+        .unwrap();
+    b.apply_changes(hh, &[change]).unwrap();
+    push(&a, &b);
+    assert_eq!(b.unreadable_households().unwrap(), vec![hh]);
+    assert!(
+        b.household(other)
+            .unwrap()
+            .tags
+            .contains(&"独居".to_owned()),
+        "sync went on"
+    );
+    assert!(
+        b.households_in_village("石桥村")
+            .unwrap()
+            .iter()
+            .all(|h| h.id != hh),
+        "not indexed"
+    );
+    // The document itself is kept whole and travels on.
+    assert!(b.export_document(hh).unwrap().len() > 100);
+    let before = b.index_dump().unwrap();
+    b.rebuild_index().unwrap();
+    assert_eq!(before, b.index_dump().unwrap());
+}

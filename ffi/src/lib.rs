@@ -582,6 +582,16 @@ impl Doorstep {
         Ok(self.store()?.rebuild_index()?)
     }
 
+    /// Households a newer app version wrote that this version cannot show: ask for an update.
+    pub fn unreadable_household_ids(&self) -> Result<Vec<String>> {
+        Ok(self
+            .store()?
+            .unreadable_households()?
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+
     /// Households with changes not yet acknowledged by the server.
     pub fn unsynced_count(&self) -> Result<u32> {
         Ok(self.store()?.unsynced_households()?.len() as u32)

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection};
 use crate::doc::cells::{entity_obj, get_map, read_cell, read_provenance, read_set, read_text};
 use crate::doc::conflicts::review;
 use crate::doc::read::{read_card, read_follow_up, read_person};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::ids::{HouseholdId, VisitId};
 use crate::model::policy::EntityKind;
 use crate::model::provenance::{ConflictKind, FieldVersion};
@@ -51,6 +51,53 @@ pub(crate) fn update(
         }
     }
 }
+
+/// Index a household received from elsewhere. A document this version cannot read (values a
+/// newer app wrote) must not stop sync: it is stored, its index rows removed, and it is
+/// marked unreadable until an update (then `rebuild_index` indexes it).
+pub(crate) fn update_received(
+    conn: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+) -> Result<()> {
+    match update(conn, doc, household, Scope::Household) {
+        Ok(()) => {
+            conn.prepare_cached(
+                "UPDATE documents SET unreadable = 0 WHERE doc_id = ?1 AND unreadable = 1",
+            )?
+            .execute([household.to_string()])?;
+            Ok(())
+        }
+        Err(Error::InvalidInput(_) | Error::NotAHousehold(_) | Error::MalformedDocument(_)) => {
+            let h = household.to_string();
+            for table in TABLES {
+                conn.execute(
+                    &format!("DELETE FROM {table} WHERE household_id = ?1"),
+                    [&h],
+                )?;
+            }
+            conn.execute(
+                "UPDATE documents SET unreadable = 1 WHERE doc_id = ?1",
+                [&h],
+            )?;
+            tracing::warn!(household = %household, "household not readable by this app version; stored, not indexed");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The index tables that hold rows per household.
+const TABLES: [&str; 8] = [
+    "ix_households",
+    "ix_persons",
+    "ix_visits",
+    "ix_visit_workers",
+    "ix_follow_ups",
+    "ix_cards",
+    "ix_conflicts",
+    "ix_text_src",
+];
 
 /// Upsert one text row (only touching FTS when the text changed); empty text has no row.
 fn put_text(

@@ -620,6 +620,18 @@ impl Store {
         }
     }
 
+    /// Households stored here that this app version cannot read (written by a newer app):
+    /// they sync, but are not indexed or shown until the app is updated.
+    pub fn unreadable_households(&self) -> Result<Vec<HouseholdId>> {
+        let r = lock(&self.reader);
+        let mut st =
+            r.prepare("SELECT doc_id FROM documents WHERE unreadable = 1 ORDER BY doc_id")?;
+        let ids = st
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|s| HouseholdId::parse(s)).collect()
+    }
+
     /// Households with changes the server has not acknowledged.
     pub fn unsynced_households(&self) -> Result<Vec<HouseholdId>> {
         let r = lock(&self.reader);
@@ -686,7 +698,7 @@ impl Store {
         for id in ids {
             let hid = HouseholdId::parse(&id)?;
             let doc = load(&tx, cache, hid, &self.actor)?;
-            index::update(&tx, doc, hid, Scope::Household)?;
+            index::update_received(&tx, doc, hid)?;
         }
         let station = doc::station::station_doc_id(self.station);
         tx.execute("DELETE FROM ix_card_batches", [])?;
@@ -926,7 +938,7 @@ pub(crate) fn apply_remote(
     if is_station {
         index::update_station(tx, doc)?;
     } else {
-        index::update(tx, doc, household, Scope::Household)?;
+        index::update_received(tx, doc, household)?;
     }
     if pending >= i64::from(compact_after) {
         compact(tx, doc, household)?;

@@ -265,7 +265,7 @@ fn apply_in(
             if is_station {
                 index::update_station(tx, &theirs)?;
             } else {
-                index::update(tx, &theirs, snap.doc, Scope::Household)?;
+                index::update_received(tx, &theirs, snap.doc)?;
             }
             cache.insert(snap.doc, theirs);
         }

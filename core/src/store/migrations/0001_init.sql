@@ -20,7 +20,10 @@ CREATE TABLE documents (
     unsynced      INTEGER NOT NULL DEFAULT 1,
     -- why the server refused this document's changes (a wire error code), or NULL; a new
     -- local change clears it so the push is tried again.
-    push_error    TEXT
+    push_error    TEXT,
+    -- 1 when this app version cannot read the document (written by a newer app): it is
+    -- stored and synced but not indexed until an update and rebuild_index().
+    unreadable    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
 -- The durable change log: each user action appends one automerge change here, in the same
