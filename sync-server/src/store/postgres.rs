@@ -466,7 +466,8 @@ impl ServerStore for PostgresStore {
         exclude: DeviceId,
         budget: usize,
     ) -> StoreResult<LogPage> {
-        const PAGE: i64 = 2000;
+        // A bound on rows fetched at once (the budget usually ends the page first).
+        const PAGE: i64 = 50_000;
         let rows = self.pool.get()?.query(
             "SELECT seq, doc_id, bytes, origin_device FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[&station.to_string(), &(after as i64), &PAGE],

@@ -392,7 +392,8 @@ impl ServerStore for SqliteStore {
     ) -> StoreResult<LogPage> {
         let conn = self.conn();
         let mut st = conn.prepare_cached(
-            "SELECT seq, doc_id, bytes, origin_device FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 2000",
+            // Rows are stepped lazily: the budget, not a row count, ends the page.
+            "SELECT seq, doc_id, bytes, origin_device FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq",
         )?;
         let mut rows = st.query(params![station.to_string(), after as i64])?;
         let mut page = LogPage {
@@ -402,9 +403,7 @@ impl ServerStore for SqliteStore {
         };
         let mut size = 0usize;
         let me = exclude.to_string();
-        let mut scanned = 0;
         while let Some(r) = rows.next()? {
-            scanned += 1;
             let seq: i64 = r.get(0)?;
             let origin: String = r.get(3)?;
             if origin != me {
@@ -423,8 +422,6 @@ impl ServerStore for SqliteStore {
             }
             page.last_seq = seq as u64;
         }
-        // The page query is bounded; a full page may have more behind it.
-        page.more = scanned == 2000;
         Ok(page)
     }
 

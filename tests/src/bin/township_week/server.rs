@@ -1,0 +1,248 @@
+//! The sync server under test: preferably the release `doorstep-server` binary as a child
+//! process (so its CPU time and peak memory are its own), else in this process.
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use doorstep_server::{ServerConfig, ServerHandle, SqliteStore};
+use tokio::runtime::Runtime;
+
+use super::Res;
+
+/// CPU time (user + system) of a process or thread, from `/proc/<which>/stat`, in seconds.
+/// `which` is a pid, `self` or `thread-self`.
+pub fn cpu_seconds(which: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{which}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields after the command: state is field 3, utime 14, stime 15.
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// A numeric line of `/proc/<which>/status` (`VmHWM`, `VmRSS` in kB; `Threads`).
+pub fn status_field(which: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{which}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Reset the peak resident set (`VmHWM`) of a process to its current RSS.
+pub fn reset_peak(which: &str) -> bool {
+    std::fs::write(format!("/proc/{which}/clear_refs"), "5").is_ok()
+}
+
+enum Kind {
+    Child(Child),
+    InProcess(Option<ServerHandle>),
+}
+
+/// A running server on 127.0.0.1 over a SQLite data directory.
+pub struct Server {
+    pub url: String,
+    pub log: Option<PathBuf>,
+    kind: Kind,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("url", &self.url)
+            .field("child", &self.is_child())
+            .finish()
+    }
+}
+
+/// The release server binary next to this executable (`target/release/doorstep-server`).
+pub fn default_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.join("doorstep-server");
+    bin.is_file().then_some(bin)
+}
+
+impl Server {
+    /// Start `binary serve` as a child process, or (without a binary) serve in-process.
+    pub fn start(
+        rt: &Runtime,
+        data: &Path,
+        binary: Option<&Path>,
+        cache_documents: usize,
+    ) -> Res<Server> {
+        match binary {
+            Some(bin) => Self::start_child(rt, data, bin, cache_documents),
+            None => Self::start_in_process(rt, data, cache_documents),
+        }
+    }
+
+    fn start_child(rt: &Runtime, data: &Path, bin: &Path, cache_documents: usize) -> Res<Server> {
+        // A wrapper for profiling, e.g. TW_SERVER_PREFIX="valgrind --tool=callgrind".
+        let prefix: Vec<String> = std::env::var("TW_SERVER_PREFIX")
+            .map(|p| p.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        // Pick a free port, then hand it to the child (a tiny race, fine on loopback).
+        let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let log_path = data.join("server.log");
+        let log = std::fs::File::create(&log_path)?;
+        let level = std::env::var("DOORSTEP_LOG").unwrap_or_else(|_| "warn".into());
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--cache-documents")
+            .arg(cache_documents.to_string())
+            .env("DOORSTEP_LOG", level)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let mut server = Server {
+            url: format!("http://127.0.0.1:{port}"),
+            log: Some(log_path),
+            kind: Kind::Child(child),
+        };
+        server.wait_ready(rt)?;
+        Ok(server)
+    }
+
+    fn start_in_process(rt: &Runtime, data: &Path, cache_documents: usize) -> Res<Server> {
+        let store = Arc::new(SqliteStore::open(data)?);
+        let handle = rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let config = ServerConfig {
+                cache_documents,
+                ..ServerConfig::default()
+            };
+            doorstep_server::serve(store, listener, config).await
+        })?;
+        Ok(Server {
+            url: handle.url(),
+            log: None,
+            kind: Kind::InProcess(Some(handle)),
+        })
+    }
+
+    fn wait_ready(&mut self, rt: &Runtime) -> Res<()> {
+        let client = reqwest::Client::new();
+        let url = format!("{}/healthz", self.url);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Kind::Child(c) = &mut self.kind {
+                if let Some(status) = c.try_wait()? {
+                    return Err(
+                        format!("server exited at start: {status}; see {:?}", self.log).into(),
+                    );
+                }
+            }
+            let ok = rt.block_on(async {
+                matches!(client.get(&url).send().await, Ok(r) if r.status().is_success())
+            });
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err("server did not become ready in 120 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_child(&self) -> bool {
+        matches!(self.kind, Kind::Child(_))
+    }
+
+    /// `/proc` name of the server process (`self` when in-process).
+    pub fn proc_name(&self) -> String {
+        match &self.kind {
+            Kind::Child(c) => c.id().to_string(),
+            Kind::InProcess(_) => "self".into(),
+        }
+    }
+
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&self.proc_name()).unwrap_or(f64::NAN)
+    }
+
+    pub fn reset_peak(&self) -> bool {
+        reset_peak(&self.proc_name())
+    }
+
+    /// (peak RSS since the last reset, current RSS), kB.
+    pub fn memory_kb(&self) -> (u64, u64) {
+        let p = self.proc_name();
+        (
+            status_field(&p, "VmHWM").unwrap_or(0),
+            status_field(&p, "VmRSS").unwrap_or(0),
+        )
+    }
+
+    /// Stop: SIGTERM to the child we started (by pid), then wait; in-process: shut down.
+    pub fn stop(mut self, rt: &Runtime) {
+        match &mut self.kind {
+            Kind::Child(c) => {
+                let pid = c.id().to_string();
+                let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    match c.try_wait() {
+                        Ok(Some(_)) | Err(_) => break,
+                        Ok(None) if Instant::now() > deadline => {
+                            let _ = c.kill();
+                            let _ = c.wait();
+                            break;
+                        }
+                        Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            }
+            Kind::InProcess(h) => {
+                if let Some(h) = h.take() {
+                    rt.block_on(h.shutdown());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Kind::Child(c) = &mut self.kind {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
