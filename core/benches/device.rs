@@ -4,7 +4,8 @@
 //! of `/work/shared/workload.md`: Chinese notes of 540–660 characters typed in 18–22
 //! insertions, 80 % appended, 20 % inserted in the middle) from a fixed seed, then measures:
 //!
-//! 1. a durable section edit (30 Chinese characters, `Durability::Full`);
+//! 1. a durable section edit (30 Chinese characters, `Durability::Full`), beside the same
+//!    edit without fsync and the disk's own fsync latency;
 //! 2. `Store::open` to the first answer of a list query;
 //! 3. the household-visit list query;
 //! 4. full-text search with a 2-character and a 6-character Chinese query;
@@ -87,9 +88,26 @@ const NOTE_PHRASES: &[&str] = &[
 ];
 
 const VILLAGES: &[&str] = &[
-    "石桥村", "柳树村", "杨家湾村", "新民村", "双河村", "高坪村", "大兴村", "龙潭村", "白鹤村",
-    "青山村", "太平村", "红星村", "和平村", "长岭村", "金竹村", "桃园村", "东风村", "前进村",
-    "马家村", "清水村",
+    "石桥村",
+    "柳树村",
+    "杨家湾村",
+    "新民村",
+    "双河村",
+    "高坪村",
+    "大兴村",
+    "龙潭村",
+    "白鹤村",
+    "青山村",
+    "太平村",
+    "红星村",
+    "和平村",
+    "长岭村",
+    "金竹村",
+    "桃园村",
+    "东风村",
+    "前进村",
+    "马家村",
+    "清水村",
 ];
 const SURNAMES: &[&str] = &[
     "张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭",
@@ -309,6 +327,14 @@ fn parse_args() -> AnyResult<Config> {
     Ok(c)
 }
 
+/// The 1-, 5- and 15-minute load averages: other work on the machine skews every figure.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -323,6 +349,28 @@ fn cpu_model() -> String {
 
 // ----- building the store ----------------------------------------------------------------
 
+/// Time spent per kind of action while building (the core's per-action cost on a growing store).
+#[derive(Default)]
+struct Tally {
+    kinds: Vec<(&'static str, Duration, u64)>,
+}
+
+impl Tally {
+    fn time<T>(&mut self, kind: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let t = Instant::now();
+        let out = f();
+        let d = t.elapsed();
+        match self.kinds.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some((_, total, n)) => {
+                *total += d;
+                *n += 1;
+            }
+            None => self.kinds.push((kind, d, 1)),
+        }
+        out
+    }
+}
+
 struct Built {
     path: PathBuf,
     worker: WorkerId,
@@ -335,6 +383,7 @@ struct Built {
     expected: (usize, usize),
     actions: u64,
     elapsed: Duration,
+    tally: Tally,
 }
 
 fn options(path: &Path, worker: WorkerId, station: StationId) -> StoreOptions {
@@ -371,7 +420,9 @@ fn build(cfg: &Config, dir: &Path) -> AnyResult<Built> {
         expected: (0, 0),
         actions: 0,
         elapsed: Duration::ZERO,
+        tally: Tally::default(),
     };
+    let tally = &mut built.tally;
     let mut card_serial = 10_001u32;
     for block in (0..h_total).collect::<Vec<_>>().chunks(BLOCK) {
         // The station's households: created once, before any visit.
@@ -380,7 +431,7 @@ fn build(cfg: &Config, dir: &Path) -> AnyResult<Built> {
             let village = VILLAGES[h % VILLAGES.len()];
             let summary = typist.take(&mut rng, 100);
             count_needles(&summary, &mut built.expected);
-            let id = store.create_household(&NewHousehold {
+            let new = NewHousehold {
                 code: format!("HH-{:06}", h + 1),
                 village: village.into(),
                 address: format!(
@@ -396,16 +447,25 @@ fn build(cfg: &Config, dir: &Path) -> AnyResult<Built> {
                 phones: vec![format!("1{:010}", rng.next_u64() % 10_000_000_000)],
                 tags: vec![rng.pick(TAGS).to_string()],
                 summary,
-            })?;
+            };
+            let id = tally.time("create_household", || store.create_household(&new))?;
             built.actions += 1;
             let mut people = Vec::new();
             for m in 0..rng.range(1, 6) {
                 let mut p = NewPerson::named(
                     &format!("{}{}", rng.pick(SURNAMES), rng.pick(GIVEN)),
-                    if m == 0 { "户主" } else { rng.pick(RELATIONS) },
+                    if m == 0 {
+                        "户主"
+                    } else {
+                        rng.pick(RELATIONS)
+                    },
                 );
                 p.guardian = m == 0;
-                p.sex = if rng.chance(500) { Sex::Female } else { Sex::Male };
+                p.sex = if rng.chance(500) {
+                    Sex::Female
+                } else {
+                    Sex::Male
+                };
                 p.birth_date = Some(BirthDate {
                     date: Date::new(rng.range(1935, 2020) as u16, rng.range(1, 12) as u8, 1)?,
                     estimated: rng.chance(200),
@@ -416,7 +476,7 @@ fn build(cfg: &Config, dir: &Path) -> AnyResult<Built> {
                         p.categories.push(tag);
                     }
                 }
-                people.push(store.add_person(id, &p)?);
+                people.push(tally.time("add_person", || store.add_person(id, &p))?);
                 built.actions += 1;
             }
             built.households.push(id);
@@ -434,66 +494,63 @@ fn build(cfg: &Config, dir: &Path) -> AnyResult<Built> {
                 let spacing = (730 / count.max(1)).max(1);
                 let date = base.add_days((round * spacing + h % spacing) as i64)?;
                 let present = vec![*rng.pick_item(&members[i])];
-                let visit = store.start_visit(
-                    hh,
-                    &NewVisit {
-                        kind: if rng.chance(850) {
-                            VisitKind::Home
-                        } else {
-                            VisitKind::Phone
-                        },
-                        date,
-                        started_at: Timestamp(
-                            date.to_days() * 86_400_000 + 3_600_000 * rng.range(1, 9) as i64,
-                        ),
-                        gps: None,
-                        other_workers: vec![],
-                        present,
+                let new = NewVisit {
+                    kind: if rng.chance(850) {
+                        VisitKind::Home
+                    } else {
+                        VisitKind::Phone
                     },
-                )?;
+                    date,
+                    started_at: Timestamp(
+                        date.to_days() * 86_400_000 + 3_600_000 * rng.range(1, 9) as i64,
+                    ),
+                    gps: None,
+                    other_workers: vec![],
+                    present,
+                };
+                let visit = tally.time("start_visit", || store.start_visit(hh, &new))?;
                 let note = compose_note(&mut rng, &mut typist);
                 for (pos, piece) in &note.inserts {
-                    store.splice_section(hh, visit, NOTE_SECTION, *pos, 0, piece)?;
+                    tally.time("splice_section (note)", || {
+                        store.splice_section(hh, visit, NOTE_SECTION, *pos, 0, piece)
+                    })?;
                 }
                 built.note_bytes += note.text.len() as u64;
                 built.note_chars += note.text.chars().count() as u64;
                 count_needles(&note.text, &mut built.expected);
-                for _ in 0..rng.range(1, 4) {
+                let needs = rng.range(1, 4);
+                for _ in 0..needs {
                     let (category, description) = *rng.pick_item(NEEDS);
-                    store.add_need(
-                        hh,
-                        &NewNeed {
-                            category: category.into(),
-                            description: description.into(),
-                            person: None,
-                            visit: Some(visit),
-                        },
-                    )?;
+                    let new = NewNeed {
+                        category: category.into(),
+                        description: description.into(),
+                        person: None,
+                        visit: Some(visit),
+                    };
+                    tally.time("add_need", || store.add_need(hh, &new))?;
                 }
                 let follow_ups = rng.range(0, 2);
                 for _ in 0..follow_ups {
-                    store.add_follow_up(
-                        hh,
-                        &NewFollowUp {
-                            what: rng.pick(FOLLOW_UPS).to_string(),
-                            due: date.add_days(rng.range(3, 14) as i64)?,
-                            assignee: worker,
-                            origin_visit: Some(visit),
-                        },
-                    )?;
+                    let new = NewFollowUp {
+                        what: rng.pick(FOLLOW_UPS).to_string(),
+                        due: date.add_days(rng.range(3, 14) as i64)?,
+                        assignee: worker,
+                        origin_visit: Some(visit),
+                    };
+                    tally.time("add_follow_up", || store.add_follow_up(hh, &new))?;
                 }
-                store.record_card_issuance(
-                    hh,
-                    &NewCardIssuance {
-                        serial: format!("HG-{card_serial:06}"),
-                        visit: Some(visit),
-                        person: None,
-                        replaces: None,
-                    },
-                )?;
+                let new = NewCardIssuance {
+                    serial: format!("HG-{card_serial:06}"),
+                    visit: Some(visit),
+                    person: None,
+                    replaces: None,
+                };
+                tally.time("record_card_issuance", || {
+                    store.record_card_issuance(hh, &new)
+                })?;
                 card_serial += 1;
-                store.finalise_visit(hh, visit)?;
-                built.actions += note.inserts.len() as u64 + follow_ups as u64 + 4;
+                tally.time("finalise_visit", || store.finalise_visit(hh, visit))?;
+                built.actions += (note.inserts.len() + needs + follow_ups + 3) as u64;
                 built.visits += 1;
                 if last_report.elapsed() >= Duration::from_secs(10) {
                     last_report = Instant::now();
@@ -552,7 +609,16 @@ fn measure_disk(path: &Path) -> AnyResult<Disk> {
     let conn = raw_connection(path)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     let free_pages: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    // SQLCipher answers `page_size` as text.
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| {
+            r.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(n) => n,
+            rusqlite::types::Value::Text(t) => t.parse().unwrap_or(0),
+            _ => 0,
+        })?;
     let objects = conn
         .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
         .and_then(|mut st| {
@@ -581,6 +647,93 @@ fn pending_compaction(path: &Path, household: HouseholdId) -> AnyResult<i64> {
     )?)
 }
 
+// ----- typing ----------------------------------------------------------------------------
+
+/// Timings of typing notes into fresh draft visits.
+struct Typing {
+    edits: Vec<Duration>,
+    needs: Vec<Duration>,
+    finalises: Vec<Duration>,
+}
+
+/// Type `edits` splices of 30 characters into fresh draft visits of households spread over
+/// the store, 20 per visit (a 600-character note; 80 % appended, 20 % in the middle), then
+/// close each visit with a need and finalisation, timing every call.
+fn type_notes(
+    store: &Store,
+    built: &Built,
+    edits: usize,
+    offset: usize,
+    rng: &mut Rng,
+    typist: &mut Typist,
+) -> AnyResult<Typing> {
+    let per_visit = 20;
+    let visits = edits.div_ceil(per_visit);
+    let n = built.households.len();
+    let mut out = Typing {
+        edits: Vec::with_capacity(edits),
+        needs: Vec::new(),
+        finalises: Vec::new(),
+    };
+    for v in 0..visits {
+        let h = built.households[(v * n / visits.max(1) + offset) % n];
+        let visit = store.start_visit(
+            h,
+            &NewVisit {
+                kind: VisitKind::Home,
+                date: Date::new(2026, 3, 2)?,
+                started_at: Timestamp::now(),
+                gps: None,
+                other_workers: vec![],
+                present: vec![],
+            },
+        )?;
+        let mut len = 0usize;
+        for _ in 0..per_visit.min(edits - out.edits.len()) {
+            let text = typist.take(rng, 30);
+            let pos = if len > 0 && rng.chance(200) {
+                rng.below(len)
+            } else {
+                len
+            };
+            let ((), d) =
+                timed(|| Ok(store.splice_section(h, visit, NOTE_SECTION, pos, 0, &text)?))?;
+            len += 30;
+            out.edits.push(d);
+        }
+        let (category, description) = *rng.pick_item(NEEDS);
+        let need = NewNeed {
+            category: category.into(),
+            description: description.into(),
+            person: None,
+            visit: Some(visit),
+        };
+        out.needs.push(timed(|| Ok(store.add_need(h, &need)?))?.1);
+        out.finalises
+            .push(timed(|| Ok(store.finalise_visit(h, visit)?))?.1);
+    }
+    Ok(out)
+}
+
+/// What one durable write costs the disk alone: append 4 KiB and `fdatasync`, as SQLite's
+/// WAL commit does with `synchronous=FULL`.
+fn fsync_floor(dir: &Path, samples: usize) -> AnyResult<Vec<Duration>> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let page = [0x5au8; 4096];
+    let mut out = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t = Instant::now();
+        f.write_all(&page)?;
+        f.sync_data()?;
+        out.push(t.elapsed());
+    }
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(out)
+}
+
 // ----- the report ------------------------------------------------------------------------
 
 struct Row {
@@ -603,7 +756,17 @@ fn mib(bytes: u64) -> String {
 }
 
 fn main() -> AnyResult<()> {
-    let cfg = parse_args()?;
+    let mut cfg = parse_args()?;
+    // `cargo test --all-targets` runs this binary without `--bench`: a small smoke run then,
+    // so the test-suite checks the benchmark works without paying for the full store.
+    if !std::env::args().any(|a| a == "--bench") {
+        cfg = Config {
+            households: 20,
+            visits: 60,
+            edits: 20,
+            seed: cfg.seed,
+        };
+    }
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let profile = if cfg!(debug_assertions) {
         "DEBUG build (figures not meaningful)"
@@ -620,7 +783,8 @@ fn main() -> AnyResult<()> {
         .prefix("doorstep-device-bench-")
         .tempdir_in(std::env::temp_dir())?;
     println!(
-        "# store in {} ({} households, {} visits)",
+        "# load average at start: {}; store in {} ({} households, {} visits)",
+        load_average(),
         dir.path().display(),
         cfg.households,
         cfg.visits
@@ -732,48 +896,57 @@ fn main() -> AnyResult<()> {
         });
     }
 
-    // 1. Durable typing: 30 characters per edit into fresh draft visits of households
-    //    spread over the store, each note typed to about 600 characters (20 edits).
+    // 1. Durable typing, then the same typing without fsync (the CPU and SQLite part), and
+    //    the disk's own fsync latency: the floor under any durable write on this machine.
     eprintln!("durable edits ...");
     let mut typist = Typist::new();
-    let per_visit = 20;
-    let visits = cfg.edits.div_ceil(per_visit);
-    let mut samples = Vec::new();
-    for v in 0..visits {
-        let h = built.households[(v * built.households.len() / visits.max(1)) % cfg.households];
-        let visit = store.start_visit(
-            h,
-            &NewVisit {
-                kind: VisitKind::Home,
-                date: Date::new(2026, 3, 2)?,
-                started_at: Timestamp::now(),
-                gps: None,
-                other_workers: vec![],
-                present: vec![],
+    let fsync = stats(fsync_floor(dir.path(), 200)?);
+    let full = type_notes(&store, &built, cfg.edits, 1, &mut rng, &mut typist)?;
+    drop(store);
+    let mut relaxed_options = options(&built.path, built.worker, built.station);
+    relaxed_options.durability = Durability::Relaxed;
+    let relaxed_store = Store::open(relaxed_options)?;
+    let relaxed = type_notes(&relaxed_store, &built, cfg.edits, 2, &mut rng, &mut typist)?;
+    drop(relaxed_store);
+    let store = Store::open(options(&built.path, built.worker, built.station))?;
+    let s = stats(full.edits);
+    let visits_per_household = cfg.visits.div_ceil(cfg.households);
+    let plain = |what: String, stats: Stats| Row {
+        what,
+        stats,
+        target: "—",
+        verdict: "—".into(),
+    };
+    rows.splice(
+        0..0,
+        [
+            Row {
+                what: "durable section edit, 30 chars (Durability::Full)".into(),
+                verdict: verdict(s.median, 2.0),
+                stats: s,
+                target: "≤ 2 ms median",
             },
-        )?;
-        let mut len = 0usize;
-        for _ in 0..per_visit.min(cfg.edits - samples.len()) {
-            let text = typist.take(&mut rng, 30);
-            let pos = if len > 0 && rng.chance(200) {
-                rng.below(len)
-            } else {
-                len
-            };
-            let ((), d) = timed(|| Ok(store.splice_section(h, visit, NOTE_SECTION, pos, 0, &text)?))?;
-            len += 30;
-            samples.push(d);
-        }
-    }
-    let s = stats(samples);
-    rows.insert(
-        0,
-        Row {
-            what: "durable section edit, 30 chars (Durability::Full)".into(),
-            verdict: verdict(s.median, 2.0),
-            stats: s,
-            target: "≤ 2 ms median",
-        },
+            plain(
+                "same edit, Durability::Relaxed (no fsync: CPU + SQLite)".into(),
+                stats(relaxed.edits),
+            ),
+            plain(
+                "fsync floor: 4 KiB append + fdatasync in the same directory".into(),
+                fsync,
+            ),
+            plain(
+                format!("durable add_need (household of ≈ {visits_per_household} visits)"),
+                stats(full.needs),
+            ),
+            plain(
+                "same add_need, Durability::Relaxed".into(),
+                stats(relaxed.needs),
+            ),
+            plain(
+                "durable finalise_visit (same households)".into(),
+                stats(full.finalises),
+            ),
+        ],
     );
 
     // The edit that also compacts its document (1 in 200 actions of a household).
@@ -813,9 +986,9 @@ fn main() -> AnyResult<()> {
     }
     let s = stats(samples);
     rows.insert(
-        1,
+        6,
         Row {
-            what: "the same edit when it compacts the document (1 in 200)".into(),
+            what: "durable section edit that also compacts its document (1 in 200 actions)".into(),
             verdict: "—".into(),
             stats: s,
             target: "—",
@@ -889,6 +1062,16 @@ fn main() -> AnyResult<()> {
         disk.free_pages,
         mib((disk.free_pages * disk.page_size).max(0) as u64)
     );
+    println!();
+    println!("| Build action (Relaxed) | count | mean | share of build |");
+    println!("|---|---:|---:|---:|");
+    for (kind, total, n) in &built.tally.kinds {
+        println!(
+            "| {kind} | {n} | {} | {:.0} % |",
+            ms(*total / (*n).max(1) as u32),
+            total.as_secs_f64() * 100.0 / built.elapsed.as_secs_f64().max(1e-9)
+        );
+    }
     if !disk.objects.is_empty() {
         println!();
         println!("| Object (dbstat) | bytes | per visit | share |");
@@ -903,6 +1086,8 @@ fn main() -> AnyResult<()> {
             );
         }
     }
+    println!();
+    println!("# load average at the end: {}", load_average());
     dir.close()?;
     Ok(())
 }

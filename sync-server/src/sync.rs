@@ -432,12 +432,21 @@ impl<S: ServerStore> SyncService<S> {
         let applied = contained(|| doc.apply_changes(fresh.clone()));
         // On any refusal the document in hand may hold the refused changes: drop it (the
         // next request reloads it from the store).
+        // For a document the server does not have, every refusal reads "not found or
+        // forbidden": another code would tell a device that the id exists elsewhere.
+        let refuse = |code| {
+            Ok(Err(if existed {
+                code
+            } else {
+                DocErrorCode::NotFoundOrForbidden
+            }))
+        };
         match applied {
             Some(Ok(())) => {}
-            _ => return Ok(Err(DocErrorCode::Malformed)),
+            _ => return refuse(DocErrorCode::Malformed),
         }
         if !doc.get_missing_deps(&[]).is_empty() {
-            return Ok(Err(DocErrorCode::MissingDependencies));
+            return refuse(DocErrorCode::MissingDependencies);
         }
         let expected = (
             "household".to_owned(),

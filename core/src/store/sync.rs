@@ -313,7 +313,9 @@ fn apply_in(
             Err(e) => return Err(e),
         }
     }
-    for err in &resp.errors {
+    // After an epoch reset every document is pushed again from scratch: a refusal of the
+    // push computed against the old epoch must not stop that.
+    for err in resp.errors.iter().filter(|_| !resp.epoch_reset) {
         tx.execute(
             "UPDATE documents SET push_error = ?2 WHERE doc_id = ?1",
             params![err.doc.to_string(), err.code.as_str()],
