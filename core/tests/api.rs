@@ -174,6 +174,15 @@ fn a_visit_is_recorded_read_back_and_found() {
         s.search("%", 10).unwrap().is_empty(),
         "LIKE wildcards are literal"
     );
+    assert!(
+        s.search("含\"引号\"和*", 10).unwrap().is_empty(),
+        "FTS syntax in the text is literal"
+    );
+    assert_eq!(
+        s.search("学习成绩中等。", 10).unwrap().len(),
+        1,
+        "punctuation is matched too"
+    );
 
     s.complete_follow_up(hh, fu).unwrap();
     assert!(s.follow_ups_overdue(d("2026-12-28")).unwrap().is_empty());

@@ -392,16 +392,26 @@ impl Store {
         if needle.chars().count() > 200 {
             return Err(Error::InvalidInput("search text too long"));
         }
-        let pattern = like_pattern(needle);
+        let short = needle.chars().count() < 3;
         self.reader_query(|c| {
-            // FTS5's trigram index answers LIKE for patterns of 3+ characters; shorter ones
-            // scan the text table, which is still correct.
-            let mut st = c.prepare_cached(
-                "SELECT s.household_id, s.entity_id, s.field, s.body FROM ix_text t JOIN ix_text_src s ON s.id = t.rowid
-                 WHERE t.body LIKE ?1 ESCAPE '\\' ORDER BY s.household_id, s.entity_id, s.field LIMIT ?2",
-            )?;
+            // Three or more characters: the trigram index answers a phrase query (every row
+            // holding the text as a substring). Shorter text has no trigram: scan the rows.
+            let (sql, arg) = if short {
+                (
+                    "SELECT household_id, entity_id, field, body FROM ix_text_src
+                     WHERE body LIKE ?1 ESCAPE '\\' ORDER BY household_id, entity_id, field LIMIT ?2",
+                    like_pattern(needle),
+                )
+            } else {
+                (
+                    "SELECT s.household_id, s.entity_id, s.field, s.body FROM ix_text JOIN ix_text_src s ON s.id = ix_text.rowid
+                     WHERE ix_text MATCH ?1 ORDER BY s.household_id, s.entity_id, s.field LIMIT ?2",
+                    format!("\"{}\"", needle.replace('"', "\"\"")),
+                )
+            };
+            let mut st = c.prepare_cached(sql)?;
             let rows = st
-                .query_map(params![pattern, limit], |r| {
+                .query_map(params![arg, limit], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
