@@ -7,7 +7,7 @@
 //! The test binary re-executes itself to get the child: `crash_child` is a no-op unless
 //! `DOORSTEP_CRASH_CHILD` names the store file, and then it writes until it is killed.
 //!
-//! Knobs (environment): `DOORSTEP_CRASH_CYCLES` (kill cycles, default 200),
+//! Knobs (environment): `DOORSTEP_CRASH_CYCLES` (kill cycles, default 300),
 //! `DOORSTEP_CRASH_SEED` (seed of the kill delays and the child's choices; printed in every
 //! failure message so a run can be repeated, as far as timing allows). The first 200 cycles
 //! are each followed by a full check; after that full checks thin out as the store grows
@@ -48,7 +48,7 @@ const ENV_CYCLE: &str = "DOORSTEP_CRASH_CYCLE";
 const ENV_CYCLES: &str = "DOORSTEP_CRASH_CYCLES";
 const ENV_SEED: &str = "DOORSTEP_CRASH_SEED";
 
-const DEFAULT_CYCLES: u64 = 200;
+const DEFAULT_CYCLES: u64 = 300;
 const DEFAULT_SEED: u64 = 0x00d0_0125_7e90_c4a5;
 
 /// Prefix of the child's protocol lines (libtest may print before it on the same line).

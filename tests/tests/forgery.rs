@@ -727,13 +727,13 @@ fn settle_pairs(fig: &mut Figures, pairs: Pairs, examples: &mut BTreeMap<String,
 }
 
 /// The exact reproduction of the absent-versus-forbidden difference the generated requests
-/// find (KNOWN FAILURE, reported, not fixed here): the same change, one whose dependency
+/// found (docs/reliability.md, finding 2, fixed; kept as a regression test): the same change, one whose dependency
 /// the server has never seen, pushed by a device of station A to a document of station B
 /// and to an id nobody has. The protocol promises one answer for both ("a device cannot
 /// tell a document of another station from an absent one"); the server checks the owner
-/// before it applies the change at a foreign id (code 1) but applies it first at a free id
-/// and refuses it for its missing dependency (code 4). So any change with a made-up
-/// dependency probes whether an id exists in another station.
+/// before it applies the change at a foreign id (code 1) but applied it first at a free id
+/// and refused it for its missing dependency (code 4), so any change with a made-up
+/// dependency probed whether an id exists in another station.
 #[test]
 fn a_missing_dependency_does_not_tell_absent_from_forbidden() {
     let dir = tempfile::tempdir().unwrap();
@@ -1004,10 +1004,8 @@ async fn station_a_cannot_reach_station_b() {
     assert!(count >= DEFAULT_REQUESTS || std::env::var("DOORSTEP_FORGERY_REQUESTS").is_ok());
     assert_eq!(succeeded, 0, "forged requests succeeded");
     assert_eq!(b_bytes, 0, "bytes of station B returned to station A");
-    // KNOWN FAILURE (reported, not fixed here): a change whose dependencies the server
-    // lacks gets code 4 (missing dependencies) at an id nobody has, but code 1 at an id of
-    // another station, so a device can tell that an id exists in another station. See
-    // docs/reliability.md, "Findings".
+    // Finding 2 (fixed): a change whose dependencies the server lacked got code 4 at an id
+    // nobody has but code 1 at an id of another station (docs/reliability.md).
     assert_eq!(
         differing_total, 0,
         "absent and forbidden documents answered differently: {differing:?}"

@@ -58,15 +58,23 @@ use doorstep_server::SqliteStore;
 
 /// Seeds that once failed, replayed first.
 ///
-/// KNOWN FAILURE, NOT FIXED (reported; see docs/reliability.md, "Findings"): seed 870
-/// strands a device's outbox after the server is restored from a backup. The device's
-/// acknowledged creation of a household is lost with the restore; its next request, still
-/// on the old epoch, pushes only the edits made on top of it; the restored server refuses
-/// them (missing dependencies) in the same response that says `epoch_reset`; the device
-/// applies the reset (clearing refusals) and then records the refusal, so the household is
-/// never pushed again. `restore_then_edit_does_not_strand_the_outbox` below is the same
-/// bug in six steps. This seed and that test fail until it is fixed.
-const REGRESSION_SEEDS: &[u64] = &[870];
+/// Seed 870 (docs/reliability.md, finding 1, fixed): it stranded a device's outbox after
+/// the server was restored from a backup. The device's acknowledged creation of a household
+/// was lost with the restore; its next request, still on the old epoch, pushed only the
+/// edits made on top of it; the restored server refused them (missing dependencies) in the
+/// same response that said `epoch_reset`; the device applied the reset (clearing refusals)
+/// and then recorded the refusal, so the household was never pushed again.
+/// `restore_then_edit_does_not_strand_the_outbox` below is the same bug in six steps. (The
+/// long run before the fix found it in 347 of seeds 1..=100000, each with a restore.)
+///
+/// KNOWN FAILURE, NOT FIXED (docs/reliability.md, finding 5): seed 18570 (also 48947 and
+/// 69613 in the long run) loses a household for the rest of the station after a restore when a
+/// device applies a stale response: the answer to a request it sent with a nil cursor,
+/// served by the restored server, carries the new epoch but no `epoch_reset` (the request's
+/// cursor was nil), so the device adopts the new epoch and never forgets that the old
+/// server had acknowledged its household. `stale_response_after_restore_hides_the_reset`
+/// below is the same bug in seven steps.
+const REGRESSION_SEEDS: &[u64] = &[870, 18570];
 
 const DEFAULT_SEEDS: u64 = 1_000;
 const DEFAULT_STEPS: usize = 20;
@@ -806,6 +814,7 @@ impl Sim {
     /// One device syncs over a clean network until it has nothing more; true if anything
     /// moved (pushed, pulled, acknowledged, snapshots).
     fn clean_sync(&mut self, d: usize) -> bool {
+        self.log(format!("d{d} syncs cleanly"));
         let mut moved = false;
         for _ in 0..MAX_ROUND_TRIPS {
             let store = self.devices[d].store();
@@ -911,7 +920,6 @@ impl Sim {
             1 => self.send_request(d),
             2 => self.network_step(),
             3 => {
-                self.log(format!("d{d} syncs cleanly"));
                 self.clean_sync(d);
             }
             4 => self.restart_device(d),
@@ -1091,7 +1099,7 @@ fn run_seed(seed: u64, steps: usize) -> Result<Stats, String> {
     })
 }
 
-/// The exact reproduction of seed 870 (KNOWN FAILURE, see `REGRESSION_SEEDS`): a device's
+/// The exact reproduction of seed 870 (finding 1, fixed; see `REGRESSION_SEEDS`): a device's
 /// acknowledged household is lost by a restore of the server from an older backup, the
 /// device edits it offline, then syncs.
 #[test]
@@ -1112,6 +1120,31 @@ fn restore_then_edit_does_not_strand_the_outbox() {
     };
     sim.write(0, h, "start visit", |s| s.start_visit(h, &new))
         .unwrap();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        sim.heal();
+        sim.check();
+    }));
+    if let Err(p) = r {
+        println!("trace:\n  {}", sim.trace.join("\n  "));
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// The exact reproduction of seed 18570 (KNOWN FAILURE, finding 5, open; see
+/// `REGRESSION_SEEDS`): a request
+/// sent before a device's first sync is answered, late, by a server restored from a backup
+/// that lacks what the device synced in between; the device applies that stale answer.
+#[test]
+fn stale_response_after_restore_hides_the_reset() {
+    let mut sim = Sim::new(0);
+    sim.send_request(0);
+    sim.backup();
+    sim.create_household(0);
+    sim.clean_sync(0);
+    sim.restore();
+    // Serve the old request, then apply its answer (the only messages in flight).
+    sim.deliver(0, false);
+    sim.deliver(0, false);
     let r = catch_unwind(AssertUnwindSafe(|| {
         sim.heal();
         sim.check();

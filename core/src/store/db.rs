@@ -63,6 +63,18 @@ fn apply_key(conn: &Connection, key: &StoreKey) -> Result<()> {
     Ok(())
 }
 
+/// A connection that closes does not fold the WAL into the database file: a store that
+/// fails to open stays byte for byte as it was (for a person or a recovery tool to look
+/// at), and a store that opened folds its WAL explicitly when it is dropped.
+fn no_checkpoint_on_close(conn: &Connection) -> Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(Error::Storage)?;
+    Ok(())
+}
+
 fn is_not_a_database(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -85,6 +97,10 @@ pub(crate) fn open_connection(
             return Err(Error::NotAStore);
         }
     }
+    if !read_only {
+        // Before SQLite's recovery can drop acknowledged transactions from a damaged WAL.
+        super::wal::check(path)?;
+    }
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -93,6 +109,7 @@ pub(crate) fn open_connection(
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags).map_err(Error::Storage)?;
+    no_checkpoint_on_close(&conn)?;
     apply_key(&conn, key)?;
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
@@ -110,15 +127,20 @@ pub(crate) fn open_connection(
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
             .map_err(Error::from)?;
     }
-    let sync = match durability {
-        Durability::Full => "FULL",
-        Durability::Relaxed => "OFF",
-    };
+    let sync = synchronous(durability);
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
     ))
     .map_err(Error::from)?;
     Ok(conn)
+}
+
+/// The `PRAGMA synchronous` level of a durability.
+pub(crate) fn synchronous(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Full => "FULL",
+        Durability::Relaxed => "OFF",
+    }
 }
 
 /// The first page did not decrypt. A wrong key fails every page's authentication; damage
@@ -131,6 +153,9 @@ fn diagnose(path: &Path, key: &StoreKey) -> Error {
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return Error::NotAStore;
     };
+    if no_checkpoint_on_close(&conn).is_err() {
+        return Error::Damaged;
+    }
     if apply_key(&conn, key).is_err() {
         return Error::WrongKey;
     }

@@ -12,6 +12,7 @@ pub(crate) mod index;
 mod query;
 pub(crate) mod schema;
 mod sync;
+mod wal;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -105,6 +106,54 @@ pub struct ApplyOutcome {
 struct Writer {
     conn: Connection,
     cache: DocCache,
+    /// `PRAGMA synchronous` to return to after a seal.
+    synchronous: &'static str,
+}
+
+/// The writer, locked. When it is released after a write, a seal follows (see `seal`).
+struct WriterGuard<'a> {
+    guard: MutexGuard<'a, Writer>,
+    changes: u64,
+}
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        &mut self.guard
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        let w = &mut *self.guard;
+        if w.conn.total_changes() != self.changes && w.conn.is_autocommit() {
+            seal(&w.conn, w.synchronous);
+        }
+    }
+}
+
+/// Write one small transaction after the ones just committed, without waiting for the
+/// disk. SQLite takes the first WAL frame that fails its checksum for a torn write and
+/// drops it and everything after; `wal::check` tells damage from a torn write only when a
+/// later transaction follows the damaged one. The seal makes every acknowledged
+/// transaction have one; damage to the seal itself loses nothing. A failed seal only
+/// weakens that check, so it is logged, not returned.
+fn seal(conn: &Connection, synchronous: &str) {
+    let r = conn.execute_batch(&format!(
+        "PRAGMA synchronous = OFF;
+         INSERT OR REPLACE INTO meta (key, value) VALUES ('wal_seal', randomblob(8));
+         PRAGMA synchronous = {synchronous};"
+    ));
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "sealing the write-ahead log failed");
+        let _ = conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};"));
+    }
 }
 
 /// The device store. Cheap to share across threads (`&self` methods, internal locks):
@@ -165,6 +214,12 @@ fn bytes_to_hashes(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
 }
 
 impl Store {
+    fn writer(&self) -> WriterGuard<'_> {
+        let guard = lock(&self.writer);
+        let changes = guard.conn.total_changes();
+        WriterGuard { guard, changes }
+    }
+
     /// Open the store at `options.path`, creating it if absent. Fails with `WrongKey`,
     /// `NotAStore` or `Damaged` rather than touching a file it cannot read.
     pub fn open(options: StoreOptions) -> Result<Store> {
@@ -198,11 +253,14 @@ impl Store {
                 return Err(Error::InvalidInput("this store belongs to another worker"));
             }
         }
+        // The creation or a migration may be the last transaction in the WAL.
+        seal(&conn, db::synchronous(options.durability));
         let reader = db::open_connection(&options.path, &options.key, options.durability, true)?;
         Ok(Store {
             writer: Mutex::new(Writer {
                 conn,
                 cache: DocCache::new(options.cache_documents),
+                synchronous: db::synchronous(options.durability),
             }),
             reader: Mutex::new(reader),
             worker: options.worker,
@@ -246,8 +304,8 @@ impl Store {
         f: impl FnOnce(&mut Transaction<'_>, &Provenance) -> Result<T>,
     ) -> Result<T> {
         let p = self.provenance();
-        let mut w = lock(&self.writer);
-        let Writer { conn, cache } = &mut *w;
+        let mut w = self.writer();
+        let Writer { conn, cache, .. } = &mut *w;
         let doc = load(conn, cache, household, &self.actor)?;
         let mut tx = doc.transaction();
         let out = f(&mut tx, &p)?;
@@ -267,8 +325,8 @@ impl Store {
     pub fn create_household(&self, new: &NewHousehold) -> Result<HouseholdId> {
         let id = HouseholdId::new();
         let p = self.provenance();
-        let mut w = lock(&self.writer);
-        let Writer { conn, cache } = &mut *w;
+        let mut w = self.writer();
+        let Writer { conn, cache, .. } = &mut *w;
         let mut doc = doc::new_document(&self.actor);
         let mut tx = doc.transaction();
         write::create_household(&mut tx, id, self.station, new, &p)?;
@@ -313,8 +371,8 @@ impl Store {
     }
 
     fn read<T>(&self, id: HouseholdId, f: impl FnOnce(&Automerge) -> Result<T>) -> Result<T> {
-        let mut w = lock(&self.writer);
-        let Writer { conn, cache } = &mut *w;
+        let mut w = self.writer();
+        let Writer { conn, cache, .. } = &mut *w;
         let doc = load(conn, cache, id, &self.actor)?;
         f(doc)
     }
@@ -599,8 +657,8 @@ impl Store {
         changes: &[Vec<u8>],
     ) -> Result<ApplyOutcome> {
         let decoded = decode_changes(changes)?;
-        let mut w = lock(&self.writer);
-        let Writer { conn, cache } = &mut *w;
+        let mut w = self.writer();
+        let Writer { conn, cache, .. } = &mut *w;
         let tx = conn.transaction()?;
         let result = apply_remote(
             &tx,
@@ -659,8 +717,8 @@ impl Store {
     /// Record what the server acknowledged; the document stays unsynced while it has local
     /// changes beyond those heads.
     pub fn set_server_heads(&self, household: HouseholdId, heads: &[ChangeHash]) -> Result<()> {
-        let mut w = lock(&self.writer);
-        let Writer { conn, cache } = &mut *w;
+        let mut w = self.writer();
+        let Writer { conn, cache, .. } = &mut *w;
         let doc = load(conn, cache, household, &self.actor)?;
         let unsynced = !doc.get_changes(heads).is_empty()
             || heads.iter().any(|h| doc.get_change_by_hash(h).is_none());
@@ -675,8 +733,8 @@ impl Store {
 
     /// Recreate the whole query index from the documents.
     pub fn rebuild_index(&self) -> Result<()> {
-        let mut w = lock(&self.writer);
-        let Writer { conn, cache } = &mut *w;
+        let mut w = self.writer();
+        let Writer { conn, cache, .. } = &mut *w;
         let ids: Vec<String> = conn
             .prepare("SELECT doc_id FROM documents WHERE kind = 'household'")?
             .query_map([], |r| r.get(0))?
@@ -719,7 +777,7 @@ impl Store {
 
     /// SQLite's own structural check (`PRAGMA integrity_check`); `Ok(())` when sound.
     pub fn integrity_check(&self) -> Result<()> {
-        let w = lock(&self.writer);
+        let w = self.writer();
         let result: String = w
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
@@ -732,12 +790,12 @@ impl Store {
 
     /// How many documents are loaded in memory now.
     pub fn cached_documents(&self) -> usize {
-        lock(&self.writer).cache.len()
+        self.writer().cache.len()
     }
 
     /// Drop every loaded document (the next access reloads from disk).
     pub fn clear_cache(&self) {
-        lock(&self.writer).cache.clear();
+        self.writer().cache.clear();
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -953,7 +1011,7 @@ impl Drop for Store {
     /// Fold the WAL into the database file on close, so a store at rest is one file: a
     /// damaged WAL could otherwise make SQLite's recovery drop acknowledged writes silently.
     fn drop(&mut self) {
-        let w = lock(&self.writer);
+        let w = self.writer();
         if let Err(e) = w.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
             tracing::warn!(error = %e, "checkpoint on close failed");
         }

@@ -102,14 +102,14 @@ fn set_server_state(
 impl Store {
     /// The cursor this device holds in the server's change log.
     pub fn sync_cursor(&self) -> Result<Cursor> {
-        read_cursor(&lock(&self.writer).conn)
+        read_cursor(&self.writer().conn)
     }
 
     /// Build the next sync request: the cursor, and for each document with local changes
     /// the server lacks, those changes. `budget` is the response size asked for.
     pub fn build_sync_request(&self, budget: u32) -> Result<SyncRequest> {
-        let mut w = lock(&self.writer);
-        let Writer { conn, cache } = &mut *w;
+        let mut w = self.writer();
+        let Writer { conn, cache, .. } = &mut *w;
         let cursor = read_cursor(conn)?;
         let mut push = Vec::new();
         // While bootstrapping, the server's state is not known yet: push afterwards.
@@ -162,8 +162,8 @@ impl Store {
     /// Apply a decoded response in one transaction: snapshots, pulled changes, acks,
     /// refusals and the new cursor land together or not at all.
     pub fn apply_response(&self, resp: &SyncResponse) -> Result<SyncOutcome> {
-        let mut w = lock(&self.writer);
-        let Writer { conn, cache } = &mut *w;
+        let mut w = self.writer();
+        let Writer { conn, cache, .. } = &mut *w;
         let mut touched: BTreeSet<HouseholdId> = BTreeSet::new();
         let tx = conn.transaction()?;
         let result = apply_in(
@@ -220,11 +220,18 @@ fn apply_in(
     resp: &SyncResponse,
     touched: &mut BTreeSet<HouseholdId>,
 ) -> Result<SyncOutcome> {
+    // A response from another epoch than the one this device last stored is a reset too,
+    // whatever its flag says: the flag describes the request's cursor, and a late answer to
+    // an older request (sent before the device's first sync, say) can carry a restored
+    // server's epoch without it. Trusting the flag alone would let the device adopt the new
+    // epoch while still believing the server holds what the old one acknowledged.
+    let stored = read_cursor(tx)?;
+    let reset = resp.epoch_reset || (!stored.epoch.is_nil() && stored.epoch != resp.cursor.epoch);
     let mut out = SyncOutcome {
-        epoch_reset: resp.epoch_reset,
+        epoch_reset: reset,
         ..SyncOutcome::default()
     };
-    if resp.epoch_reset {
+    if reset {
         // The server lost history: forget what it was known to have; push what it lacks
         // once the snapshots show what it has.
         tx.execute(
@@ -315,7 +322,7 @@ fn apply_in(
     }
     // After an epoch reset every document is pushed again from scratch: a refusal of the
     // push computed against the old epoch must not stop that.
-    for err in resp.errors.iter().filter(|_| !resp.epoch_reset) {
+    for err in resp.errors.iter().filter(|_| !reset) {
         tx.execute(
             "UPDATE documents SET push_error = ?2 WHERE doc_id = ?1",
             params![err.doc.to_string(), err.code.as_str()],
