@@ -67,12 +67,13 @@ use doorstep_server::SqliteStore;
 /// `restore_then_edit_does_not_strand_the_outbox` below is the same bug in six steps. (The
 /// long run before the fix found it in 347 of seeds 1..=100000, each with a restore.)
 ///
-/// KNOWN FAILURE, NOT FIXED (docs/reliability.md, finding 5): seed 18570 (also 48947 and
-/// 69613 in the long run) loses a household for the rest of the station after a restore when a
-/// device applies a stale response: the answer to a request it sent with a nil cursor,
-/// served by the restored server, carries the new epoch but no `epoch_reset` (the request's
-/// cursor was nil), so the device adopts the new epoch and never forgets that the old
-/// server had acknowledged its household. `stale_response_after_restore_hides_the_reset`
+/// Seed 18570 (docs/reliability.md, finding 5, fixed: a response from another epoch than
+/// the stored cursor's is a reset whatever its flag says; also 48947 and 69613 in the long
+/// run) lost a household for the rest of the station after a restore when a device applied
+/// a stale response: the answer to a request it sent with a nil cursor, served by the
+/// restored server, carried the new epoch but no `epoch_reset` (the request's cursor was
+/// nil), so the device adopted the new epoch and never forgot that the old server had
+/// acknowledged its household. `stale_response_after_restore_hides_the_reset`
 /// below is the same bug in seven steps.
 const REGRESSION_SEEDS: &[u64] = &[870, 18570];
 
@@ -1130,8 +1131,7 @@ fn restore_then_edit_does_not_strand_the_outbox() {
     }
 }
 
-/// The exact reproduction of seed 18570 (KNOWN FAILURE, finding 5, open; see
-/// `REGRESSION_SEEDS`): a request
+/// The exact reproduction of seed 18570 (finding 5, fixed; see `REGRESSION_SEEDS`): a request
 /// sent before a device's first sync is answered, late, by a server restored from a backup
 /// that lacks what the device synced in between; the device applies that stale answer.
 #[test]
