@@ -97,8 +97,9 @@ pub(crate) fn open_connection(
             return Err(Error::NotAStore);
         }
     }
-    if !read_only {
+    if !read_only && durability == Durability::Full {
         // Before SQLite's recovery can drop acknowledged transactions from a damaged WAL.
+        // (Without fsyncs there is no write order to tell damage from a torn write by.)
         super::wal::check(path)?;
     }
     let flags = if read_only {

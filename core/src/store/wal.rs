@@ -115,8 +115,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
 struct Prev {
     stored: (u32, u32),
     computed: (u32, u32),
-    /// Its content matches its stored checksum (seeded either way).
-    intact: bool,
     commit: bool,
     ours: bool,
 }
@@ -148,7 +146,6 @@ fn scan(
     let mut prev = Prev {
         stored: stored_hdr,
         computed: computed_hdr,
-        intact: true,
         commit: false,
         ours: true,
     };
@@ -171,16 +168,17 @@ fn scan(
         if valid {
             valid = is_ours && pgno != 0 && from_computed == stored;
         } else if prev.ours && prev.commit && is_ours {
-            // This frame follows a commit after the break: it proves that commit durable if
-            // it chains from it (and the commit frame was itself intact).
-            if (prev.intact && from_stored == stored) || from_computed == stored {
+            // This frame follows a commit after the break and chains from it: it was written
+            // after that commit's fsync returned, so the commit was durable and the break
+            // before it is damage. (The commit frame's own content need not be intact: its
+            // header, with our salt, says commit, and a damaged header is damage too.)
+            if from_stored == stored || from_computed == stored {
                 return Ok(true);
             }
         }
         prev = Prev {
             stored,
             computed: from_computed,
-            intact: from_stored == stored || from_computed == stored,
             commit: be32(&frame[4..8]) != 0,
             ours: is_ours,
         };
