@@ -52,63 +52,74 @@ pub(crate) fn review<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Revi
             }
         };
         for (key, obj) in records {
-            let entity = EntityRef::from_parts(kind, key.as_deref())?;
-            for spec in fields_of(kind) {
-                match spec.policy {
-                    MergePolicy::Identity | MergePolicy::Status | MergePolicy::LastWriterWins => {}
-                    _ => continue,
-                }
-                let versions = read_versions(doc, &obj, spec.name)?;
-                if distinct_values(&versions) < 2 {
-                    continue;
-                }
-                let field = FieldRef::new(entity, spec.name);
-                if spec.policy == MergePolicy::LastWriterWins {
-                    let mut rest = versions;
-                    let shown = rest.remove(0);
-                    out.parallel.push(ParallelUpdate {
-                        household,
-                        field,
-                        shown,
-                        overshadowed: rest,
-                    });
-                } else {
-                    out.conflicts.push(Conflict {
-                        household,
-                        field,
-                        kind: ConflictKind::ConcurrentValues,
-                        values: versions,
-                    });
-                }
-            }
-            if kind == EntityKind::Visit
-                && read_cell(doc, &obj, "status")?.as_deref() == Some("final")
-            {
-                let seals = read_versions(doc, &obj, "seal")?;
-                let now = seal_of(doc, &obj)?;
-                if !seals.is_empty()
-                    && !seals
-                        .iter()
-                        .any(|s| s.value.as_deref() == Some(now.as_str()))
-                {
-                    let values = seals
-                        .into_iter()
-                        .map(|s| FieldVersion {
-                            value: Some("final".into()),
-                            provenance: s.provenance,
-                        })
-                        .collect();
-                    out.conflicts.push(Conflict {
-                        household,
-                        field: FieldRef::new(entity, "sections"),
-                        kind: ConflictKind::EditedAfterFinalise,
-                        values,
-                    });
-                }
-            }
+            review_record(doc, household, kind, key.as_deref(), &obj, &mut out)?;
         }
     }
     Ok(out)
+}
+
+/// Conflicts and parallel updates of one record (what `review` finds for it).
+pub(crate) fn review_record<R: ReadDoc>(
+    doc: &R,
+    household: HouseholdId,
+    kind: EntityKind,
+    key: Option<&str>,
+    obj: &automerge::ObjId,
+    out: &mut Review,
+) -> Result<()> {
+    let entity = EntityRef::from_parts(kind, key)?;
+    for spec in fields_of(kind) {
+        match spec.policy {
+            MergePolicy::Identity | MergePolicy::Status | MergePolicy::LastWriterWins => {}
+            _ => continue,
+        }
+        let versions = read_versions(doc, obj, spec.name)?;
+        if distinct_values(&versions) < 2 {
+            continue;
+        }
+        let field = FieldRef::new(entity, spec.name);
+        if spec.policy == MergePolicy::LastWriterWins {
+            let mut rest = versions;
+            let shown = rest.remove(0);
+            out.parallel.push(ParallelUpdate {
+                household,
+                field,
+                shown,
+                overshadowed: rest,
+            });
+        } else {
+            out.conflicts.push(Conflict {
+                household,
+                field,
+                kind: ConflictKind::ConcurrentValues,
+                values: versions,
+            });
+        }
+    }
+    if kind == EntityKind::Visit && read_cell(doc, obj, "status")?.as_deref() == Some("final") {
+        let seals = read_versions(doc, obj, "seal")?;
+        let now = seal_of(doc, obj)?;
+        if !seals.is_empty()
+            && !seals
+                .iter()
+                .any(|s| s.value.as_deref() == Some(now.as_str()))
+        {
+            let values = seals
+                .into_iter()
+                .map(|s| FieldVersion {
+                    value: Some("final".into()),
+                    provenance: s.provenance,
+                })
+                .collect();
+            out.conflicts.push(Conflict {
+                household,
+                field: FieldRef::new(entity, "sections"),
+                kind: ConflictKind::EditedAfterFinalise,
+                values,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Check a value a human chose for a field, and return its canonical form.

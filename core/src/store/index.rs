@@ -7,7 +7,7 @@ use automerge::{Automerge, ReadDoc, ROOT};
 use rusqlite::{params, Connection};
 
 use crate::doc::cells::{entity_obj, get_map, read_cell, read_provenance, read_set, read_text};
-use crate::doc::conflicts::review;
+use crate::doc::conflicts::{review, review_record, Review};
 use crate::doc::read::{read_card, read_follow_up, read_person};
 use crate::error::{Error, Result};
 use crate::model::ids::{HouseholdId, VisitId};
@@ -24,6 +24,22 @@ pub(crate) enum Scope {
     Section(VisitId, Section),
     /// The household's situation summary (typing).
     Summary,
+    /// One record (a new visit, need, follow-up, card; an edit or a status step of one).
+    Record(EntityKind, RecordKey),
+    /// Two records (a card that replaces another).
+    Records([(EntityKind, RecordKey); 2]),
+}
+
+/// A record's key as the document spells it (a UUID: fixed size, so `Scope` stays `Copy`).
+pub(crate) type RecordKey = uuid::Uuid;
+
+/// The household record is keyed by the household's own id.
+fn record_key(kind: EntityKind, household: HouseholdId, key: RecordKey) -> String {
+    if kind == EntityKind::Household {
+        household.to_string()
+    } else {
+        key.to_string()
+    }
 }
 
 pub(crate) fn update(
@@ -41,6 +57,16 @@ pub(crate) fn update(
             let body = read_text(doc, &obj, section.as_str())?;
             put_text(conn, household, &visit.to_string(), section.as_str(), &body)?;
             index_visit_workers(conn, doc, household, &visit.to_string(), &obj)
+        }
+        Scope::Record(kind, key) => {
+            index_records(conn, doc, household, &[(kind, record_key(kind, household, key))])
+        }
+        Scope::Records(records) => {
+            let records: Vec<(EntityKind, String)> = records
+                .iter()
+                .map(|(kind, key)| (*kind, record_key(kind.to_owned(), household, *key)))
+                .collect();
+            index_records(conn, doc, household, &records)
         }
         Scope::Summary => {
             let Some(obj) = entity_obj(doc, EntityKind::Household, None)? else {
@@ -164,6 +190,20 @@ fn versions_json(values: &[FieldVersion]) -> String {
     serde_json::Value::Array(list).to_string()
 }
 
+/// Text rows wanted for one household, keyed by (entity id, field).
+type Texts = BTreeMap<(String, String), String>;
+
+/// The record kinds with index rows, in the order a whole-household pass visits them.
+const RECORD_KINDS: [EntityKind; 7] = [
+    EntityKind::Person,
+    EntityKind::Visit,
+    EntityKind::Need,
+    EntityKind::Inquiry,
+    EntityKind::Amendment,
+    EntityKind::FollowUp,
+    EntityKind::Card,
+];
+
 fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
     let h = household.to_string();
     for table in [
@@ -178,143 +218,237 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
         conn.prepare_cached(&format!("DELETE FROM {table} WHERE household_id = ?1"))?
             .execute([&h])?;
     }
-    let (_, station) = crate::doc::header(doc)?;
     let hh = entity_obj(doc, EntityKind::Household, None)?
-        .ok_or(crate::error::Error::NotAHousehold("no household map"))?;
-    conn.prepare_cached(
-        "INSERT INTO ix_households (household_id, station_id, code, village, address, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        h,
-        station.to_string(),
-        read_cell(doc, &hh, "code")?.unwrap_or_default(),
-        read_cell(doc, &hh, "village")?.unwrap_or_default(),
-        read_cell(doc, &hh, "address")?.unwrap_or_default(),
-        read_cell(doc, &hh, "status")?.unwrap_or_default(),
-    ])?;
-
+        .ok_or(Error::NotAHousehold("no household map"))?;
     // Text rows wanted now; compared with what is there so unchanged text costs no FTS work.
-    let mut texts: BTreeMap<(String, String), String> = BTreeMap::new();
-    texts.insert(
-        (h.clone(), "summary".into()),
-        read_text(doc, &hh, "summary")?,
-    );
-
-    for (key, o) in keys_of(doc, EntityKind::Person)? {
-        let p = read_person(doc, &key, &o)?;
-        conn.prepare_cached(
-            "INSERT INTO ix_persons (person_id, household_id, name, birth_date, relation, guardian, categories)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            key,
-            h,
-            p.name,
-            p.birth_date.map(|b| b.to_string()),
-            p.relation,
-            p.guardian,
-            p.categories.join("\u{1f}"),
-        ])?;
-    }
-    for (key, o) in keys_of(doc, EntityKind::Visit)? {
-        conn.prepare_cached(
-            "INSERT INTO ix_visits (visit_id, household_id, date, kind, status, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            key,
-            h,
-            read_cell(doc, &o, "date")?.unwrap_or_default(),
-            read_cell(doc, &o, "kind")?.unwrap_or_default(),
-            read_cell(doc, &o, "status")?.unwrap_or_default(),
-            read_cell(doc, &o, "started_at")?.and_then(|s| s.parse::<i64>().ok()).unwrap_or(0),
-        ])?;
-        index_visit_workers(conn, doc, household, &key, &o)?;
-        for s in Section::ALL {
-            texts.insert(
-                (key.clone(), s.as_str().into()),
-                read_text(doc, &o, s.as_str())?,
-            );
+    let mut texts = Texts::new();
+    insert_record(conn, doc, household, EntityKind::Household, &h, &hh, &mut texts)?;
+    for kind in RECORD_KINDS {
+        for (key, o) in keys_of(doc, kind)? {
+            insert_record(conn, doc, household, kind, &key, &o, &mut texts)?;
         }
     }
-    for (key, o) in keys_of(doc, EntityKind::Need)? {
-        let text = [
-            read_cell(doc, &o, "category")?,
-            read_cell(doc, &o, "description")?,
-        ];
-        texts.insert(
-            (key, "need".into()),
-            text.into_iter().flatten().collect::<Vec<_>>().join("\n"),
-        );
-    }
-    for (key, o) in keys_of(doc, EntityKind::Inquiry)? {
-        let text = [
-            read_cell(doc, &o, "topic")?,
-            read_cell(doc, &o, "question")?,
-            read_cell(doc, &o, "answer")?,
-        ];
-        texts.insert(
-            (key, "inquiry".into()),
-            text.into_iter().flatten().collect::<Vec<_>>().join("\n"),
-        );
-    }
-    for (key, o) in keys_of(doc, EntityKind::Amendment)? {
-        texts.insert(
-            (key, "amendment".into()),
-            read_cell(doc, &o, "text")?.unwrap_or_default(),
-        );
-    }
-    for (key, o) in keys_of(doc, EntityKind::FollowUp)? {
-        let f = read_follow_up(doc, &key, &o)?;
-        conn.prepare_cached(
-            "INSERT INTO ix_follow_ups (follow_up_id, household_id, origin_visit, due, assignee, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            key,
-            h,
-            f.origin_visit.map(|v| v.to_string()),
-            f.due.to_string(),
-            f.assignee.to_string(),
-            f.status.as_str()
-        ])?;
-        texts.insert((key, "follow_up".into()), f.what);
-    }
-    for (key, o) in keys_of(doc, EntityKind::Card)? {
-        let c = read_card(doc, &key, &o)?;
-        let created = get_map(doc, &o, "created")?
-            .map(|c| read_provenance(doc, &c))
-            .transpose()?;
-        conn.prepare_cached(
-            "INSERT INTO ix_cards (card_id, household_id, serial, visit_id, person_id, status, issued_by, issued_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            key,
-            h,
-            c.serial,
-            c.visit.map(|v| v.to_string()),
-            c.person.map(|v| v.to_string()),
-            c.status.as_str(),
-            created.map(|p| p.worker.to_string()).unwrap_or_default(),
-            created.map(|p| p.at.0).unwrap_or(0),
-        ])?;
-    }
-
     let existing: Vec<(String, String)> = conn
         .prepare_cached("SELECT entity_id, field FROM ix_text_src WHERE household_id = ?1")?
         .query_map([&h], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
+    put_texts(conn, household, existing, &texts)?;
+    insert_conflicts(conn, household, &review(doc, household)?)
+}
+
+/// Re-index the given records only: their rows, their text and their conflicts. An action
+/// that touches named records costs what those records cost, not the household's history.
+fn index_records(
+    conn: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+    records: &[(EntityKind, String)],
+) -> Result<()> {
+    let h = household.to_string();
+    for (kind, key) in records {
+        let (table, column) = match kind {
+            EntityKind::Household => ("ix_households", "household_id"),
+            EntityKind::Person => ("ix_persons", "person_id"),
+            EntityKind::Visit => ("ix_visits", "visit_id"),
+            EntityKind::FollowUp => ("ix_follow_ups", "follow_up_id"),
+            EntityKind::Card => ("ix_cards", "card_id"),
+            _ => ("", ""),
+        };
+        if !table.is_empty() {
+            conn.prepare_cached(&format!("DELETE FROM {table} WHERE {column} = ?1"))?
+                .execute([key])?;
+        }
+        // The household record's conflicts are stored under an empty entity id.
+        let entity_id = if *kind == EntityKind::Household {
+            ""
+        } else {
+            key.as_str()
+        };
+        conn.prepare_cached(
+            "DELETE FROM ix_conflicts WHERE household_id = ?1 AND entity = ?2 AND entity_id = ?3",
+        )?
+        .execute(params![h, kind.name(), entity_id])?;
+        let obj = if *kind == EntityKind::Household {
+            entity_obj(doc, *kind, None)?
+        } else {
+            entity_obj(doc, *kind, Some(key))?
+        };
+        let mut texts = Texts::new();
+        let mut found = Review::default();
+        if let Some(obj) = &obj {
+            insert_record(conn, doc, household, *kind, key, obj, &mut texts)?;
+            if *kind != EntityKind::Amendment {
+                let k = (*kind != EntityKind::Household).then_some(key.as_str());
+                review_record(doc, household, *kind, k, obj, &mut found)?;
+            }
+        } else if *kind == EntityKind::Visit {
+            conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = ?1")?
+                .execute([key])?;
+        }
+        let existing: Vec<(String, String)> = conn
+            .prepare_cached(
+                "SELECT entity_id, field FROM ix_text_src WHERE household_id = ?1 AND entity_id = ?2",
+            )?
+            .query_map([&h, key], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        put_texts(conn, household, existing, &texts)?;
+        insert_conflicts(conn, household, &found)?;
+    }
+    Ok(())
+}
+
+/// Write the text rows wanted; remove the `existing` ones that are no longer wanted.
+fn put_texts(
+    conn: &Connection,
+    household: HouseholdId,
+    existing: Vec<(String, String)>,
+    texts: &Texts,
+) -> Result<()> {
     for (entity, field) in existing {
         if !texts.contains_key(&(entity.clone(), field.clone())) {
             conn.prepare_cached("DELETE FROM ix_text_src WHERE entity_id = ?1 AND field = ?2")?
                 .execute(params![entity, field])?;
         }
     }
-    for ((entity, field), body) in &texts {
+    for ((entity, field), body) in texts {
         put_text(conn, household, entity, field, body)?;
     }
+    Ok(())
+}
 
-    let found = review(doc, household)?;
+/// Insert one record's rows (its old rows are gone) and collect its text rows.
+fn insert_record(
+    conn: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+    kind: EntityKind,
+    key: &str,
+    o: &automerge::ObjId,
+    texts: &mut Texts,
+) -> Result<()> {
+    let h = household.to_string();
+    let key = key.to_owned();
+    match kind {
+        EntityKind::Household => {
+            let (_, station) = crate::doc::header(doc)?;
+            conn.prepare_cached(
+                "INSERT INTO ix_households (household_id, station_id, code, village, address, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                h,
+                station.to_string(),
+                read_cell(doc, o, "code")?.unwrap_or_default(),
+                read_cell(doc, o, "village")?.unwrap_or_default(),
+                read_cell(doc, o, "address")?.unwrap_or_default(),
+                read_cell(doc, o, "status")?.unwrap_or_default(),
+            ])?;
+            texts.insert((h, "summary".into()), read_text(doc, o, "summary")?);
+        }
+        EntityKind::Person => {
+            let p = read_person(doc, &key, o)?;
+            conn.prepare_cached(
+                "INSERT INTO ix_persons (person_id, household_id, name, birth_date, relation, guardian, categories)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                key,
+                h,
+                p.name,
+                p.birth_date.map(|b| b.to_string()),
+                p.relation,
+                p.guardian,
+                p.categories.join("\u{1f}"),
+            ])?;
+        }
+        EntityKind::Visit => {
+            conn.prepare_cached(
+                "INSERT INTO ix_visits (visit_id, household_id, date, kind, status, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                key,
+                h,
+                read_cell(doc, o, "date")?.unwrap_or_default(),
+                read_cell(doc, o, "kind")?.unwrap_or_default(),
+                read_cell(doc, o, "status")?.unwrap_or_default(),
+                read_cell(doc, o, "started_at")?.and_then(|s| s.parse::<i64>().ok()).unwrap_or(0),
+            ])?;
+            index_visit_workers(conn, doc, household, &key, o)?;
+            for s in Section::ALL {
+                texts.insert(
+                    (key.clone(), s.as_str().into()),
+                    read_text(doc, o, s.as_str())?,
+                );
+            }
+        }
+        EntityKind::Need => {
+            let text = [
+                read_cell(doc, o, "category")?,
+                read_cell(doc, o, "description")?,
+            ];
+            texts.insert(
+                (key, "need".into()),
+                text.into_iter().flatten().collect::<Vec<_>>().join("\n"),
+            );
+        }
+        EntityKind::Inquiry => {
+            let text = [
+                read_cell(doc, o, "topic")?,
+                read_cell(doc, o, "question")?,
+                read_cell(doc, o, "answer")?,
+            ];
+            texts.insert(
+                (key, "inquiry".into()),
+                text.into_iter().flatten().collect::<Vec<_>>().join("\n"),
+            );
+        }
+        EntityKind::Amendment => {
+            texts.insert(
+                (key, "amendment".into()),
+                read_cell(doc, o, "text")?.unwrap_or_default(),
+            );
+        }
+        EntityKind::FollowUp => {
+            let f = read_follow_up(doc, &key, o)?;
+            conn.prepare_cached(
+                "INSERT INTO ix_follow_ups (follow_up_id, household_id, origin_visit, due, assignee, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                key,
+                h,
+                f.origin_visit.map(|v| v.to_string()),
+                f.due.to_string(),
+                f.assignee.to_string(),
+                f.status.as_str()
+            ])?;
+            texts.insert((key, "follow_up".into()), f.what);
+        }
+        EntityKind::Card => {
+            let c = read_card(doc, &key, o)?;
+            let created = get_map(doc, o, "created")?
+                .map(|c| read_provenance(doc, &c))
+                .transpose()?;
+            conn.prepare_cached(
+                "INSERT INTO ix_cards (card_id, household_id, serial, visit_id, person_id, status, issued_by, issued_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                key,
+                h,
+                c.serial,
+                c.visit.map(|v| v.to_string()),
+                c.person.map(|v| v.to_string()),
+                c.status.as_str(),
+                created.map(|p| p.worker.to_string()).unwrap_or_default(),
+                created.map(|p| p.at.0).unwrap_or(0),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_conflicts(conn: &Connection, household: HouseholdId, found: &Review) -> Result<()> {
+    let h = household.to_string();
     let mut ins = conn.prepare_cached(
         "INSERT INTO ix_conflicts (household_id, entity, entity_id, field, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;

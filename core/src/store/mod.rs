@@ -35,7 +35,9 @@ use crate::model::records::*;
 use crate::model::time::Timestamp;
 use crate::model::values::*;
 use cache::DocCache;
+use crate::model::policy::EntityKind;
 use index::Scope;
+use uuid::Uuid;
 
 /// A source of "now" for provenance; injectable so tests and simulations are repeatable.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -177,6 +179,11 @@ impl std::fmt::Debug for Store {
             .field("device", &self.device)
             .finish_non_exhaustive()
     }
+}
+
+/// The index scope of an action on one record.
+fn record(kind: EntityKind, key: &Uuid) -> Scope {
+    Scope::Record(kind, *key)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -346,7 +353,7 @@ impl Store {
     }
 
     pub fn edit_household(&self, id: HouseholdId, edit: &HouseholdEdit) -> Result<()> {
-        self.act(id, Scope::Household, |tx, p| {
+        self.act(id, Scope::Record(EntityKind::Household, Uuid::nil()), |tx, p| {
             write::edit_household(tx, edit, p)
         })
     }
@@ -381,7 +388,7 @@ impl Store {
 
     pub fn add_person(&self, household: HouseholdId, new: &NewPerson) -> Result<PersonId> {
         let id = PersonId::new();
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::Person, id.as_uuid()), |tx, p| {
             write::add_person(tx, id, new, p)
         })?;
         Ok(id)
@@ -393,7 +400,7 @@ impl Store {
         person: PersonId,
         edit: &PersonEdit,
     ) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::Person, person.as_uuid()), |tx, p| {
             write::edit_person(tx, person, edit, p)
         })
     }
@@ -403,7 +410,7 @@ impl Store {
     /// Start a visit (a draft) with the signed-in worker on it.
     pub fn start_visit(&self, household: HouseholdId, new: &NewVisit) -> Result<VisitId> {
         let id = VisitId::new();
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::Visit, id.as_uuid()), |tx, p| {
             write::start_visit(tx, id, new, p)
         })?;
         Ok(id)
@@ -415,7 +422,7 @@ impl Store {
         visit: VisitId,
         edit: &VisitEdit,
     ) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::Visit, visit.as_uuid()), |tx, p| {
             write::edit_visit(tx, visit, edit, p)
         })
     }
@@ -438,7 +445,7 @@ impl Store {
 
     /// Freeze a visit: from now on it is evidence and only amendments correct it.
     pub fn finalise_visit(&self, household: HouseholdId, visit: VisitId) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::Visit, visit.as_uuid()), |tx, p| {
             write::finalise_visit(tx, visit, p)
         })
     }
@@ -452,7 +459,7 @@ impl Store {
         text: &str,
     ) -> Result<AmendmentId> {
         let id = AmendmentId::new();
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::Amendment, id.as_uuid()), |tx, p| {
             write::amend_visit(tx, id, visit, section, text, p)
         })?;
         Ok(id)
@@ -462,7 +469,7 @@ impl Store {
 
     pub fn add_need(&self, household: HouseholdId, new: &NewNeed) -> Result<NeedId> {
         let id = NeedId::new();
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::Need, id.as_uuid()), |tx, p| {
             write::add_need(tx, id, new, p)
         })?;
         Ok(id)
@@ -484,7 +491,7 @@ impl Store {
 
     pub fn add_inquiry(&self, household: HouseholdId, new: &NewInquiry) -> Result<InquiryId> {
         let id = InquiryId::new();
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::Inquiry, id.as_uuid()), |tx, p| {
             write::add_inquiry(tx, id, new, p)
         })?;
         Ok(id)
@@ -496,7 +503,7 @@ impl Store {
         inquiry: InquiryId,
         answer: &str,
     ) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::Inquiry, inquiry.as_uuid()), |tx, p| {
             write::answer_inquiry(tx, inquiry, answer, p)
         })
     }
@@ -517,7 +524,7 @@ impl Store {
 
     pub fn add_follow_up(&self, household: HouseholdId, new: &NewFollowUp) -> Result<FollowUpId> {
         let id = FollowUpId::new();
-        self.act(household, Scope::Household, |tx, p| {
+        self.act(household, record(EntityKind::FollowUp, id.as_uuid()), |tx, p| {
             write::add_follow_up(tx, id, new, p)
         })?;
         Ok(id)
@@ -548,7 +555,14 @@ impl Store {
         new: &NewCardIssuance,
     ) -> Result<CardIssuanceId> {
         let id = CardIssuanceId::new();
-        self.act(household, Scope::Household, |tx, p| {
+        let scope = match new.replaces {
+            None => record(EntityKind::Card, id.as_uuid()),
+            Some(old) => Scope::Records([
+                (EntityKind::Card, *id.as_uuid()),
+                (EntityKind::Card, *old.as_uuid()),
+            ]),
+        };
+        self.act(household, scope, |tx, p| {
             write::add_card(tx, id, new, p)
         })?;
         Ok(id)
@@ -575,7 +589,9 @@ impl Store {
         key: &str,
         to: &str,
     ) -> Result<()> {
-        self.act(household, Scope::Household, |tx, p| {
+        // A key that is not a UUID names no record: the write refuses it.
+        let scope = Uuid::parse_str(key).map_or(Scope::Household, |k| Scope::Record(kind, k));
+        self.act(household, scope, |tx, p| {
             write::set_status(tx, kind, key, to, p)
         })
     }
