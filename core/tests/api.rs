@@ -183,6 +183,12 @@ fn a_visit_is_recorded_read_back_and_found() {
         1,
         "punctuation is matched too"
     );
+    // Short text: CJK by bytes, ASCII letters without case.
+    s.splice_summary(hh, 0, 0, "Wx家庭。").unwrap();
+    assert_eq!(s.search("Wx", 10).unwrap().len(), 1);
+    assert_eq!(s.search("wX", 10).unwrap().len(), 1, "ASCII case is folded");
+    assert!(!s.search("补", 10).unwrap().is_empty());
+    assert!(s.search("_", 10).unwrap().is_empty(), "no wildcard");
 
     s.complete_follow_up(hh, fu).unwrap();
     assert!(s.follow_ups_overdue(d("2026-12-28")).unwrap().is_empty());
