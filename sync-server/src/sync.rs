@@ -2,11 +2,11 @@
 //! changes, append them to the station's log in one transaction, then answer with what the
 //! device lacks (snapshots for a new device, log entries otherwise).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use automerge::{Automerge, Change, ReadDoc, ROOT};
+use automerge::{legacy, Automerge, Change, ObjId, ObjType, Prop, ReadDoc, Value, ROOT};
 use doorstep_core::protocol::*;
 use doorstep_core::{HouseholdId, StationId};
 
@@ -37,6 +37,8 @@ struct Cached {
     doc: Automerge,
     since: u64,
     seq: u64,
+    /// The ids of its card issuances, when they have been read from this very state.
+    card_ids: Option<Vec<CardIssuanceId>>,
 }
 
 /// A bounded cache of loaded documents (memory is bounded by this, not by the number of
@@ -84,39 +86,164 @@ fn contained<T>(f: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok()
 }
 
-/// Who created the document and each record in it: pushes may not rewrite these.
-fn authorship(doc: &Automerge) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut put = |path: String, obj: &automerge::ObjId| {
-        if let Ok(Some((automerge::Value::Object(_), created))) = doc.get(obj, "created") {
-            let read = |k: &str| {
-                doc.get(&created, k)
-                    .ok()
-                    .flatten()
-                    .map(|(v, _)| v.to_string())
-                    .unwrap_or_default()
-            };
-            out.insert(
-                path,
-                format!("{}|{}|{}", read("by"), read("dev"), read("at")),
-            );
-        }
+/// Where a creation provenance sits: the document's own (`None`) or a record's, as
+/// (collection key at the root, record key).
+type Place = Option<(String, String)>;
+
+/// The creation provenance at `place` ("by|dev|at"), read exactly as `authorship` reads it;
+/// `None` where there is none.
+fn author_at(doc: &Automerge, place: &Place) -> Option<String> {
+    let map = |obj: &ObjId, key: &str| match doc.get(obj, key) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+        _ => None,
     };
-    put(String::new(), &ROOT);
-    for key in doc.keys(&ROOT) {
-        if let Ok(Some((automerge::Value::Object(automerge::ObjType::Map), col))) =
-            doc.get(&ROOT, key.as_str())
-        {
-            for rec in doc.keys(&col) {
-                if let Ok(Some((automerge::Value::Object(automerge::ObjType::Map), obj))) =
-                    doc.get(&col, rec.as_str())
-                {
-                    put(format!("{key}/{rec}"), &obj);
+    let obj = match place {
+        None => ROOT,
+        Some((col, rec)) => map(&map(&ROOT, col)?, rec)?,
+    };
+    let Ok(Some((Value::Object(_), created))) = doc.get(&obj, "created") else {
+        return None;
+    };
+    let read = |k: &str| {
+        doc.get(&created, k)
+            .ok()
+            .flatten()
+            .map(|(v, _)| v.to_string())
+            .unwrap_or_default()
+    };
+    Some(format!("{}|{}|{}", read("by"), read("dev"), read("at")))
+}
+
+/// Who created the document and each record in it: pushes may not rewrite these.
+fn authorship(doc: &Automerge) -> BTreeMap<Place, String> {
+    let mut out = BTreeMap::new();
+    if let Some(who) = author_at(doc, &None) {
+        out.insert(None, who);
+    }
+    for col in doc.keys(&ROOT) {
+        out.extend(records(doc, &col).filter_map(|place| {
+            let who = author_at(doc, &place)?;
+            Some((place, who))
+        }));
+    }
+    out
+}
+
+/// The places of the records of the collection at root key `col`.
+fn records<'a>(doc: &'a Automerge, col: &str) -> impl Iterator<Item = Place> + 'a {
+    let obj = match doc.get(&ROOT, col) {
+        Ok(Some((Value::Object(ObjType::Map), obj))) => Some(obj),
+        _ => None,
+    };
+    let col = col.to_owned();
+    obj.into_iter()
+        .flat_map(move |obj| doc.keys(&obj).collect::<Vec<_>>())
+        .map(move |rec| Some((col.clone(), rec)))
+}
+
+/// What a set of changes writes: for each object its ops target, the map keys they set or
+/// delete, or `None` (every key) when an op targets a list position.
+type Writes = HashMap<ObjId, Option<HashSet<String>>>;
+
+fn writes(changes: &[Change]) -> Writes {
+    let mut out: Writes = HashMap::new();
+    for change in changes {
+        // Typing is a run of list ops on one text: count its object once.
+        let mut run: Option<legacy::ObjectId> = None;
+        for op in change.decode().operations {
+            if matches!(op.key, legacy::Key::Seq(_)) {
+                if run.as_ref() == Some(&op.obj) {
+                    continue;
                 }
+                run = Some(op.obj.clone());
+            }
+            let obj = match op.obj {
+                legacy::ObjectId::Root => ROOT,
+                // The actor index is the document's business: automerge looks the actor up.
+                legacy::ObjectId::Id(id) => ObjId::Id(id.counter(), id.actor().clone(), usize::MAX),
+            };
+            let keys = out.entry(obj).or_insert_with(|| Some(HashSet::new()));
+            match (op.key, keys) {
+                (legacy::Key::Map(k), Some(keys)) => {
+                    keys.insert(k.to_string());
+                }
+                (_, keys) => *keys = None,
             }
         }
     }
     out
+}
+
+/// The places whose creation provenance `writes` could change, found in the document
+/// before they are applied; `None` when that cannot be narrowed (check every place).
+///
+/// A provenance is read along root key `col` → record key `rec` → key `created` → keys
+/// `by`, `dev`, `at`. Automerge changes a key's value only by ops at that (object, key), and
+/// an object only ever sits where it was made; so a place is untouched unless an op writes
+/// one of those keys of the objects on its path (or any key of its `created` object). An
+/// object the document does not have yet was made by these changes: it can reach an
+/// existing place only through an op on an existing object, which is counted there.
+fn touched_places(doc: &Automerge, writes: &Writes) -> Option<BTreeSet<Place>> {
+    let mut out = BTreeSet::new();
+    for (obj, keys) in writes {
+        if *obj == ROOT {
+            let Some(keys) = keys else {
+                return None;
+            };
+            for col in keys {
+                if col == "created" {
+                    out.insert(None);
+                }
+                out.extend(records(doc, col));
+            }
+            continue;
+        }
+        let Ok(parents) = doc.parents(obj) else {
+            continue; // made by these changes
+        };
+        // The path from the root to the object, as map keys (at most three deep matters);
+        // provenance is never read under a list.
+        let Some(mut path) = parents
+            .take(4)
+            .map(|parent| match parent.prop {
+                Prop::Map(key) => Some(key),
+                Prop::Seq(_) => None,
+            })
+            .collect::<Option<Vec<String>>>()
+        else {
+            continue;
+        };
+        path.reverse();
+        let writes_key = |k: &str| keys.as_ref().is_none_or(|keys| keys.contains(k));
+        match path.as_slice() {
+            // The document's `created` object, or a collection.
+            [col] => {
+                if col == "created" {
+                    out.insert(None);
+                }
+                match keys {
+                    Some(keys) => {
+                        out.extend(keys.iter().map(|rec| Some((col.clone(), rec.clone()))))
+                    }
+                    None => out.extend(
+                        doc.keys(obj)
+                            .map(|rec| Some((col.clone(), rec)))
+                            .collect::<Vec<_>>(),
+                    ),
+                }
+            }
+            // A record.
+            [col, rec] if writes_key("created") => {
+                out.insert(Some((col.clone(), rec.clone())));
+            }
+            // A record's `created` object.
+            [col, rec, created] if created == "created" => {
+                out.insert(Some((col.clone(), rec.clone())));
+            }
+            _ => {}
+        }
+    }
+    Some(out)
 }
 
 fn header(doc: &Automerge) -> Option<(String, String, String)> {
@@ -171,8 +298,9 @@ impl<S: ServerStore> SyncService<S> {
                 Some(s) => Automerge::load(s)?,
                 None => Automerge::new(),
             };
-            for c in &stored.changes {
-                doc.load_incremental(c)?;
+            // All the log entries at once: automerge applies them as one batch.
+            if !stored.changes.is_empty() {
+                doc.load_incremental(&stored.changes.concat())?;
             }
             Ok(doc)
         });
@@ -181,6 +309,7 @@ impl<S: ServerStore> SyncService<S> {
                 doc,
                 since: stored.changes_since_snapshot,
                 seq,
+                card_ids: None,
             })),
             _ => Err(SyncError::StoredDocument),
         }
@@ -228,18 +357,18 @@ impl<S: ServerStore> SyncService<S> {
         loop {
             attempt += 1;
             let mut appends = Vec::new();
-            let mut accepted: Vec<(HouseholdId, Automerge, u64)> = Vec::new();
+            let mut accepted: Vec<(HouseholdId, Cached)> = Vec::new();
             let mut cards: Option<StationCards> = None;
             resp.errors.clear();
             created_here.clear();
             for (doc_id, raw) in &pushes {
                 match self.accept(auth, *doc_id, raw, &mut cards)? {
-                    Ok(Some((doc, append, since, existed))) => {
+                    Ok(Some((cached, append, existed))) => {
                         if !existed {
                             created_here.push(*doc_id);
                         }
                         appends.push(append);
-                        accepted.push((*doc_id, doc, since));
+                        accepted.push((*doc_id, cached));
                     }
                     Ok(None) => {}
                     Err(code) => resp.errors.push(DocError { doc: *doc_id, code }),
@@ -252,12 +381,12 @@ impl<S: ServerStore> SyncService<S> {
             // in hand are not put back unless it does.
             match self.store.commit(auth.station, auth.device, &appends) {
                 Ok(last_seqs) => {
-                    for ((doc_id, doc, since), seq) in accepted.into_iter().zip(last_seqs) {
+                    for ((doc_id, cached), seq) in accepted.into_iter().zip(last_seqs) {
                         resp.acks.push(DocHeads {
                             doc: doc_id,
-                            heads: doc.get_heads(),
+                            heads: cached.doc.get_heads(),
                         });
-                        self.put_back(doc_id, Cached { doc, since, seq });
+                        self.put_back(doc_id, Cached { seq, ..cached });
                     }
                     break;
                 }
@@ -376,7 +505,7 @@ impl<S: ServerStore> SyncService<S> {
         doc_id: HouseholdId,
         raw: &[&Vec<u8>],
         cards: &mut Option<StationCards>,
-    ) -> Result<Result<Option<(Automerge, DocAppend, u64, bool)>, DocErrorCode>, SyncError> {
+    ) -> Result<Result<Option<(Cached, DocAppend, bool)>, DocErrorCode>, SyncError> {
         // The station document is written by admins only.
         if doc_id == station_doc_id(auth.station) {
             return Ok(Err(DocErrorCode::NotFoundOrForbidden));
@@ -388,16 +517,17 @@ impl<S: ServerStore> SyncService<S> {
                 Err(_) => return Ok(Err(DocErrorCode::Malformed)),
             }
         }
-        let (mut doc, since, loaded_seq, existed) = match self.store.document_station(doc_id)? {
-            Some(station) if station != auth.station => {
-                return Ok(Err(DocErrorCode::NotFoundOrForbidden))
-            }
-            Some(_) => match self.load(doc_id)? {
-                Some(c) => (c.doc, c.since, c.seq, true),
-                None => return Ok(Err(DocErrorCode::NotFoundOrForbidden)),
-            },
-            None => (Automerge::new(), 0, 0, false),
-        };
+        let (mut doc, since, loaded_seq, card_ids, existed) =
+            match self.store.document_station(doc_id)? {
+                Some(station) if station != auth.station => {
+                    return Ok(Err(DocErrorCode::NotFoundOrForbidden))
+                }
+                Some(_) => match self.load(doc_id)? {
+                    Some(c) => (c.doc, c.since, c.seq, c.card_ids, true),
+                    None => return Ok(Err(DocErrorCode::NotFoundOrForbidden)),
+                },
+                None => (Automerge::new(), 0, 0, None, false),
+            };
         let mut fresh: Vec<Change> = Vec::new();
         for c in changes {
             if doc.get_change_by_hash(&c.hash()).is_none()
@@ -414,21 +544,37 @@ impl<S: ServerStore> SyncService<S> {
                         doc,
                         since,
                         seq: loaded_seq,
+                        card_ids,
                     },
                 );
             }
             return Ok(Ok(None));
         }
-        let cards_before: Vec<CardIssuanceId> = if existed {
-            card_issuances(&doc)
+        let cards_before: Vec<CardIssuanceId> = match card_ids {
+            // Read from this very state when the server accepted it.
+            Some(ids) => ids,
+            None if existed => card_issuances(&doc)
                 .unwrap_or_default()
                 .iter()
                 .map(|c| c.id)
-                .collect()
-        } else {
-            Vec::new()
+                .collect(),
+            None => Vec::new(),
         };
-        let before = existed.then(|| (header(&doc), authorship(&doc)));
+        // Creation provenance before the changes, where they could rewrite it (everywhere
+        // when that cannot be narrowed).
+        let authors_before: Option<Vec<(Place, String)>> =
+            existed.then(
+                || match contained(|| touched_places(&doc, &writes(&fresh))).flatten() {
+                    Some(places) => places
+                        .into_iter()
+                        .filter_map(|place| {
+                            let who = author_at(&doc, &place)?;
+                            Some((place, who))
+                        })
+                        .collect(),
+                    None => authorship(&doc).into_iter().collect(),
+                },
+            );
         let applied = contained(|| doc.apply_changes(fresh.clone()));
         // On any refusal the document in hand may hold the refused changes: drop it (the
         // next request reloads it from the store).
@@ -460,11 +606,10 @@ impl<S: ServerStore> SyncService<S> {
                 DocErrorCode::NotFoundOrForbidden
             }));
         }
-        if let Some((_, authors_before)) = &before {
-            let after = authorship(&doc);
+        if let Some(authors_before) = &authors_before {
             if authors_before
                 .iter()
-                .any(|(path, who)| after.get(path) != Some(who))
+                .any(|(place, who)| author_at(&doc, place).as_ref() != Some(who))
             {
                 return Ok(Err(DocErrorCode::Invalid));
             }
@@ -512,6 +657,13 @@ impl<S: ServerStore> SyncService<S> {
             cards: card_rows,
             expected_seq: Some(loaded_seq),
         };
-        Ok(Ok(Some((doc, append, since, existed))))
+        let card_ids = Some(cards_after.iter().map(|c| c.id).collect());
+        let cached = Cached {
+            doc,
+            since,
+            seq: loaded_seq,
+            card_ids,
+        };
+        Ok(Ok(Some((cached, append, existed))))
     }
 }
