@@ -4,6 +4,7 @@
 // Harness code: a failed unwrap is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+pub mod fuzzing;
 pub mod proxy;
 
 use std::path::PathBuf;
