@@ -42,6 +42,9 @@ enum Command {
         /// Documents kept loaded in memory.
         #[arg(long, default_value_t = 1024)]
         cache_documents: usize,
+        /// Syncs worked on at once; more wait their turn (bounds threads and memory).
+        #[arg(long, default_value_t = doorstep_server::api::DEFAULT_MAX_CONCURRENT_SYNCS)]
+        max_concurrent_syncs: usize,
     },
     /// Manage stations.
     Station {
@@ -235,7 +238,13 @@ fn open(data: &std::path::Path) -> Result<AnyStore, String> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    runtime_with_blocking(512)
+}
+
+/// A runtime whose blocking pool (where syncs run) has at most `threads` threads.
+fn runtime_with_blocking(threads: usize) -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(threads.max(1))
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
@@ -248,15 +257,19 @@ fn run(cli: Cli) -> Result<(), String> {
             data,
             listen,
             cache_documents,
+            max_concurrent_syncs,
         } => {
             // Opened before the async runtime starts: the PostgreSQL client blocks.
             let store = Arc::new(open(&data)?);
-            runtime()?.block_on(async move {
+            // The sync slots bound the work; the pool's own bound is a backstop (a slot is
+            // released just before its thread goes back to the pool).
+            runtime_with_blocking(max_concurrent_syncs.max(1) * 2)?.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
                 let config = ServerConfig {
                     cache_documents,
+                    max_concurrent_syncs,
                     ..ServerConfig::default()
                 };
                 let server = doorstep_server::api::serve_until_signal(store, listener, config)

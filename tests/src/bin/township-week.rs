@@ -8,12 +8,16 @@
 //! cargo run --release -p doorstep-tests --bin township-week [-- --json out.json]
 //! cargo run --release -p doorstep-tests --bin township-week -- --generate --seed 7 --households 500
 //! cargo run --release -p doorstep-tests --bin township-week -- --load 100,1000
+//! cargo run --release -p doorstep-tests --bin township-week -- --load 100,1000 --database postgres://…
+//! cargo run --release -p doorstep-tests --bin township-week -- --load 100 --load-households 1,4,16,64 --server-cache 256
 //! ```
 // A benchmark reports its figures on stdout; setup failures end it with their message.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 #[path = "township_week/load.rs"]
 mod load;
+#[path = "township_week/pg.rs"]
+mod pg;
 #[path = "township_week/reference.rs"]
 mod reference;
 #[path = "township_week/replay.rs"]
@@ -75,6 +79,17 @@ struct Args {
     /// Load: devices per station.
     #[arg(long, default_value_t = 8)]
     load_per_station: usize,
+    /// Load: households per device, one run per value (e.g. 1,4,16,64: the documents grow
+    /// at a fixed --server-cache; a summary table compares the runs' memory).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    load_households: Vec<usize>,
+    /// Load: run the server on PostgreSQL at this URL (postgres://user@host:port/db), in a
+    /// fresh schema per run, dropped after it; default: SQLite in a temporary directory.
+    #[arg(long)]
+    database: Option<String>,
+    /// Load: the server's `--max-concurrent-syncs` [default: the server's own default].
+    #[arg(long)]
+    server_concurrency: Option<usize>,
     /// Load: stop starting new syncs after this many seconds.
     #[arg(long, default_value_t = 60)]
     load_seconds: u64,
@@ -200,19 +215,20 @@ fn run(args: &Args) -> Res<bool> {
     );
 
     if let Some(n) = args.doc_memory {
-        let (applied, loaded) = load::doc_memory(n)?;
+        let steps = load::doc_memory(n)?;
         report.section(
             "doc_memory",
             "Memory of one small household document (diagnostic)",
         );
         report.int("copies", "copies", n as u64);
-        report.float(
-            "applied_kb",
-            "built from its changes (server path), kB each",
-            applied,
-            "kB",
-        );
-        report.float("loaded_kb", "loaded from a snapshot, kB each", loaded, "kB");
+        for (i, (label, kb)) in steps.iter().enumerate() {
+            report.float(
+                &format!("step_{i}_kb"),
+                &format!("{label}, kB each"),
+                *kb,
+                "kB",
+            );
+        }
     }
     let ok = if args.doc_memory.is_some() {
         true
@@ -220,21 +236,33 @@ fn run(args: &Args) -> Res<bool> {
         let trace = trace.ok_or("no trace")?;
         run_week(args, trace, &rt, binary.as_deref(), &mut report)?
     } else {
+        let mut outcomes = Vec::new();
         for &n in &args.load {
-            eprintln!("load: {n} devices ...");
-            load::run_load(
-                &rt,
-                binary.as_deref(),
-                load::LoadArgs {
-                    devices: n,
-                    syncs: args.load_syncs,
-                    per_station: args.load_per_station,
-                    max_seconds: args.load_seconds,
-                    cache_documents: args.server_cache,
-                    seed: args.seed,
-                },
-                &mut report,
-            )?;
+            for &h in &args.load_households {
+                eprintln!("load: {n} devices, {h} households each ...");
+                outcomes.push(load::run_load(
+                    &rt,
+                    binary.as_deref(),
+                    &load::LoadArgs {
+                        devices: n,
+                        syncs: args.load_syncs,
+                        per_station: args.load_per_station,
+                        households: h,
+                        max_seconds: args.load_seconds,
+                        cache_documents: args.server_cache,
+                        seed: args.seed,
+                        postgres: args.database.clone(),
+                        server_args: args
+                            .server_concurrency
+                            .map(|c| vec!["--max-concurrent-syncs".to_owned(), c.to_string()])
+                            .unwrap_or_default(),
+                    },
+                    &mut report,
+                )?);
+            }
+        }
+        if outcomes.len() > 1 {
+            load_summary(&outcomes, &mut report);
         }
         true
     };
@@ -254,6 +282,36 @@ fn run(args: &Args) -> Res<bool> {
         eprintln!("figures written to {}", path.display());
     }
     Ok(ok)
+}
+
+/// One row per load run: throughput, latency and the server's memory as devices and
+/// documents grow.
+fn load_summary(outcomes: &[load::LoadOutcome], report: &mut Report) {
+    report.section(
+        "load_summary",
+        "Server load: summary (devices, documents, cache → syncs/s, p50 / p99, RSS after setup / peak in window / end, database)",
+    );
+    for (i, o) in outcomes.iter().enumerate() {
+        let mb = |kb: u64| kb as f64 / 1024.0;
+        report.text(
+            &format!("run_{i}"),
+            &format!(
+                "{} devices, {} documents, cache {}",
+                o.devices, o.documents, o.cache_documents
+            ),
+            format!(
+                "{:.0} syncs/s, {:.0} / {:.0} ms, {:.0} / {:.0} / {:.0} MB, {}",
+                o.syncs_per_s,
+                o.p50_ms,
+                o.p99_ms,
+                mb(o.rss_after_setup_kb),
+                mb(o.peak_kb),
+                mb(o.rss_end_kb),
+                o.db_bytes
+                    .map_or("?".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6)),
+            ),
+        );
+    }
 }
 
 fn load_trace(args: &Args) -> Res<Trace> {

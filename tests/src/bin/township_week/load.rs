@@ -1,10 +1,16 @@
-//! Server load: N enrolled devices, each with its own household, push one small edit and
-//! pull what is new, K times, all at once against one server on loopback.
+//! Server load: N enrolled devices, each with its own households, push one small edit and
+//! pull what is new, K times, all at once against one server on loopback, on SQLite or on
+//! PostgreSQL (a fresh schema per run).
 //!
 //! The devices here are light protocol clients (the wire messages of `docs/protocol.md`
 //! built with `doorstep_core::protocol`), not full stores: a thousand SQLCipher stores in
 //! this process would compete with the server for the two cores. Their changes are real
 //! Doorstep changes, made beforehand by one generator store per station.
+//!
+//! With several households per device, a device's K edits go to its households in turn, so
+//! the documents touched in the window grow with the households and, past the server's
+//! document cache, are loaded from the database: the run then shows whether the server's
+//! memory follows its cache or the number of documents.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,30 +19,56 @@ use std::time::{Duration, Instant};
 use doorstep_core::protocol::{Cursor, DocChanges, SyncRequest, SyncResponse, SYNC_CONTENT_TYPE};
 use doorstep_core::transport::{enroll, DEFAULT_BUDGET};
 use doorstep_core::*;
+use doorstep_server::store::any::AnyStore;
 use doorstep_server::store::ServerStore;
-use doorstep_server::{credentials, now_ms, SqliteStore};
+use doorstep_server::{credentials, now_ms};
 use tokio::runtime::Runtime;
 
+use super::pg;
 use super::report::{percentile, Report};
-use super::server::{cpu_seconds, status_field, Server};
+use super::server::{cpu_seconds, status_field, Server, ServerOpts};
 use super::trace::{address, phone, text, Rng};
 use super::Res;
 
-#[derive(Clone, Copy, Debug)]
+/// Download budget of the setup's first syncs (a bootstrap of a large station then takes
+/// several requests).
+const SETUP_BUDGET: u32 = 256 * 1024;
+
+#[derive(Clone, Debug)]
 pub struct LoadArgs {
     pub devices: usize,
     pub syncs: usize,
     pub per_station: usize,
+    /// Households per device (the station holds devices-per-station times this).
+    pub households: usize,
     pub max_seconds: u64,
     pub cache_documents: usize,
     pub seed: u64,
+    /// PostgreSQL URL: run the server on a fresh schema there (dropped afterwards).
+    pub postgres: Option<String>,
+    /// More `serve` flags for the child server.
+    pub server_args: Vec<String>,
+}
+
+/// The figures of one run that the summary table repeats.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOutcome {
+    pub devices: usize,
+    pub documents: usize,
+    pub cache_documents: usize,
+    pub syncs_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub rss_after_setup_kb: u64,
+    pub peak_kb: u64,
+    pub rss_end_kb: u64,
+    pub db_bytes: Option<u64>,
 }
 
 struct LoadDevice {
     token: String,
-    household: HouseholdId,
-    creation: Vec<Vec<u8>>,
-    deltas: Vec<Vec<Vec<u8>>>,
+    creation: Vec<DocChanges>,
+    deltas: Vec<DocChanges>,
     cursor: Cursor,
 }
 
@@ -78,25 +110,47 @@ async fn post_sync(
     Ok((r, up, down))
 }
 
+/// Bytes of the SQLite database files (`server.db`, its WAL and shared memory).
+fn sqlite_bytes(data: &Path) -> u64 {
+    std::fs::read_dir(data)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("server.db"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// Run the load benchmark with `args.devices` devices and add its figures to `report`.
 pub fn run_load(
     rt: &Runtime,
     binary: Option<&Path>,
-    args: LoadArgs,
+    args: &LoadArgs,
     report: &mut Report,
-) -> Res<()> {
+) -> Res<LoadOutcome> {
     let n = args.devices;
     let per_station = args.per_station.max(1);
+    let per_device = args.households.max(1);
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("server");
+    std::fs::create_dir_all(&data)?;
     let t_setup = Instant::now();
+    let postgres = args
+        .postgres
+        .as_ref()
+        .map(|url| (url.clone(), pg::fresh_schema(&format!("{n}x{per_device}"))));
 
     // Stations, workers and one-time codes, written into the database before the server
     // starts (enrolling a thousand devices through the CLI would take minutes).
     let mut codes = Vec::with_capacity(n);
     let mut stations = Vec::new();
     {
-        let store = SqliteStore::open(&data)?;
+        let store = match &postgres {
+            Some((url, schema)) => AnyStore::open(&data, Some(url), Some(schema))?,
+            None => AnyStore::open(&data, None, None)?,
+        };
         for i in 0..n {
             if i % per_station == 0 {
                 stations.push(store.create_station(&format!("站{}", stations.len()), now_ms())?);
@@ -106,8 +160,17 @@ pub fn run_load(
             codes.push(credentials::enroll_device(&store, w, now_ms())?.1);
         }
     }
-    let server = Server::start(rt, &data, binary, args.cache_documents)?;
+    let opts = ServerOpts {
+        cache_documents: args.cache_documents,
+        postgres: postgres.clone(),
+        extra: args.server_args.clone(),
+    };
+    let server = Server::start_with(rt, &data, binary, &opts)?;
     let url = server.url.clone();
+    let postmaster = match &postgres {
+        Some((pg_url, _)) => pg::postmaster_pid(pg_url).ok(),
+        None => None,
+    };
 
     // Enrol over HTTP, 32 at a time.
     let enrolments = rt.block_on(async {
@@ -131,10 +194,11 @@ pub fn run_load(
         .map(|r| r.map_err(|e| e.to_string())?.map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, String>>()?;
 
-    // Real Doorstep changes: one generator store per station makes each device's household
-    // and its K small edits (an address change each).
+    // Real Doorstep changes: one generator store per station makes each device's
+    // households and its K small edits (an address change each, to its households in turn).
     let mut rng = Rng::new(args.seed);
     let mut devices: Vec<LoadDevice> = Vec::with_capacity(n);
+    let mut code_no = 0usize;
     for (s, chunk) in enrolments.chunks(per_station).enumerate() {
         let first = &chunk[0];
         let mut opts = StoreOptions::new(
@@ -145,26 +209,38 @@ pub fn run_load(
         );
         opts.durability = Durability::Relaxed;
         let gen = Store::open(opts)?;
-        for (j, e) in chunk.iter().enumerate() {
-            let hid = gen.create_household(&NewHousehold {
-                code: format!("LD-{:06}", s * per_station + j + 1),
-                village: String::new(),
-                address: address(&mut rng),
-                gps: None,
-                phones: vec![phone(&mut rng)],
-                tags: vec![],
-                summary: text(&mut rng, 100),
-            })?;
-            let creation = gen.export_changes(hid, &[])?;
+        for e in chunk {
+            let mut creation = Vec::with_capacity(per_device);
+            let mut hids = Vec::with_capacity(per_device);
+            for _ in 0..per_device {
+                code_no += 1;
+                let hid = gen.create_household(&NewHousehold {
+                    code: format!("LD-{code_no:07}"),
+                    village: String::new(),
+                    address: address(&mut rng),
+                    gps: None,
+                    phones: vec![phone(&mut rng)],
+                    tags: vec![],
+                    summary: text(&mut rng, 100),
+                })?;
+                creation.push(DocChanges {
+                    doc: hid,
+                    changes: gen.export_changes(hid, &[])?,
+                });
+                hids.push(hid);
+            }
             let mut deltas = Vec::with_capacity(args.syncs);
-            for _ in 0..args.syncs {
+            for k in 0..args.syncs {
+                let hid = hids[k % per_device];
                 let before = gen.heads(hid)?;
                 gen.edit_household(hid, &HouseholdEdit::Address(address(&mut rng)))?;
-                deltas.push(gen.export_changes(hid, &before)?);
+                deltas.push(DocChanges {
+                    doc: hid,
+                    changes: gen.export_changes(hid, &before)?,
+                });
             }
             devices.push(LoadDevice {
                 token: e.token.clone(),
-                household: hid,
                 creation,
                 deltas,
                 cursor: Cursor::default(),
@@ -172,7 +248,7 @@ pub fn run_load(
         }
     }
 
-    // Each device's first sync (not measured): push its household, bootstrap its station.
+    // Each device's first syncs (not measured): push its households, bootstrap its station.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
@@ -183,19 +259,20 @@ pub fn run_load(
             let (sem, client, url) = (sem.clone(), client.clone(), url.clone());
             handles.push(tokio::spawn(async move {
                 let _permit = sem.acquire().await;
-                let mut push = vec![DocChanges {
-                    doc: d.household,
-                    changes: std::mem::take(&mut d.creation),
-                }];
+                // At most 8 households per request, as a device's budgeted push would, and
+                // a small download budget: the setup's own high-water mark (16 bootstraps
+                // of a whole station at once) would otherwise hide the window's memory.
+                let mut creation = std::mem::take(&mut d.creation);
                 loop {
+                    let rest = creation.split_off(creation.len().min(8));
                     let req = SyncRequest {
                         cursor: d.cursor,
-                        budget: DEFAULT_BUDGET,
-                        push: std::mem::take(&mut push),
+                        budget: SETUP_BUDGET,
+                        push: std::mem::replace(&mut creation, rest),
                     };
                     let (resp, _, _) = post_sync(&client, &url, &d.token, &req).await?;
                     d.cursor = resp.cursor;
-                    if !resp.more {
+                    if !resp.more && creation.is_empty() {
                         return Ok::<LoadDevice, String>(d);
                     }
                 }
@@ -231,6 +308,7 @@ pub fn run_load(
     let peak_reset = server.reset_peak();
     let cpu0 = server.cpu_seconds();
     let self_cpu0 = cpu_seconds("self").unwrap_or(f64::NAN);
+    let db_cpu0 = postmaster.map(pg::children_cpu);
     let deadline = Duration::from_secs(args.max_seconds);
     let barrier = Arc::new(tokio::sync::Barrier::new(n + 1));
     let (wall, samples) = rt.block_on(async {
@@ -246,8 +324,8 @@ pub fn run_load(
                         break;
                     }
                     let mut push = vec![DocChanges {
-                        doc: d.household,
-                        changes: std::mem::take(&mut d.deltas[k]),
+                        doc: d.deltas[k].doc,
+                        changes: std::mem::take(&mut d.deltas[k].changes),
                     }];
                     loop {
                         let req = SyncRequest {
@@ -299,18 +377,48 @@ pub fn run_load(
     let max_threads = sampler.join().unwrap_or(0);
     let server_cpu = server.cpu_seconds() - cpu0;
     let client_cpu = cpu_seconds("self").unwrap_or(f64::NAN) - self_cpu0;
+    let db_cpu = match (postmaster, &db_cpu0) {
+        (Some(pm), Some(before)) => Some(pg::cpu_between(before, &pg::children_cpu(pm))),
+        _ => None,
+    };
+    let db_pss = postmaster.map(pg::children_pss_kb);
     let (peak, rss) = server.memory_kb();
     let server_proc = server.proc_name();
     let vm_peak = status_field(&server_proc, "VmPeak").unwrap_or(0);
     let is_child = server.is_child();
+    let (db_bytes, pg_settings) = match &postgres {
+        Some((pg_url, schema)) => (
+            pg::schema_bytes(pg_url, schema).ok(),
+            pg::settings(pg_url).ok(),
+        ),
+        None => (Some(sqlite_bytes(&data)), None),
+    };
     server.stop(rt);
+    let schema_dropped = match &postgres {
+        Some((pg_url, schema)) => pg::drop_schema(pg_url, schema).is_ok(),
+        None => false,
+    };
 
     let ok: Vec<&Sample> = samples.iter().filter(|s| s.ok).collect();
     let mut lat: Vec<f64> = ok.iter().map(|s| s.latency.as_secs_f64() * 1e3).collect();
     lat.sort_by(f64::total_cmp);
     let secs = wall.as_secs_f64();
-    let key = format!("load_{n}");
-    report.section(&key, &format!("Server load: {n} devices"));
+    let documents = n * per_device;
+    let backend = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let key = match (postgres.is_some(), per_device) {
+        (false, 1) => format!("load_{n}"),
+        (false, h) => format!("load_{n}_h{h}"),
+        (true, 1) => format!("load_pg_{n}"),
+        (true, h) => format!("load_pg_{n}_h{h}"),
+    };
+    report.section(
+        &key,
+        &format!("Server load: {n} devices, {documents} households, {backend}"),
+    );
     report.text(
         "server",
         "server",
@@ -320,6 +428,29 @@ pub fn run_load(
             "in-process (figures include the load clients)"
         },
     );
+    report.text("backend", "database", backend);
+    if let Some((_, schema)) = &postgres {
+        report.text(
+            "pg_schema",
+            "PostgreSQL schema (fresh for this run)",
+            schema.clone(),
+        );
+        report.bool(
+            "pg_schema_dropped",
+            "schema dropped after the run",
+            schema_dropped,
+        );
+        if let Some(s) = pg_settings {
+            report.text("pg_settings", "PostgreSQL settings", s);
+        }
+    }
+    if !args.server_args.is_empty() {
+        report.text(
+            "server_args",
+            "further serve flags",
+            args.server_args.join(" "),
+        );
+    }
     report.int("devices", "devices (enrolled over HTTP)", n as u64);
     report.int(
         "stations",
@@ -328,8 +459,18 @@ pub fn run_load(
     );
     report.int("per_station", "devices per station", per_station as u64);
     report.int(
+        "households_per_device",
+        "households per device",
+        per_device as u64,
+    );
+    report.int(
+        "documents",
+        "household documents on the server",
+        documents as u64,
+    );
+    report.int(
         "syncs_per_device",
-        "syncs per device (one small edit each)",
+        "syncs per device (one small edit each, to its households in turn)",
         args.syncs as u64,
     );
     report.int(
@@ -338,6 +479,11 @@ pub fn run_load(
         args.cache_documents as u64,
     );
     report.secs("setup_s", "setup (not measured)", setup.as_secs_f64());
+    report.bytes(
+        "setup_budget",
+        "setup: first syncs' download budget (window: the default budget)",
+        u64::from(SETUP_BUDGET),
+    );
     report.int("requests", "sync requests answered 200", ok.len() as u64);
     report.int(
         "failed",
@@ -345,12 +491,8 @@ pub fn run_load(
         (samples.len() - ok.len()) as u64,
     );
     report.secs("wall_s", "wall time, all devices", secs);
-    report.float(
-        "syncs_per_s",
-        "throughput",
-        ok.len() as f64 / secs.max(1e-9),
-        "syncs/s",
-    );
+    let syncs_per_s = ok.len() as f64 / secs.max(1e-9);
+    report.float("syncs_per_s", "throughput", syncs_per_s, "syncs/s");
     report.ms("latency_p50_ms", "latency p50", percentile(&lat, 50.0));
     report.ms("latency_p99_ms", "latency p99", percentile(&lat, 99.0));
     report.ms("latency_max_ms", "latency max", percentile(&lat, 100.0));
@@ -376,6 +518,18 @@ pub fn run_load(
         "server CPU per sync",
         server_cpu * 1e3 / ok.len().max(1) as f64,
     );
+    if let Some(c) = db_cpu {
+        report.secs(
+            "db_cpu_s",
+            "PostgreSQL CPU in the window (all its processes)",
+            c,
+        );
+        report.ms(
+            "db_cpu_per_sync_ms",
+            "PostgreSQL CPU per sync",
+            c * 1e3 / ok.len().max(1) as f64,
+        );
+    }
     report.secs(
         "client_cpu_s",
         "load clients' CPU in the window",
@@ -409,13 +563,44 @@ pub fn run_load(
         max_threads,
     );
     report.kb("server_vm_peak_kb", "server peak virtual memory", vm_peak);
-    Ok(())
+    if let Some(kb) = db_pss {
+        report.kb(
+            "db_pss_kb",
+            "PostgreSQL processes' memory at the end (sum of PSS)",
+            kb,
+        );
+    }
+    if let Some(b) = db_bytes {
+        report.bytes(
+            "db_bytes",
+            if postgres.is_some() {
+                "database size (the schema's tables, indexes, TOAST)"
+            } else {
+                "database size (server.db + WAL)"
+            },
+            b,
+        );
+    }
+    Ok(LoadOutcome {
+        devices: n,
+        documents,
+        cache_documents: args.cache_documents,
+        syncs_per_s,
+        p50_ms: percentile(&lat, 50.0),
+        p99_ms: percentile(&lat, 99.0),
+        rss_after_setup_kb: rss_after_setup,
+        peak_kb: peak,
+        rss_end_kb: rss,
+        db_bytes,
+    })
 }
 
-/// Diagnostic: resident memory of N loaded copies of one small household document, built
-/// the way the server builds it (a new document + the pushed changes) and loaded from a
-/// snapshot. Returns (kB per document applied, kB per document loaded).
-pub fn doc_memory(copies: usize) -> Res<(f64, f64)> {
+/// Diagnostic: resident memory of N copies of one small household document, step by step
+/// through what the server does with a document (build it from the pushed changes, look up
+/// pushed changes, read it, apply a later edit, take its heads, save it for a snapshot), and
+/// of N copies loaded from its snapshot. Returns (step, kB per document) for each step.
+pub fn doc_memory(copies: usize) -> Res<Vec<(String, f64)>> {
+    use automerge::ReadDoc;
     let tmp = tempfile::tempdir()?;
     let mut opts = StoreOptions::new(
         tmp.path().join("d.db"),
@@ -435,36 +620,83 @@ pub fn doc_memory(copies: usize) -> Res<(f64, f64)> {
         tags: vec![],
         summary: text(&mut rng, 100),
     })?;
+    let decode = |raw: Vec<Vec<u8>>| -> Res<Vec<automerge::Change>> {
+        Ok(raw
+            .into_iter()
+            .map(automerge::Change::from_bytes)
+            .collect::<Result<_, _>>()?)
+    };
+    let creation = decode(store.export_changes(hid, &[])?)?;
+    let before = store.heads(hid)?;
     store.edit_household(hid, &HouseholdEdit::Address(address(&mut rng)))?;
-    let changes: Vec<automerge::Change> = store
-        .export_changes(hid, &[])?
-        .into_iter()
-        .map(automerge::Change::from_bytes)
-        .collect::<Result<_, _>>()?;
+    let edit = decode(store.export_changes(hid, &before)?)?;
     let saved = store.export_document(hid)?;
     let rss = || status_field("self", "VmRSS").unwrap_or(0) as f64;
-    let before = rss();
-    let applied: Vec<automerge::Automerge> = (0..copies)
+    let per = |a: f64, b: f64| (b - a) / copies as f64;
+    let mut out = Vec::new();
+
+    let r0 = rss();
+    let mut docs: Vec<automerge::Automerge> = (0..copies)
         .map(|_| {
             let mut d = automerge::Automerge::new();
-            d.apply_changes(changes.iter().cloned()).map(|_| d)
+            d.apply_changes(creation.iter().cloned()).map(|_| d)
         })
         .collect::<Result<_, _>>()?;
-    let mid = rss();
+    let r1 = rss();
+    out.push((
+        "new document + apply its creation changes".to_owned(),
+        per(r0, r1),
+    ));
+
+    let mut found = 0usize;
+    for d in &docs {
+        for c in &edit {
+            found += usize::from(d.get_change_by_hash(&c.hash()).is_some());
+        }
+        // What validation reads: the header and every record's creation provenance.
+        for key in d.keys(automerge::ROOT) {
+            if let Ok(Some((automerge::Value::Object(_), obj))) = d.get(automerge::ROOT, &key) {
+                for rec in d.keys(&obj) {
+                    let _ = d.get(&obj, &rec);
+                }
+            }
+        }
+        let _ = doorstep_core::doc::card_issuances(d);
+    }
+    let r2 = rss();
+    out.push((
+        format!("+ look up the pushed change by hash, read header and records ({found} found)"),
+        per(r1, r2),
+    ));
+
+    for d in &mut docs {
+        d.apply_changes(edit.iter().cloned())?;
+        let _ = d.get_missing_deps(&[]);
+        let _ = d.get_heads();
+    }
+    let r3 = rss();
+    out.push((
+        "+ apply a later edit, missing deps, heads".to_owned(),
+        per(r2, r3),
+    ));
+
+    let saved_len: usize = docs.iter().map(|d| d.save().len()).sum();
+    let r4 = rss();
+    out.push((
+        format!(
+            "+ save() for a snapshot ({} B each)",
+            saved_len / copies.max(1)
+        ),
+        per(r3, r4),
+    ));
+    out.push(("all steps".to_owned(), per(r0, r4)));
+
+    let r5 = rss();
     let loaded: Vec<automerge::Automerge> = (0..copies)
         .map(|_| automerge::Automerge::load(&saved))
         .collect::<Result<_, _>>()?;
-    let after = rss();
-    let saved_len: usize = applied.iter().map(|d| d.save().len()).sum();
-    let after_save = rss();
-    eprintln!(
-        "doc memory: save() of every applied copy ({} B each) grew RSS by {:.1} kB per document",
-        saved_len / copies.max(1),
-        (after_save - after) / copies as f64
-    );
-    drop((applied, loaded));
-    Ok((
-        (mid - before) / copies as f64,
-        (after - mid) / copies as f64,
-    ))
+    let r6 = rss();
+    out.push(("loaded from its snapshot instead".to_owned(), per(r5, r6)));
+    drop((docs, loaded));
+    Ok(out)
 }

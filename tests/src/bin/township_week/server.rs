@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doorstep_server::{ServerConfig, ServerHandle, SqliteStore};
+use doorstep_server::store::any::AnyStore;
+use doorstep_server::{ServerConfig, ServerHandle};
 use tokio::runtime::Runtime;
 
 use super::Res;
@@ -59,7 +60,18 @@ enum Kind {
     InProcess(Option<ServerHandle>),
 }
 
-/// A running server on 127.0.0.1 over a SQLite data directory.
+/// How to start the server: its cache, its database (SQLite in the data directory unless a
+/// PostgreSQL URL and schema are given) and any further `serve` flags.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOpts {
+    pub cache_documents: usize,
+    /// PostgreSQL URL and schema (`serve --database URL --schema NAME`).
+    pub postgres: Option<(String, String)>,
+    /// More `serve` arguments, e.g. `--max-concurrent-syncs 16` (child process only).
+    pub extra: Vec<String>,
+}
+
+/// A running server on 127.0.0.1 over a SQLite data directory or a PostgreSQL schema.
 pub struct Server {
     pub url: String,
     pub log: Option<PathBuf>,
@@ -90,13 +102,27 @@ impl Server {
         binary: Option<&Path>,
         cache_documents: usize,
     ) -> Res<Server> {
+        let opts = ServerOpts {
+            cache_documents,
+            ..ServerOpts::default()
+        };
+        Self::start_with(rt, data, binary, &opts)
+    }
+
+    /// [`Server::start`] with a choice of database and further flags.
+    pub fn start_with(
+        rt: &Runtime,
+        data: &Path,
+        binary: Option<&Path>,
+        opts: &ServerOpts,
+    ) -> Res<Server> {
         match binary {
-            Some(bin) => Self::start_child(rt, data, bin, cache_documents),
-            None => Self::start_in_process(rt, data, cache_documents),
+            Some(bin) => Self::start_child(rt, data, bin, opts),
+            None => Self::start_in_process(rt, data, opts),
         }
     }
 
-    fn start_child(rt: &Runtime, data: &Path, bin: &Path, cache_documents: usize) -> Res<Server> {
+    fn start_child(rt: &Runtime, data: &Path, bin: &Path, opts: &ServerOpts) -> Res<Server> {
         // A wrapper for profiling, e.g. TW_SERVER_PREFIX="valgrind --tool=callgrind".
         let prefix: Vec<String> = std::env::var("TW_SERVER_PREFIX")
             .map(|p| p.split_whitespace().map(str::to_owned).collect())
@@ -114,6 +140,9 @@ impl Server {
             }
             None => Command::new(bin),
         };
+        if let Some((url, schema)) = &opts.postgres {
+            cmd.arg("--database").arg(url).arg("--schema").arg(schema);
+        }
         let child = cmd
             .arg("serve")
             .arg("--data")
@@ -121,7 +150,8 @@ impl Server {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--cache-documents")
-            .arg(cache_documents.to_string())
+            .arg(opts.cache_documents.to_string())
+            .args(&opts.extra)
             .env("DOORSTEP_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -137,8 +167,13 @@ impl Server {
         Ok(server)
     }
 
-    fn start_in_process(rt: &Runtime, data: &Path, cache_documents: usize) -> Res<Server> {
-        let store = Arc::new(SqliteStore::open(data)?);
+    fn start_in_process(rt: &Runtime, data: &Path, opts: &ServerOpts) -> Res<Server> {
+        let (url, schema) = match &opts.postgres {
+            Some((u, s)) => (Some(u.as_str()), Some(s.as_str())),
+            None => (None, None),
+        };
+        let store = Arc::new(AnyStore::open(data, url, schema)?);
+        let cache_documents = opts.cache_documents;
         let handle = rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let config = ServerConfig {
