@@ -93,3 +93,38 @@ pub fn card_issuances(doc: &Automerge) -> Result<Vec<crate::model::records::Card
 pub fn household_header(doc: &Automerge) -> Result<(HouseholdId, StationId)> {
     header(doc)
 }
+
+/// Whether a change's chunk checksum (bytes 4..8) matches its hash. automerge 0.12's
+/// `Change::from_bytes` does not check it, but its incremental loader does: a change stored
+/// with a wrong checksum would make the stored document fail to load later.
+pub fn checksum_ok(change: &automerge::Change) -> bool {
+    let bytes = change.raw_bytes();
+    bytes.len() >= 8 && bytes[4..8] == change.hash().0[..4]
+}
+
+/// After `fresh` was applied to `doc` (whose heads were `before`), check that automerge
+/// derives each of them back with the same hash. automerge 0.12 applies change bytes that
+/// are not its own encoding of the ops they hold (a flipped byte, a crafted change); such a
+/// document panics when its changes are read back and cannot be saved and loaded again
+/// (`docs/fuzzing.md`, findings 1 and 2). The caller must drop `doc` on an error: the bad
+/// change is in it.
+pub fn check_applied(
+    doc: &Automerge,
+    before: &[automerge::ChangeHash],
+    fresh: &[automerge::Change],
+) -> Result<()> {
+    let derived = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        doc.get_changes(before)
+            .iter()
+            .map(|c| c.hash())
+            .collect::<std::collections::HashSet<_>>()
+    }))
+    .map_err(|_| Error::MalformedDocument("a change does not read back".into()))?;
+    if fresh.iter().all(|c| derived.contains(&c.hash())) {
+        Ok(())
+    } else {
+        Err(Error::MalformedDocument(
+            "a change is not the encoding of its own operations".into(),
+        ))
+    }
+}

@@ -293,23 +293,71 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// zstd contexts kept for reuse. A compression context is about 2 MB: made afresh for every
+/// message, on a server with many threads, they fragment the heap (the server's memory then
+/// grows with traffic, not with its cache). A few are kept, shared by all threads, so what
+/// is kept stays bounded however many threads a server runs.
+struct Pool<T>(std::sync::Mutex<Vec<T>>);
+
+const POOLED_CONTEXTS: usize = 4;
+
+impl<T> Pool<T> {
+    const fn new() -> Self {
+        Pool(std::sync::Mutex::new(Vec::new()))
+    }
+    fn take(&self) -> Option<T> {
+        self.0.lock().ok()?.pop()
+    }
+    fn give(&self, item: T) {
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() < POOLED_CONTEXTS {
+                v.push(item);
+            }
+        }
+    }
+}
+
+static COMPRESSORS: Pool<zstd::bulk::Compressor<'static>> = Pool::new();
+static DECOMPRESSORS: Pool<zstd::zstd_safe::DCtx<'static>> = Pool::new();
+
 fn compress(raw: &[u8]) -> Vec<u8> {
     // Level 3: zstd's default, a good ratio at phone-friendly speed. Compressing an
     // in-memory buffer cannot fail short of allocation failure.
-    zstd::bulk::compress(raw, 3).unwrap_or_else(|_| Vec::new())
+    let Some(mut c) = COMPRESSORS
+        .take()
+        .or_else(|| zstd::bulk::Compressor::new(3).ok())
+    else {
+        return zstd::bulk::compress(raw, 3).unwrap_or_else(|_| Vec::new());
+    };
+    let out = c.compress(raw).unwrap_or_else(|_| Vec::new());
+    COMPRESSORS.give(c);
+    out
 }
 
 /// Decompress one zstd frame, refusing output beyond `MAX_MESSAGE_BYTES` without first
 /// allocating that much.
 pub fn decompress(body: &[u8]) -> Result<Vec<u8>, WireError> {
     use std::io::Read;
-    let decoder =
-        zstd::stream::read::Decoder::with_buffer(body).map_err(|_| WireError::Compression)?;
+    let mut ctx = DECOMPRESSORS
+        .take()
+        .unwrap_or_else(zstd::zstd_safe::DCtx::create);
+    // A context reused after a failed frame starts clean; its parameters (the window
+    // limit that refuses a frame asking for gigabytes) are zstd's defaults and stay.
+    if ctx
+        .reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+        .is_err()
+    {
+        return Err(WireError::Compression);
+    }
     let mut out = Vec::new();
-    decoder
-        .take(MAX_MESSAGE_BYTES as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| WireError::Compression)?;
+    let read = {
+        let decoder = zstd::stream::read::Decoder::with_context(body, &mut ctx);
+        decoder
+            .take(MAX_MESSAGE_BYTES as u64 + 1)
+            .read_to_end(&mut out)
+    };
+    DECOMPRESSORS.give(ctx);
+    read.map_err(|_| WireError::Compression)?;
     if out.len() > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge);
     }
@@ -555,6 +603,37 @@ mod tests {
         let bomb = zstd::bulk::compress(&vec![0u8; MAX_MESSAGE_BYTES + 1024], 3).unwrap();
         assert!(bomb.len() < 100_000);
         assert_eq!(SyncRequest::decode(&bomb), Err(WireError::TooLarge));
+    }
+
+    #[test]
+    fn pooled_contexts_start_clean_after_a_bad_frame() {
+        let good = SyncRequest {
+            budget: 4096,
+            ..SyncRequest::default()
+        }
+        .encode();
+        let mut cut = good.clone();
+        cut.truncate(good.len() / 2);
+        let mut flipped = good.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x40;
+        // Several threads at once, so contexts move between threads and past failures.
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (good, cut, flipped) = (good.clone(), cut.clone(), flipped.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        assert!(SyncRequest::decode(&cut).is_err());
+                        let _ = SyncRequest::decode(&flipped);
+                        assert_eq!(SyncRequest::decode(&good).map(|r| r.budget), Ok(4096));
+                        assert_eq!(decompress(&compress(&good)).unwrap(), good);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 
     #[test]

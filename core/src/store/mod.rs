@@ -676,15 +676,17 @@ impl Store {
         let mut w = self.writer();
         let Writer { conn, cache, .. } = &mut *w;
         let tx = conn.transaction()?;
-        let result = apply_remote(
-            &tx,
-            cache,
-            &self.actor,
-            self.station,
-            household,
-            decoded,
-            self.compact_after,
-        );
+        let result = contained(|| {
+            apply_remote(
+                &tx,
+                cache,
+                &self.actor,
+                self.station,
+                household,
+                decoded,
+                self.compact_after,
+            )
+        });
         match result.and_then(|outcome| tx.commit().map(|()| outcome).map_err(Error::from)) {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
@@ -966,11 +968,14 @@ pub(crate) fn apply_remote(
             duplicates,
         });
     }
+    let before = doc.get_heads();
     contained(|| doc.apply_changes(fresh.clone()).map_err(Error::from))?;
     let missing = doc.get_missing_deps(&[]);
     if !missing.is_empty() {
         return Err(Error::MissingDependencies(missing.len()));
     }
+    // The caller evicts the document on an error: a change that fails here is in it.
+    doc::check_applied(doc, &before, &fresh)?;
     // The station's own document (card batches and leases) travels under the station id.
     let is_station = household.as_uuid() == station.as_uuid();
     if is_station {

@@ -166,15 +166,19 @@ impl Store {
         let Writer { conn, cache, .. } = &mut *w;
         let mut touched: BTreeSet<HouseholdId> = BTreeSet::new();
         let tx = conn.transaction()?;
-        let result = apply_in(
-            &tx,
-            cache,
-            &self.actor,
-            self.station,
-            self.compact_after,
-            resp,
-            &mut touched,
-        );
+        // automerge may panic on bytes from the network; a panic is a malformed response
+        // (the transaction rolls back and the touched documents are dropped from memory).
+        let result = super::contained(|| {
+            apply_in(
+                &tx,
+                cache,
+                &self.actor,
+                self.station,
+                self.compact_after,
+                resp,
+                &mut touched,
+            )
+        });
         let result = result.and_then(|o| tx.commit().map(|()| o).map_err(Error::from));
         if result.is_err() {
             for h in &touched {
