@@ -58,9 +58,12 @@ pub(crate) fn update(
             put_text(conn, household, &visit.to_string(), section.as_str(), &body)?;
             index_visit_workers(conn, doc, household, &visit.to_string(), &obj)
         }
-        Scope::Record(kind, key) => {
-            index_records(conn, doc, household, &[(kind, record_key(kind, household, key))])
-        }
+        Scope::Record(kind, key) => index_records(
+            conn,
+            doc,
+            household,
+            &[(kind, record_key(kind, household, key))],
+        ),
         Scope::Records(records) => {
             let records: Vec<(EntityKind, String)> = records
                 .iter()
@@ -222,7 +225,15 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
         .ok_or(Error::NotAHousehold("no household map"))?;
     // Text rows wanted now; compared with what is there so unchanged text costs no FTS work.
     let mut texts = Texts::new();
-    insert_record(conn, doc, household, EntityKind::Household, &h, &hh, &mut texts)?;
+    insert_record(
+        conn,
+        doc,
+        household,
+        EntityKind::Household,
+        &h,
+        &hh,
+        &mut texts,
+    )?;
     for kind in RECORD_KINDS {
         for (key, o) in keys_of(doc, kind)? {
             insert_record(conn, doc, household, kind, &key, &o, &mut texts)?;

@@ -30,12 +30,12 @@ pub use sync::SyncOutcome;
 use crate::doc::{self, conflicts, write};
 use crate::error::{Error, Result};
 use crate::model::ids::*;
+use crate::model::policy::EntityKind;
 use crate::model::provenance::*;
 use crate::model::records::*;
 use crate::model::time::Timestamp;
 use crate::model::values::*;
 use cache::DocCache;
-use crate::model::policy::EntityKind;
 use index::Scope;
 use uuid::Uuid;
 
@@ -353,9 +353,11 @@ impl Store {
     }
 
     pub fn edit_household(&self, id: HouseholdId, edit: &HouseholdEdit) -> Result<()> {
-        self.act(id, Scope::Record(EntityKind::Household, Uuid::nil()), |tx, p| {
-            write::edit_household(tx, edit, p)
-        })
+        self.act(
+            id,
+            Scope::Record(EntityKind::Household, Uuid::nil()),
+            |tx, p| write::edit_household(tx, edit, p),
+        )
     }
 
     /// Splice the situation summary: delete `delete` characters at `pos` (code points) and
@@ -388,9 +390,11 @@ impl Store {
 
     pub fn add_person(&self, household: HouseholdId, new: &NewPerson) -> Result<PersonId> {
         let id = PersonId::new();
-        self.act(household, record(EntityKind::Person, id.as_uuid()), |tx, p| {
-            write::add_person(tx, id, new, p)
-        })?;
+        self.act(
+            household,
+            record(EntityKind::Person, id.as_uuid()),
+            |tx, p| write::add_person(tx, id, new, p),
+        )?;
         Ok(id)
     }
 
@@ -400,9 +404,11 @@ impl Store {
         person: PersonId,
         edit: &PersonEdit,
     ) -> Result<()> {
-        self.act(household, record(EntityKind::Person, person.as_uuid()), |tx, p| {
-            write::edit_person(tx, person, edit, p)
-        })
+        self.act(
+            household,
+            record(EntityKind::Person, person.as_uuid()),
+            |tx, p| write::edit_person(tx, person, edit, p),
+        )
     }
 
     // ----- visits -----------------------------------------------------------------------
@@ -410,9 +416,11 @@ impl Store {
     /// Start a visit (a draft) with the signed-in worker on it.
     pub fn start_visit(&self, household: HouseholdId, new: &NewVisit) -> Result<VisitId> {
         let id = VisitId::new();
-        self.act(household, record(EntityKind::Visit, id.as_uuid()), |tx, p| {
-            write::start_visit(tx, id, new, p)
-        })?;
+        self.act(
+            household,
+            record(EntityKind::Visit, id.as_uuid()),
+            |tx, p| write::start_visit(tx, id, new, p),
+        )?;
         Ok(id)
     }
 
@@ -422,9 +430,11 @@ impl Store {
         visit: VisitId,
         edit: &VisitEdit,
     ) -> Result<()> {
-        self.act(household, record(EntityKind::Visit, visit.as_uuid()), |tx, p| {
-            write::edit_visit(tx, visit, edit, p)
-        })
+        self.act(
+            household,
+            record(EntityKind::Visit, visit.as_uuid()),
+            |tx, p| write::edit_visit(tx, visit, edit, p),
+        )
     }
 
     /// Type into a section of a draft visit: delete `delete` characters at `pos` (Unicode
@@ -445,9 +455,11 @@ impl Store {
 
     /// Freeze a visit: from now on it is evidence and only amendments correct it.
     pub fn finalise_visit(&self, household: HouseholdId, visit: VisitId) -> Result<()> {
-        self.act(household, record(EntityKind::Visit, visit.as_uuid()), |tx, p| {
-            write::finalise_visit(tx, visit, p)
-        })
+        self.act(
+            household,
+            record(EntityKind::Visit, visit.as_uuid()),
+            |tx, p| write::finalise_visit(tx, visit, p),
+        )
     }
 
     /// Record a correction of a finalised visit (optionally about one section).
@@ -459,9 +471,11 @@ impl Store {
         text: &str,
     ) -> Result<AmendmentId> {
         let id = AmendmentId::new();
-        self.act(household, record(EntityKind::Amendment, id.as_uuid()), |tx, p| {
-            write::amend_visit(tx, id, visit, section, text, p)
-        })?;
+        self.act(
+            household,
+            record(EntityKind::Amendment, id.as_uuid()),
+            |tx, p| write::amend_visit(tx, id, visit, section, text, p),
+        )?;
         Ok(id)
     }
 
@@ -469,9 +483,11 @@ impl Store {
 
     pub fn add_need(&self, household: HouseholdId, new: &NewNeed) -> Result<NeedId> {
         let id = NeedId::new();
-        self.act(household, record(EntityKind::Need, id.as_uuid()), |tx, p| {
-            write::add_need(tx, id, new, p)
-        })?;
+        self.act(
+            household,
+            record(EntityKind::Need, id.as_uuid()),
+            |tx, p| write::add_need(tx, id, new, p),
+        )?;
         Ok(id)
     }
 
@@ -491,9 +507,11 @@ impl Store {
 
     pub fn add_inquiry(&self, household: HouseholdId, new: &NewInquiry) -> Result<InquiryId> {
         let id = InquiryId::new();
-        self.act(household, record(EntityKind::Inquiry, id.as_uuid()), |tx, p| {
-            write::add_inquiry(tx, id, new, p)
-        })?;
+        self.act(
+            household,
+            record(EntityKind::Inquiry, id.as_uuid()),
+            |tx, p| write::add_inquiry(tx, id, new, p),
+        )?;
         Ok(id)
     }
 
@@ -503,9 +521,11 @@ impl Store {
         inquiry: InquiryId,
         answer: &str,
     ) -> Result<()> {
-        self.act(household, record(EntityKind::Inquiry, inquiry.as_uuid()), |tx, p| {
-            write::answer_inquiry(tx, inquiry, answer, p)
-        })
+        self.act(
+            household,
+            record(EntityKind::Inquiry, inquiry.as_uuid()),
+            |tx, p| write::answer_inquiry(tx, inquiry, answer, p),
+        )
     }
 
     pub fn set_inquiry_status(
@@ -524,9 +544,11 @@ impl Store {
 
     pub fn add_follow_up(&self, household: HouseholdId, new: &NewFollowUp) -> Result<FollowUpId> {
         let id = FollowUpId::new();
-        self.act(household, record(EntityKind::FollowUp, id.as_uuid()), |tx, p| {
-            write::add_follow_up(tx, id, new, p)
-        })?;
+        self.act(
+            household,
+            record(EntityKind::FollowUp, id.as_uuid()),
+            |tx, p| write::add_follow_up(tx, id, new, p),
+        )?;
         Ok(id)
     }
 
@@ -562,9 +584,7 @@ impl Store {
                 (EntityKind::Card, *old.as_uuid()),
             ]),
         };
-        self.act(household, scope, |tx, p| {
-            write::add_card(tx, id, new, p)
-        })?;
+        self.act(household, scope, |tx, p| write::add_card(tx, id, new, p))?;
         Ok(id)
     }
 
