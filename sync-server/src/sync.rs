@@ -513,8 +513,10 @@ impl<S: ServerStore> SyncService<S> {
         let mut changes = Vec::with_capacity(raw.len());
         for bytes in raw {
             match Change::from_bytes((*bytes).clone()) {
-                Ok(c) => changes.push(c),
-                Err(_) => return Ok(Err(DocErrorCode::Malformed)),
+                // automerge's decoder skips the chunk checksum but its loader checks it: a
+                // change stored with a wrong one would not load again.
+                Ok(c) if doorstep_core::doc::checksum_ok(&c) => changes.push(c),
+                _ => return Ok(Err(DocErrorCode::Malformed)),
             }
         }
         let (mut doc, since, loaded_seq, card_ids, existed) =
@@ -575,6 +577,7 @@ impl<S: ServerStore> SyncService<S> {
                     None => authorship(&doc).into_iter().collect(),
                 },
             );
+        let heads_before = doc.get_heads();
         let applied = contained(|| doc.apply_changes(fresh.clone()));
         // On any refusal the document in hand may hold the refused changes: drop it (the
         // next request reloads it from the store).
@@ -593,6 +596,12 @@ impl<S: ServerStore> SyncService<S> {
         }
         if !doc.get_missing_deps(&[]).is_empty() {
             return refuse(DocErrorCode::MissingDependencies);
+        }
+        // automerge applies change bytes that are not its own encoding of their operations;
+        // such a document cannot be saved and loaded again, and panics devices that read
+        // the change back (docs/fuzzing.md, findings 1 and 2).
+        if doorstep_core::doc::check_applied(&doc, &heads_before, &fresh).is_err() {
+            return refuse(DocErrorCode::Malformed);
         }
         let expected = (
             "household".to_owned(),
