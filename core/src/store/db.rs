@@ -51,7 +51,24 @@ pub enum Durability {
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
+/// Whether a key has been applied in this process yet. The first keyed connections of a
+/// process, opened at once from several threads, were seen to fail `PRAGMA key` now and
+/// then (the simulation's first seeds; SQLCipher sets up its crypto provider on first
+/// use): the first keying is done by one thread at a time.
+static KEYED_ONCE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
 fn apply_key(conn: &Connection, key: &StoreKey) -> Result<()> {
+    let mut keyed = KEYED_ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    if *keyed {
+        drop(keyed);
+        return apply_key_now(conn, key);
+    }
+    apply_key_now(conn, key)?;
+    *keyed = true;
+    Ok(())
+}
+
+fn apply_key_now(conn: &Connection, key: &StoreKey) -> Result<()> {
     // SQLCipher logs decryption failures to stderr by default; the caller gets the error.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")
         .map_err(Error::Storage)?;
@@ -110,8 +127,8 @@ pub(crate) fn open_connection(
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags).map_err(Error::Storage)?;
-    no_checkpoint_on_close(&conn)?;
     apply_key(&conn, key)?;
+    no_checkpoint_on_close(&conn)?;
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     }) {
@@ -154,11 +171,11 @@ fn diagnose(path: &Path, key: &StoreKey) -> Error {
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return Error::NotAStore;
     };
-    if no_checkpoint_on_close(&conn).is_err() {
-        return Error::Damaged;
-    }
     if apply_key(&conn, key).is_err() {
         return Error::WrongKey;
+    }
+    if no_checkpoint_on_close(&conn).is_err() {
+        return Error::Damaged;
     }
     let failures: Result<Vec<String>, rusqlite::Error> = conn
         .prepare("PRAGMA cipher_integrity_check")
