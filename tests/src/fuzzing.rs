@@ -112,19 +112,8 @@ fn strict() -> bool {
 /// fatal, and `tests/tests/fuzz_corpus.rs::open_findings_are_fixed` replays their inputs
 /// that way.
 pub const OPEN_FINDINGS: &[(&str, &str)] = &[
-    (
-        "device-apply-panics",
-        "a pulled change that automerge accepts but cannot re-derive (bytes that are not its \
-         canonical encoding) makes automerge panic inside Store::apply_response \
-         (get_change_by_hash, store/sync.rs `known`), outside any catch_unwind",
-    ),
-    (
-        "server-stores-unloadable-document",
-        "the server acknowledges and stores changes it cannot load again: with a bad chunk \
-         checksum (Change::from_bytes does not check it; load_incremental refuses the chunk \
-         or silently skips it), or not in automerge's canonical encoding (the compacted \
-         document does not load: mismatching heads)",
-    ),
+    // None open. Fixed (docs/fuzzing.md): "server-stores-unloadable-document" (finding 1)
+    // and "device-apply-panics" (finding 2); if either comes back it is fatal.
 ];
 
 static FINDINGS_SEEN: Mutex<Vec<(&'static str, usize)>> = Mutex::new(Vec::new());
@@ -133,7 +122,7 @@ static FINDINGS_SEEN: Mutex<Vec<(&'static str, usize)>> = Mutex::new(Vec::new())
 fn open_finding(name: &'static str) {
     assert!(
         OPEN_FINDINGS.iter().any(|(n, _)| *n == name),
-        "unknown finding {name}"
+        "{name}: a fixed finding is back (docs/fuzzing.md)"
     );
     if strict() {
         panic!("open finding {name}");

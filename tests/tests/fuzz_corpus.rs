@@ -105,7 +105,7 @@ fn server_push() {
 /// with open findings fatal: passes once they are fixed (then drop them from
 /// `fuzzing::OPEN_FINDINGS`; their inputs stay as regression tests).
 #[test]
-#[ignore = "open findings device-apply-panics and server-stores-unloadable-document (docs/fuzzing.md)"]
+#[ignore = "replays the inputs of open findings strictly; none is open (docs/fuzzing.md)"]
 fn open_findings_are_fixed() {
     fuzzing::set_strict(true);
     let mut failed = Vec::new();
