@@ -112,15 +112,9 @@ fn strict() -> bool {
 /// fatal, and `tests/tests/fuzz_corpus.rs::open_findings_are_fixed` replays their inputs
 /// that way.
 pub const OPEN_FINDINGS: &[(&str, &str)] = &[
-    // Fixed (docs/fuzzing.md): "server-stores-unloadable-document" (finding 1) and
-    // "device-apply-panics" (finding 2); if either comes back it is fatal.
-    (
-        "server-change-decoder-panics",
-        "finding 3: automerge's Change::from_bytes panics on some pushed bytes (types.rs:464, \
-         an object counter over u32) and `accept` calls it outside `contained`: the request \
-         answers 500 (the HTTP handler catches the panic) instead of refusing the document \
-         with code 2, and a device retrying that push never syncs",
-    ),
+    // Fixed (docs/fuzzing.md), each fatal if it comes back: "server-stores-unloadable-document"
+    // (finding 1), "device-apply-panics" (finding 2) and "server-change-decoder-panics"
+    // (finding 3: `Change::from_bytes` panicked on some pushed bytes outside `contained`).
 ];
 
 static FINDINGS_SEEN: Mutex<Vec<(&'static str, usize)>> = Mutex::new(Vec::new());

@@ -105,7 +105,6 @@ fn server_push() {
 /// with open findings fatal: passes once they are fixed (then drop them from
 /// `fuzzing::OPEN_FINDINGS`; their inputs stay as regression tests).
 #[test]
-#[ignore = "open finding 3, server-change-decoder-panics (docs/fuzzing.md)"]
 fn open_findings_are_fixed() {
     fuzzing::set_strict(true);
     let mut failed = Vec::new();

@@ -873,7 +873,9 @@ fn load_from_disk(conn: &Connection, id: HouseholdId, actor: &ActorId) -> Result
     let mut changes = Vec::new();
     while let Some(row) = rows.next()? {
         let bytes: Vec<u8> = row.get(0)?;
-        changes.push(Change::from_bytes(bytes).map_err(|_| Error::Damaged)?);
+        changes.push(contained(|| {
+            Change::from_bytes(bytes).map_err(|_| Error::Damaged)
+        })?);
     }
     contained(|| doc.apply_changes(changes).map_err(Error::from))?;
     Ok(doc)
@@ -942,7 +944,12 @@ fn compact(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result
 pub(crate) fn decode_changes(changes: &[Vec<u8>]) -> Result<Vec<Change>> {
     changes
         .iter()
-        .map(|b| Change::from_bytes(b.clone()).map_err(|e| Error::MalformedDocument(e.to_string())))
+        // automerge's decoder panics on some malformed bytes (docs/fuzzing.md, finding 3).
+        .map(|b| {
+            contained(|| {
+                Change::from_bytes(b.clone()).map_err(|e| Error::MalformedDocument(e.to_string()))
+            })
+        })
         .collect()
 }
 
