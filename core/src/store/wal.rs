@@ -21,7 +21,7 @@
 //! `Store`'s writer guard), so the last acknowledged transaction is never the last in the
 //! log and damage to it is caught too; damage to the seal itself loses nothing.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -86,11 +86,8 @@ pub(crate) fn check(db: &Path) -> Result<()> {
         &[false, true]
     };
     for &big_endian in endians {
-        // Read the frames again for the second byte order (only when the magic is damaged).
-        let file = std::fs::File::open(wal_path(db))?;
-        let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
-        let mut skip = [0u8; HEADER];
-        read_full(&mut reader, &mut skip)?;
+        // The frames again for the second byte order (only when the magic is damaged).
+        reader.seek(std::io::SeekFrom::Start(HEADER as u64))?;
         if scan(&mut reader, &header, magic_ok, big_endian)? {
             return Err(Error::Damaged);
         }
