@@ -31,7 +31,7 @@ type AnyResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 const KEY: [u8; 32] = [0x5a; 32];
 const NOTE_SECTION: Section = Section::FamilySituation;
 /// The store's default `compact_after` (see `StoreOptions::new`).
-const COMPACT_AFTER: i64 = 200;
+const COMPACT_AFTER: i64 = 32;
 /// Households built together so that their documents stay in the store's cache (64).
 const BLOCK: usize = 48;
 /// Result rows asked of a search, as a phone screen would.
@@ -599,8 +599,8 @@ struct Disk {
     wal: u64,
     free_pages: i64,
     page_size: i64,
-    /// (object, bytes), largest first, if SQLite's dbstat is compiled in.
-    objects: Vec<(String, i64)>,
+    /// (object, bytes, payload bytes), largest first, if SQLite's dbstat is compiled in.
+    objects: Vec<(String, i64, i64)>,
 }
 
 fn measure_disk(path: &Path) -> AnyResult<Disk> {
@@ -620,10 +620,10 @@ fn measure_disk(path: &Path) -> AnyResult<Disk> {
             _ => 0,
         })?;
     let objects = conn
-        .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
+        .prepare("SELECT name, SUM(pgsize), SUM(payload) FROM dbstat GROUP BY name ORDER BY 2 DESC")
         .and_then(|mut st| {
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<(String, i64)>, _>>()
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<(String, i64, i64)>, _>>()
         })
         .unwrap_or_default();
     drop(conn);
@@ -1074,14 +1074,15 @@ fn main() -> AnyResult<()> {
     }
     if !disk.objects.is_empty() {
         println!();
-        println!("| Object (dbstat) | bytes | per visit | share |");
-        println!("|---|---:|---:|---:|");
-        let sum: i64 = disk.objects.iter().map(|(_, b)| b).sum();
-        for (name, bytes) in disk.objects.iter().filter(|(_, b)| *b * 100 >= sum) {
+        println!("| Object (dbstat) | bytes | per visit | payload per visit | share |");
+        println!("|---|---:|---:|---:|---:|");
+        let sum: i64 = disk.objects.iter().map(|(_, b, _)| b).sum();
+        for (name, bytes, payload) in disk.objects.iter().filter(|(_, b, _)| *b * 100 >= sum) {
             println!(
-                "| {name} | {} | {} B | {:.0} % |",
+                "| {name} | {} | {} B | {} B | {:.0} % |",
                 mib((*bytes).max(0) as u64),
                 *bytes / visits as i64,
+                *payload / visits as i64,
                 *bytes as f64 * 100.0 / sum.max(1) as f64
             );
         }

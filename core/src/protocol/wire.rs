@@ -320,7 +320,7 @@ impl<T> Pool<T> {
 static COMPRESSORS: Pool<zstd::bulk::Compressor<'static>> = Pool::new();
 static DECOMPRESSORS: Pool<zstd::zstd_safe::DCtx<'static>> = Pool::new();
 
-fn compress(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn compress(raw: &[u8]) -> Vec<u8> {
     // Level 3: zstd's default, a good ratio at phone-friendly speed. Compressing an
     // in-memory buffer cannot fail short of allocation failure.
     let Some(mut c) = COMPRESSORS

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use automerge::{Automerge, ReadDoc, ROOT};
-use rusqlite::{params, Connection};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::doc::cells::{entity_obj, get_map, read_cell, read_provenance, read_set, read_text};
 use crate::doc::conflicts::{review, review_record, Review};
@@ -106,6 +107,10 @@ pub(crate) fn update_received(
                 )?;
             }
             conn.execute(
+                "DELETE FROM ix_text_src WHERE household_id = ?1",
+                [household_key(household)],
+            )?;
+            conn.execute(
                 "UPDATE documents SET unreadable = 1 WHERE doc_id = ?1",
                 [&h],
             )?;
@@ -117,7 +122,7 @@ pub(crate) fn update_received(
 }
 
 /// The index tables that hold rows per household.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 7] = [
     "ix_households",
     "ix_persons",
     "ix_visits",
@@ -125,10 +130,63 @@ const TABLES: [&str; 8] = [
     "ix_follow_ups",
     "ix_cards",
     "ix_conflicts",
-    "ix_text_src",
 ];
 
-/// Upsert one text row (only touching FTS when the text changed); empty text has no row.
+/// Two U+E000 characters indexed after every text: every 1- and 2-character substring of
+/// the text then starts an indexed trigram, which is how short queries find it.
+pub(crate) const TEXT_PAD: &str = "\u{E000}\u{E000}";
+/// The padding character; a search for it is refused.
+pub(crate) const TEXT_PAD_CHAR: char = '\u{E000}';
+
+/// The stored form of a searchable text: one zstd frame of its UTF-8 bytes (a blob), or
+/// the text itself where the frame would not be smaller (short texts).
+pub(crate) fn pack_text(text: &str) -> Value {
+    let packed = crate::protocol::wire::compress(text.as_bytes());
+    if packed.is_empty() || packed.len() >= text.len() {
+        Value::Text(text.to_owned())
+    } else {
+        Value::Blob(packed)
+    }
+}
+
+/// The text of a stored body; anything but text or a frame of UTF-8 is damage.
+pub(crate) fn unpack_text(body: Value) -> Result<String> {
+    match body {
+        Value::Text(t) => Ok(t),
+        Value::Blob(b) => {
+            let bytes = crate::protocol::wire::decompress(&b).map_err(|_| Error::Damaged)?;
+            String::from_utf8(bytes).map_err(|_| Error::Damaged)
+        }
+        _ => Err(Error::Damaged),
+    }
+}
+
+/// A record id as the text index stores it: a UUID in its canonical text form as its 16
+/// bytes; any other key (a document from elsewhere may hold one) as text.
+pub(crate) fn text_key(id: &str) -> Value {
+    match uuid::Uuid::parse_str(id) {
+        Ok(u) if u.hyphenated().to_string() == id => Value::Blob(u.as_bytes().to_vec()),
+        _ => Value::Text(id.to_owned()),
+    }
+}
+
+/// The record id of a stored key (the inverse of `text_key`).
+pub(crate) fn text_key_id(key: Value) -> Result<String> {
+    match key {
+        Value::Blob(b) => uuid::Uuid::from_slice(&b)
+            .map(|u| u.hyphenated().to_string())
+            .map_err(|_| Error::Damaged),
+        Value::Text(t) => Ok(t),
+        _ => Err(Error::Damaged),
+    }
+}
+
+fn household_key(household: HouseholdId) -> Value {
+    Value::Blob(household.as_uuid().as_bytes().to_vec())
+}
+
+/// Upsert one text row and its indexed words (only when the text changed); empty text has
+/// no row. Deleting or rewriting a row drops its old words (triggers, schema 2).
 fn put_text(
     conn: &Connection,
     household: HouseholdId,
@@ -137,16 +195,72 @@ fn put_text(
     body: &str,
 ) -> Result<()> {
     if body.is_empty() {
-        conn.prepare_cached("DELETE FROM ix_text_src WHERE entity_id = ?1 AND field = ?2")?
-            .execute(params![entity, field])?;
-    } else {
-        conn.prepare_cached(
+        return delete_text(conn, household, entity, field);
+    }
+    let id: Option<i64> = conn
+        .prepare_cached(
             "INSERT INTO ix_text_src (household_id, entity_id, field, body) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (entity_id, field) DO UPDATE SET body = excluded.body WHERE body IS NOT excluded.body",
+             ON CONFLICT (household_id, entity_id, field) DO UPDATE SET body = excluded.body
+             WHERE body IS NOT excluded.body
+             RETURNING id",
         )?
-        .execute(params![household.to_string(), entity, field, body])?;
+        .query_row(
+            params![
+                household_key(household),
+                text_key(entity),
+                field,
+                pack_text(body)
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = id {
+        let mut words = String::with_capacity(body.len() + TEXT_PAD.len());
+        words.push_str(body);
+        words.push_str(TEXT_PAD);
+        conn.prepare_cached("INSERT INTO ix_text (rowid, body) VALUES (?1, ?2)")?
+            .execute(params![id, words])?;
     }
     Ok(())
+}
+
+fn delete_text(conn: &Connection, household: HouseholdId, entity: &str, field: &str) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM ix_text_src WHERE household_id = ?1 AND entity_id = ?2 AND field = ?3",
+    )?
+    .execute(params![household_key(household), text_key(entity), field])?;
+    Ok(())
+}
+
+/// The (record id, field) of the household's text rows, of one record if `entity` is given.
+fn text_rows(
+    conn: &Connection,
+    household: HouseholdId,
+    entity: Option<&str>,
+) -> Result<Vec<(String, String)>> {
+    let mut st = match entity {
+        None => {
+            let mut st = conn.prepare_cached(
+                "SELECT entity_id, field FROM ix_text_src WHERE household_id = ?1",
+            )?;
+            st.raw_bind_parameter(1, household_key(household))?;
+            st
+        }
+        Some(e) => {
+            let mut st = conn.prepare_cached(
+                "SELECT entity_id, field FROM ix_text_src WHERE household_id = ?1 AND entity_id = ?2",
+            )?;
+            st.raw_bind_parameter(1, household_key(household))?;
+            st.raw_bind_parameter(2, text_key(e))?;
+            st
+        }
+    };
+    let mut rows = st.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push((text_key_id(r.get(0)?)?, r.get(1)?));
+    }
+    Ok(out)
 }
 
 fn index_visit_workers(
@@ -239,10 +353,7 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
             insert_record(conn, doc, household, kind, &key, &o, &mut texts)?;
         }
     }
-    let existing: Vec<(String, String)> = conn
-        .prepare_cached("SELECT entity_id, field FROM ix_text_src WHERE household_id = ?1")?
-        .query_map([&h], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+    let existing = text_rows(conn, household, None)?;
     put_texts(conn, household, existing, &texts)?;
     insert_conflicts(conn, household, &review(doc, household)?)
 }
@@ -296,12 +407,7 @@ fn index_records(
             conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = ?1")?
                 .execute([key])?;
         }
-        let existing: Vec<(String, String)> = conn
-            .prepare_cached(
-                "SELECT entity_id, field FROM ix_text_src WHERE household_id = ?1 AND entity_id = ?2",
-            )?
-            .query_map([&h, key], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+        let existing = text_rows(conn, household, Some(key))?;
         put_texts(conn, household, existing, &texts)?;
         insert_conflicts(conn, household, &found)?;
     }
@@ -317,8 +423,7 @@ fn put_texts(
 ) -> Result<()> {
     for (entity, field) in existing {
         if !texts.contains_key(&(entity.clone(), field.clone())) {
-            conn.prepare_cached("DELETE FROM ix_text_src WHERE entity_id = ?1 AND field = ?2")?
-                .execute(params![entity, field])?;
+            delete_text(conn, household, &entity, &field)?;
         }
     }
     for ((entity, field), body) in texts {

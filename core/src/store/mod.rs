@@ -75,7 +75,7 @@ impl std::fmt::Debug for StoreOptions {
 }
 
 impl StoreOptions {
-    /// Defaults: full durability, 64 cached documents, compaction after 200 changes, system clock.
+    /// Defaults: full durability, 64 cached documents, compaction after 32 changes, system clock.
     pub fn new(
         path: impl AsRef<Path>,
         key: StoreKey,
@@ -90,7 +90,7 @@ impl StoreOptions {
             device: None,
             durability: Durability::Full,
             cache_documents: 64,
-            compact_after: 200,
+            compact_after: 32,
             clock: Arc::new(Timestamp::now),
         }
     }
@@ -310,6 +310,18 @@ impl Store {
         scope: Scope,
         f: impl FnOnce(&mut Transaction<'_>, &Provenance) -> Result<T>,
     ) -> Result<T> {
+        self.act_compacting_after(household, scope, self.compact_after, f)
+    }
+
+    /// `act`, compacting the document in the same transaction once it holds
+    /// `compact_after` uncompacted changes (1: now).
+    fn act_compacting_after<T>(
+        &self,
+        household: HouseholdId,
+        scope: Scope,
+        compact_after: u32,
+        f: impl FnOnce(&mut Transaction<'_>, &Provenance) -> Result<T>,
+    ) -> Result<T> {
         let p = self.provenance();
         let mut w = self.writer();
         let Writer { conn, cache, .. } = &mut *w;
@@ -318,7 +330,7 @@ impl Store {
         let out = f(&mut tx, &p)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(p.at.0));
         let Some(hash) = hash else { return Ok(out) };
-        let result = persist_local(conn, doc, household, hash, scope, self.compact_after, false);
+        let result = persist_local(conn, doc, household, hash, scope, compact_after, false);
         if result.is_err() {
             // Memory is ahead of disk now: drop the document so the next read reloads.
             cache.evict(&household);
@@ -454,10 +466,15 @@ impl Store {
     }
 
     /// Freeze a visit: from now on it is evidence and only amendments correct it.
+    ///
+    /// The household's document is compacted in the same transaction: a finished visit is
+    /// the natural point to fold its many small changes (one per keystroke burst) into the
+    /// snapshot, which holds them in a fraction of the bytes.
     pub fn finalise_visit(&self, household: HouseholdId, visit: VisitId) -> Result<()> {
-        self.act(
+        self.act_compacting_after(
             household,
             record(EntityKind::Visit, visit.as_uuid()),
+            1,
             |tx, p| write::finalise_visit(tx, visit, p),
         )
     }

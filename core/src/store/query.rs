@@ -382,8 +382,15 @@ impl Store {
     }
 
     /// Full-text search over visit sections, summaries, needs, inquiries, follow-ups and
-    /// amendments: every record whose text contains `text` (any length; Chinese works, as
-    /// the index is of 3-character windows).
+    /// amendments: every record whose text contains `text`, letter case aside (any length;
+    /// Chinese works, as the index is of 3-character windows). Hits come in household
+    /// order, at most `limit` of them.
+    ///
+    /// Three or more characters: the trigram index gives the rows holding every trigram of
+    /// the text. One or two: the index's vocabulary gives the rows holding a trigram that
+    /// starts with the text (every text is indexed with two padding characters after it,
+    /// so its last characters start a trigram too). Either way each candidate's text is
+    /// then read and checked, so a hit always holds the text.
     pub fn search(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
         let needle = text.trim();
         if needle.is_empty() {
@@ -392,45 +399,74 @@ impl Store {
         if needle.chars().count() > 200 {
             return Err(Error::InvalidInput("search text too long"));
         }
-        let short = needle.chars().count() < 3;
+        if needle.contains(super::index::TEXT_PAD_CHAR) {
+            return Err(Error::InvalidInput(
+                "search text holds a reserved character",
+            ));
+        }
+        let folded = needle.to_lowercase();
+        let chars: Vec<char> = folded.chars().collect();
         self.reader_query(|c| {
-            // Three or more characters: the trigram index answers a phrase query (every row
-            // holding the text as a substring). Shorter text has no trigram: scan the rows.
-            // Text without ASCII letters (Chinese, digits) has no case to fold: `instr` looks
-            // for the bytes, several times faster than `LIKE`'s per-character folding.
-            let caseless = !needle.chars().any(|c| c.is_ascii_alphabetic());
-            let (sql, arg) = if short && caseless {
-                (
-                    "SELECT household_id, entity_id, field, body FROM ix_text_src
-                     WHERE instr(body, ?1) > 0 ORDER BY household_id, entity_id, field LIMIT ?2",
-                    needle.to_owned(),
-                )
-            } else if short {
-                (
-                    "SELECT household_id, entity_id, field, body FROM ix_text_src
-                     WHERE body LIKE ?1 ESCAPE '\\' ORDER BY household_id, entity_id, field LIMIT ?2",
-                    like_pattern(needle),
-                )
+            let mut st = if chars.len() < 3 {
+                let mut st = c.prepare_cached(
+                    "SELECT s.id, s.household_id, s.entity_id, s.field FROM ix_text_src s
+                     WHERE s.id IN (SELECT doc FROM ix_text_terms WHERE term >= ?1 AND term < ?2)
+                     ORDER BY s.household_id, s.entity_id, s.field",
+                )?;
+                st.raw_bind_parameter(1, folded.as_str())?;
+                st.raw_bind_parameter(2, format!("{folded}\u{10FFFF}"))?;
+                st
             } else {
-                (
-                    "SELECT s.household_id, s.entity_id, s.field, s.body FROM ix_text JOIN ix_text_src s ON s.id = ix_text.rowid
-                     WHERE ix_text MATCH ?1 ORDER BY s.household_id, s.entity_id, s.field LIMIT ?2",
-                    format!("\"{}\"", needle.replace('"', "\"\"")),
-                )
+                let mut st = c.prepare_cached(
+                    "SELECT s.id, s.household_id, s.entity_id, s.field FROM ix_text_src s
+                     WHERE s.id IN (SELECT rowid FROM ix_text WHERE ix_text MATCH ?1)
+                     ORDER BY s.household_id, s.entity_id, s.field",
+                )?;
+                st.raw_bind_parameter(1, trigram_query(&chars))?;
+                st
             };
-            let mut st = c.prepare_cached(sql)?;
-            let rows = st
-                .query_map(params![arg, limit], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
-                .map(|(h, record, field, body)| {
-                    Ok(SearchHit { household: hid(h)?, record, field, excerpt: excerpt(&body, needle) })
-                })
-                .collect()
+            let mut body_of = c.prepare_cached("SELECT body FROM ix_text_src WHERE id = ?1")?;
+            let mut hits = Vec::new();
+            let mut rows = st.raw_query();
+            while let Some(r) = rows.next()? {
+                if hits.len() >= limit as usize {
+                    break;
+                }
+                let id: i64 = r.get(0)?;
+                let body = super::index::unpack_text(body_of.query_row([id], |b| b.get(0))?)?;
+                if !body.to_lowercase().contains(&folded) {
+                    continue;
+                }
+                let household = super::index::text_key_id(r.get(1)?)?;
+                hits.push(SearchHit {
+                    household: hid(household)?,
+                    record: super::index::text_key_id(r.get(2)?)?,
+                    field: r.get(3)?,
+                    excerpt: excerpt(&body, needle),
+                });
+            }
+            Ok(hits)
         })
     }
+}
+
+/// An FTS5 query for rows holding every trigram of `chars` (each a quoted string).
+fn trigram_query(chars: &[char]) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut q = String::new();
+    for w in chars.windows(3) {
+        let t: String = w.iter().collect();
+        if !seen.insert(t.clone()) {
+            continue;
+        }
+        if !q.is_empty() {
+            q.push_str(" AND ");
+        }
+        q.push('"');
+        q.push_str(&t.replace('"', "\"\""));
+        q.push('"');
+    }
+    q
 }
 
 fn excerpt(body: &str, needle: &str) -> String {
@@ -492,6 +528,19 @@ pub(crate) fn dump(conn: &Connection) -> Result<Vec<String>> {
             }
             out.push(line);
         }
+    }
+    // The words indexed for each text row, by the row's address (rowids differ between a
+    // live index and a rebuild); a word of a row that no longer exists shows as orphan.
+    let mut st = conn.prepare(
+        "SELECT t.term, s.entity_id, s.field FROM ix_text_terms t
+         LEFT JOIN ix_text_src s ON s.id = t.doc",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let term: String = r.get(0)?;
+        let entity: rusqlite::types::Value = r.get(1)?;
+        let field: Option<String> = r.get(2)?;
+        out.push(format!("ix_text|{term}|{entity:?}|{field:?}"));
     }
     out.sort();
     Ok(out)
