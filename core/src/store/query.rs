@@ -1,5 +1,7 @@
 //! Queries answered from the SQL index, without loading any document.
 
+use std::collections::HashSet;
+
 use rusqlite::{params, Connection, Row};
 
 use super::Store;
@@ -407,22 +409,47 @@ impl Store {
         let folded = needle.to_lowercase();
         let chars: Vec<char> = folded.chars().collect();
         self.reader_query(|c| {
-            let mut st = if chars.len() < 3 {
-                let mut st = c.prepare_cached(
-                    "SELECT s.id, s.household_id, s.entity_id, s.field FROM ix_text_src s
-                     WHERE s.id IN (SELECT doc FROM ix_text_terms WHERE term >= ?1 AND term < ?2)
-                     ORDER BY s.household_id, s.entity_id, s.field",
-                )?;
-                st.raw_bind_parameter(1, folded.as_str())?;
-                st.raw_bind_parameter(2, format!("{folded}\u{10FFFF}"))?;
-                st
+            // The candidate rows, then the rows in household order: looked up one by one
+            // when the candidates are few, or read off the covering index in order (and
+            // stopped at `limit` hits) when so many rows are candidates that the first
+            // `limit` of them come early. Reading a row costs a page decryption either way.
+            let (candidates, args) = if chars.len() < 3 {
+                (
+                    "SELECT doc FROM ix_text_terms WHERE term >= ?1 AND term < ?2",
+                    vec![folded.clone(), format!("{folded}\u{10FFFF}")],
+                )
             } else {
-                let mut st = c.prepare_cached(
+                (
+                    "SELECT rowid FROM ix_text WHERE ix_text MATCH ?1",
+                    vec![trigram_query(&chars)],
+                )
+            };
+            let ids: HashSet<i64> = c
+                .prepare_cached(candidates)?
+                .query_map(rusqlite::params_from_iter(&args), |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows: i64 =
+                c.query_row("SELECT coalesce(max(id), 0) FROM ix_text_src", [], |r| {
+                    r.get(0)
+                })?;
+            let n = ids.len() as f64;
+            let scan = n * n * 100.0 > f64::from(limit) * rows as f64;
+            let mut st = if scan {
+                c.prepare_cached(
+                    "SELECT id, household_id, entity_id, field FROM ix_text_src
+                     ORDER BY household_id, entity_id, field",
+                )?
+            } else {
+                let mut st = c.prepare_cached(&format!(
                     "SELECT s.id, s.household_id, s.entity_id, s.field FROM ix_text_src s
-                     WHERE s.id IN (SELECT rowid FROM ix_text WHERE ix_text MATCH ?1)
-                     ORDER BY s.household_id, s.entity_id, s.field",
-                )?;
-                st.raw_bind_parameter(1, trigram_query(&chars))?;
+                     WHERE s.id IN ({candidates}) ORDER BY s.household_id, s.entity_id, s.field"
+                ))?;
+                for (i, a) in args.iter().enumerate() {
+                    st.raw_bind_parameter(i + 1, a.as_str())?;
+                }
                 st
             };
             let mut body_of = c.prepare_cached("SELECT body FROM ix_text_src WHERE id = ?1")?;
@@ -433,6 +460,9 @@ impl Store {
                     break;
                 }
                 let id: i64 = r.get(0)?;
+                if !ids.contains(&id) {
+                    continue;
+                }
                 let body = super::index::unpack_text(body_of.query_row([id], |b| b.get(0))?)?;
                 if !body.to_lowercase().contains(&folded) {
                     continue;
@@ -544,4 +574,34 @@ pub(crate) fn dump(conn: &Connection) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows.join("; ")
+    }
+
+    /// Search reads text rows in household order off the covering index, without a sort,
+    /// so that it can stop after `limit` hits (the plan decides whether it can).
+    #[test]
+    fn text_rows_in_household_order_need_no_sort() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let p = plan(
+            &conn,
+            "SELECT id, household_id, entity_id, field FROM ix_text_src
+             ORDER BY household_id, entity_id, field",
+        );
+        assert!(p.contains("COVERING INDEX"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
 }
