@@ -203,7 +203,7 @@ impl Store {
 
     /// Cards issued to a household.
     pub fn cards_of_household(&self, household: HouseholdId) -> Result<Vec<CardSummary>> {
-        self.cards_where("household_id = ?1", [household.to_string()])
+        self.cards_where("household_id = doorstep_key(?1)", [household.to_string()])
     }
 
     /// Cards a worker issued between two instants (inclusive), for reports.

@@ -129,6 +129,7 @@ pub(crate) fn open_connection(
     let conn = Connection::open_with_flags(path, flags).map_err(Error::Storage)?;
     apply_key(&conn, key)?;
     no_checkpoint_on_close(&conn)?;
+    super::schema::register_functions(&conn)?;
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     }) {

@@ -102,7 +102,7 @@ pub(crate) fn update_received(
             let h = household.to_string();
             for table in TABLES {
                 conn.execute(
-                    &format!("DELETE FROM {table} WHERE household_id = ?1"),
+                    &format!("DELETE FROM {table} WHERE household_id = doorstep_key(?1)"),
                     [&h],
                 )?;
             }
@@ -271,10 +271,11 @@ fn index_visit_workers(
     obj: &automerge::ObjId,
 ) -> Result<()> {
     let date = read_cell(doc, obj, "date")?.unwrap_or_default();
-    conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = ?1")?
+    conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = doorstep_key(?1)")?
         .execute([visit])?;
     let mut ins = conn.prepare_cached(
-        "INSERT INTO ix_visit_workers (visit_id, worker_id, household_id, date) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO ix_visit_workers (visit_id, worker_id, household_id, date)
+         VALUES (doorstep_key(?1), doorstep_key(?2), doorstep_key(?3), ?4)",
     )?;
     for w in read_set(doc, obj, "workers")? {
         ins.execute(params![visit, w, household.to_string(), date])?;
@@ -332,8 +333,10 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
         "ix_cards",
         "ix_conflicts",
     ] {
-        conn.prepare_cached(&format!("DELETE FROM {table} WHERE household_id = ?1"))?
-            .execute([&h])?;
+        conn.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE household_id = doorstep_key(?1)"
+        ))?
+        .execute([&h])?;
     }
     let hh = entity_obj(doc, EntityKind::Household, None)?
         .ok_or(Error::NotAHousehold("no household map"))?;
@@ -377,8 +380,10 @@ fn index_records(
             _ => ("", ""),
         };
         if !table.is_empty() {
-            conn.prepare_cached(&format!("DELETE FROM {table} WHERE {column} = ?1"))?
-                .execute([key])?;
+            conn.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE {column} = doorstep_key(?1)"
+            ))?
+            .execute([key])?;
         }
         // The household record's conflicts are stored under an empty entity id.
         let entity_id = if *kind == EntityKind::Household {
@@ -387,7 +392,8 @@ fn index_records(
             key.as_str()
         };
         conn.prepare_cached(
-            "DELETE FROM ix_conflicts WHERE household_id = ?1 AND entity = ?2 AND entity_id = ?3",
+            "DELETE FROM ix_conflicts
+             WHERE household_id = doorstep_key(?1) AND entity = ?2 AND entity_id = doorstep_key(?3)",
         )?
         .execute(params![h, kind.name(), entity_id])?;
         let obj = if *kind == EntityKind::Household {
@@ -404,7 +410,7 @@ fn index_records(
                 review_record(doc, household, *kind, k, obj, &mut found)?;
             }
         } else if *kind == EntityKind::Visit {
-            conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = ?1")?
+            conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = doorstep_key(?1)")?
                 .execute([key])?;
         }
         let existing = text_rows(conn, household, Some(key))?;
@@ -448,7 +454,8 @@ fn insert_record(
         EntityKind::Household => {
             let (_, station) = crate::doc::header(doc)?;
             conn.prepare_cached(
-                "INSERT INTO ix_households (household_id, station_id, code, village, address, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO ix_households (household_id, station_id, code, village, address, status)
+                 VALUES (doorstep_key(?1), doorstep_key(?2), ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 h,
@@ -464,7 +471,7 @@ fn insert_record(
             let p = read_person(doc, &key, o)?;
             conn.prepare_cached(
                 "INSERT INTO ix_persons (person_id, household_id, name, birth_date, relation, guardian, categories)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 VALUES (doorstep_key(?1), doorstep_key(?2), ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 key,
@@ -478,7 +485,8 @@ fn insert_record(
         }
         EntityKind::Visit => {
             conn.prepare_cached(
-                "INSERT INTO ix_visits (visit_id, household_id, date, kind, status, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO ix_visits (visit_id, household_id, date, kind, status, started_at)
+                 VALUES (doorstep_key(?1), doorstep_key(?2), ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 key,
@@ -486,7 +494,9 @@ fn insert_record(
                 read_cell(doc, o, "date")?.unwrap_or_default(),
                 read_cell(doc, o, "kind")?.unwrap_or_default(),
                 read_cell(doc, o, "status")?.unwrap_or_default(),
-                read_cell(doc, o, "started_at")?.and_then(|s| s.parse::<i64>().ok()).unwrap_or(0),
+                read_cell(doc, o, "started_at")?
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .unwrap_or(0),
             ])?;
             index_visit_workers(conn, doc, household, &key, o)?;
             for s in Section::ALL {
@@ -527,7 +537,7 @@ fn insert_record(
             let f = read_follow_up(doc, &key, o)?;
             conn.prepare_cached(
                 "INSERT INTO ix_follow_ups (follow_up_id, household_id, origin_visit, due, assignee, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 VALUES (doorstep_key(?1), doorstep_key(?2), doorstep_key(?3), ?4, doorstep_key(?5), ?6)",
             )?
             .execute(params![
                 key,
@@ -546,7 +556,8 @@ fn insert_record(
                 .transpose()?;
             conn.prepare_cached(
                 "INSERT INTO ix_cards (card_id, household_id, serial, visit_id, person_id, status, issued_by, issued_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES (doorstep_key(?1), doorstep_key(?2), ?3, doorstep_key(?4), doorstep_key(?5), ?6,
+                         doorstep_key(?7), ?8)",
             )?
             .execute(params![
                 key,
@@ -566,7 +577,8 @@ fn insert_record(
 fn insert_conflicts(conn: &Connection, household: HouseholdId, found: &Review) -> Result<()> {
     let h = household.to_string();
     let mut ins = conn.prepare_cached(
-        "INSERT INTO ix_conflicts (household_id, entity, entity_id, field, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO ix_conflicts (household_id, entity, entity_id, field, kind, detail)
+         VALUES (doorstep_key(?1), ?2, doorstep_key(?3), ?4, ?5, ?6)",
     )?;
     for c in &found.conflicts {
         let kind = match c.kind {

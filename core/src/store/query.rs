@@ -126,7 +126,8 @@ fn to_visit(row: VisitRow) -> Result<VisitSummary> {
     })
 }
 
-const VISIT_COLUMNS: &str = "v.visit_id, v.household_id, v.date, v.kind, v.status, v.started_at";
+const VISIT_COLUMNS: &str =
+    "doorstep_id(v.visit_id), doorstep_id(v.household_id), v.date, v.kind, v.status, v.started_at";
 
 fn parse_versions(detail: &str) -> Result<Vec<FieldVersion>> {
     let list: Vec<serde_json::Value> = serde_json::from_str(detail).map_err(|_| Error::Damaged)?;
@@ -154,8 +155,8 @@ fn conflict_rows(
 ) -> Result<Vec<ConflictRow>> {
     let op = if parallel { "=" } else { "<>" };
     let sql = format!(
-        "SELECT household_id, entity, entity_id, field, kind, detail FROM ix_conflicts
-         WHERE kind {op} 'parallel_update' AND (?1 IS NULL OR household_id = ?1)
+        "SELECT doorstep_id(household_id), entity, doorstep_id(entity_id), field, kind, detail FROM ix_conflicts
+         WHERE kind {op} 'parallel_update' AND (?1 IS NULL OR household_id = doorstep_key(?1))
          ORDER BY household_id, entity, entity_id, field"
     );
     let mut st = conn.prepare(&sql)?;
@@ -188,9 +189,12 @@ impl Store {
     pub fn households_in_village(&self, village: &str) -> Result<Vec<HouseholdSummary>> {
         self.reader_query(|c| {
             let mut st = c.prepare_cached(
-                "SELECT household_id, code, village, address, status FROM ix_households WHERE village = ?1 ORDER BY code",
+                "SELECT doorstep_id(household_id), code, village, address, status FROM ix_households
+                 WHERE village = ?1 ORDER BY code",
             )?;
-            let rows = st.query_map([village], household_row)?.collect::<Result<Vec<_>, _>>()?;
+            let rows = st
+                .query_map([village], household_row)?
+                .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(to_household).collect()
         })
     }
@@ -203,7 +207,7 @@ impl Store {
         let pattern = like_pattern(part.trim());
         self.reader_query(|c| {
             let mut st = c.prepare_cached(
-                "SELECT h.household_id, h.code, h.village, h.address, h.status FROM ix_households h
+                "SELECT doorstep_id(h.household_id), h.code, h.village, h.address, h.status FROM ix_households h
                  WHERE h.code LIKE ?1 ESCAPE '\\'
                     OR h.household_id IN (SELECT household_id FROM ix_persons WHERE name LIKE ?1 ESCAPE '\\')
                  ORDER BY h.code",
@@ -234,7 +238,7 @@ impl Store {
         self.reader_query(|c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {VISIT_COLUMNS} FROM ix_visit_workers w JOIN ix_visits v ON v.visit_id = w.visit_id
-                 WHERE w.worker_id = ?1 AND w.date BETWEEN ?2 AND ?3 ORDER BY v.date, v.started_at, v.visit_id"
+                 WHERE w.worker_id = doorstep_key(?1) AND w.date BETWEEN ?2 AND ?3 ORDER BY v.date, v.started_at, v.visit_id"
             ))?;
             let rows = st
                 .query_map(params![worker.to_string(), from.to_string(), to.to_string()], visit_row)?
@@ -247,7 +251,7 @@ impl Store {
     pub fn visits_of_household(&self, household: HouseholdId) -> Result<Vec<VisitSummary>> {
         self.reader_query(|c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {VISIT_COLUMNS} FROM ix_visits v WHERE v.household_id = ?1 ORDER BY v.date DESC, v.started_at DESC"
+                "SELECT {VISIT_COLUMNS} FROM ix_visits v WHERE v.household_id = doorstep_key(?1) ORDER BY v.date DESC, v.started_at DESC"
             ))?;
             let rows = st.query_map([household.to_string()], visit_row)?.collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(to_visit).collect()
@@ -259,7 +263,8 @@ impl Store {
         let until = as_of.add_days(i64::from(within_days))?;
         self.reader_query(|c| {
             let mut st = c.prepare_cached(
-                "SELECT follow_up_id, household_id, origin_visit, due, assignee, status FROM ix_follow_ups
+                "SELECT doorstep_id(follow_up_id), doorstep_id(household_id), doorstep_id(origin_visit), due,
+                        doorstep_id(assignee), status FROM ix_follow_ups
                  WHERE status = 'open' AND due <= ?1 ORDER BY due, follow_up_id",
             )?;
             let rows = st
@@ -306,7 +311,8 @@ impl Store {
     ) -> Result<Vec<CardSummary>> {
         self.reader_query(|c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT card_id, household_id, serial, visit_id, person_id, status, issued_by, issued_at
+                "SELECT doorstep_id(card_id), doorstep_id(household_id), serial, doorstep_id(visit_id),
+                        doorstep_id(person_id), status, doorstep_id(issued_by), issued_at
                  FROM ix_cards WHERE {condition} ORDER BY issued_at, card_id"
             ))?;
             let rows = st
@@ -582,12 +588,13 @@ mod tests {
 
     fn plan(conn: &Connection, sql: &str) -> String {
         let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let rows = st
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        rows.join("; ")
+        // Parameters left unbound are NULL: the plan does not depend on them.
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            out.push(r.get::<_, String>(3).unwrap());
+        }
+        out.join("; ")
     }
 
     /// Search reads text rows in household order off the covering index, without a sort,
@@ -603,5 +610,26 @@ mod tests {
         );
         assert!(p.contains("COVERING INDEX"), "{p}");
         assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
+
+    /// A key compared through `doorstep_key(?)` (schema 3) still uses the index.
+    #[test]
+    fn stored_keys_are_looked_up_by_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        for (sql, index) in [
+            (
+                "SELECT date FROM ix_visits WHERE household_id = doorstep_key(?1)",
+                "ix_visits_household",
+            ),
+            (
+                "SELECT date FROM ix_visit_workers WHERE worker_id = doorstep_key(?1) AND date > ?2",
+                "ix_visit_workers_worker",
+            ),
+            ("DELETE FROM ix_cards WHERE card_id = doorstep_key(?1)", "PRIMARY KEY"),
+        ] {
+            let p = plan(&conn, sql);
+            assert!(p.contains(index) && !p.starts_with("SCAN"), "{sql}: {p}");
+        }
     }
 }

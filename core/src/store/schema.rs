@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_compact_text_index.sql"),
+    include_str!("migrations/0003_binary_ids.sql"),
 ];
 
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -38,19 +39,48 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     Ok(())
 }
 
-/// Functions the migrations call (schema 2): `doorstep_zstd(text)`, the stored form of a
-/// searchable text, and `doorstep_key(text)`, the stored form of a record id
-/// (`ix_text_src.body` and its keys).
-fn register_functions(conn: &Connection) -> Result<()> {
+/// The store's SQL functions, registered on every connection (the migrations and the
+/// queries call them):
+/// - `doorstep_zstd(text)`: the stored form of a searchable text (`ix_text_src.body`);
+/// - `doorstep_key(x)`: the stored form of a record id: a canonical UUID as its 16 bytes,
+///   any other text as it is (NULL and blobs pass through);
+/// - `doorstep_id(x)`: the id of a stored key (the inverse).
+pub(crate) fn register_functions(conn: &Connection) -> Result<()> {
     use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::{Value, ValueRef};
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("doorstep_zstd", 1, flags, |ctx| {
         Ok(super::index::pack_text(&ctx.get::<String>(0)?))
     })?;
     conn.create_scalar_function("doorstep_key", 1, flags, |ctx| {
-        Ok(super::index::text_key(&ctx.get::<String>(0)?))
+        Ok(match ctx.get_raw(0) {
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(t) => super::index::text_key(t),
+                Err(_) => Value::Blob(t.to_vec()),
+            },
+            other => owned(other),
+        })
+    })?;
+    conn.create_scalar_function("doorstep_id", 1, flags, |ctx| {
+        Ok(match ctx.get_raw(0) {
+            ValueRef::Blob(b) if b.len() == 16 => uuid::Uuid::from_slice(b)
+                .map(|u| Value::Text(u.hyphenated().to_string()))
+                .unwrap_or_else(|_| Value::Blob(b.to_vec())),
+            other => owned(other),
+        })
     })?;
     Ok(())
+}
+
+fn owned(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::Value {
+    use rusqlite::types::{Value, ValueRef};
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +181,62 @@ mod tests {
         assert_eq!(rows(by_term, "补助"), [1]);
         assert_eq!(rows(by_term, "庭"), [3]);
         assert_eq!(rows(by_term, "wx"), [3]);
+    }
+
+    #[test]
+    fn schema_3_keeps_the_index_rows_of_schema_2() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 2).unwrap();
+        let (v, h, w) = (
+            uuid::Uuid::now_v7().to_string(),
+            uuid::Uuid::now_v7().to_string(),
+            uuid::Uuid::now_v7().to_string(),
+        );
+        conn.execute(
+            "INSERT INTO ix_visits VALUES (?1, ?2, '2026-11-20', 'home', 'draft', 7)",
+            [&v, &h],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO ix_follow_ups VALUES (?1, ?2, NULL, '2026-12-01', ?3, 'open')",
+            [&v, &h, &w],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO ix_conflicts VALUES (?1, 'household', '', 'address', 'concurrent_values', '[]')",
+            [&h],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let visit: (String, String, String, String) = conn
+            .query_row(
+                "SELECT doorstep_id(visit_id), typeof(visit_id), doorstep_id(household_id), date
+                 FROM ix_visits WHERE visit_id = doorstep_key(?1)",
+                [&v],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            visit,
+            (v.clone(), "blob".into(), h.clone(), "2026-11-20".into())
+        );
+        let follow_up: (Option<String>, String) = conn
+            .query_row(
+                "SELECT doorstep_id(origin_visit), doorstep_id(assignee) FROM ix_follow_ups",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(follow_up, (None, w));
+        let conflict: (String, String) = conn
+            .query_row(
+                "SELECT doorstep_id(entity_id), typeof(entity_id) FROM ix_conflicts
+                 WHERE household_id = doorstep_key(?1)",
+                [&h],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(conflict, (String::new(), "text".into()));
     }
 
     #[test]
