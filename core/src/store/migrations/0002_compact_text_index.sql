@@ -1,4 +1,4 @@
--- Doorstep device store, schema 2: a smaller full-text index (ADR 0009).
+-- Doorstep device store, schema 2: a smaller full-text index (ADR 0011).
 --
 -- Schema 1 kept a plain copy of every searchable text (ix_text_src.body) and an
 -- external-content FTS5 trigram index with positions over it: together about 2.6× the

@@ -1,4 +1,4 @@
--- Doorstep device store, schema 3: record ids in the index tables as 16 bytes (ADR 0009).
+-- Doorstep device store, schema 3: record ids in the index tables as 16 bytes (ADR 0011).
 --
 -- A UUID held as 36 characters of text costs 37 bytes in a row and again in every index
 -- over it; as a blob it costs 17. The index tables hold several ids per row, and most of
