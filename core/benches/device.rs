@@ -952,7 +952,7 @@ fn main() -> AnyResult<()> {
         ],
     );
 
-    // The edit that also compacts its document (1 in 200 actions of a household).
+    // The edit that also compacts its document (1 in `COMPACT_AFTER` actions of a draft).
     eprintln!("compacting edits ...");
     let mut samples = Vec::new();
     for k in 0..5.min(cfg.households) {
@@ -991,7 +991,7 @@ fn main() -> AnyResult<()> {
     rows.insert(
         6,
         Row {
-            what: "durable section edit that also compacts its document (1 in 200 actions)".into(),
+            what: format!("durable section edit that also compacts its document (1 in {COMPACT_AFTER} actions)"),
             verdict: "—".into(),
             stats: s,
             target: "—",
