@@ -49,7 +49,7 @@ impl Drop for WriteLock {
 
 /// Wait (without a deadline: no timed assertion) until `n` writes are queued.
 fn until_queued(store: &SqliteStore, n: usize) {
-    while store.write_stats().queued < n {
+    while store.write_stats().unwrap().queued < n {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -91,7 +91,7 @@ fn queued_commits_share_one_transaction_and_a_refused_one_leaves_the_rest() {
         store.commit(b, dev, &[append(db, "b0", None)]).unwrap(),
         [1]
     );
-    let before = store.write_stats();
+    let before = store.write_stats().unwrap();
 
     // Twelve commits queue up: good ones to both stations, and three to refuse — one
     // validated against an older state of its document, one aimed at the other station's
@@ -138,7 +138,7 @@ fn queued_commits_share_one_transaction_and_a_refused_one_leaves_the_rest() {
             .collect::<Vec<_>>()
     });
 
-    let after = store.write_stats();
+    let after = store.write_stats().unwrap();
     assert_eq!(after.writes - before.writes, 12);
     assert_eq!(
         after.transactions - before.transactions,
@@ -213,7 +213,7 @@ fn many_threads_committing_get_gap_free_sequences_and_every_commit_is_on_disk() 
             });
         }
     });
-    let stats = store.write_stats();
+    let stats = store.write_stats().unwrap();
     drop(store);
     for st in &stations {
         let entries = log(&path, *st);

@@ -83,17 +83,6 @@ enum Part<T> {
     Broken(StoreError, String),
 }
 
-/// Counts of the writer's work since the store was opened (for benchmarks and metrics).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriteStats {
-    /// Transactions committed or rolled back (one fsync each when committed).
-    pub transactions: u64,
-    /// Writes run in them (each caller of a write method counts once).
-    pub writes: u64,
-    /// Writes called in right now and waiting for the writer or running their part.
-    pub queued: usize,
-}
-
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SqliteStore")
@@ -164,15 +153,6 @@ impl SqliteStore {
             .ok_or(StoreError::Database("backup path is not UTF-8".into()))?;
         self.reader().execute("VACUUM INTO ?1", [dest])?;
         Ok(())
-    }
-
-    /// The writer's transactions and the writes grouped into them so far.
-    pub fn write_stats(&self) -> WriteStats {
-        WriteStats {
-            transactions: self.transactions.load(Ordering::Relaxed),
-            writes: self.writes.load(Ordering::Relaxed),
-            queued: self.group().waiting,
-        }
     }
 
     fn card_rows<P: rusqlite::Params>(&self, condition: &str, p: P) -> StoreResult<Vec<CardRow>> {
@@ -336,6 +316,14 @@ fn run_part<T>(conn: &Connection, part: impl FnOnce(&Connection) -> StoreResult<
 }
 
 impl ServerStore for SqliteStore {
+    fn write_stats(&self) -> Option<WriteStats> {
+        Some(WriteStats {
+            transactions: self.transactions.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            queued: self.group().waiting,
+        })
+    }
+
     fn epoch(&self) -> StoreResult<Uuid> {
         let s: String = self.reader().query_row(
             "SELECT value FROM server_meta WHERE key = 'epoch'",
