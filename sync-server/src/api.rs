@@ -370,9 +370,9 @@ async fn enroll_handler<S: ServerStore>(State(state): State<Shared<S>>, body: By
 }
 
 async fn metrics_handler<S: ServerStore>(State(state): State<Shared<S>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut body = state.metrics.render();
+    if let Some(w) = state.sync.store().write_stats() {
+        body.push_str(&crate::metrics::render_write_stats(&w));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

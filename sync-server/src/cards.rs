@@ -16,6 +16,8 @@ pub enum CardAdminError {
     Rule(#[from] doorstep_core::Error),
     #[error("the device does not belong to this station")]
     WrongStation,
+    #[error(transparent)]
+    StoredDocument(#[from] crate::snapshot::SnapshotError),
 }
 
 /// Changes written by the server itself carry this origin (no device skips them).
@@ -30,14 +32,7 @@ fn edit_station<S: ServerStore, T>(
     let id = station_doc_id(station);
     let (mut doc, base) = match store.load_document(id)? {
         Some(stored) => {
-            let mut doc = match &stored.snapshot {
-                Some(s) => Automerge::load(s).map_err(doorstep_core::Error::from)?,
-                None => Automerge::new(),
-            };
-            for c in &stored.changes {
-                doc.load_incremental(c)
-                    .map_err(doorstep_core::Error::from)?;
-            }
+            let doc = crate::snapshot::load_stored(&stored)?;
             let heads = doc.get_heads();
             (doc, heads)
         }

@@ -10,6 +10,7 @@ pub mod cards;
 pub mod credentials;
 pub mod demo;
 pub mod metrics;
+pub mod snapshot;
 pub mod store;
 pub mod sync;
 

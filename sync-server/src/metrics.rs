@@ -114,3 +114,35 @@ impl Metrics {
         out
     }
 }
+
+/// The store's write grouping (SQLite's group commit): transactions, the writes in them,
+/// and the writes waiting now. Writes per transaction is the group size.
+pub fn render_write_stats(w: &crate::store::WriteStats) -> String {
+    let mut out = String::new();
+    for (name, help, kind, v) in [
+        (
+            "doorstep_store_transactions_total",
+            "Write transactions (one fsync each when committed)",
+            "counter",
+            w.transactions,
+        ),
+        (
+            "doorstep_store_writes_total",
+            "Store writes, grouped into those transactions",
+            "counter",
+            w.writes,
+        ),
+        (
+            "doorstep_store_writes_queued",
+            "Store writes waiting for the writer now",
+            "gauge",
+            w.queued as u64,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    }
+    out
+}

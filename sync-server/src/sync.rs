@@ -14,7 +14,8 @@ use doorstep_core::doc::card_issuances;
 use doorstep_core::doc::station::{read_station, station_doc_id, StationCards};
 use doorstep_core::{CardIssuanceId, CardSerial};
 
-use crate::store::{CardRow, DeviceAuth, DocAppend, ServerStore, StoreError};
+use crate::snapshot;
+use crate::store::{CardRow, DeviceAuth, DocAppend, ServerStore, StoreError, StoredDocument};
 
 /// Bounds on what a device may ask for.
 const MIN_BUDGET: usize = 16 * 1024;
@@ -293,26 +294,52 @@ impl<S: ServerStore> SyncService<S> {
         let Some(stored) = self.store.load_document(id)? else {
             return Ok(None);
         };
-        let loaded = contained(|| -> Result<Automerge, automerge::AutomergeError> {
-            let mut doc = match &stored.snapshot {
-                Some(s) => Automerge::load(s)?,
-                None => Automerge::new(),
-            };
-            // All the log entries at once: automerge applies them as one batch.
-            if !stored.changes.is_empty() {
-                doc.load_incremental(&stored.changes.concat())?;
-            }
-            Ok(doc)
-        });
-        match loaded {
-            Some(Ok(doc)) => Ok(Some(Cached {
+        Self::loaded(&stored, seq).map(Some)
+    }
+
+    /// A stored document loaded (snapshot and log entries, applied as one batch).
+    fn loaded(stored: &StoredDocument, seq: u64) -> Result<Cached, SyncError> {
+        match contained(|| snapshot::load_stored(stored)) {
+            Some(Ok(doc)) => Ok(Cached {
                 doc,
                 since: stored.changes_since_snapshot,
                 seq,
                 card_ids: None,
-            })),
+            }),
             _ => Err(SyncError::StoredDocument),
         }
+    }
+
+    /// A document's snapshot for a bootstrap, in automerge's encoding without DEFLATE (the
+    /// response is zstd-compressed as a whole; see `snapshot`); `None` if the server has no
+    /// such document. A stored snapshot with no log entry after it is sent as stored,
+    /// without loading the document; otherwise the cached copy, or the document loaded from
+    /// the store (and then cached), is saved.
+    fn bootstrap_snapshot(&self, id: HouseholdId) -> Result<Option<Vec<u8>>, SyncError> {
+        let seq = self.store.document_seq(id)?;
+        let hit = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(&id);
+        let cached = match hit {
+            Some(hit) if hit.seq == seq => hit,
+            _ => {
+                let Some(stored) = self.store.load_document(id)? else {
+                    return Ok(None);
+                };
+                if let (Some(snap), true) = (&stored.snapshot, stored.changes.is_empty()) {
+                    let bytes = snapshot::decode_stored(snap)
+                        .map_err(|_| SyncError::StoredDocument)?
+                        .into_owned();
+                    return Ok(Some(bytes));
+                }
+                Self::loaded(&stored, seq)?
+            }
+        };
+        let bytes = cached.doc.save_nocompress();
+        self.put_back(id, cached);
+        Ok(Some(bytes))
     }
 
     fn put_back(&self, id: HouseholdId, cached: Cached) {
@@ -446,11 +473,9 @@ impl<S: ServerStore> SyncService<S> {
                         last = Some(id);
                         continue;
                     }
-                    let Some(c) = self.load(id)? else {
+                    let Some(bytes) = self.bootstrap_snapshot(id)? else {
                         continue;
                     };
-                    let bytes = c.doc.save();
-                    self.put_back(id, c);
                     if used > 0 && used + bytes.len() > budget {
                         full = true;
                         break;
@@ -655,7 +680,7 @@ impl<S: ServerStore> SyncService<S> {
             })
             .collect();
         let since = since + fresh.len() as u64;
-        let snapshot = (since >= COMPACT_AFTER).then(|| doc.save());
+        let snapshot = (since >= COMPACT_AFTER).then(|| snapshot::encode_stored(&doc));
         let since = if snapshot.is_some() { 0 } else { since };
         let append = DocAppend {
             doc: doc_id,

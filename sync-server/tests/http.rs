@@ -101,6 +101,23 @@ async fn bad_requests_get_clean_answers_and_the_server_keeps_serving() {
         metrics.contains("doorstep_sync_duration_seconds_count"),
         "{metrics}"
     );
+    // SQLite's group commit: no write waiting now; as many writes as grouped into
+    // transactions at least (the enrolment redeemed a code).
+    assert!(
+        metrics.contains("doorstep_store_writes_queued 0"),
+        "{metrics}"
+    );
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
+    };
+    let (tx, writes) = (
+        counter("doorstep_store_transactions_total "),
+        counter("doorstep_store_writes_total "),
+    );
+    assert!(tx >= 1 && writes >= tx, "{metrics}");
     server.shutdown().await;
 }
 

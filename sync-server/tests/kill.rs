@@ -176,3 +176,125 @@ async fn sigkill_mid_session_loses_nothing_acknowledged() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// Devices of several stations sync at once (their commits are grouped into shared
+/// transactions, ADR 0009) while the server is killed with SIGKILL: a device is never told
+/// its push is stored unless the shared COMMIT happened, so whatever a device stopped
+/// re-sending reaches its station's other device after the restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_while_stations_sync_at_once_loses_nothing_acknowledged() {
+    const STATIONS: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    // Per station: a device that types, and one that reads at the end.
+    let mut codes = Vec::new();
+    for s in 0..STATIONS {
+        let station = cli(&[
+            "station",
+            "create",
+            "--data",
+            data,
+            "--name",
+            &format!("站{s}"),
+        ])
+        .trim()
+        .to_owned();
+        let mut pair = Vec::new();
+        for label in ["W01", "W02"] {
+            let worker = cli(&[
+                "worker",
+                "add",
+                "--data",
+                data,
+                "--station",
+                &station,
+                "--label",
+                label,
+            ])
+            .trim()
+            .to_owned();
+            let out = cli(&["device", "enroll", "--data", data, "--worker", &worker]);
+            pair.push(
+                out.lines()
+                    .find_map(|l| l.strip_prefix("code"))
+                    .unwrap()
+                    .trim()
+                    .to_owned(),
+            );
+        }
+        codes.push(pair);
+    }
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = start(data, port);
+    let new_visit = NewVisit {
+        kind: VisitKind::Home,
+        date: Date::parse("2026-11-29").unwrap(),
+        started_at: Timestamp::now(),
+        gps: None,
+        other_workers: vec![],
+        present: vec![],
+    };
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for (s, pair) in codes.iter().enumerate() {
+        let (w, tw) = device(&url, &pair[0], dir.path(), &format!("w{s}.db")).await;
+        let hh = w
+            .create_household(&NewHousehold {
+                code: format!("HH-{s:06}"),
+                ..Default::default()
+            })
+            .unwrap();
+        let v = w.start_visit(hh, &new_visit).unwrap();
+        tw.sync(&w).await.unwrap();
+        writers.push((Arc::new(w), tw, hh, v, String::new()));
+        readers.push(device(&url, &pair[1], dir.path(), &format!("r{s}.db")).await);
+    }
+
+    for round in 0..10u64 {
+        let mut in_flight = Vec::new();
+        for (w, tw, hh, v, typed) in &mut writers {
+            let piece = format!("第{round}段。");
+            w.splice_section(*hh, *v, Section::Concerns, typed.chars().count(), 0, &piece)
+                .unwrap();
+            typed.push_str(&piece);
+            let (w, tw) = (w.clone(), tw.clone());
+            in_flight.push(tokio::spawn(async move { tw.sync(&w).await }));
+        }
+        if round % 3 == 1 {
+            tokio::time::sleep(Duration::from_millis(round % 5)).await;
+            server.kill().unwrap();
+            server.wait().unwrap();
+            server = start(data, port);
+        }
+        for f in in_flight {
+            let _ = f.await.unwrap(); // a sync the kill hit fails: retried below
+        }
+        for (w, tw, ..) in &writers {
+            let mut tries = 0;
+            while !w.unsynced_households().unwrap().is_empty() {
+                tries += 1;
+                assert!(tries < 50, "outbox stuck after round {round}");
+                let _ = tw.sync(w).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    for ((w, _, hh, v, typed), (r, tr)) in writers.iter().zip(&readers) {
+        tr.sync(r).await.unwrap();
+        let text = r
+            .household(*hh)
+            .unwrap()
+            .visits
+            .iter()
+            .find(|x| x.id == *v)
+            .unwrap()
+            .section(Section::Concerns)
+            .to_owned();
+        assert_eq!(&text, typed);
+        assert_eq!(w.heads(*hh).unwrap(), r.heads(*hh).unwrap());
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

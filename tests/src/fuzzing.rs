@@ -507,18 +507,16 @@ fn reload(
     acked: &[ChangeHash],
 ) -> Result<(), String> {
     std::panic::catch_unwind(|| {
-        let mut doc = match &stored.snapshot {
-            Some(s) => Automerge::load(s).map_err(|e| format!("snapshot: {e}"))?,
-            None => Automerge::new(),
-        };
-        for c in &stored.changes {
-            doc.load_incremental(c)
-                .map_err(|e| format!("log entry: {e}"))?;
-        }
+        let doc = doorstep_server::snapshot::load_stored(stored).map_err(|e| e.to_string())?;
         if doc.get_heads() != acked {
             return Err("the log entries load to other heads than acknowledged".into());
         }
-        let again = Automerge::load(&doc.save()).map_err(|e| format!("compacted: {e}"))?;
+        let compacted = doorstep_server::store::StoredDocument {
+            snapshot: Some(doorstep_server::snapshot::encode_stored(&doc)),
+            ..Default::default()
+        };
+        let again = doorstep_server::snapshot::load_stored(&compacted)
+            .map_err(|e| format!("compacted: {e}"))?;
         if again.get_heads() != acked {
             return Err("the compacted document has other heads".into());
         }

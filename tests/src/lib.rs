@@ -261,13 +261,7 @@ pub fn assert_server_has(server: &TestServer, device: &Device) {
             .load_document(h)
             .unwrap()
             .expect("server has the document");
-        let mut doc = match &stored.snapshot {
-            Some(s) => automerge::Automerge::load(s).unwrap(),
-            None => automerge::Automerge::new(),
-        };
-        for c in &stored.changes {
-            doc.load_incremental(c).unwrap();
-        }
+        let doc = doorstep_server::snapshot::load_stored(&stored).unwrap();
         assert_eq!(
             doc.get_heads(),
             device.store.heads(h).unwrap(),

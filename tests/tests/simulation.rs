@@ -1004,13 +1004,7 @@ impl Sim {
                 .load_document(*h)
                 .unwrap()
                 .expect("the server has every household");
-            let mut doc = match &stored.snapshot {
-                Some(s) => automerge::Automerge::load(s).unwrap(),
-                None => automerge::Automerge::new(),
-            };
-            for c in &stored.changes {
-                doc.load_incremental(c).unwrap();
-            }
+            let doc = doorstep_server::snapshot::load_stored(&stored).unwrap();
             assert_eq!(
                 doc.get_heads(),
                 first.heads(*h).unwrap(),

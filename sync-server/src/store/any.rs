@@ -66,4 +66,5 @@ delegate! {
     fn duplicate_cards(&self, station: StationId) -> StoreResult<Vec<CardRow>>;
     fn cards_issued_by(&self, station: StationId, worker: WorkerId, from_ms: i64, to_ms: i64) -> StoreResult<Vec<CardRow>>;
     fn list_documents(&self, station: StationId, after: Option<HouseholdId>, limit: usize) -> StoreResult<Vec<HouseholdId>>;
+    fn write_stats(&self) -> Option<WriteStats>;
 }

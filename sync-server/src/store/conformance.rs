@@ -35,6 +35,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     documents_belong_to_one_station(&new_store());
     epochs(&new_store());
     cards_are_indexed_per_document(&new_store());
+    concurrent_commits_are_gap_free_and_refusals_leave_no_trace(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
@@ -274,4 +275,118 @@ pub fn cards_are_indexed_per_document<S: ServerStore>(s: &S) {
     ];
     s.commit(st, dev, &[again]).unwrap();
     assert!(s.duplicate_cards(st).unwrap().is_empty());
+}
+
+/// Many threads commit at once to two stations, some of their commits refused (validated
+/// against an older state of the document, or aimed at another station's document): each
+/// refused commit gets its own `Conflict` and leaves nothing behind, every accepted one is
+/// in its station's log exactly once, under gap-free sequence numbers in commit order, and
+/// the sequence each caller was told is where its changes are.
+pub fn concurrent_commits_are_gap_free_and_refusals_leave_no_trace<S: ServerStore>(s: &S) {
+    const THREADS: usize = 8;
+    const COMMITS: usize = 12;
+    let stations = [
+        s.create_station("A", 1).unwrap(),
+        s.create_station("B", 1).unwrap(),
+    ];
+    let dev = DeviceId::new();
+    // A document of station B that station A's commits may try to write to.
+    let foreign = HouseholdId::new();
+    s.commit(stations[1], dev, &[append(foreign, &[(0, b"b")])])
+        .unwrap();
+    // Each thread: its own document in its station, commits of two changes each.
+    // Per thread, per commit: station index, outcome, the changes' bytes.
+    type Outcome = (usize, Result<u64, StoreError>, Vec<Vec<u8>>);
+    let outcomes: Vec<Vec<Outcome>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                scope.spawn(move || {
+                    let station = stations[t % 2];
+                    let doc = HouseholdId::new();
+                    let mut expected = 0;
+                    let mut out = Vec::new();
+                    for k in 0..COMMITS {
+                        let bytes: Vec<Vec<u8>> = (0..2)
+                            .map(|j| format!("t{t} k{k} j{j}").into_bytes())
+                            .collect();
+                        let changes = bytes
+                            .iter()
+                            .enumerate()
+                            .map(|(j, b)| {
+                                let mut h = [0u8; 32];
+                                h[..3].copy_from_slice(&[t as u8, k as u8, j as u8]);
+                                h[3] = 1;
+                                (ChangeHash(h), b.clone())
+                            })
+                            .collect();
+                        let (target, expected_seq) = match k % 4 {
+                            // Validated against a state the document has moved on from.
+                            1 if k > 1 => (doc, Some(expected.max(1) - 1)),
+                            // Another station's document.
+                            3 if t % 2 == 0 => (foreign, None),
+                            _ => (doc, Some(expected)),
+                        };
+                        let a = DocAppend {
+                            doc: target,
+                            changes,
+                            snapshot: None,
+                            cards: Vec::new(),
+                            expected_seq,
+                        };
+                        let r = s.commit(station, dev, &[a]).map(|last| last[0]);
+                        if let Ok(last) = r {
+                            expected = last;
+                        }
+                        out.push((t % 2, r, bytes));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, station) in stations.iter().enumerate() {
+        let log = s
+            .read_log(*station, 0, DeviceId::new(), usize::MAX)
+            .unwrap();
+        let seqs: Vec<u64> = log.entries.iter().map(|e| e.seq).collect();
+        let n = seqs.len() as u64;
+        assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "gap-free, in order");
+        assert_eq!(s.high_water(*station).unwrap(), n);
+        let mut accepted = 0;
+        for (_, r, bytes) in outcomes.iter().flatten().filter(|(st, _, _)| *st == i) {
+            let at: Vec<&LogEntry> = log
+                .entries
+                .iter()
+                .filter(|e| bytes.contains(&e.bytes))
+                .collect();
+            match r {
+                Ok(last) => {
+                    accepted += 1;
+                    assert_eq!(at.len(), 2, "an accepted commit is in the log once");
+                    assert_eq!(at[1].seq, *last, "the caller was told where");
+                    assert_eq!(
+                        at[0].seq + 1,
+                        at[1].seq,
+                        "one commit's changes are adjacent"
+                    );
+                }
+                Err(StoreError::Conflict(_)) => {
+                    assert!(at.is_empty(), "a refused commit leaves nothing behind")
+                }
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        assert!(accepted > 0);
+    }
+    let refused = outcomes
+        .iter()
+        .flatten()
+        .filter(|(_, r, _)| r.is_err())
+        .count();
+    assert_eq!(
+        refused,
+        THREADS * 2 + THREADS / 2 * 3,
+        "every stale or foreign commit, and only those, refused"
+    );
 }

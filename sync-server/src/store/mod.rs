@@ -98,6 +98,17 @@ impl From<rusqlite::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Counts of the writer's work since the store was opened (for benchmarks and metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Transactions committed or rolled back (one fsync each when committed).
+    pub transactions: u64,
+    /// Writes run in them (each caller of a write method counts once).
+    pub writes: u64,
+    /// Writes called in right now and waiting for the writer or running their part.
+    pub queued: usize,
+}
+
 /// Everything the sync server stores. Implementations must make `commit` atomic, give each
 /// station gap-free, strictly increasing sequence numbers in commit order, and deduplicate
 /// changes by hash.
@@ -167,6 +178,12 @@ pub trait ServerStore: Send + Sync + 'static {
         from_ms: i64,
         to_ms: i64,
     ) -> StoreResult<Vec<CardRow>>;
+    /// How the backend's writes were grouped into transactions so far, if it groups them
+    /// (SQLite: ADR 0009); served at `/metrics`.
+    fn write_stats(&self) -> Option<WriteStats> {
+        None
+    }
+
     /// Documents of a station in id order after `after`, at most `limit`.
     fn list_documents(
         &self,

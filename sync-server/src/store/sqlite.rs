@@ -1,7 +1,19 @@
 //! The embedded default backend: one SQLite file in the data directory, WAL mode.
+//!
+//! Writes go through one writer connection with **group commit** (ADR 0009): a write that
+//! arrives while another is being committed waits for the writer, then runs in the same
+//! transaction as every other write that waited with it, each in a `SAVEPOINT` of its own;
+//! the last of them to run commits the lot with one `COMMIT` (one WAL fsync under
+//! `synchronous=FULL`), and each caller gets its answer only once that `COMMIT` is durable.
+//! A write that fails rolls back its own savepoint and gets its own error; the others go on.
+//! Reads use a few connections of their own, which see the last commit (WAL) and never a
+//! transaction still being grouped.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -11,10 +23,64 @@ use super::*;
 
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
 
-/// The SQLite backend. One connection behind a lock: SQLite has one writer at a time
-/// anyway, and the sync service serialises each station's writes.
+/// Read connections: reads of different requests run side by side (each is short).
+const READERS: usize = 4;
+/// At most this many writes share one transaction (bounds the wait of the first).
+const MAX_GROUP: usize = 64;
+
+/// The SQLite backend: a writer connection with group commit, and a few readers.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    group: Mutex<Group>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    transactions: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// The writes being grouped.
+#[derive(Default)]
+struct Group {
+    /// Writes that have called in and not yet run their part: while there are any, the
+    /// transaction stays open for them.
+    waiting: usize,
+    /// The transaction open on the writer, and how many writes ran in it.
+    open: Option<(Arc<Batch>, usize)>,
+}
+
+/// One grouped transaction, for the writes that ran in it and wait for its `COMMIT`.
+#[derive(Default)]
+struct Batch {
+    /// `None` until committed (`Ok`) or rolled back (`Err`, why).
+    outcome: Mutex<Option<Result<(), String>>>,
+    done: Condvar,
+}
+
+impl Batch {
+    fn finish(&self, outcome: Result<(), String>) {
+        *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        self.done.notify_all();
+    }
+
+    fn wait(&self) -> Result<(), String> {
+        let mut outcome = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(o) = outcome.as_ref() {
+                return o.clone();
+            }
+            outcome = self.done.wait(outcome).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// How one write's part of a grouped transaction went.
+enum Part<T> {
+    /// Done; its savepoint released into the transaction.
+    Done(T),
+    /// Refused (its own error): its savepoint rolled back, the transaction goes on.
+    Refused(StoreError),
+    /// The transaction itself failed: the caller gets its error, the group the message.
+    Broken(StoreError, String),
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -27,6 +93,12 @@ fn parse<T>(s: &str, f: impl Fn(&str) -> Result<T, doorstep_core::Error>) -> Sto
     f(s).map_err(|_| StoreError::Database("malformed id in database".into()))
 }
 
+fn connect(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    Ok(conn)
+}
+
 impl SqliteStore {
     /// Open (or create) `server.db` in `dir`.
     pub fn open(dir: &Path) -> StoreResult<Self> {
@@ -35,8 +107,7 @@ impl SqliteStore {
     }
 
     pub fn open_file(path: &Path) -> StoreResult<Self> {
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let mut conn = connect(path)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
         let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -57,8 +128,20 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO server_meta (key, value) VALUES ('epoch', ?1)",
             [Uuid::new_v4().to_string()],
         )?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let r = connect(path)?;
+                r.execute_batch("PRAGMA foreign_keys = ON;")?;
+                Ok(Mutex::new(r))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            writer: Mutex::new(conn),
+            group: Mutex::new(Group::default()),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            transactions: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
         })
     }
 
@@ -68,13 +151,13 @@ impl SqliteStore {
         let dest = dest
             .to_str()
             .ok_or(StoreError::Database("backup path is not UTF-8".into()))?;
-        self.conn().execute("VACUUM INTO ?1", [dest])?;
+        self.reader().execute("VACUUM INTO ?1", [dest])?;
         Ok(())
     }
 
     fn card_rows<P: rusqlite::Params>(&self, condition: &str, p: P) -> StoreResult<Vec<CardRow>> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!(
+        let conn = self.reader();
+        let mut st = conn.prepare_cached(&format!(
             "SELECT card_id, doc_id, serial, status, issued_by, issued_at FROM cards WHERE {condition}
              ORDER BY serial, issued_at, card_id"
         ))?;
@@ -104,15 +187,145 @@ impl SqliteStore {
             .collect()
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic mid-transaction rolls the transaction back; the connection stays usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// A read connection: a free one if any, else wait for one.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            if let Ok(conn) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return conn;
+            }
+        }
+        // A panic while reading leaves no transaction behind: the connection stays usable.
+        self.readers[start % self.readers.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn group(&self) -> MutexGuard<'_, Group> {
+        self.group.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Run `part` as one write, grouped with the writes that wait with it into one
+    /// transaction (see the module's documentation); its answer once that is durable.
+    fn write<T>(&self, part: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.group().waiting += 1;
+        // Parts run only while holding the writer, so a panic cannot happen while holding it
+        // (they are contained below); a poisoned lock is taken over all the same.
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let open = self.group().open.as_ref().map(|(b, _)| b.clone());
+        let batch = match open {
+            Some(batch) => batch,
+            None => {
+                if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                    self.group().waiting -= 1;
+                    return Err(e.into());
+                }
+                let batch = Arc::new(Batch::default());
+                self.group().open = Some((batch.clone(), 0));
+                batch
+            }
+        };
+        let part = run_part(&conn, part);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let close = {
+            let mut g = self.group();
+            g.waiting -= 1;
+            let parts = g.open.as_ref().map_or(0, |(_, n)| n + 1);
+            let close = matches!(part, Part::Broken(..)) || g.waiting == 0 || parts >= MAX_GROUP;
+            g.open = if close {
+                None
+            } else {
+                Some((batch.clone(), parts))
+            };
+            close
+        };
+        if !close {
+            drop(conn);
+            return match part {
+                Part::Done(v) => batch
+                    .wait()
+                    .map(|()| v)
+                    .map_err(|why| StoreError::Database(format!("grouped commit failed: {why}"))),
+                Part::Refused(e) | Part::Broken(e, _) => Err(e),
+            };
+        }
+        let outcome = match &part {
+            Part::Broken(_, why) => {
+                rollback(&conn);
+                Err(why.clone())
+            }
+            _ => match conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    rollback(&conn);
+                    Err(e.to_string())
+                }
+            },
+        };
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+        batch.finish(outcome.clone());
+        drop(conn);
+        match (part, outcome) {
+            (Part::Done(v), Ok(())) => Ok(v),
+            (Part::Done(_), Err(why)) => Err(StoreError::Database(format!(
+                "grouped commit failed: {why}"
+            ))),
+            (Part::Refused(e) | Part::Broken(e, _), _) => Err(e),
+        }
+    }
+}
+
+/// Roll the writer's transaction back, if one is still open.
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        // If even this fails the connection is beyond help; the next BEGIN reports it.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+/// Run one write inside its own savepoint of the open transaction.
+fn run_part<T>(conn: &Connection, part: impl FnOnce(&Connection) -> StoreResult<T>) -> Part<T> {
+    if let Err(e) = conn.execute_batch("SAVEPOINT part") {
+        let why = e.to_string();
+        return Part::Broken(e.into(), why);
+    }
+    let result = catch_unwind(AssertUnwindSafe(|| part(conn))).unwrap_or_else(|_| {
+        Err(StoreError::Database(
+            "internal error during a database write".into(),
+        ))
+    });
+    match result {
+        Ok(v) => match conn.execute_batch("RELEASE part") {
+            Ok(()) => Part::Done(v),
+            Err(e) => {
+                let why = e.to_string();
+                Part::Broken(e.into(), why)
+            }
+        },
+        // SQLite rolls a whole transaction back on some errors (a full disk, I/O): then
+        // there is no savepoint left to roll back to, and the group has failed with it.
+        Err(e) if conn.is_autocommit() => {
+            let why = e.to_string();
+            Part::Broken(e, why)
+        }
+        Err(e) => match conn.execute_batch("ROLLBACK TO part; RELEASE part") {
+            Ok(()) => Part::Refused(e),
+            Err(r) => Part::Broken(e, r.to_string()),
+        },
     }
 }
 
 impl ServerStore for SqliteStore {
+    fn write_stats(&self) -> Option<WriteStats> {
+        Some(WriteStats {
+            transactions: self.transactions.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            queued: self.group().waiting,
+        })
+    }
+
     fn epoch(&self) -> StoreResult<Uuid> {
-        let s: String = self.conn().query_row(
+        let s: String = self.reader().query_row(
             "SELECT value FROM server_meta WHERE key = 'epoch'",
             [],
             |r| r.get(0),
@@ -122,40 +335,45 @@ impl ServerStore for SqliteStore {
 
     fn new_epoch(&self) -> StoreResult<Uuid> {
         let epoch = Uuid::new_v4();
-        self.conn().execute(
-            "UPDATE server_meta SET value = ?1 WHERE key = 'epoch'",
-            [epoch.to_string()],
-        )?;
-        Ok(epoch)
+        self.write(|conn| {
+            conn.execute(
+                "UPDATE server_meta SET value = ?1 WHERE key = 'epoch'",
+                [epoch.to_string()],
+            )?;
+            Ok(epoch)
+        })
     }
 
     fn create_station(&self, name: &str, now_ms: i64) -> StoreResult<StationId> {
         let id = StationId::new();
-        self.conn().execute(
-            "INSERT INTO stations (station_id, name, created_at) VALUES (?1, ?2, ?3)",
-            params![id.to_string(), name, now_ms],
-        )?;
-        Ok(id)
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO stations (station_id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![id.to_string(), name, now_ms],
+            )?;
+            Ok(id)
+        })
     }
 
     fn add_worker(&self, station: StationId, label: &str, now_ms: i64) -> StoreResult<WorkerId> {
-        let conn = self.conn();
-        let exists: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM stations WHERE station_id = ?1",
-                [station.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound("station"));
-        }
-        let id = WorkerId::new();
-        conn.execute(
-            "INSERT INTO workers (worker_id, station_id, label, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id.to_string(), station.to_string(), label, now_ms],
-        )?;
-        Ok(id)
+        self.write(|conn| {
+            let exists: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM stations WHERE station_id = ?1",
+                    [station.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound("station"));
+            }
+            let id = WorkerId::new();
+            conn.execute(
+                "INSERT INTO workers (worker_id, station_id, label, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id.to_string(), station.to_string(), label, now_ms],
+            )?;
+            Ok(id)
+        })
     }
 
     fn enroll_device(
@@ -164,21 +382,22 @@ impl ServerStore for SqliteStore {
         code_hash: &str,
         expires_ms: i64,
     ) -> StoreResult<DeviceId> {
-        let conn = self.conn();
-        let station: Option<String> = conn
-            .query_row(
-                "SELECT station_id FROM workers WHERE worker_id = ?1",
-                [worker.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let station = station.ok_or(StoreError::NotFound("worker"))?;
-        let id = DeviceId::new();
-        conn.execute(
-            "INSERT INTO devices (device_id, worker_id, station_id, code_hash, code_expires) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id.to_string(), worker.to_string(), station, code_hash, expires_ms],
-        )?;
-        Ok(id)
+        self.write(|conn| {
+            let station: Option<String> = conn
+                .query_row(
+                    "SELECT station_id FROM workers WHERE worker_id = ?1",
+                    [worker.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let station = station.ok_or(StoreError::NotFound("worker"))?;
+            let id = DeviceId::new();
+            conn.execute(
+                "INSERT INTO devices (device_id, worker_id, station_id, code_hash, code_expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id.to_string(), worker.to_string(), station, code_hash, expires_ms],
+            )?;
+            Ok(id)
+        })
     }
 
     fn redeem_code(
@@ -187,43 +406,44 @@ impl ServerStore for SqliteStore {
         token_hash: &str,
         now_ms: i64,
     ) -> StoreResult<Option<DeviceAuth>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let row: Option<(String, String, String)> = tx
-            .query_row(
-                "SELECT device_id, worker_id, station_id FROM devices
-                 WHERE code_hash = ?1 AND code_expires >= ?2 AND revoked_at IS NULL AND token_hash IS NULL",
-                params![code_hash, now_ms],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let Some((d, w, s)) = row else {
-            return Ok(None);
-        };
-        tx.execute(
-            "UPDATE devices SET code_hash = NULL, code_expires = NULL, token_hash = ?2, enrolled_at = ?3 WHERE device_id = ?1",
-            params![d, token_hash, now_ms],
-        )?;
-        tx.commit()?;
-        Ok(Some(DeviceAuth {
-            device: parse(&d, DeviceId::parse)?,
-            worker: parse(&w, WorkerId::parse)?,
-            station: parse(&s, StationId::parse)?,
-            revoked: false,
-        }))
+        self.write(|tx| {
+            let row: Option<(String, String, String)> = tx
+                .query_row(
+                    "SELECT device_id, worker_id, station_id FROM devices
+                     WHERE code_hash = ?1 AND code_expires >= ?2 AND revoked_at IS NULL AND token_hash IS NULL",
+                    params![code_hash, now_ms],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((d, w, s)) = row else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE devices SET code_hash = NULL, code_expires = NULL, token_hash = ?2, enrolled_at = ?3 WHERE device_id = ?1",
+                params![d, token_hash, now_ms],
+            )?;
+            Ok(Some(DeviceAuth {
+                device: parse(&d, DeviceId::parse)?,
+                worker: parse(&w, WorkerId::parse)?,
+                station: parse(&s, StationId::parse)?,
+                revoked: false,
+            }))
+        })
     }
 
     fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool> {
-        let n = self.conn().execute(
-            "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2), code_hash = NULL WHERE device_id = ?1",
-            params![device.to_string(), now_ms],
-        )?;
-        Ok(n > 0)
+        self.write(|conn| {
+            let n = conn.execute(
+                "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2), code_hash = NULL WHERE device_id = ?1",
+                params![device.to_string(), now_ms],
+            )?;
+            Ok(n > 0)
+        })
     }
 
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>> {
         let row: Option<(String, String, String, Option<i64>)> = self
-            .conn()
+            .reader()
             .prepare_cached("SELECT device_id, worker_id, station_id, revoked_at FROM devices WHERE token_hash = ?1")?
             .query_row([token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
@@ -240,7 +460,7 @@ impl ServerStore for SqliteStore {
 
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>> {
         let row: Option<(String, String, Option<i64>)> = self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT worker_id, station_id, revoked_at FROM devices WHERE device_id = ?1",
                 [device.to_string()],
@@ -260,7 +480,7 @@ impl ServerStore for SqliteStore {
 
     fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>> {
         let s: Option<String> = self
-            .conn()
+            .reader()
             .prepare_cached("SELECT station_id FROM documents WHERE doc_id = ?1")?
             .query_row([doc.to_string()], |r| r.get(0))
             .optional()?;
@@ -268,7 +488,9 @@ impl ServerStore for SqliteStore {
     }
 
     fn load_document(&self, doc: HouseholdId) -> StoreResult<Option<StoredDocument>> {
-        let conn = self.conn();
+        let conn = self.reader();
+        // One read transaction: the snapshot and the entries after it from the same commit.
+        let conn = conn.unchecked_transaction()?;
         let row: Option<(String, Option<Vec<u8>>, i64, i64)> = conn
             .prepare_cached(
                 "SELECT station_id, snapshot, snapshot_seq, changes_since_snapshot FROM documents WHERE doc_id = ?1",
@@ -298,89 +520,88 @@ impl ServerStore for SqliteStore {
         origin: DeviceId,
         appends: &[DocAppend],
     ) -> StoreResult<Vec<u64>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let st = station.to_string();
-        let mut seq: i64 = tx.query_row(
-            "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = ?1",
-            [&st],
-            |r| r.get(0),
-        )?;
-        let mut last = Vec::with_capacity(appends.len());
-        for a in appends {
-            let doc = a.doc.to_string();
-            if let Some(expected) = a.expected_seq {
-                let current: i64 = tx
-                    .prepare_cached(
-                        "SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = ?1",
+        self.write(|tx| {
+            let st = station.to_string();
+            let mut seq: i64 = tx.query_row(
+                "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = ?1",
+                [&st],
+                |r| r.get(0),
+            )?;
+            let mut last = Vec::with_capacity(appends.len());
+            for a in appends {
+                let doc = a.doc.to_string();
+                if let Some(expected) = a.expected_seq {
+                    let current: i64 = tx
+                        .prepare_cached(
+                            "SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = ?1",
+                        )?
+                        .query_row([&doc], |r| r.get(0))?;
+                    if current as u64 != expected {
+                        return Err(StoreError::Conflict("document changed concurrently"));
+                    }
+                }
+                let owner: Option<String> = tx
+                    .query_row(
+                        "SELECT station_id FROM documents WHERE doc_id = ?1",
+                        [&doc],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match owner {
+                    Some(o) if o != st => {
+                        return Err(StoreError::Conflict("document belongs to another station"))
+                    }
+                    Some(_) => {}
+                    None => {
+                        tx.execute(
+                            "INSERT INTO documents (doc_id, station_id) VALUES (?1, ?2)",
+                            params![doc, st],
+                        )?;
+                    }
+                }
+                let mut added = 0i64;
+                for (hash, bytes) in &a.changes {
+                    let n = tx
+                        .prepare_cached(
+                            "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (doc_id, hash) DO NOTHING",
+                        )?
+                        .execute(params![st, seq + 1, doc, &hash.0[..], bytes, origin.to_string()])?;
+                    if n > 0 {
+                        seq += 1;
+                        added += 1;
+                    }
+                }
+                tx.prepare_cached("DELETE FROM cards WHERE doc_id = ?1")?
+                    .execute([&doc])?;
+                for c in &a.cards {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO cards (card_id, doc_id, station_id, serial, status, issued_by, issued_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )?
+                    .execute(params![c.card.to_string(), doc, st, c.serial, c.status, c.issued_by.to_string(), c.issued_at])?;
+                }
+                match &a.snapshot {
+                    Some(snap) => {
+                        tx.prepare_cached(
+                            "UPDATE documents SET snapshot = ?2, snapshot_seq = ?3, changes_since_snapshot = 0 WHERE doc_id = ?1",
+                        )?
+                        .execute(params![doc, snap, seq])?;
+                    }
+                    None => {
+                        tx.prepare_cached(
+                            "UPDATE documents SET changes_since_snapshot = changes_since_snapshot + ?2 WHERE doc_id = ?1",
+                        )?
+                        .execute(params![doc, added])?;
+                    }
+                }
+                let doc_seq: i64 = tx
+                    .prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = ?1")?
                     .query_row([&doc], |r| r.get(0))?;
-                if current as u64 != expected {
-                    return Err(StoreError::Conflict("document changed concurrently"));
-                }
+                last.push(doc_seq as u64);
             }
-            let owner: Option<String> = tx
-                .query_row(
-                    "SELECT station_id FROM documents WHERE doc_id = ?1",
-                    [&doc],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match owner {
-                Some(o) if o != st => {
-                    return Err(StoreError::Conflict("document belongs to another station"))
-                }
-                Some(_) => {}
-                None => {
-                    tx.execute(
-                        "INSERT INTO documents (doc_id, station_id) VALUES (?1, ?2)",
-                        params![doc, st],
-                    )?;
-                }
-            }
-            let mut added = 0i64;
-            for (hash, bytes) in &a.changes {
-                let n = tx
-                    .prepare_cached(
-                        "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (doc_id, hash) DO NOTHING",
-                    )?
-                    .execute(params![st, seq + 1, doc, &hash.0[..], bytes, origin.to_string()])?;
-                if n > 0 {
-                    seq += 1;
-                    added += 1;
-                }
-            }
-            tx.prepare_cached("DELETE FROM cards WHERE doc_id = ?1")?
-                .execute([&doc])?;
-            for c in &a.cards {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO cards (card_id, doc_id, station_id, serial, status, issued_by, issued_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?
-                .execute(params![c.card.to_string(), doc, st, c.serial, c.status, c.issued_by.to_string(), c.issued_at])?;
-            }
-            match &a.snapshot {
-                Some(snap) => {
-                    tx.prepare_cached(
-                        "UPDATE documents SET snapshot = ?2, snapshot_seq = ?3, changes_since_snapshot = 0 WHERE doc_id = ?1",
-                    )?
-                    .execute(params![doc, snap, seq])?;
-                }
-                None => {
-                    tx.prepare_cached(
-                        "UPDATE documents SET changes_since_snapshot = changes_since_snapshot + ?2 WHERE doc_id = ?1",
-                    )?
-                    .execute(params![doc, added])?;
-                }
-            }
-            let doc_seq: i64 = tx
-                .prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = ?1")?
-                .query_row([&doc], |r| r.get(0))?;
-            last.push(doc_seq as u64);
-        }
-        tx.commit()?;
-        Ok(last)
+            Ok(last)
+        })
     }
 
     fn read_log(
@@ -390,7 +611,7 @@ impl ServerStore for SqliteStore {
         exclude: DeviceId,
         budget: usize,
     ) -> StoreResult<LogPage> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached(
             // Rows are stepped lazily: the budget, not a row count, ends the page.
             "SELECT seq, doc_id, bytes, origin_device FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq",
@@ -426,7 +647,7 @@ impl ServerStore for SqliteStore {
     }
 
     fn high_water(&self, station: StationId) -> StoreResult<u64> {
-        let seq: i64 = self.conn().query_row(
+        let seq: i64 = self.reader().query_row(
             "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = ?1",
             [station.to_string()],
             |r| r.get(0),
@@ -436,7 +657,7 @@ impl ServerStore for SqliteStore {
 
     fn document_seq(&self, doc: HouseholdId) -> StoreResult<u64> {
         let seq: i64 = self
-            .conn()
+            .reader()
             .prepare_cached("SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = ?1")?
             .query_row([doc.to_string()], |r| r.get(0))?;
         Ok(seq as u64)
@@ -476,7 +697,7 @@ impl ServerStore for SqliteStore {
         after: Option<HouseholdId>,
         limit: usize,
     ) -> StoreResult<Vec<HouseholdId>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut st = conn.prepare_cached(
             "SELECT doc_id FROM documents WHERE station_id = ?1 AND doc_id > ?2 ORDER BY doc_id LIMIT ?3",
         )?;

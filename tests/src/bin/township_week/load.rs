@@ -123,6 +123,27 @@ fn sqlite_bytes(data: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The store's write transactions and the writes grouped into them so far, from the
+/// server's `/metrics` (SQLite's group commit; `None` for a backend without them).
+async fn store_writes(client: &reqwest::Client, url: &str) -> Option<(u64, u64)> {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let counter = |name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    };
+    Some((
+        counter("doorstep_store_transactions_total ")?,
+        counter("doorstep_store_writes_total ")?,
+    ))
+}
+
 /// Run the load benchmark with `args.devices` devices and add its figures to `report`.
 pub fn run_load(
     rt: &Runtime,
@@ -305,6 +326,7 @@ pub fn run_load(
             max_threads
         })
     };
+    let writes0 = rt.block_on(store_writes(&client, &url));
     let peak_reset = server.reset_peak();
     let cpu0 = server.cpu_seconds();
     let self_cpu0 = cpu_seconds("self").unwrap_or(f64::NAN);
@@ -375,6 +397,7 @@ pub fn run_load(
     });
     stop_sampler.store(true, std::sync::atomic::Ordering::Relaxed);
     let max_threads = sampler.join().unwrap_or(0);
+    let writes1 = rt.block_on(store_writes(&client, &url));
     let server_cpu = server.cpu_seconds() - cpu0;
     let client_cpu = cpu_seconds("self").unwrap_or(f64::NAN) - self_cpu0;
     let db_cpu = match (postmaster, &db_cpu0) {
@@ -512,6 +535,20 @@ pub fn run_load(
         ok.iter().map(|s| s.pulled).sum::<usize>() as f64 / ok.len().max(1) as f64,
         "",
     );
+    if let (Some((tx0, w0)), Some((tx1, w1))) = (writes0, writes1) {
+        let (tx, w) = (tx1.saturating_sub(tx0), w1.saturating_sub(w0));
+        report.int(
+            "store_transactions",
+            "store write transactions in the window (SQLite: one fsync each)",
+            tx,
+        );
+        report.float(
+            "store_writes_per_transaction",
+            "store writes per transaction (group commit)",
+            w as f64 / tx.max(1) as f64,
+            "",
+        );
+    }
     report.secs("server_cpu_s", "server CPU in the window", server_cpu);
     report.ms(
         "server_cpu_per_sync_ms",

@@ -87,14 +87,7 @@ fn load_stored(store: &SqliteStore, id: HouseholdId) -> Res<Automerge> {
     let stored = store
         .load_document(id)?
         .ok_or("minimal server: document missing")?;
-    let mut doc = match &stored.snapshot {
-        Some(s) => Automerge::load(s)?,
-        None => Automerge::new(),
-    };
-    for c in &stored.changes {
-        doc.load_incremental(c)?;
-    }
-    Ok(doc)
+    Ok(doorstep_server::snapshot::load_stored(&stored)?)
 }
 
 /// The essential server work of a reconnect, single-threaded in this process: for each

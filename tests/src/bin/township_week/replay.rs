@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use automerge::{Automerge, ChangeHash};
+use automerge::ChangeHash;
 use doorstep_core::transport::{enroll, HttpTransport, SyncReport};
 use doorstep_core::*;
 use doorstep_server::store::ServerStore;
@@ -400,13 +400,7 @@ pub fn server_heads(data: &Path, ids: &[HouseholdId]) -> Res<Vec<Vec<ChangeHash>
             let Some(stored) = store.load_document(*h)? else {
                 return Ok(Vec::new());
             };
-            let mut doc = match &stored.snapshot {
-                Some(s) => Automerge::load(s)?,
-                None => Automerge::new(),
-            };
-            for c in &stored.changes {
-                doc.load_incremental(c)?;
-            }
+            let doc = doorstep_server::snapshot::load_stored(&stored)?;
             let mut heads = doc.get_heads();
             heads.sort();
             Ok(heads)
