@@ -195,3 +195,72 @@ fn a_store_belongs_to_one_worker_and_keeps_its_actor() {
     let other = Store::open(options(&dir.path().join("other.db"), worker, station)).unwrap();
     assert_ne!(other.device(), device);
 }
+
+/// A bootstrap snapshot arrives as automerge's encoding without DEFLATE (the server's
+/// response is compressed as a whole). The device stores it as a zstd frame, not at its
+/// uncompressed size, and reads it back after reopening.
+#[test]
+fn a_bootstrapped_snapshot_is_stored_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = StationId::new();
+    let source = open(dir.path(), "source.db", station);
+    let hh = household(&source, "HH-000001");
+    let summary = "祖孙二人生活，孙子在镇中心小学读三年级，爷爷患有高血压。".repeat(40);
+    source.splice_summary(hh, 0, 0, &summary).unwrap();
+    let doc = automerge::Automerge::load(&source.export_document(hh).unwrap()).unwrap();
+    let sent = doc.save_nocompress();
+
+    let path = dir.path().join("device.db");
+    let worker = WorkerId::new();
+    let device = Store::open(options(&path, worker, station)).unwrap();
+    let response = protocol::SyncResponse {
+        epoch: uuid::Uuid::now_v7(),
+        epoch_reset: false,
+        more: false,
+        cursor: protocol::Cursor {
+            epoch: uuid::Uuid::now_v7(),
+            seq: 1,
+            phase: protocol::Phase::Log,
+        },
+        acks: vec![],
+        errors: vec![],
+        snapshots: vec![protocol::DocSnapshot {
+            doc: hh,
+            bytes: sent.clone(),
+        }],
+        pull: vec![],
+    };
+    device.apply_response(&response).unwrap();
+    drop(device);
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
+    conn.execute_batch(&format!("PRAGMA key = \"x'{hex}'\";"))
+        .unwrap();
+    let stored: Vec<u8> = conn
+        .query_row(
+            "SELECT snapshot FROM documents WHERE doc_id = ?1",
+            [hh.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    assert!(
+        stored.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+        "a zstd frame"
+    );
+    assert!(
+        stored.len() * 2 < sent.len(),
+        "{} bytes stored for {} received",
+        stored.len(),
+        sent.len()
+    );
+
+    let device = Store::open(options(&path, worker, station)).unwrap();
+    // The helper's household already has a summary; ours was typed in front of it.
+    assert_eq!(
+        device.household(hh).unwrap().summary,
+        source.household(hh).unwrap().summary
+    );
+    assert!(device.household(hh).unwrap().summary.starts_with(&summary));
+}

@@ -12,7 +12,8 @@
 //!   both load. The two are told apart by their first four bytes: automerge's magic is
 //!   `85 6f 4a 83`, zstd's `28 b5 2f fd`.
 //! - **bootstrap snapshots** go out uncompressed inside the response, which is zstd-compressed
-//!   as a whole; `Automerge::load` on the device reads either encoding.
+//!   as a whole; `Automerge::load` on the device reads either encoding, and the device
+//!   stores what it receives as a zstd frame.
 
 use std::borrow::Cow;
 
@@ -20,14 +21,8 @@ use automerge::Automerge;
 
 use crate::store::StoredDocument;
 
+#[cfg(test)]
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-/// zstd level for stored snapshots (zstd's default: a good ratio, fast).
-const LEVEL: i32 = 3;
-/// Compression contexts kept for reuse, shared by all threads (each up to a few MB).
-const POOLED: usize = 4;
-
-static COMPRESSORS: std::sync::Mutex<Vec<zstd::bulk::Compressor<'static>>> =
-    std::sync::Mutex::new(Vec::new());
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -37,39 +32,17 @@ pub enum SnapshotError {
     Automerge(#[from] automerge::AutomergeError),
 }
 
-fn compress(raw: &[u8]) -> Option<Vec<u8>> {
-    let pooled = COMPRESSORS.lock().ok().and_then(|mut v| v.pop());
-    let mut c = match pooled {
-        Some(c) => c,
-        None => zstd::bulk::Compressor::new(LEVEL).ok()?,
-    };
-    let out = c.compress(raw).ok();
-    if let Ok(mut v) = COMPRESSORS.lock() {
-        if v.len() < POOLED {
-            v.push(c);
-        }
-    }
-    out
-}
-
-/// The form in which the server stores a snapshot of `doc`: its uncompressed encoding in a
-/// zstd frame (or, should compression fail, the uncompressed encoding itself).
+/// The form in which the server stores and sends a snapshot of `doc`: its uncompressed
+/// encoding in a zstd frame (`doorstep_core::protocol::encode_snapshot`, pooled contexts).
 pub fn encode_stored(doc: &Automerge) -> Vec<u8> {
-    let raw = doc.save_nocompress();
-    compress(&raw).unwrap_or(raw)
+    doorstep_core::protocol::encode_snapshot(doc)
 }
 
 /// The automerge encoding held in a stored snapshot, as `Automerge::load` reads it: a zstd
 /// frame is decompressed (bounded like a sync message); anything else is automerge's own
 /// encoding, compressed or not, and is returned as is.
 pub fn decode_stored(stored: &[u8]) -> Result<Cow<'_, [u8]>, SnapshotError> {
-    if stored.starts_with(&ZSTD_MAGIC) {
-        doorstep_core::protocol::decompress(stored)
-            .map(Cow::Owned)
-            .map_err(|_| SnapshotError::Compression)
-    } else {
-        Ok(Cow::Borrowed(stored))
-    }
+    doorstep_core::protocol::decode_snapshot(stored).map_err(|_| SnapshotError::Compression)
 }
 
 /// A stored document as an automerge document: its snapshot (either encoding) and the log

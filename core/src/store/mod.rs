@@ -882,7 +882,11 @@ fn load_from_disk(conn: &Connection, id: HouseholdId, actor: &ActorId) -> Result
         return Err(Error::NotFound("household"));
     };
     let mut doc = match snapshot {
-        Some(bytes) => contained(|| doc::load_document(&bytes, actor))?,
+        // A snapshot received in a bootstrap is kept as it came: maybe a zstd frame.
+        Some(bytes) => {
+            let bytes = crate::protocol::decode_snapshot(&bytes).map_err(|_| Error::Damaged)?;
+            contained(|| doc::load_document(&bytes, actor))?
+        }
         None => doc::new_document(actor),
     };
     let mut st = conn.prepare_cached("SELECT bytes FROM changes WHERE doc_id = ?1 ORDER BY id")?;
