@@ -214,7 +214,7 @@ impl Store {
         to: Timestamp,
     ) -> Result<Vec<CardSummary>> {
         self.cards_where(
-            "issued_by = ?1 AND issued_at BETWEEN ?2 AND ?3",
+            "issued_by = doorstep_key(?1) AND issued_at BETWEEN ?2 AND ?3",
             params![worker.to_string(), from.0, to.0],
         )
     }
