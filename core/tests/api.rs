@@ -153,6 +153,20 @@ fn a_visit_is_recorded_read_back_and_found() {
     let overdue = s.follow_ups_overdue(d("2026-11-28")).unwrap();
     assert!(overdue[0].overdue);
     assert_eq!(s.cards_by_serial("HG-010001").unwrap()[0].household, hh);
+    // Lists by stored id: the household's cards, the worker's issuances.
+    assert_eq!(s.cards_of_household(hh).unwrap().len(), 1);
+    assert!(s.cards_of_household(HouseholdId::new()).unwrap().is_empty());
+    let all_time = (Timestamp(0), Timestamp(i64::MAX));
+    assert_eq!(
+        s.cards_issued_by(worker, all_time.0, all_time.1)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(s
+        .cards_issued_by(WorkerId::new(), all_time.0, all_time.1)
+        .unwrap()
+        .is_empty());
     assert!(s.cards_by_serial("HG-010002").unwrap().is_empty());
 
     // Full-text search in Chinese: two characters (below the trigram size) and longer.
