@@ -89,29 +89,7 @@ async fn sigkill_mid_session_loses_nothing_acknowledged() {
     ])
     .trim()
     .to_owned();
-    let mut codes = Vec::new();
-    for label in ["W01", "W02"] {
-        let worker = cli(&[
-            "worker",
-            "add",
-            "--data",
-            data,
-            "--station",
-            &station,
-            "--label",
-            label,
-        ])
-        .trim()
-        .to_owned();
-        let out = cli(&["device", "enroll", "--data", data, "--worker", &worker]);
-        codes.push(
-            out.lines()
-                .find_map(|l| l.strip_prefix("code"))
-                .unwrap()
-                .trim()
-                .to_owned(),
-        );
-    }
+    let codes = enroll_two_workers(data, &station);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut server = start(data, port);
@@ -200,30 +178,7 @@ async fn sigkill_while_stations_sync_at_once_loses_nothing_acknowledged() {
         ])
         .trim()
         .to_owned();
-        let mut pair = Vec::new();
-        for label in ["W01", "W02"] {
-            let worker = cli(&[
-                "worker",
-                "add",
-                "--data",
-                data,
-                "--station",
-                &station,
-                "--label",
-                label,
-            ])
-            .trim()
-            .to_owned();
-            let out = cli(&["device", "enroll", "--data", data, "--worker", &worker]);
-            pair.push(
-                out.lines()
-                    .find_map(|l| l.strip_prefix("code"))
-                    .unwrap()
-                    .trim()
-                    .to_owned(),
-            );
-        }
-        codes.push(pair);
+        codes.push(enroll_two_workers(data, &station));
     }
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -297,4 +252,33 @@ async fn sigkill_while_stations_sync_at_once_loses_nothing_acknowledged() {
     }
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+/// Two workers (W01, W02) of `station`, each with a device waiting for its one-time code:
+/// the codes, in that order (through the admin CLI, as an admin would).
+fn enroll_two_workers(data: &str, station: &str) -> Vec<String> {
+    let mut codes = Vec::new();
+    for label in ["W01", "W02"] {
+        let worker = cli(&[
+            "worker",
+            "add",
+            "--data",
+            data,
+            "--station",
+            station,
+            "--label",
+            label,
+        ])
+        .trim()
+        .to_owned();
+        let out = cli(&["device", "enroll", "--data", data, "--worker", &worker]);
+        codes.push(
+            out.lines()
+                .find_map(|l| l.strip_prefix("code"))
+                .unwrap()
+                .trim()
+                .to_owned(),
+        );
+    }
+    codes
 }
