@@ -19,7 +19,7 @@ use doorstep_core::protocol::{
 };
 use tokio::net::TcpListener;
 
-use crate::credentials::{hash_secret, new_token, normalise_code};
+use crate::credentials::{hash_secret, normalise_code};
 use crate::metrics::Metrics;
 use crate::store::ServerStore;
 use crate::sync::SyncService;
@@ -332,21 +332,17 @@ async fn enroll_handler<S: ServerStore>(State(state): State<Shared<S>>, body: By
         state.metrics.unauthorized.fetch_add(1, Relaxed);
         return unauthorized(false);
     }
-    let token = new_token();
-    let token_hash = hash_secret(&token);
     let st = state.clone();
     let Ok(slot) = state.slots.clone().acquire_owned().await else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "enrolment failed\n");
     };
     let redeemed = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        st.sync
-            .store()
-            .redeem_code(&hash_secret(&code), &token_hash, crate::now_ms())
+        crate::credentials::redeem_code(st.sync.store().as_ref(), &code, crate::now_ms())
     })
     .await;
     match redeemed {
-        Ok(Ok(Some(auth))) => {
+        Ok(Ok(Some((auth, token)))) => {
             state.metrics.enrolments.fetch_add(1, Relaxed);
             tracing::info!(device = %auth.device, "device enrolled");
             Json(Enrollment {

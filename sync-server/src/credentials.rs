@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 use doorstep_core::{DeviceId, WorkerId};
 
-use crate::store::{ServerStore, StoreResult};
+use crate::store::{DeviceAuth, ServerStore, StoreResult};
 
 /// How long an enrolment code stays valid.
 pub const CODE_VALID_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -72,6 +72,23 @@ pub fn enroll_device<S: ServerStore>(
         now_ms + CODE_VALID_MS,
     )?;
     Ok((device, code))
+}
+
+/// Exchange a one-time code (as typed: spaces, dashes and case do not matter) for a new
+/// device token: the device's credentials and the token to hand to it (shown once, stored
+/// hashed); `None` if the code is unknown, used or expired.
+pub fn redeem_code<S: ServerStore + ?Sized>(
+    store: &S,
+    code: &str,
+    now_ms: i64,
+) -> StoreResult<Option<(DeviceAuth, String)>> {
+    let token = new_token();
+    let auth = store.redeem_code(
+        &hash_secret(&normalise_code(code)),
+        &hash_secret(&token),
+        now_ms,
+    )?;
+    Ok(auth.map(|a| (a, token)))
 }
 
 #[cfg(test)]

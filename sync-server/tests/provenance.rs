@@ -11,7 +11,7 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ROOT};
 use doorstep_core::protocol::*;
 use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
-use doorstep_server::credentials::{self, hash_secret, new_token, normalise_code};
+use doorstep_server::credentials;
 use doorstep_server::store::{DeviceAuth, ServerStore};
 use doorstep_server::sync::SyncService;
 use doorstep_server::SqliteStore;
@@ -25,14 +25,10 @@ const VISITS: [&str; 2] = ["v-1", "v-2"];
 fn enrol(store: &SqliteStore, station: StationId) -> DeviceAuth {
     let worker = store.add_worker(station, "W01", 0).unwrap();
     let (_, code) = credentials::enroll_device(store, worker, 0).unwrap();
-    store
-        .redeem_code(
-            &hash_secret(&normalise_code(&code)),
-            &hash_secret(&new_token()),
-            0,
-        )
+    credentials::redeem_code(store, &code, 0)
         .unwrap()
         .unwrap()
+        .0
 }
 
 fn put_created(tx: &mut Transaction<'_>, obj: &ObjId, at: i64) {

@@ -10,7 +10,7 @@ use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ReadDoc, ROOT};
 use doorstep_core::protocol::*;
 use doorstep_core::{HouseholdId, StationId};
-use doorstep_server::credentials::{self, hash_secret, new_token, normalise_code};
+use doorstep_server::credentials;
 use doorstep_server::snapshot;
 use doorstep_server::store::{DeviceAuth, DocAppend, ServerStore};
 use doorstep_server::sync::SyncService;
@@ -22,14 +22,10 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 fn enrol(store: &SqliteStore, station: StationId, label: &str) -> DeviceAuth {
     let worker = store.add_worker(station, label, 0).unwrap();
     let (_, code) = credentials::enroll_device(store, worker, 0).unwrap();
-    store
-        .redeem_code(
-            &hash_secret(&normalise_code(&code)),
-            &hash_secret(&new_token()),
-            0,
-        )
+    credentials::redeem_code(store, &code, 0)
         .unwrap()
         .unwrap()
+        .0
 }
 
 /// A household document of `station` (its header), made by actor `byte`.

@@ -25,7 +25,7 @@ use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjType, ReadDoc, ROOT};
 use doorstep_core::protocol::*;
 use doorstep_core::*;
-use doorstep_server::credentials::{self, hash_secret, new_token, normalise_code};
+use doorstep_server::credentials;
 use doorstep_server::store::{DeviceAuth, ServerStore, StoredDocument};
 use doorstep_server::sync::SyncService;
 use doorstep_server::SqliteStore;
@@ -79,14 +79,10 @@ fn station_doc(station: StationId) -> HouseholdId {
 fn enrol(store: &SqliteStore, station: StationId, label: &str) -> DeviceAuth {
     let worker = store.add_worker(station, label, 0).unwrap();
     let (_, code) = credentials::enroll_device(store, worker, 0).unwrap();
-    store
-        .redeem_code(
-            &hash_secret(&normalise_code(&code)),
-            &hash_secret(&new_token()),
-            0,
-        )
+    credentials::redeem_code(store, &code, 0)
         .unwrap()
         .unwrap()
+        .0
 }
 
 fn device_store(dir: &std::path::Path, name: &str, auth: &DeviceAuth) -> Store {
