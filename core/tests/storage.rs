@@ -214,6 +214,8 @@ fn a_bootstrapped_snapshot_is_stored_compressed() {
     let worker = WorkerId::new();
     let device = Store::open(options(&path, worker, station)).unwrap();
     let response = protocol::SyncResponse {
+        signers: Vec::new(),
+        signer_known: false,
         epoch: uuid::Uuid::now_v7(),
         epoch_reset: false,
         more: false,
@@ -225,6 +227,7 @@ fn a_bootstrapped_snapshot_is_stored_compressed() {
         acks: vec![],
         errors: vec![],
         snapshots: vec![protocol::DocSnapshot {
+            signatures: Vec::new(),
             doc: hh,
             bytes: sent.clone(),
         }],

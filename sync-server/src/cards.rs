@@ -53,6 +53,7 @@ fn edit_station<S: ServerStore, T>(
             snapshot: None,
             cards: Vec::new(),
             expected_seq: None,
+            signatures: Vec::new(),
         }],
     )?;
     Ok(out)

@@ -15,7 +15,11 @@ use doorstep_core::doc::station::{read_station, station_doc_id, StationCards};
 use doorstep_core::{CardIssuanceId, CardSerial};
 
 use crate::snapshot;
-use crate::store::{CardRow, DeviceAuth, DocAppend, ServerStore, StoreError, StoredDocument};
+use doorstep_core::doc::verify::{self, Author, Violation};
+
+use crate::store::{
+    CardRow, DeviceAuth, DocAppend, ServerStore, SignerRecord, StoreError, StoredDocument,
+};
 
 /// Bounds on what a device may ask for.
 const MIN_BUDGET: usize = 16 * 1024;
@@ -74,6 +78,8 @@ impl DocCache {
 pub struct SyncService<S: ServerStore> {
     store: Arc<S>,
     cache: Mutex<DocCache>,
+    /// Actor bindings read so far (a binding never changes once made).
+    signers: Mutex<HashMap<Vec<u8>, SignerRecord>>,
     stations: Mutex<HashMap<StationId, Arc<Mutex<()>>>>,
 }
 
@@ -247,14 +253,6 @@ fn touched_places(doc: &Automerge, writes: &Writes) -> Option<BTreeSet<Place>> {
     Some(out)
 }
 
-fn header(doc: &Automerge) -> Option<(String, String, String)> {
-    let s = |k: &str| match doc.get(&ROOT, k) {
-        Ok(Some((automerge::Value::Scalar(v), _))) => v.as_str().map(str::to_owned),
-        _ => None,
-    };
-    Some((s("kind")?, s("id")?, s("station")?))
-}
-
 impl<S: ServerStore> SyncService<S> {
     pub fn new(store: Arc<S>, cache_documents: usize) -> Self {
         SyncService {
@@ -265,7 +263,52 @@ impl<S: ServerStore> SyncService<S> {
                 docs: HashMap::new(),
             }),
             stations: Mutex::new(HashMap::new()),
+            signers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The device that owns `actor`, if bound.
+    fn signer(&self, actor: &[u8]) -> Result<Option<SignerRecord>, SyncError> {
+        if let Some(s) = self
+            .signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(actor)
+        {
+            return Ok(Some(*s));
+        }
+        let found = self.store.signer(actor)?;
+        if let Some(s) = found {
+            self.signers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(actor.to_vec(), s);
+        }
+        Ok(found)
+    }
+
+    /// The owners of the actors whose signatures `resp` carries (so the device can check
+    /// them against the keys it pinned).
+    fn directory(&self, resp: &SyncResponse) -> Result<Vec<Signer>, SyncError> {
+        let actors: BTreeSet<&Vec<u8>> = resp
+            .pull
+            .iter()
+            .flat_map(|d| d.signatures.iter())
+            .chain(resp.snapshots.iter().flat_map(|d| d.signatures.iter()))
+            .map(|s| &s.actor)
+            .collect();
+        let mut out = Vec::with_capacity(actors.len());
+        for actor in actors {
+            if let Some(s) = self.signer(actor)? {
+                out.push(Signer {
+                    actor: actor.clone(),
+                    device: s.device,
+                    worker: s.worker,
+                    key: s.key,
+                });
+            }
+        }
+        Ok(out)
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -371,14 +414,23 @@ impl<S: ServerStore> SyncService<S> {
             epoch,
             ..SyncResponse::default()
         };
+        // A device registers its actor and key on its first syncs (ADR 0012).
+        resp.signer_known = match &req.signer {
+            None => true,
+            Some(s) => self
+                .store
+                .bind_signer(auth.device, &s.actor, &s.key, now_ms())?,
+        };
 
         // ----- push: validate against the old state, then commit all in one transaction.
         // The commit fails if another writer changed a document since it was validated
         // (another server instance on the same database): validate again, a few times.
         let mut created_here: Vec<HouseholdId> = Vec::new();
-        let mut pushes: BTreeMap<HouseholdId, Vec<&Vec<u8>>> = BTreeMap::new();
+        let mut pushes: BTreeMap<HouseholdId, Push<'_>> = BTreeMap::new();
         for d in &req.push {
-            pushes.entry(d.doc).or_default().extend(d.changes.iter());
+            let p = pushes.entry(d.doc).or_default();
+            p.changes.extend(d.changes.iter());
+            p.signatures.extend(d.signatures.iter());
         }
         let mut attempt = 0;
         loop {
@@ -388,17 +440,24 @@ impl<S: ServerStore> SyncService<S> {
             let mut cards: Option<StationCards> = None;
             resp.errors.clear();
             created_here.clear();
-            for (doc_id, raw) in &pushes {
-                match self.accept(auth, *doc_id, raw, &mut cards)? {
-                    Ok(Some((cached, append, existed))) => {
+            for (doc_id, push) in &pushes {
+                match self.accept(auth, *doc_id, push, &mut cards)? {
+                    Verdict::Accepted {
+                        cached,
+                        append,
+                        existed,
+                    } => {
                         if !existed {
                             created_here.push(*doc_id);
                         }
                         appends.push(append);
-                        accepted.push((*doc_id, cached));
+                        accepted.push((*doc_id, *cached));
                     }
-                    Ok(None) => {}
-                    Err(code) => resp.errors.push(DocError { doc: *doc_id, code }),
+                    Verdict::Unchanged => {}
+                    Verdict::Refused(code) => {
+                        tracing::info!(doc = %doc_id, device = %auth.device, code = code.as_str(), "push refused");
+                        resp.errors.push(DocError { doc: *doc_id, code })
+                    }
                 }
             }
             if appends.is_empty() {
@@ -481,7 +540,11 @@ impl<S: ServerStore> SyncService<S> {
                         break;
                     }
                     used += bytes.len();
-                    resp.snapshots.push(DocSnapshot { doc: id, bytes });
+                    resp.snapshots.push(DocSnapshot {
+                        doc: id,
+                        bytes,
+                        signatures: self.store.doc_signatures(id)?,
+                    });
                     last = Some(id);
                 }
                 if full {
@@ -491,6 +554,7 @@ impl<S: ServerStore> SyncService<S> {
                         phase: Phase::Bootstrap { after: last },
                     };
                     resp.more = true;
+                    resp.signers = self.directory(&resp)?;
                     return Ok(resp);
                 }
             }
@@ -501,61 +565,99 @@ impl<S: ServerStore> SyncService<S> {
             auth.device,
             budget.saturating_sub(used).max(1),
         )?;
-        let mut grouped: Vec<DocChanges> = Vec::new();
+        let mut grouped: Vec<(DocChanges, HashSet<automerge::ChangeHash>)> = Vec::new();
         for e in page.entries {
             match grouped.last_mut() {
-                Some(g) if g.doc == e.doc => g.changes.push(e.bytes),
-                _ => grouped.push(DocChanges {
-                    doc: e.doc,
-                    changes: vec![e.bytes],
-                }),
+                Some((g, hashes)) if g.doc == e.doc => {
+                    g.changes.push(e.bytes);
+                    hashes.insert(e.hash);
+                }
+                _ => grouped.push((
+                    DocChanges {
+                        doc: e.doc,
+                        changes: vec![e.bytes],
+                        signatures: Vec::new(),
+                    },
+                    HashSet::from([e.hash]),
+                )),
             }
         }
-        resp.pull = grouped;
+        // Each group carries the signatures that vouch for the changes it holds (a
+        // signature over a change of a later page comes with that page).
+        for (g, hashes) in &mut grouped {
+            g.signatures = self
+                .store
+                .doc_signatures(g.doc)?
+                .into_iter()
+                .filter(|s| hashes.contains(&s.signature.hash))
+                .collect();
+        }
+        resp.pull = grouped.into_iter().map(|(g, _)| g).collect();
         resp.more = page.more;
         resp.cursor = Cursor {
             epoch,
             seq: page.last_seq,
             phase: Phase::Log,
         };
+        resp.signers = self.directory(&resp)?;
         Ok(resp)
     }
 
-    /// Validate one document's pushed changes; `Ok(Ok(None))` when nothing was new. The
-    /// flag says whether the server had the document before.
-    #[allow(clippy::type_complexity)]
+    /// Validate one document's pushed changes against the server's copy: scope first (before
+    /// decoding anything), then decoding, applying, the one validator, authorship and
+    /// finality. The document in hand is dropped on any refusal.
     fn accept(
         &self,
         auth: &DeviceAuth,
         doc_id: HouseholdId,
-        raw: &[&Vec<u8>],
+        push: &Push<'_>,
         cards: &mut Option<StationCards>,
-    ) -> Result<Result<Option<(Cached, DocAppend, bool)>, DocErrorCode>, SyncError> {
-        // The station document is written by admins only.
-        if doc_id == station_doc_id(auth.station) {
-            return Ok(Err(DocErrorCode::NotFoundOrForbidden));
+    ) -> Result<Verdict, SyncError> {
+        use Verdict::Refused;
+        // Station documents are written by admins only, and their ids are reserved: a
+        // device of another station must not squat one before it is first written.
+        if doc_id == station_doc_id(auth.station)
+            || self
+                .store
+                .station_exists(StationId::from_uuid(*doc_id.as_uuid()))?
+        {
+            return Ok(Refused(DocErrorCode::NotFoundOrForbidden));
         }
-        let mut changes = Vec::with_capacity(raw.len());
-        for bytes in raw {
+        let (mut doc, since, loaded_seq, card_ids, existed) =
+            match self.store.document_station(doc_id)? {
+                Some(station) if station != auth.station => {
+                    return Ok(Refused(DocErrorCode::NotFoundOrForbidden))
+                }
+                Some(_) => match self.load(doc_id)? {
+                    Some(c) => (c.doc, c.since, c.seq, c.card_ids, true),
+                    None => return Ok(Refused(DocErrorCode::NotFoundOrForbidden)),
+                },
+                None => (Automerge::new(), 0, 0, None, false),
+            };
+        let mut changes = Vec::with_capacity(push.changes.len());
+        for bytes in &push.changes {
             // automerge's decoder panics on some malformed bytes (docs/fuzzing.md, finding 3).
             match contained(|| Change::from_bytes((*bytes).clone())) {
                 // automerge's decoder skips the chunk checksum but its loader checks it: a
                 // change stored with a wrong one would not load again.
                 Some(Ok(c)) if doorstep_core::doc::checksum_ok(&c) => changes.push(c),
-                _ => return Ok(Err(DocErrorCode::Malformed)),
+                _ => {
+                    if existed {
+                        self.put_back(
+                            doc_id,
+                            Cached {
+                                doc,
+                                since,
+                                seq: loaded_seq,
+                                card_ids,
+                            },
+                        );
+                        return Ok(Refused(DocErrorCode::Malformed));
+                    }
+                    return Ok(Refused(DocErrorCode::NotFoundOrForbidden));
+                }
             }
         }
-        let (mut doc, since, loaded_seq, card_ids, existed) =
-            match self.store.document_station(doc_id)? {
-                Some(station) if station != auth.station => {
-                    return Ok(Err(DocErrorCode::NotFoundOrForbidden))
-                }
-                Some(_) => match self.load(doc_id)? {
-                    Some(c) => (c.doc, c.since, c.seq, c.card_ids, true),
-                    None => return Ok(Err(DocErrorCode::NotFoundOrForbidden)),
-                },
-                None => (Automerge::new(), 0, 0, None, false),
-            };
         let mut fresh: Vec<Change> = Vec::new();
         for c in changes {
             if doc.get_change_by_hash(&c.hash()).is_none()
@@ -576,7 +678,7 @@ impl<S: ServerStore> SyncService<S> {
                     },
                 );
             }
-            return Ok(Ok(None));
+            return Ok(Verdict::Unchanged);
         }
         let cards_before: Vec<CardIssuanceId> = match card_ids {
             // Read from this very state when the server accepted it.
@@ -610,7 +712,7 @@ impl<S: ServerStore> SyncService<S> {
         // For a document the server does not have, every refusal reads "not found or
         // forbidden": another code would tell a device that the id exists elsewhere.
         let refuse = |code| {
-            Ok(Err(if existed {
+            Ok(Refused(if existed {
                 code
             } else {
                 DocErrorCode::NotFoundOrForbidden
@@ -629,30 +731,41 @@ impl<S: ServerStore> SyncService<S> {
         if doorstep_core::doc::check_applied(&doc, &heads_before, &fresh).is_err() {
             return refuse(DocErrorCode::Malformed);
         }
-        let expected = (
-            "household".to_owned(),
-            doc_id.to_string(),
-            auth.station.to_string(),
-        );
-        if header(&doc).as_ref() != Some(&expected) {
-            return Ok(Err(if existed {
-                DocErrorCode::Invalid
-            } else {
-                DocErrorCode::NotFoundOrForbidden
-            }));
+        // The header this device may write, and then the whole document as a phone of this
+        // version reads it (the one validator, shared with the phones).
+        match contained(|| doorstep_core::doc::household_header(&doc)) {
+            Some(Ok((id, station))) if id == doc_id && station == auth.station => {}
+            _ => return refuse(DocErrorCode::Invalid),
+        }
+        if !matches!(contained(|| verify::validate(&doc)), Some(Ok(()))) {
+            return refuse(DocErrorCode::Invalid);
         }
         if let Some(authors_before) = &authors_before {
             if authors_before
                 .iter()
                 .any(|(place, who)| author_at(&doc, place).as_ref() != Some(who))
             {
-                return Ok(Err(DocErrorCode::Invalid));
+                return Ok(Refused(DocErrorCode::Invalid));
+            }
+        }
+        // Who wrote each change, verified: its actor's owner signed it, and what it writes
+        // as provenance is its owner's (ADR 0012); and nothing after a visit's finalisation
+        // touches that visit (ADR 0013).
+        let signatures = match self.attribute(auth, doc_id, &doc, &fresh, &push.signatures)? {
+            Ok(signatures) => signatures,
+            Err(code) => return refuse(code),
+        };
+        for change in &fresh {
+            if let Some(Err(Violation::Finalised)) | None =
+                contained(|| verify::check_finality(&doc, change))
+            {
+                return refuse(DocErrorCode::Finalised);
             }
         }
         // New card issuances must carry a serial of one of this station's batches (once the
         // station manages its cards here, i.e. has registered a batch).
         let Ok(cards_after) = card_issuances(&doc) else {
-            return Ok(Err(DocErrorCode::Invalid));
+            return Ok(Refused(DocErrorCode::Invalid));
         };
         for card in cards_after.iter().filter(|c| !cards_before.contains(&c.id)) {
             if cards.is_none() {
@@ -665,7 +778,7 @@ impl<S: ServerStore> SyncService<S> {
                         .is_some_and(|s| b.batch_of(&s).is_some())
             });
             if !known {
-                return Ok(Err(DocErrorCode::Invalid));
+                return Ok(Refused(DocErrorCode::Invalid));
             }
         }
         let card_rows = cards_after
@@ -691,6 +804,7 @@ impl<S: ServerStore> SyncService<S> {
             snapshot,
             cards: card_rows,
             expected_seq: Some(loaded_seq),
+            signatures,
         };
         let card_ids = Some(cards_after.iter().map(|c| c.id).collect());
         let cached = Cached {
@@ -699,6 +813,122 @@ impl<S: ServerStore> SyncService<S> {
             seq: loaded_seq,
             card_ids,
         };
-        Ok(Ok(Some((cached, append, existed))))
+        Ok(Verdict::Accepted {
+            cached: Box::new(cached),
+            append,
+            existed,
+        })
     }
+
+    /// Check that every fresh change is vouched for by the device that owns its actor (a
+    /// bound device of this station, whose signature over a descendant-or-self change of the
+    /// same actor verifies), and writes only that device's provenance. Returns the pushed
+    /// signatures to keep.
+    fn attribute(
+        &self,
+        auth: &DeviceAuth,
+        doc_id: HouseholdId,
+        doc: &Automerge,
+        fresh: &[Change],
+        pushed: &[&AuthorSignature],
+    ) -> Result<Result<Vec<AuthorSignature>, DocErrorCode>, SyncError> {
+        let now = now_ms();
+        let mut by_actor: BTreeMap<Vec<u8>, Vec<&Change>> = BTreeMap::new();
+        for c in fresh {
+            by_actor
+                .entry(c.actor_id().to_bytes().to_vec())
+                .or_default()
+                .push(c);
+        }
+        let held = self.store.doc_signatures(doc_id)?;
+        let mut keep = Vec::new();
+        for (actor, changes) in by_actor {
+            let Some(owner) = self.signer(&actor)? else {
+                return Ok(Err(DocErrorCode::Unattributed));
+            };
+            if owner.station != auth.station {
+                return Ok(Err(DocErrorCode::Unattributed));
+            }
+            let author = Author {
+                worker: owner.worker,
+                device: owner.device,
+            };
+            for c in &changes {
+                if !matches!(
+                    contained(|| verify::check_provenance(doc, c, &author, now)),
+                    Some(Ok(()))
+                ) {
+                    return Ok(Err(DocErrorCode::Unattributed));
+                }
+            }
+            // Signatures for this actor: the pushed ones must verify and name a change of
+            // this actor; the held ones were verified when they were kept.
+            let mut vouching: Vec<automerge::ChangeHash> = Vec::new();
+            for s in pushed.iter().filter(|s| s.actor == actor) {
+                let of_actor = doc
+                    .get_change_by_hash(&s.signature.hash)
+                    .is_some_and(|c| c.actor_id().to_bytes() == actor.as_slice());
+                if !of_actor || !s.signature.verify(&owner.key, doc_id.as_uuid()) {
+                    return Ok(Err(DocErrorCode::Unattributed));
+                }
+                vouching.push(s.signature.hash);
+                keep.push((*s).clone());
+            }
+            vouching.extend(
+                held.iter()
+                    .filter(|s| s.actor == actor)
+                    .map(|s| s.signature.hash),
+            );
+            let covered = |c: &Change| {
+                vouching.iter().any(|h| {
+                    *h == c.hash()
+                        || !doc
+                            .get_changes(std::slice::from_ref(h))
+                            .iter()
+                            .any(|later| later.hash() == c.hash())
+                })
+            };
+            if !changes.iter().all(|c| covered(c)) {
+                return Ok(Err(DocErrorCode::Unattributed));
+            }
+        }
+        // Keep, per actor, the signature over its newest change.
+        keep.sort_by_key(|s| {
+            std::cmp::Reverse(
+                doc.get_change_by_hash(&s.signature.hash)
+                    .map(|c| c.seq())
+                    .unwrap_or(0),
+            )
+        });
+        let mut seen = HashSet::new();
+        keep.retain(|s| seen.insert(s.actor.clone()));
+        Ok(Ok(keep))
+    }
+}
+
+/// One document's part of a request.
+#[derive(Default)]
+struct Push<'a> {
+    changes: Vec<&'a Vec<u8>>,
+    signatures: Vec<&'a AuthorSignature>,
+}
+
+/// What became of one document's push.
+enum Verdict {
+    /// Nothing the server did not have.
+    Unchanged,
+    Accepted {
+        cached: Box<Cached>,
+        append: DocAppend,
+        /// The server had the document before.
+        existed: bool,
+    },
+    Refused(DocErrorCode),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

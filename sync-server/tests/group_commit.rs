@@ -22,6 +22,7 @@ fn append(doc: HouseholdId, tag: &str, expected_seq: Option<u64>) -> DocAppend {
         h[i] = b;
     }
     DocAppend {
+        signatures: Vec::new(),
         doc,
         changes: vec![(ChangeHash(h), tag.as_bytes().to_vec())],
         snapshot: None,

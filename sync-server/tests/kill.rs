@@ -61,13 +61,11 @@ async fn device(
     name: &str,
 ) -> (Store, HttpTransport) {
     let e = enroll(url, code).await.unwrap();
-    let store = Store::open(StoreOptions::new(
-        dir.join(name),
-        StoreKey::Raw([9; 32]),
-        e.worker,
-        e.station,
-    ))
-    .unwrap();
+    let mut options =
+        StoreOptions::new(dir.join(name), StoreKey::Raw([9; 32]), e.worker, e.station);
+    // The enrolled device id: the server checks every change's provenance against it.
+    options.device = Some(e.device);
+    let store = Store::open(options).unwrap();
     (
         store,
         HttpTransport::new(url, &e.token, Duration::from_secs(5)).unwrap(),

@@ -6,15 +6,20 @@
 
 use std::sync::Arc;
 
+#[allow(dead_code)]
+#[path = "../../tests/src/raw_device.rs"]
+mod raw_device;
+
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Automerge, ReadDoc, ROOT};
+use automerge::{Automerge, Change, ObjType, ReadDoc, ROOT};
 use doorstep_core::protocol::*;
-use doorstep_core::{HouseholdId, StationId};
+use doorstep_core::{HouseholdId, NewHousehold, StationId};
 use doorstep_server::credentials;
 use doorstep_server::snapshot;
 use doorstep_server::store::{DeviceAuth, DocAppend, ServerStore};
 use doorstep_server::sync::SyncService;
 use doorstep_server::SqliteStore;
+use raw_device::RawDevice;
 
 const AUTOMERGE_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -28,41 +33,54 @@ fn enrol(store: &SqliteStore, station: StationId, label: &str) -> DeviceAuth {
         .0
 }
 
-/// A household document of `station` (its header), made by actor `byte`.
-fn household(id: HouseholdId, station: StationId, byte: u8) -> Automerge {
-    let mut doc = Automerge::new().with_actor(ActorId::from([byte; 16]));
-    doc.transact(|tx| {
-        tx.put(ROOT, "schema", 1_i64)?;
-        tx.put(ROOT, "kind", "household")?;
-        tx.put(ROOT, "id", id.to_string())?;
-        tx.put(ROOT, "station", station.to_string())
-    })
-    .unwrap();
-    doc
+/// A household made on `dev`'s store (not synced), as a document that writes as `dev`.
+fn household(dev: &RawDevice, code: &str) -> (HouseholdId, Automerge) {
+    let id = dev
+        .store
+        .create_household(&NewHousehold {
+            code: code.into(),
+            ..Default::default()
+        })
+        .unwrap();
+    (id, dev.document(id))
 }
 
-/// `n` more changes to the document (an address typed over and over); their bytes.
-fn edits(doc: &mut Automerge, n: usize) -> Vec<Vec<u8>> {
+/// `n` more changes to the document (an address written over and over, each a new cell
+/// with `dev`'s provenance, as the app writes it).
+fn edits(dev: &RawDevice, doc: &mut Automerge, n: usize) -> Vec<Change> {
     let heads = doc.get_heads();
+    let hh = address_map(doc);
     for i in 0..n {
-        doc.transact(|tx| tx.put(ROOT, "address", format!("某路{i}号")))
-            .unwrap();
+        doc.transact(|tx| {
+            let cell = tx.put_object(&hh, "address", ObjType::Map)?;
+            tx.put(&cell, "v", format!("某路{i}号"))?;
+            tx.put(&cell, "by", dev.auth.worker.to_string())?;
+            tx.put(&cell, "dev", dev.auth.device.to_string())?;
+            tx.put(&cell, "at", 1_700_000_000_000_i64 + i as i64)
+        })
+        .unwrap();
     }
     doc.get_changes(&heads)
-        .into_iter()
-        .map(|c| c.raw_bytes().to_vec())
-        .collect()
 }
 
-fn all_changes(doc: &Automerge) -> Vec<Vec<u8>> {
+/// The household map (where the address cell sits).
+fn address_map(doc: &Automerge) -> automerge::ObjId {
+    doc.get(ROOT, "household").unwrap().unwrap().1
+}
+
+/// The address a document shows.
+fn address(doc: &Automerge) -> String {
+    let cell = doc.get(address_map(doc), "address").unwrap().unwrap().1;
+    doc.get(&cell, "v").unwrap().unwrap().0.to_string()
+}
+
+fn all_changes(doc: &Automerge) -> Vec<Change> {
     doc.get_changes(&[])
-        .into_iter()
-        .map(|c| c.raw_bytes().to_vec())
-        .collect()
 }
 
 fn request(push: Vec<DocChanges>) -> SyncRequest {
     SyncRequest {
+        signer: None,
         cursor: Cursor::default(),
         budget: 4 * 1024 * 1024,
         push,
@@ -81,17 +99,20 @@ fn snapshots_stored_by_earlier_servers_still_load_and_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let station = store.create_station("站", 0).unwrap();
-    let a = enrol(&store, station, "W01");
+    let a = RawDevice::new(enrol(&store, station, "W01"), 1);
     let b = enrol(&store, station, "W02");
 
     // As an earlier server compacted them: automerge's own DEFLATE snapshot. One document
     // has a log entry after its snapshot, the other none.
     let (with_tail, settled) = (HouseholdId::new(), HouseholdId::new());
     let mut docs = Vec::new();
-    for id in [with_tail, settled] {
-        let mut doc = household(id, station, 0x10);
+    let _ = (with_tail, settled);
+    let mut ids = Vec::new();
+    for code in ["HH-1", "HH-2"] {
+        let (id, mut doc) = household(&a, code);
+        ids.push(id);
         // Long enough that automerge DEFLATEs a column.
-        edits(&mut doc, 300);
+        edits(&a, &mut doc, 300);
         let deflated = doc.save();
         assert!(deflated.len() < doc.save_nocompress().len());
         let changes = doc
@@ -102,8 +123,9 @@ fn snapshots_stored_by_earlier_servers_still_load_and_bootstrap() {
         store
             .commit(
                 station,
-                a.device,
+                a.auth.device,
                 &[DocAppend {
+                    signatures: Vec::new(),
                     doc: id,
                     changes,
                     snapshot: Some(deflated),
@@ -114,17 +136,10 @@ fn snapshots_stored_by_earlier_servers_still_load_and_bootstrap() {
             .unwrap();
         docs.push(doc);
     }
-    let tail = edits(&mut docs[0], 1);
+    let (with_tail, settled) = (ids[0], ids[1]);
+    let tail = edits(&a, &mut docs[0], 1);
     let service = SyncService::new(store.clone(), 16);
-    let resp = service
-        .sync(
-            &a,
-            &request(vec![DocChanges {
-                doc: with_tail,
-                changes: tail,
-            }]),
-        )
-        .unwrap();
+    let resp = service.sync(&a.auth, &a.request(with_tail, &tail)).unwrap();
     assert!(resp.errors.is_empty(), "{:?}", resp.errors);
     assert_eq!(resp.acks[0].heads, docs[0].get_heads());
 
@@ -148,16 +163,8 @@ fn snapshots_stored_by_earlier_servers_still_load_and_bootstrap() {
     assert_eq!(sent.bytes, docs[1].save());
 
     // And pushes onto it are validated against the loaded document.
-    let more = edits(&mut docs[1], 2);
-    let resp = service
-        .sync(
-            &a,
-            &request(vec![DocChanges {
-                doc: settled,
-                changes: more,
-            }]),
-        )
-        .unwrap();
+    let more = edits(&a, &mut docs[1], 2);
+    let resp = service.sync(&a.auth, &a.request(settled, &more)).unwrap();
     assert!(resp.errors.is_empty(), "{:?}", resp.errors);
     assert_eq!(resp.acks[0].heads, docs[1].get_heads());
 }
@@ -167,21 +174,14 @@ fn compaction_stores_a_zstd_frame_and_bootstraps_serve_it_uncompressed() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let station = store.create_station("站", 0).unwrap();
-    let a = enrol(&store, station, "W01");
+    let a = RawDevice::new(enrol(&store, station, "W01"), 2);
     let b = enrol(&store, station, "W02");
-    let id = HouseholdId::new();
-    let mut doc = household(id, station, 0x20);
+    let (id, mut doc) = household(&a, "HH-1");
     // More than the 128 log entries after which the server compacts.
-    edits(&mut doc, 140);
+    edits(&a, &mut doc, 140);
     let service = SyncService::new(store.clone(), 16);
     let resp = service
-        .sync(
-            &a,
-            &request(vec![DocChanges {
-                doc: id,
-                changes: all_changes(&doc),
-            }]),
-        )
+        .sync(&a.auth, &a.request(id, &all_changes(&doc)))
         .unwrap();
     assert!(resp.errors.is_empty(), "{:?}", resp.errors);
 
@@ -204,10 +204,7 @@ fn compaction_stores_a_zstd_frame_and_bootstraps_serve_it_uncompressed() {
         assert_eq!(snapshots[0].bytes, doc.save_nocompress());
         let loaded = Automerge::load(&snapshots[0].bytes).unwrap();
         assert_eq!(loaded.get_heads(), doc.get_heads());
-        assert_eq!(
-            loaded.get(ROOT, "address").unwrap().unwrap().0.to_string(),
-            "\"某路139号\""
-        );
+        assert_eq!(address(&loaded), "\"某路139号\"");
     }
 }
 
@@ -216,16 +213,16 @@ fn a_damaged_stored_snapshot_fails_the_request_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let station = store.create_station("站", 0).unwrap();
-    let a = enrol(&store, station, "W01");
-    let id = HouseholdId::new();
-    let doc = household(id, station, 0x30);
+    let a = RawDevice::new(enrol(&store, station, "W01"), 3);
+    let (id, doc) = household(&a, "HH-1");
     let mut frame = snapshot::encode_stored(&doc);
     frame.truncate(frame.len() / 2);
     store
         .commit(
             station,
-            a.device,
+            a.auth.device,
             &[DocAppend {
+                signatures: Vec::new(),
                 doc: id,
                 changes: doc
                     .get_changes(&[])
@@ -239,5 +236,5 @@ fn a_damaged_stored_snapshot_fails_the_request_without_a_panic() {
         )
         .unwrap();
     let service = SyncService::new(store.clone(), 16);
-    assert!(service.sync(&a, &request(Vec::new())).is_err());
+    assert!(service.sync(&a.auth, &request(Vec::new())).is_err());
 }

@@ -335,6 +335,7 @@ fn device_snapshot(data: &[u8]) {
         epoch: cursor.epoch,
         cursor,
         snapshots: vec![DocSnapshot {
+            signatures: Vec::new(),
             doc: id,
             bytes: data.to_vec(),
         }],
@@ -1169,6 +1170,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
     );
     // The world's device asks: it pulls the colleague's work.
     let idle = SyncRequest {
+        signer: None,
         cursor,
         budget: 1 << 20,
         push: vec![],
@@ -1191,6 +1193,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
     seeds.request("bootstrap", &boot);
     seeds.response("bootstrap", &service.sync(&a, &boot).expect("sync"));
     let resume = SyncRequest {
+        signer: None,
         cursor: Cursor {
             epoch: cursor.epoch,
             seq: cursor.seq,
@@ -1205,6 +1208,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         &service.sync(&a, &resume).expect("sync"),
     );
     let stale = SyncRequest {
+        signer: None,
         cursor: Cursor {
             epoch: uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001),
             seq: cursor.seq,
@@ -1220,9 +1224,11 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
     seeds.response("acks", &service.sync(&a, &push_a).expect("sync"));
     // Refusals: a change without its dependencies, B's household, A's station document.
     let last_only = SyncRequest {
+        signer: None,
         cursor,
         budget: 1 << 20,
         push: vec![DocChanges {
+            signatures: Vec::new(),
             doc: h1,
             changes: sa2
                 .export_changes(h1, &[])
@@ -1237,14 +1243,17 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
     sb.splice_summary(hb, 0, 0, "新情况：").expect("text");
     let b_changes = sb.export_changes(hb, &[]).expect("changes");
     let forged = SyncRequest {
+        signer: None,
         cursor,
         budget: 1 << 20,
         push: vec![
             DocChanges {
+                signatures: Vec::new(),
                 doc: hb,
                 changes: b_changes.clone(),
             },
             DocChanges {
+                signatures: Vec::new(),
                 doc: station_doc_id(station),
                 changes: vec![b_changes[0].clone()],
             },

@@ -6,6 +6,7 @@
 
 pub mod fuzzing;
 pub mod proxy;
+pub mod raw_device;
 
 use std::path::PathBuf;
 use std::sync::Arc;

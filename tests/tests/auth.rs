@@ -71,18 +71,22 @@ async fn a_device_reaches_only_its_own_station() {
     };
     let cursor = a.store.sync_cursor().unwrap();
     let req = SyncRequest {
+        signer: None,
         cursor,
         budget: 1 << 20,
         push: vec![
             DocChanges {
+                signatures: Vec::new(),
                 doc: hb,
                 changes: b_changes.clone(),
             },
             DocChanges {
+                signatures: Vec::new(),
                 doc: hb,
                 changes: vec![edit_b],
             },
             DocChanges {
+                signatures: Vec::new(),
                 doc: guessed,
                 changes: vec![claim_b],
             },
@@ -124,9 +128,11 @@ async fn station_and_authorship_cannot_be_rewritten() {
     });
     for (what, change) in [("station", move_station), ("author", forge_author)] {
         let req = SyncRequest {
+            signer: None,
             cursor: a.store.sync_cursor().unwrap(),
             budget: 1 << 20,
             push: vec![DocChanges {
+                signatures: Vec::new(),
                 doc: hh,
                 changes: vec![change],
             }],

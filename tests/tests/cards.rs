@@ -219,9 +219,11 @@ async fn the_server_refuses_another_stations_serial_and_station_document_writes(
     use doorstep_core::protocol::*;
     let station_doc = doorstep_core::doc::station::station_doc_id(mine);
     let req = SyncRequest {
+        signer: None,
         cursor: a.store.sync_cursor().unwrap(),
         budget: 1 << 20,
         push: vec![DocChanges {
+            signatures: Vec::new(),
             doc: station_doc,
             changes: a.store.export_changes(h_ok, &[]).unwrap(),
         }],

@@ -463,10 +463,12 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
         let mut pair_of = |name: &'static str, changes: Vec<Vec<u8>>| {
             *pair += 1;
             round_push.push(DocChanges {
+                signatures: Vec::new(),
                 doc: hb,
                 changes: changes.clone(),
             });
             round_push.push(DocChanges {
+                signatures: Vec::new(),
                 doc: absent,
                 changes,
             });
@@ -494,6 +496,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
             }
             5 => {
                 round_push.push(DocChanges {
+                    signatures: Vec::new(),
                     doc: hb,
                     changes: vec![rng.pick(&f.fresh_b_in_a[bi]).clone()],
                 });
@@ -502,6 +505,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
             6 => {
                 let (id, c) = rng.pick(&f.fresh_absent_in_b).clone();
                 round_push.push(DocChanges {
+                    signatures: Vec::new(),
                     doc: id,
                     changes: vec![c],
                 });
@@ -511,6 +515,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
                 let station = if rng.below(2) == 0 { f.sb } else { f.sa };
                 let id = station_doc(station);
                 round_push.push(DocChanges {
+                    signatures: Vec::new(),
                     doc: id,
                     changes: vec![new_doc_change(
                         id,
@@ -524,6 +529,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
             8 => {
                 let (what, c) = rng.pick(&f.own_invalid).clone();
                 round_push.push(DocChanges {
+                    signatures: Vec::new(),
                     doc: f.ha,
                     changes: vec![c],
                 });
@@ -546,6 +552,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
         // already known (station A's data stays small, so answers stay cheap).
         let (id, c) = rng.pick(&f.fresh_free_in_a).clone();
         push.push(DocChanges {
+            signatures: Vec::new(),
             doc: id,
             changes: vec![c],
         });
@@ -553,6 +560,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
     }
     if k == 12 {
         push.push(DocChanges {
+            signatures: Vec::new(),
             doc: f.ha,
             changes: rng.pick(&f.impersonations).clone(),
         });
@@ -587,6 +595,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
     Forged {
         kind: kinds[k],
         req: SyncRequest {
+            signer: None,
             cursor,
             budget: rng.next() as u32,
             push,
@@ -756,14 +765,17 @@ fn a_missing_dependency_does_not_tell_absent_from_forbidden() {
         .sync(
             &auth_a,
             &SyncRequest {
+                signer: None,
                 cursor: Cursor::default(),
                 budget: 1 << 20,
                 push: vec![
                     DocChanges {
+                        signatures: Vec::new(),
                         doc: hb,
                         changes: vec![probe.clone()],
                     },
                     DocChanges {
+                        signatures: Vec::new(),
                         doc: absent,
                         changes: vec![probe],
                     },
@@ -981,7 +993,7 @@ async fn station_a_cannot_reach_station_b() {
          {:.1}s; succeeded {succeeded}; bytes of B returned {b_bytes}; absent-vs-forbidden \
          pairs {pairs_total}, differing {differing_total} {differing:?}; pushes of a new \
          document at a free id acknowledged (allowed) {}; new records claiming B's worker: {} of {} accepted \
-         (not checked by the server); requests by kind {:?}",
+         (refused: the change is not signed by its actor's owner, ADR 0012); requests by kind {:?}
         hfig.requests,
         started.elapsed().as_secs_f64(),
         fig.created_at_free_id + hfig.created_at_free_id,
@@ -999,6 +1011,15 @@ async fn station_a_cannot_reach_station_b() {
     println!("forgery: {} passed, {failed} failed", 3 - failed);
     assert!(count >= DEFAULT_REQUESTS || std::env::var("DOORSTEP_FORGERY_REQUESTS").is_ok());
     assert_eq!(succeeded, 0, "forged requests succeeded");
+    assert!(
+        fig.impersonations_sent + hfig.impersonations_sent > 0,
+        "no impersonation was tried"
+    );
+    assert_eq!(
+        fig.impersonations_accepted + hfig.impersonations_accepted,
+        0,
+        "records claiming another worker were accepted"
+    );
     assert_eq!(b_bytes, 0, "bytes of station B returned to station A");
     // Finding 2 (fixed): a change whose dependencies the server lacked got code 4 at an id
     // nobody has but code 1 at an id of another station (docs/reliability.md).

@@ -99,10 +99,12 @@ pub(crate) fn review_record<R: ReadDoc>(
     if kind == EntityKind::Visit && read_cell(doc, obj, "status")?.as_deref() == Some("final") {
         let seals = read_versions(doc, obj, "seal")?;
         let now = seal_of(doc, obj)?;
+        let path = format!("{}/{}/sections", kind.name(), key.unwrap_or_default());
         if !seals.is_empty()
             && !seals
                 .iter()
                 .any(|s| s.value.as_deref() == Some(now.as_str()))
+            && !accepted_seals(doc, &path)?.contains(&now)
         {
             let values = seals
                 .into_iter()
@@ -120,6 +122,25 @@ pub(crate) fn review_record<R: ReadDoc>(
         }
     }
     Ok(())
+}
+
+/// The seals that resolutions of `path` (`visit/<id>/sections`) accepted: a finalised
+/// visit is never written again (ADR 0013), so accepting merged text as the record is a
+/// resolution holding the seal of that text.
+fn accepted_seals<R: ReadDoc>(doc: &R, path: &str) -> Result<Vec<String>> {
+    let Some(col) = get_map(doc, &ROOT, "resolutions")? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for k in doc.keys(&col) {
+        let Some(rec) = get_map(doc, &col, &k)? else {
+            continue;
+        };
+        if read_cell(doc, &rec, "field")?.as_deref() == Some(path) {
+            out.extend(read_cell(doc, &rec, "chosen")?);
+        }
+    }
+    Ok(out)
 }
 
 /// Check a value a human chose for a field, and return its canonical form.
@@ -158,9 +179,9 @@ pub(crate) fn resolve<T: Transactable>(
         .ok_or(Error::NoConflict)?;
     let chosen_value = match conflict.kind {
         ConflictKind::EditedAfterFinalise => {
-            // Accept the merged text as the record: seal it again.
-            crate::doc::write::write_seal(tx, &obj, p)?;
-            None
+            // Accept the merged text as the record: the resolution holds its seal (the
+            // finalised visit itself is never written again).
+            Some(seal_of(tx, &obj)?)
         }
         ConflictKind::ConcurrentValues => {
             let pol = policy(kind, &field.field).ok_or(Error::InvalidInput("unknown field"))?;

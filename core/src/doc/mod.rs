@@ -17,6 +17,7 @@ pub(crate) mod cells;
 pub(crate) mod conflicts;
 pub(crate) mod read;
 pub mod station;
+pub mod verify;
 pub(crate) mod write;
 
 use automerge::{ActorId, Automerge, LoadOptions, ReadDoc, ScalarValue, TextEncoding, Value, ROOT};

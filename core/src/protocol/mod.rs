@@ -2,8 +2,10 @@
 //! state into a request and applies a response; a transport (ours in `transport`, or the
 //! app's own HTTP stack) carries the bytes. Nothing here opens a socket or reads a clock.
 
+pub mod signing;
 pub mod wire;
 
+pub use signing::{ChangeSignature, DeviceKey};
 pub use wire::*;
 
 use crate::model::ids::{DeviceId, StationId, WorkerId};

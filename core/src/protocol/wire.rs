@@ -1,18 +1,21 @@
-//! The sync wire format, version 1 (specified in `docs/protocol.md`): compact binary,
+//! The sync wire format, version 2 (specified in `docs/protocol.md`): compact binary,
 //! then one zstd frame. Pure functions, no IO. Every decoder returns an error on garbage and
 //! never allocates more than the bytes it was given justify.
 
 use automerge::ChangeHash;
 use uuid::Uuid;
 
-use crate::model::ids::HouseholdId;
+use crate::model::ids::{DeviceId, HouseholdId, WorkerId};
+use crate::protocol::signing::ChangeSignature;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest decompressed message accepted (a decompression bomb stops here).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Largest single change or snapshot.
 pub const MAX_BLOB_BYTES: usize = 16 * 1024 * 1024;
+/// Longest automerge actor id accepted (Doorstep's are 16 bytes).
+pub const MAX_ACTOR_BYTES: usize = 64;
 
 const KIND_REQUEST: u8 = 1;
 const KIND_RESPONSE: u8 = 2;
@@ -57,6 +60,31 @@ pub enum Phase {
 pub struct DocChanges {
     pub doc: HouseholdId,
     pub changes: Vec<Vec<u8>>,
+    /// Signatures that vouch for these changes: per actor, one over its newest change.
+    pub signatures: Vec<AuthorSignature>,
+}
+
+/// A signature by the device that owns `actor`, over one of that actor's changes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AuthorSignature {
+    pub actor: Vec<u8>,
+    pub signature: ChangeSignature,
+}
+
+/// A device's own signing key and actor, registered with the server on its first syncs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignerKey {
+    pub actor: Vec<u8>,
+    pub key: [u8; 32],
+}
+
+/// Who owns an actor: the device, its worker, and the device's public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signer {
+    pub actor: Vec<u8>,
+    pub device: DeviceId,
+    pub worker: WorkerId,
+    pub key: [u8; 32],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +97,7 @@ pub struct DocHeads {
 pub struct DocSnapshot {
     pub doc: HouseholdId,
     pub bytes: Vec<u8>,
+    pub signatures: Vec<AuthorSignature>,
 }
 
 /// Why the server refused a document's changes. "Not found" and "forbidden" are one code.
@@ -78,6 +107,11 @@ pub enum DocErrorCode {
     Malformed,
     Invalid,
     MissingDependencies,
+    /// A change is not vouched for by the device that owns its actor, or writes
+    /// provenance (`by`, `dev`, a future `at`) that is not its signer's.
+    Unattributed,
+    /// A change made after a visit was finalised touches that visit.
+    Finalised,
 }
 
 impl DocErrorCode {
@@ -87,6 +121,8 @@ impl DocErrorCode {
             DocErrorCode::Malformed => 2,
             DocErrorCode::Invalid => 3,
             DocErrorCode::MissingDependencies => 4,
+            DocErrorCode::Unattributed => 5,
+            DocErrorCode::Finalised => 6,
         }
     }
     fn from_byte(b: u8) -> Result<Self, WireError> {
@@ -95,6 +131,8 @@ impl DocErrorCode {
             2 => DocErrorCode::Malformed,
             3 => DocErrorCode::Invalid,
             4 => DocErrorCode::MissingDependencies,
+            5 => DocErrorCode::Unattributed,
+            6 => DocErrorCode::Finalised,
             _ => return Err(WireError::Malformed("unknown error code")),
         })
     }
@@ -104,6 +142,8 @@ impl DocErrorCode {
             DocErrorCode::Malformed => "malformed",
             DocErrorCode::Invalid => "invalid",
             DocErrorCode::MissingDependencies => "missing_dependencies",
+            DocErrorCode::Unattributed => "unattributed",
+            DocErrorCode::Finalised => "finalised",
         }
     }
 }
@@ -121,6 +161,8 @@ pub struct SyncRequest {
     /// Response size the device asks the server to stay near (bytes of change data).
     pub budget: u32,
     pub push: Vec<DocChanges>,
+    /// This device's actor and public key, sent until the server says it knows them.
+    pub signer: Option<SignerKey>,
 }
 
 /// One sync response.
@@ -136,6 +178,10 @@ pub struct SyncResponse {
     pub errors: Vec<DocError>,
     pub snapshots: Vec<DocSnapshot>,
     pub pull: Vec<DocChanges>,
+    /// The server holds this device's signer registration.
+    pub signer_known: bool,
+    /// The owners of the actors whose signatures this response carries.
+    pub signers: Vec<Signer>,
 }
 
 // ----- primitives --------------------------------------------------------------------------
@@ -187,6 +233,15 @@ impl Writer {
             for c in &d.changes {
                 self.bytes(c);
             }
+            self.signatures(&d.signatures);
+        }
+    }
+    fn signatures(&mut self, list: &[AuthorSignature]) {
+        self.len(list.len());
+        for s in list {
+            self.bytes(&s.actor);
+            self.0.extend_from_slice(&s.signature.hash.0);
+            self.0.extend_from_slice(&s.signature.sig);
         }
     }
 }
@@ -280,7 +335,39 @@ impl<'a> Reader<'a> {
             for _ in 0..m {
                 changes.push(self.bytes()?);
             }
-            out.push(DocChanges { doc, changes });
+            let signatures = self.signatures()?;
+            out.push(DocChanges {
+                doc,
+                changes,
+                signatures,
+            });
+        }
+        Ok(out)
+    }
+    fn actor(&mut self) -> Result<Vec<u8>, WireError> {
+        let n = self.uvarint()?;
+        let n = usize::try_from(n).map_err(|_| WireError::Malformed("length too large"))?;
+        if n == 0 || n > MAX_ACTOR_BYTES {
+            return Err(WireError::Malformed("actor id"));
+        }
+        Ok(self.take(n)?.to_vec())
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    fn signatures(&mut self) -> Result<Vec<AuthorSignature>, WireError> {
+        let n = self.count(2 + 32 + 64)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let actor = self.actor()?;
+            let hash = self.hash()?;
+            let sig = self.array::<64>()?;
+            out.push(AuthorSignature {
+                actor,
+                signature: ChangeSignature { hash, sig },
+            });
         }
         Ok(out)
     }
@@ -413,6 +500,14 @@ impl SyncRequest {
         w.cursor(&self.cursor);
         w.uvarint(u64::from(self.budget));
         w.doc_changes(&self.push);
+        match &self.signer {
+            None => w.u8(0),
+            Some(s) => {
+                w.u8(1);
+                w.bytes(&s.actor);
+                w.0.extend_from_slice(&s.key);
+            }
+        }
         w.0
     }
 
@@ -431,11 +526,20 @@ impl SyncRequest {
         let cursor = r.cursor()?;
         let budget = u32::try_from(r.uvarint()?).map_err(|_| WireError::Malformed("budget"))?;
         let push = r.doc_changes()?;
+        let signer = match r.u8()? {
+            0 => None,
+            1 => Some(SignerKey {
+                actor: r.actor()?,
+                key: r.array::<32>()?,
+            }),
+            _ => return Err(WireError::Malformed("signer flag")),
+        };
         r.finish()?;
         Ok(SyncRequest {
             cursor,
             budget,
             push,
+            signer,
         })
     }
 }
@@ -446,7 +550,9 @@ impl SyncResponse {
         w.u8(PROTOCOL_VERSION);
         w.u8(KIND_RESPONSE);
         w.uuid(&self.epoch);
-        w.u8(u8::from(self.more) | (u8::from(self.epoch_reset) << 1));
+        w.u8(u8::from(self.more)
+            | (u8::from(self.epoch_reset) << 1)
+            | (u8::from(self.signer_known) << 2));
         w.cursor(&self.cursor);
         w.len(self.acks.len());
         for a in &self.acks {
@@ -465,8 +571,16 @@ impl SyncResponse {
         for s in &self.snapshots {
             w.uuid(s.doc.as_uuid());
             w.bytes(&s.bytes);
+            w.signatures(&s.signatures);
         }
         w.doc_changes(&self.pull);
+        w.len(self.signers.len());
+        for s in &self.signers {
+            w.bytes(&s.actor);
+            w.uuid(s.device.as_uuid());
+            w.uuid(s.worker.as_uuid());
+            w.0.extend_from_slice(&s.key);
+        }
         w.0
     }
 
@@ -483,7 +597,7 @@ impl SyncResponse {
         header(&mut r, KIND_RESPONSE)?;
         let epoch = r.uuid()?;
         let flags = r.u8()?;
-        if flags & !0b11 != 0 {
+        if flags & !0b111 != 0 {
             return Err(WireError::Malformed("unknown flags"));
         }
         let cursor = r.cursor()?;
@@ -511,12 +625,25 @@ impl SyncResponse {
         let mut snapshots = Vec::with_capacity(n);
         for _ in 0..n {
             let doc = r.doc()?;
+            let bytes = r.bytes()?;
+            let signatures = r.signatures()?;
             snapshots.push(DocSnapshot {
                 doc,
-                bytes: r.bytes()?,
+                bytes,
+                signatures,
             });
         }
         let pull = r.doc_changes()?;
+        let n = r.count(2 + 16 + 16 + 32)?;
+        let mut signers = Vec::with_capacity(n);
+        for _ in 0..n {
+            signers.push(Signer {
+                actor: r.actor()?,
+                device: DeviceId::from_uuid(r.uuid()?),
+                worker: WorkerId::from_uuid(r.uuid()?),
+                key: r.array::<32>()?,
+            });
+        }
         r.finish()?;
         Ok(SyncResponse {
             epoch,
@@ -527,6 +654,8 @@ impl SyncResponse {
             errors,
             snapshots,
             pull,
+            signer_known: flags & 0b100 != 0,
+            signers,
         })
     }
 }
@@ -535,6 +664,16 @@ impl SyncResponse {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn sample_signature() -> AuthorSignature {
+        AuthorSignature {
+            actor: vec![1; 16],
+            signature: ChangeSignature {
+                hash: ChangeHash([2; 32]),
+                sig: [3; 64],
+            },
+        }
+    }
 
     fn sample_response() -> SyncResponse {
         let d = HouseholdId::new();
@@ -558,10 +697,19 @@ mod tests {
             snapshots: vec![DocSnapshot {
                 doc: d,
                 bytes: vec![1, 2, 3],
+                signatures: vec![sample_signature()],
             }],
             pull: vec![DocChanges {
                 doc: d,
                 changes: vec![vec![4; 200], vec![]],
+                signatures: vec![sample_signature(), sample_signature()],
+            }],
+            signer_known: true,
+            signers: vec![Signer {
+                actor: vec![5; 16],
+                device: DeviceId::new(),
+                worker: WorkerId::new(),
+                key: [6; 32],
             }],
         }
     }
@@ -580,7 +728,12 @@ mod tests {
             push: vec![DocChanges {
                 doc: HouseholdId::new(),
                 changes: vec![vec![1; 3]],
+                signatures: vec![sample_signature()],
             }],
+            signer: Some(SignerKey {
+                actor: vec![9; 16],
+                key: [8; 32],
+            }),
         };
         assert_eq!(SyncRequest::decode(&req.encode()).unwrap(), req);
     }
@@ -595,6 +748,7 @@ mod tests {
             },
             budget: 1 << 20,
             push: vec![],
+            signer: None,
         };
         assert!(req.encode().len() < 40, "{}", req.encode().len());
     }

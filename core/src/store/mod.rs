@@ -60,6 +60,10 @@ pub struct StoreOptions {
     /// Incremental changes of one document folded into a snapshot after this many.
     pub compact_after: u32,
     pub clock: Clock,
+    /// The secret seed of this install's signing key, used only when the store is created
+    /// (ADR 0012). `None`, the default, makes a random one; apps leave it so. Tests that
+    /// must sign changes by hand, as an attacker holding a phone's key would, set it.
+    pub signing_seed: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -92,6 +96,7 @@ impl StoreOptions {
             cache_documents: 64,
             compact_after: 32,
             clock: Arc::new(Timestamp::now),
+            signing_seed: None,
         }
     }
 }
@@ -167,6 +172,8 @@ pub struct Store {
     station: StationId,
     device: DeviceId,
     actor: ActorId,
+    /// Signs this device's changes (ADR 0012).
+    signing: crate::protocol::DeviceKey,
     compact_after: u32,
     clock: Clock,
     path: PathBuf,
@@ -190,6 +197,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves SQLite consistent (transactions roll back) and
     // the cache is only a cache, so a poisoned lock is safe to take over.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// This store's signing key, made on first open (stores from before schema 4 get theirs
+/// then): 32 random bytes kept in the encrypted store, never sent anywhere.
+fn signing_key(conn: &Connection, given: Option<[u8; 32]>) -> Result<crate::protocol::DeviceKey> {
+    use crate::protocol::DeviceKey;
+    if let Some(seed) = meta_get(conn, "signing_key")? {
+        let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| Error::Damaged)?;
+        return Ok(DeviceKey::from_seed(&seed));
+    }
+    let mut seed = [0u8; 32];
+    match given {
+        Some(g) => seed = g,
+        None => getrandom::fill(&mut seed)
+            .map_err(|_| Error::InvalidInput("no randomness for a key"))?,
+    }
+    meta_put(conn, "signing_key", &seed)?;
+    Ok(DeviceKey::from_seed(&seed))
 }
 
 fn meta_get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
@@ -252,6 +277,7 @@ impl Store {
                 (device, actor)
             }
         };
+        let signing = signing_key(&conn, options.signing_seed)?;
         if options.device.is_some_and(|d| d != device) {
             return Err(Error::InvalidInput("this store belongs to another device"));
         }
@@ -274,6 +300,7 @@ impl Store {
             station: options.station,
             device,
             actor,
+            signing,
             compact_after: options.compact_after.max(1),
             clock: options.clock,
             path: options.path,
@@ -285,6 +312,11 @@ impl Store {
     }
     pub fn station(&self) -> StationId {
         self.station
+    }
+    /// This install's automerge actor id (fresh per store file; bound to the device on
+    /// the server at its first sync).
+    pub fn actor_id(&self) -> Vec<u8> {
+        self.actor.to_bytes().to_vec()
     }
     /// This install's id (fresh per store file).
     pub fn device(&self) -> DeviceId {

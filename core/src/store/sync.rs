@@ -7,7 +7,10 @@ use automerge::{Automerge, ChangeHash};
 use rusqlite::{params, OptionalExtension};
 
 use super::*;
-use crate::protocol::{Cursor, DocChanges, DocError, Phase, SyncRequest, SyncResponse};
+use crate::protocol::{
+    AuthorSignature, ChangeSignature, Cursor, DocChanges, DocError, Phase, Signer, SignerKey,
+    SyncRequest, SyncResponse,
+};
 
 /// Most change bytes one request pushes; the rest goes in the next round.
 const PUSH_LIMIT: usize = 8 * 1024 * 1024;
@@ -123,28 +126,36 @@ impl Store {
                 let household = HouseholdId::parse(&id).map_err(|_| Error::Damaged)?;
                 let server = stored_server_heads(conn, household)?;
                 let doc = load(conn, cache, household, &self.actor)?;
-                let changes: Vec<Vec<u8>> = doc
-                    .get_changes(&known(doc, &server))
-                    .into_iter()
-                    .map(|c| c.raw_bytes().to_vec())
-                    .collect();
-                if changes.is_empty() {
+                let missing = doc.get_changes(&known(doc, &server));
+                if missing.is_empty() {
                     continue;
                 }
+                let signatures = vouch(conn, &self.actor, &self.signing, household, &missing)?;
+                let changes: Vec<Vec<u8>> =
+                    missing.iter().map(|c| c.raw_bytes().to_vec()).collect();
                 size += changes.iter().map(Vec::len).sum::<usize>();
                 push.push(DocChanges {
                     doc: household,
                     changes,
+                    signatures,
                 });
                 if size > PUSH_LIMIT {
                     break;
                 }
             }
         }
+        let signer = match meta_get(conn, "signer_known")? {
+            Some(_) => None,
+            None => Some(SignerKey {
+                actor: self.actor.to_bytes().to_vec(),
+                key: self.signing.public(),
+            }),
+        };
         Ok(SyncRequest {
             cursor,
             budget,
             push,
+            signer,
         })
     }
 
@@ -215,6 +226,102 @@ impl Store {
     }
 }
 
+/// The signatures that vouch for `changes` of `household`: this device signs its own
+/// actor's newest change among them; for a colleague's changes (re-pushed to a restored
+/// server) it sends the signature it received with them.
+fn vouch(
+    conn: &Connection,
+    own: &ActorId,
+    key: &crate::protocol::DeviceKey,
+    household: HouseholdId,
+    changes: &[automerge::Change],
+) -> Result<Vec<AuthorSignature>> {
+    let mut out = Vec::new();
+    let mut others: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut newest_own: Option<&automerge::Change> = None;
+    for c in changes {
+        if c.actor_id() == own {
+            if newest_own.is_none_or(|n| n.seq() < c.seq()) {
+                newest_own = Some(c);
+            }
+        } else {
+            others.insert(c.actor_id().to_bytes().to_vec());
+        }
+    }
+    if let Some(c) = newest_own {
+        out.push(AuthorSignature {
+            actor: own.to_bytes().to_vec(),
+            signature: key.sign(household.as_uuid(), &c.hash()),
+        });
+    }
+    for actor in others {
+        let row: Option<(Vec<u8>, Vec<u8>)> = conn
+            .prepare_cached("SELECT hash, sig FROM signatures WHERE doc_id = ?1 AND actor = ?2")?
+            .query_row(params![household.to_string(), actor], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some((hash, sig)) = row {
+            let (Ok(hash), Ok(sig)) = (<[u8; 32]>::try_from(hash), <[u8; 64]>::try_from(sig))
+            else {
+                return Err(Error::Damaged);
+            };
+            out.push(AuthorSignature {
+                actor,
+                signature: ChangeSignature {
+                    hash: ChangeHash(hash),
+                    sig,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Pin the owners of actors the server names (the first answer wins: a later one naming
+/// another key for a known actor is ignored and its signatures will not verify).
+fn pin_signers(tx: &Connection, signers: &[Signer]) -> Result<()> {
+    for s in signers {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO signers (actor, device_id, worker_id, key) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![s.actor, s.device.to_string(), s.worker.to_string(), s.key])?;
+    }
+    Ok(())
+}
+
+/// Keep the signatures that came with a document, where they verify against the pinned
+/// key of their actor's owner; the newest one the server sends replaces the one held.
+fn keep_signatures(
+    tx: &Connection,
+    doc: HouseholdId,
+    signatures: &[AuthorSignature],
+) -> Result<()> {
+    for s in signatures {
+        let key: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT key FROM signers WHERE actor = ?1")?
+            .query_row([&s.actor], |r| r.get(0))
+            .optional()?;
+        let verified = key
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .is_some_and(|k| s.signature.verify(&k, doc.as_uuid()));
+        if !verified {
+            tracing::warn!(doc = %doc, "a signature did not verify; not kept");
+            continue;
+        }
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO signatures (doc_id, actor, hash, sig) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            doc.to_string(),
+            s.actor,
+            s.signature.hash.0.to_vec(),
+            s.signature.sig.to_vec()
+        ])?;
+    }
+    Ok(())
+}
+
 fn apply_in(
     tx: &rusqlite::Transaction<'_>,
     cache: &mut DocCache,
@@ -235,6 +342,13 @@ fn apply_in(
         epoch_reset: reset,
         ..SyncOutcome::default()
     };
+    // A restored server may have lost this device's signer registration: register again.
+    if reset {
+        tx.execute("DELETE FROM meta WHERE key = 'signer_known'", [])?;
+    } else if resp.signer_known {
+        meta_put(tx, "signer_known", &[1])?;
+    }
+    pin_signers(tx, &resp.signers)?;
     if reset {
         // The server lost history: forget what it was known to have; push what it lacks
         // once the snapshots show what it has.
@@ -285,6 +399,7 @@ fn apply_in(
         }
         let doc = load(tx, cache, snap.doc, actor)?;
         set_server_state(tx, doc, snap.doc, &heads)?;
+        keep_signatures(tx, snap.doc, &snap.signatures)?;
         out.snapshots += 1;
         out.changed.push(snap.doc);
     }
@@ -312,6 +427,7 @@ fn apply_in(
         let server: Vec<ChangeHash> = server.into_iter().collect();
         let doc = load(tx, cache, pulled.doc, actor)?;
         set_server_state(tx, doc, pulled.doc, &server)?;
+        keep_signatures(tx, pulled.doc, &pulled.signatures)?;
         if applied > 0 {
             out.changed.push(pulled.doc);
         }

@@ -56,6 +56,10 @@ delegate! {
     fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>>;
+    fn bind_signer(&self, device: DeviceId, actor: &[u8], key: &[u8; 32], now_ms: i64) -> StoreResult<bool>;
+    fn station_exists(&self, station: StationId) -> StoreResult<bool>;
+    fn signer(&self, actor: &[u8]) -> StoreResult<Option<SignerRecord>>;
+    fn doc_signatures(&self, doc: HouseholdId) -> StoreResult<Vec<AuthorSignature>>;
     fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>>;
     fn load_document(&self, doc: HouseholdId) -> StoreResult<Option<StoredDocument>>;
     fn commit(&self, station: StationId, origin: DeviceId, appends: &[DocAppend]) -> StoreResult<Vec<u64>>;

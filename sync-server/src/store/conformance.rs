@@ -23,6 +23,7 @@ fn append(doc: HouseholdId, changes: &[(u8, &[u8])]) -> DocAppend {
         snapshot: None,
         cards: Vec::new(),
         expected_seq: None,
+        signatures: Vec::new(),
     }
 }
 
@@ -332,6 +333,7 @@ pub fn concurrent_commits_are_gap_free_and_refusals_leave_no_trace<S: ServerStor
                             snapshot: None,
                             cards: Vec::new(),
                             expected_seq,
+                            signatures: Vec::new(),
                         };
                         let r = s.commit(station, dev, &[a]).map(|last| last[0]);
                         if let Ok(last) = r {

@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use automerge::ChangeHash;
+use doorstep_core::protocol::AuthorSignature;
 use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
 
@@ -46,6 +47,18 @@ pub struct DocAppend {
     /// fails with `Conflict` if another writer (another server instance, the admin CLI)
     /// appended to the document since. `None` skips the check.
     pub expected_seq: Option<u64>,
+    /// Verified signatures that came with the changes: each replaces the one held for its
+    /// (document, actor).
+    pub signatures: Vec<AuthorSignature>,
+}
+
+/// The device that owns an automerge actor, and the key it signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignerRecord {
+    pub device: DeviceId,
+    pub worker: WorkerId,
+    pub station: StationId,
+    pub key: [u8; 32],
 }
 
 /// A card issuance as the server indexes it.
@@ -64,6 +77,7 @@ pub struct CardRow {
 pub struct LogEntry {
     pub seq: u64,
     pub doc: HouseholdId,
+    pub hash: ChangeHash,
     pub bytes: Vec<u8>,
 }
 
@@ -140,6 +154,23 @@ pub trait ServerStore: Send + Sync + 'static {
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
     /// What the server knows of a device, by id.
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>>;
+
+    /// Bind `actor` and its public `key` to `device` (ADR 0012). True if the device now
+    /// owns exactly this actor and key (bound now or before); false if the device owns
+    /// another actor or key, or the actor belongs to another device. Never rebinds.
+    fn bind_signer(
+        &self,
+        device: DeviceId,
+        actor: &[u8],
+        key: &[u8; 32],
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Whether a station has this id (its station document's id is reserved).
+    fn station_exists(&self, station: StationId) -> StoreResult<bool>;
+    /// The device that owns `actor`, if bound.
+    fn signer(&self, actor: &[u8]) -> StoreResult<Option<SignerRecord>>;
+    /// The newest signature held for each actor of a document.
+    fn doc_signatures(&self, doc: HouseholdId) -> StoreResult<Vec<AuthorSignature>>;
 
     /// The station a document belongs to, if the server has it.
     fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>>;

@@ -14,7 +14,10 @@ use uuid::Uuid;
 
 use super::*;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_init.sql"),
+    include_str!("migrations/postgres/0002_signers.sql"),
+];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
 
@@ -327,6 +330,86 @@ impl ServerStore for PostgresStore {
         row.map(|r| auth_row(&r, device)).transpose()
     }
 
+    fn bind_signer(
+        &self,
+        device: DeviceId,
+        actor: &[u8],
+        key: &[u8; 32],
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let device = device.to_string();
+        // The device row is locked first, so two binds of one device are serialised.
+        tx.query_opt(
+            "SELECT 1 FROM devices WHERE device_id = $1 FOR UPDATE",
+            &[&device],
+        )?;
+        if let Some(r) = tx.query_opt(
+            "SELECT device_id, public_key FROM signers WHERE actor = $1",
+            &[&actor],
+        )? {
+            let (owner, bound): (String, Vec<u8>) = (r.get(0), r.get(1));
+            return Ok(owner == device && bound == key[..]);
+        }
+        if tx
+            .query_opt("SELECT 1 FROM signers WHERE device_id = $1", &[&device])?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let n = tx.execute(
+            "INSERT INTO signers (actor, device_id, public_key, bound_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[&actor, &device, &&key[..], &now_ms],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    fn station_exists(&self, station: StationId) -> StoreResult<bool> {
+        Ok(self
+            .pool
+            .get()?
+            .query_opt(
+                "SELECT 1 FROM stations WHERE station_id = $1",
+                &[&station.to_string()],
+            )?
+            .is_some())
+    }
+
+    fn signer(&self, actor: &[u8]) -> StoreResult<Option<SignerRecord>> {
+        let row = self.pool.get()?.query_opt(
+            "SELECT s.device_id, d.worker_id, d.station_id, s.public_key FROM signers s
+             JOIN devices d ON d.device_id = s.device_id WHERE s.actor = $1",
+            &[&actor],
+        )?;
+        row.map(|r| {
+            Ok(SignerRecord {
+                device: parse(r.get(0), DeviceId::parse)?,
+                worker: parse(r.get(1), WorkerId::parse)?,
+                station: parse(r.get(2), StationId::parse)?,
+                key: r
+                    .get::<_, Vec<u8>>(3)
+                    .try_into()
+                    .map_err(|_| StoreError::Database("stored key is not 32 bytes".into()))?,
+            })
+        })
+        .transpose()
+    }
+
+    fn doc_signatures(&self, doc: HouseholdId) -> StoreResult<Vec<AuthorSignature>> {
+        self.pool
+            .get()?
+            .query(
+                "SELECT actor, hash, sig FROM doc_signatures WHERE doc_id = $1",
+                &[&doc.to_string()],
+            )?
+            .iter()
+            .map(|r| super::sqlite::stored_signature(r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
     fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>> {
         let row = self.pool.get()?.query_opt(
             "SELECT station_id FROM documents WHERE doc_id = $1",
@@ -430,12 +513,24 @@ impl ServerStore for PostgresStore {
                     added += 1;
                 }
             }
+            for s in &a.signatures {
+                tx.execute(
+                    "INSERT INTO doc_signatures (doc_id, actor, hash, sig) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (doc_id, actor) DO UPDATE SET hash = $3, sig = $4",
+                    &[
+                        &doc,
+                        &s.actor,
+                        &&s.signature.hash.0[..],
+                        &&s.signature.sig[..],
+                    ],
+                )?;
+            }
             tx.execute("DELETE FROM cards WHERE doc_id = $1", &[&doc])?;
             for card in &a.cards {
                 tx.execute(
                     "INSERT INTO cards (card_id, doc_id, station_id, serial, status, issued_by, issued_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (card_id) DO UPDATE SET doc_id = $2, serial = $4, status = $5, issued_by = $6, issued_at = $7",
+                     ON CONFLICT (doc_id, card_id) DO NOTHING",
                     &[&card.card.to_string(), &doc, &st, &card.serial, &card.status, &card.issued_by.to_string(), &card.issued_at],
                 )?;
             }
@@ -469,7 +564,7 @@ impl ServerStore for PostgresStore {
         // A bound on rows fetched at once (the budget usually ends the page first).
         const PAGE: i64 = 50_000;
         let rows = self.pool.get()?.query(
-            "SELECT seq, doc_id, bytes, origin_device FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            "SELECT seq, doc_id, bytes, origin_device, hash FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[&station.to_string(), &(after as i64), &PAGE],
         )?;
         let mut page = LogPage {
@@ -491,6 +586,7 @@ impl ServerStore for PostgresStore {
                 page.entries.push(LogEntry {
                     seq: seq as u64,
                     doc: parse(r.get(1), HouseholdId::parse)?,
+                    hash: super::sqlite::stored_hash(r.get(4))?,
                     bytes,
                 });
             }

@@ -21,7 +21,10 @@ use uuid::Uuid;
 
 use super::*;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_signers.sql"),
+];
 
 /// Read connections: reads of different requests run side by side (each is short).
 const READERS: usize = 4;
@@ -87,6 +90,32 @@ impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SqliteStore")
     }
+}
+
+/// A stored change hash (32 bytes).
+pub(crate) fn stored_hash(bytes: Vec<u8>) -> StoreResult<ChangeHash> {
+    let h: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Database("stored hash is not 32 bytes".into()))?;
+    Ok(ChangeHash(h))
+}
+
+/// A stored signature row.
+pub(crate) fn stored_signature(
+    actor: Vec<u8>,
+    hash: Vec<u8>,
+    sig: Vec<u8>,
+) -> StoreResult<AuthorSignature> {
+    let sig: [u8; 64] = sig
+        .try_into()
+        .map_err(|_| StoreError::Database("stored signature is not 64 bytes".into()))?;
+    Ok(AuthorSignature {
+        actor,
+        signature: doorstep_core::protocol::ChangeSignature {
+            hash: stored_hash(hash)?,
+            sig,
+        },
+    })
 }
 
 fn parse<T>(s: &str, f: impl Fn(&str) -> Result<T, doorstep_core::Error>) -> StoreResult<T> {
@@ -478,6 +507,93 @@ impl ServerStore for SqliteStore {
         .transpose()
     }
 
+    fn bind_signer(
+        &self,
+        device: DeviceId,
+        actor: &[u8],
+        key: &[u8; 32],
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let (device, actor, key) = (device.to_string(), actor.to_vec(), key.to_vec());
+        self.write(move |tx| {
+            let by_actor: Option<(String, Vec<u8>)> = tx
+                .query_row(
+                    "SELECT device_id, public_key FROM signers WHERE actor = ?1",
+                    [&actor],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((owner, bound_key)) = by_actor {
+                return Ok(owner == device && bound_key == key);
+            }
+            let by_device: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT actor FROM signers WHERE device_id = ?1",
+                    [&device],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if by_device.is_some() {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO signers (actor, device_id, public_key, bound_at) VALUES (?1, ?2, ?3, ?4)",
+                params![actor, device, key, now_ms],
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn station_exists(&self, station: StationId) -> StoreResult<bool> {
+        Ok(self
+            .reader()
+            .prepare_cached("SELECT 1 FROM stations WHERE station_id = ?1")?
+            .query_row([station.to_string()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn signer(&self, actor: &[u8]) -> StoreResult<Option<SignerRecord>> {
+        let row: Option<(String, String, String, Vec<u8>)> = self
+            .reader()
+            .prepare_cached(
+                "SELECT s.device_id, d.worker_id, d.station_id, s.public_key FROM signers s
+                 JOIN devices d ON d.device_id = s.device_id WHERE s.actor = ?1",
+            )?
+            .query_row([actor], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        row.map(|(d, w, s, k)| {
+            Ok(SignerRecord {
+                device: parse(&d, DeviceId::parse)?,
+                worker: parse(&w, WorkerId::parse)?,
+                station: parse(&s, StationId::parse)?,
+                key: k
+                    .try_into()
+                    .map_err(|_| StoreError::Database("stored key is not 32 bytes".into()))?,
+            })
+        })
+        .transpose()
+    }
+
+    fn doc_signatures(&self, doc: HouseholdId) -> StoreResult<Vec<AuthorSignature>> {
+        let rows = self
+            .reader()
+            .prepare_cached("SELECT actor, hash, sig FROM doc_signatures WHERE doc_id = ?1")?
+            .query_map([doc.to_string()], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(actor, hash, sig)| stored_signature(actor, hash, sig))
+            .collect()
+    }
+
     fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>> {
         let s: Option<String> = self
             .reader()
@@ -572,11 +688,17 @@ impl ServerStore for SqliteStore {
                         added += 1;
                     }
                 }
+                for s in &a.signatures {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO doc_signatures (doc_id, actor, hash, sig) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![doc, s.actor, &s.signature.hash.0[..], &s.signature.sig[..]])?;
+                }
                 tx.prepare_cached("DELETE FROM cards WHERE doc_id = ?1")?
                     .execute([&doc])?;
                 for c in &a.cards {
                     tx.prepare_cached(
-                        "INSERT OR REPLACE INTO cards (card_id, doc_id, station_id, serial, status, issued_by, issued_at)
+                        "INSERT OR IGNORE INTO cards (card_id, doc_id, station_id, serial, status, issued_by, issued_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )?
                     .execute(params![c.card.to_string(), doc, st, c.serial, c.status, c.issued_by.to_string(), c.issued_at])?;
@@ -614,7 +736,7 @@ impl ServerStore for SqliteStore {
         let conn = self.reader();
         let mut st = conn.prepare_cached(
             // Rows are stepped lazily: the budget, not a row count, ends the page.
-            "SELECT seq, doc_id, bytes, origin_device FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq",
+            "SELECT seq, doc_id, bytes, origin_device, hash FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq",
         )?;
         let mut rows = st.query(params![station.to_string(), after as i64])?;
         let mut page = LogPage {
@@ -638,6 +760,7 @@ impl ServerStore for SqliteStore {
                 page.entries.push(LogEntry {
                     seq: seq as u64,
                     doc: parse(&doc, HouseholdId::parse)?,
+                    hash: stored_hash(r.get(4)?)?,
                     bytes,
                 });
             }

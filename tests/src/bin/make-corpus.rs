@@ -18,7 +18,9 @@ use std::path::PathBuf;
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjType, ROOT};
-use doorstep_core::protocol::{Cursor, DocChanges, SyncRequest, MAX_BLOB_BYTES, MAX_MESSAGE_BYTES};
+use doorstep_core::protocol::{
+    Cursor, DocChanges, SyncRequest, MAX_BLOB_BYTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+};
 use doorstep_core::HouseholdId;
 use uuid::Uuid;
 
@@ -157,6 +159,7 @@ fn id(n: u128) -> HouseholdId {
 
 fn request(push: Vec<DocChanges>) -> SyncRequest {
     SyncRequest {
+        signer: None,
         cursor: Cursor::default(),
         budget: 1 << 20,
         push,
@@ -339,11 +342,11 @@ fn main() {
     );
 
     // --- message header -----------------------------------------------------------------
-    for v in [0u8, 2, 9, 255] {
+    for v in [0u8, 1, 9, 255] {
         c.sync(
             &format!("version-{v:03}"),
             Expect::Status(400),
-            "a protocol version this server does not speak",
+            "a protocol version this server does not speak (1: before signed changes)",
             frame(
                 &request_head(v, 1, 1 << 20)
                     .into_iter()
@@ -358,7 +361,7 @@ fn main() {
             Expect::Status(400),
             "a message kind other than request (2 is a response)",
             frame(
-                &request_head(1, k, 1 << 20)
+                &request_head(PROTOCOL_VERSION, k, 1 << 20)
                     .into_iter()
                     .chain([0])
                     .collect::<Vec<_>>(),
@@ -371,7 +374,7 @@ fn main() {
         "a whole valid response message sent as a request",
         doorstep_core::protocol::SyncResponse::default().encode(),
     );
-    let mut phase = vec![1, 1];
+    let mut phase = vec![PROTOCOL_VERSION, 1];
     phase.extend_from_slice(Uuid::nil().as_bytes());
     phase.extend_from_slice(&[0, 7]);
     uvarint(&mut phase, 1 << 20);
@@ -382,7 +385,7 @@ fn main() {
         "a cursor phase that does not exist",
         frame(&phase),
     );
-    let mut nil_after = vec![1, 1];
+    let mut nil_after = vec![PROTOCOL_VERSION, 1];
     nil_after.extend_from_slice(Uuid::nil().as_bytes());
     nil_after.extend_from_slice(&[0, 2]);
     nil_after.extend_from_slice(Uuid::nil().as_bytes());
@@ -394,7 +397,7 @@ fn main() {
         "a bootstrap cursor resuming after the nil id",
         frame(&nil_after),
     );
-    let mut long_varint = vec![1, 1];
+    let mut long_varint = vec![PROTOCOL_VERSION, 1];
     long_varint.extend_from_slice(Uuid::nil().as_bytes());
     long_varint.extend_from_slice(&[0xff; 11]);
     c.sync(
@@ -403,7 +406,7 @@ fn main() {
         "a varint of 11 bytes",
         frame(&long_varint),
     );
-    let mut overflow = vec![1, 1];
+    let mut overflow = vec![PROTOCOL_VERSION, 1];
     overflow.extend_from_slice(Uuid::nil().as_bytes());
     overflow.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
     c.sync(
@@ -412,7 +415,7 @@ fn main() {
         "a varint over 2^64",
         frame(&overflow),
     );
-    let mut budget = request_head(1, 1, u64::from(u32::MAX) + 1);
+    let mut budget = request_head(PROTOCOL_VERSION, 1, u64::from(u32::MAX) + 1);
     budget.push(0);
     c.sync(
         "budget-over-u32",
@@ -420,13 +423,14 @@ fn main() {
         "a budget that does not fit 32 bits",
         frame(&budget),
     );
-    let mut extreme = vec![1, 1];
+    let mut extreme = vec![PROTOCOL_VERSION, 1];
     extreme.extend_from_slice(Uuid::from_u128(0xdead).as_bytes());
     uvarint(&mut extreme, u64::MAX);
     extreme.push(2);
     extreme.extend_from_slice(id(0xffff).as_uuid().as_bytes());
     uvarint(&mut extreme, 0);
     extreme.push(0);
+    extreme.push(0); // no signer registration
     c.sync(
         "cursor-extreme",
         Expect::Ok,
@@ -452,7 +456,7 @@ fn main() {
     }
 
     // --- counts and lengths that lie ------------------------------------------------------
-    let mut huge_docs = request_head(1, 1, 1 << 20);
+    let mut huge_docs = request_head(PROTOCOL_VERSION, 1, 1 << 20);
     uvarint(&mut huge_docs, u64::MAX);
     c.sync(
         "count-docs-2^64",
@@ -460,7 +464,7 @@ fn main() {
         "a document count of 2^64-1",
         frame(&huge_docs),
     );
-    let mut many_docs = request_head(1, 1, 1 << 20);
+    let mut many_docs = request_head(PROTOCOL_VERSION, 1, 1 << 20);
     uvarint(&mut many_docs, 1 << 40);
     many_docs.extend_from_slice(&[0xab; 64]);
     c.sync(
@@ -469,7 +473,7 @@ fn main() {
         "a document count of 2^40 over 64 bytes",
         frame(&many_docs),
     );
-    let mut huge_changes = request_head(1, 1, 1 << 20);
+    let mut huge_changes = request_head(PROTOCOL_VERSION, 1, 1 << 20);
     uvarint(&mut huge_changes, 1);
     huge_changes.extend_from_slice(id(1).as_uuid().as_bytes());
     uvarint(&mut huge_changes, 1 << 50);
@@ -479,7 +483,7 @@ fn main() {
         "a change count of 2^50",
         frame(&huge_changes),
     );
-    let mut blob_long = request_head(1, 1, 1 << 20);
+    let mut blob_long = request_head(PROTOCOL_VERSION, 1, 1 << 20);
     uvarint(&mut blob_long, 1);
     blob_long.extend_from_slice(id(1).as_uuid().as_bytes());
     uvarint(&mut blob_long, 1);
@@ -491,7 +495,7 @@ fn main() {
         "a change length of 1000 over 10 bytes",
         frame(&blob_long),
     );
-    let mut blob_max = request_head(1, 1, 1 << 20);
+    let mut blob_max = request_head(PROTOCOL_VERSION, 1, 1 << 20);
     uvarint(&mut blob_max, 1);
     blob_max.extend_from_slice(id(1).as_uuid().as_bytes());
     uvarint(&mut blob_max, 1);
@@ -502,7 +506,7 @@ fn main() {
         "a change length over 16 MiB",
         frame(&blob_max),
     );
-    let mut blob_u64 = request_head(1, 1, 1 << 20);
+    let mut blob_u64 = request_head(PROTOCOL_VERSION, 1, 1 << 20);
     uvarint(&mut blob_u64, 1);
     blob_u64.extend_from_slice(id(1).as_uuid().as_bytes());
     uvarint(&mut blob_u64, 1);
@@ -513,7 +517,7 @@ fn main() {
         "a change length of 2^64-1",
         frame(&blob_u64),
     );
-    let mut nil_doc = request_head(1, 1, 1 << 20);
+    let mut nil_doc = request_head(PROTOCOL_VERSION, 1, 1 << 20);
     uvarint(&mut nil_doc, 1);
     nil_doc.extend_from_slice(Uuid::nil().as_bytes());
     uvarint(&mut nil_doc, 0);
@@ -523,7 +527,7 @@ fn main() {
         "a push for the nil document id",
         frame(&nil_doc),
     );
-    let mut short_uuid = request_head(1, 1, 1 << 20);
+    let mut short_uuid = request_head(PROTOCOL_VERSION, 1, 1 << 20);
     uvarint(&mut short_uuid, 1);
     short_uuid.extend_from_slice(&[0x11; 15]);
     short_uuid.push(0);
@@ -539,26 +543,27 @@ fn main() {
     let second = follow_on_change(&mut base, "x");
     let third = follow_on_change(&mut base, "y");
     let push = |doc: u128, changes: Vec<Vec<u8>>| DocChanges {
+        signatures: Vec::new(),
         doc: id(doc),
         changes,
     };
     c.sync(
         "change-garbage",
-        Expect::DocError(2),
-        "a change that is random bytes",
+        Expect::DocError(1),
+        "a change that is random bytes (at an id the server does not have: every refusal there is code 1)",
         request(vec![push(20, vec![b"not an automerge change".to_vec()])]).encode(),
     );
     c.sync(
         "change-empty",
-        Expect::DocError(2),
-        "a change of zero bytes",
+        Expect::DocError(1),
+        "a change of zero bytes (at an id the server does not have: every refusal there is code 1)",
         request(vec![push(21, vec![vec![]])]).encode(),
     );
     for cut in [1, 8, first.len() / 2, first.len() - 1] {
         c.sync(
             &format!("change-truncated-{cut:03}"),
-            Expect::DocError(2),
-            "a valid change cut short",
+            Expect::DocError(1),
+            "a valid change cut short (at an id the server does not have: every refusal there is code 1)",
             request(vec![push(22, vec![first[..cut].to_vec()])]).encode(),
         );
     }
@@ -576,8 +581,8 @@ fn main() {
     }
     c.sync(
         "change-is-a-document",
-        Expect::DocError(2),
-        "a whole saved document where a change belongs",
+        Expect::DocError(1),
+        "a whole saved document where a change belongs (at an id the server does not have: every refusal there is code 1)",
         request(vec![push(24, vec![base.save()])]).encode(),
     );
     c.sync(
@@ -648,7 +653,7 @@ fn main() {
     mixed.extend((0..40).map(|i| push(100 + i, vec![vec![0x85, 0x6f, 0x4a, 0x83, i as u8]])));
     c.sync(
         "change-many-docs",
-        Expect::DocError(2),
+        Expect::DocError(1),
         "42 documents, each with a change that is only a chunk header",
         request(mixed).encode(),
     );

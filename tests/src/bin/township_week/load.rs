@@ -16,7 +16,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doorstep_core::protocol::{Cursor, DocChanges, SyncRequest, SyncResponse, SYNC_CONTENT_TYPE};
+use doorstep_core::protocol::{
+    AuthorSignature, Cursor, DeviceKey, DocChanges, SignerKey, SyncRequest, SyncResponse,
+    SYNC_CONTENT_TYPE,
+};
 use doorstep_core::transport::{enroll, DEFAULT_BUDGET};
 use doorstep_core::*;
 use doorstep_server::store::any::AnyStore;
@@ -67,6 +70,8 @@ pub struct LoadOutcome {
 
 struct LoadDevice {
     token: String,
+    /// Its actor and key, registered with its first request (ADR 0012).
+    signer: Option<SignerKey>,
     creation: Vec<DocChanges>,
     deltas: Vec<DocChanges>,
     cursor: Cursor,
@@ -215,22 +220,48 @@ pub fn run_load(
         .map(|r| r.map_err(|e| e.to_string())?.map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, String>>()?;
 
-    // Real Doorstep changes: one generator store per station makes each device's
-    // households and its K small edits (an address change each, to its households in turn).
+    // Real Doorstep changes: each device's own store (its device id, a key the bench knows)
+    // makes its households and its K small edits (an address change each, to its households
+    // in turn); the bench signs them as the device would.
     let mut rng = Rng::new(args.seed);
     let mut devices: Vec<LoadDevice> = Vec::with_capacity(n);
     let mut code_no = 0usize;
-    for (s, chunk) in enrolments.chunks(per_station).enumerate() {
-        let first = &chunk[0];
-        let mut opts = StoreOptions::new(
-            tmp.path().join(format!("gen-{s}.db")),
-            StoreKey::Raw([s as u8; 32]),
-            first.worker,
-            first.station,
-        );
-        opts.durability = Durability::Relaxed;
-        let gen = Store::open(opts)?;
+    for chunk in enrolments.chunks(per_station) {
         for e in chunk {
+            let seed = *e.device.as_uuid().as_bytes();
+            let seed: [u8; 32] = std::array::from_fn(|i| seed[i % 16] ^ (i as u8));
+            let mut opts = StoreOptions::new(
+                tmp.path().join(format!("gen-{}.db", e.device)),
+                StoreKey::Raw([7; 32]),
+                e.worker,
+                e.station,
+            );
+            opts.durability = Durability::Relaxed;
+            opts.device = Some(e.device);
+            opts.signing_seed = Some(seed);
+            let gen = Store::open(opts)?;
+            let key = DeviceKey::from_seed(&seed);
+            let actor = gen.actor_id();
+            let signed = |doc: HouseholdId, changes: Vec<Vec<u8>>| -> Res<DocChanges> {
+                let newest = changes
+                    .iter()
+                    .map(|b| automerge::Change::from_bytes(b.clone()))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .filter(|c| c.actor_id().to_bytes() == actor.as_slice())
+                    .max_by_key(|c| c.seq());
+                Ok(DocChanges {
+                    signatures: newest
+                        .map(|c| AuthorSignature {
+                            actor: actor.clone(),
+                            signature: key.sign(doc.as_uuid(), &c.hash()),
+                        })
+                        .into_iter()
+                        .collect(),
+                    doc,
+                    changes,
+                })
+            };
             let mut creation = Vec::with_capacity(per_device);
             let mut hids = Vec::with_capacity(per_device);
             for _ in 0..per_device {
@@ -244,10 +275,7 @@ pub fn run_load(
                     tags: vec![],
                     summary: text(&mut rng, 100),
                 })?;
-                creation.push(DocChanges {
-                    doc: hid,
-                    changes: gen.export_changes(hid, &[])?,
-                });
+                creation.push(signed(hid, gen.export_changes(hid, &[])?)?);
                 hids.push(hid);
             }
             let mut deltas = Vec::with_capacity(args.syncs);
@@ -255,12 +283,13 @@ pub fn run_load(
                 let hid = hids[k % per_device];
                 let before = gen.heads(hid)?;
                 gen.edit_household(hid, &HouseholdEdit::Address(address(&mut rng)))?;
-                deltas.push(DocChanges {
-                    doc: hid,
-                    changes: gen.export_changes(hid, &before)?,
-                });
+                deltas.push(signed(hid, gen.export_changes(hid, &before)?)?);
             }
             devices.push(LoadDevice {
+                signer: Some(SignerKey {
+                    actor: actor.clone(),
+                    key: key.public(),
+                }),
                 token: e.token.clone(),
                 creation,
                 deltas,
@@ -287,6 +316,7 @@ pub fn run_load(
                 loop {
                     let rest = creation.split_off(creation.len().min(8));
                     let req = SyncRequest {
+                        signer: d.signer.clone(),
                         cursor: d.cursor,
                         budget: SETUP_BUDGET,
                         push: std::mem::replace(&mut creation, rest),
@@ -345,12 +375,10 @@ pub fn run_load(
                     if start.elapsed() > deadline {
                         break;
                     }
-                    let mut push = vec![DocChanges {
-                        doc: d.deltas[k].doc,
-                        changes: std::mem::take(&mut d.deltas[k].changes),
-                    }];
+                    let mut push = vec![std::mem::take(&mut d.deltas[k])];
                     loop {
                         let req = SyncRequest {
+                            signer: None,
                             cursor: d.cursor,
                             budget: DEFAULT_BUDGET,
                             push: std::mem::take(&mut push),

@@ -115,6 +115,7 @@ pub fn minimal_server(
                 .map(|c| (c.hash(), c.raw_bytes().to_vec()))
                 .collect();
             Ok(DocAppend {
+                signatures: Vec::new(),
                 doc: *id,
                 changes,
                 snapshot: Some(bytes.clone()),
@@ -154,6 +155,7 @@ pub fn minimal_server(
             doc.apply_changes(parsed.iter().cloned())?;
             let _heads = doc.get_heads();
             appends.push(DocAppend {
+                signatures: Vec::new(),
                 doc: ids[*h],
                 changes: parsed
                     .iter()

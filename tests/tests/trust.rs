@@ -1,0 +1,534 @@
+//! Trust the record (ADR 0012, ADR 0013): the attacks a device with one enrolled phone can
+//! mount, each against a real server on 127.0.0.1 and each refused — forged authorship, a
+//! colleague's actor, a finalised visit rewritten four ways, a value the phones cannot read,
+//! a squatted station id and a card row of another station — while honest work (a
+//! concurrent edit of a visit being finalised, its review and resolution) goes through.
+//!
+//! The attacker is a real device of the station whose signing key the test holds
+//! (`RawDevice`): its pushes are signed and pass the signature check, so what refuses them
+//! is the check aimed at each attack.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ROOT};
+use doorstep_core::protocol::*;
+use doorstep_core::transport::{enroll, HttpTransport};
+use doorstep_core::*;
+use doorstep_server::store::{DeviceAuth, ServerStore};
+use doorstep_tests::raw_device::RawDevice;
+use doorstep_tests::*;
+
+/// A device of `station` whose key the test holds, enrolled over HTTP; its token.
+async fn attacker(server: &TestServer, station: StationId, seed: u8) -> (RawDevice, String) {
+    let code = server.enrolment_code(station, &format!("X{seed}"));
+    let e = enroll(&server.url(), &code).await.unwrap();
+    let auth = DeviceAuth {
+        device: e.device,
+        worker: e.worker,
+        station: e.station,
+        revoked: false,
+    };
+    (RawDevice::new(auth, seed), e.token)
+}
+
+/// Sync a raw device's store over HTTP, as the app would.
+async fn sync_raw(server: &TestServer, raw: &RawDevice, token: &str) {
+    HttpTransport::new(&server.url(), token, Duration::from_secs(10))
+        .unwrap()
+        .sync(&raw.store)
+        .await
+        .unwrap();
+}
+
+/// Push a request over HTTP; the response.
+async fn post(server: &TestServer, token: &str, req: &SyncRequest) -> SyncResponse {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/sync", server.url()))
+        .bearer_auth(token)
+        .body(req.encode())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    SyncResponse::decode(&resp.bytes().await.unwrap()).unwrap()
+}
+
+/// The code the server answered for `doc` (`None`: acknowledged).
+fn code_of(resp: &SyncResponse, doc: HouseholdId) -> Option<DocErrorCode> {
+    match resp.errors.iter().find(|e| e.doc == doc) {
+        Some(e) => Some(e.code),
+        None => {
+            assert!(resp.acks.iter().any(|a| a.doc == doc), "neither acked nor refused");
+            None
+        }
+    }
+}
+
+fn map(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> ObjId {
+    doc.get(obj, key).unwrap().unwrap().1
+}
+
+fn record(doc: &impl ReadDoc, col: &str, rec: &str) -> ObjId {
+    map(doc, &map(doc, &ROOT, col), rec)
+}
+
+/// Who a cell or `created` map names.
+#[derive(Clone, Copy)]
+struct Who {
+    worker: WorkerId,
+    device: DeviceId,
+    at: i64,
+}
+
+impl Who {
+    fn of(auth: &DeviceAuth) -> Who {
+        Who {
+            worker: auth.worker,
+            device: auth.device,
+            at: Timestamp::now().0,
+        }
+    }
+}
+
+fn put_prov(tx: &mut Transaction<'_>, obj: &ObjId, who: Who) {
+    tx.put(obj, "by", who.worker.to_string()).unwrap();
+    tx.put(obj, "dev", who.device.to_string()).unwrap();
+    tx.put(obj, "at", who.at).unwrap();
+}
+
+fn put_cell(tx: &mut Transaction<'_>, obj: &ObjId, field: &str, value: Option<&str>, who: Who) {
+    let cell = tx.put_object(obj, field, ObjType::Map).unwrap();
+    match value {
+        Some(v) => tx.put(&cell, "v", v).unwrap(),
+        None => tx.put(&cell, "v", automerge::ScalarValue::Null).unwrap(),
+    }
+    put_prov(tx, &cell, who);
+}
+
+/// A whole person record as the app writes it, credited to `who`.
+fn put_person(tx: &mut Transaction<'_>, name: &str, who: Who) {
+    let persons = map(tx, &ROOT, "persons");
+    let rec = tx
+        .put_object(&persons, PersonId::new().to_string(), ObjType::Map)
+        .unwrap();
+    let created = tx.put_object(&rec, "created", ObjType::Map).unwrap();
+    put_prov(tx, &created, who);
+    for (f, v) in [
+        ("name", Some(name)),
+        ("sex", Some("unknown")),
+        ("birth_date", None),
+        ("id_number", None),
+        ("relation", Some("邻居")),
+        ("guardian", Some("false")),
+        ("school", None),
+        ("grade", None),
+    ] {
+        put_cell(tx, &rec, f, v, who);
+    }
+    tx.put_object(&rec, "categories", ObjType::Map).unwrap();
+}
+
+/// Edit a copy of the attacker's document (as of `at`) and push what is new, signed by the
+/// attacker (or with `sign` replaced).
+async fn forge(
+    server: &TestServer,
+    x: &RawDevice,
+    token: &str,
+    hh: HouseholdId,
+    at: Option<&[ChangeHash]>,
+    actor: Option<ActorId>,
+    edit: impl FnOnce(&mut Transaction<'_>),
+    sign: impl FnOnce(&RawDevice, &[automerge::Change]) -> Vec<AuthorSignature>,
+) -> Option<DocErrorCode> {
+    let base = x.document(hh);
+    let mut doc = match at {
+        Some(h) => base.fork_at(h).unwrap(),
+        None => base.fork(),
+    }
+    .with_actor(actor.unwrap_or_else(|| x.actor.clone()));
+    let since = doc.get_heads();
+    let mut tx = doc.transaction();
+    edit(&mut tx);
+    tx.commit();
+    let changes = doc.get_changes(&since);
+    let mut req = x.request(hh, &changes);
+    req.push[0].signatures = sign(x, &changes);
+    code_of(&post(server, token, &req).await, hh)
+}
+
+fn signed(x: &RawDevice, c: &[automerge::Change]) -> Vec<AuthorSignature> {
+    x.sign(HouseholdId::from_uuid(uuid::Uuid::nil()), c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
+    let server = TestServer::start().await;
+    let (sa, sb) = (server.station("A站"), server.station("B站"));
+    let url = server.url();
+    let w01 = server.device(sa, "W01", &url).await;
+    let other = server.device(sb, "B01", &url).await;
+    let hh = w01.new_household("HH-000001");
+    w01.sync().await;
+    other.sync().await;
+    let (x, token) = attacker(&server, sa, 0x51).await;
+    sync_raw(&server, &x, &token).await;
+    let w01_auth = server
+        .store
+        .device(w01.device_id)
+        .unwrap()
+        .unwrap();
+    let b01_auth = server
+        .store
+        .device(other.device_id)
+        .unwrap()
+        .unwrap();
+    let me = Who::of(&x.auth);
+    let as_w01 = Who::of(&w01_auth);
+    let as_b01 = Who::of(&b01_auth);
+    let by_w01_on_my_device = Who {
+        device: x.auth.device,
+        ..as_w01
+    };
+    let my_sig = |x: &RawDevice, c: &[automerge::Change]| x.sign(hh, c);
+
+    // A new person "created by W01".
+    let refused = forge(&server, &x, &token, hh, None, None, |tx| put_person(tx, "冒名", as_w01), my_sig).await;
+    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a record credited to a colleague");
+    // The same naming W01 but the attacker's device, and a worker of another station.
+    for who in [by_w01_on_my_device, as_b01] {
+        let refused = forge(&server, &x, &token, hh, None, None, |tx| put_person(tx, "冒名", who), my_sig).await;
+        assert_eq!(refused, Some(DocErrorCode::Unattributed));
+    }
+    // A need "孩子说谎，不需要保护" put into the household's summary cell as W01.
+    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
+        let h = map(tx, &ROOT, "household");
+        put_cell(tx, &h, "address", Some("孩子说谎，不需要保护"), as_w01);
+    }, my_sig)
+    .await;
+    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a cell credited to a colleague");
+    // A value changed inside W01's own cell (it would read as W01's word).
+    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
+        let h = map(tx, &ROOT, "household");
+        let cell = map(tx, &h, "address");
+        tx.put(&cell, "v", "篡改").unwrap();
+    }, my_sig)
+    .await;
+    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a colleague's cell edited in place");
+    // Dated a year ahead (it would win every last-writer-wins field for a year).
+    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
+        let h = map(tx, &ROOT, "household");
+        put_cell(tx, &h, "address", Some("未来"), Who { at: me.at + 365 * 86_400_000, ..me });
+    }, my_sig)
+    .await;
+    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a time far in the future");
+    // W01's actor (not a secret: it is in every change W01 made) with the attacker's key,
+    // and an honest-looking change left unsigned.
+    let w01_actor = ActorId::from(w01.store.actor_id());
+    let refused = forge(&server, &x, &token, hh, None, Some(w01_actor.clone()), |tx| {
+        let h = map(tx, &ROOT, "household");
+        put_cell(tx, &h, "address", Some("冒名"), as_w01);
+    }, |x, c| {
+        c.iter()
+            .map(|c| AuthorSignature {
+                actor: w01_actor.to_bytes().to_vec(),
+                signature: x.key.sign(hh.as_uuid(), &c.hash()),
+            })
+            .collect()
+    })
+    .await;
+    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a colleague's actor");
+    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
+        let h = map(tx, &ROOT, "household");
+        put_cell(tx, &h, "address", Some("无签名"), me);
+    }, |_, _| Vec::new())
+    .await;
+    assert_eq!(refused, Some(DocErrorCode::Unattributed), "an unsigned change");
+    // A signature for another document does not vouch for this one.
+    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
+        let h = map(tx, &ROOT, "household");
+        put_cell(tx, &h, "address", Some("错签"), me);
+    }, signed)
+    .await;
+    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a signature over another document");
+
+    // A new household whose root `created` names W01: refused (code 1 at a new id).
+    let fake = HouseholdId::new();
+    let mut doc = Automerge::new().with_actor(x.actor.clone());
+    doc.transact(|tx| {
+        tx.put(ROOT, "schema", 1_i64)?;
+        tx.put(ROOT, "kind", "household")?;
+        tx.put(ROOT, "id", fake.to_string())?;
+        tx.put(ROOT, "station", sa.to_string())?;
+        let created = tx.put_object(ROOT, "created", ObjType::Map)?;
+        put_prov(tx, &created, as_w01);
+        let h = tx.put_object(ROOT, "household", ObjType::Map)?;
+        put_cell(tx, &h, "code", Some("HH-FAKE"), as_w01);
+        Ok::<_, automerge::AutomergeError>(())
+    })
+    .unwrap();
+    let resp = post(&server, &token, &x.request(fake, &doc.get_changes(&[]))).await;
+    assert_eq!(code_of(&resp, fake), Some(DocErrorCode::NotFoundOrForbidden));
+
+    // The honest edit still goes through, and W01 sees only what was really written.
+    let ok = forge(&server, &x, &token, hh, None, None, |tx| {
+        let h = map(tx, &ROOT, "household");
+        put_cell(tx, &h, "address", Some("石桥村二组"), me);
+    }, my_sig)
+    .await;
+    assert_eq!(ok, None, "an honest edit");
+    w01.sync().await;
+    let seen = w01.store.household(hh).unwrap();
+    assert_eq!(seen.address, "石桥村二组");
+    assert!(seen.persons.is_empty(), "no forged person reached W01");
+    assert!(w01.store.household(fake).is_err());
+    let history = w01
+        .store
+        .field_history(hh, &FieldRef::new(EntityRef::Household, "address"))
+        .unwrap();
+    assert_eq!(history[0].provenance.worker, x.auth.worker, "credited to its real author");
+}
+
+/// A draft visit typed and finalised by W01; the attacker has synced it.
+struct Finalised {
+    server: TestServer,
+    w01: Device,
+    x: RawDevice,
+    token: String,
+    hh: HouseholdId,
+    visit: VisitId,
+    /// Heads of the household just before the finalisation.
+    before_final: Vec<ChangeHash>,
+}
+
+const NOTE: &str = "孩子手臂有淤青，疑似被父亲殴打，需上报";
+
+async fn finalised() -> Finalised {
+    let server = TestServer::start().await;
+    let sa = server.station("A站");
+    let url = server.url();
+    let w01 = server.device(sa, "W01", &url).await;
+    let hh = w01.new_household("HH-000001");
+    let visit = w01.visit(hh);
+    w01.type_into(hh, visit, Section::Concerns, NOTE);
+    w01.sync().await;
+    let before_final = w01.store.heads(hh).unwrap();
+    w01.store.finalise_visit(hh, visit).unwrap();
+    w01.sync().await;
+    let (x, token) = attacker(&server, sa, 0x52).await;
+    sync_raw(&server, &x, &token).await;
+    Finalised {
+        server,
+        w01,
+        x,
+        token,
+        hh,
+        visit,
+        before_final,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finalised_visit_cannot_be_rewritten_four_ways() {
+    let f = finalised().await;
+    let (hh, v) = (f.hh, f.visit.to_string());
+    let me = Who::of(&f.x.auth);
+    let rewrite = |tx: &mut Transaction<'_>, v: &str| {
+        let text = map(tx, &record(tx, "visits", v), "concerns");
+        let n = tx.length(&text);
+        tx.splice_text(&text, 0, n as isize, "孩子情况良好，无需干预").unwrap();
+    };
+    let sig = |x: &RawDevice, c: &[automerge::Change]| x.sign(hh, c);
+    let ways: [(&str, Box<dyn FnOnce(&mut Transaction<'_>)>); 4] = [
+        ("rewrite and re-seal", {
+            let v = v.clone();
+            Box::new(move |tx| {
+                rewrite(tx, &v);
+                let rec = record(tx, "visits", &v);
+                put_cell(tx, &rec, "seal", Some("0000000000000000"), me);
+            })
+        }),
+        ("rewrite and delete the seal", {
+            let v = v.clone();
+            Box::new(move |tx| {
+                rewrite(tx, &v);
+                let rec = record(tx, "visits", &v);
+                tx.delete(&rec, "seal").unwrap();
+            })
+        }),
+        ("status back to draft, then rewrite", {
+            let v = v.clone();
+            Box::new(move |tx| {
+                let rec = record(tx, "visits", &v);
+                put_cell(tx, &rec, "status", Some("draft"), me);
+                rewrite(tx, &v);
+            })
+        }),
+        ("plain rewrite", {
+            let v = v.clone();
+            Box::new(move |tx| rewrite(tx, &v))
+        }),
+    ];
+    for (what, edit) in ways {
+        let got = forge(&f.server, &f.x, &f.token, hh, None, None, edit, sig).await;
+        assert_eq!(got, Some(DocErrorCode::Finalised), "{what}");
+    }
+    // The note as finalised is what every phone has.
+    let fresh = f.server.device(f.w01.store.station(), "W03", &f.server.url()).await;
+    fresh.sync().await;
+    assert_eq!(fresh.section_text(hh, f.visit, Section::Concerns), NOTE);
+    assert!(fresh.store.conflicts(None).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_concurrent_with_finalisation_is_kept_for_review_and_resolved() {
+    let f = finalised().await;
+    let (hh, v) = (f.hh, f.visit.to_string());
+    // Typed on a phone that had not yet heard of the finalisation.
+    let before = f.before_final.clone();
+    let got = forge(
+        &f.server,
+        &f.x,
+        &f.token,
+        hh,
+        Some(&before),
+        None,
+        move |tx| {
+            let text = map(tx, &record(tx, "visits", &v), "concerns");
+            let n = tx.length(&text);
+            tx.splice_text(&text, n, 0, "（已联系村委会）").unwrap();
+        },
+        |x, c| x.sign(hh, c),
+    )
+    .await;
+    assert_eq!(got, None, "a concurrent edit is accepted");
+    f.w01.sync().await;
+    let conflicts = f.w01.store.conflicts(Some(hh)).unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].kind, ConflictKind::EditedAfterFinalise);
+    // The supervisor accepts the merged text: a resolution, the visit itself untouched.
+    f.w01
+        .store
+        .resolve_conflict(hh, &conflicts[0].field, None)
+        .unwrap();
+    f.w01.sync().await;
+    assert!(f.w01.store.unsynced_households().unwrap().is_empty(), "the resolution is accepted");
+    assert!(f.w01.store.conflicts(Some(hh)).unwrap().is_empty());
+    let fresh = f.server.device(f.w01.store.station(), "W03", &f.server.url()).await;
+    fresh.sync().await;
+    assert!(fresh.store.conflicts(Some(hh)).unwrap().is_empty());
+    assert_eq!(
+        fresh.section_text(hh, f.visit, Section::Concerns),
+        format!("{NOTE}（已联系村委会）")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_no_phone_can_read_are_refused_and_the_station_keeps_syncing() {
+    let server = TestServer::start().await;
+    let sa = server.station("A站");
+    let url = server.url();
+    let w01 = server.device(sa, "W01", &url).await;
+    let hh = w01.new_household("HH-000001");
+    let visit = w01.visit(hh);
+    w01.sync().await;
+    let (x, token) = attacker(&server, sa, 0x53).await;
+    sync_raw(&server, &x, &token).await;
+    let me = Who::of(&x.auth);
+    let v = visit.to_string();
+    let sig = |x: &RawDevice, c: &[automerge::Change]| x.sign(hh, c);
+    let got = forge(&server, &x, &token, hh, None, None, move |tx| {
+        let rec = record(tx, "visits", &v);
+        put_cell(tx, &rec, "kind", Some("x"), me);
+    }, sig)
+    .await;
+    assert_eq!(got, Some(DocErrorCode::Invalid), "an unknown visit kind");
+    let got = forge(&server, &x, &token, hh, None, None, |tx| tx.delete(ROOT, "schema").unwrap(), sig).await;
+    assert_eq!(got, Some(DocErrorCode::Invalid), "no schema");
+    let got = forge(&server, &x, &token, hh, None, None, |tx| tx.put(ROOT, "schema", "二").unwrap(), sig).await;
+    assert_eq!(got, Some(DocErrorCode::Invalid), "a schema that is not a number");
+    // Every phone of the station still reads the household and syncs; a new phone
+    // bootstraps.
+    w01.type_into(hh, visit, Section::Concerns, "正常记录");
+    w01.sync().await;
+    assert!(w01.store.household(hh).is_ok());
+    let fresh = server.device(sa, "W03", &url).await;
+    fresh.sync().await;
+    assert_eq!(fresh.section_text(hh, visit, Section::Concerns), "正常记录");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn station_ids_cannot_be_squatted_and_card_rows_stay_per_household() {
+    let server = TestServer::start().await;
+    let (sa, sb) = (server.station("A站"), server.station("B站"));
+    let (x, token) = attacker(&server, sa, 0x54).await;
+    // A "household" at station B's id (its station document's id, not yet written).
+    let squat = HouseholdId::from_uuid(*sb.as_uuid());
+    let made = x
+        .store
+        .create_household(&NewHousehold {
+            code: "HH-SQUAT".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let doc = x.document(made);
+    // The same content under B's id: refused like any forbidden id.
+    let mut req = x.request(made, &doc.get_changes(&[]));
+    req.push[0].doc = squat;
+    req.push[0].signatures = x.sign(squat, &doc.get_changes(&[]));
+    let resp = post(&server, &token, &req).await;
+    assert_eq!(code_of(&resp, squat), Some(DocErrorCode::NotFoundOrForbidden));
+    // B's admin can still register card batches (its station document is B's).
+    doorstep_server::cards::add_batch(server.store.as_ref(), sb, "HG", 1, 100).unwrap();
+
+    // Card rows: a household of A carrying a card id that B's household has adds its own
+    // row; B's row is not replaced.
+    let url = server.url();
+    let b1 = server.device(sb, "B1", &url).await;
+    let hb = b1.new_household("HH-B00001");
+    b1.sync().await;
+    let serial = CardSerial::new("HG", 1).unwrap().to_string();
+    let card_b = b1
+        .store
+        .record_card_issuance(
+            hb,
+            &NewCardIssuance {
+                serial: serial.clone(),
+                visit: None,
+                person: None,
+                replaces: None,
+            },
+        )
+        .unwrap();
+    b1.sync().await;
+    assert!(b1.store.unsynced_households().unwrap().is_empty());
+    let me = Who::of(&x.auth);
+    sync_raw(&server, &x, &token).await;
+    let ha = made;
+    let serial_a = serial.clone();
+    let got = forge(&server, &x, &token, ha, None, None, move |tx| {
+        let serial = serial_a;
+        let cards = match tx.get(ROOT, "cards").unwrap() {
+            Some((_, c)) => c,
+            None => tx.put_object(ROOT, "cards", ObjType::Map).unwrap(),
+        };
+        let rec = tx.put_object(&cards, card_b.to_string(), ObjType::Map).unwrap();
+        let created = tx.put_object(&rec, "created", ObjType::Map).unwrap();
+        put_prov(tx, &created, me);
+        for (f, v) in [
+            ("serial", Some(serial.as_str())),
+            ("visit", None),
+            ("person", None),
+            ("replaces", None),
+            ("status", Some("issued")),
+        ] {
+            put_cell(tx, &rec, f, v, me);
+        }
+    }, |x, c| x.sign(ha, c))
+    .await;
+    assert_eq!(got, None, "A's own card record (any serial: A has no batches)");
+    let rows = server.store.cards_by_serial(sb, &serial).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].household, hb, "B's row is still B's");
+}
