@@ -993,7 +993,7 @@ async fn station_a_cannot_reach_station_b() {
          {:.1}s; succeeded {succeeded}; bytes of B returned {b_bytes}; absent-vs-forbidden \
          pairs {pairs_total}, differing {differing_total} {differing:?}; pushes of a new \
          document at a free id acknowledged (allowed) {}; new records claiming B's worker: {} of {} accepted \
-         (refused: the change is not signed by its actor's owner, ADR 0012); requests by kind {:?}
+         (refused: the change is not signed by its actor's owner, ADR 0012); requests by kind {:?}",
         hfig.requests,
         started.elapsed().as_secs_f64(),
         fig.created_at_free_id + hfig.created_at_free_id,

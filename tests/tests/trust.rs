@@ -60,7 +60,10 @@ fn code_of(resp: &SyncResponse, doc: HouseholdId) -> Option<DocErrorCode> {
     match resp.errors.iter().find(|e| e.doc == doc) {
         Some(e) => Some(e.code),
         None => {
-            assert!(resp.acks.iter().any(|a| a.doc == doc), "neither acked nor refused");
+            assert!(
+                resp.acks.iter().any(|a| a.doc == doc),
+                "neither acked nor refused"
+            );
             None
         }
     }
@@ -132,16 +135,25 @@ fn put_person(tx: &mut Transaction<'_>, name: &str, who: Who) {
 
 /// Edit a copy of the attacker's document (as of `at`) and push what is new, signed by the
 /// attacker (or with `sign` replaced).
+/// Who forges: the server it talks to, the attacker's device and token.
+struct Att<'a> {
+    server: &'a TestServer,
+    x: &'a RawDevice,
+    token: &'a str,
+}
+
+/// One change made on a copy of a document.
+type Edit = Box<dyn FnOnce(&mut Transaction<'_>)>;
+
 async fn forge(
-    server: &TestServer,
-    x: &RawDevice,
-    token: &str,
+    att: &Att<'_>,
     hh: HouseholdId,
     at: Option<&[ChangeHash]>,
     actor: Option<ActorId>,
     edit: impl FnOnce(&mut Transaction<'_>),
     sign: impl FnOnce(&RawDevice, &[automerge::Change]) -> Vec<AuthorSignature>,
 ) -> Option<DocErrorCode> {
+    let (server, x, token) = (att.server, att.x, att.token);
     let base = x.document(hh);
     let mut doc = match at {
         Some(h) => base.fork_at(h).unwrap(),
@@ -174,16 +186,8 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     other.sync().await;
     let (x, token) = attacker(&server, sa, 0x51).await;
     sync_raw(&server, &x, &token).await;
-    let w01_auth = server
-        .store
-        .device(w01.device_id)
-        .unwrap()
-        .unwrap();
-    let b01_auth = server
-        .store
-        .device(other.device_id)
-        .unwrap()
-        .unwrap();
+    let w01_auth = server.store.device(w01.device_id).unwrap().unwrap();
+    let b01_auth = server.store.device(other.device_id).unwrap().unwrap();
     let me = Who::of(&x.auth);
     let as_w01 = Who::of(&w01_auth);
     let as_b01 = Who::of(&b01_auth);
@@ -194,64 +198,191 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     let my_sig = |x: &RawDevice, c: &[automerge::Change]| x.sign(hh, c);
 
     // A new person "created by W01".
-    let refused = forge(&server, &x, &token, hh, None, None, |tx| put_person(tx, "冒名", as_w01), my_sig).await;
-    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a record credited to a colleague");
+    let refused = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        |tx| put_person(tx, "冒名", as_w01),
+        my_sig,
+    )
+    .await;
+    assert_eq!(
+        refused,
+        Some(DocErrorCode::Unattributed),
+        "a record credited to a colleague"
+    );
     // The same naming W01 but the attacker's device, and a worker of another station.
     for who in [by_w01_on_my_device, as_b01] {
-        let refused = forge(&server, &x, &token, hh, None, None, |tx| put_person(tx, "冒名", who), my_sig).await;
+        let refused = forge(
+            &Att {
+                server: &server,
+                x: &x,
+                token: &token,
+            },
+            hh,
+            None,
+            None,
+            |tx| put_person(tx, "冒名", who),
+            my_sig,
+        )
+        .await;
         assert_eq!(refused, Some(DocErrorCode::Unattributed));
     }
     // A need "孩子说谎，不需要保护" put into the household's summary cell as W01.
-    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
-        let h = map(tx, &ROOT, "household");
-        put_cell(tx, &h, "address", Some("孩子说谎，不需要保护"), as_w01);
-    }, my_sig)
+    let refused = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        |tx| {
+            let h = map(tx, &ROOT, "household");
+            put_cell(tx, &h, "address", Some("孩子说谎，不需要保护"), as_w01);
+        },
+        my_sig,
+    )
     .await;
-    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a cell credited to a colleague");
+    assert_eq!(
+        refused,
+        Some(DocErrorCode::Unattributed),
+        "a cell credited to a colleague"
+    );
     // A value changed inside W01's own cell (it would read as W01's word).
-    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
-        let h = map(tx, &ROOT, "household");
-        let cell = map(tx, &h, "address");
-        tx.put(&cell, "v", "篡改").unwrap();
-    }, my_sig)
+    let refused = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        |tx| {
+            let h = map(tx, &ROOT, "household");
+            let cell = map(tx, &h, "address");
+            tx.put(&cell, "v", "篡改").unwrap();
+        },
+        my_sig,
+    )
     .await;
-    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a colleague's cell edited in place");
+    assert_eq!(
+        refused,
+        Some(DocErrorCode::Unattributed),
+        "a colleague's cell edited in place"
+    );
     // Dated a year ahead (it would win every last-writer-wins field for a year).
-    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
-        let h = map(tx, &ROOT, "household");
-        put_cell(tx, &h, "address", Some("未来"), Who { at: me.at + 365 * 86_400_000, ..me });
-    }, my_sig)
+    let refused = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        |tx| {
+            let h = map(tx, &ROOT, "household");
+            put_cell(
+                tx,
+                &h,
+                "address",
+                Some("未来"),
+                Who {
+                    at: me.at + 365 * 86_400_000,
+                    ..me
+                },
+            );
+        },
+        my_sig,
+    )
     .await;
-    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a time far in the future");
+    assert_eq!(
+        refused,
+        Some(DocErrorCode::Unattributed),
+        "a time far in the future"
+    );
     // W01's actor (not a secret: it is in every change W01 made) with the attacker's key,
     // and an honest-looking change left unsigned.
     let w01_actor = ActorId::from(w01.store.actor_id());
-    let refused = forge(&server, &x, &token, hh, None, Some(w01_actor.clone()), |tx| {
-        let h = map(tx, &ROOT, "household");
-        put_cell(tx, &h, "address", Some("冒名"), as_w01);
-    }, |x, c| {
-        c.iter()
-            .map(|c| AuthorSignature {
-                actor: w01_actor.to_bytes().to_vec(),
-                signature: x.key.sign(hh.as_uuid(), &c.hash()),
-            })
-            .collect()
-    })
+    let refused = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        Some(w01_actor.clone()),
+        |tx| {
+            let h = map(tx, &ROOT, "household");
+            put_cell(tx, &h, "address", Some("冒名"), as_w01);
+        },
+        |x, c| {
+            c.iter()
+                .map(|c| AuthorSignature {
+                    actor: w01_actor.to_bytes().to_vec(),
+                    signature: x.key.sign(hh.as_uuid(), &c.hash()),
+                })
+                .collect()
+        },
+    )
     .await;
-    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a colleague's actor");
-    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
-        let h = map(tx, &ROOT, "household");
-        put_cell(tx, &h, "address", Some("无签名"), me);
-    }, |_, _| Vec::new())
+    assert_eq!(
+        refused,
+        Some(DocErrorCode::Unattributed),
+        "a colleague's actor"
+    );
+    let refused = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        |tx| {
+            let h = map(tx, &ROOT, "household");
+            put_cell(tx, &h, "address", Some("无签名"), me);
+        },
+        |_, _| Vec::new(),
+    )
     .await;
-    assert_eq!(refused, Some(DocErrorCode::Unattributed), "an unsigned change");
+    assert_eq!(
+        refused,
+        Some(DocErrorCode::Unattributed),
+        "an unsigned change"
+    );
     // A signature for another document does not vouch for this one.
-    let refused = forge(&server, &x, &token, hh, None, None, |tx| {
-        let h = map(tx, &ROOT, "household");
-        put_cell(tx, &h, "address", Some("错签"), me);
-    }, signed)
+    let refused = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        |tx| {
+            let h = map(tx, &ROOT, "household");
+            put_cell(tx, &h, "address", Some("错签"), me);
+        },
+        signed,
+    )
     .await;
-    assert_eq!(refused, Some(DocErrorCode::Unattributed), "a signature over another document");
+    assert_eq!(
+        refused,
+        Some(DocErrorCode::Unattributed),
+        "a signature over another document"
+    );
 
     // A new household whose root `created` names W01: refused (code 1 at a new id).
     let fake = HouseholdId::new();
@@ -269,13 +400,27 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     })
     .unwrap();
     let resp = post(&server, &token, &x.request(fake, &doc.get_changes(&[]))).await;
-    assert_eq!(code_of(&resp, fake), Some(DocErrorCode::NotFoundOrForbidden));
+    assert_eq!(
+        code_of(&resp, fake),
+        Some(DocErrorCode::NotFoundOrForbidden)
+    );
 
     // The honest edit still goes through, and W01 sees only what was really written.
-    let ok = forge(&server, &x, &token, hh, None, None, |tx| {
-        let h = map(tx, &ROOT, "household");
-        put_cell(tx, &h, "address", Some("石桥村二组"), me);
-    }, my_sig)
+    let ok = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        |tx| {
+            let h = map(tx, &ROOT, "household");
+            put_cell(tx, &h, "address", Some("石桥村二组"), me);
+        },
+        my_sig,
+    )
     .await;
     assert_eq!(ok, None, "an honest edit");
     w01.sync().await;
@@ -287,7 +432,10 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
         .store
         .field_history(hh, &FieldRef::new(EntityRef::Household, "address"))
         .unwrap();
-    assert_eq!(history[0].provenance.worker, x.auth.worker, "credited to its real author");
+    assert_eq!(
+        history[0].provenance.worker, x.auth.worker,
+        "credited to its real author"
+    );
 }
 
 /// A draft visit typed and finalised by W01; the attacker has synced it.
@@ -337,10 +485,11 @@ async fn a_finalised_visit_cannot_be_rewritten_four_ways() {
     let rewrite = |tx: &mut Transaction<'_>, v: &str| {
         let text = map(tx, &record(tx, "visits", v), "concerns");
         let n = tx.length(&text);
-        tx.splice_text(&text, 0, n as isize, "孩子情况良好，无需干预").unwrap();
+        tx.splice_text(&text, 0, n as isize, "孩子情况良好，无需干预")
+            .unwrap();
     };
     let sig = |x: &RawDevice, c: &[automerge::Change]| x.sign(hh, c);
-    let ways: [(&str, Box<dyn FnOnce(&mut Transaction<'_>)>); 4] = [
+    let ways: [(&str, Edit); 4] = [
         ("rewrite and re-seal", {
             let v = v.clone();
             Box::new(move |tx| {
@@ -371,11 +520,26 @@ async fn a_finalised_visit_cannot_be_rewritten_four_ways() {
         }),
     ];
     for (what, edit) in ways {
-        let got = forge(&f.server, &f.x, &f.token, hh, None, None, edit, sig).await;
+        let got = forge(
+            &Att {
+                server: &f.server,
+                x: &f.x,
+                token: &f.token,
+            },
+            hh,
+            None,
+            None,
+            edit,
+            sig,
+        )
+        .await;
         assert_eq!(got, Some(DocErrorCode::Finalised), "{what}");
     }
     // The note as finalised is what every phone has.
-    let fresh = f.server.device(f.w01.store.station(), "W03", &f.server.url()).await;
+    let fresh = f
+        .server
+        .device(f.w01.store.station(), "W03", &f.server.url())
+        .await;
     fresh.sync().await;
     assert_eq!(fresh.section_text(hh, f.visit, Section::Concerns), NOTE);
     assert!(fresh.store.conflicts(None).unwrap().is_empty());
@@ -388,9 +552,11 @@ async fn an_edit_concurrent_with_finalisation_is_kept_for_review_and_resolved() 
     // Typed on a phone that had not yet heard of the finalisation.
     let before = f.before_final.clone();
     let got = forge(
-        &f.server,
-        &f.x,
-        &f.token,
+        &Att {
+            server: &f.server,
+            x: &f.x,
+            token: &f.token,
+        },
         hh,
         Some(&before),
         None,
@@ -413,9 +579,15 @@ async fn an_edit_concurrent_with_finalisation_is_kept_for_review_and_resolved() 
         .resolve_conflict(hh, &conflicts[0].field, None)
         .unwrap();
     f.w01.sync().await;
-    assert!(f.w01.store.unsynced_households().unwrap().is_empty(), "the resolution is accepted");
+    assert!(
+        f.w01.store.unsynced_households().unwrap().is_empty(),
+        "the resolution is accepted"
+    );
     assert!(f.w01.store.conflicts(Some(hh)).unwrap().is_empty());
-    let fresh = f.server.device(f.w01.store.station(), "W03", &f.server.url()).await;
+    let fresh = f
+        .server
+        .device(f.w01.store.station(), "W03", &f.server.url())
+        .await;
     fresh.sync().await;
     assert!(fresh.store.conflicts(Some(hh)).unwrap().is_empty());
     assert_eq!(
@@ -438,16 +610,55 @@ async fn values_no_phone_can_read_are_refused_and_the_station_keeps_syncing() {
     let me = Who::of(&x.auth);
     let v = visit.to_string();
     let sig = |x: &RawDevice, c: &[automerge::Change]| x.sign(hh, c);
-    let got = forge(&server, &x, &token, hh, None, None, move |tx| {
-        let rec = record(tx, "visits", &v);
-        put_cell(tx, &rec, "kind", Some("x"), me);
-    }, sig)
+    let got = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        move |tx| {
+            let rec = record(tx, "visits", &v);
+            put_cell(tx, &rec, "kind", Some("x"), me);
+        },
+        sig,
+    )
     .await;
     assert_eq!(got, Some(DocErrorCode::Invalid), "an unknown visit kind");
-    let got = forge(&server, &x, &token, hh, None, None, |tx| tx.delete(ROOT, "schema").unwrap(), sig).await;
+    let got = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        |tx| tx.delete(ROOT, "schema").unwrap(),
+        sig,
+    )
+    .await;
     assert_eq!(got, Some(DocErrorCode::Invalid), "no schema");
-    let got = forge(&server, &x, &token, hh, None, None, |tx| tx.put(ROOT, "schema", "二").unwrap(), sig).await;
-    assert_eq!(got, Some(DocErrorCode::Invalid), "a schema that is not a number");
+    let got = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        hh,
+        None,
+        None,
+        |tx| tx.put(ROOT, "schema", "二").unwrap(),
+        sig,
+    )
+    .await;
+    assert_eq!(
+        got,
+        Some(DocErrorCode::Invalid),
+        "a schema that is not a number"
+    );
     // Every phone of the station still reads the household and syncs; a new phone
     // bootstraps.
     w01.type_into(hh, visit, Section::Concerns, "正常记录");
@@ -478,7 +689,10 @@ async fn station_ids_cannot_be_squatted_and_card_rows_stay_per_household() {
     req.push[0].doc = squat;
     req.push[0].signatures = x.sign(squat, &doc.get_changes(&[]));
     let resp = post(&server, &token, &req).await;
-    assert_eq!(code_of(&resp, squat), Some(DocErrorCode::NotFoundOrForbidden));
+    assert_eq!(
+        code_of(&resp, squat),
+        Some(DocErrorCode::NotFoundOrForbidden)
+    );
     // B's admin can still register card batches (its station document is B's).
     doorstep_server::cards::add_batch(server.store.as_ref(), sb, "HG", 1, 100).unwrap();
 
@@ -507,27 +721,43 @@ async fn station_ids_cannot_be_squatted_and_card_rows_stay_per_household() {
     sync_raw(&server, &x, &token).await;
     let ha = made;
     let serial_a = serial.clone();
-    let got = forge(&server, &x, &token, ha, None, None, move |tx| {
-        let serial = serial_a;
-        let cards = match tx.get(ROOT, "cards").unwrap() {
-            Some((_, c)) => c,
-            None => tx.put_object(ROOT, "cards", ObjType::Map).unwrap(),
-        };
-        let rec = tx.put_object(&cards, card_b.to_string(), ObjType::Map).unwrap();
-        let created = tx.put_object(&rec, "created", ObjType::Map).unwrap();
-        put_prov(tx, &created, me);
-        for (f, v) in [
-            ("serial", Some(serial.as_str())),
-            ("visit", None),
-            ("person", None),
-            ("replaces", None),
-            ("status", Some("issued")),
-        ] {
-            put_cell(tx, &rec, f, v, me);
-        }
-    }, |x, c| x.sign(ha, c))
+    let got = forge(
+        &Att {
+            server: &server,
+            x: &x,
+            token: &token,
+        },
+        ha,
+        None,
+        None,
+        move |tx| {
+            let serial = serial_a;
+            let cards = match tx.get(ROOT, "cards").unwrap() {
+                Some((_, c)) => c,
+                None => tx.put_object(ROOT, "cards", ObjType::Map).unwrap(),
+            };
+            let rec = tx
+                .put_object(&cards, card_b.to_string(), ObjType::Map)
+                .unwrap();
+            let created = tx.put_object(&rec, "created", ObjType::Map).unwrap();
+            put_prov(tx, &created, me);
+            for (f, v) in [
+                ("serial", Some(serial.as_str())),
+                ("visit", None),
+                ("person", None),
+                ("replaces", None),
+                ("status", Some("issued")),
+            ] {
+                put_cell(tx, &rec, f, v, me);
+            }
+        },
+        |x, c| x.sign(ha, c),
+    )
     .await;
-    assert_eq!(got, None, "A's own card record (any serial: A has no batches)");
+    assert_eq!(
+        got, None,
+        "A's own card record (any serial: A has no batches)"
+    );
     let rows = server.store.cards_by_serial(sb, &serial).unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].household, hb, "B's row is still B's");
