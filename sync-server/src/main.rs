@@ -344,7 +344,10 @@ fn open(data: &std::path::Path) -> Result<AnyStore, String> {
             )
         }
         Some(_) => None,
-        None => Some(data_key()?),
+        None => {
+            warn_if_key_inside(data, s.key_file.as_deref());
+            Some(data_key()?)
+        }
     };
     let with = OpenWith {
         key: key.as_ref(),
@@ -356,6 +359,19 @@ fn open(data: &std::path::Path) -> Result<AnyStore, String> {
         Some(_) => format!("cannot open the database: {e}"),
         None => format!("cannot open {}: {e}", data.display()),
     })
+}
+
+/// A key file inside the data directory travels with every copy of it.
+fn warn_if_key_inside(data: &std::path::Path, key_file: Option<&std::path::Path>) {
+    let (Some(key), Ok(data)) = (key_file, data.canonicalize()) else {
+        return;
+    };
+    if key.canonicalize().is_ok_and(|k| k.starts_with(&data)) {
+        tracing::warn!(
+            "the key file is inside the data directory: a copy of the directory carries its \
+             key; keep the key elsewhere (docs/operations.md)"
+        );
+    }
 }
 
 /// Refuse SQLite-only commands on PostgreSQL.
