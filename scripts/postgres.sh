@@ -37,6 +37,7 @@ reload=0
 if [ ! -s "$tls/ca.crt" ] || [ ! -s "$tls/server.crt" ] || [ ! -s "$tls/server.key" ]; then
   command -v openssl >/dev/null 2>&1 || {
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >&2
   }
   work=$(mktemp -d)

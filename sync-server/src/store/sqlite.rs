@@ -110,6 +110,8 @@ fn connect(path: &Path, key: Option<&ServerKey>) -> StoreResult<Connection> {
         apply_key(&conn, key)?;
     }
     conn.busy_timeout(Duration::from_secs(30))?;
+    // Sorts and temporary tables stay in memory: never a plaintext temporary file.
+    conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
     Ok(conn)
 }
 
