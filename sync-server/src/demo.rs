@@ -12,6 +12,7 @@ use std::time::Duration;
 use doorstep_core::transport::{enroll, HttpTransport, SyncReport};
 use doorstep_core::*;
 
+use crate::store::key::ServerKey;
 use crate::store::ServerStore;
 use crate::{credentials, now_ms, ServerConfig, SqliteStore};
 
@@ -72,16 +73,27 @@ pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) 
     let data = data.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("doorstep-demo-{}", uuid::Uuid::new_v4()))
     });
-    std::fs::create_dir_all(data.join("devices"))?;
-    let server_store = Arc::new(SqliteStore::open(&data.join("server"))?);
+    crate::store::sqlite::create_private_dir(&data.join("devices"))?;
+    // The server's data is encrypted as in production; the demo keeps its key (mode 0600)
+    // beside the server's directory, reused when the demo runs again on the same data.
+    let key_file = data.join("server.key");
+    let key = if key_file.exists() {
+        ServerKey::from_file(&key_file)?
+    } else {
+        let key = ServerKey::generate()?;
+        key.write_new_file(&key_file)?;
+        key
+    };
+    let server_store = Arc::new(SqliteStore::open_encrypted(&data.join("server"), &key)?);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let server =
         crate::api::serve_until_signal(server_store.clone(), listener, ServerConfig::default())
             .await?;
     let url = server.url();
     println!(
-        "Doorstep demo — server on {url}, data in {}",
-        data.display()
+        "Doorstep demo — server on {url}, data in {} (server.db encrypted; key in {})",
+        data.display(),
+        key_file.display()
     );
 
     // The admin sets up the station and enrols three field devices.

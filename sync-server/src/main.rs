@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, StationId, WorkerId};
-use doorstep_server::store::any::AnyStore;
+use doorstep_server::store::any::{AnyStore, OpenWith};
+use doorstep_server::store::key::ServerKey;
 use doorstep_server::store::ServerStore;
-use doorstep_server::{credentials, now_ms, ServerConfig};
+use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
 
 /// Doorstep sync server: devices of a township social-work station sync their household
 /// case files through it.
@@ -25,6 +26,22 @@ struct Cli {
     /// PostgreSQL schema to use (created if missing); default: the user's search path.
     #[arg(long, global = true)]
     schema: Option<String>,
+    /// CA certificate (PEM) of the PostgreSQL server, for sslmode=verify-full / verify-ca in
+    /// the URL (overrides sslrootcert=).
+    #[arg(long, global = true, env = "DOORSTEP_DATABASE_CA_FILE")]
+    database_ca_file: Option<PathBuf>,
+    /// Key of the SQLite database (server.db is encrypted): a file holding 64 hex digits,
+    /// mode 0600 (make one with `key generate`). Keep it off the data disk and its backups.
+    #[arg(
+        long,
+        global = true,
+        env = "DOORSTEP_KEY_FILE",
+        conflicts_with = "key_env"
+    )]
+    key_file: Option<PathBuf>,
+    /// Name of an environment variable holding the key (64 hex digits) instead of a file.
+    #[arg(long, global = true, env = "DOORSTEP_KEY_ENV", value_name = "NAME")]
+    key_env: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,13 +83,45 @@ enum Command {
         #[command(subcommand)]
         command: CardsCommand,
     },
-    /// Write a consistent copy of the database to a file (safe while serving).
+    /// Write a consistent, encrypted copy of the database to a file (safe while serving).
     Backup {
         #[arg(long, default_value = "doorstep-data")]
         data: PathBuf,
-        /// Destination file (must not exist).
+        /// Destination file (must not exist; created mode 0600).
         #[arg(long)]
         to: PathBuf,
+        /// Encrypt the backup with this key file instead of the database's key.
+        #[arg(long, conflicts_with = "backup_key_env")]
+        backup_key_file: Option<PathBuf>,
+        /// Encrypt the backup with the key in this environment variable.
+        #[arg(long, value_name = "NAME")]
+        backup_key_env: Option<String>,
+    },
+    /// Restore a backup into a data directory without a server.db, encrypted with the key
+    /// (--key-file / --key-env), and start a new epoch (devices then re-push what it lacks).
+    Restore {
+        /// The backup file (encrypted with the key or --backup-key-*, or an older plaintext one).
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        /// The backup's key file, if not the database's key.
+        #[arg(long, conflicts_with = "backup_key_env")]
+        backup_key_file: Option<PathBuf>,
+        /// The environment variable holding the backup's key.
+        #[arg(long, value_name = "NAME")]
+        backup_key_env: Option<String>,
+    },
+    /// Encrypt the plaintext server.db of an older server with the key (--key-file /
+    /// --key-env), in place, with the server stopped.
+    Encrypt {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+    },
+    /// The database key: make one, rotate it.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Start a new epoch after restoring the data directory from a backup: devices then
     /// re-push whatever the restored server lacks.
@@ -92,6 +141,24 @@ enum Command {
         /// Exit after the demo instead of serving.
         #[arg(long)]
         no_serve: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Write a new random 256-bit key to a new file (mode 0600).
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Re-encrypt server.db from the current key (--key-file / --key-env) to a new one, with
+    /// the server stopped; then start the server with the new key file.
+    Rotate {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        /// The new key file (made, mode 0600, if it does not exist).
+        #[arg(long)]
+        new_key_file: PathBuf,
     },
 }
 
@@ -227,14 +294,95 @@ fn init_tracing() {
 }
 
 /// The storage chosen on the command line (set once in `main`).
-static DATABASE: std::sync::OnceLock<(Option<String>, Option<String>)> = std::sync::OnceLock::new();
+#[derive(Debug, Default, Clone)]
+struct Storage {
+    database: Option<String>,
+    schema: Option<String>,
+    database_ca_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    key_env: Option<String>,
+}
+
+static STORAGE: std::sync::OnceLock<Storage> = std::sync::OnceLock::new();
+
+fn storage() -> Storage {
+    STORAGE.get().cloned().unwrap_or_default()
+}
+
+const NO_KEY: &str = "server.db is encrypted and needs its key: make one with \
+    `doorstep-server key generate --out /etc/doorstep/server.key` (keep it off the data disk \
+    and out of its backups), then give --key-file PATH (or DOORSTEP_KEY_FILE), or \
+    --key-env NAME for an environment variable holding it (docs/operations.md)";
+
+/// A key from a file or an environment variable.
+fn read_key(
+    file: Option<&std::path::Path>,
+    env: Option<&str>,
+) -> Result<Option<ServerKey>, String> {
+    match (file, env) {
+        (Some(_), Some(_)) => Err("give a key file or a key environment variable, not both".into()),
+        (Some(f), None) => ServerKey::from_file(f).map(Some).map_err(|e| e.to_string()),
+        (None, Some(n)) => ServerKey::from_env(n).map(Some).map_err(|e| e.to_string()),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The SQLite database's key (required).
+fn data_key() -> Result<ServerKey, String> {
+    let s = storage();
+    read_key(s.key_file.as_deref(), s.key_env.as_deref())?.ok_or_else(|| NO_KEY.to_owned())
+}
 
 fn open(data: &std::path::Path) -> Result<AnyStore, String> {
-    let (database, schema) = DATABASE.get().cloned().unwrap_or_default();
-    AnyStore::open(data, database.as_deref(), schema.as_deref()).map_err(|e| match database {
+    let s = storage();
+    let key = match &s.database {
+        Some(_) if s.key_file.is_some() || s.key_env.is_some() => {
+            return Err(
+                "--key-file / --key-env are for the SQLite data directory; with \
+                 --database, encryption at rest is the PostgreSQL server's (docs/operations.md)"
+                    .into(),
+            )
+        }
+        Some(_) => None,
+        None => {
+            warn_if_key_inside(data, s.key_file.as_deref());
+            Some(data_key()?)
+        }
+    };
+    let with = OpenWith {
+        key: key.as_ref(),
+        database_ca: s.database_ca_file.as_deref(),
+    };
+    AnyStore::open_with(data, s.database.as_deref(), s.schema.as_deref(), with).map_err(|e| match s
+        .database
+    {
         Some(_) => format!("cannot open the database: {e}"),
         None => format!("cannot open {}: {e}", data.display()),
     })
+}
+
+/// A key file inside the data directory travels with every copy of it.
+fn warn_if_key_inside(data: &std::path::Path, key_file: Option<&std::path::Path>) {
+    let (Some(key), Ok(data)) = (key_file, data.canonicalize()) else {
+        return;
+    };
+    if key.canonicalize().is_ok_and(|k| k.starts_with(&data)) {
+        tracing::warn!(
+            "the key file is inside the data directory: a copy of the directory carries its \
+             key; keep the key elsewhere (docs/operations.md)"
+        );
+    }
+}
+
+/// Refuse SQLite-only commands on PostgreSQL.
+fn sqlite_only(what: &str) -> Result<(), String> {
+    match storage().database {
+        Some(_) => Err(format!(
+            "{what} is for the SQLite data directory; for PostgreSQL use its own tools \
+             (docs/operations.md)"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -251,7 +399,13 @@ fn runtime_with_blocking(threads: usize) -> Result<tokio::runtime::Runtime, Stri
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let _ = DATABASE.set((cli.database.clone(), cli.schema.clone()));
+    let _ = STORAGE.set(Storage {
+        database: cli.database.clone(),
+        schema: cli.schema.clone(),
+        database_ca_file: cli.database_ca_file.clone(),
+        key_file: cli.key_file.clone(),
+        key_env: cli.key_env.clone(),
+    });
     match cli.command {
         Command::Serve {
             data,
@@ -323,15 +477,101 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Cards { command } => cards(command),
-        Command::Backup { data, to } => {
+        Command::Backup {
+            data,
+            to,
+            backup_key_file,
+            backup_key_env,
+        } => {
+            sqlite_only("backup")?;
+            let backup_key = read_key(backup_key_file.as_deref(), backup_key_env.as_deref())?;
             match open(&data)? {
-                AnyStore::Sqlite(s) => s.backup(&to).map_err(|e| e.to_string())?,
+                AnyStore::Sqlite(s) => match &backup_key {
+                    Some(k) => s.backup_with_key(&to, Some(k)),
+                    None => s.backup(&to),
+                }
+                .map_err(|e| e.to_string())?,
                 AnyStore::Postgres(_) => return Err(
                     "use pg_dump or your database's backups for PostgreSQL (docs/operations.md)"
                         .into(),
                 ),
             }
-            println!("backup written to {}", to.display());
+            println!(
+                "backup written to {} (encrypted with the {} key)",
+                to.display(),
+                if backup_key.is_some() {
+                    "backup"
+                } else {
+                    "database's"
+                }
+            );
+            Ok(())
+        }
+        Command::Restore {
+            from,
+            data,
+            backup_key_file,
+            backup_key_env,
+        } => {
+            sqlite_only("restore")?;
+            let key = data_key()?;
+            let backup_key = read_key(backup_key_file.as_deref(), backup_key_env.as_deref())?
+                .unwrap_or(key.clone());
+            let epoch = SqliteStore::restore(&from, &backup_key, &data, &key)
+                .map_err(|e| format!("cannot restore {}: {e}", from.display()))?;
+            println!(
+                "restored {} into {} (encrypted); new epoch {epoch}: devices re-push what the                  backup lacks on their next sync",
+                from.display(),
+                data.display()
+            );
+            Ok(())
+        }
+        Command::Encrypt { data } => {
+            sqlite_only("encrypt")?;
+            let key = data_key()?;
+            SqliteStore::encrypt_plaintext(&data, &key)
+                .map_err(|e| format!("cannot encrypt {}: {e}", data.display()))?;
+            println!(
+                "{} is now encrypted; the plaintext file was overwritten with zeros and removed. \
+                 Destroy plaintext backups made before now (docs/operations.md).",
+                data.join("server.db").display()
+            );
+            Ok(())
+        }
+        Command::Key {
+            command: KeyCommand::Generate { out },
+        } => {
+            ServerKey::generate()
+                .and_then(|k| k.write_new_file(&out))
+                .map_err(|e| e.to_string())?;
+            println!("new key written to {} (mode 0600)", out.display());
+            Ok(())
+        }
+        Command::Key {
+            command: KeyCommand::Rotate { data, new_key_file },
+        } => {
+            sqlite_only("key rotate")?;
+            let old = data_key()?;
+            let new = if new_key_file.exists() {
+                ServerKey::from_file(&new_key_file).map_err(|e| e.to_string())?
+            } else {
+                let k = ServerKey::generate().map_err(|e| e.to_string())?;
+                k.write_new_file(&new_key_file).map_err(|e| e.to_string())?;
+                k
+            };
+            if new == old {
+                return Err("the new key is the same as the current one".into());
+            }
+            SqliteStore::rotate_key(&data, &old, &new)
+                .map_err(|e| format!("cannot rotate the key of {}: {e}", data.display()))?;
+            println!(
+                "{} is now encrypted with {}: start the server with --key-file {}, then \
+                 destroy the old key once no backup needs it (backups keep the key they were \
+                 made with)",
+                data.join("server.db").display(),
+                new_key_file.display(),
+                new_key_file.display()
+            );
             Ok(())
         }
         Command::NewEpoch { data } => {

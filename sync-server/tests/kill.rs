@@ -12,8 +12,16 @@ use doorstep_core::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_doorstep-server");
 
+/// The binary, with the key of its (encrypted) database in an environment variable.
+fn bin() -> Command {
+    let mut c = Command::new(BIN);
+    c.env("DOORSTEP_KEY_ENV", "DOORSTEP_KILL_TEST_KEY")
+        .env("DOORSTEP_KILL_TEST_KEY", "5e".repeat(32));
+    c
+}
+
 fn cli(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = bin().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -31,7 +39,7 @@ fn free_port() -> u16 {
 }
 
 fn start(data: &str, port: u16) -> Child {
-    let mut child = Command::new(BIN)
+    let mut child = bin()
         .args([
             "serve",
             "--data",

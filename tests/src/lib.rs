@@ -14,14 +14,17 @@ use std::time::Duration;
 
 use doorstep_core::transport::{enroll, HttpTransport, SyncReport};
 use doorstep_core::*;
+use doorstep_server::store::key::ServerKey;
 use doorstep_server::store::ServerStore;
 use doorstep_server::{credentials, now_ms, ServerConfig, ServerHandle, SqliteStore};
 
-/// A sync server on loopback with its data directory.
+/// A sync server on loopback with its data directory (encrypted, as in production).
 #[derive(Debug)]
 pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub store: Arc<SqliteStore>,
+    /// The database's key (its backups are encrypted with it too).
+    pub key: ServerKey,
     handle: Option<ServerHandle>,
     pub addr: std::net::SocketAddr,
 }
@@ -29,11 +32,13 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let key = ServerKey::generate().unwrap();
+        let store = Arc::new(SqliteStore::open_encrypted(dir.path(), &key).unwrap());
         let (handle, addr) = Self::listen(store.clone(), "127.0.0.1:0").await;
         TestServer {
             dir,
             store,
+            key,
             handle: Some(handle),
             addr,
         }
@@ -58,7 +63,7 @@ impl TestServer {
             h.abort();
         }
         // Reopen the database as a fresh process would.
-        self.store = Arc::new(SqliteStore::open(self.dir.path()).unwrap());
+        self.store = Arc::new(SqliteStore::open_encrypted(self.dir.path(), &self.key).unwrap());
         let (handle, addr) = Self::listen(self.store.clone(), "127.0.0.1:0").await;
         self.handle = Some(handle);
         self.addr = addr;
@@ -77,7 +82,7 @@ impl TestServer {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
         std::fs::copy(backup, &db).unwrap();
-        self.store = Arc::new(SqliteStore::open(self.dir.path()).unwrap());
+        self.store = Arc::new(SqliteStore::open_encrypted(self.dir.path(), &self.key).unwrap());
         self.store.new_epoch().unwrap();
         let (handle, addr) = Self::listen(self.store.clone(), "127.0.0.1:0").await;
         self.handle = Some(handle);

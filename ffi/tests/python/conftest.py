@@ -1,5 +1,6 @@
 """Fixtures: the generated bindings, and a real doorstep-server on 127.0.0.1."""
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -12,6 +13,10 @@ ROOT = Path(__file__).resolve().parents[3]
 BINDINGS = Path(os.environ.get("DOORSTEP_PY_BINDINGS", ROOT / "ffi" / "bindings" / "python"))
 SERVER = Path(os.environ.get("DOORSTEP_SERVER_BIN", ROOT / "target" / "debug" / "doorstep-server"))
 sys.path.insert(0, str(BINDINGS))
+# The server's database is encrypted: a fresh key for the session, handed to every
+# doorstep-server command through an environment variable (--key-env).
+os.environ["DOORSTEP_KEY_ENV"] = "DOORSTEP_PYTEST_SERVER_KEY"
+os.environ["DOORSTEP_PYTEST_SERVER_KEY"] = secrets.token_hex(32)
 
 
 def _cli(data, *args):

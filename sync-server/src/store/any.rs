@@ -4,6 +4,7 @@
 use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
 
+use super::key::ServerKey;
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use super::*;
@@ -15,18 +16,42 @@ pub enum AnyStore {
     Postgres(Box<PostgresStore>),
 }
 
+/// How to open the storage beyond where it is.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenWith<'a> {
+    /// The SQLite database's key (`None`: a plaintext database, for tests and tools).
+    pub key: Option<&'a ServerKey>,
+    /// The CA of the PostgreSQL server's certificate (`sslmode=verify-ca/verify-full`).
+    pub database_ca: Option<&'a std::path::Path>,
+}
+
 impl AnyStore {
-    /// PostgreSQL when `database` is a `postgres://` URL, else SQLite in `data`.
+    /// PostgreSQL when `database` is a `postgres://` URL, else SQLite in `data`
+    /// (plaintext: see [`AnyStore::open_with`]).
     pub fn open(
         data: &std::path::Path,
         database: Option<&str>,
         schema: Option<&str>,
     ) -> StoreResult<Self> {
-        match database {
-            Some(url) => Ok(AnyStore::Postgres(Box::new(PostgresStore::open(
-                url, schema, 32,
+        Self::open_with(data, database, schema, OpenWith::default())
+    }
+
+    /// [`AnyStore::open`] with the SQLite key and the PostgreSQL CA.
+    pub fn open_with(
+        data: &std::path::Path,
+        database: Option<&str>,
+        schema: Option<&str>,
+        with: OpenWith<'_>,
+    ) -> StoreResult<Self> {
+        match (database, with.key) {
+            (Some(url), _) => Ok(AnyStore::Postgres(Box::new(PostgresStore::open_with_ca(
+                url,
+                schema,
+                32,
+                with.database_ca,
             )?))),
-            None => Ok(AnyStore::Sqlite(SqliteStore::open(data)?)),
+            (None, Some(key)) => Ok(AnyStore::Sqlite(SqliteStore::open_encrypted(data, key)?)),
+            (None, None) => Ok(AnyStore::Sqlite(SqliteStore::open(data)?)),
         }
     }
 }

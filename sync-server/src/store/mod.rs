@@ -6,6 +6,8 @@
 
 pub mod any;
 pub mod conformance;
+pub mod key;
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 
@@ -102,6 +104,29 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("schema {found} is newer than this server supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    #[error(
+        "wrong key: {0} is encrypted with another key (nothing was changed; after `key rotate` \
+         give the new key file)"
+    )]
+    WrongKey(String),
+    #[error("{0} is encrypted: give its key (--key-file PATH or --key-env NAME)")]
+    KeyRequired(String),
+    #[error(
+        "{0} is a plaintext (unencrypted) SQLite database: stop the server and encrypt it with \
+         `doorstep-server encrypt --data DIR --key-file KEY` (docs/operations.md)"
+    )]
+    NotEncrypted(String),
+    #[error("{0} is not a Doorstep server database (neither SQLCipher-encrypted nor SQLite)")]
+    NotADatabase(String),
+    #[error(
+        "{0} is damaged: its key is right but pages fail their authentication check; restore \
+         a backup (docs/operations.md)"
+    )]
+    Damaged(String),
+    #[error("{0} does not exist")]
+    NoDatabase(String),
+    #[error("the database is in use (is doorstep-server running?): stop it first")]
+    InUse,
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -4,12 +4,14 @@
 //! several writers: a commit first locks its station's row (`SELECT … FOR UPDATE`), so the
 //! commits of one station are serialised and the next sequence number is only taken after
 //! the previous commit is visible. Migrations run under a transaction-level advisory lock,
-//! so instances starting together do not race.
+//! so instances starting together do not race. Connections use TLS as `sslmode` in the
+//! connection string says (`pg_tls`; verify-full recommended).
 
 use std::sync::{Condvar, Mutex};
 
-use ::postgres::{Client, NoTls, Transaction};
+use ::postgres::{Client, Transaction};
 use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::*;
@@ -23,8 +25,13 @@ const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
 
 impl From<::postgres::Error> for StoreError {
     fn from(e: ::postgres::Error) -> Self {
-        // The message names the SQL state, never a parameter value.
-        StoreError::Database(e.to_string())
+        // The message names the SQL state, never a parameter value. Connection failures
+        // (TLS, network, configuration) also say why: a database error's details (which may
+        // quote values) are left out.
+        match (e.as_db_error(), std::error::Error::source(&e)) {
+            (None, Some(cause)) => StoreError::Database(format!("{e}: {cause}")),
+            _ => StoreError::Database(e.to_string()),
+        }
     }
 }
 
@@ -35,6 +42,7 @@ fn parse<T>(s: &str, f: impl Fn(&str) -> Result<T, doorstep_core::Error>) -> Sto
 /// A small blocking connection pool.
 struct Pool {
     config: ::postgres::Config,
+    tls: MakeRustlsConnect,
     max: usize,
     state: Mutex<(Vec<Client>, usize)>,
     freed: Condvar,
@@ -86,7 +94,7 @@ impl Pool {
             if st.1 < self.max {
                 st.1 += 1;
                 drop(st);
-                return match self.config.connect(NoTls) {
+                return match self.config.connect(self.tls.clone()) {
                     Ok(c) => Ok(Lease {
                         pool: self,
                         client: Some(c),
@@ -117,9 +125,34 @@ impl PostgresStore {
     /// Connect to `url` (`postgres://user@host:port/db`), optionally in a schema of its
     /// own (created if missing), and run the migrations.
     pub fn open(url: &str, schema: Option<&str>, max_connections: usize) -> StoreResult<Self> {
-        let mut config: ::postgres::Config = url
+        Self::open_with_ca(url, schema, max_connections, None)
+    }
+
+    /// [`PostgresStore::open`] with the CA that signed the database server's certificate
+    /// (for `sslmode=verify-ca` / `verify-full`; overrides `sslrootcert` in the URL).
+    pub fn open_with_ca(
+        url: &str,
+        schema: Option<&str>,
+        max_connections: usize,
+        ca_file: Option<&std::path::Path>,
+    ) -> StoreResult<Self> {
+        let settings = super::pg_tls::split_settings(url, ca_file)?;
+        let (tls, mode) = super::pg_tls::connector(&settings)?;
+        let mut config: ::postgres::Config = settings
+            .conn
             .parse()
             .map_err(|e: ::postgres::Error| StoreError::Database(e.to_string()))?;
+        config.ssl_mode(mode);
+        if settings.ca_file.is_none() && settings.mode != super::pg_tls::SslMode::Disable {
+            tracing::warn!(
+                sslmode = settings.mode.as_str(),
+                "PostgreSQL: the database server is not authenticated; use sslmode=verify-full with its CA (docs/operations.md)"
+            );
+        } else if settings.mode == super::pg_tls::SslMode::Disable {
+            tracing::warn!(
+                "PostgreSQL: sslmode=disable, children's data crosses the network in clear"
+            );
+        }
         if let Some(schema) = schema {
             if !schema
                 .bytes()
@@ -129,13 +162,14 @@ impl PostgresStore {
                     "schema name must be alphanumeric".into(),
                 ));
             }
-            let mut admin = config.connect(NoTls)?;
+            let mut admin = config.connect(tls.clone())?;
             admin.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
             config.options(&format!("-c search_path={schema}"));
         }
         let store = PostgresStore {
             pool: Pool {
                 config,
+                tls,
                 max: max_connections.max(2),
                 state: Mutex::new((Vec::new(), 0)),
                 freed: Condvar::new(),

@@ -8,9 +8,16 @@
 //! A write that fails rolls back its own savepoint and gets its own error; the others go on.
 //! Reads use a few connections of their own, which see the last commit (WAL) and never a
 //! transaction still being grouped.
+//!
+//! **Encryption at rest** (ADR 0014): a store opened with a [`ServerKey`] is a SQLCipher
+//! database (raw 256-bit key, as on the devices: ADR 0003), and so are its WAL and its
+//! backups; files are created mode 0600 and the data directory 0700. Opening tells a wrong
+//! key from a file that is not a database, from a plaintext database and from damage, and
+//! writes nothing to a file it cannot read. [`SqliteStore::open`] without a key is the
+//! plaintext store that tests and tools use; `doorstep-server` always opens with a key.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -19,6 +26,7 @@ use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+use super::key::{private_file_options, ServerKey};
 use super::*;
 
 const MIGRATIONS: &[&str] = &[
@@ -39,6 +47,9 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     transactions: AtomicU64,
     writes: AtomicU64,
+    /// The database's key (`None`: a plaintext store), for its backups.
+    /// (Boxed: it keeps `AnyStore`'s variants of similar size.)
+    key: Option<Box<ServerKey>>,
 }
 
 /// The writes being grouped.
@@ -122,21 +133,342 @@ fn parse<T>(s: &str, f: impl Fn(&str) -> Result<T, doorstep_core::Error>) -> Sto
     f(s).map_err(|_| StoreError::Database("malformed id in database".into()))
 }
 
-fn connect(path: &Path) -> StoreResult<Connection> {
+fn connect(path: &Path, key: Option<&ServerKey>) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
+    if let Some(key) = key {
+        apply_key(&conn, key)?;
+    }
     conn.busy_timeout(Duration::from_secs(30))?;
+    // Sorts and temporary tables stay in memory: never a plaintext temporary file.
+    conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
     Ok(conn)
 }
 
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Whether a key has been applied in this process yet: the first keying is done by one
+/// thread at a time (SQLCipher sets up its crypto provider on first use; see core's
+/// `store/db.rs`, where concurrent first keyings were seen to fail).
+static KEYED_ONCE: Mutex<bool> = Mutex::new(false);
+
+fn apply_key(conn: &Connection, key: &ServerKey) -> StoreResult<()> {
+    let mut keyed = KEYED_ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    if *keyed {
+        drop(keyed);
+        return apply_key_now(conn, key);
+    }
+    apply_key_now(conn, key)?;
+    *keyed = true;
+    Ok(())
+}
+
+fn apply_key_now(conn: &Connection, key: &ServerKey) -> StoreResult<()> {
+    let fail = |_| StoreError::Database("cannot apply the database key (SQLCipher)".into());
+    // SQLCipher logs decryption failures to stderr by default; the caller gets the error.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")
+        .map_err(fail)?;
+    // The key never appears in an error message: rusqlite's errors do not quote the SQL.
+    conn.execute_batch(&format!("PRAGMA key = \"{}\";", key.sqlcipher_raw()))
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// Create `dir` (and its missing parents) readable by the owner only.
+pub(crate) fn create_private_dir(dir: &Path) -> StoreResult<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(|e| {
+        StoreError::Database(format!("cannot create directory {}: {e}", dir.display()))
+    })
+}
+
+/// The database file and its companions (`-wal`, `-shm`, `-journal`).
+fn companions(path: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| PathBuf::from(format!("{}{suffix}", path.display())))
+        .collect()
+}
+
+/// Make the database file exist with mode 0600 before SQLite opens it (SQLite creates the
+/// WAL, shared-memory and journal files with the database file's mode), and take group and
+/// other permissions away from files an older server created 0644.
+fn prepare_file(path: &Path) -> StoreResult<()> {
+    let io = |e: std::io::Error| StoreError::Database(format!("{}: {e}", path.display()));
+    if !path.exists() {
+        match private_file_options().open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    #[cfg(unix)]
+    for file in companions(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&file) {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(io)?;
+                tracing::warn!(file = %file.display(), "database file was readable by others: now 0600");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the first bytes of a database file say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Header {
+    /// Missing or empty: a new database.
+    Empty,
+    /// `SQLite format 3`: a plaintext SQLite database.
+    Plaintext,
+    /// Anything else (an encrypted database looks like random bytes).
+    Other,
+}
+
+fn header(path: &Path) -> Header {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Header::Empty;
+    };
+    let mut head = [0u8; 16];
+    match f.read(&mut head) {
+        Ok(0) | Err(_) => Header::Empty,
+        Ok(16) if &head == SQLITE_HEADER => Header::Plaintext,
+        Ok(_) => Header::Other,
+    }
+}
+
+fn is_not_a_database(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ffi::ErrorCode::NotADatabase)
+    )
+}
+
+fn no_checkpoint_on_close(conn: &Connection, on: bool) -> StoreResult<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        on,
+    )?;
+    Ok(())
+}
+
+/// Open `path` with `key` (`None`: plaintext) and check that it reads: a connection that
+/// is ready for use, or an error that says why not (wrong key, plaintext, not a database,
+/// damaged). A file that does not read is left byte for byte as it was.
+fn open_checked(path: &Path, key: Option<&ServerKey>) -> StoreResult<Connection> {
+    let shown = || path.display().to_string();
+    match (header(path), key) {
+        (Header::Plaintext, Some(_)) => return Err(StoreError::NotEncrypted(shown())),
+        (Header::Other, None) => {
+            return Err(match diagnose(path, None) {
+                StoreError::WrongKey(p) => StoreError::KeyRequired(p),
+                e => e,
+            })
+        }
+        _ => {}
+    }
+    let conn = connect(path, key)?;
+    // Until the file is known to read, closing must not fold a WAL into it.
+    no_checkpoint_on_close(&conn, true)?;
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(_) => {}
+        Err(e) if is_not_a_database(&e) => {
+            drop(conn);
+            return Err(diagnose(path, key));
+        }
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ffi::ErrorCode::DatabaseCorrupt) => {
+            return Err(StoreError::Damaged(shown()))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    no_checkpoint_on_close(&conn, false)?;
+    Ok(conn)
+}
+
+/// The first page did not decrypt (ADR 0003's diagnosis): a file that does not look
+/// encrypted is not a database; with a key, SQLCipher's `cipher_integrity_check` checks
+/// each page's HMAC on its own: every page failing means a wrong key, some failing means
+/// damage.
+fn diagnose(path: &Path, key: Option<&ServerKey>) -> StoreError {
+    let shown = path.display().to_string();
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len < 1024 || !len.is_multiple_of(512) || !looks_encrypted(path) {
+        return StoreError::NotADatabase(shown);
+    }
+    let Some(key) = key else {
+        return StoreError::WrongKey(shown);
+    };
+    let Ok(conn) = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return StoreError::NotADatabase(shown);
+    };
+    if apply_key(&conn, key).is_err() || no_checkpoint_on_close(&conn, true).is_err() {
+        return StoreError::WrongKey(shown);
+    }
+    let failures: Result<Vec<String>, rusqlite::Error> = conn
+        .prepare("PRAGMA cipher_integrity_check")
+        .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect());
+    let pages = (len / 4096).max(1);
+    match failures {
+        // Every page (or all but a stray one) failed: the key is wrong.
+        Ok(f) if (f.len() as u64) + 1 >= pages => StoreError::WrongKey(shown),
+        Ok(_) => StoreError::Damaged(shown),
+        Err(_) => StoreError::WrongKey(shown),
+    }
+}
+
+/// Encrypted pages look like random bytes (about 8 bits of entropy per byte); text and
+/// zero-filled files do not.
+fn looks_encrypted(path: &Path) -> bool {
+    use std::io::Read;
+    let mut page = vec![0u8; 4096];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(n) = f.read(&mut page) else {
+        return false;
+    };
+    let mut counts = [0u32; 256];
+    for b in &page[..n] {
+        counts[usize::from(*b)] += 1;
+    }
+    let total = n as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / total;
+            -p * p.log2()
+        })
+        .sum();
+    entropy > 7.5
+}
+
+/// Copy everything of the open database `conn` into the new file `dest` (created 0600,
+/// must not exist), encrypted with `key` (`None`: plaintext), in one read transaction (a
+/// consistent copy while the server writes). The schema version goes along. A failed copy
+/// removes what it wrote.
+fn export_to(conn: &Connection, dest: &Path, key: Option<&ServerKey>) -> StoreResult<()> {
+    let dest_str = dest
+        .to_str()
+        .ok_or(StoreError::Database("destination path is not UTF-8".into()))?;
+    private_file_options()
+        .open(dest)
+        .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dest.display())))?;
+    let copy = || -> StoreResult<()> {
+        let raw = key.map(ServerKey::sqlcipher_raw).unwrap_or_default();
+        conn.execute(
+            "ATTACH DATABASE ?1 AS export KEY ?2",
+            params![dest_str, raw],
+        )?;
+        let copied = (|| -> StoreResult<()> {
+            conn.execute_batch("BEGIN")?;
+            let version: i64 = conn.query_row("PRAGMA main.user_version", [], |r| r.get(0))?;
+            conn.query_row("SELECT sqlcipher_export('export')", [], |_| Ok(()))?;
+            conn.execute_batch(&format!("PRAGMA export.user_version = {version}"))?;
+            conn.execute_batch("COMMIT")?;
+            Ok(())
+        })();
+        if copied.is_err() {
+            rollback(conn);
+        }
+        let detached = conn.execute_batch("DETACH DATABASE export");
+        copied?;
+        detached?;
+        std::fs::File::open(dest)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::Database(format!("{}: {e}", dest.display())))?;
+        Ok(())
+    };
+    copy().inspect_err(|_| {
+        for f in companions(dest) {
+            let _ = std::fs::remove_file(f);
+        }
+    })
+}
+
+/// fsync a directory, so that a rename in it survives power loss.
+fn sync_dir(dir: &Path) -> StoreResult<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::Database(format!("{}: {e}", dir.display())))
+}
+
+/// Fold the WAL into the database and leave WAL mode, which succeeds only when no other
+/// connection (a running server, another admin command) has the database open.
+fn take_exclusive(conn: &Connection) -> StoreResult<()> {
+    conn.busy_timeout(Duration::from_millis(200))?;
+    let busy = |_| StoreError::InUse;
+    let (blocked, _, _): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(busy)?;
+    if blocked != 0 {
+        return Err(StoreError::InUse);
+    }
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+        .map_err(busy)?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(StoreError::InUse);
+    }
+    Ok(())
+}
+
+/// Row counts of every table, to check a copy against its original.
+fn table_counts(conn: &Connection) -> StoreResult<Vec<(String, i64)>> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    tables
+        .into_iter()
+        .map(|t| {
+            let n: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM \"{}\"", t.replace('"', "\"\"")),
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((t, n))
+        })
+        .collect()
+}
+
 impl SqliteStore {
-    /// Open (or create) `server.db` in `dir`.
+    /// Open (or create) `server.db` in `dir`, **unencrypted**: for tests and tools.
+    /// `doorstep-server` opens its data with [`SqliteStore::open_encrypted`].
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.to_string()))?;
+        create_private_dir(dir)?;
         Self::open_file(&dir.join("server.db"))
     }
 
+    /// Open (or create) the encrypted `server.db` in `dir` with its key.
+    pub fn open_encrypted(dir: &Path, key: &ServerKey) -> StoreResult<Self> {
+        create_private_dir(dir)?;
+        Self::open_file_with(&dir.join("server.db"), Some(key))
+    }
+
+    /// Open (or create) a plaintext database file.
     pub fn open_file(path: &Path) -> StoreResult<Self> {
-        let mut conn = connect(path)?;
+        Self::open_file_with(path, None)
+    }
+
+    /// Open (or create) a database file with its key (`None`: plaintext).
+    pub fn open_file_with(path: &Path, key: Option<&ServerKey>) -> StoreResult<Self> {
+        prepare_file(path)?;
+        let mut conn = open_checked(path, key)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
         let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -159,11 +491,12 @@ impl SqliteStore {
         )?;
         let readers = (0..READERS)
             .map(|_| {
-                let r = connect(path)?;
+                let r = connect(path, key)?;
                 r.execute_batch("PRAGMA foreign_keys = ON;")?;
                 Ok(Mutex::new(r))
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        prepare_file(path)?;
         Ok(SqliteStore {
             writer: Mutex::new(conn),
             group: Mutex::new(Group::default()),
@@ -171,17 +504,174 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             transactions: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            key: key.cloned().map(Box::new),
         })
     }
 
-    /// Write a consistent copy of the database to `dest` (SQLite's `VACUUM INTO`), while
-    /// serving. Restoring it means starting a new epoch (`doorstep-server new-epoch`).
+    /// Whether the database is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Write a consistent copy of the database to the new file `dest` (mode 0600), while
+    /// serving, encrypted with the database's own key (a plaintext store gives a plaintext
+    /// copy). Restoring it: [`SqliteStore::restore`] (`doorstep-server restore`), which
+    /// starts a new epoch.
     pub fn backup(&self, dest: &Path) -> StoreResult<()> {
-        let dest = dest
-            .to_str()
-            .ok_or(StoreError::Database("backup path is not UTF-8".into()))?;
-        self.reader().execute("VACUUM INTO ?1", [dest])?;
+        self.backup_with_key(dest, self.key.as_deref())
+    }
+
+    /// [`SqliteStore::backup`] encrypted with another key (`None`: plaintext).
+    pub fn backup_with_key(&self, dest: &Path, key: Option<&ServerKey>) -> StoreResult<()> {
+        if dest.exists() {
+            return Err(StoreError::Database(format!(
+                "{} exists: a backup is never written over a file",
+                dest.display()
+            )));
+        }
+        // A connection of its own: the copy runs without foreign-key checks (tables are
+        // copied one by one) and holds no reader.
+        let conn = connect(&self.path()?, self.key.as_deref())?;
+        export_to(&conn, dest, key)
+    }
+
+    fn path(&self) -> StoreResult<PathBuf> {
+        let conn = self.reader();
+        let path = conn
+            .path()
+            .ok_or(StoreError::Database("database has no file".into()))?;
+        Ok(PathBuf::from(path))
+    }
+
+    /// Re-encrypt `server.db` in `dir` from key `old` to key `new` (SQLCipher's
+    /// `PRAGMA rekey`), in place and in one transaction: if it is interrupted, the old key
+    /// still opens the database. Refused while anything else (a server) has it open.
+    pub fn rotate_key(dir: &Path, old: &ServerKey, new: &ServerKey) -> StoreResult<()> {
+        let path = dir.join("server.db");
+        if header(&path) == Header::Empty {
+            return Err(StoreError::NoDatabase(path.display().to_string()));
+        }
+        let conn = open_checked(&path, Some(old))?;
+        take_exclusive(&conn)?;
+        let rekeyed = conn
+            .execute_batch(&format!("PRAGMA rekey = \"{}\";", new.sqlcipher_raw()))
+            .map_err(|_| StoreError::Database("PRAGMA rekey failed: the database is unchanged and still opens with the old key".into()));
+        let back = conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()));
+        rekeyed?;
+        back?;
+        drop(conn);
+        // The new key must open it now, and the old one must not.
+        let check = open_checked(&path, Some(new))?;
+        check.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))?;
         Ok(())
+    }
+
+    /// Encrypt the plaintext `server.db` of `dir` with `key`: an encrypted copy is written
+    /// beside it and checked (every table's row count), then replaces it; the plaintext
+    /// file's blocks are overwritten with zeros before it is let go (best effort: a
+    /// copy-on-write file system or an SSD may keep old blocks). Refused while anything else
+    /// has the database open.
+    pub fn encrypt_plaintext(dir: &Path, key: &ServerKey) -> StoreResult<()> {
+        let path = dir.join("server.db");
+        match header(&path) {
+            Header::Empty => return Err(StoreError::NoDatabase(path.display().to_string())),
+            Header::Other => {
+                return Err(StoreError::Database(format!(
+                    "{} is not a plaintext SQLite database (already encrypted?)",
+                    path.display()
+                )))
+            }
+            Header::Plaintext => {}
+        }
+        let conn = open_checked(&path, None)?;
+        take_exclusive(&conn)?;
+        let tmp = dir.join("server.db.encrypting");
+        // A leftover of an interrupted run: an incomplete copy, never the original.
+        for f in companions(&tmp) {
+            let _ = std::fs::remove_file(f);
+        }
+        let result = (|| -> StoreResult<()> {
+            export_to(&conn, &tmp, Some(key))?;
+            let copy = open_checked(&tmp, Some(key))?;
+            if table_counts(&copy)? != table_counts(&conn)? {
+                return Err(StoreError::Database(
+                    "the encrypted copy differs from the original; nothing was replaced".into(),
+                ));
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()));
+            for f in companions(&tmp) {
+                let _ = std::fs::remove_file(f);
+            }
+            return Err(e);
+        }
+        // Keep the plaintext file's blocks to overwrite them once it is replaced.
+        let io = |e: std::io::Error| StoreError::Database(format!("{}: {e}", path.display()));
+        let mut old = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let len = old.metadata().map_err(io)?.len();
+        drop(conn);
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        sync_dir(dir)?;
+        overwrite_with_zeros(&mut old, len).map_err(io)?;
+        for f in companions(&path).into_iter().skip(1) {
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(())
+    }
+
+    /// Restore a backup (encrypted with `backup_key`, or a plaintext backup of an older
+    /// server) into `dir` as `server.db` encrypted with `key`, then start a new epoch
+    /// (returned): devices re-push what the backup lacks (docs/operations.md). `dir` must
+    /// not hold a `server.db` already: nothing is overwritten.
+    pub fn restore(
+        backup: &Path,
+        backup_key: &ServerKey,
+        dir: &Path,
+        key: &ServerKey,
+    ) -> StoreResult<Uuid> {
+        let path = dir.join("server.db");
+        if header(&path) != Header::Empty {
+            return Err(StoreError::Database(format!(
+                "{} exists: move it aside first (a restore never overwrites a database)",
+                path.display()
+            )));
+        }
+        if !backup.is_file() {
+            return Err(StoreError::NoDatabase(backup.display().to_string()));
+        }
+        create_private_dir(dir)?;
+        let from_key = match header(backup) {
+            Header::Plaintext => None,
+            _ => Some(backup_key),
+        };
+        let src = open_checked(backup, from_key)?;
+        let check: String = src.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(StoreError::Damaged(backup.display().to_string()));
+        }
+        let version: i64 = src.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported: MIGRATIONS.len() as i64,
+            });
+        }
+        let tmp = dir.join("server.db.restoring");
+        for f in companions(&tmp) {
+            let _ = std::fs::remove_file(f);
+        }
+        export_to(&src, &tmp, Some(key))?;
+        drop(src);
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+        sync_dir(dir)?;
+        let store = Self::open_encrypted(dir, key)?;
+        store.new_epoch()
     }
 
     fn card_rows<P: rusqlite::Params>(&self, condition: &str, p: P) -> StoreResult<Vec<CardRow>> {
@@ -302,6 +792,20 @@ impl SqliteStore {
             (Part::Refused(e) | Part::Broken(e, _), _) => Err(e),
         }
     }
+}
+
+/// Overwrite the first `len` bytes of a file with zeros, durably.
+fn overwrite_with_zeros(f: &mut std::fs::File, len: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    f.seek(SeekFrom::Start(0))?;
+    let zeros = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()
 }
 
 /// Roll the writer's transaction back, if one is still open.

@@ -175,7 +175,14 @@ pub fn run_load(
     {
         let store = match &postgres {
             Some((url, schema)) => AnyStore::open(&data, Some(url), Some(schema))?,
-            None => AnyStore::open(&data, None, None)?,
+            None => {
+                let key = super::server::data_key(&data)?;
+                let with = doorstep_server::store::any::OpenWith {
+                    key: Some(&key),
+                    ..Default::default()
+                };
+                AnyStore::open_with(&data, None, None, with)?
+            }
         };
         for i in 0..n {
             if i % per_station == 0 {

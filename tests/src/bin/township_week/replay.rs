@@ -83,7 +83,7 @@ impl Device {
 /// A station with one worker (and one enrolment code) per device, written straight into the
 /// server's database before the server starts.
 pub fn prepare_station(data: &Path, workers: usize) -> Res<Vec<String>> {
-    let store = SqliteStore::open(data)?;
+    let store = SqliteStore::open_encrypted(data, &super::server::data_key(data)?)?;
     let station = store.create_station("石桥镇社工站", now_ms())?;
     (0..workers)
         .map(|i| {
@@ -394,7 +394,7 @@ pub fn all_device_heads(devs: &[Device], ids: &[HouseholdId]) -> Res<Vec<Vec<Vec
 
 /// Heads of every household as the server stores them (read from its database file).
 pub fn server_heads(data: &Path, ids: &[HouseholdId]) -> Res<Vec<Vec<ChangeHash>>> {
-    let store = SqliteStore::open(data)?;
+    let store = SqliteStore::open_encrypted(data, &super::server::data_key(data)?)?;
     ids.iter()
         .map(|h| {
             let Some(stored) = store.load_document(*h)? else {

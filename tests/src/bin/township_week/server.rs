@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doorstep_server::store::any::AnyStore;
+use doorstep_server::store::any::{AnyStore, OpenWith};
+use doorstep_server::store::key::ServerKey;
 use doorstep_server::{ServerConfig, ServerHandle};
 use tokio::runtime::Runtime;
 
@@ -88,6 +89,21 @@ impl std::fmt::Debug for Server {
 }
 
 /// The release server binary next to this executable (`target/release/doorstep-server`).
+/// The key file of a SQLite data directory (`<data>.key` beside it, as in production: not
+/// inside the data), made on first use: the server's database is encrypted.
+pub fn key_file(data: &Path) -> Res<PathBuf> {
+    let path = data.with_extension("key");
+    if !path.exists() {
+        ServerKey::generate()?.write_new_file(&path)?;
+    }
+    Ok(path)
+}
+
+/// The key of a SQLite data directory (see [`key_file`]).
+pub fn data_key(data: &Path) -> Res<ServerKey> {
+    Ok(ServerKey::from_file(&key_file(data)?)?)
+}
+
 pub fn default_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let bin = exe.parent()?.join("doorstep-server");
@@ -140,8 +156,13 @@ impl Server {
             }
             None => Command::new(bin),
         };
-        if let Some((url, schema)) = &opts.postgres {
-            cmd.arg("--database").arg(url).arg("--schema").arg(schema);
+        match &opts.postgres {
+            Some((url, schema)) => {
+                cmd.arg("--database").arg(url).arg("--schema").arg(schema);
+            }
+            None => {
+                cmd.arg("--key-file").arg(key_file(data)?);
+            }
         }
         let child = cmd
             .arg("serve")
@@ -172,7 +193,15 @@ impl Server {
             Some((u, s)) => (Some(u.as_str()), Some(s.as_str())),
             None => (None, None),
         };
-        let store = Arc::new(AnyStore::open(data, url, schema)?);
+        let key = match url {
+            Some(_) => None,
+            None => Some(data_key(data)?),
+        };
+        let with = OpenWith {
+            key: key.as_ref(),
+            ..OpenWith::default()
+        };
+        let store = Arc::new(AnyStore::open_with(data, url, schema, with)?);
         let cache_documents = opts.cache_documents;
         let handle = rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
