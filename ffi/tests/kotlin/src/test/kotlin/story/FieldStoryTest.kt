@@ -10,7 +10,7 @@ import androidx.work.WorkerParameters
 import java.io.File
 import java.time.LocalDate
 import java.util.Collections
-import java.util.concurrent.atomic.AtomicReference
+import java.util.concurrent.TimeUnit
 import javax.crypto.KeyGenerator
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -19,11 +19,8 @@ import kotlin.test.assertIs
 import kotlin.test.assertNotEquals
 import kotlin.test.assertNotNull
 import kotlin.test.assertTrue
-import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.Job
 import kotlinx.coroutines.async
-import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.Test
@@ -166,32 +163,34 @@ class FieldStoryTest {
         assertEquals(1u, b.store.unsyncedCount())
         heardByB.events.clear()
 
-        // Both sync at once from coroutines; B's first attempt is cancelled as soon as it
-        // starts (from its observer, so before any response can arrive) and retried.
-        val bJob = AtomicReference<Job>()
-        val canceller = b.store.subscribe(object : Observer {
-            override fun onEvent(event: ChangeEvent) {
-                if (event is ChangeEvent.SyncStateChanged && event.state is SyncState.Syncing) bJob.get()?.cancel()
-            }
-        })
+        // Both sync at once from coroutines. B's link stalls with its request sent; B's sync
+        // is cancelled there, mid-way, and retried.
+        val link = StallingLink(TestServer.port)
+        link.stalled = true
         val syncA = async(Dispatchers.IO) { a.store.sync(TestServer.url, a.token) }
-        val cancelled = launch(Dispatchers.IO, start = CoroutineStart.LAZY) { b.store.sync(TestServer.url, b.token) }
-        bJob.set(cancelled)
-        cancelled.start()
+        val cancelled = launch(Dispatchers.IO) { b.store.sync(link.url, b.token) }
+        assertTrue(link.heldRequest.await(20, TimeUnit.SECONDS), "B's request reached the link")
+        cancelled.cancel()
         cancelled.join()
         assertTrue(cancelled.isCancelled)
-        canceller.close()
+        // The Rust work stopped with the coroutine: it hung up (instead of waiting out its
+        // 60 s timeout), B's edit is still unsent and A's not pulled.
+        assertTrue(link.heldClosed.await(10, TimeUnit.SECONDS), "the cancelled sync let go of its connection")
         syncA.await()
-        // The Rust work stopped with the coroutine: B's edit is still unsent, A's not pulled.
-        delay(500)
         assertEquals(1u, b.store.unsyncedCount())
         assertEquals(emptyList(), b.store.conflicts(null))
         assertEquals(emptySet(), heardByB.households())
-        val retried = async(Dispatchers.IO) { b.store.sync(TestServer.url, b.token) }.await()
+        // The retry, over the same link (flowing again), while A syncs again.
+        link.stalled = false
+        val retry = async(Dispatchers.IO) { b.store.sync(link.url, b.token) }
+        val againA = async(Dispatchers.IO) { a.store.sync(TestServer.url, a.token) }
+        val retried = retry.await()
+        againA.await()
         assertTrue(retried.acknowledged >= 1u && retried.pulled + retried.snapshots >= 1u, "$retried")
         assertEquals(0u, b.store.unsyncedCount())
         assertEquals(setOf(h1), heardByB.households(), "only the household that changed")
-        a.store.sync(TestServer.url, a.token)
+        a.store.sync(TestServer.url, a.token) // A gets B's edit if the two crossed
+        link.close()
 
         // Both phones see the conflict, with both authors.
         for (s in listOf(a.store, b.store)) {

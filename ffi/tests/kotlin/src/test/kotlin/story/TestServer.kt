@@ -16,11 +16,12 @@ object TestServer {
     private val binary = File(System.getProperty("doorstep.server") ?: error("doorstep.server is not set"))
     val data: File = Files.createTempDirectory("doorstep-server").toFile()
     val url: String
+    val port: Int
     private val process: Process
 
     init {
         check(binary.canExecute()) { "build the server first: cargo build -p doorstep-server ($binary)" }
-        val port = ServerSocket(0, 0, java.net.InetAddress.getLoopbackAddress()).use { it.localPort }
+        port = ServerSocket(0, 0, java.net.InetAddress.getLoopbackAddress()).use { it.localPort }
         process = ProcessBuilder(binary.path, "serve", "--data", data.path, "--listen", "127.0.0.1:$port")
             .redirectOutput(ProcessBuilder.Redirect.DISCARD)
             .redirectError(File(data, "server.log"))
