@@ -1,13 +1,28 @@
 #!/usr/bin/env bash
 # Builds libdoorstep_ffi.so for Android (arm64-v8a, armeabi-v7a, x86_64) with cargo-ndk and
-# generates the Kotlin bindings. Needs the Android NDK (ANDROID_NDK_HOME) and
-#   rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android
-#   cargo install cargo-ndk
-# Not run in CI here (no NDK on this machine); CI generates the Kotlin source itself.
+# generates the Kotlin bindings. Not run in CI (no NDK there); CI checks the dependency tree
+# (scripts/check-mobile-deps.sh) and compiles and runs the Kotlin bindings on the JVM.
+#
+# Toolchain (Linux or macOS host):
+#   - Rust >= 1.90 (rust-toolchain of the workspace) and
+#       rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android
+#   - cargo-ndk >= 3.5:   cargo install cargo-ndk
+#   - the Android NDK, r26 or newer (its clang builds SQLCipher, OpenSSL, aws-lc and ring):
+#       export ANDROID_NDK_HOME=/path/to/android-ndk-r26d
+#   - perl and make: openssl-src builds OpenSSL for SQLCipher from source (no system OpenSSL
+#     is linked; the NDK ships none)
+#   - cmake >= 3.12: aws-lc-sys (rustls' crypto provider) builds with the NDK's clang and
+#     falls back to CMake for a target its own build does not cover
+# This list is read from the crates' build scripts; no NDK build has been run on this
+# project's machines (there is no NDK on them).
+# HTTPS: rustls is always compiled in for Android; do not pass `--features https` (that is
+# native-tls, for desktop hosts). See docs/embedding.md about the Android trust store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+: "${ANDROID_NDK_HOME:?set ANDROID_NDK_HOME to the Android NDK (r26 or newer)}"
+command -v cargo-ndk >/dev/null || { echo "cargo install cargo-ndk" >&2; exit 1; }
 out="${1:-ffi/android}"
-cargo ndk -t arm64-v8a -t armeabi-v7a -t x86_64 -o "$out/jniLibs" build --release -p doorstep-ffi --features https
+cargo ndk -t arm64-v8a -t armeabi-v7a -t x86_64 -o "$out/jniLibs" build --release -p doorstep-ffi
 cargo build --release -p doorstep-ffi
 cargo run --release -p doorstep-ffi --features cli --bin uniffi-bindgen -- \
   generate --library target/release/libdoorstep_ffi.so --language kotlin --out-dir "$out/kotlin"

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Builds DoorstepFFI.xcframework (device + simulator) and the Swift bindings. Runs on macOS
-# with Xcode and:
-#   rustup target add aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios
-# Not run in CI here (no macOS on this machine); CI generates the Swift source itself.
+# Builds DoorstepFFI.xcframework (device + simulator) and the Swift bindings. Not run in CI
+# (no macOS there; Swift cannot be compiled on this project's machines): CI generates the
+# Swift source and checks the dependency tree (scripts/check-mobile-deps.sh).
+#
+# Toolchain:
+#   - macOS with Xcode 15 or newer and its command-line tools (clang, lipo, xcodebuild)
+#   - Rust >= 1.90 and
+#       rustup target add aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios
+#   - perl and make (openssl-src builds OpenSSL for SQLCipher from source; Xcode has both)
+#   - cmake >= 3.12: aws-lc-sys (rustls' crypto provider) falls back to CMake for a target
+#     its own build does not cover
+# HTTPS: rustls is always compiled in for iOS (certificates checked by the system's trust
+# store); do not pass `--features https` (native-tls, for desktop hosts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-ffi/ios}"
 for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios; do
-  cargo build --release -p doorstep-ffi --features https --target "$t"
+  cargo build --release -p doorstep-ffi --target "$t"
 done
 cargo build --release -p doorstep-ffi
 mkdir -p "$out/headers" "$out/sim"

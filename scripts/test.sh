@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Doorstep on a fresh machine: installs what the tests need, then the
 # Rust suites (unit, property, crash, cross-crate stories with a real server on 127.0.0.1)
-# and the Python suite against the generated UniFFI bindings.
+# and the Python and Kotlin (JVM) suites against the generated UniFFI bindings.
 # Longer runs: DOORSTEP_CRASH_CYCLES=10000 PROPTEST_CASES=1000 DOORSTEP_FAULT_STEPS=500
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +23,10 @@ echo "== bindings (Kotlin, Swift, Python) and the Python suite"
 scripts/bindings.sh debug
 cargo build -p doorstep-server
 python3 -m pytest -q ffi/tests/python
+
+echo "== the Kotlin suite (JVM, JNA, a real server on 127.0.0.1)"
+# Not -q: that would hide Surefire's closing "Tests run: N, Failures: 0 ..." summary.
+mvn -B -ntp -f ffi/tests/kotlin/pom.xml test
+
+echo "== Android and iOS dependency trees (no system OpenSSL, no native-tls)"
+scripts/check-mobile-deps.sh

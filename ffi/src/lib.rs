@@ -10,8 +10,10 @@
 
 mod error;
 mod observe;
+mod text;
 mod types;
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -52,13 +54,34 @@ fn position(n: u64) -> Result<usize> {
     usize::try_from(n).map_err(|_| invalid("position out of range"))
 }
 
+/// Run network work on the library's runtime. Dropping the returned future (a cancelled
+/// coroutine, a cancelled Swift `Task`) aborts the work at its next `.await`: between
+/// requests or while waiting for the network, never half-way through applying a response
+/// (that is one synchronous transaction).
+async fn on_runtime<T: Send + 'static>(
+    work: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(runtime().spawn(work));
+    (&mut task.0).await.map_err(|e| {
+        invalid(if e.is_panic() {
+            "internal error"
+        } else {
+            "cancelled"
+        })
+    })?
+}
+
 /// Exchange a one-time enrolment code (from the station admin) for this device's token.
 #[uniffi::export]
 pub async fn enroll(server_url: String, code: String) -> Result<Enrollment> {
-    let e = runtime()
-        .spawn(async move { core::transport::enroll(&server_url, &code).await })
-        .await
-        .map_err(|_| invalid("enrolment was cancelled"))??;
+    let e =
+        on_runtime(async move { Ok(core::transport::enroll(&server_url, &code).await?) }).await?;
     Ok(Enrollment {
         token: e.token,
         device_id: e.device.to_string(),
@@ -106,6 +129,29 @@ impl Doorstep {
 
     fn sync_state(&self, state: SyncState) {
         self.observers.emit(ChangeEvent::SyncStateChanged { state });
+    }
+
+    /// Tell observers about the households a sync changed. The core lists the station's own
+    /// document (card leases) among them; it is not a household, so it is left out.
+    fn pulled(&self, station: core::StationId, changed: &[core::HouseholdId]) {
+        for h in changed.iter().filter(|h| h.as_uuid() != station.as_uuid()) {
+            self.observers.emit(ChangeEvent::HouseholdChanged {
+                household_id: h.to_string(),
+            });
+        }
+    }
+
+    /// A visit section's text as stored (to convert UTF-16 positions against).
+    fn section_text(&self, household: &str, visit: &str, section: Section) -> Result<String> {
+        let v = types::visit_id(visit)?;
+        let household = self.store()?.household(types::household_id(household)?)?;
+        let visit = household.visits.iter().find(|x| x.id == v);
+        Ok(visit
+            .ok_or_else(|| DoorstepError::NotFound {
+                what: "visit".into(),
+            })?
+            .section(section.into())
+            .to_owned())
     }
 }
 
@@ -163,7 +209,7 @@ impl Doorstep {
     }
 
     /// Delete `delete` characters at `position` (Unicode code points) of the situation
-    /// summary and insert `text` there.
+    /// summary and insert `text` there. `\r\n` and `\r` in `text` are saved as `\n`.
     pub fn splice_summary(
         &self,
         household_id: String,
@@ -173,7 +219,23 @@ impl Doorstep {
     ) -> Result<()> {
         bounded(&text)?;
         let (p, d) = (self::position(position)?, self::position(delete)?);
-        self.write(&household_id, |s, h| s.splice_summary(h, p, d, &text))
+        self.write(&household_id, |s, h| {
+            s.splice_summary(h, p, d, &text::lines(&text))
+        })
+    }
+
+    /// `splice_summary` with `position` and `delete` in UTF-16 units, as Kotlin, Java and
+    /// Swift's `utf16` view count them (an `EditText` change, an `NSRange`).
+    pub fn splice_summary_utf16(
+        &self,
+        household_id: String,
+        position: u64,
+        delete: u64,
+        text: String,
+    ) -> Result<()> {
+        let current = self.household(household_id.clone())?.summary;
+        let (p, d) = text::utf16_span(&current, position, delete)?;
+        self.splice_summary(household_id, p, d, text)
     }
 
     pub fn household(&self, household_id: String) -> Result<Household> {
@@ -229,7 +291,8 @@ impl Doorstep {
     }
 
     /// Type into a draft visit's section: delete `delete` characters at `position`
-    /// (Unicode code points) and insert `text`. Saved on disk when it returns.
+    /// (Unicode code points) and insert `text`. Saved on disk when it returns. `\r\n` and
+    /// `\r` in `text` are saved as `\n`.
     pub fn splice_section(
         &self,
         household_id: String,
@@ -246,8 +309,25 @@ impl Doorstep {
             self::position(delete)?,
         );
         self.write(&household_id, |s, h| {
-            s.splice_section(h, v, section.into(), p, d, &text)
+            s.splice_section(h, v, section.into(), p, d, &text::lines(&text))
         })
+    }
+
+    /// `splice_section` with `position` and `delete` in UTF-16 units, as an Android
+    /// `EditText` (`TextWatcher.onTextChanged(s, start, before, count)`) or a Swift
+    /// `NSRange` reports them. Refused if either end splits a surrogate pair.
+    pub fn splice_section_utf16(
+        &self,
+        household_id: String,
+        visit_id: String,
+        section: Section,
+        position: u64,
+        delete: u64,
+        text: String,
+    ) -> Result<()> {
+        let current = self.section_text(&household_id, &visit_id, section)?;
+        let (p, d) = text::utf16_span(&current, position, delete)?;
+        self.splice_section(household_id, visit_id, section, p, d, text)
     }
 
     pub fn finalise_visit(&self, household_id: String, visit_id: String) -> Result<()> {
@@ -266,7 +346,7 @@ impl Doorstep {
         let v = types::visit_id(&visit_id)?;
         Ok(self
             .write(&household_id, |s, h| {
-                s.amend_visit(h, v, section.map(Into::into), &text)
+                s.amend_visit(h, v, section.map(Into::into), &text::lines(&text))
             })?
             .to_string())
     }
@@ -304,7 +384,9 @@ impl Doorstep {
         answer: String,
     ) -> Result<()> {
         let i = core::InquiryId::parse(&inquiry_id)?;
-        self.write(&household_id, |s, h| s.answer_inquiry(h, i, &answer))
+        self.write(&household_id, |s, h| {
+            s.answer_inquiry(h, i, &text::lines(&answer))
+        })
     }
 
     pub fn set_inquiry_status(
@@ -614,13 +696,13 @@ impl Doorstep {
 
     /// Apply a `200` response body; call `prepare_sync_request` again while `more`.
     pub fn apply_sync_response(&self, body: Vec<u8>) -> Result<SyncStep> {
-        let outcome = self.store()?.apply_sync_response(&body)?;
-        for h in &outcome.changed {
-            self.observers.emit(ChangeEvent::HouseholdChanged {
-                household_id: h.to_string(),
-            });
-        }
-        Ok(outcome.into())
+        let store = self.store()?;
+        let outcome = store.apply_sync_response(&body)?;
+        self.pulled(store.station(), &outcome.changed);
+        let mut step = SyncStep::from(outcome);
+        let station = store.station().to_string();
+        step.changed_household_ids.retain(|h| *h != station);
+        Ok(step)
     }
 
     /// Erase this store from the phone (after the server said the device was revoked).
@@ -646,44 +728,35 @@ impl Doorstep {
     /// `Unauthorized { wipe: true }`: call `wipe()`.
     pub async fn sync(&self, server_url: String, token: String) -> Result<SyncReport> {
         let store = self.store()?;
+        let station = store.station();
         self.sync_state(SyncState::Syncing { round_trips: 0 });
-        let result = runtime()
-            .spawn(async move {
-                let transport = core::transport::HttpTransport::new(
-                    &server_url,
-                    &token,
-                    Duration::from_secs(60),
-                )?;
-                let mut report = core::transport::SyncReport::default();
-                let mut changed = Vec::new();
-                loop {
-                    let (o, up, down) = transport.round_trip(&store).await?;
-                    report.round_trips += 1;
-                    report.bytes_up += up;
-                    report.bytes_down += down;
-                    report.acknowledged += o.acknowledged;
-                    report.pulled += o.pulled;
-                    report.snapshots += o.snapshots;
-                    report.refused += o.refused.len();
-                    report.epoch_reset |= o.epoch_reset;
-                    changed.extend(o.changed);
-                    if !o.more || report.round_trips >= 10_000 {
-                        return Ok::<_, core::Error>((report, changed));
-                    }
+        let result = on_runtime(async move {
+            let transport =
+                core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
+            let mut report = core::transport::SyncReport::default();
+            let mut changed = Vec::new();
+            loop {
+                let (o, up, down) = transport.round_trip(&store).await?;
+                report.round_trips += 1;
+                report.bytes_up += up;
+                report.bytes_down += down;
+                report.acknowledged += o.acknowledged;
+                report.pulled += o.pulled;
+                report.snapshots += o.snapshots;
+                report.refused += o.refused.len();
+                report.epoch_reset |= o.epoch_reset;
+                changed.extend(o.changed);
+                if !o.more || report.round_trips >= 10_000 {
+                    return Ok((report, changed));
                 }
-            })
-            .await
-            .map_err(|_| invalid("sync was cancelled"))
-            .and_then(|r| r.map_err(DoorstepError::from));
+            }
+        })
+        .await;
         match result {
             Ok((report, mut changed)) => {
                 changed.sort();
                 changed.dedup();
-                for h in changed {
-                    self.observers.emit(ChangeEvent::HouseholdChanged {
-                        household_id: h.to_string(),
-                    });
-                }
+                self.pulled(station, &changed);
                 self.sync_state(SyncState::Idle);
                 Ok(report.into())
             }

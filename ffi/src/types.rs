@@ -139,7 +139,7 @@ impl NewHousehold {
             gps: gps_in(&self.gps)?,
             phones: self.phones.clone(),
             tags: self.tags.clone(),
-            summary: self.summary.clone(),
+            summary: crate::text::lines_owned(&self.summary),
         })
     }
 }
@@ -299,7 +299,7 @@ impl NewNeed {
     pub(crate) fn to_core(&self) -> Result<core::NewNeed> {
         Ok(core::NewNeed {
             category: self.category.clone(),
-            description: self.description.clone(),
+            description: crate::text::lines_owned(&self.description),
             person: opt(&self.person_id, person_id)?,
             visit: opt(&self.visit_id, visit_id)?,
         })
@@ -317,9 +317,9 @@ pub struct NewInquiry {
 impl NewInquiry {
     pub(crate) fn to_core(&self) -> Result<core::NewInquiry> {
         Ok(core::NewInquiry {
-            question: self.question.clone(),
+            question: crate::text::lines_owned(&self.question),
             topic: self.topic.clone(),
-            answer: self.answer.clone(),
+            answer: self.answer.as_deref().map(crate::text::lines_owned),
             visit: opt(&self.visit_id, visit_id)?,
         })
     }
