@@ -522,6 +522,16 @@ impl Doorstep {
             .collect())
     }
 
+    /// Documents received but not applied or not readable, with why.
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>> {
+        Ok(self
+            .store()?
+            .quarantined()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
     pub fn parallel_updates(&self, household_id: Option<String>) -> Result<Vec<ParallelUpdate>> {
         let h = household_id
             .as_deref()

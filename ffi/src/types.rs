@@ -881,6 +881,8 @@ pub struct SyncStep {
     pub refused: u32,
     pub epoch_reset: bool,
     pub changed_household_ids: Vec<String>,
+    /// Documents this step could not apply or read (see `quarantined`).
+    pub quarantined_household_ids: Vec<String>,
 }
 
 impl From<core::SyncOutcome> for SyncStep {
@@ -893,6 +895,27 @@ impl From<core::SyncOutcome> for SyncStep {
             refused: o.refused.len() as u32,
             epoch_reset: o.epoch_reset,
             changed_household_ids: strs(&o.changed),
+            quarantined_household_ids: strs(&o.quarantined),
+        }
+    }
+}
+
+/// A document this device received but could not apply or read: it stays as it was, and
+/// the next version the server sends is tried again (the reason names a rule, no content).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Quarantined {
+    pub household_id: String,
+    pub reason: String,
+    /// Milliseconds since the Unix epoch.
+    pub since_ms: i64,
+}
+
+impl From<core::Quarantined> for Quarantined {
+    fn from(q: core::Quarantined) -> Self {
+        Quarantined {
+            household_id: q.household.to_string(),
+            reason: q.reason,
+            since_ms: q.since.0,
         }
     }
 }

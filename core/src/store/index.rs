@@ -90,16 +90,38 @@ pub(crate) fn update_received(
     doc: &Automerge,
     household: HouseholdId,
 ) -> Result<()> {
-    match update(conn, doc, household, Scope::Household) {
+    // The phones' whole reader first (the validator the server runs too): a household the
+    // index could take but `household()` could not read would be listed yet never open.
+    let checked = crate::doc::verify::validate(doc)
+        .and_then(|()| update(conn, doc, household, Scope::Household));
+    match checked {
         Ok(()) => {
-            conn.prepare_cached(
-                "UPDATE documents SET unreadable = 0 WHERE doc_id = ?1 AND unreadable = 1",
-            )?
-            .execute([household.to_string()])?;
+            let n = conn
+                .prepare_cached(
+                    "UPDATE documents SET unreadable = 0 WHERE doc_id = ?1 AND unreadable = 1",
+                )?
+                .execute([household.to_string()])?;
+            if n > 0 {
+                conn.prepare_cached("DELETE FROM quarantine WHERE doc_id = ?1")?
+                    .execute([household.to_string()])?;
+            }
             Ok(())
         }
-        Err(Error::InvalidInput(_) | Error::NotAHousehold(_) | Error::MalformedDocument(_)) => {
+        Err(
+            e @ (Error::InvalidInput(_) | Error::NotAHousehold(_) | Error::MalformedDocument(_)),
+        ) => {
             let h = household.to_string();
+            // Listed for the app (`Store::quarantined`): the changes are kept, so the next
+            // version that reads repairs it.
+            conn.prepare_cached(
+                "INSERT INTO quarantine (doc_id, reason, since) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (doc_id) DO UPDATE SET reason = ?2",
+            )?
+            .execute(rusqlite::params![
+                h,
+                e.to_string(),
+                crate::model::time::Timestamp::now().0
+            ])?;
             for table in TABLES {
                 conn.execute(
                     &format!("DELETE FROM {table} WHERE household_id = doorstep_key(?1)"),

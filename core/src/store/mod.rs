@@ -25,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use cards::{CardStock, DuplicateCard, NewCard};
 pub use db::{Durability, StoreKey};
 pub use query::*;
-pub use sync::SyncOutcome;
+pub use sync::{Quarantined, SyncOutcome};
 
 use crate::doc::{self, conflicts, write};
 use crate::error::{Error, Result};

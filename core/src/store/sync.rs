@@ -32,6 +32,19 @@ pub struct SyncOutcome {
     pub epoch_reset: bool,
     /// Households that changed here because of this response.
     pub changed: Vec<HouseholdId>,
+    /// Documents this response could not apply or read: quarantined (see
+    /// `Store::quarantined`); the rest of the response applied.
+    pub quarantined: Vec<HouseholdId>,
+}
+
+/// A document held back from the index because what arrived for it could not be applied or
+/// read (ADR 0013): the app lists it; nothing else of the sync waits for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    pub household: HouseholdId,
+    /// Which rule failed (no record content).
+    pub reason: String,
+    pub since: Timestamp,
 }
 
 fn cursor_to_json(c: &Cursor) -> String {
@@ -157,6 +170,33 @@ impl Store {
             push,
             signer,
         })
+    }
+
+    /// Documents this device received but could not apply or read, with why (the reason
+    /// names a rule, never content). Each stays as it was before; the next version the
+    /// server sends is tried with what was held back, and clears the entry if it applies.
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>> {
+        let w = self.writer();
+        let rows = w
+            .conn
+            .prepare("SELECT doc_id, reason, since FROM quarantine ORDER BY since, doc_id")?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, reason, since)| {
+                Ok(Quarantined {
+                    household: HouseholdId::parse(&id).map_err(|_| Error::Damaged)?,
+                    reason,
+                    since: Timestamp(since),
+                })
+            })
+            .collect()
     }
 
     /// The next request as bytes for the wire (zstd-compressed; see `docs/protocol.md`).
@@ -322,6 +362,182 @@ fn keep_signatures(
     Ok(())
 }
 
+/// A snapshot from the server: a new document stored as it came, or what it adds to a known
+/// one applied as changes. The number of changes it added to a known document.
+fn apply_snapshot(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &mut DocCache,
+    actor: &ActorId,
+    station: StationId,
+    compact_after: u32,
+    bytes: &[u8],
+    id: HouseholdId,
+) -> Result<usize> {
+    // A zstd frame of the encoding (today's server), or automerge's own encoding.
+    let encoded = crate::protocol::decode_snapshot(bytes)
+        .map_err(|_| Error::MalformedDocument("snapshot is not a valid zstd frame".into()))?;
+    let theirs = contained(|| doc::load_document(&encoded, actor))?;
+    let is_station = id == doc::station::station_doc_id(station);
+    let matches = if is_station {
+        doc::station::station_header(&theirs)? == station
+    } else {
+        doc::header(&theirs)?.0 == id
+    };
+    if !matches {
+        return Err(Error::NotAHousehold("snapshot id does not match"));
+    }
+    let heads = theirs.get_heads();
+    let mut added = 0;
+    if load(tx, cache, id, actor).is_ok() {
+        let doc = cache.get_mut(&id).ok_or(Error::NotFound("household"))?;
+        let new = doc.get_changes_added(&theirs);
+        added = apply_remote(tx, cache, actor, station, id, new, compact_after)?.applied;
+    } else {
+        tx.execute(
+            "INSERT INTO documents (doc_id, kind, snapshot, unsynced) VALUES (?1, ?2, ?3, 0)",
+            params![
+                id.to_string(),
+                if is_station { "station" } else { "household" },
+                stored_form(bytes)
+            ],
+        )?;
+        if is_station {
+            index::update_station(tx, &theirs)?;
+        } else {
+            index::update_received(tx, &theirs, id)?;
+        }
+        cache.insert(id, theirs);
+    }
+    let doc = load(tx, cache, id, actor)?;
+    set_server_state(tx, doc, id, &heads)?;
+    Ok(added)
+}
+
+/// Something received for a document that could not be applied yet, kept to retry.
+#[derive(Clone, Debug)]
+enum Held {
+    Change(Vec<u8>),
+    Snapshot(Vec<u8>),
+}
+
+impl Held {
+    /// The changes it holds (a snapshot holds its whole history).
+    fn changes(&self, actor: &ActorId) -> Result<Vec<automerge::Change>> {
+        match self {
+            Held::Change(b) => decode_changes(std::slice::from_ref(b)),
+            Held::Snapshot(b) => {
+                let encoded = crate::protocol::decode_snapshot(b).map_err(|_| {
+                    Error::MalformedDocument("snapshot is not a valid zstd frame".into())
+                })?;
+                let doc = contained(|| doc::load_document(&encoded, actor))?;
+                Ok(doc.get_changes(&[]))
+            }
+        }
+    }
+}
+
+/// Whether an error is about what a document holds (quarantine it and go on), rather than
+/// about this device's storage (fail the whole response).
+fn document_fault(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::MalformedDocument(_)
+            | Error::NotAHousehold(_)
+            | Error::MissingDependencies(_)
+            | Error::InvalidInput(_)
+            | Error::NotFound(_)
+            | Error::Protocol(_)
+    )
+}
+
+/// Run one document's part of a response in a savepoint: on a fault of the document's own,
+/// undo that part alone and say why (the rest of the response goes on).
+fn guarded<T>(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &mut DocCache,
+    doc: HouseholdId,
+    f: impl FnOnce(&rusqlite::Transaction<'_>, &mut DocCache) -> Result<T>,
+) -> Result<std::result::Result<T, String>> {
+    tx.execute_batch("SAVEPOINT doc_part")?;
+    match f(tx, cache) {
+        Ok(v) => {
+            tx.execute_batch("RELEASE doc_part")?;
+            Ok(Ok(v))
+        }
+        Err(e) if document_fault(&e) => {
+            tx.execute_batch("ROLLBACK TO doc_part; RELEASE doc_part")?;
+            cache.evict(&doc);
+            tracing::warn!(doc = %doc, error = %e, "document quarantined");
+            Ok(Err(e.to_string()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a document applied but does not read with this version (kept, not indexed).
+fn unreadable(tx: &Connection, doc: HouseholdId) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT unreadable FROM documents WHERE doc_id = ?1")?
+        .query_row([doc.to_string()], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// What is held for a document, in the order it came.
+fn held_items(tx: &Connection, doc: HouseholdId) -> Result<Vec<Held>> {
+    let rows = tx
+        .prepare_cached("SELECT kind, bytes FROM held WHERE doc_id = ?1 ORDER BY n")?
+        .query_map([doc.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, b)| {
+            if k == "s" {
+                Held::Snapshot(b)
+            } else {
+                Held::Change(b)
+            }
+        })
+        .collect())
+}
+
+/// Quarantine a document: why, and everything received for it since it was last readable.
+fn quarantine(tx: &Connection, doc: HouseholdId, reason: &str, items: &[Held]) -> Result<()> {
+    let id = doc.to_string();
+    tx.execute(
+        "INSERT INTO quarantine (doc_id, reason, since) VALUES (?1, ?2, ?3)
+         ON CONFLICT (doc_id) DO UPDATE SET reason = ?2",
+        params![id, reason, Timestamp::now().0],
+    )?;
+    tx.execute("DELETE FROM held WHERE doc_id = ?1", [&id])?;
+    for (n, item) in items.iter().enumerate() {
+        let (kind, bytes) = match item {
+            Held::Change(b) => ("c", b),
+            Held::Snapshot(b) => ("s", b),
+        };
+        tx.execute(
+            "INSERT INTO held (doc_id, n, kind, bytes) VALUES (?1, ?2, ?3, ?4)",
+            params![id, n as i64, kind, bytes],
+        )?;
+    }
+    Ok(())
+}
+
+/// A document applied cleanly: whatever was held for it is in it now.
+fn release_quarantine(tx: &Connection, doc: HouseholdId) -> Result<()> {
+    let id = doc.to_string();
+    // Still listed if it applied but does not read (`index::update_received`).
+    tx.execute(
+        "DELETE FROM quarantine WHERE doc_id = ?1
+         AND NOT EXISTS (SELECT 1 FROM documents WHERE doc_id = ?1 AND unreadable = 1)",
+        [&id],
+    )?;
+    tx.execute("DELETE FROM held WHERE doc_id = ?1", [&id])?;
+    Ok(())
+}
+
 fn apply_in(
     tx: &rusqlite::Transaction<'_>,
     cache: &mut DocCache,
@@ -359,77 +575,87 @@ fn apply_in(
     }
     for snap in &resp.snapshots {
         touched.insert(snap.doc);
-        // A zstd frame of the encoding (today's server), or automerge's own encoding.
-        let encoded = crate::protocol::decode_snapshot(&snap.bytes)
-            .map_err(|_| Error::MalformedDocument("snapshot is not a valid zstd frame".into()))?;
-        let theirs = contained(|| doc::load_document(&encoded, actor))?;
-        let is_station = snap.doc == doc::station::station_doc_id(station);
-        let matches = if is_station {
-            doc::station::station_header(&theirs)? == station
-        } else {
-            doc::header(&theirs)?.0 == snap.doc
-        };
-        if !matches {
-            return Err(Error::NotAHousehold("snapshot id does not match"));
-        }
-        let heads = theirs.get_heads();
-        let exists = load(tx, cache, snap.doc, actor).is_ok();
-        if exists {
-            let doc = cache
-                .get_mut(&snap.doc)
-                .ok_or(Error::NotFound("household"))?;
-            let added = doc.get_changes_added(&theirs);
-            out.pulled +=
-                apply_remote(tx, cache, actor, station, snap.doc, added, compact_after)?.applied;
-        } else {
-            tx.execute(
-                "INSERT INTO documents (doc_id, kind, snapshot, unsynced) VALUES (?1, ?2, ?3, 0)",
-                params![
-                    snap.doc.to_string(),
-                    if is_station { "station" } else { "household" },
-                    stored_form(&snap.bytes)
-                ],
+        let applied = guarded(tx, cache, snap.doc, |tx, cache| {
+            let added = apply_snapshot(
+                tx,
+                cache,
+                actor,
+                station,
+                compact_after,
+                &snap.bytes,
+                snap.doc,
             )?;
-            if is_station {
-                index::update_station(tx, &theirs)?;
-            } else {
-                index::update_received(tx, &theirs, snap.doc)?;
+            keep_signatures(tx, snap.doc, &snap.signatures)?;
+            Ok(added)
+        })?;
+        match applied {
+            Ok(added) => {
+                out.pulled += added;
+                release_quarantine(tx, snap.doc)?;
+                out.snapshots += 1;
+                if unreadable(tx, snap.doc)? {
+                    out.quarantined.push(snap.doc);
+                } else {
+                    out.changed.push(snap.doc);
+                }
             }
-            cache.insert(snap.doc, theirs);
+            Err(reason) => {
+                quarantine(tx, snap.doc, &reason, &[Held::Snapshot(snap.bytes.clone())])?;
+                out.quarantined.push(snap.doc);
+            }
         }
-        let doc = load(tx, cache, snap.doc, actor)?;
-        set_server_state(tx, doc, snap.doc, &heads)?;
-        keep_signatures(tx, snap.doc, &snap.signatures)?;
-        out.snapshots += 1;
-        out.changed.push(snap.doc);
     }
     for pulled in &resp.pull {
         touched.insert(pulled.doc);
-        let changes = decode_changes(&pulled.changes)?;
-        let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
-        let deps: BTreeSet<ChangeHash> = changes.iter().flat_map(|c| c.deps().to_vec()).collect();
-        let applied = apply_remote(
-            tx,
-            cache,
-            actor,
-            station,
-            pulled.doc,
-            changes,
-            compact_after,
-        )?
-        .applied;
-        out.pulled += applied;
-        // The server now has these too: advance its known heads past them.
-        let mut server: BTreeSet<ChangeHash> =
-            stored_server_heads(tx, pulled.doc)?.into_iter().collect();
-        server.extend(hashes);
-        server.retain(|h| !deps.contains(h));
-        let server: Vec<ChangeHash> = server.into_iter().collect();
-        let doc = load(tx, cache, pulled.doc, actor)?;
-        set_server_state(tx, doc, pulled.doc, &server)?;
-        keep_signatures(tx, pulled.doc, &pulled.signatures)?;
-        if applied > 0 {
-            out.changed.push(pulled.doc);
+        // Changes held back from an earlier response go first: these may repair them.
+        let mut held = held_items(tx, pulled.doc)?;
+        let was_held = !held.is_empty();
+        held.extend(pulled.changes.iter().cloned().map(Held::Change));
+        let applied = guarded(tx, cache, pulled.doc, |tx, cache| {
+            let mut changes = Vec::new();
+            for item in &held {
+                changes.extend(item.changes(actor)?);
+            }
+            let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+            let deps: BTreeSet<ChangeHash> =
+                changes.iter().flat_map(|c| c.deps().to_vec()).collect();
+            let applied = apply_remote(
+                tx,
+                cache,
+                actor,
+                station,
+                pulled.doc,
+                changes,
+                compact_after,
+            )?
+            .applied;
+            // The server now has these too: advance its known heads past them.
+            let mut server: BTreeSet<ChangeHash> =
+                stored_server_heads(tx, pulled.doc)?.into_iter().collect();
+            server.extend(hashes);
+            server.retain(|h| !deps.contains(h));
+            let server: Vec<ChangeHash> = server.into_iter().collect();
+            let doc = load(tx, cache, pulled.doc, actor)?;
+            set_server_state(tx, doc, pulled.doc, &server)?;
+            keep_signatures(tx, pulled.doc, &pulled.signatures)?;
+            Ok(applied)
+        })?;
+        match applied {
+            Ok(applied) => {
+                if was_held {
+                    release_quarantine(tx, pulled.doc)?;
+                }
+                out.pulled += applied;
+                if unreadable(tx, pulled.doc)? {
+                    out.quarantined.push(pulled.doc);
+                } else if applied > 0 {
+                    out.changed.push(pulled.doc);
+                }
+            }
+            Err(reason) => {
+                quarantine(tx, pulled.doc, &reason, &held)?;
+                out.quarantined.push(pulled.doc);
+            }
         }
     }
     for ack in &resp.acks {

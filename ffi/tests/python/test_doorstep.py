@@ -195,6 +195,12 @@ def test_transport_free_sync_with_pythons_own_http_client(server, tmp_path):
     assert sync_with_urllib(a, ta) == 1
     sync_with_urllib(b, tb)
     assert b.household(hh).code == "HH-PY0001"
+    # Nothing was held back: the quarantine list (documents not applied or not readable) is
+    # empty, and a response that is not one is refused without touching it.
+    assert b.quarantined() == []
+    with pytest.raises(Exception):
+        b.apply_sync_response(b"not a response")
+    assert b.quarantined() == []
     # A bad token gets a 401 from the server.
     req = urllib.request.Request(server.url + "/v1/sync", data=a.prepare_sync_request(1024), method="POST",
                                  headers={"Authorization": "Bearer nope"})

@@ -28,3 +28,13 @@ CREATE TABLE quarantine (
     reason TEXT NOT NULL,
     since  INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- What was received for a quarantined document, in order (kind 'c' a change, 's' a
+-- snapshot): retried, with what comes next, until it applies.
+CREATE TABLE held (
+    doc_id TEXT NOT NULL,
+    n      INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    bytes  BLOB NOT NULL,
+    PRIMARY KEY (doc_id, n)
+) WITHOUT ROWID;
