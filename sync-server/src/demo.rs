@@ -68,16 +68,19 @@ fn type_note(
     Ok(())
 }
 
-pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) -> DemoResult<()> {
+pub async fn run(
+    listen: SocketAddr,
+    data: Option<PathBuf>,
+    keep_serving: bool,
+    config: ServerConfig,
+) -> DemoResult<()> {
     let data = data.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("doorstep-demo-{}", uuid::Uuid::new_v4()))
     });
     std::fs::create_dir_all(data.join("devices"))?;
     let server_store = Arc::new(SqliteStore::open(&data.join("server"))?);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let server =
-        crate::api::serve_until_signal(server_store.clone(), listener, ServerConfig::default())
-            .await?;
+    let server = crate::api::serve_until_signal(server_store.clone(), listener, config).await?;
     let url = server.url();
     println!(
         "Doorstep demo — server on {url}, data in {}",
@@ -264,6 +267,9 @@ pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) 
 
     if keep_serving {
         println!("\nServing on {url} until Ctrl-C.");
+        if let Some(m) = server.metrics_url() {
+            println!("Metrics on {m}/metrics.");
+        }
         server.wait().await?;
     } else {
         server.shutdown().await;
