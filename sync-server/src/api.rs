@@ -188,7 +188,12 @@ async fn start<S: ServerStore>(
     let (tx, rx) = tokio::sync::watch::channel(false);
     let addr = listener.local_addr()?;
     let metrics_listener = match config.metrics_listen {
-        Some(a) => Some(TcpListener::bind(a).await?),
+        Some(a) => Some(TcpListener::bind(a).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen for metrics on {a}: {e} (see --metrics-listen)"),
+            )
+        })?),
         None => None,
     };
     let metrics_addr = match &metrics_listener {
