@@ -53,7 +53,8 @@ pub struct ServerConfig {
     /// `/healthz` with `200`, everything else with `503` and `Retry-After`. When it is full
     /// the oldest of them is closed for a new one.
     pub connection_reserve: usize,
-    /// Enrolment attempts (failed ones, in effect) per client address at once …
+    /// Guesses at an enrolment code (well-formed codes; failed ones, in effect) per client
+    /// address at once …
     pub enrol_burst: u32,
     /// … and then one more per this period; beyond, `429` with `Retry-After`.
     pub enrol_refill: Duration,
@@ -115,7 +116,7 @@ struct AppState<S: ServerStore> {
     config: ServerConfig,
     /// Permits for work on the blocking pool (`max_concurrent_syncs`).
     slots: Arc<tokio::sync::Semaphore>,
-    /// Enrolment attempts per client address.
+    /// Guesses at enrolment codes per client address.
     enrolments: RateLimiter,
 }
 
@@ -634,23 +635,6 @@ async fn enroll_handler<S: ServerStore>(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let client = client_addr(peer.ip(), &parts.headers, &state.config.trusted_proxies);
-    // Every attempt takes a token from its address's bucket; a successful one gives it
-    // back, so in effect failures are limited.
-    if let Err(wait) = state.enrolments.acquire(client, Instant::now()) {
-        state.metrics.enrol_rate_limited.fetch_add(1, Relaxed);
-        // Counted, not logged at warn level: a flood must not flood the log.
-        tracing::debug!(%client, reason = "rate_limited", "enrolment refused");
-        let secs = crate::ratelimit::retry_after_secs(wait).to_string();
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
-                (header::RETRY_AFTER, secs),
-            ],
-            "too many enrolment attempts from this address; retry later\n",
-        )
-            .into_response();
-    }
     let body = match read_body(
         body,
         &parts.headers,
@@ -675,6 +659,25 @@ async fn enroll_handler<S: ServerStore>(
         enrol_refused(&state, client, "malformed_code");
         state.metrics.unauthorized.fetch_add(1, Relaxed);
         return unauthorized(false);
+    }
+    // A guess at a code: it takes a token from its address's bucket (before the lookup, so
+    // concurrent guesses cannot all pass), and a successful one gives it back, so in effect
+    // failed guesses are limited. Requests that cannot be a code (above) are refused
+    // without a lookup and need no limit.
+    if let Err(wait) = state.enrolments.acquire(client, Instant::now()) {
+        state.metrics.enrol_rate_limited.fetch_add(1, Relaxed);
+        // Counted, not logged at warn level: a flood must not flood the log.
+        tracing::debug!(%client, reason = "rate_limited", "enrolment refused");
+        let secs = crate::ratelimit::retry_after_secs(wait).to_string();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+                (header::RETRY_AFTER, secs),
+            ],
+            "too many enrolment attempts from this address; retry later\n",
+        )
+            .into_response();
     }
     let redeemed = state
         .blocking(move |st| {

@@ -83,11 +83,12 @@ pub(crate) async fn serve(
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
+                Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
-                    // Out of file descriptors or a connection reset before it was accepted:
+                    // Out of file descriptors (the limit is set to avoid it) or the like:
                     // give the others a moment instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -130,6 +131,15 @@ pub(crate) async fn serve(
     // Idle connections close at once; the others after their request.
     graceful.shutdown().await;
     while connections.join_next().await.is_some() {}
+}
+
+/// A connection that failed before it was accepted (the client gave up): nothing to do.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
 }
 
 /// `app` as a hyper service for one connection from `peer` (handlers see it as

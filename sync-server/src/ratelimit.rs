@@ -1,5 +1,5 @@
-//! Enrolment attempts per client address: a token bucket (GCRA) that allows `burst`
-//! failed attempts at once and one more every `refill`.
+//! Enrolment guesses per client address: a token bucket (GCRA) that allows `burst`
+//! failed guesses at once and one more every `refill`.
 //!
 //! Each attempt takes a token up front (so concurrent guesses cannot all pass the check
 //! before the first failure is counted) and a successful enrolment gives it back. IPv6

@@ -154,8 +154,6 @@ async fn tokenless_clients_stalling_in_large_bodies_do_not_grow_memory() {
     let config = ServerConfig {
         body_timeout: Duration::from_secs(2),
         header_timeout: Duration::from_secs(5),
-        // Not what this test is about: let all 120 enrolment attempts through.
-        enrol_burst: 1000,
         ..ServerConfig::default()
     };
     let r = start(config).await;
@@ -489,8 +487,18 @@ async fn wrong_enrolment_codes_are_rate_limited_per_address_and_logged_without_t
     // X-Forwarded-For from a client that is not a trusted proxy changes nothing.
     assert_eq!(enrol(&url, &good, Some("203.0.113.77")).await.0, 429);
 
+    // A request that cannot be a code is refused as malformed, without a lookup: it is
+    // logged and counted but neither limited nor limiting.
+    let malformed = reqwest::Client::new()
+        .post(format!("{url}/v1/enroll"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status().as_u16(), 400);
+
     let m = metrics(&r.server).await;
-    assert_eq!(counter(&m, "doorstep_enrol_failures_total"), 3, "{m}");
+    assert_eq!(counter(&m, "doorstep_enrol_failures_total"), 4, "{m}");
     assert_eq!(counter(&m, "doorstep_enrol_rate_limited_total"), 3, "{m}");
     assert_eq!(counter(&m, "doorstep_enrolments_total"), 0, "{m}");
 
