@@ -46,6 +46,11 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Time a client has to send a whole request body once the server reads it (`408`).
     pub body_timeout: Duration,
+    /// Memory for sync bodies over 64 KiB of authenticated devices, received or being
+    /// worked on, all requests together; a request reserves its declared length (or
+    /// `body_limit` when it declares none) before its body is read, and waits for room
+    /// within its body timeout.
+    pub body_memory: usize,
     /// Connections served at once on the public address. Further connections go to the
     /// reserve (`connection_reserve`).
     pub max_connections: usize,
@@ -100,6 +105,7 @@ impl Default for ServerConfig {
             max_concurrent_syncs: DEFAULT_MAX_CONCURRENT_SYNCS,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
+            body_memory: 256 * 1024 * 1024,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connection_reserve: DEFAULT_CONNECTION_RESERVE,
             enrol_burst: DEFAULT_ENROL_FAILURES_PER_MINUTE,
@@ -118,6 +124,8 @@ struct AppState<S: ServerStore> {
     slots: Arc<tokio::sync::Semaphore>,
     /// Guesses at enrolment codes per client address.
     enrolments: RateLimiter,
+    /// `body_memory`, in KiB.
+    body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 type Shared<S> = Arc<AppState<S>>;
@@ -215,6 +223,9 @@ async fn start<S: ServerStore>(
             config.max_concurrent_syncs.max(1),
         )),
         enrolments: RateLimiter::new(config.enrol_burst, config.enrol_refill),
+        body_budget: Arc::new(tokio::sync::Semaphore::new(
+            (config.body_memory / 1024).max(1),
+        )),
         config,
     });
     let limits = crate::edge::Limits {
@@ -429,18 +440,18 @@ impl BodyError {
     }
 }
 
-/// Read a whole body of at most `limit` bytes within `deadline`. A declared length over the
+/// Read a whole body of at most `limit` bytes by `deadline`. A declared length over the
 /// limit is refused before reading.
 async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
-    deadline: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<Bytes, BodyError> {
     if content_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }
-    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+    match tokio::time::timeout_at(deadline, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(BodyError::TimedOut),
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => Err(if e.into_inner().is::<LengthLimitError>() {
@@ -473,6 +484,14 @@ impl<S: ServerStore> AppState<S> {
             tracing::error!("request panicked");
         }
         done
+    }
+
+    /// Reserve room for a body of `bytes` in the body memory budget (at most all of it).
+    async fn reserve_body_memory(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let total = (self.config.body_memory / 1024).max(1) as u64;
+        let kib = bytes.div_ceil(1024).clamp(1, total);
+        let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+        self.body_budget.clone().acquire_many_owned(kib).await.ok()
     }
 }
 
@@ -527,14 +546,27 @@ async fn sync_handler<S: ServerStore>(State(state): State<Shared<S>>, req: Reque
         }
     }
     let receiving = Instant::now();
-    let body = match read_body(
-        body,
-        &parts.headers,
-        state.config.body_limit,
-        state.config.body_timeout,
-    )
-    .await
-    {
+    let body_deadline = tokio::time::Instant::now() + state.config.body_timeout;
+    // A large body waits for room in the body memory budget (within its body timeout), so
+    // that many uploads at once, even with a valid token, cannot exhaust the memory.
+    let budget = if small {
+        None
+    } else {
+        let declared = content_length(&parts.headers);
+        if declared.is_some_and(|n| n > state.config.body_limit as u64) {
+            return BodyError::TooLarge.response(&state);
+        }
+        let need = declared.unwrap_or(state.config.body_limit as u64);
+        match tokio::time::timeout_at(body_deadline, state.reserve_body_memory(need)).await {
+            Ok(Some(permit)) => Some(permit),
+            Ok(None) => {
+                state.metrics.sync_errors.fetch_add(1, Relaxed);
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "sync failed\n");
+            }
+            Err(_) => return BodyError::TimedOut.response(&state),
+        }
+    };
+    let body = match read_body(body, &parts.headers, state.config.body_limit, body_deadline).await {
         Ok(b) => b,
         Err(e) => return e.response(&state),
     };
@@ -543,6 +575,8 @@ async fn sync_handler<S: ServerStore>(State(state): State<Shared<S>>, req: Reque
     // checked (again) with the work: a device revoked while uploading gets no data.
     let deadline = started + state.config.request_timeout + receiving.elapsed();
     let work = state.blocking(move |st| {
+        // The body's room in the budget is given back when the work on it ends.
+        let _budget = budget;
         let auth = match st.sync.store().authenticate(&token) {
             Ok(Some(a)) if a.revoked => return Outcome::Unauthorized(true),
             Ok(Some(a)) => a,
@@ -639,7 +673,7 @@ async fn enroll_handler<S: ServerStore>(
         body,
         &parts.headers,
         UNAUTHENTICATED_BODY_LIMIT,
-        state.config.body_timeout,
+        tokio::time::Instant::now() + state.config.body_timeout,
     )
     .await
     {

@@ -51,6 +51,10 @@ pub struct EdgeArgs {
     /// Largest sync request body from an authenticated device, in MiB (then 413).
     #[arg(long, default_value_t = 32)]
     pub body_limit_mib: usize,
+    /// Memory for large sync bodies (over 64 KiB) being received or worked on, all
+    /// requests together, in MiB; a request waits for room (within its body timeout).
+    #[arg(long, default_value_t = 256)]
+    pub body_memory_mib: usize,
     /// Failed enrolments allowed per client address at once and per minute (then 429).
     #[arg(long, default_value_t = DEFAULT_ENROL_FAILURES_PER_MINUTE)]
     pub enrol_failures_per_minute: u32,
@@ -70,6 +74,7 @@ impl EdgeArgs {
         config.header_timeout = Duration::from_secs(self.header_timeout_secs.max(1));
         config.body_timeout = Duration::from_secs(self.body_timeout_secs.max(1));
         config.body_limit = self.body_limit_mib.max(1).saturating_mul(1024 * 1024);
+        config.body_memory = self.body_memory_mib.max(1).saturating_mul(1024 * 1024);
         config.enrol_burst = per_minute;
         config.enrol_refill = Duration::from_secs(60) / per_minute;
         config.trusted_proxies = self.trusted_proxies.clone();

@@ -279,6 +279,87 @@ async fn tokenless_clients_stalling_in_large_bodies_do_not_grow_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_uploads_with_a_valid_token_share_a_memory_budget() {
+    // A stolen or buggy phone's token must not let it do what token-less clients cannot:
+    // large bodies wait for room in the body memory budget before they are read.
+    let config = ServerConfig {
+        body_memory: 8 * MIB,
+        // Long enough for all 240 MB to arrive if nothing held them back.
+        body_timeout: Duration::from_secs(8),
+        ..ServerConfig::default()
+    };
+    let r = start(config).await;
+    let addr = r.server.addr;
+    let url = r.server.url();
+    let token = doorstep_core::transport::enroll(&url, &code(&r.store))
+        .await
+        .unwrap()
+        .token;
+    assert_eq!(healthz(&url).await, 200);
+    let baseline = rss();
+
+    // 30 uploads declaring 31 MiB (within the 32 MiB limit) send up to 8 MiB each and
+    // stall. Without the budget the server would hold 240 MB of them.
+    static CHUNK: [u8; MIB] = [b'y'; MIB];
+    let (written_tx, mut written_rx) = tokio::sync::mpsc::channel::<()>(64);
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        let head = format!(
+            "POST /v1/sync HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: {}\r\n\r\n",
+            31 * MIB
+        );
+        let written = written_tx.clone();
+        clients.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            let send = async {
+                for _ in 0..8 {
+                    s.write_all(&CHUNK).await?;
+                }
+                Ok::<(), std::io::Error>(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(6), send).await;
+            let _ = written.send(()).await;
+            let (got, closed) = read_until_closed(&mut s, CEILING).await;
+            (status_of(&got), closed)
+        }));
+    }
+    drop(written_tx);
+    let mut written = 0;
+    while tokio::time::timeout(CEILING, written_rx.recv())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        written += 1;
+    }
+    assert_eq!(written, 30);
+    let grown = rss().saturating_sub(baseline);
+    eprintln!("server RSS grew by {} kB", grown / 1024);
+    assert!(
+        grown < 100 * MIB as u64,
+        "server memory grew by {} MB",
+        grown / MIB as u64
+    );
+    assert_eq!(healthz(&url).await, 200);
+
+    // None finishes its body: all are cut off by the body timeout, whether they were
+    // being read or waiting for room.
+    for c in clients {
+        let (status, closed) = c.await.unwrap();
+        assert!(closed, "an upload left open");
+        if let Some(s) = status {
+            assert_eq!(s, 408);
+        }
+    }
+    let m = metrics(&r.server).await;
+    assert_eq!(counter(&m, "doorstep_body_timeouts_total"), 30, "{m}");
+    r.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_half_sent_heads_does_not_silence_healthz_and_is_closed() {
     // Each stalled connection takes a descriptor here and (until closed) one in the server.
     let limit = raise_nofile(4096);
