@@ -69,7 +69,12 @@ fn type_note(
     Ok(())
 }
 
-pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) -> DemoResult<()> {
+pub async fn run(
+    listen: SocketAddr,
+    data: Option<PathBuf>,
+    keep_serving: bool,
+    config: ServerConfig,
+) -> DemoResult<()> {
     let data = data.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("doorstep-demo-{}", uuid::Uuid::new_v4()))
     });
@@ -86,9 +91,7 @@ pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) 
     };
     let server_store = Arc::new(SqliteStore::open_encrypted(&data.join("server"), &key)?);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let server =
-        crate::api::serve_until_signal(server_store.clone(), listener, ServerConfig::default())
-            .await?;
+    let server = crate::api::serve_until_signal(server_store.clone(), listener, config).await?;
     let url = server.url();
     println!(
         "Doorstep demo — server on {url}, data in {} (server.db encrypted; key in {})",
@@ -276,6 +279,9 @@ pub async fn run(listen: SocketAddr, data: Option<PathBuf>, keep_serving: bool) 
 
     if keep_serving {
         println!("\nServing on {url} until Ctrl-C.");
+        if let Some(m) = server.metrics_url() {
+            println!("Metrics on {m}/metrics.");
+        }
         server.wait().await?;
     } else {
         server.shutdown().await;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, StationId, WorkerId};
+use doorstep_server::edge_args::EdgeArgs;
 use doorstep_server::store::any::{AnyStore, OpenWith};
 use doorstep_server::store::key::ServerKey;
 use doorstep_server::store::ServerStore;
@@ -48,7 +49,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the sync API (POST /v1/sync, POST /v1/enroll, GET /healthz, GET /metrics).
+    /// Serve the sync API (POST /v1/sync, POST /v1/enroll, GET /healthz; GET /metrics on
+    /// --metrics-listen).
     Serve {
         /// Data directory (holds server.db); created if missing.
         #[arg(long, default_value = "doorstep-data")]
@@ -62,6 +64,8 @@ enum Command {
         /// Syncs worked on at once; more wait their turn (bounds threads and memory).
         #[arg(long, default_value_t = doorstep_server::api::DEFAULT_MAX_CONCURRENT_SYNCS)]
         max_concurrent_syncs: usize,
+        #[command(flatten)]
+        edge: EdgeArgs,
     },
     /// Manage stations.
     Station {
@@ -141,6 +145,8 @@ enum Command {
         /// Exit after the demo instead of serving.
         #[arg(long)]
         no_serve: bool,
+        #[command(flatten)]
+        edge: EdgeArgs,
     },
 }
 
@@ -412,6 +418,7 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             cache_documents,
             max_concurrent_syncs,
+            edge,
         } => {
             // Opened before the async runtime starts: the PostgreSQL client blocks.
             let store = Arc::new(open(&data)?);
@@ -421,11 +428,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-                let config = ServerConfig {
+                let mut config = ServerConfig {
                     cache_documents,
                     max_concurrent_syncs,
                     ..ServerConfig::default()
                 };
+                edge.apply(&mut config, Some(SocketAddr::from(([127, 0, 0, 1], 9091))));
                 let server = doorstep_server::api::serve_until_signal(store, listener, config)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -583,9 +591,14 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             data,
             no_serve,
-        } => runtime()?
-            .block_on(doorstep_server::demo::run(listen, data, !no_serve))
-            .map_err(|e| e.to_string()),
+            edge,
+        } => {
+            let mut config = ServerConfig::default();
+            edge.apply(&mut config, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
+            runtime()?
+                .block_on(doorstep_server::demo::run(listen, data, !no_serve, config))
+                .map_err(|e| e.to_string())
+        }
     }
 }
 

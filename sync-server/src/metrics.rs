@@ -1,4 +1,5 @@
-//! Counters and a latency histogram, served as Prometheus text at `GET /metrics`.
+//! Counters and a latency histogram, served as Prometheus text at `GET /metrics` (on the
+//! metrics listener, not the public address).
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -16,6 +17,17 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     pub changes_accepted: AtomicU64,
     pub changes_served: AtomicU64,
+    /// Enrolment attempts refused (unknown, used or expired code; malformed; too slow).
+    pub enrol_failures: AtomicU64,
+    /// Enrolment attempts answered `429` (the address had too many failures).
+    pub enrol_rate_limited: AtomicU64,
+    /// Requests whose body did not arrive within the body timeout.
+    pub body_timeouts: AtomicU64,
+    /// Connections accepted while the connection limit was reached (served by the reserve
+    /// or closed).
+    pub connections_over_limit: AtomicU64,
+    /// Connections open now within the limit (a gauge).
+    pub connections_open: AtomicU64,
     buckets: [AtomicU64; BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -82,6 +94,26 @@ impl Metrics {
                 "Changes sent to devices",
                 &self.changes_served,
             ),
+            (
+                "doorstep_enrol_failures_total",
+                "Enrolment attempts refused (unknown, used or expired code, malformed, too slow)",
+                &self.enrol_failures,
+            ),
+            (
+                "doorstep_enrol_rate_limited_total",
+                "Enrolment attempts answered 429 (too many failures from the address)",
+                &self.enrol_rate_limited,
+            ),
+            (
+                "doorstep_body_timeouts_total",
+                "Requests whose body did not arrive within the body timeout",
+                &self.body_timeouts,
+            ),
+            (
+                "doorstep_connections_over_limit_total",
+                "Connections accepted over the connection limit (reserve or closed)",
+                &self.connections_over_limit,
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(
@@ -90,6 +122,12 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
+        let name = "doorstep_connections_open";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Connections open within the connection limit\n# TYPE {name} gauge\n{name} {}",
+            self.connections_open.load(Relaxed)
+        );
         let name = "doorstep_sync_duration_seconds";
         let _ = writeln!(
             out,

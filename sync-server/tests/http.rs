@@ -81,20 +81,31 @@ async fn bad_requests_get_clean_answers_and_the_server_keeps_serving() {
         400
     );
 
-    // Still serving: a valid sync, health and metrics.
+    // Still serving: a valid sync, health and metrics (on the metrics listener).
     let (ok, _) = post(&sync, Some(token), SyncRequest::default().encode()).await;
     assert_eq!(ok, 200);
     let health = reqwest::get(format!("{url}/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
-    let metrics = reqwest::get(format!("{url}/metrics"))
+    // Metrics are on their own (loopback) listener, not on the public address.
+    assert_eq!(
+        reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let metrics_url = server.metrics_url().unwrap();
+    let metrics = reqwest::get(format!("{metrics_url}/metrics"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
     assert!(metrics.contains("doorstep_syncs_total 1"), "{metrics}");
+    // The five malformed syncs, the one too large (now counted too) and the enrolment.
     assert!(
-        metrics.contains("doorstep_bad_requests_total 6"),
+        metrics.contains("doorstep_bad_requests_total 7"),
         "{metrics}"
     );
     assert!(

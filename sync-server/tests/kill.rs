@@ -46,6 +46,9 @@ fn start(data: &str, port: u16) -> Child {
             data,
             "--listen",
             &format!("127.0.0.1:{port}"),
+            // Not the default 127.0.0.1:9091: servers run side by side here.
+            "--metrics-listen",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -54,6 +54,9 @@ fn start(url: &str, schema: &str) -> (Child, String) {
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            // Not the default 127.0.0.1:9091: servers run side by side here.
+            "--metrics-listen",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

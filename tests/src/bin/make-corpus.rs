@@ -740,8 +740,8 @@ fn main() {
     );
     c.enroll(
         "code-64kib",
-        Expect::Status(401),
-        "a code of 65,536 letters",
+        Expect::Status(413),
+        "a code of 65,536 letters: the body is over the 64 KiB limit of an enrolment",
         format!(r#"{{"code": "{}"}}"#, "A".repeat(1 << 16)).into_bytes(),
     );
     c.enroll(

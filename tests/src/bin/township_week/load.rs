@@ -130,9 +130,9 @@ fn sqlite_bytes(data: &Path) -> u64 {
 
 /// The store's write transactions and the writes grouped into them so far, from the
 /// server's `/metrics` (SQLite's group commit; `None` for a backend without them).
-async fn store_writes(client: &reqwest::Client, url: &str) -> Option<(u64, u64)> {
+async fn store_writes(client: &reqwest::Client, metrics: Option<&str>) -> Option<(u64, u64)> {
     let text = client
-        .get(format!("{url}/metrics"))
+        .get(format!("{}/metrics", metrics?))
         .send()
         .await
         .ok()?
@@ -363,7 +363,7 @@ pub fn run_load(
             max_threads
         })
     };
-    let writes0 = rt.block_on(store_writes(&client, &url));
+    let writes0 = rt.block_on(store_writes(&client, server.metrics_url.as_deref()));
     let peak_reset = server.reset_peak();
     let cpu0 = server.cpu_seconds();
     let self_cpu0 = cpu_seconds("self").unwrap_or(f64::NAN);
@@ -432,7 +432,7 @@ pub fn run_load(
     });
     stop_sampler.store(true, std::sync::atomic::Ordering::Relaxed);
     let max_threads = sampler.join().unwrap_or(0);
-    let writes1 = rt.block_on(store_writes(&client, &url));
+    let writes1 = rt.block_on(store_writes(&client, server.metrics_url.as_deref()));
     let server_cpu = server.cpu_seconds() - cpu0;
     let client_cpu = cpu_seconds("self").unwrap_or(f64::NAN) - self_cpu0;
     let db_cpu = match (postmaster, &db_cpu0) {

@@ -75,6 +75,8 @@ pub struct ServerOpts {
 /// A running server on 127.0.0.1 over a SQLite data directory or a PostgreSQL schema.
 pub struct Server {
     pub url: String,
+    /// Where `/metrics` is served (its own listener, not the public address).
+    pub metrics_url: Option<String>,
     pub log: Option<PathBuf>,
     kind: Kind,
 }
@@ -145,6 +147,7 @@ impl Server {
             .unwrap_or_default();
         // Pick a free port, then hand it to the child (a tiny race, fine on loopback).
         let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let metrics_port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log_path = data.join("server.log");
         let log = std::fs::File::create(&log_path)?;
         let level = std::env::var("DOORSTEP_LOG").unwrap_or_else(|_| "warn".into());
@@ -170,6 +173,8 @@ impl Server {
             .arg(data)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--cache-documents")
             .arg(opts.cache_documents.to_string())
             .args(&opts.extra)
@@ -181,6 +186,7 @@ impl Server {
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
         let mut server = Server {
             url: format!("http://127.0.0.1:{port}"),
+            metrics_url: Some(format!("http://127.0.0.1:{metrics_port}")),
             log: Some(log_path),
             kind: Kind::Child(child),
         };
@@ -213,6 +219,7 @@ impl Server {
         })?;
         Ok(Server {
             url: handle.url(),
+            metrics_url: handle.metrics_url(),
             log: None,
             kind: Kind::InProcess(Some(handle)),
         })
