@@ -22,6 +22,11 @@ struct Device {
     transport: HttpTransport,
 }
 
+/// The demo supervisor's console login (a demo on this machine only).
+pub const DEMO_LOGIN: &str = "supervisor";
+/// Its password.
+pub const DEMO_PASSWORD: &str = "doorstep-demo";
+
 type DemoResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn print_report(label: &str, r: &SyncReport) {
@@ -73,8 +78,12 @@ pub async fn run(
     listen: SocketAddr,
     data: Option<PathBuf>,
     keep_serving: bool,
-    config: ServerConfig,
+    mut config: ServerConfig,
 ) -> DemoResult<()> {
+    // The demo serves plain HTTP on this machine: the session cookie cannot be `Secure`.
+    config.console = Some(crate::console::ConsoleConfig {
+        secure_cookies: false,
+    });
     let data = data.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("doorstep-demo-{}", uuid::Uuid::new_v4()))
     });
@@ -276,6 +285,21 @@ pub async fn run(
         .store
         .follow_ups_due(Date::parse("2026-11-29")?, 7)?;
     println!("  follow-ups due within a week: {}", due.len());
+
+    // The station's supervisor gets a console account.
+    match crate::console::auth::add_account(
+        server_store.as_ref(),
+        station,
+        DEMO_LOGIN,
+        DEMO_PASSWORD,
+        now_ms(),
+    ) {
+        Ok(_)
+        | Err(crate::console::auth::AuthError::Store(crate::store::StoreError::Conflict(_))) => {}
+        Err(e) => return Err(e.into()),
+    }
+    println!("\n6. The supervisor's console (read model of what the server accepted):");
+    println!("  {url}/console   login: {DEMO_LOGIN}   password: {DEMO_PASSWORD}");
 
     if keep_serving {
         println!("\nServing on {url} until Ctrl-C.");

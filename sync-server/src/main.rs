@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, StationId, WorkerId};
 use doorstep_server::edge_args::EdgeArgs;
 use doorstep_server::store::any::{AnyStore, OpenWith};
+use doorstep_server::store::console::ConsoleStore;
 use doorstep_server::store::key::ServerKey;
 use doorstep_server::store::ServerStore;
 use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
@@ -66,6 +67,16 @@ enum Command {
         max_concurrent_syncs: usize,
         #[command(flatten)]
         edge: EdgeArgs,
+    },
+    /// Console accounts (docs/console.md): a supervisor of one station.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// The console's read model.
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
     },
     /// Manage stations.
     Station {
@@ -240,6 +251,33 @@ enum CardsCommand {
         from: Date,
         #[arg(long)]
         to: Date,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCommand {
+    /// Add a console account for a station's supervisor; reads the password (at least 10
+    /// characters) from the first line of standard input.
+    Add {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// Login name: letters, digits, '.', '_' or '-'.
+        #[arg(long)]
+        login: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConsoleCommand {
+    /// Read every household document again into the console's read model (all stations,
+    /// or one).
+    Rebuild {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: Option<StationId>,
     },
 }
 
@@ -439,6 +477,59 @@ fn run(cli: Cli) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
                 server.wait().await.map_err(|e| e.to_string())
             })
+        }
+        Command::Account {
+            command:
+                AccountCommand::Add {
+                    data,
+                    station,
+                    login,
+                },
+        } => {
+            use std::io::{BufRead, IsTerminal};
+            let store = open(&data)?;
+            if std::io::stdin().is_terminal() {
+                eprint!("password for {login} (it is shown as you type; or pipe it in): ");
+            }
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .map_err(|e| format!("cannot read the password: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let id = doorstep_server::console::auth::add_account(
+                &store,
+                station,
+                login.trim(),
+                password,
+                now_ms(),
+            )
+            .map_err(|e| e.to_string())?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Console {
+            command: ConsoleCommand::Rebuild { data, station },
+        } => {
+            let store = open(&data)?;
+            let stations = match station {
+                Some(s) => vec![s],
+                None => store
+                    .stations()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect(),
+            };
+            for s in stations {
+                let r = doorstep_server::console::read_model::rebuild(&store, s)
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "station {s}: {} households read, {} documents did not load",
+                    r.households, r.skipped
+                );
+            }
+            Ok(())
         }
         Command::Station {
             command: StationCommand::Create { data, name },

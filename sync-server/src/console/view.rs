@@ -1,0 +1,198 @@
+//! What the console shows, in words: the two languages, dates in the station's time zone,
+//! masked ID numbers, short device labels.
+
+use doorstep_core::{Date, DeviceId, WorkerId};
+
+/// The station's time zone: Asia/Shanghai, UTC+8 all year (China has kept no summer time
+/// since 1991), so a fixed offset is exact for the dates the console shows.
+pub const STATION_OFFSET_MS: i64 = 8 * 3600 * 1000;
+
+/// The console's languages: Chinese first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn from_cookie(v: Option<&str>) -> Lang {
+        match v {
+            Some("en") => Lang::En,
+            _ => Lang::Zh,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// The day (in the station's time zone) of an instant in ms since the Unix epoch.
+pub fn local_date(ms: i64) -> Option<Date> {
+    let days = (ms + STATION_OFFSET_MS).div_euclid(86_400_000);
+    Date::new(1970, 1, 1).ok()?.add_days(days).ok()
+}
+
+/// `YYYY-MM-DD HH:MM` in the station's time zone.
+pub fn local_time(ms: i64) -> String {
+    let Some(date) = local_date(ms) else {
+        return "?".into();
+    };
+    let in_day = (ms + STATION_OFFSET_MS).rem_euclid(86_400_000) / 60_000;
+    format!("{date} {:02}:{:02}", in_day / 60, in_day % 60)
+}
+
+/// An ID number with all but its first 3 and last 4 characters hidden.
+pub fn mask_id_number(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < 3 || i + 4 >= chars.len() {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// A device as shown: `…` and the last 8 hex digits of its id (the first ones of a v7 id
+/// are its time of creation, alike for devices enrolled together).
+pub fn device_label(d: DeviceId) -> String {
+    let s = d.to_string();
+    format!("…{}", &s[s.len().saturating_sub(8)..])
+}
+
+/// A worker's label, or a short form of the id for a worker the server does not know.
+pub fn worker_label(labels: &[(WorkerId, String)], w: WorkerId) -> String {
+    labels
+        .iter()
+        .find(|(id, _)| *id == w)
+        .map(|(_, l)| l.clone())
+        .unwrap_or_else(|| {
+            let s = w.to_string();
+            format!("…{}", &s[s.len().saturating_sub(8)..])
+        })
+}
+
+/// The words of the console, by key, in one language.
+pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static str> {
+    let zh = lang == Lang::Zh;
+    let pairs: &[(&str, &str, &str)] = &[
+        ("title", "社工站工作台", "Station console"),
+        ("dashboard", "概览", "Dashboard"),
+        ("households", "家庭档案", "Households"),
+        ("conflicts", "待处理冲突", "Conflicts"),
+        ("follow_ups", "待跟进事项", "Follow-ups"),
+        ("logout", "退出登录", "Log out"),
+        ("login", "登录", "Log in"),
+        ("login_name", "账号", "Login"),
+        ("password", "密码", "Password"),
+        ("other_lang", "English", "中文"),
+        ("visits_month", "本月走访", "Visits this month"),
+        ("open_needs", "未解决需求", "Open needs"),
+        ("overdue", "逾期跟进", "Overdue follow-ups"),
+        ("unresolved", "未解决冲突", "Unresolved conflicts"),
+        ("household_count", "家庭数", "Households"),
+        ("search", "搜索", "Search"),
+        (
+            "search_hint",
+            "姓名、地址、走访记录中的词",
+            "A word from names, addresses, notes",
+        ),
+        ("village", "村", "Village"),
+        ("category", "类别", "Category"),
+        ("status", "状态", "Status"),
+        ("any", "全部", "Any"),
+        ("code", "编号", "Code"),
+        ("visits", "走访", "Visits"),
+        ("last_visit", "最近走访", "Last visit"),
+        ("export_csv", "导出 CSV", "Export CSV"),
+        (
+            "no_results",
+            "没有符合条件的家庭。",
+            "No household matches.",
+        ),
+        ("profile", "基本信息", "Profile"),
+        ("persons", "家庭成员", "Persons"),
+        ("field", "字段", "Field"),
+        ("value", "值", "Value"),
+        ("written_by", "记录人", "Written by"),
+        ("device", "设备", "Device"),
+        ("when", "时间", "When"),
+        ("also", "并行值", "Concurrent value"),
+        ("needs", "需求", "Needs"),
+        ("inquiries", "咨询", "Inquiries"),
+        ("cards", "联系卡", "Cards"),
+        ("date", "日期", "Date"),
+        ("kind", "方式", "Kind"),
+        ("workers", "社工", "Workers"),
+        ("summary", "情况概述", "Situation"),
+        ("due", "到期", "Due"),
+        ("assignee", "负责社工", "Assignee"),
+        ("what", "事项", "What"),
+        ("household", "家庭", "Household"),
+        ("none", "无", "None"),
+        ("is_overdue", "已逾期", "overdue"),
+        (
+            "resolve_later",
+            "在手机上解决：冲突的解决将在下一版工作台中提供。",
+            "Resolve on a phone: resolving in the console comes in a later version.",
+        ),
+        (
+            "wrong_login",
+            "账号或密码错误。",
+            "Wrong login or password.",
+        ),
+        (
+            "throttled",
+            "登录失败次数过多，请稍后再试。",
+            "Too many failed logins: try again later.",
+        ),
+        ("masked", "（已遮盖）", "(masked)"),
+        ("address", "地址", "Address"),
+        ("name", "姓名", "Name"),
+        ("relation", "关系", "Relation"),
+        ("birth_date", "出生日期", "Birth date"),
+        ("id_number", "身份证号", "ID number"),
+        ("sex", "性别", "Sex"),
+        ("guardian", "监护人", "Guardian"),
+        ("tags", "标签", "Tags"),
+        ("phones", "电话", "Phones"),
+        ("signed_in_as", "当前账号", "Signed in as"),
+        ("section", "内容", "Section"),
+    ];
+    pairs
+        .iter()
+        .map(|(k, z, e)| (*k, if zh { *z } else { *e }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_in_the_station_time_zone() {
+        // 2026-11-30 23:30 in Shanghai is 15:30 UTC.
+        let ms = 1_796_052_600_000; // 2026-11-30T15:30:00Z
+        assert_eq!(local_time(ms), "2026-11-30 23:30");
+        assert_eq!(
+            local_date(ms + 3_600_000).map(|d| d.to_string()).as_deref(),
+            Some("2026-12-01")
+        );
+    }
+
+    #[test]
+    fn id_numbers_are_masked() {
+        assert_eq!(mask_id_number("110101201001011234"), "110***********1234");
+        assert_eq!(mask_id_number("1234"), "****");
+    }
+}
