@@ -65,6 +65,9 @@ enum Command {
         /// Syncs worked on at once; more wait their turn (bounds threads and memory).
         #[arg(long, default_value_t = doorstep_server::api::DEFAULT_MAX_CONCURRENT_SYNCS)]
         max_concurrent_syncs: usize,
+        /// Do not serve the station console under /console (docs/console.md).
+        #[arg(long)]
+        no_console: bool,
         #[command(flatten)]
         edge: EdgeArgs,
     },
@@ -456,6 +459,7 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             cache_documents,
             max_concurrent_syncs,
+            no_console,
             edge,
         } => {
             // Opened before the async runtime starts: the PostgreSQL client blocks.
@@ -471,6 +475,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     max_concurrent_syncs,
                     ..ServerConfig::default()
                 };
+                if no_console {
+                    config.console = None;
+                }
                 edge.apply(&mut config, Some(SocketAddr::from(([127, 0, 0, 1], 9091))));
                 let server = doorstep_server::api::serve_until_signal(store, listener, config)
                     .await

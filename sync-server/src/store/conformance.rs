@@ -440,7 +440,7 @@ fn read_model_doc(
 }
 
 pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
-    use console::{ConsoleStore, HouseholdFilter};
+    use console::HouseholdFilter;
     let station = s.create_station("站", 1).unwrap();
     let other = s.create_station("另一站", 1).unwrap();
     let worker = s.add_worker(station, "W01", 1).unwrap();
@@ -581,7 +581,6 @@ pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
 }
 
 pub fn console_accounts_sessions_throttle_and_access_log<S: ServerStore>(s: &S) {
-    use console::ConsoleStore;
     let station = s.create_station("站", 1).unwrap();
     assert!(matches!(
         s.add_account(StationId::new(), "zhang", "h", 1),
