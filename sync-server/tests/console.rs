@@ -6,7 +6,8 @@
 mod console_support;
 
 use console_support::*;
-use doorstep_server::console::read_model;
+use doorstep_core::{EntityRef, FieldRef};
+use doorstep_server::console::{read_model, resolve};
 use doorstep_server::store::console::{ConsoleStore, HouseholdFilter};
 use reqwest::header;
 
@@ -223,6 +224,92 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
     // Conflicts and follow-ups.
     let (_, page, _) = b.get("/console/conflicts").await;
     assert!(page.contains("王小明") && page.contains("汪晓明"), "{page}");
+    let csrf = Browser::csrf_of(&page);
+    let w02 = &st.devices[1].1;
+    let child = w02.household(st.contested).unwrap().persons[0].id;
+    let path = resolve::field_path(&FieldRef::new(EntityRef::Person(child), "name"));
+    let keep = resolve::value_digest(Some("王小明"));
+    assert!(page.contains(&format!("value=\"{path}\"")), "{page}");
+    assert!(page.contains(&format!("value=\"{keep}\"")), "{page}");
+    let doc = st.contested.to_string();
+    // Without the CSRF token, or for a value nobody wrote: refused, nothing written.
+    let (status, _, _) = b
+        .post(
+            "/console/conflicts/resolve",
+            form(&[("doc", &doc), ("field", &path), ("chosen", &keep)]),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let forged = resolve::value_digest(Some("李四"));
+    let (status, _, _) = b
+        .post(
+            "/console/conflicts/resolve",
+            form(&[
+                ("csrf", &csrf),
+                ("doc", &doc),
+                ("field", &path),
+                ("chosen", &forged),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, _, _) = b
+        .post(
+            "/console/conflicts/resolve",
+            form(&[
+                ("csrf", &csrf),
+                ("doc", &doc),
+                ("field", "person:x:name"),
+                ("chosen", &keep),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 400);
+    // The supervisor keeps 王小明: written as her, pushed like a device's change.
+    let (status, body, set) = b
+        .post(
+            "/console/conflicts/resolve",
+            form(&[
+                ("csrf", &csrf),
+                ("doc", &doc),
+                ("field", &path),
+                ("chosen", &keep),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(set.iter().any(|c| c == "location: /console/conflicts"));
+    let (_, page, _) = b.get("/console/conflicts").await;
+    assert!(page.contains("id=\"no-conflicts\""), "{page}");
+    // A third device, not one of the two that wrote the names, gets it at its next sync.
+    let (_, w02, t02) = &st.devices[1];
+    assert_eq!(w02.conflicts(None).unwrap().len(), 1);
+    t02.sync(w02).await.unwrap();
+    assert!(w02.conflicts(None).unwrap().is_empty());
+    let person = &w02.household(st.contested).unwrap().persons[0];
+    assert_eq!(person.name, "王小明");
+    let history = w02
+        .field_history(
+            st.contested,
+            &FieldRef::new(EntityRef::Person(child), "name"),
+        )
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    let labels = st.store.worker_labels(st.station).unwrap();
+    let decider = labels
+        .iter()
+        .find(|(w, _)| *w == history[0].provenance.worker)
+        .unwrap();
+    assert_eq!(
+        decider.1,
+        format!("主管 {LOGIN}"),
+        "the decision is the supervisor's"
+    );
+    let (_, page, _) = b.get("/console").await;
+    assert!(
+        page.contains("id=\"tile-conflicts\"><span class=\"n\">0</span>"),
+        "{page}"
+    );
     let (_, page, _) = b.get("/console/follow-ups").await;
     assert!(
         page.contains("送医疗救助申请表") && page.contains("W01"),
@@ -245,7 +332,7 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[1].starts_with("HH-000001,石桥村,"), "{csv}");
     assert!(
-        lines[1].ends_with(&format!(",1,2026-11-29,0,1,{}", st.contested)),
+        lines[1].ends_with(&format!(",1,2026-11-29,0,0,{}", st.contested)),
         "{csv}"
     );
     assert!(

@@ -219,8 +219,33 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     assert!(!source.contains(ID_NUMBER), "the ID number is masked");
     shot(&c, "04-case-file").await;
 
+    // Resolve the conflict two devices made: keep 王小明; a third device gets it.
     c.goto(&format!("{url}/console/conflicts")).await.unwrap();
     shot(&c, "05-conflicts").await;
+    c.find(Locator::XPath("//label[text()='王小明']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("button.resolve"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("no-conflicts"))
+        .await
+        .unwrap();
+    shot(&c, "05b-conflict-resolved").await;
+    let (_, w02, t02) = &st.devices[1];
+    t02.sync(w02).await.unwrap();
+    assert!(w02.conflicts(None).unwrap().is_empty());
+    assert_eq!(
+        w02.household(st.contested).unwrap().persons[0].name,
+        "王小明"
+    );
     c.goto(&format!("{url}/console/follow-ups")).await.unwrap();
     shot(&c, "06-follow-ups").await;
 

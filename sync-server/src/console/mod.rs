@@ -7,6 +7,7 @@
 pub mod auth;
 mod pages;
 pub mod read_model;
+pub mod resolve;
 pub mod view;
 
 use std::sync::Arc;
@@ -37,6 +38,9 @@ impl Default for ConsoleConfig {
 
 pub(crate) struct Console<S: ServerStore> {
     store: Arc<S>,
+    /// Pushes a supervisor's decisions like a device's (`resolve`); its own document cache
+    /// and station locks, safe beside the server's as another instance would be.
+    sync: crate::sync::SyncService<S>,
     templates: Environment<'static>,
     config: ConsoleConfig,
 }
@@ -64,6 +68,7 @@ fn templates() -> Environment<'static> {
 /// The console's routes, to merge into the server's router.
 pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
     let state = Arc::new(Console {
+        sync: crate::sync::SyncService::new(store.clone(), 16),
         store,
         templates: templates(),
         config,
@@ -80,6 +85,7 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/households", get(pages::households::<S>))
         .route("/console/households/{id}", get(pages::household::<S>))
         .route("/console/conflicts", get(pages::conflicts::<S>))
+        .route("/console/conflicts/resolve", post(pages::resolve::<S>))
         .route("/console/follow-ups", get(pages::follow_ups::<S>))
         .route(
             "/console/export/households.csv",

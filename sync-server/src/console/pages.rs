@@ -514,6 +514,8 @@ struct Version {
     who: String,
     device: String,
     when: String,
+    /// What a resolution form sends back for this value (`resolve::value_digest`).
+    digest: String,
 }
 
 #[derive(Serialize)]
@@ -534,6 +536,7 @@ fn version(labels: &[(WorkerId, String)], v: &FieldVersion, mask: bool) -> Versi
         who: view::worker_label(labels, v.provenance.worker),
         device: view::device_label(v.provenance.device),
         when: view::local_time(v.provenance.at.0),
+        digest: super::resolve::value_digest(v.value.as_deref()),
     }
 }
 
@@ -663,6 +666,8 @@ pub(super) async fn conflicts<S: ServerStore>(
             for cf in &file.conflicts {
                 let mask = cf.field.field == "id_number";
                 out.push(context! {
+                    path => super::resolve::field_path(&cf.field),
+                    resolvable => cf.kind == doorstep_core::ConflictKind::ConcurrentValues,
                     doc => h.doc.to_string(),
                     code => h.code.clone(),
                     field => format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field)),
@@ -776,6 +781,54 @@ pub(super) async fn export_households_csv<S: ServerStore>(
             )
                 .into_response(),
         ))
+    })
+    .await
+}
+
+// ----- resolving a conflict
+
+#[derive(Deserialize)]
+pub(super) struct ResolveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    doc: String,
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    chosen: String,
+}
+
+pub(super) async fn resolve<S: ServerStore>(
+    State(st): Shared<S>,
+    headers: HeaderMap,
+    Form(form): Form<ResolveForm>,
+) -> Response {
+    use super::resolve::{parse_field_path, ResolveError};
+    page(st, headers, move |c, ctx| {
+        if !auth::same_token(&ctx.session.csrf, &form.csrf) {
+            return Ok(plain(StatusCode::FORBIDDEN, "missing or wrong CSRF token\n"));
+        }
+        let doc = parse_household(&form.doc)?;
+        let field = parse_field_path(&form.field).map_err(|_| PageError::BadInput("bad field\n"))?;
+        c.log(ctx, "resolve_conflict", Some(&doc.to_string()))?;
+        match super::resolve::resolve(c.store.as_ref(), &c.sync, &ctx.session.account, doc, &field, &form.chosen) {
+            Ok(resolution) => {
+                tracing::info!(%doc, %resolution, account = %ctx.session.account.id, "console: conflict resolved");
+                Ok(redirect("/console/conflicts"))
+            }
+            Err(ResolveError::NotFound) => Err(PageError::NotFound),
+            Err(ResolveError::BadField) => Err(PageError::BadInput("bad field\n")),
+            Err(ResolveError::Changed) => Ok(plain(
+                StatusCode::CONFLICT,
+                "the conflict is no longer as shown: go back and look again\n",
+            )),
+            Err(ResolveError::Store(e)) => Err(PageError::Store(e)),
+            Err(e) => {
+                tracing::warn!(%doc, error = %e, "console: resolution refused");
+                Ok(plain(StatusCode::UNPROCESSABLE_ENTITY, "the decision was refused\n"))
+            }
+        }
     })
     .await
 }

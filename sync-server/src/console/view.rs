@@ -142,10 +142,12 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("none", "无", "None"),
         ("is_overdue", "已逾期", "overdue"),
         (
-            "resolve_later",
-            "在手机上解决：冲突的解决将在下一版工作台中提供。",
-            "Resolve on a phone: resolving in the console comes in a later version.",
+            "resolve_hint",
+            "选择要保留的值并确认：处理结果以您的名义写入家庭档案，社工手机下次同步时收到。",
+            "Choose the value to keep: the decision is written into the case file in your name and reaches the workers' phones at their next sync.",
         ),
+        ("choose", "采用", "Keep"),
+        ("resolve", "确认处理", "Resolve"),
         (
             "wrong_login",
             "账号或密码错误。",

@@ -3,7 +3,7 @@
 //! documents), supervisors' accounts and sessions, failed logins, and the access log.
 //! Every backend implements [`ConsoleStore`]; `conformance` checks both alike.
 
-use doorstep_core::{HouseholdId, StationId, WorkerId};
+use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
 
 use super::StoreResult;
@@ -92,6 +92,25 @@ pub struct Account {
     pub disabled: bool,
 }
 
+/// A supervisor's identity as a writer of documents: a worker and device of her station,
+/// the actor bound to that device, and the Ed25519 seed of its key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountSigner {
+    pub worker: WorkerId,
+    pub device: DeviceId,
+    pub actor: Vec<u8>,
+    pub seed: [u8; 32],
+}
+
+impl std::fmt::Debug for AccountSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountSigner")
+            .field("worker", &self.worker)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A signed-in session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
@@ -147,6 +166,13 @@ pub trait ConsoleStore {
         now_ms: i64,
     ) -> StoreResult<AccountId>;
     fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
+    /// Keep an account's writer identity unless it has one already; returns the one kept.
+    fn set_account_signer(
+        &self,
+        account: AccountId,
+        signer: &AccountSigner,
+    ) -> StoreResult<AccountSigner>;
+    fn account_signer(&self, account: AccountId) -> StoreResult<Option<AccountSigner>>;
     fn create_session(
         &self,
         session_hash: &str,
@@ -213,6 +239,8 @@ delegate_console! {
     fn stations(&self) -> StoreResult<Vec<(StationId, String)>>;
     fn add_account(&self, station: StationId, login: &str, password_hash: &str, now_ms: i64) -> StoreResult<AccountId>;
     fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
+    fn set_account_signer(&self, account: AccountId, signer: &AccountSigner) -> StoreResult<AccountSigner>;
+    fn account_signer(&self, account: AccountId) -> StoreResult<Option<AccountSigner>>;
     fn create_session(&self, session_hash: &str, account: AccountId, csrf: &str, now_ms: i64, expires_ms: i64) -> StoreResult<()>;
     fn session(&self, session_hash: &str, now_ms: i64) -> StoreResult<Option<Session>>;
     fn delete_session(&self, session_hash: &str) -> StoreResult<()>;
@@ -220,4 +248,20 @@ delegate_console! {
     fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64>;
     fn log_access(&self, account: AccountId, station: StationId, what: &str, target: Option<&str>, now_ms: i64) -> StoreResult<()>;
     fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>>;
+}
+
+/// An account signer from stored columns.
+pub(crate) fn signer_from(
+    worker: &str,
+    device: &str,
+    actor: Vec<u8>,
+    seed: &[u8],
+) -> StoreResult<AccountSigner> {
+    let bad = || super::StoreError::Database("malformed account signer".into());
+    Ok(AccountSigner {
+        worker: WorkerId::parse(worker).map_err(|_| bad())?,
+        device: DeviceId::parse(device).map_err(|_| bad())?,
+        actor,
+        seed: seed.try_into().map_err(|_| bad())?,
+    })
 }

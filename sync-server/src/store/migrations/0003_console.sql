@@ -61,6 +61,18 @@ CREATE TABLE console_accounts (
     disabled_at   INTEGER
 ) WITHOUT ROWID;
 
+-- A supervisor's identity as a writer of household documents (ADR 0015): a worker and a
+-- device of her station that never enrol (their code expired at creation), an automerge
+-- actor bound to that device in `signers` like a phone's, and the Ed25519 seed the server
+-- signs her decisions with (in the encrypted database).
+CREATE TABLE console_signers (
+    account_id TEXT PRIMARY KEY REFERENCES console_accounts(account_id),
+    worker_id  TEXT NOT NULL REFERENCES workers(worker_id),
+    device_id  TEXT NOT NULL REFERENCES devices(device_id),
+    actor      BLOB NOT NULL,
+    seed       BLOB NOT NULL
+) WITHOUT ROWID;
+
 -- Sessions by the SHA-256 of their cookie; the CSRF token is per session.
 CREATE TABLE console_sessions (
     session_hash TEXT PRIMARY KEY,

@@ -292,6 +292,38 @@ impl ConsoleStore for PostgresStore {
         .transpose()
     }
 
+    fn set_account_signer(
+        &self,
+        account: AccountId,
+        signer: &AccountSigner,
+    ) -> StoreResult<AccountSigner> {
+        let mut c = self.pool.get()?;
+        c.execute(
+            "INSERT INTO console_signers (account_id, worker_id, device_id, actor, seed)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id) DO NOTHING",
+            &[
+                &account.to_string(),
+                &signer.worker.to_string(),
+                &signer.device.to_string(),
+                &signer.actor,
+                &signer.seed.to_vec(),
+            ],
+        )?;
+        drop(c);
+        self.account_signer(account)?
+            .ok_or(StoreError::NotFound("account signer"))
+    }
+
+    fn account_signer(&self, account: AccountId) -> StoreResult<Option<AccountSigner>> {
+        let mut c = self.pool.get()?;
+        c.query_opt(
+            "SELECT worker_id, device_id, actor, seed FROM console_signers WHERE account_id = $1",
+            &[&account.to_string()],
+        )?
+        .map(|r| signer_from(r.get(0), r.get(1), r.get(2), r.get::<_, &[u8]>(3)))
+        .transpose()
+    }
+
     fn create_session(
         &self,
         session_hash: &str,

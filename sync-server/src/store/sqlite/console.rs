@@ -376,6 +376,45 @@ impl ConsoleStore for SqliteStore {
         raw.map(account).transpose()
     }
 
+    fn set_account_signer(
+        &self,
+        account: AccountId,
+        signer: &AccountSigner,
+    ) -> StoreResult<AccountSigner> {
+        self.write(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO console_signers (account_id, worker_id, device_id, actor, seed)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    account.to_string(),
+                    signer.worker.to_string(),
+                    signer.device.to_string(),
+                    signer.actor,
+                    signer.seed.to_vec()
+                ],
+            )?;
+            let (w, d, a, s): (String, String, Vec<u8>, Vec<u8>) = conn.query_row(
+                "SELECT worker_id, device_id, actor, seed FROM console_signers WHERE account_id = ?1",
+                [account.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            signer_from(&w, &d, a, &s)
+        })
+    }
+
+    fn account_signer(&self, account: AccountId) -> StoreResult<Option<AccountSigner>> {
+        let row: Option<(String, String, Vec<u8>, Vec<u8>)> = self
+            .reader()
+            .query_row(
+                "SELECT worker_id, device_id, actor, seed FROM console_signers WHERE account_id = ?1",
+                [account.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        row.map(|(w, d, a, s)| signer_from(&w, &d, a, &s))
+            .transpose()
+    }
+
     fn create_session(
         &self,
         session_hash: &str,

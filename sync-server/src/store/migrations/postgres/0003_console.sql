@@ -46,6 +46,13 @@ CREATE TABLE console_accounts (
     created_at BIGINT NOT NULL,
     disabled_at BIGINT
 );
+CREATE TABLE console_signers (
+    account_id TEXT PRIMARY KEY REFERENCES console_accounts(account_id),
+    worker_id TEXT NOT NULL REFERENCES workers(worker_id),
+    device_id TEXT NOT NULL REFERENCES devices(device_id),
+    actor BYTEA NOT NULL,
+    seed BYTEA NOT NULL
+);
 CREATE TABLE console_sessions (
     session_hash TEXT PRIMARY KEY,
     account_id TEXT NOT NULL REFERENCES console_accounts(account_id),
