@@ -248,6 +248,23 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     );
     c.goto(&format!("{url}/console/follow-ups")).await.unwrap();
     shot(&c, "06-follow-ups").await;
+    // The monthly report of the devices' visits, with its charts.
+    c.goto(&format!("{url}/console/report?month=2026-11"))
+        .await
+        .unwrap();
+    let visits = c
+        .find(Locator::Id("n-visits"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(visits, "2");
+    assert_eq!(
+        c.find_all(Locator::Css("svg.chart")).await.unwrap().len(),
+        6
+    );
+    shot(&c, "06b-report").await;
 
     // Export CSV with the browser's session (the download itself is the browser's own).
     c.goto(&format!("{url}/console/households")).await.unwrap();

@@ -7,6 +7,7 @@
 pub mod auth;
 mod pages;
 pub mod read_model;
+pub mod report;
 pub mod resolve;
 pub mod view;
 
@@ -47,7 +48,8 @@ pub(crate) struct Console<S: ServerStore> {
 
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    let sources: [(&str, &str); 7] = [
+    let sources: [(&str, &str); 8] = [
+        ("report.html", include_str!("templates/report.html")),
         ("base.html", include_str!("templates/base.html")),
         ("login.html", include_str!("templates/login.html")),
         ("dashboard.html", include_str!("templates/dashboard.html")),
@@ -91,6 +93,13 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
             "/console/export/households.csv",
             get(pages::export_households_csv::<S>),
         )
+        .route(
+            "/console/export/households.xlsx",
+            get(pages::export_households_xlsx::<S>),
+        )
+        .route("/console/report", get(pages::report::<S>))
+        .route("/console/report.csv", get(pages::report_csv::<S>))
+        .route("/console/report.xlsx", get(pages::report_xlsx::<S>))
         .route("/console/static/console.css", get(stylesheet))
         .with_state(state)
 }

@@ -8,7 +8,7 @@ use doorstep_core::read_model::{read_case_file, CaseFile};
 use doorstep_core::{HouseholdId, NeedStatus, StationId};
 
 use crate::snapshot;
-use crate::store::console::{FollowUpRow, HouseholdRow, ReadModelDoc, VisitRow};
+use crate::store::console::{FactRow, FollowUpRow, HouseholdRow, ReadModelDoc, VisitRow};
 use crate::store::{ServerStore, StoreError};
 
 /// Why a document could not be read into the read model.
@@ -61,7 +61,59 @@ pub fn rows_of(file: &CaseFile, seq: u64) -> ReadModelDoc {
     for f in &h.follow_ups {
         text.push(&f.what);
     }
+    let day = |at: i64| {
+        super::view::local_date(at)
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    };
+    let fact = |fact: &str, item: uuid::Uuid, day: String, dim1: &str, dim2: &str| FactRow {
+        doc: h.id,
+        fact: fact.to_owned(),
+        item,
+        day,
+        dim1: dim1.to_owned(),
+        dim2: dim2.to_owned(),
+    };
+    let mut facts = Vec::new();
+    for v in &h.visits {
+        let opener = v.created.worker.to_string();
+        facts.push(fact(
+            "visit",
+            *v.id.as_uuid(),
+            v.date.to_string(),
+            v.kind.as_str(),
+            &opener,
+        ));
+    }
+    for n in &h.needs {
+        facts.push(fact(
+            "need",
+            *n.id.as_uuid(),
+            day(n.created.at.0),
+            &n.category,
+            n.status.as_str(),
+        ));
+    }
+    for i in &h.inquiries {
+        facts.push(fact(
+            "inquiry",
+            *i.id.as_uuid(),
+            day(i.created.at.0),
+            &i.topic,
+            i.status.as_str(),
+        ));
+    }
+    for c in &h.cards {
+        facts.push(fact(
+            "card",
+            *c.id.as_uuid(),
+            day(c.created.at.0),
+            &c.serial,
+            c.status.as_str(),
+        ));
+    }
     ReadModelDoc {
+        facts,
         household: HouseholdRow {
             doc: h.id,
             station: h.station,

@@ -436,6 +436,14 @@ fn read_model_doc(
             assignee: worker,
             status: "open".into(),
         }],
+        facts: vec![console::FactRow {
+            doc,
+            fact: "need".into(),
+            item: uuid::Uuid::now_v7(),
+            day: "2026-11-30".into(),
+            dim1: "医疗救助".into(),
+            dim2: "open".into(),
+        }],
     }
 }
 

@@ -59,6 +59,19 @@ pub struct FollowUpRow {
     pub status: String,
 }
 
+/// One record the monthly report counts (see migration 3's `rm_facts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactRow {
+    pub doc: HouseholdId,
+    /// `visit`, `need`, `inquiry` or `card`.
+    pub fact: String,
+    pub item: Uuid,
+    /// `YYYY-MM-DD` in the station's time zone.
+    pub day: String,
+    pub dim1: String,
+    pub dim2: String,
+}
+
 /// Everything the read model holds of one household document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadModelDoc {
@@ -68,6 +81,7 @@ pub struct ReadModelDoc {
     pub search_text: String,
     pub visits: Vec<VisitRow>,
     pub follow_ups: Vec<FollowUpRow>,
+    pub facts: Vec<FactRow>,
 }
 
 /// Which households to list.
@@ -150,6 +164,15 @@ pub trait ConsoleStore {
         from: &str,
         to: &str,
     ) -> StoreResult<Vec<VisitRow>>;
+    /// Report facts of a station dated between two days (inclusive).
+    fn facts_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FactRow>>;
+    /// Follow-ups of a station (any status) due between two days (inclusive).
+    fn follow_ups_due_between(
+        &self,
+        station: StationId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<FollowUpRow>>;
     /// Open follow-ups of a station due on or before `until` (`YYYY-MM-DD`), earliest first.
     fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>>;
     /// The labels of a station's workers.
@@ -235,6 +258,8 @@ delegate_console! {
     fn households(&self, station: StationId, filter: &HouseholdFilter) -> StoreResult<Vec<HouseholdRow>>;
     fn visits_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<VisitRow>>;
     fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>>;
+    fn facts_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FactRow>>;
+    fn follow_ups_due_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FollowUpRow>>;
     fn worker_labels(&self, station: StationId) -> StoreResult<Vec<(WorkerId, String)>>;
     fn stations(&self) -> StoreResult<Vec<(StationId, String)>>;
     fn add_account(&self, station: StationId, login: &str, password_hash: &str, now_ms: i64) -> StoreResult<AccountId>;

@@ -51,6 +51,21 @@ CREATE TABLE rm_follow_ups (
 ) WITHOUT ROWID;
 CREATE INDEX rm_follow_ups_due ON rm_follow_ups(station_id, status, due);
 
+-- Facts the monthly report counts, one row per record: a visit (day: its date; dim1: its
+-- kind; dim2: the worker who opened it), a need, an inquiry or a card (day: the station-time
+-- date it was recorded; dim1: category / topic / serial; dim2: status).
+CREATE TABLE rm_facts (
+    doc_id     TEXT NOT NULL,
+    fact       TEXT NOT NULL,
+    item_id    TEXT NOT NULL,
+    station_id TEXT NOT NULL,
+    day        TEXT NOT NULL,
+    dim1       TEXT NOT NULL,
+    dim2       TEXT NOT NULL,
+    PRIMARY KEY (doc_id, fact, item_id)
+) WITHOUT ROWID;
+CREATE INDEX rm_facts_day ON rm_facts(station_id, day);
+
 -- Console accounts: a supervisor of one station (roles come with the need-to-know issue).
 CREATE TABLE console_accounts (
     account_id    TEXT PRIMARY KEY,

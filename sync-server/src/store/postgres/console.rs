@@ -37,7 +37,7 @@ impl ConsoleStore for PostgresStore {
         if held.is_some_and(|r| r.get::<_, i64>(0) > h.seq as i64) {
             return Ok(false);
         }
-        for table in ["rm_households", "rm_visits", "rm_follow_ups"] {
+        for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&doc])?;
         }
         tx.execute(
@@ -90,6 +90,21 @@ impl ConsoleStore for PostgresStore {
                 ],
             )?;
         }
+        for f in &m.facts {
+            tx.execute(
+                "INSERT INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    &doc,
+                    &f.fact,
+                    &f.item.to_string(),
+                    &station,
+                    &f.day,
+                    &f.dim1,
+                    &f.dim2,
+                ],
+            )?;
+        }
         tx.commit()?;
         Ok(true)
     }
@@ -98,7 +113,7 @@ impl ConsoleStore for PostgresStore {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
         let s = station.to_string();
-        for table in ["rm_households", "rm_visits", "rm_follow_ups"] {
+        for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
             tx.execute(&format!("DELETE FROM {table} WHERE station_id = $1"), &[&s])?;
         }
         tx.commit()?;
@@ -206,26 +221,44 @@ impl ConsoleStore for PostgresStore {
         .collect()
     }
 
-    fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>> {
+    fn facts_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FactRow>> {
         let mut c = self.pool.get()?;
         c.query(
-            "SELECT doc_id, follow_up_id, what, due, assignee, status FROM rm_follow_ups
-             WHERE station_id = $1 AND status = 'open' AND due <= $2
-             ORDER BY due, doc_id, follow_up_id",
-            &[&station.to_string(), &until],
+            "SELECT doc_id, fact, item_id, day, dim1, dim2 FROM rm_facts
+             WHERE station_id = $1 AND day >= $2 AND day <= $3 ORDER BY day, doc_id, fact, item_id",
+            &[&station.to_string(), &from, &to],
         )?
         .iter()
         .map(|r| {
-            Ok(FollowUpRow {
+            Ok(FactRow {
                 doc: parse(r.get(0), HouseholdId::parse)?,
-                follow_up: parse_uuid(r.get(1))?,
-                what: r.get(2),
-                due: r.get(3),
-                assignee: parse(r.get(4), WorkerId::parse)?,
-                status: r.get(5),
+                fact: r.get(1),
+                item: parse_uuid(r.get(2))?,
+                day: r.get(3),
+                dim1: r.get(4),
+                dim2: r.get(5),
             })
         })
         .collect()
+    }
+
+    fn follow_ups_due_between(
+        &self,
+        station: StationId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<FollowUpRow>> {
+        self.follow_up_rows(
+            "station_id = $1 AND due >= $2 AND due <= $3",
+            &[&station.to_string(), &from, &to],
+        )
+    }
+
+    fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>> {
+        self.follow_up_rows(
+            "station_id = $1 AND status = 'open' AND due <= $2",
+            &[&station.to_string(), &until],
+        )
     }
 
     fn worker_labels(&self, station: StationId) -> StoreResult<Vec<(WorkerId, String)>> {
@@ -448,6 +481,35 @@ impl ConsoleStore for PostgresStore {
                 what: r.get(1),
                 target: r.get(2),
                 at: r.get(3),
+            })
+        })
+        .collect()
+    }
+}
+
+impl PostgresStore {
+    fn follow_up_rows(
+        &self,
+        condition: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Vec<FollowUpRow>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            &format!(
+                "SELECT doc_id, follow_up_id, what, due, assignee, status FROM rm_follow_ups
+                 WHERE {condition} ORDER BY due, doc_id, follow_up_id"
+            ),
+            params,
+        )?
+        .iter()
+        .map(|r| {
+            Ok(FollowUpRow {
+                doc: parse(r.get(0), HouseholdId::parse)?,
+                follow_up: parse_uuid(r.get(1))?,
+                what: r.get(2),
+                due: r.get(3),
+                assignee: parse(r.get(4), WorkerId::parse)?,
+                status: r.get(5),
             })
         })
         .collect()

@@ -92,6 +92,7 @@ fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
     conn.execute("DELETE FROM rm_search WHERE doc_id = ?1", [doc])?;
     conn.execute("DELETE FROM rm_visits WHERE doc_id = ?1", [doc])?;
     conn.execute("DELETE FROM rm_follow_ups WHERE doc_id = ?1", [doc])?;
+    conn.execute("DELETE FROM rm_facts WHERE doc_id = ?1", [doc])?;
     Ok(())
 }
 
@@ -149,6 +150,13 @@ impl ConsoleStore for SqliteStore {
                     params![doc, f.follow_up.to_string(), station, f.what, f.due, f.assignee.to_string(), f.status],
                 )?;
             }
+            for f in &m.facts {
+                conn.execute(
+                    "INSERT OR REPLACE INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![doc, f.fact, f.item.to_string(), station, f.day, f.dim1, f.dim2],
+                )?;
+            }
             Ok(true)
         })
     }
@@ -156,7 +164,13 @@ impl ConsoleStore for SqliteStore {
     fn clear_read_model(&self, station: StationId) -> StoreResult<()> {
         let s = station.to_string();
         self.write(|conn| {
-            for table in ["rm_households", "rm_search", "rm_visits", "rm_follow_ups"] {
+            for table in [
+                "rm_households",
+                "rm_search",
+                "rm_visits",
+                "rm_follow_ups",
+                "rm_facts",
+            ] {
                 conn.execute(&format!("DELETE FROM {table} WHERE station_id = ?1"), [&s])?;
             }
             Ok(())
@@ -268,14 +282,14 @@ impl ConsoleStore for SqliteStore {
             .collect()
     }
 
-    fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>> {
+    fn facts_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FactRow>> {
         let conn = self.reader();
         let mut stmt = conn.prepare(
-            "SELECT doc_id, follow_up_id, what, due, assignee, status FROM rm_follow_ups
-             WHERE station_id = ?1 AND status = 'open' AND due <= ?2 ORDER BY due, doc_id, follow_up_id",
+            "SELECT doc_id, fact, item_id, day, dim1, dim2 FROM rm_facts
+             WHERE station_id = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day, doc_id, fact, item_id",
         )?;
         let rows = stmt
-            .query_map(params![station.to_string(), until], |r| {
+            .query_map(params![station.to_string(), from, to], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -287,19 +301,37 @@ impl ConsoleStore for SqliteStore {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(d, f, what, due, a, status)| {
-                Ok(FollowUpRow {
+            .map(|(d, fact, item, day, dim1, dim2)| {
+                Ok(FactRow {
                     doc: parse(&d, HouseholdId::parse)?,
-                    follow_up: parse_uuid(&f)?,
-                    what,
-                    due,
-                    assignee: parse(&a, WorkerId::parse)?,
-                    status,
+                    fact,
+                    item: parse_uuid(&item)?,
+                    day,
+                    dim1,
+                    dim2,
                 })
             })
             .collect()
     }
 
+    fn follow_ups_due_between(
+        &self,
+        station: StationId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<FollowUpRow>> {
+        self.follow_up_rows(
+            "station_id = ?1 AND due >= ?2 AND due <= ?3",
+            params![station.to_string(), from, to],
+        )
+    }
+
+    fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>> {
+        self.follow_up_rows(
+            "station_id = ?1 AND status = 'open' AND due <= ?2",
+            params![station.to_string(), until],
+        )
+    }
     fn worker_labels(&self, station: StationId) -> StoreResult<Vec<(WorkerId, String)>> {
         let conn = self.reader();
         let mut stmt = conn
@@ -544,6 +576,44 @@ impl ConsoleStore for SqliteStore {
                     what,
                     target,
                     at,
+                })
+            })
+            .collect()
+    }
+}
+
+impl SqliteStore {
+    fn follow_up_rows<P: rusqlite::Params>(
+        &self,
+        condition: &str,
+        p: P,
+    ) -> StoreResult<Vec<FollowUpRow>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT doc_id, follow_up_id, what, due, assignee, status FROM rm_follow_ups
+             WHERE {condition} ORDER BY due, doc_id, follow_up_id"
+        ))?;
+        let rows = stmt
+            .query_map(p, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(d, f, what, due, a, status)| {
+                Ok(FollowUpRow {
+                    doc: parse(&d, HouseholdId::parse)?,
+                    follow_up: parse_uuid(&f)?,
+                    what,
+                    due,
+                    assignee: parse(&a, WorkerId::parse)?,
+                    status,
                 })
             })
             .collect()

@@ -38,6 +38,17 @@ CREATE TABLE rm_follow_ups (
     PRIMARY KEY (doc_id, follow_up_id)
 );
 CREATE INDEX rm_follow_ups_due ON rm_follow_ups(station_id, status, due);
+CREATE TABLE rm_facts (
+    doc_id TEXT NOT NULL,
+    fact TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    station_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    dim1 TEXT NOT NULL,
+    dim2 TEXT NOT NULL,
+    PRIMARY KEY (doc_id, fact, item_id)
+);
+CREATE INDEX rm_facts_day ON rm_facts(station_id, day);
 CREATE TABLE console_accounts (
     account_id TEXT PRIMARY KEY,
     station_id TEXT NOT NULL REFERENCES stations(station_id),
