@@ -3,11 +3,14 @@
 //! decoder of household documents.
 
 use automerge::transaction::CommitOptions;
-use automerge::{ActorId, Automerge, ChangeHash};
+use std::collections::HashSet;
 
-use crate::doc::{conflicts, read};
+use automerge::{ActorId, Automerge, ChangeHash, ObjType, ReadDoc, Value};
+
+use crate::doc::{cells, conflicts, read};
 use crate::error::{Error, Result};
 use crate::model::ids::ResolutionId;
+use crate::model::policy::{policy, MergePolicy};
 use crate::model::provenance::{Conflict, FieldRef, FieldVersion, ParallelUpdate, Provenance};
 use crate::model::records::Household;
 
@@ -80,4 +83,104 @@ pub fn resolve_conflict(
         changes,
         head,
     })
+}
+
+/// Every value a field has held, oldest first, each with who wrote it, on which device,
+/// when: the values written over as well as the ones it holds now. For a field kept as a
+/// cell (identity, status, last-writer-wins); other fields answer as [`field_versions`].
+/// Costs a look at the field as of every change of the document: for one field on demand,
+/// not for a whole case file.
+pub fn field_history(doc: &Automerge, field: &FieldRef) -> Result<Vec<FieldVersion>> {
+    let kind = field.entity.kind();
+    match policy(kind, &field.field) {
+        Some(MergePolicy::Identity | MergePolicy::LastWriterWins | MergePolicy::Status) => {}
+        Some(_) => return field_versions(doc, field),
+        None => return Err(Error::InvalidInput("unknown field")),
+    }
+    let key = field.entity.key();
+    let obj = cells::entity_obj(doc, kind, key.as_deref())?.ok_or(Error::NotFound(kind.name()))?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for change in doc.get_changes(&[]) {
+        // Before the record existed the object is unknown at those heads: nothing to see.
+        let Ok(values) = doc.get_all_at(&obj, field.field.as_str(), &[change.hash()]) else {
+            continue;
+        };
+        for (value, id) in values {
+            // Each write makes a new cell map, written whole once: its id is the version.
+            if matches!(value, Value::Object(ObjType::Map)) && seen.insert(id.clone()) {
+                out.push(FieldVersion {
+                    value: cells::get_str(doc, &id, "v")?,
+                    provenance: cells::read_provenance(doc, &id)?,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.provenance.at, a.provenance.device, &a.value).cmp(&(
+            b.provenance.at,
+            b.provenance.device,
+            &b.value,
+        ))
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::model::ids::{StationId, WorkerId};
+    use crate::model::provenance::EntityRef;
+    use crate::model::records::{HouseholdEdit, NewHousehold};
+    use crate::store::{Store, StoreKey, StoreOptions};
+
+    #[test]
+    fn a_field_history_holds_every_value_it_was_given_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreOptions::new(
+            dir.path().join("w.db"),
+            StoreKey::Raw([3; 32]),
+            WorkerId::new(),
+            StationId::new(),
+        ))
+        .unwrap();
+        let hh = store
+            .create_household(&NewHousehold {
+                code: "HH-1".into(),
+                address: "一组".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        for a in ["二组", "三组"] {
+            store
+                .edit_household(hh, &HouseholdEdit::Address(a.into()))
+                .unwrap();
+        }
+        let doc =
+            crate::doc::load_document(&store.export_document(hh).unwrap(), &ActorId::random())
+                .unwrap();
+        let field = FieldRef::new(EntityRef::Household, "address");
+        let values: Vec<Option<String>> = field_history(&doc, &field)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.value)
+            .collect();
+        assert_eq!(
+            values,
+            [
+                Some("一组".into()),
+                Some("二组".into()),
+                Some("三组".into())
+            ]
+        );
+        assert_eq!(
+            field_versions(&doc, &field).unwrap().len(),
+            1,
+            "now: one value"
+        );
+        let file = read_case_file(&doc).unwrap();
+        assert_eq!(file.household.address, "三组");
+        assert!(field_history(&doc, &FieldRef::new(EntityRef::Household, "nope")).is_err());
+    }
 }

@@ -213,6 +213,41 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
     assert!(!page.contains(ID_NUMBER));
     assert!(page.contains("建议心理疏导"), "the visit note is shown");
 
+    // A field's history: every value it was given, newest first, earlier ones marked.
+    let (_, w01, t01) = &st.devices[0];
+    w01.edit_household(
+        st.quiet,
+        &doorstep_core::HouseholdEdit::Address("柳湾村3组5号".into()),
+    )
+    .unwrap();
+    t01.sync(w01).await.unwrap();
+    let (status, page, _) = b
+        .get(&format!(
+            "/console/households/{}/history?field=household::address",
+            st.quiet
+        ))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let rows: Vec<&str> = page.split("<tr class=").skip(1).collect();
+    assert_eq!(rows.len(), 2, "{page}");
+    assert!(
+        rows[0].starts_with("\"current\"")
+            && rows[0].contains("柳湾村3组5号")
+            && rows[0].contains("W01"),
+        "{page}"
+    );
+    assert!(
+        rows[1].starts_with("\"earlier\"") && rows[1].contains("柳湾村2组11号"),
+        "{page}"
+    );
+    let (status, _, _) = b
+        .get(&format!(
+            "/console/households/{}/history?field=household::nope",
+            st.quiet
+        ))
+        .await;
+    assert_eq!(status, 400);
+
     // Another station's household or a malformed id: not found.
     let (status, _, _) = b
         .get(&format!("/console/households/{}", uuid::Uuid::now_v7()))
@@ -369,7 +404,9 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         "dashboard",
         "households",
         "household",
+        "field_history",
         "conflicts",
+        "resolve_conflict",
         "follow_ups",
         "export_households_csv",
         "logout",

@@ -48,7 +48,8 @@ pub(crate) struct Console<S: ServerStore> {
 
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    let sources: [(&str, &str); 8] = [
+    let sources: [(&str, &str); 9] = [
+        ("history.html", include_str!("templates/history.html")),
         ("report.html", include_str!("templates/report.html")),
         ("base.html", include_str!("templates/base.html")),
         ("login.html", include_str!("templates/login.html")),
@@ -86,6 +87,7 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/lang", get(pages::lang))
         .route("/console/households", get(pages::households::<S>))
         .route("/console/households/{id}", get(pages::household::<S>))
+        .route("/console/households/{id}/history", get(pages::history::<S>))
         .route("/console/conflicts", get(pages::conflicts::<S>))
         .route("/console/conflicts/resolve", post(pages::resolve::<S>))
         .route("/console/follow-ups", get(pages::follow_ups::<S>))

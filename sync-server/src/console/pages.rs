@@ -521,6 +521,8 @@ struct Version {
 #[derive(Serialize)]
 struct FieldView {
     key: String,
+    /// `kind:key:field`, for the history link.
+    path: String,
     label: String,
     versions: Vec<Version>,
 }
@@ -556,6 +558,7 @@ fn fields(
             }
             Some(FieldView {
                 key: (*name).to_owned(),
+                path: super::resolve::field_path(&FieldRef::new(entity, name)),
                 label: words.get(name).copied().unwrap_or(name).to_owned(),
                 versions: versions
                     .iter()
@@ -627,6 +630,7 @@ pub(super) async fn household<S: ServerStore>(
             "household.html",
             ctx,
             context! {
+                doc => id.to_string(),
                 h => context! {
                     code => h.code.clone(),
                     village => h.village.clone(),
@@ -999,6 +1003,61 @@ pub(super) async fn report_xlsx<S: ServerStore>(
             PageError::Render
         })?;
         Ok(attachment(XLSX, &format!("report-{}.xlsx", r.month), bytes))
+    })
+    .await
+}
+
+// ----- a field's history
+
+#[derive(Deserialize)]
+pub(super) struct FieldQuery {
+    #[serde(default)]
+    field: String,
+}
+
+pub(super) async fn history<S: ServerStore>(
+    State(st): Shared<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<FieldQuery>,
+) -> Response {
+    page(st, headers, move |c, ctx| {
+        let id = parse_household(&id)?;
+        let field = super::resolve::parse_field_path(&q.field)
+            .map_err(|_| PageError::BadInput("bad field\n"))?;
+        let station = ctx.station();
+        let (doc, file) = c.case_file(station, id)?;
+        c.log(ctx, "field_history", Some(&id.to_string()))?;
+        let labels = c.labels(station)?;
+        let mask = field.field == "id_number";
+        let now = field_versions(&doc, &field).map_err(|_| PageError::NotFound)?;
+        let all = doorstep_core::read_model::field_history(&doc, &field)
+            .map_err(|_| PageError::NotFound)?;
+        let versions: Vec<Value> = all
+            .iter()
+            .rev()
+            .map(|v| {
+                let shown = version(&labels, v, mask);
+                context! {
+                    current => now.contains(v),
+                    value => shown.value,
+                    who => shown.who,
+                    device => shown.device,
+                    when => shown.when,
+                }
+            })
+            .collect();
+        let words = view::words(ctx.lang);
+        c.html(
+            "history.html",
+            ctx,
+            context! {
+                doc => id.to_string(),
+                code => file.household.code.clone(),
+                field => format!("{} {}", field.entity.kind().name(), words.get(field.field.as_str()).copied().unwrap_or(&field.field)),
+                versions,
+            },
+        )
     })
     .await
 }
