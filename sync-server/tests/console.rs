@@ -9,6 +9,7 @@ use console_support::*;
 use doorstep_core::{EntityRef, FieldRef};
 use doorstep_server::console::{read_model, resolve};
 use doorstep_server::store::console::{ConsoleStore, HouseholdFilter};
+use doorstep_server::store::ServerStore;
 use reqwest::header;
 
 struct Browser {
@@ -351,6 +352,75 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         "{page}"
     );
 
+    // Workers and devices: enrol a phone with a one-time code (text and QR), revoke it.
+    let (status, page, _) = b.get("/console/devices").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("W01") && page.contains(&format!("主管 {LOGIN}")),
+        "{page}"
+    );
+    let csrf = Browser::csrf_of(&page);
+    let w02_id = st.devices[1].1.worker().to_string();
+    let (status, _, _) = b
+        .post("/console/devices/enroll", form(&[("worker", &w02_id)]))
+        .await;
+    assert_eq!(status, 403);
+    let (status, page, _) = b
+        .post(
+            "/console/devices/enroll",
+            form(&[("csrf", &csrf), ("worker", &w02_id)]),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let at = page.find("id=\"enrol-code\">").unwrap() + 16;
+    let code = page[at..].split('<').next().unwrap().to_owned();
+    assert_eq!(code.len(), 14, "{code}");
+    assert!(page.contains("<svg"), "a QR code");
+    let enrolment = doorstep_core::transport::enroll(&st.url(), &code)
+        .await
+        .unwrap();
+    assert_eq!(enrolment.worker, st.devices[1].1.worker());
+    let device = enrolment.device.to_string();
+    assert!(
+        page.contains(&format!("value=\"{device}\"")),
+        "revocable: {page}"
+    );
+    let (status, _, _) = b
+        .post(
+            "/console/devices/revoke",
+            form(&[("csrf", &csrf), ("device", &device)]),
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert!(st.store.device(enrolment.device).unwrap().unwrap().revoked);
+    let (status, _, _) = b
+        .post(
+            "/console/workers",
+            form(&[("csrf", &csrf), ("label", "W04")]),
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, page, _) = b.get("/console/devices").await;
+    assert!(page.contains("<h2>W04</h2>"), "{page}");
+    // The supervisor's own identity cannot be given a phone or revoked from here.
+    let console_device = st
+        .store
+        .station_devices(st.station, doorstep_server::now_ms())
+        .unwrap()
+        .into_iter()
+        .find(|d| d.console)
+        .unwrap();
+    let (status, _, _) = b
+        .post(
+            "/console/devices/revoke",
+            form(&[
+                ("csrf", &csrf),
+                ("device", &console_device.device.to_string()),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 400);
+
     // CSV: UTF-8 with a BOM, a header, one line per household.
     let (status, csv, headers) = b.get("/console/export/households.csv").await;
     assert_eq!(status, 200);
@@ -407,6 +477,10 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         "field_history",
         "conflicts",
         "resolve_conflict",
+        "devices",
+        "enroll_device",
+        "revoke_device",
+        "add_worker",
         "follow_ups",
         "export_households_csv",
         "logout",

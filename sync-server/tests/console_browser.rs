@@ -99,6 +99,20 @@ fn screenshots_dir() -> PathBuf {
     dir
 }
 
+/// Wait (bounded) until the browser is at a URL whose path and query satisfy `at`: a click
+/// that submits a form may return before the next page is there.
+async fn wait_for_url(c: &Client, what: &str, at: impl Fn(&str) -> bool) {
+    for _ in 0..200 {
+        let u = c.current_url().await.unwrap();
+        let here = format!("{}?{}", u.path(), u.query().unwrap_or(""));
+        if at(&here) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the browser never got to {what}");
+}
+
 async fn shot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
@@ -178,6 +192,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .click()
         .await
         .unwrap();
+    wait_for_url(&c, "the search results", |u| u.contains("q=")).await;
     let links = c.find_all(Locator::Css("a.household-link")).await.unwrap();
     assert_eq!(links.len(), 1);
     assert_eq!(links[0].text().await.unwrap(), "HH-000001");
@@ -185,6 +200,10 @@ async fn a_supervisor_uses_the_console_in_chromium() {
 
     // Open the case file: who wrote the child's name (both concurrent values).
     links[0].click().await.unwrap();
+    wait_for_url(&c, "the case file", |u| {
+        u.starts_with(&format!("/console/households/{}", st.contested))
+    })
+    .await;
     let rows = c
         .find_all(Locator::Css("tr[data-field='name']"))
         .await
@@ -234,6 +253,10 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .click()
         .await
         .unwrap();
+    wait_for_url(&c, "the conflicts after resolving", |u| {
+        u.starts_with("/console/conflicts?")
+    })
+    .await;
     c.wait()
         .for_element(Locator::Id("no-conflicts"))
         .await
@@ -265,6 +288,35 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         6
     );
     shot(&c, "06b-report").await;
+
+    // Enrol a phone for W02: the one-time code as text and as a QR code.
+    c.goto(&format!("{url}/console/devices")).await.unwrap();
+    c.find(Locator::Id("enroll-W02"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the enrolment", |u| {
+        u.starts_with("/console/devices/enroll")
+    })
+    .await;
+    let code = c
+        .find(Locator::Id("enrol-code"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(code.len(), 14, "{code}");
+    assert_eq!(
+        c.find_all(Locator::Css("#enrolment svg"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    shot(&c, "06c-enrol-device").await;
 
     // Export CSV with the browser's session (the download itself is the browser's own).
     c.goto(&format!("{url}/console/households")).await.unwrap();
@@ -306,6 +358,10 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .click()
         .await
         .unwrap();
+    wait_for_url(&c, "the refused logout", |u| {
+        u.starts_with("/console/logout")
+    })
+    .await;
     let body = c
         .find(Locator::Css("body"))
         .await
@@ -328,6 +384,10 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .click()
         .await
         .unwrap();
+    c.wait()
+        .for_element(Locator::Css("html[lang='en']"))
+        .await
+        .unwrap();
     let tile = c
         .find(Locator::Id("tile-conflicts"))
         .await
@@ -343,6 +403,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .click()
         .await
         .unwrap();
+    wait_for_url(&c, "the login page", |u| u.starts_with("/console/login")).await;
     assert!(c
         .current_url()
         .await

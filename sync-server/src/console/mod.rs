@@ -48,7 +48,8 @@ pub(crate) struct Console<S: ServerStore> {
 
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    let sources: [(&str, &str); 9] = [
+    let sources: [(&str, &str); 10] = [
+        ("devices.html", include_str!("templates/devices.html")),
         ("history.html", include_str!("templates/history.html")),
         ("report.html", include_str!("templates/report.html")),
         ("base.html", include_str!("templates/base.html")),
@@ -102,6 +103,10 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/report", get(pages::report::<S>))
         .route("/console/report.csv", get(pages::report_csv::<S>))
         .route("/console/report.xlsx", get(pages::report_xlsx::<S>))
+        .route("/console/devices", get(pages::devices::<S>))
+        .route("/console/devices/enroll", post(pages::enroll::<S>))
+        .route("/console/devices/revoke", post(pages::revoke::<S>))
+        .route("/console/workers", post(pages::add_worker::<S>))
         .route("/console/static/console.css", get(stylesheet))
         .with_state(state)
 }

@@ -629,6 +629,41 @@ pub fn console_accounts_sessions_throttle_and_access_log<S: ServerStore>(s: &S) 
         "only inside the window"
     );
 
+    // Devices of the station: waiting for a code, enrolled, revoked, the console's own.
+    let worker = s.add_worker(station, "W01", 1).unwrap();
+    let waiting = s.enroll_device(worker, "code-a", 1_000).unwrap();
+    let enrolled = s.enroll_device(worker, "code-b", 1_000).unwrap();
+    assert!(s.redeem_code("code-b", "token-b", 10).unwrap().is_some());
+    let revoked = s.enroll_device(worker, "code-c", 1_000).unwrap();
+    assert!(s.revoke_device(revoked, 20).unwrap());
+    let console_device = s.enroll_device(worker, "code-d", 0).unwrap();
+    s.set_account_signer(
+        id,
+        &console::AccountSigner {
+            worker,
+            device: console_device,
+            actor: vec![7; 16],
+            seed: [9; 32],
+        },
+    )
+    .unwrap();
+    assert_eq!(s.account_signer(id).unwrap().map(|k| k.seed), Some([9; 32]));
+    let rows = s.station_devices(station, 500).unwrap();
+    assert_eq!(rows.len(), 4);
+    let row = |d: DeviceId| rows.iter().find(|r| r.device == d).unwrap();
+    assert!(row(waiting).code_waiting && row(waiting).enrolled_at.is_none());
+    assert_eq!(row(enrolled).enrolled_at, Some(10));
+    assert!(!row(enrolled).code_waiting);
+    assert_eq!(row(revoked).revoked_at, Some(20));
+    assert!(row(console_device).console && !row(console_device).code_waiting);
+    assert!(
+        !s.station_devices(station, 2_000)
+            .unwrap()
+            .iter()
+            .any(|r| r.code_waiting),
+        "codes expire"
+    );
+
     s.log_access(id, station, "dashboard", None, 5).unwrap();
     s.log_access(id, station, "household", Some("hh-id"), 6)
         .unwrap();

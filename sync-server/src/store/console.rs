@@ -125,6 +125,20 @@ impl std::fmt::Debug for AccountSigner {
     }
 }
 
+/// A device of a station as the console lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub device: DeviceId,
+    pub worker: WorkerId,
+    /// When it exchanged its one-time code (`None`: not yet).
+    pub enrolled_at: Option<i64>,
+    /// Its one-time code is still waiting (and not expired at the time asked).
+    pub code_waiting: bool,
+    pub revoked_at: Option<i64>,
+    /// A console account's writer identity (ADR 0015), not a phone.
+    pub console: bool,
+}
+
 /// A signed-in session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
@@ -179,6 +193,8 @@ pub trait ConsoleStore {
     fn worker_labels(&self, station: StationId) -> StoreResult<Vec<(WorkerId, String)>>;
     /// All stations (id and name).
     fn stations(&self) -> StoreResult<Vec<(StationId, String)>>;
+    /// The devices of a station, by worker label then device id.
+    fn station_devices(&self, station: StationId, now_ms: i64) -> StoreResult<Vec<DeviceRow>>;
 
     /// A new account; `Conflict` if the login is taken, `NotFound` if the station is.
     fn add_account(
@@ -262,6 +278,7 @@ delegate_console! {
     fn follow_ups_due_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FollowUpRow>>;
     fn worker_labels(&self, station: StationId) -> StoreResult<Vec<(WorkerId, String)>>;
     fn stations(&self) -> StoreResult<Vec<(StationId, String)>>;
+    fn station_devices(&self, station: StationId, now_ms: i64) -> StoreResult<Vec<DeviceRow>>;
     fn add_account(&self, station: StationId, login: &str, password_hash: &str, now_ms: i64) -> StoreResult<AccountId>;
     fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
     fn set_account_signer(&self, account: AccountId, signer: &AccountSigner) -> StoreResult<AccountSigner>;
@@ -288,5 +305,25 @@ pub(crate) fn signer_from(
         device: DeviceId::parse(device).map_err(|_| bad())?,
         actor,
         seed: seed.try_into().map_err(|_| bad())?,
+    })
+}
+
+/// A device row from stored columns.
+pub(crate) fn device_row(
+    device: &str,
+    worker: &str,
+    enrolled_at: Option<i64>,
+    code_waiting: bool,
+    revoked_at: Option<i64>,
+    console: bool,
+) -> StoreResult<DeviceRow> {
+    let bad = || super::StoreError::Database("malformed id in database".into());
+    Ok(DeviceRow {
+        device: DeviceId::parse(device).map_err(|_| bad())?,
+        worker: WorkerId::parse(worker).map_err(|_| bad())?,
+        enrolled_at,
+        code_waiting,
+        revoked_at,
+        console,
     })
 }

@@ -357,6 +357,32 @@ impl ConsoleStore for SqliteStore {
             .collect()
     }
 
+    fn station_devices(&self, station: StationId, now_ms: i64) -> StoreResult<Vec<DeviceRow>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT d.device_id, d.worker_id, d.enrolled_at,
+                    d.code_hash IS NOT NULL AND coalesce(d.code_expires, 0) >= ?2,
+                    d.revoked_at, EXISTS (SELECT 1 FROM console_signers c WHERE c.device_id = d.device_id)
+             FROM devices d JOIN workers w ON w.worker_id = d.worker_id
+             WHERE d.station_id = ?1 ORDER BY w.label, d.device_id",
+        )?;
+        let rows = stmt
+            .query_map(params![station.to_string(), now_ms], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, bool>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(d, w, e, c, r, k)| device_row(&d, &w, e, c, r, k))
+            .collect()
+    }
+
     fn add_account(
         &self,
         station: StationId,
