@@ -242,7 +242,8 @@ enum CardsCommand {
         #[arg(long)]
         station: StationId,
     },
-    /// Cards a worker issued over a period (dates inclusive, UTC).
+    /// Cards a worker issued over a period (dates inclusive, in the station time zone:
+    /// Beijing time).
     Issued {
         #[arg(long, default_value = "doorstep-data")]
         data: PathBuf,
@@ -329,9 +330,9 @@ enum DeviceCommand {
     },
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DOORSTEP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -700,11 +701,18 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn print_cards(rows: &[doorstep_server::store::CardRow]) {
+/// Cards as lines: serial, status, household, the issuing worker's label, the issue time in
+/// the station's time zone.
+fn print_cards(labels: &[(WorkerId, String)], rows: &[doorstep_server::store::CardRow]) {
+    use doorstep_server::console::view::{local_time, worker_label};
     for c in rows {
         println!(
-            "{}  {}  household {}  worker {}  at {}",
-            c.serial, c.status, c.household, c.issued_by, c.issued_at
+            "{}  {}  household {}  issued by {} on {} (Beijing time)",
+            c.serial,
+            c.status,
+            c.household,
+            worker_label(labels, c.issued_by),
+            local_time(c.issued_at)
         );
     }
     if rows.is_empty() {
@@ -758,14 +766,19 @@ fn cards(command: CardsCommand) -> Result<(), String> {
             serial,
         } => {
             let serial = CardSerial::parse(&serial).map_err(|x| e(&x))?.to_string();
+            let store = open(&data)?;
+            let labels = store.worker_labels(station).map_err(|x| e(&x))?;
             print_cards(
-                &open(&data)?
+                &labels,
+                &store
                     .cards_by_serial(station, &serial)
                     .map_err(|x| e(&x))?,
             );
         }
         CardsCommand::Duplicates { data, station } => {
-            print_cards(&open(&data)?.duplicate_cards(station).map_err(|x| e(&x))?);
+            let store = open(&data)?;
+            let labels = store.worker_labels(station).map_err(|x| e(&x))?;
+            print_cards(&labels, &store.duplicate_cards(station).map_err(|x| e(&x))?);
         }
         CardsCommand::Issued {
             data,
@@ -774,10 +787,15 @@ fn cards(command: CardsCommand) -> Result<(), String> {
             from,
             to,
         } => {
-            let start = from.to_days() * 86_400_000;
-            let end = (to.to_days() + 1) * 86_400_000 - 1;
+            // Days in the station's time zone (Beijing time), not UTC.
+            let offset = doorstep_server::console::view::STATION_OFFSET_MS;
+            let start = from.to_days() * 86_400_000 - offset;
+            let end = (to.to_days() + 1) * 86_400_000 - 1 - offset;
+            let store = open(&data)?;
+            let labels = store.worker_labels(station).map_err(|x| e(&x))?;
             print_cards(
-                &open(&data)?
+                &labels,
+                &store
                     .cards_issued_by(station, worker, start, end)
                     .map_err(|x| e(&x))?,
             );
@@ -787,8 +805,15 @@ fn cards(command: CardsCommand) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The demo tells a story on stdout: only warnings from the server it runs, unless
+    // DOORSTEP_LOG asks for more.
+    init_tracing(if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    });
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
