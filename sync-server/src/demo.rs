@@ -284,7 +284,10 @@ pub async fn run(
             .unwrap_or("?")
     };
     let h = devices[2].store.household(hh1)?;
-    println!("  situation summary (W01 and W02 typed into it offline): {}", h.summary);
+    println!(
+        "  situation summary (W01 and W02 typed into it offline): {}",
+        h.summary
+    );
     for (n, v) in h.visits.iter().enumerate() {
         println!(
             "  visit {} on {}, recorded by {}:",
@@ -325,7 +328,10 @@ pub async fn run(
     let due = devices[0]
         .store
         .follow_ups_due(Date::parse("2026-11-29")?, 7)?;
-    println!("  follow-ups due within a week of 2026-11-29: {}", due.len());
+    println!(
+        "  follow-ups due within a week of 2026-11-29: {}",
+        due.len()
+    );
     println!(
         "\n  In all: {} syncs, {} round trips, {} bytes up and {} bytes down.",
         totals.syncs, totals.round_trips, totals.bytes_up, totals.bytes_down

@@ -770,9 +770,7 @@ fn cards(command: CardsCommand) -> Result<(), String> {
             let labels = store.worker_labels(station).map_err(|x| e(&x))?;
             print_cards(
                 &labels,
-                &store
-                    .cards_by_serial(station, &serial)
-                    .map_err(|x| e(&x))?,
+                &store.cards_by_serial(station, &serial).map_err(|x| e(&x))?,
             );
         }
         CardsCommand::Duplicates { data, station } => {
