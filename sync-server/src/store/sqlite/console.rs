@@ -8,42 +8,39 @@ use super::{parse, SqliteStore};
 use crate::store::console::*;
 use crate::store::{StoreError, StoreResult};
 
-fn household_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(HouseholdRowRaw, ())> {
-    Ok((
-        HouseholdRowRaw {
-            doc: r.get(0)?,
-            station: r.get(1)?,
-            seq: r.get(2)?,
-            code: r.get(3)?,
-            village: r.get(4)?,
-            status: r.get(5)?,
-            categories: r.get(6)?,
-            visits: r.get(7)?,
-            last_visit: r.get(8)?,
-            open_needs: r.get(9)?,
-            conflicts: r.get(10)?,
-        },
-        (),
-    ))
+fn household_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HouseholdRowRaw> {
+    Ok(HouseholdRowRaw {
+        doc: r.get(0)?,
+        station: r.get(1)?,
+        seq: r.get(2)?,
+        code: r.get(3)?,
+        village: r.get(4)?,
+        status: r.get(5)?,
+        categories: r.get(6)?,
+        visits: r.get(7)?,
+        last_visit: r.get(8)?,
+        open_needs: r.get(9)?,
+        conflicts: r.get(10)?,
+    })
 }
 
 /// A household row as read, before its ids are parsed.
-pub(crate) struct HouseholdRowRaw {
-    pub doc: String,
-    pub station: String,
-    pub seq: i64,
-    pub code: String,
-    pub village: String,
-    pub status: String,
-    pub categories: String,
-    pub visits: i64,
-    pub last_visit: Option<String>,
-    pub open_needs: i64,
-    pub conflicts: i64,
+struct HouseholdRowRaw {
+    doc: String,
+    station: String,
+    seq: i64,
+    code: String,
+    village: String,
+    status: String,
+    categories: String,
+    visits: i64,
+    last_visit: Option<String>,
+    open_needs: i64,
+    conflicts: i64,
 }
 
 impl HouseholdRowRaw {
-    pub(crate) fn parse(self) -> StoreResult<HouseholdRow> {
+    fn parse(self) -> StoreResult<HouseholdRow> {
         Ok(HouseholdRow {
             doc: parse(&self.doc, HouseholdId::parse)?,
             station: parse(&self.station, StationId::parse)?,
@@ -239,7 +236,7 @@ impl ConsoleStore for SqliteStore {
         let rows = stmt
             .query_map(rusqlite::params_from_iter(&args), household_row)?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(|(r, ())| r.parse()).collect()
+        rows.into_iter().map(HouseholdRowRaw::parse).collect()
     }
 
     fn visits_between(
