@@ -153,6 +153,10 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         page.contains("id=\"tile-households\"><span class=\"n\">2</span>"),
         "{page}"
     );
+    assert!(
+        page.contains("id=\"tile-devices\"><span class=\"n\">3</span>"),
+        "three phones in use: {page}"
+    );
 
     // Search in Chinese: a four-character phrase (trigram index) and two characters (scan).
     for q in ["%E5%BF%83%E7%90%86%E7%96%8F%E5%AF%BC", "%E5%BF%83%E7%90%86"] {
@@ -421,6 +425,53 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         .await;
     assert_eq!(status, 400);
 
+    // Cards: a batch, a lease of ten to W01's phone, one card left with a household.
+    let batch =
+        doorstep_server::cards::add_batch(st.store.as_ref(), st.station, "HG", 1, 100).unwrap();
+    let (_, w01, t01) = &st.devices[0];
+    doorstep_server::cards::add_lease(
+        st.store.as_ref(),
+        st.station,
+        batch,
+        1,
+        10,
+        w01.device(),
+        None,
+    )
+    .unwrap();
+    t01.sync(w01).await.unwrap();
+    let today = doorstep_server::console::view::local_date(doorstep_server::now_ms()).unwrap();
+    let serial = doorstep_core::CardSerial::new("HG", 1).unwrap().to_string();
+    w01.issue_card(
+        st.quiet,
+        &doorstep_core::NewCard {
+            serial,
+            visit: None,
+            person: None,
+            replaces: None,
+            outside_lease: false,
+        },
+        today,
+    )
+    .unwrap();
+    t01.sync(w01).await.unwrap();
+    let (status, page, _) = b.get("/console/cards").await;
+    assert_eq!(status, 200);
+    let lease = page.split("<tbody>").nth(1).unwrap();
+    assert!(
+        lease.contains("HG-000001 … HG-000010") && lease.contains("W01"),
+        "{page}"
+    );
+    assert!(
+        lease.contains("<td class=\"used\">1</td><td class=\"left\">9</td>"),
+        "{page}"
+    );
+    let batches = page.split("<tbody>").nth(2).unwrap();
+    assert!(
+        batches.contains("<td>100</td><td>10</td><td>90</td>"),
+        "{page}"
+    );
+
     // CSV: UTF-8 with a BOM, a header, one line per household.
     let (status, csv, headers) = b.get("/console/export/households.csv").await;
     assert_eq!(status, 200);
@@ -481,6 +532,7 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         "enroll_device",
         "revoke_device",
         "add_worker",
+        "cards",
         "follow_ups",
         "export_households_csv",
         "logout",

@@ -48,7 +48,8 @@ pub(crate) struct Console<S: ServerStore> {
 
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    let sources: [(&str, &str); 10] = [
+    let sources: [(&str, &str); 11] = [
+        ("cards.html", include_str!("templates/cards.html")),
         ("devices.html", include_str!("templates/devices.html")),
         ("history.html", include_str!("templates/history.html")),
         ("report.html", include_str!("templates/report.html")),
@@ -104,6 +105,7 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/report.csv", get(pages::report_csv::<S>))
         .route("/console/report.xlsx", get(pages::report_xlsx::<S>))
         .route("/console/devices", get(pages::devices::<S>))
+        .route("/console/cards", get(pages::cards::<S>))
         .route("/console/devices/enroll", post(pages::enroll::<S>))
         .route("/console/devices/revoke", post(pages::revoke::<S>))
         .route("/console/workers", post(pages::add_worker::<S>))

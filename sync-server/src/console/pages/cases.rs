@@ -26,6 +26,17 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
             .add_days(-1)
             .map_err(|_| PageError::BadInput("clock"))?;
         let overdue = c.store.open_follow_ups(station, &yesterday.to_string())?;
+        let devices = c.store.station_devices(station, now_ms())?;
+        let phones = devices.iter().filter(|d| !d.console);
+        let in_use = phones
+            .clone()
+            .filter(|d| d.enrolled_at.is_some() && d.revoked_at.is_none())
+            .count();
+        let waiting = phones
+            .clone()
+            .filter(|d| d.code_waiting && d.revoked_at.is_none())
+            .count();
+        let revoked = phones.filter(|d| d.revoked_at.is_some()).count();
         c.html(
             "dashboard.html",
             ctx,
@@ -37,6 +48,9 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
                 open_needs => households.iter().map(|h| h.open_needs).sum::<u64>(),
                 overdue => overdue.len(),
                 conflicts => households.iter().map(|h| h.conflicts).sum::<u64>(),
+                in_use,
+                waiting,
+                revoked,
             },
         )
     })

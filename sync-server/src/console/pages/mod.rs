@@ -1,6 +1,7 @@
 //! The console's handlers: session check, the work on a blocking thread (storage and
 //! automerge are synchronous), the access log, the page.
 
+mod cards;
 mod cases;
 mod devices;
 mod exports;
@@ -224,6 +225,7 @@ async fn blocking(f: impl FnOnce() -> Result<Response, PageError> + Send + 'stat
     }
 }
 
+pub(super) use cards::cards;
 pub(super) use cases::{conflicts, dashboard, follow_ups, history, household, households, resolve};
 pub(super) use devices::{add_worker, devices, enroll, revoke};
 pub(super) use exports::{
