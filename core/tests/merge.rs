@@ -370,7 +370,7 @@ fn an_older_app_keeps_fields_it_does_not_know() {
 }
 
 #[test]
-fn a_value_from_a_newer_app_does_not_stop_sync() {
+fn a_value_from_a_newer_app_shows_as_unrecognised_and_does_not_stop_sync() {
     use automerge::transaction::Transactable;
     let Pair { a, b, hh, .. } = pair();
     let p = a.add_person(hh, &NewPerson::named("李华", "户主")).unwrap();
@@ -401,7 +401,12 @@ fn a_value_from_a_newer_app_does_not_stop_sync() {
         .unwrap();
     b.apply_changes(hh, &[change]).unwrap();
     push(&a, &b);
-    assert_eq!(b.unreadable_households().unwrap(), vec![hh]);
+    // The household opens; that one field reads as unrecognised (ADR 0013).
+    assert!(b.unreadable_households().unwrap().is_empty());
+    let shown = b.household(hh).unwrap();
+    let person = shown.persons.iter().find(|x| x.id == p).unwrap();
+    assert_eq!(person.sex, Sex::Unrecognised);
+    assert_eq!(person.name, "李华");
     assert!(
         b.household(other)
             .unwrap()
@@ -413,9 +418,12 @@ fn a_value_from_a_newer_app_does_not_stop_sync() {
         b.households_in_village("石桥村")
             .unwrap()
             .iter()
-            .all(|h| h.id != hh),
-        "not indexed"
+            .any(|h| h.id == hh),
+        "listed like any household"
     );
+    // This version's server would refuse it: its validator knows no such value.
+    let doc = automerge::Automerge::load(&b.export_document(hh).unwrap()).unwrap();
+    assert!(doorstep_core::doc::verify::validate(&doc).is_err());
     // The document itself is kept whole and travels on.
     assert!(b.export_document(hh).unwrap().len() > 100);
     let before = b.index_dump().unwrap();

@@ -203,7 +203,7 @@ fn a_store_belongs_to_one_worker_and_keeps_its_actor() {
 fn a_bootstrapped_snapshot_is_stored_compressed() {
     let dir = tempfile::tempdir().unwrap();
     let station = StationId::new();
-    let source = open(dir.path(), "source.db", station);
+    let source = open_signing(dir.path(), "source.db", station, [0x5b; 32]);
     let hh = household(&source, "HH-000001");
     let summary = "祖孙二人生活，孙子在镇中心小学读三年级，爷爷患有高血压。".repeat(40);
     source.splice_summary(hh, 0, 0, &summary).unwrap();
@@ -213,8 +213,9 @@ fn a_bootstrapped_snapshot_is_stored_compressed() {
     let path = dir.path().join("device.db");
     let worker = WorkerId::new();
     let device = Store::open(options(&path, worker, station)).unwrap();
+    let (signer, signature) = vouch(&source, [0x5b; 32], hh);
     let response = protocol::SyncResponse {
-        signers: Vec::new(),
+        signers: vec![signer],
         signer_known: false,
         epoch: uuid::Uuid::now_v7(),
         epoch_reset: false,
@@ -227,13 +228,14 @@ fn a_bootstrapped_snapshot_is_stored_compressed() {
         acks: vec![],
         errors: vec![],
         snapshots: vec![protocol::DocSnapshot {
-            signatures: Vec::new(),
+            signatures: vec![signature],
             doc: hh,
             bytes: sent.clone(),
         }],
         pull: vec![],
     };
-    device.apply_response(&response).unwrap();
+    let outcome = device.apply_response(&response).unwrap();
+    assert!(outcome.quarantined.is_empty(), "{outcome:?}");
     drop(device);
 
     let conn = rusqlite::Connection::open(&path).unwrap();

@@ -68,6 +68,8 @@ fn strs<T: ToString>(v: &[T]) -> Vec<String> {
 }
 
 /// Declares an FFI enum mirroring a core enum of unit variants, with conversions both ways.
+// The value enums end with `Unrecognised`: a value a newer version wrote, shown as such;
+// the core refuses to write it (ADR 0013).
 macro_rules! mirror_enum {
     ($(#[$doc:meta])* $name:ident => $core:path { $($v:ident),+ $(,)? }) => {
         $(#[$doc])*
@@ -82,18 +84,18 @@ macro_rules! mirror_enum {
     };
 }
 
-mirror_enum!(HouseholdStatus => core::HouseholdStatus { Active, MovedAway, Closed });
-mirror_enum!(Sex => core::Sex { Female, Male, Unknown });
-mirror_enum!(VisitKind => core::VisitKind { Home, Phone, School, NeighbourCheck, FollowUp });
-mirror_enum!(VisitStatus => core::VisitStatus { Draft, Final });
+mirror_enum!(HouseholdStatus => core::HouseholdStatus { Active, MovedAway, Closed, Unrecognised });
+mirror_enum!(Sex => core::Sex { Female, Male, Unknown, Unrecognised });
+mirror_enum!(VisitKind => core::VisitKind { Home, Phone, School, NeighbourCheck, FollowUp, Unrecognised });
+mirror_enum!(VisitStatus => core::VisitStatus { Draft, Final, Unrecognised });
 mirror_enum!(
     /// The six text sections of a visit record.
     Section => core::Section { PersonalSituation, FamilySituation, ActualNeeds, QuestionsAsked, Concerns, AdviceGiven }
 );
-mirror_enum!(NeedStatus => core::NeedStatus { Open, Referred, Met, Closed });
-mirror_enum!(InquiryStatus => core::InquiryStatus { Open, Answered, Referred });
-mirror_enum!(FollowUpStatus => core::FollowUpStatus { Open, Done, Cancelled });
-mirror_enum!(CardStatus => core::CardStatus { Issued, Replaced, Lost, Void });
+mirror_enum!(NeedStatus => core::NeedStatus { Open, Referred, Met, Closed, Unrecognised });
+mirror_enum!(InquiryStatus => core::InquiryStatus { Open, Answered, Referred, Unrecognised });
+mirror_enum!(FollowUpStatus => core::FollowUpStatus { Open, Done, Cancelled, Unrecognised });
+mirror_enum!(CardStatus => core::CardStatus { Issued, Replaced, Lost, Void, Unrecognised });
 mirror_enum!(ConflictKind => core::ConflictKind { ConcurrentValues, EditedAfterFinalise });
 
 // ----- records ---------------------------------------------------------------------------

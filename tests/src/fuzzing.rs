@@ -8,7 +8,7 @@
 //! cheap it asserts an invariant (a decoded message encodes back to itself, a stored
 //! document reads the same twice and after a reload, a refused response leaves the store as
 //! it was, a push at another station's document is refused, what the server acknowledges
-//! loads back), and a failed assertion is a finding. Findings whose fix lies elsewhere stay
+//! loads back and reads whole on a phone of the same version), and a failed assertion is a finding. Findings whose fix lies elsewhere stay
 //! listed in [`OPEN_FINDINGS`] until fixed.
 //!
 //! The targets that drive a device store or the server start from a committed *world*
@@ -502,7 +502,9 @@ pub fn server_push(data: &[u8]) {
 
 /// Load a stored document as the server does (snapshot, then its log entries), then its
 /// compacted form (what the server stores every 128 changes): both must have the heads the
-/// server acknowledged, else why not.
+/// server acknowledged, and the document must read whole with the phones' reader
+/// (`doc::verify::validate`: what the server acknowledges, every device of the same version
+/// applies), else why not.
 fn reload(
     stored: &doorstep_server::store::StoredDocument,
     acked: &[ChangeHash],
@@ -521,6 +523,9 @@ fn reload(
         if again.get_heads() != acked {
             return Err("the compacted document has other heads".into());
         }
+        // Acknowledged ⇒ applicable: every phone of this version reads it whole (issue 13).
+        doorstep_core::doc::verify::validate(&doc)
+            .map_err(|e| format!("a phone of this version cannot read it: {e}"))?;
         Ok(())
     })
     .unwrap_or_else(|_| Err("automerge panicked".into()))

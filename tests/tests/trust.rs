@@ -762,3 +762,216 @@ async fn station_ids_cannot_be_squatted_and_card_rows_stay_per_household() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].household, hb, "B's row is still B's");
 }
+
+/// Issue 13, item 5: a push at an id of another station gets the answer a push at an
+/// absent id gets, and goes through the same work (decoded and checked against an empty
+/// document that is then thrown away; see `sync-server/src/sync/push.rs`) — so neither the
+/// code nor the time tells a device that the id exists. The time is measured by
+/// `tests/benches/oracle.rs`, not here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_id_answers_like_an_absent_one() {
+    let server = TestServer::start().await;
+    let (sa, sb) = (server.station("A站"), server.station("B站"));
+    let (x, token) = attacker(&server, sa, 0x4f).await;
+    let url = server.url();
+    let b1 = server.device(sb, "B1", &url).await;
+    let foreign = b1.new_household("HH-B00002");
+    b1.sync().await;
+    let b_heads = server
+        .store
+        .load_document(foreign)
+        .unwrap()
+        .map(|d| d.changes.len());
+
+    let made = x
+        .store
+        .create_household(&NewHousehold {
+            code: "HH-A00001".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let own = x.document(made);
+    // The attacker's creation, re-aimed at `target`: the same changes, plus one of the
+    // attacker's that names `target` as the document's id (so the header matches).
+    let aimed = |target: HouseholdId| {
+        let mut doc = own.fork().with_actor(x.actor.clone());
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "id", target.to_string()).unwrap();
+        tx.commit();
+        doc.get_changes(&[])
+    };
+    type Variant<'a> = (&'static str, Box<dyn Fn(HouseholdId) -> SyncRequest + 'a>);
+    let variants: Vec<Variant<'_>> = vec![
+        (
+            "bytes that are no change",
+            Box::new(|id| {
+                let mut req = x.request(made, &own.get_changes(&[]));
+                req.push[0].doc = id;
+                req.push[0].changes = vec![b"\x85o\x4a\x83 not a change".to_vec()];
+                req.push[0].signatures.clear();
+                req
+            }),
+        ),
+        (
+            "content naming another id",
+            Box::new(|id| {
+                let changes = own.get_changes(&[]);
+                let mut req = x.request(made, &changes);
+                req.push[0].doc = id;
+                req.push[0].signatures = x.sign(id, &changes);
+                req
+            }),
+        ),
+        (
+            "unsigned",
+            Box::new(|id| {
+                let changes = aimed(id);
+                let mut req = x.request(made, &changes);
+                req.push[0].doc = id;
+                req.push[0].signatures.clear();
+                req
+            }),
+        ),
+        (
+            "signed for another document",
+            Box::new(|id| {
+                let changes = aimed(id);
+                let mut req = x.request(made, &changes);
+                req.push[0].doc = id;
+                req.push[0].signatures = x.sign(made, &changes);
+                req
+            }),
+        ),
+    ];
+    for (what, req) in &variants {
+        let absent = HouseholdId::new();
+        let at_absent = code_of(&post(&server, &token, &req(absent)).await, absent);
+        let at_foreign = code_of(&post(&server, &token, &req(foreign)).await, foreign);
+        assert_eq!(
+            at_foreign, at_absent,
+            "{what}: the answer at a foreign id differs from an absent id's"
+        );
+        assert_eq!(
+            at_foreign,
+            Some(DocErrorCode::NotFoundOrForbidden),
+            "{what}"
+        );
+    }
+    // A well-formed, signed creation at the foreign id is refused and B's document is
+    // untouched. (At an absent id the same creation is a new household: an answer cannot
+    // differ less without acknowledging what is then thrown away — see docs/protocol.md.)
+    let changes = aimed(foreign);
+    let mut req = x.request(made, &changes);
+    req.push[0].doc = foreign;
+    req.push[0].signatures = x.sign(foreign, &changes);
+    assert_eq!(
+        code_of(&post(&server, &token, &req).await, foreign),
+        Some(DocErrorCode::NotFoundOrForbidden)
+    );
+    let absent = HouseholdId::new();
+    let changes = aimed(absent);
+    let mut req = x.request(made, &changes);
+    req.push[0].doc = absent;
+    req.push[0].signatures = x.sign(absent, &changes);
+    assert_eq!(
+        code_of(&post(&server, &token, &req).await, absent),
+        None,
+        "the same creation at an absent id is accepted (so the refusal above is scope's)"
+    );
+    assert_eq!(
+        server
+            .store
+            .load_document(foreign)
+            .unwrap()
+            .map(|d| d.changes.len()),
+        b_heads
+    );
+    assert_eq!(
+        server.store.document_station(foreign).unwrap(),
+        Some(sb),
+        "B's household is still B's"
+    );
+}
+
+/// Phones verify what they pull (ADR 0012): a server that stores what it should have
+/// refused — here written straight into its log, as a compromised server would — cannot
+/// make a colleague's phone show it. A change no signature of its author covers, and a
+/// signed change that credits someone else, each quarantine their household on the phone
+/// with the reason; an honest household in the same response applies, and the sync
+/// completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compromised_server_cannot_make_a_phone_show_what_its_author_did_not_write() {
+    let server = TestServer::start().await;
+    let sa = server.station("A站");
+    let url = server.url();
+    let w01 = server.device(sa, "W01", &url).await;
+    let w02 = server.device(sa, "W02", &url).await;
+    let forged_name = w01.new_household("HH-000001");
+    let unsigned = w01.new_household("HH-000002");
+    w01.sync().await;
+    w02.sync().await;
+    let (x, token) = attacker(&server, sa, 0x5a).await;
+    sync_raw(&server, &x, &token).await;
+    let as_w01 = Who::of(&server.store.device(w01.device_id).unwrap().unwrap());
+
+    // What the server should have refused, appended to its log without the checks.
+    let smuggle = |hh: HouseholdId, actor: ActorId, signed: bool| {
+        let base = x.document(hh);
+        let mut doc = base.fork().with_actor(actor);
+        let since = doc.get_heads();
+        let mut tx = doc.transaction();
+        put_person(&mut tx, "冒名顶替", as_w01);
+        tx.commit();
+        let changes = doc.get_changes(&since);
+        let append = doorstep_server::store::DocAppend {
+            doc: hh,
+            changes: changes
+                .iter()
+                .map(|c| (c.hash(), c.raw_bytes().to_vec()))
+                .collect(),
+            snapshot: None,
+            cards: Vec::new(),
+            expected_seq: None,
+            signatures: if signed {
+                x.sign(hh, &changes)
+            } else {
+                Vec::new()
+            },
+        };
+        server.store.commit(sa, x.auth.device, &[append]).unwrap();
+    };
+    // Signed by the attacker's own key, but crediting W01.
+    smuggle(forged_name, x.actor.clone(), true);
+    // No signature at all, under an actor nobody owns.
+    smuggle(unsigned, ActorId::random(), false);
+    // An honest edit in the same response.
+    let honest = w01.new_household("HH-000003");
+    w01.sync().await;
+
+    let outcome = w02.sync().await;
+    let quarantined = w02.store.quarantined().unwrap();
+    let reason = |hh| {
+        quarantined
+            .iter()
+            .find(|q| q.household == hh)
+            .map(|q| q.reason.clone())
+    };
+    for hh in [forged_name, unsigned] {
+        let why = reason(hh).unwrap_or_else(|| panic!("{hh} not quarantined: {outcome:?}"));
+        assert!(why.contains("unattributed"), "{why}");
+        let names: Vec<String> = w02
+            .store
+            .household(hh)
+            .unwrap()
+            .persons
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n == "冒名顶替"),
+            "the phone shows what W01 never wrote: {names:?}"
+        );
+    }
+    assert_eq!(reason(honest), None);
+    assert_eq!(w02.store.household(honest).unwrap().code, "HH-000003");
+}

@@ -59,7 +59,7 @@ pub(crate) fn read_household<R: ReadDoc>(doc: &R) -> Result<Household> {
         village: read_cell(doc, &hh, "village")?.unwrap_or_default(),
         address: read_cell(doc, &hh, "address")?.unwrap_or_default(),
         gps: opt(read_cell(doc, &hh, "gps")?, GeoPoint::parse)?,
-        status: HouseholdStatus::parse(&read_required(doc, &hh, "status")?)?,
+        status: HouseholdStatus::read(&read_required(doc, &hh, "status")?),
         phones: read_set(doc, &hh, "phones")?,
         tags: read_set(doc, &hh, "tags")?,
         summary: read_text(doc, &hh, "summary")?,
@@ -78,7 +78,7 @@ pub(crate) fn read_person<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<P
     Ok(Person {
         id: PersonId::parse(key)?,
         name: read_required(doc, o, "name")?,
-        sex: opt(read_cell(doc, o, "sex")?, Sex::parse)?.unwrap_or(Sex::Unknown),
+        sex: read_cell(doc, o, "sex")?.map_or(Sex::Unknown, |s| Sex::read(&s)),
         birth_date: opt(read_cell(doc, o, "birth_date")?, BirthDate::parse)?,
         id_number: read_cell(doc, o, "id_number")?,
         relation: read_cell(doc, o, "relation")?.unwrap_or_default(),
@@ -103,12 +103,12 @@ pub(crate) fn read_visit<R: ReadDoc>(
     Ok(Visit {
         id: VisitId::parse(key)?,
         household,
-        kind: VisitKind::parse(&read_required(doc, o, "kind")?)?,
+        kind: VisitKind::read(&read_required(doc, o, "kind")?),
         date: Date::parse(&read_required(doc, o, "date")?)?,
         started_at: timestamp(&read_required(doc, o, "started_at")?)?,
         ended_at: opt(read_cell(doc, o, "ended_at")?, timestamp)?,
         gps: opt(read_cell(doc, o, "gps")?, GeoPoint::parse)?,
-        status: VisitStatus::parse(&read_required(doc, o, "status")?)?,
+        status: VisitStatus::read(&read_required(doc, o, "status")?),
         workers: read_set(doc, o, "workers")?
             .iter()
             .map(|w| WorkerId::parse(w))
@@ -139,7 +139,7 @@ fn read_need<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Need> {
         description: read_cell(doc, o, "description")?.unwrap_or_default(),
         person: opt(read_cell(doc, o, "person")?, PersonId::parse)?,
         visit: opt(read_cell(doc, o, "visit")?, VisitId::parse)?,
-        status: NeedStatus::parse(&read_required(doc, o, "status")?)?,
+        status: NeedStatus::read(&read_required(doc, o, "status")?),
         created: created(doc, o)?,
     })
 }
@@ -151,7 +151,7 @@ fn read_inquiry<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Inquiry> {
         topic: read_cell(doc, o, "topic")?.unwrap_or_default(),
         answer: read_cell(doc, o, "answer")?,
         visit: opt(read_cell(doc, o, "visit")?, VisitId::parse)?,
-        status: InquiryStatus::parse(&read_required(doc, o, "status")?)?,
+        status: InquiryStatus::read(&read_required(doc, o, "status")?),
         created: created(doc, o)?,
     })
 }
@@ -163,7 +163,7 @@ pub(crate) fn read_follow_up<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Resul
         due: Date::parse(&read_required(doc, o, "due")?)?,
         assignee: WorkerId::parse(&read_required(doc, o, "assignee")?)?,
         origin_visit: opt(read_cell(doc, o, "origin_visit")?, VisitId::parse)?,
-        status: FollowUpStatus::parse(&read_required(doc, o, "status")?)?,
+        status: FollowUpStatus::read(&read_required(doc, o, "status")?),
         created: created(doc, o)?,
     })
 }
@@ -175,7 +175,7 @@ pub(crate) fn read_card<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Car
         visit: opt(read_cell(doc, o, "visit")?, VisitId::parse)?,
         person: opt(read_cell(doc, o, "person")?, PersonId::parse)?,
         replaces: opt(read_cell(doc, o, "replaces")?, CardIssuanceId::parse)?,
-        status: CardStatus::parse(&read_required(doc, o, "status")?)?,
+        status: CardStatus::read(&read_required(doc, o, "status")?),
         created: created(doc, o)?,
     })
 }

@@ -7,6 +7,7 @@ use automerge::{legacy, Automerge, Change, ObjType, Prop, ReadDoc, ScalarValue, 
 use crate::doc::cells::ObjId;
 use crate::error::{Error, Result};
 use crate::model::ids::{DeviceId, WorkerId};
+use crate::model::records::Household;
 use crate::model::values::VisitStatus;
 
 /// How far in the future of the checker's clock a change's time may lie: a phone's clock
@@ -31,13 +32,57 @@ pub enum Violation {
     Finalised,
 }
 
-/// The whole document reads with this version's reader: header (kind, schema, id,
-/// station), every record and value, and the conflict review. The server runs it on every
-/// document it accepts; the phone reads with the same code.
+/// The whole document reads with this version's reader — header (kind, schema, id,
+/// station), every record and value, and the conflict review — and holds no value this
+/// version does not know. The server runs it on every document it accepts, so what it
+/// acknowledges every phone of the same version reads.
 pub fn validate(doc: &Automerge) -> Result<()> {
+    let household = super::read::read_household(doc)?;
+    if let Some(what) = unrecognised(&household) {
+        return Err(Error::InvalidInput(what));
+    }
+    super::conflicts::review(doc, household.id)?;
+    Ok(())
+}
+
+/// What a phone needs to show a household: the document reads with this version's reader
+/// and its conflict review works. Values this version does not know (a newer version wrote
+/// them) read as `Unrecognised` and do not hide the household (ADR 0013).
+pub fn readable(doc: &Automerge) -> Result<()> {
     let household = super::read::read_household(doc)?;
     super::conflicts::review(doc, household.id)?;
     Ok(())
+}
+
+/// The first value of `h` this version does not know, named by its type.
+fn unrecognised(h: &Household) -> Option<&'static str> {
+    if !h.status.is_recognised() {
+        return Some("unknown HouseholdStatus");
+    }
+    if h.persons.iter().any(|p| !p.sex.is_recognised()) {
+        return Some("unknown Sex");
+    }
+    for v in &h.visits {
+        if !v.kind.is_recognised() {
+            return Some("unknown VisitKind");
+        }
+        if !v.status.is_recognised() {
+            return Some("unknown VisitStatus");
+        }
+    }
+    if h.needs.iter().any(|n| !n.status.is_recognised()) {
+        return Some("unknown NeedStatus");
+    }
+    if h.inquiries.iter().any(|i| !i.status.is_recognised()) {
+        return Some("unknown InquiryStatus");
+    }
+    if h.follow_ups.iter().any(|f| !f.status.is_recognised()) {
+        return Some("unknown FollowUpStatus");
+    }
+    if h.cards.iter().any(|c| !c.status.is_recognised()) {
+        return Some("unknown CardStatus");
+    }
+    None
 }
 
 /// Every provenance `change` writes (`by`, `dev` and `at` keys: cells, set elements,

@@ -157,7 +157,7 @@ pub(crate) fn add_person<T: Transactable>(
         .collect::<Result<Vec<_>>>()?;
     let obj = new_record(tx, EntityKind::Person, &id.to_string(), p)?;
     write_cell(tx, &obj, "name", Some(&name), p)?;
-    write_cell(tx, &obj, "sex", Some(new.sex.as_str()), p)?;
+    write_cell(tx, &obj, "sex", Some(new.sex.to_write()?), p)?;
     write_cell(
         tx,
         &obj,
@@ -225,7 +225,7 @@ pub(crate) fn edit_person<T: Transactable>(
             Some(&required_line(v, "name is required")?),
             p,
         ),
-        PersonEdit::Sex(s) => write_cell(tx, &obj, "sex", Some(s.as_str()), p),
+        PersonEdit::Sex(s) => write_cell(tx, &obj, "sex", Some(s.to_write()?), p),
         PersonEdit::BirthDate(b) => write_cell(
             tx,
             &obj,
@@ -269,7 +269,7 @@ pub(crate) fn start_visit<T: Transactable>(
         require_person(tx, person)?;
     }
     let obj = new_record(tx, EntityKind::Visit, &id.to_string(), p)?;
-    write_cell(tx, &obj, "kind", Some(new.kind.as_str()), p)?;
+    write_cell(tx, &obj, "kind", Some(new.kind.to_write()?), p)?;
     write_cell(tx, &obj, "date", Some(&new.date.to_string()), p)?;
     write_cell(
         tx,
@@ -319,7 +319,7 @@ pub(crate) fn edit_visit<T: Transactable>(
 ) -> Result<()> {
     let obj = draft_visit(tx, id)?;
     match edit {
-        VisitEdit::Kind(k) => write_cell(tx, &obj, "kind", Some(k.as_str()), p),
+        VisitEdit::Kind(k) => write_cell(tx, &obj, "kind", Some(k.to_write()?), p),
         VisitEdit::Date(d) => write_cell(tx, &obj, "date", Some(&d.to_string()), p),
         VisitEdit::EndedAt(t) => write_cell(
             tx,

@@ -34,17 +34,74 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(
+/// Declares a closed enum of values stored in documents, with a stable lowercase text form
+/// and one more variant, `Unrecognised`: a value this version does not know (written by a
+/// newer version, ADR 0013). Reading is lenient (`read`: the field shows as unrecognised,
+/// the household still opens); `parse` is strict and never yields it, and nothing writes it
+/// (`is_recognised`), so the server's validator (`doc::verify::validate`) refuses it.
+macro_rules! value_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant,)+
+            /// A value this version does not know (a newer version wrote it).
+            Unrecognised,
+        }
+
+        impl $name {
+            /// The values this version knows (not `Unrecognised`).
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                    $name::Unrecognised => "unrecognised",
+                }
+            }
+            /// Strict: only the values this version knows.
+            pub fn parse(s: &str) -> Result<Self, Error> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(Error::InvalidInput(concat!("unknown ", stringify!($name)))),
+                }
+            }
+            /// Lenient, for showing what a document holds: an unknown value reads as
+            /// `Unrecognised`.
+            pub fn read(s: &str) -> Self {
+                Self::parse(s).unwrap_or($name::Unrecognised)
+            }
+            pub const fn is_recognised(self) -> bool {
+                !matches!(self, $name::Unrecognised)
+            }
+            /// The text to write; an unrecognised value is never written.
+            pub fn to_write(self) -> Result<&'static str, Error> {
+                if self.is_recognised() {
+                    Ok(self.as_str())
+                } else {
+                    Err(Error::InvalidInput(concat!("an unrecognised ", stringify!($name), " cannot be written")))
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+value_enum!(
     /// Whether the household is still followed by the station.
     HouseholdStatus { Active = "active", MovedAway = "moved_away", Closed = "closed" }
 );
 
-text_enum!(
+value_enum!(
     /// Sex as recorded.
     Sex { Female = "female", Male = "male", Unknown = "unknown" }
 );
 
-text_enum!(
+value_enum!(
     /// How a visit took place.
     VisitKind {
         Home = "home",
@@ -55,7 +112,7 @@ text_enum!(
     }
 );
 
-text_enum!(
+value_enum!(
     /// A visit is a draft until finalised; a final visit is frozen evidence.
     VisitStatus { Draft = "draft", Final = "final" }
 );
@@ -72,22 +129,22 @@ text_enum!(
     }
 );
 
-text_enum!(
+value_enum!(
     /// Life of a recorded need.
     NeedStatus { Open = "open", Referred = "referred", Met = "met", Closed = "closed" }
 );
 
-text_enum!(
+value_enum!(
     /// Life of a question the household asked.
     InquiryStatus { Open = "open", Answered = "answered", Referred = "referred" }
 );
 
-text_enum!(
+value_enum!(
     /// Life of a follow-up task: open, then done or cancelled.
     FollowUpStatus { Open = "open", Done = "done", Cancelled = "cancelled" }
 );
 
-text_enum!(
+value_enum!(
     /// Life of an issued contact card.
     CardStatus { Issued = "issued", Replaced = "replaced", Lost = "lost", Void = "void" }
 );

@@ -82,17 +82,19 @@ pub(crate) fn update(
     }
 }
 
-/// Index a household received from elsewhere. A document this version cannot read (values a
-/// newer app wrote) must not stop sync: it is stored, its index rows removed, and it is
-/// marked unreadable until an update (then `rebuild_index` indexes it).
+/// Index a household received from elsewhere. A document this version cannot read (its
+/// structure broken) must not stop sync: it is stored, its index rows removed, and it is
+/// marked unreadable until an update (then `rebuild_index` indexes it). Values a newer app
+/// wrote do not make it unreadable: they read as `Unrecognised` (ADR 0013).
 pub(crate) fn update_received(
     conn: &Connection,
     doc: &Automerge,
     household: HouseholdId,
 ) -> Result<()> {
-    // The phones' whole reader first (the validator the server runs too): a household the
-    // index could take but `household()` could not read would be listed yet never open.
-    let checked = crate::doc::verify::validate(doc)
+    // The phones' whole reader first (the one the server's validator runs, without its
+    // refusal of unknown values): a household the index could take but `household()` could
+    // not read would be listed yet never open.
+    let checked = crate::doc::verify::readable(doc)
         .and_then(|()| update(conn, doc, household, Scope::Household));
     match checked {
         Ok(()) => {

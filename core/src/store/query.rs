@@ -98,7 +98,7 @@ fn to_household(row: (String, String, String, String, String)) -> Result<Househo
         code: row.1,
         village: row.2,
         address: row.3,
-        status: HouseholdStatus::parse(&row.4)?,
+        status: HouseholdStatus::read(&row.4),
     })
 }
 
@@ -120,8 +120,8 @@ fn to_visit(row: VisitRow) -> Result<VisitSummary> {
         id: VisitId::parse(&row.0)?,
         household: hid(row.1)?,
         date: Date::parse(&row.2)?,
-        kind: VisitKind::parse(&row.3)?,
-        status: VisitStatus::parse(&row.4)?,
+        kind: VisitKind::read(&row.3),
+        status: VisitStatus::read(&row.4),
         started_at: Timestamp(row.5),
     })
 }
@@ -281,7 +281,7 @@ impl Store {
                         origin_visit: v.map(|v| VisitId::parse(&v)).transpose()?,
                         due,
                         assignee: WorkerId::parse(&a)?,
-                        status: FollowUpStatus::parse(&s)?,
+                        status: FollowUpStatus::read(&s),
                         overdue: due < as_of,
                     })
                 })
@@ -337,7 +337,7 @@ impl Store {
                         serial,
                         visit: v.map(|v| VisitId::parse(&v)).transpose()?,
                         person: p.map(|p| PersonId::parse(&p)).transpose()?,
-                        status: CardStatus::parse(&s)?,
+                        status: CardStatus::read(&s),
                         issued_by: WorkerId::parse(&by)?,
                         issued_at: Timestamp(at),
                     })

@@ -331,13 +331,21 @@ fn pin_signers(tx: &Connection, signers: &[Signer]) -> Result<()> {
 }
 
 /// Keep the signatures that came with a document, where they verify against the pinned
-/// key of their actor's owner; the newest one the server sends replaces the one held.
+/// key of their actor's owner; one replaces the one held when its change is not older
+/// (`held_doc`: the document with what came applied).
 fn keep_signatures(
     tx: &Connection,
     doc: HouseholdId,
+    held_doc: &Automerge,
     signatures: &[AuthorSignature],
 ) -> Result<()> {
     for s in signatures {
+        let seq_of = |h: &ChangeHash| held_doc.get_change_meta_by_hash(h).map(|m| m.seq);
+        let older = signature_of(tx, doc, &s.actor)?
+            .is_some_and(|held| seq_of(&held) > seq_of(&s.signature.hash));
+        if older {
+            continue;
+        }
         let key: Option<Vec<u8>> = tx
             .prepare_cached("SELECT key FROM signers WHERE actor = ?1")?
             .query_row([&s.actor], |r| r.get(0))
@@ -358,6 +366,95 @@ fn keep_signatures(
             s.signature.hash.0.to_vec(),
             s.signature.sig.to_vec()
         ])?;
+    }
+    Ok(())
+}
+
+/// The hash of the change the held signature of `actor` for `doc` is over, if any.
+fn signature_of(tx: &Connection, doc: HouseholdId, actor: &[u8]) -> Result<Option<ChangeHash>> {
+    let hash: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT hash FROM signatures WHERE doc_id = ?1 AND actor = ?2")?
+        .query_row(params![doc.to_string(), actor], |r| r.get(0))
+        .optional()?;
+    Ok(hash.and_then(|h| ChangeHash::try_from(h.as_slice()).ok()))
+}
+
+/// A received change that no verified signature of its author vouches for, or that writes
+/// provenance other than its author's (ADR 0012): the document is quarantined, so a
+/// compromised server cannot make this phone show words their author did not write.
+fn unattributed(what: &str) -> Error {
+    Error::MalformedDocument(format!("unattributed: {what}"))
+}
+
+/// Check what was received for `id` (already applied to `doc`): every change of another
+/// actor than this device's is covered by a kept signature of its actor's pinned owner —
+/// one over a change of that actor with at least its sequence number (an actor's changes
+/// form one chain, so that signed change descends from every earlier one) — and, for the
+/// `changes` given one by one, writes only its owner's provenance. With `changes` `None`
+/// (a snapshot), every actor of the document is checked for coverage. The station's own
+/// document is the server's and is not checked.
+fn verify_received(
+    tx: &Connection,
+    doc: &Automerge,
+    id: HouseholdId,
+    own: &ActorId,
+    station: StationId,
+    changes: Option<&[automerge::Change]>,
+) -> Result<()> {
+    if id == doc::station::station_doc_id(station) {
+        return Ok(());
+    }
+    let mut needed: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+    match changes {
+        Some(changes) => {
+            for c in changes.iter().filter(|c| c.actor_id() != own) {
+                let seq = needed.entry(c.actor_id().to_bytes().to_vec()).or_default();
+                *seq = (*seq).max(c.seq());
+            }
+        }
+        None => {
+            for m in doc.get_changes_meta(&[]) {
+                if m.actor.as_ref() != own {
+                    let seq = needed.entry(m.actor.to_bytes().to_vec()).or_default();
+                    *seq = (*seq).max(m.seq);
+                }
+            }
+        }
+    }
+    for (actor, seq) in &needed {
+        let signed = signature_of(tx, id, actor)?
+            .and_then(|h| doc.get_change_meta_by_hash(&h))
+            .map_or(0, |m| m.seq);
+        if signed < *seq {
+            return Err(unattributed("a change no signature of its author covers"));
+        }
+    }
+    let Some(changes) = changes else {
+        return Ok(());
+    };
+    for c in changes.iter().filter(|c| c.actor_id() != own) {
+        let owner: Option<(String, String)> = tx
+            .prepare_cached("SELECT worker_id, device_id FROM signers WHERE actor = ?1")?
+            .query_row([c.actor_id().to_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let author = owner.and_then(|(w, d)| {
+            Some(doc::verify::Author {
+                worker: WorkerId::parse(&w).ok()?,
+                device: DeviceId::parse(&d).ok()?,
+            })
+        });
+        let Some(author) = author else {
+            return Err(unattributed(
+                "a change whose author the server did not name",
+            ));
+        };
+        // The server bounds times against its clock; this phone's clock may be wrong.
+        let ok = contained(|| Ok(doc::verify::check_provenance(doc, c, &author, i64::MAX / 4)))?;
+        if ok.is_err() {
+            return Err(unattributed(
+                "a change writes provenance that is not its author's",
+            ));
+        }
     }
     Ok(())
 }
@@ -413,17 +510,46 @@ fn apply_snapshot(
     Ok(added)
 }
 
-/// Something received for a document that could not be applied yet, kept to retry.
+/// Something received for a document that could not be applied yet, kept to retry: its
+/// changes, and the signatures that came with them (they vouch for the changes when the
+/// retry applies them).
 #[derive(Clone, Debug)]
 enum Held {
     Change(Vec<u8>),
     Snapshot(Vec<u8>),
+    Signature(AuthorSignature),
 }
 
 impl Held {
+    /// Stored form of a signature: actor length (1 byte), actor, change hash, signature.
+    fn encode_signature(s: &AuthorSignature) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + s.actor.len() + 96);
+        out.push(s.actor.len().min(255) as u8);
+        out.extend_from_slice(&s.actor[..s.actor.len().min(255)]);
+        out.extend_from_slice(&s.signature.hash.0);
+        out.extend_from_slice(&s.signature.sig);
+        out
+    }
+
+    fn decode_signature(b: &[u8]) -> Option<AuthorSignature> {
+        let (&n, rest) = b.split_first()?;
+        let n = n as usize;
+        if rest.len() != n + 96 {
+            return None;
+        }
+        Some(AuthorSignature {
+            actor: rest[..n].to_vec(),
+            signature: crate::protocol::ChangeSignature {
+                hash: ChangeHash(rest[n..n + 32].try_into().ok()?),
+                sig: rest[n + 32..].try_into().ok()?,
+            },
+        })
+    }
+
     /// The changes it holds (a snapshot holds its whole history).
     fn changes(&self, actor: &ActorId) -> Result<Vec<automerge::Change>> {
         match self {
+            Held::Signature(_) => Ok(Vec::new()),
             Held::Change(b) => decode_changes(std::slice::from_ref(b)),
             Held::Snapshot(b) => {
                 let encoded = crate::protocol::decode_snapshot(b).map_err(|_| {
@@ -493,12 +619,10 @@ fn held_items(tx: &Connection, doc: HouseholdId) -> Result<Vec<Held>> {
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(rows
         .into_iter()
-        .map(|(k, b)| {
-            if k == "s" {
-                Held::Snapshot(b)
-            } else {
-                Held::Change(b)
-            }
+        .filter_map(|(k, b)| match k.as_str() {
+            "s" => Some(Held::Snapshot(b)),
+            "g" => Held::decode_signature(&b).map(Held::Signature),
+            _ => Some(Held::Change(b)),
         })
         .collect())
 }
@@ -514,8 +638,9 @@ fn quarantine(tx: &Connection, doc: HouseholdId, reason: &str, items: &[Held]) -
     tx.execute("DELETE FROM held WHERE doc_id = ?1", [&id])?;
     for (n, item) in items.iter().enumerate() {
         let (kind, bytes) = match item {
-            Held::Change(b) => ("c", b),
-            Held::Snapshot(b) => ("s", b),
+            Held::Change(b) => ("c", b.clone()),
+            Held::Snapshot(b) => ("s", b.clone()),
+            Held::Signature(sig) => ("g", Held::encode_signature(sig)),
         };
         tx.execute(
             "INSERT INTO held (doc_id, n, kind, bytes) VALUES (?1, ?2, ?3, ?4)",
@@ -585,7 +710,9 @@ fn apply_in(
                 &snap.bytes,
                 snap.doc,
             )?;
-            keep_signatures(tx, snap.doc, &snap.signatures)?;
+            let doc = load(tx, cache, snap.doc, actor)?;
+            keep_signatures(tx, snap.doc, doc, &snap.signatures)?;
+            verify_received(tx, doc, snap.doc, actor, station, None)?;
             Ok(added)
         })?;
         match applied {
@@ -600,7 +727,9 @@ fn apply_in(
                 }
             }
             Err(reason) => {
-                quarantine(tx, snap.doc, &reason, &[Held::Snapshot(snap.bytes.clone())])?;
+                let mut items = vec![Held::Snapshot(snap.bytes.clone())];
+                items.extend(snap.signatures.iter().cloned().map(Held::Signature));
+                quarantine(tx, snap.doc, &reason, &items)?;
                 out.quarantined.push(snap.doc);
             }
         }
@@ -611,11 +740,20 @@ fn apply_in(
         let mut held = held_items(tx, pulled.doc)?;
         let was_held = !held.is_empty();
         held.extend(pulled.changes.iter().cloned().map(Held::Change));
+        held.extend(pulled.signatures.iter().cloned().map(Held::Signature));
+        let signatures: Vec<AuthorSignature> = held
+            .iter()
+            .filter_map(|h| match h {
+                Held::Signature(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
         let applied = guarded(tx, cache, pulled.doc, |tx, cache| {
             let mut changes = Vec::new();
             for item in &held {
                 changes.extend(item.changes(actor)?);
             }
+            let received = changes.clone();
             let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
             let deps: BTreeSet<ChangeHash> =
                 changes.iter().flat_map(|c| c.deps().to_vec()).collect();
@@ -637,7 +775,9 @@ fn apply_in(
             let server: Vec<ChangeHash> = server.into_iter().collect();
             let doc = load(tx, cache, pulled.doc, actor)?;
             set_server_state(tx, doc, pulled.doc, &server)?;
-            keep_signatures(tx, pulled.doc, &pulled.signatures)?;
+            let doc = load(tx, cache, pulled.doc, actor)?;
+            keep_signatures(tx, pulled.doc, doc, &signatures)?;
+            verify_received(tx, doc, pulled.doc, actor, station, Some(&received))?;
             Ok(applied)
         })?;
         match applied {

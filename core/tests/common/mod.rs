@@ -70,3 +70,42 @@ pub fn sync_pair(a: &Store, b: &Store) {
     push(a, b);
     push(b, a);
 }
+
+/// A store whose signing key is derived from `seed` (so a test can relay its changes to
+/// another store with its author's signature, as the server does).
+pub fn open_signing(dir: &Path, name: &str, station: StationId, seed: [u8; 32]) -> Store {
+    let mut o = options(&dir.join(name), WorkerId::new(), station);
+    o.signing_seed = Some(seed);
+    Store::open(o).expect("open store")
+}
+
+/// What a server sends with `store`'s changes of `hh` so that another phone accepts them:
+/// the store's owner (to pin) and its signature over its newest change of `hh`.
+pub fn vouch(
+    store: &Store,
+    seed: [u8; 32],
+    hh: HouseholdId,
+) -> (protocol::Signer, protocol::AuthorSignature) {
+    let doc = automerge::Automerge::load(&store.export_document(hh).unwrap()).unwrap();
+    let actor = store.actor_id();
+    let newest = doc
+        .get_changes_meta(&[])
+        .into_iter()
+        .filter(|m| m.actor.to_bytes() == actor.as_slice())
+        .max_by_key(|m| m.seq)
+        .expect("the store wrote to the household")
+        .hash;
+    let key = protocol::DeviceKey::from_seed(&seed);
+    (
+        protocol::Signer {
+            actor: actor.clone(),
+            device: store.device(),
+            worker: store.worker(),
+            key: key.public(),
+        },
+        protocol::AuthorSignature {
+            actor,
+            signature: key.sign(hh.as_uuid(), &newest),
+        },
+    )
+}

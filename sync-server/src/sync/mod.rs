@@ -1,0 +1,221 @@
+//! The server side of one sync round trip: authorise, validate and merge the pushed
+//! changes, append them to the station's log in one transaction, then answer with what the
+//! device lacks (snapshots for a new device, log entries otherwise).
+//!
+//! Split along its seams: [`push`] decides what becomes of each pushed document (a typed
+//! [`push::Verdict`]), [`provenance`] checks who wrote it, [`pull`] answers with what the
+//! device lacks. This module holds what they share: the service, its document cache and the
+//! station locks.
+
+mod provenance;
+mod pull;
+mod push;
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use automerge::Automerge;
+use doorstep_core::doc::station::{read_station, station_doc_id, StationCards};
+use doorstep_core::protocol::*;
+use doorstep_core::{CardIssuanceId, HouseholdId, StationId};
+
+use crate::snapshot;
+use crate::store::{DeviceAuth, ServerStore, SignerRecord, StoreError, StoredDocument};
+
+/// Bounds on what a device may ask for.
+const MIN_BUDGET: usize = 16 * 1024;
+const MAX_BUDGET: usize = 32 * 1024 * 1024;
+/// Snapshot a server document after this many log entries.
+const COMPACT_AFTER: u64 = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored document could not be loaded")]
+    StoredDocument,
+}
+
+/// A loaded document, with its log entries since the last snapshot (drives compaction) and
+/// the log position it reflects (a copy older than the store's is reloaded: another server
+/// instance or the admin CLI may have written it).
+struct Cached {
+    doc: Automerge,
+    since: u64,
+    seq: u64,
+    /// The ids of its card issuances, when they have been read from this very state.
+    card_ids: Option<Vec<CardIssuanceId>>,
+}
+
+/// A bounded cache of loaded documents (memory is bounded by this, not by the number of
+/// documents a station has).
+struct DocCache {
+    capacity: usize,
+    tick: u64,
+    docs: HashMap<HouseholdId, (Cached, u64)>,
+}
+
+impl DocCache {
+    fn take(&mut self, id: &HouseholdId) -> Option<Cached> {
+        self.docs.remove(id).map(|(c, _)| c)
+    }
+    fn put(&mut self, id: HouseholdId, cached: Cached) {
+        if self.docs.len() >= self.capacity {
+            if let Some(old) = self
+                .docs
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| *k)
+            {
+                self.docs.remove(&old);
+            }
+        }
+        self.tick += 1;
+        self.docs.insert(id, (cached, self.tick));
+    }
+}
+
+/// Everything a sync needs, shared by all requests.
+pub struct SyncService<S: ServerStore> {
+    store: Arc<S>,
+    cache: Mutex<DocCache>,
+    /// Actor bindings read so far (a binding never changes once made).
+    signers: Mutex<HashMap<Vec<u8>, SignerRecord>>,
+    stations: Mutex<HashMap<StationId, Arc<Mutex<()>>>>,
+}
+
+impl<S: ServerStore> std::fmt::Debug for SyncService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncService")
+    }
+}
+
+fn contained<T>(f: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
+impl<S: ServerStore> SyncService<S> {
+    pub fn new(store: Arc<S>, cache_documents: usize) -> Self {
+        SyncService {
+            store,
+            cache: Mutex::new(DocCache {
+                capacity: cache_documents.max(1),
+                tick: 0,
+                docs: HashMap::new(),
+            }),
+            stations: Mutex::new(HashMap::new()),
+            signers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The device that owns `actor`, if bound.
+    fn signer(&self, actor: &[u8]) -> Result<Option<SignerRecord>, SyncError> {
+        if let Some(s) = self
+            .signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(actor)
+        {
+            return Ok(Some(*s));
+        }
+        let found = self.store.signer(actor)?;
+        if let Some(s) = found {
+            self.signers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(actor.to_vec(), s);
+        }
+        Ok(found)
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    fn station_lock(&self, station: StationId) -> Arc<Mutex<()>> {
+        let mut map = self.stations.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(station).or_default().clone()
+    }
+
+    /// The document from the cache (if current), or loaded from the store; `None` if the
+    /// server has none.
+    fn load(&self, id: HouseholdId) -> Result<Option<Cached>, SyncError> {
+        let seq = self.store.document_seq(id)?;
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(&id)
+        {
+            if hit.seq == seq {
+                return Ok(Some(hit));
+            }
+        }
+        let Some(stored) = self.store.load_document(id)? else {
+            return Ok(None);
+        };
+        Self::loaded(&stored, seq).map(Some)
+    }
+
+    /// A stored document loaded (snapshot and log entries, applied as one batch).
+    fn loaded(stored: &StoredDocument, seq: u64) -> Result<Cached, SyncError> {
+        match contained(|| snapshot::load_stored(stored)) {
+            Some(Ok(doc)) => Ok(Cached {
+                doc,
+                since: stored.changes_since_snapshot,
+                seq,
+                card_ids: None,
+            }),
+            _ => Err(SyncError::StoredDocument),
+        }
+    }
+
+    fn put_back(&self, id: HouseholdId, cached: Cached) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(id, cached);
+    }
+
+    /// The station's card batches (from its station document), for checking serials.
+    fn station_cards(&self, station: StationId) -> Result<StationCards, SyncError> {
+        let id = station_doc_id(station);
+        match self.load(id)? {
+            Some(c) => {
+                let cards = read_station(&c.doc).unwrap_or_default();
+                self.put_back(id, c);
+                Ok(cards)
+            }
+            None => Ok(StationCards::default()),
+        }
+    }
+
+    /// One sync round trip for an authenticated device.
+    pub fn sync(&self, auth: &DeviceAuth, req: &SyncRequest) -> Result<SyncResponse, SyncError> {
+        let epoch = self.store.epoch()?;
+        let lock = self.station_lock(auth.station);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut resp = SyncResponse {
+            epoch,
+            ..SyncResponse::default()
+        };
+        // A device registers its actor and key on its first syncs (ADR 0012).
+        resp.signer_known = match &req.signer {
+            None => true,
+            Some(s) => self
+                .store
+                .bind_signer(auth.device, &s.actor, &s.key, now_ms())?,
+        };
+
+        let created_here = self.push(auth, req, &mut resp)?;
+        self.pull(auth, req, epoch, &created_here, resp)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,187 @@
+//! The answer to a sync: what the device lacks — snapshots while it bootstraps, log
+//! entries after its cursor otherwise — with the signatures that vouch for them and the
+//! owners of their actors.
+
+use std::collections::{BTreeSet, HashSet};
+
+use doorstep_core::protocol::*;
+use doorstep_core::HouseholdId;
+
+use super::{SyncError, SyncService, MAX_BUDGET, MIN_BUDGET};
+use crate::snapshot;
+use crate::store::{DeviceAuth, ServerStore};
+
+impl<S: ServerStore> SyncService<S> {
+    /// Fill `resp` with what the device lacks after its cursor, within its budget.
+    /// `created_here`: documents this very request created (the device has them as sent).
+    pub(super) fn pull(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+        epoch: uuid::Uuid,
+        created_here: &[HouseholdId],
+        mut resp: SyncResponse,
+    ) -> Result<SyncResponse, SyncError> {
+        let budget = (req.budget as usize).clamp(MIN_BUDGET, MAX_BUDGET);
+        let mut cursor = req.cursor;
+        if cursor.epoch != epoch {
+            // A first sync, or a device from before a restore: start from snapshots.
+            resp.epoch_reset = !cursor.epoch.is_nil();
+            cursor = Cursor {
+                epoch,
+                seq: 0,
+                phase: Phase::Bootstrap { after: None },
+            };
+        }
+        let mut used = 0usize;
+        if let Phase::Bootstrap { after } = cursor.phase {
+            let high_water = if after.is_none() {
+                self.store.high_water(auth.station)?
+            } else {
+                cursor.seq
+            };
+            let mut last = after;
+            loop {
+                let ids = self.store.list_documents(auth.station, last, 64)?;
+                if ids.is_empty() {
+                    cursor = Cursor {
+                        epoch,
+                        seq: high_water,
+                        phase: Phase::Log,
+                    };
+                    break;
+                }
+                let mut full = false;
+                for id in ids {
+                    // A document this request created is exactly what the device sent.
+                    if created_here.contains(&id) {
+                        last = Some(id);
+                        continue;
+                    }
+                    let Some(bytes) = self.bootstrap_snapshot(id)? else {
+                        continue;
+                    };
+                    if used > 0 && used + bytes.len() > budget {
+                        full = true;
+                        break;
+                    }
+                    used += bytes.len();
+                    resp.snapshots.push(DocSnapshot {
+                        doc: id,
+                        bytes,
+                        signatures: self.store.doc_signatures(id)?,
+                    });
+                    last = Some(id);
+                }
+                if full {
+                    resp.cursor = Cursor {
+                        epoch,
+                        seq: high_water,
+                        phase: Phase::Bootstrap { after: last },
+                    };
+                    resp.more = true;
+                    resp.signers = self.directory(&resp)?;
+                    return Ok(resp);
+                }
+            }
+        }
+        let page = self.store.read_log(
+            auth.station,
+            cursor.seq,
+            auth.device,
+            budget.saturating_sub(used).max(1),
+        )?;
+        let mut grouped: Vec<(DocChanges, HashSet<automerge::ChangeHash>)> = Vec::new();
+        for e in page.entries {
+            match grouped.last_mut() {
+                Some((g, hashes)) if g.doc == e.doc => {
+                    g.changes.push(e.bytes);
+                    hashes.insert(e.hash);
+                }
+                _ => grouped.push((
+                    DocChanges {
+                        doc: e.doc,
+                        changes: vec![e.bytes],
+                        signatures: Vec::new(),
+                    },
+                    HashSet::from([e.hash]),
+                )),
+            }
+        }
+        // Each group carries the signatures that vouch for the changes it holds (a
+        // signature over a change of a later page comes with that page).
+        for (g, hashes) in &mut grouped {
+            g.signatures = self
+                .store
+                .doc_signatures(g.doc)?
+                .into_iter()
+                .filter(|s| hashes.contains(&s.signature.hash))
+                .collect();
+        }
+        resp.pull = grouped.into_iter().map(|(g, _)| g).collect();
+        resp.more = page.more;
+        resp.cursor = Cursor {
+            epoch,
+            seq: page.last_seq,
+            phase: Phase::Log,
+        };
+        resp.signers = self.directory(&resp)?;
+        Ok(resp)
+    }
+
+    /// The owners of the actors whose signatures `resp` carries (so the device can check
+    /// them against the keys it pinned).
+    fn directory(&self, resp: &SyncResponse) -> Result<Vec<Signer>, SyncError> {
+        let actors: BTreeSet<&Vec<u8>> = resp
+            .pull
+            .iter()
+            .flat_map(|d| d.signatures.iter())
+            .chain(resp.snapshots.iter().flat_map(|d| d.signatures.iter()))
+            .map(|s| &s.actor)
+            .collect();
+        let mut out = Vec::with_capacity(actors.len());
+        for actor in actors {
+            if let Some(s) = self.signer(actor)? {
+                out.push(Signer {
+                    actor: actor.clone(),
+                    device: s.device,
+                    worker: s.worker,
+                    key: s.key,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A document's snapshot for a bootstrap, in automerge's encoding without DEFLATE (the
+    /// response is zstd-compressed as a whole; see `snapshot`); `None` if the server has no
+    /// such document. A stored snapshot with no log entry after it is sent as stored,
+    /// without loading the document; otherwise the cached copy, or the document loaded from
+    /// the store (and then cached), is saved.
+    fn bootstrap_snapshot(&self, id: HouseholdId) -> Result<Option<Vec<u8>>, SyncError> {
+        let seq = self.store.document_seq(id)?;
+        let hit = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(&id);
+        let cached = match hit {
+            Some(hit) if hit.seq == seq => hit,
+            _ => {
+                let Some(stored) = self.store.load_document(id)? else {
+                    return Ok(None);
+                };
+                if let (Some(snap), true) = (&stored.snapshot, stored.changes.is_empty()) {
+                    let bytes = snapshot::decode_stored(snap)
+                        .map_err(|_| SyncError::StoredDocument)?
+                        .into_owned();
+                    return Ok(Some(bytes));
+                }
+                Self::loaded(&stored, seq)?
+            }
+        };
+        let bytes = cached.doc.save_nocompress();
+        self.put_back(id, cached);
+        Ok(Some(bytes))
+    }
+}

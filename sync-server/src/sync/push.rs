@@ -1,0 +1,352 @@
+//! What becomes of the documents a device pushes: each is decided on its own (one bad
+//! document never blocks the rest) with a typed [`Verdict`], and the accepted ones are
+//! appended to the station's log in one transaction.
+
+use std::collections::BTreeMap;
+
+use automerge::{Automerge, Change, ReadDoc};
+use doorstep_core::doc::card_issuances;
+use doorstep_core::doc::station::{station_doc_id, StationCards};
+use doorstep_core::doc::verify::{self, Violation};
+use doorstep_core::protocol::*;
+use doorstep_core::{CardIssuanceId, CardSerial, HouseholdId, StationId};
+
+use super::provenance::{author_at, authorship, touched_places, writes, Attribution, Place};
+use super::{contained, snapshot, Cached, SyncError, SyncService, COMPACT_AFTER};
+use crate::store::{CardRow, DeviceAuth, DocAppend, ServerStore, StoreError};
+
+impl<S: ServerStore> SyncService<S> {
+    /// Decide every pushed document and commit the accepted ones; acks and refusals go into
+    /// `resp`. Returns the documents this request created.
+    pub(super) fn push(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+        resp: &mut SyncResponse,
+    ) -> Result<Vec<HouseholdId>, SyncError> {
+        // Validate against the old state, then commit all in one transaction.
+        // validate against the old state, then commit all in one transaction.
+        // The commit fails if another writer changed a document since it was validated
+        // (another server instance on the same database): validate again, a few times.
+        let mut created_here: Vec<HouseholdId> = Vec::new();
+        let mut pushes: BTreeMap<HouseholdId, Push<'_>> = BTreeMap::new();
+        for d in &req.push {
+            let p = pushes.entry(d.doc).or_default();
+            p.changes.extend(d.changes.iter());
+            p.signatures.extend(d.signatures.iter());
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut appends = Vec::new();
+            let mut accepted: Vec<(HouseholdId, Cached)> = Vec::new();
+            let mut cards: Option<StationCards> = None;
+            resp.errors.clear();
+            created_here.clear();
+            for (doc_id, push) in &pushes {
+                match self.accept(auth, *doc_id, push, &mut cards)? {
+                    Verdict::Accepted {
+                        cached,
+                        append,
+                        existed,
+                    } => {
+                        if !existed {
+                            created_here.push(*doc_id);
+                        }
+                        appends.push(append);
+                        accepted.push((*doc_id, *cached));
+                    }
+                    Verdict::Unchanged => {}
+                    Verdict::Refused(code) => {
+                        tracing::info!(doc = %doc_id, device = %auth.device, code = code.as_str(), "push refused");
+                        resp.errors.push(DocError { doc: *doc_id, code })
+                    }
+                }
+            }
+            if appends.is_empty() {
+                break;
+            }
+            // Until the commit succeeds, memory may be ahead of the database: the documents
+            // in hand are not put back unless it does.
+            match self.store.commit(auth.station, auth.device, &appends) {
+                Ok(last_seqs) => {
+                    for ((doc_id, cached), seq) in accepted.into_iter().zip(last_seqs) {
+                        resp.acks.push(DocHeads {
+                            doc: doc_id,
+                            heads: cached.doc.get_heads(),
+                        });
+                        self.put_back(doc_id, Cached { seq, ..cached });
+                    }
+                    break;
+                }
+                Err(StoreError::Conflict(_)) if attempt < 5 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Retried pushes of changes the server already had: acknowledge with current heads.
+        for d in &req.push {
+            if !resp.acks.iter().any(|a| a.doc == d.doc)
+                && !resp.errors.iter().any(|e| e.doc == d.doc)
+            {
+                if let Some(c) = self.load(d.doc)? {
+                    resp.acks.push(DocHeads {
+                        doc: d.doc,
+                        heads: c.doc.get_heads(),
+                    });
+                    self.put_back(d.doc, c);
+                }
+            }
+        }
+        Ok(created_here)
+    }
+
+    /// Validate one document's pushed changes against the server's copy: scope first (before
+    /// decoding anything), then decoding, applying, the one validator, authorship and
+    /// finality. The document in hand is dropped on any refusal.
+    fn accept(
+        &self,
+        auth: &DeviceAuth,
+        doc_id: HouseholdId,
+        push: &Push<'_>,
+        cards: &mut Option<StationCards>,
+    ) -> Result<Verdict, SyncError> {
+        use Verdict::Refused;
+        // Scope first, before anything is decoded. A document of another station, or a
+        // reserved station-document id (written by admins only; a device must not squat
+        // one before it is first written), is handled exactly like an absent one: its push
+        // is decoded and checked against an empty document that is then thrown away, and
+        // refused with the code an absent id's refused push gets. Neither the answer nor
+        // the work tells a device that the id exists (docs/protocol.md).
+        let reserved = doc_id == station_doc_id(auth.station)
+            || self
+                .store
+                .station_exists(StationId::from_uuid(*doc_id.as_uuid()))?;
+        let station = if reserved {
+            None
+        } else {
+            self.store.document_station(doc_id)?
+        };
+        let foreign = reserved || station.is_some_and(|s| s != auth.station);
+        let (mut doc, since, loaded_seq, card_ids, existed) = match station {
+            Some(_) if !foreign => match self.load(doc_id)? {
+                Some(c) => (c.doc, c.since, c.seq, c.card_ids, true),
+                None => return Ok(Refused(DocErrorCode::NotFoundOrForbidden)),
+            },
+            _ => (Automerge::new(), 0, 0, None, false),
+        };
+        let mut changes = Vec::with_capacity(push.changes.len());
+        for bytes in &push.changes {
+            // automerge's decoder panics on some malformed bytes (docs/fuzzing.md, finding 3).
+            match contained(|| Change::from_bytes((*bytes).clone())) {
+                // automerge's decoder skips the chunk checksum but its loader checks it: a
+                // change stored with a wrong one would not load again.
+                Some(Ok(c)) if doorstep_core::doc::checksum_ok(&c) => changes.push(c),
+                _ => {
+                    if existed {
+                        self.put_back(
+                            doc_id,
+                            Cached {
+                                doc,
+                                since,
+                                seq: loaded_seq,
+                                card_ids,
+                            },
+                        );
+                        return Ok(Refused(DocErrorCode::Malformed));
+                    }
+                    return Ok(Refused(DocErrorCode::NotFoundOrForbidden));
+                }
+            }
+        }
+        let mut fresh: Vec<Change> = Vec::new();
+        for c in changes {
+            if doc.get_change_by_hash(&c.hash()).is_none()
+                && !fresh.iter().any(|f| f.hash() == c.hash())
+            {
+                fresh.push(c);
+            }
+        }
+        if fresh.is_empty() {
+            if existed {
+                self.put_back(
+                    doc_id,
+                    Cached {
+                        doc,
+                        since,
+                        seq: loaded_seq,
+                        card_ids,
+                    },
+                );
+            }
+            return Ok(Verdict::Unchanged);
+        }
+        let cards_before: Vec<CardIssuanceId> = match card_ids {
+            // Read from this very state when the server accepted it.
+            Some(ids) => ids,
+            None if existed => card_issuances(&doc)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.id)
+                .collect(),
+            None => Vec::new(),
+        };
+        // Creation provenance before the changes, where they could rewrite it (everywhere
+        // when that cannot be narrowed).
+        let authors_before: Option<Vec<(Place, String)>> =
+            existed.then(
+                || match contained(|| touched_places(&doc, &writes(&fresh))).flatten() {
+                    Some(places) => places
+                        .into_iter()
+                        .filter_map(|place| {
+                            let who = author_at(&doc, &place)?;
+                            Some((place, who))
+                        })
+                        .collect(),
+                    None => authorship(&doc).into_iter().collect(),
+                },
+            );
+        let heads_before = doc.get_heads();
+        let applied = contained(|| doc.apply_changes(fresh.clone()));
+        // On any refusal the document in hand may hold the refused changes: drop it (the
+        // next request reloads it from the store).
+        // For a document the server does not have, every refusal reads "not found or
+        // forbidden": another code would tell a device that the id exists elsewhere.
+        let refuse = |code| {
+            Ok(Refused(if existed {
+                code
+            } else {
+                DocErrorCode::NotFoundOrForbidden
+            }))
+        };
+        match applied {
+            Some(Ok(())) => {}
+            _ => return refuse(DocErrorCode::Malformed),
+        }
+        if !doc.get_missing_deps(&[]).is_empty() {
+            return refuse(DocErrorCode::MissingDependencies);
+        }
+        // automerge applies change bytes that are not its own encoding of their operations;
+        // such a document cannot be saved and loaded again, and panics devices that read
+        // the change back (docs/fuzzing.md, findings 1 and 2).
+        if doorstep_core::doc::check_applied(&doc, &heads_before, &fresh).is_err() {
+            return refuse(DocErrorCode::Malformed);
+        }
+        // The header this device may write, and then the whole document as a phone of this
+        // version reads it (the one validator, shared with the phones).
+        match contained(|| doorstep_core::doc::household_header(&doc)) {
+            Some(Ok((id, station))) if id == doc_id && station == auth.station => {}
+            _ => return refuse(DocErrorCode::Invalid),
+        }
+        if !matches!(contained(|| verify::validate(&doc)), Some(Ok(()))) {
+            return refuse(DocErrorCode::Invalid);
+        }
+        if let Some(authors_before) = &authors_before {
+            if authors_before
+                .iter()
+                .any(|(place, who)| author_at(&doc, place).as_ref() != Some(who))
+            {
+                return Ok(Refused(DocErrorCode::Invalid));
+            }
+        }
+        // Who wrote each change, verified: its actor's owner signed it, and what it writes
+        // as provenance is its owner's (ADR 0012); and nothing after a visit's finalisation
+        // touches that visit (ADR 0013).
+        let held = if existed {
+            self.store.doc_signatures(doc_id)?
+        } else {
+            Vec::new()
+        };
+        let signatures =
+            match self.attribute(auth, doc_id, &doc, &fresh, &push.signatures, &held)? {
+                Attribution::Vouched(signatures) => signatures,
+                Attribution::Unattributed => return refuse(DocErrorCode::Unattributed),
+            };
+        for change in &fresh {
+            if let Some(Err(Violation::Finalised)) | None =
+                contained(|| verify::check_finality(&doc, change))
+            {
+                return refuse(DocErrorCode::Finalised);
+            }
+        }
+        // New card issuances must carry a serial of one of this station's batches (once the
+        // station manages its cards here, i.e. has registered a batch).
+        let Ok(cards_after) = card_issuances(&doc) else {
+            return refuse(DocErrorCode::Invalid);
+        };
+        for card in cards_after.iter().filter(|c| !cards_before.contains(&c.id)) {
+            if cards.is_none() {
+                *cards = Some(self.station_cards(auth.station)?);
+            }
+            let known = cards.as_ref().is_some_and(|b| {
+                b.batches.is_empty()
+                    || CardSerial::parse(&card.serial)
+                        .ok()
+                        .is_some_and(|s| b.batch_of(&s).is_some())
+            });
+            if !known {
+                return refuse(DocErrorCode::Invalid);
+            }
+        }
+        // Everything an absent id's push goes through, done: now refuse the foreign one.
+        if foreign {
+            return Ok(Refused(DocErrorCode::NotFoundOrForbidden));
+        }
+        let card_rows = cards_after
+            .iter()
+            .map(|c| CardRow {
+                card: c.id,
+                household: doc_id,
+                serial: c.serial.clone(),
+                status: c.status.as_str().to_owned(),
+                issued_by: c.created.worker,
+                issued_at: c.created.at.0,
+            })
+            .collect();
+        let since = since + fresh.len() as u64;
+        let snapshot = (since >= COMPACT_AFTER).then(|| snapshot::encode_stored(&doc));
+        let since = if snapshot.is_some() { 0 } else { since };
+        let append = DocAppend {
+            doc: doc_id,
+            changes: fresh
+                .iter()
+                .map(|c| (c.hash(), c.raw_bytes().to_vec()))
+                .collect(),
+            snapshot,
+            cards: card_rows,
+            expected_seq: Some(loaded_seq),
+            signatures,
+        };
+        let card_ids = Some(cards_after.iter().map(|c| c.id).collect());
+        let cached = Cached {
+            doc,
+            since,
+            seq: loaded_seq,
+            card_ids,
+        };
+        Ok(Verdict::Accepted {
+            cached: Box::new(cached),
+            append,
+            existed,
+        })
+    }
+}
+
+/// One document's part of a request.
+#[derive(Default)]
+pub(super) struct Push<'a> {
+    changes: Vec<&'a Vec<u8>>,
+    signatures: Vec<&'a AuthorSignature>,
+}
+
+/// What became of one document's push.
+pub(super) enum Verdict {
+    /// Nothing the server did not have.
+    Unchanged,
+    Accepted {
+        cached: Box<Cached>,
+        append: DocAppend,
+        /// The server had the document before.
+        existed: bool,
+    },
+    Refused(DocErrorCode),
+}
