@@ -5,6 +5,8 @@
 # made by openssl on first use (kept, idempotent); the CA's path is exported as
 # DOORSTEP_TEST_POSTGRES_CA for the sslmode=verify-full tests.
 # Usage: eval "$(scripts/postgres.sh)"     (port: DOORSTEP_PG_PORT, default 54329)
+# When it started the server, it also exports DOORSTEP_TEST_POSTGRES_STOP, the command that
+# stops it.
 set -euo pipefail
 port="${DOORSTEP_PG_PORT:-54329}"
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
@@ -19,7 +21,9 @@ dir="${DOORSTEP_PG_DIR:-/tmp/doorstep-pg-$port}"
 run() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+started=0
 if ! run "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+  started=1
   rm -rf "$dir"
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
@@ -75,3 +79,12 @@ if [ "$reload" = 1 ] || [ "$(psql "SHOW ssl")" != "on" ] \
 fi
 echo "export DOORSTEP_TEST_POSTGRES=postgres://postgres@127.0.0.1:$port/doorstep_test"
 echo "export DOORSTEP_TEST_POSTGRES_CA=$tls/ca.crt"
+# Started here: say how to stop it (scripts/test.sh does, when it is done); one that was
+# already running is left alone.
+if [ "$started" = 1 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "export DOORSTEP_TEST_POSTGRES_STOP='runuser -u postgres -- $bindir/pg_ctl -D $dir -m fast stop'"
+  else
+    echo "export DOORSTEP_TEST_POSTGRES_STOP='$bindir/pg_ctl -D $dir -m fast stop'"
+  fi
+fi

@@ -13,6 +13,10 @@ fi
 
 echo "== PostgreSQL on 127.0.0.1 for the PostgreSQL backend's tests"
 eval "$(scripts/postgres.sh)"
+# Stop the PostgreSQL started here when the tests are done (one already running stays).
+if [ -n "${DOORSTEP_TEST_POSTGRES_STOP:-}" ]; then
+  trap 'echo "== stopping the test PostgreSQL"; $DOORSTEP_TEST_POSTGRES_STOP >/dev/null 2>&1 || true' EXIT
+fi
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets

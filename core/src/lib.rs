@@ -23,6 +23,7 @@ pub mod doc;
 pub mod error;
 pub mod model;
 pub mod protocol;
+pub mod read_model;
 pub mod store;
 #[cfg(feature = "http")]
 pub mod transport;

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     /// these, the client address (for enrolment limits and logs) is the last address in
     /// that header. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<IpAddr>,
+    /// The station console under `/console` (docs/console.md); `None`: not served.
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 /// Default of [`ServerConfig::max_concurrent_syncs`]. Measured on 2 shared cores with 1,000
@@ -112,6 +114,7 @@ impl Default for ServerConfig {
             enrol_refill: Duration::from_secs(60) / DEFAULT_ENROL_FAILURES_PER_MINUTE,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             trusted_proxies: Vec::new(),
+            console: Some(crate::console::ConsoleConfig::default()),
         }
     }
 }
@@ -216,6 +219,13 @@ async fn start<S: ServerStore>(
         .saturating_sub(others)
         .max(1)
         .min(config.max_connections);
+    let console = config.console.clone().map(|c| {
+        // Bring the read model up to date with the log (a row missed by a crash between a
+        // commit and its read model update), in the background.
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || crate::console::read_model::catch_up_all(s.as_ref()));
+        crate::console::router(store.clone(), c)
+    });
     let state = Arc::new(AppState {
         sync: SyncService::new(store, config.cache_documents),
         metrics: Arc::new(Metrics::default()),
@@ -239,9 +249,13 @@ async fn start<S: ServerStore>(
         header_timeout: state.config.header_timeout,
     };
     let metrics = state.metrics.clone();
+    let public_router = match console {
+        Some(c) => router(state.clone()).merge(c),
+        None => router(state.clone()),
+    };
     let public = crate::edge::serve(
         listener,
-        router(state.clone()),
+        public_router,
         busy_router(),
         limits,
         Some(metrics),

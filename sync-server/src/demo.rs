@@ -22,13 +22,31 @@ struct Device {
     transport: HttpTransport,
 }
 
+/// The demo supervisor's console login (a demo on this machine only).
+pub const DEMO_LOGIN: &str = "supervisor";
+/// Its password.
+pub const DEMO_PASSWORD: &str = "doorstep-demo";
+
 type DemoResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-fn print_report(label: &str, r: &SyncReport) {
+/// What every sync of the demo cost, added up.
+#[derive(Default)]
+struct Totals {
+    syncs: u64,
+    round_trips: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+}
+
+fn print_report(label: &str, r: &SyncReport, totals: &mut Totals) {
     println!(
-        "  {label}: {} round trip(s), {:>7} bytes up, {:>7} bytes down, {} acknowledged, {} changes pulled, {} snapshots",
+        "  {label}: {} round trip(s); {:>6} bytes up, {:>6} bytes down; {} household(s) acknowledged by the server; {} change(s) and {} household snapshot(s) pulled",
         r.round_trips, r.bytes_up, r.bytes_down, r.acknowledged, r.pulled, r.snapshots
     );
+    totals.syncs += 1;
+    totals.round_trips += u64::from(r.round_trips);
+    totals.bytes_up += r.bytes_up;
+    totals.bytes_down += r.bytes_down;
 }
 
 fn visit(store: &Store, hh: HouseholdId, date: &str) -> DemoResult<VisitId> {
@@ -69,12 +87,28 @@ fn type_note(
     Ok(())
 }
 
+/// A visit section as a supervisor names it.
+fn section_name(s: Section) -> &'static str {
+    match s {
+        Section::PersonalSituation => "personal situation",
+        Section::FamilySituation => "family situation",
+        Section::ActualNeeds => "needs",
+        Section::QuestionsAsked => "questions asked",
+        Section::Concerns => "concerns",
+        Section::AdviceGiven => "advice given",
+    }
+}
+
 pub async fn run(
     listen: SocketAddr,
     data: Option<PathBuf>,
     keep_serving: bool,
-    config: ServerConfig,
+    mut config: ServerConfig,
 ) -> DemoResult<()> {
+    // The demo serves plain HTTP on this machine: the session cookie cannot be `Secure`.
+    config.console = Some(crate::console::ConsoleConfig {
+        secure_cookies: false,
+    });
     let data = data.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("doorstep-demo-{}", uuid::Uuid::new_v4()))
     });
@@ -129,6 +163,7 @@ pub async fn run(
             transport,
         });
     }
+    let mut totals = Totals::default();
     println!("\n1. Station set up; three devices enrolled. W01 opens five case files and syncs:");
     let w01 = &devices[0].store;
     let villages = ["石桥村", "石桥村", "柳湾村", "柳湾村", "河口村"];
@@ -154,7 +189,7 @@ pub async fn run(
     }
     for d in &devices {
         let r = d.transport.sync(&d.store).await?;
-        print_report(d.label, &r);
+        print_report(d.label, &r, &mut totals);
     }
 
     println!("\n2. A day in the field, offline. Every keystroke batch is saved on the phone.");
@@ -232,17 +267,37 @@ pub async fn run(
         println!(" pass {pass}");
         for i in [2, 0, 1] {
             let r = devices[i].transport.sync(&devices[i].store).await?;
-            print_report(devices[i].label, &r);
+            print_report(devices[i].label, &r, &mut totals);
         }
     }
 
     println!("\n4. What merged (HH-000001, as every device now shows it):");
+    let labels: Vec<(WorkerId, &str)> = devices
+        .iter()
+        .map(|d| (d.store.worker(), d.label))
+        .collect();
+    let label_of = |w: WorkerId| {
+        labels
+            .iter()
+            .find(|(id, _)| *id == w)
+            .map(|(_, l)| *l)
+            .unwrap_or("?")
+    };
     let h = devices[2].store.household(hh1)?;
-    println!("  summary:  {}", h.summary);
-    for v in &h.visits {
+    println!(
+        "  situation summary (W01 and W02 typed into it offline): {}",
+        h.summary
+    );
+    for (n, v) in h.visits.iter().enumerate() {
+        println!(
+            "  visit {} on {}, recorded by {}:",
+            n + 1,
+            v.date,
+            label_of(v.created.worker)
+        );
         for (s, text) in &v.sections {
             if !text.is_empty() {
-                println!("  visit {} {}: {}", &v.id.to_string()[..8], s, text);
+                println!("    {}: {}", section_name(*s), text);
             }
         }
     }
@@ -252,30 +307,54 @@ pub async fn run(
     println!("  identical on all three devices: {same}");
 
     println!("\n5. Waiting for review:");
-    let labels: Vec<(WorkerId, &str)> = devices
-        .iter()
-        .map(|d| (d.store.worker(), d.label))
-        .collect();
     for c in devices[1].store.conflicts(None)? {
+        let what = match c.kind {
+            ConflictKind::ConcurrentValues => "written differently on two phones",
+            ConflictKind::EditedAfterFinalise => "edited after the visit was finalised",
+        };
         println!(
-            "  {:?} field '{}' of {}:",
-            c.kind,
-            c.field.field,
+            "  the {} of a {} in HH-000001, {what}:",
+            c.field.field.replace('_', " "),
             c.field.entity.kind().name()
         );
         for v in &c.values {
-            let who = labels
-                .iter()
-                .find(|(w, _)| *w == v.provenance.worker)
-                .map(|(_, l)| *l)
-                .unwrap_or("?");
-            println!("    - {:?} by {who}", v.value.as_deref().unwrap_or(""));
+            println!(
+                "    - {:?} by {}",
+                v.value.as_deref().unwrap_or(""),
+                label_of(v.provenance.worker)
+            );
         }
     }
     let due = devices[0]
         .store
         .follow_ups_due(Date::parse("2026-11-29")?, 7)?;
-    println!("  follow-ups due within a week: {}", due.len());
+    println!(
+        "  follow-ups due within a week of 2026-11-29: {}",
+        due.len()
+    );
+    println!(
+        "\n  In all: {} syncs, {} round trips, {} bytes up and {} bytes down.",
+        totals.syncs, totals.round_trips, totals.bytes_up, totals.bytes_down
+    );
+
+    // The station's supervisor gets a console account.
+    match crate::console::auth::add_account(
+        server_store.as_ref(),
+        station,
+        DEMO_LOGIN,
+        DEMO_PASSWORD,
+        now_ms(),
+    ) {
+        Ok(_)
+        | Err(crate::console::auth::AuthError::Store(crate::store::StoreError::Conflict(_))) => {}
+        Err(e) => return Err(e.into()),
+    }
+    println!("\n6. The supervisor's console (what the server accepted, for review):");
+    if keep_serving {
+        println!("  {url}/console   login: {DEMO_LOGIN}   password: {DEMO_PASSWORD}");
+    } else {
+        println!("  not served with --no-serve; run the demo without it to open the console");
+    }
 
     if keep_serving {
         println!("\nServing on {url} until Ctrl-C.");
@@ -286,5 +365,10 @@ pub async fn run(
     } else {
         server.shutdown().await;
     }
+    println!(
+        "\nThe demo's data (server and three phones) stays in {}; remove it with: rm -r {}",
+        data.display(),
+        data.display()
+    );
     Ok(())
 }

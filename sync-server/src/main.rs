@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, StationId, WorkerId};
 use doorstep_server::edge_args::EdgeArgs;
 use doorstep_server::store::any::{AnyStore, OpenWith};
+use doorstep_server::store::console::ConsoleStore;
 use doorstep_server::store::key::ServerKey;
 use doorstep_server::store::ServerStore;
 use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
@@ -64,8 +65,21 @@ enum Command {
         /// Syncs worked on at once; more wait their turn (bounds threads and memory).
         #[arg(long, default_value_t = doorstep_server::api::DEFAULT_MAX_CONCURRENT_SYNCS)]
         max_concurrent_syncs: usize,
+        /// Do not serve the station console under /console (docs/console.md).
+        #[arg(long)]
+        no_console: bool,
         #[command(flatten)]
         edge: EdgeArgs,
+    },
+    /// Console accounts (docs/console.md): a supervisor of one station.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// The console's read model.
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
     },
     /// Manage stations.
     Station {
@@ -228,7 +242,8 @@ enum CardsCommand {
         #[arg(long)]
         station: StationId,
     },
-    /// Cards a worker issued over a period (dates inclusive, UTC).
+    /// Cards a worker issued over a period (dates inclusive, in the station time zone:
+    /// Beijing time).
     Issued {
         #[arg(long, default_value = "doorstep-data")]
         data: PathBuf,
@@ -240,6 +255,33 @@ enum CardsCommand {
         from: Date,
         #[arg(long)]
         to: Date,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCommand {
+    /// Add a console account for a station's supervisor; reads the password (at least 10
+    /// characters) from the first line of standard input.
+    Add {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// Login name: letters, digits, '.', '_' or '-'.
+        #[arg(long)]
+        login: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConsoleCommand {
+    /// Read every household document again into the console's read model (all stations,
+    /// or one).
+    Rebuild {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: Option<StationId>,
     },
 }
 
@@ -288,9 +330,9 @@ enum DeviceCommand {
     },
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DOORSTEP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -418,6 +460,7 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             cache_documents,
             max_concurrent_syncs,
+            no_console,
             edge,
         } => {
             // Opened before the async runtime starts: the PostgreSQL client blocks.
@@ -433,12 +476,68 @@ fn run(cli: Cli) -> Result<(), String> {
                     max_concurrent_syncs,
                     ..ServerConfig::default()
                 };
+                if no_console {
+                    config.console = None;
+                }
                 edge.apply(&mut config, Some(SocketAddr::from(([127, 0, 0, 1], 9091))));
                 let server = doorstep_server::api::serve_until_signal(store, listener, config)
                     .await
                     .map_err(|e| e.to_string())?;
                 server.wait().await.map_err(|e| e.to_string())
             })
+        }
+        Command::Account {
+            command:
+                AccountCommand::Add {
+                    data,
+                    station,
+                    login,
+                },
+        } => {
+            use std::io::{BufRead, IsTerminal};
+            let store = open(&data)?;
+            if std::io::stdin().is_terminal() {
+                eprint!("password for {login} (it is shown as you type; or pipe it in): ");
+            }
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .map_err(|e| format!("cannot read the password: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let id = doorstep_server::console::auth::add_account(
+                &store,
+                station,
+                login.trim(),
+                password,
+                now_ms(),
+            )
+            .map_err(|e| e.to_string())?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Console {
+            command: ConsoleCommand::Rebuild { data, station },
+        } => {
+            let store = open(&data)?;
+            let stations = match station {
+                Some(s) => vec![s],
+                None => store
+                    .stations()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect(),
+            };
+            for s in stations {
+                let r = doorstep_server::console::read_model::rebuild(&store, s)
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "station {s}: {} households read, {} documents did not load",
+                    r.households, r.skipped
+                );
+            }
+            Ok(())
         }
         Command::Station {
             command: StationCommand::Create { data, name },
@@ -602,11 +701,18 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn print_cards(rows: &[doorstep_server::store::CardRow]) {
+/// Cards as lines: serial, status, household, the issuing worker's label, the issue time in
+/// the station's time zone.
+fn print_cards(labels: &[(WorkerId, String)], rows: &[doorstep_server::store::CardRow]) {
+    use doorstep_server::console::view::{local_time, worker_label};
     for c in rows {
         println!(
-            "{}  {}  household {}  worker {}  at {}",
-            c.serial, c.status, c.household, c.issued_by, c.issued_at
+            "{}  {}  household {}  issued by {} on {} (Beijing time)",
+            c.serial,
+            c.status,
+            c.household,
+            worker_label(labels, c.issued_by),
+            local_time(c.issued_at)
         );
     }
     if rows.is_empty() {
@@ -660,14 +766,17 @@ fn cards(command: CardsCommand) -> Result<(), String> {
             serial,
         } => {
             let serial = CardSerial::parse(&serial).map_err(|x| e(&x))?.to_string();
+            let store = open(&data)?;
+            let labels = store.worker_labels(station).map_err(|x| e(&x))?;
             print_cards(
-                &open(&data)?
-                    .cards_by_serial(station, &serial)
-                    .map_err(|x| e(&x))?,
+                &labels,
+                &store.cards_by_serial(station, &serial).map_err(|x| e(&x))?,
             );
         }
         CardsCommand::Duplicates { data, station } => {
-            print_cards(&open(&data)?.duplicate_cards(station).map_err(|x| e(&x))?);
+            let store = open(&data)?;
+            let labels = store.worker_labels(station).map_err(|x| e(&x))?;
+            print_cards(&labels, &store.duplicate_cards(station).map_err(|x| e(&x))?);
         }
         CardsCommand::Issued {
             data,
@@ -676,10 +785,15 @@ fn cards(command: CardsCommand) -> Result<(), String> {
             from,
             to,
         } => {
-            let start = from.to_days() * 86_400_000;
-            let end = (to.to_days() + 1) * 86_400_000 - 1;
+            // Days in the station's time zone (Beijing time), not UTC.
+            let offset = doorstep_server::console::view::STATION_OFFSET_MS;
+            let start = from.to_days() * 86_400_000 - offset;
+            let end = (to.to_days() + 1) * 86_400_000 - 1 - offset;
+            let store = open(&data)?;
+            let labels = store.worker_labels(station).map_err(|x| e(&x))?;
             print_cards(
-                &open(&data)?
+                &labels,
+                &store
                     .cards_issued_by(station, worker, start, end)
                     .map_err(|x| e(&x))?,
             );
@@ -689,8 +803,15 @@ fn cards(command: CardsCommand) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The demo tells a story on stdout: only warnings from the server it runs, unless
+    // DOORSTEP_LOG asks for more.
+    init_tracing(if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    });
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

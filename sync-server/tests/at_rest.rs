@@ -297,6 +297,8 @@ fn serve(data: &str, key_file: &str, port: u16) -> Child {
         .env_remove("DOORSTEP_KEY_ENV")
         .args(["serve", "--data", data, "--key-file", key_file])
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        // Tests run side by side: the default metrics address (127.0.0.1:9091) would clash.
+        .args(["--metrics-listen", "off"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

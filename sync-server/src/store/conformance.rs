@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use automerge::ChangeHash;
-use doorstep_core::{DeviceId, HouseholdId};
+use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
 
 use super::*;
 
@@ -37,6 +37,8 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     epochs(&new_store());
     cards_are_indexed_per_document(&new_store());
     concurrent_commits_are_gap_free_and_refusals_leave_no_trace(&new_store());
+    console_read_model_lists_filters_and_searches(&new_store());
+    console_accounts_sessions_throttle_and_access_log(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
@@ -391,4 +393,285 @@ pub fn concurrent_commits_are_gap_free_and_refusals_leave_no_trace<S: ServerStor
         THREADS * 2 + THREADS / 2 * 3,
         "every stale or foreign commit, and only those, refused"
     );
+}
+
+fn read_model_doc(
+    station: StationId,
+    worker: WorkerId,
+    code: &str,
+    village: &str,
+    categories: &[&str],
+    text: &str,
+    seq: u64,
+) -> console::ReadModelDoc {
+    let doc = HouseholdId::new();
+    console::ReadModelDoc {
+        household: console::HouseholdRow {
+            doc,
+            station,
+            seq,
+            code: code.into(),
+            village: village.into(),
+            status: "active".into(),
+            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+            visits: 1,
+            last_visit: Some("2026-11-29".into()),
+            open_needs: 1,
+            conflicts: 0,
+        },
+        search_text: text.into(),
+        visits: vec![console::VisitRow {
+            doc,
+            visit: uuid::Uuid::now_v7(),
+            date: "2026-11-29".into(),
+            kind: "home".into(),
+            status: "draft".into(),
+            workers: vec![worker],
+        }],
+        follow_ups: vec![console::FollowUpRow {
+            doc,
+            follow_up: uuid::Uuid::now_v7(),
+            what: "送申请表".into(),
+            due: "2026-12-01".into(),
+            assignee: worker,
+            status: "open".into(),
+        }],
+        facts: vec![console::FactRow {
+            doc,
+            fact: "need".into(),
+            item: uuid::Uuid::now_v7(),
+            day: "2026-11-30".into(),
+            dim1: "医疗救助".into(),
+            dim2: "open".into(),
+        }],
+    }
+}
+
+pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
+    use console::HouseholdFilter;
+    let station = s.create_station("站", 1).unwrap();
+    let other = s.create_station("另一站", 1).unwrap();
+    let worker = s.add_worker(station, "W01", 1).unwrap();
+    let a = read_model_doc(
+        station,
+        worker,
+        "HH-000001",
+        "石桥村",
+        &["低保", "独居"],
+        "孩子需要心理疏导",
+        3,
+    );
+    let b = read_model_doc(
+        station,
+        worker,
+        "HH-000002",
+        "柳湾村",
+        &["低保"],
+        "需要医疗救助",
+        4,
+    );
+    let c = read_model_doc(other, worker, "HH-000003", "石桥村", &[], "心理疏导", 5);
+    for d in [&a, &b, &c] {
+        assert!(s.put_read_model(d).unwrap());
+    }
+    let list = |f: HouseholdFilter| -> Vec<String> {
+        s.households(station, &HouseholdFilter { limit: 10, ..f })
+            .unwrap()
+            .into_iter()
+            .map(|h| h.code)
+            .collect()
+    };
+    assert_eq!(
+        list(HouseholdFilter::default()),
+        ["HH-000001", "HH-000002"],
+        "one station, by code"
+    );
+    for q in ["心理疏导", "心理", "疏"] {
+        assert_eq!(
+            list(HouseholdFilter {
+                text: Some(q.into()),
+                ..Default::default()
+            }),
+            ["HH-000001"],
+            "search {q}"
+        );
+    }
+    assert!(list(HouseholdFilter {
+        text: Some("\"%_".into()),
+        ..Default::default()
+    })
+    .is_empty());
+    assert_eq!(
+        list(HouseholdFilter {
+            category: Some("低保".into()),
+            ..Default::default()
+        }),
+        ["HH-000001", "HH-000002"]
+    );
+    assert_eq!(
+        list(HouseholdFilter {
+            category: Some("独居".into()),
+            ..Default::default()
+        }),
+        ["HH-000001"]
+    );
+    assert!(
+        list(HouseholdFilter {
+            category: Some("低".into()),
+            ..Default::default()
+        })
+        .is_empty(),
+        "whole categories only"
+    );
+    assert_eq!(
+        list(HouseholdFilter {
+            village: Some("柳湾村".into()),
+            ..Default::default()
+        }),
+        ["HH-000002"]
+    );
+    let row = &s
+        .households(
+            station,
+            &HouseholdFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap()[0];
+    assert_eq!(row, &a.household, "a row reads back as written");
+
+    // An older state never replaces a newer one; a newer one replaces rows and search text.
+    let mut stale = a.clone();
+    stale.household.seq = 2;
+    stale.household.code = "HH-STALE".into();
+    assert!(!s.put_read_model(&stale).unwrap());
+    let mut newer = a.clone();
+    newer.household.seq = 9;
+    newer.search_text = "已经解决".into();
+    newer.visits.clear();
+    assert!(s.put_read_model(&newer).unwrap());
+    assert!(list(HouseholdFilter {
+        text: Some("心理".into()),
+        ..Default::default()
+    })
+    .is_empty());
+    assert_eq!(
+        list(HouseholdFilter {
+            text: Some("解决".into()),
+            ..Default::default()
+        }),
+        ["HH-000001"]
+    );
+    assert_eq!(
+        s.visits_between(station, "2026-11-01", "2026-11-30")
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(s.open_follow_ups(station, "2026-12-01").unwrap().len(), 2);
+    assert!(s.open_follow_ups(station, "2026-11-30").unwrap().is_empty());
+    assert_eq!(
+        s.worker_labels(station).unwrap(),
+        vec![(worker, "W01".to_owned())]
+    );
+    let mut seqs = s.read_model_seqs(station).unwrap();
+    seqs.sort_by_key(|(_, q)| *q);
+    assert_eq!(seqs, vec![(b.household.doc, 4), (a.household.doc, 9)]);
+
+    s.clear_read_model(station).unwrap();
+    assert!(list(HouseholdFilter::default()).is_empty());
+    assert_eq!(
+        s.read_model_seqs(other).unwrap().len(),
+        1,
+        "other stations are kept"
+    );
+}
+
+pub fn console_accounts_sessions_throttle_and_access_log<S: ServerStore>(s: &S) {
+    let station = s.create_station("站", 1).unwrap();
+    assert!(matches!(
+        s.add_account(StationId::new(), "zhang", "h", 1),
+        Err(StoreError::NotFound(_))
+    ));
+    let id = s
+        .add_account(station, "zhang", "$argon2id$hash", 1)
+        .unwrap();
+    assert!(matches!(
+        s.add_account(station, "zhang", "h", 1),
+        Err(StoreError::Conflict(_))
+    ));
+    let a = s.account_by_login("zhang").unwrap().unwrap();
+    assert_eq!(
+        (a.id, a.station, a.password_hash.as_str(), a.disabled),
+        (id, station, "$argon2id$hash", false)
+    );
+    assert!(s.account_by_login("li").unwrap().is_none());
+
+    s.create_session("hash1", id, "csrf1", 10, 100).unwrap();
+    let live = s.session("hash1", 50).unwrap().unwrap();
+    assert_eq!(
+        (live.account.id, live.csrf.as_str(), live.expires_at),
+        (id, "csrf1", 100)
+    );
+    assert!(s.session("hash1", 100).unwrap().is_none(), "expired");
+    assert!(s.session("nope", 50).unwrap().is_none());
+    s.delete_session("hash1").unwrap();
+    assert!(s.session("hash1", 50).unwrap().is_none(), "deleted");
+
+    assert_eq!(s.login_failed("zhang", 10, 0).unwrap(), 1);
+    assert_eq!(s.login_failed("zhang", 20, 0).unwrap(), 2);
+    assert_eq!(s.login_failed("li", 20, 0).unwrap(), 1);
+    assert_eq!(s.login_failures("zhang", 0).unwrap(), 2);
+    assert_eq!(
+        s.login_failures("zhang", 15).unwrap(),
+        1,
+        "only inside the window"
+    );
+
+    // Devices of the station: waiting for a code, enrolled, revoked, the console's own.
+    let worker = s.add_worker(station, "W01", 1).unwrap();
+    let waiting = s.enroll_device(worker, "code-a", 1_000).unwrap();
+    let enrolled = s.enroll_device(worker, "code-b", 1_000).unwrap();
+    assert!(s.redeem_code("code-b", "token-b", 10).unwrap().is_some());
+    let revoked = s.enroll_device(worker, "code-c", 1_000).unwrap();
+    assert!(s.revoke_device(revoked, 20).unwrap());
+    let console_device = s.enroll_device(worker, "code-d", 0).unwrap();
+    s.set_account_signer(
+        id,
+        &console::AccountSigner {
+            worker,
+            device: console_device,
+            actor: vec![7; 16],
+            seed: [9; 32],
+        },
+    )
+    .unwrap();
+    assert_eq!(s.account_signer(id).unwrap().map(|k| k.seed), Some([9; 32]));
+    let rows = s.station_devices(station, 500).unwrap();
+    assert_eq!(rows.len(), 4);
+    let row = |d: DeviceId| rows.iter().find(|r| r.device == d).unwrap();
+    assert!(row(waiting).code_waiting && row(waiting).enrolled_at.is_none());
+    assert_eq!(row(enrolled).enrolled_at, Some(10));
+    assert!(!row(enrolled).code_waiting);
+    assert_eq!(row(revoked).revoked_at, Some(20));
+    assert!(row(console_device).console && !row(console_device).code_waiting);
+    assert!(
+        !s.station_devices(station, 2_000)
+            .unwrap()
+            .iter()
+            .any(|r| r.code_waiting),
+        "codes expire"
+    );
+
+    s.log_access(id, station, "dashboard", None, 5).unwrap();
+    s.log_access(id, station, "household", Some("hh-id"), 6)
+        .unwrap();
+    let log = s.access_log(station, 10).unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (log[0].what.as_str(), log[0].target.as_deref(), log[0].at),
+        ("household", Some("hh-id"), 6)
+    );
+    assert_eq!(log[1].account, id);
 }

@@ -6,6 +6,7 @@
 
 pub mod any;
 pub mod conformance;
+pub mod console;
 pub mod key;
 pub mod pg_tls;
 pub mod postgres;
@@ -151,7 +152,7 @@ pub struct WriteStats {
 /// Everything the sync server stores. Implementations must make `commit` atomic, give each
 /// station gap-free, strictly increasing sequence numbers in commit order, and deduplicate
 /// changes by hash.
-pub trait ServerStore: Send + Sync + 'static {
+pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
     /// This database's epoch: new when the database is created (or restored from a backup
     /// by `doorstep-server restore`), so devices can tell the server's history was reset.
     fn epoch(&self) -> StoreResult<Uuid>;

@@ -16,9 +16,12 @@ use uuid::Uuid;
 
 use super::*;
 
+mod console;
+
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_signers.sql"),
+    include_str!("migrations/postgres/0003_console.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"

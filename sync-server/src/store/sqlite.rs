@@ -26,12 +26,15 @@ use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+mod console;
+
 use super::key::{private_file_options, ServerKey};
 use super::*;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_signers.sql"),
+    include_str!("migrations/0003_console.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).

@@ -70,6 +70,13 @@ impl<S: ServerStore> SyncService<S> {
             // in hand are not put back unless it does.
             match self.store.commit(auth.station, auth.device, &appends) {
                 Ok(last_seqs) => {
+                    crate::console::read_model::refresh_accepted(
+                        self.store.as_ref(),
+                        accepted
+                            .iter()
+                            .zip(&last_seqs)
+                            .map(|((id, c), seq)| (*id, &c.doc, *seq)),
+                    );
                     for ((doc_id, cached), seq) in accepted.into_iter().zip(last_seqs) {
                         resp.acks.push(DocHeads {
                             doc: doc_id,

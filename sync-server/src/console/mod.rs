@@ -1,0 +1,157 @@
+//! The station console: server-rendered pages for a station's supervisor, under
+//! `/console` on the server's address (docs/console.md, ADR 0015). Pages read the read
+//! model (`read_model`) for lists and counts, and the stored document (with the core's
+//! readers) for a case file and its provenance. Every page view and export is written to
+//! the access log. Forms work without JavaScript; nothing is fetched from elsewhere.
+
+pub mod auth;
+mod pages;
+pub mod read_model;
+pub mod report;
+pub mod resolve;
+pub mod view;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::Environment;
+
+use crate::store::ServerStore;
+
+/// How the console is served.
+#[derive(Clone, Debug)]
+pub struct ConsoleConfig {
+    /// Mark the session cookie `Secure` (the console is reached over HTTPS through a
+    /// proxy: docs/operations.md). Off only for a console on plain HTTP.
+    pub secure_cookies: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            secure_cookies: true,
+        }
+    }
+}
+
+pub(crate) struct Console<S: ServerStore> {
+    store: Arc<S>,
+    /// Pushes a supervisor's decisions like a device's (`resolve`); its own document cache
+    /// and station locks, safe beside the server's as another instance would be.
+    sync: crate::sync::SyncService<S>,
+    templates: Environment<'static>,
+    config: ConsoleConfig,
+}
+
+fn templates() -> Environment<'static> {
+    let mut env = Environment::new();
+    let sources: [(&str, &str); 11] = [
+        ("cards.html", include_str!("templates/cards.html")),
+        ("devices.html", include_str!("templates/devices.html")),
+        ("history.html", include_str!("templates/history.html")),
+        ("report.html", include_str!("templates/report.html")),
+        ("base.html", include_str!("templates/base.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("dashboard.html", include_str!("templates/dashboard.html")),
+        ("households.html", include_str!("templates/households.html")),
+        ("household.html", include_str!("templates/household.html")),
+        ("conflicts.html", include_str!("templates/conflicts.html")),
+        ("follow_ups.html", include_str!("templates/follow_ups.html")),
+    ];
+    for (name, src) in sources {
+        if let Err(e) = env.add_template(name, src) {
+            // The templates ship in the binary; the console's tests render every one.
+            tracing::error!(template = name, error = %e, "console template does not parse");
+        }
+    }
+    env
+}
+
+/// The console's routes, to merge into the server's router.
+pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
+    let state = Arc::new(Console {
+        sync: crate::sync::SyncService::new(store.clone(), 16),
+        store,
+        templates: templates(),
+        config,
+    });
+    Router::new()
+        .route("/console", get(pages::dashboard::<S>))
+        .route("/console/", get(pages::dashboard::<S>))
+        .route(
+            "/console/login",
+            get(pages::login_form::<S>).post(pages::login::<S>),
+        )
+        .route("/console/logout", post(pages::logout::<S>))
+        .route("/console/lang", get(pages::lang))
+        .route("/console/households", get(pages::households::<S>))
+        .route("/console/households/{id}", get(pages::household::<S>))
+        .route("/console/households/{id}/history", get(pages::history::<S>))
+        .route("/console/conflicts", get(pages::conflicts::<S>))
+        .route("/console/conflicts/resolve", post(pages::resolve::<S>))
+        .route("/console/follow-ups", get(pages::follow_ups::<S>))
+        .route(
+            "/console/export/households.csv",
+            get(pages::export_households_csv::<S>),
+        )
+        .route(
+            "/console/export/households.xlsx",
+            get(pages::export_households_xlsx::<S>),
+        )
+        .route("/console/report", get(pages::report::<S>))
+        .route("/console/report.csv", get(pages::report_csv::<S>))
+        .route("/console/report.xlsx", get(pages::report_xlsx::<S>))
+        .route("/console/devices", get(pages::devices::<S>))
+        .route("/console/cards", get(pages::cards::<S>))
+        .route("/console/devices/enroll", post(pages::enroll::<S>))
+        .route("/console/devices/revoke", post(pages::revoke::<S>))
+        .route("/console/workers", post(pages::add_worker::<S>))
+        .route("/console/static/console.css", get(stylesheet))
+        .with_state(state)
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("templates/console.css"),
+    )
+        .into_response()
+}
+
+/// Headers every console answer carries: no caching of personal data, no framing, no
+/// scripts, nothing loaded from elsewhere.
+pub(crate) fn harden(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    resp
+}
+
+pub(crate) fn plain(status: StatusCode, msg: &'static str) -> Response {
+    harden(
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            msg,
+        )
+            .into_response(),
+    )
+}

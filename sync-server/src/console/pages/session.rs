@@ -1,0 +1,157 @@
+//! Signing in and out, and the language switch.
+
+use super::*;
+
+// ----- login, logout, language
+
+pub(in crate::console) async fn login_form<S: ServerStore>(
+    State(st): Shared<S>,
+    headers: HeaderMap,
+) -> Response {
+    login_page(&st, lang_of(&headers), None)
+}
+
+fn login_page<S: ServerStore>(
+    st: &Console<S>,
+    lang: Lang,
+    error: Option<&'static str>,
+) -> Response {
+    // Login CSRF: a random value in a cookie and in the form, compared on POST.
+    let token = crate::credentials::new_token();
+    let body = st.render(
+        "login.html",
+        lang,
+        None,
+        context! { login_csrf => token.clone(), error => error.map(|k| view::words(lang).get(k).copied().unwrap_or(k)) },
+    );
+    match body {
+        Ok(body) => {
+            let mut resp = html(body);
+            if error.is_some() {
+                *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            }
+            set_cookie(
+                &mut resp,
+                format!("{LOGIN_CSRF_COOKIE}={token}{}", cookie_attrs(st)),
+            );
+            resp
+        }
+        Err(e) => e.response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(in crate::console) struct LoginForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(in crate::console) async fn login<S: ServerStore>(
+    State(st): Shared<S>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !auth::same_token(expected, &form.csrf) {
+        return plain(StatusCode::FORBIDDEN, "missing or wrong CSRF token\n");
+    }
+    let st2 = st.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        auth::login(
+            st2.store.as_ref(),
+            form.login.trim(),
+            &form.password,
+            now_ms(),
+        )
+    })
+    .await;
+    match outcome {
+        Ok(Ok(new)) => {
+            let _ = st.store.log_access(
+                new.session.account.id,
+                new.session.account.station,
+                "login",
+                None,
+                now_ms(),
+            );
+            let mut resp = redirect("/console");
+            set_cookie(
+                &mut resp,
+                format!(
+                    "{SESSION_COOKIE}={}; Max-Age={}{}",
+                    new.cookie,
+                    SESSION_MS / 1000,
+                    cookie_attrs(&st)
+                ),
+            );
+            resp
+        }
+        Ok(Err(AuthError::Throttled)) => {
+            tracing::info!("console: login throttled");
+            let mut r = login_page(&st, lang, Some("throttled"));
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            r
+        }
+        Ok(Err(AuthError::Wrong)) => {
+            tracing::info!("console: login failed");
+            login_page(&st, lang, Some("wrong_login"))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "console: login error");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "login error\n")
+        }
+        Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "login error\n"),
+    }
+}
+
+#[derive(Deserialize)]
+pub(in crate::console) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(in crate::console) async fn logout<S: ServerStore>(
+    State(st): Shared<S>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let cookie_value = cookie(&headers, SESSION_COOKIE).map(str::to_owned);
+    let attrs = cookie_attrs(&st);
+    page(st, headers, move |c, ctx| {
+        if !auth::same_token(&ctx.session.csrf, &form.csrf) {
+            return Ok(plain(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token\n",
+            ));
+        }
+        if let Some(v) = cookie_value {
+            auth::logout(c.store.as_ref(), &v)?;
+        }
+        c.log(ctx, "logout", None)?;
+        let mut resp = redirect("/console/login");
+        set_cookie(&mut resp, format!("{SESSION_COOKIE}=; Max-Age=0{attrs}"));
+        Ok(resp)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(in crate::console) struct LangQuery {
+    #[serde(default)]
+    to: String,
+}
+
+pub(in crate::console) async fn lang(Query(q): Query<LangQuery>) -> Response {
+    let v = if q.to == "en" { "en" } else { "zh" };
+    let mut resp = redirect("/console");
+    set_cookie(
+        &mut resp,
+        format!("{LANG_COOKIE}={v}; Path=/console; Max-Age=31536000; SameSite=Strict"),
+    );
+    resp
+}

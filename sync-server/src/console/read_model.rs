@@ -1,0 +1,273 @@
+//! The console's read model: what it lists and counts of each household document, read
+//! with the core's document readers (`doorstep_core::read_model`), written in the same
+//! backend as the log. Maintained after each accepted push (`refresh_accepted`) and
+//! rebuildable from the stored documents (`rebuild`, `catch_up`).
+
+use automerge::Automerge;
+use doorstep_core::read_model::{read_case_file, CaseFile};
+use doorstep_core::{HouseholdId, NeedStatus, StationId};
+
+use crate::snapshot;
+use crate::store::console::{FactRow, FollowUpRow, HouseholdRow, ReadModelDoc, VisitRow};
+use crate::store::{ServerStore, StoreError};
+
+/// Why a document could not be read into the read model.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadModelError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("the stored document does not load")]
+    Unloadable,
+}
+
+/// What the read model holds of one case file read at log sequence `seq`.
+pub fn rows_of(file: &CaseFile, seq: u64) -> ReadModelDoc {
+    let h = &file.household;
+    let mut categories: Vec<String> = h.tags.clone();
+    for p in &h.persons {
+        categories.extend(p.categories.iter().cloned());
+    }
+    // Stored space-separated: a space inside a category would split it.
+    let mut categories: Vec<String> = categories
+        .into_iter()
+        .map(|c| c.split_whitespace().collect::<Vec<_>>().join("\u{a0}"))
+        .filter(|c| !c.is_empty())
+        .collect();
+    categories.sort();
+    categories.dedup();
+    let mut text: Vec<&str> = vec![&h.code, &h.village, &h.address, &h.summary];
+    for p in &h.persons {
+        text.push(&p.name);
+    }
+    for v in &h.visits {
+        for (_, t) in &v.sections {
+            text.push(t);
+        }
+    }
+    for a in &h.amendments {
+        text.push(&a.text);
+    }
+    for n in &h.needs {
+        text.push(&n.category);
+        text.push(&n.description);
+    }
+    for i in &h.inquiries {
+        text.push(&i.question);
+        text.push(&i.topic);
+        if let Some(a) = &i.answer {
+            text.push(a);
+        }
+    }
+    for f in &h.follow_ups {
+        text.push(&f.what);
+    }
+    let day = |at: i64| {
+        super::view::local_date(at)
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    };
+    let fact = |fact: &str, item: uuid::Uuid, day: String, dim1: &str, dim2: &str| FactRow {
+        doc: h.id,
+        fact: fact.to_owned(),
+        item,
+        day,
+        dim1: dim1.to_owned(),
+        dim2: dim2.to_owned(),
+    };
+    let mut facts = Vec::new();
+    for v in &h.visits {
+        let opener = v.created.worker.to_string();
+        facts.push(fact(
+            "visit",
+            *v.id.as_uuid(),
+            v.date.to_string(),
+            v.kind.as_str(),
+            &opener,
+        ));
+    }
+    for n in &h.needs {
+        facts.push(fact(
+            "need",
+            *n.id.as_uuid(),
+            day(n.created.at.0),
+            &n.category,
+            n.status.as_str(),
+        ));
+    }
+    for i in &h.inquiries {
+        facts.push(fact(
+            "inquiry",
+            *i.id.as_uuid(),
+            day(i.created.at.0),
+            &i.topic,
+            i.status.as_str(),
+        ));
+    }
+    for c in &h.cards {
+        facts.push(fact(
+            "card",
+            *c.id.as_uuid(),
+            day(c.created.at.0),
+            &c.serial,
+            c.status.as_str(),
+        ));
+    }
+    ReadModelDoc {
+        facts,
+        household: HouseholdRow {
+            doc: h.id,
+            station: h.station,
+            seq,
+            code: h.code.clone(),
+            village: h.village.clone(),
+            status: h.status.as_str().to_owned(),
+            categories,
+            visits: h.visits.len() as u64,
+            last_visit: h.visits.iter().map(|v| v.date.to_string()).max(),
+            open_needs: h
+                .needs
+                .iter()
+                .filter(|n| matches!(n.status, NeedStatus::Open | NeedStatus::Referred))
+                .count() as u64,
+            conflicts: file.conflicts.len() as u64,
+        },
+        search_text: text
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| t.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        visits: h
+            .visits
+            .iter()
+            .map(|v| VisitRow {
+                doc: h.id,
+                visit: *v.id.as_uuid(),
+                date: v.date.to_string(),
+                kind: v.kind.as_str().to_owned(),
+                status: v.status.as_str().to_owned(),
+                workers: v.workers.clone(),
+            })
+            .collect(),
+        follow_ups: h
+            .follow_ups
+            .iter()
+            .map(|f| FollowUpRow {
+                doc: h.id,
+                follow_up: *f.id.as_uuid(),
+                what: f.what.clone(),
+                due: f.due.to_string(),
+                assignee: f.assignee,
+                status: f.status.as_str().to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// Update the read model with documents a sync just committed (each with its last log
+/// sequence). Failures are logged, not returned: the changes are committed either way, and
+/// `catch_up` (at start) or `console rebuild` repairs a row left behind. Documents that are
+/// not household documents (the station document) are skipped.
+pub fn refresh_accepted<'a, S: ServerStore>(
+    store: &S,
+    docs: impl IntoIterator<Item = (HouseholdId, &'a Automerge, u64)>,
+) {
+    for (id, doc, seq) in docs {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_case_file(doc))) {
+            Ok(Ok(file)) => {
+                if let Err(e) = store.put_read_model(&rows_of(&file, seq)) {
+                    tracing::warn!(doc = %id, error = %e, "read model not updated");
+                }
+            }
+            // The station document, or a household the validator let through that the
+            // reader refuses: not listed.
+            Ok(Err(_)) => {}
+            Err(_) => tracing::warn!(doc = %id, "read model: reading the document panicked"),
+        }
+    }
+}
+
+/// Read one stored document into the read model. False if it is not a household document.
+pub fn refresh_one<S: ServerStore>(store: &S, id: HouseholdId) -> Result<bool, ReadModelError> {
+    let seq = store.document_seq(id)?;
+    let Some(stored) = store.load_document(id)? else {
+        return Ok(false);
+    };
+    let doc = std::panic::catch_unwind(|| snapshot::load_stored(&stored))
+        .map_err(|_| ReadModelError::Unloadable)?
+        .map_err(|_| ReadModelError::Unloadable)?;
+    match read_case_file(&doc) {
+        Ok(file) => {
+            store.put_read_model(&rows_of(&file, seq))?;
+            Ok(true)
+        }
+        Err(_) => Ok(false),
+    }
+}
+
+/// What a rebuild or catch-up did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refreshed {
+    pub households: u64,
+    pub skipped: u64,
+}
+
+/// Read every document of a station whose read model is missing or older than its log.
+pub fn catch_up<S: ServerStore>(
+    store: &S,
+    station: StationId,
+) -> Result<Refreshed, ReadModelError> {
+    let held: std::collections::HashMap<HouseholdId, u64> =
+        store.read_model_seqs(station)?.into_iter().collect();
+    let mut out = Refreshed::default();
+    let mut after = None;
+    loop {
+        let ids = store.list_documents(station, after, 256)?;
+        let Some(last) = ids.last() else { break };
+        after = Some(*last);
+        for id in ids {
+            if held
+                .get(&id)
+                .is_some_and(|s| *s >= store.document_seq(id).unwrap_or(u64::MAX))
+            {
+                continue;
+            }
+            match refresh_one(store, id) {
+                Ok(true) => out.households += 1,
+                Ok(false) => {}
+                Err(ReadModelError::Unloadable) => {
+                    tracing::warn!(doc = %id, "read model: stored document does not load");
+                    out.skipped += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Forget a station's read model and read it again from every document.
+pub fn rebuild<S: ServerStore>(store: &S, station: StationId) -> Result<Refreshed, ReadModelError> {
+    store.clear_read_model(station)?;
+    catch_up(store, station)
+}
+
+/// [`catch_up`] for every station; errors are logged (the server serves regardless).
+pub fn catch_up_all<S: ServerStore>(store: &S) {
+    let stations = match store.stations() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "read model catch-up: stations not read");
+            return;
+        }
+    };
+    for (station, _) in stations {
+        match catch_up(store, station) {
+            Ok(r) if r.households > 0 || r.skipped > 0 => {
+                tracing::info!(%station, households = r.households, skipped = r.skipped, "read model caught up")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%station, error = %e, "read model catch-up failed"),
+        }
+    }
+}

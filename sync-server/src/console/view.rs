@@ -1,0 +1,254 @@
+//! What the console shows, in words: the two languages, dates in the station's time zone,
+//! masked ID numbers, short device labels.
+
+use doorstep_core::{Date, DeviceId, WorkerId};
+
+/// The station's time zone: Asia/Shanghai, UTC+8 all year (China has kept no summer time
+/// since 1991), so a fixed offset is exact for the dates the console shows.
+pub const STATION_OFFSET_MS: i64 = 8 * 3600 * 1000;
+
+/// The console's languages: Chinese first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn from_cookie(v: Option<&str>) -> Lang {
+        match v {
+            Some("en") => Lang::En,
+            _ => Lang::Zh,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// The day (in the station's time zone) of an instant in ms since the Unix epoch.
+pub fn local_date(ms: i64) -> Option<Date> {
+    let days = (ms + STATION_OFFSET_MS).div_euclid(86_400_000);
+    Date::new(1970, 1, 1).ok()?.add_days(days).ok()
+}
+
+/// `YYYY-MM-DD HH:MM` in the station's time zone.
+pub fn local_time(ms: i64) -> String {
+    let Some(date) = local_date(ms) else {
+        return "?".into();
+    };
+    let in_day = (ms + STATION_OFFSET_MS).rem_euclid(86_400_000) / 60_000;
+    format!("{date} {:02}:{:02}", in_day / 60, in_day % 60)
+}
+
+/// An ID number with all but its first 3 and last 4 characters hidden.
+pub fn mask_id_number(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < 3 || i + 4 >= chars.len() {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// A device as shown: `…` and the last 8 hex digits of its id (the first ones of a v7 id
+/// are its time of creation, alike for devices enrolled together).
+pub fn device_label(d: DeviceId) -> String {
+    let s = d.to_string();
+    format!("…{}", &s[s.len().saturating_sub(8)..])
+}
+
+/// A worker's label, or a short form of the id for a worker the server does not know.
+pub fn worker_label(labels: &[(WorkerId, String)], w: WorkerId) -> String {
+    labels
+        .iter()
+        .find(|(id, _)| *id == w)
+        .map(|(_, l)| l.clone())
+        .unwrap_or_else(|| {
+            let s = w.to_string();
+            format!("…{}", &s[s.len().saturating_sub(8)..])
+        })
+}
+
+/// The words of the console, by key, in one language.
+pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static str> {
+    let zh = lang == Lang::Zh;
+    let pairs: &[(&str, &str, &str)] = &[
+        ("title", "社工站工作台", "Station console"),
+        ("dashboard", "概览", "Dashboard"),
+        ("households", "家庭档案", "Households"),
+        ("conflicts", "待处理冲突", "Conflicts"),
+        ("follow_ups", "待跟进事项", "Follow-ups"),
+        ("logout", "退出登录", "Log out"),
+        ("login", "登录", "Log in"),
+        ("login_name", "账号", "Login"),
+        ("password", "密码", "Password"),
+        ("other_lang", "English", "中文"),
+        ("visits_month", "本月走访", "Visits this month"),
+        ("open_needs", "未解决需求", "Open needs"),
+        ("overdue", "逾期跟进", "Overdue follow-ups"),
+        ("unresolved", "未解决冲突", "Unresolved conflicts"),
+        ("household_count", "家庭数", "Households"),
+        ("search", "搜索", "Search"),
+        (
+            "search_hint",
+            "姓名、地址、走访记录中的词",
+            "A word from names, addresses, notes",
+        ),
+        ("village", "村", "Village"),
+        ("category", "类别", "Category"),
+        ("status", "状态", "Status"),
+        ("any", "全部", "Any"),
+        ("code", "编号", "Code"),
+        ("visits", "走访", "Visits"),
+        ("last_visit", "最近走访", "Last visit"),
+        ("export_csv", "导出 CSV", "Export CSV"),
+        (
+            "no_results",
+            "没有符合条件的家庭。",
+            "No household matches.",
+        ),
+        ("profile", "基本信息", "Profile"),
+        ("persons", "家庭成员", "Persons"),
+        ("field", "字段", "Field"),
+        ("value", "值", "Value"),
+        ("written_by", "记录人", "Written by"),
+        ("device", "设备", "Device"),
+        ("when", "时间", "When"),
+        ("also", "并行值", "Concurrent value"),
+        ("needs", "需求", "Needs"),
+        ("inquiries", "咨询", "Inquiries"),
+        ("cards", "联系卡", "Cards"),
+        ("date", "日期", "Date"),
+        ("kind", "方式", "Kind"),
+        ("workers", "社工", "Workers"),
+        ("summary", "情况概述", "Situation"),
+        ("due", "到期", "Due"),
+        ("assignee", "负责社工", "Assignee"),
+        ("what", "事项", "What"),
+        ("household", "家庭", "Household"),
+        ("none", "无", "None"),
+        ("is_overdue", "已逾期", "overdue"),
+        (
+            "resolve_hint",
+            "选择要保留的值并确认：处理结果以您的名义写入家庭档案，社工手机下次同步时收到。",
+            "Choose the value to keep: the decision is written into the case file in your name and reaches the workers' phones at their next sync.",
+        ),
+        ("choose", "采用", "Keep"),
+        ("devices_in_use", "在用设备", "Devices in use"),
+        ("leases", "领用（按设备）", "Leases (per device)"),
+        ("batches", "印制批次", "Printed batches"),
+        ("serials", "编号范围", "Serials"),
+        ("expires", "到期", "Expires"),
+        ("lease_size", "张数", "Cards"),
+        ("cards_left", "剩余", "Left"),
+        ("leased", "已领用", "Leased"),
+        ("unleased", "库存", "In stock"),
+        ("lease_active", "使用中", "active"),
+        ("lease_returned", "已归还", "returned"),
+        ("lease_expired", "已到期", "expired"),
+        ("cards_hint", "批次和领用用命令行管理：doorstep-server cards batch / lease / return（见 docs/cards.md）。", "Batches and leases are managed with the CLI: doorstep-server cards batch / lease / return (docs/cards.md)."),
+        ("devices", "社工与设备", "Workers and devices"),
+        ("enrolled_at", "启用时间", "Enrolled"),
+        ("revoke", "停用", "Revoke"),
+        ("enroll", "登记新设备", "Enrol a device"),
+        ("add_worker", "添加社工", "Add a worker"),
+        ("worker_label", "社工代号", "Worker label"),
+        ("label_hint", "用代号（如 W04），不要用全名。", "Use a label such as W04, not a full name."),
+        ("new_code_for", "新设备登记码：", "Enrolment code for"),
+        ("code_once", "此码只显示一次：在社工的手机上输入或扫描。", "Shown once: type or scan it on the worker's phone."),
+        ("code_valid", "有效期至", "Valid until"),
+        ("state_waiting", "等待登记", "waiting for its code"),
+        ("state_enrolled", "使用中", "in use"),
+        ("state_revoked", "已停用", "revoked"),
+        ("state_expired", "登记码已过期", "code expired"),
+        ("state_console", "工作台（主管）", "console (supervisor)"),
+        ("history", "修改记录", "History"),
+        ("current", "当前值", "current"),
+        ("earlier", "曾用值", "earlier"),
+        ("report", "月报", "Monthly report"),
+        ("month", "月份", "Month"),
+        ("show", "查看", "Show"),
+        ("report_note", "按社工站所在时区（北京时间）统计；走访按记录的走访日期计。", "Counted in the station's time zone (Beijing time); visits by their recorded date."),
+        ("households_visited", "走访家庭数", "Households visited"),
+        ("needs_raised", "本月新增需求", "Needs raised"),
+        ("needs_met", "其中已满足", "of which met"),
+        ("inquiries_answered", "其中已答复", "of which answered"),
+        ("cards_issued", "发放联系卡", "Cards issued"),
+        ("follow_ups_due", "本月到期跟进", "Follow-ups due"),
+        ("follow_ups_done", "其中已完成", "of which done"),
+        ("chart_kind", "走访方式", "Visits by kind"),
+        ("chart_worker", "各社工走访", "Visits by worker"),
+        ("chart_village", "各村走访", "Visits by village"),
+        ("chart_category", "走访家庭类别", "Households visited by category"),
+        ("chart_needs", "需求类别", "Needs by category"),
+        ("chart_topics", "咨询主题", "Inquiries by topic"),
+        ("kind_home", "入户走访", "Home"),
+        ("kind_phone", "电话回访", "Phone"),
+        ("kind_school", "学校走访", "School"),
+        ("kind_neighbour_check", "邻里探访", "Neighbour check"),
+        ("kind_follow_up", "跟进回访", "Follow-up"),
+        ("export_xlsx", "导出 XLSX", "Export XLSX"),
+        ("resolve", "确认处理", "Resolve"),
+        (
+            "wrong_login",
+            "账号或密码错误。",
+            "Wrong login or password.",
+        ),
+        (
+            "throttled",
+            "登录失败次数过多，请稍后再试。",
+            "Too many failed logins: try again later.",
+        ),
+        ("masked", "（已遮盖）", "(masked)"),
+        ("address", "地址", "Address"),
+        ("name", "姓名", "Name"),
+        ("relation", "关系", "Relation"),
+        ("birth_date", "出生日期", "Birth date"),
+        ("id_number", "身份证号", "ID number"),
+        ("sex", "性别", "Sex"),
+        ("guardian", "监护人", "Guardian"),
+        ("tags", "标签", "Tags"),
+        ("phones", "电话", "Phones"),
+        ("signed_in_as", "当前账号", "Signed in as"),
+        ("section", "内容", "Section"),
+    ];
+    pairs
+        .iter()
+        .map(|(k, z, e)| (*k, if zh { *z } else { *e }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_in_the_station_time_zone() {
+        // 2026-11-30 23:30 in Shanghai is 15:30 UTC.
+        let ms = 1_796_052_600_000; // 2026-11-30T15:30:00Z
+        assert_eq!(local_time(ms), "2026-11-30 23:30");
+        assert_eq!(
+            local_date(ms + 3_600_000).map(|d| d.to_string()).as_deref(),
+            Some("2026-12-01")
+        );
+    }
+
+    #[test]
+    fn id_numbers_are_masked() {
+        assert_eq!(mask_id_number("110101201001011234"), "110***********1234");
+        assert_eq!(mask_id_number("1234"), "****");
+    }
+}

@@ -1,0 +1,329 @@
+//! What the console stores beside the log (docs/console.md, ADR 0015): a read model of
+//! every household document (maintained as changes are accepted, rebuildable from the
+//! documents), supervisors' accounts and sessions, failed logins, and the access log.
+//! Every backend implements [`ConsoleStore`]; `conformance` checks both alike.
+
+use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
+use uuid::Uuid;
+
+use super::StoreResult;
+
+/// A console account's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(pub Uuid);
+
+impl std::fmt::Display for AccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A household as the console lists it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HouseholdRow {
+    pub doc: HouseholdId,
+    pub station: StationId,
+    /// The document's last log sequence this row was read from.
+    pub seq: u64,
+    pub code: String,
+    pub village: String,
+    pub status: String,
+    /// Household tags and person categories, deduplicated.
+    pub categories: Vec<String>,
+    pub visits: u64,
+    /// `YYYY-MM-DD` of the latest visit.
+    pub last_visit: Option<String>,
+    pub open_needs: u64,
+    pub conflicts: u64,
+}
+
+/// A visit as the console counts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VisitRow {
+    pub doc: HouseholdId,
+    pub visit: Uuid,
+    pub date: String,
+    pub kind: String,
+    pub status: String,
+    pub workers: Vec<WorkerId>,
+}
+
+/// A follow-up task as the console lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FollowUpRow {
+    pub doc: HouseholdId,
+    pub follow_up: Uuid,
+    pub what: String,
+    pub due: String,
+    pub assignee: WorkerId,
+    pub status: String,
+}
+
+/// One record the monthly report counts (see migration 3's `rm_facts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactRow {
+    pub doc: HouseholdId,
+    /// `visit`, `need`, `inquiry` or `card`.
+    pub fact: String,
+    pub item: Uuid,
+    /// `YYYY-MM-DD` in the station's time zone.
+    pub day: String,
+    pub dim1: String,
+    pub dim2: String,
+}
+
+/// Everything the read model holds of one household document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadModelDoc {
+    pub household: HouseholdRow,
+    /// The text searched: code, village, address, summary, names, visit sections, needs,
+    /// inquiries, follow-ups (lower-cased).
+    pub search_text: String,
+    pub visits: Vec<VisitRow>,
+    pub follow_ups: Vec<FollowUpRow>,
+    pub facts: Vec<FactRow>,
+}
+
+/// Which households to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HouseholdFilter {
+    pub village: Option<String>,
+    /// A tag or person category the household has.
+    pub category: Option<String>,
+    pub status: Option<String>,
+    /// Text the household's text holds (any length; lower-cased by the caller).
+    pub text: Option<String>,
+    pub limit: usize,
+}
+
+/// A console account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub station: StationId,
+    pub login: String,
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+/// A supervisor's identity as a writer of documents: a worker and device of her station,
+/// the actor bound to that device, and the Ed25519 seed of its key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountSigner {
+    pub worker: WorkerId,
+    pub device: DeviceId,
+    pub actor: Vec<u8>,
+    pub seed: [u8; 32],
+}
+
+impl std::fmt::Debug for AccountSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountSigner")
+            .field("worker", &self.worker)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A device of a station as the console lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub device: DeviceId,
+    pub worker: WorkerId,
+    /// When it exchanged its one-time code (`None`: not yet).
+    pub enrolled_at: Option<i64>,
+    /// Its one-time code is still waiting (and not expired at the time asked).
+    pub code_waiting: bool,
+    pub revoked_at: Option<i64>,
+    /// A console account's writer identity (ADR 0015), not a phone.
+    pub console: bool,
+}
+
+/// A signed-in session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub account: Account,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+/// One access log entry (ids only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessEntry {
+    pub account: AccountId,
+    pub what: String,
+    pub target: Option<String>,
+    pub at: i64,
+}
+
+/// The console's storage, in the same database as the log.
+pub trait ConsoleStore {
+    /// Replace what the read model holds of a document, unless it holds a newer state
+    /// (a higher `seq`) already. True if it was written.
+    fn put_read_model(&self, doc: &ReadModelDoc) -> StoreResult<bool>;
+    /// Forget a station's read model (before a rebuild).
+    fn clear_read_model(&self, station: StationId) -> StoreResult<()>;
+    /// The sequence each document of a station was last read at.
+    fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>>;
+    /// Households of a station, by code.
+    fn households(
+        &self,
+        station: StationId,
+        filter: &HouseholdFilter,
+    ) -> StoreResult<Vec<HouseholdRow>>;
+    /// Visits of a station dated between two days (inclusive, `YYYY-MM-DD`).
+    fn visits_between(
+        &self,
+        station: StationId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<VisitRow>>;
+    /// Report facts of a station dated between two days (inclusive).
+    fn facts_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FactRow>>;
+    /// Follow-ups of a station (any status) due between two days (inclusive).
+    fn follow_ups_due_between(
+        &self,
+        station: StationId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<FollowUpRow>>;
+    /// Open follow-ups of a station due on or before `until` (`YYYY-MM-DD`), earliest first.
+    fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>>;
+    /// The labels of a station's workers.
+    fn worker_labels(&self, station: StationId) -> StoreResult<Vec<(WorkerId, String)>>;
+    /// All stations (id and name).
+    fn stations(&self) -> StoreResult<Vec<(StationId, String)>>;
+    /// The devices of a station, by worker label then device id.
+    fn station_devices(&self, station: StationId, now_ms: i64) -> StoreResult<Vec<DeviceRow>>;
+
+    /// A new account; `Conflict` if the login is taken, `NotFound` if the station is.
+    fn add_account(
+        &self,
+        station: StationId,
+        login: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId>;
+    fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
+    /// Keep an account's writer identity unless it has one already; returns the one kept.
+    fn set_account_signer(
+        &self,
+        account: AccountId,
+        signer: &AccountSigner,
+    ) -> StoreResult<AccountSigner>;
+    fn account_signer(&self, account: AccountId) -> StoreResult<Option<AccountSigner>>;
+    fn create_session(
+        &self,
+        session_hash: &str,
+        account: AccountId,
+        csrf: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> StoreResult<()>;
+    /// The live session with this hash (expired ones are not returned).
+    fn session(&self, session_hash: &str, now_ms: i64) -> StoreResult<Option<Session>>;
+    fn delete_session(&self, session_hash: &str) -> StoreResult<()>;
+    /// Record a failed login and return how many there were since `since_ms`, this one
+    /// included.
+    fn login_failed(&self, login: &str, now_ms: i64, since_ms: i64) -> StoreResult<u64>;
+    /// Failed logins since `since_ms`.
+    fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64>;
+    fn log_access(
+        &self,
+        account: AccountId,
+        station: StationId,
+        what: &str,
+        target: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// A station's access log, newest first.
+    fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>>;
+}
+
+/// Categories as stored: space-separated.
+pub(crate) fn join_words(words: &[String]) -> String {
+    words.join(" ")
+}
+
+pub(crate) fn split_words(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+macro_rules! delegate_console {
+    ($( fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        impl ConsoleStore for super::any::AnyStore {
+            $(
+                fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        super::any::AnyStore::Sqlite(s) => s.$name($($arg),*),
+                        super::any::AnyStore::Postgres(s) => s.$name($($arg),*),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate_console! {
+    fn put_read_model(&self, doc: &ReadModelDoc) -> StoreResult<bool>;
+    fn clear_read_model(&self, station: StationId) -> StoreResult<()>;
+    fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>>;
+    fn households(&self, station: StationId, filter: &HouseholdFilter) -> StoreResult<Vec<HouseholdRow>>;
+    fn visits_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<VisitRow>>;
+    fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>>;
+    fn facts_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FactRow>>;
+    fn follow_ups_due_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FollowUpRow>>;
+    fn worker_labels(&self, station: StationId) -> StoreResult<Vec<(WorkerId, String)>>;
+    fn stations(&self) -> StoreResult<Vec<(StationId, String)>>;
+    fn station_devices(&self, station: StationId, now_ms: i64) -> StoreResult<Vec<DeviceRow>>;
+    fn add_account(&self, station: StationId, login: &str, password_hash: &str, now_ms: i64) -> StoreResult<AccountId>;
+    fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
+    fn set_account_signer(&self, account: AccountId, signer: &AccountSigner) -> StoreResult<AccountSigner>;
+    fn account_signer(&self, account: AccountId) -> StoreResult<Option<AccountSigner>>;
+    fn create_session(&self, session_hash: &str, account: AccountId, csrf: &str, now_ms: i64, expires_ms: i64) -> StoreResult<()>;
+    fn session(&self, session_hash: &str, now_ms: i64) -> StoreResult<Option<Session>>;
+    fn delete_session(&self, session_hash: &str) -> StoreResult<()>;
+    fn login_failed(&self, login: &str, now_ms: i64, since_ms: i64) -> StoreResult<u64>;
+    fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64>;
+    fn log_access(&self, account: AccountId, station: StationId, what: &str, target: Option<&str>, now_ms: i64) -> StoreResult<()>;
+    fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>>;
+}
+
+/// An account signer from stored columns.
+pub(crate) fn signer_from(
+    worker: &str,
+    device: &str,
+    actor: Vec<u8>,
+    seed: &[u8],
+) -> StoreResult<AccountSigner> {
+    let bad = || super::StoreError::Database("malformed account signer".into());
+    Ok(AccountSigner {
+        worker: WorkerId::parse(worker).map_err(|_| bad())?,
+        device: DeviceId::parse(device).map_err(|_| bad())?,
+        actor,
+        seed: seed.try_into().map_err(|_| bad())?,
+    })
+}
+
+/// A device row from stored columns.
+pub(crate) fn device_row(
+    device: &str,
+    worker: &str,
+    enrolled_at: Option<i64>,
+    code_waiting: bool,
+    revoked_at: Option<i64>,
+    console: bool,
+) -> StoreResult<DeviceRow> {
+    let bad = || super::StoreError::Database("malformed id in database".into());
+    Ok(DeviceRow {
+        device: DeviceId::parse(device).map_err(|_| bad())?,
+        worker: WorkerId::parse(worker).map_err(|_| bad())?,
+        enrolled_at,
+        code_waiting,
+        revoked_at,
+        console,
+    })
+}

@@ -1,0 +1,532 @@
+//! The console's storage on PostgreSQL (`store::console`). Search is `strpos` over the
+//! lower-cased text of one station's households (no trigram extension needed).
+
+use ::postgres::types::ToSql;
+use doorstep_core::{HouseholdId, StationId, WorkerId};
+use uuid::Uuid;
+
+use super::{parse, PostgresStore};
+use crate::store::console::*;
+use crate::store::{StoreError, StoreResult};
+
+fn parse_uuid(s: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(s).map_err(|_| StoreError::Database("malformed id in database".into()))
+}
+
+fn account(r: &::postgres::Row) -> StoreResult<Account> {
+    Ok(Account {
+        id: AccountId(parse_uuid(r.get("account_id"))?),
+        station: parse(r.get("station_id"), StationId::parse)?,
+        login: r.get("login"),
+        password_hash: r.get("password_hash"),
+        disabled: r.get::<_, Option<i64>>("disabled_at").is_some(),
+    })
+}
+
+impl ConsoleStore for PostgresStore {
+    fn put_read_model(&self, m: &ReadModelDoc) -> StoreResult<bool> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let h = &m.household;
+        let doc = h.doc.to_string();
+        let station = h.station.to_string();
+        let held = tx.query_opt(
+            "SELECT seq FROM rm_households WHERE doc_id = $1 FOR UPDATE",
+            &[&doc],
+        )?;
+        if held.is_some_and(|r| r.get::<_, i64>(0) > h.seq as i64) {
+            return Ok(false);
+        }
+        for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&doc])?;
+        }
+        tx.execute(
+            "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status, categories,
+               visits, last_visit, open_needs, conflicts, search_text)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                &doc,
+                &station,
+                &(h.seq as i64),
+                &h.code,
+                &h.village,
+                &h.status,
+                &join_words(&h.categories),
+                &(h.visits as i64),
+                &h.last_visit,
+                &(h.open_needs as i64),
+                &(h.conflicts as i64),
+                &m.search_text,
+            ],
+        )?;
+        for v in &m.visits {
+            let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
+            tx.execute(
+                "INSERT INTO rm_visits (doc_id, visit_id, station_id, date, kind, status, workers)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    &doc,
+                    &v.visit.to_string(),
+                    &station,
+                    &v.date,
+                    &v.kind,
+                    &v.status,
+                    &workers.join(" "),
+                ],
+            )?;
+        }
+        for f in &m.follow_ups {
+            tx.execute(
+                "INSERT INTO rm_follow_ups (doc_id, follow_up_id, station_id, what, due, assignee, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    &doc,
+                    &f.follow_up.to_string(),
+                    &station,
+                    &f.what,
+                    &f.due,
+                    &f.assignee.to_string(),
+                    &f.status,
+                ],
+            )?;
+        }
+        for f in &m.facts {
+            tx.execute(
+                "INSERT INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    &doc,
+                    &f.fact,
+                    &f.item.to_string(),
+                    &station,
+                    &f.day,
+                    &f.dim1,
+                    &f.dim2,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn clear_read_model(&self, station: StationId) -> StoreResult<()> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let s = station.to_string();
+        for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE station_id = $1"), &[&s])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            "SELECT doc_id, seq FROM rm_households WHERE station_id = $1",
+            &[&station.to_string()],
+        )?
+        .iter()
+        .map(|r| {
+            Ok((
+                parse(r.get(0), HouseholdId::parse)?,
+                r.get::<_, i64>(1).max(0) as u64,
+            ))
+        })
+        .collect()
+    }
+
+    fn households(
+        &self,
+        station: StationId,
+        filter: &HouseholdFilter,
+    ) -> StoreResult<Vec<HouseholdRow>> {
+        let mut sql = String::from(
+            "SELECT doc_id, station_id, seq, code, village, status, categories, visits, last_visit,
+                    open_needs, conflicts FROM rm_households WHERE station_id = $1",
+        );
+        let mut args: Vec<String> = vec![station.to_string()];
+        if let Some(v) = &filter.village {
+            args.push(v.clone());
+            sql.push_str(&format!(" AND village = ${}", args.len()));
+        }
+        if let Some(c) = &filter.category {
+            args.push(format!(" {c} "));
+            sql.push_str(&format!(
+                " AND strpos(' ' || categories || ' ', ${}) > 0",
+                args.len()
+            ));
+        }
+        if let Some(s) = &filter.status {
+            args.push(s.clone());
+            sql.push_str(&format!(" AND status = ${}", args.len()));
+        }
+        if let Some(t) = &filter.text {
+            args.push(t.clone());
+            sql.push_str(&format!(" AND strpos(search_text, ${}) > 0", args.len()));
+        }
+        sql.push_str(&format!(
+            " ORDER BY code, doc_id LIMIT {}",
+            filter.limit.max(1)
+        ));
+        let params: Vec<&(dyn ToSql + Sync)> =
+            args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+        let mut c = self.pool.get()?;
+        c.query(&sql, &params)?
+            .iter()
+            .map(|r| {
+                Ok(HouseholdRow {
+                    doc: parse(r.get(0), HouseholdId::parse)?,
+                    station: parse(r.get(1), StationId::parse)?,
+                    seq: r.get::<_, i64>(2).max(0) as u64,
+                    code: r.get(3),
+                    village: r.get(4),
+                    status: r.get(5),
+                    categories: split_words(r.get(6)),
+                    visits: r.get::<_, i64>(7).max(0) as u64,
+                    last_visit: r.get(8),
+                    open_needs: r.get::<_, i64>(9).max(0) as u64,
+                    conflicts: r.get::<_, i64>(10).max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    fn visits_between(
+        &self,
+        station: StationId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<VisitRow>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            "SELECT doc_id, visit_id, date, kind, status, workers FROM rm_visits
+             WHERE station_id = $1 AND date >= $2 AND date <= $3 ORDER BY date, doc_id, visit_id",
+            &[&station.to_string(), &from, &to],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(VisitRow {
+                doc: parse(r.get(0), HouseholdId::parse)?,
+                visit: parse_uuid(r.get(1))?,
+                date: r.get(2),
+                kind: r.get(3),
+                status: r.get(4),
+                workers: split_words(r.get(5))
+                    .iter()
+                    .map(|w| parse(w, WorkerId::parse))
+                    .collect::<StoreResult<_>>()?,
+            })
+        })
+        .collect()
+    }
+
+    fn facts_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FactRow>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            "SELECT doc_id, fact, item_id, day, dim1, dim2 FROM rm_facts
+             WHERE station_id = $1 AND day >= $2 AND day <= $3 ORDER BY day, doc_id, fact, item_id",
+            &[&station.to_string(), &from, &to],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(FactRow {
+                doc: parse(r.get(0), HouseholdId::parse)?,
+                fact: r.get(1),
+                item: parse_uuid(r.get(2))?,
+                day: r.get(3),
+                dim1: r.get(4),
+                dim2: r.get(5),
+            })
+        })
+        .collect()
+    }
+
+    fn follow_ups_due_between(
+        &self,
+        station: StationId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<FollowUpRow>> {
+        self.follow_up_rows(
+            "station_id = $1 AND due >= $2 AND due <= $3",
+            &[&station.to_string(), &from, &to],
+        )
+    }
+
+    fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>> {
+        self.follow_up_rows(
+            "station_id = $1 AND status = 'open' AND due <= $2",
+            &[&station.to_string(), &until],
+        )
+    }
+
+    fn worker_labels(&self, station: StationId) -> StoreResult<Vec<(WorkerId, String)>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            "SELECT worker_id, label FROM workers WHERE station_id = $1 ORDER BY label",
+            &[&station.to_string()],
+        )?
+        .iter()
+        .map(|r| Ok((parse(r.get(0), WorkerId::parse)?, r.get(1))))
+        .collect()
+    }
+
+    fn stations(&self) -> StoreResult<Vec<(StationId, String)>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            "SELECT station_id, name FROM stations ORDER BY created_at",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((parse(r.get(0), StationId::parse)?, r.get(1))))
+        .collect()
+    }
+
+    fn station_devices(&self, station: StationId, now_ms: i64) -> StoreResult<Vec<DeviceRow>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            "SELECT d.device_id, d.worker_id, d.enrolled_at,
+                    d.code_hash IS NOT NULL AND coalesce(d.code_expires, 0) >= $2,
+                    d.revoked_at, EXISTS (SELECT 1 FROM console_signers c WHERE c.device_id = d.device_id)
+             FROM devices d JOIN workers w ON w.worker_id = d.worker_id
+             WHERE d.station_id = $1 ORDER BY w.label, d.device_id",
+            &[&station.to_string(), &now_ms],
+        )?
+        .iter()
+        .map(|r| device_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect()
+    }
+
+    fn add_account(
+        &self,
+        station: StationId,
+        login: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId> {
+        let id = AccountId(Uuid::now_v7());
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        if tx
+            .query_opt(
+                "SELECT 1 FROM stations WHERE station_id = $1",
+                &[&station.to_string()],
+            )?
+            .is_none()
+        {
+            return Err(StoreError::NotFound("station"));
+        }
+        let n = tx.execute(
+            "INSERT INTO console_accounts (account_id, station_id, login, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING",
+            &[&id.to_string(), &station.to_string(), &login, &password_hash, &now_ms],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict("login taken"));
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>> {
+        let mut c = self.pool.get()?;
+        c.query_opt(
+            "SELECT account_id, station_id, login, password_hash, disabled_at
+             FROM console_accounts WHERE login = $1",
+            &[&login],
+        )?
+        .map(|r| account(&r))
+        .transpose()
+    }
+
+    fn set_account_signer(
+        &self,
+        account: AccountId,
+        signer: &AccountSigner,
+    ) -> StoreResult<AccountSigner> {
+        let mut c = self.pool.get()?;
+        c.execute(
+            "INSERT INTO console_signers (account_id, worker_id, device_id, actor, seed)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id) DO NOTHING",
+            &[
+                &account.to_string(),
+                &signer.worker.to_string(),
+                &signer.device.to_string(),
+                &signer.actor,
+                &signer.seed.to_vec(),
+            ],
+        )?;
+        drop(c);
+        self.account_signer(account)?
+            .ok_or(StoreError::NotFound("account signer"))
+    }
+
+    fn account_signer(&self, account: AccountId) -> StoreResult<Option<AccountSigner>> {
+        let mut c = self.pool.get()?;
+        c.query_opt(
+            "SELECT worker_id, device_id, actor, seed FROM console_signers WHERE account_id = $1",
+            &[&account.to_string()],
+        )?
+        .map(|r| signer_from(r.get(0), r.get(1), r.get(2), r.get::<_, &[u8]>(3)))
+        .transpose()
+    }
+
+    fn create_session(
+        &self,
+        session_hash: &str,
+        account: AccountId,
+        csrf: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        let mut c = self.pool.get()?;
+        c.execute(
+            "DELETE FROM console_sessions WHERE expires_at < $1",
+            &[&now_ms],
+        )?;
+        c.execute(
+            "INSERT INTO console_sessions (session_hash, account_id, csrf, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &session_hash,
+                &account.to_string(),
+                &csrf,
+                &now_ms,
+                &expires_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn session(&self, session_hash: &str, now_ms: i64) -> StoreResult<Option<Session>> {
+        let mut c = self.pool.get()?;
+        c.query_opt(
+            "SELECT a.account_id, a.station_id, a.login, a.password_hash, a.disabled_at,
+                    s.csrf, s.expires_at
+             FROM console_sessions s JOIN console_accounts a ON a.account_id = s.account_id
+             WHERE s.session_hash = $1 AND s.expires_at > $2",
+            &[&session_hash, &now_ms],
+        )?
+        .map(|r| {
+            Ok(Session {
+                account: account(&r)?,
+                csrf: r.get("csrf"),
+                expires_at: r.get("expires_at"),
+            })
+        })
+        .transpose()
+    }
+
+    fn delete_session(&self, session_hash: &str) -> StoreResult<()> {
+        let mut c = self.pool.get()?;
+        c.execute(
+            "DELETE FROM console_sessions WHERE session_hash = $1",
+            &[&session_hash],
+        )?;
+        Ok(())
+    }
+
+    fn login_failed(&self, login: &str, now_ms: i64, since_ms: i64) -> StoreResult<u64> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        tx.execute(
+            "DELETE FROM console_login_failures WHERE at < $1",
+            &[&since_ms],
+        )?;
+        tx.execute(
+            "INSERT INTO console_login_failures (login, at) VALUES ($1, $2)",
+            &[&login, &now_ms],
+        )?;
+        let n: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM console_login_failures WHERE login = $1 AND at >= $2",
+                &[&login, &since_ms],
+            )?
+            .get(0);
+        tx.commit()?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64> {
+        let mut c = self.pool.get()?;
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM console_login_failures WHERE login = $1 AND at >= $2",
+                &[&login, &since_ms],
+            )?
+            .get(0);
+        Ok(n.max(0) as u64)
+    }
+
+    fn log_access(
+        &self,
+        account: AccountId,
+        station: StationId,
+        what: &str,
+        target: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut c = self.pool.get()?;
+        c.execute(
+            "INSERT INTO console_access (account_id, station_id, what, target, at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &account.to_string(),
+                &station.to_string(),
+                &what,
+                &target,
+                &now_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            "SELECT account_id, what, target, at FROM console_access
+             WHERE station_id = $1 ORDER BY id DESC LIMIT $2",
+            &[&station.to_string(), &(limit as i64)],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(AccessEntry {
+                account: AccountId(parse_uuid(r.get(0))?),
+                what: r.get(1),
+                target: r.get(2),
+                at: r.get(3),
+            })
+        })
+        .collect()
+    }
+}
+
+impl PostgresStore {
+    fn follow_up_rows(
+        &self,
+        condition: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Vec<FollowUpRow>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            &format!(
+                "SELECT doc_id, follow_up_id, what, due, assignee, status FROM rm_follow_ups
+                 WHERE {condition} ORDER BY due, doc_id, follow_up_id"
+            ),
+            params,
+        )?
+        .iter()
+        .map(|r| {
+            Ok(FollowUpRow {
+                doc: parse(r.get(0), HouseholdId::parse)?,
+                follow_up: parse_uuid(r.get(1))?,
+                what: r.get(2),
+                due: r.get(3),
+                assignee: parse(r.get(4), WorkerId::parse)?,
+                status: r.get(5),
+            })
+        })
+        .collect()
+    }
+}

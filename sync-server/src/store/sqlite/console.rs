@@ -1,0 +1,644 @@
+//! The console's storage on SQLite (`store::console`).
+
+use doorstep_core::{HouseholdId, StationId, WorkerId};
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use super::{parse, SqliteStore};
+use crate::store::console::*;
+use crate::store::{StoreError, StoreResult};
+
+fn household_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HouseholdRowRaw> {
+    Ok(HouseholdRowRaw {
+        doc: r.get(0)?,
+        station: r.get(1)?,
+        seq: r.get(2)?,
+        code: r.get(3)?,
+        village: r.get(4)?,
+        status: r.get(5)?,
+        categories: r.get(6)?,
+        visits: r.get(7)?,
+        last_visit: r.get(8)?,
+        open_needs: r.get(9)?,
+        conflicts: r.get(10)?,
+    })
+}
+
+/// A household row as read, before its ids are parsed.
+struct HouseholdRowRaw {
+    doc: String,
+    station: String,
+    seq: i64,
+    code: String,
+    village: String,
+    status: String,
+    categories: String,
+    visits: i64,
+    last_visit: Option<String>,
+    open_needs: i64,
+    conflicts: i64,
+}
+
+impl HouseholdRowRaw {
+    fn parse(self) -> StoreResult<HouseholdRow> {
+        Ok(HouseholdRow {
+            doc: parse(&self.doc, HouseholdId::parse)?,
+            station: parse(&self.station, StationId::parse)?,
+            seq: self.seq.max(0) as u64,
+            code: self.code,
+            village: self.village,
+            status: self.status,
+            categories: split_words(&self.categories),
+            visits: self.visits.max(0) as u64,
+            last_visit: self.last_visit,
+            open_needs: self.open_needs.max(0) as u64,
+            conflicts: self.conflicts.max(0) as u64,
+        })
+    }
+}
+
+const HOUSEHOLD_COLUMNS: &str = "h.doc_id, h.station_id, h.seq, h.code, h.village, h.status, \
+     h.categories, h.visits, h.last_visit, h.open_needs, h.conflicts";
+
+fn parse_uuid(s: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(s).map_err(|_| StoreError::Database("malformed id in database".into()))
+}
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, bool)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get::<_, Option<i64>>(4)?.is_some(),
+    ))
+}
+
+fn account(raw: (String, String, String, String, bool)) -> StoreResult<Account> {
+    Ok(Account {
+        id: AccountId(parse_uuid(&raw.0)?),
+        station: parse(&raw.1, StationId::parse)?,
+        login: raw.2,
+        password_hash: raw.3,
+        disabled: raw.4,
+    })
+}
+
+fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
+    conn.execute("DELETE FROM rm_households WHERE doc_id = ?1", [doc])?;
+    conn.execute("DELETE FROM rm_search WHERE doc_id = ?1", [doc])?;
+    conn.execute("DELETE FROM rm_visits WHERE doc_id = ?1", [doc])?;
+    conn.execute("DELETE FROM rm_follow_ups WHERE doc_id = ?1", [doc])?;
+    conn.execute("DELETE FROM rm_facts WHERE doc_id = ?1", [doc])?;
+    Ok(())
+}
+
+impl ConsoleStore for SqliteStore {
+    fn put_read_model(&self, m: &ReadModelDoc) -> StoreResult<bool> {
+        self.write(|conn| {
+            let h = &m.household;
+            let doc = h.doc.to_string();
+            let station = h.station.to_string();
+            let held: Option<i64> = conn
+                .query_row(
+                    "SELECT seq FROM rm_households WHERE doc_id = ?1",
+                    [&doc],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if held.is_some_and(|s| s > h.seq as i64) {
+                return Ok(false);
+            }
+            delete_doc(conn, &doc)?;
+            conn.execute(
+                "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status, categories,
+                   visits, last_visit, open_needs, conflicts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    doc,
+                    station,
+                    h.seq as i64,
+                    h.code,
+                    h.village,
+                    h.status,
+                    join_words(&h.categories),
+                    h.visits as i64,
+                    h.last_visit,
+                    h.open_needs as i64,
+                    h.conflicts as i64
+                ],
+            )?;
+            conn.execute(
+                "INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)",
+                params![doc, station, m.search_text],
+            )?;
+            for v in &m.visits {
+                let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
+                conn.execute(
+                    "INSERT OR REPLACE INTO rm_visits (doc_id, visit_id, station_id, date, kind, status, workers)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![doc, v.visit.to_string(), station, v.date, v.kind, v.status, workers.join(" ")],
+                )?;
+            }
+            for f in &m.follow_ups {
+                conn.execute(
+                    "INSERT OR REPLACE INTO rm_follow_ups (doc_id, follow_up_id, station_id, what, due, assignee, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![doc, f.follow_up.to_string(), station, f.what, f.due, f.assignee.to_string(), f.status],
+                )?;
+            }
+            for f in &m.facts {
+                conn.execute(
+                    "INSERT OR REPLACE INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![doc, f.fact, f.item.to_string(), station, f.day, f.dim1, f.dim2],
+                )?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn clear_read_model(&self, station: StationId) -> StoreResult<()> {
+        let s = station.to_string();
+        self.write(|conn| {
+            for table in [
+                "rm_households",
+                "rm_search",
+                "rm_visits",
+                "rm_follow_ups",
+                "rm_facts",
+            ] {
+                conn.execute(&format!("DELETE FROM {table} WHERE station_id = ?1"), [&s])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>> {
+        let conn = self.reader();
+        let mut stmt =
+            conn.prepare("SELECT doc_id, seq FROM rm_households WHERE station_id = ?1")?;
+        let rows = stmt
+            .query_map([station.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(d, s)| Ok((parse(&d, HouseholdId::parse)?, s.max(0) as u64)))
+            .collect()
+    }
+
+    fn households(
+        &self,
+        station: StationId,
+        filter: &HouseholdFilter,
+    ) -> StoreResult<Vec<HouseholdRow>> {
+        let mut sql =
+            format!("SELECT {HOUSEHOLD_COLUMNS} FROM rm_households h WHERE h.station_id = ?1");
+        let mut args: Vec<String> = vec![station.to_string()];
+        if let Some(v) = &filter.village {
+            args.push(v.clone());
+            sql.push_str(&format!(" AND h.village = ?{}", args.len()));
+        }
+        if let Some(c) = &filter.category {
+            args.push(format!(" {c} "));
+            sql.push_str(&format!(
+                " AND instr(' ' || h.categories || ' ', ?{}) > 0",
+                args.len()
+            ));
+        }
+        if let Some(s) = &filter.status {
+            args.push(s.clone());
+            sql.push_str(&format!(" AND h.status = ?{}", args.len()));
+        }
+        if let Some(t) = &filter.text {
+            if t.chars().count() >= 3 {
+                // A phrase of trigrams; quotes doubled inside an FTS5 string.
+                args.push(format!("\"{}\"", t.replace('"', "\"\"")));
+                sql.push_str(&format!(
+                    " AND h.doc_id IN (SELECT doc_id FROM rm_search WHERE rm_search MATCH ?{})",
+                    args.len()
+                ));
+            } else {
+                args.push(t.clone());
+                sql.push_str(&format!(
+                    " AND h.doc_id IN (SELECT doc_id FROM rm_search WHERE station_id = ?1 AND instr(body, ?{}) > 0)",
+                    args.len()
+                ));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY h.code, h.doc_id LIMIT {}",
+            filter.limit.max(1)
+        ));
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(&args), household_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(HouseholdRowRaw::parse).collect()
+    }
+
+    fn visits_between(
+        &self,
+        station: StationId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<VisitRow>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT doc_id, visit_id, date, kind, status, workers FROM rm_visits
+             WHERE station_id = ?1 AND date >= ?2 AND date <= ?3 ORDER BY date, doc_id, visit_id",
+        )?;
+        let rows = stmt
+            .query_map(params![station.to_string(), from, to], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(d, v, date, kind, status, workers)| {
+                Ok(VisitRow {
+                    doc: parse(&d, HouseholdId::parse)?,
+                    visit: parse_uuid(&v)?,
+                    date,
+                    kind,
+                    status,
+                    workers: split_words(&workers)
+                        .iter()
+                        .map(|w| parse(w, WorkerId::parse))
+                        .collect::<StoreResult<_>>()?,
+                })
+            })
+            .collect()
+    }
+
+    fn facts_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<FactRow>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT doc_id, fact, item_id, day, dim1, dim2 FROM rm_facts
+             WHERE station_id = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day, doc_id, fact, item_id",
+        )?;
+        let rows = stmt
+            .query_map(params![station.to_string(), from, to], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(d, fact, item, day, dim1, dim2)| {
+                Ok(FactRow {
+                    doc: parse(&d, HouseholdId::parse)?,
+                    fact,
+                    item: parse_uuid(&item)?,
+                    day,
+                    dim1,
+                    dim2,
+                })
+            })
+            .collect()
+    }
+
+    fn follow_ups_due_between(
+        &self,
+        station: StationId,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<FollowUpRow>> {
+        self.follow_up_rows(
+            "station_id = ?1 AND due >= ?2 AND due <= ?3",
+            params![station.to_string(), from, to],
+        )
+    }
+
+    fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>> {
+        self.follow_up_rows(
+            "station_id = ?1 AND status = 'open' AND due <= ?2",
+            params![station.to_string(), until],
+        )
+    }
+    fn worker_labels(&self, station: StationId) -> StoreResult<Vec<(WorkerId, String)>> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare("SELECT worker_id, label FROM workers WHERE station_id = ?1 ORDER BY label")?;
+        let rows = stmt
+            .query_map([station.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(w, l)| Ok((parse(&w, WorkerId::parse)?, l)))
+            .collect()
+    }
+
+    fn stations(&self) -> StoreResult<Vec<(StationId, String)>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare("SELECT station_id, name FROM stations ORDER BY created_at")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(s, n)| Ok((parse(&s, StationId::parse)?, n)))
+            .collect()
+    }
+
+    fn station_devices(&self, station: StationId, now_ms: i64) -> StoreResult<Vec<DeviceRow>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT d.device_id, d.worker_id, d.enrolled_at,
+                    d.code_hash IS NOT NULL AND coalesce(d.code_expires, 0) >= ?2,
+                    d.revoked_at, EXISTS (SELECT 1 FROM console_signers c WHERE c.device_id = d.device_id)
+             FROM devices d JOIN workers w ON w.worker_id = d.worker_id
+             WHERE d.station_id = ?1 ORDER BY w.label, d.device_id",
+        )?;
+        let rows = stmt
+            .query_map(params![station.to_string(), now_ms], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, bool>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(d, w, e, c, r, k)| device_row(&d, &w, e, c, r, k))
+            .collect()
+    }
+
+    fn add_account(
+        &self,
+        station: StationId,
+        login: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId> {
+        let id = AccountId(Uuid::now_v7());
+        self.write(|conn| {
+            let exists: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM stations WHERE station_id = ?1",
+                    [station.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound("station"));
+            }
+            let taken: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM console_accounts WHERE login = ?1",
+                    [login],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict("login taken"));
+            }
+            conn.execute(
+                "INSERT INTO console_accounts (account_id, station_id, login, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id.to_string(), station.to_string(), login, password_hash, now_ms],
+            )?;
+            Ok(id)
+        })
+    }
+
+    fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>> {
+        let raw = self
+            .reader()
+            .query_row(
+                "SELECT account_id, station_id, login, password_hash, disabled_at
+                 FROM console_accounts WHERE login = ?1",
+                [login],
+                account_row,
+            )
+            .optional()?;
+        raw.map(account).transpose()
+    }
+
+    fn set_account_signer(
+        &self,
+        account: AccountId,
+        signer: &AccountSigner,
+    ) -> StoreResult<AccountSigner> {
+        self.write(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO console_signers (account_id, worker_id, device_id, actor, seed)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    account.to_string(),
+                    signer.worker.to_string(),
+                    signer.device.to_string(),
+                    signer.actor,
+                    signer.seed.to_vec()
+                ],
+            )?;
+            let (w, d, a, s): (String, String, Vec<u8>, Vec<u8>) = conn.query_row(
+                "SELECT worker_id, device_id, actor, seed FROM console_signers WHERE account_id = ?1",
+                [account.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            signer_from(&w, &d, a, &s)
+        })
+    }
+
+    fn account_signer(&self, account: AccountId) -> StoreResult<Option<AccountSigner>> {
+        let row: Option<(String, String, Vec<u8>, Vec<u8>)> = self
+            .reader()
+            .query_row(
+                "SELECT worker_id, device_id, actor, seed FROM console_signers WHERE account_id = ?1",
+                [account.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        row.map(|(w, d, a, s)| signer_from(&w, &d, a, &s))
+            .transpose()
+    }
+
+    fn create_session(
+        &self,
+        session_hash: &str,
+        account: AccountId,
+        csrf: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        self.write(|conn| {
+            conn.execute(
+                "DELETE FROM console_sessions WHERE expires_at < ?1",
+                [now_ms],
+            )?;
+            conn.execute(
+                "INSERT INTO console_sessions (session_hash, account_id, csrf, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![session_hash, account.to_string(), csrf, now_ms, expires_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session(&self, session_hash: &str, now_ms: i64) -> StoreResult<Option<Session>> {
+        let raw = self
+            .reader()
+            .query_row(
+                "SELECT a.account_id, a.station_id, a.login, a.password_hash, a.disabled_at,
+                        s.csrf, s.expires_at
+                 FROM console_sessions s JOIN console_accounts a ON a.account_id = s.account_id
+                 WHERE s.session_hash = ?1 AND s.expires_at > ?2",
+                params![session_hash, now_ms],
+                |r| Ok((account_row(r)?, r.get::<_, String>(5)?, r.get::<_, i64>(6)?)),
+            )
+            .optional()?;
+        raw.map(|(a, csrf, expires_at)| {
+            Ok(Session {
+                account: account(a)?,
+                csrf,
+                expires_at,
+            })
+        })
+        .transpose()
+    }
+
+    fn delete_session(&self, session_hash: &str) -> StoreResult<()> {
+        self.write(|conn| {
+            conn.execute(
+                "DELETE FROM console_sessions WHERE session_hash = ?1",
+                [session_hash],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn login_failed(&self, login: &str, now_ms: i64, since_ms: i64) -> StoreResult<u64> {
+        self.write(|conn| {
+            conn.execute(
+                "DELETE FROM console_login_failures WHERE at < ?1",
+                [since_ms],
+            )?;
+            conn.execute(
+                "INSERT INTO console_login_failures (login, at) VALUES (?1, ?2)",
+                params![login, now_ms],
+            )?;
+            let n: i64 = conn.query_row(
+                "SELECT count(*) FROM console_login_failures WHERE login = ?1 AND at >= ?2",
+                params![login, since_ms],
+                |r| r.get(0),
+            )?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64> {
+        let n: i64 = self.reader().query_row(
+            "SELECT count(*) FROM console_login_failures WHERE login = ?1 AND at >= ?2",
+            params![login, since_ms],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn log_access(
+        &self,
+        account: AccountId,
+        station: StationId,
+        what: &str,
+        target: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO console_access (account_id, station_id, what, target, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    account.to_string(),
+                    station.to_string(),
+                    what,
+                    target,
+                    now_ms
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT account_id, what, target, at FROM console_access
+             WHERE station_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![station.to_string(), limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(a, what, target, at)| {
+                Ok(AccessEntry {
+                    account: AccountId(parse_uuid(&a)?),
+                    what,
+                    target,
+                    at,
+                })
+            })
+            .collect()
+    }
+}
+
+impl SqliteStore {
+    fn follow_up_rows<P: rusqlite::Params>(
+        &self,
+        condition: &str,
+        p: P,
+    ) -> StoreResult<Vec<FollowUpRow>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT doc_id, follow_up_id, what, due, assignee, status FROM rm_follow_ups
+             WHERE {condition} ORDER BY due, doc_id, follow_up_id"
+        ))?;
+        let rows = stmt
+            .query_map(p, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(d, f, what, due, a, status)| {
+                Ok(FollowUpRow {
+                    doc: parse(&d, HouseholdId::parse)?,
+                    follow_up: parse_uuid(&f)?,
+                    what,
+                    due,
+                    assignee: parse(&a, WorkerId::parse)?,
+                    status,
+                })
+            })
+            .collect()
+    }
+}

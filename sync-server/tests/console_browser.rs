@@ -1,0 +1,422 @@
+//! The station console in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, installed by scripts/setup.sh) driven over WebDriver, against a real
+//! server with case files that real devices synced. Screenshots of each page go to
+//! `target/console-screenshots/`.
+//!
+//! Without Chromium the test says so loudly and passes, except where Chromium is required
+//! (`CI` or `DOORSTEP_REQUIRE_CHROMIUM` set): there it fails.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod console_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use console_support::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromium_required() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var_os("DOORSTEP_REQUIRE_CHROMIUM").is_some()
+}
+
+fn start_driver() -> Option<Driver> {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        if chromium_required() {
+            panic!("{CHROMIUM} and {CHROMEDRIVER} are required here (CI or DOORSTEP_REQUIRE_CHROMIUM is set): run scripts/setup.sh");
+        }
+        eprintln!("\n**********************************************************************");
+        eprintln!("* console browser test SKIPPED: {CHROMIUM} / {CHROMEDRIVER} not found.");
+        eprintln!("* Install them with scripts/setup.sh (Debian: chromium chromium-driver).");
+        eprintln!("**********************************************************************\n");
+        return None;
+    }
+    // A free port for chromedriver (it has no "pick one and tell me").
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    Some(Driver { child, port })
+}
+
+async fn connect(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1280,900", "--lang=zh-CN"],
+        }),
+    );
+    let url = format!("http://127.0.0.1:{}", driver.port);
+    // chromedriver takes a moment to listen: retry the connection (bounded).
+    let mut last = None;
+    for _ in 0..100 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) => {
+                last = Some(e.to_string());
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    panic!("cannot start a WebDriver session: {last:?}");
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Wait (bounded) until the browser is at a URL whose path and query satisfy `at`: a click
+/// that submits a form may return before the next page is there.
+async fn wait_for_url(c: &Client, what: &str, at: impl Fn(&str) -> bool) {
+    for _ in 0..200 {
+        let u = c.current_url().await.unwrap();
+        let here = format!("{}?{}", u.path(), u.query().unwrap_or(""));
+        if at(&here) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the browser never got to {what}");
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_uses_the_console_in_chromium() {
+    let Some(driver) = start_driver() else { return };
+    // Chromium keeps `Secure` cookies of http://localhost (a trustworthy origin), so the
+    // console runs with its production cookie settings.
+    let st = station(true).await;
+    let c = connect(&driver).await;
+    let url = st.url().replace("127.0.0.1", "localhost");
+
+    // Log in.
+    c.goto(&format!("{url}/console")).await.unwrap();
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/login"));
+    shot(&c, "01-login").await;
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .send_keys(LOGIN)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The dashboard.
+    if c.wait().for_element(Locator::Id("account")).await.is_err() {
+        shot(&c, "02-dashboard-missing").await;
+        panic!("no dashboard after login: {}", c.source().await.unwrap());
+    }
+    let account = c
+        .find(Locator::Id("account"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(account.contains(LOGIN), "{account}");
+    let conflicts = c
+        .find(Locator::Css("#tile-conflicts .n"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(conflicts, "1");
+    shot(&c, "02-dashboard").await;
+
+    // Search a household by a Chinese word from a visit note.
+    c.goto(&format!("{url}/console/households")).await.unwrap();
+    c.find(Locator::Id("q"))
+        .await
+        .unwrap()
+        .send_keys("心理疏导")
+        .await
+        .unwrap();
+    c.find(Locator::Id("search"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the search results", |u| u.contains("q=")).await;
+    let links = c.find_all(Locator::Css("a.household-link")).await.unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].text().await.unwrap(), "HH-000001");
+    shot(&c, "03-search").await;
+
+    // Open the case file: who wrote the child's name (both concurrent values).
+    links[0].click().await.unwrap();
+    wait_for_url(&c, "the case file", |u| {
+        u.starts_with(&format!("/console/households/{}", st.contested))
+    })
+    .await;
+    let rows = c
+        .find_all(Locator::Css("tr[data-field='name']"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for r in &rows {
+        let value = r
+            .find(Locator::Css("td.value"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let who = r
+            .find(Locator::Css("td.who"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        seen.push((value, who));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("汪晓明".to_owned(), "W03".to_owned()),
+            ("王小明".to_owned(), "W01".to_owned())
+        ]
+    );
+    let source = c.source().await.unwrap();
+    assert!(!source.contains(ID_NUMBER), "the ID number is masked");
+    shot(&c, "04-case-file").await;
+
+    // Resolve the conflict two devices made: keep 王小明; a third device gets it.
+    c.goto(&format!("{url}/console/conflicts")).await.unwrap();
+    shot(&c, "05-conflicts").await;
+    c.find(Locator::XPath("//label[text()='王小明']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("button.resolve"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the conflicts after resolving", |u| {
+        u.starts_with("/console/conflicts?")
+    })
+    .await;
+    c.wait()
+        .for_element(Locator::Id("no-conflicts"))
+        .await
+        .unwrap();
+    shot(&c, "05b-conflict-resolved").await;
+    let (_, w02, t02) = &st.devices[1];
+    t02.sync(w02).await.unwrap();
+    assert!(w02.conflicts(None).unwrap().is_empty());
+    assert_eq!(
+        w02.household(st.contested).unwrap().persons[0].name,
+        "王小明"
+    );
+    c.goto(&format!("{url}/console/follow-ups")).await.unwrap();
+    shot(&c, "06-follow-ups").await;
+    // The monthly report of the devices' visits, with its charts.
+    c.goto(&format!("{url}/console/report?month=2026-11"))
+        .await
+        .unwrap();
+    let visits = c
+        .find(Locator::Id("n-visits"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(visits, "2");
+    assert_eq!(
+        c.find_all(Locator::Css("svg.chart")).await.unwrap().len(),
+        6
+    );
+    shot(&c, "06b-report").await;
+
+    // Enrol a phone for W02: the one-time code as text and as a QR code.
+    c.goto(&format!("{url}/console/devices")).await.unwrap();
+    c.find(Locator::Id("enroll-W02"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the enrolment", |u| {
+        u.starts_with("/console/devices/enroll")
+    })
+    .await;
+    let code = c
+        .find(Locator::Id("enrol-code"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(code.len(), 14, "{code}");
+    assert_eq!(
+        c.find_all(Locator::Css("#enrolment svg"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    shot(&c, "06c-enrol-device").await;
+
+    // Export CSV with the browser's session (the download itself is the browser's own).
+    c.goto(&format!("{url}/console/households")).await.unwrap();
+    let href = c
+        .find(Locator::Id("export-csv"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = c.get_named_cookie("doorstep_session").await.unwrap();
+    assert_eq!(session.http_only(), Some(true));
+    let csv = reqwest::Client::new()
+        .get(format!("{url}{href}"))
+        .header("cookie", format!("doorstep_session={}", session.value()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with('\u{feff}'));
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[1].starts_with("HH-000001,石桥村,"), "{csv}");
+
+    // A POST without the CSRF token is refused, even from the signed-in browser: strip the
+    // token from the logout form and submit it (no script runs in the page otherwise).
+    c.execute(
+        "document.querySelector('form[action=\"/console/logout\"] input[name=csrf]').remove();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the refused logout", |u| {
+        u.starts_with("/console/logout")
+    })
+    .await;
+    let body = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("CSRF"), "{body}");
+    shot(&c, "07-csrf-refused").await;
+    c.goto(&format!("{url}/console")).await.unwrap();
+    assert!(
+        c.current_url().await.unwrap().path().ends_with("/console"),
+        "still signed in"
+    );
+
+    // English, then log out properly.
+    c.find(Locator::Id("lang-switch"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("html[lang='en']"))
+        .await
+        .unwrap();
+    let tile = c
+        .find(Locator::Id("tile-conflicts"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(tile.contains("Unresolved conflicts"), "{tile}");
+    shot(&c, "08-dashboard-en").await;
+    c.find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the login page", |u| u.starts_with("/console/login")).await;
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/login"));
+    c.goto(&format!("{url}/console/households")).await.unwrap();
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/login"));
+
+    c.close().await.unwrap();
+}

@@ -1,0 +1,281 @@
+//! The monthly report against an independent count over the same data, recorded by real
+//! devices and synced to a real server: a visit dated the last day of the month at 23:30
+//! Beijing time counts in that month, one dated the next day at 00:10 (still the last day
+//! in UTC) does not. CSV and XLSX exports carry the same numbers.
+#![allow(clippy::unwrap_used)]
+
+mod console_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use console_support::*;
+use doorstep_core::*;
+use doorstep_server::console::report::{monthly, rows, Month};
+use doorstep_server::console::view::local_date;
+use doorstep_server::store::console::ConsoleStore;
+
+/// 2026-11-30 23:30 and 2026-12-01 00:10 in Asia/Shanghai (UTC+8), in ms since the epoch.
+const NOV_30_2330: i64 = 1_796_052_600_000;
+const DEC_01_0010: i64 = NOV_30_2330 + 40 * 60 * 1000;
+
+fn visit(s: &Store, hh: HouseholdId, date: &str, at: i64) -> VisitId {
+    s.start_visit(
+        hh,
+        &NewVisit {
+            kind: VisitKind::Phone,
+            date: Date::parse(date).unwrap(),
+            started_at: Timestamp(at),
+            gps: None,
+            other_workers: vec![],
+            present: vec![],
+        },
+    )
+    .unwrap()
+}
+
+/// The month of a day in Beijing time, computed here without the server's code.
+fn beijing_month(ms: i64) -> String {
+    let days = (ms + 8 * 3_600_000).div_euclid(86_400_000);
+    let d = Date::parse("1970-01-01").unwrap().add_days(days).unwrap();
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monthly_report_equals_an_independent_count() {
+    let st = station(true).await;
+    let (w01, w03) = (&st.devices[0].1, &st.devices[2].1);
+    visit(w03, st.quiet, "2026-11-30", NOV_30_2330);
+    visit(w03, st.contested, "2026-12-01", DEC_01_0010);
+    w03.add_need(
+        st.quiet,
+        &NewNeed {
+            category: "医疗救助".into(),
+            description: String::new(),
+            person: None,
+            visit: None,
+        },
+    )
+    .unwrap();
+    w01.add_inquiry(
+        st.contested,
+        &NewInquiry {
+            question: "补助如何申请？".into(),
+            topic: "补贴政策".into(),
+            answer: Some("已告知".into()),
+            visit: None,
+        },
+    )
+    .unwrap();
+    for _ in 0..2 {
+        for (_, s, t) in &st.devices {
+            t.sync(s).await.unwrap();
+        }
+    }
+    assert_eq!(local_date(NOV_30_2330).unwrap().to_string(), "2026-11-30");
+    assert_eq!(local_date(DEC_01_0010).unwrap().to_string(), "2026-12-01");
+
+    // The independent count, from one device's store (it holds everything after the sync).
+    let phone = &st.devices[1].1;
+    let labels: BTreeMap<WorkerId, String> = st
+        .devices
+        .iter()
+        .map(|(l, s, _)| (s.worker(), l.clone()))
+        .collect();
+    let today = local_date(doorstep_server::now_ms()).unwrap();
+    for month in ["2026-11", "2026-12"] {
+        let mut visits = 0u64;
+        let mut by_worker: BTreeMap<String, u64> = BTreeMap::new();
+        let mut by_village: BTreeMap<String, u64> = BTreeMap::new();
+        let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+        let mut visited = BTreeSet::new();
+        let (mut needs, mut inquiries, mut answered, mut due, mut done, mut overdue) =
+            (0, 0, 0, 0, 0, 0);
+        for id in phone.household_ids().unwrap() {
+            let h = phone.household(id).unwrap();
+            for v in &h.visits {
+                if v.date.to_string().starts_with(month) {
+                    visits += 1;
+                    *by_worker
+                        .entry(labels[&v.created.worker].clone())
+                        .or_default() += 1;
+                    *by_village.entry(h.village.clone()).or_default() += 1;
+                    *by_kind.entry(v.kind.as_str().to_owned()).or_default() += 1;
+                    visited.insert(id);
+                }
+            }
+            needs += h
+                .needs
+                .iter()
+                .filter(|n| beijing_month(n.created.at.0) == month)
+                .count() as u64;
+            for i in h
+                .inquiries
+                .iter()
+                .filter(|i| beijing_month(i.created.at.0) == month)
+            {
+                inquiries += 1;
+                answered += u64::from(i.status == InquiryStatus::Answered);
+            }
+            for f in h
+                .follow_ups
+                .iter()
+                .filter(|f| f.due.to_string().starts_with(month))
+            {
+                due += 1;
+                done += u64::from(f.status == FollowUpStatus::Done);
+                overdue += u64::from(f.status == FollowUpStatus::Open && f.due < today);
+            }
+        }
+        let r = monthly(
+            st.store.as_ref(),
+            st.station,
+            Month::parse(month).unwrap(),
+            today,
+        )
+        .unwrap();
+        let tally = |t: &[(String, u64)]| t.iter().cloned().collect::<BTreeMap<_, _>>();
+        assert_eq!(r.visits, visits, "{month}");
+        assert_eq!(tally(&r.visits_by_worker), by_worker, "{month}");
+        assert_eq!(tally(&r.visits_by_village), by_village, "{month}");
+        assert_eq!(tally(&r.visits_by_kind), by_kind, "{month}");
+        assert_eq!(r.households_visited, visited.len() as u64, "{month}");
+        assert_eq!(r.needs_raised, needs, "{month}");
+        assert_eq!(r.inquiries, inquiries, "{month}");
+        assert_eq!(r.inquiries_answered, answered, "{month}");
+        assert_eq!(r.follow_ups_due, due, "{month}");
+        assert_eq!(r.follow_ups_done, done, "{month}");
+        assert_eq!(r.follow_ups_overdue, overdue, "{month}");
+        assert_eq!(r.cards_issued, 0);
+        if month == "2026-11" {
+            // The 23:30 visit is November's; the 00:10 one is not, though it is in UTC.
+            assert_eq!(r.visits, 3);
+            assert_eq!(by_worker.get("W03"), Some(&1));
+        }
+    }
+
+    // The page, the CSV and the XLSX carry the same numbers.
+    let r = monthly(
+        st.store.as_ref(),
+        st.station,
+        Month::parse("2026-11").unwrap(),
+        today,
+    )
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = st.url();
+    let login_page = client
+        .get(format!("{url}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = login_page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = login_page.text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[at..].split('"').next().unwrap();
+    let resp = client
+        .post(format!("{url}/console/login"))
+        .header("cookie", login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("csrf", csrf),
+            ("login", LOGIN),
+            ("password", PASSWORD),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let session = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page =
+        String::from_utf8(fetch(&client, &url, &session, "/console/report?month=2026-11").await)
+            .unwrap();
+    assert!(
+        page.contains(&format!("<td id=\"n-visits\">{}</td>", r.visits)),
+        "{page}"
+    );
+    assert!(page.contains("<svg"), "charts are inline SVG");
+    let csv = String::from_utf8(
+        fetch(&client, &url, &session, "/console/report.csv?month=2026-11").await,
+    )
+    .unwrap();
+    assert!(csv.starts_with('\u{feff}'));
+    let expected: Vec<String> = rows(&r)
+        .iter()
+        .map(|(s, i, n)| format!("{s},{i},{n}"))
+        .collect();
+    let got: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().skip(1).collect();
+    assert_eq!(got, expected);
+    assert!(got.contains(&"visits,total,3"));
+    let xlsx = fetch(
+        &client,
+        &url,
+        &session,
+        "/console/report.xlsx?month=2026-11",
+    )
+    .await;
+    assert_eq!(&xlsx[..2], b"PK", "a zip container");
+    let sheet = xlsx_sheet_text(&xlsx);
+    for (section, item, n) in rows(&r) {
+        assert!(
+            sheet.contains(section) && sheet.contains(&item),
+            "{section} {item} in the sheet"
+        );
+        assert!(sheet.contains(&format!("<v>{n}</v>")), "{n} in the sheet");
+    }
+    let households = fetch(&client, &url, &session, "/console/export/households.xlsx").await;
+    assert!(xlsx_sheet_text(&households).contains("HH-000002"));
+    // A malformed month is a clean 400.
+    let resp = client
+        .get(format!("{url}/console/report?month=2026-13"))
+        .header("cookie", session.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let log = st.store.access_log(st.station, 50).unwrap();
+    for what in [
+        "report",
+        "export_report_csv",
+        "export_report_xlsx",
+        "export_households_xlsx",
+    ] {
+        assert!(log.iter().any(|e| e.what == what), "{what} logged");
+    }
+}
+
+async fn fetch(client: &reqwest::Client, url: &str, session: &str, path: &str) -> Vec<u8> {
+    let resp = client
+        .get(format!("{url}{path}"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.bytes().await.unwrap().to_vec()
+}
+
+/// The shared strings and first sheet of an XLSX file, as text.
+fn xlsx_sheet_text(bytes: &[u8]) -> String {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut out = String::new();
+    for name in ["xl/sharedStrings.xml", "xl/worksheets/sheet1.xml"] {
+        if let Ok(mut f) = zip.by_name(name) {
+            std::io::Read::read_to_string(&mut f, &mut out).unwrap();
+        }
+    }
+    out
+}
