@@ -227,7 +227,8 @@ async fn start<S: ServerStore>(
         crate::console::router(store.clone(), c)
     });
     let state = Arc::new(AppState {
-        sync: SyncService::new(store, config.cache_documents),
+        sync: SyncService::new(store, config.cache_documents)
+            .with_read_model(config.console.is_some()),
         metrics: Arc::new(Metrics::default()),
         slots: Arc::new(tokio::sync::Semaphore::new(
             config.max_concurrent_syncs.max(1),

@@ -83,6 +83,9 @@ pub struct SyncService<S: ServerStore> {
     /// Actor bindings read so far (a binding never changes once made).
     signers: Mutex<HashMap<Vec<u8>, SignerRecord>>,
     stations: Mutex<HashMap<StationId, Arc<Mutex<()>>>>,
+    /// Keep the console's read model up to date as pushes are accepted (off when the
+    /// console is not served: it catches up from the log when it is).
+    read_model: bool,
 }
 
 impl<S: ServerStore> std::fmt::Debug for SyncService<S> {
@@ -106,7 +109,14 @@ impl<S: ServerStore> SyncService<S> {
             }),
             stations: Mutex::new(HashMap::new()),
             signers: Mutex::new(HashMap::new()),
+            read_model: true,
         }
+    }
+
+    /// Whether accepted pushes update the console's read model (default yes).
+    pub fn with_read_model(mut self, on: bool) -> Self {
+        self.read_model = on;
+        self
     }
 
     /// The device that owns `actor`, if bound.

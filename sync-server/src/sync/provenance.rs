@@ -240,24 +240,29 @@ impl<S: ServerStore> SyncService<S> {
                     .filter(|s| s.actor == actor)
                     .map(|s| s.signature.hash),
             );
-            let covered = |c: &Change| {
-                vouching.iter().any(|h| {
-                    *h == c.hash()
-                        || !doc
-                            .get_changes(std::slice::from_ref(h))
-                            .iter()
-                            .any(|later| later.hash() == c.hash())
-                })
-            };
-            if !changes.iter().all(|c| covered(c)) {
+            // A signature over the actor's change with sequence number n covers every change
+            // of that actor up to n: automerge refuses a second change with an actor's
+            // sequence number (and one at or below what the document holds), and a signed
+            // change's dependencies must be present, so the actor's changes up to n in this
+            // document are exactly the signed change's own chain (ADR 0012). Comparing
+            // sequence numbers costs a lookup; walking ancestry cost a pass over the
+            // document's changes per pushed change.
+            let vouched = vouching
+                .iter()
+                .filter_map(|h| doc.get_change_meta_by_hash(h))
+                .filter(|m| m.actor.to_bytes() == actor.as_slice())
+                .map(|m| m.seq)
+                .max()
+                .unwrap_or(0);
+            if changes.iter().any(|c| c.seq() > vouched) {
                 return Ok(Attribution::Unattributed);
             }
         }
         // Keep, per actor, the signature over its newest change.
         keep.sort_by_key(|s| {
             std::cmp::Reverse(
-                doc.get_change_by_hash(&s.signature.hash)
-                    .map(|c| c.seq())
+                doc.get_change_meta_by_hash(&s.signature.hash)
+                    .map(|m| m.seq)
                     .unwrap_or(0),
             )
         });

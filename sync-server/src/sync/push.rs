@@ -70,13 +70,15 @@ impl<S: ServerStore> SyncService<S> {
             // in hand are not put back unless it does.
             match self.store.commit(auth.station, auth.device, &appends) {
                 Ok(last_seqs) => {
-                    crate::console::read_model::refresh_accepted(
-                        self.store.as_ref(),
-                        accepted
-                            .iter()
-                            .zip(&last_seqs)
-                            .map(|((id, c), seq)| (*id, &c.doc, *seq)),
-                    );
+                    if self.read_model {
+                        crate::console::read_model::refresh_accepted(
+                            self.store.as_ref(),
+                            accepted
+                                .iter()
+                                .zip(&last_seqs)
+                                .map(|((id, c), seq)| (*id, &c.doc, *seq)),
+                        );
+                    }
                     for ((doc_id, cached), seq) in accepted.into_iter().zip(last_seqs) {
                         resp.acks.push(DocHeads {
                             doc: doc_id,
@@ -167,7 +169,7 @@ impl<S: ServerStore> SyncService<S> {
         }
         let mut fresh: Vec<Change> = Vec::new();
         for c in changes {
-            if doc.get_change_by_hash(&c.hash()).is_none()
+            if doc.get_change_meta_by_hash(&c.hash()).is_none()
                 && !fresh.iter().any(|f| f.hash() == c.hash())
             {
                 fresh.push(c);

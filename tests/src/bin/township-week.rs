@@ -115,6 +115,10 @@ struct Args {
     /// Give up (and fail) if not converged after this many passes.
     #[arg(long, default_value_t = 6)]
     max_passes: usize,
+    /// Serve without the console and its read model (`serve --no-console`), to see what
+    /// the read model costs the reconnect.
+    #[arg(long)]
+    no_console: bool,
 }
 
 fn default_trace() -> PathBuf {
@@ -414,7 +418,20 @@ fn run_week(
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("server");
     let codes = replay::prepare_station(&data, w)?;
-    let server = Server::start(rt, &data, binary, args.server_cache)?;
+    let server = Server::start_with(
+        rt,
+        &data,
+        binary,
+        &server::ServerOpts {
+            cache_documents: args.server_cache,
+            extra: if args.no_console {
+                vec!["--no-console".to_owned()]
+            } else {
+                Vec::new()
+            },
+            ..server::ServerOpts::default()
+        },
+    )?;
     eprintln!(
         "server at {} ({})",
         server.url,

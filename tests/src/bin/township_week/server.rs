@@ -113,21 +113,8 @@ pub fn default_binary() -> Option<PathBuf> {
 }
 
 impl Server {
-    /// Start `binary serve` as a child process, or (without a binary) serve in-process.
-    pub fn start(
-        rt: &Runtime,
-        data: &Path,
-        binary: Option<&Path>,
-        cache_documents: usize,
-    ) -> Res<Server> {
-        let opts = ServerOpts {
-            cache_documents,
-            ..ServerOpts::default()
-        };
-        Self::start_with(rt, data, binary, &opts)
-    }
-
-    /// [`Server::start`] with a choice of database and further flags.
+    /// Start `binary serve` as a child process, or (without a binary) serve in-process,
+    /// with a choice of database and further flags.
     pub fn start_with(
         rt: &Runtime,
         data: &Path,
