@@ -8,49 +8,10 @@
 mod common;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Automerge, ObjType, ReadDoc, ROOT};
+use automerge::{Automerge, ObjType, ReadDoc, ROOT};
 use common::*;
 use doorstep_core::protocol::*;
 use doorstep_core::*;
-
-/// Who wrote what a test response relays: an actor, its owner and the owner's key (the
-/// phone checks that a signature of the owner covers every change it receives).
-struct Author {
-    actor: ActorId,
-    key: DeviceKey,
-    worker: WorkerId,
-    device: DeviceId,
-}
-
-impl Author {
-    fn new(n: u8) -> Author {
-        Author {
-            actor: ActorId::from([n; 16]),
-            key: DeviceKey::from_seed(&[n; 32]),
-            worker: WorkerId::new(),
-            device: DeviceId::new(),
-        }
-    }
-
-    /// The author of a store opened with signing seed `seed`.
-    fn of(store: &Store, seed: [u8; 32]) -> Author {
-        Author {
-            actor: ActorId::from(store.actor_id()),
-            key: DeviceKey::from_seed(&seed),
-            worker: store.worker(),
-            device: store.device(),
-        }
-    }
-
-    fn signer(&self) -> Signer {
-        Signer {
-            actor: self.actor.to_bytes().to_vec(),
-            device: self.device,
-            worker: self.worker,
-            key: self.key.public(),
-        }
-    }
-}
 
 /// A response pulling `groups` at log position `seq`, each group with a signature by each
 /// author over the newest of its changes (bytes that are no change are sent unsigned).
@@ -71,18 +32,12 @@ fn response(
             .into_iter()
             .map(|(doc, changes)| {
                 let mut signatures = Vec::new();
+                let decoded: Vec<automerge::Change> = changes
+                    .iter()
+                    .filter_map(|b| automerge::Change::from_bytes(b.clone()).ok())
+                    .collect();
                 for a in authors {
-                    let newest = changes
-                        .iter()
-                        .filter_map(|b| automerge::Change::from_bytes(b.clone()).ok())
-                        .filter(|c| c.actor_id() == &a.actor)
-                        .max_by_key(|c| c.seq());
-                    if let Some(c) = newest {
-                        signatures.push(AuthorSignature {
-                            actor: a.actor.to_bytes().to_vec(),
-                            signature: a.key.sign(doc.as_uuid(), &c.hash()),
-                        });
-                    }
+                    signatures.extend(a.sign_newest(doc, decoded.iter()));
                 }
                 DocChanges {
                     doc,

@@ -185,6 +185,11 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     w01.sync().await;
     other.sync().await;
     let (x, token) = attacker(&server, sa, 0x51).await;
+    let att = Att {
+        server: &server,
+        x: &x,
+        token: &token,
+    };
     sync_raw(&server, &x, &token).await;
     let w01_auth = server.store.device(w01.device_id).unwrap().unwrap();
     let b01_auth = server.store.device(other.device_id).unwrap().unwrap();
@@ -199,11 +204,7 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
 
     // A new person "created by W01".
     let refused = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -219,11 +220,7 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     // The same naming W01 but the attacker's device, and a worker of another station.
     for who in [by_w01_on_my_device, as_b01] {
         let refused = forge(
-            &Att {
-                server: &server,
-                x: &x,
-                token: &token,
-            },
+            &att,
             hh,
             None,
             None,
@@ -235,11 +232,7 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     }
     // A need "孩子说谎，不需要保护" put into the household's summary cell as W01.
     let refused = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -257,11 +250,7 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     );
     // A value changed inside W01's own cell (it would read as W01's word).
     let refused = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -280,11 +269,7 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     );
     // Dated a year ahead (it would win every last-writer-wins field for a year).
     let refused = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -313,11 +298,7 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     // and an honest-looking change left unsigned.
     let w01_actor = ActorId::from(w01.store.actor_id());
     let refused = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         Some(w01_actor.clone()),
@@ -341,11 +322,7 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
         "a colleague's actor"
     );
     let refused = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -363,11 +340,7 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     );
     // A signature for another document does not vouch for this one.
     let refused = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -407,11 +380,7 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
 
     // The honest edit still goes through, and W01 sees only what was really written.
     let ok = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -448,6 +417,16 @@ struct Finalised {
     visit: VisitId,
     /// Heads of the household just before the finalisation.
     before_final: Vec<ChangeHash>,
+}
+
+impl Finalised {
+    fn att(&self) -> Att<'_> {
+        Att {
+            server: &self.server,
+            x: &self.x,
+            token: &self.token,
+        }
+    }
 }
 
 const NOTE: &str = "孩子手臂有淤青，疑似被父亲殴打，需上报";
@@ -520,19 +499,7 @@ async fn a_finalised_visit_cannot_be_rewritten_four_ways() {
         }),
     ];
     for (what, edit) in ways {
-        let got = forge(
-            &Att {
-                server: &f.server,
-                x: &f.x,
-                token: &f.token,
-            },
-            hh,
-            None,
-            None,
-            edit,
-            sig,
-        )
-        .await;
+        let got = forge(&f.att(), hh, None, None, edit, sig).await;
         assert_eq!(got, Some(DocErrorCode::Finalised), "{what}");
     }
     // The note as finalised is what every phone has.
@@ -552,11 +519,7 @@ async fn an_edit_concurrent_with_finalisation_is_kept_for_review_and_resolved() 
     // Typed on a phone that had not yet heard of the finalisation.
     let before = f.before_final.clone();
     let got = forge(
-        &Att {
-            server: &f.server,
-            x: &f.x,
-            token: &f.token,
-        },
+        &f.att(),
         hh,
         Some(&before),
         None,
@@ -606,16 +569,17 @@ async fn values_no_phone_can_read_are_refused_and_the_station_keeps_syncing() {
     let visit = w01.visit(hh);
     w01.sync().await;
     let (x, token) = attacker(&server, sa, 0x53).await;
+    let att = Att {
+        server: &server,
+        x: &x,
+        token: &token,
+    };
     sync_raw(&server, &x, &token).await;
     let me = Who::of(&x.auth);
     let v = visit.to_string();
     let sig = |x: &RawDevice, c: &[automerge::Change]| x.sign(hh, c);
     let got = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -628,11 +592,7 @@ async fn values_no_phone_can_read_are_refused_and_the_station_keeps_syncing() {
     .await;
     assert_eq!(got, Some(DocErrorCode::Invalid), "an unknown visit kind");
     let got = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -642,11 +602,7 @@ async fn values_no_phone_can_read_are_refused_and_the_station_keeps_syncing() {
     .await;
     assert_eq!(got, Some(DocErrorCode::Invalid), "no schema");
     let got = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         hh,
         None,
         None,
@@ -674,6 +630,11 @@ async fn station_ids_cannot_be_squatted_and_card_rows_stay_per_household() {
     let server = TestServer::start().await;
     let (sa, sb) = (server.station("A站"), server.station("B站"));
     let (x, token) = attacker(&server, sa, 0x54).await;
+    let att = Att {
+        server: &server,
+        x: &x,
+        token: &token,
+    };
     // A "household" at station B's id (its station document's id, not yet written).
     let squat = HouseholdId::from_uuid(*sb.as_uuid());
     let made = x
@@ -722,11 +683,7 @@ async fn station_ids_cannot_be_squatted_and_card_rows_stay_per_household() {
     let ha = made;
     let serial_a = serial.clone();
     let got = forge(
-        &Att {
-            server: &server,
-            x: &x,
-            token: &token,
-        },
+        &att,
         ha,
         None,
         None,

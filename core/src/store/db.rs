@@ -165,8 +165,8 @@ pub(crate) fn synchronous(durability: Durability) -> &'static str {
 /// The first page did not decrypt. A wrong key fails every page's authentication; damage
 /// fails some. SQLCipher's `cipher_integrity_check` checks each page's HMAC on its own.
 fn diagnose(path: &Path, key: &StoreKey) -> Error {
-    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if len < 1024 || !len.is_multiple_of(512) || !looks_encrypted(path) {
+    use super::sqlcipher::{could_be_encrypted_database, key_or_damage, Diagnosis};
+    if !could_be_encrypted_database(path) {
         return Error::NotAStore;
     }
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
@@ -178,41 +178,8 @@ fn diagnose(path: &Path, key: &StoreKey) -> Error {
     if no_checkpoint_on_close(&conn).is_err() {
         return Error::Damaged;
     }
-    let failures: Result<Vec<String>, rusqlite::Error> = conn
-        .prepare("PRAGMA cipher_integrity_check")
-        .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect());
-    let pages = (len / 4096).max(1);
-    match failures {
-        // Every page (or all but a stray one) failed: the key is wrong.
-        Ok(f) if (f.len() as u64) + 1 >= pages => Error::WrongKey,
-        Ok(_) => Error::Damaged,
-        Err(_) => Error::WrongKey,
+    match key_or_damage(&conn, path) {
+        Diagnosis::Damaged => Error::Damaged,
+        Diagnosis::WrongKey | Diagnosis::NotADatabase => Error::WrongKey,
     }
-}
-
-/// Encrypted pages look like random bytes (about 8 bits of entropy per byte); text, images'
-/// headers and zero-filled files do not. Random bytes and a wrong key cannot be told apart.
-fn looks_encrypted(path: &Path) -> bool {
-    use std::io::Read;
-    let mut page = vec![0u8; 4096];
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let Ok(n) = f.read(&mut page) else {
-        return false;
-    };
-    let mut counts = [0u32; 256];
-    for b in &page[..n] {
-        counts[usize::from(*b)] += 1;
-    }
-    let total = n as f64;
-    let entropy: f64 = counts
-        .iter()
-        .filter(|c| **c > 0)
-        .map(|c| {
-            let p = f64::from(*c) / total;
-            -p * p.log2()
-        })
-        .sum();
-    entropy > 7.5
 }

@@ -11,6 +11,7 @@ pub(crate) mod db;
 pub(crate) mod index;
 mod query;
 pub(crate) mod schema;
+pub mod sqlcipher;
 mod sync;
 mod wal;
 

@@ -775,7 +775,6 @@ fn apply_in(
             let server: Vec<ChangeHash> = server.into_iter().collect();
             let doc = load(tx, cache, pulled.doc, actor)?;
             set_server_state(tx, doc, pulled.doc, &server)?;
-            let doc = load(tx, cache, pulled.doc, actor)?;
             keep_signatures(tx, pulled.doc, doc, &signatures)?;
             verify_received(tx, doc, pulled.doc, actor, station, Some(&received))?;
             Ok(applied)

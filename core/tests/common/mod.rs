@@ -79,6 +79,62 @@ pub fn open_signing(dir: &Path, name: &str, station: StationId, seed: [u8; 32]) 
     Store::open(o).expect("open store")
 }
 
+/// Who wrote what a test response relays: an actor, its owner and the owner's key (the
+/// phone checks that a signature of the owner covers every change it receives).
+pub struct Author {
+    pub actor: automerge::ActorId,
+    pub key: protocol::DeviceKey,
+    pub worker: WorkerId,
+    pub device: DeviceId,
+}
+
+impl Author {
+    pub fn new(n: u8) -> Author {
+        Author {
+            actor: automerge::ActorId::from([n; 16]),
+            key: protocol::DeviceKey::from_seed(&[n; 32]),
+            worker: WorkerId::new(),
+            device: DeviceId::new(),
+        }
+    }
+
+    /// The author of a store opened with signing seed `seed`.
+    pub fn of(store: &Store, seed: [u8; 32]) -> Author {
+        Author {
+            actor: automerge::ActorId::from(store.actor_id()),
+            key: protocol::DeviceKey::from_seed(&seed),
+            worker: store.worker(),
+            device: store.device(),
+        }
+    }
+
+    pub fn signer(&self) -> protocol::Signer {
+        protocol::Signer {
+            actor: self.actor.to_bytes().to_vec(),
+            device: self.device,
+            worker: self.worker,
+            key: self.key.public(),
+        }
+    }
+
+    /// This author's signature over the newest of its changes among `changes` (what a
+    /// server relays with them), if it made any.
+    pub fn sign_newest<'c>(
+        &self,
+        doc: HouseholdId,
+        changes: impl IntoIterator<Item = &'c automerge::Change>,
+    ) -> Option<protocol::AuthorSignature> {
+        let newest = changes
+            .into_iter()
+            .filter(|c| c.actor_id() == &self.actor)
+            .max_by_key(|c| c.seq())?;
+        Some(protocol::AuthorSignature {
+            actor: self.actor.to_bytes().to_vec(),
+            signature: self.key.sign(doc.as_uuid(), &newest.hash()),
+        })
+    }
+}
+
 /// What a server sends with `store`'s changes of `hh` so that another phone accepts them:
 /// the store's owner (to pin) and its signature over its newest change of `hh`.
 pub fn vouch(
@@ -86,26 +142,10 @@ pub fn vouch(
     seed: [u8; 32],
     hh: HouseholdId,
 ) -> (protocol::Signer, protocol::AuthorSignature) {
+    let author = Author::of(store, seed);
     let doc = automerge::Automerge::load(&store.export_document(hh).unwrap()).unwrap();
-    let actor = store.actor_id();
-    let newest = doc
-        .get_changes_meta(&[])
-        .into_iter()
-        .filter(|m| m.actor.to_bytes() == actor.as_slice())
-        .max_by_key(|m| m.seq)
-        .expect("the store wrote to the household")
-        .hash;
-    let key = protocol::DeviceKey::from_seed(&seed);
-    (
-        protocol::Signer {
-            actor: actor.clone(),
-            device: store.device(),
-            worker: store.worker(),
-            key: key.public(),
-        },
-        protocol::AuthorSignature {
-            actor,
-            signature: key.sign(hh.as_uuid(), &newest),
-        },
-    )
+    let signature = author
+        .sign_newest(hh, doc.get_changes(&[]).iter())
+        .expect("the store wrote to the household");
+    (author.signer(), signature)
 }

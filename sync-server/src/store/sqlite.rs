@@ -304,9 +304,9 @@ fn open_checked(path: &Path, key: Option<&ServerKey>) -> StoreResult<Connection>
 /// each page's HMAC on its own: every page failing means a wrong key, some failing means
 /// damage.
 fn diagnose(path: &Path, key: Option<&ServerKey>) -> StoreError {
+    use doorstep_core::store::sqlcipher::{could_be_encrypted_database, key_or_damage, Diagnosis};
     let shown = path.display().to_string();
-    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if len < 1024 || !len.is_multiple_of(512) || !looks_encrypted(path) {
+    if !could_be_encrypted_database(path) {
         return StoreError::NotADatabase(shown);
     }
     let Some(key) = key else {
@@ -319,43 +319,10 @@ fn diagnose(path: &Path, key: Option<&ServerKey>) -> StoreError {
     if apply_key(&conn, key).is_err() || no_checkpoint_on_close(&conn, true).is_err() {
         return StoreError::WrongKey(shown);
     }
-    let failures: Result<Vec<String>, rusqlite::Error> = conn
-        .prepare("PRAGMA cipher_integrity_check")
-        .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect());
-    let pages = (len / 4096).max(1);
-    match failures {
-        // Every page (or all but a stray one) failed: the key is wrong.
-        Ok(f) if (f.len() as u64) + 1 >= pages => StoreError::WrongKey(shown),
-        Ok(_) => StoreError::Damaged(shown),
-        Err(_) => StoreError::WrongKey(shown),
+    match key_or_damage(&conn, path) {
+        Diagnosis::Damaged => StoreError::Damaged(shown),
+        Diagnosis::WrongKey | Diagnosis::NotADatabase => StoreError::WrongKey(shown),
     }
-}
-
-/// Encrypted pages look like random bytes (about 8 bits of entropy per byte); text and
-/// zero-filled files do not.
-fn looks_encrypted(path: &Path) -> bool {
-    use std::io::Read;
-    let mut page = vec![0u8; 4096];
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let Ok(n) = f.read(&mut page) else {
-        return false;
-    };
-    let mut counts = [0u32; 256];
-    for b in &page[..n] {
-        counts[usize::from(*b)] += 1;
-    }
-    let total = n as f64;
-    let entropy: f64 = counts
-        .iter()
-        .filter(|c| **c > 0)
-        .map(|c| {
-            let p = f64::from(*c) / total;
-            -p * p.log2()
-        })
-        .sum();
-    entropy > 7.5
 }
 
 /// Copy everything of the open database `conn` into the new file `dest` (created 0600,
