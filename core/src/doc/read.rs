@@ -122,7 +122,7 @@ pub(crate) fn read_visit<R: ReadDoc>(
     })
 }
 
-fn read_amendment<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Amendment> {
+pub(crate) fn read_amendment<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Amendment> {
     Ok(Amendment {
         id: AmendmentId::parse(key)?,
         visit: VisitId::parse(&read_required(doc, o, "visit")?)?,
@@ -132,7 +132,7 @@ fn read_amendment<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Amendment
     })
 }
 
-fn read_need<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Need> {
+pub(crate) fn read_need<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Need> {
     Ok(Need {
         id: NeedId::parse(key)?,
         category: read_required(doc, o, "category")?,
@@ -144,7 +144,7 @@ fn read_need<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Need> {
     })
 }
 
-fn read_inquiry<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Inquiry> {
+pub(crate) fn read_inquiry<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Inquiry> {
     Ok(Inquiry {
         id: InquiryId::parse(key)?,
         question: read_required(doc, o, "question")?,

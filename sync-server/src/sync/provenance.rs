@@ -2,9 +2,9 @@
 //! actor and may write only that device's provenance (ADR 0012); creation provenance
 //! already in a document may not be rewritten.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use automerge::{legacy, Automerge, Change, ObjId, ObjType, Prop, ReadDoc, Value, ROOT};
+use automerge::{Automerge, ObjId, ObjType, Prop, ReadDoc, Value, ROOT};
 use doorstep_core::doc::verify::{self, Author};
 use doorstep_core::protocol::*;
 use doorstep_core::HouseholdId;
@@ -67,39 +67,6 @@ pub(super) fn records<'a>(doc: &'a Automerge, col: &str) -> impl Iterator<Item =
         .map(move |rec| Some((col.clone(), rec)))
 }
 
-/// What a set of changes writes: for each object its ops target, the map keys they set or
-/// delete, or `None` (every key) when an op targets a list position.
-pub(super) type Writes = HashMap<ObjId, Option<HashSet<String>>>;
-
-pub(super) fn writes(changes: &[Change]) -> Writes {
-    let mut out: Writes = HashMap::new();
-    for change in changes {
-        // Typing is a run of list ops on one text: count its object once.
-        let mut run: Option<legacy::ObjectId> = None;
-        for op in change.decode().operations {
-            if matches!(op.key, legacy::Key::Seq(_)) {
-                if run.as_ref() == Some(&op.obj) {
-                    continue;
-                }
-                run = Some(op.obj.clone());
-            }
-            let obj = match op.obj {
-                legacy::ObjectId::Root => ROOT,
-                // The actor index is the document's business: automerge looks the actor up.
-                legacy::ObjectId::Id(id) => ObjId::Id(id.counter(), id.actor().clone(), usize::MAX),
-            };
-            let keys = out.entry(obj).or_insert_with(|| Some(HashSet::new()));
-            match (op.key, keys) {
-                (legacy::Key::Map(k), Some(keys)) => {
-                    keys.insert(k.to_string());
-                }
-                (_, keys) => *keys = None,
-            }
-        }
-    }
-    out
-}
-
 /// The places whose creation provenance `writes` could change, found in the document
 /// before they are applied; `None` when that cannot be narrowed (check every place).
 ///
@@ -109,7 +76,7 @@ pub(super) fn writes(changes: &[Change]) -> Writes {
 /// one of those keys of the objects on its path (or any key of its `created` object). An
 /// object the document does not have yet was made by these changes: it can reach an
 /// existing place only through an op on an existing object, which is counted there.
-pub(super) fn touched_places(doc: &Automerge, writes: &Writes) -> Option<BTreeSet<Place>> {
+pub(super) fn touched_places(doc: &Automerge, writes: &verify::Writes) -> Option<BTreeSet<Place>> {
     let mut out = BTreeSet::new();
     for (obj, keys) in writes {
         if *obj == ROOT {
@@ -190,15 +157,15 @@ impl<S: ServerStore> SyncService<S> {
         auth: &DeviceAuth,
         doc_id: HouseholdId,
         doc: &Automerge,
-        fresh: &[Change],
+        fresh: &[verify::Decoded<'_>],
         pushed: &[&AuthorSignature],
         held: &[AuthorSignature],
     ) -> Result<Attribution, SyncError> {
         let now = now_ms();
-        let mut by_actor: BTreeMap<Vec<u8>, Vec<&Change>> = BTreeMap::new();
+        let mut by_actor: BTreeMap<Vec<u8>, Vec<&verify::Decoded<'_>>> = BTreeMap::new();
         for c in fresh {
             by_actor
-                .entry(c.actor_id().to_bytes().to_vec())
+                .entry(c.change.actor_id().to_bytes().to_vec())
                 .or_default()
                 .push(c);
         }
@@ -216,7 +183,7 @@ impl<S: ServerStore> SyncService<S> {
             };
             for c in &changes {
                 if !matches!(
-                    contained(|| verify::check_provenance(doc, c, &author, now)),
+                    contained(|| verify::check_provenance_of(doc, c, &author, now)),
                     Some(Ok(()))
                 ) {
                     return Ok(Attribution::Unattributed);
@@ -254,7 +221,7 @@ impl<S: ServerStore> SyncService<S> {
                 .map(|m| m.seq)
                 .max()
                 .unwrap_or(0);
-            if changes.iter().any(|c| c.seq() > vouched) {
+            if changes.iter().any(|c| c.change.seq() > vouched) {
                 return Ok(Attribution::Unattributed);
             }
         }

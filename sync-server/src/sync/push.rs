@@ -11,7 +11,7 @@ use doorstep_core::doc::verify::{self, Violation};
 use doorstep_core::protocol::*;
 use doorstep_core::{CardIssuanceId, CardSerial, HouseholdId, StationId};
 
-use super::provenance::{author_at, authorship, touched_places, writes, Attribution, Place};
+use super::provenance::{author_at, authorship, touched_places, Attribution, Place};
 use super::{contained, snapshot, Cached, SyncError, SyncService, COMPACT_AFTER};
 use crate::store::{CardRow, DeviceAuth, DocAppend, ServerStore, StoreError};
 
@@ -201,19 +201,44 @@ impl<S: ServerStore> SyncService<S> {
         };
         // Creation provenance before the changes, where they could rewrite it (everywhere
         // when that cannot be narrowed).
-        let authors_before: Option<Vec<(Place, String)>> =
-            existed.then(
-                || match contained(|| touched_places(&doc, &writes(&fresh))).flatten() {
-                    Some(places) => places
-                        .into_iter()
-                        .filter_map(|place| {
-                            let who = author_at(&doc, &place)?;
-                            Some((place, who))
-                        })
-                        .collect(),
-                    None => authorship(&doc).into_iter().collect(),
-                },
-            );
+        // Each change's operations, decoded once for every check below.
+        let Some(decoded) = contained(|| verify::decode(&fresh)) else {
+            return Ok(Refused(if existed {
+                DocErrorCode::Malformed
+            } else {
+                DocErrorCode::NotFoundOrForbidden
+            }));
+        };
+        let writes = contained(|| verify::writes(&decoded));
+        let authors_before: Option<Vec<(Place, String)>> = existed.then(|| {
+            match writes
+                .as_ref()
+                .and_then(|w| contained(|| touched_places(&doc, w)).flatten())
+            {
+                Some(places) => places
+                    .into_iter()
+                    .filter_map(|place| {
+                        let who = author_at(&doc, &place)?;
+                        Some((place, who))
+                    })
+                    .collect(),
+                None => authorship(&doc).into_iter().collect(),
+            }
+        });
+        // What the one validator and the finality check need from the state before the
+        // push: the records the changes can touch (the rest was valid when accepted) and
+        // the visits final now (ADR 0013).
+        let (scope, final_before) = if existed {
+            (
+                writes
+                    .as_ref()
+                    .and_then(|w| contained(|| verify::touched(&doc, w)))
+                    .unwrap_or(verify::Scope::Everything),
+                contained(|| verify::final_visits(&doc)),
+            )
+        } else {
+            (verify::Scope::Everything, Some(Default::default()))
+        };
         let heads_before = doc.get_heads();
         let applied = contained(|| doc.apply_changes(fresh.clone()));
         // On any refusal the document in hand may hold the refused changes: drop it (the
@@ -246,7 +271,10 @@ impl<S: ServerStore> SyncService<S> {
             Some(Ok((id, station))) if id == doc_id && station == auth.station => {}
             _ => return refuse(DocErrorCode::Invalid),
         }
-        if !matches!(contained(|| verify::validate(&doc)), Some(Ok(()))) {
+        if !matches!(
+            contained(|| verify::validate_scope(&doc, &scope)),
+            Some(Ok(()))
+        ) {
             return refuse(DocErrorCode::Invalid);
         }
         if let Some(authors_before) = &authors_before {
@@ -266,16 +294,17 @@ impl<S: ServerStore> SyncService<S> {
             Vec::new()
         };
         let signatures =
-            match self.attribute(auth, doc_id, &doc, &fresh, &push.signatures, &held)? {
+            match self.attribute(auth, doc_id, &doc, &decoded, &push.signatures, &held)? {
                 Attribution::Vouched(signatures) => signatures,
                 Attribution::Unattributed => return refuse(DocErrorCode::Unattributed),
             };
-        for change in &fresh {
-            if let Some(Err(Violation::Finalised)) | None =
-                contained(|| verify::check_finality(&doc, change))
-            {
-                return refuse(DocErrorCode::Finalised);
-            }
+        let Some(final_before) = final_before else {
+            return refuse(DocErrorCode::Invalid);
+        };
+        if let Some(Err(Violation::Finalised)) | None =
+            contained(|| verify::check_finality_of(&doc, &decoded, &final_before))
+        {
+            return refuse(DocErrorCode::Finalised);
         }
         // New card issuances must carry a serial of one of this station's batches (once the
         // station manages its cards here, i.e. has registered a batch).

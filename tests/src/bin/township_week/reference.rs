@@ -94,15 +94,18 @@ fn load_stored(store: &SqliteStore, id: HouseholdId) -> Res<Automerge> {
 /// device, decompress its upload, decode its changes, apply them to the documents (loaded
 /// once from the same SQLite store the real server uses, then kept in memory), append them
 /// durably in one transaction per device; then compress each device's download.
-/// Measured as this thread's CPU time.
+/// Measured as this thread's CPU time. `key`: the store encrypted as the real server's is
+/// (SQLCipher), or plaintext (`None`, the yardstick as first defined).
 pub fn minimal_server(
     dir: &Path,
+    key: Option<&doorstep_server::store::key::ServerKey>,
     initial: &[Vec<u8>],
     ids: &[HouseholdId],
     own: &[OwnChanges],
     lb: &LowerBound,
 ) -> Res<MinimalServer> {
-    let store = SqliteStore::open(dir)?;
+    std::fs::create_dir_all(dir)?;
+    let store = SqliteStore::open_file_with(&dir.join("server.db"), key)?;
     let station = store.create_station("minimal", now_ms())?;
     let seed: Vec<DocAppend> = initial
         .iter()
