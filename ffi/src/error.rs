@@ -54,6 +54,10 @@ pub enum DoorstepError {
     /// The store was closed (after `wipe()`).
     #[error("the store is closed")]
     Closed,
+    /// The call was cancelled (its `SyncCancel`, or its coroutine / Swift `Task`); what it
+    /// had applied stays applied, and the next call carries on from there.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl From<Core> for DoorstepError {
@@ -76,6 +80,10 @@ impl From<Core> for DoorstepError {
             Core::SchemaTooNew { .. } => DoorstepError::NeedsNewerApp,
             Core::Unauthorized { wipe } => DoorstepError::Unauthorized { wipe },
             Core::Transport(r) => DoorstepError::Network { reason: r },
+            Core::Network { .. } => DoorstepError::Network {
+                reason: e.to_string(),
+            },
+            Core::Cancelled => DoorstepError::Cancelled,
             Core::Server(status) => DoorstepError::Server { status },
             Core::Protocol(w) => DoorstepError::Protocol {
                 reason: w.to_string(),

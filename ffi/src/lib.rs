@@ -10,6 +10,7 @@
 
 mod error;
 mod observe;
+mod sync;
 mod text;
 mod types;
 
@@ -23,6 +24,7 @@ pub use error::DoorstepError;
 use error::{invalid, Result};
 use observe::Registry;
 pub use observe::{ChangeEvent, Observer, ObserverError, Subscription, SyncState};
+pub use sync::{SyncCancel, SyncProgress, SyncProgressListener};
 pub use types::*;
 
 uniffi::setup_scaffolding!();
@@ -69,11 +71,11 @@ async fn on_runtime<T: Send + 'static>(
     }
     let mut task = AbortOnDrop(runtime().spawn(work));
     (&mut task.0).await.map_err(|e| {
-        invalid(if e.is_panic() {
-            "internal error"
+        if e.is_panic() {
+            invalid("internal error")
         } else {
-            "cancelled"
-        })
+            DoorstepError::Cancelled
+        }
     })?
 }
 
@@ -734,39 +736,52 @@ impl Doorstep {
 #[uniffi::export]
 impl Doorstep {
     /// Sync with the server until neither side has more (usually one round trip). Observers
-    /// hear the sync state and every household that changed. A revoked device gets
-    /// `Unauthorized { wipe: true }`: call `wipe()`.
-    pub async fn sync(&self, server_url: String, token: String) -> Result<SyncReport> {
+    /// hear the sync state (`Syncing` after every round trip) and every household that
+    /// changed. A revoked device gets `Unauthorized { wipe: true }`: call `wipe()`.
+    ///
+    /// - `deadline_ms`: stop cleanly within this many milliseconds (the rest of a WorkManager
+    ///   or BGTaskScheduler window): no round trip is started that would not finish in time;
+    ///   the report says `complete = false` and the next `sync` resumes where this one
+    ///   stopped, without losing or repeating work.
+    /// - `progress`: hears how far the sync has got after every round trip.
+    /// - `cancel`: `cancel.cancel()` stops the work at its next safe point (`Cancelled`).
+    #[uniffi::method(default(deadline_ms = None, progress = None, cancel = None))]
+    pub async fn sync(
+        &self,
+        server_url: String,
+        token: String,
+        deadline_ms: Option<u64>,
+        progress: Option<Arc<dyn SyncProgressListener>>,
+        cancel: Option<Arc<SyncCancel>>,
+    ) -> Result<SyncReport> {
         let store = self.store()?;
         let station = store.station();
         self.sync_state(SyncState::Syncing { round_trips: 0 });
+        let observers = self.observers.clone();
+        let control = core::transport::SyncControl {
+            deadline: deadline_ms.map(|ms| std::time::Instant::now() + Duration::from_millis(ms)),
+            cancel: cancel.map(|c| c.token.clone()).unwrap_or_default(),
+            progress: Some(Arc::new(move |p: &core::transport::SyncProgress| {
+                observers.emit(ChangeEvent::SyncStateChanged {
+                    state: SyncState::Syncing {
+                        round_trips: p.round_trips,
+                    },
+                });
+                if let Some(listener) = &progress {
+                    // A listener that throws is ignored: progress is advice, not the sync.
+                    let _ = listener.on_progress(p.into());
+                }
+            })),
+        };
         let result = on_runtime(async move {
             let transport =
                 core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
-            let mut report = core::transport::SyncReport::default();
-            let mut changed = Vec::new();
-            loop {
-                let (o, up, down) = transport.round_trip(&store).await?;
-                report.round_trips += 1;
-                report.bytes_up += up;
-                report.bytes_down += down;
-                report.acknowledged += o.acknowledged;
-                report.pulled += o.pulled;
-                report.snapshots += o.snapshots;
-                report.refused += o.refused.len();
-                report.epoch_reset |= o.epoch_reset;
-                changed.extend(o.changed);
-                if !o.more || report.round_trips >= 10_000 {
-                    return Ok((report, changed));
-                }
-            }
+            Ok(transport.sync_with(&store, &control).await?)
         })
         .await;
         match result {
-            Ok((report, mut changed)) => {
-                changed.sort();
-                changed.dedup();
-                self.pulled(station, &changed);
+            Ok(report) => {
+                self.pulled(station, &report.changed);
                 self.sync_state(SyncState::Idle);
                 Ok(report.into())
             }

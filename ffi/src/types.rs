@@ -855,6 +855,9 @@ pub struct SyncReport {
     pub snapshots: u32,
     pub refused: u32,
     pub epoch_reset: bool,
+    /// Neither side has more. `false` when `deadline_ms` stopped the sync between round
+    /// trips: sync again later; it resumes where this one stopped.
+    pub complete: bool,
 }
 
 impl From<core::transport::SyncReport> for SyncReport {
@@ -868,6 +871,7 @@ impl From<core::transport::SyncReport> for SyncReport {
             snapshots: r.snapshots as u32,
             refused: r.refused as u32,
             epoch_reset: r.epoch_reset,
+            complete: r.complete,
         }
     }
 }
