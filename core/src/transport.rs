@@ -224,6 +224,24 @@ fn transport_error(e: reqwest::Error) -> Error {
     Error::Network { failure, detail }
 }
 
+/// The server's base address, checked before any request: an app can tell a mistyped
+/// address from a network that is down.
+fn base_url(url: &str) -> Result<String> {
+    let invalid = |detail: &str| Error::Network {
+        failure: NetworkFailure::InvalidUrl,
+        detail: detail.to_owned(),
+    };
+    let base = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(base).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid("the address must start with http:// or https://"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the address has no host"));
+    }
+    Ok(base.to_owned())
+}
+
 fn client(timeout: Duration) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
@@ -244,7 +262,7 @@ async fn unauthorized(resp: reqwest::Response) -> Error {
 /// Exchange a one-time enrolment code for this device's token.
 pub async fn enroll(base_url: &str, code: &str) -> Result<Enrollment> {
     let resp = client(Duration::from_secs(30))?
-        .post(format!("{}/v1/enroll", base_url.trim_end_matches('/')))
+        .post(format!("{}/v1/enroll", self::base_url(base_url)?))
         .json(&EnrollRequest {
             code: code.trim().to_owned(),
         })
@@ -264,7 +282,7 @@ impl HttpTransport {
     pub fn new(base_url: &str, token: &str, timeout: Duration) -> Result<Self> {
         Ok(HttpTransport {
             client: client(timeout)?,
-            base: base_url.trim_end_matches('/').to_owned(),
+            base: self::base_url(base_url)?,
             token: token.to_owned(),
             budget: DEFAULT_BUDGET,
             timeout,

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use doorstep_core as core;
 
-pub use error::DoorstepError;
 use error::{invalid, Result};
+pub use error::{DoorstepError, NetworkErrorKind};
 use observe::Registry;
 pub use observe::{ChangeEvent, Observer, ObserverError, Subscription, SyncState};
 pub use sync::{SyncCancel, SyncProgress, SyncProgressListener};
@@ -72,9 +72,9 @@ async fn on_runtime<T: Send + 'static>(
     let mut task = AbortOnDrop(runtime().spawn(work));
     (&mut task.0).await.map_err(|e| {
         if e.is_panic() {
-            invalid("internal error")
+            error::internal()
         } else {
-            DoorstepError::Cancelled
+            error::cancelled()
         }
     })?
 }
@@ -111,7 +111,7 @@ impl Doorstep {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .ok_or(DoorstepError::Closed)
+            .ok_or_else(error::closed)
     }
 
     /// Run a write on a household and tell observers.
@@ -787,7 +787,15 @@ impl Doorstep {
             }
             Err(e) => {
                 self.sync_state(match &e {
-                    DoorstepError::Network { .. } => SyncState::Offline,
+                    // No DNS answer is what a phone without a network usually sees.
+                    DoorstepError::Network {
+                        kind:
+                            NetworkErrorKind::Offline
+                            | NetworkErrorKind::Timeout
+                            | NetworkErrorKind::Dns
+                            | NetworkErrorKind::ConnectionRefused,
+                        ..
+                    } => SyncState::Offline,
                     other => SyncState::Error {
                         message: other.to_string(),
                     },
@@ -795,5 +803,25 @@ impl Doorstep {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_on_the_runtime_is_internal_and_quotes_nothing() {
+        let result: Result<()> = runtime().block_on(on_runtime(async {
+            panic!("王晓明 110101200001011234");
+        }));
+        let Err(DoorstepError::Internal { reason }) = result else {
+            panic!("not Internal: {result:?}")
+        };
+        assert!(!reason.is_empty());
+        assert!(
+            !reason.contains("王晓明") && !reason.contains("1101"),
+            "{reason}"
+        );
     }
 }
