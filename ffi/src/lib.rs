@@ -25,6 +25,7 @@ pub use error::{DoorstepError, NetworkErrorKind};
 use observe::Registry;
 pub use observe::{ChangeEvent, Observer, ObserverError, Subscription, SyncState};
 pub use sync::{SyncCancel, SyncProgress, SyncProgressListener};
+pub use text::{code_points_to_utf16, utf16_to_code_points};
 pub use types::*;
 
 uniffi::setup_scaffolding!();
@@ -221,9 +222,7 @@ impl Doorstep {
     ) -> Result<()> {
         bounded(&text)?;
         let (p, d) = (self::position(position)?, self::position(delete)?);
-        self.write(&household_id, |s, h| {
-            s.splice_summary(h, p, d, &text::lines(&text))
-        })
+        self.write(&household_id, |s, h| s.splice_summary(h, p, d, &text))
     }
 
     /// `splice_summary` with `position` and `delete` in UTF-16 units, as Kotlin, Java and
@@ -311,7 +310,7 @@ impl Doorstep {
             self::position(delete)?,
         );
         self.write(&household_id, |s, h| {
-            s.splice_section(h, v, section.into(), p, d, &text::lines(&text))
+            s.splice_section(h, v, section.into(), p, d, &text)
         })
     }
 
@@ -348,7 +347,7 @@ impl Doorstep {
         let v = types::visit_id(&visit_id)?;
         Ok(self
             .write(&household_id, |s, h| {
-                s.amend_visit(h, v, section.map(Into::into), &text::lines(&text))
+                s.amend_visit(h, v, section.map(Into::into), &text)
             })?
             .to_string())
     }
@@ -386,9 +385,7 @@ impl Doorstep {
         answer: String,
     ) -> Result<()> {
         let i = core::InquiryId::parse(&inquiry_id)?;
-        self.write(&household_id, |s, h| {
-            s.answer_inquiry(h, i, &text::lines(&answer))
-        })
+        self.write(&household_id, |s, h| s.answer_inquiry(h, i, &answer))
     }
 
     pub fn set_inquiry_status(

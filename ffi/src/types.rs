@@ -141,7 +141,7 @@ impl NewHousehold {
             gps: gps_in(&self.gps)?,
             phones: self.phones.clone(),
             tags: self.tags.clone(),
-            summary: crate::text::lines_owned(&self.summary),
+            summary: self.summary.clone(),
         })
     }
 }
@@ -301,7 +301,7 @@ impl NewNeed {
     pub(crate) fn to_core(&self) -> Result<core::NewNeed> {
         Ok(core::NewNeed {
             category: self.category.clone(),
-            description: crate::text::lines_owned(&self.description),
+            description: self.description.clone(),
             person: opt(&self.person_id, person_id)?,
             visit: opt(&self.visit_id, visit_id)?,
         })
@@ -319,9 +319,9 @@ pub struct NewInquiry {
 impl NewInquiry {
     pub(crate) fn to_core(&self) -> Result<core::NewInquiry> {
         Ok(core::NewInquiry {
-            question: crate::text::lines_owned(&self.question),
+            question: self.question.clone(),
             topic: self.topic.clone(),
-            answer: self.answer.as_deref().map(crate::text::lines_owned),
+            answer: self.answer.clone(),
             visit: opt(&self.visit_id, visit_id)?,
         })
     }
