@@ -75,6 +75,19 @@ pub enum Error {
     #[error("transport error: {0}")]
     Transport(String),
 
+    /// The bundled HTTP transport could not reach the server, and what kind of failure it
+    /// was (`detail` is the network library's text: host names and OS errors, never a
+    /// request or response body).
+    #[error("network: {failure}: {detail}")]
+    Network {
+        failure: NetworkFailure,
+        detail: String,
+    },
+
+    /// The caller cancelled the call (its cancel token); the work stopped at a safe point.
+    #[error("cancelled")]
+    Cancelled,
+
     /// The server answered with an error status.
     #[error("server error: HTTP {0}")]
     Server(u16),
@@ -85,6 +98,37 @@ pub enum Error {
 
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Why the server could not be reached: an app tells "the address is wrong" (fix the
+/// settings) apart from "offline" (retry later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkFailure {
+    /// The server address cannot be used (malformed, or a scheme this build cannot speak).
+    InvalidUrl,
+    /// The server's host name did not resolve (no DNS answer, or a wrong name).
+    Dns,
+    /// The host answered but nothing listens on that port (server down, wrong port).
+    ConnectionRefused,
+    /// The TLS handshake failed (certificate, protocol), or the build has no TLS.
+    Tls,
+    /// No answer in time: a slow or stalled link.
+    Timeout,
+    /// Anything else on the way (unreachable network, reset connection): offline, retry.
+    Offline,
+}
+
+impl std::fmt::Display for NetworkFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NetworkFailure::InvalidUrl => "the server address is not usable",
+            NetworkFailure::Dns => "the server's name did not resolve",
+            NetworkFailure::ConnectionRefused => "the server refused the connection",
+            NetworkFailure::Tls => "the secure connection (TLS) failed",
+            NetworkFailure::Timeout => "the server did not answer in time",
+            NetworkFailure::Offline => "the server could not be reached",
+        })
+    }
 }
 
 impl From<rusqlite::Error> for Error {

@@ -30,7 +30,7 @@ pub mod transport;
 
 pub use automerge::ChangeHash;
 pub use doc::station::{CardBatch, CardLease};
-pub use error::{Error, Result};
+pub use error::{Error, NetworkFailure, Result};
 pub use model::cards::CardSerial;
 pub use model::ids::*;
 pub use model::policy::{EntityKind, MergePolicy};

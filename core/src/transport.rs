@@ -1,16 +1,32 @@
 //! An HTTP transport for the sync protocol (feature `http`): a reqwest client that runs
-//! round trips until the server has nothing more, with timeouts. Apps with their own HTTP
-//! stack use `Store::prepare_sync_request` / `Store::apply_sync_response` instead.
+//! round trips until the server has nothing more, with timeouts, progress, a deadline and
+//! cancellation. Apps with their own HTTP stack use `Store::prepare_sync_request` /
+//! `Store::apply_sync_response` instead.
+//!
+//! Safe points: a round trip is one request and one response applied in one transaction
+//! (`Store::apply_sync_response`), and the cursor moves only with that transaction. So the
+//! loop may stop before a round, or abandon a round while it waits for the network (the
+//! server may have acted; the next request repeats it harmlessly, acknowledged by change
+//! hash), but never half-way through applying a response. The next `sync` resumes from the
+//! saved cursor: nothing is lost and nothing pulled twice.
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::protocol::{EnrollRequest, Enrollment, Unauthorized, SYNC_CONTENT_TYPE};
+use crate::error::{Error, NetworkFailure, Result};
+use crate::model::ids::HouseholdId;
+use crate::protocol::{EnrollRequest, Enrollment, Phase, Unauthorized, SYNC_CONTENT_TYPE};
 use crate::store::{Store, SyncOutcome};
 
 /// Response size asked of the server per round trip.
 pub const DEFAULT_BUDGET: u32 = 4 * 1024 * 1024;
-/// Round trips one `sync` call makes at most before it reports an error.
+/// Round trips one `sync` call makes at most before it reports an error (a server that
+/// always says `more` would otherwise keep a phone busy forever).
 const MAX_ROUNDS: u32 = 10_000;
 
 /// What one `sync` call did, for the app and for benchmarks.
@@ -26,6 +42,113 @@ pub struct SyncReport {
     pub snapshots: usize,
     pub refused: usize,
     pub epoch_reset: bool,
+    /// Households (and the station document) that changed here, each once, in id order.
+    pub changed: Vec<HouseholdId>,
+    /// Neither side has more. `false` when the deadline stopped the loop between rounds:
+    /// call `sync` again later; it resumes where this one stopped.
+    pub complete: bool,
+}
+
+/// How far a running `sync` has got, reported after every round trip.
+///
+/// There is no total: the protocol (v1) does not say how much the server holds for this
+/// device, so during a bootstrap the app can show "N households received" and that the
+/// phone is still bootstrapping, not a percentage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncProgress {
+    pub round_trips: u32,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Distinct documents that changed here so far (pulled changes or snapshots).
+    pub documents_received: u64,
+    /// Pushed documents the server acknowledged so far.
+    pub documents_acknowledged: u64,
+    /// Snapshots received so far (a new phone's first download).
+    pub snapshots: u64,
+    /// The device is still receiving its first copy of the station's documents.
+    pub bootstrapping: bool,
+}
+
+/// Receives [`SyncProgress`] after each round trip, on the thread running the sync. Keep it
+/// quick: the next round waits for it.
+pub type ProgressSink = Arc<dyn Fn(&SyncProgress) + Send + Sync>;
+
+/// Stops a running `sync` at its next safe point when [`CancelToken::cancel`] is called
+/// (from any thread); a wait for the network is abandoned at once. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<CancelInner>);
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    waiting: Mutex<Vec<Waker>>,
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::SeqCst);
+        let waiting = std::mem::take(&mut *self.waiting());
+        for w in waiting {
+            w.wake();
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waker>> {
+        // A waker list stays valid even if a holder panicked.
+        self.0.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `work`, unless the token is cancelled first (then `Error::Cancelled`; `work` is
+    /// dropped, which hangs up its connection).
+    async fn or_cancelled<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let mut work = pin!(work);
+        std::future::poll_fn(|cx| {
+            if self.is_cancelled() {
+                return Poll::Ready(Err(Error::Cancelled));
+            }
+            {
+                let mut waiting = self.waiting();
+                if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiting.push(cx.waker().clone());
+                }
+            }
+            // Cancelled between the check and the registration: it woke nobody.
+            if self.is_cancelled() {
+                return Poll::Ready(Err(Error::Cancelled));
+            }
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+/// What the caller of [`HttpTransport::sync_with`] controls.
+#[derive(Clone, Default)]
+pub struct SyncControl {
+    /// Stop cleanly before this instant (a WorkManager / BGTaskScheduler window): no round
+    /// is started that the slowest round so far would not finish in time, and a round
+    /// still waiting for the network at the deadline is abandoned (its response unapplied).
+    pub deadline: Option<Instant>,
+    pub cancel: CancelToken,
+    pub progress: Option<ProgressSink>,
+}
+
+impl std::fmt::Debug for SyncControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncControl")
+            .field("deadline", &self.deadline)
+            .field("cancel", &self.cancel)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// A sync client for one server and one device token.
@@ -35,6 +158,7 @@ pub struct HttpTransport {
     base: String,
     token: String,
     budget: u32,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -45,9 +169,77 @@ impl std::fmt::Debug for HttpTransport {
     }
 }
 
+/// Sort a reqwest failure into what an app can act on. reqwest's own text for most of them
+/// is "error sending request"; the cause is further down its source chain.
+fn network_failure(e: &reqwest::Error) -> NetworkFailure {
+    if e.is_builder() {
+        return NetworkFailure::InvalidUrl;
+    }
+    if e.is_timeout() {
+        return NetworkFailure::Timeout;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return NetworkFailure::ConnectionRefused,
+                std::io::ErrorKind::TimedOut => return NetworkFailure::Timeout,
+                _ => {}
+            }
+        }
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("dns error") || text.contains("lookup address") {
+            return NetworkFailure::Dns;
+        }
+        if text.contains("scheme is not http") || text.contains("invalid url") {
+            // An https:// address on a build without TLS (the `https` / `rustls` feature).
+            return NetworkFailure::Tls;
+        }
+        if ["tls", "ssl", "certificate", "handshake", "corrupt message"]
+            .iter()
+            .any(|w| text.contains(w))
+        {
+            return NetworkFailure::Tls;
+        }
+        source = s.source();
+    }
+    NetworkFailure::Offline
+}
+
 fn transport_error(e: reqwest::Error) -> Error {
-    // reqwest's message names the URL and the failure, never a body.
-    Error::Transport(e.without_url().to_string())
+    let failure = network_failure(&e);
+    // reqwest's messages name the URL and the failure, never a body; the URL is left out
+    // and the causes added ("error sending request" alone says nothing).
+    let e = e.without_url();
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        source = s.source();
+    }
+    Error::Network { failure, detail }
+}
+
+/// The server's base address, checked before any request: an app can tell a mistyped
+/// address from a network that is down.
+fn base_url(url: &str) -> Result<String> {
+    let invalid = |detail: &str| Error::Network {
+        failure: NetworkFailure::InvalidUrl,
+        detail: detail.to_owned(),
+    };
+    let base = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(base).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid("the address must start with http:// or https://"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the address has no host"));
+    }
+    Ok(base.to_owned())
 }
 
 fn client(timeout: Duration) -> Result<reqwest::Client> {
@@ -70,7 +262,7 @@ async fn unauthorized(resp: reqwest::Response) -> Error {
 /// Exchange a one-time enrolment code for this device's token.
 pub async fn enroll(base_url: &str, code: &str) -> Result<Enrollment> {
     let resp = client(Duration::from_secs(30))?
-        .post(format!("{}/v1/enroll", base_url.trim_end_matches('/')))
+        .post(format!("{}/v1/enroll", self::base_url(base_url)?))
         .json(&EnrollRequest {
             code: code.trim().to_owned(),
         })
@@ -90,9 +282,10 @@ impl HttpTransport {
     pub fn new(base_url: &str, token: &str, timeout: Duration) -> Result<Self> {
         Ok(HttpTransport {
             client: client(timeout)?,
-            base: base_url.trim_end_matches('/').to_owned(),
+            base: self::base_url(base_url)?,
             token: token.to_owned(),
             budget: DEFAULT_BUDGET,
+            timeout,
         })
     }
 
@@ -106,9 +299,18 @@ impl HttpTransport {
     pub async fn round_trip(&self, store: &Store) -> Result<(SyncOutcome, u64, u64)> {
         let body = store.prepare_sync_request(self.budget)?;
         let up = body.len() as u64;
+        let bytes = self.exchange(body, self.timeout).await?;
+        let outcome = store.apply_sync_response(&bytes)?;
+        Ok((outcome, up, bytes.len() as u64))
+    }
+
+    /// POST a request body and read the whole response body (the part of a round that
+    /// may be abandoned: nothing is applied yet).
+    async fn exchange(&self, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>> {
         let resp = self
             .client
             .post(format!("{}/v1/sync", self.base))
+            .timeout(timeout)
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_TYPE, SYNC_CONTENT_TYPE)
             .body(body)
@@ -120,30 +322,93 @@ impl HttpTransport {
             401 => return Err(unauthorized(resp).await),
             s => return Err(Error::Server(s)),
         }
-        let bytes = resp.bytes().await.map_err(transport_error)?;
-        let outcome = store.apply_sync_response(&bytes)?;
-        Ok((outcome, up, bytes.len() as u64))
+        Ok(resp.bytes().await.map_err(transport_error)?.to_vec())
     }
 
     /// Sync until neither side has more: usually one round trip.
     pub async fn sync(&self, store: &Store) -> Result<SyncReport> {
+        self.sync_with(store, &SyncControl::default()).await
+    }
+
+    /// [`sync`](Self::sync) with progress, a deadline and cancellation (see
+    /// [`SyncControl`]). Stopped by the deadline, it returns `Ok` with `complete: false`;
+    /// cancelled, `Err(Error::Cancelled)`. Either way what was applied stays applied and
+    /// the next call resumes from there.
+    pub async fn sync_with(&self, store: &Store, control: &SyncControl) -> Result<SyncReport> {
         let mut report = SyncReport::default();
+        let mut documents: BTreeSet<HouseholdId> = BTreeSet::new();
+        // The slowest round so far: a round is not started unless that much time is left.
+        let mut slowest = Duration::ZERO;
         loop {
-            let (o, up, down) = self.round_trip(store).await?;
+            if control.cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let mut timeout = self.timeout;
+            if let Some(deadline) = control.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || left < slowest {
+                    return Ok(finish(report, documents, false));
+                }
+                timeout = timeout.min(left);
+            }
+            let started = Instant::now();
+            let body = store.prepare_sync_request(self.budget)?;
+            let up = body.len() as u64;
+            let bytes = match control
+                .cancel
+                .or_cancelled(self.exchange(body, timeout))
+                .await
+            {
+                Ok(bytes) => bytes,
+                Err(Error::Network {
+                    failure: NetworkFailure::Timeout,
+                    ..
+                }) if control.deadline.is_some_and(|d| Instant::now() >= d) => {
+                    // The window closed while the server answered: the response is not
+                    // applied, and the next sync asks again.
+                    report.bytes_up += up;
+                    return Ok(finish(report, documents, false));
+                }
+                Err(e) => return Err(e),
+            };
+            // The safe point: from here the round is applied whole, or not at all.
+            let o = store.apply_sync_response(&bytes)?;
+            slowest = slowest.max(started.elapsed());
             report.round_trips += 1;
             report.bytes_up += up;
-            report.bytes_down += down;
+            report.bytes_down += bytes.len() as u64;
             report.acknowledged += o.acknowledged;
             report.pulled += o.pulled;
             report.snapshots += o.snapshots;
             report.refused += o.refused.len();
             report.epoch_reset |= o.epoch_reset;
+            documents.extend(o.changed);
+            if let Some(progress) = &control.progress {
+                let bootstrapping = matches!(store.sync_cursor()?.phase, Phase::Bootstrap { .. });
+                progress(&SyncProgress {
+                    round_trips: report.round_trips,
+                    bytes_up: report.bytes_up,
+                    bytes_down: report.bytes_down,
+                    documents_received: documents.len() as u64,
+                    documents_acknowledged: report.acknowledged as u64,
+                    snapshots: report.snapshots as u64,
+                    bootstrapping,
+                });
+            }
             if !o.more {
-                return Ok(report);
+                return Ok(finish(report, documents, true));
             }
             if report.round_trips >= MAX_ROUNDS {
-                return Err(Error::Transport("sync did not finish".into()));
+                return Err(Error::Transport(format!(
+                    "sync did not finish in {MAX_ROUNDS} round trips"
+                )));
             }
         }
     }
+}
+
+fn finish(mut report: SyncReport, changed: BTreeSet<HouseholdId>, complete: bool) -> SyncReport {
+    report.changed = changed.into_iter().collect();
+    report.complete = complete;
+    report
 }

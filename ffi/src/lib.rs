@@ -10,6 +10,7 @@
 
 mod error;
 mod observe;
+mod sync;
 mod text;
 mod types;
 
@@ -19,10 +20,12 @@ use std::time::Duration;
 
 use doorstep_core as core;
 
-pub use error::DoorstepError;
 use error::{invalid, Result};
+pub use error::{DoorstepError, NetworkErrorKind};
 use observe::Registry;
 pub use observe::{ChangeEvent, Observer, ObserverError, Subscription, SyncState};
+pub use sync::{SyncCancel, SyncProgress, SyncProgressListener};
+pub use text::{code_points_to_utf16, utf16_to_code_points};
 pub use types::*;
 
 uniffi::setup_scaffolding!();
@@ -69,11 +72,11 @@ async fn on_runtime<T: Send + 'static>(
     }
     let mut task = AbortOnDrop(runtime().spawn(work));
     (&mut task.0).await.map_err(|e| {
-        invalid(if e.is_panic() {
-            "internal error"
+        if e.is_panic() {
+            error::internal()
         } else {
-            "cancelled"
-        })
+            error::cancelled()
+        }
     })?
 }
 
@@ -109,7 +112,7 @@ impl Doorstep {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .ok_or(DoorstepError::Closed)
+            .ok_or_else(error::closed)
     }
 
     /// Run a write on a household and tell observers.
@@ -219,9 +222,7 @@ impl Doorstep {
     ) -> Result<()> {
         bounded(&text)?;
         let (p, d) = (self::position(position)?, self::position(delete)?);
-        self.write(&household_id, |s, h| {
-            s.splice_summary(h, p, d, &text::lines(&text))
-        })
+        self.write(&household_id, |s, h| s.splice_summary(h, p, d, &text))
     }
 
     /// `splice_summary` with `position` and `delete` in UTF-16 units, as Kotlin, Java and
@@ -309,7 +310,7 @@ impl Doorstep {
             self::position(delete)?,
         );
         self.write(&household_id, |s, h| {
-            s.splice_section(h, v, section.into(), p, d, &text::lines(&text))
+            s.splice_section(h, v, section.into(), p, d, &text)
         })
     }
 
@@ -346,7 +347,7 @@ impl Doorstep {
         let v = types::visit_id(&visit_id)?;
         Ok(self
             .write(&household_id, |s, h| {
-                s.amend_visit(h, v, section.map(Into::into), &text::lines(&text))
+                s.amend_visit(h, v, section.map(Into::into), &text)
             })?
             .to_string())
     }
@@ -384,9 +385,7 @@ impl Doorstep {
         answer: String,
     ) -> Result<()> {
         let i = core::InquiryId::parse(&inquiry_id)?;
-        self.write(&household_id, |s, h| {
-            s.answer_inquiry(h, i, &text::lines(&answer))
-        })
+        self.write(&household_id, |s, h| s.answer_inquiry(h, i, &answer))
     }
 
     pub fn set_inquiry_status(
@@ -734,45 +733,66 @@ impl Doorstep {
 #[uniffi::export]
 impl Doorstep {
     /// Sync with the server until neither side has more (usually one round trip). Observers
-    /// hear the sync state and every household that changed. A revoked device gets
-    /// `Unauthorized { wipe: true }`: call `wipe()`.
-    pub async fn sync(&self, server_url: String, token: String) -> Result<SyncReport> {
+    /// hear the sync state (`Syncing` after every round trip) and every household that
+    /// changed. A revoked device gets `Unauthorized { wipe: true }`: call `wipe()`.
+    ///
+    /// - `deadline_ms`: stop cleanly within this many milliseconds (the rest of a WorkManager
+    ///   or BGTaskScheduler window): no round trip is started that would not finish in time;
+    ///   the report says `complete = false` and the next `sync` resumes where this one
+    ///   stopped, without losing or repeating work.
+    /// - `progress`: hears how far the sync has got after every round trip.
+    /// - `cancel`: `cancel.cancel()` stops the work at its next safe point (`Cancelled`).
+    #[uniffi::method(default(deadline_ms = None, progress = None, cancel = None))]
+    pub async fn sync(
+        &self,
+        server_url: String,
+        token: String,
+        deadline_ms: Option<u64>,
+        progress: Option<Arc<dyn SyncProgressListener>>,
+        cancel: Option<Arc<SyncCancel>>,
+    ) -> Result<SyncReport> {
         let store = self.store()?;
         let station = store.station();
         self.sync_state(SyncState::Syncing { round_trips: 0 });
+        let observers = self.observers.clone();
+        let control = core::transport::SyncControl {
+            deadline: deadline_ms.map(|ms| std::time::Instant::now() + Duration::from_millis(ms)),
+            cancel: cancel.map(|c| c.token.clone()).unwrap_or_default(),
+            progress: Some(Arc::new(move |p: &core::transport::SyncProgress| {
+                observers.emit(ChangeEvent::SyncStateChanged {
+                    state: SyncState::Syncing {
+                        round_trips: p.round_trips,
+                    },
+                });
+                if let Some(listener) = &progress {
+                    // A listener that throws is ignored: progress is advice, not the sync.
+                    let _ = listener.on_progress(p.into());
+                }
+            })),
+        };
         let result = on_runtime(async move {
             let transport =
                 core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
-            let mut report = core::transport::SyncReport::default();
-            let mut changed = Vec::new();
-            loop {
-                let (o, up, down) = transport.round_trip(&store).await?;
-                report.round_trips += 1;
-                report.bytes_up += up;
-                report.bytes_down += down;
-                report.acknowledged += o.acknowledged;
-                report.pulled += o.pulled;
-                report.snapshots += o.snapshots;
-                report.refused += o.refused.len();
-                report.epoch_reset |= o.epoch_reset;
-                changed.extend(o.changed);
-                if !o.more || report.round_trips >= 10_000 {
-                    return Ok((report, changed));
-                }
-            }
+            Ok(transport.sync_with(&store, &control).await?)
         })
         .await;
         match result {
-            Ok((report, mut changed)) => {
-                changed.sort();
-                changed.dedup();
-                self.pulled(station, &changed);
+            Ok(report) => {
+                self.pulled(station, &report.changed);
                 self.sync_state(SyncState::Idle);
                 Ok(report.into())
             }
             Err(e) => {
                 self.sync_state(match &e {
-                    DoorstepError::Network { .. } => SyncState::Offline,
+                    // No DNS answer is what a phone without a network usually sees.
+                    DoorstepError::Network {
+                        kind:
+                            NetworkErrorKind::Offline
+                            | NetworkErrorKind::Timeout
+                            | NetworkErrorKind::Dns
+                            | NetworkErrorKind::ConnectionRefused,
+                        ..
+                    } => SyncState::Offline,
                     other => SyncState::Error {
                         message: other.to_string(),
                     },
@@ -780,5 +800,25 @@ impl Doorstep {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_on_the_runtime_is_internal_and_quotes_nothing() {
+        let result: Result<()> = runtime().block_on(on_runtime(async {
+            panic!("王晓明 110101200001011234");
+        }));
+        let Err(DoorstepError::Internal { reason }) = result else {
+            panic!("not Internal: {result:?}")
+        };
+        assert!(!reason.is_empty());
+        assert!(
+            !reason.contains("王晓明") && !reason.contains("1101"),
+            "{reason}"
+        );
     }
 }

@@ -1,22 +1,30 @@
 //! Text as the platforms hand it over: positions in UTF-16 units (Kotlin `String`, Android
-//! `EditText`, Swift `NSRange`/`String.utf16`) converted to the core's code points, and
-//! Windows line endings normalised before the core sees them.
+//! `EditText`, Swift `NSRange`/`String.utf16`) converted to the core's code points and back.
+//! (Windows line endings are normalised by the core's store, for every caller.)
 
 use crate::error::{invalid, Result};
 
-/// `\r\n` and a lone `\r` become `\n` (text pasted from Windows or old Mac files); the core
-/// refuses other control characters. Borrowed unchanged when there is no `\r`.
-pub(crate) fn lines(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\r') {
-        text.replace("\r\n", "\n").replace('\r', "\n").into()
-    } else {
-        text.into()
-    }
+/// The code-point index of UTF-16 offset `utf16_offset` of `text` (Kotlin, Java and
+/// Swift's `utf16` count UTF-16 units; the core counts code points). Refused inside a
+/// surrogate pair (half of 𠮷 or of an emoji) and past the end.
+#[uniffi::export]
+pub fn utf16_to_code_points(text: String, utf16_offset: u64) -> Result<u64> {
+    code_points_at(&text, utf16_offset)
 }
 
-/// Owned variant of [`lines`] for record fields.
-pub(crate) fn lines_owned(text: &str) -> String {
-    lines(text).into_owned()
+/// The UTF-16 offset of code-point index `code_points` of `text`: to place a cursor or a
+/// selection the core reported. Refused past the end.
+#[uniffi::export]
+pub fn code_points_to_utf16(text: String, code_points: u64) -> Result<u64> {
+    let mut units = 0u64;
+    let mut chars = text.chars();
+    for _ in 0..code_points {
+        let c = chars
+            .next()
+            .ok_or_else(|| invalid("position out of range"))?;
+        units += c.len_utf16() as u64;
+    }
+    Ok(units)
 }
 
 /// The code-point span of the UTF-16 span `position .. position + delete` of `current`.
@@ -84,8 +92,14 @@ mod tests {
     }
 
     #[test]
-    fn windows_and_old_mac_line_endings_become_newlines() {
-        assert_eq!(lines("一\r\n二\r三\n四"), "一\n二\n三\n四");
-        assert!(matches!(lines("无换行"), std::borrow::Cow::Borrowed(_)));
+    fn the_conversions_are_inverse_on_character_boundaries() {
+        let t = "吉𠮷a👵b".to_owned();
+        let pairs = [(0, 0), (1, 1), (3, 2), (4, 3), (6, 4), (7, 5)];
+        for (units, points) in pairs {
+            assert_eq!(utf16_to_code_points(t.clone(), units).ok(), Some(points));
+            assert_eq!(code_points_to_utf16(t.clone(), points).ok(), Some(units));
+        }
+        assert!(utf16_to_code_points(t.clone(), 2).is_err(), "inside 𠮷");
+        assert!(code_points_to_utf16(t, 6).is_err(), "past the end");
     }
 }

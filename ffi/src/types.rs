@@ -141,7 +141,7 @@ impl NewHousehold {
             gps: gps_in(&self.gps)?,
             phones: self.phones.clone(),
             tags: self.tags.clone(),
-            summary: crate::text::lines_owned(&self.summary),
+            summary: self.summary.clone(),
         })
     }
 }
@@ -301,7 +301,7 @@ impl NewNeed {
     pub(crate) fn to_core(&self) -> Result<core::NewNeed> {
         Ok(core::NewNeed {
             category: self.category.clone(),
-            description: crate::text::lines_owned(&self.description),
+            description: self.description.clone(),
             person: opt(&self.person_id, person_id)?,
             visit: opt(&self.visit_id, visit_id)?,
         })
@@ -319,9 +319,9 @@ pub struct NewInquiry {
 impl NewInquiry {
     pub(crate) fn to_core(&self) -> Result<core::NewInquiry> {
         Ok(core::NewInquiry {
-            question: crate::text::lines_owned(&self.question),
+            question: self.question.clone(),
             topic: self.topic.clone(),
-            answer: self.answer.as_deref().map(crate::text::lines_owned),
+            answer: self.answer.clone(),
             visit: opt(&self.visit_id, visit_id)?,
         })
     }
@@ -855,6 +855,9 @@ pub struct SyncReport {
     pub snapshots: u32,
     pub refused: u32,
     pub epoch_reset: bool,
+    /// Neither side has more. `false` when `deadline_ms` stopped the sync between round
+    /// trips: sync again later; it resumes where this one stopped.
+    pub complete: bool,
 }
 
 impl From<core::transport::SyncReport> for SyncReport {
@@ -868,6 +871,7 @@ impl From<core::transport::SyncReport> for SyncReport {
             snapshots: r.snapshots as u32,
             refused: r.refused as u32,
             epoch_reset: r.epoch_reset,
+            complete: r.complete,
         }
     }
 }

@@ -45,7 +45,7 @@ async fn each_fault_ends_in_convergence() {
                 assert!(first.is_ok(), "{fault:?}: {first:?}")
             }
             _ => assert!(
-                matches!(first, Err(Error::Transport(_))),
+                matches!(first, Err(Error::Network { .. })),
                 "{fault:?}: {first:?}"
             ),
         }

@@ -273,6 +273,18 @@ pub(crate) fn optional_line(value: &str) -> Result<String, Error> {
     Ok(v.to_owned())
 }
 
+/// Line breaks as the model keeps them: `\r\n` and a lone `\r` (text pasted from Windows
+/// or old Mac files) become `\n`. Borrowed unchanged when there is no `\r`. The store applies
+/// it to every free-text value before [`free_text`] checks it, so a paste is saved, not
+/// refused as a control character.
+pub fn normalise_line_breaks(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n").into()
+    } else {
+        text.into()
+    }
+}
+
 /// Free text (may hold line breaks), bounded.
 pub(crate) fn free_text(value: &str) -> Result<&str, Error> {
     if value.chars().count() > MAX_TEXT_CHARS {

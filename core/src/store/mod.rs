@@ -35,6 +35,7 @@ use crate::model::policy::EntityKind;
 use crate::model::provenance::*;
 use crate::model::records::*;
 use crate::model::time::Timestamp;
+use crate::model::values::normalise_line_breaks as lines;
 use crate::model::values::*;
 use cache::DocCache;
 use index::Scope;
@@ -381,6 +382,10 @@ impl Store {
         let Writer { conn, cache, .. } = &mut *w;
         let mut doc = doc::new_document(&self.actor);
         let mut tx = doc.transaction();
+        let new = &NewHousehold {
+            summary: lines(&new.summary).into_owned(),
+            ..new.clone()
+        };
         write::create_household(&mut tx, id, self.station, new, &p)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(p.at.0));
         let hash = hash.ok_or(Error::InvalidInput("empty household"))?;
@@ -415,7 +420,7 @@ impl Store {
         insert: &str,
     ) -> Result<()> {
         self.act(id, Scope::Summary, |tx, _| {
-            write::splice_summary(tx, pos, delete, insert)
+            write::splice_summary(tx, pos, delete, &lines(insert))
         })
     }
 
@@ -494,7 +499,7 @@ impl Store {
         insert: &str,
     ) -> Result<()> {
         self.act(household, Scope::Section(visit, section), |tx, p| {
-            write::splice_section(tx, visit, section, pos, delete, insert, p)
+            write::splice_section(tx, visit, section, pos, delete, &lines(insert), p)
         })
     }
 
@@ -524,7 +529,7 @@ impl Store {
         self.act(
             household,
             record(EntityKind::Amendment, id.as_uuid()),
-            |tx, p| write::amend_visit(tx, id, visit, section, text, p),
+            |tx, p| write::amend_visit(tx, id, visit, section, &lines(text), p),
         )?;
         Ok(id)
     }
@@ -533,6 +538,10 @@ impl Store {
 
     pub fn add_need(&self, household: HouseholdId, new: &NewNeed) -> Result<NeedId> {
         let id = NeedId::new();
+        let new = &NewNeed {
+            description: lines(&new.description).into_owned(),
+            ..new.clone()
+        };
         self.act(
             household,
             record(EntityKind::Need, id.as_uuid()),
@@ -557,6 +566,11 @@ impl Store {
 
     pub fn add_inquiry(&self, household: HouseholdId, new: &NewInquiry) -> Result<InquiryId> {
         let id = InquiryId::new();
+        let new = &NewInquiry {
+            question: lines(&new.question).into_owned(),
+            answer: new.answer.as_deref().map(|a| lines(a).into_owned()),
+            ..new.clone()
+        };
         self.act(
             household,
             record(EntityKind::Inquiry, id.as_uuid()),
@@ -574,7 +588,7 @@ impl Store {
         self.act(
             household,
             record(EntityKind::Inquiry, inquiry.as_uuid()),
-            |tx, p| write::answer_inquiry(tx, inquiry, answer, p),
+            |tx, p| write::answer_inquiry(tx, inquiry, &lines(answer), p),
         )
     }
 

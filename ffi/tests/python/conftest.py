@@ -30,8 +30,12 @@ class Server:
         self.url = url
         self.station = _cli(data, "station", "create", "--name", "石桥镇社工站")
 
-    def enrolment_code(self, label):
-        worker = _cli(self.data, "worker", "add", "--station", self.station, "--label", label)
+    def new_station(self, name):
+        """Another station on the same server: a test's own documents, nobody else's."""
+        return _cli(self.data, "station", "create", "--name", name)
+
+    def enrolment_code(self, label, station=None):
+        worker = _cli(self.data, "worker", "add", "--station", station or self.station, "--label", label)
         out = _cli(self.data, "device", "enroll", "--worker", worker)
         return next(line.split()[1] for line in out.splitlines() if line.startswith("code"))
 

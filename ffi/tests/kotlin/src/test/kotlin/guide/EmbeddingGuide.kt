@@ -81,8 +81,9 @@ class SyncWorker(ctx: Context, p: WorkerParameters) : CoroutineWorker(ctx, p) {
     override suspend fun doWork(): Result {
         val session = Session.current ?: return Result.success() // nobody signed in
         return try {
-            session.store.sync(session.serverUrl, session.token)
-            Result.success()
+            // WorkManager stops a worker after 10 minutes: end cleanly well before that.
+            val report = session.store.sync(session.serverUrl, session.token, deadlineMs = 480_000uL)
+            if (report.complete) Result.success() else Result.retry() // resumes where it stopped
         } catch (e: DoorstepException.Network) {
             Result.retry() // offline: normal in the field
         } catch (e: DoorstepException.Server) {
