@@ -931,4 +931,27 @@ async fn a_compromised_server_cannot_make_a_phone_show_what_its_author_did_not_w
     }
     assert_eq!(reason(honest), None);
     assert_eq!(w02.store.household(honest).unwrap().code, "HH-000003");
+
+    // A phone enrolled now receives each household whole, as a snapshot: the changes
+    // inside it are checked as pulled ones are.
+    let w03 = server.device(sa, "W03", &url).await;
+    let outcome = w03.sync().await;
+    let quarantined = w03.store.quarantined().unwrap();
+    for hh in [forged_name, unsigned] {
+        let why = quarantined
+            .iter()
+            .find(|q| q.household == hh)
+            .map(|q| q.reason.clone())
+            .unwrap_or_else(|| panic!("{hh} not quarantined in a snapshot: {outcome:?}"));
+        assert!(why.contains("unattributed"), "{why}");
+        let shown = w03
+            .store
+            .household(hh)
+            .map(|h| h.persons.iter().any(|p| p.name == "冒名顶替"));
+        assert!(
+            !matches!(shown, Ok(true)),
+            "a new phone shows what W01 never wrote"
+        );
+    }
+    assert_eq!(w03.store.household(honest).unwrap().code, "HH-000003");
 }

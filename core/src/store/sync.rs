@@ -391,7 +391,8 @@ fn unattributed(what: &str) -> Error {
 /// one over a change of that actor with at least its sequence number (an actor's changes
 /// form one chain, so that signed change descends from every earlier one) — and, for the
 /// `changes` given one by one, writes only its owner's provenance. With `changes` `None`
-/// (a snapshot), every actor of the document is checked for coverage. The station's own
+/// (a snapshot), every actor of the document is checked for coverage and every change of
+/// another actor for its provenance. The station's own
 /// document is the server's and is not checked.
 fn verify_received(
     tx: &Connection,
@@ -429,8 +430,16 @@ fn verify_received(
             return Err(unattributed("a change no signature of its author covers"));
         }
     }
-    let Some(changes) = changes else {
-        return Ok(());
+    // A snapshot's changes are checked like pulled ones: a change its author signed may
+    // still credit someone else, which an honest server refuses and a compromised one
+    // could pass on to a new phone (ADR 0012).
+    let in_snapshot;
+    let changes = match changes {
+        Some(changes) => changes,
+        None => {
+            in_snapshot = contained(|| Ok(doc.get_changes(&[])))?;
+            &in_snapshot
+        }
     };
     for c in changes.iter().filter(|c| c.actor_id() != own) {
         let owner: Option<(String, String)> = tx
