@@ -496,6 +496,45 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         "{csv}"
     );
 
+    // The month's visits: one row each, the household's code and the workers' labels, no
+    // notes.
+    let (status, csv, _) = b.get("/console/export/visits.csv?month=2026-11").await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(
+        lines[0],
+        "date,household_code,kind,status,workers,visit_id,household_id"
+    );
+    let mut rows: Vec<&str> = lines[1..].to_vec();
+    rows.sort();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(
+        rows[0].starts_with("2026-11-29,HH-000001,home,draft,W02,"),
+        "{csv}"
+    );
+    assert!(
+        rows[1].starts_with("2026-11-29,HH-000002,home,draft,W01,"),
+        "{csv}"
+    );
+    assert!(
+        !csv.contains("心理疏导"),
+        "notes stay in the case file: {csv}"
+    );
+    let (_, other_month, _) = b.get("/console/export/visits.csv?month=2026-10").await;
+    assert_eq!(
+        other_month.trim_start_matches('\u{feff}').lines().count(),
+        1
+    );
+    let (status, xlsx, headers) = b.get("/console/export/visits.xlsx?month=2026-11").await;
+    assert_eq!(status, 200);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .contains("spreadsheetml"));
+    assert!(xlsx.starts_with("PK"), "an XLSX is a zip");
+    let (status, _, _) = b.get("/console/export/visits.csv?month=2026-13").await;
+    assert_eq!(status, 400);
+
     // The English switch.
     let (status, _, _) = b.get("/console/lang?to=en").await;
     assert_eq!(status, 303);
@@ -535,6 +574,8 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         "cards",
         "follow_ups",
         "export_households_csv",
+        "export_visits_csv",
+        "export_visits_xlsx",
         "logout",
     ] {
         assert!(whats.contains(&what), "{what} missing from {whats:?}");

@@ -101,6 +101,14 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
             "/console/export/households.xlsx",
             get(pages::export_households_xlsx::<S>),
         )
+        .route(
+            "/console/export/visits.csv",
+            get(pages::export_visits_csv::<S>),
+        )
+        .route(
+            "/console/export/visits.xlsx",
+            get(pages::export_visits_xlsx::<S>),
+        )
         .route("/console/report", get(pages::report::<S>))
         .route("/console/report.csv", get(pages::report_csv::<S>))
         .route("/console/report.xlsx", get(pages::report_xlsx::<S>))

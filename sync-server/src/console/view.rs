@@ -115,6 +115,8 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("visits", "走访", "Visits"),
         ("last_visit", "最近走访", "Last visit"),
         ("export_csv", "导出 CSV", "Export CSV"),
+        ("visits_csv", "走访记录 CSV", "Visits CSV"),
+        ("visits_xlsx", "走访记录 XLSX", "Visits XLSX"),
         (
             "no_results",
             "没有符合条件的家庭。",

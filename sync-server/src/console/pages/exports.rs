@@ -125,6 +125,122 @@ fn households_xlsx(
     book.save_to_buffer()
 }
 
+/// The visits of a month, one row each: date, household code, kind, status, the workers'
+/// labels, ids. No notes: the sections stay in the case file.
+fn visits_of_month<S: ServerStore>(
+    c: &Console<S>,
+    ctx: &Ctx,
+    q: &MonthQuery,
+) -> Result<(String, Vec<[String; 7]>), PageError> {
+    let month = q.month()?;
+    let (Some(first), Some(last)) = (month.first(), month.last()) else {
+        return Err(PageError::BadInput("month must be YYYY-MM\n"));
+    };
+    let station = ctx.station();
+    let codes: std::collections::HashMap<HouseholdId, String> = c
+        .store
+        .households(
+            station,
+            &crate::store::console::HouseholdFilter {
+                limit: usize::MAX >> 1,
+                ..Default::default()
+            },
+        )?
+        .into_iter()
+        .map(|h| (h.doc, h.code))
+        .collect();
+    let labels: std::collections::HashMap<WorkerId, String> =
+        c.store.worker_labels(station)?.into_iter().collect();
+    let rows = c
+        .store
+        .visits_between(station, &first.to_string(), &last.to_string())?
+        .into_iter()
+        .map(|v| {
+            let workers: Vec<String> = v
+                .workers
+                .iter()
+                .map(|w| labels.get(w).cloned().unwrap_or_else(|| w.to_string()))
+                .collect();
+            [
+                v.date,
+                codes.get(&v.doc).cloned().unwrap_or_default(),
+                v.kind,
+                v.status,
+                workers.join(" "),
+                v.visit.to_string(),
+                v.doc.to_string(),
+            ]
+        })
+        .collect();
+    Ok((month.to_string(), rows))
+}
+
+const VISIT_COLUMNS: [&str; 7] = [
+    "date",
+    "household_code",
+    "kind",
+    "status",
+    "workers",
+    "visit_id",
+    "household_id",
+];
+
+pub(in crate::console) async fn export_visits_csv<S: ServerStore>(
+    State(st): Shared<S>,
+    headers: HeaderMap,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    page(st, headers, move |c, ctx| {
+        let (month, rows) = visits_of_month(c, ctx, &q)?;
+        c.log(ctx, "export_visits_csv", Some(&month))?;
+        // UTF-8 with a byte-order mark, so Excel reads the Chinese text right.
+        let mut out = format!("\u{feff}{}\r\n", VISIT_COLUMNS.join(","));
+        for row in rows {
+            let line: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
+            out.push_str(&line.join(","));
+            out.push_str("\r\n");
+        }
+        Ok(attachment(
+            "text/csv; charset=utf-8",
+            &format!("visits-{month}.csv"),
+            out.into_bytes(),
+        ))
+    })
+    .await
+}
+
+pub(in crate::console) async fn export_visits_xlsx<S: ServerStore>(
+    State(st): Shared<S>,
+    headers: HeaderMap,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    page(st, headers, move |c, ctx| {
+        let (month, rows) = visits_of_month(c, ctx, &q)?;
+        c.log(ctx, "export_visits_xlsx", Some(&month))?;
+        let bytes = (|| -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+            let mut book = rust_xlsxwriter::Workbook::new();
+            let sheet = book.add_worksheet();
+            sheet.set_name("visits")?;
+            for (col, h) in VISIT_COLUMNS.iter().enumerate() {
+                sheet.write_string(0, col as u16, *h)?;
+            }
+            for (i, row) in rows.iter().enumerate() {
+                let r = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                for (col, f) in row.iter().enumerate() {
+                    sheet.write_string(r, col as u16, f)?;
+                }
+            }
+            book.save_to_buffer()
+        })()
+        .map_err(|e| {
+            tracing::error!(error = %e, "console: xlsx failed");
+            PageError::Render
+        })?;
+        Ok(attachment(XLSX, &format!("visits-{month}.xlsx"), bytes))
+    })
+    .await
+}
+
 // ----- the monthly report
 
 #[derive(Deserialize, Default)]

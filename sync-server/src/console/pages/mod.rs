@@ -229,6 +229,7 @@ pub(super) use cards::cards;
 pub(super) use cases::{conflicts, dashboard, follow_ups, history, household, households, resolve};
 pub(super) use devices::{add_worker, devices, enroll, revoke};
 pub(super) use exports::{
-    export_households_csv, export_households_xlsx, report, report_csv, report_xlsx,
+    export_households_csv, export_households_xlsx, export_visits_csv, export_visits_xlsx, report,
+    report_csv, report_xlsx,
 };
 pub(super) use session::{lang, login, login_form, logout};
