@@ -359,6 +359,26 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
     // Workers and devices: enrol a phone with a one-time code (text and QR), revoke it.
     let (status, page, _) = b.get("/console/devices").await;
     assert_eq!(status, 200);
+    // Each phone that synced shows when it last did.
+    let rows = st
+        .store
+        .station_devices(st.station, doorstep_server::now_ms())
+        .unwrap();
+    let phones: Vec<_> = rows.iter().filter(|d| !d.console).collect();
+    assert_eq!(phones.len(), 3);
+    for d in &phones {
+        let at = d.last_sync.unwrap_or_else(|| panic!("no last sync: {d:?}"));
+        assert!(
+            (doorstep_server::now_ms() - at).abs() < 10 * 60 * 1000,
+            "{d:?}"
+        );
+        let row = page
+            .split(&format!("id=\"device-{}\"", d.device))
+            .nth(1)
+            .unwrap();
+        let cell = row.split("class=\"last-sync\">").nth(1).unwrap();
+        assert!(cell.starts_with("20"), "a local time: {cell}");
+    }
     assert!(
         page.contains("W01") && page.contains(&format!("主管 {LOGIN}")),
         "{page}"
@@ -397,6 +417,15 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         .await;
     assert_eq!(status, 303);
     assert!(st.store.device(enrolment.device).unwrap().unwrap().revoked);
+    // Never synced: no last sync.
+    let fresh = st
+        .store
+        .station_devices(st.station, doorstep_server::now_ms())
+        .unwrap()
+        .into_iter()
+        .find(|d| d.device == enrolment.device)
+        .unwrap();
+    assert_eq!(fresh.last_sync, None);
     let (status, _, _) = b
         .post(
             "/console/workers",

@@ -164,6 +164,7 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("cards_hint", "批次和领用用命令行管理：doorstep-server cards batch / lease / return（见 docs/cards.md）。", "Batches and leases are managed with the CLI: doorstep-server cards batch / lease / return (docs/cards.md)."),
         ("devices", "社工与设备", "Workers and devices"),
         ("enrolled_at", "启用时间", "Enrolled"),
+        ("last_sync", "最近同步", "Last sync"),
         ("revoke", "停用", "Revoke"),
         ("enroll", "登记新设备", "Enrol a device"),
         ("add_worker", "添加社工", "Add a worker"),

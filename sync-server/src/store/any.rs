@@ -81,6 +81,7 @@ delegate! {
     fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>>;
+    fn note_sync(&self, device: DeviceId, now_ms: i64) -> StoreResult<()>;
     fn bind_signer(&self, device: DeviceId, actor: &[u8], key: &[u8; 32], now_ms: i64) -> StoreResult<bool>;
     fn station_exists(&self, station: StationId) -> StoreResult<bool>;
     fn signer(&self, actor: &[u8]) -> StoreResult<Option<SignerRecord>>;

@@ -70,6 +70,21 @@ pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
     );
     assert_eq!(s.authenticate("tokenhash").unwrap(), Some(auth));
     assert_eq!(s.authenticate("nope").unwrap(), None);
+    // The last sync: recorded, never moved back, none for a device that never synced.
+    let last = |d: DeviceId| {
+        s.station_devices(station, 0)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.device == d)
+            .unwrap()
+            .last_sync
+    };
+    assert_eq!(last(device2), None);
+    s.note_sync(device2, 550).unwrap();
+    s.note_sync(device2, 540).unwrap();
+    assert_eq!(last(device2), Some(550));
+    assert_eq!(last(device), None);
+    s.note_sync(DeviceId::new(), 550).unwrap();
     assert!(s.revoke_device(device2, 600).unwrap());
     assert!(s.authenticate("tokenhash").unwrap().unwrap().revoked);
     assert!(!s.revoke_device(DeviceId::new(), 600).unwrap());

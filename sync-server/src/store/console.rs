@@ -137,6 +137,8 @@ pub struct DeviceRow {
     pub revoked_at: Option<i64>,
     /// A console account's writer identity (ADR 0015), not a phone.
     pub console: bool,
+    /// When it last synced (recorded at most every few minutes).
+    pub last_sync: Option<i64>,
 }
 
 /// A signed-in session.
@@ -316,6 +318,7 @@ pub(crate) fn device_row(
     code_waiting: bool,
     revoked_at: Option<i64>,
     console: bool,
+    last_sync: Option<i64>,
 ) -> StoreResult<DeviceRow> {
     let bad = || super::StoreError::Database("malformed id in database".into());
     Ok(DeviceRow {
@@ -325,5 +328,6 @@ pub(crate) fn device_row(
         code_waiting,
         revoked_at,
         console,
+        last_sync,
     })
 }

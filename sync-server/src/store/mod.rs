@@ -180,6 +180,8 @@ pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
     /// What the server knows of a device, by id.
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>>;
+    /// Record that a device synced at `now_ms` (its last sync, shown in the console).
+    fn note_sync(&self, device: DeviceId, now_ms: i64) -> StoreResult<()>;
 
     /// Bind `actor` and its public `key` to `device` (ADR 0012). True if the device now
     /// owns exactly this actor and key (bound now or before); false if the device owns

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_signers.sql"),
     include_str!("migrations/postgres/0003_console.sql"),
+    include_str!("migrations/postgres/0004_last_sync.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -348,6 +349,14 @@ impl ServerStore for PostgresStore {
             &[&device.to_string(), &now_ms],
         )?;
         Ok(n > 0)
+    }
+
+    fn note_sync(&self, device: DeviceId, now_ms: i64) -> StoreResult<()> {
+        self.pool.get()?.execute(
+            "UPDATE devices SET last_sync_at = greatest(coalesce(last_sync_at, 0), $2) WHERE device_id = $1",
+            &[&device.to_string(), &now_ms],
+        )?;
+        Ok(())
     }
 
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>> {

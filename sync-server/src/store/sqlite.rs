@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_signers.sql"),
     include_str!("migrations/0003_console.sql"),
+    include_str!("migrations/0004_last_sync.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -941,6 +942,16 @@ impl ServerStore for SqliteStore {
                 params![device.to_string(), now_ms],
             )?;
             Ok(n > 0)
+        })
+    }
+
+    fn note_sync(&self, device: DeviceId, now_ms: i64) -> StoreResult<()> {
+        self.write(|conn| {
+            conn.execute(
+                "UPDATE devices SET last_sync_at = max(coalesce(last_sync_at, 0), ?2) WHERE device_id = ?1",
+                params![device.to_string(), now_ms],
+            )?;
+            Ok(())
         })
     }
 

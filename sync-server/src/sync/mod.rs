@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use automerge::Automerge;
 use doorstep_core::doc::station::{read_station, station_doc_id, StationCards};
 use doorstep_core::protocol::*;
-use doorstep_core::{CardIssuanceId, HouseholdId, StationId};
+use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId};
 
 use crate::snapshot;
 use crate::store::{DeviceAuth, ServerStore, SignerRecord, StoreError, StoredDocument};
@@ -86,7 +86,13 @@ pub struct SyncService<S: ServerStore> {
     /// Keep the console's read model up to date as pushes are accepted (off when the
     /// console is not served: it catches up from the log when it is).
     read_model: bool,
+    /// When each device's last sync was last written to the store: written at most every
+    /// [`NOTE_SYNC_EVERY_MS`] per device, so a sync costs no extra write.
+    noted: Mutex<HashMap<DeviceId, i64>>,
 }
+
+/// How stale a device's recorded last sync may get (the console shows it).
+pub const NOTE_SYNC_EVERY_MS: i64 = 5 * 60 * 1000;
 
 impl<S: ServerStore> std::fmt::Debug for SyncService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,6 +116,7 @@ impl<S: ServerStore> SyncService<S> {
             stations: Mutex::new(HashMap::new()),
             signers: Mutex::new(HashMap::new()),
             read_model: true,
+            noted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -219,7 +226,27 @@ impl<S: ServerStore> SyncService<S> {
         };
 
         let created_here = self.push(auth, req, &mut resp)?;
-        self.pull(auth, req, epoch, &created_here, resp)
+        let resp = self.pull(auth, req, epoch, &created_here, resp)?;
+        self.note_sync(auth.device);
+        Ok(resp)
+    }
+
+    /// Record the device's sync for the console, unless it was recorded a moment ago.
+    fn note_sync(&self, device: DeviceId) {
+        let now = now_ms();
+        {
+            let mut noted = self.noted.lock().unwrap_or_else(|p| p.into_inner());
+            if noted
+                .get(&device)
+                .is_some_and(|t| now.saturating_sub(*t) < NOTE_SYNC_EVERY_MS)
+            {
+                return;
+            }
+            noted.insert(device, now);
+        }
+        if let Err(e) = self.store.note_sync(device, now) {
+            tracing::warn!(device = %device, error = %e, "last sync not recorded");
+        }
     }
 }
 

@@ -39,6 +39,7 @@ fn devices_page<S: ServerStore>(
                         short => view::device_label(d.device),
                         state => word(state),
                         enrolled => d.enrolled_at.map(view::local_time).unwrap_or_default(),
+                        last_sync => d.last_sync.map(view::local_time).unwrap_or_default(),
                         revocable => !d.console && d.revoked_at.is_none(),
                     }
                 })

@@ -288,13 +288,24 @@ impl ConsoleStore for PostgresStore {
         c.query(
             "SELECT d.device_id, d.worker_id, d.enrolled_at,
                     d.code_hash IS NOT NULL AND coalesce(d.code_expires, 0) >= $2,
-                    d.revoked_at, EXISTS (SELECT 1 FROM console_signers c WHERE c.device_id = d.device_id)
+                    d.revoked_at, EXISTS (SELECT 1 FROM console_signers c WHERE c.device_id = d.device_id),
+                    d.last_sync_at
              FROM devices d JOIN workers w ON w.worker_id = d.worker_id
              WHERE d.station_id = $1 ORDER BY w.label, d.device_id",
             &[&station.to_string(), &now_ms],
         )?
         .iter()
-        .map(|r| device_row(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .map(|r| {
+            device_row(
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            )
+        })
         .collect()
     }
 

@@ -359,7 +359,8 @@ impl ConsoleStore for SqliteStore {
         let mut stmt = conn.prepare(
             "SELECT d.device_id, d.worker_id, d.enrolled_at,
                     d.code_hash IS NOT NULL AND coalesce(d.code_expires, 0) >= ?2,
-                    d.revoked_at, EXISTS (SELECT 1 FROM console_signers c WHERE c.device_id = d.device_id)
+                    d.revoked_at, EXISTS (SELECT 1 FROM console_signers c WHERE c.device_id = d.device_id),
+                    d.last_sync_at
              FROM devices d JOIN workers w ON w.worker_id = d.worker_id
              WHERE d.station_id = ?1 ORDER BY w.label, d.device_id",
         )?;
@@ -372,11 +373,12 @@ impl ConsoleStore for SqliteStore {
                     r.get::<_, bool>(3)?,
                     r.get::<_, Option<i64>>(4)?,
                     r.get::<_, bool>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(d, w, e, c, r, k)| device_row(&d, &w, e, c, r, k))
+            .map(|(d, w, e, c, r, k, l)| device_row(&d, &w, e, c, r, k, l))
             .collect()
     }
 
