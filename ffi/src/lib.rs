@@ -531,6 +531,38 @@ impl Doorstep {
             .collect())
     }
 
+    /// Pending, uploaded (when) or refused / quarantined (code and reason).
+    pub fn household_upload_status(&self, household_id: String) -> Result<UploadStatus> {
+        Ok(self
+            .store()?
+            .household_upload_status(types::household_id(&household_id)?)?
+            .into())
+    }
+
+    /// The same for one visit: uploaded once its newest change made here is acknowledged.
+    pub fn visit_upload_status(
+        &self,
+        household_id: String,
+        visit_id: String,
+    ) -> Result<UploadStatus> {
+        let store = self.store()?;
+        let (h, v) = (
+            types::household_id(&household_id)?,
+            types::visit_id(&visit_id)?,
+        );
+        Ok(store.visit_upload_status(h, v)?.into())
+    }
+
+    /// Households refused by the server or quarantined here: the "needs attention" list.
+    pub fn refused_households(&self) -> Result<Vec<RefusedHousehold>> {
+        Ok(self
+            .store()?
+            .refused_households()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
     pub fn parallel_updates(&self, household_id: Option<String>) -> Result<Vec<ParallelUpdate>> {
         let h = household_id
             .as_deref()

@@ -105,14 +105,21 @@ fn set_server_state(
     household: HouseholdId,
     heads: &[ChangeHash],
 ) -> Result<()> {
-    let unsynced = !doc.get_changes(&known(doc, heads)).is_empty();
-    conn.prepare_cached("UPDATE documents SET server_heads = ?2, unsynced = ?3 WHERE doc_id = ?1")?
-        .execute(params![
-            household.to_string(),
-            hashes_to_bytes(heads),
-            unsynced
-        ])?;
-    Ok(())
+    let missing = doc.get_changes(&known(doc, heads));
+    let unsynced = !missing.is_empty();
+    // Uploaded when an acknowledgement first covers what was pending.
+    conn.prepare_cached(
+        "UPDATE documents SET server_heads = ?2, unsynced = ?3,
+         uploaded_at = CASE WHEN unsynced = 1 AND ?3 = 0 THEN ?4 ELSE uploaded_at END
+         WHERE doc_id = ?1",
+    )?
+    .execute(params![
+        household.to_string(),
+        hashes_to_bytes(heads),
+        unsynced,
+        Timestamp::now().0
+    ])?;
+    super::status::record_covered(conn, doc, household, &missing)
 }
 
 impl Store {
@@ -697,6 +704,7 @@ fn apply_in(
             "UPDATE documents SET server_heads = x'', unsynced = 1, push_error = NULL",
             [],
         )?;
+        tx.execute("UPDATE visit_uploads SET uploaded_at = NULL", [])?;
     }
     for snap in &resp.snapshots {
         touched.insert(snap.doc);
