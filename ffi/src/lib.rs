@@ -746,8 +746,8 @@ impl Doorstep {
         Ok(step)
     }
 
-    /// Erase this store from the phone (after the server said the device was revoked).
-    /// Every later call fails with `Closed`.
+    /// Erase this store from the phone (after the server said the device was revoked; `sync`
+    /// does it itself). Every later call fails with `Closed`; calling it again does nothing.
     pub fn wipe(&self) -> Result<()> {
         let taken = self.store.write().unwrap_or_else(|p| p.into_inner()).take();
         let Some(store) = taken else { return Ok(()) };
@@ -766,7 +766,8 @@ impl Doorstep {
 impl Doorstep {
     /// Sync with the server until neither side has more (usually one round trip). Observers
     /// hear the sync state (`Syncing` after every round trip) and every household that
-    /// changed. A revoked device gets `Unauthorized { wipe: true }`: call `wipe()`.
+    /// changed. A revoked device gets `Unauthorized { wipe: true }` with its store already
+    /// erased (files deleted, later calls `Closed`): delete the key and the token.
     ///
     /// - `deadline_ms`: stop cleanly within this many milliseconds (the rest of a WorkManager
     ///   or BGTaskScheduler window): no round trip is started that would not finish in time;
@@ -815,6 +816,10 @@ impl Doorstep {
                 Ok(report.into())
             }
             Err(e) => {
+                if matches!(e, DoorstepError::Unauthorized { wipe: true }) {
+                    // The core's sync erased the store's files: every later call is `Closed`.
+                    self.store.write().unwrap_or_else(|p| p.into_inner()).take();
+                }
                 self.sync_state(match &e {
                     // No DNS answer is what a phone without a network usually sees.
                     DoorstepError::Network {

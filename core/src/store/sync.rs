@@ -258,8 +258,22 @@ impl Store {
     /// Erase this store: the database and its WAL and shared-memory files. Used when the
     /// server says the device was revoked.
     pub fn wipe(self) -> Result<()> {
+        self.wipe_shared()
+    }
+
+    /// [`wipe`](Self::wipe) for a store others may still hold: the bundled transport's sync
+    /// does it when the server answers `wipe: true`. Its connections are closed first, then
+    /// its files deleted; every later call on it fails (there is nothing left to read).
+    pub fn wipe_shared(&self) -> Result<()> {
+        // One lock at a time (the writer's, then the reader's): no order to get wrong.
+        {
+            let mut w = super::lock(&self.writer);
+            w.cache.clear();
+            // The file's connection is dropped, and with it closed, here.
+            w.conn = Connection::open_in_memory()?;
+        }
+        *super::lock(&self.reader) = Connection::open_in_memory()?;
         let path = self.path.clone();
-        drop(self);
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut p = path.clone().into_os_string();
             p.push(suffix);

@@ -191,3 +191,18 @@ def test_a_visit_typed_offline_is_pending_until_the_server_acknowledges_it(serve
     assert isinstance(a.household_upload_status(h), d.UploadStatus.UPLOADED)
     assert a.refused_households() == []
 
+
+def test_a_revoked_phone_is_wiped_by_its_sync(server, station, tmp_path):
+    a, ta = enrolled(server, station, tmp_path, "丁")
+    household(a, code="HH-700002")
+    asyncio.run(a.sync(server.url, ta))
+    path = tmp_path / "丁.db"
+    assert path.exists()
+    server.revoke(a.device_id())
+    with pytest.raises(d.DoorstepError.Unauthorized) as e:
+        asyncio.run(a.sync(server.url, ta))
+    assert e.value.wipe
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("丁.db")] == []
+    with pytest.raises(d.DoorstepError.Closed):
+        a.household_ids()
+    a.wipe()  # what the app's handler does anyway: harmless
