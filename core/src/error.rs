@@ -66,8 +66,9 @@ pub enum Error {
     #[error("sync protocol error: {0}")]
     Protocol(#[from] crate::protocol::WireError),
 
-    /// The server refused the device's token. With `wipe`, the device was revoked and must
-    /// erase its local data (`Store::wipe`).
+    /// The server refused the device's token. With `wipe`, the device was revoked: its
+    /// store is erased (`HttpTransport::sync` has already deleted its files; with another
+    /// transport, call `Store::wipe`), and the app deletes the store's key and the token.
     #[error("the server refused this device (wipe: {wipe})")]
     Unauthorized { wipe: bool },
 

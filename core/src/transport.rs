@@ -369,6 +369,13 @@ impl HttpTransport {
                     report.bytes_up += up;
                     return Ok(finish(report, documents, false));
                 }
+                Err(Error::Unauthorized { wipe: true }) => {
+                    // Revoked: the data may not stay on this phone. The app deletes the key
+                    // and token (Keystore / Keychain), which the library cannot reach.
+                    tracing::warn!("device revoked: store wiped");
+                    store.wipe_shared()?;
+                    return Err(Error::Unauthorized { wipe: true });
+                }
                 Err(e) => return Err(e),
             };
             // The safe point: from here the round is applied whole, or not at all.

@@ -531,6 +531,38 @@ impl Doorstep {
             .collect())
     }
 
+    /// Pending, uploaded (when) or refused / quarantined (code and reason).
+    pub fn household_upload_status(&self, household_id: String) -> Result<UploadStatus> {
+        Ok(self
+            .store()?
+            .household_upload_status(types::household_id(&household_id)?)?
+            .into())
+    }
+
+    /// The same for one visit: uploaded once its newest change made here is acknowledged.
+    pub fn visit_upload_status(
+        &self,
+        household_id: String,
+        visit_id: String,
+    ) -> Result<UploadStatus> {
+        let store = self.store()?;
+        let (h, v) = (
+            types::household_id(&household_id)?,
+            types::visit_id(&visit_id)?,
+        );
+        Ok(store.visit_upload_status(h, v)?.into())
+    }
+
+    /// Households refused by the server or quarantined here: the "needs attention" list.
+    pub fn refused_households(&self) -> Result<Vec<RefusedHousehold>> {
+        Ok(self
+            .store()?
+            .refused_households()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
     pub fn parallel_updates(&self, household_id: Option<String>) -> Result<Vec<ParallelUpdate>> {
         let h = household_id
             .as_deref()
@@ -714,8 +746,8 @@ impl Doorstep {
         Ok(step)
     }
 
-    /// Erase this store from the phone (after the server said the device was revoked).
-    /// Every later call fails with `Closed`.
+    /// Erase this store from the phone (after the server said the device was revoked; `sync`
+    /// does it itself). Every later call fails with `Closed`; calling it again does nothing.
     pub fn wipe(&self) -> Result<()> {
         let taken = self.store.write().unwrap_or_else(|p| p.into_inner()).take();
         let Some(store) = taken else { return Ok(()) };
@@ -734,7 +766,8 @@ impl Doorstep {
 impl Doorstep {
     /// Sync with the server until neither side has more (usually one round trip). Observers
     /// hear the sync state (`Syncing` after every round trip) and every household that
-    /// changed. A revoked device gets `Unauthorized { wipe: true }`: call `wipe()`.
+    /// changed. A revoked device gets `Unauthorized { wipe: true }` with its store already
+    /// erased (files deleted, later calls `Closed`): delete the key and the token.
     ///
     /// - `deadline_ms`: stop cleanly within this many milliseconds (the rest of a WorkManager
     ///   or BGTaskScheduler window): no round trip is started that would not finish in time;
@@ -783,6 +816,10 @@ impl Doorstep {
                 Ok(report.into())
             }
             Err(e) => {
+                if matches!(e, DoorstepError::Unauthorized { wipe: true }) {
+                    // The core's sync erased the store's files: every later call is `Closed`.
+                    self.store.write().unwrap_or_else(|p| p.into_inner()).take();
+                }
                 self.sync_state(match &e {
                     // No DNS answer is what a phone without a network usually sees.
                     DoorstepError::Network {

@@ -97,6 +97,10 @@ mirror_enum!(InquiryStatus => core::InquiryStatus { Open, Answered, Referred, Un
 mirror_enum!(FollowUpStatus => core::FollowUpStatus { Open, Done, Cancelled, Unrecognised });
 mirror_enum!(CardStatus => core::CardStatus { Issued, Replaced, Lost, Void, Unrecognised });
 mirror_enum!(ConflictKind => core::ConflictKind { ConcurrentValues, EditedAfterFinalise });
+mirror_enum!(
+    /// Why the server refused a household's changes (see `UploadStatus::Refused`).
+    RefusalCode => core::protocol::DocErrorCode { NotFoundOrForbidden, Malformed, Invalid, MissingDependencies, Unattributed, Finalised }
+);
 
 // ----- records ---------------------------------------------------------------------------
 
@@ -922,6 +926,56 @@ impl From<core::Quarantined> for Quarantined {
             household_id: q.household.to_string(),
             reason: q.reason,
             since_ms: q.since.0,
+        }
+    }
+}
+
+/// Where this device's work on a household or a visit stands with the server. Reasons
+/// name a rule, never content.
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum UploadStatus {
+    /// Changes made here that the server has not acknowledged yet.
+    Pending,
+    /// The server acknowledged every change made here; `at_ms` when (this phone's clock),
+    /// `None` if nothing made here needed uploading.
+    Uploaded { at_ms: Option<i64> },
+    /// The server refused the household's changes; changing it here tries again.
+    Refused { code: RefusalCode, reason: String },
+    /// What the server sent could not be applied or read here (see `quarantined`).
+    Quarantined { reason: String, since_ms: i64 },
+}
+
+impl From<core::UploadStatus> for UploadStatus {
+    fn from(s: core::UploadStatus) -> Self {
+        match s {
+            core::UploadStatus::Pending => UploadStatus::Pending,
+            core::UploadStatus::Uploaded { at } => UploadStatus::Uploaded {
+                at_ms: at.map(|t| t.0),
+            },
+            core::UploadStatus::Refused { code, reason } => UploadStatus::Refused {
+                code: code.into(),
+                reason,
+            },
+            core::UploadStatus::Quarantined { reason, since } => UploadStatus::Quarantined {
+                reason,
+                since_ms: since.0,
+            },
+        }
+    }
+}
+
+/// A household refused by the server or quarantined here, with why.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct RefusedHousehold {
+    pub household_id: String,
+    pub status: UploadStatus,
+}
+
+impl From<core::RefusedHousehold> for RefusedHousehold {
+    fn from(r: core::RefusedHousehold) -> Self {
+        RefusedHousehold {
+            household_id: r.household.to_string(),
+            status: r.status.into(),
         }
     }
 }

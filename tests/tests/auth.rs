@@ -165,7 +165,7 @@ async fn revoked_devices_are_told_to_wipe_and_unknown_tokens_are_refused() {
     let station = server.station("站");
     let url = server.url();
     let a = server.device(station, "A", &url).await;
-    a.new_household("HH-000001");
+    let hh = a.new_household("HH-000001");
     a.sync().await;
     let device_id = server
         .store
@@ -174,15 +174,27 @@ async fn revoked_devices_are_told_to_wipe_and_unknown_tokens_are_refused() {
         .unwrap()
         .device;
     assert!(server.store.revoke_device(device_id, 0).unwrap());
-    match a.try_sync().await {
-        Err(Error::Unauthorized { wipe: true }) => {}
-        other => panic!("expected a wipe instruction, got {other:?}"),
-    }
     let path = a.path.clone();
     assert!(path.exists());
-    a.store.wipe().unwrap();
+    // The sync performs the wipe: the store's files are gone when it reports it.
+    match a.try_sync().await {
+        Err(Error::Unauthorized { wipe: true }) => {}
+        other => panic!("expected a wipe, got {other:?}"),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        assert!(!std::path::Path::new(&file).exists(), "{file} is left");
+    }
+    assert!(std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .next()
+        .is_none());
+    // Nothing of it can be read any more, and nothing is written back.
+    assert!(a.store.household_ids().is_err());
+    assert!(a.store.household(hh).is_err());
     assert!(!path.exists());
-    assert!(!std::path::Path::new(&format!("{}-wal", path.display())).exists());
+    // Wiping again (what an app's revocation handler does) is harmless.
+    a.store.wipe().unwrap();
 
     let (status, body) = raw_sync(&url, "not-a-token", &SyncRequest::default()).await;
     assert_eq!(status, 401);

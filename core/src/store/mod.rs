@@ -12,6 +12,7 @@ pub(crate) mod index;
 mod query;
 pub(crate) mod schema;
 pub mod sqlcipher;
+mod status;
 mod sync;
 mod wal;
 
@@ -26,6 +27,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use cards::{CardStock, DuplicateCard, NewCard};
 pub use db::{Durability, StoreKey};
 pub use query::*;
+pub use status::{refusal_reason, RefusedHousehold, UploadStatus};
 pub use sync::{Quarantined, SyncOutcome};
 
 use crate::doc::{self, conflicts, write};
@@ -526,9 +528,13 @@ impl Store {
         text: &str,
     ) -> Result<AmendmentId> {
         let id = AmendmentId::new();
+        // The visit in the scope too: an amendment is part of its visit's upload status.
         self.act(
             household,
-            record(EntityKind::Amendment, id.as_uuid()),
+            Scope::Records([
+                (EntityKind::Amendment, *id.as_uuid()),
+                (EntityKind::Visit, *visit.as_uuid()),
+            ]),
             |tx, p| write::amend_visit(tx, id, visit, section, &lines(text), p),
         )?;
         Ok(id)
@@ -989,6 +995,7 @@ fn persist_local(
         )?
         .query_row([household.to_string()], |r| r.get(0))?;
     index::update(&tx, doc, household, scope)?;
+    status::record_local_write(&tx, household, scope, hash)?;
     if pending >= i64::from(compact_after) {
         compact(&tx, doc, household)?;
     }

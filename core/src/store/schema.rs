@@ -11,6 +11,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_compact_text_index.sql"),
     include_str!("migrations/0003_binary_ids.sql"),
     include_str!("migrations/0004_signatures.sql"),
+    include_str!("migrations/0005_upload_status.sql"),
 ];
 
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

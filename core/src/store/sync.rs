@@ -105,14 +105,21 @@ fn set_server_state(
     household: HouseholdId,
     heads: &[ChangeHash],
 ) -> Result<()> {
-    let unsynced = !doc.get_changes(&known(doc, heads)).is_empty();
-    conn.prepare_cached("UPDATE documents SET server_heads = ?2, unsynced = ?3 WHERE doc_id = ?1")?
-        .execute(params![
-            household.to_string(),
-            hashes_to_bytes(heads),
-            unsynced
-        ])?;
-    Ok(())
+    let missing = doc.get_changes(&known(doc, heads));
+    let unsynced = !missing.is_empty();
+    // Uploaded when an acknowledgement first covers what was pending.
+    conn.prepare_cached(
+        "UPDATE documents SET server_heads = ?2, unsynced = ?3,
+         uploaded_at = CASE WHEN unsynced = 1 AND ?3 = 0 THEN ?4 ELSE uploaded_at END
+         WHERE doc_id = ?1",
+    )?
+    .execute(params![
+        household.to_string(),
+        hashes_to_bytes(heads),
+        unsynced,
+        Timestamp::now().0
+    ])?;
+    super::status::record_covered(conn, doc, household, &missing)
 }
 
 impl Store {
@@ -251,8 +258,22 @@ impl Store {
     /// Erase this store: the database and its WAL and shared-memory files. Used when the
     /// server says the device was revoked.
     pub fn wipe(self) -> Result<()> {
+        self.wipe_shared()
+    }
+
+    /// [`wipe`](Self::wipe) for a store others may still hold: the bundled transport's sync
+    /// does it when the server answers `wipe: true`. Its connections are closed first, then
+    /// its files deleted; every later call on it fails (there is nothing left to read).
+    pub fn wipe_shared(&self) -> Result<()> {
+        // One lock at a time (the writer's, then the reader's): no order to get wrong.
+        {
+            let mut w = super::lock(&self.writer);
+            w.cache.clear();
+            // The file's connection is dropped, and with it closed, here.
+            w.conn = Connection::open_in_memory()?;
+        }
+        *super::lock(&self.reader) = Connection::open_in_memory()?;
         let path = self.path.clone();
-        drop(self);
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut p = path.clone().into_os_string();
             p.push(suffix);
@@ -706,6 +727,7 @@ fn apply_in(
             "UPDATE documents SET server_heads = x'', unsynced = 1, push_error = NULL",
             [],
         )?;
+        tx.execute("UPDATE visit_uploads SET uploaded_at = NULL", [])?;
     }
     for snap in &resp.snapshots {
         touched.insert(snap.doc);

@@ -34,6 +34,9 @@ class Server:
         """Another station on the same server: a test's own documents, nobody else's."""
         return _cli(self.data, "station", "create", "--name", name)
 
+    def revoke(self, device_id):
+        _cli(self.data, "device", "revoke", "--device", device_id)
+
     def enrolment_code(self, label, station=None):
         worker = _cli(self.data, "worker", "add", "--station", station or self.station, "--label", label)
         out = _cli(self.data, "device", "enroll", "--worker", worker)

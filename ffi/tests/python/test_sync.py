@@ -10,7 +10,7 @@ import time
 import pytest
 
 import doorstep_ffi as d
-from test_doorstep import household
+from test_doorstep import household, visit
 
 
 class StallingLink:
@@ -175,3 +175,34 @@ def test_cancelling_the_asyncio_task_stops_the_rust_work(server, station, tmp_pa
     asyncio.run(cancelled_mid_way())
     assert link.hung_up.wait(5), "dropping the call stopped the Rust work"
     link.close()
+
+
+def test_a_visit_typed_offline_is_pending_until_the_server_acknowledges_it(server, station, tmp_path):
+    a, ta = enrolled(server, station, tmp_path, "丙")
+    h = household(a, code="HH-700001")
+    v = visit(a, h)
+    a.splice_section(h, v, d.Section.CONCERNS, 0, 0, "孩子情绪低落")
+    assert a.household_upload_status(h) == d.UploadStatus.PENDING()
+    assert a.visit_upload_status(h, v) == d.UploadStatus.PENDING()
+    before = int(time.time() * 1000)
+    asyncio.run(a.sync(server.url, ta))
+    status = a.visit_upload_status(h, v)
+    assert isinstance(status, d.UploadStatus.UPLOADED) and before <= status.at_ms <= int(time.time() * 1000)
+    assert isinstance(a.household_upload_status(h), d.UploadStatus.UPLOADED)
+    assert a.refused_households() == []
+
+
+def test_a_revoked_phone_is_wiped_by_its_sync(server, station, tmp_path):
+    a, ta = enrolled(server, station, tmp_path, "丁")
+    household(a, code="HH-700002")
+    asyncio.run(a.sync(server.url, ta))
+    path = tmp_path / "丁.db"
+    assert path.exists()
+    server.revoke(a.device_id())
+    with pytest.raises(d.DoorstepError.Unauthorized) as e:
+        asyncio.run(a.sync(server.url, ta))
+    assert e.value.wipe
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("丁.db")] == []
+    with pytest.raises(d.DoorstepError.Closed):
+        a.household_ids()
+    a.wipe()  # what the app's handler does anyway: harmless
