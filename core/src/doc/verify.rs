@@ -152,6 +152,53 @@ pub fn writes(changes: &[Decoded<'_>]) -> Writes {
     out
 }
 
+/// Where an object that changes write to sits in the document before them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjPath {
+    /// The map keys from the root to the object (empty for the root).
+    Keys(Vec<String>),
+    /// Somewhere under a list.
+    UnderList,
+    /// Not in the document: made by these changes.
+    New,
+}
+
+/// The place of every object `writes` targets, in the document before the changes. Looked
+/// up once per push (automerge's `parents` is a search per object) for everything that
+/// asks where a push writes: the validator's scope ([`touched`]) and the server's check of
+/// creation provenance.
+pub type Paths = HashMap<ObjId, ObjPath>;
+
+/// See [`Paths`].
+pub fn paths(doc_before: &Automerge, writes: &Writes) -> Paths {
+    writes
+        .keys()
+        .map(|obj| {
+            let path = if *obj == ROOT {
+                ObjPath::Keys(Vec::new())
+            } else {
+                match doc_before.parents(obj) {
+                    Err(_) => ObjPath::New,
+                    Ok(parents) => match parents
+                        .map(|parent| match parent.prop {
+                            Prop::Map(key) => Some(key),
+                            Prop::Seq(_) => None,
+                        })
+                        .collect::<Option<Vec<String>>>()
+                    {
+                        Some(mut keys) => {
+                            keys.reverse();
+                            ObjPath::Keys(keys)
+                        }
+                        None => ObjPath::UnderList,
+                    },
+                }
+            };
+            (obj.clone(), path)
+        })
+        .collect()
+}
+
 /// The part of a household document a set of changes can make invalid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -171,7 +218,7 @@ pub enum Scope {
 /// there. Ops inside a text change only what it says (any content reads), not whether its
 /// record reads. Ops at the root or on the household's own map, or on anything whose place
 /// is not a record, widen the scope to everything.
-pub fn touched(doc_before: &Automerge, writes: &Writes) -> Scope {
+pub fn touched(doc_before: &Automerge, writes: &Writes, paths: &Paths) -> Scope {
     let kind_of = |col: &str| ALL_KINDS.into_iter().find(|k| k.collection() == col);
     let mut out = BTreeSet::new();
     for (obj, keys) in writes {
@@ -182,19 +229,11 @@ pub fn touched(doc_before: &Automerge, writes: &Writes) -> Scope {
         if matches!(doc_before.object_type(obj), Ok(ObjType::Text)) {
             continue;
         }
-        let Ok(parents) = doc_before.parents(obj) else {
-            continue; // made by these changes
+        let path = match paths.get(obj) {
+            Some(ObjPath::Keys(path)) => path,
+            Some(ObjPath::New) => continue, // made by these changes
+            Some(ObjPath::UnderList) | None => return Scope::Everything,
         };
-        let Some(mut path) = parents
-            .map(|parent| match parent.prop {
-                Prop::Map(key) => Some(key),
-                Prop::Seq(_) => None,
-            })
-            .collect::<Option<Vec<String>>>()
-        else {
-            return Scope::Everything;
-        };
-        path.reverse();
         let (Some(col), rest) = (path.first(), path.get(1)) else {
             return Scope::Everything;
         };
@@ -729,7 +768,8 @@ mod tests {
                     continue;
                 }
                 let decoded = decode(&fresh);
-                let scope = touched(&doc, &writes(&decoded));
+                let w = writes(&decoded);
+                let scope = touched(&doc, &w, &paths(&doc, &w));
                 let final_before = final_visits(&doc);
                 let mut after = doc.clone();
                 after.apply_changes(fresh.clone()).unwrap();

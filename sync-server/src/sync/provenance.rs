@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use automerge::{Automerge, ObjId, ObjType, Prop, ReadDoc, Value, ROOT};
+use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use doorstep_core::doc::verify::{self, Author};
 use doorstep_core::protocol::*;
 use doorstep_core::HouseholdId;
@@ -76,7 +76,11 @@ pub(super) fn records<'a>(doc: &'a Automerge, col: &str) -> impl Iterator<Item =
 /// one of those keys of the objects on its path (or any key of its `created` object). An
 /// object the document does not have yet was made by these changes: it can reach an
 /// existing place only through an op on an existing object, which is counted there.
-pub(super) fn touched_places(doc: &Automerge, writes: &verify::Writes) -> Option<BTreeSet<Place>> {
+pub(super) fn touched_places(
+    doc: &Automerge,
+    writes: &verify::Writes,
+    paths: &verify::Paths,
+) -> Option<BTreeSet<Place>> {
     let mut out = BTreeSet::new();
     for (obj, keys) in writes {
         if *obj == ROOT {
@@ -91,22 +95,11 @@ pub(super) fn touched_places(doc: &Automerge, writes: &verify::Writes) -> Option
             }
             continue;
         }
-        let Ok(parents) = doc.parents(obj) else {
-            continue; // made by these changes
-        };
         // The path from the root to the object, as map keys (at most three deep matters);
         // provenance is never read under a list.
-        let Some(mut path) = parents
-            .take(4)
-            .map(|parent| match parent.prop {
-                Prop::Map(key) => Some(key),
-                Prop::Seq(_) => None,
-            })
-            .collect::<Option<Vec<String>>>()
-        else {
-            continue;
+        let Some(verify::ObjPath::Keys(path)) = paths.get(obj) else {
+            continue; // made by these changes, or under a list
         };
-        path.reverse();
         let writes_key = |k: &str| keys.as_ref().is_none_or(|keys| keys.contains(k));
         match path.as_slice() {
             // The document's `created` object, or a collection.

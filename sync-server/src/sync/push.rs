@@ -209,11 +209,20 @@ impl<S: ServerStore> SyncService<S> {
                 DocErrorCode::NotFoundOrForbidden
             }));
         };
-        let writes = contained(|| verify::writes(&decoded));
+        // What the changes write and where, in the document before them: looked up once
+        // for the creation provenance and the validator's scope.
+        let writes = contained(|| verify::writes(&decoded)).and_then(|w| {
+            let paths = if existed {
+                contained(|| verify::paths(&doc, &w))?
+            } else {
+                Default::default()
+            };
+            Some((w, paths))
+        });
         let authors_before: Option<Vec<(Place, String)>> = existed.then(|| {
             match writes
                 .as_ref()
-                .and_then(|w| contained(|| touched_places(&doc, w)).flatten())
+                .and_then(|(w, p)| contained(|| touched_places(&doc, w, p)).flatten())
             {
                 Some(places) => places
                     .into_iter()
@@ -232,7 +241,7 @@ impl<S: ServerStore> SyncService<S> {
             (
                 writes
                     .as_ref()
-                    .and_then(|w| contained(|| verify::touched(&doc, w)))
+                    .and_then(|(w, p)| contained(|| verify::touched(&doc, w, p)))
                     .unwrap_or(verify::Scope::Everything),
                 contained(|| verify::final_visits(&doc)),
             )

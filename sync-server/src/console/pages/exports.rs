@@ -27,35 +27,23 @@ pub(in crate::console) async fn export_households_csv<S: ServerStore>(
 ) -> Response {
     page(st, headers, move |c, ctx| {
         c.log(ctx, "export_households_csv", None)?;
-        let rows = c.store.households(ctx.station(), &q.filter(usize::MAX >> 1)?)?;
-        // UTF-8 with a byte-order mark, so Excel reads the Chinese text right.
-        let mut out = String::from("\u{feff}code,village,categories,status,visits,last_visit,open_needs,conflicts,household_id\r\n");
-        for h in rows {
-            let line = [
-                csv_field(&h.code),
-                csv_field(&h.village),
-                csv_field(&h.categories.join(" ")),
-                csv_field(&h.status),
+        let rows = c
+            .store
+            .households(ctx.station(), &q.filter(usize::MAX >> 1)?)?;
+        let rows = rows.into_iter().map(|h| {
+            vec![
+                h.code,
+                h.village,
+                h.categories.join(" "),
+                h.status,
                 h.visits.to_string(),
-                csv_field(h.last_visit.as_deref().unwrap_or("")),
+                h.last_visit.unwrap_or_default(),
                 h.open_needs.to_string(),
                 h.conflicts.to_string(),
                 h.doc.to_string(),
             ]
-            .join(",");
-            out.push_str(&line);
-            out.push_str("\r\n");
-        }
-        Ok(harden(
-            (
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                    (header::CONTENT_DISPOSITION, "attachment; filename=\"households.csv\""),
-                ],
-                out,
-            )
-                .into_response(),
-        ))
+        });
+        Ok(csv_attachment("households.csv", &HOUSEHOLD_COLUMNS, rows))
     })
     .await
 }
@@ -70,16 +58,47 @@ pub(in crate::console) async fn export_households_xlsx<S: ServerStore>(
         let rows = c
             .store
             .households(ctx.station(), &q.filter(usize::MAX >> 1)?)?;
-        let bytes = households_xlsx(&rows).map_err(|e| {
-            tracing::error!(error = %e, "console: xlsx failed");
-            PageError::Render
-        })?;
+        let bytes = households_xlsx(&rows).map_err(xlsx_failed)?;
         Ok(attachment(XLSX, "households.xlsx", bytes))
     })
     .await
 }
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+const HOUSEHOLD_COLUMNS: [&str; 9] = [
+    "code",
+    "village",
+    "categories",
+    "status",
+    "visits",
+    "last_visit",
+    "open_needs",
+    "conflicts",
+    "household_id",
+];
+
+/// A CSV download: UTF-8 with a byte-order mark (so Excel reads the Chinese text right), a
+/// header line, every field through [`csv_field`], CRLF line ends.
+fn csv_attachment(
+    name: &str,
+    columns: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Response {
+    let mut out = format!("\u{feff}{}\r\n", columns.join(","));
+    for row in rows {
+        let line: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    attachment("text/csv; charset=utf-8", name, out.into_bytes())
+}
+
+/// An XLSX that could not be written (logged; the page answers with a render error).
+fn xlsx_failed(e: rust_xlsxwriter::XlsxError) -> PageError {
+    tracing::error!(error = %e, "console: xlsx failed");
+    PageError::Render
+}
 
 fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> Response {
     let disposition = format!("attachment; filename=\"{name}\"");
@@ -96,18 +115,7 @@ fn households_xlsx(
     let mut book = rust_xlsxwriter::Workbook::new();
     let sheet = book.add_worksheet();
     sheet.set_name("households")?;
-    let head = [
-        "code",
-        "village",
-        "categories",
-        "status",
-        "visits",
-        "last_visit",
-        "open_needs",
-        "conflicts",
-        "household_id",
-    ];
-    for (col, h) in head.iter().enumerate() {
+    for (col, h) in HOUSEHOLD_COLUMNS.iter().enumerate() {
         sheet.write_string(0, col as u16, *h)?;
     }
     for (i, h) in rows.iter().enumerate() {
@@ -193,17 +201,10 @@ pub(in crate::console) async fn export_visits_csv<S: ServerStore>(
     page(st, headers, move |c, ctx| {
         let (month, rows) = visits_of_month(c, ctx, &q)?;
         c.log(ctx, "export_visits_csv", Some(&month))?;
-        // UTF-8 with a byte-order mark, so Excel reads the Chinese text right.
-        let mut out = format!("\u{feff}{}\r\n", VISIT_COLUMNS.join(","));
-        for row in rows {
-            let line: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
-            out.push_str(&line.join(","));
-            out.push_str("\r\n");
-        }
-        Ok(attachment(
-            "text/csv; charset=utf-8",
+        Ok(csv_attachment(
             &format!("visits-{month}.csv"),
-            out.into_bytes(),
+            &VISIT_COLUMNS,
+            rows.into_iter().map(Vec::from),
         ))
     })
     .await
@@ -232,10 +233,7 @@ pub(in crate::console) async fn export_visits_xlsx<S: ServerStore>(
             }
             book.save_to_buffer()
         })()
-        .map_err(|e| {
-            tracing::error!(error = %e, "console: xlsx failed");
-            PageError::Render
-        })?;
+        .map_err(xlsx_failed)?;
         Ok(attachment(XLSX, &format!("visits-{month}.xlsx"), bytes))
     })
     .await
@@ -318,14 +316,13 @@ pub(in crate::console) async fn report_csv<S: ServerStore>(
     page(st, headers, move |c, ctx| {
         let r = report_of(c, ctx, &q)?;
         c.log(ctx, "export_report_csv", Some(&r.month))?;
-        let mut out = String::from("\u{feff}section,item,count\r\n");
-        for (section, item, n) in crate::console::report::rows(&r) {
-            out.push_str(&format!("{section},{},{n}\r\n", csv_field(&item)));
-        }
-        Ok(attachment(
-            "text/csv; charset=utf-8",
+        let rows = crate::console::report::rows(&r)
+            .into_iter()
+            .map(|(section, item, n)| vec![section.to_string(), item, n.to_string()]);
+        Ok(csv_attachment(
             &format!("report-{}.csv", r.month),
-            out.into_bytes(),
+            &["section", "item", "count"],
+            rows,
         ))
     })
     .await
@@ -339,10 +336,7 @@ pub(in crate::console) async fn report_xlsx<S: ServerStore>(
     page(st, headers, move |c, ctx| {
         let r = report_of(c, ctx, &q)?;
         c.log(ctx, "export_report_xlsx", Some(&r.month))?;
-        let bytes = crate::console::report::xlsx(&r).map_err(|e| {
-            tracing::error!(error = %e, "console: xlsx failed");
-            PageError::Render
-        })?;
+        let bytes = crate::console::report::xlsx(&r).map_err(xlsx_failed)?;
         Ok(attachment(XLSX, &format!("report-{}.xlsx", r.month), bytes))
     })
     .await
