@@ -233,6 +233,7 @@ fn a_bootstrapped_snapshot_is_stored_compressed() {
             bytes: sent.clone(),
         }],
         pull: vec![],
+        erasures: vec![],
     };
     let outcome = device.apply_response(&response).unwrap();
     assert!(outcome.quarantined.is_empty(), "{outcome:?}");

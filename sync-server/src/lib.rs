@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod demo;
 mod edge;
 pub mod edge_args;
+pub mod erasure;
 pub mod metrics;
 pub mod ratelimit;
 pub mod snapshot;

@@ -8,8 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use doorstep_core::protocol::ErasureReason;
+use doorstep_core::HouseholdId;
 use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, StationId, WorkerId};
 use doorstep_server::edge_args::EdgeArgs;
+use doorstep_server::erasure::{self, Ledger};
 use doorstep_server::store::any::{AnyStore, OpenWith};
 use doorstep_server::store::console::ConsoleStore;
 use doorstep_server::store::key::ServerKey;
@@ -95,6 +98,12 @@ enum Command {
     Device {
         #[command(subcommand)]
         command: DeviceCommand,
+    },
+    /// Erase a household from the server and, at their next sync, from every device; list
+    /// the erasure ledger (docs/operations.md, "Erasing a household").
+    Household {
+        #[command(subcommand)]
+        command: HouseholdCommand,
     },
     /// Contact cards (爱心联系卡): batches, leases to devices, lookups for supervisors.
     Cards {
@@ -286,6 +295,36 @@ enum ConsoleCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum HouseholdCommand {
+    /// Erase a household: its document, history, cards, index rows and access log go from
+    /// the server now and from every device of the station at its next sync; the ledger
+    /// (DATA/erasures.jsonl) records ids, time, who and the reason code.
+    Erase {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        household: HouseholdId,
+        /// Why, as a code: subject-request (the person or guardian asked, PIPL Art. 47),
+        /// created-in-error, retention-ended, other. Never free text: the ledger holds no
+        /// personal data.
+        #[arg(long)]
+        reason: String,
+        /// Who erases (an operator id, not a name); default `cli`.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// List the erasure ledger (one line per erasure: when, station, household, reason, by).
+    Erasures {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: Option<StationId>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum StationCommand {
     /// Create a station; prints its id.
     Create {
@@ -465,6 +504,8 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             // Opened before the async runtime starts: the PostgreSQL client blocks.
             let store = Arc::new(open(&data)?);
+            // Erasures the database lacks (a restored backup, an erasure cut short).
+            erasure::reapply(store.as_ref(), &Ledger::in_dir(&data)).map_err(|e| e.to_string())?;
             // The sync slots bound the work; the pool's own bound is a backstop (a slot is
             // released just before its thread goes back to the pool).
             runtime_with_blocking(max_concurrent_syncs.max(1) * 2)?.block_on(async move {
@@ -548,6 +589,55 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{id}");
             Ok(())
         }
+        Command::Household {
+            command:
+                HouseholdCommand::Erase {
+                    data,
+                    station,
+                    household,
+                    reason,
+                    by,
+                },
+        } => {
+            let reason = ErasureReason::parse(reason.trim()).ok_or_else(|| {
+                let codes: Vec<&str> = ErasureReason::ALL.iter().map(|r| r.as_str()).collect();
+                format!("--reason must be one of: {}", codes.join(", "))
+            })?;
+            let store = open(&data)?;
+            let ledger = Ledger::in_dir(&data);
+            let record = erasure::erase(
+                &store,
+                &ledger,
+                station,
+                household,
+                reason,
+                by.trim(),
+                now_ms(),
+            )
+            .map_err(|e| e.to_string())?;
+            println!(
+                "erased household {} of station {} ({}); its devices delete it at their next sync",
+                record.doc,
+                record.station,
+                record.reason.as_str()
+            );
+            Ok(())
+        }
+        Command::Household {
+            command: HouseholdCommand::Erasures { data, station },
+        } => {
+            for r in open(&data)?.erasures(station).map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    r.erased_at,
+                    r.station,
+                    r.doc,
+                    r.reason.as_str(),
+                    r.erased_by
+                );
+            }
+            Ok(())
+        }
         Command::Worker {
             command:
                 WorkerCommand::Add {
@@ -626,8 +716,17 @@ fn run(cli: Cli) -> Result<(), String> {
                 .unwrap_or(key.clone());
             let epoch = SqliteStore::restore(&from, &backup_key, &data, &key)
                 .map_err(|e| format!("cannot restore {}: {e}", from.display()))?;
+            // The backup may predate erasures: the ledger beside the database re-applies them.
+            let reapplied = erasure::reapply(&open(&data)?, &Ledger::in_dir(&data))
+                .map_err(|e| e.to_string())?;
+            if reapplied > 0 {
+                println!(
+                    "re-applied {reapplied} erasure(s) from the ledger that the backup predates"
+                );
+            }
             println!(
-                "restored {} into {} (encrypted); new epoch {epoch}: devices re-push what the                  backup lacks on their next sync",
+                "restored {} into {} (encrypted); new epoch {epoch}: devices re-push what the \
+                 backup lacks on their next sync",
                 from.display(),
                 data.display()
             );

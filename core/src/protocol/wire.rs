@@ -148,6 +148,68 @@ impl DocErrorCode {
     }
 }
 
+/// Why a household was erased (a code, never free text: the ledger and the wire carry no
+/// personal data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErasureReason {
+    /// The person (or their guardian) asked for it (PIPL Art. 47).
+    SubjectRequest,
+    /// Created in error (a duplicate, a household that does not exist, the wrong station).
+    CreatedInError,
+    /// The retention period after closing ended.
+    RetentionEnded,
+    /// Another reason, recorded by code only.
+    Other,
+}
+
+impl ErasureReason {
+    pub const ALL: [ErasureReason; 4] = [
+        ErasureReason::SubjectRequest,
+        ErasureReason::CreatedInError,
+        ErasureReason::RetentionEnded,
+        ErasureReason::Other,
+    ];
+    pub fn to_byte(self) -> u8 {
+        match self {
+            ErasureReason::SubjectRequest => 1,
+            ErasureReason::CreatedInError => 2,
+            ErasureReason::RetentionEnded => 3,
+            ErasureReason::Other => 4,
+        }
+    }
+    /// The reason of a byte; a code a newer server added reads as [`ErasureReason::Other`]
+    /// (the household is erased all the same).
+    pub fn from_byte(b: u8) -> Self {
+        match b {
+            1 => ErasureReason::SubjectRequest,
+            2 => ErasureReason::CreatedInError,
+            3 => ErasureReason::RetentionEnded,
+            _ => ErasureReason::Other,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErasureReason::SubjectRequest => "subject-request",
+            ErasureReason::CreatedInError => "created-in-error",
+            ErasureReason::RetentionEnded => "retention-ended",
+            ErasureReason::Other => "other",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A household the server erased: every device deletes its copy (erasure wins over any
+/// unsynced edit to it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Erasure {
+    pub doc: HouseholdId,
+    pub reason: ErasureReason,
+    /// When the server erased it (ms since the Unix epoch).
+    pub erased_at: i64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DocError {
     pub doc: HouseholdId,
@@ -182,6 +244,9 @@ pub struct SyncResponse {
     pub signer_known: bool,
     /// The owners of the actors whose signatures this response carries.
     pub signers: Vec<Signer>,
+    /// Households erased on the server: the device deletes them (flag bit 3; absent when
+    /// empty, so a response without erasures is what version 2 always sent).
+    pub erasures: Vec<Erasure>,
 }
 
 // ----- primitives --------------------------------------------------------------------------
@@ -552,7 +617,8 @@ impl SyncResponse {
         w.uuid(&self.epoch);
         w.u8(u8::from(self.more)
             | (u8::from(self.epoch_reset) << 1)
-            | (u8::from(self.signer_known) << 2));
+            | (u8::from(self.signer_known) << 2)
+            | (u8::from(!self.erasures.is_empty()) << 3));
         w.cursor(&self.cursor);
         w.len(self.acks.len());
         for a in &self.acks {
@@ -581,6 +647,14 @@ impl SyncResponse {
             w.uuid(s.worker.as_uuid());
             w.0.extend_from_slice(&s.key);
         }
+        if !self.erasures.is_empty() {
+            w.len(self.erasures.len());
+            for e in &self.erasures {
+                w.uuid(e.doc.as_uuid());
+                w.u8(e.reason.to_byte());
+                w.uvarint(e.erased_at.max(0) as u64);
+            }
+        }
         w.0
     }
 
@@ -597,7 +671,7 @@ impl SyncResponse {
         header(&mut r, KIND_RESPONSE)?;
         let epoch = r.uuid()?;
         let flags = r.u8()?;
-        if flags & !0b111 != 0 {
+        if flags & !0b1111 != 0 {
             return Err(WireError::Malformed("unknown flags"));
         }
         let cursor = r.cursor()?;
@@ -644,6 +718,25 @@ impl SyncResponse {
                 key: r.array::<32>()?,
             });
         }
+        let mut erasures = Vec::new();
+        if flags & 0b1000 != 0 {
+            let n = r.count(18)?;
+            if n == 0 {
+                return Err(WireError::Malformed("erasures flagged but none listed"));
+            }
+            erasures.reserve(n);
+            for _ in 0..n {
+                let doc = r.doc()?;
+                let reason = ErasureReason::from_byte(r.u8()?);
+                let at = r.uvarint()?;
+                erasures.push(Erasure {
+                    doc,
+                    reason,
+                    erased_at: i64::try_from(at)
+                        .map_err(|_| WireError::Malformed("erasure time out of range"))?,
+                });
+            }
+        }
         r.finish()?;
         Ok(SyncResponse {
             epoch,
@@ -656,6 +749,7 @@ impl SyncResponse {
             pull,
             signer_known: flags & 0b100 != 0,
             signers,
+            erasures,
         })
     }
 }
@@ -711,6 +805,11 @@ mod tests {
                 worker: WorkerId::new(),
                 key: [6; 32],
             }],
+            erasures: vec![Erasure {
+                doc: HouseholdId::new(),
+                reason: ErasureReason::SubjectRequest,
+                erased_at: 1_765_000_000_000,
+            }],
         }
     }
 
@@ -736,6 +835,30 @@ mod tests {
             }),
         };
         assert_eq!(SyncRequest::decode(&req.encode()).unwrap(), req);
+    }
+
+    #[test]
+    fn erasures_are_flagged_and_absent_when_there_are_none() {
+        let mut resp = sample_response();
+        let with = resp.encode_raw();
+        // version, kind, epoch (16), then the flags.
+        assert_eq!(with[18] & 0b1000, 0b1000);
+        resp.erasures.clear();
+        let without = resp.encode_raw();
+        assert_eq!(without[18] & 0b1000, 0);
+        assert_eq!(with.len(), without.len() + 1 + 16 + 1 + 6);
+        assert_eq!(SyncResponse::decode_raw(&without).unwrap(), resp);
+        // A flag with an empty list is refused: one meaning per encoding.
+        let mut empty = without.clone();
+        empty[18] |= 0b1000;
+        empty.push(0);
+        assert!(SyncResponse::decode_raw(&empty).is_err());
+        // A reason code a newer server added reads as "other".
+        assert_eq!(ErasureReason::from_byte(200), ErasureReason::Other);
+        for r in ErasureReason::ALL {
+            assert_eq!(ErasureReason::from_byte(r.to_byte()), r);
+            assert_eq!(ErasureReason::parse(r.as_str()), Some(r));
+        }
     }
 
     #[test]

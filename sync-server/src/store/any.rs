@@ -96,5 +96,8 @@ delegate! {
     fn duplicate_cards(&self, station: StationId) -> StoreResult<Vec<CardRow>>;
     fn cards_issued_by(&self, station: StationId, worker: WorkerId, from_ms: i64, to_ms: i64) -> StoreResult<Vec<CardRow>>;
     fn list_documents(&self, station: StationId, after: Option<HouseholdId>, limit: usize) -> StoreResult<Vec<HouseholdId>>;
+    fn erase_document(&self, station: StationId, doc: HouseholdId, reason: ErasureReason, erased_by: &str, now_ms: i64) -> StoreResult<ErasureRecord>;
+    fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;
+    fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>>;
     fn write_stats(&self) -> Option<WriteStats>;
 }

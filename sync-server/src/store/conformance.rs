@@ -39,6 +39,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     concurrent_commits_are_gap_free_and_refusals_leave_no_trace(&new_store());
     console_read_model_lists_filters_and_searches(&new_store());
     console_accounts_sessions_throttle_and_access_log(&new_store());
+    erasure_removes_a_household_and_keeps_the_log_gap_free(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
@@ -689,4 +690,120 @@ pub fn console_accounts_sessions_throttle_and_access_log<S: ServerStore>(s: &S) 
         ("household", Some("hh-id"), 6)
     );
     assert_eq!(log[1].account, id);
+}
+
+pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s: &S) {
+    use doorstep_core::protocol::{ChangeSignature, ErasureReason};
+    use doorstep_core::CardIssuanceId;
+    let a = s.create_station("A", 1).unwrap();
+    let b = s.create_station("B", 1).unwrap();
+    let worker = s.add_worker(a, "W01", 1).unwrap();
+    let (dev, other) = (DeviceId::new(), DeviceId::new());
+    let (d1, d2) = (HouseholdId::new(), HouseholdId::new());
+    let mut a1 = append(d1, &[(1, b"name"), (2, b"note")]);
+    a1.snapshot = Some(b"snapshot of d1".to_vec());
+    a1.cards = vec![CardRow {
+        card: CardIssuanceId::new(),
+        household: d1,
+        serial: "HG-000001-3".into(),
+        status: "issued".into(),
+        issued_by: worker,
+        issued_at: 5,
+    }];
+    a1.signatures = vec![AuthorSignature {
+        actor: vec![7; 16],
+        signature: ChangeSignature {
+            hash: hash(2),
+            sig: [1; 64],
+        },
+    }];
+    s.commit(a, dev, &[a1, append(d2, &[(3, b"other")])])
+        .unwrap();
+    let mut m = read_model_doc(a, worker, "H-1", "村", &[], "欧阳雪晴 planted", 2);
+    m.household.doc = d1;
+    s.put_read_model(&m).unwrap();
+    let account = s.add_account(a, "sup", "hash", 1).unwrap();
+    s.log_access(account, a, "household", Some(&d1.to_string()), 3)
+        .unwrap();
+    s.log_access(account, a, "dashboard", None, 4).unwrap();
+
+    let record = s
+        .erase_document(a, d1, ErasureReason::SubjectRequest, "cli", 10)
+        .unwrap();
+    assert_eq!(
+        (record.station, record.doc, record.seq, record.erased_at),
+        (a, d1, 4, 10),
+        "the erasure takes the next sequence number"
+    );
+    assert_eq!(record.reason, ErasureReason::SubjectRequest);
+    assert_eq!(s.load_document(d1).unwrap(), None);
+    assert_eq!(s.document_station(d1).unwrap(), None);
+    assert!(s.doc_signatures(d1).unwrap().is_empty());
+    assert!(s.cards_by_serial(a, "HG-000001-3").unwrap().is_empty());
+    assert_eq!(s.list_documents(a, None, 10).unwrap(), vec![d2]);
+    let filter = console::HouseholdFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(s.households(a, &filter).unwrap().is_empty());
+    let search = console::HouseholdFilter {
+        text: Some("欧阳雪晴".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(s.households(a, &search).unwrap().is_empty());
+    assert!(s
+        .visits_between(a, "2000-01-01", "2100-01-01")
+        .unwrap()
+        .is_empty());
+    let access = s.access_log(a, 10).unwrap();
+    assert_eq!(access.len(), 1, "the household's access entries go with it");
+    assert_eq!(access[0].target, None);
+    // The log: d1's entries keep their numbers but are skipped; the erasure is told once.
+    let page = s.read_log(a, 0, other, usize::MAX).unwrap();
+    assert_eq!(page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+    assert_eq!(page.erasures, vec![record.notice()]);
+    assert_eq!((page.last_seq, s.high_water(a).unwrap()), (4, 4));
+    assert!(s
+        .read_log(a, 4, other, usize::MAX)
+        .unwrap()
+        .erasures
+        .is_empty());
+    // A later erasure entry costs budget like an entry: pages still end.
+    assert_eq!(s.read_log(a, 0, other, 1).unwrap().entries.len(), 1);
+    // The ledger, per station; idempotent; the erased id takes no new change.
+    assert_eq!(s.erasure(d1).unwrap(), Some(record.clone()));
+    assert_eq!(s.erasures(Some(a)).unwrap(), vec![record.clone()]);
+    assert!(s.erasures(Some(b)).unwrap().is_empty());
+    assert_eq!(
+        s.erase_document(a, d1, ErasureReason::Other, "again", 20)
+            .unwrap(),
+        record
+    );
+    assert_eq!(s.high_water(a).unwrap(), 4);
+    assert!(matches!(
+        s.commit(a, dev, &[append(d1, &[(9, b"again")])]),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.erase_document(b, d2, ErasureReason::Other, "cli", 20),
+        Err(StoreError::Conflict(_))
+    ));
+    // A household the server does not hold (a ledger re-applied to an older backup) is
+    // recorded and told all the same.
+    let absent = HouseholdId::new();
+    let told = s
+        .erase_document(a, absent, ErasureReason::CreatedInError, "cli", 30)
+        .unwrap();
+    assert_eq!(told.seq, 5);
+    assert_eq!(
+        s.read_log(a, 4, other, usize::MAX).unwrap().erasures,
+        vec![told.notice()]
+    );
+    // Later commits continue the numbering.
+    assert_eq!(
+        s.commit(a, dev, &[append(d2, &[(4, b"later")])]).unwrap(),
+        vec![6]
+    );
+    assert_eq!(s.erasures(None).unwrap().len(), 2);
 }

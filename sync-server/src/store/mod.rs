@@ -13,7 +13,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use automerge::ChangeHash;
-use doorstep_core::protocol::AuthorSignature;
+use doorstep_core::protocol::{AuthorSignature, Erasure, ErasureReason};
 use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
 
@@ -93,6 +93,66 @@ pub struct LogPage {
     pub last_seq: u64,
     /// The budget cut the page short.
     pub more: bool,
+    /// Households erased after `after` (their erasure entries in the log; the entries of
+    /// their changes are skipped like their bytes were).
+    pub erasures: Vec<Erasure>,
+}
+
+/// An entry of the erasure ledger: which household, of which station, when, by whom, why.
+/// Ids, times and codes only: no personal data (ADR 0016).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasureRecord {
+    pub station: StationId,
+    pub doc: HouseholdId,
+    /// The log sequence of the erasure's own entry (its notice to the devices).
+    pub seq: u64,
+    pub erased_at: i64,
+    /// Who erased it: `cli`, a console account id, `retention`.
+    pub erased_by: String,
+    pub reason: ErasureReason,
+}
+
+impl ErasureRecord {
+    /// The notice devices receive.
+    pub fn notice(&self) -> Erasure {
+        Erasure {
+            doc: self.doc,
+            reason: self.reason,
+            erased_at: self.erased_at,
+        }
+    }
+}
+
+/// How a log entry of an erased document is marked (`change_log.kind`).
+pub(crate) const KIND_CHANGE: i64 = 0;
+/// An erased change: its bytes and hash are gone, its sequence number stays (gap-free).
+pub(crate) const KIND_ERASED: i64 = 1;
+/// The erasure's own entry: bytes are the reason code and the time (8 bytes, big-endian).
+pub(crate) const KIND_ERASURE: i64 = 2;
+
+/// The bytes of an erasure entry.
+pub(crate) fn erasure_entry_bytes(reason: ErasureReason, at: i64) -> Vec<u8> {
+    let mut b = vec![reason.to_byte()];
+    b.extend_from_slice(&at.to_be_bytes());
+    b
+}
+
+/// An erasure entry read back from the log.
+pub(crate) fn erasure_from_entry(doc: HouseholdId, bytes: &[u8]) -> StoreResult<Erasure> {
+    match bytes {
+        [reason, at @ ..] if at.len() == 8 => {
+            let mut t = [0u8; 8];
+            t.copy_from_slice(at);
+            Ok(Erasure {
+                doc,
+                reason: ErasureReason::from_byte(*reason),
+                erased_at: i64::from_be_bytes(t),
+            })
+        }
+        _ => Err(StoreError::Database(
+            "malformed erasure entry in the log".into(),
+        )),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +302,28 @@ pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
     fn write_stats(&self) -> Option<WriteStats> {
         None
     }
+
+    /// Erase a household (ADR 0016), in one transaction: its document, snapshot,
+    /// signatures, card rows, console read-model rows and access-log entries are deleted;
+    /// each of its log entries keeps its sequence number but loses its bytes and hash; one
+    /// new log entry tells the station's devices; the ledger records it. Idempotent: a
+    /// household already erased returns its record. A household the server does not hold
+    /// (a ledger re-applied to an older backup) is recorded all the same, so a device that
+    /// still holds it is told and cannot bring it back. `Conflict` if the document belongs
+    /// to another station. Then the freed space is scrubbed where the backend can
+    /// (SQLite: `secure_delete`, the search index merged, the WAL truncated).
+    fn erase_document(
+        &self,
+        station: StationId,
+        doc: HouseholdId,
+        reason: ErasureReason,
+        erased_by: &str,
+        now_ms: i64,
+    ) -> StoreResult<ErasureRecord>;
+    /// The erasure of a household, if it was erased (of any station).
+    fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;
+    /// The erasure ledger of a station (all stations: `None`), oldest first.
+    fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>>;
 
     /// Documents of a station in id order after `after`, at most `limit`.
     fn list_documents(

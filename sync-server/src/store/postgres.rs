@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0002_signers.sql"),
     include_str!("migrations/postgres/0003_console.sql"),
     include_str!("migrations/postgres/0004_last_sync.sql"),
+    include_str!("migrations/postgres/0005_erasure.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -249,6 +250,19 @@ fn doc_seq(tx: &mut Transaction<'_>, doc: &str) -> StoreResult<i64> {
             &[&doc],
         )?
         .get(0))
+}
+
+const ERASURE_COLUMNS: &str = "station_id, doc_id, seq, erased_at, erased_by, reason";
+
+fn erasure_record(r: &::postgres::Row) -> StoreResult<ErasureRecord> {
+    Ok(ErasureRecord {
+        station: parse(r.get(0), StationId::parse)?,
+        doc: parse(r.get(1), HouseholdId::parse)?,
+        seq: r.get::<_, i64>(2).max(0) as u64,
+        erased_at: r.get(3),
+        erased_by: r.get(4),
+        reason: ErasureReason::parse(r.get(5)).unwrap_or(ErasureReason::Other),
+    })
 }
 
 fn auth_row(r: &::postgres::Row, device: DeviceId) -> StoreResult<DeviceAuth> {
@@ -526,6 +540,12 @@ impl ServerStore for PostgresStore {
         let mut last = Vec::with_capacity(appends.len());
         for a in appends {
             let doc = a.doc.to_string();
+            if tx
+                .query_opt("SELECT 1 FROM erasures WHERE doc_id = $1", &[&doc])?
+                .is_some()
+            {
+                return Err(StoreError::Conflict("document erased"));
+            }
             if let Some(expected) = a.expected_seq {
                 if doc_seq(&mut tx, &doc)? as u64 != expected {
                     return Err(StoreError::Conflict("document changed concurrently"));
@@ -610,19 +630,27 @@ impl ServerStore for PostgresStore {
         // A bound on rows fetched at once (the budget usually ends the page first).
         const PAGE: i64 = 50_000;
         let rows = self.pool.get()?.query(
-            "SELECT seq, doc_id, bytes, origin_device, hash FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            "SELECT seq, doc_id, bytes, origin_device, hash, kind FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[&station.to_string(), &(after as i64), &PAGE],
         )?;
         let mut page = LogPage {
             entries: Vec::new(),
             last_seq: after,
             more: false,
+            erasures: Vec::new(),
         };
         let mut size = 0usize;
         let me = exclude.to_string();
         for r in &rows {
             let seq: i64 = r.get(0);
-            if r.get::<_, &str>(3) != me {
+            let kind = i64::from(r.get::<_, i16>(5));
+            if kind == KIND_ERASURE {
+                size += 32;
+                page.erasures.push(erasure_from_entry(
+                    parse(r.get(1), HouseholdId::parse)?,
+                    r.get(2),
+                )?);
+            } else if kind == KIND_CHANGE && r.get::<_, &str>(3) != me {
                 let bytes: Vec<u8> = r.get(2);
                 if size > 0 && size + bytes.len() > budget {
                     page.more = true;
@@ -640,6 +668,114 @@ impl ServerStore for PostgresStore {
         }
         page.more = rows.len() as i64 == PAGE;
         Ok(page)
+    }
+
+    fn erase_document(
+        &self,
+        station: StationId,
+        doc: HouseholdId,
+        reason: ErasureReason,
+        erased_by: &str,
+        now_ms: i64,
+    ) -> StoreResult<ErasureRecord> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let st = station.to_string();
+        let d = doc.to_string();
+        // The station's commits are serialised on its row (see `commit`).
+        if tx
+            .query_opt(
+                "SELECT 1 FROM stations WHERE station_id = $1 FOR UPDATE",
+                &[&st],
+            )?
+            .is_none()
+        {
+            return Err(StoreError::NotFound("station"));
+        }
+        if let Some(r) = tx.query_opt(
+            &format!("SELECT {ERASURE_COLUMNS} FROM erasures WHERE doc_id = $1"),
+            &[&d],
+        )? {
+            let record = erasure_record(&r)?;
+            if record.station != station {
+                return Err(StoreError::Conflict("document belongs to another station"));
+            }
+            return Ok(record);
+        }
+        if let Some(r) =
+            tx.query_opt("SELECT station_id FROM documents WHERE doc_id = $1", &[&d])?
+        {
+            if r.get::<_, String>(0) != st {
+                return Err(StoreError::Conflict("document belongs to another station"));
+            }
+        }
+        let seq: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = $1",
+                &[&st],
+            )?
+            .get(0);
+        tx.execute(
+            "UPDATE change_log SET kind = 1, bytes = ''::bytea,
+               hash = convert_to(lpad(seq::text, 32, '0'), 'UTF8') WHERE doc_id = $1",
+            &[&d],
+        )?;
+        tx.execute(
+            "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
+             VALUES ($1, $2, $3, $4, $5, $6, 2)",
+            &[
+                &st,
+                &seq,
+                &d,
+                &format!("{seq:032}").into_bytes(),
+                &erasure_entry_bytes(reason, now_ms),
+                &Uuid::nil().to_string(),
+            ],
+        )?;
+        for table in [
+            "documents",
+            "doc_signatures",
+            "cards",
+            "rm_households",
+            "rm_visits",
+            "rm_follow_ups",
+            "rm_facts",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&d])?;
+        }
+        tx.execute("DELETE FROM console_access WHERE target = $1", &[&d])?;
+        tx.execute(
+            &format!("INSERT INTO erasures ({ERASURE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
+            &[&st, &d, &seq, &now_ms, &erased_by, &reason.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(ErasureRecord {
+            station,
+            doc,
+            seq: seq as u64,
+            erased_at: now_ms,
+            erased_by: erased_by.to_owned(),
+            reason,
+        })
+    }
+
+    fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>> {
+        let row = self.pool.get()?.query_opt(
+            &format!("SELECT {ERASURE_COLUMNS} FROM erasures WHERE doc_id = $1"),
+            &[&doc.to_string()],
+        )?;
+        row.as_ref().map(erasure_record).transpose()
+    }
+
+    fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>> {
+        let rows = self.pool.get()?.query(
+            &format!(
+                "SELECT {ERASURE_COLUMNS} FROM erasures WHERE $1::text IS NULL OR station_id = $1
+                 ORDER BY erased_at, doc_id"
+            ),
+            &[&station.map(|s| s.to_string())],
+        )?;
+        rows.iter().map(erasure_record).collect()
     }
 
     fn high_water(&self, station: StationId) -> StoreResult<u64> {

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_signers.sql"),
     include_str!("migrations/0003_console.sql"),
     include_str!("migrations/0004_last_sync.sql"),
+    include_str!("migrations/0005_erasure.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -441,7 +442,11 @@ impl SqliteStore {
         prepare_file(path)?;
         let mut conn = open_checked(path, key)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        // Deleted bytes are overwritten with zeros, in b-tree pages and freed pages alike:
+        // an erased household leaves nothing behind in the file (ADR 0016).
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+        )?;
         let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let latest = MIGRATIONS.len() as i64;
         if current > latest {
@@ -460,6 +465,20 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO server_meta (key, value) VALUES ('epoch', ?1)",
             [Uuid::new_v4().to_string()],
         )?;
+        // Space freed before `secure_delete` was on may hold deleted bytes: rewrite the file
+        // once (the migration that turned it on asks for this).
+        let pending: Option<String> = conn
+            .query_row(
+                "SELECT value FROM server_meta WHERE key = 'vacuum_pending'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if pending.is_some() {
+            conn.execute_batch("VACUUM")?;
+            conn.execute("DELETE FROM server_meta WHERE key = 'vacuum_pending'", [])?;
+            checkpoint_truncate(&conn);
+        }
         let readers = (0..READERS)
             .map(|_| {
                 let r = connect(path, key)?;
@@ -691,6 +710,21 @@ impl SqliteStore {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// [`checkpoint_truncate`] on the writer between its transactions, retried for about a
+    /// second while a transaction or readers are in the way.
+    fn truncate_wal(&self) -> bool {
+        for _ in 0..50 {
+            {
+                let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+                if conn.is_autocommit() && checkpoint_truncate(&conn) {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     fn group(&self) -> MutexGuard<'_, Group> {
         self.group.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -764,6 +798,45 @@ impl SqliteStore {
         }
     }
 }
+
+/// Move the WAL into the database and truncate it to nothing, so that no old page image
+/// stays in it. False if readers held it.
+fn checkpoint_truncate(conn: &Connection) -> bool {
+    let busy: rusqlite::Result<i64> =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0));
+    busy == Ok(0)
+}
+
+/// A placeholder hash for a log entry without a change (unique per sequence number).
+fn placeholder_hash_sql(seq: &str) -> String {
+    format!("CAST(printf('%032d', {seq}) AS BLOB)")
+}
+
+fn erasure_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, i64, i64, String, String)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn erasure_record(raw: (String, String, i64, i64, String, String)) -> StoreResult<ErasureRecord> {
+    Ok(ErasureRecord {
+        station: parse(&raw.0, StationId::parse)?,
+        doc: parse(&raw.1, HouseholdId::parse)?,
+        seq: raw.2.max(0) as u64,
+        erased_at: raw.3,
+        erased_by: raw.4,
+        reason: ErasureReason::parse(&raw.5).unwrap_or(ErasureReason::Other),
+    })
+}
+
+const ERASURE_COLUMNS: &str = "station_id, doc_id, seq, erased_at, erased_by, reason";
 
 /// Overwrite the first `len` bytes of a file with zeros, durably.
 fn overwrite_with_zeros(f: &mut std::fs::File, len: u64) -> std::io::Result<()> {
@@ -1131,6 +1204,13 @@ impl ServerStore for SqliteStore {
             let mut last = Vec::with_capacity(appends.len());
             for a in appends {
                 let doc = a.doc.to_string();
+                let erased: Option<i64> = tx
+                    .prepare_cached("SELECT 1 FROM erasures WHERE doc_id = ?1")?
+                    .query_row([&doc], |r| r.get(0))
+                    .optional()?;
+                if erased.is_some() {
+                    return Err(StoreError::Conflict("document erased"));
+                }
                 if let Some(expected) = a.expected_seq {
                     let current: i64 = tx
                         .prepare_cached(
@@ -1221,20 +1301,30 @@ impl ServerStore for SqliteStore {
         let conn = self.reader();
         let mut st = conn.prepare_cached(
             // Rows are stepped lazily: the budget, not a row count, ends the page.
-            "SELECT seq, doc_id, bytes, origin_device, hash FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq",
+            "SELECT seq, doc_id, bytes, origin_device, hash, kind FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq",
         )?;
         let mut rows = st.query(params![station.to_string(), after as i64])?;
         let mut page = LogPage {
             entries: Vec::new(),
             last_seq: after,
             more: false,
+            erasures: Vec::new(),
         };
         let mut size = 0usize;
         let me = exclude.to_string();
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
             let origin: String = r.get(3)?;
-            if origin != me {
+            let kind: i64 = r.get(5)?;
+            if kind == KIND_ERASURE {
+                let doc: String = r.get(1)?;
+                let bytes: Vec<u8> = r.get(2)?;
+                size += 32;
+                page.erasures.push(erasure_from_entry(
+                    parse(&doc, HouseholdId::parse)?,
+                    &bytes,
+                )?);
+            } else if kind == KIND_CHANGE && origin != me {
                 let bytes: Vec<u8> = r.get(2)?;
                 if size > 0 && size + bytes.len() > budget {
                     page.more = true;
@@ -1297,6 +1387,126 @@ impl ServerStore for SqliteStore {
             "station_id = ?1 AND issued_by = ?2 AND issued_at BETWEEN ?3 AND ?4",
             params![station.to_string(), worker.to_string(), from_ms, to_ms],
         )
+    }
+
+    fn erase_document(
+        &self,
+        station: StationId,
+        doc: HouseholdId,
+        reason: ErasureReason,
+        erased_by: &str,
+        now_ms: i64,
+    ) -> StoreResult<ErasureRecord> {
+        let st = station.to_string();
+        let d = doc.to_string();
+        let (record, fresh) = self.write(|tx| {
+            let held: Option<_> = tx
+                .query_row(
+                    &format!("SELECT {ERASURE_COLUMNS} FROM erasures WHERE doc_id = ?1"),
+                    [&d],
+                    erasure_row,
+                )
+                .optional()?;
+            if let Some(raw) = held {
+                let record = erasure_record(raw)?;
+                if record.station != station {
+                    return Err(StoreError::Conflict("document belongs to another station"));
+                }
+                return Ok((record, false));
+            }
+            let owner: Option<String> = tx
+                .query_row("SELECT station_id FROM documents WHERE doc_id = ?1", [&d], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if owner.is_some_and(|o| o != st) {
+                return Err(StoreError::Conflict("document belongs to another station"));
+            }
+            let seq: i64 = tx.query_row(
+                "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = ?1",
+                [&st],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                &format!(
+                    "UPDATE change_log SET kind = ?2, bytes = x'', hash = {} WHERE doc_id = ?1",
+                    placeholder_hash_sql("seq")
+                ),
+                params![d, KIND_ERASED],
+            )?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
+                     VALUES (?1, ?2, ?3, {}, ?4, ?5, ?6)",
+                    placeholder_hash_sql("?2")
+                ),
+                params![
+                    st,
+                    seq,
+                    d,
+                    erasure_entry_bytes(reason, now_ms),
+                    Uuid::nil().to_string(),
+                    KIND_ERASURE
+                ],
+            )?;
+            for table in ["documents", "doc_signatures", "cards"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&d])?;
+            }
+            console::delete_doc(tx, &d)?;
+            tx.execute("DELETE FROM console_access WHERE target = ?1", [&d])?;
+            tx.execute(
+                &format!("INSERT INTO erasures ({ERASURE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![st, d, seq, now_ms, erased_by, reason.as_str()],
+            )?;
+            Ok((
+                ErasureRecord {
+                    station,
+                    doc,
+                    seq: seq as u64,
+                    erased_at: now_ms,
+                    erased_by: erased_by.to_owned(),
+                    reason,
+                },
+                true,
+            ))
+        })?;
+        if fresh {
+            // The search index keeps deleted words in its segments until they merge: merge
+            // them now. Then no page image of the household stays in the WAL.
+            self.write(|tx| {
+                tx.execute_batch("INSERT INTO rm_search(rm_search) VALUES('optimize');")?;
+                Ok(())
+            })?;
+            if !self.truncate_wal() {
+                tracing::warn!(
+                    "the WAL could not be truncated after an erasure: it is at the next \
+                     erasure or when the server starts"
+                );
+            }
+        }
+        Ok(record)
+    }
+
+    fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>> {
+        let raw = self
+            .reader()
+            .prepare_cached(&format!(
+                "SELECT {ERASURE_COLUMNS} FROM erasures WHERE doc_id = ?1"
+            ))?
+            .query_row([doc.to_string()], erasure_row)
+            .optional()?;
+        raw.map(erasure_record).transpose()
+    }
+
+    fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>> {
+        let conn = self.reader();
+        let mut st = conn.prepare(&format!(
+            "SELECT {ERASURE_COLUMNS} FROM erasures WHERE ?1 IS NULL OR station_id = ?1 ORDER BY erased_at, doc_id"
+        ))?;
+        let rows = st
+            .query_map([station.map(|s| s.to_string())], erasure_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(erasure_record).collect()
     }
 
     fn list_documents(

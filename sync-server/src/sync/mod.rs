@@ -188,6 +188,14 @@ impl<S: ServerStore> SyncService<S> {
         }
     }
 
+    /// Drop a document from the cache (it was erased).
+    fn forget(&self, id: HouseholdId) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(&id);
+    }
+
     fn put_back(&self, id: HouseholdId, cached: Cached) {
         self.cache
             .lock()

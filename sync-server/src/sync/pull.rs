@@ -119,6 +119,12 @@ impl<S: ServerStore> SyncService<S> {
                 .collect();
         }
         resp.pull = grouped.into_iter().map(|(g, _)| g).collect();
+        for e in page.erasures {
+            self.forget(e.doc);
+            if !resp.erasures.iter().any(|have| have.doc == e.doc) {
+                resp.erasures.push(e);
+            }
+        }
         resp.more = page.more;
         resp.cursor = Cursor {
             epoch,

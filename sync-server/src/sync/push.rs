@@ -57,6 +57,11 @@ impl<S: ServerStore> SyncService<S> {
                         accepted.push((*doc_id, *cached));
                     }
                     Verdict::Unchanged => {}
+                    Verdict::Erased(notice) => {
+                        if !resp.erasures.contains(&notice) {
+                            resp.erasures.push(notice);
+                        }
+                    }
                     Verdict::Refused(code) => {
                         tracing::info!(doc = %doc_id, device = %auth.device, code = code.as_str(), "push refused");
                         resp.errors.push(DocError { doc: *doc_id, code })
@@ -96,6 +101,7 @@ impl<S: ServerStore> SyncService<S> {
         for d in &req.push {
             if !resp.acks.iter().any(|a| a.doc == d.doc)
                 && !resp.errors.iter().any(|e| e.doc == d.doc)
+                && !resp.erasures.iter().any(|e| e.doc == d.doc)
             {
                 if let Some(c) = self.load(d.doc)? {
                     resp.acks.push(DocHeads {
@@ -126,7 +132,15 @@ impl<S: ServerStore> SyncService<S> {
         // is decoded and checked against an empty document that is then thrown away, and
         // refused with the code an absent id's refused push gets. Neither the answer nor
         // the work tells a device that the id exists (docs/protocol.md).
-        let reserved = doc_id == station_doc_id(auth.station)
+        // An erased household stays erased: its own station's device is told (and deletes
+        // its copy, unsynced edits and all); any other is answered as for a foreign id.
+        let erased = self.store.erasure(doc_id)?;
+        if let Some(e) = erased.as_ref().filter(|e| e.station == auth.station) {
+            self.forget(doc_id);
+            return Ok(Verdict::Erased(e.notice()));
+        }
+        let reserved = erased.is_some()
+            || doc_id == station_doc_id(auth.station)
             || self
                 .store
                 .station_exists(StationId::from_uuid(*doc_id.as_uuid()))?;
@@ -396,4 +410,6 @@ pub(super) enum Verdict {
         existed: bool,
     },
     Refused(DocErrorCode),
+    /// The household was erased: the device is told to delete it.
+    Erased(Erasure),
 }

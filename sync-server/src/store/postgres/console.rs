@@ -37,6 +37,13 @@ impl ConsoleStore for PostgresStore {
         if held.is_some_and(|r| r.get::<_, i64>(0) > h.seq as i64) {
             return Ok(false);
         }
+        // An erasure that came between the push and this refresh wins.
+        if tx
+            .query_opt("SELECT 1 FROM erasures WHERE doc_id = $1", &[&doc])?
+            .is_some()
+        {
+            return Ok(false);
+        }
         for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&doc])?;
         }

@@ -84,7 +84,7 @@ fn account(raw: (String, String, String, String, bool)) -> StoreResult<Account> 
     })
 }
 
-fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
+pub(super) fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
     conn.execute("DELETE FROM rm_households WHERE doc_id = ?1", [doc])?;
     conn.execute("DELETE FROM rm_search WHERE doc_id = ?1", [doc])?;
     conn.execute("DELETE FROM rm_visits WHERE doc_id = ?1", [doc])?;
@@ -107,6 +107,13 @@ impl ConsoleStore for SqliteStore {
                 )
                 .optional()?;
             if held.is_some_and(|s| s > h.seq as i64) {
+                return Ok(false);
+            }
+            // An erasure that came between the push and this refresh wins.
+            let erased: Option<i64> = conn
+                .query_row("SELECT 1 FROM erasures WHERE doc_id = ?1", [&doc], |r| r.get(0))
+                .optional()?;
+            if erased.is_some() {
                 return Ok(false);
             }
             delete_doc(conn, &doc)?;

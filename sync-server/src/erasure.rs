@@ -1,0 +1,192 @@
+//! Erasing a household (issue 15, ADR 0016): the ledger that outlives the database, and
+//! the one way every caller (the admin CLI, the console, retention) erases.
+//!
+//! The ledger is a file of its own beside the database (`erasures.jsonl` in the data
+//! directory, mode 0600): one JSON line per erasure with ids, the time, who and a reason
+//! code — no personal data. It is written (and synced to disk) **before** the database
+//! erases, and re-applied whenever the server starts and after `restore`: a backup made
+//! before an erasure, restored later, cannot bring the household back, and an erasure cut
+//! short by a crash completes at the next start.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use doorstep_core::protocol::ErasureReason;
+use doorstep_core::{HouseholdId, StationId};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{ErasureRecord, ServerStore, StoreError};
+
+/// The ledger's file name in the data directory.
+pub const LEDGER_FILE: &str = "erasures.jsonl";
+
+/// One line of the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub station: String,
+    pub household: String,
+    /// Milliseconds since the Unix epoch.
+    pub erased_at: i64,
+    pub erased_by: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    #[error("the erasure ledger {0}: {1}")]
+    Ledger(PathBuf, String),
+    #[error("household {0} is not a household of this station")]
+    NotInStation(HouseholdId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The erasure ledger of a data directory.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// The ledger of the data directory `data` (the file need not exist yet).
+    pub fn in_dir(data: &Path) -> Self {
+        Ledger {
+            path: data.join(LEDGER_FILE),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> ErasureError {
+        ErasureError::Ledger(self.path.clone(), e.to_string())
+    }
+
+    /// Append an entry and make it durable (file and, when it is new, its directory).
+    pub fn append(&self, entry: &LedgerEntry) -> Result<(), ErasureError> {
+        let new = !self.path.exists();
+        let mut options = std::fs::OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&self.path).map_err(|e| self.error(e))?;
+        let mut line = serde_json::to_vec(entry).map_err(|e| self.error(e))?;
+        line.push(b'\n');
+        f.write_all(&line)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| self.error(e))?;
+        if new {
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| self.error(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every entry, oldest first; none if there is no ledger. A last line cut short by a
+    /// crash mid-append is skipped (its erasure never started); any other unreadable line
+    /// is an error: the ledger is not silently half-applied.
+    pub fn entries(&self) -> Result<Vec<LedgerEntry>, ErasureError> {
+        let f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.error(e)),
+        };
+        let lines: Vec<String> = std::io::BufReader::new(f)
+            .lines()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error(e))?;
+        let mut out = Vec::with_capacity(lines.len());
+        let last = lines.len().saturating_sub(1);
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<LedgerEntry>(line) {
+                Ok(e) => out.push(e),
+                Err(_) if i == last => {}
+                Err(_) => return Err(self.error(format!("line {} is not an entry", i + 1))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_entry(
+    ledger: &Ledger,
+    e: &LedgerEntry,
+) -> Result<(StationId, HouseholdId, ErasureReason), ErasureError> {
+    let station = StationId::parse(&e.station).map_err(|_| ledger.error("bad station id"))?;
+    let household =
+        HouseholdId::parse(&e.household).map_err(|_| ledger.error("bad household id"))?;
+    let reason = ErasureReason::parse(&e.reason).unwrap_or(ErasureReason::Other);
+    Ok((station, household, reason))
+}
+
+/// Erase a household of a station: the ledger first, then the database. A household the
+/// server does not hold in that station is refused (an id of another station is answered
+/// the same way); one already erased returns its record.
+pub fn erase<S: ServerStore + ?Sized>(
+    store: &S,
+    ledger: &Ledger,
+    station: StationId,
+    household: HouseholdId,
+    reason: ErasureReason,
+    erased_by: &str,
+    now_ms: i64,
+) -> Result<ErasureRecord, ErasureError> {
+    if let Some(done) = store.erasure(household)? {
+        return if done.station == station {
+            Ok(done)
+        } else {
+            Err(ErasureError::NotInStation(household))
+        };
+    }
+    if store.document_station(household)? != Some(station) {
+        return Err(ErasureError::NotInStation(household));
+    }
+    ledger.append(&LedgerEntry {
+        station: station.to_string(),
+        household: household.to_string(),
+        erased_at: now_ms,
+        erased_by: erased_by.to_owned(),
+        reason: reason.as_str().to_owned(),
+    })?;
+    let record = store.erase_document(station, household, reason, erased_by, now_ms)?;
+    tracing::info!(station = %station, household = %household, reason = reason.as_str(), "household erased");
+    Ok(record)
+}
+
+/// Apply every ledger entry the database lacks (after a restore, or an erasure cut short);
+/// returns how many were applied. An entry of a station the database does not have (a
+/// backup older than the station) has nothing to erase.
+pub fn reapply<S: ServerStore + ?Sized>(store: &S, ledger: &Ledger) -> Result<usize, ErasureError> {
+    let mut applied = 0;
+    for entry in ledger.entries()? {
+        let (station, household, reason) = parse_entry(ledger, &entry)?;
+        if store.erasure(household)?.is_some() {
+            continue;
+        }
+        match store.erase_document(
+            station,
+            household,
+            reason,
+            &entry.erased_by,
+            entry.erased_at,
+        ) {
+            Ok(_) => applied += 1,
+            Err(StoreError::NotFound("station")) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if applied > 0 {
+        tracing::info!(applied, "erasures re-applied from the ledger");
+    }
+    Ok(applied)
+}
