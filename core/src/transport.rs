@@ -44,6 +44,9 @@ pub struct SyncReport {
     pub epoch_reset: bool,
     /// Households (and the station document) that changed here, each once, in id order.
     pub changed: Vec<HouseholdId>,
+    /// Households the server erased that this device held, deleted here (with any
+    /// unsynced changes to them: see `discarded_changes`).
+    pub erased: Vec<crate::store::ErasedHousehold>,
     /// Neither side has more. `false` when the deadline stopped the loop between rounds:
     /// call `sync` again later; it resumes where this one stopped.
     pub complete: bool,
@@ -389,6 +392,7 @@ impl HttpTransport {
             report.snapshots += o.snapshots;
             report.refused += o.refused.len();
             report.epoch_reset |= o.epoch_reset;
+            report.erased.extend(o.erased.iter().cloned());
             documents.extend(o.changed);
             if let Some(progress) = &control.progress {
                 let bootstrapping = matches!(store.sync_cursor()?.phase, Phase::Bootstrap { .. });

@@ -553,6 +553,17 @@ impl Doorstep {
         Ok(store.visit_upload_status(h, v)?.into())
     }
 
+    /// Households the server erased that this phone held and deleted, newest first: show
+    /// the worker why a household is gone and whether unsynced work on it was discarded.
+    pub fn erased_households(&self) -> Result<Vec<ErasedHousehold>> {
+        Ok(self
+            .store()?
+            .erased_households()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
     /// Households refused by the server or quarantined here: the "needs attention" list.
     pub fn refused_households(&self) -> Result<Vec<RefusedHousehold>> {
         Ok(self

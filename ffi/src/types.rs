@@ -859,9 +859,62 @@ pub struct SyncReport {
     pub snapshots: u32,
     pub refused: u32,
     pub epoch_reset: bool,
+    /// Households the server erased that this phone held: deleted here, with any of this
+    /// phone's changes to them the server never got (tell the worker; see
+    /// `erased_households`).
+    pub erased: Vec<ErasedHousehold>,
     /// Neither side has more. `false` when `deadline_ms` stopped the sync between round
     /// trips: sync again later; it resumes where this one stopped.
     pub complete: bool,
+}
+
+/// Why a household was erased (a code: the server records no free text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum ErasureReason {
+    /// The person or their guardian asked for it (PIPL Art. 47).
+    SubjectRequest,
+    /// Created in error (a duplicate, the wrong station).
+    CreatedInError,
+    /// Its retention period after closing ended.
+    RetentionEnded,
+    Other,
+}
+
+impl From<core::protocol::ErasureReason> for ErasureReason {
+    fn from(r: core::protocol::ErasureReason) -> Self {
+        use core::protocol::ErasureReason as R;
+        match r {
+            R::SubjectRequest => ErasureReason::SubjectRequest,
+            R::CreatedInError => ErasureReason::CreatedInError,
+            R::RetentionEnded => ErasureReason::RetentionEnded,
+            R::Other => ErasureReason::Other,
+        }
+    }
+}
+
+/// A household the server erased, deleted from this phone.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct ErasedHousehold {
+    pub household_id: String,
+    pub reason: ErasureReason,
+    /// When the server erased it (ms since the Unix epoch, the server's clock).
+    pub erased_at_ms: i64,
+    /// When this phone deleted it (this phone's clock).
+    pub removed_at_ms: i64,
+    /// This phone's changes to it that never reached the server: discarded with it.
+    pub discarded_changes: u32,
+}
+
+impl From<core::ErasedHousehold> for ErasedHousehold {
+    fn from(e: core::ErasedHousehold) -> Self {
+        ErasedHousehold {
+            household_id: e.household.to_string(),
+            reason: e.reason.into(),
+            erased_at_ms: e.erased_at.0,
+            removed_at_ms: e.removed_at.0,
+            discarded_changes: e.discarded_changes,
+        }
+    }
 }
 
 impl From<core::transport::SyncReport> for SyncReport {
@@ -875,6 +928,7 @@ impl From<core::transport::SyncReport> for SyncReport {
             snapshots: r.snapshots as u32,
             refused: r.refused as u32,
             epoch_reset: r.epoch_reset,
+            erased: r.erased.into_iter().map(Into::into).collect(),
             complete: r.complete,
         }
     }
@@ -893,6 +947,8 @@ pub struct SyncStep {
     pub changed_household_ids: Vec<String>,
     /// Documents this step could not apply or read (see `quarantined`).
     pub quarantined_household_ids: Vec<String>,
+    /// Households the server erased that this phone held, deleted by this step.
+    pub erased: Vec<ErasedHousehold>,
 }
 
 impl From<core::SyncOutcome> for SyncStep {
@@ -906,6 +962,7 @@ impl From<core::SyncOutcome> for SyncStep {
             epoch_reset: o.epoch_reset,
             changed_household_ids: strs(&o.changed),
             quarantined_household_ids: strs(&o.quarantined),
+            erased: o.erased.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -943,6 +1000,13 @@ pub enum UploadStatus {
     Refused { code: RefusalCode, reason: String },
     /// What the server sent could not be applied or read here (see `quarantined`).
     Quarantined { reason: String, since_ms: i64 },
+    /// The server erased the household; this phone deleted it, with
+    /// `discarded_changes` of its own changes the server never got.
+    Erased {
+        reason: ErasureReason,
+        erased_at_ms: i64,
+        discarded_changes: u32,
+    },
 }
 
 impl From<core::UploadStatus> for UploadStatus {
@@ -959,6 +1023,15 @@ impl From<core::UploadStatus> for UploadStatus {
             core::UploadStatus::Quarantined { reason, since } => UploadStatus::Quarantined {
                 reason,
                 since_ms: since.0,
+            },
+            core::UploadStatus::Erased {
+                reason,
+                erased_at,
+                discarded_changes,
+            } => UploadStatus::Erased {
+                reason: reason.into(),
+                erased_at_ms: erased_at.0,
+                discarded_changes,
             },
         }
     }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod fuzzing;
+pub mod pages;
 pub mod proxy;
 pub mod raw_device;
 
@@ -25,6 +26,8 @@ pub struct TestServer {
     pub store: Arc<SqliteStore>,
     /// The database's key (its backups are encrypted with it too).
     pub key: ServerKey,
+    /// The same key's bytes (for reading the database's pages: `pages`).
+    pub key_bytes: [u8; 32],
     handle: Option<ServerHandle>,
     pub addr: std::net::SocketAddr,
 }
@@ -32,13 +35,17 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let key = ServerKey::generate().unwrap();
+        let mut key_bytes = [0u8; 32];
+        key_bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        key_bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let key = ServerKey::from_bytes(key_bytes);
         let store = Arc::new(SqliteStore::open_encrypted(dir.path(), &key).unwrap());
         let (handle, addr) = Self::listen(store.clone(), "127.0.0.1:0").await;
         TestServer {
             dir,
             store,
             key,
+            key_bytes,
             handle: Some(handle),
             addr,
         }
@@ -62,8 +69,9 @@ impl TestServer {
         if let Some(h) = self.handle.take() {
             h.abort();
         }
-        // Reopen the database as a fresh process would.
+        // Reopen the database as a fresh process would (and `doorstep-server serve` does).
         self.store = Arc::new(SqliteStore::open_encrypted(self.dir.path(), &self.key).unwrap());
+        self.reapply_erasures();
         let (handle, addr) = Self::listen(self.store.clone(), "127.0.0.1:0").await;
         self.handle = Some(handle);
         self.addr = addr;
@@ -84,9 +92,45 @@ impl TestServer {
         std::fs::copy(backup, &db).unwrap();
         self.store = Arc::new(SqliteStore::open_encrypted(self.dir.path(), &self.key).unwrap());
         self.store.new_epoch().unwrap();
+        self.reapply_erasures();
         let (handle, addr) = Self::listen(self.store.clone(), "127.0.0.1:0").await;
         self.handle = Some(handle);
         self.addr = addr;
+    }
+
+    /// The erasure ledger of the data directory.
+    pub fn ledger(&self) -> doorstep_server::erasure::Ledger {
+        doorstep_server::erasure::Ledger::in_dir(self.dir.path())
+    }
+
+    /// What `doorstep-server serve` and `restore` do on the database they open: apply the
+    /// ledger's erasures it lacks.
+    fn reapply_erasures(&self) {
+        doorstep_server::erasure::reapply(self.store.as_ref(), &self.ledger()).unwrap();
+    }
+
+    /// Erase a household as `doorstep-server household erase` does.
+    pub fn erase(
+        &self,
+        station: StationId,
+        household: HouseholdId,
+        reason: protocol::ErasureReason,
+    ) -> doorstep_server::store::ErasureRecord {
+        doorstep_server::erasure::erase(
+            self.store.as_ref(),
+            &self.ledger(),
+            station,
+            household,
+            reason,
+            "test",
+            now_ms(),
+        )
+        .unwrap()
+    }
+
+    /// The server database's pages, WAL included, decrypted.
+    pub fn pages(&self) -> Vec<Vec<u8>> {
+        pages::store_files(&self.dir.path().join("server.db"), &self.key_bytes)
     }
 
     pub async fn stop(mut self) {
@@ -124,6 +168,8 @@ pub struct Device {
     /// The device id the server enrolled (also the store's device id).
     pub device_id: DeviceId,
     pub path: PathBuf,
+    /// The store's raw key (for reading its pages: `pages`).
+    pub key: [u8; 32],
     _dir: tempfile::TempDir,
 }
 
@@ -145,6 +191,7 @@ impl Device {
             token: e.token,
             device_id: e.device,
             path,
+            key,
             _dir: dir,
         }
     }
@@ -159,6 +206,11 @@ impl Device {
             .sync(&self.store)
             .await
             .unwrap_or_else(|e| panic!("{} sync failed: {e}", self.label))
+    }
+
+    /// The store's pages, WAL included, decrypted.
+    pub fn pages(&self) -> Vec<Vec<u8>> {
+        pages::store_files(&self.path, &self.key)
     }
 
     pub async fn try_sync(&self) -> Result<SyncReport, Error> {

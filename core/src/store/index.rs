@@ -124,16 +124,7 @@ pub(crate) fn update_received(
                 e.to_string(),
                 crate::model::time::Timestamp::now().0
             ])?;
-            for table in TABLES {
-                conn.execute(
-                    &format!("DELETE FROM {table} WHERE household_id = doorstep_key(?1)"),
-                    [&h],
-                )?;
-            }
-            conn.execute(
-                "DELETE FROM ix_text_src WHERE household_id = ?1",
-                [household_key(household)],
-            )?;
+            remove(conn, household)?;
             conn.execute(
                 "UPDATE documents SET unreadable = 1 WHERE doc_id = ?1",
                 [&h],
@@ -146,6 +137,23 @@ pub(crate) fn update_received(
 }
 
 /// The index tables that hold rows per household.
+/// Remove a household's rows from the index and the search index (its search words go
+/// with its texts, by trigger).
+pub(crate) fn remove(conn: &Connection, household: HouseholdId) -> Result<()> {
+    let h = household.to_string();
+    for table in TABLES {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE household_id = doorstep_key(?1)"),
+            [&h],
+        )?;
+    }
+    conn.execute(
+        "DELETE FROM ix_text_src WHERE household_id = ?1",
+        [household_key(household)],
+    )?;
+    Ok(())
+}
+
 const TABLES: [&str; 7] = [
     "ix_households",
     "ix_persons",

@@ -8,6 +8,7 @@
 mod cache;
 mod cards;
 pub(crate) mod db;
+mod erasure;
 pub(crate) mod index;
 mod query;
 pub(crate) mod schema;
@@ -26,6 +27,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use cards::{CardStock, DuplicateCard, NewCard};
 pub use db::{Durability, StoreKey};
+pub use erasure::ErasedHousehold;
 pub use query::*;
 pub use status::{refusal_reason, RefusedHousehold, UploadStatus};
 pub use sync::{Quarantined, SyncOutcome};
@@ -289,6 +291,10 @@ impl Store {
             if w != options.worker.to_string().as_bytes() {
                 return Err(Error::InvalidInput("this store belongs to another worker"));
             }
+        }
+        // An erasure whose scrub was cut short: finish it before anything else.
+        if erasure::scrub_pending(&conn)? {
+            erasure::scrub(&conn)?;
         }
         // The creation or a migration may be the last transaction in the WAL.
         seal(&conn, db::synchronous(options.durability));

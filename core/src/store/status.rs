@@ -28,6 +28,13 @@ pub enum UploadStatus {
     /// What the server sent for this household could not be applied or read here (see
     /// [`Store::quarantined`]).
     Quarantined { reason: String, since: Timestamp },
+    /// The server erased the household and this device deleted it; `discarded_changes`
+    /// of this device's changes to it had not reached the server and went with it.
+    Erased {
+        reason: crate::protocol::ErasureReason,
+        erased_at: Timestamp,
+        discarded_changes: u32,
+    },
 }
 
 /// A household whose work is stuck: refused by the server or quarantined here.
@@ -185,6 +192,15 @@ impl Store {
     pub fn household_upload_status(&self, household: HouseholdId) -> Result<UploadStatus> {
         let w = self.writer();
         let state = doc_state(&w.conn, household)?;
+        if state.is_none() {
+            if let Some(e) = super::erasure::erased(&w.conn, household)? {
+                return Ok(UploadStatus::Erased {
+                    reason: e.reason,
+                    erased_at: e.erased_at,
+                    discarded_changes: e.discarded_changes,
+                });
+            }
+        }
         let push_error = state.as_ref().and_then(|(_, e, _)| e.as_deref());
         // Quarantined before it was ever stored here: listed, so it has a status.
         if let Some(s) = stuck(&w.conn, household, push_error)? {

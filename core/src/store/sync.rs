@@ -35,6 +35,9 @@ pub struct SyncOutcome {
     /// Documents this response could not apply or read: quarantined (see
     /// `Store::quarantined`); the rest of the response applied.
     pub quarantined: Vec<HouseholdId>,
+    /// Households the server erased that this device held: deleted here, with any
+    /// unsynced changes to them (see `Store::erased_households`).
+    pub erased: Vec<super::erasure::ErasedHousehold>,
 }
 
 /// A document held back from the index because what arrived for it could not be applied or
@@ -230,9 +233,12 @@ impl Store {
             apply_in(
                 &tx,
                 cache,
-                &self.actor,
-                self.station,
-                self.compact_after,
+                Here {
+                    actor: &self.actor,
+                    station: self.station,
+                    compact_after: self.compact_after,
+                    now: (self.clock)(),
+                },
                 resp,
                 &mut touched,
             )
@@ -244,6 +250,13 @@ impl Store {
             }
         }
         let mut outcome = result?;
+        // Erased households leave no byte behind: scrub now (a failure leaves it pending for
+        // the next open; the response itself is applied).
+        if !outcome.erased.is_empty() {
+            if let Err(e) = super::erasure::scrub(conn) {
+                tracing::warn!(error = %e, "scrub after an erasure failed; retried at next open");
+            }
+        }
         outcome.more = resp.more || {
             let pending: i64 = conn.query_row(
                 "SELECT count(*) FROM documents WHERE unsynced = 1 AND push_error IS NULL",
@@ -693,15 +706,27 @@ fn release_quarantine(tx: &Connection, doc: HouseholdId) -> Result<()> {
     Ok(())
 }
 
+/// Who applies a response, and when.
+struct Here<'a> {
+    actor: &'a ActorId,
+    station: StationId,
+    compact_after: u32,
+    now: Timestamp,
+}
+
 fn apply_in(
     tx: &rusqlite::Transaction<'_>,
     cache: &mut DocCache,
-    actor: &ActorId,
-    station: StationId,
-    compact_after: u32,
+    here: Here<'_>,
     resp: &SyncResponse,
     touched: &mut BTreeSet<HouseholdId>,
 ) -> Result<SyncOutcome> {
+    let Here {
+        actor,
+        station,
+        compact_after,
+        now,
+    } = here;
     // A response from another epoch than the one this device last stored is a reset too,
     // whatever its flag says: the flag describes the request's cursor, and a late answer to
     // an older request (sent before the device's first sync, say) can carry a restored
@@ -847,6 +872,15 @@ fn apply_in(
             params![err.doc.to_string(), err.code.as_str()],
         )?;
         out.refused.push(*err);
+    }
+    // Last: an erasure wins over anything else this response says of the household.
+    for erasure in &resp.erasures {
+        touched.insert(erasure.doc);
+        if let Some(e) = super::erasure::erase_in(tx, cache, actor, erasure, now)? {
+            out.erased.push(e);
+        }
+        out.changed.retain(|h| *h != erasure.doc);
+        out.quarantined.retain(|h| *h != erasure.doc);
     }
     meta_put(tx, "sync_cursor", cursor_to_json(&resp.cursor).as_bytes())?;
     out.changed.sort();

@@ -710,10 +710,10 @@ impl SqliteStore {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// [`checkpoint_truncate`] on the writer between its transactions, retried for about a
-    /// second while a transaction or readers are in the way.
+    /// [`checkpoint_truncate`] on the writer between its transactions, retried for up to
+    /// ten seconds while a transaction or readers are in the way.
     fn truncate_wal(&self) -> bool {
-        for _ in 0..50 {
+        for _ in 0..500 {
             {
                 let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
                 if conn.is_autocommit() && checkpoint_truncate(&conn) {
