@@ -714,6 +714,18 @@ struct Here<'a> {
     now: Timestamp,
 }
 
+/// The server's copy of a refused document moved (changes or a snapshot arrived): push it
+/// again. A refusal can be transient — after a restore, a colleague's changes this device
+/// relays are unattributed until that colleague's device registers again (the simulation
+/// found it: its own edits then stayed unsynced for good).
+fn retry_refused(tx: &Connection, doc: HouseholdId) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE documents SET push_error = NULL WHERE doc_id = ?1 AND push_error IS NOT NULL",
+    )?
+    .execute([doc.to_string()])?;
+    Ok(())
+}
+
 fn apply_in(
     tx: &rusqlite::Transaction<'_>,
     cache: &mut DocCache,
@@ -775,6 +787,7 @@ fn apply_in(
             Ok(added) => {
                 out.pulled += added;
                 release_quarantine(tx, snap.doc)?;
+                retry_refused(tx, snap.doc)?;
                 out.snapshots += 1;
                 if unreadable(tx, snap.doc)? {
                     out.quarantined.push(snap.doc);
@@ -840,6 +853,8 @@ fn apply_in(
                 if was_held {
                     release_quarantine(tx, pulled.doc)?;
                 }
+                // The server's copy moved, even if this device had every change already.
+                retry_refused(tx, pulled.doc)?;
                 out.pulled += applied;
                 if unreadable(tx, pulled.doc)? {
                     out.quarantined.push(pulled.doc);

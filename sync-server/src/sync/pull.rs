@@ -49,6 +49,14 @@ impl<S: ServerStore> SyncService<S> {
                         seq: high_water,
                         phase: Phase::Log,
                     };
+                    // The bootstrap skipped every erasure entry before `high_water`: a
+                    // device that held households before (a reset, a late answer to an old
+                    // request) learns of all of them here.
+                    for e in self.store.erasures(Some(auth.station))? {
+                        if !resp.erasures.iter().any(|have| have.doc == e.doc) {
+                            resp.erasures.push(e.notice());
+                        }
+                    }
                     break;
                 }
                 let mut full = false;
