@@ -32,6 +32,7 @@ pub use automerge::ChangeHash;
 pub use doc::station::{CardBatch, CardLease};
 pub use error::{Error, NetworkFailure, Result};
 pub use model::cards::CardSerial;
+pub use model::id_number::{IdNumber, IdNumberError};
 pub use model::ids::*;
 pub use model::policy::{EntityKind, MergePolicy};
 pub use model::provenance::*;
