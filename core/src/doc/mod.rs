@@ -15,6 +15,7 @@
 
 pub(crate) mod cells;
 pub(crate) mod conflicts;
+pub(crate) mod identity;
 pub(crate) mod read;
 pub mod station;
 pub mod verify;
