@@ -387,6 +387,12 @@ fn errors_carry_no_personal_data() {
             },
         )
         .unwrap_err(),
+        s.edit_visit(
+            hh,
+            visit(&s, hh, "2026-11-20"),
+            &VisitEdit::AddCompanion(Companion::new(&format!("{secret}\u{1}"), "民警")),
+        )
+        .unwrap_err(),
     ];
     for e in errors {
         let text = format!("{e} {e:?}");

@@ -101,6 +101,7 @@ async fn push_planted(url: &str, code: &str, dir: &Path) -> (Store, HttpTranspor
                 gps: None,
                 other_workers: vec![],
                 present: vec![],
+                companions: vec![],
             },
         )
         .unwrap();

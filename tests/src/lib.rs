@@ -188,6 +188,7 @@ impl Device {
                     gps: None,
                     other_workers: vec![],
                     present: vec![],
+                    companions: vec![],
                 },
             )
             .unwrap()

@@ -6,6 +6,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT};
 
 use crate::doc::cells::*;
+use crate::doc::companions;
 use crate::doc::identity::{check_against_id_number, checked_id_number, today};
 use crate::doc::{seal_of, SCHEMA_VERSION};
 use crate::error::{Error, Result};
@@ -292,6 +293,11 @@ pub(crate) fn start_visit<T: Transactable>(
     for person in &new.present {
         require_person(tx, person)?;
     }
+    let companions = new
+        .companions
+        .iter()
+        .map(companions::element)
+        .collect::<Result<Vec<_>>>()?;
     let obj = new_record(tx, EntityKind::Visit, &id.to_string(), p)?;
     write_cell(tx, &obj, "kind", Some(new.kind.to_write()?), p)?;
     write_cell(tx, &obj, "date", Some(&new.date.to_string()), p)?;
@@ -319,6 +325,10 @@ pub(crate) fn start_visit<T: Transactable>(
     create_set(tx, &obj, "present")?;
     for person in &new.present {
         set_add(tx, &obj, "present", &person.to_string(), p)?;
+    }
+    create_set(tx, &obj, "companions")?;
+    for c in &companions {
+        set_add(tx, &obj, "companions", c, p)?;
     }
     for s in Section::ALL {
         create_text(tx, &obj, s.as_str(), "")?;
@@ -360,6 +370,11 @@ pub(crate) fn edit_visit<T: Transactable>(
             set_add(tx, &obj, "present", &person.to_string(), p)
         }
         VisitEdit::RemovePresent(person) => set_remove(tx, &obj, "present", &person.to_string()),
+        // A visit recorded before companions existed has no set yet: `set_add` makes it.
+        VisitEdit::AddCompanion(c) => set_add(tx, &obj, "companions", &companions::element(c)?, p),
+        VisitEdit::RemoveCompanion(c) => {
+            set_remove(tx, &obj, "companions", &companions::element(c)?)
+        }
     }
 }
 

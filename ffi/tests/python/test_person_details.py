@@ -1,10 +1,11 @@
-"""ID numbers (GB 11643-1999) through the bindings (issue 17)."""
+"""ID numbers (GB 11643-1999) and visit companions through the bindings (issue 17)."""
+import asyncio
 import time
 
 import pytest
 
 import doorstep_ffi as d
-from test_doorstep import household, new_store
+from test_doorstep import enrolled, household, new_store
 
 # The check characters are computed here from the standard (ISO 7064 MOD 11-2), not taken
 # from the library under test.
@@ -83,3 +84,55 @@ def test_the_store_refuses_a_bad_or_contradicting_number_without_echoing_it(tmp_
     s.edit_person(hh, p, d.PersonEdit.ID_NUMBER(id_number=None))
     s.edit_person(hh, p, d.PersonEdit.SEX(sex=d.Sex.FEMALE))
     assert s.household(hh).persons[0].sex == d.Sex.FEMALE
+
+
+def visit_with(store, hh, companions=None):
+    args = dict(kind=d.VisitKind.HOME, date="2026-11-29", started_at_ms=int(time.time() * 1000),
+                gps=None, other_worker_ids=[], present_person_ids=[])
+    if companions is not None:
+        args["companions"] = companions
+    return store.start_visit(hh, d.NewVisit(**args))
+
+
+def companions_of(store, hh, v):
+    return next(x for x in store.household(hh).visits if x.id == v).companions
+
+
+def test_companions_round_trip_and_companions_may_be_left_out(tmp_path):
+    s = new_store(tmp_path)
+    hh = household(s)
+    assert companions_of(s, hh, visit_with(s, hh)) == []
+    director = d.VisitCompanion(name="李芳", role="村儿童主任")
+    v = visit_with(s, hh, [d.VisitCompanion(name=" 李芳 ", role="村儿童主任")])
+    assert companions_of(s, hh, v) == [director]
+    officer = d.VisitCompanion(name="张伟", role="派出所民警")
+    s.edit_visit(hh, v, d.VisitEdit.ADD_COMPANION(companion=officer))
+    s.edit_visit(hh, v, d.VisitEdit.ADD_COMPANION(companion=d.VisitCompanion(name="陈老师", role="")))
+    s.edit_visit(hh, v, d.VisitEdit.REMOVE_COMPANION(companion=director))
+    assert companions_of(s, hh, v) == [officer, d.VisitCompanion(name="陈老师", role="")]
+    history = s.field_history(hh, d.FieldRef(record=d.RecordKind.VISIT, record_id=v, field="companions"))
+    assert len(history) == 2
+    with pytest.raises(d.DoorstepError.InvalidInput) as e:
+        s.edit_visit(hh, v, d.VisitEdit.ADD_COMPANION(companion=d.VisitCompanion(name=" ", role="民警")))
+    assert "name" in e.value.reason
+    s.finalise_visit(hh, v)
+    with pytest.raises(d.DoorstepError.VisitFinalised):
+        s.edit_visit(hh, v, d.VisitEdit.ADD_COMPANION(companion=director))
+
+
+def test_companions_added_on_two_phones_merge_through_the_server(server, tmp_path):
+    a, ta = enrolled(server, tmp_path, "CA")
+    b, tb = enrolled(server, tmp_path, "CB")
+    hh = household(a, "HH-PY0017")
+    v = visit_with(a, hh, [d.VisitCompanion(name="李芳", role="村儿童主任")])
+    asyncio.run(a.sync(server.url, ta))
+    asyncio.run(b.sync(server.url, tb))
+    # Offline: A removes the director and adds the officer; B adds a teacher.
+    a.edit_visit(hh, v, d.VisitEdit.REMOVE_COMPANION(companion=d.VisitCompanion(name="李芳", role="村儿童主任")))
+    a.edit_visit(hh, v, d.VisitEdit.ADD_COMPANION(companion=d.VisitCompanion(name="张伟", role="派出所民警")))
+    b.edit_visit(hh, v, d.VisitEdit.ADD_COMPANION(companion=d.VisitCompanion(name="陈老师", role="班主任")))
+    for store, token in [(a, ta), (b, tb), (a, ta)]:
+        asyncio.run(store.sync(server.url, token))
+        assert store.refused_households() == []
+    assert a.household(hh) == b.household(hh)
+    assert [c.name for c in companions_of(b, hh, v)] == ["张伟", "陈老师"]

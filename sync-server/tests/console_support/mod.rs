@@ -118,6 +118,7 @@ pub async fn station(secure_cookies: bool) -> Station {
                 gps: None,
                 other_workers: vec![],
                 present: vec![],
+                companions: vec![],
             },
         )
         .unwrap()

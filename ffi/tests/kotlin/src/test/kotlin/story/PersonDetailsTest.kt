@@ -13,10 +13,14 @@ import uniffi.doorstep_ffi.IdNumberCheck
 import uniffi.doorstep_ffi.IdNumberProblem
 import uniffi.doorstep_ffi.NewHousehold
 import uniffi.doorstep_ffi.NewPerson
+import uniffi.doorstep_ffi.NewVisit
 import uniffi.doorstep_ffi.Sex
+import uniffi.doorstep_ffi.VisitCompanion
+import uniffi.doorstep_ffi.VisitEdit
+import uniffi.doorstep_ffi.VisitKind
 import uniffi.doorstep_ffi.checkIdNumber
 
-/** Issue 17 from Kotlin: an ID-number form field. */
+/** Issue 17 from Kotlin: an ID-number form field, and companions on a visit. */
 class PersonDetailsTest {
     @TempDir
     lateinit var dir: File
@@ -47,6 +51,27 @@ class PersonDetailsTest {
             ))
         }
         assertFalse(e.message!!.contains("1101"))
+        s.close()
+    }
+
+    @Test
+    fun `companions are recorded on a visit, and may be left out`() {
+        val s = store()
+        val hh = s.createHousehold(NewHousehold("HH-KT0018", "石桥村", "", null, emptyList(), emptyList(), ""))
+        val plain = s.startVisit(hh, NewVisit(
+            kind = VisitKind.HOME, date = "2026-11-29", startedAtMs = System.currentTimeMillis(), gps = null,
+            otherWorkerIds = emptyList(), presentPersonIds = emptyList(),
+        ))
+        val director = VisitCompanion(name = "李芳", role = "村儿童主任")
+        val v = s.startVisit(hh, NewVisit(
+            kind = VisitKind.HOME, date = "2026-11-29", startedAtMs = System.currentTimeMillis(), gps = null,
+            otherWorkerIds = emptyList(), presentPersonIds = emptyList(), companions = listOf(director),
+        ))
+        val officer = VisitCompanion(name = "张伟", role = "派出所民警")
+        s.editVisit(hh, v, VisitEdit.AddCompanion(officer))
+        val visits = s.household(hh).visits.associateBy { it.id }
+        assertEquals(emptyList(), visits.getValue(plain).companions)
+        assertEquals(listOf(officer, director), visits.getValue(v).companions)
         s.close()
     }
 }
