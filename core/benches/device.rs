@@ -513,6 +513,7 @@ fn build(cfg: &Config, dir: &Path) -> AnyResult<Built> {
                     gps: None,
                     other_workers: vec![],
                     present,
+                    companions: vec![],
                 };
                 let visit = tally.time("start_visit", || store.start_visit(hh, &new))?;
                 let note = compose_note(&mut rng, &mut typist);
@@ -692,6 +693,7 @@ fn type_notes(
                 gps: None,
                 other_workers: vec![],
                 present: vec![],
+                companions: vec![],
             },
         )?;
         let mut len = 0usize;
@@ -971,6 +973,7 @@ fn main() -> AnyResult<()> {
                         gps: None,
                         other_workers: vec![],
                         present: vec![],
+                        companions: vec![],
                     },
                 )?);
                 len = 0;

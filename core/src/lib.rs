@@ -12,7 +12,7 @@
 //! let hh = store.create_household(&NewHousehold { code: "HH-000001".into(), ..Default::default() })?;
 //! let visit = store.start_visit(hh, &NewVisit {
 //!     kind: VisitKind::Home, date: Date::parse("2026-11-29")?, started_at: Timestamp::now(),
-//!     gps: None, other_workers: vec![], present: vec![],
+//!     gps: None, other_workers: vec![], present: vec![], companions: vec![],
 //! })?;
 //! store.splice_section(hh, visit, Section::ActualNeeds, 0, 0, "需要申请困境儿童基本生活补贴")?;
 //! assert_eq!(store.search("补贴", 10)?.len(), 1);
@@ -32,6 +32,7 @@ pub use automerge::ChangeHash;
 pub use doc::station::{CardBatch, CardLease};
 pub use error::{Error, NetworkFailure, Result};
 pub use model::cards::CardSerial;
+pub use model::id_number::{IdNumber, IdNumberError};
 pub use model::ids::*;
 pub use model::policy::{EntityKind, MergePolicy};
 pub use model::provenance::*;

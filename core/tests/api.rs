@@ -24,7 +24,7 @@ fn a_visit_is_recorded_read_back_and_found() {
                 name: "王小明".into(),
                 sex: Sex::Male,
                 birth_date: Some(BirthDate::parse("2014-03-08").unwrap()),
-                id_number: Some("110101201403080011".into()),
+                id_number: Some("110101201403080016".into()),
                 relation: "孙子".into(),
                 guardian: false,
                 categories: vec!["事实无人抚养".into(), "留守".into()],
@@ -379,6 +379,20 @@ fn errors_carry_no_personal_data() {
             .unwrap_err(),
         s.add_person(hh, &NewPerson::named(&secret.repeat(100), "子"))
             .unwrap_err(),
+        s.add_person(
+            hh,
+            &NewPerson {
+                id_number: Some("110101201403080011".into()),
+                ..NewPerson::named("王秘密", "子")
+            },
+        )
+        .unwrap_err(),
+        s.edit_visit(
+            hh,
+            visit(&s, hh, "2026-11-20"),
+            &VisitEdit::AddCompanion(Companion::new(&format!("{secret}\u{1}"), "民警")),
+        )
+        .unwrap_err(),
     ];
     for e in errors {
         let text = format!("{e} {e:?}");

@@ -306,6 +306,7 @@ impl Writer {
                     gps: None,
                     other_workers: vec![],
                     present: vec![],
+                    companions: vec![],
                 },
             )
             .expect("child: start visit");

@@ -1,6 +1,7 @@
-//! Property: three replicas doing random operations, exchanging changes in random orders
-//! with duplicates and partial deliveries, end with identical documents, index rows and
-//! conflicts — and every live index equals one rebuilt from the documents.
+//! Property: three replicas doing random operations (visits' companions among them),
+//! exchanging changes in random orders with duplicates and partial deliveries, end with
+//! identical documents, index rows and conflicts — and every live index equals one rebuilt
+//! from the documents.
 //! Cases: PROPTEST_CASES (default 24). Failures print the minimal operation list; proptest
 //! also keeps it in `proptest-regressions/` to replay first next time.
 // Test code: a failed unwrap is a failed test with its message.
@@ -15,6 +16,8 @@ use proptest::prelude::*;
 const NAMES: [&str; 4] = ["王小明", "王晓明", "汪小明", "李华"];
 const TAGS: [&str; 3] = ["低保", "独居", "残疾"];
 const TEXTS: [&str; 4] = ["补助", "需要心理疏导。", "x", "事实无人抚养儿童"];
+const COMPANIONS: [(&str, &str); 3] =
+    [("李芳", "村儿童主任"), ("张伟", "派出所民警"), ("李芳", "")];
 
 #[derive(Clone, Debug)]
 enum Action {
@@ -37,6 +40,8 @@ enum Action {
         text: usize,
     },
     Finalise(usize),
+    AddCompanion(usize, usize),
+    RemoveCompanion(usize, usize),
     AddFollowUp,
     CloseFollowUp(usize, bool),
     Resolve(usize),
@@ -68,6 +73,8 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(visit, section, pos, delete, text)| Action::Splice { visit, section, pos, delete, text }),
         1 => (any::<u8>(), 0..TEXTS.len()).prop_map(|(pos, text)| Action::Summary { pos, text }),
         1 => (0..3usize).prop_map(Action::Finalise),
+        1 => (0..3usize, 0..COMPANIONS.len()).prop_map(|(v, c)| Action::AddCompanion(v, c)),
+        1 => (0..3usize, 0..COMPANIONS.len()).prop_map(|(v, c)| Action::RemoveCompanion(v, c)),
         1 => Just(Action::AddFollowUp),
         1 => (0..3usize, any::<bool>()).prop_map(|(f, done)| Action::CloseFollowUp(f, done)),
         1 => (0..3usize).prop_map(Action::Resolve),
@@ -152,6 +159,7 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
                     gps: None,
                     other_workers: vec![],
                     present: vec![],
+                    companions: vec![],
                 },
             )
             .map(|_| ()),
@@ -184,6 +192,17 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
         }
         Action::Finalise(v) => match visit(*v) {
             Some(v) => s.finalise_visit(hh, v),
+            None => Ok(()),
+        },
+        Action::AddCompanion(v, c) | Action::RemoveCompanion(v, c) => match visit(*v) {
+            Some(v) => {
+                let c = Companion::new(COMPANIONS[*c].0, COMPANIONS[*c].1);
+                let edit = match &op.action {
+                    Action::AddCompanion(..) => VisitEdit::AddCompanion(c),
+                    _ => VisitEdit::RemoveCompanion(c),
+                };
+                s.edit_visit(hh, v, &edit)
+            }
             None => Ok(()),
         },
         Action::AddFollowUp => s

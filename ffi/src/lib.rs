@@ -9,6 +9,7 @@
 //! async / Python asyncio) and run on a tokio runtime this library owns, one per process.
 
 mod error;
+mod id_number;
 mod observe;
 mod sync;
 mod text;
@@ -22,6 +23,7 @@ use doorstep_core as core;
 
 use error::{invalid, Result};
 pub use error::{DoorstepError, NetworkErrorKind};
+pub use id_number::{check_id_number, IdNumberCheck, IdNumberProblem};
 use observe::Registry;
 pub use observe::{ChangeEvent, Observer, ObserverError, Subscription, SyncState};
 pub use sync::{SyncCancel, SyncProgress, SyncProgressListener};

@@ -241,6 +241,30 @@ impl PersonEdit {
     }
 }
 
+/// Someone on a visit who is not a registered worker (a 村儿童主任, a police officer):
+/// `name` required, `role` may be empty. Personal data: do not log it. (The core's
+/// `Companion`; not so named here because every Kotlin class has a `Companion` object.)
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct VisitCompanion {
+    pub name: String,
+    pub role: String,
+}
+
+impl VisitCompanion {
+    fn to_core(&self) -> core::Companion {
+        core::Companion::new(&self.name, &self.role)
+    }
+}
+
+impl From<core::Companion> for VisitCompanion {
+    fn from(c: core::Companion) -> Self {
+        VisitCompanion {
+            name: c.name,
+            role: c.role,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct NewVisit {
     pub kind: VisitKind,
@@ -250,6 +274,9 @@ pub struct NewVisit {
     pub gps: Option<GeoPoint>,
     pub other_worker_ids: Vec<String>,
     pub present_person_ids: Vec<String>,
+    /// People on the visit who are not registered workers (may be left out: none).
+    #[uniffi(default)]
+    pub companions: Vec<VisitCompanion>,
 }
 
 impl NewVisit {
@@ -261,6 +288,11 @@ impl NewVisit {
             gps: gps_in(&self.gps)?,
             other_workers: ids(&self.other_worker_ids, worker_id)?,
             present: ids(&self.present_person_ids, person_id)?,
+            companions: self
+                .companions
+                .iter()
+                .map(VisitCompanion::to_core)
+                .collect(),
         })
     }
 }
@@ -275,6 +307,8 @@ pub enum VisitEdit {
     RemoveWorker { worker_id: String },
     AddPresent { person_id: String },
     RemovePresent { person_id: String },
+    AddCompanion { companion: VisitCompanion },
+    RemoveCompanion { companion: VisitCompanion },
 }
 
 impl VisitEdit {
@@ -289,6 +323,8 @@ impl VisitEdit {
             VisitEdit::RemoveWorker { worker_id: w } => E::RemoveWorker(worker_id(w)?),
             VisitEdit::AddPresent { person_id: p } => E::AddPresent(person_id(p)?),
             VisitEdit::RemovePresent { person_id: p } => E::RemovePresent(person_id(p)?),
+            VisitEdit::AddCompanion { companion } => E::AddCompanion(companion.to_core()),
+            VisitEdit::RemoveCompanion { companion } => E::RemoveCompanion(companion.to_core()),
         })
     }
 }
@@ -407,6 +443,8 @@ pub struct Visit {
     pub status: VisitStatus,
     pub worker_ids: Vec<String>,
     pub present_person_ids: Vec<String>,
+    /// Sorted by name, then role.
+    pub companions: Vec<VisitCompanion>,
     pub sections: Vec<SectionText>,
     pub created: Provenance,
 }
@@ -532,6 +570,7 @@ impl From<core::Household> for Household {
                     status: v.status.into(),
                     worker_ids: strs(&v.workers),
                     present_person_ids: strs(&v.present),
+                    companions: v.companions.into_iter().map(Into::into).collect(),
                     sections: v
                         .sections
                         .into_iter()

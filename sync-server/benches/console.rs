@@ -72,6 +72,7 @@ fn new_visit(date: Date) -> NewVisit {
         gps: None,
         other_workers: vec![],
         present: vec![],
+        companions: vec![],
     }
 }
 

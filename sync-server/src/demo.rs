@@ -59,6 +59,7 @@ fn visit(store: &Store, hh: HouseholdId, date: &str) -> DemoResult<VisitId> {
             gps: None,
             other_workers: vec![],
             present: vec![],
+            companions: vec![],
         },
     )?)
 }

@@ -22,7 +22,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_doorstep-server");
 
 /// What a data-protection officer looks for with grep.
 const NAME: &str = "欧阳晓梅";
-const ID_NUMBER: &str = "110101201005061234";
+const ID_NUMBER: &str = "110101201001141234";
 const NOTE: &str = "继父酒后打骂孩子，邻居报告夜间哭声";
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -101,6 +101,7 @@ async fn push_planted(url: &str, code: &str, dir: &Path) -> (Store, HttpTranspor
                 gps: None,
                 other_workers: vec![],
                 present: vec![],
+                companions: vec![],
             },
         )
         .unwrap();

@@ -28,6 +28,7 @@ fn visit(s: &Store, hh: HouseholdId, date: &str, at: i64) -> VisitId {
             gps: None,
             other_workers: vec![],
             present: vec![],
+            companions: vec![],
         },
     )
     .unwrap()

@@ -118,6 +118,7 @@ async fn sigkill_mid_session_loses_nothing_acknowledged() {
         gps: None,
         other_workers: vec![],
         present: vec![],
+        companions: vec![],
     };
     let v = a.start_visit(hh, &new_visit).unwrap();
     ta.sync(&a).await.unwrap();
@@ -199,6 +200,7 @@ async fn sigkill_while_stations_sync_at_once_loses_nothing_acknowledged() {
         gps: None,
         other_workers: vec![],
         present: vec![],
+        companions: vec![],
     };
     let mut writers = Vec::new();
     let mut readers = Vec::new();

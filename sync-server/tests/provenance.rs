@@ -120,6 +120,7 @@ impl Case {
                             gps: None,
                             other_workers: vec![],
                             present: vec![],
+                            companions: vec![],
                         },
                     )
                     .unwrap();

@@ -1001,6 +1001,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
                 gps: None,
                 other_workers: vec![a2.worker],
                 present: vec![child, grandma],
+                companions: vec![],
             },
         )
         .expect("visit");
@@ -1066,6 +1067,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
                 gps: None,
                 other_workers: vec![],
                 present: vec![grandma],
+                companions: vec![],
             },
         )
         .expect("visit");

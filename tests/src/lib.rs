@@ -240,6 +240,7 @@ impl Device {
                     gps: None,
                     other_workers: vec![],
                     present: vec![],
+                    companions: vec![],
                 },
             )
             .unwrap()

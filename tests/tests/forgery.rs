@@ -139,6 +139,7 @@ fn station_b_content(store: &Store) -> Vec<HouseholdId> {
                     gps: None,
                     other_workers: vec![],
                     present: vec![],
+                    companions: vec![],
                 },
             )
             .unwrap();

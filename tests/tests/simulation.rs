@@ -529,6 +529,7 @@ impl Sim {
                     gps: None,
                     other_workers: vec![],
                     present: vec![],
+                    companions: vec![],
                 };
                 if let Some(v) = self.write(d, h, "start visit", |s| s.start_visit(h, &new)) {
                     self.ledger.visits.push((h, v));
@@ -1259,6 +1260,7 @@ fn restore_then_edit_does_not_strand_the_outbox() {
         gps: None,
         other_workers: vec![],
         present: vec![],
+        companions: vec![],
     };
     sim.write(0, h, "start visit", |s| s.start_visit(h, &new))
         .unwrap();

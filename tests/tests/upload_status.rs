@@ -134,6 +134,7 @@ async fn a_household_the_server_refuses_is_listed_with_its_code() {
                 gps: None,
                 other_workers: vec![],
                 present: vec![],
+                companions: vec![],
             },
         )
         .unwrap();

@@ -243,13 +243,22 @@ pub(crate) fn set_add<T: Transactable>(
 }
 
 /// Remove an element from a set (explicit removal; a concurrent add survives it).
+///
+/// From every map the set has: a set added to a record that was made without it (a
+/// visit's `companions`, recorded before companions existed) may have been created on two
+/// devices at once, and `read_set` shows the union of both maps.
 pub(crate) fn set_remove<T: Transactable>(
     tx: &mut T,
     parent: &ObjId,
     field: &str,
     element: &str,
 ) -> Result<()> {
-    if let Some(set) = get_map(tx, parent, field)? {
+    let sets: Vec<ObjId> = tx
+        .get_all(parent, field)?
+        .into_iter()
+        .filter_map(|(value, set)| matches!(value, Value::Object(ObjType::Map)).then_some(set))
+        .collect();
+    for set in sets {
         if tx.get(&set, element)?.is_some() {
             tx.delete(&set, element)?;
         }

@@ -4,7 +4,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ROOT};
 
 use crate::doc::cells::*;
-use crate::doc::seal_of;
+use crate::doc::{identity, seal_of};
 use crate::error::{Error, Result};
 use crate::model::ids::{HouseholdId, ResolutionId};
 use crate::model::policy::{fields_of, policy, EntityKind, MergePolicy, ALL_KINDS};
@@ -189,6 +189,24 @@ pub(crate) fn resolve<T: Transactable>(
                 Some(v) => Some(canonical(kind, &field.field, v)?),
                 None if pol == MergePolicy::Identity && field.field != "name" => None,
                 None => return Err(Error::InvalidInput("a value must be chosen")),
+            };
+            // Keeping a value already recorded adds nothing new: it is not checked again (an
+            // ID number stored before numbers were checked can be kept, and the console,
+            // which only chooses among the recorded values, can always settle a conflict).
+            // A corrected value is checked as an edit of the field is.
+            let recorded = conflict.values.iter().any(|v| v.value == value);
+            let value = match (kind, field.field.as_str(), value) {
+                (_, _, value) if recorded => value,
+                (EntityKind::Person, "id_number", Some(v)) if v.is_empty() => None,
+                (EntityKind::Person, "id_number", Some(v)) => {
+                    Some(identity::checked_id_number(tx, &obj, &v, p)?)
+                }
+                (EntityKind::Person, "birth_date", Some(v)) => {
+                    let birth_date = BirthDate::parse(&v)?;
+                    identity::check_against_id_number(tx, &obj, Some(birth_date), Sex::Unknown, p)?;
+                    Some(v)
+                }
+                (_, _, value) => value,
             };
             // A status can only become one of the states someone actually reached.
             if pol == MergePolicy::Status && !conflict.values.iter().any(|v| v.value == value) {

@@ -10,11 +10,16 @@
 //! set    = { <element>: { by, dev, at } }
 //! record = { created: {by, dev, at}, <field>: cell | set | text ... }
 //! ```
+//! A visit's `companions` set holds each companion as the element `["<name>","<role>"]`
+//! (`companions.rs`); a visit written before companions existed has no such set and reads
+//! with none.
 //! Fields this version does not know are never touched, so an older app keeps what a newer
 //! one wrote.
 
 pub(crate) mod cells;
+pub(crate) mod companions;
 pub(crate) mod conflicts;
+pub(crate) mod identity;
 pub(crate) mod read;
 pub mod station;
 pub mod verify;

@@ -117,6 +117,7 @@ pub(crate) fn read_visit<R: ReadDoc>(
             .iter()
             .map(|w| PersonId::parse(w))
             .collect::<Result<_>>()?,
+        companions: super::companions::read(doc, o)?,
         sections,
         created: created(doc, o)?,
     })

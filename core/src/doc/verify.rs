@@ -687,6 +687,7 @@ mod tests {
                 gps: None,
                 other_workers: Vec::new(),
                 present: Vec::new(),
+                companions: vec![],
             };
             write::start_visit(&mut tx, *v, &new, p).unwrap();
         }
@@ -701,7 +702,7 @@ mod tests {
         let Ok(Some(obj)) = entity_obj(tx, EntityKind::Visit, Some(&visit.to_string())) else {
             return;
         };
-        match rng.below(9) {
+        match rng.below(11) {
             0..=2 => {
                 let s = Section::ALL[rng.below(Section::ALL.len())];
                 if let Ok(Some(text)) = get_text_obj(tx, &obj, s.as_str()) {
@@ -726,6 +727,20 @@ mod tests {
             }
             7 => {
                 let _ = tx.delete(&obj, ["date", "ended_at"][rng.below(2)]);
+            }
+            8 => {
+                // A companion: as the app writes it, or in a form no reader takes.
+                let element =
+                    [r#"["李芳","村儿童主任"]"#, r#"["张警官",""]"#, "李芳"][rng.below(3)];
+                let _ = crate::doc::cells::set_add(tx, &obj, "companions", element, &p);
+            }
+            9 => {
+                let _ = crate::doc::cells::set_remove(
+                    tx,
+                    &obj,
+                    "companions",
+                    r#"["李芳","村儿童主任"]"#,
+                );
             }
             _ => {
                 let need = crate::model::records::NewNeed {

@@ -6,8 +6,11 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT};
 
 use crate::doc::cells::*;
+use crate::doc::companions;
+use crate::doc::identity::{check_against_id_number, checked_id_number, today};
 use crate::doc::{seal_of, SCHEMA_VERSION};
 use crate::error::{Error, Result};
+use crate::model::id_number::IdNumber;
 use crate::model::ids::*;
 use crate::model::policy::EntityKind;
 use crate::model::provenance::Provenance;
@@ -147,7 +150,14 @@ pub(crate) fn add_person<T: Transactable>(
 ) -> Result<()> {
     let name = required_line(&new.name, "name is required")?;
     let relation = optional_line(&new.relation)?;
-    let id_number = opt_line(&new.id_number)?;
+    let id_number = match &new.id_number {
+        Some(text) if !text.trim().is_empty() => {
+            let number = IdNumber::parse(text, today(p)?)?;
+            number.check_consistent(new.birth_date, new.sex)?;
+            Some(number.as_str().to_owned())
+        }
+        _ => None,
+    };
     let school = opt_line(&new.school)?;
     let grade = opt_line(&new.grade)?;
     let categories = new
@@ -225,15 +235,30 @@ pub(crate) fn edit_person<T: Transactable>(
             Some(&required_line(v, "name is required")?),
             p,
         ),
-        PersonEdit::Sex(s) => write_cell(tx, &obj, "sex", Some(s.to_write()?), p),
-        PersonEdit::BirthDate(b) => write_cell(
-            tx,
-            &obj,
-            "birth_date",
-            b.map(|b| b.to_string()).as_deref(),
-            p,
-        ),
-        PersonEdit::IdNumber(v) => write_cell(tx, &obj, "id_number", opt_line(v)?.as_deref(), p),
+        PersonEdit::Sex(s) => {
+            let sex = s.to_write()?;
+            check_against_id_number(tx, &obj, None, *s, p)?;
+            write_cell(tx, &obj, "sex", Some(sex), p)
+        }
+        PersonEdit::BirthDate(b) => {
+            check_against_id_number(tx, &obj, *b, Sex::Unknown, p)?;
+            write_cell(
+                tx,
+                &obj,
+                "birth_date",
+                b.map(|b| b.to_string()).as_deref(),
+                p,
+            )
+        }
+        PersonEdit::IdNumber(v) => {
+            let number = match v {
+                Some(text) if !text.trim().is_empty() => {
+                    Some(checked_id_number(tx, &obj, text, p)?)
+                }
+                _ => None,
+            };
+            write_cell(tx, &obj, "id_number", number.as_deref(), p)
+        }
         PersonEdit::Relation(v) => write_cell(tx, &obj, "relation", Some(&optional_line(v)?), p),
         PersonEdit::Guardian(g) => write_cell(tx, &obj, "guardian", Some(bool_text(*g)), p),
         PersonEdit::AddCategory(c) => set_add(
@@ -268,6 +293,11 @@ pub(crate) fn start_visit<T: Transactable>(
     for person in &new.present {
         require_person(tx, person)?;
     }
+    let companions = new
+        .companions
+        .iter()
+        .map(companions::element)
+        .collect::<Result<Vec<_>>>()?;
     let obj = new_record(tx, EntityKind::Visit, &id.to_string(), p)?;
     write_cell(tx, &obj, "kind", Some(new.kind.to_write()?), p)?;
     write_cell(tx, &obj, "date", Some(&new.date.to_string()), p)?;
@@ -295,6 +325,10 @@ pub(crate) fn start_visit<T: Transactable>(
     create_set(tx, &obj, "present")?;
     for person in &new.present {
         set_add(tx, &obj, "present", &person.to_string(), p)?;
+    }
+    create_set(tx, &obj, "companions")?;
+    for c in &companions {
+        set_add(tx, &obj, "companions", c, p)?;
     }
     for s in Section::ALL {
         create_text(tx, &obj, s.as_str(), "")?;
@@ -336,6 +370,11 @@ pub(crate) fn edit_visit<T: Transactable>(
             set_add(tx, &obj, "present", &person.to_string(), p)
         }
         VisitEdit::RemovePresent(person) => set_remove(tx, &obj, "present", &person.to_string()),
+        // A visit recorded before companions existed has no set yet: `set_add` makes it.
+        VisitEdit::AddCompanion(c) => set_add(tx, &obj, "companions", &companions::element(c)?, p),
+        VisitEdit::RemoveCompanion(c) => {
+            set_remove(tx, &obj, "companions", &companions::element(c)?)
+        }
     }
 }
 

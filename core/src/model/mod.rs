@@ -1,6 +1,7 @@
 //! Domain types and ids, and the merge policy of every field.
 
 pub mod cards;
+pub mod id_number;
 pub mod ids;
 pub mod policy;
 pub mod provenance;

@@ -125,6 +125,7 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Visit, "status", P::Status),
     f(K::Visit, "workers", P::AddWinsSet),
     f(K::Visit, "present", P::AddWinsSet),
+    f(K::Visit, "companions", P::AddWinsSet),
     f(K::Visit, "personal_situation", P::Text),
     f(K::Visit, "family_situation", P::Text),
     f(K::Visit, "actual_needs", P::Text),

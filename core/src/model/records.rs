@@ -130,6 +130,9 @@ pub struct Visit {
     pub status: VisitStatus,
     pub workers: Vec<WorkerId>,
     pub present: Vec<PersonId>,
+    /// People on the visit who are not registered workers, sorted by name, then role
+    /// (empty for a visit recorded before companions existed).
+    pub companions: Vec<Companion>,
     /// The six sections, in [`Section::ALL`] order.
     pub sections: Vec<(Section, String)>,
     pub created: Provenance,
@@ -154,6 +157,30 @@ pub struct NewVisit {
     /// Colleagues on the visit besides the signed-in worker.
     pub other_workers: Vec<WorkerId>,
     pub present: Vec<PersonId>,
+    /// People on the visit who are not registered workers.
+    pub companions: Vec<Companion>,
+}
+
+/// Someone on a visit who is not a registered worker: a village children's director
+/// (村儿童主任), a police officer, a teacher. Personal data: never logged.
+///
+/// A companion is the pair of both texts: the same name and role added on two phones is
+/// one companion; correcting either is a removal and an addition.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Companion {
+    /// Required; one line, at most 500 characters.
+    pub name: String,
+    /// What they are there as (村儿童主任, 派出所民警 ...); may be empty.
+    pub role: String,
+}
+
+impl Companion {
+    pub fn new(name: &str, role: &str) -> Self {
+        Companion {
+            name: name.to_owned(),
+            role: role.to_owned(),
+        }
+    }
 }
 
 /// One edit of a draft visit's fields (sections are edited by splice).
@@ -167,6 +194,8 @@ pub enum VisitEdit {
     RemoveWorker(WorkerId),
     AddPresent(PersonId),
     RemovePresent(PersonId),
+    AddCompanion(Companion),
+    RemoveCompanion(Companion),
 }
 
 /// A correction of a finalised visit: the visit stays as it was; this record says what

@@ -82,6 +82,15 @@ impl Date {
         era * 146_097 + doe - 719_468
     }
 
+    /// The calendar date in China (UTC+8, no daylight saving time) at instant `at`: the
+    /// day an ID number's birth date and a household's records are counted in.
+    pub fn in_china(at: Timestamp) -> Result<Self, Error> {
+        const DAY_MS: i64 = 86_400_000;
+        const UTC_PLUS_8_MS: i64 = 8 * 3_600_000;
+        let days = at.0.saturating_add(UTC_PLUS_8_MS).div_euclid(DAY_MS);
+        Date::new(1970, 1, 1)?.add_days(days)
+    }
+
     /// The date `days` after this one (or before, if negative).
     pub fn add_days(&self, days: i64) -> Result<Self, Error> {
         let z = self.to_days() + days + 719_468;
@@ -148,6 +157,28 @@ mod tests {
         ] {
             assert!(Date::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn the_date_in_china_turns_at_16_00_utc() {
+        // 2026-11-29 15:59:59.999 UTC is 23:59:59.999 in Beijing; a millisecond later the
+        // next day has begun there.
+        let before = Timestamp(1_795_967_999_999);
+        assert_eq!(Date::in_china(before).unwrap().to_string(), "2026-11-29");
+        let after = Timestamp(before.0 + 1);
+        assert_eq!(Date::in_china(after).unwrap().to_string(), "2026-11-30");
+        assert_eq!(
+            Date::in_china(Timestamp(0)).unwrap().to_string(),
+            "1970-01-01"
+        );
+        assert!(
+            Date::in_china(Timestamp(i64::MAX)).is_err(),
+            "out of range, no panic"
+        );
+        assert!(
+            Date::in_china(Timestamp(i64::MIN)).is_err(),
+            "out of range, no panic"
+        );
     }
 
     #[test]

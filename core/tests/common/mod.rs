@@ -50,6 +50,7 @@ pub fn visit(store: &Store, hh: HouseholdId, date: &str) -> VisitId {
                 gps: None,
                 other_workers: vec![],
                 present: vec![],
+                companions: vec![],
             },
         )
         .expect("start visit")

@@ -15,7 +15,7 @@ use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
 pub const LOGIN: &str = "zhang.supervisor";
 pub const PASSWORD: &str = "correct horse battery";
 /// A child's ID number (made up); the console must never show it whole.
-pub const ID_NUMBER: &str = "110101201001011234";
+pub const ID_NUMBER: &str = "110101201001061234";
 
 pub struct Station {
     pub dir: tempfile::TempDir,
@@ -118,6 +118,7 @@ pub async fn station(secure_cookies: bool) -> Station {
                 gps: None,
                 other_workers: vec![],
                 present: vec![],
+                companions: vec![],
             },
         )
         .unwrap()

@@ -263,6 +263,7 @@ pub fn replay(dev: &Device, acts: &[Action], world: &World) -> Res<WeekStats> {
                             gps: None,
                             other_workers: vec![],
                             present: vec![],
+                            companions: vec![],
                         },
                     )
                 })?;
