@@ -55,6 +55,7 @@ fn new_visit(date: Date) -> NewVisit {
         gps: None,
         other_workers: vec![],
         present: vec![],
+        companions: vec![],
     }
 }
 

@@ -1296,6 +1296,7 @@ fn relayed_changes_refused_after_a_restore_are_pushed_again() {
         gps: None,
         other_workers: vec![],
         present: vec![],
+        companions: vec![],
     };
     sim.write(0, h, "start visit", |s| s.start_visit(h, &new))
         .unwrap();
