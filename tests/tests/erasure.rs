@@ -12,7 +12,7 @@ use doorstep_server::store::ServerStore;
 use doorstep_tests::{pages, Device, TestServer};
 
 const NAME: &str = "欧阳雪晴";
-const ID_NUMBER: &str = "51342220150817602X";
+const ID_NUMBER: &str = "513422201508176028";
 const NOTE: &str = "孩子手臂有淤青疑似被父亲殴打需上报";
 const PLANTED: [&str; 3] = [NAME, ID_NUMBER, NOTE];
 /// Text of another household, which must survive.
