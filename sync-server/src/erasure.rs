@@ -190,3 +190,81 @@ pub fn reapply<S: ServerStore + ?Sized>(store: &S, ledger: &Ledger) -> Result<us
     }
     Ok(applied)
 }
+
+/// A household whose retention ended (closed longer than the retention period).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expired {
+    pub station: StationId,
+    pub household: HouseholdId,
+    /// When it was closed (ms since the Unix epoch, the closing phone's clock).
+    pub closed_at: i64,
+}
+
+/// Retention (issue 15, ADR 0016): every household of `station` (all stations: `None`)
+/// closed for longer than `closed_for_ms` at `now_ms` is erased with the reason
+/// `retention-ended` (by `retention`), through the ledger like any erasure; with `dry_run`,
+/// only listed. Returns them, oldest closing first. A household reopened since (its shown
+/// status is no longer `closed`) is kept; one whose document cannot be read is skipped and
+/// logged (by id), never erased on a guess.
+pub fn retention<S: ServerStore + ?Sized>(
+    store: &S,
+    ledger: &Ledger,
+    station: Option<StationId>,
+    closed_for_ms: i64,
+    now_ms: i64,
+    dry_run: bool,
+) -> Result<Vec<Expired>, ErasureError> {
+    let stations: Vec<StationId> = match station {
+        Some(s) => vec![s],
+        None => store.stations()?.into_iter().map(|(s, _)| s).collect(),
+    };
+    let cutoff = now_ms.saturating_sub(closed_for_ms);
+    let mut expired = Vec::new();
+    for station in stations {
+        let mut after = None;
+        loop {
+            let ids = store.list_documents(station, after, 256)?;
+            let Some(last) = ids.last().copied() else {
+                break;
+            };
+            after = Some(last);
+            for id in ids {
+                if id == doorstep_core::doc::station::station_doc_id(station) {
+                    continue;
+                }
+                let Some(stored) = store.load_document(id)? else {
+                    continue;
+                };
+                let closed = crate::snapshot::load_stored(&stored)
+                    .ok()
+                    .and_then(|doc| doorstep_core::doc::closed_at(&doc).ok());
+                match closed {
+                    Some(Some(at)) if at.0 <= cutoff => expired.push(Expired {
+                        station,
+                        household: id,
+                        closed_at: at.0,
+                    }),
+                    Some(_) => {}
+                    None => {
+                        tracing::warn!(household = %id, "retention: document not readable; kept")
+                    }
+                }
+            }
+        }
+    }
+    expired.sort_by_key(|e| (e.closed_at, e.household));
+    if !dry_run {
+        for e in &expired {
+            erase(
+                store,
+                ledger,
+                e.station,
+                e.household,
+                ErasureReason::RetentionEnded,
+                "retention",
+                now_ms,
+            )?;
+        }
+    }
+    Ok(expired)
+}

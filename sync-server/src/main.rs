@@ -315,6 +315,21 @@ enum HouseholdCommand {
         #[arg(long, default_value = "cli")]
         by: String,
     },
+    /// Retention: erase every household closed for longer than --closed-for-days (reason
+    /// retention-ended), or list them with --dry-run. Run it daily (cron, a systemd timer).
+    Retention {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        /// Days a household stays on the server after it was closed.
+        #[arg(long)]
+        closed_for_days: u32,
+        /// One station (default: all).
+        #[arg(long)]
+        station: Option<StationId>,
+        /// List what would be erased; erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the erasure ledger (one line per erasure: when, station, household, reason, by).
     Erasures {
         #[arg(long, default_value = "doorstep-data")]
@@ -620,6 +635,39 @@ fn run(cli: Cli) -> Result<(), String> {
                 record.doc,
                 record.station,
                 record.reason.as_str()
+            );
+            Ok(())
+        }
+        Command::Household {
+            command:
+                HouseholdCommand::Retention {
+                    data,
+                    closed_for_days,
+                    station,
+                    dry_run,
+                },
+        } => {
+            let store = open(&data)?;
+            let expired = erasure::retention(
+                &store,
+                &Ledger::in_dir(&data),
+                station,
+                i64::from(closed_for_days) * 86_400_000,
+                now_ms(),
+                dry_run,
+            )
+            .map_err(|e| e.to_string())?;
+            for e in &expired {
+                println!("{}\t{}\tclosed {}", e.station, e.household, e.closed_at);
+            }
+            println!(
+                "{} household(s) closed for more than {closed_for_days} days{}",
+                expired.len(),
+                if dry_run {
+                    " (dry run: nothing erased)"
+                } else {
+                    " erased"
+                }
             );
             Ok(())
         }

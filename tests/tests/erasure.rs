@@ -206,3 +206,71 @@ async fn an_erased_household_leaves_no_byte_on_the_server_or_any_device() {
 fn d_unsynced_is_empty(d: &Device) -> bool {
     d.store.unsynced_households().unwrap().is_empty()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_erases_households_closed_longer_than_the_period() {
+    use doorstep_server::erasure::retention;
+    let server = TestServer::start().await;
+    let station = server.station("石桥镇社工站");
+    let url = server.url();
+    let a = server.device(station, "A01", &url).await;
+    let b = server.device(station, "A02", &url).await;
+    let closed = a.new_household("HH-CLOSED");
+    let reopened = a.new_household("HH-REOPENED");
+    let active = a.new_household("HH-ACTIVE");
+    for h in [closed, reopened] {
+        a.store
+            .edit_household(h, &HouseholdEdit::Status(HouseholdStatus::Closed))
+            .unwrap();
+    }
+    a.store
+        .edit_household(reopened, &HouseholdEdit::Status(HouseholdStatus::Active))
+        .unwrap();
+    a.sync().await;
+    b.sync().await;
+    let store = server.store.as_ref();
+    let ledger = server.ledger();
+    let year = 365 * 86_400_000;
+    let now = doorstep_server::now_ms();
+    assert!(
+        retention(store, &ledger, Some(station), year, now, false)
+            .unwrap()
+            .is_empty(),
+        "closed a moment ago: kept"
+    );
+    let later = now + year + 86_400_000;
+    let listed = retention(store, &ledger, Some(station), year, later, true).unwrap();
+    assert_eq!(
+        listed.iter().map(|e| e.household).collect::<Vec<_>>(),
+        [closed],
+        "a dry run lists only the household still closed"
+    );
+    assert!(
+        store.erasure(closed).unwrap().is_none(),
+        "a dry run erases nothing"
+    );
+    let erased = retention(store, &ledger, None, year, later, false).unwrap();
+    assert_eq!(erased, listed);
+    let record = store.erasure(closed).unwrap().unwrap();
+    assert_eq!(
+        (record.reason, record.erased_by.as_str()),
+        (ErasureReason::RetentionEnded, "retention")
+    );
+    assert_eq!(
+        ledger.entries().unwrap().len(),
+        1,
+        "through the ledger like any erasure"
+    );
+    let report = b.sync().await;
+    assert_eq!(report.erased.len(), 1);
+    assert_eq!(report.erased[0].reason, ErasureReason::RetentionEnded);
+    let mut left = b.store.household_ids().unwrap();
+    left.sort();
+    let mut expected = vec![reopened, active];
+    expected.sort();
+    assert_eq!(left, expected);
+    assert!(retention(store, &ledger, None, year, later, false)
+        .unwrap()
+        .is_empty());
+    server.stop().await;
+}

@@ -95,6 +95,19 @@ pub fn card_issuances(doc: &Automerge) -> Result<Vec<crate::model::records::Card
     Ok(out)
 }
 
+/// When a household was closed, if it is: the time its shown status `closed` was written
+/// (as the closing phone's clock recorded it). `None` while it is active or moved away. For
+/// the server's retention (ADR 0016).
+pub fn closed_at(doc: &Automerge) -> Result<Option<crate::model::time::Timestamp>> {
+    let hh = cells::get_map(doc, &ROOT, "household")?.ok_or(
+        crate::error::Error::MalformedDocument("no household map".into()),
+    )?;
+    let shown = cells::read_versions(doc, &hh, "status")?.into_iter().next();
+    Ok(shown
+        .filter(|v| v.value.as_deref() == Some("closed"))
+        .map(|v| v.provenance.at))
+}
+
 /// The household id and station a household document declares (for the server's checks).
 pub fn household_header(doc: &Automerge) -> Result<(HouseholdId, StationId)> {
     header(doc)

@@ -58,3 +58,19 @@ def test_the_cli_refuses_free_text_reasons_and_foreign_households(server, statio
     absent = run("household", "erase", "--station", station, "--household",
                  "0190a0b0-0000-7000-8000-000000000001", "--reason", "other")
     assert absent.returncode != 0 and "not a household of this station" in absent.stderr
+
+
+def test_retention_through_the_cli_erases_closed_households(server, station, tmp_path):
+    a, ta = enrolled(server, station, tmp_path, "甲")
+    closed = household(a, code="HH-CLOSED")
+    kept = household(a, code="HH-OPEN")
+    a.edit_household(closed, d.HouseholdEdit.STATUS(status=d.HouseholdStatus.CLOSED))
+    asyncio.run(a.sync(server.url, ta))
+    dry = _cli(server.data, "household", "retention", "--closed-for-days", "0", "--station", station, "--dry-run")
+    assert closed in dry and kept not in dry and "dry run" in dry
+    assert a.household(closed).code == "HH-CLOSED"
+    done = _cli(server.data, "household", "retention", "--closed-for-days", "0", "--station", station)
+    assert closed in done and "1 household(s)" in done
+    report = asyncio.run(a.sync(server.url, ta))
+    assert [(e.household_id, e.reason) for e in report.erased] == [(closed, d.ErasureReason.RETENTION_ENDED)]
+    assert a.household(kept).code == "HH-OPEN"
