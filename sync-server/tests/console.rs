@@ -651,3 +651,56 @@ async fn logins_are_throttled_and_cookies_are_secure() {
         "{set:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasures_are_listed_with_ids_and_reasons_only() {
+    use doorstep_core::protocol::ErasureReason;
+    use doorstep_server::erasure::{self, Ledger};
+    let st = station(false).await;
+    let mut b = Browser::new(st.url());
+    let (status, _, _) = b.login(LOGIN, PASSWORD).await;
+    assert_eq!(status, 303);
+    let quiet = st.quiet.to_string();
+    let (status, page, _) = b.get("/console/erasures").await;
+    assert_eq!(status, 200);
+    assert!(!page.contains(&quiet));
+    let (_, list, _) = b.get("/console/households").await;
+    assert!(list.contains("HH-000002"), "the household is listed before");
+    let (status, _, _) = b.get(&format!("/console/households/{quiet}")).await;
+    assert_eq!(status, 200);
+    assert!(st
+        .store
+        .access_log(st.station, 100)
+        .unwrap()
+        .iter()
+        .any(|e| e.target.as_deref() == Some(quiet.as_str())));
+
+    erasure::erase(
+        st.store.as_ref(),
+        &Ledger::in_dir(st.dir.path()),
+        st.station,
+        st.quiet,
+        ErasureReason::SubjectRequest,
+        "cli",
+        doorstep_server::now_ms(),
+    )
+    .unwrap();
+    let (status, page, _) = b.get("/console/erasures").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&quiet), "{page}");
+    assert!(page.contains("本人或监护人要求删除"));
+    assert!(!page.contains("医疗救助") && !page.contains("HH-000002"));
+    let (status, _, _) = b.get(&format!("/console/households/{quiet}")).await;
+    assert_eq!(status, 404, "an erased case file is gone from the console");
+    let (_, list, _) = b.get("/console/households").await;
+    assert!(!list.contains("HH-000002"));
+    let (_, found, _) = b.get("/console/households?q=医疗救助").await;
+    assert!(!found.contains(&quiet));
+    let log = st.store.access_log(st.station, 100).unwrap();
+    assert!(log.iter().any(|e| e.what == "erasures"));
+    assert!(
+        !log.iter()
+            .any(|e| e.target.as_deref() == Some(quiet.as_str())),
+        "the access log's entries about the household went with it"
+    );
+}

@@ -48,8 +48,9 @@ pub(crate) struct Console<S: ServerStore> {
 
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    let sources: [(&str, &str); 11] = [
+    let sources: [(&str, &str); 12] = [
         ("cards.html", include_str!("templates/cards.html")),
+        ("erasures.html", include_str!("templates/erasures.html")),
         ("devices.html", include_str!("templates/devices.html")),
         ("history.html", include_str!("templates/history.html")),
         ("report.html", include_str!("templates/report.html")),
@@ -114,6 +115,7 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/report.xlsx", get(pages::report_xlsx::<S>))
         .route("/console/devices", get(pages::devices::<S>))
         .route("/console/cards", get(pages::cards::<S>))
+        .route("/console/erasures", get(pages::erasures::<S>))
         .route("/console/devices/enroll", post(pages::enroll::<S>))
         .route("/console/devices/revoke", post(pages::revoke::<S>))
         .route("/console/workers", post(pages::add_worker::<S>))

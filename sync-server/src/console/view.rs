@@ -227,6 +227,18 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("phones", "电话", "Phones"),
         ("signed_in_as", "当前账号", "Signed in as"),
         ("section", "内容", "Section"),
+        ("erasures", "删除记录", "Erasures"),
+        ("reason", "原因", "Reason"),
+        ("erased_by", "操作人", "By"),
+        ("reason_subject-request", "本人或监护人要求删除", "The person or guardian asked"),
+        ("reason_created-in-error", "建档错误", "Created in error"),
+        ("reason_retention-ended", "保存期满", "Retention period ended"),
+        ("reason_other", "其他", "Other"),
+        (
+            "erasures_hint",
+            "这些家庭档案已从服务器和所有手机上删除（包括修改历史）。此处只记录编号、时间和原因，不含个人信息。删除由管理员用命令行执行：doorstep-server household erase（见 docs/operations.md）。",
+            "These case files were erased from the server and every phone, history included. Only ids, times and reasons are kept here: no personal data. An admin erases with the CLI: doorstep-server household erase (docs/operations.md).",
+        ),
     ];
     pairs
         .iter()

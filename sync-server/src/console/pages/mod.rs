@@ -4,6 +4,7 @@
 mod cards;
 mod cases;
 mod devices;
+mod erasures;
 mod exports;
 mod session;
 
@@ -228,6 +229,7 @@ async fn blocking(f: impl FnOnce() -> Result<Response, PageError> + Send + 'stat
 pub(super) use cards::cards;
 pub(super) use cases::{conflicts, dashboard, follow_ups, history, household, households, resolve};
 pub(super) use devices::{add_worker, devices, enroll, revoke};
+pub(super) use erasures::erasures;
 pub(super) use exports::{
     export_households_csv, export_households_xlsx, export_visits_csv, export_visits_xlsx, report,
     report_csv, report_xlsx,
