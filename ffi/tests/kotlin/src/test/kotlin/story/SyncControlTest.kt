@@ -77,6 +77,7 @@ class SyncControlTest {
         assertEquals(report.bytesDown, seen.last().bytesDown)
         // The five households and the station's own document (it carries the workers' labels).
         assertEquals(6uL, seen.last().documentsReceived)
+        assertEquals("W01", b.store.workerLabel(a.store.workerId()))
         assertFalse(seen.last().bootstrapping)
         assertEquals(5, b.store.householdIds().size)
     }
