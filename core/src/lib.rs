@@ -39,6 +39,7 @@ pub use model::provenance::*;
 pub use model::records::*;
 pub use model::time::{Date, Timestamp};
 pub use model::values::*;
+pub use model::worker_label::{WorkerLabel, MAX_WORKER_LABEL_CHARS};
 pub use store::*;
 
 /// The version of this crate.

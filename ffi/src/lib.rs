@@ -507,6 +507,27 @@ impl Doorstep {
         Ok(cards.into_iter().map(Into::into).collect())
     }
 
+    // ----- names for ids -------------------------------------------------------------------
+
+    /// The label the station gave a worker ("W01 / 张丽"), from the station document; `None`
+    /// (a worker added since the last sync, another station's): show the id.
+    pub fn worker_label(&self, worker_id: String) -> Result<Option<String>> {
+        Ok(self.store()?.worker_label(types::worker_id(&worker_id)?)?)
+    }
+
+    /// Every label of this station's workers, ordered by label: read once per screen.
+    pub fn worker_labels(&self) -> Result<Vec<WorkerLabel>> {
+        Ok(self
+            .store()?
+            .worker_labels()?
+            .into_iter()
+            .map(|(w, label)| WorkerLabel {
+                worker_id: w.to_string(),
+                label,
+            })
+            .collect())
+    }
+
     // ----- conflicts and provenance ---------------------------------------------------------
 
     /// Open conflicts, of one household or all.

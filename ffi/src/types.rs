@@ -956,6 +956,14 @@ impl From<core::ErasedHousehold> for ErasedHousehold {
     }
 }
 
+/// A worker of this station and the label the station gave them ("W01 / 张丽"), from the
+/// station document.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct WorkerLabel {
+    pub worker_id: String,
+    pub label: String,
+}
+
 impl From<core::transport::SyncReport> for SyncReport {
     fn from(r: core::transport::SyncReport) -> Self {
         SyncReport {

@@ -3,10 +3,10 @@
 //! look cards up in the server's card index.
 
 use automerge::Automerge;
-use doorstep_core::doc::station::{self, station_doc_id};
+use doorstep_core::doc::station;
 use doorstep_core::{CardBatchId, CardLeaseId, Date, DeviceId, StationId, Timestamp};
 
-use crate::store::{DocAppend, ServerStore, StoreError};
+use crate::store::{ServerStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CardAdminError {
@@ -20,43 +20,14 @@ pub enum CardAdminError {
     StoredDocument(#[from] crate::snapshot::SnapshotError),
 }
 
-/// Changes written by the server itself carry this origin (no device skips them).
-const SERVER_ORIGIN: DeviceId = DeviceId::from_uuid(uuid::Uuid::nil());
-
-/// Apply an admin edit to the station document and append its changes to the station log.
+/// Apply an admin edit to the station document (`station_doc::edit`: its change is appended
+/// to the station log, retried if another writer got there first).
 fn edit_station<S: ServerStore, T>(
     store: &S,
     station: StationId,
-    edit: impl FnOnce(&mut Automerge) -> doorstep_core::Result<T>,
+    edit: impl FnMut(&mut Automerge) -> doorstep_core::Result<T>,
 ) -> Result<T, CardAdminError> {
-    let id = station_doc_id(station);
-    let (mut doc, base) = match store.load_document(id)? {
-        Some(stored) => {
-            let doc = crate::snapshot::load_stored(&stored)?;
-            let heads = doc.get_heads();
-            (doc, heads)
-        }
-        None => (station::new_station_doc(station)?, Vec::new()),
-    };
-    let out = edit(&mut doc)?;
-    let changes = doc
-        .get_changes(&base)
-        .into_iter()
-        .map(|c| (c.hash(), c.raw_bytes().to_vec()))
-        .collect();
-    store.commit(
-        station,
-        SERVER_ORIGIN,
-        &[DocAppend {
-            doc: id,
-            changes,
-            snapshot: None,
-            cards: Vec::new(),
-            expected_seq: None,
-            signatures: Vec::new(),
-        }],
-    )?;
-    Ok(out)
+    crate::station_doc::edit(store, station, edit)
 }
 
 /// Register a printed batch `PREFIX-first` … `PREFIX-last` for a station.

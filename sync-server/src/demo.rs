@@ -138,7 +138,7 @@ pub async fn run(
     let station = server_store.create_station("石桥镇社工站", now_ms())?;
     let mut devices = Vec::new();
     for label in ["W01", "W02", "W03"] {
-        let worker = server_store.add_worker(station, label, now_ms())?;
+        let worker = crate::workers::add_worker(server_store.as_ref(), station, label, now_ms())?;
         let (_, code) = credentials::enroll_device(server_store.as_ref(), worker, now_ms())?;
         let enrolment = enroll(&url, &code).await?;
         // A demo key; an app keeps a random key in Android Keystore / iOS Keychain.

@@ -16,8 +16,10 @@ pub mod erasure;
 pub mod metrics;
 pub mod ratelimit;
 pub mod snapshot;
+mod station_doc;
 pub mod store;
 pub mod sync;
+pub mod workers;
 
 pub use api::{serve, ServerConfig, ServerHandle};
 pub use store::sqlite::SqliteStore;

@@ -17,6 +17,7 @@ use doorstep_server::store::any::{AnyStore, OpenWith};
 use doorstep_server::store::console::ConsoleStore;
 use doorstep_server::store::key::ServerKey;
 use doorstep_server::store::ServerStore;
+use doorstep_server::workers;
 use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
 
 /// Doorstep sync server: devices of a township social-work station sync their household
@@ -353,15 +354,34 @@ enum StationCommand {
 
 #[derive(Subcommand, Debug)]
 enum WorkerCommand {
-    /// Add a worker to a station; prints the worker id.
+    /// Add a worker to a station; prints the worker id. The label reaches the station's
+    /// phones at their next sync.
     Add {
         #[arg(long, default_value = "doorstep-data")]
         data: PathBuf,
         #[arg(long)]
         station: StationId,
-        /// A short label shown in reports, e.g. W01 (avoid full names).
+        /// How phones and reports name the worker, e.g. "W01 / 张丽": 1-64 characters, one
+        /// line. The station's phones receive it (no other station's do).
         #[arg(long)]
         label: String,
+    },
+    /// Change a worker's label; the station's phones get it at their next sync.
+    Label {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        worker: WorkerId,
+        /// The new label (1-64 characters, one line).
+        #[arg(long)]
+        label: String,
+    },
+    /// List a station's workers: id and label, one per line.
+    List {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
     },
 }
 
@@ -521,6 +541,9 @@ fn run(cli: Cli) -> Result<(), String> {
             let store = Arc::new(open(&data)?);
             // Erasures the database lacks (a restored backup, an erasure cut short).
             erasure::reapply(store.as_ref(), &Ledger::in_dir(&data)).map_err(|e| e.to_string())?;
+            // Workers' labels the station documents lack (stations from before labels, a
+            // publication cut short): ADR 0017.
+            workers::publish_all_labels(store.as_ref()).map_err(|e| e.to_string())?;
             // The sync slots bound the work; the pool's own bound is a backstop (a slot is
             // released just before its thread goes back to the pool).
             runtime_with_blocking(max_concurrent_syncs.max(1) * 2)?.block_on(async move {
@@ -694,10 +717,38 @@ fn run(cli: Cli) -> Result<(), String> {
                     label,
                 },
         } => {
-            let id = open(&data)?
-                .add_worker(station, label.trim(), now_ms())
+            let id = workers::add_worker(&open(&data)?, station, &label, now_ms())
                 .map_err(|e| e.to_string())?;
             println!("{id}");
+            Ok(())
+        }
+        Command::Worker {
+            command:
+                WorkerCommand::Label {
+                    data,
+                    worker,
+                    label,
+                },
+        } => {
+            // The label may be a name: the answer names ids only.
+            let station =
+                workers::set_label(&open(&data)?, worker, &label).map_err(|e| e.to_string())?;
+            println!(
+                "worker {worker} relabelled; the phones of station {station} get it at their \
+                 next sync"
+            );
+            Ok(())
+        }
+        Command::Worker {
+            command: WorkerCommand::List { data, station },
+        } => {
+            let store = open(&data)?;
+            if !store.station_exists(station).map_err(|e| e.to_string())? {
+                return Err(format!("no station {station}"));
+            }
+            for (worker, label) in store.worker_labels(station).map_err(|e| e.to_string())? {
+                println!("{worker}\t{label}");
+            }
             Ok(())
         }
         Command::Device {

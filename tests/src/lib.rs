@@ -72,6 +72,7 @@ impl TestServer {
         // Reopen the database as a fresh process would (and `doorstep-server serve` does).
         self.store = Arc::new(SqliteStore::open_encrypted(self.dir.path(), &self.key).unwrap());
         self.reapply_erasures();
+        doorstep_server::workers::publish_all_labels(self.store.as_ref()).unwrap();
         let (handle, addr) = Self::listen(self.store.clone(), "127.0.0.1:0").await;
         self.handle = Some(handle);
         self.addr = addr;

@@ -1,14 +1,17 @@
 //! The station document: reference data written by admins on the server only (card batches
-//! and their leases to devices), synced to every device of the station like a household.
+//! and their leases to devices, the workers' labels), synced to every device of the station
+//! like a household.
 //!
 //! Layout (schema 1):
 //! ```text
 //! ROOT { schema: 1, kind: "station", id: <station>,
 //!        batches: { <batch id>: { prefix, first, last, created_at } },
 //!        leases:  { <lease id>: { batch, first, last, device, expires: "YYYY-MM-DD" | null,
-//!                                 returned: bool, created_at } } }
+//!                                 returned: bool, created_at } },
+//!        workers: { <worker id>: "<label>" } }
 //! ```
-//! Its document id on the wire is the station id.
+//! `workers` came later (ADR 0017): a document without it has no labels, and a reader
+//! that predates it ignores it. Its document id on the wire is the station id.
 
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value, ROOT};
@@ -16,8 +19,9 @@ use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use crate::doc::cells::{get_map, get_str};
 use crate::error::{Error, Result};
 use crate::model::cards::{CardSerial, MAX_CARD_NUMBER};
-use crate::model::ids::{CardBatchId, CardLeaseId, DeviceId, HouseholdId, StationId};
+use crate::model::ids::{CardBatchId, CardLeaseId, DeviceId, HouseholdId, StationId, WorkerId};
 use crate::model::time::{Date, Timestamp};
+use crate::model::worker_label::WorkerLabel;
 
 /// A printed batch of cards: `PREFIX-first` … `PREFIX-last`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +156,7 @@ pub fn create_station_doc<T: Transactable>(tx: &mut T, station: StationId) -> Re
     tx.put(&ROOT, "id", station.to_string())?;
     tx.put_object(&ROOT, "batches", ObjType::Map)?;
     tx.put_object(&ROOT, "leases", ObjType::Map)?;
+    tx.put_object(&ROOT, "workers", ObjType::Map)?;
     Ok(())
 }
 
@@ -250,4 +255,136 @@ pub fn new_station_doc(station: StationId) -> Result<Automerge> {
     create_station_doc(&mut tx, station)?;
     tx.commit();
     Ok(doc)
+}
+
+/// The workers' labels the document carries, by worker id. Lenient: an entry whose key is
+/// not a worker id or whose value is not a valid label (a newer server's shape, a damaged
+/// entry) is skipped, so a bad label never stops the card leases from being read.
+pub fn read_worker_labels<R: ReadDoc>(doc: &R) -> Result<Vec<(WorkerId, WorkerLabel)>> {
+    station_header(doc)?;
+    let Ok(Some(workers)) = get_map(doc, &ROOT, "workers") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for key in doc.keys(&workers) {
+        let (Ok(worker), Ok(Some(label))) = (WorkerId::parse(&key), get_str(doc, &workers, &key))
+        else {
+            continue;
+        };
+        if let Ok(label) = WorkerLabel::new(&label) {
+            out.push((worker, label));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Write labels (the server's admin only), in one change; `workers` is made in a document
+/// from before it. Labels the document already carries are not written again. Returns how
+/// many were written (0: no change was made).
+pub fn set_worker_labels(
+    doc: &mut Automerge,
+    labels: &[(WorkerId, WorkerLabel)],
+    at: Timestamp,
+) -> Result<usize> {
+    station_header(doc)?;
+    let current = read_worker_labels(doc)?;
+    let fresh: Vec<&(WorkerId, WorkerLabel)> = labels
+        .iter()
+        .filter(|(w, l)| !current.iter().any(|(cw, cl)| cw == w && cl == l))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = doc.transaction();
+    // Absent in a document from before labels; anything but a map is replaced.
+    let workers = match get_map(&tx, &ROOT, "workers") {
+        Ok(Some(m)) => m,
+        _ => tx.put_object(&ROOT, "workers", ObjType::Map)?,
+    };
+    for (worker, label) in &fresh {
+        tx.put(&workers, worker.to_string(), label.as_str())?;
+    }
+    tx.commit_with(automerge::transaction::CommitOptions::default().with_time(at.0));
+    Ok(fresh.len())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn label(s: &str) -> WorkerLabel {
+        WorkerLabel::new(s).unwrap()
+    }
+
+    #[test]
+    fn labels_are_written_once_changed_in_place_and_read_back() {
+        let station = StationId::new();
+        let mut doc = new_station_doc(station).unwrap();
+        let (a, b) = (WorkerId::new(), WorkerId::new());
+        let at = Timestamp(1);
+        let both = [(a, label("W01 / 张丽")), (b, label("W02"))];
+        assert_eq!(set_worker_labels(&mut doc, &both, at).unwrap(), 2);
+        let heads = doc.get_heads();
+        assert_eq!(set_worker_labels(&mut doc, &both, at).unwrap(), 0);
+        assert_eq!(doc.get_heads(), heads, "nothing new: no change");
+        assert_eq!(
+            set_worker_labels(&mut doc, &[(b, label("W02 / 王芳"))], at).unwrap(),
+            1
+        );
+        let mut want = vec![(a, label("W01 / 张丽")), (b, label("W02 / 王芳"))];
+        want.sort();
+        assert_eq!(read_worker_labels(&doc).unwrap(), want);
+        // The cards are read as before.
+        assert_eq!(read_station(&doc).unwrap(), StationCards::default());
+    }
+
+    #[test]
+    fn a_document_from_before_labels_gets_its_workers_map_at_the_first_label() {
+        let station = StationId::new();
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(&ROOT, "schema", 1_i64).unwrap();
+        tx.put(&ROOT, "kind", "station").unwrap();
+        tx.put(&ROOT, "id", station.to_string()).unwrap();
+        tx.put_object(&ROOT, "batches", ObjType::Map).unwrap();
+        tx.put_object(&ROOT, "leases", ObjType::Map).unwrap();
+        tx.commit();
+        assert_eq!(read_worker_labels(&doc).unwrap(), vec![]);
+        let w = WorkerId::new();
+        set_worker_labels(&mut doc, &[(w, label("W01"))], Timestamp(1)).unwrap();
+        assert_eq!(read_worker_labels(&doc).unwrap(), vec![(w, label("W01"))]);
+    }
+
+    #[test]
+    fn malformed_entries_are_skipped_not_fatal() {
+        let station = StationId::new();
+        let mut doc = new_station_doc(station).unwrap();
+        let good = WorkerId::new();
+        set_worker_labels(&mut doc, &[(good, label("W01"))], Timestamp(1)).unwrap();
+        let mut tx = doc.transaction();
+        let workers = get_map(&tx, &ROOT, "workers").unwrap().unwrap();
+        tx.put(&workers, "not-an-id", "W09").unwrap();
+        tx.put(&workers, WorkerId::new().to_string(), "张\n丽")
+            .unwrap();
+        tx.put(&workers, WorkerId::new().to_string(), "").unwrap();
+        tx.put(&workers, WorkerId::new().to_string(), 7_i64)
+            .unwrap();
+        tx.put_object(&workers, WorkerId::new().to_string(), ObjType::Map)
+            .unwrap();
+        tx.commit();
+        assert_eq!(
+            read_worker_labels(&doc).unwrap(),
+            vec![(good, label("W01"))]
+        );
+
+        // A `workers` that is not a map at all: no labels, the cards still read.
+        let mut doc = new_station_doc(station).unwrap();
+        let mut tx = doc.transaction();
+        tx.put(&ROOT, "workers", "W01").unwrap();
+        tx.commit();
+        assert_eq!(read_worker_labels(&doc).unwrap(), vec![]);
+        assert!(read_station(&doc).is_ok());
+    }
 }

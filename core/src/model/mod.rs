@@ -8,3 +8,4 @@ pub mod provenance;
 pub mod records;
 pub mod time;
 pub mod values;
+pub mod worker_label;

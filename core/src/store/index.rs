@@ -641,11 +641,18 @@ fn insert_conflicts(conn: &Connection, household: HouseholdId, found: &Review) -
     Ok(())
 }
 
-/// Index the station document: card batches and leases.
+/// Index the station document: card batches and leases, the workers' labels.
 pub(crate) fn update_station(conn: &Connection, doc: &Automerge) -> Result<()> {
     let cards = crate::doc::station::read_station(doc)?;
     conn.execute("DELETE FROM ix_card_batches", [])?;
     conn.execute("DELETE FROM ix_card_leases", [])?;
+    conn.execute("DELETE FROM ix_worker_labels", [])?;
+    for (worker, label) in crate::doc::station::read_worker_labels(doc)? {
+        conn.prepare_cached(
+            "INSERT INTO ix_worker_labels (worker_id, label) VALUES (doorstep_key(?1), ?2)",
+        )?
+        .execute(params![worker.to_string(), label.as_str()])?;
+    }
     for b in &cards.batches {
         conn.prepare_cached(
             "INSERT INTO ix_card_batches (batch_id, prefix, first, last) VALUES (?1, ?2, ?3, ?4)",

@@ -10,6 +10,7 @@ mod cards;
 pub(crate) mod db;
 mod erasure;
 pub(crate) mod index;
+mod labels;
 mod query;
 pub(crate) mod schema;
 pub mod sqlcipher;
@@ -296,6 +297,8 @@ impl Store {
         if erasure::scrub_pending(&conn)? {
             erasure::scrub(&conn)?;
         }
+        // A migration that added an index of the station document (schema 7: labels).
+        labels::reindex_station_if_asked(&mut conn, options.station, &actor)?;
         // The creation or a migration may be the last transaction in the WAL.
         seal(&conn, db::synchronous(options.durability));
         let reader = db::open_connection(&options.path, &options.key, options.durability, true)?;
@@ -875,6 +878,7 @@ impl Store {
         let station = doc::station::station_doc_id(self.station);
         tx.execute("DELETE FROM ix_card_batches", [])?;
         tx.execute("DELETE FROM ix_card_leases", [])?;
+        tx.execute("DELETE FROM ix_worker_labels", [])?;
         if let Ok(doc) = load(&tx, cache, station, &self.actor) {
             index::update_station(&tx, doc)?;
         }

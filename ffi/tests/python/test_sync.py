@@ -94,8 +94,8 @@ def test_a_new_phone_hears_progress_that_matches_the_report(server, station, tmp
         assert after.documents_received >= before.documents_received
     last = progress.seen[-1]
     assert (last.bytes_up, last.bytes_down, last.snapshots) == (report.bytes_up, report.bytes_down, report.snapshots)
-    # The twelve households (the station's own document has no card leases to send).
-    assert last.documents_received == 12
+    # The twelve households and the station's own document (it carries the workers' labels).
+    assert last.documents_received == 13
     assert not last.bootstrapping
     # Observers hear the same rounds as sync states.
     assert states.round_trips == [0, *rounds]

@@ -79,7 +79,17 @@ pub fn signer_of<S: ServerStore>(
         return Ok(s);
     }
     let now = crate::now_ms();
-    let worker = store.add_worker(account.station, &format!("主管 {}", account.login), now)?;
+    // Published like any worker's label, so phones name the decider (a login is 1-64
+    // ASCII characters: cut to the label's length).
+    let label: String = format!("主管 {}", account.login)
+        .chars()
+        .take(doorstep_core::MAX_WORKER_LABEL_CHARS)
+        .collect();
+    let worker =
+        crate::workers::add_worker(store, account.station, &label, now).map_err(|e| match e {
+            crate::workers::WorkerAdminError::Store(e) => ResolveError::Store(e),
+            other => ResolveError::Refused(other.to_string()),
+        })?;
     let device = store.enroll_device(worker, &hash_secret(&new_token()), 0)?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|_| ResolveError::Refused("no randomness".into()))?;

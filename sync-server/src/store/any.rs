@@ -76,6 +76,7 @@ delegate! {
     fn new_epoch(&self) -> StoreResult<Uuid>;
     fn create_station(&self, name: &str, now_ms: i64) -> StoreResult<StationId>;
     fn add_worker(&self, station: StationId, label: &str, now_ms: i64) -> StoreResult<WorkerId>;
+    fn set_worker_label(&self, worker: WorkerId, label: &str) -> StoreResult<StationId>;
     fn enroll_device(&self, worker: WorkerId, code_hash: &str, expires_ms: i64) -> StoreResult<DeviceId>;
     fn redeem_code(&self, code_hash: &str, token_hash: &str, now_ms: i64) -> StoreResult<Option<DeviceAuth>>;
     fn revoke_device(&self, device: DeviceId, now_ms: i64) -> StoreResult<bool>;

@@ -30,6 +30,7 @@ fn append(doc: HouseholdId, changes: &[(u8, &[u8])]) -> DocAppend {
 /// Run every check, each on a fresh store.
 pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     credentials_lifecycle(&new_store());
+    worker_labels_change_in_place(&new_store());
     sequences_are_gap_free_per_station_and_deduplicated(&new_store());
     log_reads_skip_own_changes_and_page_by_budget(&new_store());
     documents_load_from_snapshot_and_later_changes(&new_store());
@@ -90,6 +91,43 @@ pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
     assert!(s.authenticate("tokenhash").unwrap().unwrap().revoked);
     assert!(!s.revoke_device(DeviceId::new(), 600).unwrap());
     let _ = device;
+}
+
+/// A label changes in place, for its own worker only; the worker's station comes back (the
+/// caller publishes the label in that station's document).
+pub fn worker_labels_change_in_place<S: ServerStore>(s: &S) {
+    let (a, b) = (
+        s.create_station("A", 1).unwrap(),
+        s.create_station("B", 1).unwrap(),
+    );
+    let w1 = s.add_worker(a, "W01", 1).unwrap();
+    let w2 = s.add_worker(a, "W02", 1).unwrap();
+    let other = s.add_worker(b, "W02", 1).unwrap();
+    assert_eq!(s.set_worker_label(w2, "W00 / 张丽").unwrap(), a);
+    assert_eq!(
+        s.worker_labels(a).unwrap(),
+        vec![(w2, "W00 / 张丽".to_owned()), (w1, "W01".to_owned())],
+        "changed in place, ordered by label"
+    );
+    assert_eq!(
+        s.worker_labels(b).unwrap(),
+        vec![(other, "W02".to_owned())],
+        "another station's worker keeps its label"
+    );
+    assert_eq!(
+        s.set_worker_label(w2, "W00 / 张丽").unwrap(),
+        a,
+        "the same label again"
+    );
+    assert!(matches!(
+        s.set_worker_label(WorkerId::new(), "W09"),
+        Err(StoreError::NotFound("worker"))
+    ));
+    assert_eq!(s.worker_labels(a).unwrap().len(), 2, "no worker made");
+    // Devices keep working under the renamed worker.
+    let device = s.enroll_device(w2, "code", 10).unwrap();
+    let auth = s.redeem_code("code", "tok", 5).unwrap().unwrap();
+    assert_eq!((auth.device, auth.worker, auth.station), (device, w2, a));
 }
 
 pub fn sequences_are_gap_free_per_station_and_deduplicated<S: ServerStore>(s: &S) {

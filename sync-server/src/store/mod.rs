@@ -221,6 +221,9 @@ pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
 
     fn create_station(&self, name: &str, now_ms: i64) -> StoreResult<StationId>;
     fn add_worker(&self, station: StationId, label: &str, now_ms: i64) -> StoreResult<WorkerId>;
+    /// Change a worker's label; returns the worker's station (`NotFound` for no such
+    /// worker). The caller checks the label and publishes it (`workers::set_label`).
+    fn set_worker_label(&self, worker: WorkerId, label: &str) -> StoreResult<StationId>;
     /// A new device for a worker, waiting for its one-time code.
     fn enroll_device(
         &self,

@@ -320,6 +320,15 @@ impl ServerStore for PostgresStore {
         Ok(id)
     }
 
+    fn set_worker_label(&self, worker: WorkerId, label: &str) -> StoreResult<StationId> {
+        let row = self.pool.get()?.query_opt(
+            "UPDATE workers SET label = $2 WHERE worker_id = $1 RETURNING station_id",
+            &[&worker.to_string(), &label],
+        )?;
+        let station: String = row.ok_or(StoreError::NotFound("worker"))?.get(0);
+        parse(&station, StationId::parse)
+    }
+
     fn enroll_device(
         &self,
         worker: WorkerId,

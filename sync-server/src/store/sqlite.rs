@@ -953,6 +953,22 @@ impl ServerStore for SqliteStore {
         })
     }
 
+    fn set_worker_label(&self, worker: WorkerId, label: &str) -> StoreResult<StationId> {
+        self.write(|conn| {
+            let station: Option<String> = conn
+                .query_row(
+                    "UPDATE workers SET label = ?2 WHERE worker_id = ?1 RETURNING station_id",
+                    params![worker.to_string(), label],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            parse(
+                &station.ok_or(StoreError::NotFound("worker"))?,
+                StationId::parse,
+            )
+        })
+    }
+
     fn enroll_device(
         &self,
         worker: WorkerId,

@@ -189,13 +189,18 @@ pub(in crate::console) async fn add_worker<S: ServerStore>(
                 "missing or wrong CSRF token\n",
             ));
         }
-        let label = form.label.trim();
-        if label.is_empty() || label.chars().count() > 32 {
-            return Err(PageError::BadInput(
-                "a worker label is 1 to 32 characters\n",
-            ));
-        }
-        let worker = c.store.add_worker(ctx.station(), label, now_ms())?;
+        // The label goes to the station's phones too (ADR 0017), checked by the one rule.
+        use crate::workers::{add_worker, WorkerAdminError};
+        let worker = match add_worker(c.store.as_ref(), ctx.station(), &form.label, now_ms()) {
+            Ok(w) => w,
+            Err(WorkerAdminError::Store(e)) => return Err(e.into()),
+            Err(_) => {
+                return Err(PageError::BadInput(
+                    "a worker label is 1 to 64 characters on one line, without invisible \
+                     characters\n",
+                ))
+            }
+        };
         c.log(ctx, "add_worker", Some(&worker.to_string()))?;
         Ok(redirect("/console/devices"))
     })

@@ -75,7 +75,9 @@ class SyncControlTest {
         assertTrue(report.complete)
         assertEquals(report.roundTrips.toInt(), seen.size)
         assertEquals(report.bytesDown, seen.last().bytesDown)
-        assertEquals(5uL, seen.last().documentsReceived)
+        // The five households and the station's own document (it carries the workers' labels).
+        assertEquals(6uL, seen.last().documentsReceived)
+        assertEquals("W01", b.store.workerLabel(a.store.workerId()))
         assertFalse(seen.last().bootstrapping)
         assertEquals(5, b.store.householdIds().size)
     }
