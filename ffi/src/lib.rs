@@ -108,6 +108,14 @@ impl std::fmt::Debug for Doorstep {
     }
 }
 
+/// Run one blocking call of the bindings: a panic in it (a bug) becomes
+/// `DoorstepError::Internal`, like a panic on the runtime, instead of UniFFI's own internal
+/// error that would carry the panic's message (which may quote data) to the app.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(error::internal()))
+}
+
 impl Doorstep {
     fn store(&self) -> Result<Arc<core::Store>> {
         self.store
@@ -173,44 +181,51 @@ impl Doorstep {
         station_id: String,
         device_id: Option<String>,
     ) -> Result<Arc<Self>> {
-        let key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| invalid("the key must be 32 bytes"))?;
-        let worker = types::worker_id(&worker_id)?;
-        let station = core::StationId::parse(&station_id)?;
-        let mut options = core::StoreOptions::new(path, core::StoreKey::Raw(key), worker, station);
-        options.device = device_id
-            .as_deref()
-            .map(core::DeviceId::parse)
-            .transpose()?;
-        let store = core::Store::open(options)?;
-        Ok(Arc::new(Doorstep {
-            store: RwLock::new(Some(Arc::new(store))),
-            observers: Arc::default(),
-        }))
+        guarded(|| {
+            let key: [u8; 32] = key
+                .try_into()
+                .map_err(|_| invalid("the key must be 32 bytes"))?;
+            let worker = types::worker_id(&worker_id)?;
+            let station = core::StationId::parse(&station_id)?;
+            let mut options =
+                core::StoreOptions::new(path, core::StoreKey::Raw(key), worker, station);
+            options.device = device_id
+                .as_deref()
+                .map(core::DeviceId::parse)
+                .transpose()?;
+            let store = core::Store::open(options)?;
+            Ok(Arc::new(Doorstep {
+                store: RwLock::new(Some(Arc::new(store))),
+                observers: Arc::default(),
+            }))
+        })
     }
 
     pub fn device_id(&self) -> Result<String> {
-        Ok(self.store()?.device().to_string())
+        guarded(|| Ok(self.store()?.device().to_string()))
     }
 
     pub fn worker_id(&self) -> Result<String> {
-        Ok(self.store()?.worker().to_string())
+        guarded(|| Ok(self.store()?.worker().to_string()))
     }
 
     // ----- households and persons ----------------------------------------------------------
 
     pub fn create_household(&self, household: NewHousehold) -> Result<String> {
-        let id = self.store()?.create_household(&household.to_core()?)?;
-        self.observers.emit(ChangeEvent::HouseholdChanged {
-            household_id: id.to_string(),
-        });
-        Ok(id.to_string())
+        guarded(|| {
+            let id = self.store()?.create_household(&household.to_core()?)?;
+            self.observers.emit(ChangeEvent::HouseholdChanged {
+                household_id: id.to_string(),
+            });
+            Ok(id.to_string())
+        })
     }
 
     pub fn edit_household(&self, household_id: String, edit: HouseholdEdit) -> Result<()> {
-        let edit = edit.to_core()?;
-        self.write(&household_id, |s, h| s.edit_household(h, &edit))
+        guarded(|| {
+            let edit = edit.to_core()?;
+            self.write(&household_id, |s, h| s.edit_household(h, &edit))
+        })
     }
 
     /// Delete `delete` characters at `position` (Unicode code points) of the situation
@@ -222,9 +237,11 @@ impl Doorstep {
         delete: u64,
         text: String,
     ) -> Result<()> {
-        bounded(&text)?;
-        let (p, d) = (self::position(position)?, self::position(delete)?);
-        self.write(&household_id, |s, h| s.splice_summary(h, p, d, &text))
+        guarded(|| {
+            bounded(&text)?;
+            let (p, d) = (self::position(position)?, self::position(delete)?);
+            self.write(&household_id, |s, h| s.splice_summary(h, p, d, &text))
+        })
     }
 
     /// `splice_summary` with `position` and `delete` in UTF-16 units, as Kotlin, Java and
@@ -236,32 +253,40 @@ impl Doorstep {
         delete: u64,
         text: String,
     ) -> Result<()> {
-        let current = self.household(household_id.clone())?.summary;
-        let (p, d) = text::utf16_span(&current, position, delete)?;
-        self.splice_summary(household_id, p, d, text)
+        guarded(|| {
+            let current = self.household(household_id.clone())?.summary;
+            let (p, d) = text::utf16_span(&current, position, delete)?;
+            self.splice_summary(household_id, p, d, text)
+        })
     }
 
     pub fn household(&self, household_id: String) -> Result<Household> {
-        Ok(self
-            .store()?
-            .household(types::household_id(&household_id)?)?
-            .into())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .household(types::household_id(&household_id)?)?
+                .into())
+        })
     }
 
     pub fn household_ids(&self) -> Result<Vec<String>> {
-        Ok(self
-            .store()?
-            .household_ids()?
-            .iter()
-            .map(ToString::to_string)
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .household_ids()?
+                .iter()
+                .map(ToString::to_string)
+                .collect())
+        })
     }
 
     pub fn add_person(&self, household_id: String, person: NewPerson) -> Result<String> {
-        let person = person.to_core()?;
-        Ok(self
-            .write(&household_id, |s, h| s.add_person(h, &person))?
-            .to_string())
+        guarded(|| {
+            let person = person.to_core()?;
+            Ok(self
+                .write(&household_id, |s, h| s.add_person(h, &person))?
+                .to_string())
+        })
     }
 
     pub fn edit_person(
@@ -270,17 +295,21 @@ impl Doorstep {
         person_id: String,
         edit: PersonEdit,
     ) -> Result<()> {
-        let (p, edit) = (types::person_id(&person_id)?, edit.to_core()?);
-        self.write(&household_id, |s, h| s.edit_person(h, p, &edit))
+        guarded(|| {
+            let (p, edit) = (types::person_id(&person_id)?, edit.to_core()?);
+            self.write(&household_id, |s, h| s.edit_person(h, p, &edit))
+        })
     }
 
     // ----- visits ----------------------------------------------------------------------------
 
     pub fn start_visit(&self, household_id: String, visit: NewVisit) -> Result<String> {
-        let visit = visit.to_core()?;
-        Ok(self
-            .write(&household_id, |s, h| s.start_visit(h, &visit))?
-            .to_string())
+        guarded(|| {
+            let visit = visit.to_core()?;
+            Ok(self
+                .write(&household_id, |s, h| s.start_visit(h, &visit))?
+                .to_string())
+        })
     }
 
     pub fn edit_visit(
@@ -289,8 +318,10 @@ impl Doorstep {
         visit_id: String,
         edit: VisitEdit,
     ) -> Result<()> {
-        let (v, edit) = (types::visit_id(&visit_id)?, edit.to_core()?);
-        self.write(&household_id, |s, h| s.edit_visit(h, v, &edit))
+        guarded(|| {
+            let (v, edit) = (types::visit_id(&visit_id)?, edit.to_core()?);
+            self.write(&household_id, |s, h| s.edit_visit(h, v, &edit))
+        })
     }
 
     /// Type into a draft visit's section: delete `delete` characters at `position`
@@ -305,14 +336,16 @@ impl Doorstep {
         delete: u64,
         text: String,
     ) -> Result<()> {
-        bounded(&text)?;
-        let (v, p, d) = (
-            types::visit_id(&visit_id)?,
-            self::position(position)?,
-            self::position(delete)?,
-        );
-        self.write(&household_id, |s, h| {
-            s.splice_section(h, v, section.into(), p, d, &text)
+        guarded(|| {
+            bounded(&text)?;
+            let (v, p, d) = (
+                types::visit_id(&visit_id)?,
+                self::position(position)?,
+                self::position(delete)?,
+            );
+            self.write(&household_id, |s, h| {
+                s.splice_section(h, v, section.into(), p, d, &text)
+            })
         })
     }
 
@@ -328,14 +361,18 @@ impl Doorstep {
         delete: u64,
         text: String,
     ) -> Result<()> {
-        let current = self.section_text(&household_id, &visit_id, section)?;
-        let (p, d) = text::utf16_span(&current, position, delete)?;
-        self.splice_section(household_id, visit_id, section, p, d, text)
+        guarded(|| {
+            let current = self.section_text(&household_id, &visit_id, section)?;
+            let (p, d) = text::utf16_span(&current, position, delete)?;
+            self.splice_section(household_id, visit_id, section, p, d, text)
+        })
     }
 
     pub fn finalise_visit(&self, household_id: String, visit_id: String) -> Result<()> {
-        let v = types::visit_id(&visit_id)?;
-        self.write(&household_id, |s, h| s.finalise_visit(h, v))
+        guarded(|| {
+            let v = types::visit_id(&visit_id)?;
+            self.write(&household_id, |s, h| s.finalise_visit(h, v))
+        })
     }
 
     pub fn amend_visit(
@@ -345,22 +382,26 @@ impl Doorstep {
         section: Option<Section>,
         text: String,
     ) -> Result<String> {
-        bounded(&text)?;
-        let v = types::visit_id(&visit_id)?;
-        Ok(self
-            .write(&household_id, |s, h| {
-                s.amend_visit(h, v, section.map(Into::into), &text)
-            })?
-            .to_string())
+        guarded(|| {
+            bounded(&text)?;
+            let v = types::visit_id(&visit_id)?;
+            Ok(self
+                .write(&household_id, |s, h| {
+                    s.amend_visit(h, v, section.map(Into::into), &text)
+                })?
+                .to_string())
+        })
     }
 
     // ----- needs, inquiries, follow-ups, cards -----------------------------------------------
 
     pub fn add_need(&self, household_id: String, need: NewNeed) -> Result<String> {
-        let need = need.to_core()?;
-        Ok(self
-            .write(&household_id, |s, h| s.add_need(h, &need))?
-            .to_string())
+        guarded(|| {
+            let need = need.to_core()?;
+            Ok(self
+                .write(&household_id, |s, h| s.add_need(h, &need))?
+                .to_string())
+        })
     }
 
     pub fn set_need_status(
@@ -369,15 +410,19 @@ impl Doorstep {
         need_id: String,
         status: NeedStatus,
     ) -> Result<()> {
-        let n = core::NeedId::parse(&need_id)?;
-        self.write(&household_id, |s, h| s.set_need_status(h, n, status.into()))
+        guarded(|| {
+            let n = core::NeedId::parse(&need_id)?;
+            self.write(&household_id, |s, h| s.set_need_status(h, n, status.into()))
+        })
     }
 
     pub fn add_inquiry(&self, household_id: String, inquiry: NewInquiry) -> Result<String> {
-        let inquiry = inquiry.to_core()?;
-        Ok(self
-            .write(&household_id, |s, h| s.add_inquiry(h, &inquiry))?
-            .to_string())
+        guarded(|| {
+            let inquiry = inquiry.to_core()?;
+            Ok(self
+                .write(&household_id, |s, h| s.add_inquiry(h, &inquiry))?
+                .to_string())
+        })
     }
 
     pub fn answer_inquiry(
@@ -386,8 +431,10 @@ impl Doorstep {
         inquiry_id: String,
         answer: String,
     ) -> Result<()> {
-        let i = core::InquiryId::parse(&inquiry_id)?;
-        self.write(&household_id, |s, h| s.answer_inquiry(h, i, &answer))
+        guarded(|| {
+            let i = core::InquiryId::parse(&inquiry_id)?;
+            self.write(&household_id, |s, h| s.answer_inquiry(h, i, &answer))
+        })
     }
 
     pub fn set_inquiry_status(
@@ -396,27 +443,35 @@ impl Doorstep {
         inquiry_id: String,
         status: InquiryStatus,
     ) -> Result<()> {
-        let i = core::InquiryId::parse(&inquiry_id)?;
-        self.write(&household_id, |s, h| {
-            s.set_inquiry_status(h, i, status.into())
+        guarded(|| {
+            let i = core::InquiryId::parse(&inquiry_id)?;
+            self.write(&household_id, |s, h| {
+                s.set_inquiry_status(h, i, status.into())
+            })
         })
     }
 
     pub fn add_follow_up(&self, household_id: String, follow_up: NewFollowUp) -> Result<String> {
-        let f = follow_up.to_core()?;
-        Ok(self
-            .write(&household_id, |s, h| s.add_follow_up(h, &f))?
-            .to_string())
+        guarded(|| {
+            let f = follow_up.to_core()?;
+            Ok(self
+                .write(&household_id, |s, h| s.add_follow_up(h, &f))?
+                .to_string())
+        })
     }
 
     pub fn complete_follow_up(&self, household_id: String, follow_up_id: String) -> Result<()> {
-        let f = core::FollowUpId::parse(&follow_up_id)?;
-        self.write(&household_id, |s, h| s.complete_follow_up(h, f))
+        guarded(|| {
+            let f = core::FollowUpId::parse(&follow_up_id)?;
+            self.write(&household_id, |s, h| s.complete_follow_up(h, f))
+        })
     }
 
     pub fn cancel_follow_up(&self, household_id: String, follow_up_id: String) -> Result<()> {
-        let f = core::FollowUpId::parse(&follow_up_id)?;
-        self.write(&household_id, |s, h| s.cancel_follow_up(h, f))
+        guarded(|| {
+            let f = core::FollowUpId::parse(&follow_up_id)?;
+            self.write(&household_id, |s, h| s.cancel_follow_up(h, f))
+        })
     }
 
     pub fn record_card_issuance(
@@ -424,10 +479,12 @@ impl Doorstep {
         household_id: String,
         card: NewCardIssuance,
     ) -> Result<String> {
-        let card = card.to_core()?;
-        Ok(self
-            .write(&household_id, |s, h| s.record_card_issuance(h, &card))?
-            .to_string())
+        guarded(|| {
+            let card = card.to_core()?;
+            Ok(self
+                .write(&household_id, |s, h| s.record_card_issuance(h, &card))?
+                .to_string())
+        })
     }
 
     pub fn set_card_status(
@@ -436,62 +493,74 @@ impl Doorstep {
         card_id: String,
         status: CardStatus,
     ) -> Result<()> {
-        let c = core::CardIssuanceId::parse(&card_id)?;
-        self.write(&household_id, |s, h| s.set_card_status(h, c, status.into()))
+        guarded(|| {
+            let c = core::CardIssuanceId::parse(&card_id)?;
+            self.write(&household_id, |s, h| s.set_card_status(h, c, status.into()))
+        })
     }
 
     /// Leave a card from this device's lease (check digit and lease checked).
     pub fn issue_card(&self, household_id: String, card: NewCard, as_of: String) -> Result<String> {
-        let (card, day) = (card.to_core()?, types::date(&as_of)?);
-        Ok(self
-            .write(&household_id, |s, h| s.issue_card(h, &card, day))?
-            .to_string())
+        guarded(|| {
+            let (card, day) = (card.to_core()?, types::date(&as_of)?);
+            Ok(self
+                .write(&household_id, |s, h| s.issue_card(h, &card, day))?
+                .to_string())
+        })
     }
 
     /// The serial to hand out next, if the device has cards left on `as_of`.
     pub fn next_card_serial(&self, as_of: String) -> Result<Option<String>> {
-        Ok(self.store()?.next_card_serial(types::date(&as_of)?)?)
+        guarded(|| Ok(self.store()?.next_card_serial(types::date(&as_of)?)?))
     }
 
     pub fn card_stock(&self, as_of: String, warn_below: u32) -> Result<CardStock> {
-        let s = self.store()?.card_stock(types::date(&as_of)?, warn_below)?;
-        Ok(CardStock {
-            remaining: s.remaining,
-            low: s.low,
-            next_serial: s.next,
+        guarded(|| {
+            let s = self.store()?.card_stock(types::date(&as_of)?, warn_below)?;
+            Ok(CardStock {
+                remaining: s.remaining,
+                low: s.low,
+                next_serial: s.next,
+            })
         })
     }
 
     pub fn card_leases(&self) -> Result<Vec<CardLease>> {
-        Ok(self
-            .store()?
-            .card_leases()?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .card_leases()?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     /// Serials issued to more than one household (after sync): review and void.
     pub fn duplicate_cards(&self) -> Result<Vec<DuplicateCard>> {
-        Ok(self
-            .store()?
-            .duplicate_cards()?
-            .into_iter()
-            .map(|d| DuplicateCard {
-                serial: d.serial,
-                issuances: d.issuances.into_iter().map(Into::into).collect(),
-            })
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .duplicate_cards()?
+                .into_iter()
+                .map(|d| DuplicateCard {
+                    serial: d.serial,
+                    issuances: d.issuances.into_iter().map(Into::into).collect(),
+                })
+                .collect())
+        })
     }
 
     pub fn cards_of_household(&self, household_id: String) -> Result<Vec<CardSummary>> {
-        let h = types::household_id(&household_id)?;
-        Ok(self
-            .store()?
-            .cards_of_household(h)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            let h = types::household_id(&household_id)?;
+            Ok(self
+                .store()?
+                .cards_of_household(h)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn cards_issued_by(
@@ -500,11 +569,15 @@ impl Doorstep {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<CardSummary>> {
-        let w = types::worker_id(&worker_id)?;
-        let cards =
-            self.store()?
-                .cards_issued_by(w, core::Timestamp(from_ms), core::Timestamp(to_ms))?;
-        Ok(cards.into_iter().map(Into::into).collect())
+        guarded(|| {
+            let w = types::worker_id(&worker_id)?;
+            let cards = self.store()?.cards_issued_by(
+                w,
+                core::Timestamp(from_ms),
+                core::Timestamp(to_ms),
+            )?;
+            Ok(cards.into_iter().map(Into::into).collect())
+        })
     }
 
     // ----- names for ids -------------------------------------------------------------------
@@ -512,54 +585,62 @@ impl Doorstep {
     /// The label the station gave a worker ("W01 / 张丽"), from the station document; `None`
     /// (a worker added since the last sync, another station's): show the id.
     pub fn worker_label(&self, worker_id: String) -> Result<Option<String>> {
-        Ok(self.store()?.worker_label(types::worker_id(&worker_id)?)?)
+        guarded(|| Ok(self.store()?.worker_label(types::worker_id(&worker_id)?)?))
     }
 
     /// Every label of this station's workers, ordered by label: read once per screen.
     pub fn worker_labels(&self) -> Result<Vec<WorkerLabel>> {
-        Ok(self
-            .store()?
-            .worker_labels()?
-            .into_iter()
-            .map(|(w, label)| WorkerLabel {
-                worker_id: w.to_string(),
-                label,
-            })
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .worker_labels()?
+                .into_iter()
+                .map(|(w, label)| WorkerLabel {
+                    worker_id: w.to_string(),
+                    label,
+                })
+                .collect())
+        })
     }
 
     // ----- conflicts and provenance ---------------------------------------------------------
 
     /// Open conflicts, of one household or all.
     pub fn conflicts(&self, household_id: Option<String>) -> Result<Vec<Conflict>> {
-        let h = household_id
-            .as_deref()
-            .map(types::household_id)
-            .transpose()?;
-        Ok(self
-            .store()?
-            .conflicts(h)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            let h = household_id
+                .as_deref()
+                .map(types::household_id)
+                .transpose()?;
+            Ok(self
+                .store()?
+                .conflicts(h)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     /// Documents received but not applied or not readable, with why.
     pub fn quarantined(&self) -> Result<Vec<Quarantined>> {
-        Ok(self
-            .store()?
-            .quarantined()?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .quarantined()?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     /// Pending, uploaded (when) or refused / quarantined (code and reason).
     pub fn household_upload_status(&self, household_id: String) -> Result<UploadStatus> {
-        Ok(self
-            .store()?
-            .household_upload_status(types::household_id(&household_id)?)?
-            .into())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .household_upload_status(types::household_id(&household_id)?)?
+                .into())
+        })
     }
 
     /// The same for one visit: uploaded once its newest change made here is acknowledged.
@@ -568,46 +649,54 @@ impl Doorstep {
         household_id: String,
         visit_id: String,
     ) -> Result<UploadStatus> {
-        let store = self.store()?;
-        let (h, v) = (
-            types::household_id(&household_id)?,
-            types::visit_id(&visit_id)?,
-        );
-        Ok(store.visit_upload_status(h, v)?.into())
+        guarded(|| {
+            let store = self.store()?;
+            let (h, v) = (
+                types::household_id(&household_id)?,
+                types::visit_id(&visit_id)?,
+            );
+            Ok(store.visit_upload_status(h, v)?.into())
+        })
     }
 
     /// Households the server erased that this phone held and deleted, newest first: show
     /// the worker why a household is gone and whether unsynced work on it was discarded.
     pub fn erased_households(&self) -> Result<Vec<ErasedHousehold>> {
-        Ok(self
-            .store()?
-            .erased_households()?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .erased_households()?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     /// Households refused by the server or quarantined here: the "needs attention" list.
     pub fn refused_households(&self) -> Result<Vec<RefusedHousehold>> {
-        Ok(self
-            .store()?
-            .refused_households()?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .refused_households()?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn parallel_updates(&self, household_id: Option<String>) -> Result<Vec<ParallelUpdate>> {
-        let h = household_id
-            .as_deref()
-            .map(types::household_id)
-            .transpose()?;
-        Ok(self
-            .store()?
-            .parallel_updates(h)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            let h = household_id
+                .as_deref()
+                .map(types::household_id)
+                .transpose()?;
+            Ok(self
+                .store()?
+                .parallel_updates(h)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     /// Resolve a conflict by choosing a value (recorded with who resolved it).
@@ -617,12 +706,14 @@ impl Doorstep {
         field: FieldRef,
         chosen: Option<String>,
     ) -> Result<String> {
-        let field = field.to_core()?;
-        Ok(self
-            .write(&household_id, |s, h| {
-                s.resolve_conflict(h, &field, chosen.as_deref())
-            })?
-            .to_string())
+        guarded(|| {
+            let field = field.to_core()?;
+            Ok(self
+                .write(&household_id, |s, h| {
+                    s.resolve_conflict(h, &field, chosen.as_deref())
+                })?
+                .to_string())
+        })
     }
 
     /// Every value a field holds now, with who wrote it where and when.
@@ -631,39 +722,47 @@ impl Doorstep {
         household_id: String,
         field: FieldRef,
     ) -> Result<Vec<FieldVersion>> {
-        let (h, field) = (types::household_id(&household_id)?, field.to_core()?);
-        Ok(types::versions(self.store()?.field_history(h, &field)?))
+        guarded(|| {
+            let (h, field) = (types::household_id(&household_id)?, field.to_core()?);
+            Ok(types::versions(self.store()?.field_history(h, &field)?))
+        })
     }
 
     // ----- queries (from the index) ----------------------------------------------------------
 
     pub fn households_in_village(&self, village: String) -> Result<Vec<HouseholdSummary>> {
-        Ok(self
-            .store()?
-            .households_in_village(&village)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .households_in_village(&village)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn find_households_by_name(&self, part: String) -> Result<Vec<HouseholdSummary>> {
-        bounded(&part)?;
-        Ok(self
-            .store()?
-            .find_households_by_name(&part)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            bounded(&part)?;
+            Ok(self
+                .store()?
+                .find_households_by_name(&part)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn visits_between(&self, from: String, to: String) -> Result<Vec<VisitSummary>> {
-        let (f, t) = (types::date(&from)?, types::date(&to)?);
-        Ok(self
-            .store()?
-            .visits_between(f, t)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            let (f, t) = (types::date(&from)?, types::date(&to)?);
+            Ok(self
+                .store()?
+                .visits_between(f, t)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn visits_by_worker(
@@ -672,86 +771,100 @@ impl Doorstep {
         from: String,
         to: String,
     ) -> Result<Vec<VisitSummary>> {
-        let (w, f, t) = (
-            types::worker_id(&worker_id)?,
-            types::date(&from)?,
-            types::date(&to)?,
-        );
-        Ok(self
-            .store()?
-            .visits_by_worker(w, f, t)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            let (w, f, t) = (
+                types::worker_id(&worker_id)?,
+                types::date(&from)?,
+                types::date(&to)?,
+            );
+            Ok(self
+                .store()?
+                .visits_by_worker(w, f, t)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn visits_of_household(&self, household_id: String) -> Result<Vec<VisitSummary>> {
-        let h = types::household_id(&household_id)?;
-        Ok(self
-            .store()?
-            .visits_of_household(h)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            let h = types::household_id(&household_id)?;
+            Ok(self
+                .store()?
+                .visits_of_household(h)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn follow_ups_due(&self, as_of: String, within_days: u32) -> Result<Vec<FollowUpSummary>> {
-        let d = types::date(&as_of)?;
-        Ok(self
-            .store()?
-            .follow_ups_due(d, within_days)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            let d = types::date(&as_of)?;
+            Ok(self
+                .store()?
+                .follow_ups_due(d, within_days)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn follow_ups_overdue(&self, as_of: String) -> Result<Vec<FollowUpSummary>> {
-        let d = types::date(&as_of)?;
-        Ok(self
-            .store()?
-            .follow_ups_overdue(d)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            let d = types::date(&as_of)?;
+            Ok(self
+                .store()?
+                .follow_ups_overdue(d)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn cards_by_serial(&self, serial: String) -> Result<Vec<CardSummary>> {
-        bounded(&serial)?;
-        Ok(self
-            .store()?
-            .cards_by_serial(&serial)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            bounded(&serial)?;
+            Ok(self
+                .store()?
+                .cards_by_serial(&serial)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     /// Full-text search over notes (Chinese works; any length of query).
     pub fn search(&self, text: String, limit: u32) -> Result<Vec<SearchHit>> {
-        Ok(self
-            .store()?
-            .search(&text, limit)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .search(&text, limit)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     pub fn rebuild_index(&self) -> Result<()> {
-        Ok(self.store()?.rebuild_index()?)
+        guarded(|| Ok(self.store()?.rebuild_index()?))
     }
 
     /// Households a newer app version wrote that this version cannot show: ask for an update.
     pub fn unreadable_household_ids(&self) -> Result<Vec<String>> {
-        Ok(self
-            .store()?
-            .unreadable_households()?
-            .iter()
-            .map(ToString::to_string)
-            .collect())
+        guarded(|| {
+            Ok(self
+                .store()?
+                .unreadable_households()?
+                .iter()
+                .map(ToString::to_string)
+                .collect())
+        })
     }
 
     /// Households with changes not yet acknowledged by the server.
     pub fn unsynced_count(&self) -> Result<u32> {
-        Ok(self.store()?.unsynced_households()?.len() as u32)
+        guarded(|| Ok(self.store()?.unsynced_households()?.len() as u32))
     }
 
     // ----- observation ------------------------------------------------------------------------
@@ -766,33 +879,37 @@ impl Doorstep {
     /// The next sync request body, to POST to `<server>/v1/sync` with
     /// `Authorization: Bearer <token>` over the app's own HTTP stack.
     pub fn prepare_sync_request(&self, budget_bytes: u32) -> Result<Vec<u8>> {
-        Ok(self.store()?.prepare_sync_request(budget_bytes)?)
+        guarded(|| Ok(self.store()?.prepare_sync_request(budget_bytes)?))
     }
 
     /// Apply a `200` response body; call `prepare_sync_request` again while `more`.
     pub fn apply_sync_response(&self, body: Vec<u8>) -> Result<SyncStep> {
-        let store = self.store()?;
-        let outcome = store.apply_sync_response(&body)?;
-        self.pulled(store.station(), &outcome.changed);
-        let mut step = SyncStep::from(outcome);
-        let station = store.station().to_string();
-        step.changed_household_ids.retain(|h| *h != station);
-        Ok(step)
+        guarded(|| {
+            let store = self.store()?;
+            let outcome = store.apply_sync_response(&body)?;
+            self.pulled(store.station(), &outcome.changed);
+            let mut step = SyncStep::from(outcome);
+            let station = store.station().to_string();
+            step.changed_household_ids.retain(|h| *h != station);
+            Ok(step)
+        })
     }
 
     /// Erase this store from the phone (after the server said the device was revoked; `sync`
     /// does it itself). Every later call fails with `Closed`; calling it again does nothing.
     pub fn wipe(&self) -> Result<()> {
-        let taken = self.store.write().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(store) = taken else { return Ok(()) };
-        match Arc::try_unwrap(store) {
-            Ok(store) => Ok(store.wipe()?),
-            Err(still_shared) => {
-                // A sync is running with it: put it back and let the app retry.
-                *self.store.write().unwrap_or_else(|p| p.into_inner()) = Some(still_shared);
-                Err(invalid("a sync is running; retry the wipe when it ends"))
+        guarded(|| {
+            let taken = self.store.write().unwrap_or_else(|p| p.into_inner()).take();
+            let Some(store) = taken else { return Ok(()) };
+            match Arc::try_unwrap(store) {
+                Ok(store) => Ok(store.wipe()?),
+                Err(still_shared) => {
+                    // A sync is running with it: put it back and let the app retry.
+                    *self.store.write().unwrap_or_else(|p| p.into_inner()) = Some(still_shared);
+                    Err(invalid("a sync is running; retry the wipe when it ends"))
+                }
             }
-        }
+        })
     }
 }
 
@@ -877,6 +994,54 @@ impl Doorstep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_in_a_blocking_call_is_internal_and_quotes_nothing() {
+        let result: Result<()> = guarded(|| panic!("王晓明 110101200001011234"));
+        let Err(DoorstepError::Internal { reason }) = result else {
+            panic!("not Internal: {result:?}")
+        };
+        assert!(
+            !reason.contains("王晓明") && !reason.contains("1101"),
+            "{reason}"
+        );
+        assert_eq!(guarded(|| Ok(7)).unwrap(), 7);
+    }
+
+    /// Every blocking method the bindings export that can fail runs inside `guarded`, so a
+    /// method added later without it fails here.
+    #[test]
+    fn every_exported_blocking_method_is_guarded() {
+        let source = include_str!("lib.rs");
+        let lines: Vec<&str> = source.lines().collect();
+        let (mut exported, mut checked) = (false, 0);
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i];
+            if line.starts_with("#[uniffi::export]") {
+                exported = true;
+            } else if line == "}" {
+                exported = false;
+            }
+            if exported && line.starts_with("    pub fn ") {
+                let start = i;
+                while !lines[i].trim_end().ends_with('{') {
+                    i += 1;
+                }
+                let signature = lines[start..=i].join("\n");
+                if signature.contains("-> Result<") {
+                    assert!(
+                        lines[i + 1].trim().starts_with("guarded(||"),
+                        "not guarded: {}",
+                        lines[start].trim()
+                    );
+                    checked += 1;
+                }
+            }
+            i += 1;
+        }
+        assert!(checked > 50, "the check found only {checked} methods");
+    }
 
     #[test]
     fn a_panic_on_the_runtime_is_internal_and_quotes_nothing() {

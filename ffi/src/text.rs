@@ -9,13 +9,17 @@ use crate::error::{invalid, Result};
 /// surrogate pair (half of 𠮷 or of an emoji) and past the end.
 #[uniffi::export]
 pub fn utf16_to_code_points(text: String, utf16_offset: u64) -> Result<u64> {
-    code_points_at(&text, utf16_offset)
+    crate::guarded(|| code_points_at(&text, utf16_offset))
 }
 
 /// The UTF-16 offset of code-point index `code_points` of `text`: to place a cursor or a
 /// selection the core reported. Refused past the end.
 #[uniffi::export]
 pub fn code_points_to_utf16(text: String, code_points: u64) -> Result<u64> {
+    crate::guarded(|| to_utf16(&text, code_points))
+}
+
+fn to_utf16(text: &str, code_points: u64) -> Result<u64> {
     let mut units = 0u64;
     let mut chars = text.chars();
     for _ in 0..code_points {
