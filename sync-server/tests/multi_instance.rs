@@ -209,3 +209,114 @@ async fn devices_across_three_instances_converge_without_gaps() {
         let _ = child.wait();
     }
 }
+
+/// An erasure made with the CLI on PostgreSQL while two instances serve: the instance that
+/// holds the household in its cache must not accept a device's offline edits to it, and
+/// every device is told, whichever instance it syncs through (ADR 0016).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_reaches_devices_through_every_instance() {
+    let Some(url) = postgres_url() else { return };
+    let schema = format!("erase_{}", uuid::Uuid::new_v4().simple());
+    let station = cli(&url, &schema, &["station", "create", "--name", "站"])
+        .trim()
+        .to_owned();
+    let servers = [start(&url, &schema), start(&url, &schema)];
+    let urls: Vec<String> = servers.iter().map(|(_, u)| u.clone()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut devices = Vec::new();
+    for (i, label) in ["W01", "W02"].iter().enumerate() {
+        let worker = cli(
+            &url,
+            &schema,
+            &["worker", "add", "--station", &station, "--label", label],
+        )
+        .trim()
+        .to_owned();
+        let out = cli(&url, &schema, &["device", "enroll", "--worker", &worker]);
+        let code = out
+            .lines()
+            .find_map(|l| l.strip_prefix("code"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let e = enroll(&urls[i], &code).await.unwrap();
+        let mut o = StoreOptions::new(
+            dir.path().join(format!("{label}.db")),
+            StoreKey::Raw([i as u8 + 7; 32]),
+            e.worker,
+            e.station,
+        );
+        o.device = Some(e.device);
+        let t = HttpTransport::new(&urls[i], &e.token, Duration::from_secs(20)).unwrap();
+        devices.push((Store::open(o).unwrap(), t));
+    }
+    let hh = devices[0]
+        .0
+        .create_household(&NewHousehold {
+            code: "HH-000001".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    devices[0].1.sync(&devices[0].0).await.unwrap();
+    // W02 receives it through the other instance, which now holds it in its cache.
+    devices[1].1.sync(&devices[1].0).await.unwrap();
+    assert!(devices[1].0.household(hh).is_ok());
+    devices[1]
+        .0
+        .edit_household(hh, &HouseholdEdit::AddTag("offline".into()))
+        .unwrap();
+
+    let data = dir.path().join("ledger");
+    std::fs::create_dir(&data).unwrap();
+    cli(
+        &url,
+        &schema,
+        &[
+            "household",
+            "erase",
+            "--data",
+            data.to_str().unwrap(),
+            "--station",
+            &station,
+            "--household",
+            &hh.to_string(),
+            "--reason",
+            "created-in-error",
+        ],
+    );
+    assert!(std::fs::read_to_string(data.join("erasures.jsonl"))
+        .unwrap()
+        .contains(&hh.to_string()));
+    for (store, transport) in &devices {
+        let report = transport.sync(store).await.unwrap();
+        assert_eq!(report.erased.len(), 1, "{report:?}");
+        assert!(store.household(hh).is_err());
+        assert!(store.unsynced_households().unwrap().is_empty());
+    }
+    // Nothing of it is back on the database: no document, and the offline edit was never
+    // appended (every entry of the household is blanked; the erasure's own entry is last).
+    let station_id = StationId::parse(&station).unwrap();
+    let (doc, erased, page) = tokio::task::spawn_blocking(move || {
+        let pg = PostgresStore::open(&url, Some(&schema), 2).unwrap();
+        (
+            pg.load_document(hh).unwrap(),
+            pg.erasure(hh).unwrap(),
+            pg.read_log(station_id, 0, DeviceId::new(), usize::MAX)
+                .unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(doc.is_none());
+    assert!(erased.is_some());
+    assert!(
+        page.entries.iter().all(|e| e.doc != hh),
+        "{:?}",
+        page.entries
+    );
+    assert_eq!(page.erasures.len(), 1);
+    for (mut child, _) in servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
