@@ -268,3 +268,52 @@ pub fn retention<S: ServerStore + ?Sized>(
     }
     Ok(expired)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8) -> LedgerEntry {
+        LedgerEntry {
+            station: StationId::new().to_string(),
+            household: HouseholdId::new().to_string(),
+            erased_at: i64::from(n),
+            erased_by: "cli".into(),
+            reason: "subject-request".into(),
+        }
+    }
+
+    #[test]
+    fn the_ledger_keeps_entries_in_order_privately_and_survives_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::in_dir(dir.path());
+        assert!(ledger.entries().unwrap().is_empty(), "no file: no entries");
+        let (a, b) = (entry(1), entry(2));
+        ledger.append(&a).unwrap();
+        ledger.append(&b).unwrap();
+        assert_eq!(ledger.entries().unwrap(), vec![a.clone(), b.clone()]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(ledger.path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A crash mid-append leaves half a line: that erasure never started; skipped.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(ledger.path())
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"{\"station\":\"0190").unwrap();
+        drop(f);
+        assert_eq!(ledger.entries().unwrap(), vec![a.clone(), b.clone()]);
+        // A damaged line before the end is an error, never a ledger half applied.
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        let damaged = text.replacen("\"station\"", "\"stat", 1);
+        std::fs::write(ledger.path(), damaged).unwrap();
+        let err = ledger.entries().unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+}
