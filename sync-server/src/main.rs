@@ -892,11 +892,14 @@ fn station_worker(labels: &[(WorkerId, String)], named: &str) -> Result<WorkerId
         .collect();
     match found[..] {
         [one] => Ok(one),
-        [] => Err(format!(
-            "no worker of this station has the label {named:?} (give its label or its id)"
-        )),
+        // The label is not repeated: labels may be names (the answer names ids only).
+        [] => Err(
+            "no worker of this station has that label: give the label exactly, or the \
+             worker's id"
+                .to_owned(),
+        ),
         _ => Err(format!(
-            "{} workers of this station have the label {named:?}: give the id of one ({})",
+            "{} workers of this station have that label: give the id of one ({})",
             found.len(),
             found
                 .iter()
