@@ -259,8 +259,9 @@ enum CardsCommand {
         data: PathBuf,
         #[arg(long)]
         station: StationId,
+        /// The worker's label (e.g. W01) or id.
         #[arg(long)]
-        worker: WorkerId,
+        worker: String,
         #[arg(long)]
         from: Date,
         #[arg(long)]
@@ -899,22 +900,64 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// Cards as lines: serial, status, household, the issuing worker's label, the issue time in
-/// the station's time zone.
+/// Cards as lines: serial, status, household id, the issuing worker's label with the end of
+/// its id, the issue time in the station's time zone.
 fn print_cards(labels: &[(WorkerId, String)], rows: &[doorstep_server::store::CardRow]) {
-    use doorstep_server::console::view::{local_time, worker_label};
+    use doorstep_server::console::view::local_time;
     for c in rows {
         println!(
             "{}  {}  household {}  issued by {} on {} (Beijing time)",
             c.serial,
             c.status,
             c.household,
-            worker_label(labels, c.issued_by),
+            worker_named(labels, c.issued_by),
             local_time(c.issued_at)
         );
     }
     if rows.is_empty() {
         println!("none");
+    }
+}
+
+/// `W01 (…3f9a1c2e)`: a worker's label and the last 8 hex digits of its id (the first ones
+/// of a v7 id are its time of creation, alike for workers added together).
+fn worker_named(labels: &[(WorkerId, String)], worker: WorkerId) -> String {
+    let id = worker.to_string();
+    let short = &id[id.len().saturating_sub(8)..];
+    match labels.iter().find(|(w, _)| *w == worker) {
+        Some((_, label)) => format!("{label} (…{short})"),
+        None => format!("an unknown worker (…{short})"),
+    }
+}
+
+/// A worker of the station named by its id or by its label.
+fn station_worker(labels: &[(WorkerId, String)], named: &str) -> Result<WorkerId, String> {
+    let named = named.trim();
+    if let Ok(id) = WorkerId::parse(named) {
+        return Ok(id);
+    }
+    let found: Vec<WorkerId> = labels
+        .iter()
+        .filter(|(_, label)| label.as_str() == named)
+        .map(|(w, _)| *w)
+        .collect();
+    match found[..] {
+        [one] => Ok(one),
+        // The label is not repeated: labels may be names (the answer names ids only).
+        [] => Err(
+            "no worker of this station has that label: give the label exactly, or the \
+             worker's id"
+                .to_owned(),
+        ),
+        _ => Err(format!(
+            "{} workers of this station have that label: give the id of one ({})",
+            found.len(),
+            found
+                .iter()
+                .map(WorkerId::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
@@ -989,6 +1032,7 @@ fn cards(command: CardsCommand) -> Result<(), String> {
             let end = (to.to_days() + 1) * 86_400_000 - 1 - offset;
             let store = open(&data)?;
             let labels = store.worker_labels(station).map_err(|x| e(&x))?;
+            let worker = station_worker(&labels, &worker)?;
             print_cards(
                 &labels,
                 &store

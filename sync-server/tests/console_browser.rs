@@ -318,6 +318,78 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     );
     shot(&c, "06c-enrol-device").await;
 
+    // Contact cards: register a printed batch with the form, lease part of it to W01's
+    // phone; a batch overlapping it is refused with the reason on the page.
+    c.goto(&format!("{url}/console/cards")).await.unwrap();
+    let fill = |id: &'static str, text: &'static str| {
+        let c = c.clone();
+        async move {
+            let field = c.find(Locator::Id(id)).await.unwrap();
+            field.clear().await.unwrap();
+            field.send_keys(text).await.unwrap();
+        }
+    };
+    fill("batch-prefix", "HG").await;
+    fill("batch-first", "1").await;
+    fill("batch-last", "5000").await;
+    c.find(Locator::Id("batch-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the registered batch", |u| {
+        u == "/console/cards?done=batch"
+    })
+    .await;
+    let w01_phone = st.devices[0].1.device().to_string();
+    c.find(Locator::Id("lease-device"))
+        .await
+        .unwrap()
+        .select_by_value(&w01_phone)
+        .await
+        .unwrap();
+    fill("lease-first", "1").await;
+    fill("lease-last", "100").await;
+    c.find(Locator::Id("lease-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the lease", |u| u == "/console/cards?done=lease").await;
+    let leases = c
+        .find(Locator::Id("leases"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        leases.contains("HG-000001 … HG-000100") && leases.contains("W01"),
+        "{leases}"
+    );
+    shot(&c, "06d-cards").await;
+    fill("batch-prefix", "HG").await;
+    fill("batch-first", "4001").await;
+    fill("batch-last", "6000").await;
+    c.find(Locator::Id("batch-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the refused batch", |u| u == "/console/cards/batches?").await;
+    let error = c
+        .find(Locator::Id("card-error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("重叠"), "{error}");
+    shot(&c, "06e-card-refused").await;
+
     // Export CSV with the browser's session (the download itself is the browser's own).
     c.goto(&format!("{url}/console/households")).await.unwrap();
     let href = c

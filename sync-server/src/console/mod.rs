@@ -5,6 +5,7 @@
 //! the access log. Forms work without JavaScript; nothing is fetched from elsewhere.
 
 pub mod auth;
+mod card_forms;
 mod pages;
 pub mod read_model;
 pub mod report;
@@ -44,6 +45,8 @@ pub(crate) struct Console<S: ServerStore> {
     sync: crate::sync::SyncService<S>,
     templates: Environment<'static>,
     config: ConsoleConfig,
+    /// Held while a card form is checked and written (`pages::cards`).
+    card_forms: std::sync::Mutex<()>,
 }
 
 fn templates() -> Environment<'static> {
@@ -78,6 +81,7 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         store,
         templates: templates(),
         config,
+        card_forms: std::sync::Mutex::new(()),
     });
     Router::new()
         .route("/console", get(pages::dashboard::<S>))
@@ -115,6 +119,9 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/report.xlsx", get(pages::report_xlsx::<S>))
         .route("/console/devices", get(pages::devices::<S>))
         .route("/console/cards", get(pages::cards::<S>))
+        .route("/console/cards/batches", post(pages::add_card_batch::<S>))
+        .route("/console/cards/leases", post(pages::lease_cards::<S>))
+        .route("/console/cards/return", post(pages::return_card_lease::<S>))
         .route("/console/erasures", get(pages::erasures::<S>))
         .route("/console/devices/enroll", post(pages::enroll::<S>))
         .route("/console/devices/revoke", post(pages::revoke::<S>))

@@ -2,6 +2,8 @@
 //! 127.0.0.1, and a supervisor's console account: what the console tests look at.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod client;
+
 use std::sync::Arc;
 use std::time::Duration;
 
