@@ -609,3 +609,40 @@ async fn erasures_are_listed_with_ids_and_reasons_only() {
         "the access log's entries about the household went with it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_sees_who_opened_a_case_file() {
+    let st = station(false).await;
+    let mut b = Browser::new(st.url());
+    let (status, _, _) = b.login(LOGIN, PASSWORD).await;
+    assert_eq!(status, 303);
+    let (contested, quiet) = (st.contested.to_string(), st.quiet.to_string());
+    let (status, page, _) = b.get(&format!("/console/households/{contested}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("/console/access?household={contested}")));
+    b.get(&format!("/console/households/{quiet}")).await;
+
+    let (status, page, _) = b
+        .get(&format!("/console/access?household={contested}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains(LOGIN) && page.contains(&contested), "{page}");
+    assert!(
+        !page.contains(&format!("access?household={quiet}")),
+        "only the accesses to that household"
+    );
+    let (_, all, _) = b.get("/console/access").await;
+    assert!(
+        all.contains(&contested) && all.contains(&quiet) && all.contains("login"),
+        "{all}"
+    );
+    // The page names no person: ids, logins, actions and times only.
+    assert!(!all.contains(ID_NUMBER) && !all.contains("心理疏导"));
+    let (status, _, _) = b.get("/console/access?household=not-an-id").await;
+    assert_eq!(status, 404);
+    // Looking at the log is itself logged.
+    let log = st.store.access_log(st.station, 10).unwrap();
+    assert!(log
+        .iter()
+        .any(|e| e.what == "access_log" && e.target.as_deref() == Some(contested.as_str())));
+}

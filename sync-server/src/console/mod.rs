@@ -51,9 +51,10 @@ pub(crate) struct Console<S: ServerStore> {
 
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    let sources: [(&str, &str); 12] = [
+    let sources: [(&str, &str); 13] = [
         ("cards.html", include_str!("templates/cards.html")),
         ("erasures.html", include_str!("templates/erasures.html")),
+        ("access.html", include_str!("templates/access.html")),
         ("devices.html", include_str!("templates/devices.html")),
         ("history.html", include_str!("templates/history.html")),
         ("report.html", include_str!("templates/report.html")),
@@ -123,6 +124,7 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/cards/leases", post(pages::lease_cards::<S>))
         .route("/console/cards/return", post(pages::return_card_lease::<S>))
         .route("/console/erasures", get(pages::erasures::<S>))
+        .route("/console/access", get(pages::access::<S>))
         .route("/console/devices/enroll", post(pages::enroll::<S>))
         .route("/console/devices/revoke", post(pages::revoke::<S>))
         .route("/console/workers", post(pages::add_worker::<S>))

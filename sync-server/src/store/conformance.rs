@@ -728,6 +728,16 @@ pub fn console_accounts_sessions_throttle_and_access_log<S: ServerStore>(s: &S) 
         ("household", Some("hh-id"), 6)
     );
     assert_eq!(log[1].account, id);
+    assert_eq!(
+        log[1].login, "zhang",
+        "the account's login comes with each entry"
+    );
+    s.log_access(id, station, "household", Some("other-id"), 7)
+        .unwrap();
+    let of = s.access_log_of(station, "hh-id", 10).unwrap();
+    assert_eq!(of.len(), 1, "only the accesses to that household");
+    assert_eq!((of[0].what.as_str(), of[0].at), ("household", 6));
+    assert!(s.access_log_of(station, "absent", 10).unwrap().is_empty());
 }
 
 pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s: &S) {

@@ -153,6 +153,8 @@ pub struct Session {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessEntry {
     pub account: AccountId,
+    /// The account's login (empty if the account is gone).
+    pub login: String,
     pub what: String,
     pub target: Option<String>,
     pub at: i64,
@@ -240,6 +242,13 @@ pub trait ConsoleStore {
     ) -> StoreResult<()>;
     /// A station's access log, newest first.
     fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>>;
+    /// The newest accesses of a station to one target (a household id), newest first.
+    fn access_log_of(
+        &self,
+        station: StationId,
+        target: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AccessEntry>>;
 }
 
 /// Categories as stored: space-separated.
@@ -292,6 +301,7 @@ delegate_console! {
     fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64>;
     fn log_access(&self, account: AccountId, station: StationId, what: &str, target: Option<&str>, now_ms: i64) -> StoreResult<()>;
     fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>>;
+    fn access_log_of(&self, station: StationId, target: &str, limit: usize) -> StoreResult<Vec<AccessEntry>>;
 }
 
 /// An account signer from stored columns.

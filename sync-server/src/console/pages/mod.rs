@@ -1,6 +1,7 @@
 //! The console's handlers: session check, the work on a blocking thread (storage and
 //! automerge are synchronous), the access log, the page.
 
+mod access;
 mod cards;
 mod cases;
 mod devices;
@@ -226,6 +227,7 @@ async fn blocking(f: impl FnOnce() -> Result<Response, PageError> + Send + 'stat
     }
 }
 
+pub(super) use access::access;
 pub(super) use cards::{add_card_batch, cards, lease_cards, return_card_lease};
 pub(super) use cases::{conflicts, dashboard, follow_ups, history, household, households, resolve};
 pub(super) use devices::{add_worker, devices, enroll, revoke};

@@ -501,26 +501,47 @@ impl ConsoleStore for PostgresStore {
     }
 
     fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>> {
+        self.access_entries(station, None, limit)
+    }
+
+    fn access_log_of(
+        &self,
+        station: StationId,
+        target: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AccessEntry>> {
+        self.access_entries(station, Some(target), limit)
+    }
+}
+
+impl PostgresStore {
+    fn access_entries(
+        &self,
+        station: StationId,
+        target: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<AccessEntry>> {
         let mut c = self.pool.get()?;
         c.query(
-            "SELECT account_id, what, target, at FROM console_access
-             WHERE station_id = $1 ORDER BY id DESC LIMIT $2",
-            &[&station.to_string(), &(limit as i64)],
+            "SELECT a.account_id, coalesce(c.login, ''), a.what, a.target, a.at FROM console_access a
+             LEFT JOIN console_accounts c ON c.account_id = a.account_id
+             WHERE a.station_id = $1 AND ($3::text IS NULL OR a.target = $3)
+             ORDER BY a.id DESC LIMIT $2",
+            &[&station.to_string(), &(limit as i64), &target],
         )?
         .iter()
         .map(|r| {
             Ok(AccessEntry {
                 account: AccountId(parse_uuid(r.get(0))?),
-                what: r.get(1),
-                target: r.get(2),
-                at: r.get(3),
+                login: r.get(1),
+                what: r.get(2),
+                target: r.get(3),
+                at: r.get(4),
             })
         })
         .collect()
     }
-}
 
-impl PostgresStore {
     fn follow_up_rows(
         &self,
         condition: &str,

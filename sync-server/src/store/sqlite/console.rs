@@ -586,25 +586,49 @@ impl ConsoleStore for SqliteStore {
     }
 
     fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>> {
+        self.access_entries(station, None, limit)
+    }
+
+    fn access_log_of(
+        &self,
+        station: StationId,
+        target: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AccessEntry>> {
+        self.access_entries(station, Some(target), limit)
+    }
+}
+
+impl SqliteStore {
+    fn access_entries(
+        &self,
+        station: StationId,
+        target: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<AccessEntry>> {
         let conn = self.reader();
         let mut stmt = conn.prepare(
-            "SELECT account_id, what, target, at FROM console_access
-             WHERE station_id = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT a.account_id, coalesce(c.login, ''), a.what, a.target, a.at FROM console_access a
+             LEFT JOIN console_accounts c ON c.account_id = a.account_id
+             WHERE a.station_id = ?1 AND (?3 IS NULL OR a.target = ?3)
+             ORDER BY a.id DESC LIMIT ?2",
         )?;
         let rows = stmt
-            .query_map(params![station.to_string(), limit as i64], |r| {
+            .query_map(params![station.to_string(), limit as i64, target], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(a, what, target, at)| {
+            .map(|(a, login, what, target, at)| {
                 Ok(AccessEntry {
                     account: AccountId(parse_uuid(&a)?),
+                    login,
                     what,
                     target,
                     at,
@@ -612,9 +636,7 @@ impl ConsoleStore for SqliteStore {
             })
             .collect()
     }
-}
 
-impl SqliteStore {
     fn follow_up_rows<P: rusqlite::Params>(
         &self,
         condition: &str,

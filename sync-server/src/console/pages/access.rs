@@ -1,0 +1,52 @@
+//! Who looked at what: the station's access log (every console page and export, ids only),
+//! newest first, or the accesses to one household ("who opened this child's file").
+
+use super::*;
+
+/// Entries shown on one page.
+const ACCESS_LIMIT: usize = 500;
+
+#[derive(Deserialize)]
+pub(in crate::console) struct AccessQuery {
+    household: Option<String>,
+}
+
+pub(in crate::console) async fn access<S: ServerStore>(
+    State(st): Shared<S>,
+    headers: HeaderMap,
+    Query(q): Query<AccessQuery>,
+) -> Response {
+    page(st, headers, move |c, ctx| {
+        let household = q
+            .household
+            .as_deref()
+            .map(|h| HouseholdId::parse(h.trim()).map_err(|_| PageError::NotFound))
+            .transpose()?;
+        let target = household.map(|h| h.to_string());
+        c.log(ctx, "access_log", target.as_deref())?;
+        let station = ctx.station();
+        let entries = match &target {
+            Some(t) => c.store.access_log_of(station, t, ACCESS_LIMIT)?,
+            None => c.store.access_log(station, ACCESS_LIMIT)?,
+        };
+        let rows: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                let household = e
+                    .target
+                    .as_deref()
+                    .and_then(|t| HouseholdId::parse(t).ok())
+                    .map(|h| h.to_string());
+                context! {
+                    when => view::local_time(e.at),
+                    login => e.login.clone(),
+                    what => e.what.clone(),
+                    household,
+                    target => e.target.clone().unwrap_or_default(),
+                }
+            })
+            .collect();
+        c.html("access.html", ctx, context! { rows, household => target })
+    })
+    .await
+}
