@@ -1192,6 +1192,24 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         "pull-small-budget",
         &service.sync(&a, &small).expect("sync"),
     );
+    // An erasure notice (ADR 0016) for a household the device holds and one it never had:
+    // the device deletes, counts its discarded changes and scrubs.
+    let erasing = SyncResponse {
+        erasures: vec![
+            doorstep_core::protocol::Erasure {
+                doc: h2,
+                reason: doorstep_core::protocol::ErasureReason::SubjectRequest,
+                erased_at: 1_765_000_000_000,
+            },
+            doorstep_core::protocol::Erasure {
+                doc: HouseholdId::new(),
+                reason: doorstep_core::protocol::ErasureReason::RetentionEnded,
+                erased_at: 1_765_000_000_001,
+            },
+        ],
+        ..service.sync(&a, &idle).expect("sync")
+    };
+    seeds.response("erasures", &erasing);
     // Bootstraps: from nothing, resuming, and after a restore (another epoch).
     let boot = SyncRequest {
         budget: 1 << 20,
