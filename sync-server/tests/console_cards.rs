@@ -393,6 +393,19 @@ async fn a_supervisor_registers_a_batch_and_leases_cards_to_a_phone_from_the_con
             && row.contains("<td class=\"used\">1</td><td class=\"left\">99</td>"),
         "{row}"
     );
+    // The dashboard's card tile counts what is left on active leases.
+    let (_, dashboard, _) = b.get("/console").await;
+    let tile = dashboard
+        .split("id=\"tile-cards\"")
+        .nth(1)
+        .unwrap()
+        .split("</a>")
+        .next()
+        .unwrap();
+    assert!(
+        tile.contains("<span class=\"n\">99</span>") && tile.contains("在用领用 1"),
+        "{tile}"
+    );
 
     // Returned: the phone stops handing out its cards after its next sync; a second return
     // and an unknown lease are refused.
@@ -493,7 +506,7 @@ async fn a_supervisor_registers_a_batch_and_leases_cards_to_a_phone_from_the_con
     let new = &log[..log.len() - log_before];
     let actions: Vec<(&str, Option<&str>)> = new
         .iter()
-        .filter(|e| e.what != "cards")
+        .filter(|e| e.what != "cards" && e.what != "dashboard")
         .map(|e| (e.what.as_str(), e.target.as_deref()))
         .collect();
     let cards = station_cards(&st);

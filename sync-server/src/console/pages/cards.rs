@@ -43,6 +43,59 @@ fn is_phone_in_use(d: &DeviceRow) -> bool {
     !d.console && d.revoked_at.is_none() && d.enrolled_at.is_some()
 }
 
+/// Every issuance of the station, once (cards are indexed per issuing worker).
+fn issued_serials<S: ServerStore>(
+    c: &Console<S>,
+    station: StationId,
+    labels: &[(WorkerId, String)],
+) -> Result<Vec<CardSerial>, PageError> {
+    let mut issued: Vec<CardSerial> = Vec::new();
+    for (worker, _) in labels {
+        for row in c
+            .store
+            .cards_issued_by(station, *worker, i64::MIN, i64::MAX)?
+        {
+            if let Ok(serial) = CardSerial::parse(&row.serial) {
+                issued.push(serial);
+            }
+        }
+    }
+    Ok(issued)
+}
+
+/// Leases that run low: fewer cards left than this.
+pub(in crate::console) const LOW_STOCK: u64 = 10;
+
+/// The stock on the station's active leases, for the dashboard: cards left in all of
+/// them, how many are active, and how many run low (fewer than [`LOW_STOCK`] left).
+pub(in crate::console) fn active_stock<S: ServerStore>(
+    c: &Console<S>,
+    station: StationId,
+) -> Result<(u64, usize, usize), PageError> {
+    let today = today()?;
+    let labels = c.labels(station)?;
+    let cards = station_cards(c, station)?;
+    let issued = issued_serials(c, station, &labels)?;
+    let (mut left, mut active, mut low) = (0u64, 0usize, 0usize);
+    for l in cards
+        .leases
+        .iter()
+        .filter(|l| !l.returned && l.active(today))
+    {
+        let used = issued
+            .iter()
+            .filter(|s| s.prefix() == l.prefix && (l.first..=l.last).contains(&s.number()))
+            .count() as u64;
+        let lease_left = (u64::from(l.last.saturating_sub(l.first)) + 1).saturating_sub(used);
+        left += lease_left;
+        active += 1;
+        if lease_left < LOW_STOCK {
+            low += 1;
+        }
+    }
+    Ok((left, active, low))
+}
+
 fn today() -> Result<Date, PageError> {
     view::local_date(now_ms()).ok_or(PageError::BadInput("clock\n"))
 }
@@ -56,18 +109,7 @@ fn cards_page<S: ServerStore>(
     let labels = c.labels(station)?;
     let today = today()?;
     let cards = station_cards(c, station)?;
-    // Every issuance of the station, once (cards are indexed per issuing worker).
-    let mut issued: Vec<CardSerial> = Vec::new();
-    for (worker, _) in &labels {
-        for row in c
-            .store
-            .cards_issued_by(station, *worker, i64::MIN, i64::MAX)?
-        {
-            if let Ok(serial) = CardSerial::parse(&row.serial) {
-                issued.push(serial);
-            }
-        }
-    }
+    let issued = issued_serials(c, station, &labels)?;
     let devices = c.store.station_devices(station, now_ms())?;
     let words = view::words(ctx.lang);
     let word = |k: &str| words.get(k).copied().unwrap_or(k).to_owned();

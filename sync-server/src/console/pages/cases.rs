@@ -37,6 +37,7 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
             .filter(|d| d.code_waiting && d.revoked_at.is_none())
             .count();
         let revoked = phones.filter(|d| d.revoked_at.is_some()).count();
+        let (cards_left, active_leases, low_leases) = super::cards::active_stock(c, station)?;
         c.html(
             "dashboard.html",
             ctx,
@@ -51,6 +52,9 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
                 in_use,
                 waiting,
                 revoked,
+                cards_left,
+                active_leases,
+                low_leases,
             },
         )
     })
