@@ -154,6 +154,17 @@ impl Doorstep {
         }
     }
 
+    /// Tell observers about the households the server erased and this phone deleted: a
+    /// `HouseholdChanged` each, so a screen showing one re-reads it, finds it gone
+    /// (`NotFound`) and can ask `household_upload_status` why (`Erased`).
+    fn erased(&self, erased: &[core::ErasedHousehold]) {
+        for e in erased {
+            self.observers.emit(ChangeEvent::HouseholdChanged {
+                household_id: e.household.to_string(),
+            });
+        }
+    }
+
     /// A visit section's text as stored (to convert UTF-16 positions against).
     fn section_text(&self, household: &str, visit: &str, section: Section) -> Result<String> {
         let v = types::visit_id(visit)?;
@@ -888,6 +899,7 @@ impl Doorstep {
             let store = self.store()?;
             let outcome = store.apply_sync_response(&body)?;
             self.pulled(store.station(), &outcome.changed);
+            self.erased(&outcome.erased);
             let mut step = SyncStep::from(outcome);
             let station = store.station().to_string();
             step.changed_household_ids.retain(|h| *h != station);
@@ -963,6 +975,7 @@ impl Doorstep {
         match result {
             Ok(report) => {
                 self.pulled(station, &report.changed);
+                self.erased(&report.erased);
                 self.sync_state(SyncState::Idle);
                 Ok(report.into())
             }

@@ -25,7 +25,8 @@ pub enum SyncState {
 /// What observers hear about.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum ChangeEvent {
-    /// A household changed here (a local edit, or changes pulled by a sync).
+    /// A household changed here (a local edit, changes pulled by a sync, or the server
+    /// erased it and it is gone: reading it then answers `NotFound`).
     HouseholdChanged {
         household_id: String,
     },

@@ -8,7 +8,7 @@ import pytest
 
 import doorstep_ffi as d
 from conftest import SERVER, _cli
-from test_doorstep import household, visit
+from test_doorstep import Recorder, household, visit
 from test_sync import enrolled, station  # noqa: F401  (the station fixture)
 
 
@@ -30,7 +30,11 @@ def test_an_erased_household_leaves_both_phones_and_discarded_edits_are_reported
     assert hh in out
     assert hh in _cli(server.data, "household", "erasures", "--station", station)
 
+    rec = Recorder()
+    sub = a.subscribe(rec)
     ra = asyncio.run(a.sync(server.url, ta))
+    assert d.ChangeEvent.HOUSEHOLD_CHANGED(household_id=hh) in rec.events, "observers hear it is gone"
+    del sub
     assert [(e.household_id, e.reason, e.discarded_changes) for e in ra.erased] == [
         (hh, d.ErasureReason.SUBJECT_REQUEST, 0)
     ]
