@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 profile="${1:-debug}"
 flag=""; [ "$profile" = release ] && flag="--release"
 cargo build $flag -p doorstep-ffi
-lib="target/$profile/libdoorstep_ffi.so"
-[ -f "$lib" ] || lib="target/$profile/libdoorstep_ffi.dylib"
+# Cargo's target directory: CARGO_TARGET_DIR when set (a worktree of its own), else target/.
+target="${CARGO_TARGET_DIR:-target}"
+lib="$target/$profile/libdoorstep_ffi.so"
+[ -f "$lib" ] || lib="$target/$profile/libdoorstep_ffi.dylib"
 out=ffi/bindings
 rm -rf "$out"
 for lang in kotlin swift python; do
