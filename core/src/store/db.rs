@@ -51,21 +51,26 @@ pub enum Durability {
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// Whether a key has been applied in this process yet. The first keyed connections of a
-/// process, opened at once from several threads, were seen to fail `PRAGMA key` now and
-/// then (the simulation's first seeds; SQLCipher sets up its crypto provider on first
-/// use): the first keying is done by one thread at a time.
-static KEYED_ONCE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+/// Keyings of this process, one at a time. Concurrent first keyings were seen to fail
+/// `PRAGMA key` now and then (the simulation's first seeds; SQLCipher sets up its crypto
+/// provider on first use), and later ones too, rarely (a CI run of wave 2: "An error
+/// occurred with PRAGMA key" while test threads opened stores at once). A raw key costs
+/// no derivation, so serialising every keying costs nothing that matters; a keying that
+/// fails anyway is tried again a few times before its error is returned.
+static KEYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn apply_key(conn: &Connection, key: &StoreKey) -> Result<()> {
-    let mut keyed = KEYED_ONCE.lock().unwrap_or_else(|p| p.into_inner());
-    if *keyed {
-        drop(keyed);
-        return apply_key_now(conn, key);
+    let _one_at_a_time = KEYING.lock().unwrap_or_else(|p| p.into_inner());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match apply_key_now(conn, key) {
+            Err(Error::Storage(_)) if attempt < 4 => {
+                std::thread::sleep(std::time::Duration::from_millis(10 * attempt))
+            }
+            other => return other,
+        }
     }
-    apply_key_now(conn, key)?;
-    *keyed = true;
-    Ok(())
 }
 
 fn apply_key_now(conn: &Connection, key: &StoreKey) -> Result<()> {

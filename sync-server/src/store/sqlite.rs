@@ -151,20 +151,20 @@ fn connect(path: &Path, key: Option<&ServerKey>) -> StoreResult<Connection> {
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// Whether a key has been applied in this process yet: the first keying is done by one
-/// thread at a time (SQLCipher sets up its crypto provider on first use; see core's
-/// `store/db.rs`, where concurrent first keyings were seen to fail).
-static KEYED_ONCE: Mutex<bool> = Mutex::new(false);
+/// Keyings of this process, one at a time, each tried again a few times if it fails (see
+/// core's `store/db.rs`: concurrent keyings were seen to fail `PRAGMA key` now and then).
+static KEYING: Mutex<()> = Mutex::new(());
 
 fn apply_key(conn: &Connection, key: &ServerKey) -> StoreResult<()> {
-    let mut keyed = KEYED_ONCE.lock().unwrap_or_else(|p| p.into_inner());
-    if *keyed {
-        drop(keyed);
-        return apply_key_now(conn, key);
+    let _one_at_a_time = KEYING.lock().unwrap_or_else(|p| p.into_inner());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match apply_key_now(conn, key) {
+            Err(_) if attempt < 4 => std::thread::sleep(Duration::from_millis(10 * attempt)),
+            other => return other,
+        }
     }
-    apply_key_now(conn, key)?;
-    *keyed = true;
-    Ok(())
 }
 
 fn apply_key_now(conn: &Connection, key: &ServerKey) -> StoreResult<()> {
