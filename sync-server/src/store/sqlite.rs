@@ -477,8 +477,10 @@ impl SqliteStore {
         if pending.is_some() {
             conn.execute_batch("VACUUM")?;
             conn.execute("DELETE FROM server_meta WHERE key = 'vacuum_pending'", [])?;
-            checkpoint_truncate(&conn);
         }
+        // No old page image outlives a restart in the WAL (an erasure whose truncation
+        // readers held off is completed here).
+        checkpoint_truncate(&conn);
         let readers = (0..READERS)
             .map(|_| {
                 let r = connect(path, key)?;
@@ -802,8 +804,15 @@ impl SqliteStore {
 /// Move the WAL into the database and truncate it to nothing, so that no old page image
 /// stays in it. False if readers held it.
 fn checkpoint_truncate(conn: &Connection) -> bool {
+    // Without waiting: a reader (another process's, too) makes it report busy at once
+    // instead of holding the writer for the busy timeout; callers try again or leave it to
+    // the next start.
+    if conn.busy_timeout(Duration::ZERO).is_err() {
+        return false;
+    }
     let busy: rusqlite::Result<i64> =
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0));
+    let _ = conn.busy_timeout(Duration::from_secs(30));
     busy == Ok(0)
 }
 
