@@ -18,7 +18,7 @@
 //! `working <household>` for each household it loaded, then `ready`, then after each write
 //! call that returned Ok one of `text <household> <visit> <section> <marker>`,
 //! `household <household>`, `visit <household> <visit>`, `final <household> <visit>`,
-//! `person <household> <person>`, `category <household> <person> <category>`,
+//! `person <household> <person>`, `category <household> <person> <phone>` (a set element),
 //! `name <household> <person> <name>`. A line cut short by the kill (no final `\n`) does
 //! not count.
 #![cfg(unix)]
@@ -271,7 +271,7 @@ impl Writer {
                 village: "石桥村".into(),
                 address: format!("石桥村三组{n}号"),
                 phones: vec!["13800138000".into()],
-                tags: vec!["低保".into()],
+                tags: vec!["household.dibao".into()],
                 summary: "祖孙二人生活，父母外出务工。".into(),
                 ..Default::default()
             })
@@ -380,11 +380,14 @@ impl Writer {
         }
         let p = persons[self.rng.index(persons.len())];
         if self.rng.percent(70) {
-            let category = format!("困境儿童{}", self.marker());
+            // A set element unique to this write (categories are codes of a vocabulary
+            // since ADR 0018, so the marker goes into the household's phone numbers).
+            self.writes += 1;
+            let phone = format!("1{:04}{:07}", self.cycle % 10_000, self.writes);
             self.store
-                .edit_person(h, p, &PersonEdit::AddCategory(category.clone()))
-                .expect("child: add category");
-            self.say(&format!("category {h} {p} {category}"));
+                .edit_household(h, &HouseholdEdit::AddPhone(phone.clone()))
+                .expect("child: add phone");
+            self.say(&format!("category {h} {p} {phone}"));
         } else {
             let name = self.person_name();
             self.store
@@ -629,13 +632,8 @@ fn missing(household: &Household, ack: &Ack) -> Option<String> {
             Some(_) => None,
         },
         Ack::Person(_, p) => person(p).is_none().then(|| "person absent".to_owned()),
-        Ack::Category(_, p, c) => match person(p) {
-            None => Some("person absent".to_owned()),
-            Some(person) if !person.categories.contains(c) => {
-                Some(format!("categories are {:?}", person.categories))
-            }
-            Some(_) => None,
-        },
+        Ack::Category(_, _, phone) => (!household.phones.contains(phone))
+            .then(|| format!("phones are {:?}", household.phones)),
         // A later name may have been written, and not acknowledged before the kill.
         Ack::Name(_, p, n) => match person(p) {
             None => Some("person absent".to_owned()),
