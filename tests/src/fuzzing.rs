@@ -977,7 +977,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         .add_person(
             h1,
             &NewPerson {
-                categories: vec!["困境儿童".into()],
+                categories: vec!["child.difficult".into()],
                 school: Some("石桥小学".into()),
                 grade: Some("三年级".into()),
                 ..NewPerson::named("王小明", "孙子")
@@ -989,7 +989,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         .expect("person");
     sa.edit_person(h1, grandma, &PersonEdit::Guardian(true))
         .expect("edit");
-    sa.edit_household(h1, &HouseholdEdit::AddTag("低保".into()))
+    sa.edit_household(h1, &HouseholdEdit::AddTag("household.dibao".into()))
         .expect("tag");
     let visit = sa
         .start_visit(
