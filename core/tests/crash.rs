@@ -18,7 +18,7 @@
 //! `working <household>` for each household it loaded, then `ready`, then after each write
 //! call that returned Ok one of `text <household> <visit> <section> <marker>`,
 //! `household <household>`, `visit <household> <visit>`, `final <household> <visit>`,
-//! `person <household> <person>`, `category <household> <person> <phone>` (a set element),
+//! `person <household> <person>`, `phone <household> <phone>` (a set element),
 //! `name <household> <person> <name>`. A line cut short by the kill (no final `\n`) does
 //! not count.
 #![cfg(unix)]
@@ -387,7 +387,7 @@ impl Writer {
             self.store
                 .edit_household(h, &HouseholdEdit::AddPhone(phone.clone()))
                 .expect("child: add phone");
-            self.say(&format!("category {h} {p} {phone}"));
+            self.say(&format!("phone {h} {phone}"));
         } else {
             let name = self.person_name();
             self.store
@@ -413,7 +413,7 @@ enum Ack {
     Visit(HouseholdId, VisitId),
     Final(HouseholdId, VisitId),
     Person(HouseholdId, PersonId),
-    Category(HouseholdId, PersonId, String),
+    Phone(HouseholdId, String),
     Name(HouseholdId, PersonId, String),
     Text(HouseholdId, VisitId, Section, String),
 }
@@ -440,7 +440,7 @@ impl Line {
             ("visit", 3) => Ack::Visit(h(1), v(2)),
             ("final", 3) => Ack::Final(h(1), v(2)),
             ("person", 3) => Ack::Person(h(1), p(2)),
-            ("category", 4) => Ack::Category(h(1), p(2), w[3].to_owned()),
+            ("phone", 3) => Ack::Phone(h(1), w[2].to_owned()),
             ("name", 4) => Ack::Name(h(1), p(2), w[3].to_owned()),
             ("text", 5) => Ack::Text(h(1), v(2), Section::parse(w[3]).unwrap(), w[4].to_owned()),
             _ => panic!("unexpected line from the child: {line:?}"),
@@ -456,7 +456,7 @@ impl Ack {
             | Ack::Visit(h, _)
             | Ack::Final(h, _)
             | Ack::Person(h, _)
-            | Ack::Category(h, _, _)
+            | Ack::Phone(h, _)
             | Ack::Name(h, _, _)
             | Ack::Text(h, _, _, _) => *h,
         }
@@ -632,7 +632,7 @@ fn missing(household: &Household, ack: &Ack) -> Option<String> {
             Some(_) => None,
         },
         Ack::Person(_, p) => person(p).is_none().then(|| "person absent".to_owned()),
-        Ack::Category(_, _, phone) => (!household.phones.contains(phone))
+        Ack::Phone(_, phone) => (!household.phones.contains(phone))
             .then(|| format!("phones are {:?}", household.phones)),
         // A later name may have been written, and not acknowledged before the kill.
         Ack::Name(_, p, n) => match person(p) {
@@ -810,7 +810,8 @@ fn acknowledged_writes_survive_sigkill() {
                         Ack::Visit(..) => "visits",
                         Ack::Final(..) => "finalised",
                         Ack::Person(..) => "persons",
-                        Ack::Category(..) | Ack::Name(..) => "person edits",
+                        Ack::Phone(..) => "household edits",
+                        Ack::Name(..) => "person edits",
                         Ack::Text(..) => "text",
                     };
                     *kinds.entry(kind).or_default() += 1;
@@ -864,7 +865,8 @@ fn acknowledged_writes_survive_sigkill() {
     let kind = |k: &str| kinds.get(k).copied().unwrap_or(0);
     println!(
         "crash test summary: seed {seed:#x}: cycles {cycles}, acknowledged writes {} (text {}, \
-         households {}, visits {}, finalised {}, persons {}, person edits {}), lost 0; at most \
+         households {}, visits {}, finalised {}, persons {}, household edits {}, person edits \
+         {}), lost 0; at most \
          {max_acks} writes in a cycle; kills from the spawn {early_kills}, before ready \
          {not_ready}, cutting a line {cut_lines}; WAL carried over in {kept_cycles} cycles; \
          full checks {full_checks}; children {:.1}s, checks {:.1}s, total {:.1}s",
@@ -874,6 +876,7 @@ fn acknowledged_writes_survive_sigkill() {
         kind("visits"),
         kind("finalised"),
         kind("persons"),
+        kind("household edits"),
         kind("person edits"),
         child_time.as_secs_f64(),
         check_time.as_secs_f64(),
