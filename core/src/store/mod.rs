@@ -321,8 +321,8 @@ impl Store {
             clock: options.clock,
             path: options.path,
         };
-        // A migration that added index tables rows of existing documents belong in
-        // (schema 8: categories by code). Asked in `meta` until a rebuild commits.
+        // A migration added index tables that existing documents have rows in (schema 8:
+        // categories by code); it asks in `meta`, and the rebuild removes the request.
         let asked = meta_get(&store.writer().conn, "rebuild_index")?.is_some();
         if asked {
             store.rebuild_index()?;
