@@ -122,7 +122,15 @@ const GIVEN: &[&str] = &[
     "明", "超", "秀兰", "霞", "平", "刚", "桂英", "建国", "小红",
 ];
 const RELATIONS: &[&str] = &["孙子", "孙女", "配偶", "儿子", "女儿", "儿媳"];
-const TAGS: &[&str] = &["老人", "儿童", "残疾", "低保", "独居", "留守", "困境儿童"];
+/// Codes of the built-in vocabulary (ADR 0018).
+const TAGS: &[&str] = &["household.dibao", "household.dibao_marginal"];
+const CATEGORIES: &[&str] = &[
+    "elderly.living_alone",
+    "person.disability",
+    "child.left_behind",
+    "child.difficult",
+    "elderly.empty_nest",
+];
 const NEEDS: &[(&str, &str)] = &[
     ("医疗救助", "慢性病长期服药，费用负担重"),
     ("低保申请", "家庭收入低于当地低保标准"),
@@ -477,7 +485,7 @@ fn build(cfg: &Config, dir: &Path) -> AnyResult<Built> {
                     estimated: rng.chance(200),
                 });
                 for _ in 0..rng.range(0, 3) {
-                    let tag = rng.pick(TAGS).to_string();
+                    let tag = rng.pick(CATEGORIES).to_string();
                     if !p.categories.contains(&tag) {
                         p.categories.push(tag);
                     }

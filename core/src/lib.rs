@@ -39,6 +39,10 @@ pub use model::provenance::*;
 pub use model::records::*;
 pub use model::time::{Date, Timestamp};
 pub use model::values::*;
+pub use model::vocabulary::{
+    Category, CategoryCode, CategoryKind, CategoryPlace, EntryOrigin, StationEntry,
+    StationVocabulary, Vocabulary, VocabularyEntry, BUILTIN_VOCABULARY_VERSION,
+};
 pub use model::worker_label::{WorkerLabel, MAX_WORKER_LABEL_CHARS};
 pub use store::*;
 

@@ -27,7 +27,7 @@ fn a_visit_is_recorded_read_back_and_found() {
                 id_number: Some("110101201403080016".into()),
                 relation: "孙子".into(),
                 guardian: false,
-                categories: vec!["事实无人抚养".into(), "留守".into()],
+                categories: vec!["child.unsupported".into(), "child.left_behind".into()],
                 school: Some("石桥小学".into()),
                 grade: Some("五年级".into()),
             },
@@ -104,7 +104,10 @@ fn a_visit_is_recorded_read_back_and_found() {
     assert_eq!(h.code, "HH-000001");
     assert_eq!(h.phones, ["13800138000"]);
     assert_eq!(h.persons.len(), 1);
-    assert_eq!(h.persons[0].categories, ["事实无人抚养", "留守"]);
+    assert_eq!(
+        h.persons[0].categories,
+        ["child.left_behind", "child.unsupported"]
+    );
     let visit = &h.visits[0];
     assert_eq!(visit.status, VisitStatus::Final);
     assert_eq!(

@@ -182,29 +182,48 @@ fn sets_are_add_wins() {
         .unwrap(); // re-add, concurrent
     b.edit_household(hh, &HouseholdEdit::AddPhone("13900139000".into()))
         .unwrap();
-    a.edit_household(hh, &HouseholdEdit::AddTag("独居".into()))
-        .unwrap();
-    b.edit_household(hh, &HouseholdEdit::RemoveTag("低保".into()))
+    a.edit_household(
+        hh,
+        &HouseholdEdit::AddTag("household.dibao_marginal".into()),
+    )
+    .unwrap();
+    b.edit_household(hh, &HouseholdEdit::RemoveTag("household.dibao".into()))
         .unwrap();
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
     let h = a.household(hh).unwrap();
     // B's re-add of an element it already had is a no-op, so A's removal stands; B's new phone stays.
     assert_eq!(h.phones, ["13900139000"]);
-    assert_eq!(h.tags, ["独居"]);
+    assert_eq!(h.tags, ["household.dibao_marginal"]);
     // A genuinely concurrent add and remove of the same element: the add wins.
-    a.edit_household(hh, &HouseholdEdit::AddTag("残疾".into()))
-        .unwrap();
+    a.edit_household(
+        hh,
+        &HouseholdEdit::AddTag("household.poverty_monitoring".into()),
+    )
+    .unwrap();
     sync_pair(&a, &b);
-    a.edit_household(hh, &HouseholdEdit::RemoveTag("残疾".into()))
-        .unwrap();
-    b.edit_household(hh, &HouseholdEdit::RemoveTag("残疾".into()))
-        .unwrap();
-    b.edit_household(hh, &HouseholdEdit::AddTag("残疾".into()))
-        .unwrap();
+    a.edit_household(
+        hh,
+        &HouseholdEdit::RemoveTag("household.poverty_monitoring".into()),
+    )
+    .unwrap();
+    b.edit_household(
+        hh,
+        &HouseholdEdit::RemoveTag("household.poverty_monitoring".into()),
+    )
+    .unwrap();
+    b.edit_household(
+        hh,
+        &HouseholdEdit::AddTag("household.poverty_monitoring".into()),
+    )
+    .unwrap();
     sync_pair(&a, &b);
     assert_converged(&a, &b, hh);
-    assert!(a.household(hh).unwrap().tags.contains(&"残疾".to_owned()));
+    assert!(a
+        .household(hh)
+        .unwrap()
+        .tags
+        .contains(&"household.poverty_monitoring".to_owned()));
 }
 
 #[test]
@@ -397,8 +416,11 @@ fn a_value_from_a_newer_app_shows_as_unrecognised_and_does_not_stop_sync() {
     tx.commit();
     let change = newer.get_last_local_change().unwrap().raw_bytes().to_vec();
     // Together with an ordinary change to another household, in one delivery.
-    a.edit_household(other, &HouseholdEdit::AddTag("独居".into()))
-        .unwrap();
+    a.edit_household(
+        other,
+        &HouseholdEdit::AddTag("household.dibao_marginal".into()),
+    )
+    .unwrap();
     b.apply_changes(hh, &[change]).unwrap();
     push(&a, &b);
     // The household opens; that one field reads as unrecognised (ADR 0013).
@@ -411,7 +433,7 @@ fn a_value_from_a_newer_app_shows_as_unrecognised_and_does_not_stop_sync() {
         b.household(other)
             .unwrap()
             .tags
-            .contains(&"独居".to_owned()),
+            .contains(&"household.dibao_marginal".to_owned()),
         "sync went on"
     );
     assert!(

@@ -14,7 +14,11 @@ use doorstep_core::*;
 use proptest::prelude::*;
 
 const NAMES: [&str; 4] = ["王小明", "王晓明", "汪小明", "李华"];
-const TAGS: [&str; 3] = ["低保", "独居", "残疾"];
+const TAGS: [&str; 3] = [
+    "household.dibao",
+    "household.dibao_marginal",
+    "household.poverty_monitoring",
+];
 const TEXTS: [&str; 4] = ["补助", "需要心理疏导。", "x", "事实无人抚养儿童"];
 const COMPANIONS: [(&str, &str); 3] =
     [("李芳", "村儿童主任"), ("张伟", "派出所民警"), ("李芳", "")];

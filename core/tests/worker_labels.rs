@@ -120,6 +120,9 @@ fn a_store_from_before_schema_7_indexes_the_labels_it_already_held() {
     conn.execute_batch(&format!(
         "PRAGMA key = \"x'{hex}'\";
          DROP TABLE ix_worker_labels;
+         DROP TABLE ix_categories;
+         DROP TABLE ix_vocabulary;
+         DROP TABLE ix_vocabulary_version;
          DELETE FROM meta WHERE key = 'reindex_station';
          PRAGMA user_version = 6;"
     ))
@@ -157,6 +160,9 @@ fn a_store_without_a_station_document_upgrades_to_no_labels() {
     conn.execute_batch(&format!(
         "PRAGMA key = \"x'{hex}'\";
          DROP TABLE ix_worker_labels;
+         DROP TABLE ix_categories;
+         DROP TABLE ix_vocabulary;
+         DROP TABLE ix_vocabulary_version;
          PRAGMA user_version = 6;"
     ))
     .unwrap();

@@ -14,6 +14,7 @@ mod observe;
 mod sync;
 mod text;
 mod types;
+mod vocabulary;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -29,6 +30,10 @@ pub use observe::{ChangeEvent, Observer, ObserverError, Subscription, SyncState}
 pub use sync::{SyncCancel, SyncProgress, SyncProgressListener};
 pub use text::{code_points_to_utf16, utf16_to_code_points};
 pub use types::*;
+pub use vocabulary::{
+    CategoryCount, CategoryKind, CategoryState, CategoryValue, EntryOrigin, Vocabulary,
+    VocabularyEntry,
+};
 
 uniffi::setup_scaffolding!();
 

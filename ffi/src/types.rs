@@ -132,6 +132,7 @@ pub struct NewHousehold {
     pub address: String,
     pub gps: Option<GeoPoint>,
     pub phones: Vec<String>,
+    /// Codes of the vocabulary in force of kind `household`; an unknown code is refused.
     pub tags: Vec<String>,
     pub summary: String,
 }
@@ -188,6 +189,8 @@ pub struct NewPerson {
     pub id_number: Option<String>,
     pub relation: String,
     pub guardian: bool,
+    /// Codes of the vocabulary in force for persons (`child`, `person`, `elderly` kinds);
+    /// an unknown code is refused.
     pub categories: Vec<String>,
     pub school: Option<String>,
     pub grade: Option<String>,
@@ -419,6 +422,8 @@ pub struct Person {
     pub id_number: Option<String>,
     pub relation: String,
     pub guardian: bool,
+    /// Category codes (`child.orphan.centralised`; `vocabulary()`, `describeCategory`); free
+    /// text written before vocabularies as it was written.
     pub categories: Vec<String>,
     pub school: Option<String>,
     pub grade: Option<String>,
@@ -513,6 +518,8 @@ pub struct Household {
     pub gps: Option<GeoPoint>,
     pub status: HouseholdStatus,
     pub phones: Vec<String>,
+    /// Household category codes (`household.dibao`; `vocabulary()`, `describeCategory`);
+    /// free text written before vocabularies as it was written.
     pub tags: Vec<String>,
     pub summary: String,
     pub created: Provenance,

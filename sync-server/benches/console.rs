@@ -136,7 +136,12 @@ async fn main() {
                 code: format!("HH-{:06}", i + 1),
                 village: village.into(),
                 address: format!("{village}{}组{}号", i % 9 + 1, i % 50 + 1),
-                tags: vec![["低保", "独居", "残疾", "老人"][i % 4].into()],
+                tags: vec![[
+                    "household.dibao",
+                    "household.dibao_marginal",
+                    "household.poverty_monitoring",
+                ][i % 3]
+                    .into()],
                 summary: rng.text(100),
                 ..Default::default()
             })

@@ -175,14 +175,14 @@ pub async fn run(
             village: (*village).into(),
             address: format!("{village}{}组{}号", i + 1, 10 + i),
             phones: vec![format!("1380013800{i}")],
-            tags: vec!["低保".into()],
+            tags: vec!["household.dibao".into()],
             summary: "祖孙二人生活，父母外出务工。".into(),
             ..Default::default()
         })?;
         w01.add_person(
             hh,
             &NewPerson {
-                categories: vec!["事实无人抚养".into()],
+                categories: vec!["child.unsupported".into()],
                 ..NewPerson::named("王晓明", "孙子")
             },
         )?;

@@ -19,6 +19,7 @@ pub mod snapshot;
 mod station_doc;
 pub mod store;
 pub mod sync;
+pub mod vocabulary;
 pub mod workers;
 
 pub use api::{serve, ServerConfig, ServerHandle};

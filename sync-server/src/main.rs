@@ -17,8 +17,8 @@ use doorstep_server::store::any::{AnyStore, OpenWith};
 use doorstep_server::store::console::ConsoleStore;
 use doorstep_server::store::key::ServerKey;
 use doorstep_server::store::ServerStore;
-use doorstep_server::workers;
 use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
+use doorstep_server::{vocabulary, workers};
 
 /// Doorstep sync server: devices of a township social-work station sync their household
 /// case files through it.
@@ -94,6 +94,12 @@ enum Command {
     Worker {
         #[command(subcommand)]
         command: WorkerCommand,
+    },
+    /// A station's categories (ADR 0018): add or relabel entries of its controlled
+    /// vocabulary; list the vocabulary its phones use.
+    Vocabulary {
+        #[command(subcommand)]
+        command: VocabularyCommand,
     },
     /// Enrol and revoke devices.
     Device {
@@ -383,6 +389,45 @@ enum WorkerCommand {
         data: PathBuf,
         #[arg(long)]
         station: StationId,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VocabularyCommand {
+    /// Add a category to a station's vocabulary, or change one's labels; the station's
+    /// phones get it at their next sync. A new code starts with `local.`; a built-in code
+    /// keeps its kind and parent and takes the station's labels.
+    Add {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// Lowercase ASCII words joined by dots, e.g. local.flood_2026 (at most 64).
+        #[arg(long)]
+        code: String,
+        /// The zh-CN label, e.g. 因灾困境儿童 (1-64 characters, one line).
+        #[arg(long)]
+        label_zh: String,
+        /// The English label (optional; at most 64 characters).
+        #[arg(long, default_value = "")]
+        label_en: String,
+        /// child, person, elderly (written on persons) or household (household tags).
+        #[arg(long)]
+        kind: String,
+        /// The category it counts under, e.g. child.difficult (same kind).
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// The vocabulary a station's phones use: a version line, then one entry per line
+    /// (code, kind, parent, zh-CN label, English label, origin), tab-separated.
+    List {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// Only the station's own entries and relabellings.
+        #[arg(long)]
+        station_only: bool,
     },
 }
 
@@ -749,6 +794,75 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             for (worker, label) in store.worker_labels(station).map_err(|e| e.to_string())? {
                 println!("{worker}\t{label}");
+            }
+            Ok(())
+        }
+        Command::Vocabulary {
+            command:
+                VocabularyCommand::Add {
+                    data,
+                    station,
+                    code,
+                    label_zh,
+                    label_en,
+                    kind,
+                    parent,
+                },
+        } => {
+            let entry = doorstep_core::StationEntry {
+                code: doorstep_core::CategoryCode::parse(&code).map_err(|e| e.to_string())?,
+                kind: doorstep_core::CategoryKind::parse(&kind).map_err(|e| e.to_string())?,
+                parent: parent
+                    .as_deref()
+                    .map(doorstep_core::CategoryCode::parse)
+                    .transpose()
+                    .map_err(|e| format!("--parent: {e}"))?,
+                label_zh,
+                label_en,
+            };
+            match vocabulary::set_entry(&open(&data)?, station, &entry)
+                .map_err(|e| e.to_string())?
+            {
+                Some(version) => println!(
+                    "{} written: station {station} vocabulary version {version}; its phones get \
+                     it at their next sync",
+                    entry.code
+                ),
+                None => println!("{} unchanged: the station already has it so", entry.code),
+            }
+            Ok(())
+        }
+        Command::Vocabulary {
+            command:
+                VocabularyCommand::List {
+                    data,
+                    station,
+                    station_only,
+                },
+        } => {
+            let v = vocabulary::station_vocabulary(&open(&data)?, station)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "# built-in version {}, station version {}",
+                v.builtin_version, v.station_version
+            );
+            for e in v.entries() {
+                let origin = match e.origin {
+                    doorstep_core::EntryOrigin::BuiltIn => "built-in",
+                    doorstep_core::EntryOrigin::StationOverride => "station-label",
+                    doorstep_core::EntryOrigin::Station => "station",
+                };
+                if station_only && origin == "built-in" {
+                    continue;
+                }
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{origin}",
+                    e.code,
+                    e.kind.as_str(),
+                    e.parent.as_ref().map(|p| p.as_str()).unwrap_or("-"),
+                    e.label_zh,
+                    e.label_en
+                );
             }
             Ok(())
         }

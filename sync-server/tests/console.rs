@@ -83,7 +83,7 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
     assert!(page.contains("id=\"no-results\""), "{page}");
     // Filters.
     let (_, page, _) = b
-        .get("/console/households?category=%E4%BA%8B%E5%AE%9E%E6%97%A0%E4%BA%BA%E6%8A%9A%E5%85%BB")
+        .get("/console/households?category=child.unsupported")
         .await;
     assert!(
         page.contains("HH-000001") && !page.contains("HH-000002"),

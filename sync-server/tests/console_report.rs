@@ -127,6 +127,22 @@ async fn the_monthly_report_equals_an_independent_count() {
                 overdue += u64::from(f.status == FollowUpStatus::Open && f.due < today);
             }
         }
+        // Households visited by category code (ADR 0018), named by the phone's vocabulary.
+        let vocabulary = phone.vocabulary().unwrap();
+        let mut by_category: BTreeMap<String, u64> = BTreeMap::new();
+        for id in &visited {
+            let h = phone.household(*id).unwrap();
+            let codes: BTreeSet<String> = h
+                .tags
+                .iter()
+                .chain(h.persons.iter().flat_map(|p| p.categories.iter()))
+                .cloned()
+                .collect();
+            for code in codes {
+                let label = &vocabulary.lookup(&code).unwrap().label_zh;
+                *by_category.entry(format!("{label} {code}")).or_default() += 1;
+            }
+        }
         let r = monthly(
             st.store.as_ref(),
             st.station,
@@ -135,6 +151,15 @@ async fn the_monthly_report_equals_an_independent_count() {
         )
         .unwrap();
         let tally = |t: &[(String, u64)]| t.iter().cloned().collect::<BTreeMap<_, _>>();
+        assert_eq!(
+            tally(&r.households_visited_by_category),
+            by_category,
+            "{month}"
+        );
+        assert!(
+            by_category.contains_key("低保户 household.dibao"),
+            "{month}"
+        );
         assert_eq!(r.visits, visits, "{month}");
         assert_eq!(tally(&r.visits_by_worker), by_worker, "{month}");
         assert_eq!(tally(&r.visits_by_village), by_village, "{month}");

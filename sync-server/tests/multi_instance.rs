@@ -135,11 +135,13 @@ async fn devices_across_three_instances_converge_without_gaps() {
             if store.household(hh).is_err() {
                 continue;
             }
-            let tag = format!("r{round}d{i}");
+            // A set element unique to this device and round (tags are category codes since
+            // ADR 0018; phone numbers are free).
+            let phone = format!("1390{round:02}{i:04}");
             store
-                .edit_household(hh, &HouseholdEdit::AddTag(tag.clone()))
+                .edit_household(hh, &HouseholdEdit::AddPhone(phone.clone()))
                 .unwrap();
-            expected.push(tag);
+            expected.push(phone);
         }
         let tasks: Vec<_> = devices
             .iter()
@@ -164,7 +166,7 @@ async fn devices_across_three_instances_converge_without_gaps() {
         }
     }
     let heads = devices[0].0.heads(hh).unwrap();
-    let tags = devices[0].0.household(hh).unwrap().tags;
+    let phones = devices[0].0.household(hh).unwrap().phones;
     for (store, _) in &devices {
         assert_eq!(store.heads(hh).unwrap(), heads);
         assert_eq!(
@@ -177,8 +179,8 @@ async fn devices_across_three_instances_converge_without_gaps() {
         "devices wrote concurrently: {}",
         expected.len()
     );
-    for tag in &expected {
-        assert!(tags.contains(tag), "{tag} lost");
+    for phone in &expected {
+        assert!(phones.contains(phone), "{phone} lost");
     }
     // The log: sequence numbers 1..=N without a gap, each change once. (The blocking
     // PostgreSQL client runs off the async runtime.)

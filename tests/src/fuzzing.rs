@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use automerge::Automerge;
-use doorstep_core::doc::station::{read_station, station_doc_id, station_header};
+use doorstep_core::doc::station::{
+    read_station, read_vocabulary, read_worker_labels, station_doc_id, station_header,
+};
 use doorstep_core::doc::{card_issuances, household_header};
 use doorstep_core::protocol::*;
 use doorstep_core::*;
@@ -282,7 +284,7 @@ pub fn enroll(data: &[u8]) {
 // ----- stored documents ----------------------------------------------------------------------
 
 /// Bytes loaded as an automerge document: as the server loads a stored document and reads
-/// its header, card issuances and station data; then as a device stores a snapshot it
+/// its header, card issuances and station data (cards, labels, vocabulary); then as a device stores a snapshot it
 /// received and reads it through the typed API (household, index, conflicts, search).
 pub fn document(data: &[u8]) {
     tolerate_contained_automerge_panics();
@@ -290,11 +292,13 @@ pub fn document(data: &[u8]) {
     if let Ok(Ok(doc)) = loaded {
         let reads = |d: &Automerge| {
             format!(
-                "{:?} {:?} {:?} {:?}",
+                "{:?} {:?} {:?} {:?} {:?} {:?}",
                 household_header(d),
                 card_issuances(d),
                 read_station(d),
-                station_header(d)
+                station_header(d),
+                read_worker_labels(d),
+                read_vocabulary(d)
             )
         };
         let first = reads(&doc);
@@ -977,7 +981,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         .add_person(
             h1,
             &NewPerson {
-                categories: vec!["困境儿童".into()],
+                categories: vec!["child.difficult".into()],
                 school: Some("石桥小学".into()),
                 grade: Some("三年级".into()),
                 ..NewPerson::named("王小明", "孙子")
@@ -989,7 +993,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         .expect("person");
     sa.edit_person(h1, grandma, &PersonEdit::Guardian(true))
         .expect("edit");
-    sa.edit_household(h1, &HouseholdEdit::AddTag("低保".into()))
+    sa.edit_household(h1, &HouseholdEdit::AddTag("household.dibao".into()))
         .expect("tag");
     let visit = sa
         .start_visit(

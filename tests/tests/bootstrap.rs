@@ -53,7 +53,10 @@ async fn new_device_bootstraps_from_snapshots_and_resumes_after_interruption() {
     assert_converged(&[&a, &c]);
     // And it keeps syncing by log afterwards.
     a.store
-        .edit_household(households[3], &HouseholdEdit::AddTag("独居".into()))
+        .edit_household(
+            households[3],
+            &HouseholdEdit::AddTag("household.dibao_marginal".into()),
+        )
         .unwrap();
     a.sync().await;
     let r = c.sync().await;

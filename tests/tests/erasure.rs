@@ -94,7 +94,7 @@ async fn an_erased_household_leaves_no_byte_on_the_server_or_any_device() {
 
     // B edits the household offline; the station erases it meanwhile.
     b.store
-        .edit_household(hh, &HouseholdEdit::AddTag("低保".into()))
+        .edit_household(hh, &HouseholdEdit::AddTag("household.dibao".into()))
         .unwrap();
     b.store
         .edit_household(hh, &HouseholdEdit::Address("石桥村三组".into()))

@@ -160,7 +160,10 @@ async fn one_round_trip_and_zero_bytes_for_unchanged_documents() {
     );
     // One household edited: only it travels, in one round trip each way.
     a.store
-        .edit_household(hh[7], &HouseholdEdit::AddTag("独居".into()))
+        .edit_household(
+            hh[7],
+            &HouseholdEdit::AddTag("household.dibao_marginal".into()),
+        )
         .unwrap();
     let req = a.store.build_sync_request(1 << 20).unwrap();
     assert_eq!(req.push.len(), 1);
@@ -174,6 +177,6 @@ async fn one_round_trip_and_zero_bytes_for_unchanged_documents() {
         .household(hh[7])
         .unwrap()
         .tags
-        .contains(&"独居".to_owned()));
+        .contains(&"household.dibao_marginal".to_owned()));
     assert_converged(&[&a, &b]);
 }

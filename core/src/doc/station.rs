@@ -1,6 +1,6 @@
 //! The station document: reference data written by admins on the server only (card batches
-//! and their leases to devices, the workers' labels), synced to every device of the station
-//! like a household.
+//! and their leases to devices, the workers' labels, the station's vocabulary), synced to
+//! every device of the station like a household.
 //!
 //! Layout (schema 1):
 //! ```text
@@ -8,10 +8,13 @@
 //!        batches: { <batch id>: { prefix, first, last, created_at } },
 //!        leases:  { <lease id>: { batch, first, last, device, expires: "YYYY-MM-DD" | null,
 //!                                 returned: bool, created_at } },
-//!        workers: { <worker id>: "<label>" } }
+//!        workers: { <worker id>: "<label>" },
+//!        vocabulary: { version: <int>,
+//!                      entries: { <code>: "{\"kind\":…,\"parent\":…,\"zh\":…,\"en\":…}" } } }
 //! ```
-//! `workers` came later (ADR 0017): a document without it has no labels, and a reader
-//! that predates it ignores it. Its document id on the wire is the station id.
+//! `workers` came later (ADR 0017), `vocabulary` later still (ADR 0018): a document without
+//! them has no labels and no station categories, and a reader that predates them ignores
+//! them. Its document id on the wire is the station id.
 
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value, ROOT};
@@ -21,6 +24,9 @@ use crate::error::{Error, Result};
 use crate::model::cards::{CardSerial, MAX_CARD_NUMBER};
 use crate::model::ids::{CardBatchId, CardLeaseId, DeviceId, HouseholdId, StationId, WorkerId};
 use crate::model::time::{Date, Timestamp};
+use crate::model::vocabulary::{
+    check_label, CategoryCode, CategoryKind, StationEntry, StationVocabulary,
+};
 use crate::model::worker_label::WorkerLabel;
 
 /// A printed batch of cards: `PREFIX-first` … `PREFIX-last`.
@@ -309,10 +315,193 @@ pub fn set_worker_labels(
     Ok(fresh.len())
 }
 
+/// One station entry as the document stores it: a JSON object in one scalar, so an entry is
+/// written whole by one `put` (the last writer wins) and a newer server can add keys.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredEntry {
+    kind: String,
+    #[serde(default)]
+    parent: Option<String>,
+    zh: String,
+    #[serde(default)]
+    en: String,
+}
+
+/// The station's vocabulary extension. Lenient like the labels: an entry whose key is not
+/// a code, whose value is not the JSON of an entry, or whose labels break the rule is
+/// skipped; a kind this version does not know reads as `Unrecognised`; a parent that is not
+/// a code reads as none. A missing or damaged `vocabulary` is an empty extension.
+pub fn read_vocabulary<R: ReadDoc>(doc: &R) -> Result<StationVocabulary> {
+    station_header(doc)?;
+    let Ok(Some(vocabulary)) = get_map(doc, &ROOT, "vocabulary") else {
+        return Ok(StationVocabulary::default());
+    };
+    let version = match doc.get(&vocabulary, "version") {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Int(i) => u64::try_from(*i).unwrap_or(0),
+            ScalarValue::Uint(u) => *u,
+            _ => 0,
+        },
+        _ => 0,
+    };
+    let mut out = StationVocabulary {
+        version,
+        entries: Vec::new(),
+    };
+    let Ok(Some(entries)) = get_map(doc, &vocabulary, "entries") else {
+        return Ok(out);
+    };
+    for key in doc.keys(&entries) {
+        let (Ok(code), Ok(Some(json))) = (CategoryCode::parse(&key), get_str(doc, &entries, &key))
+        else {
+            continue;
+        };
+        let Ok(stored) = serde_json::from_str::<StoredEntry>(&json) else {
+            continue;
+        };
+        let (Ok(label_zh), Ok(label_en)) = (
+            check_label(&stored.zh, true),
+            check_label(&stored.en, false),
+        ) else {
+            continue;
+        };
+        out.entries.push(StationEntry {
+            code,
+            kind: CategoryKind::from_stored(&stored.kind),
+            parent: stored.parent.and_then(|p| CategoryCode::parse(&p).ok()),
+            label_zh,
+            label_en,
+        });
+    }
+    out.entries.sort_by(|a, b| a.code.cmp(&b.code));
+    Ok(out)
+}
+
+/// Write one station entry (the server's admin only; the caller checked it with
+/// `Vocabulary::check_station_entry`) and raise the version, in one change. An entry the
+/// document already holds as given writes nothing: returns `None`; otherwise the new
+/// version. `vocabulary` is made in a document from before it.
+pub fn set_vocabulary_entry(
+    doc: &mut Automerge,
+    entry: &StationEntry,
+    at: Timestamp,
+) -> Result<Option<u64>> {
+    let current = read_vocabulary(doc)?;
+    if current.entries.iter().any(|e| e == entry) {
+        return Ok(None);
+    }
+    let json = serde_json::to_string(&StoredEntry {
+        kind: entry.kind.as_str().to_owned(),
+        parent: entry.parent.as_ref().map(|p| p.as_str().to_owned()),
+        zh: check_label(&entry.label_zh, true)?,
+        en: check_label(&entry.label_en, false)?,
+    })
+    .map_err(|_| Error::InvalidInput("category entry"))?;
+    let version = current.version + 1;
+    let mut tx = doc.transaction();
+    // Absent in a document from before vocabularies; anything but a map is replaced.
+    let vocabulary = match get_map(&tx, &ROOT, "vocabulary") {
+        Ok(Some(m)) => m,
+        _ => tx.put_object(&ROOT, "vocabulary", ObjType::Map)?,
+    };
+    let entries = match get_map(&tx, &vocabulary, "entries") {
+        Ok(Some(m)) => m,
+        _ => tx.put_object(&vocabulary, "entries", ObjType::Map)?,
+    };
+    tx.put(&entries, entry.code.as_str(), json)?;
+    tx.put(
+        &vocabulary,
+        "version",
+        i64::try_from(version).unwrap_or(i64::MAX),
+    )?;
+    tx.commit_with(automerge::transaction::CommitOptions::default().with_time(at.0));
+    Ok(Some(version))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn station_entry(code: &str, zh: &str) -> StationEntry {
+        StationEntry {
+            code: CategoryCode::parse(code).unwrap(),
+            kind: CategoryKind::Child,
+            parent: None,
+            label_zh: zh.into(),
+            label_en: String::new(),
+        }
+    }
+
+    #[test]
+    fn vocabulary_entries_are_written_once_versioned_and_read_back() {
+        let mut doc = new_station_doc(StationId::new()).unwrap();
+        assert_eq!(read_vocabulary(&doc).unwrap(), StationVocabulary::default());
+        let flood = station_entry("local.flood", "因灾");
+        assert_eq!(
+            set_vocabulary_entry(&mut doc, &flood, Timestamp(1)).unwrap(),
+            Some(1)
+        );
+        let heads = doc.get_heads();
+        assert_eq!(
+            set_vocabulary_entry(&mut doc, &flood, Timestamp(1)).unwrap(),
+            None
+        );
+        assert_eq!(doc.get_heads(), heads, "nothing new: no change");
+        let relabelled = station_entry("local.flood", "因灾困境");
+        let other = station_entry("child.left_behind", "农村留守儿童");
+        set_vocabulary_entry(&mut doc, &relabelled, Timestamp(2)).unwrap();
+        assert_eq!(
+            set_vocabulary_entry(&mut doc, &other, Timestamp(3)).unwrap(),
+            Some(3)
+        );
+        let read = read_vocabulary(&doc).unwrap();
+        assert_eq!(read.version, 3);
+        assert_eq!(read.entries, vec![other, relabelled]);
+        assert!(read_station(&doc).is_ok() && read_worker_labels(&doc).is_ok());
+    }
+
+    #[test]
+    fn malformed_vocabulary_entries_are_skipped_and_unknown_kinds_kept() {
+        let mut doc = new_station_doc(StationId::new()).unwrap();
+        set_vocabulary_entry(&mut doc, &station_entry("local.good", "好"), Timestamp(1)).unwrap();
+        let mut tx = doc.transaction();
+        let v = get_map(&tx, &ROOT, "vocabulary").unwrap().unwrap();
+        let entries = get_map(&tx, &v, "entries").unwrap().unwrap();
+        tx.put(&entries, "不是代码", r#"{"kind":"child","zh":"甲"}"#)
+            .unwrap();
+        tx.put(&entries, "local.not_json", "{").unwrap();
+        tx.put(&entries, "local.no_label", r#"{"kind":"child","zh":""}"#)
+            .unwrap();
+        tx.put(&entries, "local.number", 7_i64).unwrap();
+        tx.put(
+            &entries,
+            "local.newer",
+            r#"{"kind":"group_activity","zh":"新","en":"New","colour":"red","parent":"??"}"#,
+        )
+        .unwrap();
+        tx.commit();
+        let read = read_vocabulary(&doc).unwrap();
+        let codes: Vec<(&str, CategoryKind, Option<CategoryCode>)> = read
+            .entries
+            .iter()
+            .map(|e| (e.code.as_str(), e.kind, e.parent.clone()))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("local.good", CategoryKind::Child, None),
+                ("local.newer", CategoryKind::Unrecognised, None)
+            ]
+        );
+        // A `vocabulary` that is not a map: an empty extension, the rest still reads.
+        let mut doc = new_station_doc(StationId::new()).unwrap();
+        let mut tx = doc.transaction();
+        tx.put(&ROOT, "vocabulary", "x").unwrap();
+        tx.commit();
+        assert_eq!(read_vocabulary(&doc).unwrap(), StationVocabulary::default());
+        assert!(read_station(&doc).is_ok());
+    }
 
     fn label(s: &str) -> WorkerLabel {
         WorkerLabel::new(s).unwrap()

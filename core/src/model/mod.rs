@@ -8,4 +8,6 @@ pub mod provenance;
 pub mod records;
 pub mod time;
 pub mod values;
+pub mod vocabulary;
+pub mod vocabulary_defaults;
 pub mod worker_label;

@@ -53,7 +53,7 @@ impl WorkerLabel {
 /// Format characters that change how neighbouring text reads without showing themselves:
 /// zero-width characters, bidirectional marks, embeddings, overrides and isolates, the
 /// word joiner family and the byte-order mark.
-fn invisible(c: char) -> bool {
+pub(crate) fn invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}'
         | '\u{061C}'

@@ -154,9 +154,10 @@ pub(crate) fn remove(conn: &Connection, household: HouseholdId) -> Result<()> {
     Ok(())
 }
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "ix_households",
     "ix_persons",
+    "ix_categories",
     "ix_visits",
     "ix_visit_workers",
     "ix_follow_ups",
@@ -356,15 +357,7 @@ const RECORD_KINDS: [EntityKind; 7] = [
 
 fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
     let h = household.to_string();
-    for table in [
-        "ix_households",
-        "ix_persons",
-        "ix_visits",
-        "ix_visit_workers",
-        "ix_follow_ups",
-        "ix_cards",
-        "ix_conflicts",
-    ] {
+    for table in TABLES {
         conn.prepare_cached(&format!(
             "DELETE FROM {table} WHERE household_id = doorstep_key(?1)"
         ))?
@@ -416,6 +409,10 @@ fn index_records(
                 "DELETE FROM {table} WHERE {column} = doorstep_key(?1)"
             ))?
             .execute([key])?;
+        }
+        if matches!(kind, EntityKind::Household | EntityKind::Person) {
+            conn.prepare_cached("DELETE FROM ix_categories WHERE entity_id = doorstep_key(?1)")?
+                .execute([key])?;
         }
         // The household record's conflicts are stored under an empty entity id.
         let entity_id = if *kind == EntityKind::Household {
@@ -497,6 +494,7 @@ fn insert_record(
                 read_cell(doc, o, "address")?.unwrap_or_default(),
                 read_cell(doc, o, "status")?.unwrap_or_default(),
             ])?;
+            insert_categories(conn, &h, &h, &read_set(doc, o, "tags")?)?;
             texts.insert((h, "summary".into()), read_text(doc, o, "summary")?);
         }
         EntityKind::Person => {
@@ -514,6 +512,7 @@ fn insert_record(
                 p.guardian,
                 p.categories.join("\u{1f}"),
             ])?;
+            insert_categories(conn, &h, &key, &p.categories)?;
         }
         EntityKind::Visit => {
             conn.prepare_cached(
@@ -606,6 +605,30 @@ fn insert_record(
     Ok(())
 }
 
+/// One row per category value of a person or a household (its tags), with the code it
+/// counts under (ADR 0018): a pure function of the values, as every index row must be.
+fn insert_categories(
+    conn: &Connection,
+    household: &str,
+    entity: &str,
+    values: &[String],
+) -> Result<()> {
+    let mut ins = conn.prepare_cached(
+        "INSERT OR IGNORE INTO ix_categories (household_id, entity_id, stored, code)
+         VALUES (doorstep_key(?1), doorstep_key(?2), ?3, ?4)",
+    )?;
+    for v in values {
+        let code = crate::model::vocabulary::code_of_stored(v);
+        ins.execute(params![
+            household,
+            entity,
+            v,
+            code.as_ref().map(|c| c.as_str())
+        ])?;
+    }
+    Ok(())
+}
+
 fn insert_conflicts(conn: &Connection, household: HouseholdId, found: &Review) -> Result<()> {
     let h = household.to_string();
     let mut ins = conn.prepare_cached(
@@ -641,12 +664,43 @@ fn insert_conflicts(conn: &Connection, household: HouseholdId, found: &Review) -
     Ok(())
 }
 
-/// Index the station document: card batches and leases, the workers' labels.
+/// Remove every row derived from the station document.
+pub(crate) fn clear_station(conn: &Connection) -> Result<()> {
+    for table in [
+        "ix_card_batches",
+        "ix_card_leases",
+        "ix_worker_labels",
+        "ix_vocabulary",
+        "ix_vocabulary_version",
+    ] {
+        conn.execute(&format!("DELETE FROM {table}"), [])?;
+    }
+    Ok(())
+}
+
+/// Index the station document: card batches and leases, the workers' labels, the station's
+/// vocabulary.
 pub(crate) fn update_station(conn: &Connection, doc: &Automerge) -> Result<()> {
     let cards = crate::doc::station::read_station(doc)?;
-    conn.execute("DELETE FROM ix_card_batches", [])?;
-    conn.execute("DELETE FROM ix_card_leases", [])?;
-    conn.execute("DELETE FROM ix_worker_labels", [])?;
+    clear_station(conn)?;
+    let vocabulary = crate::doc::station::read_vocabulary(doc)?;
+    conn.execute(
+        "INSERT INTO ix_vocabulary_version (version) VALUES (?1)",
+        [i64::try_from(vocabulary.version).unwrap_or(i64::MAX)],
+    )?;
+    for e in &vocabulary.entries {
+        conn.prepare_cached(
+            "INSERT INTO ix_vocabulary (code, kind, parent, label_zh, label_en)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            e.code.as_str(),
+            e.kind.as_str(),
+            e.parent.as_ref().map(|p| p.as_str()),
+            e.label_zh,
+            e.label_en
+        ])?;
+    }
     for (worker, label) in crate::doc::station::read_worker_labels(doc)? {
         conn.prepare_cached(
             "INSERT INTO ix_worker_labels (worker_id, label) VALUES (doorstep_key(?1), ?2)",

@@ -16,6 +16,7 @@ pub(crate) mod schema;
 pub mod sqlcipher;
 mod status;
 mod sync;
+mod vocabulary;
 mod wal;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,6 +33,7 @@ pub use erasure::ErasedHousehold;
 pub use query::*;
 pub use status::{refusal_reason, RefusedHousehold, UploadStatus};
 pub use sync::{Quarantined, SyncOutcome};
+pub use vocabulary::CategoryCount;
 
 use crate::doc::{self, conflicts, write};
 use crate::error::{Error, Result};
@@ -42,6 +44,7 @@ use crate::model::records::*;
 use crate::model::time::Timestamp;
 use crate::model::values::normalise_line_breaks as lines;
 use crate::model::values::*;
+use crate::model::vocabulary::CategoryPlace;
 use cache::DocCache;
 use index::Scope;
 use uuid::Uuid;
@@ -302,7 +305,7 @@ impl Store {
         // The creation or a migration may be the last transaction in the WAL.
         seal(&conn, db::synchronous(options.durability));
         let reader = db::open_connection(&options.path, &options.key, options.durability, true)?;
-        Ok(Store {
+        let store = Store {
             writer: Mutex::new(Writer {
                 conn,
                 cache: DocCache::new(options.cache_documents),
@@ -317,7 +320,15 @@ impl Store {
             compact_after: options.compact_after.max(1),
             clock: options.clock,
             path: options.path,
-        })
+        };
+        // A migration added index tables that existing documents have rows in (schema 8:
+        // categories by code); it asks in `meta`, and the rebuild removes the request.
+        let asked = meta_get(&store.writer().conn, "rebuild_index")?.is_some();
+        if asked {
+            store.rebuild_index()?;
+            tracing::info!("index rebuilt after the store's upgrade");
+        }
+        Ok(store)
     }
 
     pub fn worker(&self) -> WorkerId {
@@ -395,6 +406,7 @@ impl Store {
         let mut tx = doc.transaction();
         let new = &NewHousehold {
             summary: lines(&new.summary).into_owned(),
+            tags: self.checked_categories(&new.tags, CategoryPlace::Household)?,
             ..new.clone()
         };
         write::create_household(&mut tx, id, self.station, new, &p)?;
@@ -413,7 +425,19 @@ impl Store {
         Ok(id)
     }
 
+    /// `AddTag` takes a household category code of the vocabulary in force (ADR 0018);
+    /// `RemoveTag` takes any value the household holds (free text from before too).
     pub fn edit_household(&self, id: HouseholdId, edit: &HouseholdEdit) -> Result<()> {
+        let checked;
+        let edit = match edit {
+            HouseholdEdit::AddTag(t) => {
+                let code =
+                    self.checked_categories(std::slice::from_ref(t), CategoryPlace::Household)?;
+                checked = HouseholdEdit::AddTag(code.into_iter().next().unwrap_or_default());
+                &checked
+            }
+            other => other,
+        };
         self.act(
             id,
             Scope::Record(EntityKind::Household, Uuid::nil()),
@@ -449,7 +473,12 @@ impl Store {
 
     // ----- persons ----------------------------------------------------------------------
 
+    /// `categories` are codes of the vocabulary in force for persons (ADR 0018).
     pub fn add_person(&self, household: HouseholdId, new: &NewPerson) -> Result<PersonId> {
+        let new = &NewPerson {
+            categories: self.checked_categories(&new.categories, CategoryPlace::Person)?,
+            ..new.clone()
+        };
         let id = PersonId::new();
         self.act(
             household,
@@ -465,6 +494,18 @@ impl Store {
         person: PersonId,
         edit: &PersonEdit,
     ) -> Result<()> {
+        // `AddCategory` takes a code of the vocabulary in force; `RemoveCategory` any value
+        // the person holds (free text from before vocabularies too).
+        let checked;
+        let edit = match edit {
+            PersonEdit::AddCategory(c) => {
+                let code =
+                    self.checked_categories(std::slice::from_ref(c), CategoryPlace::Person)?;
+                checked = PersonEdit::AddCategory(code.into_iter().next().unwrap_or_default());
+                &checked
+            }
+            other => other,
+        };
         self.act(
             household,
             record(EntityKind::Person, person.as_uuid()),
@@ -860,6 +901,7 @@ impl Store {
         for table in [
             "ix_households",
             "ix_persons",
+            "ix_categories",
             "ix_visits",
             "ix_visit_workers",
             "ix_follow_ups",
@@ -876,12 +918,12 @@ impl Store {
             index::update_received(&tx, doc, hid)?;
         }
         let station = doc::station::station_doc_id(self.station);
-        tx.execute("DELETE FROM ix_card_batches", [])?;
-        tx.execute("DELETE FROM ix_card_leases", [])?;
-        tx.execute("DELETE FROM ix_worker_labels", [])?;
+        index::clear_station(&tx)?;
         if let Ok(doc) = load(&tx, cache, station, &self.actor) {
             index::update_station(&tx, doc)?;
         }
+        // A migration's request for this (schema 8) is answered in the same transaction.
+        tx.execute("DELETE FROM meta WHERE key = 'rebuild_index'", [])?;
         tx.commit()?;
         Ok(())
     }

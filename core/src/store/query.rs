@@ -88,11 +88,15 @@ fn like_pattern(needle: &str) -> String {
     p
 }
 
-fn household_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, String)> {
+pub(super) fn household_row(
+    r: &Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, String)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn to_household(row: (String, String, String, String, String)) -> Result<HouseholdSummary> {
+pub(super) fn to_household(
+    row: (String, String, String, String, String),
+) -> Result<HouseholdSummary> {
     Ok(HouseholdSummary {
         id: hid(row.0)?,
         code: row.1,
@@ -529,6 +533,7 @@ pub(crate) fn dump(conn: &Connection) -> Result<Vec<String>> {
             "ix_persons",
             "person_id, household_id, name, birth_date, relation, guardian, categories",
         ),
+        ("ix_categories", "household_id, entity_id, stored, code"),
         (
             "ix_visits",
             "visit_id, household_id, date, kind, status, started_at",

@@ -14,6 +14,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_upload_status.sql"),
     include_str!("migrations/0006_erasure.sql"),
     include_str!("migrations/0007_worker_labels.sql"),
+    include_str!("migrations/0008_vocabulary.sql"),
 ];
 
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

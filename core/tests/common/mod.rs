@@ -32,7 +32,7 @@ pub fn household(store: &Store, code: &str) -> HouseholdId {
             village: "石桥村".into(),
             address: "石桥村三组12号".into(),
             phones: vec!["13800138000".into()],
-            tags: vec!["低保".into()],
+            tags: vec!["household.dibao".into()],
             summary: "祖孙二人生活，父母外出务工。".into(),
             ..Default::default()
         })

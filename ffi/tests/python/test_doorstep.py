@@ -22,7 +22,7 @@ def household(store, code="HH-000001"):
     return store.create_household(
         d.NewHousehold(
             code=code, village="石桥村", address="石桥村三组12号", gps=None,
-            phones=["13800138000"], tags=["低保"], summary="祖孙二人生活，父母外出务工。",
+            phones=["13800138000"], tags=["household.dibao"], summary="祖孙二人生活，父母外出务工。",
         )
     )
 
@@ -125,16 +125,16 @@ def test_observers_hear_changes_and_a_throwing_one_is_harmless(tmp_path):
     sub = s.subscribe(rec)
     thrower_sub = s.subscribe(Thrower())
     hh = household(s)
-    s.edit_household(hh, d.HouseholdEdit.ADD_TAG(tag="独居"))
+    s.edit_household(hh, d.HouseholdEdit.ADD_TAG(tag="household.dibao_marginal"))
     changed = [e for e in rec.events if isinstance(e, d.ChangeEvent.HOUSEHOLD_CHANGED)]
     assert [e.household_id for e in changed] == [hh, hh]
     # Cancelled (or dropped) subscriptions hear nothing more.
     sub.cancel()
     del thrower_sub
     gc.collect()
-    s.edit_household(hh, d.HouseholdEdit.ADD_TAG(tag="残疾"))
+    s.edit_household(hh, d.HouseholdEdit.ADD_TAG(tag="household.poverty_monitoring"))
     assert len(rec.events) == 2
-    assert "残疾" in s.household(hh).tags
+    assert "household.poverty_monitoring" in s.household(hh).tags
 
 
 def test_two_stores_converge_through_the_server_and_a_name_conflict_is_resolved(server, tmp_path):
@@ -144,7 +144,7 @@ def test_two_stores_converge_through_the_server_and_a_name_conflict_is_resolved(
     _sub = b.subscribe(rec)
     hh = household(a)
     p = a.add_person(hh, d.NewPerson(name="王晓明", sex=d.Sex.MALE, birth_date=d.BirthDate(date="2014-03-08", estimated=False),
-                                     id_number=None, relation="孙子", guardian=False, categories=["事实无人抚养"],
+                                     id_number=None, relation="孙子", guardian=False, categories=["child.unsupported"],
                                      school=None, grade=None))
     asyncio.run(a.sync(server.url, ta))
     report = asyncio.run(b.sync(server.url, tb))

@@ -24,7 +24,7 @@ def test_an_erased_household_leaves_both_phones_and_discarded_edits_are_reported
     assert b.household(hh).code == "HH-000001"
 
     # B works offline on the household; the station erases it meanwhile.
-    b.edit_household(hh, d.HouseholdEdit.ADD_TAG(tag="特困"))
+    b.edit_household(hh, d.HouseholdEdit.ADD_TAG(tag="household.poverty_monitoring"))
     out = _cli(server.data, "household", "erase", "--station", station, "--household", hh,
                "--reason", "subject-request")
     assert hh in out

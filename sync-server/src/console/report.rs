@@ -2,8 +2,10 @@
 //! from the read model, with server-rendered SVG bar charts and CSV / XLSX exports.
 //!
 //! What is counted: visits by their recorded date (the worker's local day), by kind, by
-//! the worker who opened the visit and by village; households visited, by category (a
-//! household tag or any of its persons' categories); needs and inquiries recorded that
+//! the worker who opened the visit and by village; households visited, by category code (a
+//! household tag or any of its persons' categories; ADR 0018), shown with the station's
+//! zh-CN label and the code — free text from before vocabularies counts under the code it
+//! unambiguously means, other text as written; needs and inquiries recorded that
 //! month (their creation in station time) and how many of them are met / answered now;
 //! cards issued that month; follow-ups due that month, done, and overdue (still open, due
 //! before today).
@@ -161,11 +163,18 @@ pub fn monthly<S: ServerStore>(
             _ => {}
         }
     }
+    let vocabulary = crate::vocabulary::station_vocabulary(store, station).unwrap_or_else(|e| {
+        tracing::warn!(station = %station, error = %e, "the station's vocabulary was not read; the report uses the built-in one");
+        doorstep_core::Vocabulary::builtin()
+    });
     let mut categories = BTreeMap::new();
     for doc in &visited {
         if let Some((_, cats)) = households.get(doc) {
-            for c in cats {
-                *categories.entry(c.clone()).or_insert(0) += 1;
+            // A household counts once per code, however many of its values mean it.
+            let shown: BTreeSet<String> =
+                cats.iter().map(|c| category_item(&vocabulary, c)).collect();
+            for c in shown {
+                *categories.entry(c).or_insert(0) += 1;
             }
         }
     }
@@ -183,6 +192,23 @@ pub fn monthly<S: ServerStore>(
     r.needs_by_category = tally(needs);
     r.inquiries_by_topic = tally(topics);
     Ok(r)
+}
+
+/// How the report names a category value: the label and the code of a code the vocabulary
+/// knows ("低保户 household.dibao"), an unknown code as itself, text no code means as written.
+pub fn category_item(vocabulary: &doorstep_core::Vocabulary, stored: &str) -> String {
+    use doorstep_core::Category;
+    match vocabulary.describe(stored) {
+        Category::Known(e) => format!("{} {}", e.label_zh, e.code),
+        Category::Unknown(code) => code.to_string(),
+        Category::Text {
+            code: Some(code), ..
+        } => match vocabulary.lookup(code.as_str()) {
+            Some(e) => format!("{} {}", e.label_zh, e.code),
+            None => code.to_string(),
+        },
+        Category::Text { text, code: None } => text,
+    }
 }
 
 /// The report as rows (section, item, count): the table, the CSV and the XLSX.
@@ -324,6 +350,18 @@ mod tests {
         for bad in ["2026-13", "2026-1", "26-01", "", "2026-00", "abcd-ef"] {
             assert!(Month::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn categories_are_named_by_label_and_code() {
+        let v = doorstep_core::Vocabulary::builtin();
+        assert_eq!(
+            category_item(&v, "household.dibao"),
+            "低保户 household.dibao"
+        );
+        assert_eq!(category_item(&v, "低保"), "低保户 household.dibao");
+        assert_eq!(category_item(&v, "child.from_later"), "child.from_later");
+        assert_eq!(category_item(&v, "重点关注"), "重点关注");
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub async fn station(secure_cookies: bool) -> Station {
             code: "HH-000001".into(),
             village: "石桥村".into(),
             address: "石桥村1组10号".into(),
-            tags: vec!["低保".into()],
+            tags: vec!["household.dibao".into()],
             summary: "祖孙二人生活，父母外出务工。".into(),
             ..Default::default()
         })
@@ -91,7 +91,7 @@ pub async fn station(secure_cookies: bool) -> Station {
         .add_person(
             contested,
             &NewPerson {
-                categories: vec!["事实无人抚养".into()],
+                categories: vec!["child.unsupported".into()],
                 id_number: Some(ID_NUMBER.into()),
                 ..NewPerson::named("王晓明", "孙子")
             },

@@ -130,13 +130,21 @@ pub(in crate::console) async fn households<S: ServerStore>(
             .collect();
         villages.sort();
         villages.dedup();
+        // Category codes shown with the station's labels (ADR 0018); the filter takes a code.
+        let vocabulary = crate::vocabulary::station_vocabulary(c.store.as_ref(), station)
+            .unwrap_or_else(|_| doorstep_core::Vocabulary::builtin());
         let rows: Vec<ListRow> = rows
             .into_iter()
             .map(|h| ListRow {
                 id: h.doc.to_string(),
                 code: h.code,
                 village: h.village,
-                categories: h.categories.join("、"),
+                categories: h
+                    .categories
+                    .iter()
+                    .map(|v| crate::console::report::category_item(&vocabulary, v))
+                    .collect::<Vec<_>>()
+                    .join("、"),
                 status: h.status,
                 visits: h.visits,
                 last_visit: h.last_visit.unwrap_or_default(),

@@ -155,7 +155,7 @@ fn new_person(m: &Member, relation: &str) -> Res<NewPerson> {
         id_number: None,
         relation: relation.to_owned(),
         guardian: false,
-        categories: m.tags.clone(),
+        categories: person_codes(&m.tags),
         school: None,
         grade: None,
     })
@@ -345,9 +345,12 @@ pub fn replay(dev: &Device, acts: &[Action], world: &World) -> Res<WeekStats> {
             }
             Op::HeadTagAdd(tag) => {
                 let head = world.heads[a.h];
-                timed(&mut stats, "head_tag_add", || {
-                    store.edit_person(hid, head, &PersonEdit::AddCategory(tag.clone()))
-                })?;
+                // A tag with no person category code is recorded nowhere (ADR 0018).
+                if let Some(code) = person_codes(std::slice::from_ref(tag)).pop() {
+                    timed(&mut stats, "head_tag_add", || {
+                        store.edit_person(hid, head, &PersonEdit::AddCategory(code.clone()))
+                    })?;
+                }
             }
             Op::MemberAdd(m) => {
                 let p = new_person(m, "家庭成员")?;
@@ -582,4 +585,20 @@ pub fn pending_push(store: &Store) -> Res<PendingPush> {
             .flat_map(|d| d.changes.iter().map(Vec::len))
             .sum(),
     })
+}
+
+/// The trace's free-text tags as person category codes (ADR 0018): a tag that means one
+/// built-in person code (独居 -> elderly.living_alone, 残疾 -> person.disability) becomes
+/// it; the others (外出务工, 党员 ..., and 低保, a household's) are left out.
+fn person_codes(tags: &[String]) -> Vec<String> {
+    let vocabulary = doorstep_core::Vocabulary::builtin();
+    tags.iter()
+        .filter_map(|t| doorstep_core::model::vocabulary::code_of_stored(t))
+        .filter_map(|c| {
+            vocabulary
+                .check_writable(c.as_str(), doorstep_core::CategoryPlace::Person)
+                .ok()
+        })
+        .map(|c| c.as_str().to_owned())
+        .collect()
 }

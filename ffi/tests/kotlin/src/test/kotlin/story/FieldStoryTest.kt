@@ -77,7 +77,7 @@ class FieldStoryTest {
 
     private fun household(code: String) = NewHousehold(
         code = code, village = "石桥村", address = "石桥村三组12号", gps = null,
-        phones = listOf("13800138000"), tags = listOf("低保"), summary = "祖孙二人生活。",
+        phones = listOf("13800138000"), tags = listOf("household.dibao"), summary = "祖孙二人生活。",
     )
 
     private val station = TestServer.newStation()
@@ -99,7 +99,7 @@ class FieldStoryTest {
         val h2 = a.store.createHousehold(household("HH-KT0002"))
         val grandson = a.store.addPerson(h1, NewPerson(
             name = "王晓明", sex = Sex.MALE, birthDate = null, idNumber = null, relation = "孙子",
-            guardian = false, categories = listOf("事实无人抚养"), school = null, grade = null,
+            guardian = false, categories = listOf("child.unsupported"), school = null, grade = null,
         ))
         val visit = a.store.startVisit(h1, NewVisit(
             kind = VisitKind.HOME, date = today, startedAtMs = System.currentTimeMillis(), gps = null,
