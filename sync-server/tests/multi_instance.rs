@@ -265,7 +265,7 @@ async fn an_erasure_reaches_devices_through_every_instance() {
     assert!(devices[1].0.household(hh).is_ok());
     devices[1]
         .0
-        .edit_household(hh, &HouseholdEdit::AddTag("offline".into()))
+        .edit_household(hh, &HouseholdEdit::AddPhone("13900000001".into()))
         .unwrap();
 
     let data = dir.path().join("ledger");
