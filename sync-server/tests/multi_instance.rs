@@ -73,6 +73,42 @@ fn start(url: &str, schema: &str) -> (Child, String) {
     panic!("server did not start");
 }
 
+/// A new worker of `station` with a phone enrolled through `server`: its store (key `i`)
+/// and its token.
+async fn phone(
+    url: &str,
+    schema: &str,
+    station: &str,
+    server: &str,
+    dir: &std::path::Path,
+    label: &str,
+    i: usize,
+) -> (Store, String) {
+    let worker = cli(
+        url,
+        schema,
+        &["worker", "add", "--station", station, "--label", label],
+    )
+    .trim()
+    .to_owned();
+    let out = cli(url, schema, &["device", "enroll", "--worker", &worker]);
+    let code = out
+        .lines()
+        .find_map(|l| l.strip_prefix("code"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let e = enroll(server, &code).await.unwrap();
+    let mut o = StoreOptions::new(
+        dir.join(format!("{label}.db")),
+        StoreKey::Raw([i as u8 + 1; 32]),
+        e.worker,
+        e.station,
+    );
+    o.device = Some(e.device);
+    (Store::open(o).unwrap(), e.token)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_across_three_instances_converge_without_gaps() {
     let Some(url) = postgres_url() else { return };
@@ -93,29 +129,8 @@ async fn devices_across_three_instances_converge_without_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let mut devices = Vec::new();
     for (i, label) in ["W01", "W02", "W03"].iter().enumerate() {
-        let worker = cli(
-            &url,
-            &schema,
-            &["worker", "add", "--station", &station, "--label", label],
-        )
-        .trim()
-        .to_owned();
-        let out = cli(&url, &schema, &["device", "enroll", "--worker", &worker]);
-        let code = out
-            .lines()
-            .find_map(|l| l.strip_prefix("code"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        let e = enroll(&urls[i], &code).await.unwrap();
-        let mut o = StoreOptions::new(
-            dir.path().join(format!("{label}.db")),
-            StoreKey::Raw([i as u8 + 1; 32]),
-            e.worker,
-            e.station,
-        );
-        o.device = Some(e.device);
-        devices.push((Arc::new(Store::open(o).unwrap()), e.token));
+        let (store, token) = phone(&url, &schema, &station, &urls[i], dir.path(), label, i).await;
+        devices.push((Arc::new(store), token));
     }
     let hh = devices[0]
         .0
@@ -227,30 +242,9 @@ async fn an_erasure_reaches_devices_through_every_instance() {
     let dir = tempfile::tempdir().unwrap();
     let mut devices = Vec::new();
     for (i, label) in ["W01", "W02"].iter().enumerate() {
-        let worker = cli(
-            &url,
-            &schema,
-            &["worker", "add", "--station", &station, "--label", label],
-        )
-        .trim()
-        .to_owned();
-        let out = cli(&url, &schema, &["device", "enroll", "--worker", &worker]);
-        let code = out
-            .lines()
-            .find_map(|l| l.strip_prefix("code"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        let e = enroll(&urls[i], &code).await.unwrap();
-        let mut o = StoreOptions::new(
-            dir.path().join(format!("{label}.db")),
-            StoreKey::Raw([i as u8 + 7; 32]),
-            e.worker,
-            e.station,
-        );
-        o.device = Some(e.device);
-        let t = HttpTransport::new(&urls[i], &e.token, Duration::from_secs(20)).unwrap();
-        devices.push((Store::open(o).unwrap(), t));
+        let (store, token) = phone(&url, &schema, &station, &urls[i], dir.path(), label, i).await;
+        let t = HttpTransport::new(&urls[i], &token, Duration::from_secs(20)).unwrap();
+        devices.push((store, t));
     }
     let hh = devices[0]
         .0

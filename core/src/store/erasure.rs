@@ -92,12 +92,8 @@ fn discarded_changes(
     let heads = bytes_to_hashes(server_heads)?;
     match load(tx, cache, id, actor) {
         Ok(doc) => {
-            let known: Vec<ChangeHash> = heads
-                .into_iter()
-                .filter(|h| doc.get_change_by_hash(h).is_some())
-                .collect();
             let own = doc
-                .get_changes(&known)
+                .get_changes(&super::sync::known(doc, &heads))
                 .iter()
                 .filter(|c| c.actor_id() == actor)
                 .count();

@@ -86,7 +86,7 @@ fn read_cursor(conn: &Connection) -> Result<Cursor> {
 
 /// The heads the server has, as far as this document knows them (unknown hashes dropped:
 /// they will arrive by pull).
-fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+pub(super) fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
     heads
         .iter()
         .copied()
@@ -110,9 +110,14 @@ fn set_server_state(
 ) -> Result<()> {
     let missing = doc.get_changes(&known(doc, heads));
     let unsynced = !missing.is_empty();
-    // Uploaded when an acknowledgement first covers what was pending.
+    // Uploaded when an acknowledgement first covers what was pending. The server's copy
+    // moved (an ack, pulled changes or a snapshot), so a refusal is forgotten and the
+    // document pushed again: a refusal can be transient — after a restore, a colleague's
+    // changes this device relays are unattributed until that colleague's device registers
+    // again (the simulation found it: its own edits then stayed unsynced for good). A
+    // refusal in the same response is recorded after this.
     conn.prepare_cached(
-        "UPDATE documents SET server_heads = ?2, unsynced = ?3,
+        "UPDATE documents SET server_heads = ?2, unsynced = ?3, push_error = NULL,
          uploaded_at = CASE WHEN unsynced = 1 AND ?3 = 0 THEN ?4 ELSE uploaded_at END
          WHERE doc_id = ?1",
     )?
@@ -714,18 +719,6 @@ struct Here<'a> {
     now: Timestamp,
 }
 
-/// The server's copy of a refused document moved (changes or a snapshot arrived): push it
-/// again. A refusal can be transient — after a restore, a colleague's changes this device
-/// relays are unattributed until that colleague's device registers again (the simulation
-/// found it: its own edits then stayed unsynced for good).
-fn retry_refused(tx: &Connection, doc: HouseholdId) -> Result<()> {
-    tx.prepare_cached(
-        "UPDATE documents SET push_error = NULL WHERE doc_id = ?1 AND push_error IS NOT NULL",
-    )?
-    .execute([doc.to_string()])?;
-    Ok(())
-}
-
 fn apply_in(
     tx: &rusqlite::Transaction<'_>,
     cache: &mut DocCache,
@@ -787,7 +780,6 @@ fn apply_in(
             Ok(added) => {
                 out.pulled += added;
                 release_quarantine(tx, snap.doc)?;
-                retry_refused(tx, snap.doc)?;
                 out.snapshots += 1;
                 if unreadable(tx, snap.doc)? {
                     out.quarantined.push(snap.doc);
@@ -853,8 +845,6 @@ fn apply_in(
                 if was_held {
                     release_quarantine(tx, pulled.doc)?;
                 }
-                // The server's copy moved, even if this device had every change already.
-                retry_refused(tx, pulled.doc)?;
                 out.pulled += applied;
                 if unreadable(tx, pulled.doc)? {
                     out.quarantined.push(pulled.doc);

@@ -1229,12 +1229,16 @@ impl ServerStore for SqliteStore {
             let mut last = Vec::with_capacity(appends.len());
             for a in appends {
                 let doc = a.doc.to_string();
-                let erased: Option<i64> = tx
-                    .prepare_cached("SELECT 1 FROM erasures WHERE doc_id = ?1")?
-                    .query_row([&doc], |r| r.get(0))
-                    .optional()?;
-                if erased.is_some() {
-                    return Err(StoreError::Conflict("document erased"));
+                // An erasure appends an entry under the document's id, so a commit
+                // validated before it fails the check below; without one, look it up.
+                if a.expected_seq.is_none() {
+                    let erased: Option<i64> = tx
+                        .prepare_cached("SELECT 1 FROM erasures WHERE doc_id = ?1")?
+                        .query_row([&doc], |r| r.get(0))
+                        .optional()?;
+                    if erased.is_some() {
+                        return Err(StoreError::Conflict("document erased"));
+                    }
                 }
                 if let Some(expected) = a.expected_seq {
                     let current: i64 = tx

@@ -132,15 +132,7 @@ impl<S: ServerStore> SyncService<S> {
         // is decoded and checked against an empty document that is then thrown away, and
         // refused with the code an absent id's refused push gets. Neither the answer nor
         // the work tells a device that the id exists (docs/protocol.md).
-        // An erased household stays erased: its own station's device is told (and deletes
-        // its copy, unsynced edits and all); any other is answered as for a foreign id.
-        let erased = self.store.erasure(doc_id)?;
-        if let Some(e) = erased.as_ref().filter(|e| e.station == auth.station) {
-            self.forget(doc_id);
-            return Ok(Verdict::Erased(e.notice()));
-        }
-        let reserved = erased.is_some()
-            || doc_id == station_doc_id(auth.station)
+        let reserved = doc_id == station_doc_id(auth.station)
             || self
                 .store
                 .station_exists(StationId::from_uuid(*doc_id.as_uuid()))?;
@@ -149,7 +141,19 @@ impl<S: ServerStore> SyncService<S> {
         } else {
             self.store.document_station(doc_id)?
         };
-        let foreign = reserved || station.is_some_and(|s| s != auth.station);
+        // An erased household stays erased: its own station's device is told (and deletes
+        // its copy, unsynced edits and all); any other is answered as for a foreign id.
+        // Erasing deletes the document's row, so only an id the server does not hold is
+        // looked up (an erasure racing this push fails its commit, which retries).
+        let erased = match station {
+            None if !reserved => self.store.erasure(doc_id)?,
+            _ => None,
+        };
+        if let Some(e) = erased.as_ref().filter(|e| e.station == auth.station) {
+            self.forget(doc_id);
+            return Ok(Verdict::Erased(e.notice()));
+        }
+        let foreign = reserved || erased.is_some() || station.is_some_and(|s| s != auth.station);
         let (mut doc, since, loaded_seq, card_ids, existed) = match station {
             Some(_) if !foreign => match self.load(doc_id)? {
                 Some(c) => (c.doc, c.since, c.seq, c.card_ids, true),
