@@ -37,6 +37,7 @@ pub use model::ids::*;
 pub use model::policy::{EntityKind, MergePolicy};
 pub use model::provenance::*;
 pub use model::records::*;
+pub use model::role::{Role, TeamName, MAX_TEAM_CHARS};
 pub use model::time::{Date, Timestamp};
 pub use model::values::*;
 pub use model::vocabulary::{

@@ -47,6 +47,9 @@ pub struct SyncReport {
     /// Households the server erased that this device held, deleted here (with any
     /// unsynced changes to them: see `discarded_changes`).
     pub erased: Vec<crate::store::ErasedHousehold>,
+    /// Households that left the worker's scope and were removed here, this device's edits
+    /// to them handed in first (see `Store::departed_households`).
+    pub departed: Vec<HouseholdId>,
     /// Neither side has more. `false` when the deadline stopped the loop between rounds:
     /// call `sync` again later; it resumes where this one stopped.
     pub complete: bool,
@@ -393,6 +396,7 @@ impl HttpTransport {
             report.refused += o.refused.len();
             report.epoch_reset |= o.epoch_reset;
             report.erased.extend(o.erased.iter().cloned());
+            report.departed.extend(o.departed.iter().copied());
             documents.extend(o.changed);
             if let Some(progress) = &control.progress {
                 let bootstrapping = matches!(store.sync_cursor()?.phase, Phase::Bootstrap { .. });

@@ -234,6 +234,7 @@ fn a_bootstrapped_snapshot_is_stored_compressed() {
         }],
         pull: vec![],
         erasures: vec![],
+        scope: None,
     };
     let outcome = device.apply_response(&response).unwrap();
     assert!(outcome.quarantined.is_empty(), "{outcome:?}");

@@ -352,6 +352,7 @@ fn a_store_from_before_schema_8_indexes_the_categories_it_already_held() {
          DROP TABLE ix_categories;
          DROP TABLE ix_vocabulary;
          DROP TABLE ix_vocabulary_version;
+         DROP TABLE departed;
          PRAGMA user_version = 7;"
     ))
     .unwrap();

@@ -170,6 +170,15 @@ impl Doorstep {
         }
     }
 
+    /// Households removed because they left the caseload: observers refresh them too.
+    fn departed(&self, departed: &[core::HouseholdId]) {
+        for h in departed {
+            self.observers.emit(ChangeEvent::HouseholdChanged {
+                household_id: h.to_string(),
+            });
+        }
+    }
+
     /// A visit section's text as stored (to convert UTF-16 positions against).
     fn section_text(&self, household: &str, visit: &str, section: Section) -> Result<String> {
         let v = types::visit_id(visit)?;
@@ -688,6 +697,37 @@ impl Doorstep {
         })
     }
 
+    /// This worker's role as the server last said (absent before the first sync).
+    pub fn role(&self) -> Result<Option<Role>> {
+        guarded(|| Ok(self.store()?.role()?.map(Into::into)))
+    }
+
+    /// This worker's team as the server last said (its name), if any.
+    pub fn team(&self) -> Result<Option<String>> {
+        guarded(|| Ok(self.store()?.team()?.map(|t| t.as_str().to_owned())))
+    }
+
+    /// Households that left this worker's caseload, newest first.
+    pub fn departed_households(&self) -> Result<Vec<DepartedHousehold>> {
+        guarded(|| {
+            Ok(self
+                .store()?
+                .departed_households()?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    /// Why a household is gone from this phone (erased, or left the caseload); absent if it
+    /// is here or was never held.
+    pub fn why_gone(&self, household_id: String) -> Result<Option<GoneReason>> {
+        guarded(|| {
+            let h = types::household_id(&household_id)?;
+            Ok(self.store()?.why_gone(h)?.map(Into::into))
+        })
+    }
+
     /// Households refused by the server or quarantined here: the "needs attention" list.
     pub fn refused_households(&self) -> Result<Vec<RefusedHousehold>> {
         guarded(|| {
@@ -905,6 +945,7 @@ impl Doorstep {
             let outcome = store.apply_sync_response(&body)?;
             self.pulled(store.station(), &outcome.changed);
             self.erased(&outcome.erased);
+            self.departed(&outcome.departed);
             let mut step = SyncStep::from(outcome);
             let station = store.station().to_string();
             step.changed_household_ids.retain(|h| *h != station);
@@ -981,6 +1022,7 @@ impl Doorstep {
             Ok(report) => {
                 self.pulled(station, &report.changed);
                 self.erased(&report.erased);
+                self.departed(&report.departed);
                 self.sync_state(SyncState::Idle);
                 Ok(report.into())
             }

@@ -909,6 +909,10 @@ pub struct SyncReport {
     /// phone's changes to them the server never got (tell the worker; see
     /// `erased_households`).
     pub erased: Vec<ErasedHousehold>,
+    /// Households that left the worker's caseload (reassigned, or the worker moved team or
+    /// role), removed here once this phone's edits to them reached the server (see
+    /// `departed_households`, `why_gone`).
+    pub departed_household_ids: Vec<String>,
     /// Neither side has more. `false` when `deadline_ms` stopped the sync between round
     /// trips: sync again later; it resumes where this one stopped.
     pub complete: bool,
@@ -963,6 +967,70 @@ impl From<core::ErasedHousehold> for ErasedHousehold {
     }
 }
 
+/// What a worker sees (issue 16, ADR 0019), as the server last said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum Role {
+    /// Their caseload: households assigned to them or their team, and those they create.
+    Worker,
+    /// The whole station.
+    Supervisor,
+    /// Console reports of several stations; no caseload on a phone.
+    County,
+}
+
+impl From<core::Role> for Role {
+    fn from(r: core::Role) -> Self {
+        match r {
+            core::Role::Worker => Role::Worker,
+            core::Role::Supervisor => Role::Supervisor,
+            core::Role::County => Role::County,
+        }
+    }
+}
+
+/// A household that left the worker's caseload.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct DepartedHousehold {
+    pub household_id: String,
+    /// When this phone was told (its clock, ms since the Unix epoch).
+    pub left_at_ms: i64,
+    /// When it was removed; absent while this phone's edits to it wait to be pushed.
+    pub removed_at_ms: Option<i64>,
+    /// This phone's changes to it that the server refused, discarded with it.
+    pub discarded_changes: u32,
+}
+
+impl From<core::DepartedHousehold> for DepartedHousehold {
+    fn from(d: core::DepartedHousehold) -> Self {
+        DepartedHousehold {
+            household_id: d.household.to_string(),
+            left_at_ms: d.left_at.0,
+            removed_at_ms: d.removed_at.map(|t| t.0),
+            discarded_changes: d.discarded_changes,
+        }
+    }
+}
+
+/// Why a household is no longer on this phone.
+#[derive(Clone, Debug, PartialEq, uniffi::Enum)]
+pub enum GoneReason {
+    /// The server erased it.
+    Erased { erasure: ErasedHousehold },
+    /// It left the worker's caseload (reassigned, or the worker moved team or role).
+    LeftCaseload { departure: DepartedHousehold },
+}
+
+impl From<core::Gone> for GoneReason {
+    fn from(g: core::Gone) -> Self {
+        match g {
+            core::Gone::Erased(e) => GoneReason::Erased { erasure: e.into() },
+            core::Gone::LeftScope(d) => GoneReason::LeftCaseload {
+                departure: d.into(),
+            },
+        }
+    }
+}
+
 /// A worker of this station and the label the station gave them ("W01 / 张丽"), from the
 /// station document.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -983,6 +1051,7 @@ impl From<core::transport::SyncReport> for SyncReport {
             refused: r.refused as u32,
             epoch_reset: r.epoch_reset,
             erased: r.erased.into_iter().map(Into::into).collect(),
+            departed_household_ids: strs(&r.departed),
             complete: r.complete,
         }
     }
@@ -1003,6 +1072,8 @@ pub struct SyncStep {
     pub quarantined_household_ids: Vec<String>,
     /// Households the server erased that this phone held, deleted by this step.
     pub erased: Vec<ErasedHousehold>,
+    /// Households that left the worker's caseload, removed by this step.
+    pub departed_household_ids: Vec<String>,
 }
 
 impl From<core::SyncOutcome> for SyncStep {
@@ -1017,6 +1088,7 @@ impl From<core::SyncOutcome> for SyncStep {
             changed_household_ids: strs(&o.changed),
             quarantined_household_ids: strs(&o.quarantined),
             erased: o.erased.into_iter().map(Into::into).collect(),
+            departed_household_ids: strs(&o.departed),
         }
     }
 }

@@ -137,8 +137,21 @@ pub async fn run(
     // The admin sets up the station and enrols three field devices.
     let station = server_store.create_station("石桥镇社工站", now_ms())?;
     let mut devices = Vec::new();
+    // W01 supervises the station; W02 and W03 share the north villages' caseload (ADR 0019).
+    let north = doorstep_core::TeamName::new("北片")?;
     for label in ["W01", "W02", "W03"] {
         let worker = crate::workers::add_worker(server_store.as_ref(), station, label, now_ms())?;
+        let (role, team) = match label {
+            "W01" => (doorstep_core::Role::Supervisor, None),
+            _ => (doorstep_core::Role::Worker, Some(&north)),
+        };
+        crate::workers::set_access(
+            server_store.as_ref(),
+            worker,
+            Some(role),
+            Some(team),
+            now_ms(),
+        )?;
         let (_, code) = credentials::enroll_device(server_store.as_ref(), worker, now_ms())?;
         let enrolment = enroll(&url, &code).await?;
         // A demo key; an app keeps a random key in Android Keystore / iOS Keychain.
@@ -165,7 +178,10 @@ pub async fn run(
         });
     }
     let mut totals = Totals::default();
-    println!("\n1. Station set up; three devices enrolled. W01 opens five case files and syncs:");
+    println!(
+        "\n1. Station set up; three devices enrolled. W01 (the supervisor) opens five case files, \
+         syncs and assigns them to the north team (W02, W03), whose phones then receive them:"
+    );
     let w01 = &devices[0].store;
     let villages = ["石桥村", "石桥村", "柳湾村", "柳湾村", "河口村"];
     let mut households = Vec::new();
@@ -188,7 +204,12 @@ pub async fn run(
         )?;
         households.push(hh);
     }
-    for d in &devices {
+    let r = devices[0].transport.sync(&devices[0].store).await?;
+    print_report(devices[0].label, &r, &mut totals);
+    for hh in &households {
+        server_store.assign(station, *hh, None, Some(&north), "demo", now_ms())?;
+    }
+    for d in &devices[1..] {
         let r = d.transport.sync(&d.store).await?;
         print_report(d.label, &r, &mut totals);
     }

@@ -223,7 +223,7 @@ pub fn retention<S: ServerStore + ?Sized>(
     for station in stations {
         let mut after = None;
         loop {
-            let ids = store.list_documents(station, after, 256)?;
+            let ids = store.list_documents(station, after, 256, None)?;
             let Some(last) = ids.last().copied() else {
                 break;
             };

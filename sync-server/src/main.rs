@@ -338,6 +338,38 @@ enum HouseholdCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Assign a household to a worker and/or a team: their phones receive it at their next
+    /// sync, and the phones of workers who no longer see it remove it (after handing in
+    /// their edits to it).
+    Assign {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        household: HouseholdId,
+        #[arg(long, required_unless_present = "team")]
+        worker: Option<WorkerId>,
+        #[arg(long)]
+        team: Option<String>,
+        /// Who assigns (an operator id, not a name); default `cli`.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Show whom a household is assigned to (worker, team, when, by whom).
+    Assignment {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        household: HouseholdId,
+    },
+    /// List the households a worker sees (their scope), one id per line.
+    Scope {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        worker: WorkerId,
+    },
     /// List the erasure ledger (one line per erasure: when, station, household, reason, by).
     Erasures {
         #[arg(long, default_value = "doorstep-data")]
@@ -372,6 +404,38 @@ enum WorkerCommand {
         /// line. The station's phones receive it (no other station's do).
         #[arg(long)]
         label: String,
+        /// What the worker sees: `worker` (their caseload: households assigned to them or
+        /// their team, and those they create), `supervisor` (the whole station), `county`
+        /// (console reports; no caseload on a phone).
+        #[arg(long, default_value = "worker")]
+        role: String,
+        /// The worker's team (1-32 characters, e.g. a village's workers): they see the
+        /// households assigned to it.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Change a worker's role; their phones receive what entered their scope and remove
+    /// what left it at their next sync.
+    Role {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        worker: WorkerId,
+        /// worker, supervisor or county.
+        #[arg(long)]
+        role: String,
+    },
+    /// Put a worker in a team (or, with --none, in none); their phones follow at the next
+    /// sync.
+    Team {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        worker: WorkerId,
+        #[arg(long, required_unless_present = "none")]
+        team: Option<String>,
+        #[arg(long, conflicts_with = "team")]
+        none: bool,
     },
     /// Change a worker's label; the station's phones get it at their next sync.
     Label {
@@ -383,7 +447,7 @@ enum WorkerCommand {
         #[arg(long)]
         label: String,
     },
-    /// List a station's workers: id and label, one per line.
+    /// List a station's workers, one per line: id, label, role and team (if any), tab-separated.
     List {
         #[arg(long, default_value = "doorstep-data")]
         data: PathBuf,
@@ -709,6 +773,66 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Household {
             command:
+                HouseholdCommand::Assign {
+                    data,
+                    station,
+                    household,
+                    worker,
+                    team,
+                    by,
+                },
+        } => {
+            let team = team
+                .map(|t| doorstep_core::TeamName::new(&t))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let r = open(&data)?
+                .assign(
+                    station,
+                    household,
+                    worker,
+                    team.as_ref(),
+                    by.trim(),
+                    now_ms(),
+                )
+                .map_err(|e| e.to_string())?;
+            println!(
+                "household {household} assigned; {} worker(s) receive it and {} remove it at their next sync",
+                r.entered, r.left
+            );
+            Ok(())
+        }
+        Command::Household {
+            command: HouseholdCommand::Assignment { data, household },
+        } => {
+            match open(&data)?
+                .assignment(household)
+                .map_err(|e| e.to_string())?
+            {
+                None => println!("household {household} is not assigned (supervisors only)"),
+                Some(a) => println!(
+                    "worker\t{}\nteam\t{}\nassigned_at\t{}\nassigned_by\t{}",
+                    a.worker.map(|w| w.to_string()).unwrap_or_default(),
+                    a.team.map(|t| t.as_str().to_owned()).unwrap_or_default(),
+                    a.assigned_at,
+                    a.assigned_by
+                ),
+            }
+            Ok(())
+        }
+        Command::Household {
+            command: HouseholdCommand::Scope { data, worker },
+        } => {
+            for id in open(&data)?
+                .scope_documents(worker)
+                .map_err(|e| e.to_string())?
+            {
+                println!("{id}");
+            }
+            Ok(())
+        }
+        Command::Household {
+            command:
                 HouseholdCommand::Retention {
                     data,
                     closed_for_days,
@@ -761,11 +885,56 @@ fn run(cli: Cli) -> Result<(), String> {
                     data,
                     station,
                     label,
+                    role,
+                    team,
                 },
         } => {
-            let id = workers::add_worker(&open(&data)?, station, &label, now_ms())
+            let role = workers::role(&role).map_err(|e| e.to_string())?;
+            let team = team
+                .map(|t| doorstep_core::TeamName::new(&t))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let store = open(&data)?;
+            let id = workers::add_worker(&store, station, &label, now_ms())
+                .map_err(|e| e.to_string())?;
+            // A new worker sees nothing yet: setting role and team writes no scope entry
+            // unless the station already has households they now see.
+            workers::set_access(&store, id, Some(role), team.as_ref().map(Some), now_ms())
                 .map_err(|e| e.to_string())?;
             println!("{id}");
+            Ok(())
+        }
+        Command::Worker {
+            command: WorkerCommand::Role { data, worker, role },
+        } => {
+            let role = workers::role(&role).map_err(|e| e.to_string())?;
+            let r = workers::set_access(&open(&data)?, worker, Some(role), None, now_ms())
+                .map_err(|e| e.to_string())?;
+            println!(
+                "worker {worker} is now {role}; their phones receive {} and remove {} household(s) at their next sync",
+                r.entered, r.left
+            );
+            Ok(())
+        }
+        Command::Worker {
+            command:
+                WorkerCommand::Team {
+                    data,
+                    worker,
+                    team,
+                    none: _,
+                },
+        } => {
+            let team = team
+                .map(|t| doorstep_core::TeamName::new(&t))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let r = workers::set_access(&open(&data)?, worker, None, Some(team.as_ref()), now_ms())
+                .map_err(|e| e.to_string())?;
+            println!(
+                "worker {worker} moved; their phones receive {} and remove {} household(s) at their next sync",
+                r.entered, r.left
+            );
             Ok(())
         }
         Command::Worker {
@@ -793,7 +962,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 return Err(format!("no station {station}"));
             }
             for (worker, label) in store.worker_labels(station).map_err(|e| e.to_string())? {
-                println!("{worker}\t{label}");
+                let access = store.worker_access(worker).map_err(|e| e.to_string())?;
+                let (role, team) = access
+                    .map(|a| (a.role.as_str(), a.team.map(|t| t.as_str().to_owned())))
+                    .unwrap_or(("worker", None));
+                match team {
+                    Some(team) => println!("{worker}\t{label}\t{role}\t{team}"),
+                    None => println!("{worker}\t{label}\t{role}"),
+                }
             }
             Ok(())
         }

@@ -56,6 +56,38 @@ pub fn add_worker<S: ServerStore>(
     Ok(worker)
 }
 
+/// A role as the admin types it.
+pub fn role(s: &str) -> Result<doorstep_core::Role, String> {
+    doorstep_core::Role::parse(s.trim()).ok_or_else(|| {
+        let all: Vec<&str> = doorstep_core::Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        format!("--role must be one of: {}", all.join(", "))
+    })
+}
+
+/// Change a worker's role and/or team (`Some(None)`: no team) in one go; the worker's
+/// devices learn what entered and left their scope at their next sync (ADR 0019).
+pub fn set_access<S: ServerStore>(
+    store: &S,
+    worker: WorkerId,
+    role: Option<doorstep_core::Role>,
+    team: Option<Option<&doorstep_core::TeamName>>,
+    now_ms: i64,
+) -> Result<crate::store::Rescoped, StoreError> {
+    let mut out = crate::store::Rescoped::default();
+    if let Some(role) = role {
+        out = store.set_role(worker, role, now_ms)?;
+    }
+    if let Some(team) = team {
+        let r = store.set_team(worker, team, now_ms)?;
+        out.entered += r.entered;
+        out.left += r.left;
+    }
+    Ok(out)
+}
+
 /// Change a worker's label and publish it; returns the worker's station. Setting the label
 /// a worker already has publishes it again (a retry after a failed publication).
 pub fn set_label<S: ServerStore>(

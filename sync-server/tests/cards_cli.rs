@@ -67,6 +67,13 @@ async fn card_lookups_name_workers_by_label_and_give_beijing_time() {
     let station = store.create_station("石桥镇社工站", now_ms()).unwrap();
     let w01 = store.add_worker(station, "W01", now_ms()).unwrap();
     store.add_worker(station, "W02", now_ms()).unwrap();
+    store
+        .set_team(
+            w01,
+            Some(&doorstep_core::TeamName::new("station").unwrap()),
+            now_ms(),
+        )
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = doorstep_server::serve(store.clone(), listener, ServerConfig::default())
         .await

@@ -279,6 +279,9 @@ fn enroll_two_workers(data: &str, station: &str) -> Vec<String> {
             station,
             "--label",
             label,
+            // They share a caseload: each sees what the other writes.
+            "--team",
+            "station",
         ])
         .trim()
         .to_owned();

@@ -87,7 +87,16 @@ async fn phone(
     let worker = cli(
         url,
         schema,
-        &["worker", "add", "--station", station, "--label", label],
+        &[
+            "worker",
+            "add",
+            "--station",
+            station,
+            "--label",
+            label,
+            "--team",
+            "station",
+        ],
     )
     .trim()
     .to_owned();
@@ -109,6 +118,29 @@ async fn phone(
     (Store::open(o).unwrap(), e.token)
 }
 
+/// A supervisor of the station (made before it holds a household: no scope entry), whose
+/// reading of the log is the whole log.
+fn supervisor(url: &str, schema: &str, station: &str) -> doorstep_server::store::LogReader {
+    let worker = cli(
+        url,
+        schema,
+        &[
+            "worker",
+            "add",
+            "--station",
+            station,
+            "--label",
+            "S01",
+            "--role",
+            "supervisor",
+        ],
+    );
+    doorstep_server::store::LogReader {
+        device: DeviceId::new(),
+        worker: WorkerId::parse(worker.trim()).unwrap(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_across_three_instances_converge_without_gaps() {
     let Some(url) = postgres_url() else { return };
@@ -120,6 +152,7 @@ async fn devices_across_three_instances_converge_without_gaps() {
     )
     .trim()
     .to_owned();
+    let auditor = supervisor(&url, &schema, &station);
     // Three instances start together on a fresh schema: migrations must not race.
     let servers: Vec<(Child, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..3).map(|_| s.spawn(|| start(&url, &schema))).collect();
@@ -203,8 +236,7 @@ async fn devices_across_three_instances_converge_without_gaps() {
     let (page, high) = tokio::task::spawn_blocking(move || {
         let pg = PostgresStore::open(&url, Some(&schema), 2).unwrap();
         (
-            pg.read_log(station_id, 0, DeviceId::new(), usize::MAX)
-                .unwrap(),
+            pg.read_log(station_id, 0, auditor, usize::MAX).unwrap(),
             pg.high_water(station_id).unwrap(),
         )
     })
@@ -237,6 +269,7 @@ async fn an_erasure_reaches_devices_through_every_instance() {
     let station = cli(&url, &schema, &["station", "create", "--name", "站"])
         .trim()
         .to_owned();
+    let auditor = supervisor(&url, &schema, &station);
     let servers = [start(&url, &schema), start(&url, &schema)];
     let urls: Vec<String> = servers.iter().map(|(_, u)| u.clone()).collect();
     let dir = tempfile::tempdir().unwrap();
@@ -297,8 +330,7 @@ async fn an_erasure_reaches_devices_through_every_instance() {
         (
             pg.load_document(hh).unwrap(),
             pg.erasure(hh).unwrap(),
-            pg.read_log(station_id, 0, DeviceId::new(), usize::MAX)
-                .unwrap(),
+            pg.read_log(station_id, 0, auditor, usize::MAX).unwrap(),
         )
     })
     .await

@@ -28,6 +28,13 @@ type Edit = Box<dyn FnOnce(&mut Transaction<'_>)>;
 
 fn enrol(store: &SqliteStore, station: StationId, label: &str) -> DeviceAuth {
     let worker = store.add_worker(station, label, 0).unwrap();
+    store
+        .set_team(
+            worker,
+            Some(&doorstep_core::TeamName::new("station").unwrap()),
+            0,
+        )
+        .unwrap();
     let (_, code) = credentials::enroll_device(store, worker, 0).unwrap();
     credentials::redeem_code(store, &code, 0)
         .unwrap()

@@ -26,6 +26,13 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 fn enrol(store: &SqliteStore, station: StationId, label: &str) -> DeviceAuth {
     let worker = store.add_worker(station, label, 0).unwrap();
+    store
+        .set_team(
+            worker,
+            Some(&doorstep_core::TeamName::new("station").unwrap()),
+            0,
+        )
+        .unwrap();
     let (_, code) = credentials::enroll_device(store, worker, 0).unwrap();
     credentials::redeem_code(store, &code, 0)
         .unwrap()

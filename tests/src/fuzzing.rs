@@ -929,6 +929,8 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
     let other_station = server.create_station("白沙镇社工站", 0).expect("station");
     let enrol = |st: StationId, label: &str| -> DeviceAuth {
         let worker = server.add_worker(st, label, 0).expect("worker");
+        let team = doorstep_core::TeamName::new("station").expect("team");
+        server.set_team(worker, Some(&team), 0).expect("team");
         let (_, code) =
             doorstep_server::credentials::enroll_device(server.as_ref(), worker, 0).expect("enrol");
         doorstep_server::credentials::redeem_code(server.as_ref(), &code, 0)

@@ -147,6 +147,10 @@ impl TestServer {
     /// Enrol a new device for a new worker of `station`; returns its one-time code.
     pub fn enrolment_code(&self, station: StationId, label: &str) -> String {
         let worker = self.store.add_worker(station, label, now_ms()).unwrap();
+        // Colleagues share a caseload unless a story says otherwise (ADR 0019).
+        self.store
+            .set_team(worker, Some(&shared_team()), now_ms())
+            .unwrap();
         credentials::enroll_device(self.store.as_ref(), worker, now_ms())
             .unwrap()
             .1
@@ -157,6 +161,32 @@ impl TestServer {
         let code = self.enrolment_code(station, label);
         Device::enroll(&self.url(), url, &code, label).await
     }
+
+    /// A device of a new worker with this role and team (ADR 0019), enrolled at the server.
+    pub async fn device_as(
+        &self,
+        station: StationId,
+        label: &str,
+        role: doorstep_core::Role,
+        team: Option<&str>,
+    ) -> Device {
+        let worker = self.store.add_worker(station, label, now_ms()).unwrap();
+        let team = team.map(|t| doorstep_core::TeamName::new(t).unwrap());
+        self.store.set_role(worker, role, now_ms()).unwrap();
+        self.store
+            .set_team(worker, team.as_ref(), now_ms())
+            .unwrap();
+        let code = credentials::enroll_device(self.store.as_ref(), worker, now_ms())
+            .unwrap()
+            .1;
+        Device::enroll(&self.url(), &self.url(), &code, label).await
+    }
+}
+
+/// The team every worker the harness enrols is in: colleagues share the station's caseload
+/// unless a story assigns households otherwise (ADR 0019).
+pub fn shared_team() -> doorstep_core::TeamName {
+    doorstep_core::TeamName::new("station").unwrap_or_else(|_| unreachable!("a valid name"))
 }
 
 /// A field device: its own encrypted store file and a transport to a URL.

@@ -78,6 +78,13 @@ fn station_doc(station: StationId) -> HouseholdId {
 
 fn enrol(store: &SqliteStore, station: StationId, label: &str) -> DeviceAuth {
     let worker = store.add_worker(station, label, 0).unwrap();
+    store
+        .set_team(
+            worker,
+            Some(&doorstep_core::TeamName::new("station").unwrap()),
+            0,
+        )
+        .unwrap();
     let (_, code) = credentials::enroll_device(store, worker, 0).unwrap();
     credentials::redeem_code(store, &code, 0)
         .unwrap()
@@ -153,7 +160,7 @@ fn station_b_content(store: &Store) -> Vec<HouseholdId> {
 
 /// Everything one station's server-side data is, to compare before and after.
 fn stored(store: &SqliteStore, station: StationId) -> (u64, Vec<(HouseholdId, StoredDocument)>) {
-    let ids = store.list_documents(station, None, 100_000).unwrap();
+    let ids = store.list_documents(station, None, 100_000, None).unwrap();
     let docs = ids
         .into_iter()
         .map(|id| (id, store.load_document(id).unwrap().unwrap()))

@@ -24,7 +24,10 @@ const MAX_ANSWER: Duration = Duration::from_secs(20);
 
 /// Everything the server stores about a station's documents, to compare before and after.
 fn stored(server: &TestServer, station: StationId) -> (u64, Vec<(HouseholdId, StoredDocument)>) {
-    let ids = server.store.list_documents(station, None, 100_000).unwrap();
+    let ids = server
+        .store
+        .list_documents(station, None, 100_000, None)
+        .unwrap();
     let docs = ids
         .into_iter()
         .map(|id| (id, server.store.load_document(id).unwrap().unwrap()))

@@ -6,6 +6,7 @@ pub mod ids;
 pub mod policy;
 pub mod provenance;
 pub mod records;
+pub mod role;
 pub mod time;
 pub mod values;
 pub mod vocabulary;

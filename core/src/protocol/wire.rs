@@ -6,6 +6,7 @@ use automerge::ChangeHash;
 use uuid::Uuid;
 
 use crate::model::ids::{DeviceId, HouseholdId, WorkerId};
+use crate::model::role::{Role, TeamName, MAX_TEAM_CHARS};
 use crate::protocol::signing::ChangeSignature;
 
 /// The protocol version this build speaks.
@@ -247,6 +248,19 @@ pub struct SyncResponse {
     /// Households erased on the server: the device deletes them (flag bit 3; absent when
     /// empty, so a response without erasures is what version 2 always sent).
     pub erasures: Vec<Erasure>,
+    /// The device's role and team and the households that left its scope (flag bit 4;
+    /// every server since scopes sends it, ADR 0019).
+    pub scope: Option<ScopeNotice>,
+}
+
+/// What a device's worker may see, as of this response (issue 16, ADR 0019).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ScopeNotice {
+    pub role: Role,
+    pub team: Option<TeamName>,
+    /// Households that left the worker's scope (reassigned, the worker moved to another
+    /// team or role): the device removes them once its own edits to them are pushed.
+    pub left: Vec<HouseholdId>,
 }
 
 // ----- primitives --------------------------------------------------------------------------
@@ -618,7 +632,8 @@ impl SyncResponse {
         w.u8(u8::from(self.more)
             | (u8::from(self.epoch_reset) << 1)
             | (u8::from(self.signer_known) << 2)
-            | (u8::from(!self.erasures.is_empty()) << 3));
+            | (u8::from(!self.erasures.is_empty()) << 3)
+            | (u8::from(self.scope.is_some()) << 4));
         w.cursor(&self.cursor);
         w.len(self.acks.len());
         for a in &self.acks {
@@ -655,6 +670,19 @@ impl SyncResponse {
                 w.uvarint(e.erased_at.max(0) as u64);
             }
         }
+        if let Some(scope) = &self.scope {
+            w.u8(scope.role.to_byte());
+            w.bytes(
+                scope
+                    .team
+                    .as_ref()
+                    .map_or(&b""[..], |t| t.as_str().as_bytes()),
+            );
+            w.len(scope.left.len());
+            for d in &scope.left {
+                w.uuid(d.as_uuid());
+            }
+        }
         w.0
     }
 
@@ -671,7 +699,7 @@ impl SyncResponse {
         header(&mut r, KIND_RESPONSE)?;
         let epoch = r.uuid()?;
         let flags = r.u8()?;
-        if flags & !0b1111 != 0 {
+        if flags & !0b1_1111 != 0 {
             return Err(WireError::Malformed("unknown flags"));
         }
         let cursor = r.cursor()?;
@@ -737,6 +765,28 @@ impl SyncResponse {
                 });
             }
         }
+        let scope = if flags & 0b1_0000 != 0 {
+            let role = Role::from_byte(r.u8()?);
+            let team = r.bytes()?;
+            let team = if team.is_empty() {
+                None
+            } else {
+                if team.len() > MAX_TEAM_CHARS * 4 {
+                    return Err(WireError::Malformed("team name too long"));
+                }
+                let text =
+                    std::str::from_utf8(&team).map_err(|_| WireError::Malformed("team name"))?;
+                Some(TeamName::new(text).map_err(|_| WireError::Malformed("team name"))?)
+            };
+            let n = r.count(16)?;
+            let mut left = Vec::with_capacity(n);
+            for _ in 0..n {
+                left.push(r.doc()?);
+            }
+            Some(ScopeNotice { role, team, left })
+        } else {
+            None
+        };
         r.finish()?;
         Ok(SyncResponse {
             epoch,
@@ -750,6 +800,7 @@ impl SyncResponse {
             signer_known: flags & 0b100 != 0,
             signers,
             erasures,
+            scope,
         })
     }
 }
@@ -810,6 +861,11 @@ mod tests {
                 reason: ErasureReason::SubjectRequest,
                 erased_at: 1_765_000_000_000,
             }],
+            scope: Some(ScopeNotice {
+                role: Role::Worker,
+                team: Some(TeamName::new("村A组").unwrap()),
+                left: vec![HouseholdId::new(), HouseholdId::new()],
+            }),
         }
     }
 
@@ -859,6 +915,47 @@ mod tests {
             assert_eq!(ErasureReason::from_byte(r.to_byte()), r);
             assert_eq!(ErasureReason::parse(r.as_str()), Some(r));
         }
+    }
+
+    #[test]
+    fn the_scope_section_is_flagged_and_checked() {
+        let mut resp = sample_response();
+        let with = resp.encode_raw();
+        assert_eq!(with[18] & 0b1_0000, 0b1_0000);
+        assert_eq!(SyncResponse::decode_raw(&with).unwrap(), resp);
+        // role, team (1 + 7 bytes of UTF-8), two ids.
+        let scope = resp.scope.take().unwrap();
+        let without = resp.encode_raw();
+        assert_eq!(without[18] & 0b1_0000, 0);
+        assert_eq!(with.len(), without.len() + 1 + 1 + 7 + 1 + 2 * 16);
+        // A supervisor without a team and nothing left: three bytes.
+        resp.scope = Some(ScopeNotice {
+            role: Role::Supervisor,
+            team: None,
+            left: vec![],
+        });
+        let small = resp.encode_raw();
+        assert_eq!(small.len(), without.len() + 3);
+        assert_eq!(SyncResponse::decode_raw(&small).unwrap(), resp);
+        // A team name that is not a valid one is refused (an invisible character).
+        resp.scope = Some(scope);
+        let mut bad = resp.encode_raw();
+        let at = bad.len() - 1 - 2 * 16 - 7;
+        bad[at..at + 3].copy_from_slice("\u{200B}".as_bytes());
+        assert!(SyncResponse::decode_raw(&bad).is_err());
+        // An unknown role code reads as the narrowest role.
+        let mut newer = with.clone();
+        let role_at = with.len() - 1 - 2 * 16 - 7 - 1 - 1;
+        assert_eq!(newer[role_at], Role::Worker.to_byte());
+        newer[role_at] = 77;
+        assert_eq!(
+            SyncResponse::decode_raw(&newer)
+                .unwrap()
+                .scope
+                .unwrap()
+                .role,
+            Role::Worker
+        );
     }
 
     #[test]

@@ -48,6 +48,37 @@ pub(super) fn erase_in(
         Some((heads, true)) => discarded_changes(tx, cache, actor, id, heads)?,
         _ => 0,
     };
+    remove_household(tx, cache, id)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO erased (doc_id, reason, erased_at, removed_at, discarded)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            h,
+            erasure.reason.as_str(),
+            erasure.erased_at,
+            now.0,
+            i64::from(discarded)
+        ],
+    )?;
+    Ok(Some(ErasedHousehold {
+        household: id,
+        reason: erasure.reason,
+        erased_at: Timestamp(erasure.erased_at),
+        removed_at: now,
+        discarded_changes: discarded,
+    }))
+}
+
+/// Delete everything this store holds of a household (document, changes, signatures,
+/// quarantine, upload status, index and search rows), inside the caller's transaction, and
+/// leave a scrub pending for after it commits. Used by erasure and by a household leaving
+/// the worker's scope (`store::caseload`).
+pub(super) fn remove_household(
+    tx: &Connection,
+    cache: &mut DocCache,
+    id: HouseholdId,
+) -> Result<()> {
+    let h = id.to_string();
     cache.evict(&id);
     for table in [
         "changes",
@@ -60,29 +91,12 @@ pub(super) fn erase_in(
         tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&h])?;
     }
     index::remove(tx, id)?;
-    tx.execute(
-        "INSERT OR REPLACE INTO erased (doc_id, reason, erased_at, removed_at, discarded)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            h,
-            erasure.reason.as_str(),
-            erasure.erased_at,
-            now.0,
-            i64::from(discarded)
-        ],
-    )?;
     meta_put(tx, "scrub_pending", &[1])?;
-    Ok(Some(ErasedHousehold {
-        household: id,
-        reason: erasure.reason,
-        erased_at: Timestamp(erasure.erased_at),
-        removed_at: now,
-        discarded_changes: discarded,
-    }))
+    Ok(())
 }
 
 /// How many of this device's changes to the household the server does not have.
-fn discarded_changes(
+pub(super) fn discarded_changes(
     tx: &Connection,
     cache: &mut DocCache,
     actor: &ActorId,

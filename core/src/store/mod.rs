@@ -7,6 +7,7 @@
 
 mod cache;
 mod cards;
+mod caseload;
 pub(crate) mod db;
 mod erasure;
 pub(crate) mod index;
@@ -28,6 +29,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use cards::{CardStock, DuplicateCard, NewCard};
+pub use caseload::{DepartedHousehold, Gone};
 pub use db::{Durability, StoreKey};
 pub use erasure::ErasedHousehold;
 pub use query::*;

@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_erasure.sql"),
     include_str!("migrations/0007_worker_labels.sql"),
     include_str!("migrations/0008_vocabulary.sql"),
+    include_str!("migrations/0009_caseload.sql"),
 ];
 
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -38,6 +38,9 @@ pub struct SyncOutcome {
     /// Households the server erased that this device held: deleted here, with any
     /// unsynced changes to them (see `Store::erased_households`).
     pub erased: Vec<super::erasure::ErasedHousehold>,
+    /// Households that left the worker's scope and were removed here now, this device's
+    /// edits to them handed in (see `Store::departed_households`).
+    pub departed: Vec<HouseholdId>,
 }
 
 /// A document held back from the index because what arrived for it could not be applied or
@@ -257,7 +260,7 @@ impl Store {
         let mut outcome = result?;
         // Erased households leave no byte behind: scrub now (a failure leaves it pending for
         // the next open; the response itself is applied).
-        if !outcome.erased.is_empty() {
+        if !outcome.erased.is_empty() || !outcome.departed.is_empty() {
             if let Err(e) = super::erasure::scrub(conn) {
                 tracing::warn!(error = %e, "scrub after an erasure failed; retried at next open");
             }
@@ -761,6 +764,8 @@ fn apply_in(
     }
     for snap in &resp.snapshots {
         touched.insert(snap.doc);
+        // A household that comes (back) into the worker's scope.
+        super::caseload::returned(tx, snap.doc)?;
         let applied = guarded(tx, cache, snap.doc, |tx, cache| {
             let added = apply_snapshot(
                 tx,
@@ -877,6 +882,17 @@ fn apply_in(
             params![err.doc.to_string(), err.code.as_str()],
         )?;
         out.refused.push(*err);
+    }
+    // Households that left the worker's scope go once this device's edits to them are
+    // handed in (acknowledged or refused above; otherwise at a later answer).
+    if let Some(scope) = &resp.scope {
+        super::caseload::apply_notice(tx, scope, now)?;
+    }
+    for id in super::caseload::settle(tx, cache, actor, now)? {
+        touched.insert(id);
+        out.changed.retain(|h| *h != id);
+        out.quarantined.retain(|h| *h != id);
+        out.departed.push(id);
     }
     // Last: an erasure wins over anything else this response says of the household.
     for erasure in &resp.erasures {

@@ -38,7 +38,8 @@ class Server:
         _cli(self.data, "device", "revoke", "--device", device_id)
 
     def enrolment_code(self, label, station=None):
-        worker = _cli(self.data, "worker", "add", "--station", station or self.station, "--label", label)
+        # Colleagues share the station's caseload unless a test assigns otherwise (ADR 0019).
+        worker = _cli(self.data, "worker", "add", "--station", station or self.station, "--label", label, "--team", "station")
         out = _cli(self.data, "device", "enroll", "--worker", worker)
         return next(line.split()[1] for line in out.splitlines() if line.startswith("code"))
 

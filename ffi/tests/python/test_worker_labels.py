@@ -36,7 +36,7 @@ def test_a_phone_learns_its_stations_labels_at_its_next_sync(server, station, tm
     asyncio.run(a.sync(server.url, ta))
     assert a.worker_label(zhang) == "W01 / 张丽华"
     assert a.worker_label(wang) is None
-    assert f"{zhang}\tW01 / 张丽华" in _cli(server.data, "worker", "list", "--station", station).splitlines()
+    assert f"{zhang}\tW01 / 张丽华" in listed(server, station)
     with pytest.raises(d.DoorstepError.InvalidInput):
         a.worker_label("not-a-worker-id")
 
@@ -44,6 +44,11 @@ def test_a_phone_learns_its_stations_labels_at_its_next_sync(server, station, tm
 def run(server, *args, log="trace"):
     env = {**os.environ, "DOORSTEP_LOG": log}
     return subprocess.run([str(SERVER), *args, "--data", str(server.data)], capture_output=True, text=True, env=env)
+
+
+def listed(server, station):
+    """`worker list`'s workers as "id<TAB>label" (the role and team follow, ADR 0019)."""
+    return ["\t".join(line.split("\t")[:2]) for line in _cli(server.data, "worker", "list", "--station", station).splitlines()]
 
 
 @pytest.mark.parametrize(
@@ -58,7 +63,7 @@ def test_the_cli_refuses_a_bad_label_without_quoting_it(server, station, bad, wh
     relabelled = run(server, "worker", "label", "--worker", worker, "--label", bad)
     assert relabelled.returncode != 0 and why in relabelled.stderr, relabelled.stderr
     assert "张" not in relabelled.stderr
-    assert f"{worker}\tW09" in _cli(server.data, "worker", "list", "--station", station).splitlines()
+    assert f"{worker}\tW09" in listed(server, station)
 
 
 def test_an_unknown_worker_or_station_is_an_error(server):

@@ -96,6 +96,7 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/households", get(pages::households::<S>))
         .route("/console/households/{id}", get(pages::household::<S>))
         .route("/console/households/{id}/history", get(pages::history::<S>))
+        .route("/console/households/{id}/assign", post(pages::assign::<S>))
         .route("/console/conflicts", get(pages::conflicts::<S>))
         .route("/console/conflicts/resolve", post(pages::resolve::<S>))
         .route("/console/follow-ups", get(pages::follow_ups::<S>))

@@ -222,7 +222,7 @@ pub fn catch_up<S: ServerStore>(
     let mut out = Refreshed::default();
     let mut after = None;
     loop {
-        let ids = store.list_documents(station, after, 256)?;
+        let ids = store.list_documents(station, after, 256, None)?;
         let Some(last) = ids.last() else { break };
         after = Some(*last);
         for id in ids {

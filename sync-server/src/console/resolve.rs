@@ -90,6 +90,8 @@ pub fn signer_of<S: ServerStore>(
             crate::workers::WorkerAdminError::Store(e) => ResolveError::Store(e),
             other => ResolveError::Refused(other.to_string()),
         })?;
+    // The supervisor decides for the whole station (ADR 0019).
+    store.set_role(worker, doorstep_core::Role::Supervisor, now)?;
     let device = store.enroll_device(worker, &hash_secret(&new_token()), 0)?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|_| ResolveError::Refused("no randomness".into()))?;

@@ -263,6 +263,15 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("access_of", "访问此家庭档案的记录：", "Accesses to case file"),
         ("access_of_this", "谁查看过此档案", "Who opened this case file"),
         ("access_all", "全部记录", "All accesses"),
+        ("assigned_to", "负责社工", "Assigned to"),
+        ("team", "小组", "Team"),
+        ("supervisors_only", "仅站长可见", "supervisors only"),
+        ("assign", "重新分派", "Reassign"),
+        (
+            "assign_hint",
+            "只有负责社工、其所在小组和站长的手机保存此档案；重新分派后，原负责社工的手机先上传离线修改，再删除此档案。",
+            "Only the assigned worker's, their team's and supervisors' phones hold this case file; after a reassignment the old phones upload their offline edits first, then delete it.",
+        ),
         ("account", "账号", "Account"),
         ("action", "操作", "Action"),
         (

@@ -27,6 +27,21 @@ fn append(doc: HouseholdId, changes: &[(u8, &[u8])]) -> DocAppend {
     }
 }
 
+/// A supervisor of `station` (who reads the whole log), made before the station holds a
+/// document so that no scope entry is written for them.
+fn supervisor<S: ServerStore>(s: &S, station: StationId) -> WorkerId {
+    let w = s.add_worker(station, "S01", 1).unwrap();
+    assert_eq!(
+        s.set_role(w, doorstep_core::Role::Supervisor, 1).unwrap(),
+        Rescoped::default()
+    );
+    w
+}
+
+fn reader(device: DeviceId, worker: WorkerId) -> LogReader {
+    LogReader { device, worker }
+}
+
 /// Run every check, each on a fresh store.
 pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     credentials_lifecycle(&new_store());
@@ -41,6 +56,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     console_read_model_lists_filters_and_searches(&new_store());
     console_accounts_sessions_throttle_and_access_log(&new_store());
     erasure_removes_a_household_and_keeps_the_log_gap_free(&new_store());
+    scopes_follow_assignments_teams_and_roles(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
@@ -82,11 +98,17 @@ pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
             .last_sync
     };
     assert_eq!(last(device2), None);
-    s.note_sync(device2, 550).unwrap();
-    s.note_sync(device2, 540).unwrap();
+    s.note_sync(device2, 550, 7).unwrap();
+    s.note_sync(device2, 540, 3).unwrap();
+    assert_eq!(
+        s.served_seq(device2).unwrap(),
+        7,
+        "the served position only moves forward"
+    );
+    assert_eq!(s.served_seq(DeviceId::new()).unwrap(), 0);
     assert_eq!(last(device2), Some(550));
     assert_eq!(last(device), None);
-    s.note_sync(DeviceId::new(), 550).unwrap();
+    s.note_sync(DeviceId::new(), 550, 1).unwrap();
     assert!(s.revoke_device(device2, 600).unwrap());
     assert!(s.authenticate("tokenhash").unwrap().unwrap().revoked);
     assert!(!s.revoke_device(DeviceId::new(), 600).unwrap());
@@ -135,6 +157,7 @@ pub fn sequences_are_gap_free_per_station_and_deduplicated<S: ServerStore>(s: &S
         s.create_station("A", 1).unwrap(),
         s.create_station("B", 1).unwrap(),
     );
+    let sup = supervisor(s, a);
     let dev = DeviceId::new();
     let (d1, d2, d3) = (HouseholdId::new(), HouseholdId::new(), HouseholdId::new());
     assert_eq!(s.high_water(a).unwrap(), 0);
@@ -173,7 +196,9 @@ pub fn sequences_are_gap_free_per_station_and_deduplicated<S: ServerStore>(s: &S
     let mut current = append(d1, &[(6, b"u")]);
     current.expected_seq = Some(4);
     assert_eq!(s.commit(a, dev, &[current]).unwrap(), vec![5]);
-    let page = s.read_log(a, 0, DeviceId::new(), usize::MAX).unwrap();
+    let page = s
+        .read_log(a, 0, reader(DeviceId::new(), sup), usize::MAX)
+        .unwrap();
     let seqs: Vec<u64> = page.entries.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
     assert_eq!(page.entries[3].bytes, b"v");
@@ -183,6 +208,7 @@ pub fn sequences_are_gap_free_per_station_and_deduplicated<S: ServerStore>(s: &S
 
 pub fn log_reads_skip_own_changes_and_page_by_budget<S: ServerStore>(s: &S) {
     let st = s.create_station("A", 1).unwrap();
+    let sup = supervisor(s, st);
     let (me, other) = (DeviceId::new(), DeviceId::new());
     let d = HouseholdId::new();
     s.commit(st, me, &[append(d, &[(1, &[0; 100]), (2, &[0; 100])])])
@@ -193,7 +219,7 @@ pub fn log_reads_skip_own_changes_and_page_by_budget<S: ServerStore>(s: &S) {
         &[append(d, &[(3, &[0; 100]), (4, &[0; 100]), (5, &[0; 100])])],
     )
     .unwrap();
-    let mine_skipped = s.read_log(st, 0, me, usize::MAX).unwrap();
+    let mine_skipped = s.read_log(st, 0, reader(me, sup), usize::MAX).unwrap();
     assert_eq!(
         mine_skipped
             .entries
@@ -203,23 +229,25 @@ pub fn log_reads_skip_own_changes_and_page_by_budget<S: ServerStore>(s: &S) {
         [3, 4, 5]
     );
     assert_eq!(mine_skipped.last_seq, 5);
-    let only_mine = s.read_log(st, 2, other, usize::MAX).unwrap();
+    let only_mine = s.read_log(st, 2, reader(other, sup), usize::MAX).unwrap();
     assert!(only_mine.entries.is_empty());
     assert_eq!(
         only_mine.last_seq, 5,
         "the cursor moves past skipped entries"
     );
-    let page = s.read_log(st, 0, me, 150).unwrap();
+    let page = s.read_log(st, 0, reader(me, sup), 150).unwrap();
     assert_eq!(page.entries.len(), 1, "budget cuts the page");
     assert!(page.more);
     assert_eq!(page.last_seq, 3);
-    let tiny = s.read_log(st, 0, me, 1).unwrap();
+    let tiny = s.read_log(st, 0, reader(me, sup), 1).unwrap();
     assert_eq!(
         tiny.entries.len(),
         1,
         "at least one entry, whatever the budget"
     );
-    let rest = s.read_log(st, page.last_seq, me, usize::MAX).unwrap();
+    let rest = s
+        .read_log(st, page.last_seq, reader(me, sup), usize::MAX)
+        .unwrap();
     assert_eq!(
         rest.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
         [4, 5]
@@ -281,12 +309,12 @@ pub fn documents_belong_to_one_station<S: ServerStore>(s: &S) {
         before,
         "a refused commit appends nothing"
     );
-    assert_eq!(s.list_documents(a, None, 100).unwrap(), ids);
+    assert_eq!(s.list_documents(a, None, 100, None).unwrap(), ids);
     assert_eq!(
-        s.list_documents(a, Some(ids[1]), 2).unwrap(),
+        s.list_documents(a, Some(ids[1]), 2, None).unwrap(),
         ids[2..4].to_vec()
     );
-    assert!(s.list_documents(b, None, 100).unwrap().is_empty());
+    assert!(s.list_documents(b, None, 100, None).unwrap().is_empty());
 }
 
 pub fn epochs<S: ServerStore>(s: &S) {
@@ -346,6 +374,7 @@ pub fn concurrent_commits_are_gap_free_and_refusals_leave_no_trace<S: ServerStor
         s.create_station("A", 1).unwrap(),
         s.create_station("B", 1).unwrap(),
     ];
+    let sups = [supervisor(s, stations[0]), supervisor(s, stations[1])];
     let dev = DeviceId::new();
     // A document of station B that station A's commits may try to write to.
     let foreign = HouseholdId::new();
@@ -405,7 +434,7 @@ pub fn concurrent_commits_are_gap_free_and_refusals_leave_no_trace<S: ServerStor
     });
     for (i, station) in stations.iter().enumerate() {
         let log = s
-            .read_log(*station, 0, DeviceId::new(), usize::MAX)
+            .read_log(*station, 0, reader(DeviceId::new(), sups[i]), usize::MAX)
             .unwrap();
         let seqs: Vec<u64> = log.entries.iter().map(|e| e.seq).collect();
         let n = seqs.len() as u64;
@@ -746,6 +775,7 @@ pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s:
     let a = s.create_station("A", 1).unwrap();
     let b = s.create_station("B", 1).unwrap();
     let worker = s.add_worker(a, "W01", 1).unwrap();
+    let sup = supervisor(s, a);
     let (dev, other) = (DeviceId::new(), DeviceId::new());
     let (d1, d2) = (HouseholdId::new(), HouseholdId::new());
     let mut a1 = append(d1, &[(1, b"name"), (2, b"note")]);
@@ -788,7 +818,7 @@ pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s:
     assert_eq!(s.document_station(d1).unwrap(), None);
     assert!(s.doc_signatures(d1).unwrap().is_empty());
     assert!(s.cards_by_serial(a, "HG-000001-3").unwrap().is_empty());
-    assert_eq!(s.list_documents(a, None, 10).unwrap(), vec![d2]);
+    assert_eq!(s.list_documents(a, None, 10, None).unwrap(), vec![d2]);
     let filter = console::HouseholdFilter {
         limit: 10,
         ..Default::default()
@@ -808,17 +838,23 @@ pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s:
     assert_eq!(access.len(), 1, "the household's access entries go with it");
     assert_eq!(access[0].target, None);
     // The log: d1's entries keep their numbers but are skipped; the erasure is told once.
-    let page = s.read_log(a, 0, other, usize::MAX).unwrap();
+    let page = s.read_log(a, 0, reader(other, sup), usize::MAX).unwrap();
     assert_eq!(page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
     assert_eq!(page.erasures, vec![record.notice()]);
     assert_eq!((page.last_seq, s.high_water(a).unwrap()), (4, 4));
     assert!(s
-        .read_log(a, 4, other, usize::MAX)
+        .read_log(a, 4, reader(other, sup), usize::MAX)
         .unwrap()
         .erasures
         .is_empty());
     // A later erasure entry costs budget like an entry: pages still end.
-    assert_eq!(s.read_log(a, 0, other, 1).unwrap().entries.len(), 1);
+    assert_eq!(
+        s.read_log(a, 0, reader(other, sup), 1)
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
     // The ledger, per station; idempotent; the erased id takes no new change.
     assert_eq!(s.erasure(d1).unwrap(), Some(record.clone()));
     assert_eq!(s.erasures(Some(a)).unwrap(), vec![record.clone()]);
@@ -845,7 +881,9 @@ pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s:
         .unwrap();
     assert_eq!(told.seq, 5);
     assert_eq!(
-        s.read_log(a, 4, other, usize::MAX).unwrap().erasures,
+        s.read_log(a, 4, reader(other, sup), usize::MAX)
+            .unwrap()
+            .erasures,
         vec![told.notice()]
     );
     // Later commits continue the numbering.
@@ -854,4 +892,172 @@ pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s:
         vec![6]
     );
     assert_eq!(s.erasures(None).unwrap().len(), 2);
+}
+
+/// A worker with one enrolled device (scope entries are written only for workers whose
+/// devices may sync).
+fn enrolled<S: ServerStore>(s: &S, station: StationId, label: &str) -> (WorkerId, DeviceId) {
+    let w = s.add_worker(station, label, 1).unwrap();
+    let code = format!("code-{label}-{station}");
+    s.enroll_device(w, &code, i64::MAX).unwrap();
+    let auth = s
+        .redeem_code(&code, &format!("token-{label}-{station}"), 1)
+        .unwrap()
+        .unwrap();
+    (w, auth.device)
+}
+
+pub fn scopes_follow_assignments_teams_and_roles<S: ServerStore>(s: &S) {
+    use doorstep_core::{Role, TeamName};
+    let (a, b) = (
+        s.create_station("A", 1).unwrap(),
+        s.create_station("B", 1).unwrap(),
+    );
+    let north = TeamName::new("north").unwrap();
+    let (w1, dev1) = enrolled(s, a, "W01");
+    let (w2, dev2) = enrolled(s, a, "W02");
+    let (w3, dev3) = enrolled(s, a, "W03");
+    let (sup, devs) = enrolled(s, a, "S01");
+    let (wb, _) = enrolled(s, b, "B01");
+    // No household yet: role and team changes write nothing.
+    assert_eq!(
+        s.set_team(w1, Some(&north), 1).unwrap(),
+        Rescoped::default()
+    );
+    assert_eq!(
+        s.set_team(w2, Some(&north), 1).unwrap(),
+        Rescoped::default()
+    );
+    assert_eq!(
+        s.set_role(sup, Role::Supervisor, 1).unwrap(),
+        Rescoped::default()
+    );
+    let access = s.worker_access(w1).unwrap().unwrap();
+    assert_eq!(
+        (access.station, access.role, access.team),
+        (a, Role::Worker, Some(north.clone()))
+    );
+    assert_eq!(s.worker_access(WorkerId::new()).unwrap(), None);
+
+    // A household created by W01's device is assigned to W01 and W01's team.
+    let d1 = HouseholdId::new();
+    s.commit(a, dev1, &[append(d1, &[(1, b"a"), (2, b"b")])])
+        .unwrap();
+    let asg = s.assignment(d1).unwrap().unwrap();
+    assert_eq!(
+        (asg.station, asg.worker, asg.team.clone()),
+        (a, Some(w1), Some(north.clone()))
+    );
+    assert_eq!(asg.assigned_by, "creation");
+    for (w, sees) in [
+        (w1, true),
+        (w2, true),
+        (w3, false),
+        (sup, true),
+        (wb, false),
+    ] {
+        assert_eq!(s.in_scope(w, d1).unwrap(), sees, "in scope of {w}");
+    }
+    assert_eq!(s.scope_documents(w2).unwrap(), vec![d1]);
+    assert!(s.scope_documents(w3).unwrap().is_empty());
+    // W03 reads past W01's changes; W02 and the supervisor get them.
+    let page = s.read_log(a, 0, reader(dev3, w3), usize::MAX).unwrap();
+    assert!(page.entries.is_empty());
+    assert_eq!(
+        page.last_seq, 2,
+        "the cursor moves past what is not in scope"
+    );
+    assert_eq!(
+        s.read_log(a, 0, reader(dev2, w2), usize::MAX)
+            .unwrap()
+            .entries
+            .len(),
+        2
+    );
+    assert_eq!(
+        s.read_log(a, 0, reader(devs, sup), usize::MAX)
+            .unwrap()
+            .entries
+            .len(),
+        2
+    );
+    // A bootstrap lists only what the worker sees.
+    assert!(s.list_documents(a, None, 10, Some(w3)).unwrap().is_empty());
+    assert_eq!(s.list_documents(a, None, 10, Some(w2)).unwrap(), vec![d1]);
+    assert_eq!(s.list_documents(a, None, 10, Some(sup)).unwrap(), vec![d1]);
+
+    // Reassigned to W03 alone: W01 and W02 are told it left, W03 that it entered; the
+    // supervisor is told nothing (she sees the station).
+    assert_eq!(
+        s.assign(a, d1, Some(w3), None, "cli", 50).unwrap(),
+        Rescoped {
+            entered: 1,
+            left: 2
+        }
+    );
+    assert_eq!(s.high_water(a).unwrap(), 5, "three scope entries, gap-free");
+    let p1 = s.read_log(a, 2, reader(dev1, w1), usize::MAX).unwrap();
+    assert_eq!((p1.left.clone(), p1.entered.clone()), (vec![d1], vec![]));
+    assert!(p1.entries.is_empty());
+    let p3 = s.read_log(a, 0, reader(dev3, w3), usize::MAX).unwrap();
+    assert_eq!((p3.entered.clone(), p3.left.clone()), (vec![d1], vec![]));
+    assert_eq!(p3.entries.len(), 2, "its changes are in scope now");
+    let ps = s.read_log(a, 2, reader(devs, sup), usize::MAX).unwrap();
+    assert!(ps.entered.is_empty() && ps.left.is_empty() && ps.entries.is_empty());
+    let exit = s.scope_exit(w1, d1).unwrap().unwrap();
+    assert_eq!(exit.at, 50);
+    assert!(exit.seq > 2);
+    assert_eq!(s.scope_exit(w3, d1).unwrap(), None);
+    assert!(!s.in_scope(w1, d1).unwrap() && s.in_scope(w3, d1).unwrap());
+    // Scope entries are not changes: the document loads as before.
+    assert_eq!(
+        s.load_document(d1).unwrap().unwrap().changes,
+        vec![b"a".to_vec(), b"b".to_vec()]
+    );
+
+    // W01 becomes a supervisor: d1 enters; her exit is superseded.
+    assert_eq!(
+        s.set_role(w1, Role::Supervisor, 60).unwrap(),
+        Rescoped {
+            entered: 1,
+            left: 0
+        }
+    );
+    assert_eq!(s.scope_exit(w1, d1).unwrap(), None);
+    assert!(s.in_scope(w1, d1).unwrap());
+    // W02 leaves the team and joins none: nothing of hers changes (d1 is W03's now).
+    assert_eq!(s.set_team(w2, None, 61).unwrap(), Rescoped::default());
+    // Back to the north team: W02 enters, W03 keeps it.
+    assert_eq!(
+        s.assign(a, d1, Some(w3), Some(&north), "cli", 70).unwrap(),
+        Rescoped::default(),
+        "W02 has no team now; W01 is a supervisor"
+    );
+    assert_eq!(
+        s.set_team(w2, Some(&north), 71).unwrap(),
+        Rescoped {
+            entered: 1,
+            left: 0
+        }
+    );
+
+    // Refusals: a worker or household of another station, the station document.
+    let db = HouseholdId::new();
+    assert!(matches!(
+        s.assign(a, d1, Some(wb), None, "cli", 80),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.assign(a, db, Some(w1), None, "cli", 80),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.assign(b, d1, Some(wb), None, "cli", 80),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.set_role(WorkerId::new(), Role::Worker, 1),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.assignment(db).unwrap(), None);
 }

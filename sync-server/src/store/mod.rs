@@ -10,12 +10,15 @@ pub mod console;
 pub mod key;
 pub mod pg_tls;
 pub mod postgres;
+pub mod scope;
 pub mod sqlite;
 
 use automerge::ChangeHash;
 use doorstep_core::protocol::{AuthorSignature, Erasure, ErasureReason};
 use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
+
+pub use scope::{Assignment, LogReader, Rescoped, ScopeExit, WorkerAccess};
 
 /// What the server knows of an authenticated device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +99,11 @@ pub struct LogPage {
     /// Households erased after `after` (their erasure entries in the log; the entries of
     /// their changes are skipped like their bytes were).
     pub erasures: Vec<Erasure>,
+    /// For a scoped reader: households a scope entry in the page concerned that are in its
+    /// scope now (the device needs their snapshot) ...
+    pub entered: Vec<HouseholdId>,
+    /// ... and that are not (the device removes them).
+    pub left: Vec<HouseholdId>,
 }
 
 /// An entry of the erasure ledger: which household, of which station, when, by whom, why.
@@ -243,8 +251,11 @@ pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>>;
     /// What the server knows of a device, by id.
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>>;
-    /// Record that a device synced at `now_ms` (its last sync, shown in the console).
-    fn note_sync(&self, device: DeviceId, now_ms: i64) -> StoreResult<()>;
+    /// Record that a device synced at `now_ms` (its last sync, shown in the console) and was
+    /// answered up to log position `served_seq` (both only ever move forward).
+    fn note_sync(&self, device: DeviceId, now_ms: i64, served_seq: u64) -> StoreResult<()>;
+    /// The furthest log position a device was answered with, as last recorded.
+    fn served_seq(&self, device: DeviceId) -> StoreResult<u64>;
 
     /// Bind `actor` and its public `key` to `device` (ADR 0012). True if the device now
     /// owns exactly this actor and key (bound now or before); false if the device owns
@@ -275,13 +286,15 @@ pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
         origin: DeviceId,
         appends: &[DocAppend],
     ) -> StoreResult<Vec<u64>>;
-    /// Log entries after `after`, skipping those that came from `exclude`, up to about
-    /// `budget` bytes (always at least one entry if any).
+    /// Log entries after `after`, skipping those that came from the reader's device and
+    /// those of households outside its worker's scope (read in the same snapshot as the
+    /// log), up to about `budget` bytes (always at least one entry if any). Scope entries
+    /// for the reader's worker fill `entered` and `left`.
     fn read_log(
         &self,
         station: StationId,
         after: u64,
-        exclude: DeviceId,
+        reader: LogReader,
         budget: usize,
     ) -> StoreResult<LogPage>;
     /// The station's last sequence number (0 for an empty log).
@@ -328,11 +341,56 @@ pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
     /// The erasure ledger of a station (all stations: `None`), oldest first.
     fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>>;
 
-    /// Documents of a station in id order after `after`, at most `limit`.
+    /// Documents of a station in id order after `after`, at most `limit`; with `scoped`,
+    /// only the station document and the households in that worker's scope.
     fn list_documents(
         &self,
         station: StationId,
         after: Option<HouseholdId>,
         limit: usize,
+        scoped: Option<WorkerId>,
     ) -> StoreResult<Vec<HouseholdId>>;
+
+    // ----- need-to-know (issue 16, ADR 0019) -----
+
+    /// A worker's station, role and team (`None`: no such worker).
+    fn worker_access(&self, worker: WorkerId) -> StoreResult<Option<WorkerAccess>>;
+    /// Set a worker's role; scope entries tell the worker's devices what entered or left
+    /// their scope. `NotFound` for no such worker.
+    fn set_role(
+        &self,
+        worker: WorkerId,
+        role: doorstep_core::Role,
+        now_ms: i64,
+    ) -> StoreResult<Rescoped>;
+    /// Put a worker in a team (or none), with scope entries as for `set_role`.
+    fn set_team(
+        &self,
+        worker: WorkerId,
+        team: Option<&doorstep_core::TeamName>,
+        now_ms: i64,
+    ) -> StoreResult<Rescoped>;
+    /// Assign a household of `station` to a worker of the station and/or a team (both
+    /// `None`: supervisors only), with scope entries for every worker whose view changes.
+    /// `NotFound` for a household the station does not hold or a worker of another station.
+    fn assign(
+        &self,
+        station: StationId,
+        doc: HouseholdId,
+        worker: Option<WorkerId>,
+        team: Option<&doorstep_core::TeamName>,
+        assigned_by: &str,
+        now_ms: i64,
+    ) -> StoreResult<Rescoped>;
+    /// A household's assignment, if it has one.
+    fn assignment(&self, doc: HouseholdId) -> StoreResult<Option<Assignment>>;
+    /// Whether a household is in a worker's scope (by role, assignment and team).
+    fn in_scope(&self, worker: WorkerId, doc: HouseholdId) -> StoreResult<bool>;
+    /// When the household last left the worker's scope, unless it came back since.
+    fn scope_exit(&self, worker: WorkerId, doc: HouseholdId) -> StoreResult<Option<ScopeExit>>;
+    /// The households in a worker's scope, in id order.
+    fn scope_documents(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>>;
+    /// The households whose last scope entry for this worker says they left (in id order):
+    /// what a device of the worker may still hold after a bootstrap that skipped the entry.
+    fn scope_exits(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>>;
 }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::*;
 
+mod caseload;
 mod console;
 
 const MIGRATIONS: &[&str] = &[
@@ -24,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0003_console.sql"),
     include_str!("migrations/postgres/0004_last_sync.sql"),
     include_str!("migrations/postgres/0005_erasure.sql"),
+    include_str!("migrations/postgres/0006_scope.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -374,12 +376,21 @@ impl ServerStore for PostgresStore {
         Ok(n > 0)
     }
 
-    fn note_sync(&self, device: DeviceId, now_ms: i64) -> StoreResult<()> {
+    fn note_sync(&self, device: DeviceId, now_ms: i64, served_seq: u64) -> StoreResult<()> {
         self.pool.get()?.execute(
-            "UPDATE devices SET last_sync_at = greatest(coalesce(last_sync_at, 0), $2) WHERE device_id = $1",
-            &[&device.to_string(), &now_ms],
+            "UPDATE devices SET last_sync_at = greatest(coalesce(last_sync_at, 0), $2),
+               served_seq = greatest(served_seq, $3) WHERE device_id = $1",
+            &[&device.to_string(), &now_ms, &(served_seq as i64)],
         )?;
         Ok(())
+    }
+
+    fn served_seq(&self, device: DeviceId) -> StoreResult<u64> {
+        let row = self.pool.get()?.query_opt(
+            "SELECT served_seq FROM devices WHERE device_id = $1",
+            &[&device.to_string()],
+        )?;
+        Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64)
     }
 
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>> {
@@ -505,7 +516,7 @@ impl ServerStore for PostgresStore {
         let snapshot_seq: i64 = row.get(2);
         let changes = tx
             .query(
-                "SELECT bytes FROM change_log WHERE doc_id = $1 AND seq > $2 ORDER BY seq",
+                "SELECT bytes FROM change_log WHERE doc_id = $1 AND seq > $2 AND kind = 0 ORDER BY seq",
                 &[&doc.to_string(), &snapshot_seq],
             )?
             .iter()
@@ -576,6 +587,13 @@ impl ServerStore for PostgresStore {
                         "INSERT INTO documents (doc_id, station_id) VALUES ($1, $2)",
                         &[&doc, &st],
                     )?;
+                    caseload::assign_to_creator(
+                        &mut tx,
+                        &st,
+                        &doc,
+                        &origin.to_string(),
+                        wall_ms(),
+                    )?;
                 }
             }
             let mut added = 0i64;
@@ -636,50 +654,46 @@ impl ServerStore for PostgresStore {
         &self,
         station: StationId,
         after: u64,
-        exclude: DeviceId,
+        reader: LogReader,
         budget: usize,
     ) -> StoreResult<LogPage> {
         // A bound on rows fetched at once (the budget usually ends the page first).
         const PAGE: i64 = 50_000;
-        let rows = self.pool.get()?.query(
+        let mut c = self.pool.get()?;
+        // The scope and the log in one snapshot (see the SQLite backend).
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let scope = caseload::reader_scope(&mut tx, &reader.worker.to_string())?;
+        let rows = tx.query(
             "SELECT seq, doc_id, bytes, origin_device, hash, kind FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[&station.to_string(), &(after as i64), &PAGE],
         )?;
-        let mut page = LogPage {
-            entries: Vec::new(),
-            last_seq: after,
-            more: false,
-            erasures: Vec::new(),
-        };
-        let mut size = 0usize;
-        let me = exclude.to_string();
+        tx.commit()?;
+        let mut page = super::scope::PageBuilder::new(station, after, reader, scope, budget);
+        let mut full = false;
         for r in &rows {
-            let seq: i64 = r.get(0);
-            let kind = i64::from(r.get::<_, i16>(5));
-            if kind == KIND_ERASURE {
-                size += 32;
-                page.erasures.push(erasure_from_entry(
-                    parse(r.get(1), HouseholdId::parse)?,
-                    r.get(2),
-                )?);
-            } else if kind == KIND_CHANGE && r.get::<_, &str>(3) != me {
-                let bytes: Vec<u8> = r.get(2);
-                if size > 0 && size + bytes.len() > budget {
-                    page.more = true;
-                    return Ok(page);
-                }
-                size += bytes.len();
-                page.entries.push(LogEntry {
-                    seq: seq as u64,
-                    doc: parse(r.get(1), HouseholdId::parse)?,
-                    hash: super::sqlite::stored_hash(r.get(4))?,
-                    bytes,
-                });
+            let row = super::scope::Row {
+                seq: r.get(0),
+                kind: i64::from(r.get::<_, i16>(5)),
+                doc: r.get(1),
+                origin: r.get(3),
+            };
+            if !page.take(
+                row,
+                || Ok(r.get::<_, Vec<u8>>(2)),
+                || super::sqlite::stored_hash(r.get(4)),
+            )? {
+                full = true;
+                break;
             }
-            page.last_seq = seq as u64;
         }
-        page.more = rows.len() as i64 == PAGE;
-        Ok(page)
+        if !full && rows.len() as i64 == PAGE {
+            page.set_more();
+        }
+        Ok(page.finish())
     }
 
     fn erase_document(
@@ -847,13 +861,124 @@ impl ServerStore for PostgresStore {
         station: StationId,
         after: Option<HouseholdId>,
         limit: usize,
+        scoped: Option<WorkerId>,
     ) -> StoreResult<Vec<HouseholdId>> {
-        let rows = self.pool.get()?.query(
-            "SELECT doc_id FROM documents WHERE station_id = $1 AND doc_id > $2 ORDER BY doc_id LIMIT $3",
-            &[&station.to_string(), &after.map(|a| a.to_string()).unwrap_or_default(), &(limit as i64)],
-        )?;
-        rows.iter()
-            .map(|r| parse(r.get(0), HouseholdId::parse))
-            .collect()
+        let mut c = self.pool.get()?;
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let scope = match scoped {
+            Some(w) => caseload::reader_scope(&mut tx, &w.to_string())?,
+            None => None,
+        };
+        let st = station.to_string();
+        let mut last = after.map(|a| a.to_string()).unwrap_or_default();
+        let mut out = Vec::new();
+        loop {
+            let rows = tx.query(
+                "SELECT doc_id FROM documents WHERE station_id = $1 AND doc_id > $2 ORDER BY doc_id LIMIT $3",
+                &[&st, &last, &(limit as i64)],
+            )?;
+            let done = rows.len() < limit;
+            for r in &rows {
+                let id: String = r.get(0);
+                if scope.as_ref().is_none_or(|s| id == st || s.contains(&id)) {
+                    out.push(parse(&id, HouseholdId::parse)?);
+                }
+                last = id;
+            }
+            if done || out.len() >= limit {
+                tx.commit()?;
+                out.truncate(limit);
+                return Ok(out);
+            }
+        }
     }
+
+    fn worker_access(&self, worker: WorkerId) -> StoreResult<Option<WorkerAccess>> {
+        caseload::worker_row(&mut *self.pool.get()?, &worker.to_string())?
+            .map(|(station, role, team)| {
+                Ok(WorkerAccess {
+                    station: parse(&station, StationId::parse)?,
+                    role,
+                    team: team
+                        .map(|t| doorstep_core::TeamName::new(&t))
+                        .transpose()
+                        .map_err(|_| StoreError::Database("malformed team in database".into()))?,
+                })
+            })
+            .transpose()
+    }
+
+    fn set_role(
+        &self,
+        worker: WorkerId,
+        role: doorstep_core::Role,
+        now_ms: i64,
+    ) -> StoreResult<Rescoped> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let out = caseload::rescope(&mut tx, worker, Some(role), None, now_ms)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn set_team(
+        &self,
+        worker: WorkerId,
+        team: Option<&doorstep_core::TeamName>,
+        now_ms: i64,
+    ) -> StoreResult<Rescoped> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let out = caseload::rescope(&mut tx, worker, None, Some(team), now_ms)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn assign(
+        &self,
+        station: StationId,
+        doc: HouseholdId,
+        worker: Option<WorkerId>,
+        team: Option<&doorstep_core::TeamName>,
+        assigned_by: &str,
+        now_ms: i64,
+    ) -> StoreResult<Rescoped> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let out = caseload::assign(&mut tx, station, doc, worker, team, assigned_by, now_ms)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn assignment(&self, doc: HouseholdId) -> StoreResult<Option<Assignment>> {
+        caseload::assignment(&mut *self.pool.get()?, doc)
+    }
+
+    fn in_scope(&self, worker: WorkerId, doc: HouseholdId) -> StoreResult<bool> {
+        caseload::in_scope(&mut *self.pool.get()?, worker, doc)
+    }
+
+    fn scope_exit(&self, worker: WorkerId, doc: HouseholdId) -> StoreResult<Option<ScopeExit>> {
+        caseload::scope_exit(&mut *self.pool.get()?, worker, doc)
+    }
+
+    fn scope_exits(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>> {
+        caseload::scope_exits(&mut *self.pool.get()?, worker)
+    }
+
+    fn scope_documents(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>> {
+        caseload::scope_documents(&mut *self.pool.get()?, worker)
+    }
+}
+
+/// The wall clock (ms since the Unix epoch), for records the store stamps itself.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -26,6 +26,7 @@ use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+mod caseload;
 mod console;
 
 use super::key::{private_file_options, ServerKey};
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_console.sql"),
     include_str!("migrations/0004_last_sync.sql"),
     include_str!("migrations/0005_erasure.sql"),
+    include_str!("migrations/0006_scope.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -817,7 +819,7 @@ fn checkpoint_truncate(conn: &Connection) -> bool {
 }
 
 /// A placeholder hash for a log entry without a change (unique per sequence number).
-fn placeholder_hash_sql(seq: &str) -> String {
+pub(crate) fn placeholder_hash_sql(seq: &str) -> String {
     format!("CAST(printf('%032d', {seq}) AS BLOB)")
 }
 
@@ -1043,14 +1045,24 @@ impl ServerStore for SqliteStore {
         })
     }
 
-    fn note_sync(&self, device: DeviceId, now_ms: i64) -> StoreResult<()> {
+    fn note_sync(&self, device: DeviceId, now_ms: i64, served_seq: u64) -> StoreResult<()> {
         self.write(|conn| {
             conn.execute(
-                "UPDATE devices SET last_sync_at = max(coalesce(last_sync_at, 0), ?2) WHERE device_id = ?1",
-                params![device.to_string(), now_ms],
+                "UPDATE devices SET last_sync_at = max(coalesce(last_sync_at, 0), ?2),
+                   served_seq = max(served_seq, ?3) WHERE device_id = ?1",
+                params![device.to_string(), now_ms, served_seq as i64],
             )?;
             Ok(())
         })
+    }
+
+    fn served_seq(&self, device: DeviceId) -> StoreResult<u64> {
+        let seq: Option<i64> = self
+            .reader()
+            .prepare_cached("SELECT served_seq FROM devices WHERE device_id = ?1")?
+            .query_row([device.to_string()], |r| r.get(0))
+            .optional()?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
     }
 
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>> {
@@ -1201,7 +1213,7 @@ impl ServerStore for SqliteStore {
         };
         let changes = conn
             .prepare_cached(
-                "SELECT bytes FROM change_log WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+                "SELECT bytes FROM change_log WHERE doc_id = ?1 AND seq > ?2 AND kind = 0 ORDER BY seq",
             )?
             .query_map(params![doc.to_string(), snapshot_seq], |r| r.get(0))?
             .collect::<Result<Vec<Vec<u8>>, _>>()?;
@@ -1267,6 +1279,7 @@ impl ServerStore for SqliteStore {
                             "INSERT INTO documents (doc_id, station_id) VALUES (?1, ?2)",
                             params![doc, st],
                         )?;
+                        caseload::assign_to_creator(tx, &st, &doc, &origin.to_string(), wall_ms())?;
                     }
                 }
                 let mut added = 0i64;
@@ -1324,53 +1337,34 @@ impl ServerStore for SqliteStore {
         &self,
         station: StationId,
         after: u64,
-        exclude: DeviceId,
+        reader: LogReader,
         budget: usize,
     ) -> StoreResult<LogPage> {
         let conn = self.reader();
-        let mut st = conn.prepare_cached(
+        // The scope and the log are read in one snapshot: an assignment committed between
+        // them could otherwise be sorted by a scope that does not hold it yet.
+        let tx = conn.unchecked_transaction()?;
+        let scope = caseload::reader_scope(&tx, &reader.worker.to_string())?;
+        let mut st = tx.prepare_cached(
             // Rows are stepped lazily: the budget, not a row count, ends the page.
             "SELECT seq, doc_id, bytes, origin_device, hash, kind FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq",
         )?;
         let mut rows = st.query(params![station.to_string(), after as i64])?;
-        let mut page = LogPage {
-            entries: Vec::new(),
-            last_seq: after,
-            more: false,
-            erasures: Vec::new(),
-        };
-        let mut size = 0usize;
-        let me = exclude.to_string();
+        let mut page = super::scope::PageBuilder::new(station, after, reader, scope, budget);
         while let Some(r) = rows.next()? {
-            let seq: i64 = r.get(0)?;
+            let doc: String = r.get(1)?;
             let origin: String = r.get(3)?;
-            let kind: i64 = r.get(5)?;
-            if kind == KIND_ERASURE {
-                let doc: String = r.get(1)?;
-                let bytes: Vec<u8> = r.get(2)?;
-                size += 32;
-                page.erasures.push(erasure_from_entry(
-                    parse(&doc, HouseholdId::parse)?,
-                    &bytes,
-                )?);
-            } else if kind == KIND_CHANGE && origin != me {
-                let bytes: Vec<u8> = r.get(2)?;
-                if size > 0 && size + bytes.len() > budget {
-                    page.more = true;
-                    return Ok(page);
-                }
-                size += bytes.len();
-                let doc: String = r.get(1)?;
-                page.entries.push(LogEntry {
-                    seq: seq as u64,
-                    doc: parse(&doc, HouseholdId::parse)?,
-                    hash: stored_hash(r.get(4)?)?,
-                    bytes,
-                });
+            let row = super::scope::Row {
+                seq: r.get(0)?,
+                kind: r.get(5)?,
+                doc: &doc,
+                origin: &origin,
+            };
+            if !page.take(row, || Ok(r.get(2)?), || stored_hash(r.get(4)?))? {
+                break;
             }
-            page.last_seq = seq as u64;
         }
-        Ok(page)
+        Ok(page.finish())
     }
 
     fn high_water(&self, station: StationId) -> StoreResult<u64> {
@@ -1543,21 +1537,115 @@ impl ServerStore for SqliteStore {
         station: StationId,
         after: Option<HouseholdId>,
         limit: usize,
+        scoped: Option<WorkerId>,
     ) -> StoreResult<Vec<HouseholdId>> {
         let conn = self.reader();
-        let mut st = conn.prepare_cached(
+        let tx = conn.unchecked_transaction()?;
+        let scope = match scoped {
+            Some(w) => caseload::reader_scope(&tx, &w.to_string())?,
+            None => None,
+        };
+        let st_id = station.to_string();
+        let mut st = tx.prepare_cached(
             "SELECT doc_id FROM documents WHERE station_id = ?1 AND doc_id > ?2 ORDER BY doc_id LIMIT ?3",
         )?;
-        let ids = st
-            .query_map(
-                params![
-                    station.to_string(),
-                    after.map(|a| a.to_string()).unwrap_or_default(),
-                    limit as i64
-                ],
-                |r| r.get::<_, String>(0),
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        ids.iter().map(|s| parse(s, HouseholdId::parse)).collect()
+        let mut last = after.map(|a| a.to_string()).unwrap_or_default();
+        let mut out = Vec::new();
+        // A scoped listing skips what it may not see: read on until `limit` ids are kept.
+        loop {
+            let ids = st
+                .query_map(params![st_id, last, limit as i64], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let done = ids.len() < limit;
+            for id in ids {
+                if scope
+                    .as_ref()
+                    .is_none_or(|s| id == st_id || s.contains(&id))
+                {
+                    out.push(parse(&id, HouseholdId::parse)?);
+                }
+                last = id;
+            }
+            if done || out.len() >= limit {
+                out.truncate(limit);
+                return Ok(out);
+            }
+        }
     }
+
+    fn worker_access(&self, worker: WorkerId) -> StoreResult<Option<WorkerAccess>> {
+        let conn = self.reader();
+        caseload::worker_row(&conn, &worker.to_string())?
+            .map(|(station, role, team)| {
+                Ok(WorkerAccess {
+                    station: parse(&station, StationId::parse)?,
+                    role,
+                    team: team
+                        .map(|t| doorstep_core::TeamName::new(&t))
+                        .transpose()
+                        .map_err(|_| StoreError::Database("malformed team in database".into()))?,
+                })
+            })
+            .transpose()
+    }
+
+    fn set_role(
+        &self,
+        worker: WorkerId,
+        role: doorstep_core::Role,
+        now_ms: i64,
+    ) -> StoreResult<Rescoped> {
+        self.write(|tx| caseload::rescope(tx, worker, Some(role), None, now_ms))
+    }
+
+    fn set_team(
+        &self,
+        worker: WorkerId,
+        team: Option<&doorstep_core::TeamName>,
+        now_ms: i64,
+    ) -> StoreResult<Rescoped> {
+        self.write(|tx| caseload::rescope(tx, worker, None, Some(team), now_ms))
+    }
+
+    fn assign(
+        &self,
+        station: StationId,
+        doc: HouseholdId,
+        worker: Option<WorkerId>,
+        team: Option<&doorstep_core::TeamName>,
+        assigned_by: &str,
+        now_ms: i64,
+    ) -> StoreResult<Rescoped> {
+        self.write(|tx| caseload::assign(tx, station, doc, worker, team, assigned_by, now_ms))
+    }
+
+    fn assignment(&self, doc: HouseholdId) -> StoreResult<Option<Assignment>> {
+        caseload::assignment(&self.reader(), doc)
+    }
+
+    fn in_scope(&self, worker: WorkerId, doc: HouseholdId) -> StoreResult<bool> {
+        caseload::in_scope(&self.reader(), worker, doc)
+    }
+
+    fn scope_exit(&self, worker: WorkerId, doc: HouseholdId) -> StoreResult<Option<ScopeExit>> {
+        caseload::scope_exit(&self.reader(), worker, doc)
+    }
+
+    fn scope_exits(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>> {
+        caseload::scope_exits(&self.reader(), worker)
+    }
+
+    fn scope_documents(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>> {
+        caseload::scope_documents(&self.reader(), worker)
+    }
+}
+
+/// The wall clock (ms since the Unix epoch), for records the store stamps itself.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -91,6 +91,15 @@ pub struct SyncService<S: ServerStore> {
     noted: Mutex<HashMap<DeviceId, i64>>,
 }
 
+/// What the requesting device's worker may see (issue 16, ADR 0019), and where the device
+/// is in the log.
+pub(super) struct Access {
+    pub role: doorstep_core::Role,
+    pub team: Option<doorstep_core::TeamName>,
+    pub cursor: Cursor,
+    pub epoch: uuid::Uuid,
+}
+
 /// How stale a device's recorded last sync may get (the console shows it).
 pub const NOTE_SYNC_EVERY_MS: i64 = 5 * 60 * 1000;
 
@@ -233,14 +242,39 @@ impl<S: ServerStore> SyncService<S> {
                 .bind_signer(auth.device, &s.actor, &s.key, now_ms())?,
         };
 
-        let created_here = self.push(auth, req, &mut resp)?;
-        let resp = self.pull(auth, req, epoch, &created_here, resp)?;
-        self.note_sync(auth.device);
+        let worker = self
+            .store
+            .worker_access(auth.worker)?
+            .ok_or(StoreError::NotFound("worker"))?;
+        let access = Access {
+            role: worker.role,
+            team: worker.team,
+            cursor: req.cursor,
+            epoch,
+        };
+        let created_here = self.push(auth, &access, req, &mut resp)?;
+        let resp = self.pull(auth, &access, req, epoch, &created_here, resp)?;
+        // An answer that tells the device a household left its scope is recorded before it
+        // is sent: from then on the device cannot claim an older cursor to keep writing.
+        let told_left = resp.scope.as_ref().is_some_and(|s| !s.left.is_empty());
+        let served = match resp.cursor.phase {
+            Phase::Log => resp.cursor.seq,
+            Phase::Bootstrap { .. } => 0,
+        };
+        if told_left {
+            self.store.note_sync(auth.device, now_ms(), served)?;
+            self.noted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(auth.device, now_ms());
+        } else {
+            self.note_sync(auth.device, served);
+        }
         Ok(resp)
     }
 
     /// Record the device's sync for the console, unless it was recorded a moment ago.
-    fn note_sync(&self, device: DeviceId) {
+    fn note_sync(&self, device: DeviceId, served: u64) {
         let now = now_ms();
         {
             let mut noted = self.noted.lock().unwrap_or_else(|p| p.into_inner());
@@ -252,7 +286,7 @@ impl<S: ServerStore> SyncService<S> {
             }
             noted.insert(device, now);
         }
-        if let Err(e) = self.store.note_sync(device, now) {
+        if let Err(e) = self.store.note_sync(device, now, served) {
             tracing::warn!(device = %device, error = %e, "last sync not recorded");
         }
     }

@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, HashSet};
 use doorstep_core::protocol::*;
 use doorstep_core::HouseholdId;
 
-use super::{SyncError, SyncService, MAX_BUDGET, MIN_BUDGET};
+use super::{Access, SyncError, SyncService, MAX_BUDGET, MIN_BUDGET};
 use crate::snapshot;
-use crate::store::{DeviceAuth, ServerStore};
+use crate::store::{DeviceAuth, LogReader, ServerStore};
 
 impl<S: ServerStore> SyncService<S> {
     /// Fill `resp` with what the device lacks after its cursor, within its budget.
@@ -17,6 +17,7 @@ impl<S: ServerStore> SyncService<S> {
     pub(super) fn pull(
         &self,
         auth: &DeviceAuth,
+        access: &Access,
         req: &SyncRequest,
         epoch: uuid::Uuid,
         created_here: &[HouseholdId],
@@ -33,6 +34,13 @@ impl<S: ServerStore> SyncService<S> {
                 phase: Phase::Bootstrap { after: None },
             };
         }
+        // Every answer says what the worker may see; households that left it are listed.
+        resp.scope = Some(ScopeNotice {
+            role: access.role,
+            team: access.team.clone(),
+            left: Vec::new(),
+        });
+        let scoped = (!access.role.sees_station()).then_some(auth.worker);
         let mut used = 0usize;
         if let Phase::Bootstrap { after } = cursor.phase {
             let high_water = if after.is_none() {
@@ -42,7 +50,7 @@ impl<S: ServerStore> SyncService<S> {
             };
             let mut last = after;
             loop {
-                let ids = self.store.list_documents(auth.station, last, 64)?;
+                let ids = self.store.list_documents(auth.station, last, 64, scoped)?;
                 if ids.is_empty() {
                     cursor = Cursor {
                         epoch,
@@ -56,6 +64,18 @@ impl<S: ServerStore> SyncService<S> {
                         if !resp.erasures.iter().any(|have| have.doc == e.doc) {
                             resp.erasures.push(e.notice());
                         }
+                    }
+                    // Likewise every scope entry before `high_water`: the households that
+                    // left this worker's scope (a device that held them before — a late
+                    // answer to its first request, a reset — removes them).
+                    let mut gone = Vec::new();
+                    for h in self.store.scope_exits(auth.worker)? {
+                        if !self.store.in_scope(auth.worker, h)? {
+                            gone.push(h);
+                        }
+                    }
+                    if let Some(scope) = resp.scope.as_mut() {
+                        scope.left = gone;
                     }
                     break;
                 }
@@ -96,9 +116,33 @@ impl<S: ServerStore> SyncService<S> {
         let page = self.store.read_log(
             auth.station,
             cursor.seq,
-            auth.device,
+            LogReader {
+                device: auth.device,
+                worker: auth.worker,
+            },
             budget.saturating_sub(used).max(1),
         )?;
+        // Households that entered the worker's scope come whole: their log entries may be
+        // older than the cursor. (The page holds at most a few dozen scope entries.)
+        for id in &page.entered {
+            if created_here.contains(id) || resp.snapshots.iter().any(|s| s.doc == *id) {
+                continue;
+            }
+            if let Some(bytes) = self.bootstrap_snapshot(*id)? {
+                resp.snapshots.push(DocSnapshot {
+                    doc: *id,
+                    bytes,
+                    signatures: self.store.doc_signatures(*id)?,
+                });
+            }
+        }
+        if let Some(scope) = resp.scope.as_mut() {
+            for h in &page.left {
+                if !scope.left.contains(h) {
+                    scope.left.push(*h);
+                }
+            }
+        }
         let mut grouped: Vec<(DocChanges, HashSet<automerge::ChangeHash>)> = Vec::new();
         for e in page.entries {
             match grouped.last_mut() {

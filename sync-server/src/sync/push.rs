@@ -12,7 +12,9 @@ use doorstep_core::protocol::*;
 use doorstep_core::{CardIssuanceId, CardSerial, HouseholdId, StationId};
 
 use super::provenance::{author_at, authorship, touched_places, Attribution, Place};
+use super::Access;
 use super::{contained, snapshot, Cached, SyncError, SyncService, COMPACT_AFTER};
+use crate::store::scope::HANDOVER_GRACE_MS;
 use crate::store::{CardRow, DeviceAuth, DocAppend, ServerStore, StoreError};
 
 impl<S: ServerStore> SyncService<S> {
@@ -21,6 +23,7 @@ impl<S: ServerStore> SyncService<S> {
     pub(super) fn push(
         &self,
         auth: &DeviceAuth,
+        access: &Access,
         req: &SyncRequest,
         resp: &mut SyncResponse,
     ) -> Result<Vec<HouseholdId>, SyncError> {
@@ -44,7 +47,7 @@ impl<S: ServerStore> SyncService<S> {
             resp.errors.clear();
             created_here.clear();
             for (doc_id, push) in &pushes {
-                match self.accept(auth, *doc_id, push, &mut cards)? {
+                match self.accept(auth, access, *doc_id, push, &mut cards)? {
                     Verdict::Accepted {
                         cached,
                         append,
@@ -85,10 +88,11 @@ impl<S: ServerStore> SyncService<S> {
                         );
                     }
                     for ((doc_id, cached), seq) in accepted.into_iter().zip(last_seqs) {
-                        resp.acks.push(DocHeads {
-                            doc: doc_id,
-                            heads: cached.doc.get_heads(),
-                        });
+                        let heads = match pushes.get(&doc_id) {
+                            Some(p) if p.handover.get() => pushed_heads(&p.changes),
+                            _ => cached.doc.get_heads(),
+                        };
+                        resp.acks.push(DocHeads { doc: doc_id, heads });
                         self.put_back(doc_id, Cached { seq, ..cached });
                     }
                     break;
@@ -103,7 +107,12 @@ impl<S: ServerStore> SyncService<S> {
                 && !resp.errors.iter().any(|e| e.doc == d.doc)
                 && !resp.erasures.iter().any(|e| e.doc == d.doc)
             {
-                if let Some(c) = self.load(d.doc)? {
+                if let Some(p) = pushes.get(&d.doc).filter(|p| p.handover.get()) {
+                    resp.acks.push(DocHeads {
+                        doc: d.doc,
+                        heads: pushed_heads(&p.changes),
+                    });
+                } else if let Some(c) = self.load(d.doc)? {
                     resp.acks.push(DocHeads {
                         doc: d.doc,
                         heads: c.doc.get_heads(),
@@ -115,12 +124,47 @@ impl<S: ServerStore> SyncService<S> {
         Ok(created_here)
     }
 
+    /// Whether this device may write to a household of its station: it is in its worker's
+    /// scope, or it left that scope and the device has not been told yet (its cursor is
+    /// before the entry that tells it) or was told less than [`HANDOVER_GRACE_MS`] ago (its
+    /// edits made while that answer was on its way). Edits made while a household was
+    /// being reassigned arrive; a worker never gains access to a household they never had.
+    fn may_write(
+        &self,
+        auth: &DeviceAuth,
+        access: &Access,
+        doc: HouseholdId,
+    ) -> Result<Write, SyncError> {
+        if access.role.sees_station() || self.store.in_scope(auth.worker, doc)? {
+            return Ok(Write::InScope);
+        }
+        let handed_over = match self.store.scope_exit(auth.worker, doc)? {
+            None => false,
+            Some(exit) => {
+                // Where the device is: its cursor, but never before the furthest position
+                // it was answered with (a device cannot pretend not to have been told).
+                let claimed = match access.cursor.phase {
+                    Phase::Log if access.cursor.epoch == access.epoch => access.cursor.seq,
+                    _ => 0,
+                };
+                let at = claimed.max(self.store.served_seq(auth.device)?);
+                at < exit.seq || super::now_ms().saturating_sub(exit.at) < HANDOVER_GRACE_MS
+            }
+        };
+        Ok(if handed_over {
+            Write::Handover
+        } else {
+            Write::Refused
+        })
+    }
+
     /// Validate one document's pushed changes against the server's copy: scope first (before
     /// decoding anything), then decoding, applying, the one validator, authorship and
     /// finality. The document in hand is dropped on any refusal.
     fn accept(
         &self,
         auth: &DeviceAuth,
+        access: &Access,
         doc_id: HouseholdId,
         push: &Push<'_>,
         cards: &mut Option<StationCards>,
@@ -153,7 +197,27 @@ impl<S: ServerStore> SyncService<S> {
             self.forget(doc_id);
             return Ok(Verdict::Erased(e.notice()));
         }
-        let foreign = reserved || erased.is_some() || station.is_some_and(|s| s != auth.station);
+        // A household of the station outside the worker's scope is foreign too (issue 16),
+        // unless it left the scope so lately that this device may still hand in its edits.
+        let outside_scope = match station {
+            Some(s) if s == auth.station && !reserved => {
+                match self.may_write(auth, access, doc_id)? {
+                    Write::InScope => false,
+                    Write::Handover => {
+                        push.handover.set(true);
+                        false
+                    }
+                    Write::Refused => true,
+                }
+            }
+            // Creating a household: a county account has no caseload to create it in.
+            None => access.role == doorstep_core::Role::County,
+            _ => false,
+        };
+        let foreign = reserved
+            || erased.is_some()
+            || outside_scope
+            || station.is_some_and(|s| s != auth.station);
         let (mut doc, since, loaded_seq, card_ids, existed) = match station {
             Some(_) if !foreign => match self.load(doc_id)? {
                 Some(c) => (c.doc, c.since, c.seq, c.card_ids, true),
@@ -401,6 +465,38 @@ impl<S: ServerStore> SyncService<S> {
 pub(super) struct Push<'a> {
     changes: Vec<&'a Vec<u8>>,
     signatures: Vec<&'a AuthorSignature>,
+    /// Taken as a hand-over: the household left the worker's scope (ADR 0019). Its ack
+    /// names the heads of what the device pushed, not the server's heads (the device will
+    /// never receive the changes of the worker who has it now, and must not wait for them).
+    handover: std::cell::Cell<bool>,
+}
+
+/// The heads of a set of pushed changes: those no other pushed change depends on.
+fn pushed_heads(changes: &[&Vec<u8>]) -> Vec<automerge::ChangeHash> {
+    let decoded: Vec<Change> = changes
+        .iter()
+        .filter_map(|b| contained(|| Change::from_bytes((*b).clone()).ok()).flatten())
+        .collect();
+    let deps: std::collections::HashSet<automerge::ChangeHash> = decoded
+        .iter()
+        .flat_map(|c| c.deps().iter().copied())
+        .collect();
+    let mut heads: Vec<automerge::ChangeHash> = decoded
+        .iter()
+        .map(|c| c.hash())
+        .filter(|h| !deps.contains(h))
+        .collect();
+    heads.sort();
+    heads.dedup();
+    heads
+}
+
+/// Whether a device may write to a household of its station (ADR 0019).
+enum Write {
+    InScope,
+    /// It left the worker's scope, and this device may still hand in its edits.
+    Handover,
+    Refused,
 }
 
 /// What became of one document's push.

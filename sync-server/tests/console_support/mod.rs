@@ -63,6 +63,13 @@ pub async fn station(secure_cookies: bool) -> Station {
     let mut devices = Vec::new();
     for label in ["W01", "W02", "W03"] {
         let worker = store.add_worker(station, label, now_ms()).unwrap();
+        store
+            .set_team(
+                worker,
+                Some(&doorstep_core::TeamName::new("station").unwrap()),
+                now_ms(),
+            )
+            .unwrap();
         let (_, code) = credentials::enroll_device(store.as_ref(), worker, now_ms()).unwrap();
         let e = enroll(&url, &code).await.unwrap();
         let mut options = StoreOptions::new(

@@ -83,6 +83,10 @@ struct Args {
     /// at a fixed --server-cache; a summary table compares the runs' memory).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     load_households: Vec<usize>,
+    /// Load: each device's worker sees only their own households (a caseload, ADR 0019)
+    /// instead of the whole station (all workers in one team, as before scopes).
+    #[arg(long)]
+    load_scoped: bool,
     /// Load: run the server on PostgreSQL at this URL (postgres://user@host:port/db), in a
     /// fresh schema per run, dropped after it; default: SQLite in a temporary directory.
     #[arg(long)]
@@ -252,6 +256,7 @@ fn run(args: &Args) -> Res<bool> {
                         syncs: args.load_syncs,
                         per_station: args.load_per_station,
                         households: h,
+                        scoped: args.load_scoped,
                         max_seconds: args.load_seconds,
                         cache_documents: args.server_cache,
                         seed: args.seed,

@@ -281,11 +281,25 @@ pub(in crate::console) async fn household<S: ServerStore>(
                 }
             })
             .collect();
+        // Whom it is assigned to (ADR 0019), and the choices to reassign it.
+        let assignment = c.store.assignment(id)?;
+        let assigned = context! {
+            worker => assignment.as_ref().and_then(|a| a.worker).map(|w| view::worker_label(&labels, w)).unwrap_or_default(),
+            worker_id => assignment.as_ref().and_then(|a| a.worker).map(|w| w.to_string()).unwrap_or_default(),
+            team => assignment.as_ref().and_then(|a| a.team.as_ref()).map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            when => assignment.as_ref().map(|a| view::local_time(a.assigned_at)).unwrap_or_default(),
+        };
+        let workers: Vec<Value> = labels
+            .iter()
+            .map(|(w, l)| context! { id => w.to_string(), label => l.clone() })
+            .collect();
         c.html(
             "household.html",
             ctx,
             context! {
                 doc => id.to_string(),
+                assigned,
+                workers,
                 h => context! {
                     code => h.code.clone(),
                     village => h.village.clone(),
@@ -486,6 +500,59 @@ pub(in crate::console) async fn history<S: ServerStore>(
                 versions,
             },
         )
+    })
+    .await
+}
+
+#[derive(serde::Deserialize)]
+pub(in crate::console) struct AssignForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    worker: String,
+    #[serde(default)]
+    team: String,
+}
+
+/// Reassign a household of the supervisor's station to a worker and/or a team (ADR 0019).
+pub(in crate::console) async fn assign<S: ServerStore>(
+    State(st): Shared<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<AssignForm>,
+) -> Response {
+    page(st, headers, move |c, ctx| {
+        if !auth::same_token(&ctx.session.csrf, &form.csrf) {
+            return Ok(plain(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token\n",
+            ));
+        }
+        let id = parse_household(&id)?;
+        let worker = match form.worker.trim() {
+            "" => None,
+            w => Some(WorkerId::parse(w).map_err(|_| PageError::NotFound)?),
+        };
+        let team = match form.team.trim() {
+            "" => None,
+            t => Some(doorstep_core::TeamName::new(t).map_err(|_| {
+                PageError::BadInput("a team name is 1 to 32 characters on one line\n")
+            })?),
+        };
+        if worker.is_none() && team.is_none() {
+            return Err(PageError::BadInput("choose a worker or a team\n"));
+        }
+        let by = ctx.session.account.id.to_string();
+        match c
+            .store
+            .assign(ctx.station(), id, worker, team.as_ref(), &by, now_ms())
+        {
+            Ok(_) => {}
+            Err(crate::store::StoreError::NotFound(_)) => return Err(PageError::NotFound),
+            Err(e) => return Err(e.into()),
+        }
+        c.log(ctx, "assign", Some(&id.to_string()))?;
+        Ok(redirect(&format!("/console/households/{id}")))
     })
     .await
 }

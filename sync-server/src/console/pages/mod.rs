@@ -229,7 +229,9 @@ async fn blocking(f: impl FnOnce() -> Result<Response, PageError> + Send + 'stat
 
 pub(super) use access::access;
 pub(super) use cards::{add_card_batch, cards, lease_cards, return_card_lease};
-pub(super) use cases::{conflicts, dashboard, follow_ups, history, household, households, resolve};
+pub(super) use cases::{
+    assign, conflicts, dashboard, follow_ups, history, household, households, resolve,
+};
 pub(super) use devices::{add_worker, devices, enroll, revoke};
 pub(super) use erasures::erasures;
 pub(super) use exports::{

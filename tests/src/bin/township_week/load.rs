@@ -44,6 +44,8 @@ pub struct LoadArgs {
     pub per_station: usize,
     /// Households per device (the station holds devices-per-station times this).
     pub households: usize,
+    /// Each worker sees only their own households (else the whole station).
+    pub scoped: bool,
     pub max_seconds: u64,
     pub cache_documents: usize,
     pub seed: u64,
@@ -190,6 +192,9 @@ pub fn run_load(
             }
             let station = *stations.last().ok_or("no station")?;
             let w = store.add_worker(station, &format!("L{i:04}"), now_ms())?;
+            if !args.scoped {
+                store.set_team(w, Some(&doorstep_core::TeamName::new("station")?), now_ms())?;
+            }
             codes.push(credentials::enroll_device(&store, w, now_ms())?.1);
         }
     }
@@ -516,6 +521,15 @@ pub fn run_load(
         stations.len() as u64,
     );
     report.int("per_station", "devices per station", per_station as u64);
+    report.text(
+        "scope",
+        "what each device receives",
+        if args.scoped {
+            "its worker's caseload (its own households)"
+        } else {
+            "the whole station"
+        },
+    );
     report.int(
         "households_per_device",
         "households per device",

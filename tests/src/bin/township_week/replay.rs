@@ -88,6 +88,8 @@ pub fn prepare_station(data: &Path, workers: usize) -> Res<Vec<String>> {
     (0..workers)
         .map(|i| {
             let w = store.add_worker(station, &format!("W{:02}", i + 1), now_ms())?;
+            // The station's workers share its caseload, as they did before scopes.
+            store.set_team(w, Some(&doorstep_core::TeamName::new("station")?), now_ms())?;
             Ok(credentials::enroll_device(&store, w, now_ms())?.1)
         })
         .collect()

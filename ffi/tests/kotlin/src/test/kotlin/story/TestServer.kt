@@ -63,7 +63,7 @@ object TestServer {
 
     /** A new worker of `station` and a one-time code for a device of theirs. */
     fun newWorkerCode(station: String, label: String): String {
-        val worker = cli("worker", "add", "--station", station, "--label", label)
+        val worker = cli("worker", "add", "--station", station, "--label", label, "--team", "station")
         return deviceCode(worker)
     }
 

@@ -1,0 +1,369 @@
+//! Need-to-know (issue 16, ADR 0019): what the stores share about roles, teams and caseload
+//! assignments — the records, the log entries that tell a worker's devices a household
+//! entered or left their scope, and the assembly of a log page for one reader (both
+//! backends read rows the same way; only their SQL differs).
+//!
+//! A scope entry is a `change_log` row of kind [`KIND_SCOPE`]: `doc_id` is the household,
+//! `origin_device` names the *worker* the entry is for (not a device), `bytes` are one
+//! byte (1 entered, 2 left) and the time (8 bytes, big-endian). Only workers of role
+//! `worker` get entries: a supervisor sees the station, a county account no caseload.
+
+use std::collections::{BTreeSet, HashSet};
+
+use doorstep_core::{HouseholdId, Role, StationId, TeamName, WorkerId};
+
+use super::{
+    erasure_from_entry, LogEntry, LogPage, StoreError, StoreResult, KIND_CHANGE, KIND_ERASURE,
+};
+
+/// A scope entry (see the module's documentation).
+pub(crate) const KIND_SCOPE: i64 = 3;
+
+/// At most this many scope entries in one page: each entering household costs its snapshot
+/// in the response, which the page's byte budget does not see.
+pub(crate) const MAX_SCOPE_ENTRIES_PER_PAGE: usize = 64;
+
+/// Whom a household is assigned to. A household with neither a worker nor a team is seen
+/// by supervisors only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub doc: HouseholdId,
+    pub station: StationId,
+    pub worker: Option<WorkerId>,
+    pub team: Option<TeamName>,
+    pub assigned_at: i64,
+    /// `creation` (assigned to its creator), `cli`, a console account id, `migration`.
+    pub assigned_by: String,
+}
+
+/// What a worker may see: their station, role and team.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerAccess {
+    pub station: StationId,
+    pub role: Role,
+    pub team: Option<TeamName>,
+}
+
+/// The last time a household left a worker's scope (and has not come back since).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScopeExit {
+    /// The log sequence of the entry that told the worker's devices.
+    pub seq: u64,
+    /// When (server clock, ms).
+    pub at: i64,
+}
+
+/// What a change of role, team or assignment did to the scopes of a station's workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rescoped {
+    /// Scope entries written: households that entered some worker's scope...
+    pub entered: usize,
+    /// ...and that left one.
+    pub left: usize,
+}
+
+/// How long a worker's devices may still push to a household that left their scope, after
+/// they were told (edits made while the answer that told them was on its way, retried after
+/// a lost connection). Before they are told (their cursor, and the furthest position the
+/// server answered them with, are before the entry), they always may.
+pub const HANDOVER_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
+
+pub(crate) fn scope_entry_bytes(entered: bool, at: i64) -> Vec<u8> {
+    let mut b = vec![if entered { 1 } else { 2 }];
+    b.extend_from_slice(&at.to_be_bytes());
+    b
+}
+
+/// (entered, at) of a scope entry.
+pub(crate) fn scope_from_entry(bytes: &[u8]) -> StoreResult<(bool, i64)> {
+    match bytes {
+        [dir @ (1 | 2), at @ ..] if at.len() == 8 => {
+            let mut t = [0u8; 8];
+            t.copy_from_slice(at);
+            Ok((*dir == 1, i64::from_be_bytes(t)))
+        }
+        _ => Err(StoreError::Database(
+            "malformed scope entry in the log".into(),
+        )),
+    }
+}
+
+/// The households whose last entry (rows in sequence order: household id, entry bytes) says
+/// they left.
+pub(crate) fn last_exits(rows: Vec<(String, Vec<u8>)>) -> StoreResult<Vec<HouseholdId>> {
+    let mut last: std::collections::BTreeMap<String, bool> = Default::default();
+    for (doc, bytes) in rows {
+        last.insert(doc, scope_from_entry(&bytes)?.0);
+    }
+    let mut out = Vec::new();
+    for (doc, entered) in last {
+        if !entered {
+            out.push(
+                HouseholdId::parse(&doc)
+                    .map_err(|_| StoreError::Database("malformed id in the log".into()))?,
+            );
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether a worker of `role` in `team` sees a household assigned to `assigned`.
+pub(crate) fn covers(
+    worker: &str,
+    role: Role,
+    team: Option<&str>,
+    assigned_worker: Option<&str>,
+    assigned_team: Option<&str>,
+) -> bool {
+    match role {
+        Role::Supervisor => true,
+        Role::County => false,
+        Role::Worker => {
+            assigned_worker == Some(worker) || (team.is_some() && assigned_team == team)
+        }
+    }
+}
+
+/// One worker of a station as the scope computations need it (ids as stored).
+#[derive(Clone, Debug)]
+pub(crate) struct ScopedWorker {
+    pub id: String,
+    pub role: Role,
+    pub team: Option<String>,
+}
+
+/// The scope entries an assignment change writes: (worker, entered) for every worker of
+/// role `worker` whose view of the household changes.
+pub(crate) fn assignment_entries(
+    workers: &[ScopedWorker],
+    before: Option<(Option<&str>, Option<&str>)>,
+    after: (Option<&str>, Option<&str>),
+) -> Vec<(String, bool)> {
+    workers
+        .iter()
+        .filter(|w| w.role == Role::Worker)
+        .filter_map(|w| {
+            let was =
+                before.is_some_and(|(bw, bt)| covers(&w.id, w.role, w.team.as_deref(), bw, bt));
+            let is = covers(&w.id, w.role, w.team.as_deref(), after.0, after.1);
+            (was != is).then(|| (w.id.clone(), is))
+        })
+        .collect()
+}
+
+/// The scope entries a change of one worker's role or team writes: (household, entered).
+/// Entries are written for workers of role `worker` only, so a worker who becomes a
+/// supervisor gets "entered" for what they lacked, and one who stops being one "left" for
+/// what they no longer see.
+pub(crate) fn rescope_entries(
+    before: &HashSet<String>,
+    after: &HashSet<String>,
+) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = after
+        .difference(before)
+        .map(|d| (d.clone(), true))
+        .chain(before.difference(after).map(|d| (d.clone(), false)))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Who reads a log page: the device (its own entries are skipped) and its worker (whose
+/// scope filters the page, unless the worker sees the station, and whose scope entries say
+/// what entered or left it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogReader {
+    pub device: doorstep_core::DeviceId,
+    pub worker: WorkerId,
+}
+
+/// Assembles a page from log rows in sequence order, for one reader.
+pub(crate) struct PageBuilder {
+    page: LogPage,
+    size: usize,
+    budget: usize,
+    me: String,
+    station_doc: String,
+    /// The reader's scope as of the page's read (documents' stored ids); `None`: all.
+    scope: Option<HashSet<String>>,
+    worker: String,
+    touched: BTreeSet<HouseholdId>,
+    scope_entries: usize,
+}
+
+/// A log row as both backends read it.
+pub(crate) struct Row<'a> {
+    pub seq: i64,
+    pub kind: i64,
+    pub doc: &'a str,
+    pub origin: &'a str,
+}
+
+impl PageBuilder {
+    pub fn new(
+        station: StationId,
+        after: u64,
+        reader: LogReader,
+        scope: Option<HashSet<String>>,
+        budget: usize,
+    ) -> PageBuilder {
+        PageBuilder {
+            page: LogPage {
+                last_seq: after,
+                ..LogPage::default()
+            },
+            size: 0,
+            budget,
+            me: reader.device.to_string(),
+            station_doc: station.to_string(),
+            scope,
+            worker: reader.worker.to_string(),
+            touched: BTreeSet::new(),
+            scope_entries: 0,
+        }
+    }
+
+    fn visible(&self, doc: &str) -> bool {
+        match &self.scope {
+            None => true,
+            Some(s) => doc == self.station_doc || s.contains(doc),
+        }
+    }
+
+    /// Take one row; `bytes` and `hash` are read only when the row is used. False: the page
+    /// is full (the row is not taken; `more` is set).
+    pub fn take(
+        &mut self,
+        row: Row<'_>,
+        bytes: impl FnOnce() -> StoreResult<Vec<u8>>,
+        hash: impl FnOnce() -> StoreResult<automerge::ChangeHash>,
+    ) -> StoreResult<bool> {
+        match row.kind {
+            KIND_ERASURE => {
+                self.size += 32;
+                let doc = parse_doc(row.doc)?;
+                self.page.erasures.push(erasure_from_entry(doc, &bytes()?)?);
+            }
+            KIND_CHANGE if row.origin != self.me && self.visible(row.doc) => {
+                let bytes = bytes()?;
+                if self.size > 0 && self.size + bytes.len() > self.budget {
+                    self.page.more = true;
+                    return Ok(false);
+                }
+                self.size += bytes.len();
+                self.page.entries.push(LogEntry {
+                    seq: row.seq as u64,
+                    doc: parse_doc(row.doc)?,
+                    hash: hash()?,
+                    bytes,
+                });
+            }
+            KIND_SCOPE if self.worker == row.origin => {
+                if self.scope_entries == MAX_SCOPE_ENTRIES_PER_PAGE {
+                    self.page.more = true;
+                    return Ok(false);
+                }
+                self.scope_entries += 1;
+                self.size += 16;
+                self.touched.insert(parse_doc(row.doc)?);
+            }
+            _ => {}
+        }
+        self.page.last_seq = row.seq as u64;
+        Ok(true)
+    }
+
+    /// The page; each household a scope entry touched is sorted by the scope the page was
+    /// read with (not by the entry: a later entry may have undone it, and the device must end
+    /// up holding exactly what it may see).
+    pub fn finish(mut self) -> LogPage {
+        for doc in std::mem::take(&mut self.touched) {
+            if self.visible(&doc.to_string()) {
+                self.page.entered.push(doc);
+            } else {
+                self.page.left.push(doc);
+            }
+        }
+        self.page
+    }
+
+    pub fn set_more(&mut self) {
+        self.page.more = true;
+    }
+}
+
+fn parse_doc(s: &str) -> StoreResult<HouseholdId> {
+    HouseholdId::parse(s).map_err(|_| StoreError::Database("malformed id in the log".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(id: &str, role: Role, team: Option<&str>) -> ScopedWorker {
+        ScopedWorker {
+            id: id.into(),
+            role,
+            team: team.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn reassignment_tells_exactly_the_workers_whose_view_changes() {
+        let workers = [
+            w("a", Role::Worker, Some("north")),
+            w("b", Role::Worker, Some("north")),
+            w("c", Role::Worker, None),
+            w("s", Role::Supervisor, None),
+        ];
+        // Created by a (team north): b sees it too; nobody is told (no entry for creation).
+        // a → c, no team: a and b leave, c enters; the supervisor is never told.
+        let mut got = assignment_entries(
+            &workers,
+            Some((Some("a"), Some("north"))),
+            (Some("c"), None),
+        );
+        got.sort();
+        assert_eq!(
+            got,
+            vec![("a".into(), false), ("b".into(), false), ("c".into(), true)]
+        );
+        // First assignment of an unassigned household: those who now see it enter.
+        assert_eq!(
+            assignment_entries(&workers, None, (Some("c"), None)),
+            vec![("c".into(), true)]
+        );
+        // Same view before and after: nothing.
+        assert!(assignment_entries(
+            &workers,
+            Some((Some("a"), Some("north"))),
+            (Some("b"), Some("north"))
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn scope_entries_round_trip_and_refuse_garbage() {
+        assert_eq!(
+            scope_from_entry(&scope_entry_bytes(true, 5)).unwrap(),
+            (true, 5)
+        );
+        assert_eq!(
+            scope_from_entry(&scope_entry_bytes(false, -1)).unwrap(),
+            (false, -1)
+        );
+        assert!(scope_from_entry(&[3, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(scope_from_entry(&[1]).is_err());
+    }
+
+    #[test]
+    fn rescoping_lists_both_directions() {
+        let before: HashSet<String> = ["x", "y"].iter().map(|s| s.to_string()).collect();
+        let after: HashSet<String> = ["y", "z"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            rescope_entries(&before, &after),
+            vec![("x".into(), false), ("z".into(), true)]
+        );
+    }
+}

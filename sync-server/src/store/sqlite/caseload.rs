@@ -1,0 +1,352 @@
+//! Roles, teams and caseload assignments on SQLite (`store::scope`, ADR 0019).
+
+use std::collections::HashSet;
+
+use doorstep_core::{HouseholdId, Role, StationId, TeamName, WorkerId};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{parse, placeholder_hash_sql};
+use crate::store::scope::*;
+use crate::store::{StoreError, StoreResult};
+
+/// A worker's station, role and team as stored.
+pub(super) fn worker_row(
+    conn: &Connection,
+    worker: &str,
+) -> StoreResult<Option<(String, Role, Option<String>)>> {
+    let row: Option<(String, String, Option<String>)> = conn
+        .prepare_cached("SELECT station_id, role, team FROM workers WHERE worker_id = ?1")?
+        .query_row([worker], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    row.map(|(s, role, team)| Ok((s, stored_role(&role)?, team)))
+        .transpose()
+}
+
+fn stored_role(s: &str) -> StoreResult<Role> {
+    Role::parse(s).ok_or_else(|| StoreError::Database("unknown role in database".into()))
+}
+
+/// The households a worker of `role` in `team` sees (stored ids, the station document
+/// excluded).
+pub(super) fn scope_docs(
+    conn: &Connection,
+    station: &str,
+    worker: &str,
+    role: Role,
+    team: Option<&str>,
+) -> StoreResult<HashSet<String>> {
+    let mut out = HashSet::new();
+    match role {
+        Role::County => {}
+        Role::Supervisor => {
+            let mut st = conn.prepare_cached(
+                "SELECT doc_id FROM documents WHERE station_id = ?1 AND doc_id <> ?1",
+            )?;
+            for d in st.query_map([station], |r| r.get::<_, String>(0))? {
+                out.insert(d?);
+            }
+        }
+        Role::Worker => {
+            let mut st = conn.prepare_cached(
+                "SELECT doc_id FROM assignments WHERE worker_id = ?1
+                 UNION SELECT doc_id FROM assignments WHERE ?2 IS NOT NULL AND station_id = ?3 AND team = ?2",
+            )?;
+            for d in st.query_map(params![worker, team, station], |r| r.get::<_, String>(0))? {
+                out.insert(d?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What filters a log read or a bootstrap for this worker: `None` if they see the station.
+pub(super) fn reader_scope(
+    conn: &Connection,
+    worker: &str,
+) -> StoreResult<Option<HashSet<String>>> {
+    match worker_row(conn, worker)? {
+        None => Ok(Some(HashSet::new())),
+        Some((_, role, _)) if role.sees_station() => Ok(None),
+        Some((station, role, team)) => {
+            scope_docs(conn, &station, worker, role, team.as_deref()).map(Some)
+        }
+    }
+}
+
+fn workers_of(conn: &Connection, station: &str) -> StoreResult<Vec<ScopedWorker>> {
+    // Only workers with a device that may sync need entries: a device enrolled later
+    // starts from a bootstrap of its scope.
+    let mut st = conn.prepare_cached(
+        "SELECT worker_id, role, team FROM workers w WHERE station_id = ?1 AND EXISTS
+           (SELECT 1 FROM devices d WHERE d.worker_id = w.worker_id
+             AND d.token_hash IS NOT NULL AND d.revoked_at IS NULL)",
+    )?;
+    let rows = st
+        .query_map([station], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, role, team)| {
+            Ok(ScopedWorker {
+                id,
+                role: stored_role(&role)?,
+                team,
+            })
+        })
+        .collect()
+}
+
+/// Append scope entries (household, worker, entered) to the station's log.
+fn append_entries(
+    conn: &Connection,
+    station: &str,
+    entries: &[(String, String, bool)],
+    now_ms: i64,
+) -> StoreResult<Rescoped> {
+    let mut seq: i64 = conn.query_row(
+        "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = ?1",
+        [station],
+        |r| r.get(0),
+    )?;
+    let mut out = Rescoped::default();
+    let mut st = conn.prepare_cached(&format!(
+        "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
+         VALUES (?1, ?2, ?3, {}, ?4, ?5, ?6)",
+        placeholder_hash_sql("?2")
+    ))?;
+    for (doc, worker, entered) in entries {
+        seq += 1;
+        st.execute(params![
+            station,
+            seq,
+            doc,
+            scope_entry_bytes(*entered, now_ms),
+            worker,
+            KIND_SCOPE
+        ])?;
+        if *entered {
+            out.entered += 1;
+        } else {
+            out.left += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a worker has a device that may sync (enrolled, not revoked).
+fn has_device(conn: &Connection, worker: &str) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM devices WHERE worker_id = ?1 AND token_hash IS NOT NULL AND revoked_at IS NULL LIMIT 1",
+        )?
+        .query_row([worker], |r| r.get::<_, i64>(0))
+        .optional()?
+        .is_some())
+}
+
+/// Change one worker's role and/or team, with the scope entries it makes.
+pub(super) fn rescope(
+    conn: &Connection,
+    worker: WorkerId,
+    role: Option<Role>,
+    team: Option<Option<&TeamName>>,
+    now_ms: i64,
+) -> StoreResult<Rescoped> {
+    let w = worker.to_string();
+    let (station, old_role, old_team) =
+        worker_row(conn, &w)?.ok_or(StoreError::NotFound("worker"))?;
+    let new_role = role.unwrap_or(old_role);
+    let new_team = match team {
+        Some(t) => t.map(|t| t.as_str().to_owned()),
+        None => old_team.clone(),
+    };
+    let before = scope_docs(conn, &station, &w, old_role, old_team.as_deref())?;
+    conn.execute(
+        "UPDATE workers SET role = ?2, team = ?3 WHERE worker_id = ?1",
+        params![w, new_role.as_str(), new_team],
+    )?;
+    if !has_device(conn, &w)? {
+        // Nothing to tell: a device enrolled later starts from a bootstrap of its scope.
+        return Ok(Rescoped::default());
+    }
+    let after = scope_docs(conn, &station, &w, new_role, new_team.as_deref())?;
+    let entries: Vec<(String, String, bool)> = rescope_entries(&before, &after)
+        .into_iter()
+        .map(|(doc, entered)| (doc, w.clone(), entered))
+        .collect();
+    append_entries(conn, &station, &entries, now_ms)
+}
+
+pub(super) fn assign(
+    conn: &Connection,
+    station: StationId,
+    doc: HouseholdId,
+    worker: Option<WorkerId>,
+    team: Option<&TeamName>,
+    assigned_by: &str,
+    now_ms: i64,
+) -> StoreResult<Rescoped> {
+    let st = station.to_string();
+    let d = doc.to_string();
+    let held: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM documents WHERE doc_id = ?1 AND station_id = ?2 AND doc_id <> station_id",
+            params![d, st],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if held.is_none() {
+        return Err(StoreError::NotFound("household"));
+    }
+    let w = worker.map(|w| w.to_string());
+    if let Some(w) = &w {
+        if !matches!(worker_row(conn, w)?, Some((s, _, _)) if s == st) {
+            return Err(StoreError::NotFound("worker"));
+        }
+    }
+    let before: Option<(Option<String>, Option<String>)> = conn
+        .query_row(
+            "SELECT worker_id, team FROM assignments WHERE doc_id = ?1",
+            [&d],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let team = team.map(|t| t.as_str().to_owned());
+    let workers = workers_of(conn, &st)?;
+    let entries: Vec<(String, String, bool)> = assignment_entries(
+        &workers,
+        before.as_ref().map(|(w, t)| (w.as_deref(), t.as_deref())),
+        (w.as_deref(), team.as_deref()),
+    )
+    .into_iter()
+    .map(|(worker, entered)| (d.clone(), worker, entered))
+    .collect();
+    conn.execute(
+        "INSERT OR REPLACE INTO assignments (doc_id, station_id, worker_id, team, assigned_at, assigned_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![d, st, w, team, now_ms, assigned_by],
+    )?;
+    append_entries(conn, &st, &entries, now_ms)
+}
+
+/// A new household is assigned to the worker (and team) of the device that created it.
+pub(super) fn assign_to_creator(
+    conn: &Connection,
+    station: &str,
+    doc: &str,
+    origin: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO assignments (doc_id, station_id, worker_id, team, assigned_at, assigned_by)
+         SELECT ?1, ?2, w.worker_id, w.team, ?4, 'creation'
+         FROM devices dv JOIN workers w ON w.worker_id = dv.worker_id
+         WHERE dv.device_id = ?3 AND w.station_id = ?2",
+    )?
+    .execute(params![doc, station, origin, now_ms])?;
+    Ok(())
+}
+
+pub(super) fn assignment(conn: &Connection, doc: HouseholdId) -> StoreResult<Option<Assignment>> {
+    type Raw = (String, Option<String>, Option<String>, i64, String);
+    let row: Option<Raw> = conn
+        .prepare_cached(
+            "SELECT station_id, worker_id, team, assigned_at, assigned_by FROM assignments WHERE doc_id = ?1",
+        )?
+        .query_row([doc.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    row.map(|(station, worker, team, at, by)| {
+        Ok(Assignment {
+            doc,
+            station: parse(&station, StationId::parse)?,
+            worker: worker.map(|w| parse(&w, WorkerId::parse)).transpose()?,
+            team: team
+                .map(|t| TeamName::new(&t))
+                .transpose()
+                .map_err(|_| StoreError::Database("malformed team in database".into()))?,
+            assigned_at: at,
+            assigned_by: by,
+        })
+    })
+    .transpose()
+}
+
+pub(super) fn in_scope(conn: &Connection, worker: WorkerId, doc: HouseholdId) -> StoreResult<bool> {
+    let w = worker.to_string();
+    let Some((station, role, team)) = worker_row(conn, &w)? else {
+        return Ok(false);
+    };
+    let d = doc.to_string();
+    if d == station {
+        return Ok(false);
+    }
+    let row: Option<(String, Option<String>, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT d.station_id, a.worker_id, a.team FROM documents d
+             LEFT JOIN assignments a ON a.doc_id = d.doc_id WHERE d.doc_id = ?1",
+        )?
+        .query_row([&d], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    Ok(match row {
+        Some((s, aw, at)) if s == station => {
+            covers(&w, role, team.as_deref(), aw.as_deref(), at.as_deref())
+        }
+        _ => false,
+    })
+}
+
+pub(super) fn scope_exit(
+    conn: &Connection,
+    worker: WorkerId,
+    doc: HouseholdId,
+) -> StoreResult<Option<ScopeExit>> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached(
+            "SELECT seq, bytes FROM change_log WHERE doc_id = ?1 AND origin_device = ?2 AND kind = 3
+             ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row(params![doc.to_string(), worker.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    match row {
+        Some((seq, bytes)) => {
+            let (entered, at) = scope_from_entry(&bytes)?;
+            Ok((!entered).then_some(ScopeExit {
+                seq: seq as u64,
+                at,
+            }))
+        }
+        None => Ok(None),
+    }
+}
+
+pub(super) fn scope_documents(
+    conn: &Connection,
+    worker: WorkerId,
+) -> StoreResult<Vec<HouseholdId>> {
+    let w = worker.to_string();
+    let Some((station, role, team)) = worker_row(conn, &w)? else {
+        return Err(StoreError::NotFound("worker"));
+    };
+    let mut ids = scope_docs(conn, &station, &w, role, team.as_deref())?
+        .into_iter()
+        .map(|d| parse(&d, HouseholdId::parse))
+        .collect::<StoreResult<Vec<_>>>()?;
+    ids.sort();
+    Ok(ids)
+}
+
+pub(super) fn scope_exits(conn: &Connection, worker: WorkerId) -> StoreResult<Vec<HouseholdId>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT doc_id, bytes FROM change_log INDEXED BY change_log_scope
+             WHERE kind = 3 AND origin_device = ?1 ORDER BY seq",
+        )?
+        .query_map([worker.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    last_exits(rows)
+}
