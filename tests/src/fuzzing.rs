@@ -1185,6 +1185,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         cursor,
         budget: 1 << 20,
         push: vec![],
+        accesses: Vec::new(),
     };
     seeds.request("idle", &idle);
     seeds.response("pull", &service.sync(&a, &idle).expect("sync"));
@@ -1230,6 +1231,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         },
         budget: 1,
         push: vec![],
+        accesses: Vec::new(),
     };
     seeds.request("bootstrap-resume", &resume);
     seeds.response(
@@ -1245,6 +1247,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         },
         budget: 1 << 20,
         push: vec![],
+        accesses: Vec::new(),
     };
     seeds.request("stale-epoch", &stale);
     seeds.response("epoch-reset", &service.sync(&a, &stale).expect("sync"));
@@ -1267,6 +1270,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
                 .into_iter()
                 .collect(),
         }],
+        accesses: Vec::new(),
     };
     seeds.request("missing-deps", &last_only);
     sb.splice_summary(hb, 0, 0, "新情况：").expect("text");
@@ -1287,6 +1291,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
                 changes: vec![b_changes[0].clone()],
             },
         ],
+        accesses: Vec::new(),
     };
     seeds.request("forged-push", &forged);
     let refusals = service.sync(&a, &forged).expect("sync");

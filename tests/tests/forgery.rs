@@ -600,6 +600,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
             cursor,
             budget: rng.next() as u32,
             push,
+            accesses: Vec::new(),
         },
         wants,
     }
@@ -781,6 +782,7 @@ fn a_missing_dependency_does_not_tell_absent_from_forbidden() {
                         changes: vec![probe],
                     },
                 ],
+                accesses: Vec::new(),
             },
         )
         .unwrap();

@@ -184,6 +184,7 @@ impl Store {
             budget,
             push,
             signer,
+            accesses: Vec::new(),
         })
     }
 
