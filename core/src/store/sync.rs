@@ -38,6 +38,8 @@ pub struct SyncOutcome {
     /// Households the server erased that this device held: deleted here, with any
     /// unsynced changes to them (see `Store::erased_households`).
     pub erased: Vec<super::erasure::ErasedHousehold>,
+    /// Entries of this device's access log that the request carried, now counted as sent.
+    pub accesses_sent: usize,
 }
 
 /// A document held back from the index because what arrived for it could not be applied or
@@ -179,12 +181,14 @@ impl Store {
                 key: self.signing.public(),
             }),
         };
+        // Last, after everything that may fail: the entries carried are marked in flight.
+        let accesses = super::access::take_for_request(conn)?;
         Ok(SyncRequest {
             cursor,
             budget,
             push,
             signer,
-            accesses: Vec::new(),
+            accesses,
         })
     }
 
@@ -269,7 +273,7 @@ impl Store {
                 [],
                 |r| r.get(0),
             )?;
-            pending > 0
+            pending > 0 || super::access::more_to_send(conn)?
         };
         Ok(outcome)
     }
@@ -760,6 +764,7 @@ fn apply_in(
         )?;
         tx.execute("UPDATE visit_uploads SET uploaded_at = NULL", [])?;
     }
+    out.accesses_sent = super::access::response_applied(tx, reset)?;
     for snap in &resp.snapshots {
         touched.insert(snap.doc);
         let applied = guarded(tx, cache, snap.doc, |tx, cache| {
