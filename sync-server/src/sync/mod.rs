@@ -234,9 +234,27 @@ impl<S: ServerStore> SyncService<S> {
         };
 
         let created_here = self.push(auth, req, &mut resp)?;
+        // After the push: a household the request creates holds its accesses already.
+        self.record_accesses(auth, &req.accesses)?;
         let resp = self.pull(auth, req, epoch, &created_here, resp)?;
         self.note_sync(auth.device);
         Ok(resp)
+    }
+
+    /// Keep the case files the device opened (its access log, issue 16). A failure fails
+    /// the sync: the device then sends them again, and nothing is counted twice.
+    fn record_accesses(&self, auth: &DeviceAuth, accesses: &[Access]) -> Result<(), SyncError> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let kept = self.store.record_accesses(auth, accesses, now_ms())?;
+        tracing::debug!(
+            device = %auth.device,
+            sent = accesses.len(),
+            kept,
+            "case-file accesses recorded"
+        );
+        Ok(())
     }
 
     /// Record the device's sync for the console, unless it was recorded a moment ago.
