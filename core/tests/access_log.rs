@@ -10,7 +10,9 @@ use doorstep_core::*;
 
 fn acknowledged(store: &Store, hh: HouseholdId) {
     // As if the server had acknowledged the household (it holds it now).
-    store.set_server_heads(hh, &store.heads(hh).unwrap()).unwrap();
+    store
+        .set_server_heads(hh, &store.heads(hh).unwrap())
+        .unwrap();
 }
 
 fn response_to(store: &Store) -> SyncResponse {

@@ -637,7 +637,10 @@ async fn a_supervisor_sees_who_opened_a_case_file() {
         page.contains("W02") && page.contains(&w02.device().to_string()),
         "the phone's opening, with the worker's label and the device: {page}"
     );
-    let logged = st.store.accesses(st.station, Some(st.contested), 10).unwrap();
+    let logged = st
+        .store
+        .accesses(st.station, Some(st.contested), 10)
+        .unwrap();
     let on_phone: Vec<_> = logged
         .iter()
         .filter(|e| e.what == doorstep_server::store::console::CASE_FILE_ON_DEVICE)

@@ -105,7 +105,11 @@ async fn a_lost_or_repeated_request_adds_no_entry_twice() {
     proxy.plan([Fault::DropResponse]);
     assert!(a.try_sync().await.is_err());
     assert_eq!(on_phones(&server, station, hh).len(), 2);
-    assert_eq!(a.store.unsynced_accesses().unwrap(), 2, "not known to be sent");
+    assert_eq!(
+        a.store.unsynced_accesses().unwrap(),
+        2,
+        "not known to be sent"
+    );
     // Sent again, and the request even delivered twice: still two.
     proxy.plan([Fault::DuplicateRequest]);
     a.sync().await;
@@ -180,7 +184,11 @@ async fn an_erased_household_takes_its_entries_from_the_server_and_every_phone()
     assert_eq!(on_phones(&server, station, gone).len(), 2);
 
     server.erase(station, gone, ErasureReason::SubjectRequest);
-    assert!(server.store.accesses(station, Some(gone), 100).unwrap().is_empty());
+    assert!(server
+        .store
+        .accesses(station, Some(gone), 100)
+        .unwrap()
+        .is_empty());
     // W02 opens it once more before hearing of the erasure (offline): that entry goes too.
     b.store.open_case_file(gone).unwrap();
     a.sync().await;

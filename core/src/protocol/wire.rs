@@ -465,8 +465,8 @@ impl<'a> Reader<'a> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let household = self.doc()?;
-            let at = i64::try_from(self.uvarint()?)
-                .map_err(|_| WireError::Malformed("access time"))?;
+            let at =
+                i64::try_from(self.uvarint()?).map_err(|_| WireError::Malformed("access time"))?;
             out.push(Access { household, at });
         }
         Ok(out)

@@ -95,10 +95,11 @@ impl Store {
     /// How many recorded openings the server has not been sent yet (all households).
     pub fn unsynced_accesses(&self) -> Result<u64> {
         self.with_reader(|r| {
-            let n: i64 =
-                r.query_row("SELECT count(*) FROM access_log WHERE synced = 0", [], |row| {
-                    row.get(0)
-                })?;
+            let n: i64 = r.query_row(
+                "SELECT count(*) FROM access_log WHERE synced = 0",
+                [],
+                |row| row.get(0),
+            )?;
             Ok(n.max(0) as u64)
         })
     }

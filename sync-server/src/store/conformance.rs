@@ -860,9 +860,7 @@ pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s:
 /// Case files opened on a phone (issue 16): kept only for households of the device's own
 /// station held here, once per (device, household, at); listed with the console's own reads,
 /// newest first, naming the worker's label and the device; erased with the household.
-pub fn device_accesses_are_kept_once_listed_with_console_reads_and_erased<S: ServerStore>(
-    s: &S,
-) {
+pub fn device_accesses_are_kept_once_listed_with_console_reads_and_erased<S: ServerStore>(s: &S) {
     use console::{Accessor, CASE_FILE_ON_DEVICE};
     use doorstep_core::protocol::{Access, ErasureReason};
     let a = s.create_station("A", 1).unwrap();
