@@ -1188,6 +1188,21 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         accesses: Vec::new(),
     };
     seeds.request("idle", &idle);
+    // The device's access log rides along: a household of the station and an absent id.
+    let with_accesses = SyncRequest {
+        accesses: vec![
+            Access {
+                household: h1,
+                at: 1_765_000_000_000,
+            },
+            Access {
+                household: HouseholdId::new(),
+                at: 1_765_000_000_001,
+            },
+        ],
+        ..idle.clone()
+    };
+    seeds.request("accesses", &with_accesses);
     seeds.response("pull", &service.sync(&a, &idle).expect("sync"));
     let small = SyncRequest {
         budget: 1,
