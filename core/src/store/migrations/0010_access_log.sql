@@ -17,6 +17,7 @@ CREATE TABLE access_log (
 );
 CREATE INDEX access_log_household ON access_log (household, at);
 CREATE INDEX access_log_unsynced ON access_log (id) WHERE synced = 0;
+CREATE INDEX access_log_in_flight ON access_log (id) WHERE in_flight = 1;
 
 -- Append-only: what was recorded is never rewritten.
 CREATE TRIGGER access_log_append_only
