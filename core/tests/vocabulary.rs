@@ -349,6 +349,7 @@ fn a_store_from_before_schema_8_indexes_the_categories_it_already_held() {
     let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
     conn.execute_batch(&format!(
         "PRAGMA key = \"x'{hex}'\";
+         DROP TABLE access_log;
          DROP TABLE ix_categories;
          DROP TABLE ix_vocabulary;
          DROP TABLE ix_vocabulary_version;

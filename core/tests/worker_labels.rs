@@ -119,6 +119,7 @@ fn a_store_from_before_schema_7_indexes_the_labels_it_already_held() {
     let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
     conn.execute_batch(&format!(
         "PRAGMA key = \"x'{hex}'\";
+         DROP TABLE access_log;
          DROP TABLE ix_worker_labels;
          DROP TABLE ix_categories;
          DROP TABLE ix_vocabulary;
@@ -160,6 +161,7 @@ fn a_store_without_a_station_document_upgrades_to_no_labels() {
     let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
     conn.execute_batch(&format!(
         "PRAGMA key = \"x'{hex}'\";
+         DROP TABLE access_log;
          DROP TABLE ix_worker_labels;
          DROP TABLE ix_categories;
          DROP TABLE ix_vocabulary;

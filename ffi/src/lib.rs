@@ -285,12 +285,39 @@ impl Doorstep {
         })
     }
 
+    /// The whole case file, recording nothing: for the app's own reads. To show it to the
+    /// worker, `open_case_file`.
     pub fn household(&self, household_id: String) -> Result<Household> {
         guarded(|| {
             Ok(self
                 .store()?
                 .household(types::household_id(&household_id)?)?
                 .into())
+        })
+    }
+
+    /// The whole case file, opened to be shown to the worker: who, this phone and when are
+    /// appended to the phone's access log (on disk before this returns, offline too) and
+    /// reach the server with the next syncs. Not for lists, search or background reads.
+    pub fn open_case_file(&self, household_id: String) -> Result<Household> {
+        guarded(|| {
+            Ok(self
+                .store()?
+                .open_case_file(types::household_id(&household_id)?)?
+                .into())
+        })
+    }
+
+    /// This phone's recorded openings of a household's case file, newest first (ids and
+    /// times only).
+    pub fn accesses_of(&self, household_id: String) -> Result<Vec<CaseFileAccess>> {
+        guarded(|| {
+            Ok(self
+                .store()?
+                .accesses(types::household_id(&household_id)?)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
         })
     }
 

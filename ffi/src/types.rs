@@ -942,6 +942,32 @@ impl From<core::protocol::ErasureReason> for ErasureReason {
     }
 }
 
+/// One opening of a case file on this phone (its access log): ids and times only.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct CaseFileAccess {
+    pub household_id: String,
+    /// The signed-in worker who opened it.
+    pub worker_id: String,
+    /// This phone.
+    pub device_id: String,
+    /// When (ms since the Unix epoch, this phone's clock).
+    pub at_ms: i64,
+    /// The server has been sent it.
+    pub synced: bool,
+}
+
+impl From<core::CaseFileAccess> for CaseFileAccess {
+    fn from(a: core::CaseFileAccess) -> Self {
+        CaseFileAccess {
+            household_id: a.household.to_string(),
+            worker_id: a.worker.to_string(),
+            device_id: a.device.to_string(),
+            at_ms: a.at.0,
+            synced: a.synced,
+        }
+    }
+}
+
 /// A household the server erased, deleted from this phone.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct ErasedHousehold {

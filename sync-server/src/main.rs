@@ -370,6 +370,21 @@ enum HouseholdCommand {
         #[arg(long)]
         worker: WorkerId,
     },
+    /// Who read a household's case file, newest first: the console's reads and the
+    /// openings on the phones (issue 16). One line each, ids only: when (ms; a phone's own
+    /// clock), `console` or `device`, the account or worker id, the device id (`-` for the
+    /// console), what (the page or export; `case_file` on a phone).
+    Accesses {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        household: HouseholdId,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// List the erasure ledger (one line per erasure: when, station, household, reason, by).
     Erasures {
         #[arg(long, default_value = "doorstep-data")]
@@ -862,6 +877,32 @@ fn run(cli: Cli) -> Result<(), String> {
                     " erased"
                 }
             );
+            Ok(())
+        }
+        Command::Household {
+            command:
+                HouseholdCommand::Accesses {
+                    data,
+                    station,
+                    household,
+                    limit,
+                },
+        } => {
+            use doorstep_server::store::console::{Accessor, ConsoleStore};
+            let entries = open(&data)?
+                .accesses(station, Some(household), limit)
+                .map_err(|e| e.to_string())?;
+            for e in entries {
+                let (source, who, device) = match e.by {
+                    Accessor::Console { account, .. } => {
+                        ("console", account.to_string(), "-".to_owned())
+                    }
+                    Accessor::Device { worker, device, .. } => {
+                        ("device", worker.to_string(), device.to_string())
+                    }
+                };
+                println!("{}\t{source}\t{who}\t{device}\t{}", e.at, e.what);
+            }
             Ok(())
         }
         Command::Household {

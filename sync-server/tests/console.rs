@@ -622,11 +622,43 @@ async fn a_supervisor_sees_who_opened_a_case_file() {
     assert!(page.contains(&format!("/console/access?household={contested}")));
     b.get(&format!("/console/households/{quiet}")).await;
 
+    // W02 opens the contested case file on the phone (offline), then syncs.
+    let (_, w02, transport) = &st.devices[1];
+    w02.open_case_file(st.contested).unwrap();
+    transport.sync(w02).await.unwrap();
+    assert_eq!(w02.unsynced_accesses().unwrap(), 0);
+
     let (status, page, _) = b
         .get(&format!("/console/access?household={contested}"))
         .await;
     assert_eq!(status, 200);
     assert!(page.contains(LOGIN) && page.contains(&contested), "{page}");
+    assert!(
+        page.contains("W02") && page.contains(&w02.device().to_string()),
+        "the phone's opening, with the worker's label and the device: {page}"
+    );
+    let logged = st
+        .store
+        .accesses(st.station, Some(st.contested), 10)
+        .unwrap();
+    let on_phone: Vec<_> = logged
+        .iter()
+        .filter(|e| e.what == doorstep_server::store::console::CASE_FILE_ON_DEVICE)
+        .collect();
+    assert_eq!(on_phone.len(), 1);
+    assert_eq!(
+        on_phone[0].by,
+        doorstep_server::store::console::Accessor::Device {
+            worker: w02.worker(),
+            label: "W02".into(),
+            device: w02.device(),
+        }
+    );
+    assert_eq!(
+        on_phone[0].at,
+        w02.accesses(st.contested).unwrap()[0].at.0,
+        "the phone's time"
+    );
     assert!(
         !page.contains(&format!("access?household={quiet}")),
         "only the accesses to that household"

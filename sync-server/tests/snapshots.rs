@@ -91,6 +91,7 @@ fn request(push: Vec<DocChanges>) -> SyncRequest {
         cursor: Cursor::default(),
         budget: 4 * 1024 * 1024,
         push,
+        accesses: Vec::new(),
     }
 }
 

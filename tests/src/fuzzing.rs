@@ -1187,8 +1187,24 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         cursor,
         budget: 1 << 20,
         push: vec![],
+        accesses: Vec::new(),
     };
     seeds.request("idle", &idle);
+    // The device's access log rides along: a household of the station and an absent id.
+    let with_accesses = SyncRequest {
+        accesses: vec![
+            Access {
+                household: h1,
+                at: 1_765_000_000_000,
+            },
+            Access {
+                household: HouseholdId::new(),
+                at: 1_765_000_000_001,
+            },
+        ],
+        ..idle.clone()
+    };
+    seeds.request("accesses", &with_accesses);
     seeds.response("pull", &service.sync(&a, &idle).expect("sync"));
     let small = SyncRequest {
         budget: 1,
@@ -1232,6 +1248,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         },
         budget: 1,
         push: vec![],
+        accesses: Vec::new(),
     };
     seeds.request("bootstrap-resume", &resume);
     seeds.response(
@@ -1247,6 +1264,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
         },
         budget: 1 << 20,
         push: vec![],
+        accesses: Vec::new(),
     };
     seeds.request("stale-epoch", &stale);
     seeds.response("epoch-reset", &service.sync(&a, &stale).expect("sync"));
@@ -1269,6 +1287,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
                 .into_iter()
                 .collect(),
         }],
+        accesses: Vec::new(),
     };
     seeds.request("missing-deps", &last_only);
     sb.splice_summary(hb, 0, 0, "新情况：").expect("text");
@@ -1289,6 +1308,7 @@ pub fn write_world_and_seeds(fuzz_dir: &Path) {
                 changes: vec![b_changes[0].clone()],
             },
         ],
+        accesses: Vec::new(),
     };
     seeds.request("forged-push", &forged);
     let refusals = service.sync(&a, &forged).expect("sync");

@@ -91,6 +91,7 @@ async fn a_device_reaches_only_its_own_station() {
                 changes: vec![claim_b],
             },
         ],
+        accesses: Vec::new(),
     };
     let (status, body) = raw_sync(&url, &a.token, &req).await;
     assert_eq!(status, 200);
@@ -136,6 +137,7 @@ async fn station_and_authorship_cannot_be_rewritten() {
                 doc: hh,
                 changes: vec![change],
             }],
+            accesses: Vec::new(),
         };
         let (status, body) = raw_sync(&url, &a.token, &req).await;
         assert_eq!(status, 200, "{what}");

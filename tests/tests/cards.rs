@@ -227,6 +227,7 @@ async fn the_server_refuses_another_stations_serial_and_station_document_writes(
             doc: station_doc,
             changes: a.store.export_changes(h_ok, &[]).unwrap(),
         }],
+        accesses: Vec::new(),
     };
     let auth = s
         .authenticate(&doorstep_server::credentials::hash_secret(&a.token))

@@ -237,6 +237,41 @@ async fn teams_share_a_caseload_and_a_role_change_rescopes_the_phone() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opening_on_the_way_out_still_reaches_the_access_log() {
+    use doorstep_server::store::console::{Accessor, ConsoleStore};
+    let server = TestServer::start().await;
+    let station = server.station("石桥镇社工站");
+    let a = server.device_as(station, "A01", Role::Worker, None).await;
+    let b = server.device_as(station, "A02", Role::Worker, None).await;
+    a.sync().await;
+    let (hh, _) = plant(&a);
+    a.sync().await;
+    server
+        .store
+        .assign(station, hh, Some(b.store.worker()), None, "test", now_ms())
+        .unwrap();
+    // The worker opens the case file while the answer that takes it away is on its way:
+    // the household goes (nothing of hers to hand in), the opening stays to be sent.
+    let body = a.store.prepare_sync_request(1 << 20).unwrap();
+    a.store.open_case_file(hh).unwrap();
+    let answer = post(&server, &a.token, body).await;
+    let step = a.store.apply_sync_response(&answer).unwrap();
+    assert_eq!(step.departed, vec![hh]);
+    assert_eq!(a.store.unsynced_accesses().unwrap(), 1);
+    a.sync().await;
+    assert_eq!(a.store.unsynced_accesses().unwrap(), 0);
+    let logged = server.store.accesses(station, Some(hh), 10).unwrap();
+    assert!(
+        logged.iter().any(|e| matches!(
+            &e.by,
+            Accessor::Device { worker, .. } if *worker == a.store.worker()
+        )),
+        "{logged:?}"
+    );
+    server.stop().await;
+}
+
 async fn post(server: &TestServer, token: &str, body: Vec<u8>) -> Vec<u8> {
     let resp = reqwest::Client::new()
         .post(format!("{}/v1/sync", server.url()))

@@ -607,6 +607,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
             cursor,
             budget: rng.next() as u32,
             push,
+            accesses: Vec::new(),
         },
         wants,
     }
@@ -788,6 +789,7 @@ fn a_missing_dependency_does_not_tell_absent_from_forbidden() {
                         changes: vec![probe],
                     },
                 ],
+                accesses: Vec::new(),
             },
         )
         .unwrap();

@@ -329,6 +329,11 @@ fn a_worker_cannot_reach_households_outside_their_caseload() {
                 }]
             },
             signer: None,
+            // And a claim to have opened it: nothing of it may enter its access log.
+            accesses: vec![Access {
+                household: target,
+                at: 1_765_000_000_000,
+            }],
         };
         // As the HTTP handler does: bytes in, decoded, served, encoded.
         let serve = |req: SyncRequest| {
@@ -400,6 +405,14 @@ fn a_worker_cannot_reach_households_outside_their_caseload() {
                     .push(format!("{kind}: created at an absent id"));
             }
         }
+    }
+    // No opening was recorded for any of them (the former one's real openings would be).
+    use doorstep_server::store::console::ConsoleStore;
+    for h in &targets.ids[..SECRETS.len()] {
+        assert!(
+            store.accesses(st, Some(*h), 10).unwrap().is_empty(),
+            "an attacker's claimed opening was recorded"
+        );
     }
     let after: Vec<_> = targets
         .ids

@@ -17,6 +17,9 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_BLOB_BYTES: usize = 16 * 1024 * 1024;
 /// Longest automerge actor id accepted (Doorstep's are 16 bytes).
 pub const MAX_ACTOR_BYTES: usize = 64;
+/// Most case-file accesses one request carries (a device sends the rest next sync); a
+/// request with more is refused.
+pub const MAX_ACCESSES: usize = 1000;
 
 const KIND_REQUEST: u8 = 1;
 const KIND_RESPONSE: u8 = 2;
@@ -217,6 +220,15 @@ pub struct DocError {
     pub code: DocErrorCode,
 }
 
+/// One opening of a household's case file on the device (its access log, issue 16): which
+/// household, when (ms since the Unix epoch, the device's clock). Who and on which device
+/// the server knows from the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Access {
+    pub household: HouseholdId,
+    pub at: i64,
+}
+
 /// One sync request: the device's cursor, what it pushes, how much it wants back.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct SyncRequest {
@@ -226,6 +238,10 @@ pub struct SyncRequest {
     pub push: Vec<DocChanges>,
     /// This device's actor and public key, sent until the server says it knows them.
     pub signer: Option<SignerKey>,
+    /// Case files opened on the device that the server has not been sent yet (at most
+    /// [`MAX_ACCESSES`]; absent on the wire when empty, so a request without any is what
+    /// version 2 always sent).
+    pub accesses: Vec<Access>,
 }
 
 /// One sync response.
@@ -450,6 +466,25 @@ impl<'a> Reader<'a> {
         }
         Ok(out)
     }
+    /// The request's trailing access list: present only when not empty (one meaning per
+    /// encoding), at most [`MAX_ACCESSES`]; an item is a document id and a uvarint time.
+    fn accesses(&mut self) -> Result<Vec<Access>, WireError> {
+        let n = self.count(17)?;
+        if n == 0 {
+            return Err(WireError::Malformed("empty access list"));
+        }
+        if n > MAX_ACCESSES {
+            return Err(WireError::Malformed("too many accesses"));
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let household = self.doc()?;
+            let at =
+                i64::try_from(self.uvarint()?).map_err(|_| WireError::Malformed("access time"))?;
+            out.push(Access { household, at });
+        }
+        Ok(out)
+    }
     fn finish(&self) -> Result<(), WireError> {
         if self.buf.is_empty() {
             Ok(())
@@ -587,6 +622,15 @@ impl SyncRequest {
                 w.0.extend_from_slice(&s.key);
             }
         }
+        // A trailing section, only when there is something in it.
+        if !self.accesses.is_empty() {
+            w.len(self.accesses.len());
+            for a in &self.accesses {
+                w.uuid(a.household.as_uuid());
+                // A time before 1970 is no time this device's clock can give: sent as 0.
+                w.uvarint(u64::try_from(a.at).unwrap_or(0));
+            }
+        }
         w.0
     }
 
@@ -613,12 +657,18 @@ impl SyncRequest {
             }),
             _ => return Err(WireError::Malformed("signer flag")),
         };
+        let accesses = if r.buf.is_empty() {
+            Vec::new()
+        } else {
+            r.accesses()?
+        };
         r.finish()?;
         Ok(SyncRequest {
             cursor,
             budget,
             push,
             signer,
+            accesses,
         })
     }
 }
@@ -889,8 +939,98 @@ mod tests {
                 actor: vec![9; 16],
                 key: [8; 32],
             }),
+            accesses: vec![
+                Access {
+                    household: HouseholdId::new(),
+                    at: 1_765_000_000_000,
+                },
+                Access {
+                    household: HouseholdId::new(),
+                    at: i64::MAX,
+                },
+            ],
         };
         assert_eq!(SyncRequest::decode(&req.encode()).unwrap(), req);
+        let raw = req.encode_raw();
+        for n in 0..raw.len() {
+            // Cut at the end of the signer, a request without accesses is well formed.
+            if let Ok(cut) = SyncRequest::decode_raw(&raw[..n]) {
+                assert!(cut.accesses.is_empty(), "prefix {n} read as {cut:?}");
+                assert_eq!(cut.signer, req.signer);
+            }
+        }
+    }
+
+    fn request_with(accesses: Vec<Access>) -> SyncRequest {
+        SyncRequest {
+            budget: 4096,
+            accesses,
+            ..SyncRequest::default()
+        }
+    }
+
+    #[test]
+    fn accesses_trail_the_request_only_when_there_are_some() {
+        let without = request_with(vec![]).encode_raw();
+        let one = Access {
+            household: HouseholdId::new(),
+            at: 1_765_000_000_000,
+        };
+        let with = request_with(vec![one]).encode_raw();
+        // What version 2 sent before access logs, then a count, an id and a time.
+        assert_eq!(&with[..without.len()], &without[..]);
+        assert_eq!(with.len(), without.len() + 1 + 16 + 6);
+        assert_eq!(SyncRequest::decode_raw(&without).unwrap().accesses, vec![]);
+        // An empty list is refused: one meaning per encoding.
+        let mut empty = without.clone();
+        empty.push(0);
+        assert_eq!(
+            SyncRequest::decode_raw(&empty),
+            Err(WireError::Malformed("empty access list"))
+        );
+        // A nil household, a time past i64, and more than the cap are refused.
+        let mut nil = without.clone();
+        nil.push(1);
+        nil.extend_from_slice(&[0; 16]);
+        nil.push(1);
+        assert_eq!(
+            SyncRequest::decode_raw(&nil),
+            Err(WireError::Malformed("nil document id"))
+        );
+        let mut late = without.clone();
+        let mut w = Writer(Vec::new());
+        w.len(1);
+        w.uuid(one.household.as_uuid());
+        w.uvarint(u64::MAX);
+        late.extend_from_slice(&w.0);
+        assert_eq!(
+            SyncRequest::decode_raw(&late),
+            Err(WireError::Malformed("access time"))
+        );
+        let full = request_with(vec![one; MAX_ACCESSES]);
+        assert_eq!(SyncRequest::decode(&full.encode()).unwrap(), full);
+        let over = request_with(vec![one; MAX_ACCESSES + 1]).encode_raw();
+        assert_eq!(
+            SyncRequest::decode_raw(&over),
+            Err(WireError::Malformed("too many accesses"))
+        );
+        // A count the rest of the message could not hold is refused before allocating.
+        let mut lying = without.clone();
+        let mut w = Writer(Vec::new());
+        w.len(MAX_ACCESSES);
+        lying.extend_from_slice(&w.0);
+        lying.extend_from_slice(&[7; 17 * 3]);
+        assert_eq!(
+            SyncRequest::decode_raw(&lying),
+            Err(WireError::Malformed("count exceeds message"))
+        );
+        // Trailing bytes after the list are still an error.
+        let mut trailing = with.clone();
+        trailing.push(0);
+        assert_eq!(
+            SyncRequest::decode_raw(&trailing),
+            Err(WireError::Malformed("trailing bytes"))
+        );
     }
 
     #[test]
@@ -969,6 +1109,7 @@ mod tests {
             budget: 1 << 20,
             push: vec![],
             signer: None,
+            accesses: vec![],
         };
         assert!(req.encode().len() < 40, "{}", req.encode().len());
     }

@@ -33,6 +33,8 @@ pub(super) fn erase_in(
 ) -> Result<Option<ErasedHousehold>> {
     let id = erasure.doc;
     let h = id.to_string();
+    // Its access-log entries go whether or not the document is held here.
+    super::access::erase(tx, id)?;
     let state: Option<(Vec<u8>, bool)> = tx
         .prepare_cached("SELECT server_heads, unsynced FROM documents WHERE doc_id = ?1")?
         .query_row([&h], |r| Ok((r.get(0)?, r.get(1)?)))

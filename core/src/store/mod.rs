@@ -5,6 +5,7 @@
 //! the index and marks the document as unsynced; when the call returns Ok the action is on
 //! disk (WAL, `synchronous=FULL`).
 
+mod access;
 mod cache;
 mod cards;
 mod caseload;
@@ -28,6 +29,7 @@ use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub use access::CaseFileAccess;
 pub use cards::{CardStock, DuplicateCard, NewCard};
 pub use caseload::{DepartedHousehold, Gone};
 pub use db::{Durability, StoreKey};
@@ -461,7 +463,8 @@ impl Store {
         })
     }
 
-    /// The whole case file.
+    /// The whole case file, without recording an access: for the app's own use. To show it
+    /// to the worker, use [`open_case_file`](Self::open_case_file), which records one.
     pub fn household(&self, id: HouseholdId) -> Result<Household> {
         self.read(id, doc::read::read_household)
     }

@@ -5,7 +5,8 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
-/// The migrations, in order; index + 1 is the schema version each one produces.
+/// The migrations, in order; index + 1 is the schema version each one produces (the file's
+/// number).
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_compact_text_index.sql"),
@@ -16,6 +17,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_worker_labels.sql"),
     include_str!("migrations/0008_vocabulary.sql"),
     include_str!("migrations/0009_caseload.sql"),
+    include_str!("migrations/0010_access_log.sql"),
 ];
 
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

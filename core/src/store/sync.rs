@@ -41,6 +41,8 @@ pub struct SyncOutcome {
     /// Households that left the worker's scope and were removed here now, this device's
     /// edits to them handed in (see `Store::departed_households`).
     pub departed: Vec<HouseholdId>,
+    /// Entries of this device's access log that the request carried, now counted as sent.
+    pub accesses_sent: usize,
 }
 
 /// A document held back from the index because what arrived for it could not be applied or
@@ -182,11 +184,14 @@ impl Store {
                 key: self.signing.public(),
             }),
         };
+        // Last, after everything that may fail: the entries carried are marked in flight.
+        let accesses = super::access::take_for_request(conn)?;
         Ok(SyncRequest {
             cursor,
             budget,
             push,
             signer,
+            accesses,
         })
     }
 
@@ -271,7 +276,7 @@ impl Store {
                 [],
                 |r| r.get(0),
             )?;
-            pending > 0
+            pending > 0 || super::access::more_to_send(conn)?
         };
         Ok(outcome)
     }
@@ -762,6 +767,7 @@ fn apply_in(
         )?;
         tx.execute("UPDATE visit_uploads SET uploaded_at = NULL", [])?;
     }
+    out.accesses_sent = super::access::response_applied(tx, reset)?;
     for snap in &resp.snapshots {
         touched.insert(snap.doc);
         // A household that comes (back) into the worker's scope.

@@ -173,6 +173,7 @@ pub fn resolve<S: ServerStore>(
             actor: signer.actor.clone(),
             key: key.public(),
         }),
+        accesses: Vec::new(),
     };
     let auth = DeviceAuth {
         device: signer.device,

@@ -111,4 +111,5 @@ delegate! {
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;
     fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>>;
     fn write_stats(&self) -> Option<WriteStats>;
+    fn record_accesses(&self, auth: &DeviceAuth, accesses: &[Access], now_ms: i64) -> StoreResult<usize>;
 }

@@ -57,6 +57,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     console_accounts_sessions_throttle_and_access_log(&new_store());
     erasure_removes_a_household_and_keeps_the_log_gap_free(&new_store());
     scopes_follow_assignments_teams_and_roles(&new_store());
+    device_accesses_are_kept_once_listed_with_console_reads_and_erased(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
@@ -1060,4 +1061,103 @@ pub fn scopes_follow_assignments_teams_and_roles<S: ServerStore>(s: &S) {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.assignment(db).unwrap(), None);
+}
+
+/// Case files opened on a phone (issue 16): kept only for households of the device's own
+/// station held here, once per (device, household, at); listed with the console's own reads,
+/// newest first, naming the worker's label and the device; erased with the household.
+pub fn device_accesses_are_kept_once_listed_with_console_reads_and_erased<S: ServerStore>(s: &S) {
+    use console::{Accessor, CASE_FILE_ON_DEVICE};
+    use doorstep_core::protocol::{Access, ErasureReason};
+    let a = s.create_station("A", 1).unwrap();
+    let b = s.create_station("B", 1).unwrap();
+    let worker = s.add_worker(a, "W01 / 张丽", 1).unwrap();
+    s.enroll_device(worker, "code", 100).unwrap();
+    let auth = s.redeem_code("code", "tok", 2).unwrap().unwrap();
+    let (h1, h2, foreign, absent) = (
+        HouseholdId::new(),
+        HouseholdId::new(),
+        HouseholdId::new(),
+        HouseholdId::new(),
+    );
+    s.commit(
+        a,
+        auth.device,
+        &[append(h1, &[(1, b"x")]), append(h2, &[(2, b"y")])],
+    )
+    .unwrap();
+    s.commit(b, DeviceId::new(), &[append(foreign, &[(3, b"z")])])
+        .unwrap();
+    let at = |household: HouseholdId, at: i64| Access { household, at };
+    let sent = [
+        at(h1, 100),
+        at(h1, 300),
+        at(h2, 250),
+        at(foreign, 150),
+        at(absent, 160),
+        at(HouseholdId::from_uuid(*a.as_uuid()), 170),
+        at(h1, 100),
+    ];
+    assert_eq!(
+        s.record_accesses(&auth, &sent, 1_000).unwrap(),
+        3,
+        "own station's held households only, each once"
+    );
+    assert_eq!(
+        s.record_accesses(&auth, &sent, 2_000).unwrap(),
+        0,
+        "a request sent again adds nothing"
+    );
+    assert!(s.accesses(b, None, 10).unwrap().is_empty(), "no oracle");
+    assert!(s.accesses(a, Some(foreign), 10).unwrap().is_empty());
+
+    let account = s.add_account(a, "sup", "hash", 1).unwrap();
+    s.log_access(account, a, "household", Some(&h1.to_string()), 200)
+        .unwrap();
+    s.log_access(account, a, "dashboard", None, 400).unwrap();
+    let device = Accessor::Device {
+        worker,
+        label: "W01 / 张丽".into(),
+        device: auth.device,
+    };
+    let console = Accessor::Console {
+        account,
+        login: "sup".into(),
+    };
+    let of_h1 = s.accesses(a, Some(h1), 10).unwrap();
+    let seen: Vec<(&Accessor, &str, i64)> = of_h1
+        .iter()
+        .map(|e| (&e.by, e.what.as_str(), e.at))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (&device, CASE_FILE_ON_DEVICE, 300),
+            (&console, "household", 200),
+            (&device, CASE_FILE_ON_DEVICE, 100),
+        ],
+        "both kinds, newest first"
+    );
+    assert!(of_h1.iter().all(|e| e.target == Some(h1.to_string())));
+    let all = s.accesses(a, None, 10).unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.at).collect::<Vec<_>>(),
+        vec![400, 300, 250, 200, 100]
+    );
+    assert_eq!(s.accesses(a, None, 2).unwrap().len(), 2, "the limit");
+
+    s.erase_document(a, h1, ErasureReason::SubjectRequest, "cli", 500)
+        .unwrap();
+    assert!(s.accesses(a, Some(h1), 10).unwrap().is_empty());
+    assert_eq!(
+        s.record_accesses(&auth, &[at(h1, 600)], 3_000).unwrap(),
+        0,
+        "an erased household takes no new entries"
+    );
+    let left = s.accesses(a, None, 10).unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.at).collect::<Vec<_>>(),
+        vec![400, 250],
+        "the other household's entry and the dashboard read stay"
+    );
 }

@@ -160,6 +160,39 @@ pub struct AccessEntry {
     pub at: i64,
 }
 
+/// Who read a household: a console account, or a worker on a phone (issue 16).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accessor {
+    Console {
+        account: AccountId,
+        /// The account's login (empty if the account is gone).
+        login: String,
+    },
+    Device {
+        worker: WorkerId,
+        /// The worker's label (empty if the worker is gone).
+        label: String,
+        device: DeviceId,
+    },
+}
+
+/// One entry of the access log as the console lists it: the console's own reads and the
+/// case files opened on the phones, together (ids, labels and times only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedAccess {
+    pub by: Accessor,
+    /// The console page or export (`household`, `export_csv`, …); `case_file` for a case
+    /// file opened on a phone.
+    pub what: String,
+    /// What was read (a household id, mostly).
+    pub target: Option<String>,
+    /// When (for a phone, the phone's clock).
+    pub at: i64,
+}
+
+/// `LoggedAccess::what` of a case file opened on a phone.
+pub const CASE_FILE_ON_DEVICE: &str = "case_file";
+
 /// The console's storage, in the same database as the log.
 pub trait ConsoleStore {
     /// Replace what the read model holds of a document, unless it holds a newer state
@@ -249,6 +282,14 @@ pub trait ConsoleStore {
         target: &str,
         limit: usize,
     ) -> StoreResult<Vec<AccessEntry>>;
+    /// The console's reads and the case files opened on the station's phones, together,
+    /// newest first (by `at`): of one household, or (`None`) of the whole station.
+    fn accesses(
+        &self,
+        station: StationId,
+        household: Option<HouseholdId>,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedAccess>>;
 }
 
 /// Categories as stored: space-separated.
@@ -302,6 +343,7 @@ delegate_console! {
     fn log_access(&self, account: AccountId, station: StationId, what: &str, target: Option<&str>, now_ms: i64) -> StoreResult<()>;
     fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>>;
     fn access_log_of(&self, station: StationId, target: &str, limit: usize) -> StoreResult<Vec<AccessEntry>>;
+    fn accesses(&self, station: StationId, household: Option<HouseholdId>, limit: usize) -> StoreResult<Vec<LoggedAccess>>;
 }
 
 /// An account signer from stored columns.
@@ -317,6 +359,37 @@ pub(crate) fn signer_from(
         device: DeviceId::parse(device).map_err(|_| bad())?,
         actor,
         seed: seed.try_into().map_err(|_| bad())?,
+    })
+}
+
+/// A logged access from stored columns (`source` 0: console, 1: device).
+pub(crate) fn logged_access(
+    source: i64,
+    who: &str,
+    name: String,
+    device: &str,
+    what: String,
+    target: Option<String>,
+    at: i64,
+) -> StoreResult<LoggedAccess> {
+    let bad = || super::StoreError::Database("malformed id in database".into());
+    let by = if source == 0 {
+        Accessor::Console {
+            account: AccountId(Uuid::parse_str(who).map_err(|_| bad())?),
+            login: name,
+        }
+    } else {
+        Accessor::Device {
+            worker: WorkerId::parse(who).map_err(|_| bad())?,
+            label: name,
+            device: DeviceId::parse(device).map_err(|_| bad())?,
+        }
+    };
+    Ok(LoggedAccess {
+        by,
+        what,
+        target,
+        at,
     })
 }
 

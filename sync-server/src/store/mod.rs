@@ -14,7 +14,7 @@ pub mod scope;
 pub mod sqlite;
 
 use automerge::ChangeHash;
-use doorstep_core::protocol::{AuthorSignature, Erasure, ErasureReason};
+use doorstep_core::protocol::{Access, AuthorSignature, Erasure, ErasureReason};
 use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
 
@@ -340,6 +340,17 @@ pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;
     /// The erasure ledger of a station (all stations: `None`), oldest first.
     fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>>;
+
+    /// Keep the case files a device says it opened (the request's `accesses`, issue 16):
+    /// only those of households of `auth`'s station that the server holds (the rest are
+    /// dropped without a word), once per (device, household, at). Returns how many were
+    /// new.
+    fn record_accesses(
+        &self,
+        auth: &DeviceAuth,
+        accesses: &[Access],
+        now_ms: i64,
+    ) -> StoreResult<usize>;
 
     /// Documents of a station in id order after `after`, at most `limit`; with `scoped`,
     /// only the station document and the households in that worker's scope.

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0004_last_sync.sql"),
     include_str!("migrations/postgres/0005_erasure.sql"),
     include_str!("migrations/postgres/0006_scope.sql"),
+    include_str!("migrations/postgres/0007_device_access.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -770,6 +771,7 @@ impl ServerStore for PostgresStore {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&d])?;
         }
         tx.execute("DELETE FROM console_access WHERE target = $1", &[&d])?;
+        tx.execute("DELETE FROM device_access WHERE doc_id = $1", &[&d])?;
         tx.execute(
             &format!("INSERT INTO erasures ({ERASURE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
             &[&st, &d, &seq, &now_ms, &erased_by, &reason.as_str()],
@@ -854,6 +856,48 @@ impl ServerStore for PostgresStore {
             "station_id = $1 AND issued_by = $2 AND issued_at BETWEEN $3 AND $4",
             &[&station.to_string(), &worker.to_string(), &from_ms, &to_ms],
         )
+    }
+
+    fn record_accesses(
+        &self,
+        auth: &DeviceAuth,
+        accesses: &[Access],
+        now_ms: i64,
+    ) -> StoreResult<usize> {
+        if accesses.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        // Only a household of the device's station that is held here (not its station
+        // document): anything else is dropped, exactly as an entry already kept is.
+        let ins = tx.prepare(
+            "INSERT INTO device_access (device_id, doc_id, at, station_id, worker_id, received_at)
+             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS
+                 (SELECT 1 FROM documents WHERE doc_id = $2 AND station_id = $4 AND doc_id <> $4)
+             ON CONFLICT DO NOTHING",
+        )?;
+        let (device, station, worker) = (
+            auth.device.to_string(),
+            auth.station.to_string(),
+            auth.worker.to_string(),
+        );
+        let mut kept = 0;
+        for a in accesses {
+            kept += tx.execute(
+                &ins,
+                &[
+                    &device,
+                    &a.household.to_string(),
+                    &a.at,
+                    &station,
+                    &worker,
+                    &now_ms,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(kept as usize)
     }
 
     fn list_documents(

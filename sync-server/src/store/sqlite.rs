@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_last_sync.sql"),
     include_str!("migrations/0005_erasure.sql"),
     include_str!("migrations/0006_scope.sql"),
+    include_str!("migrations/0007_device_access.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -1477,6 +1478,7 @@ impl ServerStore for SqliteStore {
             }
             console::delete_doc(tx, &d)?;
             tx.execute("DELETE FROM console_access WHERE target = ?1", [&d])?;
+            tx.execute("DELETE FROM device_access WHERE doc_id = ?1", [&d])?;
             tx.execute(
                 &format!("INSERT INTO erasures ({ERASURE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
                 params![st, d, seq, now_ms, erased_by, reason.as_str()],
@@ -1530,6 +1532,44 @@ impl ServerStore for SqliteStore {
             .query_map([station.map(|s| s.to_string())], erasure_row)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(erasure_record).collect()
+    }
+
+    fn record_accesses(
+        &self,
+        auth: &DeviceAuth,
+        accesses: &[Access],
+        now_ms: i64,
+    ) -> StoreResult<usize> {
+        if accesses.is_empty() {
+            return Ok(0);
+        }
+        self.write(|conn| {
+            // Only a household of the device's station that is held here (not its station
+            // document): anything else is dropped, exactly as an entry already kept is.
+            let mut ins = conn.prepare_cached(
+                "INSERT OR IGNORE INTO device_access
+                     (device_id, doc_id, at, station_id, worker_id, received_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS
+                     (SELECT 1 FROM documents WHERE doc_id = ?2 AND station_id = ?4 AND doc_id <> ?4)",
+            )?;
+            let (device, station, worker) = (
+                auth.device.to_string(),
+                auth.station.to_string(),
+                auth.worker.to_string(),
+            );
+            let mut kept = 0;
+            for a in accesses {
+                kept += ins.execute(params![
+                    device,
+                    a.household.to_string(),
+                    a.at,
+                    station,
+                    worker,
+                    now_ms
+                ])?;
+            }
+            Ok(kept)
+        })
     }
 
     fn list_documents(

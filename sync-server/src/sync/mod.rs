@@ -93,7 +93,7 @@ pub struct SyncService<S: ServerStore> {
 
 /// What the requesting device's worker may see (issue 16, ADR 0019), and where the device
 /// is in the log.
-pub(super) struct Access {
+pub(super) struct Viewer {
     pub role: doorstep_core::Role,
     pub team: Option<doorstep_core::TeamName>,
     pub cursor: Cursor,
@@ -246,13 +246,15 @@ impl<S: ServerStore> SyncService<S> {
             .store
             .worker_access(auth.worker)?
             .ok_or(StoreError::NotFound("worker"))?;
-        let access = Access {
+        let access = Viewer {
             role: worker.role,
             team: worker.team,
             cursor: req.cursor,
             epoch,
         };
         let created_here = self.push(auth, &access, req, &mut resp)?;
+        // After the push: a household the request creates holds its accesses already.
+        self.record_accesses(auth, &access, &req.accesses)?;
         let resp = self.pull(auth, &access, req, epoch, &created_here, resp)?;
         // An answer that tells the device a household left its scope is recorded before it
         // is sent: from then on the device cannot claim an older cursor to keep writing.
@@ -271,6 +273,38 @@ impl<S: ServerStore> SyncService<S> {
             self.note_sync(auth.device, served);
         }
         Ok(resp)
+    }
+
+    /// Keep the case files the device opened (its access log, issue 16). A failure fails
+    /// the sync: the device then sends them again, and nothing is counted twice.
+    /// Only households the worker sees or once saw (they left the scope) are kept: a worker
+    /// cannot write into the log of a colleague's household (ADR 0019).
+    fn record_accesses(
+        &self,
+        auth: &DeviceAuth,
+        viewer: &Viewer,
+        accesses: &[Access],
+    ) -> Result<(), SyncError> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let mut held = Vec::with_capacity(accesses.len());
+        for a in accesses {
+            if viewer.role.sees_station()
+                || self.store.in_scope(auth.worker, a.household)?
+                || self.store.scope_exit(auth.worker, a.household)?.is_some()
+            {
+                held.push(*a);
+            }
+        }
+        let kept = self.store.record_accesses(auth, &held, now_ms())?;
+        tracing::debug!(
+            device = %auth.device,
+            sent = accesses.len(),
+            kept,
+            "case-file accesses recorded"
+        );
+        Ok(())
     }
 
     /// Record the device's sync for the console, unless it was recorded a moment ago.

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use doorstep_core::protocol::*;
 use doorstep_core::HouseholdId;
 
-use super::{Access, SyncError, SyncService, MAX_BUDGET, MIN_BUDGET};
+use super::{SyncError, SyncService, Viewer, MAX_BUDGET, MIN_BUDGET};
 use crate::snapshot;
 use crate::store::{DeviceAuth, LogReader, ServerStore};
 
@@ -17,7 +17,7 @@ impl<S: ServerStore> SyncService<S> {
     pub(super) fn pull(
         &self,
         auth: &DeviceAuth,
-        access: &Access,
+        access: &Viewer,
         req: &SyncRequest,
         epoch: uuid::Uuid,
         created_here: &[HouseholdId],

@@ -12,7 +12,7 @@ use doorstep_core::protocol::*;
 use doorstep_core::{CardIssuanceId, CardSerial, HouseholdId, StationId};
 
 use super::provenance::{author_at, authorship, touched_places, Attribution, Place};
-use super::Access;
+use super::Viewer;
 use super::{contained, snapshot, Cached, SyncError, SyncService, COMPACT_AFTER};
 use crate::store::scope::HANDOVER_GRACE_MS;
 use crate::store::{CardRow, DeviceAuth, DocAppend, ServerStore, StoreError};
@@ -23,7 +23,7 @@ impl<S: ServerStore> SyncService<S> {
     pub(super) fn push(
         &self,
         auth: &DeviceAuth,
-        access: &Access,
+        access: &Viewer,
         req: &SyncRequest,
         resp: &mut SyncResponse,
     ) -> Result<Vec<HouseholdId>, SyncError> {
@@ -132,7 +132,7 @@ impl<S: ServerStore> SyncService<S> {
     fn may_write(
         &self,
         auth: &DeviceAuth,
-        access: &Access,
+        access: &Viewer,
         doc: HouseholdId,
     ) -> Result<Write, SyncError> {
         if access.role.sees_station() || self.store.in_scope(auth.worker, doc)? {
@@ -164,7 +164,7 @@ impl<S: ServerStore> SyncService<S> {
     fn accept(
         &self,
         auth: &DeviceAuth,
-        access: &Access,
+        access: &Viewer,
         doc_id: HouseholdId,
         push: &Push<'_>,
         cards: &mut Option<StationCards>,

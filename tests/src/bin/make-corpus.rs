@@ -163,6 +163,7 @@ fn request(push: Vec<DocChanges>) -> SyncRequest {
         cursor: Cursor::default(),
         budget: 1 << 20,
         push,
+        accesses: Vec::new(),
     }
 }
 

@@ -512,6 +512,50 @@ impl ConsoleStore for PostgresStore {
     ) -> StoreResult<Vec<AccessEntry>> {
         self.access_entries(station, Some(target), limit)
     }
+
+    fn accesses(
+        &self,
+        station: StationId,
+        household: Option<HouseholdId>,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedAccess>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            "SELECT source, who, name, device, what, target, at FROM (
+                 SELECT 0 AS source, a.account_id AS who, coalesce(c.login, '') AS name,
+                        '' AS device, a.what AS what, a.target AS target, a.at AS at,
+                        a.id AS ord
+                 FROM console_access a
+                 LEFT JOIN console_accounts c ON c.account_id = a.account_id
+                 WHERE a.station_id = $1 AND ($2::text IS NULL OR a.target = $2)
+                 UNION ALL
+                 SELECT 1, d.worker_id, coalesce(w.label, ''), d.device_id, $4::text, d.doc_id,
+                        d.at, 0
+                 FROM device_access d
+                 LEFT JOIN workers w ON w.worker_id = d.worker_id
+                 WHERE d.station_id = $1 AND ($2::text IS NULL OR d.doc_id = $2)
+             ) AS u ORDER BY at DESC, source, ord DESC, device LIMIT $3",
+            &[
+                &station.to_string(),
+                &household.map(|h| h.to_string()),
+                &(limit as i64),
+                &CASE_FILE_ON_DEVICE,
+            ],
+        )?
+        .iter()
+        .map(|r| {
+            logged_access(
+                r.get::<_, i32>(0).into(),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            )
+        })
+        .collect()
+    }
 }
 
 impl PostgresStore {

@@ -597,6 +597,55 @@ impl ConsoleStore for SqliteStore {
     ) -> StoreResult<Vec<AccessEntry>> {
         self.access_entries(station, Some(target), limit)
     }
+
+    fn accesses(
+        &self,
+        station: StationId,
+        household: Option<HouseholdId>,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedAccess>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT source, who, name, device, what, target, at FROM (
+                 SELECT 0 AS source, a.account_id AS who, coalesce(c.login, '') AS name,
+                        '' AS device, a.what AS what, a.target AS target, a.at AS at, a.id AS ord
+                 FROM console_access a
+                 LEFT JOIN console_accounts c ON c.account_id = a.account_id
+                 WHERE a.station_id = ?1 AND (?2 IS NULL OR a.target = ?2)
+                 UNION ALL
+                 SELECT 1, d.worker_id, coalesce(w.label, ''), d.device_id, ?4, d.doc_id, d.at, 0
+                 FROM device_access d
+                 LEFT JOIN workers w ON w.worker_id = d.worker_id
+                 WHERE d.station_id = ?1 AND (?2 IS NULL OR d.doc_id = ?2)
+             ) ORDER BY at DESC, source, ord DESC, device LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![
+                    station.to_string(),
+                    household.map(|h| h.to_string()),
+                    limit as i64,
+                    CASE_FILE_ON_DEVICE
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ))
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(source, who, name, device, what, target, at)| {
+                logged_access(source, &who, name, &device, what, target, at)
+            })
+            .collect()
+    }
 }
 
 impl SqliteStore {

@@ -332,6 +332,7 @@ pub fn run_load(
                         cursor: d.cursor,
                         budget: SETUP_BUDGET,
                         push: std::mem::replace(&mut creation, rest),
+                        accesses: Vec::new(),
                     };
                     let (resp, _, _) = post_sync(&client, &url, &d.token, &req).await?;
                     d.cursor = resp.cursor;
@@ -394,6 +395,7 @@ pub fn run_load(
                             cursor: d.cursor,
                             budget: DEFAULT_BUDGET,
                             push: std::mem::take(&mut push),
+                            accesses: Vec::new(),
                         };
                         let t = Instant::now();
                         let r = post_sync(&client, &url, &d.token, &req).await;
