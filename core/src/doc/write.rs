@@ -12,6 +12,7 @@ use crate::doc::{seal_of, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 use crate::model::id_number::IdNumber;
 use crate::model::ids::*;
+use crate::model::person_details::*;
 use crate::model::policy::EntityKind;
 use crate::model::provenance::Provenance;
 use crate::model::records::*;
@@ -33,8 +34,14 @@ fn new_record<T: Transactable>(
     key: &str,
     p: &Provenance,
 ) -> Result<ObjId> {
-    let collection =
-        get_map(tx, &ROOT, kind.collection())?.ok_or(Error::NotAHousehold("collection missing"))?;
+    let collection = match get_map(tx, &ROOT, kind.collection())? {
+        Some(c) => c,
+        // A document made before this kind of record existed (benefits, guardianships).
+        None if matches!(kind, EntityKind::Benefit | EntityKind::Guardianship) => {
+            tx.put_object(&ROOT, kind.collection(), ObjType::Map)?
+        }
+        None => return Err(Error::NotAHousehold("collection missing")),
+    };
     if tx.get(&collection, key)?.is_some() {
         return Err(Error::InvalidInput("a record with this id exists"));
     }
@@ -129,6 +136,9 @@ pub(crate) fn edit_household<T: Transactable>(
         HouseholdEdit::RemovePhone(v) => set_remove(tx, &hh, "phones", &phone(v)?),
         HouseholdEdit::AddTag(v) => set_add(tx, &hh, "tags", &required_line(v, "empty tag")?, p),
         HouseholdEdit::RemoveTag(v) => set_remove(tx, &hh, "tags", &required_line(v, "empty tag")?),
+        HouseholdEdit::CareLevel(l) => {
+            write_enum(tx, &hh, "care_level", l.map(|l| l.to_write()), p)
+        }
     }
 }
 
@@ -222,6 +232,8 @@ pub(crate) fn edit_person<T: Transactable>(
         PersonEdit::BirthDate(_) => Some("birth_date"),
         PersonEdit::IdNumber(_) => Some("id_number"),
         PersonEdit::Guardian(_) => Some("guardian"),
+        PersonEdit::FatherStatus(_) => Some("father_status"),
+        PersonEdit::MotherStatus(_) => Some("mother_status"),
         _ => None,
     };
     if let Some(field) = identity {
@@ -273,6 +285,174 @@ pub(crate) fn edit_person<T: Transactable>(
         }
         PersonEdit::School(v) => write_cell(tx, &obj, "school", opt_line(v)?.as_deref(), p),
         PersonEdit::Grade(v) => write_cell(tx, &obj, "grade", opt_line(v)?.as_deref(), p),
+        PersonEdit::FatherStatus(c) => write_code(tx, &obj, "father_status", c, p),
+        PersonEdit::MotherStatus(c) => write_code(tx, &obj, "mother_status", c, p),
+        PersonEdit::HukouType(t) => write_enum(tx, &obj, "hukou_type", t.map(|t| t.to_write()), p),
+        PersonEdit::RegisteredResidence(v) => write_cell(
+            tx,
+            &obj,
+            "registered_residence",
+            Some(&optional_line(v)?),
+            p,
+        ),
+        PersonEdit::ActualResidence(v) => {
+            write_cell(tx, &obj, "actual_residence", Some(&optional_line(v)?), p)
+        }
+        PersonEdit::SchoolStage(s) => {
+            write_enum(tx, &obj, "school_stage", s.map(|s| s.to_write()), p)
+        }
+        PersonEdit::SchoolStatus(s) => {
+            write_enum(tx, &obj, "school_status", s.map(|s| s.to_write()), p)
+        }
+        PersonEdit::Boarding(b) => write_cell(tx, &obj, "boarding", b.map(bool_text), p),
+        PersonEdit::CareLevel(l) => write_enum(tx, &obj, "care_level", l.map(|l| l.to_write()), p),
+    }
+}
+
+/// Write an optional value enum (`None` clears); an unrecognised value is refused.
+fn write_enum<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    field: &str,
+    value: Option<Result<&'static str>>,
+    p: &Provenance,
+) -> Result<()> {
+    let value = value.transpose()?;
+    write_cell(tx, obj, field, value, p)
+}
+
+/// Write a parent's status: a code of the list, or `None` (or blank) to clear.
+fn write_code<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    field: &str,
+    code: &Option<String>,
+    p: &Provenance,
+) -> Result<()> {
+    let code = match code {
+        Some(c) if !c.trim().is_empty() => Some(CodeList::ParentStatus.check_writable(c)?),
+        _ => None,
+    };
+    write_cell(tx, obj, field, code, p)
+}
+
+/// `from` must not be after `until` when both are given.
+fn check_period(
+    from: Option<crate::model::time::Date>,
+    until: Option<crate::model::time::Date>,
+) -> Result<()> {
+    match (from, until) {
+        (Some(f), Some(u)) if f > u => Err(Error::InvalidInput(
+            "a benefit's start date is after its end date",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn date_text(d: Option<crate::model::time::Date>) -> Option<String> {
+    d.map(|d| d.to_string())
+}
+
+pub(crate) fn add_benefit<T: Transactable>(
+    tx: &mut T,
+    id: BenefitId,
+    new: &NewBenefit,
+    p: &Provenance,
+) -> Result<()> {
+    let kind = CodeList::BenefitType.check_writable(&new.kind)?;
+    let monthly = Fen::monthly(new.monthly_fen)?;
+    check_period(new.from, new.until)?;
+    let source = optional_line(&new.source)?;
+    require_person(tx, &new.person)?;
+    let obj = new_record(tx, EntityKind::Benefit, &id.to_string(), p)?;
+    write_cell(tx, &obj, "person", Some(&new.person.to_string()), p)?;
+    write_cell(tx, &obj, "kind", Some(kind), p)?;
+    write_cell(tx, &obj, "monthly_fen", Some(&monthly.to_string()), p)?;
+    write_cell(tx, &obj, "from", date_text(new.from).as_deref(), p)?;
+    write_cell(tx, &obj, "until", date_text(new.until).as_deref(), p)?;
+    write_cell(tx, &obj, "source", Some(&source), p)
+}
+
+pub(crate) fn edit_benefit<T: Transactable>(
+    tx: &mut T,
+    id: BenefitId,
+    edit: &BenefitEdit,
+    p: &Provenance,
+) -> Result<()> {
+    let obj = record(tx, EntityKind::Benefit, &id.to_string())?;
+    // Dates as shown; a stored one that does not parse counts as absent (the reader of
+    // this version refuses such a document anyway).
+    let shown = |tx: &T, field: &str| -> Result<Option<crate::model::time::Date>> {
+        Ok(read_cell(tx, &obj, field)?.and_then(|d| crate::model::time::Date::parse(&d).ok()))
+    };
+    match edit {
+        BenefitEdit::Kind(k) => {
+            let kind = CodeList::BenefitType.check_writable(k)?;
+            write_cell(tx, &obj, "kind", Some(kind), p)
+        }
+        BenefitEdit::MonthlyFen(f) => {
+            let monthly = Fen::monthly(*f)?;
+            write_cell(tx, &obj, "monthly_fen", Some(&monthly.to_string()), p)
+        }
+        BenefitEdit::From(d) => {
+            check_period(*d, shown(tx, "until")?)?;
+            write_cell(tx, &obj, "from", date_text(*d).as_deref(), p)
+        }
+        BenefitEdit::Until(d) => {
+            check_period(shown(tx, "from")?, *d)?;
+            write_cell(tx, &obj, "until", date_text(*d).as_deref(), p)
+        }
+        BenefitEdit::Source(v) => write_cell(tx, &obj, "source", Some(&optional_line(v)?), p),
+    }
+}
+
+pub(crate) fn add_guardianship<T: Transactable>(
+    tx: &mut T,
+    id: GuardianshipId,
+    new: &NewGuardianship,
+    p: &Provenance,
+) -> Result<()> {
+    if new.carer == new.child {
+        return Err(Error::InvalidInput("a person cannot be their own carer"));
+    }
+    let kind = new.kind.to_write()?;
+    let capacity = new.capacity.map(|c| c.to_write()).transpose()?;
+    let relationship = optional_line(&new.relationship)?;
+    require_person(tx, &new.carer)?;
+    require_person(tx, &new.child)?;
+    let obj = new_record(tx, EntityKind::Guardianship, &id.to_string(), p)?;
+    write_cell(tx, &obj, "carer", Some(&new.carer.to_string()), p)?;
+    write_cell(tx, &obj, "child", Some(&new.child.to_string()), p)?;
+    write_cell(tx, &obj, "kind", Some(kind), p)?;
+    write_cell(tx, &obj, "relationship", Some(&relationship), p)?;
+    write_cell(tx, &obj, "capacity", capacity, p)?;
+    write_cell(
+        tx,
+        &obj,
+        "status",
+        Some(GuardianshipStatus::Active.as_str()),
+        p,
+    )
+}
+
+pub(crate) fn edit_guardianship<T: Transactable>(
+    tx: &mut T,
+    id: GuardianshipId,
+    edit: &GuardianshipEdit,
+    p: &Provenance,
+) -> Result<()> {
+    let obj = record(tx, EntityKind::Guardianship, &id.to_string())?;
+    match edit {
+        GuardianshipEdit::Kind(k) => {
+            guard_conflict(tx, &obj, "kind")?;
+            write_cell(tx, &obj, "kind", Some(k.to_write()?), p)
+        }
+        GuardianshipEdit::Relationship(v) => {
+            write_cell(tx, &obj, "relationship", Some(&optional_line(v)?), p)
+        }
+        GuardianshipEdit::Capacity(c) => {
+            write_enum(tx, &obj, "capacity", c.map(|c| c.to_write()), p)
+        }
     }
 }
 
@@ -624,6 +804,9 @@ pub(crate) fn set_status<T: Transactable>(
             FollowUpStatus::parse(&from)?.can_become(FollowUpStatus::parse(to)?)
         }
         EntityKind::Card => CardStatus::parse(&from)?.can_become(CardStatus::parse(to)?),
+        EntityKind::Guardianship => {
+            GuardianshipStatus::parse(&from)?.can_become(GuardianshipStatus::parse(to)?)
+        }
         _ => false,
     };
     if !ok {
@@ -652,6 +835,8 @@ fn status_name(s: &str) -> &'static str {
         "void",
         "draft",
         "final",
+        "active",
+        "ended",
     ];
     NAMES
         .iter()

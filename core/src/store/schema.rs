@@ -15,6 +15,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_erasure.sql"),
     include_str!("migrations/0007_worker_labels.sql"),
     include_str!("migrations/0008_vocabulary.sql"),
+    // Numbered 0011 because 0009 and 0010 are being written on other branches: listed in
+    // number order, whatever lands first.
+    include_str!("migrations/0011_care_levels.sql"),
 ];
 
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
