@@ -742,6 +742,9 @@ mod tests {
         let Ok(Some(obj)) = entity_obj(tx, EntityKind::Visit, Some(&visit.to_string())) else {
             return;
         };
+        if rng.below(4) == 0 {
+            return person_edit(rng, tx, &p);
+        }
         match rng.below(11) {
             0..=2 => {
                 let s = Section::ALL[rng.below(Section::ALL.len())];
@@ -790,6 +793,89 @@ mod tests {
                     visit: None,
                 };
                 let _ = write::add_need(tx, NeedId::new(), &need, &p);
+            }
+        }
+    }
+
+    /// One random edit of a person's details, benefits or guardianships (valid or not),
+    /// written raw; the household has persons only in some runs.
+    fn person_edit(
+        rng: &mut Rng,
+        tx: &mut automerge::transaction::Transaction<'_>,
+        p: &Provenance,
+    ) {
+        use crate::model::person_details::*;
+        use crate::model::records::{NewBenefit, NewGuardianship, NewPerson};
+        let persons = crate::doc::cells::records_of(tx, EntityKind::Person).unwrap_or_default();
+        let benefits = crate::doc::cells::records_of(tx, EntityKind::Benefit).unwrap_or_default();
+        let person = |rng: &mut Rng| {
+            (!persons.is_empty()).then(|| persons[rng.below(persons.len())].clone())
+        };
+        match rng.below(7) {
+            0 => {
+                let _ =
+                    write::add_person(tx, PersonId::new(), &NewPerson::named("王小明", "孙子"), p);
+            }
+            1 => {
+                if let Some((key, _)) = person(rng) {
+                    let new = NewBenefit {
+                        person: PersonId::parse(&key).unwrap(),
+                        kind: "benefit.orphan".into(),
+                        monthly_fen: 150_000,
+                        from: None,
+                        until: None,
+                        source: String::new(),
+                    };
+                    let _ = write::add_benefit(tx, BenefitId::new(), &new, p);
+                }
+            }
+            2 => {
+                if !benefits.is_empty() {
+                    let (_, obj) = &benefits[rng.below(benefits.len())];
+                    let (field, value) = [
+                        ("monthly_fen", "120000"),
+                        ("monthly_fen", "1200.00"),
+                        ("kind", "benefit.newer_code"),
+                        ("kind", "低保"),
+                        ("until", "2026-13-01"),
+                    ][rng.below(5)];
+                    let _ = write_cell(tx, obj, field, Some(value), p);
+                }
+            }
+            3 => {
+                if let (Some((carer, _)), Some((child, _))) = (person(rng), person(rng)) {
+                    let new = NewGuardianship {
+                        carer: PersonId::parse(&carer).unwrap(),
+                        child: PersonId::parse(&child).unwrap(),
+                        kind: GuardianshipKind::Legal,
+                        relationship: String::new(),
+                        capacity: None,
+                    };
+                    let _ = write::add_guardianship(tx, GuardianshipId::new(), &new, p);
+                }
+            }
+            4 => {
+                if let Some((_, obj)) = person(rng) {
+                    let (field, value) = [
+                        ("father_status", "parent.normal"),
+                        ("father_status", "服刑"),
+                        ("school_status", "home_teaching"),
+                        ("school_status", "graduated"),
+                        ("boarding", "maybe"),
+                        ("care_level", "high"),
+                    ][rng.below(6)];
+                    let _ = write_cell(tx, &obj, field, Some(value), p);
+                }
+            }
+            5 => {
+                // A household from before benefits and guardianships.
+                let _ = tx.delete(ROOT, ["benefits", "guardianships"][rng.below(2)]);
+            }
+            _ => {
+                if let Ok(Some(hh)) = entity_obj(tx, EntityKind::Household, None) {
+                    let level = ["high", "low", "critical"][rng.below(3)];
+                    let _ = write_cell(tx, &hh, "care_level", Some(level), p);
+                }
             }
         }
     }
