@@ -31,7 +31,7 @@ value_enum!(
     /// 学段: the stage of schooling a child is at (or would be at).
     SchoolStage {
         /// Not of school age yet, or not in any school.
-        None = "none",
+        NotInSchool = "not_in_school",
         Preschool = "preschool",
         Primary = "primary",
         JuniorSecondary = "junior_secondary",
