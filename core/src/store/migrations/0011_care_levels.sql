@@ -17,7 +17,8 @@ CREATE INDEX ix_care_levels_household ON ix_care_levels (household_id);
 
 -- Households a phone stored before this schema (an older app keeps fields it does not know,
 -- so they may hold care levels a newer phone wrote) get their rows from a whole reindex at
--- the next open, in one transaction with the removal of the request.
-INSERT INTO meta (key, value)
+-- the next open, in one transaction with the removal of the request. `OR IGNORE`: a store
+-- upgraded from before schema 8 has the request of 0008 already (one rebuild answers both).
+INSERT OR IGNORE INTO meta (key, value)
     SELECT 'rebuild_index', x'01'
     WHERE EXISTS (SELECT 1 FROM documents);
