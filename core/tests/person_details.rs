@@ -790,6 +790,24 @@ fn an_older_app_shows_a_newer_code_as_unknown_and_keeps_editing() {
         CodeList::ParentStatus.describe(p.parents.father.as_deref().unwrap()),
         Coded::Unknown("parent.unknown_whereabouts".into())
     );
+    // Value enums a newer version wrote read as unrecognised: shown, not quarantined; a
+    // care level this version does not know sets no visit interval.
+    for (collection, key, field, value) in [
+        ("persons", child.to_string(), "hukou_type", "overseas"),
+        ("persons", child.to_string(), "care_level", "critical"),
+    ] {
+        let (before, after) = pushed(&a, hh, collection, &key, field, value);
+        let fresh: Vec<Vec<u8>> = after
+            .get_changes(&before.get_heads())
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        b.apply_changes(hh, &fresh).unwrap();
+    }
+    let p = person(&b, hh, child);
+    assert_eq!(p.hukou.kind, Some(HukouType::Unrecognised));
+    assert_eq!(p.care_level, Some(CareLevel::Unrecognised));
+    assert!(b.visits_due(date("2030-01-01")).unwrap().is_empty());
     // The rest stays editable; the code stays until someone writes over it.
     b.edit_benefit(hh, bid, &BenefitEdit::MonthlyFen(1))
         .unwrap();
