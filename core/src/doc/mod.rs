@@ -20,6 +20,7 @@
 //! Fields this version does not know are never touched, so an older app keeps what a newer
 //! one wrote.
 
+pub(crate) mod benefits;
 pub(crate) mod cells;
 pub(crate) mod companions;
 pub(crate) mod conflicts;

@@ -826,7 +826,7 @@ mod tests {
                         until: None,
                         source: String::new(),
                     };
-                    let _ = write::add_benefit(tx, BenefitId::new(), &new, p);
+                    let _ = crate::doc::benefits::add_benefit(tx, BenefitId::new(), &new, p);
                 }
             }
             2 => {
@@ -851,7 +851,8 @@ mod tests {
                         relationship: String::new(),
                         capacity: None,
                     };
-                    let _ = write::add_guardianship(tx, GuardianshipId::new(), &new, p);
+                    let _ =
+                        crate::doc::benefits::add_guardianship(tx, GuardianshipId::new(), &new, p);
                 }
             }
             4 => {

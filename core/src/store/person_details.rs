@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::index::Scope;
 use super::Store;
-use crate::doc::write;
+use crate::doc::{benefits, write};
 use crate::error::{Error, Result};
 use crate::model::ids::*;
 use crate::model::person_details::{CareLevel, GuardianshipStatus};
@@ -47,7 +47,7 @@ impl Store {
         self.act(
             household,
             scope(EntityKind::Benefit, id.as_uuid()),
-            |tx, p| write::add_benefit(tx, id, new, p),
+            |tx, p| benefits::add_benefit(tx, id, new, p),
         )?;
         Ok(id)
     }
@@ -61,7 +61,7 @@ impl Store {
         self.act(
             household,
             scope(EntityKind::Benefit, benefit.as_uuid()),
-            |tx, p| write::edit_benefit(tx, benefit, edit, p),
+            |tx, p| benefits::edit_benefit(tx, benefit, edit, p),
         )
     }
 
@@ -78,7 +78,7 @@ impl Store {
         self.act(
             household,
             scope(EntityKind::Guardianship, id.as_uuid()),
-            |tx, p| write::add_guardianship(tx, id, new, p),
+            |tx, p| benefits::add_guardianship(tx, id, new, p),
         )?;
         Ok(id)
     }
@@ -94,7 +94,7 @@ impl Store {
         self.act(
             household,
             scope(EntityKind::Guardianship, guardianship.as_uuid()),
-            |tx, p| write::edit_guardianship(tx, guardianship, edit, p),
+            |tx, p| benefits::edit_guardianship(tx, guardianship, edit, p),
         )
     }
 
