@@ -34,6 +34,10 @@ pub use error::{Error, NetworkFailure, Result};
 pub use model::cards::CardSerial;
 pub use model::id_number::{IdNumber, IdNumberError};
 pub use model::ids::*;
+pub use model::person_details::{
+    CareCapacity, CareLevel, CodeList, Coded, Fen, GuardianshipKind, GuardianshipStatus, HukouType,
+    SchoolStage, SchoolStatus, MAX_MONTHLY_FEN,
+};
 pub use model::policy::{EntityKind, MergePolicy};
 pub use model::provenance::*;
 pub use model::records::*;

@@ -1,4 +1,6 @@
-//! Property: three replicas doing random operations (visits' companions among them),
+//! Property: three replicas doing random operations (visits' companions, benefits,
+//! guardianships, parents' status and care levels among them; the second household is one
+//! from before benefits and guardianships, whose collections a first record creates),
 //! exchanging changes in random orders with duplicates and partial deliveries, end with
 //! identical documents, index rows and conflicts — and every live index equals one rebuilt
 //! from the documents.
@@ -22,6 +24,16 @@ const TAGS: [&str; 3] = [
 const TEXTS: [&str; 4] = ["补助", "需要心理疏导。", "x", "事实无人抚养儿童"];
 const COMPANIONS: [(&str, &str); 3] =
     [("李芳", "村儿童主任"), ("张伟", "派出所民警"), ("李芳", "")];
+const BENEFITS: [&str; 3] = [
+    "benefit.dibao",
+    "benefit.unsupported_child",
+    "benefit.orphan",
+];
+const PARENT_STATUSES: [&str; 3] = [
+    "parent.normal",
+    "child.unsupported.parent_imprisoned",
+    "child.unsupported.parent_missing",
+];
 
 #[derive(Clone, Debug)]
 enum Action {
@@ -49,6 +61,14 @@ enum Action {
     AddFollowUp,
     CloseFollowUp(usize, bool),
     Resolve(usize),
+    AddBenefit(usize, usize),
+    EditBenefitAmount(usize, u16),
+    AddGuardianship(usize, usize, bool),
+    EditGuardianshipKind(usize, bool),
+    EndGuardianship(usize),
+    /// A person's care level (`Some(person)`) or the household's; `None` clears it.
+    CareLevel(Option<usize>, Option<usize>),
+    FatherStatus(usize, usize),
     Sync {
         from: usize,
         to: usize,
@@ -82,6 +102,13 @@ fn action() -> impl Strategy<Value = Action> {
         1 => Just(Action::AddFollowUp),
         1 => (0..3usize, any::<bool>()).prop_map(|(f, done)| Action::CloseFollowUp(f, done)),
         1 => (0..3usize).prop_map(Action::Resolve),
+        1 => (0..4usize, 0..BENEFITS.len()).prop_map(|(p, b)| Action::AddBenefit(p, b)),
+        1 => (0..3usize, 0..3u16).prop_map(|(b, a)| Action::EditBenefitAmount(b, a)),
+        1 => (0..4usize, 0..4usize, any::<bool>()).prop_map(|(c, k, l)| Action::AddGuardianship(c, k, l)),
+        1 => (0..3usize, any::<bool>()).prop_map(|(g, l)| Action::EditGuardianshipKind(g, l)),
+        1 => (0..3usize).prop_map(Action::EndGuardianship),
+        1 => (proptest::option::of(0..4usize), proptest::option::of(0..3usize)).prop_map(|(p, l)| Action::CareLevel(p, l)),
+        1 => (0..4usize, 0..PARENT_STATUSES.len()).prop_map(|(p, c)| Action::FatherStatus(p, c)),
         3 => (0..3usize, 0..3usize, any::<u64>(), any::<bool>())
             .prop_map(|(from, to, order_seed, duplicate)| Action::Sync { from, to, order_seed, duplicate }),
     ]
@@ -236,6 +263,75 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
                 None => Ok(()),
             }
         }
+        Action::AddBenefit(p, b) => match person(*p) {
+            Some(p) => s
+                .add_benefit(
+                    hh,
+                    &NewBenefit {
+                        person: p,
+                        kind: BENEFITS[*b].into(),
+                        monthly_fen: 60_000,
+                        from: Some(Date::parse("2026-01-01").unwrap()),
+                        until: None,
+                        source: "县民政局".into(),
+                    },
+                )
+                .map(|_| ()),
+            None => Ok(()),
+        },
+        Action::EditBenefitAmount(b, a) => match h.benefits.get(b % h.benefits.len().max(1)) {
+            Some(b) => s.edit_benefit(
+                hh,
+                b.id,
+                &BenefitEdit::MonthlyFen(50_000 + u64::from(*a) * 10_000),
+            ),
+            None => Ok(()),
+        },
+        Action::AddGuardianship(c, k, legal) => match (person(*c), person(*k)) {
+            (Some(carer), Some(child)) => s
+                .add_guardianship(
+                    hh,
+                    &NewGuardianship {
+                        carer,
+                        child,
+                        kind: guardianship_kind(*legal),
+                        relationship: "祖母".into(),
+                        capacity: Some(CareCapacity::Limited),
+                    },
+                )
+                .map(|_| ()),
+            _ => Ok(()),
+        },
+        Action::EditGuardianshipKind(..) | Action::EndGuardianship(_)
+            if h.guardianships.is_empty() =>
+        {
+            Ok(())
+        }
+        Action::EditGuardianshipKind(g, legal) => {
+            let g = &h.guardianships[g % h.guardianships.len()];
+            s.edit_guardianship(hh, g.id, &GuardianshipEdit::Kind(guardianship_kind(*legal)))
+        }
+        Action::EndGuardianship(g) => {
+            s.end_guardianship(hh, h.guardianships[g % h.guardianships.len()].id)
+        }
+        Action::CareLevel(target, level) => {
+            let level = level.map(|l| CareLevel::ALL[l]);
+            match target {
+                None => s.edit_household(hh, &HouseholdEdit::CareLevel(level)),
+                Some(p) => match person(*p) {
+                    Some(p) => s.edit_person(hh, p, &PersonEdit::CareLevel(level)),
+                    None => Ok(()),
+                },
+            }
+        }
+        Action::FatherStatus(p, c) => match person(*p) {
+            Some(p) => s.edit_person(
+                hh,
+                p,
+                &PersonEdit::FatherStatus(Some(PARENT_STATUSES[*c].into())),
+            ),
+            None => Ok(()),
+        },
         Action::Sync {
             from,
             to,
@@ -248,6 +344,28 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
             Ok(())
         }
     };
+}
+
+fn guardianship_kind(legal: bool) -> GuardianshipKind {
+    if legal {
+        GuardianshipKind::Legal
+    } else {
+        GuardianshipKind::Entrusted
+    }
+}
+
+/// Make `hh` a household from before benefits and guardianships: the change that deletes
+/// their collections, on an actor of its own.
+fn without_new_collections(s: &Store, hh: HouseholdId) -> Vec<u8> {
+    use automerge::transaction::Transactable;
+    let doc = automerge::Automerge::load(&s.export_document(hh).unwrap()).unwrap();
+    let mut doc = doc.with_actor(automerge::ActorId::random());
+    doc.transact(|tx| {
+        tx.delete(automerge::ROOT, "benefits")?;
+        tx.delete(automerge::ROOT, "guardianships")
+    })
+    .unwrap();
+    doc.get_last_local_change().unwrap().raw_bytes().to_vec()
 }
 
 fn check_index_matches_rebuild(s: &Store, when: &str) {
@@ -285,6 +403,8 @@ proptest! {
             })
             .collect();
         let households = vec![household(&stores[0], "HH-000001"), household(&stores[0], "HH-000002")];
+        let old = without_new_collections(&stores[0], households[1]);
+        stores[0].apply_changes(households[1], &[old]).unwrap();
         for i in 1..3 {
             push(&stores[0], &stores[i]);
         }

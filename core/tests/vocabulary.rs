@@ -344,12 +344,14 @@ fn a_store_from_before_schema_8_indexes_the_categories_it_already_held() {
     let want = store.index_dump().unwrap();
     drop(store);
 
-    // What an app at schema 7 left: no vocabulary or category tables.
+    // What an app at schema 7 left: no vocabulary or category tables (nor the tables of
+    // later schemas: care levels).
     let conn = rusqlite::Connection::open(&path).unwrap();
     let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
     conn.execute_batch(&format!(
         "PRAGMA key = \"x'{hex}'\";
          DROP TABLE access_log;
+         DROP TABLE ix_care_levels;
          DROP TABLE ix_categories;
          DROP TABLE ix_vocabulary;
          DROP TABLE ix_vocabulary_version;

@@ -125,6 +125,7 @@ fn a_store_from_before_schema_7_indexes_the_labels_it_already_held() {
          DROP TABLE ix_vocabulary;
          DROP TABLE ix_vocabulary_version;
          DROP TABLE departed;
+         DROP TABLE IF EXISTS ix_care_levels;
          DELETE FROM meta WHERE key = 'reindex_station';
          PRAGMA user_version = 6;"
     ))
@@ -167,6 +168,7 @@ fn a_store_without_a_station_document_upgrades_to_no_labels() {
          DROP TABLE ix_vocabulary;
          DROP TABLE ix_vocabulary_version;
          DROP TABLE departed;
+         DROP TABLE IF EXISTS ix_care_levels;
          PRAGMA user_version = 6;"
     ))
     .unwrap();

@@ -4,7 +4,11 @@
 
 use doorstep_core as core;
 
+use crate::bounded;
 use crate::error::{invalid, Result};
+use crate::person_details::{
+    Benefit, CareLevel, Guardianship, HukouType, SchoolStage, SchoolStatus,
+};
 
 // ----- parsing what the app passes ---------------------------------------------------------
 
@@ -56,7 +60,7 @@ fn birth_out(b: Option<core::BirthDate>) -> Option<BirthDate> {
         estimated: b.estimated,
     })
 }
-fn prov(p: core::Provenance) -> Provenance {
+pub(crate) fn prov(p: core::Provenance) -> Provenance {
     Provenance {
         worker_id: p.worker.to_string(),
         device_id: p.device.to_string(),
@@ -153,15 +157,37 @@ impl NewHousehold {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum HouseholdEdit {
-    Code { code: String },
-    Village { village: String },
-    Address { address: String },
-    Gps { gps: Option<GeoPoint> },
-    Status { status: HouseholdStatus },
-    AddPhone { phone: String },
-    RemovePhone { phone: String },
-    AddTag { tag: String },
-    RemoveTag { tag: String },
+    Code {
+        code: String,
+    },
+    Village {
+        village: String,
+    },
+    Address {
+        address: String,
+    },
+    Gps {
+        gps: Option<GeoPoint>,
+    },
+    Status {
+        status: HouseholdStatus,
+    },
+    AddPhone {
+        phone: String,
+    },
+    RemovePhone {
+        phone: String,
+    },
+    AddTag {
+        tag: String,
+    },
+    RemoveTag {
+        tag: String,
+    },
+    /// `None` clears it.
+    CareLevel {
+        care_level: Option<CareLevel>,
+    },
 }
 
 impl HouseholdEdit {
@@ -177,6 +203,7 @@ impl HouseholdEdit {
             HouseholdEdit::RemovePhone { phone } => E::RemovePhone(phone.clone()),
             HouseholdEdit::AddTag { tag } => E::AddTag(tag.clone()),
             HouseholdEdit::RemoveTag { tag } => E::RemoveTag(tag.clone()),
+            HouseholdEdit::CareLevel { care_level } => E::CareLevel(care_level.map(Into::into)),
         })
     }
 }
@@ -214,16 +241,67 @@ impl NewPerson {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum PersonEdit {
-    Name { name: String },
-    Sex { sex: Sex },
-    BirthDate { birth_date: Option<BirthDate> },
-    IdNumber { id_number: Option<String> },
-    Relation { relation: String },
-    Guardian { guardian: bool },
-    AddCategory { category: String },
-    RemoveCategory { category: String },
-    School { school: Option<String> },
-    Grade { grade: Option<String> },
+    Name {
+        name: String,
+    },
+    Sex {
+        sex: Sex,
+    },
+    BirthDate {
+        birth_date: Option<BirthDate>,
+    },
+    IdNumber {
+        id_number: Option<String>,
+    },
+    Relation {
+        relation: String,
+    },
+    Guardian {
+        guardian: bool,
+    },
+    AddCategory {
+        category: String,
+    },
+    RemoveCategory {
+        category: String,
+    },
+    School {
+        school: Option<String>,
+    },
+    Grade {
+        grade: Option<String>,
+    },
+    /// A code of `CodeList.PARENT_STATUS` (`parent.normal`,
+    /// `child.unsupported.parent_imprisoned` ...); `None` or blank clears it.
+    FatherStatus {
+        status: Option<String>,
+    },
+    MotherStatus {
+        status: Option<String>,
+    },
+    HukouType {
+        hukou_type: Option<HukouType>,
+    },
+    /// 户籍地
+    RegisteredResidence {
+        place: String,
+    },
+    /// 实际居住地
+    ActualResidence {
+        place: String,
+    },
+    SchoolStage {
+        stage: Option<SchoolStage>,
+    },
+    SchoolStatus {
+        status: Option<SchoolStatus>,
+    },
+    Boarding {
+        boarding: Option<bool>,
+    },
+    CareLevel {
+        care_level: Option<CareLevel>,
+    },
 }
 
 impl PersonEdit {
@@ -240,6 +318,15 @@ impl PersonEdit {
             PersonEdit::RemoveCategory { category } => E::RemoveCategory(category.clone()),
             PersonEdit::School { school } => E::School(school.clone()),
             PersonEdit::Grade { grade } => E::Grade(grade.clone()),
+            PersonEdit::FatherStatus { status } => E::FatherStatus(short(status)?),
+            PersonEdit::MotherStatus { status } => E::MotherStatus(short(status)?),
+            PersonEdit::HukouType { hukou_type } => E::HukouType(hukou_type.map(Into::into)),
+            PersonEdit::RegisteredResidence { place } => E::RegisteredResidence(place.clone()),
+            PersonEdit::ActualResidence { place } => E::ActualResidence(place.clone()),
+            PersonEdit::SchoolStage { stage } => E::SchoolStage(stage.map(Into::into)),
+            PersonEdit::SchoolStatus { status } => E::SchoolStatus(status.map(Into::into)),
+            PersonEdit::Boarding { boarding } => E::Boarding(*boarding),
+            PersonEdit::CareLevel { care_level } => E::CareLevel(care_level.map(Into::into)),
         })
     }
 }
@@ -427,6 +514,18 @@ pub struct Person {
     pub categories: Vec<String>,
     pub school: Option<String>,
     pub grade: Option<String>,
+    /// Codes of `CodeList.PARENT_STATUS` as stored (`describeCode`); `None`: not recorded.
+    pub father_status: Option<String>,
+    pub mother_status: Option<String>,
+    pub hukou_type: Option<HukouType>,
+    /// 户籍地; empty when not recorded.
+    pub registered_residence: String,
+    /// 实际居住地; empty when not recorded.
+    pub actual_residence: String,
+    pub school_stage: Option<SchoolStage>,
+    pub school_status: Option<SchoolStatus>,
+    pub boarding: Option<bool>,
+    pub care_level: Option<CareLevel>,
     pub created: Provenance,
 }
 
@@ -530,6 +629,10 @@ pub struct Household {
     pub inquiries: Vec<Inquiry>,
     pub follow_ups: Vec<FollowUp>,
     pub cards: Vec<CardIssuance>,
+    /// `None`: not set (the visit interval follows the strictest of it and its persons').
+    pub care_level: Option<CareLevel>,
+    pub benefits: Vec<Benefit>,
+    pub guardianships: Vec<Guardianship>,
 }
 
 impl From<core::Household> for Household {
@@ -560,6 +663,15 @@ impl From<core::Household> for Household {
                     categories: p.categories,
                     school: p.school,
                     grade: p.grade,
+                    father_status: p.parents.father,
+                    mother_status: p.parents.mother,
+                    hukou_type: p.hukou.kind.map(Into::into),
+                    registered_residence: p.hukou.registered,
+                    actual_residence: p.hukou.actual,
+                    school_stage: p.schooling.stage.map(Into::into),
+                    school_status: p.schooling.status.map(Into::into),
+                    boarding: p.schooling.boarding,
+                    care_level: p.care_level.map(Into::into),
                     created: prov(p.created),
                 })
                 .collect(),
@@ -652,8 +764,19 @@ impl From<core::Household> for Household {
                     created: prov(c.created),
                 })
                 .collect(),
+            care_level: h.care_level.map(Into::into),
+            benefits: h.benefits.into_iter().map(Into::into).collect(),
+            guardianships: h.guardianships.into_iter().map(Into::into).collect(),
         }
     }
+}
+
+/// A short code the app passes, bounded before it reaches the core.
+fn short(v: &Option<String>) -> Result<Option<String>> {
+    if let Some(s) = v {
+        bounded(s)?;
+    }
+    Ok(v.clone())
 }
 
 // ----- conflicts and provenance --------------------------------------------------------------
@@ -668,6 +791,8 @@ pub enum RecordKind {
     Inquiry,
     FollowUp,
     Card,
+    Benefit,
+    Guardianship,
 }
 
 /// A field of a record: `record_id` is `None` for the household's own fields.
@@ -694,6 +819,8 @@ impl FieldRef {
             RecordKind::Inquiry => E::Inquiry(core::InquiryId::parse(id()?)?),
             RecordKind::FollowUp => E::FollowUp(core::FollowUpId::parse(id()?)?),
             RecordKind::Card => E::Card(core::CardIssuanceId::parse(id()?)?),
+            RecordKind::Benefit => E::Benefit(core::BenefitId::parse(id()?)?),
+            RecordKind::Guardianship => E::Guardianship(core::GuardianshipId::parse(id()?)?),
         };
         Ok(core::FieldRef::new(entity, &self.field))
     }
@@ -710,6 +837,8 @@ impl From<&core::FieldRef> for FieldRef {
             E::Inquiry(_) => RecordKind::Inquiry,
             E::FollowUp(_) => RecordKind::FollowUp,
             E::Card(_) => RecordKind::Card,
+            E::Benefit(_) => RecordKind::Benefit,
+            E::Guardianship(_) => RecordKind::Guardianship,
         };
         FieldRef {
             record,

@@ -130,13 +130,46 @@ pub(crate) fn entity_obj<R: ReadDoc>(
     kind: EntityKind,
     key: Option<&str>,
 ) -> Result<Option<ObjId>> {
-    let Some(collection) = get_map(doc, &ROOT, kind.collection())? else {
-        return Ok(None);
-    };
     match key {
-        None => Ok(Some(collection)),
-        Some(k) => get_map(doc, &collection, k),
+        None => get_map(doc, &ROOT, kind.collection()),
+        Some(k) => {
+            for collection in collections(doc, kind)? {
+                if let Some(obj) = get_map(doc, &collection, k)? {
+                    return Ok(Some(obj));
+                }
+            }
+            Ok(None)
+        }
     }
+}
+
+/// Every map a record collection has. One, except for a collection that came after a
+/// document was made (benefits, guardianships): the first record creates it, and two
+/// phones adding a first record at once leave two maps, whose records are all read (their
+/// keys are record ids, so they never collide).
+pub(crate) fn collections<R: ReadDoc>(doc: &R, kind: EntityKind) -> Result<Vec<ObjId>> {
+    let mut out = Vec::new();
+    for (value, id) in doc.get_all(&ROOT, kind.collection())? {
+        match value {
+            Value::Object(ObjType::Map) => out.push(id),
+            _ => return Err(malformed("expected a map")),
+        }
+    }
+    Ok(out)
+}
+
+/// The records of a collection as (key, map), sorted by key (v7 ids: creation order).
+pub(crate) fn records_of<R: ReadDoc>(doc: &R, kind: EntityKind) -> Result<Vec<(String, ObjId)>> {
+    let mut out = Vec::new();
+    for col in collections(doc, kind)? {
+        for key in doc.keys(&col) {
+            if let Some(obj) = get_map(doc, &col, &key)? {
+                out.push((key, obj));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Write a cell: a new `{v, by, dev, at}` map under `field` (`None` clears the value).

@@ -38,18 +38,10 @@ pub(crate) fn review<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Revi
                 .into_iter()
                 .collect()
         } else {
-            match get_map(doc, &ROOT, kind.collection())? {
-                None => Vec::new(),
-                Some(col) => {
-                    let mut v = Vec::new();
-                    for k in doc.keys(&col) {
-                        if let Some(o) = get_map(doc, &col, &k)? {
-                            v.push((Some(k), o));
-                        }
-                    }
-                    v
-                }
-            }
+            records_of(doc, kind)?
+                .into_iter()
+                .map(|(k, o)| (Some(k), o))
+                .collect()
         };
         for (key, obj) in records {
             review_record(doc, household, kind, key.as_deref(), &obj, &mut out)?;
@@ -153,6 +145,18 @@ fn canonical(kind: EntityKind, field: &str, value: &str) -> Result<String> {
             "true" | "false" => value.to_owned(),
             _ => return Err(Error::InvalidInput("guardian is 'true' or 'false'")),
         },
+        (EntityKind::Person, "father_status" | "mother_status") => {
+            crate::model::person_details::CodeList::ParentStatus
+                .read(value.trim())
+                .map_err(|_| {
+                    Error::InvalidInput("a parent's status is a code (parent.normal ...)")
+                })?
+        }
+        (EntityKind::Guardianship, "kind") => {
+            crate::model::person_details::GuardianshipKind::parse(value)?
+                .as_str()
+                .to_owned()
+        }
         (_, "status") => value.to_owned(),
         _ => return Err(Error::InvalidInput("this field does not take a resolution")),
     })
@@ -187,7 +191,15 @@ pub(crate) fn resolve<T: Transactable>(
             let pol = policy(kind, &field.field).ok_or(Error::InvalidInput("unknown field"))?;
             let value = match chosen {
                 Some(v) => Some(canonical(kind, &field.field, v)?),
-                None if pol == MergePolicy::Identity && field.field != "name" => None,
+                // A name and a guardianship's kind are required: they cannot be cleared.
+                None if pol == MergePolicy::Identity
+                    && !matches!(
+                        (kind, field.field.as_str()),
+                        (EntityKind::Person, "name") | (EntityKind::Guardianship, "kind")
+                    ) =>
+                {
+                    None
+                }
                 None => return Err(Error::InvalidInput("a value must be chosen")),
             };
             // Keeping a value already recorded adds nothing new: it is not checked again (an
@@ -201,6 +213,11 @@ pub(crate) fn resolve<T: Transactable>(
                 (EntityKind::Person, "id_number", Some(v)) => {
                     Some(identity::checked_id_number(tx, &obj, &v, p)?)
                 }
+                (EntityKind::Person, "father_status" | "mother_status", Some(v)) => Some(
+                    crate::model::person_details::CodeList::ParentStatus
+                        .check_writable(&v)?
+                        .to_owned(),
+                ),
                 (EntityKind::Person, "birth_date", Some(v)) => {
                     let birth_date = BirthDate::parse(&v)?;
                     identity::check_against_id_number(tx, &obj, Some(birth_date), Sex::Unknown, p)?;

@@ -3,8 +3,10 @@
 //! Layout (schema 1):
 //! ```text
 //! ROOT { schema: 1, kind: "household", id, station, created: {by, dev, at},
-//!        household: { code, village, address, gps, status: cell; phones, tags: set; summary: text },
-//!        persons | visits | amendments | needs | inquiries | follow_ups | cards: { <uuid>: record },
+//!        household: { code, village, address, gps, status, care_level: cell; phones, tags: set;
+//!                     summary: text },
+//!        persons | visits | amendments | needs | inquiries | follow_ups | cards
+//!          | benefits | guardianships: { <uuid>: record },
 //!        resolutions: { <uuid>: { field, chosen, replaced: cell; created } } }
 //! cell   = { v: string | null, by: worker, dev: device, at: ms }
 //! set    = { <element>: { by, dev, at } }
@@ -13,9 +15,12 @@
 //! A visit's `companions` set holds each companion as the element `["<name>","<role>"]`
 //! (`companions.rs`); a visit written before companions existed has no such set and reads
 //! with none.
+//! `benefits` and `guardianships` came later: a document made before them gets each
+//! collection with its first record, possibly as two maps (`cells::collections`).
 //! Fields this version does not know are never touched, so an older app keeps what a newer
 //! one wrote.
 
+pub(crate) mod benefits;
 pub(crate) mod cells;
 pub(crate) mod companions;
 pub(crate) mod conflicts;

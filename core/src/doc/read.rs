@@ -5,6 +5,7 @@ use automerge::{ReadDoc, ROOT};
 use crate::doc::cells::*;
 use crate::error::{Error, Result};
 use crate::model::ids::*;
+use crate::model::person_details::*;
 use crate::model::policy::EntityKind;
 use crate::model::provenance::Provenance;
 use crate::model::records::*;
@@ -34,16 +35,10 @@ fn records<R: ReadDoc, T>(
     kind: EntityKind,
     read: impl Fn(&R, &str, &ObjId) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let Some(col) = get_map(doc, &ROOT, kind.collection())? else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for key in doc.keys(&col) {
-        if let Some(obj) = get_map(doc, &col, &key)? {
-            out.push(read(doc, &key, &obj)?);
-        }
-    }
-    Ok(out)
+    records_of(doc, kind)?
+        .into_iter()
+        .map(|(key, obj)| read(doc, &key, &obj))
+        .collect()
 }
 
 pub(crate) fn read_household<R: ReadDoc>(doc: &R) -> Result<Household> {
@@ -71,7 +66,21 @@ pub(crate) fn read_household<R: ReadDoc>(doc: &R) -> Result<Household> {
         inquiries: records(doc, EntityKind::Inquiry, read_inquiry)?,
         follow_ups: records(doc, EntityKind::FollowUp, read_follow_up)?,
         cards: records(doc, EntityKind::Card, read_card)?,
+        care_level: read_cell(doc, &hh, "care_level")?.map(|l| CareLevel::read(&l)),
+        benefits: records(doc, EntityKind::Benefit, read_benefit)?,
+        guardianships: records(doc, EntityKind::Guardianship, read_guardianship)?,
     })
+}
+
+/// An optional boolean cell: absent or null is `None`; anything but `true`/`false` is not
+/// a boolean.
+fn opt_bool(v: Option<String>) -> Result<Option<bool>> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(bad("malformed boolean")),
+    }
 }
 
 pub(crate) fn read_person<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Person> {
@@ -86,6 +95,51 @@ pub(crate) fn read_person<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<P
         categories: read_set(doc, o, "categories")?,
         school: read_cell(doc, o, "school")?,
         grade: read_cell(doc, o, "grade")?,
+        parents: ParentsStatus {
+            father: opt(read_cell(doc, o, "father_status")?, |c| {
+                CodeList::ParentStatus.read(c)
+            })?,
+            mother: opt(read_cell(doc, o, "mother_status")?, |c| {
+                CodeList::ParentStatus.read(c)
+            })?,
+        },
+        hukou: Hukou {
+            kind: read_cell(doc, o, "hukou_type")?.map(|t| HukouType::read(&t)),
+            registered: read_cell(doc, o, "registered_residence")?.unwrap_or_default(),
+            actual: read_cell(doc, o, "actual_residence")?.unwrap_or_default(),
+        },
+        schooling: Schooling {
+            stage: read_cell(doc, o, "school_stage")?.map(|s| SchoolStage::read(&s)),
+            status: read_cell(doc, o, "school_status")?.map(|s| SchoolStatus::read(&s)),
+            boarding: opt_bool(read_cell(doc, o, "boarding")?)?,
+        },
+        care_level: read_cell(doc, o, "care_level")?.map(|l| CareLevel::read(&l)),
+        created: created(doc, o)?,
+    })
+}
+
+pub(crate) fn read_benefit<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Benefit> {
+    Ok(Benefit {
+        id: BenefitId::parse(key)?,
+        person: PersonId::parse(&read_required(doc, o, "person")?)?,
+        kind: CodeList::BenefitType.read(&read_required(doc, o, "kind")?)?,
+        monthly: Fen::read(&read_required(doc, o, "monthly_fen")?)?,
+        from: opt(read_cell(doc, o, "from")?, Date::parse)?,
+        until: opt(read_cell(doc, o, "until")?, Date::parse)?,
+        source: read_cell(doc, o, "source")?.unwrap_or_default(),
+        created: created(doc, o)?,
+    })
+}
+
+pub(crate) fn read_guardianship<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Guardianship> {
+    Ok(Guardianship {
+        id: GuardianshipId::parse(key)?,
+        carer: PersonId::parse(&read_required(doc, o, "carer")?)?,
+        child: PersonId::parse(&read_required(doc, o, "child")?)?,
+        kind: GuardianshipKind::read(&read_required(doc, o, "kind")?),
+        relationship: read_cell(doc, o, "relationship")?.unwrap_or_default(),
+        capacity: read_cell(doc, o, "capacity")?.map(|c| CareCapacity::read(&c)),
+        status: GuardianshipStatus::read(&read_required(doc, o, "status")?),
         created: created(doc, o)?,
     })
 }

@@ -12,13 +12,14 @@ use crate::doc::{seal_of, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 use crate::model::id_number::IdNumber;
 use crate::model::ids::*;
+use crate::model::person_details::*;
 use crate::model::policy::EntityKind;
 use crate::model::provenance::Provenance;
 use crate::model::records::*;
 use crate::model::values::*;
 
 /// The map of an existing record, or `NotFound`.
-fn record<T: Transactable>(tx: &T, kind: EntityKind, key: &str) -> Result<ObjId> {
+pub(crate) fn record<T: Transactable>(tx: &T, kind: EntityKind, key: &str) -> Result<ObjId> {
     entity_obj(tx, kind, Some(key))?.ok_or(Error::NotFound(kind.name()))
 }
 
@@ -27,14 +28,20 @@ fn household_obj<T: Transactable>(tx: &T) -> Result<ObjId> {
 }
 
 /// A new record map in its collection, with its creation provenance.
-fn new_record<T: Transactable>(
+pub(crate) fn new_record<T: Transactable>(
     tx: &mut T,
     kind: EntityKind,
     key: &str,
     p: &Provenance,
 ) -> Result<ObjId> {
-    let collection =
-        get_map(tx, &ROOT, kind.collection())?.ok_or(Error::NotAHousehold("collection missing"))?;
+    let collection = match get_map(tx, &ROOT, kind.collection())? {
+        Some(c) => c,
+        // A document made before this kind of record existed (benefits, guardianships).
+        None if matches!(kind, EntityKind::Benefit | EntityKind::Guardianship) => {
+            tx.put_object(&ROOT, kind.collection(), ObjType::Map)?
+        }
+        None => return Err(Error::NotAHousehold("collection missing")),
+    };
     if tx.get(&collection, key)?.is_some() {
         return Err(Error::InvalidInput("a record with this id exists"));
     }
@@ -129,6 +136,9 @@ pub(crate) fn edit_household<T: Transactable>(
         HouseholdEdit::RemovePhone(v) => set_remove(tx, &hh, "phones", &phone(v)?),
         HouseholdEdit::AddTag(v) => set_add(tx, &hh, "tags", &required_line(v, "empty tag")?, p),
         HouseholdEdit::RemoveTag(v) => set_remove(tx, &hh, "tags", &required_line(v, "empty tag")?),
+        HouseholdEdit::CareLevel(l) => {
+            write_enum(tx, &hh, "care_level", l.map(|l| l.to_write()), p)
+        }
     }
 }
 
@@ -197,7 +207,7 @@ pub(crate) fn bool_text(b: bool) -> &'static str {
 
 /// Refuse to overwrite a field that holds concurrent values: that would close a conflict
 /// without a resolution record.
-fn guard_conflict<T: Transactable>(tx: &T, obj: &ObjId, field: &str) -> Result<()> {
+pub(crate) fn guard_conflict<T: Transactable>(tx: &T, obj: &ObjId, field: &str) -> Result<()> {
     let mut values: Vec<Option<String>> = read_versions(tx, obj, field)?
         .into_iter()
         .map(|v| v.value)
@@ -222,6 +232,8 @@ pub(crate) fn edit_person<T: Transactable>(
         PersonEdit::BirthDate(_) => Some("birth_date"),
         PersonEdit::IdNumber(_) => Some("id_number"),
         PersonEdit::Guardian(_) => Some("guardian"),
+        PersonEdit::FatherStatus(_) => Some("father_status"),
+        PersonEdit::MotherStatus(_) => Some("mother_status"),
         _ => None,
     };
     if let Some(field) = identity {
@@ -273,10 +285,58 @@ pub(crate) fn edit_person<T: Transactable>(
         }
         PersonEdit::School(v) => write_cell(tx, &obj, "school", opt_line(v)?.as_deref(), p),
         PersonEdit::Grade(v) => write_cell(tx, &obj, "grade", opt_line(v)?.as_deref(), p),
+        PersonEdit::FatherStatus(c) => write_code(tx, &obj, "father_status", c, p),
+        PersonEdit::MotherStatus(c) => write_code(tx, &obj, "mother_status", c, p),
+        PersonEdit::HukouType(t) => write_enum(tx, &obj, "hukou_type", t.map(|t| t.to_write()), p),
+        PersonEdit::RegisteredResidence(v) => write_cell(
+            tx,
+            &obj,
+            "registered_residence",
+            Some(&optional_line(v)?),
+            p,
+        ),
+        PersonEdit::ActualResidence(v) => {
+            write_cell(tx, &obj, "actual_residence", Some(&optional_line(v)?), p)
+        }
+        PersonEdit::SchoolStage(s) => {
+            write_enum(tx, &obj, "school_stage", s.map(|s| s.to_write()), p)
+        }
+        PersonEdit::SchoolStatus(s) => {
+            write_enum(tx, &obj, "school_status", s.map(|s| s.to_write()), p)
+        }
+        PersonEdit::Boarding(b) => write_cell(tx, &obj, "boarding", b.map(bool_text), p),
+        PersonEdit::CareLevel(l) => write_enum(tx, &obj, "care_level", l.map(|l| l.to_write()), p),
     }
 }
 
-fn require_person<T: Transactable>(tx: &T, id: &PersonId) -> Result<()> {
+/// Write an optional value enum (`None` clears); an unrecognised value is refused.
+pub(crate) fn write_enum<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    field: &str,
+    value: Option<Result<&'static str>>,
+    p: &Provenance,
+) -> Result<()> {
+    let value = value.transpose()?;
+    write_cell(tx, obj, field, value, p)
+}
+
+/// Write a parent's status: a code of the list, or `None` (or blank) to clear.
+fn write_code<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    field: &str,
+    code: &Option<String>,
+    p: &Provenance,
+) -> Result<()> {
+    let code = match code {
+        Some(c) if !c.trim().is_empty() => Some(CodeList::ParentStatus.check_writable(c)?),
+        _ => None,
+    };
+    write_cell(tx, obj, field, code, p)
+}
+
+pub(crate) fn require_person<T: Transactable>(tx: &T, id: &PersonId) -> Result<()> {
     record(tx, EntityKind::Person, &id.to_string()).map(|_| ())
 }
 
@@ -624,6 +684,9 @@ pub(crate) fn set_status<T: Transactable>(
             FollowUpStatus::parse(&from)?.can_become(FollowUpStatus::parse(to)?)
         }
         EntityKind::Card => CardStatus::parse(&from)?.can_become(CardStatus::parse(to)?),
+        EntityKind::Guardianship => {
+            GuardianshipStatus::parse(&from)?.can_become(GuardianshipStatus::parse(to)?)
+        }
         _ => false,
     };
     if !ok {
@@ -652,6 +715,8 @@ fn status_name(s: &str) -> &'static str {
         "void",
         "draft",
         "final",
+        "active",
+        "ended",
     ];
     NAMES
         .iter()

@@ -94,6 +94,14 @@ id_type!(
     CardIssuanceId, "card issuance"
 );
 id_type!(
+    /// A benefit (subsidy) a person receives.
+    BenefitId, "benefit"
+);
+id_type!(
+    /// A guardianship: a carer of the household looking after a child of the household.
+    GuardianshipId, "guardianship"
+);
+id_type!(
     /// A conflict resolution record.
     ResolutionId, "resolution"
 );

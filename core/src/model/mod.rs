@@ -3,6 +3,7 @@
 pub mod cards;
 pub mod id_number;
 pub mod ids;
+pub mod person_details;
 pub mod policy;
 pub mod provenance;
 pub mod records;

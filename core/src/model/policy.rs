@@ -13,6 +13,8 @@ pub enum EntityKind {
     Inquiry,
     FollowUp,
     Card,
+    Benefit,
+    Guardianship,
 }
 
 impl EntityKind {
@@ -28,6 +30,8 @@ impl EntityKind {
             EntityKind::Inquiry => "inquiries",
             EntityKind::FollowUp => "follow_ups",
             EntityKind::Card => "cards",
+            EntityKind::Benefit => "benefits",
+            EntityKind::Guardianship => "guardianships",
         }
     }
 
@@ -41,6 +45,8 @@ impl EntityKind {
             EntityKind::Inquiry => "inquiry",
             EntityKind::FollowUp => "follow_up",
             EntityKind::Card => "card",
+            EntityKind::Benefit => "benefit",
+            EntityKind::Guardianship => "guardianship",
         }
     }
 
@@ -49,7 +55,9 @@ impl EntityKind {
     }
 }
 
-pub const ALL_KINDS: [EntityKind; 8] = [
+/// Every kind. `Benefit` and `Guardianship` came later: a document made before them has no
+/// such collection until a phone adds the first record (`doc::cells::collections`).
+pub const ALL_KINDS: [EntityKind; 10] = [
     EntityKind::Household,
     EntityKind::Person,
     EntityKind::Visit,
@@ -58,6 +66,8 @@ pub const ALL_KINDS: [EntityKind; 8] = [
     EntityKind::Inquiry,
     EntityKind::FollowUp,
     EntityKind::Card,
+    EntityKind::Benefit,
+    EntityKind::Guardianship,
 ];
 
 /// How concurrent writes to a field merge.
@@ -108,6 +118,7 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Household, "phones", P::AddWinsSet),
     f(K::Household, "tags", P::AddWinsSet),
     f(K::Household, "summary", P::Text),
+    f(K::Household, "care_level", P::LastWriterWins),
     f(K::Person, "name", P::Identity),
     f(K::Person, "sex", P::LastWriterWins),
     f(K::Person, "birth_date", P::Identity),
@@ -117,6 +128,16 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Person, "categories", P::AddWinsSet),
     f(K::Person, "school", P::LastWriterWins),
     f(K::Person, "grade", P::LastWriterWins),
+    // The parents' situation decides 事实无人抚养 eligibility: a human settles a conflict.
+    f(K::Person, "father_status", P::Identity),
+    f(K::Person, "mother_status", P::Identity),
+    f(K::Person, "hukou_type", P::LastWriterWins),
+    f(K::Person, "registered_residence", P::LastWriterWins),
+    f(K::Person, "actual_residence", P::LastWriterWins),
+    f(K::Person, "school_stage", P::LastWriterWins),
+    f(K::Person, "school_status", P::LastWriterWins),
+    f(K::Person, "boarding", P::LastWriterWins),
+    f(K::Person, "care_level", P::LastWriterWins),
     f(K::Visit, "kind", P::LastWriterWins),
     f(K::Visit, "date", P::LastWriterWins),
     f(K::Visit, "started_at", P::LastWriterWins),
@@ -155,6 +176,19 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Card, "person", P::Fixed),
     f(K::Card, "replaces", P::Fixed),
     f(K::Card, "status", P::Status),
+    f(K::Benefit, "person", P::Fixed),
+    f(K::Benefit, "kind", P::LastWriterWins),
+    f(K::Benefit, "monthly_fen", P::LastWriterWins),
+    f(K::Benefit, "from", P::LastWriterWins),
+    f(K::Benefit, "until", P::LastWriterWins),
+    f(K::Benefit, "source", P::LastWriterWins),
+    f(K::Guardianship, "carer", P::Fixed),
+    f(K::Guardianship, "child", P::Fixed),
+    // Who is legally responsible for a child is identity-critical (ADR 0002).
+    f(K::Guardianship, "kind", P::Identity),
+    f(K::Guardianship, "relationship", P::LastWriterWins),
+    f(K::Guardianship, "capacity", P::LastWriterWins),
+    f(K::Guardianship, "status", P::Status),
 ];
 
 /// The policy of a field, if the model knows the field.
@@ -193,6 +227,17 @@ mod tests {
             .filter(|s| s.policy == MergePolicy::Identity)
             .map(|s| s.name)
             .collect();
-        assert_eq!(identity, ["name", "birth_date", "id_number", "guardian"]);
+        assert_eq!(
+            identity,
+            [
+                "name",
+                "birth_date",
+                "id_number",
+                "guardian",
+                "father_status",
+                "mother_status",
+                "kind"
+            ]
+        );
     }
 }

@@ -23,6 +23,8 @@ pub enum EntityRef {
     Inquiry(InquiryId),
     FollowUp(FollowUpId),
     Card(CardIssuanceId),
+    Benefit(BenefitId),
+    Guardianship(GuardianshipId),
 }
 
 impl EntityRef {
@@ -35,6 +37,8 @@ impl EntityRef {
             EntityRef::Inquiry(_) => EntityKind::Inquiry,
             EntityRef::FollowUp(_) => EntityKind::FollowUp,
             EntityRef::Card(_) => EntityKind::Card,
+            EntityRef::Benefit(_) => EntityKind::Benefit,
+            EntityRef::Guardianship(_) => EntityKind::Guardianship,
         }
     }
 
@@ -48,6 +52,8 @@ impl EntityRef {
             EntityRef::Inquiry(id) => Some(id.to_string()),
             EntityRef::FollowUp(id) => Some(id.to_string()),
             EntityRef::Card(id) => Some(id.to_string()),
+            EntityRef::Benefit(id) => Some(id.to_string()),
+            EntityRef::Guardianship(id) => Some(id.to_string()),
         }
     }
 
@@ -62,6 +68,8 @@ impl EntityRef {
             EntityKind::Inquiry => EntityRef::Inquiry(InquiryId::parse(key()?)?),
             EntityKind::FollowUp => EntityRef::FollowUp(FollowUpId::parse(key()?)?),
             EntityKind::Card => EntityRef::Card(CardIssuanceId::parse(key()?)?),
+            EntityKind::Benefit => EntityRef::Benefit(BenefitId::parse(key()?)?),
+            EntityKind::Guardianship => EntityRef::Guardianship(GuardianshipId::parse(key()?)?),
             EntityKind::Amendment => return Err(Error::InvalidInput("amendments are immutable")),
         })
     }

@@ -1,6 +1,7 @@
 //! The records of a household case file as the API reads and writes them.
 
 use crate::model::ids::*;
+use crate::model::person_details::*;
 use crate::model::provenance::Provenance;
 use crate::model::time::{Date, Timestamp};
 use crate::model::values::*;
@@ -26,6 +27,11 @@ pub struct Household {
     pub inquiries: Vec<Inquiry>,
     pub follow_ups: Vec<FollowUp>,
     pub cards: Vec<CardIssuance>,
+    /// The household's care level (the visit interval follows the strictest of it and its
+    /// persons'); `None` when not set, as in documents from before care levels.
+    pub care_level: Option<CareLevel>,
+    pub benefits: Vec<Benefit>,
+    pub guardianships: Vec<Guardianship>,
 }
 
 /// What the app supplies to open a new case file.
@@ -52,6 +58,7 @@ pub enum HouseholdEdit {
     RemovePhone(String),
     AddTag(String),
     RemoveTag(String),
+    CareLevel(Option<CareLevel>),
 }
 
 /// A person in a household.
@@ -69,6 +76,10 @@ pub struct Person {
     pub categories: Vec<String>,
     pub school: Option<String>,
     pub grade: Option<String>,
+    pub parents: ParentsStatus,
+    pub hukou: Hukou,
+    pub schooling: Schooling,
+    pub care_level: Option<CareLevel>,
     pub created: Provenance,
 }
 
@@ -115,6 +126,16 @@ pub enum PersonEdit {
     RemoveCategory(String),
     School(Option<String>),
     Grade(Option<String>),
+    /// A code of [`CodeList::ParentStatus`], or `None` to clear.
+    FatherStatus(Option<String>),
+    MotherStatus(Option<String>),
+    HukouType(Option<HukouType>),
+    RegisteredResidence(String),
+    ActualResidence(String),
+    SchoolStage(Option<SchoolStage>),
+    SchoolStatus(Option<SchoolStatus>),
+    Boarding(Option<bool>),
+    CareLevel(Option<CareLevel>),
 }
 
 /// A visit record.
@@ -286,4 +307,101 @@ pub struct NewCardIssuance {
     pub visit: Option<VisitId>,
     pub person: Option<PersonId>,
     pub replaces: Option<CardIssuanceId>,
+}
+
+/// Where a person's household is registered (户籍) and where they actually live.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hukou {
+    /// 户口性质; `None` when not recorded.
+    pub kind: Option<HukouType>,
+    /// 户籍地 (one line; empty when not recorded).
+    pub registered: String,
+    /// 实际居住地 (one line; empty when not recorded).
+    pub actual: String,
+}
+
+/// A child's schooling, beside the older free-text `school` and `grade`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Schooling {
+    pub stage: Option<SchoolStage>,
+    pub status: Option<SchoolStatus>,
+    /// 寄宿; `None` when not recorded.
+    pub boarding: Option<bool>,
+}
+
+/// The situation of a child's parents: codes of [`CodeList::ParentStatus`]
+/// (`parent.normal`, `child.unsupported.parent_imprisoned` ...), as stored; `None` when not
+/// recorded. A code this version does not know is kept ([`CodeList::describe`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParentsStatus {
+    pub father: Option<String>,
+    pub mother: Option<String>,
+}
+
+/// A benefit (subsidy) a person receives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Benefit {
+    pub id: BenefitId,
+    pub person: PersonId,
+    /// A code of [`CodeList::BenefitType`] as stored (a newer release's code is kept).
+    pub kind: String,
+    pub monthly: Fen,
+    pub from: Option<Date>,
+    pub until: Option<Date>,
+    /// Who pays or decided it (县民政局, 乡镇 ...); one line, may be empty.
+    pub source: String,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewBenefit {
+    pub person: PersonId,
+    /// A code of [`CodeList::BenefitType`].
+    pub kind: String,
+    pub monthly_fen: u64,
+    pub from: Option<Date>,
+    pub until: Option<Date>,
+    pub source: String,
+}
+
+/// One edit of a benefit (the person it belongs to is fixed).
+#[derive(Clone, Debug, PartialEq)]
+pub enum BenefitEdit {
+    Kind(String),
+    MonthlyFen(u64),
+    From(Option<Date>),
+    Until(Option<Date>),
+    Source(String),
+}
+
+/// A carer of the household looking after a child of the household.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guardianship {
+    pub id: GuardianshipId,
+    pub carer: PersonId,
+    pub child: PersonId,
+    pub kind: GuardianshipKind,
+    /// The carer's relationship to the child (祖母, 叔叔 ...); one line, may be empty.
+    pub relationship: String,
+    pub capacity: Option<CareCapacity>,
+    pub status: GuardianshipStatus,
+    pub created: Provenance,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewGuardianship {
+    pub carer: PersonId,
+    pub child: PersonId,
+    pub kind: GuardianshipKind,
+    pub relationship: String,
+    pub capacity: Option<CareCapacity>,
+}
+
+/// One edit of a guardianship (carer and child are fixed; ending it is
+/// `Store::end_guardianship`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum GuardianshipEdit {
+    Kind(GuardianshipKind),
+    Relationship(String),
+    Capacity(Option<CareCapacity>),
 }

@@ -40,11 +40,11 @@ macro_rules! text_enum {
 /// the household still opens); `parse` is strict and never yields it, and nothing writes it
 /// (`is_recognised`), so the server's validator (`doc::verify::validate`) refuses it.
 macro_rules! value_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum $name {
-            $($variant,)+
+            $($(#[$vdoc])* $variant,)+
             /// A value this version does not know (a newer version wrote it).
             Unrecognised,
         }
@@ -90,6 +90,7 @@ macro_rules! value_enum {
         }
     };
 }
+pub(crate) use value_enum;
 
 value_enum!(
     /// Whether the household is still followed by the station.

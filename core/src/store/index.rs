@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{Automerge, ReadDoc, ROOT};
+use automerge::Automerge;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -12,6 +12,7 @@ use crate::doc::conflicts::{review, review_record, Review};
 use crate::doc::read::{read_card, read_follow_up, read_person};
 use crate::error::{Error, Result};
 use crate::model::ids::{HouseholdId, VisitId};
+use crate::model::person_details::CareLevel;
 use crate::model::policy::EntityKind;
 use crate::model::provenance::{ConflictKind, FieldVersion};
 use crate::model::values::Section;
@@ -154,10 +155,11 @@ pub(crate) fn remove(conn: &Connection, household: HouseholdId) -> Result<()> {
     Ok(())
 }
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "ix_households",
     "ix_persons",
     "ix_categories",
+    "ix_care_levels",
     "ix_visits",
     "ix_visit_workers",
     "ix_follow_ups",
@@ -317,15 +319,7 @@ fn index_visit_workers(
 }
 
 fn keys_of(doc: &Automerge, kind: EntityKind) -> Result<Vec<(String, automerge::ObjId)>> {
-    let mut out = Vec::new();
-    if let Some(col) = get_map(doc, &ROOT, kind.collection())? {
-        for k in doc.keys(&col) {
-            if let Some(o) = get_map(doc, &col, &k)? {
-                out.push((k, o));
-            }
-        }
-    }
-    Ok(out)
+    crate::doc::cells::records_of(doc, kind)
 }
 
 fn versions_json(values: &[FieldVersion]) -> String {
@@ -413,6 +407,8 @@ fn index_records(
         if matches!(kind, EntityKind::Household | EntityKind::Person) {
             conn.prepare_cached("DELETE FROM ix_categories WHERE entity_id = doorstep_key(?1)")?
                 .execute([key])?;
+            conn.prepare_cached("DELETE FROM ix_care_levels WHERE entity_id = doorstep_key(?1)")?
+                .execute([key])?;
         }
         // The household record's conflicts are stored under an empty entity id.
         let entity_id = if *kind == EntityKind::Household {
@@ -495,6 +491,8 @@ fn insert_record(
                 read_cell(doc, o, "status")?.unwrap_or_default(),
             ])?;
             insert_categories(conn, &h, &h, &read_set(doc, o, "tags")?)?;
+            let level = read_cell(doc, o, "care_level")?.map(|l| CareLevel::read(&l));
+            insert_care_level(conn, &h, &h, level)?;
             texts.insert((h, "summary".into()), read_text(doc, o, "summary")?);
         }
         EntityKind::Person => {
@@ -513,7 +511,10 @@ fn insert_record(
                 p.categories.join("\u{1f}"),
             ])?;
             insert_categories(conn, &h, &key, &p.categories)?;
+            insert_care_level(conn, &h, &key, p.care_level)?;
         }
+        // No rows of their own: their conflicts are indexed with every record's.
+        EntityKind::Benefit | EntityKind::Guardianship => {}
         EntityKind::Visit => {
             conn.prepare_cached(
                 "INSERT INTO ix_visits (visit_id, household_id, date, kind, status, started_at)
@@ -626,6 +627,25 @@ fn insert_categories(
             code.as_ref().map(|c| c.as_str())
         ])?;
     }
+    Ok(())
+}
+
+/// The care level of a household or a person, with the visit interval it requires; none
+/// for a level this version does not know (it sets no interval here).
+fn insert_care_level(
+    conn: &Connection,
+    household: &str,
+    entity: &str,
+    level: Option<CareLevel>,
+) -> Result<()> {
+    let Some((level, days)) = level.and_then(|l| Some((l, l.visit_every_days()?))) else {
+        return Ok(());
+    };
+    conn.prepare_cached(
+        "INSERT INTO ix_care_levels (household_id, entity_id, level, interval_days)
+         VALUES (doorstep_key(?1), doorstep_key(?2), ?3, ?4)",
+    )?
+    .execute(params![household, entity, level.as_str(), days])?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod db;
 mod erasure;
 pub(crate) mod index;
 mod labels;
+mod person_details;
 mod query;
 pub(crate) mod schema;
 pub mod sqlcipher;
@@ -34,6 +35,7 @@ pub use cards::{CardStock, DuplicateCard, NewCard};
 pub use caseload::{DepartedHousehold, Gone};
 pub use db::{Durability, StoreKey};
 pub use erasure::ErasedHousehold;
+pub use person_details::VisitDue;
 pub use query::*;
 pub use status::{refusal_reason, RefusedHousehold, UploadStatus};
 pub use sync::{Quarantined, SyncOutcome};
@@ -907,6 +909,7 @@ impl Store {
             "ix_households",
             "ix_persons",
             "ix_categories",
+            "ix_care_levels",
             "ix_visits",
             "ix_visit_workers",
             "ix_follow_ups",
@@ -927,7 +930,7 @@ impl Store {
         if let Ok(doc) = load(&tx, cache, station, &self.actor) {
             index::update_station(&tx, doc)?;
         }
-        // A migration's request for this (schema 8) is answered in the same transaction.
+        // A migration's request for this (schemas 8 and 11) is answered in the same transaction.
         tx.execute("DELETE FROM meta WHERE key = 'rebuild_index'", [])?;
         tx.commit()?;
         Ok(())

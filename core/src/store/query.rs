@@ -535,6 +535,10 @@ pub(crate) fn dump(conn: &Connection) -> Result<Vec<String>> {
         ),
         ("ix_categories", "household_id, entity_id, stored, code"),
         (
+            "ix_care_levels",
+            "household_id, entity_id, level, interval_days",
+        ),
+        (
             "ix_visits",
             "visit_id, household_id, date, kind, status, started_at",
         ),
