@@ -201,7 +201,10 @@ pub fn run_load(
     // A thousand enrolments from one address, 32 at a time, are not guesses: the limit on
     // enrolment attempts per address (the edge, issue 13) would answer them 429.
     let mut extra = args.server_args.clone();
-    extra.extend(["--enrol-failures-per-minute".to_owned(), "1000000".to_owned()]);
+    extra.extend([
+        "--enrol-failures-per-minute".to_owned(),
+        "1000000".to_owned(),
+    ]);
     let opts = ServerOpts {
         cache_documents: args.cache_documents,
         postgres: postgres.clone(),
