@@ -119,53 +119,61 @@ impl Doorstep {
     /// The categories in force on this device: built in, and the station's own as of the
     /// last sync. Read once per screen.
     pub fn vocabulary(&self) -> Result<Vocabulary> {
-        let v = self.store()?.vocabulary()?;
-        Ok(Vocabulary {
-            builtin_version: v.builtin_version,
-            station_version: v.station_version,
-            entries: v.entries().map(entry).collect(),
+        crate::guarded(|| {
+            let v = self.store()?.vocabulary()?;
+            Ok(Vocabulary {
+                builtin_version: v.builtin_version,
+                station_version: v.station_version,
+                entries: v.entries().map(entry).collect(),
+            })
         })
     }
 
     /// What a value of a person's `categories` or a household's `tags` is, with its labels.
     pub fn describe_category(&self, stored: String) -> Result<CategoryValue> {
-        bounded(&stored)?;
-        let v = self.store()?.vocabulary()?;
-        let (state, code) = match v.describe(&stored) {
-            core::Category::Known(e) => (CategoryState::Known, Some(e.code)),
-            core::Category::Unknown(c) => (CategoryState::Unknown, Some(c)),
-            core::Category::Text { code, .. } => (CategoryState::Text, code),
-        };
-        Ok(CategoryValue {
-            entry: code.as_ref().and_then(|c| v.lookup(c.as_str())).map(entry),
-            code: code.map(|c| c.to_string()),
-            stored,
-            state,
+        crate::guarded(|| {
+            bounded(&stored)?;
+            let v = self.store()?.vocabulary()?;
+            let (state, code) = match v.describe(&stored) {
+                core::Category::Known(e) => (CategoryState::Known, Some(e.code)),
+                core::Category::Unknown(c) => (CategoryState::Unknown, Some(c)),
+                core::Category::Text { code, .. } => (CategoryState::Text, code),
+            };
+            Ok(CategoryValue {
+                entry: code.as_ref().and_then(|c| v.lookup(c.as_str())).map(entry),
+                code: code.map(|c| c.to_string()),
+                stored,
+                state,
+            })
         })
     }
 
     /// Households counted under `code` or a code below it, by display code.
     pub fn households_in_category(&self, code: String) -> Result<Vec<HouseholdSummary>> {
-        bounded(&code)?;
-        Ok(self
-            .store()?
-            .households_in_category(&code)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        crate::guarded(|| {
+            bounded(&code)?;
+            Ok(self
+                .store()?
+                .households_in_category(&code)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
     }
 
     /// Persons and households by the exact code they carry, by code.
     pub fn category_counts(&self) -> Result<Vec<CategoryCount>> {
-        Ok(self
-            .store()?
-            .category_counts()?
-            .into_iter()
-            .map(|c| CategoryCount {
-                code: c.code.to_string(),
-                persons: c.persons,
-                households: c.households,
-            })
-            .collect())
+        crate::guarded(|| {
+            Ok(self
+                .store()?
+                .category_counts()?
+                .into_iter()
+                .map(|c| CategoryCount {
+                    code: c.code.to_string(),
+                    persons: c.persons,
+                    households: c.households,
+                })
+                .collect())
+        })
     }
 }
