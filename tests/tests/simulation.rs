@@ -963,16 +963,21 @@ impl Sim {
 
     /// The station erases a household the server holds (racing whatever devices hold of
     /// it offline, restores and resets).
-    fn erase(&mut self) {
-        let store = self.service().store().clone();
-        let held: Vec<HouseholdId> = self
-            .ledger
+    /// The households the server holds and has not erased, in ledger order.
+    fn held_by_server(&self) -> Vec<HouseholdId> {
+        let store = self.service().store();
+        self.ledger
             .households
             .iter()
             .copied()
             .filter(|h| !self.ledger.erased.contains(h))
             .filter(|h| store.document_station(*h).unwrap().is_some())
-            .collect();
+            .collect()
+    }
+
+    fn erase(&mut self) {
+        let store = self.service().store().clone();
+        let held = self.held_by_server();
         if held.is_empty() {
             return;
         }
@@ -998,14 +1003,7 @@ impl Sim {
     /// or back to the whole station's team (racing edits, messages in flight, restarts).
     fn reassign(&mut self) {
         let store = self.service().store().clone();
-        let held: Vec<HouseholdId> = self
-            .ledger
-            .households
-            .iter()
-            .copied()
-            .filter(|h| !self.ledger.erased.contains(h))
-            .filter(|h| store.document_station(*h).unwrap().is_some())
-            .collect();
+        let held = self.held_by_server();
         if held.is_empty() {
             return;
         }

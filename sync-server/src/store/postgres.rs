@@ -947,10 +947,7 @@ impl ServerStore for PostgresStore {
                 Ok(WorkerAccess {
                     station: parse(&station, StationId::parse)?,
                     role,
-                    team: team
-                        .map(|t| doorstep_core::TeamName::new(&t))
-                        .transpose()
-                        .map_err(|_| StoreError::Database("malformed team in database".into()))?,
+                    team: super::scope::stored_team(team.as_deref())?,
                 })
             })
             .transpose()

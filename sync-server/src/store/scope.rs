@@ -68,6 +68,13 @@ pub struct Rescoped {
 /// server answered them with, are before the entry), they always may.
 pub const HANDOVER_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// A team name as stored (checked again on the way out, like every stored value).
+pub(crate) fn stored_team(team: Option<&str>) -> StoreResult<Option<TeamName>> {
+    team.map(TeamName::new)
+        .transpose()
+        .map_err(|_| StoreError::Database("malformed team in database".into()))
+}
+
 pub(crate) fn scope_entry_bytes(entered: bool, at: i64) -> Vec<u8> {
     let mut b = vec![if entered { 1 } else { 2 }];
     b.extend_from_slice(&at.to_be_bytes());

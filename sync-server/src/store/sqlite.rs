@@ -1622,10 +1622,7 @@ impl ServerStore for SqliteStore {
                 Ok(WorkerAccess {
                     station: parse(&station, StationId::parse)?,
                     role,
-                    team: team
-                        .map(|t| doorstep_core::TeamName::new(&t))
-                        .transpose()
-                        .map_err(|_| StoreError::Database("malformed team in database".into()))?,
+                    team: super::scope::stored_team(team.as_deref())?,
                 })
             })
             .transpose()

@@ -258,11 +258,7 @@ pub(super) fn assignment(
                 .get::<_, Option<&str>>(1)
                 .map(|w| parse(w, WorkerId::parse))
                 .transpose()?,
-            team: r
-                .get::<_, Option<&str>>(2)
-                .map(TeamName::new)
-                .transpose()
-                .map_err(|_| StoreError::Database("malformed team in database".into()))?,
+            team: stored_team(r.get::<_, Option<&str>>(2))?,
             assigned_at: r.get(3),
             assigned_by: r.get(4),
         })

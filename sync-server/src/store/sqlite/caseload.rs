@@ -263,10 +263,7 @@ pub(super) fn assignment(conn: &Connection, doc: HouseholdId) -> StoreResult<Opt
             doc,
             station: parse(&station, StationId::parse)?,
             worker: worker.map(|w| parse(&w, WorkerId::parse)).transpose()?,
-            team: team
-                .map(|t| TeamName::new(&t))
-                .transpose()
-                .map_err(|_| StoreError::Database("malformed team in database".into()))?,
+            team: stored_team(team.as_deref())?,
             assigned_at: at,
             assigned_by: by,
         })
