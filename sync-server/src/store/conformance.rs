@@ -479,7 +479,7 @@ pub fn concurrent_commits_are_gap_free_and_refusals_leave_no_trace<S: ServerStor
     );
 }
 
-fn read_model_doc(
+pub fn read_model_doc(
     station: StationId,
     worker: WorkerId,
     code: &str,

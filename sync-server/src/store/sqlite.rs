@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_erasure.sql"),
     include_str!("migrations/0006_scope.sql"),
     include_str!("migrations/0007_device_access.sql"),
+    include_str!("migrations/0008_search_rows.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).

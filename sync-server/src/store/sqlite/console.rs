@@ -85,8 +85,13 @@ fn account(raw: (String, String, String, String, bool)) -> StoreResult<Account> 
 }
 
 pub(super) fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
+    // The search row by its rowid (server schema 8): a condition on the FTS5 table's
+    // unindexed `doc_id` reads the whole table.
+    conn.execute(
+        "DELETE FROM rm_search WHERE rowid = (SELECT search_row FROM rm_households WHERE doc_id = ?1)",
+        [doc],
+    )?;
     conn.execute("DELETE FROM rm_households WHERE doc_id = ?1", [doc])?;
-    conn.execute("DELETE FROM rm_search WHERE doc_id = ?1", [doc])?;
     conn.execute("DELETE FROM rm_visits WHERE doc_id = ?1", [doc])?;
     conn.execute("DELETE FROM rm_follow_ups WHERE doc_id = ?1", [doc])?;
     conn.execute("DELETE FROM rm_facts WHERE doc_id = ?1", [doc])?;
@@ -118,9 +123,14 @@ impl ConsoleStore for SqliteStore {
             }
             delete_doc(conn, &doc)?;
             conn.execute(
+                "INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)",
+                params![doc, station, m.search_text],
+            )?;
+            let search_row = conn.last_insert_rowid();
+            conn.execute(
                 "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status, categories,
-                   visits, last_visit, open_needs, conflicts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                   visits, last_visit, open_needs, conflicts, search_row)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     doc,
                     station,
@@ -132,12 +142,9 @@ impl ConsoleStore for SqliteStore {
                     h.visits as i64,
                     h.last_visit,
                     h.open_needs as i64,
-                    h.conflicts as i64
+                    h.conflicts as i64,
+                    search_row
                 ],
-            )?;
-            conn.execute(
-                "INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)",
-                params![doc, station, m.search_text],
             )?;
             for v in &m.visits {
                 let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
