@@ -87,14 +87,19 @@ fn account(raw: (String, String, String, String, bool)) -> StoreResult<Account> 
 pub(super) fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
     // The search row by its rowid (server schema 8): a condition on the FTS5 table's
     // unindexed `doc_id` reads the whole table.
-    conn.execute(
-        "DELETE FROM rm_search WHERE rowid = (SELECT search_row FROM rm_households WHERE doc_id = ?1)",
-        [doc],
-    )?;
-    conn.execute("DELETE FROM rm_households WHERE doc_id = ?1", [doc])?;
-    conn.execute("DELETE FROM rm_visits WHERE doc_id = ?1", [doc])?;
-    conn.execute("DELETE FROM rm_follow_ups WHERE doc_id = ?1", [doc])?;
-    conn.execute("DELETE FROM rm_facts WHERE doc_id = ?1", [doc])?;
+    conn.prepare_cached(
+        "DELETE FROM rm_search
+         WHERE rowid = (SELECT search_row FROM rm_households WHERE doc_id = ?1)",
+    )?
+    .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_households WHERE doc_id = ?1")?
+        .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_visits WHERE doc_id = ?1")?
+        .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_follow_ups WHERE doc_id = ?1")?
+        .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_facts WHERE doc_id = ?1")?
+        .execute([doc])?;
     Ok(())
 }
 
@@ -105,68 +110,72 @@ impl ConsoleStore for SqliteStore {
             let doc = h.doc.to_string();
             let station = h.station.to_string();
             let held: Option<i64> = conn
-                .query_row(
-                    "SELECT seq FROM rm_households WHERE doc_id = ?1",
-                    [&doc],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT seq FROM rm_households WHERE doc_id = ?1")?
+                .query_row([&doc], |r| r.get(0))
                 .optional()?;
             if held.is_some_and(|s| s > h.seq as i64) {
                 return Ok(false);
             }
             // An erasure that came between the push and this refresh wins.
             let erased: Option<i64> = conn
-                .query_row("SELECT 1 FROM erasures WHERE doc_id = ?1", [&doc], |r| r.get(0))
+                .prepare_cached("SELECT 1 FROM erasures WHERE doc_id = ?1")?
+                .query_row([&doc], |r| r.get(0))
                 .optional()?;
             if erased.is_some() {
                 return Ok(false);
             }
             delete_doc(conn, &doc)?;
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)",
-                params![doc, station, m.search_text],
-            )?;
+            )?
+            .execute(params![doc, station, m.search_text])?;
             let search_row = conn.last_insert_rowid();
-            conn.execute(
-                "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status, categories,
-                   visits, last_visit, open_needs, conflicts, search_row)
+            conn.prepare_cached(
+                "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status,
+                   categories, visits, last_visit, open_needs, conflicts, search_row)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    doc,
-                    station,
-                    h.seq as i64,
-                    h.code,
-                    h.village,
-                    h.status,
-                    join_words(&h.categories),
-                    h.visits as i64,
-                    h.last_visit,
-                    h.open_needs as i64,
-                    h.conflicts as i64,
-                    search_row
-                ],
+            )?
+            .execute(params![
+                doc,
+                station,
+                h.seq as i64,
+                h.code,
+                h.village,
+                h.status,
+                join_words(&h.categories),
+                h.visits as i64,
+                h.last_visit,
+                h.open_needs as i64,
+                h.conflicts as i64,
+                search_row
+            ])?;
+            let mut visit = conn.prepare_cached(
+                "INSERT OR REPLACE INTO rm_visits
+                   (doc_id, visit_id, station_id, date, kind, status, workers)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for v in &m.visits {
                 let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
-                conn.execute(
-                    "INSERT OR REPLACE INTO rm_visits (doc_id, visit_id, station_id, date, kind, status, workers)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![doc, v.visit.to_string(), station, v.date, v.kind, v.status, workers.join(" ")],
-                )?;
+                let id = v.visit.to_string();
+                let workers = workers.join(" ");
+                visit.execute(params![doc, id, station, v.date, v.kind, v.status, workers])?;
             }
+            let mut follow_up = conn.prepare_cached(
+                "INSERT OR REPLACE INTO rm_follow_ups
+                   (doc_id, follow_up_id, station_id, what, due, assignee, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
             for f in &m.follow_ups {
-                conn.execute(
-                    "INSERT OR REPLACE INTO rm_follow_ups (doc_id, follow_up_id, station_id, what, due, assignee, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![doc, f.follow_up.to_string(), station, f.what, f.due, f.assignee.to_string(), f.status],
-                )?;
+                let (id, assignee) = (f.follow_up.to_string(), f.assignee.to_string());
+                follow_up.execute(params![doc, id, station, f.what, f.due, assignee, f.status])?;
             }
+            let mut fact = conn.prepare_cached(
+                "INSERT OR REPLACE INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
             for f in &m.facts {
-                conn.execute(
-                    "INSERT OR REPLACE INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![doc, f.fact, f.item.to_string(), station, f.day, f.dim1, f.dim2],
-                )?;
+                let item = f.item.to_string();
+                fact.execute(params![doc, f.fact, item, station, f.day, f.dim1, f.dim2])?;
             }
             Ok(true)
         })
