@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_erasure.sql"),
     include_str!("migrations/0006_scope.sql"),
     include_str!("migrations/0007_device_access.sql"),
+    include_str!("migrations/0008_county_accounts.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -1685,4 +1686,103 @@ fn wall_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    // A test: a failed unwrap is a failed test.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::console::{AccountRole, ConsoleStore};
+
+    /// The SQL of the tables (and their indexes) named.
+    fn schema_of(path: &Path, tables: &[&str]) -> Vec<(String, String)> {
+        let conn = Connection::open(path).unwrap();
+        let mut out = Vec::new();
+        for t in tables {
+            let mut stmt = conn
+                .prepare("SELECT name, sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL ORDER BY name")
+                .unwrap();
+            out.extend(
+                stmt.query_map([t], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .unwrap()
+                    .collect::<Result<Vec<(String, String)>, _>>()
+                    .unwrap(),
+            );
+        }
+        out
+    }
+
+    /// A server of schema 7 with a supervisor's account, her writer identity and a live
+    /// session, upgraded to 8: all of it kept, foreign keys intact, the accounts' tables as
+    /// a fresh store makes them.
+    #[test]
+    fn schema_7_upgrades_to_county_accounts_keeping_supervisors() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&old).unwrap();
+            conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+            for (v, sql) in MIGRATIONS[..7].iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.execute_batch(&format!("PRAGMA user_version = {}", v + 1))
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO stations VALUES ('0190a0a0-0000-7000-8000-000000000001', '站', 1);
+                 INSERT INTO workers (worker_id, station_id, label, created_at)
+                   VALUES ('0190a0a0-0000-7000-8000-000000000002', '0190a0a0-0000-7000-8000-000000000001', '主管 zhang', 1);
+                 INSERT INTO devices (device_id, worker_id, station_id)
+                   VALUES ('0190a0a0-0000-7000-8000-000000000003', '0190a0a0-0000-7000-8000-000000000002', '0190a0a0-0000-7000-8000-000000000001');
+                 INSERT INTO console_accounts VALUES ('0190a0a0-0000-7000-8000-000000000004', '0190a0a0-0000-7000-8000-000000000001', 'zhang', '$argon2id$h', 1, NULL);
+                 INSERT INTO console_signers VALUES ('0190a0a0-0000-7000-8000-000000000004', '0190a0a0-0000-7000-8000-000000000002', '0190a0a0-0000-7000-8000-000000000003', x'0707', zeroblob(32));
+                 INSERT INTO console_sessions VALUES ('session-hash', '0190a0a0-0000-7000-8000-000000000004', 'csrf', 1, 9000000000000);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open_file(&old).unwrap();
+        let station = StationId::parse("0190a0a0-0000-7000-8000-000000000001").unwrap();
+        let account = store.account_by_login("zhang").unwrap().unwrap();
+        assert_eq!(account.role, AccountRole::Supervisor(station));
+        assert_eq!(account.password_hash, "$argon2id$h");
+        let session = store.session("session-hash", 2).unwrap().unwrap();
+        assert_eq!(
+            (session.account.id, session.csrf.as_str()),
+            (account.id, "csrf")
+        );
+        assert_eq!(
+            store.account_signer(account.id).unwrap().map(|s| s.actor),
+            Some(vec![7, 7])
+        );
+        assert_eq!(
+            store.account_stations(account.id).unwrap(),
+            vec![(station, "站".to_owned())]
+        );
+        drop(store);
+        let conn = Connection::open(&old).unwrap();
+        let broken: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(broken, 0, "every reference resolves");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        drop(conn);
+
+        let fresh = dir.path().join("fresh.db");
+        drop(SqliteStore::open_file(&fresh).unwrap());
+        let tables = [
+            "console_accounts",
+            "console_account_stations",
+            "console_signers",
+            "console_sessions",
+        ];
+        assert_eq!(schema_of(&old, &tables), schema_of(&fresh, &tables));
+    }
 }
