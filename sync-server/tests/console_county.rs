@@ -377,3 +377,134 @@ async fn a_county_account_reads_its_stations_only_and_writes_nothing() {
     let (status, _, _) = browser.get(&base).await;
     assert_eq!(status, 200, "A still granted");
 }
+
+/// The PostgreSQL test database (`DOORSTEP_TEST_POSTGRES`), or `None` outside CI when none is
+/// configured.
+fn postgres_url() -> Option<String> {
+    match std::env::var("DOORSTEP_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("DOORSTEP_TEST_POSTGRES must be set in CI (eval \"$(scripts/postgres.sh)\")")
+        }
+        _ => {
+            eprintln!("DOORSTEP_TEST_POSTGRES not set: the county console on PostgreSQL skipped");
+            None
+        }
+    }
+}
+
+/// The same promises on PostgreSQL: a real server on 127.0.0.1 over a fresh schema, three
+/// stations (without phones), a supervisor and a county account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_account_on_postgresql() {
+    use doorstep_server::console::ConsoleConfig;
+    use doorstep_server::store::postgres::PostgresStore;
+    use doorstep_server::{now_ms, ServerConfig};
+    use std::sync::Arc;
+
+    let Some(url) = postgres_url() else { return };
+    // The blocking PostgreSQL client runs off the async runtime.
+    async fn off<T: Send + 'static>(
+        store: &Arc<PostgresStore>,
+        f: impl FnOnce(&PostgresStore) -> T + Send + 'static,
+    ) -> T {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .unwrap()
+    }
+    let (store, a, b, c, county) = tokio::task::spawn_blocking(move || {
+        let schema = format!("county_{}", uuid::Uuid::new_v4().simple());
+        let store = Arc::new(PostgresStore::open(&url, Some(&schema), 4).unwrap());
+        let a = store.create_station("石桥镇社工站", now_ms()).unwrap();
+        let b = store.create_station("河口镇社工站", now_ms()).unwrap();
+        let c = store.create_station("青山镇社工站", now_ms()).unwrap();
+        store.add_worker(a, "W01", now_ms()).unwrap();
+        doorstep_server::console::auth::add_account(store.as_ref(), a, LOGIN, PASSWORD, now_ms())
+            .unwrap();
+        let county = doorstep_server::console::auth::add_county_account(
+            store.as_ref(),
+            COUNTY,
+            PASSWORD,
+            &[a, b],
+            now_ms(),
+        )
+        .unwrap();
+        (store, a, b, c, county)
+    })
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = ServerConfig {
+        console: Some(ConsoleConfig {
+            secure_cookies: false,
+        }),
+        ..ServerConfig::default()
+    };
+    let server = doorstep_server::serve(store.clone(), listener, config)
+        .await
+        .unwrap();
+
+    let mut browser = Browser::new(server.url());
+    assert_eq!(browser.login(COUNTY, PASSWORD).await.0, 303);
+    let (_, page, _) = browser.get("/console/stations").await;
+    assert!(page.contains("石桥镇社工站") && page.contains("河口镇社工站"));
+    assert!(!page.contains("青山镇社工站"));
+    for station in [a, b] {
+        for path in [
+            "",
+            "/households",
+            "/report.csv?month=2026-11",
+            "/export/households.csv",
+        ] {
+            let (status, body, _) = browser.get(&format!("/console/s/{station}{path}")).await;
+            assert_eq!(status, 200, "{path}: {body}");
+        }
+    }
+    let unknown = StationId::new();
+    for path in ["", "/households", "/report.csv", "/access"] {
+        let (s1, b1, _) = browser.get(&format!("/console/s/{c}{path}")).await;
+        let (s2, b2, _) = browser.get(&format!("/console/s/{unknown}{path}")).await;
+        assert_eq!((s1, &b1), (s2, &b2), "{path}");
+        assert_eq!(s1, 404);
+    }
+    let (_, page, _) = browser.get(&format!("/console/s/{a}")).await;
+    let csrf = Browser::csrf_of(&page);
+    let (status, body, _) = browser
+        .post(
+            &format!("/console/s/{a}/workers"),
+            form(&[("csrf", &csrf), ("label", "W99")]),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let workers = off(&store, move |s| s.worker_labels(a).unwrap().len()).await;
+    assert_eq!(workers, 1, "no worker added");
+
+    let reads: Vec<String> = off(&store, move |s| s.accesses(a, None, 100).unwrap())
+        .await
+        .into_iter()
+        .filter(|e| matches!(&e.by, Accessor::Console { account, .. } if *account == county))
+        .map(|e| e.what)
+        .collect();
+    assert!(reads.contains(&"dashboard".to_owned()), "{reads:?}");
+    assert!(
+        reads.contains(&"export_households_csv".to_owned()),
+        "{reads:?}"
+    );
+    assert!(off(&store, move |s| s.accesses(c, None, 100).unwrap())
+        .await
+        .is_empty());
+
+    let mut supervisor = Browser::new(server.url());
+    assert_eq!(supervisor.login(LOGIN, PASSWORD).await.0, 303);
+    assert_eq!(supervisor.get("/console").await.0, 200);
+    assert_eq!(supervisor.get(&format!("/console/s/{b}")).await.0, 404);
+
+    assert!(off(&store, move |s| s.revoke_station(county, b).unwrap()).await);
+    assert_eq!(browser.get(&format!("/console/s/{b}")).await.0, 404);
+    server.shutdown().await;
+    // Its pool's connections close with blocking calls too.
+    tokio::task::spawn_blocking(move || drop(store))
+        .await
+        .unwrap();
+}

@@ -61,31 +61,30 @@ pub(in crate::console) async fn login<S: ServerStore>(
         return plain(StatusCode::FORBIDDEN, "missing or wrong CSRF token\n");
     }
     let st2 = st.clone();
+    // The login and its access-log entry on a blocking thread: the storage is synchronous
+    // (PostgreSQL's client may not block inside the async runtime at all).
     let outcome = tokio::task::spawn_blocking(move || {
-        auth::login(
+        let new = auth::login(
             st2.store.as_ref(),
             form.login.trim(),
             &form.password,
             now_ms(),
-        )
+        )?;
+        // A supervisor's login is in her station's access log; a county account belongs to
+        // no station (its reads are logged, each in the station it read).
+        match new.session.account.supervised_station() {
+            Some(station) => {
+                let _ =
+                    st2.store
+                        .log_access(new.session.account.id, station, "login", None, now_ms());
+            }
+            None => tracing::info!(account = %new.session.account.id, "console: county login"),
+        }
+        Ok(new)
     })
     .await;
     match outcome {
         Ok(Ok(new)) => {
-            // A supervisor's login is in her station's access log; a county account's reads
-            // are, each in the station it read (it belongs to none).
-            match new.session.account.supervised_station() {
-                Some(station) => {
-                    let _ = st.store.log_access(
-                        new.session.account.id,
-                        station,
-                        "login",
-                        None,
-                        now_ms(),
-                    );
-                }
-                None => tracing::info!(account = %new.session.account.id, "console: county login"),
-            }
             let mut resp = redirect("/console");
             set_cookie(
                 &mut resp,
