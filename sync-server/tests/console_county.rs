@@ -374,8 +374,22 @@ async fn a_county_account_reads_its_stations_only_and_writes_nothing() {
     let (s2, b2, _) = browser.get(&format!("/console/s/{unknown}")).await;
     assert_eq!((s1, &b1), (s2, &b2));
     assert_eq!(s1, 404);
-    let (status, _, _) = browser.get(&base).await;
+    let (status, page, _) = browser.get(&base).await;
     assert_eq!(status, 200, "A still granted");
+
+    // It signs out like anyone (its token checked); then every page asks for a login.
+    let token = Browser::csrf_of(&page);
+    let (status, _, _) = browser
+        .post("/console/logout", form(&[("csrf", "forged")]))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = browser
+        .post("/console/logout", form(&[("csrf", &token)]))
+        .await;
+    assert_eq!(status, 303);
+    let (status, _, headers) = browser.get(&base).await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/console/login");
 }
 
 /// The PostgreSQL test database (`DOORSTEP_TEST_POSTGRES`), or `None` outside CI when none is
