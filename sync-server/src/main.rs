@@ -298,7 +298,12 @@ enum AccountCommand {
         #[arg(long)]
         login: String,
         /// A station it reads: repeat the option, or separate ids with commas.
-        #[arg(long = "station", required = true, value_delimiter = ',')]
+        #[arg(
+            long = "station",
+            value_name = "STATION",
+            required = true,
+            value_delimiter = ','
+        )]
         stations: Vec<StationId>,
     },
     /// Let a county account read one more station.
