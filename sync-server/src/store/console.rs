@@ -1,6 +1,7 @@
 //! What the console stores beside the log (docs/console.md, ADR 0015): a read model of
 //! every household document (maintained as changes are accepted, rebuildable from the
-//! documents), supervisors' accounts and sessions, failed logins, and the access log.
+//! documents), accounts (supervisors', and county accounts with the stations granted to
+//! them: ADR 0020) and sessions, failed logins, and the access log.
 //! Every backend implements [`ConsoleStore`]; `conformance` checks both alike.
 
 use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
