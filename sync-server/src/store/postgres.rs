@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0006_scope.sql"),
     include_str!("migrations/postgres/0007_device_access.sql"),
     include_str!("migrations/postgres/0008_search_rows.sql"),
+    include_str!("migrations/postgres/0009_county_accounts.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
