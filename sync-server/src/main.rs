@@ -382,16 +382,24 @@ enum HouseholdCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Assign a household to a worker and/or a team: their phones receive it at their next
+    /// Assign a household — or every household of a village, or a worker's whole caseload
+    /// (when they leave) — to a worker and/or a team: their phones receive it at their next
     /// sync, and the phones of workers who no longer see it remove it (after handing in
     /// their edits to it).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["household", "village", "from_worker"])))]
     Assign {
         #[arg(long, default_value = "doorstep-data")]
         data: PathBuf,
         #[arg(long)]
         station: StationId,
         #[arg(long)]
-        household: HouseholdId,
+        household: Option<HouseholdId>,
+        /// Every household of the station whose case file names this village.
+        #[arg(long)]
+        village: Option<String>,
+        /// Every household assigned to this worker (by name, not through their team).
+        #[arg(long)]
+        from_worker: Option<WorkerId>,
         #[arg(long, required_unless_present = "team")]
         worker: Option<WorkerId>,
         #[arg(long)]
@@ -931,29 +939,50 @@ fn run(cli: Cli) -> Result<(), String> {
                     data,
                     station,
                     household,
+                    village,
+                    from_worker,
                     worker,
                     team,
                     by,
                 },
         } => {
+            use doorstep_server::caseload::{self, Pick};
             let team = team
                 .map(|t| doorstep_core::TeamName::new(&t))
                 .transpose()
                 .map_err(|e| e.to_string())?;
-            let r = open(&data)?
-                .assign(
-                    station,
-                    household,
-                    worker,
-                    team.as_ref(),
-                    by.trim(),
-                    now_ms(),
-                )
-                .map_err(|e| e.to_string())?;
-            println!(
-                "household {household} assigned; {} worker(s) receive it and {} remove it at their next sync",
-                r.entered, r.left
-            );
+            let pick = match (household, village, from_worker) {
+                (Some(h), _, _) => Pick::One(h),
+                (_, Some(v), _) => Pick::Village(v),
+                (_, _, Some(w)) => Pick::AssignedTo(w),
+                _ => return Err("give --household, --village or --from-worker".into()),
+            };
+            let r = caseload::assign(
+                &open(&data)?,
+                station,
+                &pick,
+                worker,
+                team.as_ref(),
+                by.trim(),
+                now_ms(),
+            )
+            .map_err(|e| e.to_string())?;
+            match pick {
+                Pick::One(h) => println!(
+                    "household {h} assigned; {} worker(s) receive it and {} remove it at their next sync",
+                    r.entered, r.left
+                ),
+                _ => println!(
+                    "{} household(s) assigned; {} receive and {} remove, counted per worker and household, at their next sync{}",
+                    r.households,
+                    r.entered,
+                    r.left,
+                    match r.unreadable {
+                        0 => String::new(),
+                        n => format!("; {n} household(s) whose document does not read were skipped"),
+                    }
+                ),
+            }
             Ok(())
         }
         Command::Household {
