@@ -165,25 +165,30 @@ pub fn rows_of(file: &CaseFile, seq: u64) -> ReadModelDoc {
 }
 
 /// Update the read model with documents a sync just committed (each with its last log
-/// sequence). Failures are logged, not returned: the changes are committed either way, and
-/// `catch_up` (at start) or `console rebuild` repairs a row left behind. Documents that are
-/// not household documents (the station document) are skipped.
+/// sequence), in one store transaction. Failures are logged, not returned: the changes are
+/// committed either way, and `catch_up` (at start) or `console rebuild` repairs the rows
+/// left behind. Documents that are not household documents (the station document) are
+/// skipped.
 pub fn refresh_accepted<'a, S: ServerStore>(
     store: &S,
     docs: impl IntoIterator<Item = (HouseholdId, &'a Automerge, u64)>,
 ) {
+    let mut rows = Vec::new();
     for (id, doc, seq) in docs {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_case_file(doc))) {
-            Ok(Ok(file)) => {
-                if let Err(e) = store.put_read_model(&rows_of(&file, seq)) {
-                    tracing::warn!(doc = %id, error = %e, "read model not updated");
-                }
-            }
+            Ok(Ok(file)) => rows.push(rows_of(&file, seq)),
             // The station document, or a household the validator let through that the
             // reader refuses: not listed.
             Ok(Err(_)) => {}
             Err(_) => tracing::warn!(doc = %id, "read model: reading the document panicked"),
         }
+    }
+    // One transaction for what one sync committed (not one per household).
+    if rows.is_empty() {
+        return;
+    }
+    if let Err(e) = store.put_read_models(&rows) {
+        tracing::warn!(households = rows.len(), error = %e, "read model not updated");
     }
 }
 

@@ -664,6 +664,26 @@ pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
     seqs.sort_by_key(|(_, q)| *q);
     assert_eq!(seqs, vec![(b.household.doc, 4), (a.household.doc, 9)]);
 
+    // Several documents in one call: each kept or refused on its own, flags in the order
+    // given (the stale one refused, the newer one written).
+    let mut b_newer = b.clone();
+    b_newer.household.seq = 10;
+    b_newer.search_text = "医疗救助已申请".into();
+    assert_eq!(
+        s.put_read_models(&[stale.clone(), b_newer]).unwrap(),
+        [false, true]
+    );
+    assert_eq!(
+        list(HouseholdFilter {
+            text: Some("已申请".into()),
+            ..Default::default()
+        }),
+        ["HH-000002"]
+    );
+    let mut seqs = s.read_model_seqs(station).unwrap();
+    seqs.sort_by_key(|(_, q)| *q);
+    assert_eq!(seqs, vec![(a.household.doc, 9), (b.household.doc, 10)]);
+
     s.clear_read_model(station).unwrap();
     assert!(list(HouseholdFilter::default()).is_empty());
     assert_eq!(

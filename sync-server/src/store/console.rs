@@ -235,7 +235,13 @@ pub const CASE_FILE_ON_DEVICE: &str = "case_file";
 pub trait ConsoleStore {
     /// Replace what the read model holds of a document, unless it holds a newer state
     /// (a higher `seq`) already. True if it was written.
-    fn put_read_model(&self, doc: &ReadModelDoc) -> StoreResult<bool>;
+    fn put_read_model(&self, doc: &ReadModelDoc) -> StoreResult<bool> {
+        Ok(self.put_read_models(std::slice::from_ref(doc))?[0])
+    }
+    /// [`put_read_model`](Self::put_read_model) for several documents in one transaction
+    /// (those one sync committed; taken in id order, so two transactions never wait on
+    /// each other's rows). One flag per document, in the order given.
+    fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>>;
     /// Forget a station's read model (before a rebuild).
     fn clear_read_model(&self, station: StationId) -> StoreResult<()>;
     /// The sequence each document of a station was last read at.
@@ -385,7 +391,7 @@ macro_rules! delegate_console {
 }
 
 delegate_console! {
-    fn put_read_model(&self, doc: &ReadModelDoc) -> StoreResult<bool>;
+    fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>>;
     fn clear_read_model(&self, station: StationId) -> StoreResult<()>;
     fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>>;
     fn households(&self, station: StationId, filter: &HouseholdFilter) -> StoreResult<Vec<HouseholdRow>>;

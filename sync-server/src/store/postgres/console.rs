@@ -49,97 +49,111 @@ fn county_account(tx: &mut ::postgres::Transaction<'_>, account: AccountId) -> S
     }
 }
 
-impl ConsoleStore for PostgresStore {
-    fn put_read_model(&self, m: &ReadModelDoc) -> StoreResult<bool> {
-        let mut c = self.pool.get()?;
-        let mut tx = c.transaction()?;
-        let h = &m.household;
-        let doc = h.doc.to_string();
-        let station = h.station.to_string();
-        let held = tx.query_opt(
-            "SELECT seq FROM rm_households WHERE doc_id = $1 FOR UPDATE",
-            &[&doc],
-        )?;
-        if held.is_some_and(|r| r.get::<_, i64>(0) > h.seq as i64) {
-            return Ok(false);
-        }
-        // An erasure that came between the push and this refresh wins.
-        if tx
-            .query_opt("SELECT 1 FROM erasures WHERE doc_id = $1", &[&doc])?
-            .is_some()
-        {
-            return Ok(false);
-        }
-        for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&doc])?;
-        }
+/// Replace one document's rows inside the caller's transaction; false if the read model
+/// holds a newer state or the household was erased meanwhile.
+fn put_one(tx: &mut ::postgres::Transaction<'_>, m: &ReadModelDoc) -> StoreResult<bool> {
+    let h = &m.household;
+    let doc = h.doc.to_string();
+    let station = h.station.to_string();
+    let held = tx.query_opt(
+        "SELECT seq FROM rm_households WHERE doc_id = $1 FOR UPDATE",
+        &[&doc],
+    )?;
+    if held.is_some_and(|r| r.get::<_, i64>(0) > h.seq as i64) {
+        return Ok(false);
+    }
+    // An erasure that came between the push and this refresh wins.
+    if tx
+        .query_opt("SELECT 1 FROM erasures WHERE doc_id = $1", &[&doc])?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&doc])?;
+    }
+    tx.execute(
+        "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status, categories,
+           visits, last_visit, open_needs, conflicts, search_text)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &[
+            &doc,
+            &station,
+            &(h.seq as i64),
+            &h.code,
+            &h.village,
+            &h.status,
+            &join_words(&h.categories),
+            &(h.visits as i64),
+            &h.last_visit,
+            &(h.open_needs as i64),
+            &(h.conflicts as i64),
+            &m.search_text,
+        ],
+    )?;
+    for v in &m.visits {
+        let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
         tx.execute(
-            "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status, categories,
-               visits, last_visit, open_needs, conflicts, search_text)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO rm_visits (doc_id, visit_id, station_id, date, kind, status, workers)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             &[
                 &doc,
+                &v.visit.to_string(),
                 &station,
-                &(h.seq as i64),
-                &h.code,
-                &h.village,
-                &h.status,
-                &join_words(&h.categories),
-                &(h.visits as i64),
-                &h.last_visit,
-                &(h.open_needs as i64),
-                &(h.conflicts as i64),
-                &m.search_text,
+                &v.date,
+                &v.kind,
+                &v.status,
+                &workers.join(" "),
             ],
         )?;
-        for v in &m.visits {
-            let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
-            tx.execute(
-                "INSERT INTO rm_visits (doc_id, visit_id, station_id, date, kind, status, workers)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                &[
-                    &doc,
-                    &v.visit.to_string(),
-                    &station,
-                    &v.date,
-                    &v.kind,
-                    &v.status,
-                    &workers.join(" "),
-                ],
-            )?;
-        }
-        for f in &m.follow_ups {
-            tx.execute(
-                "INSERT INTO rm_follow_ups (doc_id, follow_up_id, station_id, what, due, assignee, status)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                &[
-                    &doc,
-                    &f.follow_up.to_string(),
-                    &station,
-                    &f.what,
-                    &f.due,
-                    &f.assignee.to_string(),
-                    &f.status,
-                ],
-            )?;
-        }
-        for f in &m.facts {
-            tx.execute(
-                "INSERT INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                &[
-                    &doc,
-                    &f.fact,
-                    &f.item.to_string(),
-                    &station,
-                    &f.day,
-                    &f.dim1,
-                    &f.dim2,
-                ],
-            )?;
+    }
+    for f in &m.follow_ups {
+        tx.execute(
+            "INSERT INTO rm_follow_ups (doc_id, follow_up_id, station_id, what, due, assignee, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[
+                &doc,
+                &f.follow_up.to_string(),
+                &station,
+                &f.what,
+                &f.due,
+                &f.assignee.to_string(),
+                &f.status,
+            ],
+        )?;
+    }
+    for f in &m.facts {
+        tx.execute(
+            "INSERT INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[
+                &doc,
+                &f.fact,
+                &f.item.to_string(),
+                &station,
+                &f.day,
+                &f.dim1,
+                &f.dim2,
+            ],
+        )?;
+    }
+    Ok(true)
+}
+
+impl ConsoleStore for PostgresStore {
+    fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        // In id order: two syncs refreshing the same households lock their rows in the
+        // same order, so neither waits for the other forever.
+        let mut order: Vec<usize> = (0..docs.len()).collect();
+        order.sort_by_key(|&i| docs[i].household.doc);
+        let mut written = vec![false; docs.len()];
+        for i in order {
+            written[i] = put_one(&mut tx, &docs[i])?;
         }
         tx.commit()?;
-        Ok(true)
+        Ok(written)
     }
 
     fn clear_read_model(&self, station: StationId) -> StoreResult<()> {

@@ -134,81 +134,91 @@ pub(super) fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// Replace one document's rows (inside the caller's transaction); false if the read model
+/// holds a newer state or the household was erased meanwhile.
+fn put_one(conn: &Connection, m: &ReadModelDoc) -> StoreResult<bool> {
+    let h = &m.household;
+    let doc = h.doc.to_string();
+    let station = h.station.to_string();
+    let held: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM rm_households WHERE doc_id = ?1")?
+        .query_row([&doc], |r| r.get(0))
+        .optional()?;
+    if held.is_some_and(|s| s > h.seq as i64) {
+        return Ok(false);
+    }
+    // An erasure that came between the push and this refresh wins.
+    let erased: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM erasures WHERE doc_id = ?1")?
+        .query_row([&doc], |r| r.get(0))
+        .optional()?;
+    if erased.is_some() {
+        return Ok(false);
+    }
+    delete_doc(conn, &doc)?;
+    conn.prepare_cached("INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)")?
+        .execute(params![doc, station, m.search_text])?;
+    let search_row = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status,
+           categories, visits, last_visit, open_needs, conflicts, search_row)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        doc,
+        station,
+        h.seq as i64,
+        h.code,
+        h.village,
+        h.status,
+        join_words(&h.categories),
+        h.visits as i64,
+        h.last_visit,
+        h.open_needs as i64,
+        h.conflicts as i64,
+        search_row
+    ])?;
+    let mut visit = conn.prepare_cached(
+        "INSERT OR REPLACE INTO rm_visits
+           (doc_id, visit_id, station_id, date, kind, status, workers)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for v in &m.visits {
+        let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
+        let id = v.visit.to_string();
+        let workers = workers.join(" ");
+        visit.execute(params![doc, id, station, v.date, v.kind, v.status, workers])?;
+    }
+    let mut follow_up = conn.prepare_cached(
+        "INSERT OR REPLACE INTO rm_follow_ups
+           (doc_id, follow_up_id, station_id, what, due, assignee, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for f in &m.follow_ups {
+        let (id, assignee) = (f.follow_up.to_string(), f.assignee.to_string());
+        follow_up.execute(params![doc, id, station, f.what, f.due, assignee, f.status])?;
+    }
+    let mut fact = conn.prepare_cached(
+        "INSERT OR REPLACE INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for f in &m.facts {
+        let item = f.item.to_string();
+        fact.execute(params![doc, f.fact, item, station, f.day, f.dim1, f.dim2])?;
+    }
+    Ok(true)
+}
+
 impl ConsoleStore for SqliteStore {
-    fn put_read_model(&self, m: &ReadModelDoc) -> StoreResult<bool> {
+    fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>> {
+        let mut order: Vec<usize> = (0..docs.len()).collect();
+        order.sort_by_key(|&i| docs[i].household.doc);
         self.write(|conn| {
-            let h = &m.household;
-            let doc = h.doc.to_string();
-            let station = h.station.to_string();
-            let held: Option<i64> = conn
-                .prepare_cached("SELECT seq FROM rm_households WHERE doc_id = ?1")?
-                .query_row([&doc], |r| r.get(0))
-                .optional()?;
-            if held.is_some_and(|s| s > h.seq as i64) {
-                return Ok(false);
+            let mut written = vec![false; docs.len()];
+            for i in order.iter().copied() {
+                written[i] = put_one(conn, &docs[i])?;
             }
-            // An erasure that came between the push and this refresh wins.
-            let erased: Option<i64> = conn
-                .prepare_cached("SELECT 1 FROM erasures WHERE doc_id = ?1")?
-                .query_row([&doc], |r| r.get(0))
-                .optional()?;
-            if erased.is_some() {
-                return Ok(false);
-            }
-            delete_doc(conn, &doc)?;
-            conn.prepare_cached(
-                "INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![doc, station, m.search_text])?;
-            let search_row = conn.last_insert_rowid();
-            conn.prepare_cached(
-                "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status,
-                   categories, visits, last_visit, open_needs, conflicts, search_row)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                doc,
-                station,
-                h.seq as i64,
-                h.code,
-                h.village,
-                h.status,
-                join_words(&h.categories),
-                h.visits as i64,
-                h.last_visit,
-                h.open_needs as i64,
-                h.conflicts as i64,
-                search_row
-            ])?;
-            let mut visit = conn.prepare_cached(
-                "INSERT OR REPLACE INTO rm_visits
-                   (doc_id, visit_id, station_id, date, kind, status, workers)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for v in &m.visits {
-                let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
-                let id = v.visit.to_string();
-                let workers = workers.join(" ");
-                visit.execute(params![doc, id, station, v.date, v.kind, v.status, workers])?;
-            }
-            let mut follow_up = conn.prepare_cached(
-                "INSERT OR REPLACE INTO rm_follow_ups
-                   (doc_id, follow_up_id, station_id, what, due, assignee, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for f in &m.follow_ups {
-                let (id, assignee) = (f.follow_up.to_string(), f.assignee.to_string());
-                follow_up.execute(params![doc, id, station, f.what, f.due, assignee, f.status])?;
-            }
-            let mut fact = conn.prepare_cached(
-                "INSERT OR REPLACE INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for f in &m.facts {
-                let item = f.item.to_string();
-                fact.execute(params![doc, f.fact, item, station, f.day, f.dim1, f.dim2])?;
-            }
-            Ok(true)
+            Ok(written)
         })
     }
 
