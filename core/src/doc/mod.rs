@@ -140,6 +140,10 @@ pub fn card_issuances(doc: &Automerge) -> Result<Vec<crate::model::records::Card
 /// (as the closing phone's clock recorded it). `None` while it is active or moved away. For
 /// the server's retention (ADR 0016).
 pub fn closed_at(doc: &Automerge) -> Result<Option<crate::model::time::Timestamp>> {
+    // Station work is never closed (and never retained away: ADR 0020).
+    if let Ok((DocKind::Work(_), _, _)) = document_header(doc) {
+        return Ok(None);
+    }
     let hh = cells::get_map(doc, &ROOT, "household")?.ok_or(
         crate::error::Error::MalformedDocument("no household map".into()),
     )?;

@@ -40,6 +40,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_erasure.sql"),
     include_str!("migrations/0006_scope.sql"),
     include_str!("migrations/0007_device_access.sql"),
+    // 0008 is another branch's: on merge it goes before this one.
+    include_str!("migrations/0009_document_kind.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -1276,11 +1278,15 @@ impl ServerStore for SqliteStore {
                     }
                     Some(_) => {}
                     None => {
+                        let kind = if doc == st { "station" } else { a.kind.as_str() };
                         tx.execute(
-                            "INSERT INTO documents (doc_id, station_id) VALUES (?1, ?2)",
-                            params![doc, st],
+                            "INSERT INTO documents (doc_id, station_id, kind) VALUES (?1, ?2, ?3)",
+                            params![doc, st, kind],
                         )?;
-                        caseload::assign_to_creator(tx, &st, &doc, &origin.to_string(), wall_ms())?;
+                        // Station work is the whole station's: no assignment (ADR 0020).
+                        if a.kind == doorstep_core::doc::DocKind::Household {
+                            caseload::assign_to_creator(tx, &st, &doc, &origin.to_string(), wall_ms())?;
+                        }
                     }
                 }
                 let mut added = 0i64;
