@@ -66,9 +66,11 @@ impl Store {
     /// document, or nothing held).
     pub fn work_kind(&self, id: HouseholdId) -> Result<Option<WorkKind>> {
         let stored: Option<String> = self.with_reader(|c| {
-            Ok(c.prepare_cached("SELECT kind FROM documents WHERE doc_id = ?1")?
-                .query_row([id.to_string()], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT kind FROM documents WHERE doc_id = ?1")?
+                    .query_row([id.to_string()], |r| r.get(0))
+                    .optional()?,
+            )
         })?;
         Ok(stored.as_deref().and_then(WorkKind::from_stored))
     }
