@@ -346,7 +346,7 @@ impl Doorstep {
                 .activity(self::activity_id(&activity_id)?)?
                 .narrative;
             let (p, d) = text::utf16_span(&current, position, delete)?;
-            self.splice_activity_narrative(activity_id, p as u64, d as u64, text)
+            self.splice_activity_narrative(activity_id, p, d, text)
         })
     }
 

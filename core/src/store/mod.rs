@@ -1147,10 +1147,8 @@ pub(crate) fn apply_remote(
     doc::check_applied(doc, &before, &fresh)?;
     // The station's own document (card batches and leases) travels under the station id.
     let is_station = household.as_uuid() == station.as_uuid();
-    if is_station {
-        if doc::station::station_header(doc)? != station {
-            return Err(Error::NotAHousehold("station document id does not match"));
-        }
+    if is_station && doc::station::station_header(doc)? != station {
+        return Err(Error::NotAHousehold("station document id does not match"));
     }
     let kind = if is_station {
         "station"
