@@ -210,3 +210,82 @@ async fn erasing_a_household_takes_its_attendance_and_referrals_from_every_repli
         );
     }
 }
+
+/// A household cannot be turned into station work (which every worker of the station sees):
+/// a push that rewrites ROOT `kind` into a well-formed activity is refused as invalid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_household_cannot_become_station_work() {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ReadDoc, ROOT};
+    use doorstep_core::protocol::{DocErrorCode, SyncRequest, SyncResponse};
+    use doorstep_core::transport::enroll;
+    use doorstep_server::store::DeviceAuth;
+    use doorstep_tests::raw_device::RawDevice;
+
+    async fn post(server: &TestServer, token: &str, req: &SyncRequest) -> SyncResponse {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/sync", server.url()))
+            .bearer_auth(token)
+            .body(req.encode())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        SyncResponse::decode(&resp.bytes().await.unwrap()).unwrap()
+    }
+
+    let server = TestServer::start().await;
+    let station = server.station("石桥镇社工站");
+    let code = server.enrolment_code(station, "RAW");
+    let e = enroll(&server.url(), &code).await.unwrap();
+    let raw = RawDevice::new(
+        DeviceAuth {
+            device: e.device,
+            worker: e.worker,
+            station: e.station,
+            revoked: false,
+        },
+        0x20,
+    );
+    let hh = raw
+        .store
+        .create_household(&NewHousehold {
+            code: "HH-000201".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut doc = raw.document(hh);
+    let first = doc.get_changes(&[]);
+    let resp = post(&server, &e.token, &raw.request(hh, &first)).await;
+    assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+    let before = doc.get_heads();
+    doc.transact(|tx| {
+        tx.put(ROOT, "kind", "activity")?;
+        let a = tx.put_object(ROOT, "activity", ObjType::Map)?;
+        for (k, v) in [("type", "activity.safety"), ("date", "2026-11-20")] {
+            let c = tx.put_object(&a, k, ObjType::Map)?;
+            tx.put(&c, "v", v)?;
+            tx.put(&c, "by", raw.auth.worker.to_string())?;
+            tx.put(&c, "dev", raw.auth.device.to_string())?;
+            tx.put(&c, "at", Timestamp::now().0)?;
+        }
+        tx.put_object(&a, "narrative", ObjType::Text)?;
+        Ok::<_, automerge::AutomergeError>(())
+    })
+    .unwrap();
+    assert_eq!(
+        doc.get(ROOT, "kind").unwrap().unwrap().0.to_string(),
+        "\"activity\""
+    );
+    let forged = doc.get_changes(&before);
+    let resp = post(&server, &e.token, &raw.request(hh, &forged)).await;
+    assert_eq!(resp.errors.len(), 1, "{resp:?}");
+    assert_eq!(resp.errors[0].code, DocErrorCode::Invalid);
+    // The server still holds a household, in its creator's caseload only.
+    let colleague = server
+        .device_as(station, "W09", Role::Worker, Some("elsewhere"))
+        .await;
+    colleague.sync().await;
+    assert!(colleague.store.household(hh).is_err());
+    assert!(colleague.store.resources(None).unwrap().is_empty());
+}
