@@ -1,6 +1,6 @@
 //! Property: three replicas doing random operations (visits' companions, benefits,
 //! guardianships, parents' status and care levels among them; a group activity's narrative,
-//! place and partners, and persons' attendance of it (ADR 0020); the second household is one
+//! place and partners, and persons' attendance of it (ADR 0021); the second household is one
 //! from before benefits and guardianships, whose collections a first record creates),
 //! exchanging changes in random orders with duplicates and partial deliveries, end with
 //! identical documents, index rows and conflicts — and every live index equals one rebuilt

@@ -1,4 +1,4 @@
-//! The station's own work in the bindings (issue 17, ADR 0020): group activities, the
+//! The station's own work in the bindings (issue 17, ADR 0021): group activities, the
 //! community resource register, who attended, and needs referred to a resource. Activity
 //! types and resource kinds are vocabulary codes (`vocabulary()`, `describeCategory`).
 

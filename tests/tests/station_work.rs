@@ -1,4 +1,4 @@
-//! Issue 17 against a real server on 127.0.0.1: the station's own work (ADR 0020). Two
+//! Issue 17 against a real server on 127.0.0.1: the station's own work (ADR 0021). Two
 //! phones type into one group activity's narrative offline and both words survive; a
 //! resource of the register reaches every worker of the station whatever their caseload,
 //! and no county account; erasing a household takes its persons' attendance with it.

@@ -75,7 +75,7 @@ pub(crate) fn header<R: ReadDoc>(doc: &R) -> Result<(HouseholdId, StationId)> {
 }
 
 /// What kind of document a device may write: a household's case file, or a station-work
-/// document (ADR 0020). The station document is none of these (the server writes it).
+/// document (ADR 0021). The station document is none of these (the server writes it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DocKind {
     Household,
@@ -140,7 +140,7 @@ pub fn card_issuances(doc: &Automerge) -> Result<Vec<crate::model::records::Card
 /// (as the closing phone's clock recorded it). `None` while it is active or moved away. For
 /// the server's retention (ADR 0016).
 pub fn closed_at(doc: &Automerge) -> Result<Option<crate::model::time::Timestamp>> {
-    // Station work is never closed (and never retained away: ADR 0020).
+    // Station work is never closed (and never retained away: ADR 0021).
     if let Ok((DocKind::Work(_), _, _)) = document_header(doc) {
         return Ok(None);
     }

@@ -40,7 +40,7 @@ pub enum Violation {
 /// version does not know. The server runs it on every document it accepts, so what it
 /// acknowledges every phone of the same version reads.
 pub fn validate(doc: &Automerge) -> Result<()> {
-    // A station-work document (ADR 0020): its codes are read as stored (ADR 0018), so
+    // A station-work document (ADR 0021): its codes are read as stored (ADR 0018), so
     // reading it whole is the whole check.
     if let (super::DocKind::Work(_), _, _) = super::document_header(doc)? {
         return super::work::review_work(doc).map(drop);

@@ -1,4 +1,4 @@
-//! Station-work documents (ADR 0020): one automerge document per group activity and per
+//! Station-work documents (ADR 0021): one automerge document per group activity and per
 //! resource of the community register.
 //!
 //! ```text

@@ -727,7 +727,7 @@ fn status_name(s: &str) -> &'static str {
         .unwrap_or("unknown")
 }
 
-/// Refer a need to a resource of the register, or withdraw the referral (ADR 0020).
+/// Refer a need to a resource of the register, or withdraw the referral (ADR 0021).
 pub(crate) fn refer_need<T: Transactable>(
     tx: &mut T,
     need: NeedId,

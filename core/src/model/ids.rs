@@ -106,12 +106,12 @@ id_type!(
     ResolutionId, "resolution"
 );
 id_type!(
-    /// A group activity of a station (its own document, ADR 0020).
+    /// A group activity of a station (its own document, ADR 0021).
     ActivityId, "activity"
 );
 id_type!(
     /// An organisation or team of the station's community resource register (its own
-    /// document, ADR 0020).
+    /// document, ADR 0021).
     ResourceId, "resource"
 );
 id_type!(

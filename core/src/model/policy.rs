@@ -15,9 +15,9 @@ pub enum EntityKind {
     Card,
     Benefit,
     Guardianship,
-    /// A group activity: the record of an activity document (ADR 0020).
+    /// A group activity: the record of an activity document (ADR 0021).
     Activity,
-    /// A resource of the register: the record of a resource document (ADR 0020).
+    /// A resource of the register: the record of a resource document (ADR 0021).
     Resource,
 }
 
@@ -70,7 +70,7 @@ impl EntityKind {
 }
 
 /// The kinds of record that are a station-work document's own (one per document, a map
-/// under the root; ADR 0020). Not in [`ALL_KINDS`]: a household document holds none.
+/// under the root; ADR 0021). Not in [`ALL_KINDS`]: a household document holds none.
 pub const WORK_KINDS: [EntityKind; 2] = [EntityKind::Activity, EntityKind::Resource];
 
 /// Every kind of a household document. `Benefit` and `Guardianship` came later: a document made before them has no
@@ -156,7 +156,7 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Person, "school_status", P::LastWriterWins),
     f(K::Person, "boarding", P::LastWriterWins),
     f(K::Person, "care_level", P::LastWriterWins),
-    // Group activities the person attended (activity ids; ADR 0020): kept on the person, so
+    // Group activities the person attended (activity ids; ADR 0021): kept on the person, so
     // erasing the household erases the link and only those who see the household see it.
     f(K::Person, "activities", P::AddWinsSet),
     f(K::Visit, "kind", P::LastWriterWins),
@@ -182,7 +182,7 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Need, "person", P::Fixed),
     f(K::Need, "visit", P::Fixed),
     f(K::Need, "status", P::Status),
-    // The resource of the register the need was referred to, or null (ADR 0020).
+    // The resource of the register the need was referred to, or null (ADR 0021).
     f(K::Need, "resource", P::LastWriterWins),
     f(K::Inquiry, "question", P::LastWriterWins),
     f(K::Inquiry, "topic", P::LastWriterWins),

@@ -25,9 +25,9 @@ pub enum EntityRef {
     Card(CardIssuanceId),
     Benefit(BenefitId),
     Guardianship(GuardianshipId),
-    /// A group activity's own fields (its document, ADR 0020).
+    /// A group activity's own fields (its document, ADR 0021).
     Activity(ActivityId),
-    /// A resource's own fields (its document, ADR 0020).
+    /// A resource's own fields (its document, ADR 0021).
     Resource(ResourceId),
 }
 

@@ -1,4 +1,4 @@
-//! The station's own work beside home visits (issue 17, ADR 0020): group activities and the
+//! The station's own work beside home visits (issue 17, ADR 0021): group activities and the
 //! community resource register. Each activity and each resource is a document of its own,
 //! seen by every worker and supervisor of the station.
 
@@ -167,7 +167,7 @@ pub struct ResourceSummary {
 }
 
 /// A person of a household this device holds who attended an activity (the link is kept on
-/// the person, in the household's document: ADR 0020).
+/// the person, in the household's document: ADR 0021).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attendee {
     pub household: HouseholdId,

@@ -84,9 +84,9 @@ pub enum CategoryKind {
     Elderly,
     /// A household's (低保, 低保边缘, 防返贫监测户): household tags.
     Household,
-    /// A group activity's type (交通安全教育, 防溺水宣传): activities (ADR 0020).
+    /// A group activity's type (交通安全教育, 防溺水宣传): activities (ADR 0021).
     Activity,
-    /// A community resource's kind (志愿服务队, 社会组织): the resource register (ADR 0020).
+    /// A community resource's kind (志愿服务队, 社会组织): the resource register (ADR 0021).
     Resource,
     /// A kind a newer server wrote: readable, shown, not writable here.
     Unrecognised,

@@ -299,7 +299,7 @@ pub(crate) const DEFAULTS: &[Default] = &[
         "高龄老人",
         "Elderly person of advanced age (80+)",
     ),
-    // Group activities' types (version 2, ADR 0020)
+    // Group activities' types (version 2, ADR 0021)
     (
         "activity.safety",
         Activity,
@@ -349,7 +349,7 @@ pub(crate) const DEFAULTS: &[Default] = &[
         "小组活动",
         "Group work session",
     ),
-    // The community resource register's kinds (version 2, ADR 0020)
+    // The community resource register's kinds (version 2, ADR 0021)
     (
         "resource.volunteer_team",
         Resource,

@@ -790,7 +790,7 @@ pub(crate) fn update_station(conn: &Connection, doc: &Automerge) -> Result<()> {
     Ok(())
 }
 
-/// Index a station-work document whole (ADR 0020): its row, its texts (under its own id, so
+/// Index a station-work document whole (ADR 0021): its row, its texts (under its own id, so
 /// search finds them) and its parallel updates. Small documents: always whole.
 fn index_work(
     conn: &Connection,

@@ -1,4 +1,4 @@
-//! The station's work beside home visits (issue 17, ADR 0020): group activities and the
+//! The station's work beside home visits (issue 17, ADR 0021): group activities and the
 //! community resource register, each a document of its own that every worker and
 //! supervisor of the station holds; attendance and referrals, kept in the households'
 //! documents.
@@ -191,7 +191,7 @@ impl Store {
     }
 
     /// The persons of households this device holds who are linked as attendees of the
-    /// activity (a worker sees the attendees of their own caseload only: ADR 0020).
+    /// activity (a worker sees the attendees of their own caseload only: ADR 0021).
     pub fn attendees(&self, activity: ActivityId) -> Result<Vec<Attendee>> {
         self.with_reader(|c| {
             let rows = c

@@ -1,5 +1,5 @@
 """Group activities and the community resource register through the bindings (issue 17,
-ADR 0020), against a real server: two phones type into one activity's narrative offline
+ADR 0021), against a real server: two phones type into one activity's narrative offline
 and both words survive; a resource reaches the colleague; attendance and referrals live on
 the household's persons and needs."""
 import asyncio

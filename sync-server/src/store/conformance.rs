@@ -1165,7 +1165,7 @@ pub fn device_accesses_are_kept_once_listed_with_console_reads_and_erased<S: Ser
     );
 }
 
-/// Station-work documents (activities, resources; ADR 0020): every worker and supervisor of
+/// Station-work documents (activities, resources; ADR 0021): every worker and supervisor of
 /// the station sees them — in scope, in log reads, in a bootstrap — whoever made them; no
 /// county account does, no other station does, no assignment moves them, and a role change
 /// tells exactly the workers whose view changed.

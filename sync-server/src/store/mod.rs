@@ -43,8 +43,8 @@ pub struct StoredDocument {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocAppend {
     pub doc: HouseholdId,
-    /// What the document is (stored with a new document, migration 0009: a worker's scope
-    /// holds every station-work document of the station, ADR 0020). Ignored for the
+    /// What the document is (stored with a new document, migration 0010: a worker's scope
+    /// holds every station-work document of the station, ADR 0021). Ignored for the
     /// station document, stored as `station`.
     pub kind: doorstep_core::doc::DocKind,
     pub changes: Vec<(ChangeHash, Vec<u8>)>,

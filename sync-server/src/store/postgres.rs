@@ -28,7 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0006_scope.sql"),
     include_str!("migrations/postgres/0007_device_access.sql"),
     // 0008 is another branch's: on merge it goes before this one.
-    include_str!("migrations/postgres/0009_document_kind.sql"),
+    include_str!("migrations/postgres/0010_document_kind.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -595,7 +595,7 @@ impl ServerStore for PostgresStore {
                         "INSERT INTO documents (doc_id, station_id, kind) VALUES ($1, $2, $3)",
                         &[&doc, &st, &kind],
                     )?;
-                    // Station work is the whole station's: no assignment (ADR 0020).
+                    // Station work is the whole station's: no assignment (ADR 0021).
                     if a.kind == doorstep_core::doc::DocKind::Household {
                         caseload::assign_to_creator(
                             &mut tx,

@@ -133,7 +133,7 @@ pub(crate) fn covers(
 }
 
 /// Whether a worker of `role` sees a document of stored `kind` assigned to `assigned`:
-/// station work (`activity`, `resource`; ADR 0020) is every worker's and supervisor's of
+/// station work (`activity`, `resource`; ADR 0021) is every worker's and supervisor's of
 /// the station, never a county account's, and no assignment moves it; households follow
 /// [`covers`].
 pub(crate) fn covers_document(
@@ -150,7 +150,7 @@ pub(crate) fn covers_document(
     covers(worker, role, team, assigned_worker, assigned_team)
 }
 
-/// Whether a stored `documents.kind` is station work (ADR 0020).
+/// Whether a stored `documents.kind` is station work (ADR 0021).
 pub(crate) fn is_station_work(kind: &str) -> bool {
     matches!(
         doorstep_core::doc::DocKind::from_stored(kind),

@@ -41,7 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_scope.sql"),
     include_str!("migrations/0007_device_access.sql"),
     // 0008 is another branch's: on merge it goes before this one.
-    include_str!("migrations/0009_document_kind.sql"),
+    include_str!("migrations/0010_document_kind.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -1283,7 +1283,7 @@ impl ServerStore for SqliteStore {
                             "INSERT INTO documents (doc_id, station_id, kind) VALUES (?1, ?2, ?3)",
                             params![doc, st, kind],
                         )?;
-                        // Station work is the whole station's: no assignment (ADR 0020).
+                        // Station work is the whole station's: no assignment (ADR 0021).
                         if a.kind == doorstep_core::doc::DocKind::Household {
                             caseload::assign_to_creator(tx, &st, &doc, &origin.to_string(), wall_ms())?;
                         }

@@ -367,7 +367,7 @@ impl<S: ServerStore> SyncService<S> {
         }
         // The header this device may write, and then the whole document as a phone of this
         // version reads it (the one validator, shared with the phones).
-        // A household's case file or a station-work document (ADR 0020); its kind stays what
+        // A household's case file or a station-work document (ADR 0021); its kind stays what
         // it was (a household never becomes station work, which every worker sees).
         let kind = match contained(|| doorstep_core::doc::document_header(&doc)) {
             Some(Ok((kind, id, station)))

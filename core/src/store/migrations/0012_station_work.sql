@@ -1,4 +1,4 @@
--- Doorstep device store: station-work documents (issue 17, ADR 0020) — group activities,
+-- Doorstep device store: station-work documents (issue 17, ADR 0021) — group activities,
 -- the community resource register, who attended and which resource a need was referred to.
 --
 -- `ix_activities` and `ix_resources` hold one row per activity or resource document

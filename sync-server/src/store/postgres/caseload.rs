@@ -44,7 +44,7 @@ pub(super) fn scope_docs(
             "SELECT doc_id FROM documents WHERE station_id = $1 AND doc_id <> $1",
             &[&station],
         )?,
-        // Their caseload, and the station's work (ADR 0020).
+        // Their caseload, and the station's work (ADR 0021).
         Role::Worker => c.query(
             &format!(
                 "SELECT doc_id FROM assignments WHERE worker_id = $1

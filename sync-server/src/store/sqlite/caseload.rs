@@ -47,7 +47,7 @@ pub(super) fn scope_docs(
             }
         }
         Role::Worker => {
-            // Their caseload, and the station's work (ADR 0020).
+            // Their caseload, and the station's work (ADR 0021).
             let mut st = conn.prepare_cached(&format!(
                 "SELECT doc_id FROM assignments WHERE worker_id = ?1
                  UNION SELECT doc_id FROM assignments WHERE ?2 IS NOT NULL AND station_id = ?3 AND team = ?2

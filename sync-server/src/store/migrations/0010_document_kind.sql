@@ -1,6 +1,6 @@
--- Migration 0009: what each stored document is (issue 17, ADR 0020).
+-- Migration 0010: what each stored document is (issue 17, ADR 0021).
 --
--- (0008 is taken by another change; the list in sqlite.rs applies files in order.)
+-- (Applied after 0008 search rows and 0009 county accounts.)
 -- `household` (a case file: scoped by assignments), `station` (the station document, written
 -- by admins), `activity` or `resource` (station work: every worker and supervisor of the
 -- station sees it; county accounts do not). Set when the document is first accepted, from
