@@ -26,6 +26,8 @@ struct Device {
 pub const DEMO_LOGIN: &str = "supervisor";
 /// Its password.
 pub const DEMO_PASSWORD: &str = "doorstep-demo";
+/// The demo's read-only county console account (ADR 0020), same password.
+pub const DEMO_COUNTY_LOGIN: &str = "county";
 
 type DemoResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -371,9 +373,24 @@ pub async fn run(
         | Err(crate::console::auth::AuthError::Store(crate::store::StoreError::Conflict(_))) => {}
         Err(e) => return Err(e.into()),
     }
+    // And the county gets one that reads the station (and writes nothing).
+    match crate::console::auth::add_county_account(
+        server_store.as_ref(),
+        DEMO_COUNTY_LOGIN,
+        DEMO_PASSWORD,
+        &[station],
+        now_ms(),
+    ) {
+        Ok(_)
+        | Err(crate::console::auth::AuthError::Store(crate::store::StoreError::Conflict(_))) => {}
+        Err(e) => return Err(e.into()),
+    }
     println!("\n6. The supervisor's console (what the server accepted, for review):");
     if keep_serving {
         println!("  {url}/console   login: {DEMO_LOGIN}   password: {DEMO_PASSWORD}");
+        println!(
+            "  read only, as the county: login: {DEMO_COUNTY_LOGIN}   password: {DEMO_PASSWORD}"
+        );
     } else {
         println!("  not served with --no-serve; run the demo without it to open the console");
     }

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cards;
+pub mod caseload;
 pub mod console;
 pub mod credentials;
 pub mod demo;

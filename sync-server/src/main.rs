@@ -14,7 +14,7 @@ use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, Statio
 use doorstep_server::edge_args::EdgeArgs;
 use doorstep_server::erasure::{self, Ledger};
 use doorstep_server::store::any::{AnyStore, OpenWith};
-use doorstep_server::store::console::ConsoleStore;
+use doorstep_server::store::console::{self, ConsoleStore};
 use doorstep_server::store::key::ServerKey;
 use doorstep_server::store::ServerStore;
 use doorstep_server::{credentials, now_ms, ServerConfig, SqliteStore};
@@ -75,7 +75,8 @@ enum Command {
         #[command(flatten)]
         edge: EdgeArgs,
     },
-    /// Console accounts (docs/console.md): a supervisor of one station.
+    /// Console accounts (docs/console.md): a supervisor of one station, or a county account
+    /// that reads the stations granted to it (ADR 0020).
     Account {
         #[command(subcommand)]
         command: AccountCommand,
@@ -288,6 +289,49 @@ enum AccountCommand {
         #[arg(long)]
         login: String,
     },
+    /// Add a county account that reads the stations given (and writes nothing); reads the
+    /// password (at least 10 characters) from the first line of standard input.
+    AddCounty {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        /// Login name: letters, digits, '.', '_' or '-'.
+        #[arg(long)]
+        login: String,
+        /// A station it reads: repeat the option, or separate ids with commas.
+        #[arg(
+            long = "station",
+            value_name = "STATION",
+            required = true,
+            value_delimiter = ','
+        )]
+        stations: Vec<StationId>,
+    },
+    /// Let a county account read one more station.
+    Grant {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        station: StationId,
+    },
+    /// Take a station back from a county account; its next page of that station answers as
+    /// for an unknown station.
+    Revoke {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        station: StationId,
+    },
+    /// List the accounts, one line each: login, role (`supervisor` or `county`), the
+    /// stations it reads (comma-separated ids; `-` for none), its id, and `disabled` if it
+    /// is.
+    List {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -338,16 +382,24 @@ enum HouseholdCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Assign a household to a worker and/or a team: their phones receive it at their next
+    /// Assign a household — or every household of a village, or a worker's whole caseload
+    /// (when they leave) — to a worker and/or a team: their phones receive it at their next
     /// sync, and the phones of workers who no longer see it remove it (after handing in
     /// their edits to it).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["household", "village", "from_worker"])))]
     Assign {
         #[arg(long, default_value = "doorstep-data")]
         data: PathBuf,
         #[arg(long)]
         station: StationId,
         #[arg(long)]
-        household: HouseholdId,
+        household: Option<HouseholdId>,
+        /// Every household of the station whose case file names this village.
+        #[arg(long)]
+        village: Option<String>,
+        /// Every household assigned to this worker (by name, not through their team).
+        #[arg(long)]
+        from_worker: Option<WorkerId>,
         #[arg(long, required_unless_present = "team")]
         worker: Option<WorkerId>,
         #[arg(long)]
@@ -645,6 +697,130 @@ fn runtime_with_blocking(threads: usize) -> Result<tokio::runtime::Runtime, Stri
         .map_err(|e| e.to_string())
 }
 
+/// The password of a new console account: the first line of standard input.
+fn read_password(login: &str) -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        eprint!("password for {login} (it is shown as you type; or pipe it in): ");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(password.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// A county account by its login, for `account grant` / `revoke`.
+fn county_account_id(store: &AnyStore, login: &str) -> Result<console::AccountId, String> {
+    match store
+        .account_by_login(login.trim())
+        .map_err(|e| e.to_string())?
+    {
+        None => Err(format!("no console account with the login {login:?}")),
+        Some(a) if a.role != console::AccountRole::County => Err(format!(
+            "{login:?} is a station supervisor's account: only a county account is granted \
+             stations"
+        )),
+        Some(a) => Ok(a.id),
+    }
+}
+
+/// A station-grant failure in words.
+fn grant_error(e: doorstep_server::store::StoreError) -> String {
+    match e {
+        doorstep_server::store::StoreError::NotFound(what) => format!("no such {what}"),
+        other => other.to_string(),
+    }
+}
+
+fn account_command(command: AccountCommand) -> Result<(), String> {
+    use doorstep_server::console::auth;
+    match command {
+        AccountCommand::Add {
+            data,
+            station,
+            login,
+        } => {
+            let store = open(&data)?;
+            let password = read_password(&login)?;
+            let id = auth::add_account(&store, station, login.trim(), &password, now_ms())
+                .map_err(|e| e.to_string())?;
+            println!("{id}");
+        }
+        AccountCommand::AddCounty {
+            data,
+            login,
+            stations,
+        } => {
+            let store = open(&data)?;
+            let password = read_password(&login)?;
+            let id = auth::add_county_account(&store, login.trim(), &password, &stations, now_ms())
+                .map_err(|e| match e {
+                    auth::AuthError::Store(doorstep_server::store::StoreError::NotFound(_)) => {
+                        "no such station: nothing was made".to_owned()
+                    }
+                    other => other.to_string(),
+                })?;
+            println!("{id}");
+        }
+        AccountCommand::Grant {
+            data,
+            login,
+            station,
+        } => {
+            let store = open(&data)?;
+            let id = county_account_id(&store, &login)?;
+            let added = store
+                .grant_station(id, station, now_ms())
+                .map_err(grant_error)?;
+            println!(
+                "{}",
+                if added {
+                    "granted"
+                } else {
+                    "already granted: nothing changed"
+                }
+            );
+        }
+        AccountCommand::Revoke {
+            data,
+            login,
+            station,
+        } => {
+            let store = open(&data)?;
+            let id = county_account_id(&store, &login)?;
+            let removed = store.revoke_station(id, station).map_err(grant_error)?;
+            println!(
+                "{}",
+                if removed {
+                    "revoked"
+                } else {
+                    "not granted: nothing changed"
+                }
+            );
+        }
+        AccountCommand::List { data } => {
+            for l in open(&data)?.accounts().map_err(|e| e.to_string())? {
+                let stations: Vec<String> = l.stations.iter().map(|s| s.to_string()).collect();
+                println!(
+                    "{}\t{}\t{}\t{}{}",
+                    l.account.login,
+                    l.account.role.as_str(),
+                    if stations.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        stations.join(",")
+                    },
+                    l.account.id,
+                    if l.account.disabled { "\tdisabled" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     let _ = STORAGE.set(Storage {
         database: cli.database.clone(),
@@ -690,36 +866,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 server.wait().await.map_err(|e| e.to_string())
             })
         }
-        Command::Account {
-            command:
-                AccountCommand::Add {
-                    data,
-                    station,
-                    login,
-                },
-        } => {
-            use std::io::{BufRead, IsTerminal};
-            let store = open(&data)?;
-            if std::io::stdin().is_terminal() {
-                eprint!("password for {login} (it is shown as you type; or pipe it in): ");
-            }
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .map_err(|e| format!("cannot read the password: {e}"))?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            let id = doorstep_server::console::auth::add_account(
-                &store,
-                station,
-                login.trim(),
-                password,
-                now_ms(),
-            )
-            .map_err(|e| e.to_string())?;
-            println!("{id}");
-            Ok(())
-        }
+        Command::Account { command } => account_command(command),
         Command::Console {
             command: ConsoleCommand::Rebuild { data, station },
         } => {
@@ -792,29 +939,50 @@ fn run(cli: Cli) -> Result<(), String> {
                     data,
                     station,
                     household,
+                    village,
+                    from_worker,
                     worker,
                     team,
                     by,
                 },
         } => {
+            use doorstep_server::caseload::{self, Pick};
             let team = team
                 .map(|t| doorstep_core::TeamName::new(&t))
                 .transpose()
                 .map_err(|e| e.to_string())?;
-            let r = open(&data)?
-                .assign(
-                    station,
-                    household,
-                    worker,
-                    team.as_ref(),
-                    by.trim(),
-                    now_ms(),
-                )
-                .map_err(|e| e.to_string())?;
-            println!(
-                "household {household} assigned; {} worker(s) receive it and {} remove it at their next sync",
-                r.entered, r.left
-            );
+            let pick = match (household, village, from_worker) {
+                (Some(h), _, _) => Pick::One(h),
+                (_, Some(v), _) => Pick::Village(v),
+                (_, _, Some(w)) => Pick::AssignedTo(w),
+                _ => return Err("give --household, --village or --from-worker".into()),
+            };
+            let r = caseload::assign(
+                &open(&data)?,
+                station,
+                &pick,
+                worker,
+                team.as_ref(),
+                by.trim(),
+                now_ms(),
+            )
+            .map_err(|e| e.to_string())?;
+            match pick {
+                Pick::One(h) => println!(
+                    "household {h} assigned; {} worker(s) receive it and {} remove it at their next sync",
+                    r.entered, r.left
+                ),
+                _ => println!(
+                    "{} household(s) assigned; {} receive and {} remove, counted per worker and household, at their next sync{}",
+                    r.households,
+                    r.entered,
+                    r.left,
+                    match r.unreadable {
+                        0 => String::new(),
+                        n => format!("; {n} household(s) whose document does not read were skipped"),
+                    }
+                ),
+            }
             Ok(())
         }
         Command::Household {

@@ -490,5 +490,98 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .path()
         .ends_with("/console/login"));
 
+    // A county account (ADR 0020): its stations, one chosen, read-only pages under the
+    // station's prefix, no assignment form on a case file.
+    doorstep_server::console::auth::add_county_account(
+        st.store.as_ref(),
+        "wang.county",
+        PASSWORD,
+        &[st.station],
+        doorstep_server::now_ms(),
+    )
+    .unwrap();
+    c.goto(&format!("{url}/console/lang?to=zh")).await.unwrap();
+    c.goto(&format!("{url}/console/login")).await.unwrap();
+    for (id, text) in [("login", "wang.county"), ("password", PASSWORD)] {
+        c.find(Locator::Id(id))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Id("stations")).await.unwrap();
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/stations"));
+    shot(&c, "09-county-stations").await;
+    c.find(Locator::Css("a.station-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("read-only"))
+        .await
+        .unwrap();
+    let prefix = format!("/console/s/{}", st.station);
+    assert_eq!(c.current_url().await.unwrap().path(), prefix);
+    let name = c
+        .find(Locator::Id("station-name"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(name, "石桥镇社工站");
+    c.find(Locator::Id("tile-households"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the county's household list", |u| {
+        u == format!("{prefix}/households?")
+    })
+    .await;
+    c.find(Locator::LinkText("HH-000001"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the county's case file", |u| {
+        u == format!("{prefix}/households/{}?", st.contested)
+    })
+    .await;
+    c.wait()
+        .for_element(Locator::Id("assignment"))
+        .await
+        .unwrap();
+    assert!(
+        c.find(Locator::Css("form[action$='/assign']"))
+            .await
+            .is_err(),
+        "no assignment form for a county account"
+    );
+    shot(&c, "10-county-case-file").await;
+    c.find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&c, "the login page", |u| u.starts_with("/console/login")).await;
+
     c.close().await.unwrap();
 }

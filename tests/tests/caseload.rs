@@ -272,6 +272,92 @@ async fn an_opening_on_the_way_out_still_reaches_the_access_log() {
     server.stop().await;
 }
 
+/// A worker leaves: their whole caseload goes to a colleague in one command, and a
+/// village's households go to a team. Each phone gains and loses exactly those households
+/// at its next sync; a household of another village and one assigned to someone else stay
+/// where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaving_workers_caseload_and_a_village_are_assigned_in_one_command() {
+    use doorstep_server::caseload::{self, Pick};
+    let server = TestServer::start().await;
+    let station = server.station("石桥镇社工站");
+    let a = server.device_as(station, "A01", Role::Worker, None).await;
+    let b = server.device_as(station, "A02", Role::Worker, None).await;
+    let north = TeamName::new("北片").unwrap();
+    let c = server
+        .device_as(station, "A03", Role::Worker, Some("北片"))
+        .await;
+    let created = |d: &Device, code: &str, village: &str| {
+        d.store
+            .create_household(&NewHousehold {
+                code: code.into(),
+                village: village.into(),
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let a_stone = created(&a, "HH-A-1", "石桥村");
+    let a_willow = created(&a, "HH-A-2", "柳湾村");
+    let b_stone = created(&b, "HH-B-1", "石桥村");
+    let b_willow = created(&b, "HH-B-2", "柳湾村");
+    for d in [&a, &b, &c] {
+        d.sync().await;
+    }
+    let held = |d: &Device| -> Vec<HouseholdId> {
+        let mut ids = d.store.household_ids().unwrap();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<HouseholdId>| {
+        v.sort();
+        v
+    };
+    assert_eq!(held(&a), sorted(vec![a_stone, a_willow]));
+    assert!(held(&c).is_empty());
+
+    // A leaves: everything assigned to A goes to B.
+    let r = caseload::assign(
+        server.store.as_ref(),
+        station,
+        &Pick::AssignedTo(a.store.worker()),
+        Some(b.store.worker()),
+        None,
+        "test",
+        now_ms(),
+    )
+    .unwrap();
+    assert_eq!((r.households, r.entered, r.left), (2, 2, 2), "{r:?}");
+    let ra = a.sync().await;
+    assert_eq!(sorted(ra.departed.clone()), sorted(vec![a_stone, a_willow]));
+    assert!(held(&a).is_empty());
+    b.sync().await;
+    assert_eq!(held(&b), sorted(vec![a_stone, a_willow, b_stone, b_willow]));
+
+    // 石桥村 goes to the north team (no single worker): B loses both of its households
+    // there, C gains them; 柳湾村's stay with B.
+    let r = caseload::assign(
+        server.store.as_ref(),
+        station,
+        &Pick::Village(" 石桥村 ".into()),
+        None,
+        Some(&north),
+        "test",
+        now_ms(),
+    )
+    .unwrap();
+    assert_eq!((r.households, r.unreadable), (2, 0), "{r:?}");
+    let rb = b.sync().await;
+    assert_eq!(sorted(rb.departed.clone()), sorted(vec![a_stone, b_stone]));
+    assert_eq!(held(&b), sorted(vec![a_willow, b_willow]));
+    c.sync().await;
+    assert_eq!(held(&c), sorted(vec![a_stone, b_stone]));
+
+    // A household of another station is not "one of this station's".
+    let elsewhere = server.station("柳湾镇社工站");
+    assert!(caseload::pick(server.store.as_ref(), elsewhere, &Pick::One(a_willow)).is_err());
+    server.stop().await;
+}
+
 async fn post(server: &TestServer, token: &str, body: Vec<u8>) -> Vec<u8> {
     let resp = reqwest::Client::new()
         .post(format!("{}/v1/sync", server.url()))

@@ -153,6 +153,18 @@ pub fn closed_at(doc: &Automerge) -> Result<Option<crate::model::time::Timestamp
         .map(|v| v.provenance.at))
 }
 
+/// The village a household's case file shows (its shown version; empty if none), for the
+/// server's assignment of a village's households (ADR 0019).
+pub fn village(doc: &Automerge) -> Result<String> {
+    let hh = cells::get_map(doc, &ROOT, "household")?.ok_or(
+        crate::error::Error::MalformedDocument("no household map".into()),
+    )?;
+    let shown = cells::read_versions(doc, &hh, "village")?
+        .into_iter()
+        .next();
+    Ok(shown.and_then(|v| v.value).unwrap_or_default())
+}
+
 /// The household id and station a household document declares (for the server's checks).
 pub fn household_header(doc: &Automerge) -> Result<(HouseholdId, StationId)> {
     header(doc)

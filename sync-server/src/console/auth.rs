@@ -33,6 +33,8 @@ pub enum AuthError {
     WeakPassword,
     #[error("a login is 1 to 64 letters, digits, '.', '_' or '-'")]
     BadLogin,
+    #[error("a county account reads at least one station")]
+    NoStation,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("password hashing failed")]
@@ -84,6 +86,28 @@ pub fn add_account<S: ServerStore>(
     }
     let hash = hash_password(password)?;
     Ok(store.add_account(station, login, &hash, now_ms)?)
+}
+
+/// Create a county console account (ADR 0020) that reads `stations` (the admin CLI's
+/// `account add-county`); at least one station.
+pub fn add_county_account<S: ServerStore>(
+    store: &S,
+    login: &str,
+    password: &str,
+    stations: &[StationId],
+    now_ms: i64,
+) -> Result<AccountId, AuthError> {
+    if !valid_login(login) {
+        return Err(AuthError::BadLogin);
+    }
+    if stations.is_empty() {
+        return Err(AuthError::NoStation);
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AuthError::WeakPassword);
+    }
+    let hash = hash_password(password)?;
+    Ok(store.add_county_account(login, &hash, stations, now_ms)?)
 }
 
 /// A new session: the cookie value (given to the browser only) and its CSRF token.

@@ -14,9 +14,10 @@ pub mod view;
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use minijinja::Environment;
 
@@ -51,7 +52,8 @@ pub(crate) struct Console<S: ServerStore> {
 
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    let sources: [(&str, &str); 13] = [
+    let sources: [(&str, &str); 14] = [
+        ("stations.html", include_str!("templates/stations.html")),
         ("cards.html", include_str!("templates/cards.html")),
         ("erasures.html", include_str!("templates/erasures.html")),
         ("access.html", include_str!("templates/access.html")),
@@ -84,7 +86,7 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         config,
         card_forms: std::sync::Mutex::new(()),
     });
-    Router::new()
+    let routes = Router::new()
         .route("/console", get(pages::dashboard::<S>))
         .route("/console/", get(pages::dashboard::<S>))
         .route(
@@ -92,6 +94,7 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
             get(pages::login_form::<S>).post(pages::login::<S>),
         )
         .route("/console/logout", post(pages::logout::<S>))
+        .route("/console/stations", get(pages::stations::<S>))
         .route("/console/lang", get(pages::lang))
         .route("/console/households", get(pages::households::<S>))
         .route("/console/households/{id}", get(pages::household::<S>))
@@ -130,7 +133,61 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/devices/revoke", post(pages::revoke::<S>))
         .route("/console/workers", post(pages::add_worker::<S>))
         .route("/console/static/console.css", get(stylesheet))
-        .with_state(state)
+        .with_state(state);
+    // A station's pages under `/console/s/{station}/…` (ADR 0020): how a county account
+    // reads the stations granted to it.
+    Router::new()
+        .route("/console/s/{station}", any(in_station))
+        .route("/console/s/{station}/", any(in_station))
+        .route("/console/s/{station}/{*rest}", any(in_station))
+        .with_state(routes.clone())
+        .merge(routes)
+}
+
+/// `/console/s/{station}/rest` is the page `/console/rest` about that station: the request
+/// goes to the console's own routes with the station attached (`pages::ChosenStation`).
+/// Whether the account may read it is decided with its session (`pages::station_page`); a
+/// malformed id is not found.
+async fn in_station(State(routes): State<Router>, req: Request) -> Response {
+    use tower::ServiceExt;
+    let Some((station, path)) = station_path(req.uri()) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let Ok(uri) = path.parse::<Uri>() else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    // A new request: this route's path parameters live in the old one's extensions, and the
+    // console's routes would take them for their own. Kept: method, headers, body, the
+    // peer's address; added: the station.
+    let (parts, body) = req.into_parts();
+    let mut inner = Request::new(body);
+    *inner.method_mut() = parts.method;
+    *inner.uri_mut() = uri;
+    *inner.version_mut() = parts.version;
+    *inner.headers_mut() = parts.headers;
+    if let Some(peer) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        inner.extensions_mut().insert(*peer);
+    }
+    inner.extensions_mut().insert(pages::ChosenStation(station));
+    match routes.oneshot(inner).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
+/// The station and the console path (with its query) of `/console/s/{station}/rest`.
+fn station_path(uri: &Uri) -> Option<(doorstep_core::StationId, String)> {
+    let after = uri.path().strip_prefix("/console/s/")?;
+    let (id, rest) = match after.find('/') {
+        Some(at) => after.split_at(at),
+        None => (after, ""),
+    };
+    let station = doorstep_core::StationId::parse(id).ok()?;
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    Some((station, format!("/console{rest}{query}")))
 }
 
 async fn stylesheet() -> Response {

@@ -31,6 +31,8 @@ pub enum ResolveError {
     Refused(String),
     #[error("the stored document does not load")]
     Unloadable,
+    #[error("a county account reads only")]
+    ReadOnly,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("sync: {0}")]
@@ -85,11 +87,11 @@ pub fn signer_of<S: ServerStore>(
         .chars()
         .take(doorstep_core::MAX_WORKER_LABEL_CHARS)
         .collect();
-    let worker =
-        crate::workers::add_worker(store, account.station, &label, now).map_err(|e| match e {
-            crate::workers::WorkerAdminError::Store(e) => ResolveError::Store(e),
-            other => ResolveError::Refused(other.to_string()),
-        })?;
+    let station = account.supervised_station().ok_or(ResolveError::ReadOnly)?;
+    let worker = crate::workers::add_worker(store, station, &label, now).map_err(|e| match e {
+        crate::workers::WorkerAdminError::Store(e) => ResolveError::Store(e),
+        other => ResolveError::Refused(other.to_string()),
+    })?;
     // The supervisor decides for the whole station (ADR 0019).
     store.set_role(worker, doorstep_core::Role::Supervisor, now)?;
     let device = store.enroll_device(worker, &hash_secret(&new_token()), 0)?;
@@ -121,7 +123,9 @@ pub fn resolve<S: ServerStore>(
     field: &FieldRef,
     chosen_digest: &str,
 ) -> Result<ResolutionId, ResolveError> {
-    let station = account.station;
+    // Only a station's supervisor decides (ADR 0020); the console refuses a county account
+    // before it gets here.
+    let station = account.supervised_station().ok_or(ResolveError::ReadOnly)?;
     if store.document_station(doc_id)? != Some(station) {
         return Err(ResolveError::NotFound);
     }

@@ -56,6 +56,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     concurrent_commits_are_gap_free_and_refusals_leave_no_trace(&new_store());
     console_read_model_lists_filters_and_searches(&new_store());
     console_accounts_sessions_throttle_and_access_log(&new_store());
+    county_accounts_read_the_stations_granted(&new_store());
     erasure_removes_a_household_and_keeps_the_log_gap_free(&new_store());
     scopes_follow_assignments_teams_and_roles(&new_store());
     device_accesses_are_kept_once_listed_with_console_reads_and_erased(&new_store());
@@ -482,7 +483,7 @@ pub fn concurrent_commits_are_gap_free_and_refusals_leave_no_trace<S: ServerStor
     );
 }
 
-fn read_model_doc(
+pub(crate) fn read_model_doc(
     station: StationId,
     worker: WorkerId,
     code: &str,
@@ -690,8 +691,13 @@ pub fn console_accounts_sessions_throttle_and_access_log<S: ServerStore>(s: &S) 
     ));
     let a = s.account_by_login("zhang").unwrap().unwrap();
     assert_eq!(
-        (a.id, a.station, a.password_hash.as_str(), a.disabled),
-        (id, station, "$argon2id$hash", false)
+        (a.id, a.role, a.password_hash.as_str(), a.disabled),
+        (
+            id,
+            console::AccountRole::Supervisor(station),
+            "$argon2id$hash",
+            false
+        )
     );
     assert!(s.account_by_login("li").unwrap().is_none());
 
@@ -771,6 +777,135 @@ pub fn console_accounts_sessions_throttle_and_access_log<S: ServerStore>(s: &S) 
     assert_eq!(of.len(), 1, "only the accesses to that household");
     assert_eq!((of[0].what.as_str(), of[0].at), ("household", 6));
     assert!(s.access_log_of(station, "absent", 10).unwrap().is_empty());
+}
+
+/// County console accounts (ADR 0020): no station of their own, the stations granted to
+/// them, grants and revocations, listed with the supervisors' accounts; sessions alike.
+pub fn county_accounts_read_the_stations_granted<S: ServerStore>(s: &S) {
+    use console::AccountRole;
+    let a = s.create_station("B 站", 1).unwrap();
+    let b = s.create_station("A 站", 1).unwrap();
+    let c = s.create_station("C 站", 1).unwrap();
+    let supervisor = s.add_account(a, "zhang", "h-s", 1).unwrap();
+
+    // An unknown station makes nothing; a taken login neither (a supervisor's or a county's).
+    assert!(matches!(
+        s.add_county_account("li", "h", &[a, StationId::new()], 2),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.account_by_login("li").unwrap().is_none(), "nothing made");
+    assert!(matches!(
+        s.add_county_account("zhang", "h", &[a], 2),
+        Err(StoreError::Conflict(_))
+    ));
+    let county = s.add_county_account("li", "h-c", &[a, b, a], 2).unwrap();
+    assert!(matches!(
+        s.add_account(a, "li", "h", 2),
+        Err(StoreError::Conflict(_))
+    ));
+    let read = s.account_by_login("li").unwrap().unwrap();
+    assert_eq!(
+        (
+            read.id,
+            read.role,
+            read.password_hash.as_str(),
+            read.disabled
+        ),
+        (county, AccountRole::County, "h-c", false)
+    );
+    assert_eq!(read.supervised_station(), None);
+    let sup = s.account_by_login("zhang").unwrap().unwrap();
+    assert_eq!(sup.role, AccountRole::Supervisor(a));
+    assert_eq!(sup.supervised_station(), Some(a));
+
+    // The stations each reads, by name, a duplicate once.
+    let names = |id| s.account_stations(id).unwrap();
+    assert_eq!(
+        names(county),
+        vec![(b, "A 站".to_owned()), (a, "B 站".to_owned())]
+    );
+    assert_eq!(names(supervisor), vec![(a, "B 站".to_owned())]);
+    assert!(names(console::AccountId(uuid::Uuid::new_v4())).is_empty());
+
+    // Grant and revoke: once each; unknown station or account; never a supervisor's.
+    assert!(s.grant_station(county, c, 3).unwrap());
+    assert!(!s.grant_station(county, c, 4).unwrap(), "granted already");
+    assert!(matches!(
+        s.grant_station(county, StationId::new(), 3),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.grant_station(console::AccountId(uuid::Uuid::new_v4()), c, 3),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.grant_station(supervisor, b, 3),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.revoke_station(supervisor, a),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        names(supervisor).len(),
+        1,
+        "a supervisor keeps her one station"
+    );
+    assert_eq!(names(county).len(), 3);
+    assert!(s.revoke_station(county, a).unwrap());
+    assert!(!s.revoke_station(county, a).unwrap(), "revoked already");
+    assert_eq!(
+        names(county).iter().map(|(st, _)| *st).collect::<Vec<_>>(),
+        vec![b, c]
+    );
+
+    // Listed with their roles and stations, by login.
+    let all = s.accounts().unwrap();
+    let listed: Vec<_> = all
+        .iter()
+        .map(|l| {
+            let mut st = l.stations.clone();
+            st.sort();
+            (l.account.login.as_str(), l.account.role, st)
+        })
+        .collect();
+    let mut bc = vec![b, c];
+    bc.sort();
+    assert_eq!(
+        listed,
+        vec![
+            ("li", AccountRole::County, bc),
+            ("zhang", AccountRole::Supervisor(a), vec![a]),
+        ]
+    );
+
+    // A county account's session reads back as county; its reads are logged in the station
+    // read, with its login, beside the supervisor's.
+    s.create_session("county-session", county, "csrf-c", 10, 100)
+        .unwrap();
+    let live = s.session("county-session", 50).unwrap().unwrap();
+    assert_eq!(
+        (live.account.id, live.account.role),
+        (county, AccountRole::County)
+    );
+    s.log_access(county, b, "household", Some("hh-b"), 11)
+        .unwrap();
+    s.log_access(supervisor, a, "dashboard", None, 12).unwrap();
+    let in_b = s.accesses(b, None, 10).unwrap();
+    assert_eq!(in_b.len(), 1, "only the station read");
+    assert_eq!(
+        in_b[0].by,
+        console::Accessor::Console {
+            account: county,
+            login: "li".to_owned()
+        }
+    );
+    assert_eq!(s.access_log_of(b, "hh-b", 10).unwrap()[0].account, county);
+    assert!(s
+        .access_log(a, 10)
+        .unwrap()
+        .iter()
+        .all(|e| e.account == supervisor));
 }
 
 pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s: &S) {

@@ -1,6 +1,7 @@
 //! What the console stores beside the log (docs/console.md, ADR 0015): a read model of
 //! every household document (maintained as changes are accepted, rebuildable from the
-//! documents), supervisors' accounts and sessions, failed logins, and the access log.
+//! documents), accounts (supervisors', and county accounts with the stations granted to
+//! them: ADR 0020) and sessions, failed logins, and the access log.
 //! Every backend implements [`ConsoleStore`]; `conformance` checks both alike.
 
 use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
@@ -96,14 +97,51 @@ pub struct HouseholdFilter {
     pub limit: usize,
 }
 
+/// What a console account is (ADR 0020).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountRole {
+    /// A station's supervisor: reads and acts on that station.
+    Supervisor(StationId),
+    /// A county account: reads the stations granted to it, writes nothing.
+    County,
+}
+
+impl AccountRole {
+    /// As stored and listed: `supervisor` or `county`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AccountRole::Supervisor(_) => "supervisor",
+            AccountRole::County => "county",
+        }
+    }
+}
+
 /// A console account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
     pub id: AccountId,
-    pub station: StationId,
+    pub role: AccountRole,
     pub login: String,
     pub password_hash: String,
     pub disabled: bool,
+}
+
+impl Account {
+    /// The station a supervisor acts on; `None` for a county account, which writes nothing.
+    pub fn supervised_station(&self) -> Option<StationId> {
+        match self.role {
+            AccountRole::Supervisor(s) => Some(s),
+            AccountRole::County => None,
+        }
+    }
+}
+
+/// An account as the admin lists it: what it is and the stations it reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountListing {
+    pub account: Account,
+    /// A supervisor's station, or a county account's grants (by station id).
+    pub stations: Vec<StationId>,
 }
 
 /// A supervisor's identity as a writer of documents: a worker and device of her station,
@@ -242,6 +280,33 @@ pub trait ConsoleStore {
         now_ms: i64,
     ) -> StoreResult<AccountId>;
     fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
+    /// A new county account (ADR 0020) that reads `stations` (duplicates ignored);
+    /// `Conflict` if the login is taken, `NotFound` if a station is unknown (then nothing
+    /// is written).
+    fn add_county_account(
+        &self,
+        login: &str,
+        password_hash: &str,
+        stations: &[StationId],
+        now_ms: i64,
+    ) -> StoreResult<AccountId>;
+    /// Let a county account read a station; false if it could already. `NotFound` for an
+    /// unknown account or station, `Conflict` for a supervisor's account (it has its one
+    /// station).
+    fn grant_station(
+        &self,
+        account: AccountId,
+        station: StationId,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Take a station back from a county account; false if it was not granted. `NotFound`
+    /// for an unknown account, `Conflict` for a supervisor's.
+    fn revoke_station(&self, account: AccountId, station: StationId) -> StoreResult<bool>;
+    /// The stations an account reads (a supervisor's one, a county account's grants), with
+    /// their names, by name then id. Empty for an unknown account.
+    fn account_stations(&self, account: AccountId) -> StoreResult<Vec<(StationId, String)>>;
+    /// Every account with its stations, by login.
+    fn accounts(&self) -> StoreResult<Vec<AccountListing>>;
     /// Keep an account's writer identity unless it has one already; returns the one kept.
     fn set_account_signer(
         &self,
@@ -333,6 +398,11 @@ delegate_console! {
     fn station_devices(&self, station: StationId, now_ms: i64) -> StoreResult<Vec<DeviceRow>>;
     fn add_account(&self, station: StationId, login: &str, password_hash: &str, now_ms: i64) -> StoreResult<AccountId>;
     fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
+    fn add_county_account(&self, login: &str, password_hash: &str, stations: &[StationId], now_ms: i64) -> StoreResult<AccountId>;
+    fn grant_station(&self, account: AccountId, station: StationId, now_ms: i64) -> StoreResult<bool>;
+    fn revoke_station(&self, account: AccountId, station: StationId) -> StoreResult<bool>;
+    fn account_stations(&self, account: AccountId) -> StoreResult<Vec<(StationId, String)>>;
+    fn accounts(&self) -> StoreResult<Vec<AccountListing>>;
     fn set_account_signer(&self, account: AccountId, signer: &AccountSigner) -> StoreResult<AccountSigner>;
     fn account_signer(&self, account: AccountId) -> StoreResult<Option<AccountSigner>>;
     fn create_session(&self, session_hash: &str, account: AccountId, csrf: &str, now_ms: i64, expires_ms: i64) -> StoreResult<()>;
@@ -344,6 +414,36 @@ delegate_console! {
     fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>>;
     fn access_log_of(&self, station: StationId, target: &str, limit: usize) -> StoreResult<Vec<AccessEntry>>;
     fn accesses(&self, station: StationId, household: Option<HouseholdId>, limit: usize) -> StoreResult<Vec<LoggedAccess>>;
+}
+
+/// An account from stored columns (`role` and `station_id` agree: the schema checks it).
+pub(crate) fn account_from(
+    id: &str,
+    role: &str,
+    station: Option<&str>,
+    login: String,
+    password_hash: String,
+    disabled: bool,
+) -> StoreResult<Account> {
+    let bad = || super::StoreError::Database("malformed console account".into());
+    let role = match (role, station) {
+        ("supervisor", Some(s)) => AccountRole::Supervisor(StationId::parse(s).map_err(|_| bad())?),
+        ("county", None) => AccountRole::County,
+        _ => return Err(bad()),
+    };
+    Ok(Account {
+        id: AccountId(Uuid::parse_str(id).map_err(|_| bad())?),
+        role,
+        login,
+        password_hash,
+        disabled,
+    })
+}
+
+/// Stations in the order a list shows them: by name, then id.
+pub(crate) fn by_name(mut stations: Vec<(StationId, String)>) -> Vec<(StationId, String)> {
+    stations.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    stations
 }
 
 /// An account signer from stored columns.

@@ -27,7 +27,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0005_erasure.sql"),
     include_str!("migrations/postgres/0006_scope.sql"),
     include_str!("migrations/postgres/0007_device_access.sql"),
-    // 0008 is another branch's: on merge it goes before this one.
+    include_str!("migrations/postgres/0008_search_rows.sql"),
+    include_str!("migrations/postgres/0009_county_accounts.sql"),
     include_str!("migrations/postgres/0010_document_kind.sql"),
 ];
 /// Key of the advisory lock that guards migrations.

@@ -40,7 +40,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_erasure.sql"),
     include_str!("migrations/0006_scope.sql"),
     include_str!("migrations/0007_device_access.sql"),
-    // 0008 is another branch's: on merge it goes before this one.
+    include_str!("migrations/0008_search_rows.sql"),
+    include_str!("migrations/0009_county_accounts.sql"),
     include_str!("migrations/0010_document_kind.sql"),
 ];
 
@@ -1691,4 +1692,181 @@ fn wall_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    // A test: a failed unwrap is a failed test.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::console::{AccountRole, ConsoleStore};
+
+    /// The SQL of the tables (and their indexes) named.
+    fn schema_of(path: &Path, tables: &[&str]) -> Vec<(String, String)> {
+        let conn = Connection::open(path).unwrap();
+        let mut out = Vec::new();
+        for t in tables {
+            let mut stmt = conn
+                .prepare("SELECT name, sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL ORDER BY name")
+                .unwrap();
+            out.extend(
+                stmt.query_map([t], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .unwrap()
+                    .collect::<Result<Vec<(String, String)>, _>>()
+                    .unwrap(),
+            );
+        }
+        out
+    }
+
+    /// A server of schema 7 with a supervisor's account, her writer identity and a live
+    /// session, upgraded through 8 and 9 (county accounts): all of it kept, foreign keys
+    /// intact, the accounts' tables as a fresh store makes them.
+    #[test]
+    fn schema_7_upgrades_to_county_accounts_keeping_supervisors() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&old).unwrap();
+            conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+            for (v, sql) in MIGRATIONS[..7].iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.execute_batch(&format!("PRAGMA user_version = {}", v + 1))
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO stations VALUES ('0190a0a0-0000-7000-8000-000000000001', '站', 1);
+                 INSERT INTO workers (worker_id, station_id, label, created_at)
+                   VALUES ('0190a0a0-0000-7000-8000-000000000002', '0190a0a0-0000-7000-8000-000000000001', '主管 zhang', 1);
+                 INSERT INTO devices (device_id, worker_id, station_id)
+                   VALUES ('0190a0a0-0000-7000-8000-000000000003', '0190a0a0-0000-7000-8000-000000000002', '0190a0a0-0000-7000-8000-000000000001');
+                 INSERT INTO console_accounts VALUES ('0190a0a0-0000-7000-8000-000000000004', '0190a0a0-0000-7000-8000-000000000001', 'zhang', '$argon2id$h', 1, NULL);
+                 INSERT INTO console_signers VALUES ('0190a0a0-0000-7000-8000-000000000004', '0190a0a0-0000-7000-8000-000000000002', '0190a0a0-0000-7000-8000-000000000003', x'0707', zeroblob(32));
+                 INSERT INTO console_sessions VALUES ('session-hash', '0190a0a0-0000-7000-8000-000000000004', 'csrf', 1, 9000000000000);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open_file(&old).unwrap();
+        let station = StationId::parse("0190a0a0-0000-7000-8000-000000000001").unwrap();
+        let account = store.account_by_login("zhang").unwrap().unwrap();
+        assert_eq!(account.role, AccountRole::Supervisor(station));
+        assert_eq!(account.password_hash, "$argon2id$h");
+        let session = store.session("session-hash", 2).unwrap().unwrap();
+        assert_eq!(
+            (session.account.id, session.csrf.as_str()),
+            (account.id, "csrf")
+        );
+        assert_eq!(
+            store.account_signer(account.id).unwrap().map(|s| s.actor),
+            Some(vec![7, 7])
+        );
+        assert_eq!(
+            store.account_stations(account.id).unwrap(),
+            vec![(station, "站".to_owned())]
+        );
+        drop(store);
+        let conn = Connection::open(&old).unwrap();
+        let broken: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(broken, 0, "every reference resolves");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        drop(conn);
+
+        let fresh = dir.path().join("fresh.db");
+        drop(SqliteStore::open_file(&fresh).unwrap());
+        let tables = [
+            "console_accounts",
+            "console_account_stations",
+            "console_signers",
+            "console_sessions",
+        ];
+        assert_eq!(schema_of(&old, &tables), schema_of(&fresh, &tables));
+    }
+
+    /// Schema 8 on a store of schema 7 with console rows: each household's search row is
+    /// found by its rowid afterwards, so a refresh replaces the old text (which a scan of
+    /// the FTS5 table used to find) and leaves one row per household.
+    #[test]
+    fn schema_8_keys_the_search_rows_of_an_older_store() {
+        use crate::store::console::HouseholdFilter;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let docs: Vec<_> = {
+            let mut conn = Connection::open(&path).unwrap();
+            for (v, sql) in MIGRATIONS[..7].iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.execute_batch(&format!("PRAGMA user_version = {}", v + 1))
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            let (station, worker) = (StationId::new(), WorkerId::new());
+            (0..5)
+                .map(|i| {
+                    let d = crate::store::conformance::read_model_doc(
+                        station,
+                        worker,
+                        &format!("HH-{i:06}"),
+                        "石桥村",
+                        &[],
+                        &format!("旧的说明{i}"),
+                        3,
+                    );
+                    // As schema 7 wrote them: no key from the household to its search row.
+                    let (doc, st) = (d.household.doc.to_string(), station.to_string());
+                    conn.execute(
+                        "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status,
+                           categories, visits, open_needs, conflicts)
+                         VALUES (?1, ?2, 3, ?3, '石桥村', 'active', '', 1, 0, 0)",
+                        params![doc, st, d.household.code],
+                    )
+                    .unwrap();
+                    conn.execute(
+                        "INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)",
+                        params![doc, st, d.search_text],
+                    )
+                    .unwrap();
+                    d
+                })
+                .collect()
+        };
+        let store = SqliteStore::open_file(&path).unwrap();
+        let count = |sql: &str| -> i64 { store.reader().query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(
+            count("SELECT count(*) FROM rm_households WHERE search_row IS NULL"),
+            0,
+            "every household found its search row"
+        );
+        let mut newer = docs[2].clone();
+        newer.household.seq = 9;
+        newer.search_text = "新的说明".into();
+        assert!(store.put_read_model(&newer).unwrap());
+        let station = docs[0].household.station;
+        let found = |q: &str| -> Vec<String> {
+            let filter = HouseholdFilter {
+                text: Some(q.into()),
+                limit: 10,
+                ..Default::default()
+            };
+            let rows = store.households(station, &filter).unwrap();
+            rows.into_iter().map(|h| h.code).collect()
+        };
+        assert!(found("旧的说明2").is_empty(), "the old text is gone");
+        assert_eq!(found("新的说明"), ["HH-000002"]);
+        assert_eq!(
+            found("旧的说明4"),
+            ["HH-000004"],
+            "the others are untouched"
+        );
+        assert_eq!(count("SELECT count(*) FROM rm_search"), 5);
+    }
 }

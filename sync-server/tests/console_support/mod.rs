@@ -205,3 +205,39 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("&")
 }
+
+/// Another station on the same server: one worker's phone records one household (code
+/// `code`, a person named `name`) and syncs it. Returns the station and the household.
+pub async fn another_station(
+    st: &Station,
+    station_name: &str,
+    code: &str,
+    name: &str,
+) -> (StationId, HouseholdId) {
+    let store = st.store.as_ref();
+    let station = store.create_station(station_name, now_ms()).unwrap();
+    let worker = store.add_worker(station, "W01", now_ms()).unwrap();
+    let (_, enrol_code) = credentials::enroll_device(store, worker, now_ms()).unwrap();
+    let e = enroll(&st.url(), &enrol_code).await.unwrap();
+    let mut options = StoreOptions::new(
+        st.dir.path().join(format!("{code}.db")),
+        device_key(),
+        e.worker,
+        e.station,
+    );
+    options.device = Some(e.device);
+    let phone = Store::open(options).unwrap();
+    let t = HttpTransport::new(&st.url(), &e.token, Duration::from_secs(30)).unwrap();
+    let hh = phone
+        .create_household(&NewHousehold {
+            code: code.into(),
+            village: "河口村".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    phone
+        .add_person(hh, &NewPerson::named(name, "户主"))
+        .unwrap();
+    t.sync(&phone).await.unwrap();
+    (station, hh)
+}

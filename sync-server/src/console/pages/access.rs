@@ -15,10 +15,10 @@ pub(in crate::console) struct AccessQuery {
 
 pub(in crate::console) async fn access<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<AccessQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         let household = q
             .household
             .as_deref()

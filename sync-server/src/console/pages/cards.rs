@@ -211,10 +211,10 @@ pub(in crate::console) struct CardsQuery {
 
 pub(in crate::console) async fn cards<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<CardsQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         c.log(ctx, "cards", None)?;
         let outcome = match q.done.as_deref() {
             Some("batch") => Outcome::Done("done_batch"),
@@ -329,10 +329,10 @@ pub(in crate::console) struct BatchForm {
 
 pub(in crate::console) async fn add_card_batch<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<BatchForm>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    write_page(st, visit, move |c, ctx| {
         let typed = context! {
             form => "batch",
             prefix => form.prefix.clone(),
@@ -364,10 +364,10 @@ pub(in crate::console) struct LeaseFields {
 
 pub(in crate::console) async fn lease_cards<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<LeaseFields>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    write_page(st, visit, move |c, ctx| {
         let typed = context! {
             form => "lease",
             batch => form.batch.clone(),
@@ -400,10 +400,10 @@ pub(in crate::console) struct ReturnForm {
 
 pub(in crate::console) async fn return_card_lease<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<ReturnForm>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    write_page(st, visit, move |c, ctx| {
         let typed = context! { form => "return" };
         card_form(c, ctx, &form.csrf, typed, |cards, _, _| {
             card_forms::plan_return(cards, &form.lease)

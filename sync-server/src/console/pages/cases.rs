@@ -6,9 +6,9 @@ use super::*;
 
 pub(in crate::console) async fn dashboard<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
 ) -> Response {
-    page(st, headers, |c, ctx| {
+    page(st, visit, |c, ctx| {
         c.log(ctx, "dashboard", None)?;
         let station = ctx.station();
         let today = view::local_date(now_ms()).ok_or(PageError::BadInput("clock"))?;
@@ -114,10 +114,10 @@ struct ListRow {
 
 pub(in crate::console) async fn households<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         c.log(ctx, "households", None)?;
         let station = ctx.station();
         let rows = c.store.households(station, &q.filter(LIST_LIMIT)?)?;
@@ -230,10 +230,10 @@ fn parse_household(id: &str) -> Result<HouseholdId, PageError> {
 
 pub(in crate::console) async fn household<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Path(id): Path<String>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         let id = parse_household(&id)?;
         let station = ctx.station();
         let (doc, file) = c.case_file(station, id)?;
@@ -325,9 +325,9 @@ pub(in crate::console) async fn household<S: ServerStore>(
 
 pub(in crate::console) async fn conflicts<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
 ) -> Response {
-    page(st, headers, |c, ctx| {
+    page(st, visit, |c, ctx| {
         c.log(ctx, "conflicts", None)?;
         let station = ctx.station();
         let labels = c.labels(station)?;
@@ -340,7 +340,7 @@ pub(in crate::console) async fn conflicts<S: ServerStore>(
                 let mask = cf.field.field == "id_number";
                 out.push(context! {
                     path => crate::console::resolve::field_path(&cf.field),
-                    resolvable => cf.kind == doorstep_core::ConflictKind::ConcurrentValues,
+                    resolvable => !ctx.read_only() && cf.kind == doorstep_core::ConflictKind::ConcurrentValues,
                     doc => h.doc.to_string(),
                     code => h.code.clone(),
                     field => format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field)),
@@ -355,9 +355,9 @@ pub(in crate::console) async fn conflicts<S: ServerStore>(
 
 pub(in crate::console) async fn follow_ups<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
 ) -> Response {
-    page(st, headers, |c, ctx| {
+    page(st, visit, |c, ctx| {
         c.log(ctx, "follow_ups", None)?;
         let station = ctx.station();
         let labels = c.labels(station)?;
@@ -417,11 +417,11 @@ pub(in crate::console) struct ResolveForm {
 
 pub(in crate::console) async fn resolve<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<ResolveForm>,
 ) -> Response {
     use crate::console::resolve::{parse_field_path, ResolveError};
-    page(st, headers, move |c, ctx| {
+    write_page(st, visit, move |c, ctx| {
         if !auth::same_token(&ctx.session.csrf, &form.csrf) {
             return Ok(plain(StatusCode::FORBIDDEN, "missing or wrong CSRF token\n"));
         }
@@ -459,11 +459,11 @@ pub(in crate::console) struct FieldQuery {
 
 pub(in crate::console) async fn history<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Path(id): Path<String>,
     Query(q): Query<FieldQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         let id = parse_household(&id)?;
         let field = crate::console::resolve::parse_field_path(&q.field)
             .map_err(|_| PageError::BadInput("bad field\n"))?;
@@ -517,11 +517,11 @@ pub(in crate::console) struct AssignForm {
 /// Reassign a household of the supervisor's station to a worker and/or a team (ADR 0019).
 pub(in crate::console) async fn assign<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Path(id): Path<String>,
     Form(form): Form<AssignForm>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    write_page(st, visit, move |c, ctx| {
         if !auth::same_token(&ctx.session.csrf, &form.csrf) {
             return Ok(plain(
                 StatusCode::FORBIDDEN,

@@ -52,9 +52,9 @@ fn devices_page<S: ServerStore>(
 
 pub(in crate::console) async fn devices<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
 ) -> Response {
-    page(st, headers, |c, ctx| {
+    page(st, visit, |c, ctx| {
         c.log(ctx, "devices", None)?;
         devices_page(c, ctx, None)
     })
@@ -85,10 +85,10 @@ fn qr_svg(code: &str) -> Option<String> {
 
 pub(in crate::console) async fn enroll<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<EnrollForm>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    write_page(st, visit, move |c, ctx| {
         if !auth::same_token(&ctx.session.csrf, &form.csrf) {
             return Ok(plain(StatusCode::FORBIDDEN, "missing or wrong CSRF token\n"));
         }
@@ -138,10 +138,10 @@ pub(in crate::console) struct RevokeForm {
 
 pub(in crate::console) async fn revoke<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<RevokeForm>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    write_page(st, visit, move |c, ctx| {
         if !auth::same_token(&ctx.session.csrf, &form.csrf) {
             return Ok(plain(
                 StatusCode::FORBIDDEN,
@@ -179,10 +179,10 @@ pub(in crate::console) struct WorkerForm {
 
 pub(in crate::console) async fn add_worker<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<WorkerForm>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    write_page(st, visit, move |c, ctx| {
         if !auth::same_token(&ctx.session.csrf, &form.csrf) {
             return Ok(plain(
                 StatusCode::FORBIDDEN,

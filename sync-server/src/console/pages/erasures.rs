@@ -6,9 +6,9 @@ use super::*;
 
 pub(in crate::console) async fn erasures<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
 ) -> Response {
-    page(st, headers, |c, ctx| {
+    page(st, visit, |c, ctx| {
         c.log(ctx, "erasures", None)?;
         let words = view::words(ctx.lang);
         let word = |k: &str| words.get(k).copied().unwrap_or(k).to_owned();

@@ -22,10 +22,10 @@ pub(crate) fn csv_field(s: &str) -> String {
 
 pub(in crate::console) async fn export_households_csv<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         c.log(ctx, "export_households_csv", None)?;
         let rows = c
             .store
@@ -50,10 +50,10 @@ pub(in crate::console) async fn export_households_csv<S: ServerStore>(
 
 pub(in crate::console) async fn export_households_xlsx<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         c.log(ctx, "export_households_xlsx", None)?;
         let rows = c
             .store
@@ -195,10 +195,10 @@ const VISIT_COLUMNS: [&str; 7] = [
 
 pub(in crate::console) async fn export_visits_csv<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<MonthQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         let (month, rows) = visits_of_month(c, ctx, &q)?;
         c.log(ctx, "export_visits_csv", Some(&month))?;
         Ok(csv_attachment(
@@ -212,10 +212,10 @@ pub(in crate::console) async fn export_visits_csv<S: ServerStore>(
 
 pub(in crate::console) async fn export_visits_xlsx<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<MonthQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         let (month, rows) = visits_of_month(c, ctx, &q)?;
         c.log(ctx, "export_visits_xlsx", Some(&month))?;
         let bytes = (|| -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
@@ -275,10 +275,10 @@ fn report_of<S: ServerStore>(
 
 pub(in crate::console) async fn report<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<MonthQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         let mut r = report_of(c, ctx, &q)?;
         c.log(ctx, "report", Some(&r.month))?;
         let words = view::words(ctx.lang);
@@ -310,10 +310,10 @@ pub(in crate::console) async fn report<S: ServerStore>(
 
 pub(in crate::console) async fn report_csv<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<MonthQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         let r = report_of(c, ctx, &q)?;
         c.log(ctx, "export_report_csv", Some(&r.month))?;
         let rows = crate::console::report::rows(&r)
@@ -330,10 +330,10 @@ pub(in crate::console) async fn report_csv<S: ServerStore>(
 
 pub(in crate::console) async fn report_xlsx<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Query(q): Query<MonthQuery>,
 ) -> Response {
-    page(st, headers, move |c, ctx| {
+    page(st, visit, move |c, ctx| {
         let r = report_of(c, ctx, &q)?;
         c.log(ctx, "export_report_xlsx", Some(&r.month))?;
         let bytes = crate::console::report::xlsx(&r).map_err(xlsx_failed)?;

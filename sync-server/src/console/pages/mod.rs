@@ -8,6 +8,7 @@ mod devices;
 mod erasures;
 mod exports;
 mod session;
+mod stations;
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{self, AuthError, SESSION_COOKIE, SESSION_MS};
 use super::view::{self, Lang};
 use super::{harden, plain, Console};
-use crate::store::console::{HouseholdFilter, Session};
+use crate::store::console::{AccountRole, HouseholdFilter, Session};
 use crate::store::{ServerStore, StoreError};
 use crate::{now_ms, snapshot};
 
@@ -38,6 +39,8 @@ type Shared<S> = State<Arc<Console<S>>>;
 enum PageError {
     NotFound,
     BadInput(&'static str),
+    /// A county account asked to change something (ADR 0020).
+    ReadOnly,
     Store(StoreError),
     Render,
     Unreadable,
@@ -54,6 +57,12 @@ impl PageError {
         match self {
             PageError::NotFound => plain(StatusCode::NOT_FOUND, "not found\n"),
             PageError::BadInput(why) => plain(StatusCode::BAD_REQUEST, why),
+            PageError::ReadOnly => plain(
+                StatusCode::FORBIDDEN,
+                "a county account reads only: it cannot resolve conflicts, assign, erase, \
+                 enrol or revoke phones, add workers or register, lease or return cards; \
+                 nothing was changed\n",
+            ),
             PageError::Store(e) => {
                 tracing::error!(error = %e, "console: storage error");
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error\n")
@@ -82,16 +91,60 @@ fn lang_of(headers: &HeaderMap) -> Lang {
     Lang::from_cookie(cookie(headers, LANG_COOKIE))
 }
 
-/// A signed-in request.
+/// The station a request names in its path (`/console/s/{station}/…`, ADR 0020), set by
+/// `console::in_station` before the request reaches a page.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChosenStation(pub StationId);
+
+/// What a page handler needs of its request: the headers (cookies) and the station the
+/// path chose, if any.
+pub(in crate::console) struct Visit {
+    headers: HeaderMap,
+    station: Option<StationId>,
+}
+
+impl<St: Send + Sync> axum::extract::FromRequestParts<St> for Visit {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &St,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Visit {
+            headers: parts.headers.clone(),
+            station: parts.extensions.get::<ChosenStation>().map(|c| c.0),
+        })
+    }
+}
+
+/// A signed-in request about one station.
 struct Ctx {
     session: Session,
     lang: Lang,
+    /// The station it reads: the supervisor's own, or the one a county account chose.
+    station: StationId,
+    /// Where this station's pages are: `/console`, or `/console/s/{station}` when the
+    /// path named it (how a county account's pages link to each other).
+    base: String,
+    /// A county account's station name, shown in the header (a supervisor has one).
+    station_label: Option<String>,
 }
 
 impl Ctx {
     fn station(&self) -> StationId {
-        self.session.account.station
+        self.station
     }
+
+    fn read_only(&self) -> bool {
+        self.session.account.role == AccountRole::County
+    }
+}
+
+/// What a page does: reads, or changes something (a supervisor's alone).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
 }
 
 impl<S: ServerStore> Console<S> {
@@ -123,8 +176,44 @@ impl<S: ServerStore> Console<S> {
     }
 
     fn html(&self, name: &str, ctx: &Ctx, page: Value) -> Result<Response, PageError> {
+        let page = context! {
+            ..page,
+            ..context! {
+                // Made here of a parsed station id: nothing to escape (autoescaping would
+                // write every `/` as `&#x2f;`).
+                base => Value::from_safe_string(ctx.base.clone()),
+                read_only => ctx.read_only(),
+                station_label => ctx.station_label.clone(),
+            }
+        };
         let body = self.render(name, ctx.lang, Some(&ctx.session), page)?;
         Ok(html(body))
+    }
+
+    /// The station a signed-in request is about (ADR 0020): the one its path names, if the
+    /// account may read it — a station it may not read answers exactly like one that does
+    /// not exist (`NotFound`) — else a supervisor's own; `None` for a county account that
+    /// has not chosen.
+    fn station_of(
+        &self,
+        session: &Session,
+        chosen: Option<StationId>,
+    ) -> Result<Option<StationId>, PageError> {
+        match (session.account.role, chosen) {
+            (AccountRole::Supervisor(own), None) => Ok(Some(own)),
+            (AccountRole::Supervisor(own), Some(s)) if s == own => Ok(Some(s)),
+            (AccountRole::County, Some(s))
+                if self
+                    .store
+                    .account_stations(session.account.id)?
+                    .iter()
+                    .any(|(g, _)| *g == s) =>
+            {
+                Ok(Some(s))
+            }
+            (AccountRole::County, None) => Ok(None),
+            _ => Err(PageError::NotFound),
+        }
     }
 
     fn log(&self, ctx: &Ctx, what: &str, target: Option<&str>) -> Result<(), PageError> {
@@ -192,14 +281,77 @@ fn cookie_attrs<S: ServerStore>(c: &Console<S>) -> &'static str {
     }
 }
 
-/// Run a signed-in page on a blocking thread; without a live session, to the login page.
+/// Run a page that reads a station on a blocking thread; without a live session, to the
+/// login page; a county account that has not chosen a station, to its list of stations.
 async fn page<S: ServerStore>(
     st: Arc<Console<S>>,
-    headers: HeaderMap,
+    visit: Visit,
     f: impl FnOnce(&Console<S>, &Ctx) -> Result<Response, PageError> + Send + 'static,
 ) -> Response {
-    let lang = lang_of(&headers);
-    let cookie = cookie(&headers, SESSION_COOKIE).map(str::to_owned);
+    station_page(st, visit, Access::Read, f).await
+}
+
+/// Run a page that changes something: a supervisor's alone. A county account is refused
+/// (`403`) before anything is read or checked, its CSRF token included.
+async fn write_page<S: ServerStore>(
+    st: Arc<Console<S>>,
+    visit: Visit,
+    f: impl FnOnce(&Console<S>, &Ctx) -> Result<Response, PageError> + Send + 'static,
+) -> Response {
+    station_page(st, visit, Access::Write, f).await
+}
+
+async fn station_page<S: ServerStore>(
+    st: Arc<Console<S>>,
+    visit: Visit,
+    access: Access,
+    f: impl FnOnce(&Console<S>, &Ctx) -> Result<Response, PageError> + Send + 'static,
+) -> Response {
+    account_page(st, visit, move |c, session, lang, chosen| {
+        let station = c.station_of(&session, chosen)?;
+        if access == Access::Write && session.account.role == AccountRole::County {
+            tracing::info!(account = %session.account.id, "console: a county account's write refused");
+            return Err(PageError::ReadOnly);
+        }
+        let Some(station) = station else {
+            return Ok(redirect("/console/stations"));
+        };
+        let (base, station_label) = match session.account.role {
+            AccountRole::County => (
+                format!("/console/s/{station}"),
+                Some(c.station_name(station)?),
+            ),
+            AccountRole::Supervisor(_) => match chosen {
+                Some(_) => (format!("/console/s/{station}"), None),
+                None => ("/console".to_owned(), None),
+            },
+        };
+        f(
+            c,
+            &Ctx {
+                session,
+                lang,
+                station,
+                base,
+                station_label,
+            },
+        )
+    })
+    .await
+}
+
+/// Run a signed-in page that is about no station (the list of stations, logging out) on a
+/// blocking thread; without a live session, to the login page.
+async fn account_page<S: ServerStore>(
+    st: Arc<Console<S>>,
+    visit: Visit,
+    f: impl FnOnce(&Console<S>, Session, Lang, Option<StationId>) -> Result<Response, PageError>
+        + Send
+        + 'static,
+) -> Response {
+    let lang = lang_of(&visit.headers);
+    let cookie = cookie(&visit.headers, SESSION_COOKIE).map(str::to_owned);
+    let chosen = visit.station;
     blocking(move || {
         let Some(cookie) = cookie else {
             return Ok(redirect("/console/login"));
@@ -207,7 +359,7 @@ async fn page<S: ServerStore>(
         let Some(session) = auth::session(st.store.as_ref(), &cookie, now_ms())? else {
             return Ok(redirect("/console/login"));
         };
-        f(&st, &Ctx { session, lang })
+        f(&st, session, lang, chosen)
     })
     .await
 }
@@ -239,3 +391,4 @@ pub(super) use exports::{
     report_csv, report_xlsx,
 };
 pub(super) use session::{lang, login, login_form, logout};
+pub(super) use stations::stations;

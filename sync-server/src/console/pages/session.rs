@@ -61,24 +61,30 @@ pub(in crate::console) async fn login<S: ServerStore>(
         return plain(StatusCode::FORBIDDEN, "missing or wrong CSRF token\n");
     }
     let st2 = st.clone();
+    // The login and its access-log entry on a blocking thread: the storage is synchronous
+    // (PostgreSQL's client may not block inside the async runtime at all).
     let outcome = tokio::task::spawn_blocking(move || {
-        auth::login(
+        let new = auth::login(
             st2.store.as_ref(),
             form.login.trim(),
             &form.password,
             now_ms(),
-        )
+        )?;
+        // A supervisor's login is in her station's access log; a county account belongs to
+        // no station (its reads are logged, each in the station it read).
+        match new.session.account.supervised_station() {
+            Some(station) => {
+                let _ =
+                    st2.store
+                        .log_access(new.session.account.id, station, "login", None, now_ms());
+            }
+            None => tracing::info!(account = %new.session.account.id, "console: county login"),
+        }
+        Ok(new)
     })
     .await;
     match outcome {
         Ok(Ok(new)) => {
-            let _ = st.store.log_access(
-                new.session.account.id,
-                new.session.account.station,
-                "login",
-                None,
-                now_ms(),
-            );
             let mut resp = redirect("/console");
             set_cookie(
                 &mut resp,
@@ -117,13 +123,13 @@ pub(in crate::console) struct CsrfForm {
 
 pub(in crate::console) async fn logout<S: ServerStore>(
     State(st): Shared<S>,
-    headers: HeaderMap,
+    visit: Visit,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let cookie_value = cookie(&headers, SESSION_COOKIE).map(str::to_owned);
+    let cookie_value = cookie(&visit.headers, SESSION_COOKIE).map(str::to_owned);
     let attrs = cookie_attrs(&st);
-    page(st, headers, move |c, ctx| {
-        if !auth::same_token(&ctx.session.csrf, &form.csrf) {
+    account_page(st, visit, move |c, session, _, _| {
+        if !auth::same_token(&session.csrf, &form.csrf) {
             return Ok(plain(
                 StatusCode::FORBIDDEN,
                 "missing or wrong CSRF token\n",
@@ -132,7 +138,13 @@ pub(in crate::console) async fn logout<S: ServerStore>(
         if let Some(v) = cookie_value {
             auth::logout(c.store.as_ref(), &v)?;
         }
-        c.log(ctx, "logout", None)?;
+        match session.account.supervised_station() {
+            Some(station) => {
+                c.store
+                    .log_access(session.account.id, station, "logout", None, now_ms())?;
+            }
+            None => tracing::info!(account = %session.account.id, "console: county logout"),
+        }
         let mut resp = redirect("/console/login");
         set_cookie(&mut resp, format!("{SESSION_COOKIE}=; Max-Age=0{attrs}"));
         Ok(resp)

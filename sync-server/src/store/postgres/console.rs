@@ -14,13 +14,39 @@ fn parse_uuid(s: &str) -> StoreResult<Uuid> {
 }
 
 fn account(r: &::postgres::Row) -> StoreResult<Account> {
-    Ok(Account {
-        id: AccountId(parse_uuid(r.get("account_id"))?),
-        station: parse(r.get("station_id"), StationId::parse)?,
-        login: r.get("login"),
-        password_hash: r.get("password_hash"),
-        disabled: r.get::<_, Option<i64>>("disabled_at").is_some(),
-    })
+    account_from(
+        r.get("account_id"),
+        r.get("role"),
+        r.get::<_, Option<&str>>("station_id"),
+        r.get("login"),
+        r.get("password_hash"),
+        r.get::<_, Option<i64>>("disabled_at").is_some(),
+    )
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "a.account_id, a.role, a.station_id, a.login, a.password_hash, a.disabled_at";
+
+fn station_exists(tx: &mut ::postgres::Transaction<'_>, station: &str) -> StoreResult<bool> {
+    Ok(tx
+        .query_opt("SELECT 1 FROM stations WHERE station_id = $1", &[&station])?
+        .is_some())
+}
+
+/// `NotFound` if there is no such account; `Conflict` unless it is a county account. The
+/// row stays locked until the transaction ends.
+fn county_account(tx: &mut ::postgres::Transaction<'_>, account: AccountId) -> StoreResult<()> {
+    let role = tx.query_opt(
+        "SELECT role FROM console_accounts WHERE account_id = $1 FOR UPDATE",
+        &[&account.to_string()],
+    )?;
+    match role.as_ref().map(|r| r.get::<_, &str>(0)) {
+        None => Err(StoreError::NotFound("account")),
+        Some("county") => Ok(()),
+        Some(_) => Err(StoreError::Conflict(
+            "only a county account is granted stations",
+        )),
+    }
 }
 
 impl ConsoleStore for PostgresStore {
@@ -350,12 +376,129 @@ impl ConsoleStore for PostgresStore {
     fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>> {
         let mut c = self.pool.get()?;
         c.query_opt(
-            "SELECT account_id, station_id, login, password_hash, disabled_at
-             FROM console_accounts WHERE login = $1",
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM console_accounts a WHERE a.login = $1"),
             &[&login],
         )?
         .map(|r| account(&r))
         .transpose()
+    }
+
+    fn add_county_account(
+        &self,
+        login: &str,
+        password_hash: &str,
+        stations: &[StationId],
+        now_ms: i64,
+    ) -> StoreResult<AccountId> {
+        let id = AccountId(Uuid::now_v7());
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        for s in stations {
+            if !station_exists(&mut tx, &s.to_string())? {
+                return Err(StoreError::NotFound("station"));
+            }
+        }
+        let n = tx.execute(
+            "INSERT INTO console_accounts
+               (account_id, role, station_id, login, password_hash, created_at)
+             VALUES ($1, 'county', NULL, $2, $3, $4) ON CONFLICT (login) DO NOTHING",
+            &[&id.to_string(), &login, &password_hash, &now_ms],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict("login taken"));
+        }
+        for s in stations {
+            tx.execute(
+                "INSERT INTO console_account_stations (account_id, station_id, granted_at)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&id.to_string(), &s.to_string(), &now_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn grant_station(
+        &self,
+        account: AccountId,
+        station: StationId,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        county_account(&mut tx, account)?;
+        if !station_exists(&mut tx, &station.to_string())? {
+            return Err(StoreError::NotFound("station"));
+        }
+        let n = tx.execute(
+            "INSERT INTO console_account_stations (account_id, station_id, granted_at)
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&account.to_string(), &station.to_string(), &now_ms],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    fn revoke_station(&self, account: AccountId, station: StationId) -> StoreResult<bool> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        county_account(&mut tx, account)?;
+        let n = tx.execute(
+            "DELETE FROM console_account_stations WHERE account_id = $1 AND station_id = $2",
+            &[&account.to_string(), &station.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    fn account_stations(&self, account: AccountId) -> StoreResult<Vec<(StationId, String)>> {
+        let mut c = self.pool.get()?;
+        let rows = c.query(
+            "SELECT s.station_id, s.name FROM console_accounts a
+             JOIN stations s ON s.station_id = a.station_id
+             WHERE a.account_id = $1 AND a.role = 'supervisor'
+             UNION
+             SELECT s.station_id, s.name FROM console_account_stations g
+             JOIN console_accounts a ON a.account_id = g.account_id AND a.role = 'county'
+             JOIN stations s ON s.station_id = g.station_id
+             WHERE g.account_id = $1",
+            &[&account.to_string()],
+        )?;
+        let stations = rows
+            .iter()
+            .map(|r| Ok((parse(r.get(0), StationId::parse)?, r.get::<_, String>(1))))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(by_name(stations))
+    }
+
+    fn accounts(&self) -> StoreResult<Vec<AccountListing>> {
+        let mut c = self.pool.get()?;
+        let rows = c.query(
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM console_accounts a ORDER BY a.login"),
+            &[],
+        )?;
+        let grants = c.query(
+            "SELECT account_id, station_id FROM console_account_stations
+             ORDER BY account_id, station_id",
+            &[],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let account = account(r)?;
+            let stations = match account.role {
+                AccountRole::Supervisor(s) => vec![s],
+                AccountRole::County => {
+                    let id = account.id.to_string();
+                    grants
+                        .iter()
+                        .filter(|g| g.get::<_, &str>(0) == id)
+                        .map(|g| parse(g.get(1), StationId::parse))
+                        .collect::<StoreResult<Vec<_>>>()?
+                }
+            };
+            out.push(AccountListing { account, stations });
+        }
+        Ok(out)
     }
 
     fn set_account_signer(
@@ -420,10 +563,11 @@ impl ConsoleStore for PostgresStore {
     fn session(&self, session_hash: &str, now_ms: i64) -> StoreResult<Option<Session>> {
         let mut c = self.pool.get()?;
         c.query_opt(
-            "SELECT a.account_id, a.station_id, a.login, a.password_hash, a.disabled_at,
-                    s.csrf, s.expires_at
-             FROM console_sessions s JOIN console_accounts a ON a.account_id = s.account_id
-             WHERE s.session_hash = $1 AND s.expires_at > $2",
+            &format!(
+                "SELECT {ACCOUNT_COLUMNS}, s.csrf, s.expires_at
+                 FROM console_sessions s JOIN console_accounts a ON a.account_id = s.account_id
+                 WHERE s.session_hash = $1 AND s.expires_at > $2"
+            ),
             &[&session_hash, &now_ms],
         )?
         .map(|r| {

@@ -64,32 +64,73 @@ fn parse_uuid(s: &str) -> StoreResult<Uuid> {
     Uuid::parse_str(s).map_err(|_| StoreError::Database("malformed id in database".into()))
 }
 
-fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, bool)> {
+/// An account's columns, in the order of [`ACCOUNT_COLUMNS`].
+type AccountRaw = (String, String, Option<String>, String, String, bool);
+
+const ACCOUNT_COLUMNS: &str =
+    "a.account_id, a.role, a.station_id, a.login, a.password_hash, a.disabled_at";
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRaw> {
     Ok((
         r.get(0)?,
         r.get(1)?,
         r.get(2)?,
         r.get(3)?,
-        r.get::<_, Option<i64>>(4)?.is_some(),
+        r.get(4)?,
+        r.get::<_, Option<i64>>(5)?.is_some(),
     ))
 }
 
-fn account(raw: (String, String, String, String, bool)) -> StoreResult<Account> {
-    Ok(Account {
-        id: AccountId(parse_uuid(&raw.0)?),
-        station: parse(&raw.1, StationId::parse)?,
-        login: raw.2,
-        password_hash: raw.3,
-        disabled: raw.4,
-    })
+fn account(raw: AccountRaw) -> StoreResult<Account> {
+    account_from(&raw.0, &raw.1, raw.2.as_deref(), raw.3, raw.4, raw.5)
+}
+
+fn station_exists(conn: &Connection, station: &str) -> StoreResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM stations WHERE station_id = ?1",
+            [station],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// The role of an account (`NotFound` if there is none); `Conflict` unless it is a county
+/// account.
+fn county_account(conn: &Connection, account: AccountId) -> StoreResult<()> {
+    let role: Option<String> = conn
+        .query_row(
+            "SELECT role FROM console_accounts WHERE account_id = ?1",
+            [account.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match role.as_deref() {
+        None => Err(StoreError::NotFound("account")),
+        Some("county") => Ok(()),
+        Some(_) => Err(StoreError::Conflict(
+            "only a county account is granted stations",
+        )),
+    }
 }
 
 pub(super) fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
-    conn.execute("DELETE FROM rm_households WHERE doc_id = ?1", [doc])?;
-    conn.execute("DELETE FROM rm_search WHERE doc_id = ?1", [doc])?;
-    conn.execute("DELETE FROM rm_visits WHERE doc_id = ?1", [doc])?;
-    conn.execute("DELETE FROM rm_follow_ups WHERE doc_id = ?1", [doc])?;
-    conn.execute("DELETE FROM rm_facts WHERE doc_id = ?1", [doc])?;
+    // The search row by its rowid (server schema 8): a condition on the FTS5 table's
+    // unindexed `doc_id` reads the whole table.
+    conn.prepare_cached(
+        "DELETE FROM rm_search
+         WHERE rowid = (SELECT search_row FROM rm_households WHERE doc_id = ?1)",
+    )?
+    .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_households WHERE doc_id = ?1")?
+        .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_visits WHERE doc_id = ?1")?
+        .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_follow_ups WHERE doc_id = ?1")?
+        .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_facts WHERE doc_id = ?1")?
+        .execute([doc])?;
     Ok(())
 }
 
@@ -100,66 +141,72 @@ impl ConsoleStore for SqliteStore {
             let doc = h.doc.to_string();
             let station = h.station.to_string();
             let held: Option<i64> = conn
-                .query_row(
-                    "SELECT seq FROM rm_households WHERE doc_id = ?1",
-                    [&doc],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT seq FROM rm_households WHERE doc_id = ?1")?
+                .query_row([&doc], |r| r.get(0))
                 .optional()?;
             if held.is_some_and(|s| s > h.seq as i64) {
                 return Ok(false);
             }
             // An erasure that came between the push and this refresh wins.
             let erased: Option<i64> = conn
-                .query_row("SELECT 1 FROM erasures WHERE doc_id = ?1", [&doc], |r| r.get(0))
+                .prepare_cached("SELECT 1 FROM erasures WHERE doc_id = ?1")?
+                .query_row([&doc], |r| r.get(0))
                 .optional()?;
             if erased.is_some() {
                 return Ok(false);
             }
             delete_doc(conn, &doc)?;
-            conn.execute(
-                "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status, categories,
-                   visits, last_visit, open_needs, conflicts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    doc,
-                    station,
-                    h.seq as i64,
-                    h.code,
-                    h.village,
-                    h.status,
-                    join_words(&h.categories),
-                    h.visits as i64,
-                    h.last_visit,
-                    h.open_needs as i64,
-                    h.conflicts as i64
-                ],
-            )?;
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)",
-                params![doc, station, m.search_text],
+            )?
+            .execute(params![doc, station, m.search_text])?;
+            let search_row = conn.last_insert_rowid();
+            conn.prepare_cached(
+                "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status,
+                   categories, visits, last_visit, open_needs, conflicts, search_row)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                doc,
+                station,
+                h.seq as i64,
+                h.code,
+                h.village,
+                h.status,
+                join_words(&h.categories),
+                h.visits as i64,
+                h.last_visit,
+                h.open_needs as i64,
+                h.conflicts as i64,
+                search_row
+            ])?;
+            let mut visit = conn.prepare_cached(
+                "INSERT OR REPLACE INTO rm_visits
+                   (doc_id, visit_id, station_id, date, kind, status, workers)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for v in &m.visits {
                 let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
-                conn.execute(
-                    "INSERT OR REPLACE INTO rm_visits (doc_id, visit_id, station_id, date, kind, status, workers)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![doc, v.visit.to_string(), station, v.date, v.kind, v.status, workers.join(" ")],
-                )?;
+                let id = v.visit.to_string();
+                let workers = workers.join(" ");
+                visit.execute(params![doc, id, station, v.date, v.kind, v.status, workers])?;
             }
+            let mut follow_up = conn.prepare_cached(
+                "INSERT OR REPLACE INTO rm_follow_ups
+                   (doc_id, follow_up_id, station_id, what, due, assignee, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
             for f in &m.follow_ups {
-                conn.execute(
-                    "INSERT OR REPLACE INTO rm_follow_ups (doc_id, follow_up_id, station_id, what, due, assignee, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![doc, f.follow_up.to_string(), station, f.what, f.due, f.assignee.to_string(), f.status],
-                )?;
+                let (id, assignee) = (f.follow_up.to_string(), f.assignee.to_string());
+                follow_up.execute(params![doc, id, station, f.what, f.due, assignee, f.status])?;
             }
+            let mut fact = conn.prepare_cached(
+                "INSERT OR REPLACE INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
             for f in &m.facts {
-                conn.execute(
-                    "INSERT OR REPLACE INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![doc, f.fact, f.item.to_string(), station, f.day, f.dim1, f.dim2],
-                )?;
+                let item = f.item.to_string();
+                fact.execute(params![doc, f.fact, item, station, f.day, f.dim1, f.dim2])?;
             }
             Ok(true)
         })
@@ -431,13 +478,137 @@ impl ConsoleStore for SqliteStore {
         let raw = self
             .reader()
             .query_row(
-                "SELECT account_id, station_id, login, password_hash, disabled_at
-                 FROM console_accounts WHERE login = ?1",
+                &format!("SELECT {ACCOUNT_COLUMNS} FROM console_accounts a WHERE a.login = ?1"),
                 [login],
                 account_row,
             )
             .optional()?;
         raw.map(account).transpose()
+    }
+
+    fn add_county_account(
+        &self,
+        login: &str,
+        password_hash: &str,
+        stations: &[StationId],
+        now_ms: i64,
+    ) -> StoreResult<AccountId> {
+        let id = AccountId(Uuid::now_v7());
+        self.write(|conn| {
+            for s in stations {
+                if !station_exists(conn, &s.to_string())? {
+                    return Err(StoreError::NotFound("station"));
+                }
+            }
+            let taken: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM console_accounts WHERE login = ?1",
+                    [login],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict("login taken"));
+            }
+            conn.execute(
+                "INSERT INTO console_accounts
+                   (account_id, role, station_id, login, password_hash, created_at)
+                 VALUES (?1, 'county', NULL, ?2, ?3, ?4)",
+                params![id.to_string(), login, password_hash, now_ms],
+            )?;
+            for s in stations {
+                conn.execute(
+                    "INSERT OR IGNORE INTO console_account_stations (account_id, station_id, granted_at)
+                     VALUES (?1, ?2, ?3)",
+                    params![id.to_string(), s.to_string(), now_ms],
+                )?;
+            }
+            Ok(id)
+        })
+    }
+
+    fn grant_station(
+        &self,
+        account: AccountId,
+        station: StationId,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.write(|conn| {
+            county_account(conn, account)?;
+            if !station_exists(conn, &station.to_string())? {
+                return Err(StoreError::NotFound("station"));
+            }
+            let n = conn.execute(
+                "INSERT OR IGNORE INTO console_account_stations (account_id, station_id, granted_at)
+                 VALUES (?1, ?2, ?3)",
+                params![account.to_string(), station.to_string(), now_ms],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn revoke_station(&self, account: AccountId, station: StationId) -> StoreResult<bool> {
+        self.write(|conn| {
+            county_account(conn, account)?;
+            let n = conn.execute(
+                "DELETE FROM console_account_stations WHERE account_id = ?1 AND station_id = ?2",
+                params![account.to_string(), station.to_string()],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn account_stations(&self, account: AccountId) -> StoreResult<Vec<(StationId, String)>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.station_id, s.name FROM console_accounts a
+             JOIN stations s ON s.station_id = a.station_id
+             WHERE a.account_id = ?1 AND a.role = 'supervisor'
+             UNION
+             SELECT s.station_id, s.name FROM console_account_stations g
+             JOIN console_accounts a ON a.account_id = g.account_id AND a.role = 'county'
+             JOIN stations s ON s.station_id = g.station_id
+             WHERE g.account_id = ?1",
+        )?;
+        let rows = stmt
+            .query_map([account.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let stations = rows
+            .into_iter()
+            .map(|(s, n)| Ok((parse(&s, StationId::parse)?, n)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(by_name(stations))
+    }
+
+    fn accounts(&self) -> StoreResult<Vec<AccountListing>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM console_accounts a ORDER BY a.login"
+        ))?;
+        let raws = stmt
+            .query_map([], account_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut grants = conn.prepare(
+            "SELECT station_id FROM console_account_stations WHERE account_id = ?1
+             ORDER BY station_id",
+        )?;
+        let mut out = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let account = account(raw)?;
+            let stations = match account.role {
+                AccountRole::Supervisor(s) => vec![s],
+                AccountRole::County => grants
+                    .query_map([account.id.to_string()], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?
+                    .iter()
+                    .map(|s| parse(s, StationId::parse))
+                    .collect::<StoreResult<Vec<_>>>()?,
+            };
+            out.push(AccountListing { account, stations });
+        }
+        Ok(out)
     }
 
     fn set_account_signer(
@@ -505,12 +676,13 @@ impl ConsoleStore for SqliteStore {
         let raw = self
             .reader()
             .query_row(
-                "SELECT a.account_id, a.station_id, a.login, a.password_hash, a.disabled_at,
-                        s.csrf, s.expires_at
-                 FROM console_sessions s JOIN console_accounts a ON a.account_id = s.account_id
-                 WHERE s.session_hash = ?1 AND s.expires_at > ?2",
+                &format!(
+                    "SELECT {ACCOUNT_COLUMNS}, s.csrf, s.expires_at
+                     FROM console_sessions s JOIN console_accounts a ON a.account_id = s.account_id
+                     WHERE s.session_hash = ?1 AND s.expires_at > ?2"
+                ),
                 params![session_hash, now_ms],
-                |r| Ok((account_row(r)?, r.get::<_, String>(5)?, r.get::<_, i64>(6)?)),
+                |r| Ok((account_row(r)?, r.get::<_, String>(6)?, r.get::<_, i64>(7)?)),
             )
             .optional()?;
         raw.map(|(a, csrf, expires_at)| {
