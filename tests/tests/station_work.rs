@@ -209,6 +209,20 @@ async fn erasing_a_household_takes_its_attendance_and_referrals_from_every_repli
             "the activity never holds a person's id"
         );
     }
+    // A resource registered in error is erased the same way, from every phone.
+    server.erase(
+        station,
+        doc_id(resource.as_uuid()),
+        ErasureReason::CreatedInError,
+    );
+    a.sync().await;
+    b.sync().await;
+    for d in [&a, &b] {
+        assert!(d.store.resource(resource).is_err(), "{}", d.label);
+        assert!(d.store.resources(None).unwrap().is_empty());
+        assert!(d.store.activity(act).is_ok());
+    }
+    assert_converged(&[&a, &b]);
 }
 
 /// A household cannot be turned into station work (which every worker of the station sees):
