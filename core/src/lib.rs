@@ -42,6 +42,10 @@ pub use model::policy::{EntityKind, MergePolicy};
 pub use model::provenance::*;
 pub use model::records::*;
 pub use model::role::{Role, TeamName, MAX_TEAM_CHARS};
+pub use model::station_work::{
+    Activity, ActivityEdit, ActivitySummary, Attendee, NewActivity, NewResource, Referral,
+    Resource, ResourceEdit, ResourceSummary, ResourceText, WorkKind,
+};
 pub use model::time::{Date, Timestamp};
 pub use model::values::*;
 pub use model::vocabulary::{

@@ -1,5 +1,6 @@
 //! Property: three replicas doing random operations (visits' companions, benefits,
-//! guardianships, parents' status and care levels among them; the second household is one
+//! guardianships, parents' status and care levels among them; a group activity's narrative,
+//! place and partners, and persons' attendance of it (ADR 0021); the second household is one
 //! from before benefits and guardianships, whose collections a first record creates),
 //! exchanging changes in random orders with duplicates and partial deliveries, end with
 //! identical documents, index rows and conflicts — and every live index equals one rebuilt
@@ -35,6 +36,9 @@ const PARENT_STATUSES: [&str; 3] = [
     "child.unsupported.parent_missing",
 ];
 
+const PLACES: [&str; 3] = ["镇中心小学", "石桥村文化广场", "镇中心小学礼堂"];
+const PARTNERS: [&str; 3] = ["县交警大队", "石桥村村委会", "镇派出所"];
+
 #[derive(Clone, Debug)]
 enum Action {
     AddPerson(usize),
@@ -69,6 +73,15 @@ enum Action {
     /// A person's care level (`Some(person)`) or the household's; `None` clears it.
     CareLevel(Option<usize>, Option<usize>),
     FatherStatus(usize, usize),
+    /// Type into the shared group activity's narrative.
+    ActivityText {
+        pos: u8,
+        text: usize,
+    },
+    ActivityPlace(usize),
+    ActivityPartner(usize, bool),
+    /// A person attends the activity (`true`) or the link is removed.
+    Attend(usize, bool),
     Sync {
         from: usize,
         to: usize,
@@ -109,6 +122,10 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..3usize).prop_map(Action::EndGuardianship),
         1 => (proptest::option::of(0..4usize), proptest::option::of(0..3usize)).prop_map(|(p, l)| Action::CareLevel(p, l)),
         1 => (0..4usize, 0..PARENT_STATUSES.len()).prop_map(|(p, c)| Action::FatherStatus(p, c)),
+        2 => (any::<u8>(), 0..TEXTS.len()).prop_map(|(pos, text)| Action::ActivityText { pos, text }),
+        1 => (0..PLACES.len()).prop_map(Action::ActivityPlace),
+        1 => (0..PARTNERS.len(), any::<bool>()).prop_map(|(p, add)| Action::ActivityPartner(p, add)),
+        1 => (0..4usize, any::<bool>()).prop_map(|(p, add)| Action::Attend(p, add)),
         3 => (0..3usize, 0..3usize, any::<u64>(), any::<bool>())
             .prop_map(|(from, to, order_seed, duplicate)| Action::Sync { from, to, order_seed, duplicate }),
     ]
@@ -134,8 +151,8 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
 
 /// Deliver `from`'s missing changes to `to` in a scrambled order of single changes,
 /// retrying those whose dependencies have not arrived, with optional duplicates.
-fn scrambled_delivery(from: &Store, to: &Store, seed: u64, duplicate: bool) {
-    for h in from.household_ids().unwrap() {
+fn scrambled_delivery(from: &Store, to: &Store, seed: u64, duplicate: bool, work: HouseholdId) {
+    for h in from.household_ids().unwrap().into_iter().chain([work]) {
         let have = to.heads(h).unwrap_or_default();
         let mut pending = from.export_changes(h, &have).unwrap();
         if duplicate {
@@ -158,7 +175,23 @@ fn scrambled_delivery(from: &Store, to: &Store, seed: u64, duplicate: bool) {
     }
 }
 
-fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
+/// The shared activity's document id.
+fn work_doc(a: ActivityId) -> HouseholdId {
+    HouseholdId::from_uuid(*a.as_uuid())
+}
+
+/// `common::push`, with the station's work.
+fn push_all(from: &Store, to: &Store, activity: ActivityId) {
+    push(from, to);
+    let doc = work_doc(activity);
+    let have = to.heads(doc).unwrap_or_default();
+    let changes = from.export_changes(doc, &have).unwrap();
+    if !changes.is_empty() {
+        to.apply_changes(doc, &changes).unwrap();
+    }
+}
+
+fn run(op: &Op, stores: &[Store], households: &[HouseholdId], activity: ActivityId) {
     let s = &stores[op.replica];
     let hh = households[op.household];
     let h = s.household(hh).unwrap();
@@ -332,6 +365,24 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
             ),
             None => Ok(()),
         },
+        Action::ActivityText { pos, text } => {
+            let len = s.activity(activity).unwrap().narrative.chars().count();
+            s.splice_activity_narrative(activity, *pos as usize % (len + 1), 0, TEXTS[*text])
+        }
+        Action::ActivityPlace(n) => {
+            s.edit_activity(activity, &ActivityEdit::Place(PLACES[*n].into()))
+        }
+        Action::ActivityPartner(n, true) => {
+            s.edit_activity(activity, &ActivityEdit::AddPartner(PARTNERS[*n].into()))
+        }
+        Action::ActivityPartner(n, false) => {
+            s.edit_activity(activity, &ActivityEdit::RemovePartner(PARTNERS[*n].into()))
+        }
+        Action::Attend(p, add) => match person(*p) {
+            Some(p) if *add => s.edit_person(hh, p, &PersonEdit::AddActivity(activity)),
+            Some(p) => s.edit_person(hh, p, &PersonEdit::RemoveActivity(activity)),
+            None => Ok(()),
+        },
         Action::Sync {
             from,
             to,
@@ -339,7 +390,13 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId]) {
             duplicate,
         } => {
             if from != to {
-                scrambled_delivery(&stores[*from], &stores[*to], *order_seed, *duplicate);
+                scrambled_delivery(
+                    &stores[*from],
+                    &stores[*to],
+                    *order_seed,
+                    *duplicate,
+                    work_doc(activity),
+                );
             }
             Ok(())
         }
@@ -405,11 +462,22 @@ proptest! {
         let households = vec![household(&stores[0], "HH-000001"), household(&stores[0], "HH-000002")];
         let old = without_new_collections(&stores[0], households[1]);
         stores[0].apply_changes(households[1], &[old]).unwrap();
+        let activity = stores[0].create_activity(&NewActivity {
+            activity_type: "activity.safety.traffic".into(),
+            date: Date::parse("2026-11-20").unwrap(),
+            place: PLACES[0].into(),
+            target_group: String::new(),
+            attendee_count: None,
+            partners: vec![],
+            materials: vec![],
+            resources: vec![],
+            narrative: String::new(),
+        }).unwrap();
         for i in 1..3 {
-            push(&stores[0], &stores[i]);
+            push_all(&stores[0], &stores[i], activity);
         }
         for op in &ops {
-            run(op, &stores, &households);
+            run(op, &stores, &households, activity);
         }
         for s in &stores {
             check_index_matches_rebuild(s, "after the random operations");
@@ -419,7 +487,7 @@ proptest! {
             for i in 0..3 {
                 for j in 0..3 {
                     if i != j {
-                        push(&stores[i], &stores[j]);
+                        push_all(&stores[i], &stores[j], activity);
                     }
                 }
             }
@@ -432,6 +500,12 @@ proptest! {
             prop_assert_eq!(&docs[0], &docs[1]);
             prop_assert_eq!(&docs[0], &docs[2]);
         }
+        let acts: Vec<Activity> = stores.iter().map(|s| s.activity(activity).unwrap()).collect();
+        prop_assert_eq!(&acts[0], &acts[1]);
+        prop_assert_eq!(&acts[0], &acts[2]);
+        let parallel: Vec<Vec<ParallelUpdate>> = stores.iter().map(|s| s.parallel_updates(None).unwrap()).collect();
+        prop_assert_eq!(&parallel[0], &parallel[1]);
+        prop_assert_eq!(&parallel[0], &parallel[2]);
         let dumps: Vec<Vec<String>> = stores.iter().map(|s| s.index_dump().unwrap()).collect();
         prop_assert_eq!(&dumps[0], &dumps[1]);
         prop_assert_eq!(&dumps[0], &dumps[2]);

@@ -345,7 +345,7 @@ fn a_store_from_before_schema_8_indexes_the_categories_it_already_held() {
     drop(store);
 
     // What an app at schema 7 left: no vocabulary or category tables (nor the tables of
-    // later schemas: care levels).
+    // later schemas: care levels, station work).
     let conn = rusqlite::Connection::open(&path).unwrap();
     let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
     conn.execute_batch(&format!(
@@ -356,6 +356,10 @@ fn a_store_from_before_schema_8_indexes_the_categories_it_already_held() {
          DROP TABLE ix_vocabulary;
          DROP TABLE ix_vocabulary_version;
          DROP TABLE departed;
+         DROP TABLE ix_activities;
+         DROP TABLE ix_resources;
+         DROP TABLE ix_attendance;
+         DROP TABLE ix_referrals;
          PRAGMA user_version = 7;"
     ))
     .unwrap();

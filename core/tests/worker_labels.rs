@@ -126,6 +126,10 @@ fn a_store_from_before_schema_7_indexes_the_labels_it_already_held() {
          DROP TABLE ix_vocabulary_version;
          DROP TABLE departed;
          DROP TABLE IF EXISTS ix_care_levels;
+         DROP TABLE IF EXISTS ix_activities;
+         DROP TABLE IF EXISTS ix_resources;
+         DROP TABLE IF EXISTS ix_attendance;
+         DROP TABLE IF EXISTS ix_referrals;
          DELETE FROM meta WHERE key = 'reindex_station';
          PRAGMA user_version = 6;"
     ))
@@ -169,6 +173,10 @@ fn a_store_without_a_station_document_upgrades_to_no_labels() {
          DROP TABLE ix_vocabulary_version;
          DROP TABLE departed;
          DROP TABLE IF EXISTS ix_care_levels;
+         DROP TABLE IF EXISTS ix_activities;
+         DROP TABLE IF EXISTS ix_resources;
+         DROP TABLE IF EXISTS ix_attendance;
+         DROP TABLE IF EXISTS ix_referrals;
          PRAGMA user_version = 6;"
     ))
     .unwrap();

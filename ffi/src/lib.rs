@@ -12,6 +12,7 @@ mod error;
 mod id_number;
 mod observe;
 mod person_details;
+mod station_work;
 mod sync;
 mod text;
 mod types;
@@ -32,6 +33,10 @@ pub use person_details::{
     code_list, describe_code, Benefit, BenefitEdit, CareCapacity, CareLevel, CodeLabel, CodeList,
     Guardianship, GuardianshipEdit, GuardianshipKind, GuardianshipStatus, HukouType, NewBenefit,
     NewGuardianship, SchoolStage, SchoolStatus, VisitDue,
+};
+pub use station_work::{
+    Activity, ActivityEdit, ActivitySummary, Attendee, NewActivity, NewResource, Referral,
+    Resource, ResourceEdit, ResourceSummary, ResourceText,
 };
 pub use sync::{SyncCancel, SyncProgress, SyncProgressListener};
 pub use text::{code_points_to_utf16, utf16_to_code_points};
@@ -158,9 +163,20 @@ impl Doorstep {
     /// Tell observers about the households a sync changed. The core lists the station's own
     /// document (card leases) among them; it is not a household, so it is left out.
     fn pulled(&self, station: core::StationId, changed: &[core::HouseholdId]) {
+        let store = self.store().ok();
         for h in changed.iter().filter(|h| h.as_uuid() != station.as_uuid()) {
-            self.observers.emit(ChangeEvent::HouseholdChanged {
-                household_id: h.to_string(),
+            let work = store
+                .as_ref()
+                .and_then(|s| s.work_kind(*h).ok().flatten())
+                .is_some();
+            self.observers.emit(if work {
+                ChangeEvent::StationWorkChanged {
+                    document_id: h.to_string(),
+                }
+            } else {
+                ChangeEvent::HouseholdChanged {
+                    household_id: h.to_string(),
+                }
             });
         }
     }

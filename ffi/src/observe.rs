@@ -30,6 +30,11 @@ pub enum ChangeEvent {
     HouseholdChanged {
         household_id: String,
     },
+    /// A group activity or a resource of the register changed here (a local edit or a
+    /// sync): `document_id` is the activity's or the resource's id.
+    StationWorkChanged {
+        document_id: String,
+    },
     SyncStateChanged {
         state: SyncState,
     },

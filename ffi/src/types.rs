@@ -302,6 +302,13 @@ pub enum PersonEdit {
     CareLevel {
         care_level: Option<CareLevel>,
     },
+    /// The person attended a group activity.
+    AddActivity {
+        activity_id: String,
+    },
+    RemoveActivity {
+        activity_id: String,
+    },
 }
 
 impl PersonEdit {
@@ -327,6 +334,12 @@ impl PersonEdit {
             PersonEdit::SchoolStatus { status } => E::SchoolStatus(status.map(Into::into)),
             PersonEdit::Boarding { boarding } => E::Boarding(*boarding),
             PersonEdit::CareLevel { care_level } => E::CareLevel(care_level.map(Into::into)),
+            PersonEdit::AddActivity { activity_id } => {
+                E::AddActivity(core::ActivityId::parse(activity_id)?)
+            }
+            PersonEdit::RemoveActivity { activity_id } => {
+                E::RemoveActivity(core::ActivityId::parse(activity_id)?)
+            }
         })
     }
 }
@@ -526,6 +539,8 @@ pub struct Person {
     pub school_status: Option<SchoolStatus>,
     pub boarding: Option<bool>,
     pub care_level: Option<CareLevel>,
+    /// Group activities the person attended (activity ids; `attendees`).
+    pub activity_ids: Vec<String>,
     pub created: Provenance,
 }
 
@@ -570,6 +585,8 @@ pub struct Need {
     pub person_id: Option<String>,
     pub visit_id: Option<String>,
     pub status: NeedStatus,
+    /// The resource of the register the need was referred to (`referNeed`).
+    pub resource_id: Option<String>,
     pub created: Provenance,
 }
 
@@ -672,6 +689,7 @@ impl From<core::Household> for Household {
                     school_status: p.schooling.status.map(Into::into),
                     boarding: p.schooling.boarding,
                     care_level: p.care_level.map(Into::into),
+                    activity_ids: strs(&p.activities),
                     created: prov(p.created),
                 })
                 .collect(),
@@ -722,6 +740,7 @@ impl From<core::Household> for Household {
                     person_id: n.person.map(|x| x.to_string()),
                     visit_id: n.visit.map(|x| x.to_string()),
                     status: n.status.into(),
+                    resource_id: n.resource.map(|r| r.to_string()),
                     created: prov(n.created),
                 })
                 .collect(),
@@ -793,6 +812,11 @@ pub enum RecordKind {
     Card,
     Benefit,
     Guardianship,
+    /// A group activity's own field (`household_id` of a parallel update is then the
+    /// activity's id).
+    Activity,
+    /// A resource's own field (likewise).
+    Resource,
 }
 
 /// A field of a record: `record_id` is `None` for the household's own fields.
@@ -821,6 +845,8 @@ impl FieldRef {
             RecordKind::Card => E::Card(core::CardIssuanceId::parse(id()?)?),
             RecordKind::Benefit => E::Benefit(core::BenefitId::parse(id()?)?),
             RecordKind::Guardianship => E::Guardianship(core::GuardianshipId::parse(id()?)?),
+            RecordKind::Activity => E::Activity(core::ActivityId::parse(id()?)?),
+            RecordKind::Resource => E::Resource(core::ResourceId::parse(id()?)?),
         };
         Ok(core::FieldRef::new(entity, &self.field))
     }
@@ -839,6 +865,8 @@ impl From<&core::FieldRef> for FieldRef {
             E::Card(_) => RecordKind::Card,
             E::Benefit(_) => RecordKind::Benefit,
             E::Guardianship(_) => RecordKind::Guardianship,
+            E::Activity(_) => RecordKind::Activity,
+            E::Resource(_) => RecordKind::Resource,
         };
         FieldRef {
             record,

@@ -18,6 +18,10 @@ pub enum CategoryKind {
     Person,
     Elderly,
     Household,
+    /// A group activity's type.
+    Activity,
+    /// A resource's kind in the register.
+    Resource,
     Unrecognised,
 }
 
@@ -28,6 +32,8 @@ impl From<core::CategoryKind> for CategoryKind {
             core::CategoryKind::Person => CategoryKind::Person,
             core::CategoryKind::Elderly => CategoryKind::Elderly,
             core::CategoryKind::Household => CategoryKind::Household,
+            core::CategoryKind::Activity => CategoryKind::Activity,
+            core::CategoryKind::Resource => CategoryKind::Resource,
             core::CategoryKind::Unrecognised => CategoryKind::Unrecognised,
         }
     }

@@ -63,7 +63,9 @@ pub fn pick<S: ServerStore + ?Sized>(
                     .assignment(id)?
                     .is_some_and(|a| a.worker == Some(*worker)),
                 Pick::Village(village) => match village_of(store, id)? {
-                    Some(v) => v.trim() == village.trim(),
+                    // Station work (ADR 0021) has no village and is never assigned.
+                    Some(None) => false,
+                    Some(Some(v)) => v.trim() == village.trim(),
                     None => {
                         tracing::warn!(household = %id, "assign: document not readable; skipped");
                         unreadable += 1;
@@ -79,14 +81,24 @@ pub fn pick<S: ServerStore + ?Sized>(
     Ok((out, unreadable))
 }
 
-/// The village a household's case file names, `None` if its document does not read.
-fn village_of<S: ServerStore + ?Sized>(store: &S, id: HouseholdId) -> StoreResult<Option<String>> {
+/// The village a household's case file names (`Some(None)`: not a household but station
+/// work), `None` if its document does not read.
+fn village_of<S: ServerStore + ?Sized>(
+    store: &S,
+    id: HouseholdId,
+) -> StoreResult<Option<Option<String>>> {
     let Some(stored) = store.load_document(id)? else {
         return Ok(None);
     };
-    Ok(crate::snapshot::load_stored(&stored)
-        .ok()
-        .and_then(|doc| doorstep_core::doc::village(&doc).ok()))
+    let Ok(doc) = crate::snapshot::load_stored(&stored) else {
+        return Ok(None);
+    };
+    if let Ok((doorstep_core::doc::DocKind::Work(_), _, _)) =
+        doorstep_core::doc::document_header(&doc)
+    {
+        return Ok(Some(None));
+    }
+    Ok(doorstep_core::doc::village(&doc).ok().map(Some))
 }
 
 /// Assign every household `pick` names to `worker` and/or `team`.

@@ -58,6 +58,7 @@ where
         }
         let append = DocAppend {
             doc: id,
+            kind: doorstep_core::doc::DocKind::Household,
             changes,
             snapshot: None,
             cards: Vec::new(),

@@ -24,6 +24,7 @@ fn append(doc: HouseholdId, tag: &str, expected_seq: Option<u64>) -> DocAppend {
     DocAppend {
         signatures: Vec::new(),
         doc,
+        kind: doorstep_core::doc::DocKind::Household,
         changes: vec![(ChangeHash(h), tag.as_bytes().to_vec())],
         snapshot: None,
         cards: Vec::new(),

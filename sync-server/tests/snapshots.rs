@@ -135,6 +135,7 @@ fn snapshots_stored_by_earlier_servers_still_load_and_bootstrap() {
                 &[DocAppend {
                     signatures: Vec::new(),
                     doc: id,
+                    kind: doorstep_core::doc::DocKind::Household,
                     changes,
                     snapshot: Some(deflated),
                     cards: Vec::new(),
@@ -232,6 +233,7 @@ fn a_damaged_stored_snapshot_fails_the_request_without_a_panic() {
             &[DocAppend {
                 signatures: Vec::new(),
                 doc: id,
+                kind: doorstep_core::doc::DocKind::Household,
                 changes: doc
                     .get_changes(&[])
                     .into_iter()

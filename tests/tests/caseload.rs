@@ -300,6 +300,21 @@ async fn a_leaving_workers_caseload_and_a_village_are_assigned_in_one_command() 
     let a_willow = created(&a, "HH-A-2", "柳湾村");
     let b_stone = created(&b, "HH-B-1", "石桥村");
     let b_willow = created(&b, "HH-B-2", "柳湾村");
+    // Station work (ADR 0021) is in everyone's scope and moves with no assignment.
+    let activity = a
+        .store
+        .create_activity(&NewActivity {
+            activity_type: "activity.safety.drowning".into(),
+            date: Date::parse("2026-07-01").unwrap(),
+            place: "石桥村".into(),
+            target_group: String::new(),
+            attendee_count: Some(30),
+            partners: vec![],
+            materials: vec![],
+            resources: vec![],
+            narrative: String::new(),
+        })
+        .unwrap();
     for d in [&a, &b, &c] {
         d.sync().await;
     }
@@ -351,6 +366,16 @@ async fn a_leaving_workers_caseload_and_a_village_are_assigned_in_one_command() 
     assert_eq!(held(&b), sorted(vec![a_willow, b_willow]));
     c.sync().await;
     assert_eq!(held(&c), sorted(vec![a_stone, b_stone]));
+    // Pick::AssignedTo and Pick::Village never take the activity; everyone still has it.
+    for d in [&a, &b, &c] {
+        d.sync().await;
+        assert_eq!(
+            d.store.activity(activity).unwrap().place,
+            "石桥村",
+            "{}",
+            d.label
+        );
+    }
 
     // A household of another station is not "one of this station's".
     let elsewhere = server.station("柳湾镇社工站");

@@ -882,6 +882,7 @@ async fn a_compromised_server_cannot_make_a_phone_show_what_its_author_did_not_w
         let changes = doc.get_changes(&since);
         let append = doorstep_server::store::DocAppend {
             doc: hh,
+            kind: doorstep_core::doc::DocKind::Household,
             changes: changes
                 .iter()
                 .map(|c| (c.hash(), c.raw_bytes().to_vec()))

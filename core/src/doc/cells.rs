@@ -21,7 +21,7 @@ const BY: &str = "by";
 const DEVICE: &str = "dev";
 const AT: &str = "at";
 
-fn malformed(what: &'static str) -> Error {
+pub(crate) fn malformed(what: &'static str) -> Error {
     Error::NotAHousehold(what)
 }
 

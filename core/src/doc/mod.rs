@@ -28,6 +28,7 @@ pub(crate) mod identity;
 pub(crate) mod read;
 pub mod station;
 pub mod verify;
+pub(crate) mod work;
 pub(crate) mod write;
 
 use automerge::{ActorId, Automerge, LoadOptions, ReadDoc, ScalarValue, TextEncoding, Value, ROOT};
@@ -73,6 +74,41 @@ pub(crate) fn header<R: ReadDoc>(doc: &R) -> Result<(HouseholdId, StationId)> {
     ))
 }
 
+/// What kind of document a device may write: a household's case file, or a station-work
+/// document (ADR 0021). The station document is none of these (the server writes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    Household,
+    Work(crate::model::station_work::WorkKind),
+}
+
+impl DocKind {
+    /// The ROOT `kind`; also `documents.kind` on the device and on the server.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Household => "household",
+            DocKind::Work(k) => k.as_str(),
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Option<DocKind> {
+        match s {
+            "household" => Some(DocKind::Household),
+            other => crate::model::station_work::WorkKind::from_stored(other).map(DocKind::Work),
+        }
+    }
+}
+
+/// The kind, id and station a device-written document declares (a household or a
+/// station-work document); anything else is `NotAHousehold` (for the server's checks and the
+/// phones' apply).
+pub fn document_header<R: ReadDoc>(doc: &R) -> Result<(DocKind, HouseholdId, StationId)> {
+    match cells::get_str(doc, &ROOT, "kind")?.as_deref() {
+        Some("household") => header(doc).map(|(id, st)| (DocKind::Household, id, st)),
+        _ => work::work_header(doc).map(|(k, id, st)| (DocKind::Work(k), id, st)),
+    }
+}
+
 /// A digest of a visit's sections (FNV-1a, 64 bit): detects change, not tampering.
 pub(crate) fn seal_of<R: ReadDoc>(doc: &R, visit: &cells::ObjId) -> Result<String> {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -104,6 +140,10 @@ pub fn card_issuances(doc: &Automerge) -> Result<Vec<crate::model::records::Card
 /// (as the closing phone's clock recorded it). `None` while it is active or moved away. For
 /// the server's retention (ADR 0016).
 pub fn closed_at(doc: &Automerge) -> Result<Option<crate::model::time::Timestamp>> {
+    // Station work is never closed (and never retained away: ADR 0021).
+    if let Ok((DocKind::Work(_), _, _)) = document_header(doc) {
+        return Ok(None);
+    }
     let hh = cells::get_map(doc, &ROOT, "household")?.ok_or(
         crate::error::Error::MalformedDocument("no household map".into()),
     )?;

@@ -114,6 +114,10 @@ pub(crate) fn read_person<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<P
             boarding: opt_bool(read_cell(doc, o, "boarding")?)?,
         },
         care_level: read_cell(doc, o, "care_level")?.map(|l| CareLevel::read(&l)),
+        activities: read_set(doc, o, "activities")?
+            .iter()
+            .map(|a| ActivityId::parse(a))
+            .collect::<Result<_>>()?,
         created: created(doc, o)?,
     })
 }
@@ -195,6 +199,7 @@ pub(crate) fn read_need<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Nee
         person: opt(read_cell(doc, o, "person")?, PersonId::parse)?,
         visit: opt(read_cell(doc, o, "visit")?, VisitId::parse)?,
         status: NeedStatus::read(&read_required(doc, o, "status")?),
+        resource: opt(read_cell(doc, o, "resource")?, ResourceId::parse)?,
         created: created(doc, o)?,
     })
 }

@@ -40,6 +40,11 @@ pub enum Violation {
 /// version does not know. The server runs it on every document it accepts, so what it
 /// acknowledges every phone of the same version reads.
 pub fn validate(doc: &Automerge) -> Result<()> {
+    // A station-work document (ADR 0021): its codes are read as stored (ADR 0018), so
+    // reading it whole is the whole check.
+    if let (super::DocKind::Work(_), _, _) = super::document_header(doc)? {
+        return super::work::review_work(doc).map(drop);
+    }
     let household = super::read::read_household(doc)?;
     if let Some(what) = unrecognised(&household) {
         return Err(Error::InvalidInput(what));
@@ -52,6 +57,9 @@ pub fn validate(doc: &Automerge) -> Result<()> {
 /// and its conflict review works. Values this version does not know (a newer version wrote
 /// them) read as `Unrecognised` and do not hide the household (ADR 0013).
 pub fn readable(doc: &Automerge) -> Result<()> {
+    if let (super::DocKind::Work(_), _, _) = super::document_header(doc)? {
+        return super::work::review_work(doc).map(drop);
+    }
     let household = super::read::read_household(doc)?;
     super::conflicts::review(doc, household.id)?;
     Ok(())
@@ -294,6 +302,12 @@ pub fn validate_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
     let Scope::Records(records) = scope else {
         return validate(doc);
     };
+    if records.is_empty() {
+        // Only text was typed (or nothing this version reads changed): the header still
+        // decides what the document is.
+        super::document_header(doc)?;
+        return Ok(());
+    }
     let (household, _) = super::header(doc)?;
     for (kind, key) in records {
         let Some(obj) = super::cells::entity_obj(doc, *kind, Some(key))? else {
@@ -321,7 +335,9 @@ pub fn validate_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
             EntityKind::Guardianship => {
                 Record::Guardianship(&read_guardianship(doc, key, &obj)?).unrecognised()
             }
-            EntityKind::Household => return validate(doc),
+            EntityKind::Household | EntityKind::Activity | EntityKind::Resource => {
+                return validate(doc)
+            }
         };
         if let Some(what) = what {
             return Err(Error::InvalidInput(what));

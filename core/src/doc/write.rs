@@ -283,6 +283,8 @@ pub(crate) fn edit_person<T: Transactable>(
         PersonEdit::RemoveCategory(c) => {
             set_remove(tx, &obj, "categories", &required_line(c, "empty category")?)
         }
+        PersonEdit::AddActivity(a) => set_add(tx, &obj, "activities", &a.to_string(), p),
+        PersonEdit::RemoveActivity(a) => set_remove(tx, &obj, "activities", &a.to_string()),
         PersonEdit::School(v) => write_cell(tx, &obj, "school", opt_line(v)?.as_deref(), p),
         PersonEdit::Grade(v) => write_cell(tx, &obj, "grade", opt_line(v)?.as_deref(), p),
         PersonEdit::FatherStatus(c) => write_code(tx, &obj, "father_status", c, p),
@@ -723,4 +725,16 @@ fn status_name(s: &str) -> &'static str {
         .find(|n| **n == s)
         .copied()
         .unwrap_or("unknown")
+}
+
+/// Refer a need to a resource of the register, or withdraw the referral (ADR 0021).
+pub(crate) fn refer_need<T: Transactable>(
+    tx: &mut T,
+    need: NeedId,
+    resource: Option<ResourceId>,
+    p: &Provenance,
+) -> Result<()> {
+    let obj = record(tx, EntityKind::Need, &need.to_string())?;
+    let value = resource.map(|r| r.to_string());
+    write_cell(tx, &obj, "resource", value.as_deref(), p)
 }

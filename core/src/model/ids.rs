@@ -106,6 +106,15 @@ id_type!(
     ResolutionId, "resolution"
 );
 id_type!(
+    /// A group activity of a station (its own document, ADR 0021).
+    ActivityId, "activity"
+);
+id_type!(
+    /// An organisation or team of the station's community resource register (its own
+    /// document, ADR 0021).
+    ResourceId, "resource"
+);
+id_type!(
     /// A social worker.
     WorkerId, "worker"
 );

@@ -8,6 +8,7 @@ pub mod policy;
 pub mod provenance;
 pub mod records;
 pub mod role;
+pub mod station_work;
 pub mod time;
 pub mod values;
 pub mod vocabulary;

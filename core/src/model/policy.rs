@@ -15,6 +15,10 @@ pub enum EntityKind {
     Card,
     Benefit,
     Guardianship,
+    /// A group activity: the record of an activity document (ADR 0021).
+    Activity,
+    /// A resource of the register: the record of a resource document (ADR 0021).
+    Resource,
 }
 
 impl EntityKind {
@@ -32,6 +36,10 @@ impl EntityKind {
             EntityKind::Card => "cards",
             EntityKind::Benefit => "benefits",
             EntityKind::Guardianship => "guardianships",
+            // In their own documents, the record is a map under the root, as the
+            // household's own fields are.
+            EntityKind::Activity => "activity",
+            EntityKind::Resource => "resource",
         }
     }
 
@@ -47,15 +55,25 @@ impl EntityKind {
             EntityKind::Card => "card",
             EntityKind::Benefit => "benefit",
             EntityKind::Guardianship => "guardianship",
+            EntityKind::Activity => "activity",
+            EntityKind::Resource => "resource",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        ALL_KINDS.iter().copied().find(|k| k.name() == name)
+        ALL_KINDS
+            .iter()
+            .chain(WORK_KINDS.iter())
+            .copied()
+            .find(|k| k.name() == name)
     }
 }
 
-/// Every kind. `Benefit` and `Guardianship` came later: a document made before them has no
+/// The kinds of record that are a station-work document's own (one per document, a map
+/// under the root; ADR 0021). Not in [`ALL_KINDS`]: a household document holds none.
+pub const WORK_KINDS: [EntityKind; 2] = [EntityKind::Activity, EntityKind::Resource];
+
+/// Every kind of a household document. `Benefit` and `Guardianship` came later: a document made before them has no
 /// such collection until a phone adds the first record (`doc::cells::collections`).
 pub const ALL_KINDS: [EntityKind; 10] = [
     EntityKind::Household,
@@ -138,6 +156,9 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Person, "school_status", P::LastWriterWins),
     f(K::Person, "boarding", P::LastWriterWins),
     f(K::Person, "care_level", P::LastWriterWins),
+    // Group activities the person attended (activity ids; ADR 0021): kept on the person, so
+    // erasing the household erases the link and only those who see the household see it.
+    f(K::Person, "activities", P::AddWinsSet),
     f(K::Visit, "kind", P::LastWriterWins),
     f(K::Visit, "date", P::LastWriterWins),
     f(K::Visit, "started_at", P::LastWriterWins),
@@ -161,6 +182,8 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Need, "person", P::Fixed),
     f(K::Need, "visit", P::Fixed),
     f(K::Need, "status", P::Status),
+    // The resource of the register the need was referred to, or null (ADR 0021).
+    f(K::Need, "resource", P::LastWriterWins),
     f(K::Inquiry, "question", P::LastWriterWins),
     f(K::Inquiry, "topic", P::LastWriterWins),
     f(K::Inquiry, "answer", P::LastWriterWins),
@@ -189,6 +212,26 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Guardianship, "relationship", P::LastWriterWins),
     f(K::Guardianship, "capacity", P::LastWriterWins),
     f(K::Guardianship, "status", P::Status),
+    // A group activity (its own document). Nothing in it is identity-critical: a changed
+    // date, place or count shows the latest and keeps the other as a parallel update.
+    f(K::Activity, "type", P::LastWriterWins),
+    f(K::Activity, "date", P::LastWriterWins),
+    f(K::Activity, "place", P::LastWriterWins),
+    f(K::Activity, "target_group", P::LastWriterWins),
+    f(K::Activity, "attendee_count", P::LastWriterWins),
+    f(K::Activity, "partners", P::AddWinsSet),
+    f(K::Activity, "materials", P::AddWinsSet),
+    f(K::Activity, "resources", P::AddWinsSet),
+    f(K::Activity, "narrative", P::Text),
+    // A resource of the community register (its own document).
+    f(K::Resource, "kind", P::LastWriterWins),
+    f(K::Resource, "name", P::LastWriterWins),
+    f(K::Resource, "leader", P::LastWriterWins),
+    f(K::Resource, "phones", P::AddWinsSet),
+    f(K::Resource, "member_count", P::LastWriterWins),
+    f(K::Resource, "availability", P::LastWriterWins),
+    f(K::Resource, "services", P::Text),
+    f(K::Resource, "wishes", P::Text),
 ];
 
 /// The policy of a field, if the model knows the field.

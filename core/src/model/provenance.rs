@@ -25,6 +25,10 @@ pub enum EntityRef {
     Card(CardIssuanceId),
     Benefit(BenefitId),
     Guardianship(GuardianshipId),
+    /// A group activity's own fields (its document, ADR 0021).
+    Activity(ActivityId),
+    /// A resource's own fields (its document, ADR 0021).
+    Resource(ResourceId),
 }
 
 impl EntityRef {
@@ -39,6 +43,8 @@ impl EntityRef {
             EntityRef::Card(_) => EntityKind::Card,
             EntityRef::Benefit(_) => EntityKind::Benefit,
             EntityRef::Guardianship(_) => EntityKind::Guardianship,
+            EntityRef::Activity(_) => EntityKind::Activity,
+            EntityRef::Resource(_) => EntityKind::Resource,
         }
     }
 
@@ -54,6 +60,8 @@ impl EntityRef {
             EntityRef::Card(id) => Some(id.to_string()),
             EntityRef::Benefit(id) => Some(id.to_string()),
             EntityRef::Guardianship(id) => Some(id.to_string()),
+            EntityRef::Activity(id) => Some(id.to_string()),
+            EntityRef::Resource(id) => Some(id.to_string()),
         }
     }
 
@@ -70,6 +78,8 @@ impl EntityRef {
             EntityKind::Card => EntityRef::Card(CardIssuanceId::parse(key()?)?),
             EntityKind::Benefit => EntityRef::Benefit(BenefitId::parse(key()?)?),
             EntityKind::Guardianship => EntityRef::Guardianship(GuardianshipId::parse(key()?)?),
+            EntityKind::Activity => EntityRef::Activity(ActivityId::parse(key()?)?),
+            EntityKind::Resource => EntityRef::Resource(ResourceId::parse(key()?)?),
             EntityKind::Amendment => return Err(Error::InvalidInput("amendments are immutable")),
         })
     }

@@ -80,6 +80,8 @@ pub struct Person {
     pub hukou: Hukou,
     pub schooling: Schooling,
     pub care_level: Option<CareLevel>,
+    /// Group activities this person attended (ADR 0021), sorted.
+    pub activities: Vec<ActivityId>,
     pub created: Provenance,
 }
 
@@ -136,6 +138,9 @@ pub enum PersonEdit {
     SchoolStatus(Option<SchoolStatus>),
     Boarding(Option<bool>),
     CareLevel(Option<CareLevel>),
+    /// The person attended a group activity (ADR 0021).
+    AddActivity(ActivityId),
+    RemoveActivity(ActivityId),
 }
 
 /// A visit record.
@@ -238,6 +243,8 @@ pub struct Need {
     pub person: Option<PersonId>,
     pub visit: Option<VisitId>,
     pub status: NeedStatus,
+    /// The resource of the register this need was referred to (ADR 0021).
+    pub resource: Option<ResourceId>,
     pub created: Provenance,
 }
 

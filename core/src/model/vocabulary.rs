@@ -84,16 +84,22 @@ pub enum CategoryKind {
     Elderly,
     /// A household's (低保, 低保边缘, 防返贫监测户): household tags.
     Household,
+    /// A group activity's type (交通安全教育, 防溺水宣传): activities (ADR 0021).
+    Activity,
+    /// A community resource's kind (志愿服务队, 社会组织): the resource register (ADR 0021).
+    Resource,
     /// A kind a newer server wrote: readable, shown, not writable here.
     Unrecognised,
 }
 
 impl CategoryKind {
-    pub const WRITABLE: [CategoryKind; 4] = [
+    pub const WRITABLE: [CategoryKind; 6] = [
         CategoryKind::Child,
         CategoryKind::Person,
         CategoryKind::Elderly,
         CategoryKind::Household,
+        CategoryKind::Activity,
+        CategoryKind::Resource,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +108,8 @@ impl CategoryKind {
             CategoryKind::Person => "person",
             CategoryKind::Elderly => "elderly",
             CategoryKind::Household => "household",
+            CategoryKind::Activity => "activity",
+            CategoryKind::Resource => "resource",
             CategoryKind::Unrecognised => "unrecognised",
         }
     }
@@ -118,7 +126,7 @@ impl CategoryKind {
     pub fn parse(s: &str) -> Result<CategoryKind> {
         match Self::from_stored(s.trim()) {
             CategoryKind::Unrecognised => Err(Error::InvalidInput(
-                "a category kind is child, person, elderly or household",
+                "a category kind is child, person, elderly, household, activity or resource",
             )),
             k => Ok(k),
         }
@@ -131,6 +139,8 @@ impl CategoryKind {
                 Some(CategoryPlace::Person)
             }
             CategoryKind::Household => Some(CategoryPlace::Household),
+            CategoryKind::Activity => Some(CategoryPlace::Activity),
+            CategoryKind::Resource => Some(CategoryPlace::Resource),
             CategoryKind::Unrecognised => None,
         }
     }
@@ -141,6 +151,10 @@ impl CategoryKind {
 pub enum CategoryPlace {
     Person,
     Household,
+    /// An activity's type.
+    Activity,
+    /// A resource's kind.
+    Resource,
 }
 
 /// Where an entry comes from.
@@ -226,6 +240,10 @@ pub fn code_of_stored(stored: &str) -> Option<CategoryCode> {
 fn code_of_text(text: &str) -> Option<&'static str> {
     DEFAULTS
         .iter()
+        .filter(|d| {
+            d.1.place()
+                .is_some_and(|p| matches!(p, CategoryPlace::Person | CategoryPlace::Household))
+        })
         .find(|d| d.3 == text)
         .map(|d| d.0)
         .or_else(|| TEXT_ALIASES.iter().find(|a| a.0 == text).map(|a| a.1))
@@ -356,7 +374,21 @@ impl Vocabulary {
         ))?;
         match (entry.kind.place(), place) {
             (Some(CategoryPlace::Person), CategoryPlace::Person)
-            | (Some(CategoryPlace::Household), CategoryPlace::Household) => Ok(code),
+            | (Some(CategoryPlace::Household), CategoryPlace::Household)
+            | (Some(CategoryPlace::Activity), CategoryPlace::Activity)
+            | (Some(CategoryPlace::Resource), CategoryPlace::Resource) => Ok(code),
+            (Some(CategoryPlace::Activity), _) => Err(Error::InvalidInput(
+                "this code is an activity type: it goes on a group activity",
+            )),
+            (Some(CategoryPlace::Resource), _) => Err(Error::InvalidInput(
+                "this code is a resource kind: it goes on a resource of the register",
+            )),
+            (Some(_), CategoryPlace::Activity) => Err(Error::InvalidInput(
+                "an activity's type is a code of kind activity",
+            )),
+            (Some(_), CategoryPlace::Resource) => Err(Error::InvalidInput(
+                "a resource's kind is a code of kind resource",
+            )),
             (Some(CategoryPlace::Household), CategoryPlace::Person) => Err(Error::InvalidInput(
                 "this category is a household's: add it to the household's tags",
             )),
@@ -394,7 +426,7 @@ impl Vocabulary {
     pub fn check_station_entry(&self, entry: &StationEntry) -> Result<()> {
         if entry.kind == CategoryKind::Unrecognised {
             return Err(Error::InvalidInput(
-                "a category kind is child, person, elderly or household",
+                "a category kind is child, person, elderly, household, activity or resource",
             ));
         }
         check_label(&entry.label_zh, true)?;

@@ -6,7 +6,7 @@
 use crate::model::vocabulary::CategoryKind::{self, *};
 
 /// Raised whenever a release adds or relabels a built-in entry.
-pub const BUILTIN_VOCABULARY_VERSION: u32 = 1;
+pub const BUILTIN_VOCABULARY_VERSION: u32 = 2;
 
 /// One built-in entry: code, kind, parent, zh-CN label, English label.
 pub(crate) type Default = (
@@ -298,6 +298,93 @@ pub(crate) const DEFAULTS: &[Default] = &[
         None,
         "高龄老人",
         "Elderly person of advanced age (80+)",
+    ),
+    // Group activities' types (version 2, ADR 0021)
+    (
+        "activity.safety",
+        Activity,
+        None,
+        "安全教育",
+        "Safety education",
+    ),
+    (
+        "activity.safety.traffic",
+        Activity,
+        Some("activity.safety"),
+        "交通安全教育",
+        "Traffic-safety education",
+    ),
+    (
+        "activity.safety.drowning",
+        Activity,
+        Some("activity.safety"),
+        "防溺水教育",
+        "Drowning prevention",
+    ),
+    (
+        "activity.child_protection",
+        Activity,
+        None,
+        "儿童保护宣传",
+        "Child protection awareness",
+    ),
+    (
+        "activity.policy_outreach",
+        Activity,
+        None,
+        "政策宣讲",
+        "Policy outreach",
+    ),
+    (
+        "activity.elderly_care",
+        Activity,
+        None,
+        "关爱老人活动",
+        "Activity for the elderly",
+    ),
+    (
+        "activity.group_work",
+        Activity,
+        None,
+        "小组活动",
+        "Group work session",
+    ),
+    // The community resource register's kinds (version 2, ADR 0021)
+    (
+        "resource.volunteer_team",
+        Resource,
+        None,
+        "志愿服务队",
+        "Volunteer team",
+    ),
+    (
+        "resource.social_organisation",
+        Resource,
+        None,
+        "社会组织",
+        "Social organisation",
+    ),
+    (
+        "resource.village_committee",
+        Resource,
+        None,
+        "村（居）委会",
+        "Village or residents' committee",
+    ),
+    ("resource.school", Resource, None, "学校", "School"),
+    (
+        "resource.enterprise",
+        Resource,
+        None,
+        "爱心企业",
+        "Caring enterprise",
+    ),
+    (
+        "resource.government",
+        Resource,
+        None,
+        "政府部门",
+        "Government department",
     ),
 ];
 

@@ -152,10 +152,19 @@ pub(crate) fn remove(conn: &Connection, household: HouseholdId) -> Result<()> {
         "DELETE FROM ix_text_src WHERE household_id = ?1",
         [household_key(household)],
     )?;
+    // A station-work document's own row (its conflicts and texts went above).
+    conn.execute(
+        "DELETE FROM ix_activities WHERE activity_id = doorstep_key(?1)",
+        [&h],
+    )?;
+    conn.execute(
+        "DELETE FROM ix_resources WHERE resource_id = doorstep_key(?1)",
+        [&h],
+    )?;
     Ok(())
 }
 
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 11] = [
     "ix_households",
     "ix_persons",
     "ix_categories",
@@ -165,6 +174,8 @@ const TABLES: [&str; 9] = [
     "ix_follow_ups",
     "ix_cards",
     "ix_conflicts",
+    "ix_attendance",
+    "ix_referrals",
 ];
 
 /// Two U+E000 characters indexed after every text: every 1- and 2-character substring of
@@ -350,6 +361,9 @@ const RECORD_KINDS: [EntityKind; 7] = [
 ];
 
 fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
+    if let (crate::doc::DocKind::Work(kind), _, _) = crate::doc::document_header(doc)? {
+        return index_work(conn, doc, household, kind);
+    }
     let h = household.to_string();
     for table in TABLES {
         conn.prepare_cached(&format!(
@@ -396,8 +410,13 @@ fn index_records(
             EntityKind::Visit => ("ix_visits", "visit_id"),
             EntityKind::FollowUp => ("ix_follow_ups", "follow_up_id"),
             EntityKind::Card => ("ix_cards", "card_id"),
+            EntityKind::Need => ("ix_referrals", "need_id"),
             _ => ("", ""),
         };
+        if *kind == EntityKind::Person {
+            conn.prepare_cached("DELETE FROM ix_attendance WHERE person_id = doorstep_key(?1)")?
+                .execute([key])?;
+        }
         if !table.is_empty() {
             conn.prepare_cached(&format!(
                 "DELETE FROM {table} WHERE {column} = doorstep_key(?1)"
@@ -512,7 +531,16 @@ fn insert_record(
             ])?;
             insert_categories(conn, &h, &key, &p.categories)?;
             insert_care_level(conn, &h, &key, p.care_level)?;
+            let mut ins = conn.prepare_cached(
+                "INSERT INTO ix_attendance (activity_id, person_id, household_id)
+                 VALUES (doorstep_key(?1), doorstep_key(?2), doorstep_key(?3))",
+            )?;
+            for a in &p.activities {
+                ins.execute(params![a.to_string(), key, h])?;
+            }
         }
+        // Never in a household document (their own documents are indexed by `index_work`).
+        EntityKind::Activity | EntityKind::Resource => {}
         // No rows of their own: their conflicts are indexed with every record's.
         EntityKind::Benefit | EntityKind::Guardianship => {}
         EntityKind::Visit => {
@@ -539,6 +567,16 @@ fn insert_record(
             }
         }
         EntityKind::Need => {
+            let referred = read_cell(doc, o, "resource")?
+                .map(|r| crate::model::ids::ResourceId::parse(&r))
+                .transpose()?;
+            if let Some(resource) = referred {
+                conn.prepare_cached(
+                    "INSERT INTO ix_referrals (need_id, household_id, resource_id)
+                     VALUES (doorstep_key(?1), doorstep_key(?2), doorstep_key(?3))",
+                )?
+                .execute(params![key, h, resource.to_string()])?;
+            }
             let text = [
                 read_cell(doc, o, "category")?,
                 read_cell(doc, o, "description")?,
@@ -750,4 +788,53 @@ pub(crate) fn update_station(conn: &Connection, doc: &Automerge) -> Result<()> {
         ])?;
     }
     Ok(())
+}
+
+/// Index a station-work document whole (ADR 0021): its row, its texts (under its own id, so
+/// search finds them) and its parallel updates. Small documents: always whole.
+fn index_work(
+    conn: &Connection,
+    doc: &Automerge,
+    id: HouseholdId,
+    kind: crate::model::station_work::WorkKind,
+) -> Result<()> {
+    use crate::model::station_work::WorkKind;
+    let key = id.to_string();
+    conn.prepare_cached("DELETE FROM ix_activities WHERE activity_id = doorstep_key(?1)")?
+        .execute([&key])?;
+    conn.prepare_cached("DELETE FROM ix_resources WHERE resource_id = doorstep_key(?1)")?
+        .execute([&key])?;
+    conn.prepare_cached("DELETE FROM ix_conflicts WHERE household_id = doorstep_key(?1)")?
+        .execute([&key])?;
+    let mut texts = Texts::new();
+    match kind {
+        WorkKind::Activity => {
+            let a = crate::doc::work::read_activity(doc)?;
+            conn.prepare_cached(
+                "INSERT INTO ix_activities (activity_id, type, date, place, attendee_count)
+                 VALUES (doorstep_key(?1), ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                key,
+                a.activity_type,
+                a.date.to_string(),
+                a.place,
+                a.attendee_count
+            ])?;
+            texts.insert((key.clone(), "narrative".into()), a.narrative);
+        }
+        WorkKind::Resource => {
+            let r = crate::doc::work::read_resource(doc)?;
+            conn.prepare_cached(
+                "INSERT INTO ix_resources (resource_id, kind, name, member_count)
+                 VALUES (doorstep_key(?1), ?2, ?3, ?4)",
+            )?
+            .execute(params![key, r.kind, r.name, r.member_count])?;
+            texts.insert((key.clone(), "services".into()), r.services);
+            texts.insert((key.clone(), "wishes".into()), r.wishes);
+        }
+    }
+    let existing = text_rows(conn, id, None)?;
+    put_texts(conn, id, existing, &texts)?;
+    insert_conflicts(conn, id, &crate::doc::work::review_work(doc)?)
 }

@@ -17,6 +17,7 @@ mod person_details;
 mod query;
 pub(crate) mod schema;
 pub mod sqlcipher;
+mod station_work;
 mod status;
 mod sync;
 mod vocabulary;
@@ -392,7 +393,7 @@ impl Store {
         let out = f(&mut tx, &p)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(p.at.0));
         let Some(hash) = hash else { return Ok(out) };
-        let result = persist_local(conn, doc, household, hash, scope, compact_after, false);
+        let result = persist_local(conn, doc, household, hash, scope, compact_after, None);
         if result.is_err() {
             // Memory is ahead of disk now: drop the document so the next read reloads.
             cache.evict(&household);
@@ -425,7 +426,7 @@ impl Store {
             hash,
             Scope::Household,
             self.compact_after,
-            true,
+            Some(doc::DocKind::Household),
         )?;
         cache.insert(id, doc);
         Ok(id)
@@ -901,7 +902,9 @@ impl Store {
         let mut w = self.writer();
         let Writer { conn, cache, .. } = &mut *w;
         let ids: Vec<String> = conn
-            .prepare("SELECT doc_id FROM documents WHERE kind = 'household'")?
+            .prepare(
+                "SELECT doc_id FROM documents WHERE kind IN ('household', 'activity', 'resource')",
+            )?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let tx = conn.transaction()?;
@@ -916,6 +919,10 @@ impl Store {
             "ix_cards",
             "ix_conflicts",
             "ix_text_src",
+            "ix_activities",
+            "ix_resources",
+            "ix_attendance",
+            "ix_referrals",
         ] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
@@ -1030,16 +1037,16 @@ fn persist_local(
     hash: ChangeHash,
     scope: Scope,
     compact_after: u32,
-    new_document: bool,
+    new_document: Option<doc::DocKind>,
 ) -> Result<()> {
     let change = doc
         .get_change_by_hash(&hash)
         .ok_or(Error::MalformedDocument("change vanished".into()))?;
     let tx = conn.transaction()?;
-    if new_document {
+    if let Some(kind) = new_document {
         tx.execute(
-            "INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, 'household', 1)",
-            [household.to_string()],
+            "INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, ?2, 1)",
+            params![household.to_string(), kind.as_str()],
         )?;
     }
     tx.prepare_cached("INSERT INTO changes (doc_id, hash, bytes, local) VALUES (?1, ?2, ?3, 1)")?
@@ -1140,24 +1147,33 @@ pub(crate) fn apply_remote(
     doc::check_applied(doc, &before, &fresh)?;
     // The station's own document (card batches and leases) travels under the station id.
     let is_station = household.as_uuid() == station.as_uuid();
-    if is_station {
-        if doc::station::station_header(doc)? != station {
-            return Err(Error::NotAHousehold("station document id does not match"));
-        }
+    if is_station && doc::station::station_header(doc)? != station {
+        return Err(Error::NotAHousehold("station document id does not match"));
+    }
+    let kind = if is_station {
+        "station"
     } else {
-        let (id, _) = doc::header(doc)?;
+        let (kind, id, _) = doc::document_header(doc)?;
         if id != household {
             return Err(Error::NotAHousehold("document id does not match"));
         }
-    }
+        kind.as_str()
+    };
     if !existed {
         tx.execute(
             "INSERT INTO documents (doc_id, kind, unsynced) VALUES (?1, ?2, 0)",
-            params![
-                household.to_string(),
-                if is_station { "station" } else { "household" }
-            ],
+            params![household.to_string(), kind],
         )?;
+    } else if !is_station {
+        // A document never changes its kind: a household cannot become station work (seen
+        // by the whole station) nor the other way round. The server refuses it as well.
+        let stored: Option<String> = tx
+            .prepare_cached("SELECT kind FROM documents WHERE doc_id = ?1")?
+            .query_row([household.to_string()], |r| r.get(0))
+            .optional()?;
+        if stored.as_deref().is_some_and(|s| s != kind) {
+            return Err(Error::NotAHousehold("a document's kind changed"));
+        }
     }
     {
         let mut ins = tx.prepare_cached(

@@ -559,6 +559,13 @@ pub(crate) fn dump(conn: &Connection) -> Result<Vec<String>> {
             "household_id, entity, entity_id, field, kind, detail",
         ),
         ("ix_text_src", "household_id, entity_id, field, body"),
+        (
+            "ix_activities",
+            "activity_id, type, date, place, attendee_count",
+        ),
+        ("ix_resources", "resource_id, kind, name, member_count"),
+        ("ix_attendance", "activity_id, person_id, household_id"),
+        ("ix_referrals", "need_id, household_id, resource_id"),
     ];
     let mut out = Vec::new();
     for (table, cols) in tables {

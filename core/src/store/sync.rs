@@ -531,14 +531,15 @@ fn apply_snapshot(
         .map_err(|_| Error::MalformedDocument("snapshot is not a valid zstd frame".into()))?;
     let theirs = contained(|| doc::load_document(&encoded, actor))?;
     let is_station = id == doc::station::station_doc_id(station);
-    let matches = if is_station {
-        doc::station::station_header(&theirs)? == station
+    let kind = if is_station {
+        (doc::station::station_header(&theirs)? == station).then_some("station")
     } else {
-        doc::header(&theirs)?.0 == id
+        let (kind, their_id, _) = doc::document_header(&theirs)?;
+        (their_id == id).then_some(kind.as_str())
     };
-    if !matches {
+    let Some(kind) = kind else {
         return Err(Error::NotAHousehold("snapshot id does not match"));
-    }
+    };
     let heads = theirs.get_heads();
     let mut added = 0;
     if load(tx, cache, id, actor).is_ok() {
@@ -548,11 +549,7 @@ fn apply_snapshot(
     } else {
         tx.execute(
             "INSERT INTO documents (doc_id, kind, snapshot, unsynced) VALUES (?1, ?2, ?3, 0)",
-            params![
-                id.to_string(),
-                if is_station { "station" } else { "household" },
-                stored_form(bytes)
-            ],
+            params![id.to_string(), kind, stored_form(bytes)],
         )?;
         if is_station {
             index::update_station(tx, &theirs)?;

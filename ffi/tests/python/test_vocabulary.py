@@ -82,7 +82,7 @@ def test_a_station_category_reaches_its_phone_at_the_next_sync(server, station, 
     _cli(server.data, "vocabulary", "add", "--station", station, "--code", "child.left_behind",
          "--label-zh", "农村留守儿童", "--kind", "child")
     listed = _cli(server.data, "vocabulary", "list", "--station", station, "--station-only").splitlines()
-    assert listed[0] == "# built-in version 1, station version 2"
+    assert listed[0] == "# built-in version 2, station version 2"
     assert listed[1:] == ["child.left_behind\tchild\t-\t农村留守儿童\tLeft-behind child\tstation-label",
                           "local.flood\tchild\tchild.difficult\t因灾困境儿童\tIn difficulty after a flood\tstation"]
     assert len(_cli(server.data, "vocabulary", "list", "--station", station).splitlines()) > 30

@@ -16,6 +16,7 @@ fn hash(n: u8) -> ChangeHash {
 fn append(doc: HouseholdId, changes: &[(u8, &[u8])]) -> DocAppend {
     DocAppend {
         doc,
+        kind: doorstep_core::doc::DocKind::Household,
         changes: changes
             .iter()
             .map(|(h, b)| (hash(*h), b.to_vec()))
@@ -59,6 +60,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     erasure_removes_a_household_and_keeps_the_log_gap_free(&new_store());
     scopes_follow_assignments_teams_and_roles(&new_store());
     device_accesses_are_kept_once_listed_with_console_reads_and_erased(&new_store());
+    station_work_is_in_every_workers_scope_and_never_reassigned(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
@@ -416,6 +418,7 @@ pub fn concurrent_commits_are_gap_free_and_refusals_leave_no_trace<S: ServerStor
                         };
                         let a = DocAppend {
                             doc: target,
+                            kind: doorstep_core::doc::DocKind::Household,
                             changes,
                             snapshot: None,
                             cards: Vec::new(),
@@ -1315,4 +1318,117 @@ pub fn device_accesses_are_kept_once_listed_with_console_reads_and_erased<S: Ser
         vec![400, 250],
         "the other household's entry and the dashboard read stay"
     );
+}
+
+/// Station-work documents (activities, resources; ADR 0021): every worker and supervisor of
+/// the station sees them — in scope, in log reads, in a bootstrap — whoever made them; no
+/// county account does, no other station does, no assignment moves them, and a role change
+/// tells exactly the workers whose view changed.
+pub fn station_work_is_in_every_workers_scope_and_never_reassigned<S: ServerStore>(s: &S) {
+    use doorstep_core::doc::DocKind;
+    use doorstep_core::{Role, WorkKind};
+    let (a, b) = (
+        s.create_station("A", 1).unwrap(),
+        s.create_station("B", 1).unwrap(),
+    );
+    let (w1, dev1) = enrolled(s, a, "W01");
+    let (w2, dev2) = enrolled(s, a, "W02");
+    let (sup, devs) = enrolled(s, a, "S01");
+    let (county, _) = enrolled(s, a, "C01");
+    let (wb, devb) = enrolled(s, b, "B01");
+    s.set_role(sup, Role::Supervisor, 1).unwrap();
+    s.set_role(county, Role::County, 1).unwrap();
+    let activity = HouseholdId::new();
+    let resource = HouseholdId::new();
+    let household = HouseholdId::new();
+    let work = |doc, kind, h: u8| DocAppend {
+        kind: DocKind::Work(kind),
+        ..append(doc, &[(h, b"w")])
+    };
+    s.commit(
+        a,
+        dev1,
+        &[
+            work(activity, WorkKind::Activity, 1),
+            work(resource, WorkKind::Resource, 2),
+            append(household, &[(3, b"h")]),
+        ],
+    )
+    .unwrap();
+    // No assignment: the station's, not the creator's.
+    assert_eq!(s.assignment(activity).unwrap(), None);
+    assert!(s.assignment(household).unwrap().is_some());
+    for (w, sees) in [
+        (w1, true),
+        (w2, true),
+        (sup, true),
+        (county, false),
+        (wb, false),
+    ] {
+        assert_eq!(s.in_scope(w, activity).unwrap(), sees, "activity, {w}");
+        assert_eq!(s.in_scope(w, resource).unwrap(), sees, "resource, {w}");
+    }
+    assert!(
+        !s.in_scope(w2, household).unwrap(),
+        "households stay scoped"
+    );
+    let mut work_ids = vec![activity, resource];
+    work_ids.sort();
+    assert_eq!(s.scope_documents(w2).unwrap(), work_ids);
+    assert!(s.scope_documents(county).unwrap().is_empty());
+    // W02 reads the station's work from the log and in a bootstrap; not W01's household.
+    let page = s.read_log(a, 0, reader(dev2, w2), usize::MAX).unwrap();
+    let mut got: Vec<HouseholdId> = page.entries.iter().map(|e| e.doc).collect();
+    got.sort();
+    assert_eq!(got, work_ids);
+    assert_eq!(s.list_documents(a, None, 10, Some(w2)).unwrap(), work_ids);
+    assert_eq!(
+        s.read_log(a, 0, reader(devs, sup), usize::MAX)
+            .unwrap()
+            .entries
+            .len(),
+        3
+    );
+    // Another station's device sees none of it.
+    assert!(s
+        .read_log(b, 0, reader(devb, wb), usize::MAX)
+        .unwrap()
+        .entries
+        .is_empty());
+    assert!(s.list_documents(b, None, 10, Some(wb)).unwrap().is_empty());
+    // Never reassigned: `assign` knows households only.
+    assert!(matches!(
+        s.assign(a, activity, Some(w1), None, "cli", 5),
+        Err(StoreError::NotFound(_))
+    ));
+    // Reassigning the household moves no station work in or out of anyone's scope.
+    let r = s.assign(a, household, Some(w2), None, "cli", 6).unwrap();
+    assert_eq!(
+        r,
+        Rescoped {
+            entered: 1,
+            left: 1
+        }
+    );
+    assert_eq!(s.scope_exits(w1).unwrap(), vec![household]);
+    assert!(s.in_scope(w1, activity).unwrap());
+    // A worker who becomes a county account leaves the station's work; back, it enters.
+    let r = s.set_role(w1, Role::County, 7).unwrap();
+    assert_eq!(
+        r,
+        Rescoped {
+            entered: 0,
+            left: 2
+        }
+    );
+    assert!(!s.in_scope(w1, resource).unwrap());
+    let r = s.set_role(w1, Role::Worker, 8).unwrap();
+    assert_eq!(
+        r,
+        Rescoped {
+            entered: 2,
+            left: 0
+        }
+    );
+    assert!(s.in_scope(w1, resource).unwrap());
 }

@@ -43,6 +43,10 @@ pub struct StoredDocument {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocAppend {
     pub doc: HouseholdId,
+    /// What the document is (stored with a new document, migration 0010: a worker's scope
+    /// holds every station-work document of the station, ADR 0021). Ignored for the
+    /// station document, stored as `station`.
+    pub kind: doorstep_core::doc::DocKind,
     pub changes: Vec<(ChangeHash, Vec<u8>)>,
     /// A fresh snapshot of the whole document after these changes, to store instead of
     /// replaying the log on the next load.

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0007_device_access.sql"),
     include_str!("migrations/postgres/0008_search_rows.sql"),
     include_str!("migrations/postgres/0009_county_accounts.sql"),
+    include_str!("migrations/postgres/0010_document_kind.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -586,17 +587,25 @@ impl ServerStore for PostgresStore {
                 }
                 Some(_) => {}
                 None => {
+                    let kind = if doc == st {
+                        "station"
+                    } else {
+                        a.kind.as_str()
+                    };
                     tx.execute(
-                        "INSERT INTO documents (doc_id, station_id) VALUES ($1, $2)",
-                        &[&doc, &st],
+                        "INSERT INTO documents (doc_id, station_id, kind) VALUES ($1, $2, $3)",
+                        &[&doc, &st, &kind],
                     )?;
-                    caseload::assign_to_creator(
-                        &mut tx,
-                        &st,
-                        &doc,
-                        &origin.to_string(),
-                        wall_ms(),
-                    )?;
+                    // Station work is the whole station's: no assignment (ADR 0021).
+                    if a.kind == doorstep_core::doc::DocKind::Household {
+                        caseload::assign_to_creator(
+                            &mut tx,
+                            &st,
+                            &doc,
+                            &origin.to_string(),
+                            wall_ms(),
+                        )?;
+                    }
                 }
             }
             let mut added = 0i64;

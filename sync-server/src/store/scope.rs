@@ -132,6 +132,35 @@ pub(crate) fn covers(
     }
 }
 
+/// Whether a worker of `role` sees a document of stored `kind` assigned to `assigned`:
+/// station work (`activity`, `resource`; ADR 0021) is every worker's and supervisor's of
+/// the station, never a county account's, and no assignment moves it; households follow
+/// [`covers`].
+pub(crate) fn covers_document(
+    worker: &str,
+    role: Role,
+    team: Option<&str>,
+    kind: &str,
+    assigned_worker: Option<&str>,
+    assigned_team: Option<&str>,
+) -> bool {
+    if is_station_work(kind) {
+        return role != Role::County;
+    }
+    covers(worker, role, team, assigned_worker, assigned_team)
+}
+
+/// Whether a stored `documents.kind` is station work (ADR 0021).
+pub(crate) fn is_station_work(kind: &str) -> bool {
+    matches!(
+        doorstep_core::doc::DocKind::from_stored(kind),
+        Some(doorstep_core::doc::DocKind::Work(_))
+    )
+}
+
+/// The stored kinds of station work, as an SQL list (both backends).
+pub(crate) const STATION_WORK_SQL: &str = "('activity', 'resource')";
+
 /// One worker of a station as the scope computations need it (ids as stored).
 #[derive(Clone, Debug)]
 pub(crate) struct ScopedWorker {

@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_device_access.sql"),
     include_str!("migrations/0008_search_rows.sql"),
     include_str!("migrations/0009_county_accounts.sql"),
+    include_str!("migrations/0010_document_kind.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -1278,11 +1279,15 @@ impl ServerStore for SqliteStore {
                     }
                     Some(_) => {}
                     None => {
+                        let kind = if doc == st { "station" } else { a.kind.as_str() };
                         tx.execute(
-                            "INSERT INTO documents (doc_id, station_id) VALUES (?1, ?2)",
-                            params![doc, st],
+                            "INSERT INTO documents (doc_id, station_id, kind) VALUES (?1, ?2, ?3)",
+                            params![doc, st, kind],
                         )?;
-                        caseload::assign_to_creator(tx, &st, &doc, &origin.to_string(), wall_ms())?;
+                        // Station work is the whole station's: no assignment (ADR 0021).
+                        if a.kind == doorstep_core::doc::DocKind::Household {
+                            caseload::assign_to_creator(tx, &st, &doc, &origin.to_string(), wall_ms())?;
+                        }
                     }
                 }
                 let mut added = 0i64;

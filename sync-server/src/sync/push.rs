@@ -330,6 +330,15 @@ impl<S: ServerStore> SyncService<S> {
         } else {
             (verify::Scope::Everything, Some(Default::default()))
         };
+        // What the document was (validated when it was accepted): it never changes kind.
+        let kind_before = if existed {
+            match contained(|| doorstep_core::doc::document_header(&doc)) {
+                Some(Ok((kind, _, _))) => Some(kind),
+                _ => None,
+            }
+        } else {
+            None
+        };
         let heads_before = doc.get_heads();
         let applied = contained(|| doc.apply_changes(fresh.clone()));
         // On any refusal the document in hand may hold the refused changes: drop it (the
@@ -358,10 +367,18 @@ impl<S: ServerStore> SyncService<S> {
         }
         // The header this device may write, and then the whole document as a phone of this
         // version reads it (the one validator, shared with the phones).
-        match contained(|| doorstep_core::doc::household_header(&doc)) {
-            Some(Ok((id, station))) if id == doc_id && station == auth.station => {}
+        // A household's case file or a station-work document (ADR 0021); its kind stays what
+        // it was (a household never becomes station work, which every worker sees).
+        let kind = match contained(|| doorstep_core::doc::document_header(&doc)) {
+            Some(Ok((kind, id, station)))
+                if id == doc_id
+                    && station == auth.station
+                    && (!existed || kind_before == Some(kind)) =>
+            {
+                kind
+            }
             _ => return refuse(DocErrorCode::Invalid),
-        }
+        };
         if !matches!(
             contained(|| verify::validate_scope(&doc, &scope)),
             Some(Ok(()))
@@ -436,6 +453,7 @@ impl<S: ServerStore> SyncService<S> {
         let since = if snapshot.is_some() { 0 } else { since };
         let append = DocAppend {
             doc: doc_id,
+            kind,
             changes: fresh
                 .iter()
                 .map(|c| (c.hash(), c.raw_bytes().to_vec()))

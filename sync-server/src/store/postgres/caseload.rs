@@ -44,9 +44,13 @@ pub(super) fn scope_docs(
             "SELECT doc_id FROM documents WHERE station_id = $1 AND doc_id <> $1",
             &[&station],
         )?,
+        // Their caseload, and the station's work (ADR 0021).
         Role::Worker => c.query(
-            "SELECT doc_id FROM assignments WHERE worker_id = $1
-             UNION SELECT doc_id FROM assignments WHERE $2::text IS NOT NULL AND station_id = $3 AND team = $2",
+            &format!(
+                "SELECT doc_id FROM assignments WHERE worker_id = $1
+                 UNION SELECT doc_id FROM assignments WHERE $2::text IS NOT NULL AND station_id = $3 AND team = $2
+                 UNION SELECT doc_id FROM documents WHERE station_id = $3 AND kind IN {STATION_WORK_SQL}"
+            ),
             &[&worker, &team, &station],
         )?,
     };
@@ -186,7 +190,8 @@ pub(super) fn assign(
     let d = doc.to_string();
     lock_station(c, &st)?;
     if c.query_opt(
-        "SELECT 1 FROM documents WHERE doc_id = $1 AND station_id = $2 AND doc_id <> station_id",
+        "SELECT 1 FROM documents WHERE doc_id = $1 AND station_id = $2 AND doc_id <> station_id
+         AND kind = 'household'",
         &[&d, &st],
     )?
     .is_none()
@@ -280,17 +285,18 @@ pub(super) fn in_scope(
         return Ok(false);
     }
     let row = c.query_opt(
-        "SELECT d.station_id, a.worker_id, a.team FROM documents d
+        "SELECT d.station_id, d.kind, a.worker_id, a.team FROM documents d
          LEFT JOIN assignments a ON a.doc_id = d.doc_id WHERE d.doc_id = $1",
         &[&d],
     )?;
     Ok(match row {
-        Some(r) if r.get::<_, &str>(0) == station => covers(
+        Some(r) if r.get::<_, &str>(0) == station => covers_document(
             &w,
             role,
             team.as_deref(),
-            r.get::<_, Option<&str>>(1),
+            r.get::<_, &str>(1),
             r.get::<_, Option<&str>>(2),
+            r.get::<_, Option<&str>>(3),
         ),
         _ => false,
     })

@@ -47,10 +47,12 @@ pub(super) fn scope_docs(
             }
         }
         Role::Worker => {
-            let mut st = conn.prepare_cached(
+            // Their caseload, and the station's work (ADR 0021).
+            let mut st = conn.prepare_cached(&format!(
                 "SELECT doc_id FROM assignments WHERE worker_id = ?1
-                 UNION SELECT doc_id FROM assignments WHERE ?2 IS NOT NULL AND station_id = ?3 AND team = ?2",
-            )?;
+                 UNION SELECT doc_id FROM assignments WHERE ?2 IS NOT NULL AND station_id = ?3 AND team = ?2
+                 UNION SELECT doc_id FROM documents WHERE station_id = ?3 AND kind IN {STATION_WORK_SQL}"
+            ))?;
             for d in st.query_map(params![worker, team, station], |r| r.get::<_, String>(0))? {
                 out.insert(d?);
             }
@@ -191,7 +193,8 @@ pub(super) fn assign(
     let d = doc.to_string();
     let held: Option<i64> = conn
         .query_row(
-            "SELECT 1 FROM documents WHERE doc_id = ?1 AND station_id = ?2 AND doc_id <> station_id",
+            "SELECT 1 FROM documents WHERE doc_id = ?1 AND station_id = ?2 AND doc_id <> station_id
+             AND kind = 'household'",
             params![d, st],
             |r| r.get(0),
         )
@@ -280,17 +283,23 @@ pub(super) fn in_scope(conn: &Connection, worker: WorkerId, doc: HouseholdId) ->
     if d == station {
         return Ok(false);
     }
-    let row: Option<(String, Option<String>, Option<String>)> = conn
+    type Row = (String, String, Option<String>, Option<String>);
+    let row: Option<Row> = conn
         .prepare_cached(
-            "SELECT d.station_id, a.worker_id, a.team FROM documents d
+            "SELECT d.station_id, d.kind, a.worker_id, a.team FROM documents d
              LEFT JOIN assignments a ON a.doc_id = d.doc_id WHERE d.doc_id = ?1",
         )?
-        .query_row([&d], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row([&d], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
     Ok(match row {
-        Some((s, aw, at)) if s == station => {
-            covers(&w, role, team.as_deref(), aw.as_deref(), at.as_deref())
-        }
+        Some((s, kind, aw, at)) if s == station => covers_document(
+            &w,
+            role,
+            team.as_deref(),
+            &kind,
+            aw.as_deref(),
+            at.as_deref(),
+        ),
         _ => false,
     })
 }

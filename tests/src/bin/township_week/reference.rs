@@ -120,6 +120,7 @@ pub fn minimal_server(
             Ok(DocAppend {
                 signatures: Vec::new(),
                 doc: *id,
+                kind: doorstep_core::doc::DocKind::Household,
                 changes,
                 snapshot: Some(bytes.clone()),
                 cards: Vec::new(),
@@ -160,6 +161,7 @@ pub fn minimal_server(
             appends.push(DocAppend {
                 signatures: Vec::new(),
                 doc: ids[*h],
+                kind: doorstep_core::doc::DocKind::Household,
                 changes: parsed
                     .iter()
                     .map(|c| (c.hash(), c.raw_bytes().to_vec()))
