@@ -113,6 +113,16 @@ async fn wait_for_url(c: &Client, what: &str, at: impl Fn(&str) -> bool) {
     panic!("the browser never got to {what}");
 }
 
+/// Click the element `at` finds (the test fails if there is none).
+async fn click(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
+}
+
+/// Type `text` into the element `at` finds.
+async fn type_into(c: &Client, at: Locator<'_>, text: &str) {
+    c.find(at).await.unwrap().send_keys(text).await.unwrap();
+}
+
 async fn shot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
@@ -136,24 +146,9 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .path()
         .ends_with("/console/login"));
     shot(&c, "01-login").await;
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .send_keys(LOGIN)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Id("submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("login"), LOGIN).await;
+    type_into(&c, Locator::Id("password"), PASSWORD).await;
+    click(&c, Locator::Id("submit")).await;
 
     // The dashboard.
     if c.wait().for_element(Locator::Id("account")).await.is_err() {
@@ -180,18 +175,8 @@ async fn a_supervisor_uses_the_console_in_chromium() {
 
     // Search a household by a Chinese word from a visit note.
     c.goto(&format!("{url}/console/households")).await.unwrap();
-    c.find(Locator::Id("q"))
-        .await
-        .unwrap()
-        .send_keys("心理疏导")
-        .await
-        .unwrap();
-    c.find(Locator::Id("search"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("q"), "心理疏导").await;
+    click(&c, Locator::Id("search")).await;
     wait_for_url(&c, "the search results", |u| u.contains("q=")).await;
     let links = c.find_all(Locator::Css("a.household-link")).await.unwrap();
     assert_eq!(links.len(), 1);
@@ -247,12 +232,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .click()
         .await
         .unwrap();
-    c.find(Locator::Css("button.resolve"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("button.resolve")).await;
     wait_for_url(&c, "the conflicts after resolving", |u| {
         u.starts_with("/console/conflicts?")
     })
@@ -291,12 +271,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
 
     // Enrol a phone for W02: the one-time code as text and as a QR code.
     c.goto(&format!("{url}/console/devices")).await.unwrap();
-    c.find(Locator::Id("enroll-W02"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("enroll-W02")).await;
     wait_for_url(&c, "the enrolment", |u| {
         u.starts_with("/console/devices/enroll")
     })
@@ -332,12 +307,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     fill("batch-prefix", "HG").await;
     fill("batch-first", "1").await;
     fill("batch-last", "5000").await;
-    c.find(Locator::Id("batch-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("batch-submit")).await;
     wait_for_url(&c, "the registered batch", |u| {
         u == "/console/cards?done=batch"
     })
@@ -351,12 +321,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .unwrap();
     fill("lease-first", "1").await;
     fill("lease-last", "100").await;
-    c.find(Locator::Id("lease-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("lease-submit")).await;
     wait_for_url(&c, "the lease", |u| u == "/console/cards?done=lease").await;
     let leases = c
         .find(Locator::Id("leases"))
@@ -373,12 +338,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     fill("batch-prefix", "HG").await;
     fill("batch-first", "4001").await;
     fill("batch-last", "6000").await;
-    c.find(Locator::Id("batch-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("batch-submit")).await;
     wait_for_url(&c, "the refused batch", |u| u == "/console/cards/batches?").await;
     let error = c
         .find(Locator::Id("card-error"))
@@ -424,12 +384,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     )
     .await
     .unwrap();
-    c.find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("logout")).await;
     wait_for_url(&c, "the refused logout", |u| {
         u.starts_with("/console/logout")
     })
@@ -450,12 +405,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     );
 
     // English, then log out properly.
-    c.find(Locator::Id("lang-switch"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("lang-switch")).await;
     c.wait()
         .for_element(Locator::Css("html[lang='en']"))
         .await
@@ -469,12 +419,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .unwrap();
     assert!(tile.contains("Unresolved conflicts"), "{tile}");
     shot(&c, "08-dashboard-en").await;
-    c.find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("logout")).await;
     wait_for_url(&c, "the login page", |u| u.starts_with("/console/login")).await;
     assert!(c
         .current_url()
@@ -503,19 +448,9 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     c.goto(&format!("{url}/console/lang?to=zh")).await.unwrap();
     c.goto(&format!("{url}/console/login")).await.unwrap();
     for (id, text) in [("login", "wang.county"), ("password", PASSWORD)] {
-        c.find(Locator::Id(id))
-            .await
-            .unwrap()
-            .send_keys(text)
-            .await
-            .unwrap();
+        type_into(&c, Locator::Id(id), text).await;
     }
-    c.find(Locator::Id("submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("submit")).await;
     c.wait().for_element(Locator::Id("stations")).await.unwrap();
     assert!(c
         .current_url()
@@ -524,12 +459,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .path()
         .ends_with("/console/stations"));
     shot(&c, "09-county-stations").await;
-    c.find(Locator::Css("a.station-link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("a.station-link")).await;
     c.wait()
         .for_element(Locator::Id("read-only"))
         .await
@@ -544,22 +474,12 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         .await
         .unwrap();
     assert_eq!(name, "石桥镇社工站");
-    c.find(Locator::Id("tile-households"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("tile-households")).await;
     wait_for_url(&c, "the county's household list", |u| {
         u == format!("{prefix}/households?")
     })
     .await;
-    c.find(Locator::LinkText("HH-000001"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::LinkText("HH-000001")).await;
     wait_for_url(&c, "the county's case file", |u| {
         u == format!("{prefix}/households/{}?", st.contested)
     })
@@ -575,12 +495,7 @@ async fn a_supervisor_uses_the_console_in_chromium() {
         "no assignment form for a county account"
     );
     shot(&c, "10-county-case-file").await;
-    c.find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("logout")).await;
     wait_for_url(&c, "the login page", |u| u.starts_with("/console/login")).await;
 
     c.close().await.unwrap();
