@@ -47,37 +47,29 @@ pub fn pick<S: ServerStore + ?Sized>(
             _ => Err(StoreError::NotFound("household of this station")),
         };
     }
-    let station_doc = doorstep_core::doc::station::station_doc_id(station);
     let (mut out, mut unreadable) = (Vec::new(), 0);
-    let mut after = None;
-    loop {
-        let ids = store.list_documents(station, after, 256, None)?;
-        let Some(last) = ids.last().copied() else {
-            break;
+    crate::store::for_each_document(store, station, |id| -> StoreResult<()> {
+        let chosen = match pick {
+            Pick::One(_) => unreachable!("answered above"),
+            Pick::AssignedTo(worker) => store
+                .assignment(id)?
+                .is_some_and(|a| a.worker == Some(*worker)),
+            Pick::Village(village) => match village_of(store, id)? {
+                // Station work (ADR 0021) has no village and is never assigned.
+                Some(None) => false,
+                Some(Some(v)) => v.trim() == village.trim(),
+                None => {
+                    tracing::warn!(household = %id, "assign: document not readable; skipped");
+                    unreadable += 1;
+                    false
+                }
+            },
         };
-        after = Some(last);
-        for id in ids.into_iter().filter(|id| *id != station_doc) {
-            let chosen = match pick {
-                Pick::One(_) => unreachable!("answered above"),
-                Pick::AssignedTo(worker) => store
-                    .assignment(id)?
-                    .is_some_and(|a| a.worker == Some(*worker)),
-                Pick::Village(village) => match village_of(store, id)? {
-                    // Station work (ADR 0021) has no village and is never assigned.
-                    Some(None) => false,
-                    Some(Some(v)) => v.trim() == village.trim(),
-                    None => {
-                        tracing::warn!(household = %id, "assign: document not readable; skipped");
-                        unreadable += 1;
-                        false
-                    }
-                },
-            };
-            if chosen {
-                out.push(id);
-            }
+        if chosen {
+            out.push(id);
         }
-    }
+        Ok(())
+    })?;
     Ok((out, unreadable))
 }
 

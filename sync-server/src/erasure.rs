@@ -221,36 +221,28 @@ pub fn retention<S: ServerStore + ?Sized>(
     let cutoff = now_ms.saturating_sub(closed_for_ms);
     let mut expired = Vec::new();
     for station in stations {
-        let mut after = None;
-        loop {
-            let ids = store.list_documents(station, after, 256, None)?;
-            let Some(last) = ids.last().copied() else {
-                break;
+        crate::store::for_each_document(store, station, |id| -> Result<(), ErasureError> {
+            let Some(stored) = store.load_document(id)? else {
+                return Ok(());
             };
-            after = Some(last);
-            for id in ids {
-                if id == doorstep_core::doc::station::station_doc_id(station) {
-                    continue;
-                }
-                let Some(stored) = store.load_document(id)? else {
-                    continue;
-                };
-                let closed = crate::snapshot::load_stored(&stored)
-                    .ok()
-                    .and_then(|doc| doorstep_core::doc::closed_at(&doc).ok());
-                match closed {
-                    Some(Some(at)) if at.0 <= cutoff => expired.push(Expired {
-                        station,
-                        household: id,
-                        closed_at: at.0,
-                    }),
-                    Some(_) => {}
-                    None => {
-                        tracing::warn!(household = %id, "retention: document not readable; kept")
-                    }
-                }
+            let doc = crate::snapshot::load_stored(&stored).ok();
+            // Station work (ADR 0021) is not closed; an admin erases it by id.
+            if let Some(Ok((doorstep_core::doc::DocKind::Work(_), _, _))) =
+                doc.as_ref().map(doorstep_core::doc::document_header)
+            {
+                return Ok(());
             }
-        }
+            match doc.and_then(|doc| doorstep_core::doc::closed_at(&doc).ok()) {
+                Some(Some(at)) if at.0 <= cutoff => expired.push(Expired {
+                    station,
+                    household: id,
+                    closed_at: at.0,
+                }),
+                Some(_) => {}
+                None => tracing::warn!(household = %id, "retention: document not readable; kept"),
+            }
+            Ok(())
+        })?;
     }
     expired.sort_by_key(|e| (e.closed_at, e.household));
     if !dry_run {

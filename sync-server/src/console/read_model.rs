@@ -225,29 +225,24 @@ pub fn catch_up<S: ServerStore>(
     let held: std::collections::HashMap<HouseholdId, u64> =
         store.read_model_seqs(station)?.into_iter().collect();
     let mut out = Refreshed::default();
-    let mut after = None;
-    loop {
-        let ids = store.list_documents(station, after, 256, None)?;
-        let Some(last) = ids.last() else { break };
-        after = Some(*last);
-        for id in ids {
-            if held
-                .get(&id)
-                .is_some_and(|s| *s >= store.document_seq(id).unwrap_or(u64::MAX))
-            {
-                continue;
-            }
-            match refresh_one(store, id) {
-                Ok(true) => out.households += 1,
-                Ok(false) => {}
-                Err(ReadModelError::Unloadable) => {
-                    tracing::warn!(doc = %id, "read model: stored document does not load");
-                    out.skipped += 1;
-                }
-                Err(e) => return Err(e),
-            }
+    crate::store::for_each_document(store, station, |id| -> Result<(), ReadModelError> {
+        if held
+            .get(&id)
+            .is_some_and(|s| *s >= store.document_seq(id).unwrap_or(u64::MAX))
+        {
+            return Ok(());
         }
-    }
+        match refresh_one(store, id) {
+            Ok(true) => out.households += 1,
+            Ok(false) => {}
+            Err(ReadModelError::Unloadable) => {
+                tracing::warn!(doc = %id, "read model: stored document does not load");
+                out.skipped += 1;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -221,6 +221,33 @@ pub struct WriteStats {
     pub queued: usize,
 }
 
+/// Walk a station's documents — households and station work, not the station document —
+/// in id order, reading 256 ids from the store at a time; `each` ends the walk early by
+/// returning an error. For the admin's sweeps (retention, bulk assignment, the console's
+/// catch-up), which must not hold a whole station's ids at once.
+pub fn for_each_document<S, E>(
+    store: &S,
+    station: StationId,
+    mut each: impl FnMut(HouseholdId) -> Result<(), E>,
+) -> Result<(), E>
+where
+    S: ServerStore + ?Sized,
+    E: From<StoreError>,
+{
+    let station_doc = doorstep_core::doc::station::station_doc_id(station);
+    let mut after = None;
+    loop {
+        let ids = store.list_documents(station, after, 256, None)?;
+        let Some(last) = ids.last().copied() else {
+            return Ok(());
+        };
+        after = Some(last);
+        for id in ids.into_iter().filter(|id| *id != station_doc) {
+            each(id)?;
+        }
+    }
+}
+
 /// Everything the sync server stores. Implementations must make `commit` atomic, give each
 /// station gap-free, strictly increasing sequence numbers in commit order, and deduplicate
 /// changes by hash.
