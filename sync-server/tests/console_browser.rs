@@ -265,7 +265,8 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     assert_eq!(visits, "2");
     assert_eq!(
         c.find_all(Locator::Css("svg.chart")).await.unwrap().len(),
-        6
+        7,
+        "visits by kind, worker, village; households by category; needs; inquiries; activities"
     );
     shot(&c, "06b-report").await;
 

@@ -67,6 +67,25 @@ async fn the_monthly_report_equals_an_independent_count() {
         },
     )
     .unwrap();
+    // Group activities (ADR 0021): two in November on two phones (one counted, one not),
+    // one on the first of December.
+    let activity = |s: &Store, kind: &str, date: &str, count: Option<u32>| {
+        s.create_activity(&NewActivity {
+            activity_type: kind.into(),
+            date: Date::parse(date).unwrap(),
+            place: "石桥小学".into(),
+            target_group: "三至五年级学生".into(),
+            attendee_count: count,
+            partners: vec!["县交警大队".into()],
+            materials: Vec::new(),
+            resources: Vec::new(),
+            narrative: String::new(),
+        })
+        .unwrap()
+    };
+    activity(w01, "activity.safety.traffic", "2026-11-20", Some(45));
+    activity(w03, "activity.elderly_care", "2026-11-30", None);
+    activity(w03, "activity.safety.traffic", "2026-12-01", Some(30));
     for _ in 0..2 {
         for (_, s, t) in &st.devices {
             t.sync(s).await.unwrap();
@@ -172,7 +191,29 @@ async fn the_monthly_report_equals_an_independent_count() {
         assert_eq!(r.follow_ups_done, done, "{month}");
         assert_eq!(r.follow_ups_overdue, overdue, "{month}");
         assert_eq!(r.cards_issued, 0);
+        // Activities, from the phone's own list of the month.
+        let (y, m) = month.split_once('-').unwrap();
+        let held = phone
+            .activities_in_month(y.parse().unwrap(), m.parse().unwrap())
+            .unwrap();
+        let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+        for a in &held {
+            let label = &vocabulary.lookup(&a.activity_type).unwrap().label_zh;
+            *by_type
+                .entry(format!("{label} {}", a.activity_type))
+                .or_default() += 1;
+        }
+        assert_eq!(r.activities, held.len() as u64, "{month}");
+        assert_eq!(
+            r.activity_attendees,
+            held.iter()
+                .map(|a| u64::from(a.attendee_count.unwrap_or(0)))
+                .sum::<u64>(),
+            "{month}"
+        );
+        assert_eq!(tally(&r.activities_by_type), by_type, "{month}");
         if month == "2026-11" {
+            assert_eq!((r.activities, r.activity_attendees), (2, 45));
             // The 23:30 visit is November's; the 00:10 one is not, though it is in UTC.
             assert_eq!(r.visits, 3);
             assert_eq!(by_worker.get("W03"), Some(&1));
@@ -233,6 +274,10 @@ async fn the_monthly_report_equals_an_independent_count() {
         page.contains(&format!("<td id=\"n-visits\">{}</td>", r.visits)),
         "{page}"
     );
+    assert!(
+        page.contains(&format!("<td id=\"n-activities\">{}</td>", r.activities)),
+        "{page}"
+    );
     assert!(page.contains("<svg"), "charts are inline SVG");
     let csv = String::from_utf8(
         fetch(&client, &url, &session, "/console/report.csv?month=2026-11").await,
@@ -246,6 +291,7 @@ async fn the_monthly_report_equals_an_independent_count() {
     let got: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().skip(1).collect();
     assert_eq!(got, expected);
     assert!(got.contains(&"visits,total,3"));
+    assert!(got.contains(&"activities,total,2"), "{got:?}");
     let xlsx = fetch(
         &client,
         &url,

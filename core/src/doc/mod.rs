@@ -153,6 +153,12 @@ pub fn closed_at(doc: &Automerge) -> Result<Option<crate::model::time::Timestamp
         .map(|v| v.provenance.at))
 }
 
+/// An activity document read whole (for the server's read model: the monthly report counts
+/// activities and their attendees; ADR 0021).
+pub fn read_activity_document(doc: &Automerge) -> Result<crate::model::station_work::Activity> {
+    work::read_activity(doc)
+}
+
 /// The village a household's case file shows (its shown version; empty if none), for the
 /// server's assignment of a village's households (ADR 0019).
 pub fn village(doc: &Automerge) -> Result<String> {

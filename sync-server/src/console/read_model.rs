@@ -8,7 +8,7 @@ use doorstep_core::read_model::{read_case_file, CaseFile};
 use doorstep_core::{HouseholdId, NeedStatus, StationId};
 
 use crate::snapshot;
-use crate::store::console::{FactRow, FollowUpRow, HouseholdRow, ReadModelDoc, VisitRow};
+use crate::store::console::{FactRow, FollowUpRow, HouseholdRow, ReadModelDoc, VisitRow, WorkRow};
 use crate::store::{ServerStore, StoreError};
 
 /// Why a document could not be read into the read model.
@@ -175,15 +175,21 @@ pub fn refresh_accepted<'a, S: ServerStore>(
 ) {
     let mut rows = Vec::new();
     for (id, doc, seq) in docs {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_case_file(doc))) {
-            Ok(Ok(file)) => rows.push(rows_of(&file, seq)),
-            // The station document, or a household the validator let through that the
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_any(doc, seq)));
+        match read {
+            Ok(Some(Rows::Household(r))) => rows.push(*r),
+            Ok(Some(Rows::Work(w))) => {
+                if let Err(e) = store.put_work(&w) {
+                    tracing::warn!(doc = %id, error = %e, "read model not updated");
+                }
+            }
+            // The station document, or a document the validator let through that the
             // reader refuses: not listed.
-            Ok(Err(_)) => {}
+            Ok(None) => {}
             Err(_) => tracing::warn!(doc = %id, "read model: reading the document panicked"),
         }
     }
-    // One transaction for what one sync committed (not one per household).
+    // One transaction for the households one sync committed (not one per household).
     if rows.is_empty() {
         return;
     }
@@ -192,7 +198,50 @@ pub fn refresh_accepted<'a, S: ServerStore>(
     }
 }
 
-/// Read one stored document into the read model. False if it is not a household document.
+/// What the read model holds of a document of either kind.
+enum Rows {
+    Household(Box<ReadModelDoc>),
+    Work(WorkRow),
+}
+
+/// Read a document for the read model: `None` for the station document and for a document
+/// this version does not read.
+fn read_any(doc: &Automerge, seq: u64) -> Option<Rows> {
+    use doorstep_core::doc::{document_header, read_activity_document, DocKind};
+    use doorstep_core::WorkKind;
+    match document_header(doc).ok()? {
+        (DocKind::Household, _, _) => read_case_file(doc)
+            .ok()
+            .map(|file| Rows::Household(Box::new(rows_of(&file, seq)))),
+        (DocKind::Work(kind), id, station) => {
+            let facts = match kind {
+                // One fact per activity: its date, type code and counted attendance.
+                WorkKind::Activity => {
+                    let a = read_activity_document(doc).ok()?;
+                    vec![FactRow {
+                        doc: id,
+                        fact: "activity".to_owned(),
+                        item: *id.as_uuid(),
+                        day: a.date.to_string(),
+                        dim1: a.activity_type,
+                        dim2: a.attendee_count.map(|n| n.to_string()).unwrap_or_default(),
+                    }]
+                }
+                WorkKind::Resource => Vec::new(),
+            };
+            Some(Rows::Work(WorkRow {
+                doc: id,
+                station,
+                seq,
+                kind: kind.as_str().to_owned(),
+                facts,
+            }))
+        }
+    }
+}
+
+/// Read one stored document into the read model. False if it is neither a household nor
+/// station work (the station document), or does not read.
 pub fn refresh_one<S: ServerStore>(store: &S, id: HouseholdId) -> Result<bool, ReadModelError> {
     let seq = store.document_seq(id)?;
     let Some(stored) = store.load_document(id)? else {
@@ -201,12 +250,16 @@ pub fn refresh_one<S: ServerStore>(store: &S, id: HouseholdId) -> Result<bool, R
     let doc = std::panic::catch_unwind(|| snapshot::load_stored(&stored))
         .map_err(|_| ReadModelError::Unloadable)?
         .map_err(|_| ReadModelError::Unloadable)?;
-    match read_case_file(&doc) {
-        Ok(file) => {
-            store.put_read_model(&rows_of(&file, seq))?;
+    match read_any(&doc, seq) {
+        Some(Rows::Household(r)) => {
+            store.put_read_model(&r)?;
             Ok(true)
         }
-        Err(_) => Ok(false),
+        Some(Rows::Work(w)) => {
+            store.put_work(&w)?;
+            Ok(true)
+        }
+        None => Ok(false),
     }
 }
 

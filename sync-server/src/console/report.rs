@@ -8,7 +8,8 @@
 //! unambiguously means, other text as written; needs and inquiries recorded that
 //! month (their creation in station time) and how many of them are met / answered now;
 //! cards issued that month; follow-ups due that month, done, and overdue (still open, due
-//! before today).
+//! before today); group activities held that month (their date), by type, and the
+//! attendance they counted (ADR 0021).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -100,6 +101,10 @@ pub struct Report {
     pub follow_ups_due: u64,
     pub follow_ups_done: u64,
     pub follow_ups_overdue: u64,
+    pub activities: u64,
+    /// Attendance the month's activities counted (an activity without a count adds 0).
+    pub activity_attendees: u64,
+    pub activities_by_type: Tally,
 }
 
 /// Count a station's month. `today` (station time) decides what is overdue.
@@ -133,6 +138,7 @@ pub fn monthly<S: ServerStore>(
         (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let (mut needs, mut topics) = (BTreeMap::new(), BTreeMap::new());
     let mut visited: BTreeSet<HouseholdId> = BTreeSet::new();
+    let mut activity_types: BTreeMap<String, u64> = BTreeMap::new();
     for f in store.facts_between(station, &from, &to)? {
         match f.fact.as_str() {
             "visit" => {
@@ -160,6 +166,11 @@ pub fn monthly<S: ServerStore>(
                 *topics.entry(f.dim1.clone()).or_insert(0) += 1;
             }
             "card" => r.cards_issued += 1,
+            "activity" => {
+                r.activities += 1;
+                r.activity_attendees += f.dim2.parse::<u64>().unwrap_or(0);
+                *activity_types.entry(f.dim1.clone()).or_insert(0) += 1;
+            }
             _ => {}
         }
     }
@@ -167,6 +178,13 @@ pub fn monthly<S: ServerStore>(
         tracing::warn!(station = %station, error = %e, "the station's vocabulary was not read; the report uses the built-in one");
         doorstep_core::Vocabulary::builtin()
     });
+    let mut by_type = BTreeMap::new();
+    for (code, n) in activity_types {
+        *by_type
+            .entry(category_item(&vocabulary, &code))
+            .or_insert(0) += n;
+    }
+    r.activities_by_type = tally(by_type);
     let mut categories = BTreeMap::new();
     for doc in &visited {
         if let Some((_, cats)) = households.get(doc) {
@@ -236,6 +254,12 @@ pub fn rows(r: &Report) -> Vec<(&'static str, String, u64)> {
             "total".to_owned(),
             r.follow_ups_overdue,
         ),
+        ("activities", "total".to_owned(), r.activities),
+        (
+            "activity_attendees",
+            "total".to_owned(),
+            r.activity_attendees,
+        ),
     ];
     for (section, t) in [
         ("visits_by_kind", &r.visits_by_kind),
@@ -247,6 +271,7 @@ pub fn rows(r: &Report) -> Vec<(&'static str, String, u64)> {
         ),
         ("needs_by_category", &r.needs_by_category),
         ("inquiries_by_topic", &r.inquiries_by_topic),
+        ("activities_by_type", &r.activities_by_type),
     ] {
         out.extend(t.iter().map(|(k, n)| (section, k.clone(), *n)));
     }

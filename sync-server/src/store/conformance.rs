@@ -687,6 +687,41 @@ pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
     seqs.sort_by_key(|(_, q)| *q);
     assert_eq!(seqs, vec![(a.household.doc, 9), (b.household.doc, 10)]);
 
+    // Station work (ADR 0021): its row and facts, never replaced by an older state, listed
+    // with the households' sequences, counted by the report's facts.
+    let activity = HouseholdId::new();
+    let work = |seq: u64, day: &str| console::WorkRow {
+        doc: activity,
+        station,
+        seq,
+        kind: "activity".into(),
+        facts: vec![console::FactRow {
+            doc: activity,
+            fact: "activity".into(),
+            item: *activity.as_uuid(),
+            day: day.into(),
+            dim1: "activity.safety.traffic".into(),
+            dim2: "45".into(),
+        }],
+    };
+    assert!(s.put_work(&work(6, "2026-11-20")).unwrap());
+    assert!(!s.put_work(&work(5, "2026-11-02")).unwrap(), "older");
+    let facts = s
+        .facts_between(station, "2026-11-01", "2026-11-30")
+        .unwrap();
+    let days: Vec<&str> = facts
+        .iter()
+        .filter(|f| f.fact == "activity")
+        .map(|f| f.day.as_str())
+        .collect();
+    assert_eq!(days, ["2026-11-20"]);
+    assert!(s.put_work(&work(7, "2026-11-21")).unwrap(), "newer");
+    let facts = s
+        .facts_between(station, "2026-11-01", "2026-11-30")
+        .unwrap();
+    assert_eq!(facts.iter().filter(|f| f.fact == "activity").count(), 1);
+    assert!(s.read_model_seqs(station).unwrap().contains(&(activity, 7)));
+
     s.clear_read_model(station).unwrap();
     assert!(list(HouseholdFilter::default()).is_empty());
     assert_eq!(

@@ -64,13 +64,27 @@ pub struct FollowUpRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FactRow {
     pub doc: HouseholdId,
-    /// `visit`, `need`, `inquiry` or `card`.
+    /// `visit`, `need`, `inquiry` or `card` (of a household document); `activity` (of an
+    /// activity document: `day` its date, `dim1` its type code, `dim2` how many attended,
+    /// empty if not counted).
     pub fact: String,
     pub item: Uuid,
     /// `YYYY-MM-DD` in the station's time zone.
     pub day: String,
     pub dim1: String,
     pub dim2: String,
+}
+
+/// What the read model holds of one station-work document (ADR 0021) as of log sequence
+/// `seq`: its kind, and for an activity its one `activity` fact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkRow {
+    pub doc: HouseholdId,
+    pub station: StationId,
+    pub seq: u64,
+    /// `activity` or `resource`.
+    pub kind: String,
+    pub facts: Vec<FactRow>,
 }
 
 /// Everything the read model holds of one household document.
@@ -242,6 +256,9 @@ pub trait ConsoleStore {
     /// (those one sync committed; taken in id order, so two transactions never wait on
     /// each other's rows). One flag per document, in the order given.
     fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>>;
+    /// Replace what the read model holds of a station-work document, unless it holds a
+    /// newer state already or the document was erased. True if it was written.
+    fn put_work(&self, row: &WorkRow) -> StoreResult<bool>;
     /// Forget a station's read model (before a rebuild).
     fn clear_read_model(&self, station: StationId) -> StoreResult<()>;
     /// The sequence each document of a station was last read at.
@@ -392,6 +409,7 @@ macro_rules! delegate_console {
 
 delegate_console! {
     fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>>;
+    fn put_work(&self, row: &WorkRow) -> StoreResult<bool>;
     fn clear_read_model(&self, station: StationId) -> StoreResult<()>;
     fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>>;
     fn households(&self, station: StationId, filter: &HouseholdFilter) -> StoreResult<Vec<HouseholdRow>>;

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0008_search_rows.sql"),
     include_str!("migrations/postgres/0009_county_accounts.sql"),
     include_str!("migrations/postgres/0010_document_kind.sql"),
+    include_str!("migrations/postgres/0011_work_read_model.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -778,6 +779,7 @@ impl ServerStore for PostgresStore {
             "rm_visits",
             "rm_follow_ups",
             "rm_facts",
+            "rm_work",
         ] {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&d])?;
         }

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_search_rows.sql"),
     include_str!("migrations/0009_county_accounts.sql"),
     include_str!("migrations/0010_document_kind.sql"),
+    include_str!("migrations/0011_work_read_model.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).

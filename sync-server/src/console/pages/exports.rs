@@ -293,6 +293,7 @@ pub(in crate::console) async fn report<S: ServerStore>(
             ("chart_category", &r.households_visited_by_category),
             ("chart_needs", &r.needs_by_category),
             ("chart_topics", &r.inquiries_by_topic),
+            ("chart_activities", &r.activities_by_type),
         ]
         .iter()
         .map(|(title, data)| {

@@ -122,7 +122,17 @@ fn put_one(tx: &mut ::postgres::Transaction<'_>, m: &ReadModelDoc) -> StoreResul
             ],
         )?;
     }
-    for f in &m.facts {
+    put_facts(tx, &doc, &station, &m.facts)?;
+    Ok(true)
+}
+
+fn put_facts(
+    tx: &mut ::postgres::Transaction<'_>,
+    doc: &str,
+    station: &str,
+    facts: &[FactRow],
+) -> StoreResult<()> {
+    for f in facts {
         tx.execute(
             "INSERT INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -137,10 +147,38 @@ fn put_one(tx: &mut ::postgres::Transaction<'_>, m: &ReadModelDoc) -> StoreResul
             ],
         )?;
     }
-    Ok(true)
+    Ok(())
 }
 
 impl ConsoleStore for PostgresStore {
+    fn put_work(&self, w: &WorkRow) -> StoreResult<bool> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let (doc, station) = (w.doc.to_string(), w.station.to_string());
+        let held = tx.query_opt(
+            "SELECT seq FROM rm_work WHERE doc_id = $1 FOR UPDATE",
+            &[&doc],
+        )?;
+        if held.is_some_and(|r| r.get::<_, i64>(0) > w.seq as i64) {
+            return Ok(false);
+        }
+        if tx
+            .query_opt("SELECT 1 FROM erasures WHERE doc_id = $1", &[&doc])?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM rm_facts WHERE doc_id = $1", &[&doc])?;
+        tx.execute(
+            "INSERT INTO rm_work (doc_id, station_id, seq, kind) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (doc_id) DO UPDATE SET seq = EXCLUDED.seq, kind = EXCLUDED.kind",
+            &[&doc, &station, &(w.seq as i64), &w.kind],
+        )?;
+        put_facts(&mut tx, &doc, &station, &w.facts)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
@@ -160,7 +198,13 @@ impl ConsoleStore for PostgresStore {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
         let s = station.to_string();
-        for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
+        for table in [
+            "rm_households",
+            "rm_visits",
+            "rm_follow_ups",
+            "rm_facts",
+            "rm_work",
+        ] {
             tx.execute(&format!("DELETE FROM {table} WHERE station_id = $1"), &[&s])?;
         }
         tx.commit()?;
@@ -170,7 +214,8 @@ impl ConsoleStore for PostgresStore {
     fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>> {
         let mut c = self.pool.get()?;
         c.query(
-            "SELECT doc_id, seq FROM rm_households WHERE station_id = $1",
+            "SELECT doc_id, seq FROM rm_households WHERE station_id = $1
+             UNION ALL SELECT doc_id, seq FROM rm_work WHERE station_id = $1",
             &[&station.to_string()],
         )?
         .iter()

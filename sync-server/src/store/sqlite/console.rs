@@ -131,6 +131,8 @@ pub(super) fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
         .execute([doc])?;
     conn.prepare_cached("DELETE FROM rm_facts WHERE doc_id = ?1")?
         .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_work WHERE doc_id = ?1")?
+        .execute([doc])?;
     Ok(())
 }
 
@@ -198,18 +200,53 @@ fn put_one(conn: &Connection, m: &ReadModelDoc) -> StoreResult<bool> {
         let (id, assignee) = (f.follow_up.to_string(), f.assignee.to_string());
         follow_up.execute(params![doc, id, station, f.what, f.due, assignee, f.status])?;
     }
+    put_facts(conn, &doc, &station, &m.facts)?;
+    Ok(true)
+}
+
+fn put_facts(conn: &Connection, doc: &str, station: &str, facts: &[FactRow]) -> StoreResult<()> {
     let mut fact = conn.prepare_cached(
         "INSERT OR REPLACE INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
-    for f in &m.facts {
+    for f in facts {
         let item = f.item.to_string();
         fact.execute(params![doc, f.fact, item, station, f.day, f.dim1, f.dim2])?;
     }
+    Ok(())
+}
+
+/// The read-model rows of a station-work document, replaced unless newer ones are held.
+fn put_work_row(conn: &Connection, w: &WorkRow) -> StoreResult<bool> {
+    let (doc, station) = (w.doc.to_string(), w.station.to_string());
+    let held: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM rm_work WHERE doc_id = ?1")?
+        .query_row([&doc], |r| r.get(0))
+        .optional()?;
+    if held.is_some_and(|s| s > w.seq as i64) {
+        return Ok(false);
+    }
+    let erased: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM erasures WHERE doc_id = ?1")?
+        .query_row([&doc], |r| r.get(0))
+        .optional()?;
+    if erased.is_some() {
+        return Ok(false);
+    }
+    delete_doc(conn, &doc)?;
+    conn.prepare_cached(
+        "INSERT INTO rm_work (doc_id, station_id, seq, kind) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![doc, station, w.seq as i64, w.kind])?;
+    put_facts(conn, &doc, &station, &w.facts)?;
     Ok(true)
 }
 
 impl ConsoleStore for SqliteStore {
+    fn put_work(&self, row: &WorkRow) -> StoreResult<bool> {
+        self.write(|conn| put_work_row(conn, row))
+    }
+
     fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>> {
         let mut order: Vec<usize> = (0..docs.len()).collect();
         order.sort_by_key(|&i| docs[i].household.doc);
@@ -231,6 +268,7 @@ impl ConsoleStore for SqliteStore {
                 "rm_visits",
                 "rm_follow_ups",
                 "rm_facts",
+                "rm_work",
             ] {
                 conn.execute(&format!("DELETE FROM {table} WHERE station_id = ?1"), [&s])?;
             }
@@ -240,8 +278,10 @@ impl ConsoleStore for SqliteStore {
 
     fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>> {
         let conn = self.reader();
-        let mut stmt =
-            conn.prepare("SELECT doc_id, seq FROM rm_households WHERE station_id = ?1")?;
+        let mut stmt = conn.prepare(
+            "SELECT doc_id, seq FROM rm_households WHERE station_id = ?1
+                          UNION ALL SELECT doc_id, seq FROM rm_work WHERE station_id = ?1",
+        )?;
         let rows = stmt
             .query_map([station.to_string()], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
