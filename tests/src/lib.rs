@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod fuzzing;
+pub mod in_process;
 pub mod pages;
 pub mod proxy;
 pub mod raw_device;

@@ -25,10 +25,10 @@ use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjType, ReadDoc, ROOT};
 use doorstep_core::protocol::*;
 use doorstep_core::*;
-use doorstep_server::credentials;
-use doorstep_server::store::{DeviceAuth, ServerStore, StoredDocument};
+use doorstep_server::store::{ServerStore, StoredDocument};
 use doorstep_server::sync::SyncService;
 use doorstep_server::SqliteStore;
+use doorstep_tests::in_process::{device_store, enrol, env_u64, sync_in_process, Rng};
 use uuid::Uuid;
 
 const DEFAULT_REQUESTS: u64 = 10_000;
@@ -39,81 +39,11 @@ const REVOKED_REPLAYS: usize = 20;
 /// How many variants of each forged change are prepared (requests draw from these pools).
 const POOL: usize = 24;
 
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    Some(
-        v.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
-    )
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-    fn uuid(&mut self) -> Uuid {
-        let hi = u128::from(self.next());
-        let lo = u128::from(self.next());
-        uuid::Builder::from_random_bytes(((hi << 64) | lo).to_be_bytes()).into_uuid()
-    }
-}
-
 fn station_doc(station: StationId) -> HouseholdId {
     HouseholdId::from_uuid(*station.as_uuid())
 }
 
 // ----- an in-process server and devices -----------------------------------------------------
-
-fn enrol(store: &SqliteStore, station: StationId, label: &str) -> DeviceAuth {
-    let worker = store.add_worker(station, label, 0).unwrap();
-    store
-        .set_team(
-            worker,
-            Some(&doorstep_core::TeamName::new("station").unwrap()),
-            0,
-        )
-        .unwrap();
-    let (_, code) = credentials::enroll_device(store, worker, 0).unwrap();
-    credentials::redeem_code(store, &code, 0)
-        .unwrap()
-        .unwrap()
-        .0
-}
-
-fn device_store(dir: &std::path::Path, name: &str, auth: &DeviceAuth) -> Store {
-    let mut o = StoreOptions::new(
-        dir.join(name),
-        StoreKey::Raw([9; 32]),
-        auth.worker,
-        auth.station,
-    );
-    o.device = Some(auth.device);
-    o.durability = Durability::Relaxed;
-    Store::open(o).unwrap()
-}
-
-fn sync_in_process(service: &SyncService<SqliteStore>, auth: &DeviceAuth, store: &Store) {
-    for _ in 0..100 {
-        let req = store.build_sync_request(1 << 20).unwrap();
-        let resp = service.sync(auth, &req).unwrap();
-        if !store.apply_response(&resp).unwrap().more {
-            return;
-        }
-    }
-    panic!("sync did not finish");
-}
 
 // ----- what the attacker holds and what must never leak -------------------------------------
 
@@ -447,7 +377,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
     ];
     let weights = [10, 10, 10, 8, 6, 8, 8, 6, 12, 10, 10, 1, 1];
     let total: u32 = weights.iter().sum();
-    let mut x = (rng.next() % u64::from(total)) as u32;
+    let mut x = (rng.next_u64() % u64::from(total)) as u32;
     let mut k = 0;
     while x >= weights[k] {
         x -= weights[k];
@@ -499,7 +429,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
             ),
             4 => {
                 let len = rng.below(64);
-                let garbage: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let garbage: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 pair_of("garbage bytes", vec![garbage]);
             }
             5 => {
@@ -579,7 +509,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
         0 => Cursor::default(),
         1 => Cursor {
             epoch,
-            seq: rng.next() % 64,
+            seq: rng.next_u64() % 64,
             phase: Phase::Log,
         },
         2 => Cursor {
@@ -595,7 +525,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
         },
         3 => Cursor {
             epoch: rng.uuid(),
-            seq: rng.next(),
+            seq: rng.next_u64(),
             phase: Phase::Log,
         },
         _ => cursor,
@@ -605,7 +535,7 @@ fn generate(rng: &mut Rng, f: &Forge, cursor: Cursor, epoch: Uuid, pair: &mut us
         req: SyncRequest {
             signer: None,
             cursor,
-            budget: rng.next() as u32,
+            budget: rng.next_u64() as u32,
             push,
             accesses: Vec::new(),
         },
@@ -754,8 +684,8 @@ fn a_missing_dependency_does_not_tell_absent_from_forbidden() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("server")).unwrap());
     let sa = store.create_station("A站", 0).unwrap();
     let sb = store.create_station("B站", 0).unwrap();
-    let auth_a = enrol(&store, sa, "A1");
-    let auth_b = enrol(&store, sb, "B1");
+    let auth_a = enrol(&store, sa, "A1", Some("station"));
+    let auth_b = enrol(&store, sb, "B1", Some("station"));
     let service = SyncService::new(store.clone(), 64);
     let b = device_store(dir.path(), "b.db", &auth_b);
     let hb = station_b_content(&b)[0];
@@ -817,8 +747,8 @@ async fn station_a_cannot_reach_station_b() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("server")).unwrap());
     let sa = store.create_station("A站", 0).unwrap();
     let sb = store.create_station("B站", 0).unwrap();
-    let auth_a = enrol(&store, sa, "A1");
-    let auth_b = enrol(&store, sb, "B1");
+    let auth_a = enrol(&store, sa, "A1", Some("station"));
+    let auth_b = enrol(&store, sb, "B1", Some("station"));
     let service = SyncService::new(store.clone(), 64);
     let a = device_store(dir.path(), "a.db", &auth_a);
     let b = device_store(dir.path(), "b.db", &auth_b);

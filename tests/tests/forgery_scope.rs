@@ -21,10 +21,10 @@ use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ReadDoc, ROOT};
 use doorstep_core::protocol::*;
 use doorstep_core::*;
-use doorstep_server::credentials;
-use doorstep_server::store::{DeviceAuth, ServerStore};
+use doorstep_server::store::ServerStore;
 use doorstep_server::sync::SyncService;
 use doorstep_server::SqliteStore;
+use doorstep_tests::in_process::{device_store, enrol, env_u64, sync_in_process, Rng};
 use uuid::Uuid;
 
 const DEFAULT_REQUESTS: u64 = 10_000;
@@ -38,66 +38,6 @@ const SECRETS: [&str; 3] = [
 /// Typed by the colleague into the household after it was reassigned away from the attacker.
 const AFTER_HANDOVER: &str = "交接后才写的记录-6b20";
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    Some(
-        v.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
-    )
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn uuid(&mut self) -> Uuid {
-        let hi = u128::from(self.next());
-        let lo = u128::from(self.next());
-        uuid::Builder::from_random_bytes(((hi << 64) | lo).to_be_bytes()).into_uuid()
-    }
-}
-
-fn enrol(store: &SqliteStore, station: StationId, label: &str) -> DeviceAuth {
-    let worker = store.add_worker(station, label, 0).unwrap();
-    let (_, code) = credentials::enroll_device(store, worker, 0).unwrap();
-    credentials::redeem_code(store, &code, 0)
-        .unwrap()
-        .unwrap()
-        .0
-}
-
-fn device_store(dir: &std::path::Path, name: &str, auth: &DeviceAuth) -> Store {
-    let mut o = StoreOptions::new(
-        dir.join(name),
-        StoreKey::Raw([7; 32]),
-        auth.worker,
-        auth.station,
-    );
-    o.device = Some(auth.device);
-    o.durability = Durability::Relaxed;
-    Store::open(o).unwrap()
-}
-
-fn sync_in_process(service: &SyncService<SqliteStore>, auth: &DeviceAuth, store: &Store) {
-    for _ in 0..100 {
-        let req = store.build_sync_request(1 << 20).unwrap();
-        let resp = service.sync(auth, &req).unwrap();
-        if !store.apply_response(&resp).unwrap().more {
-            return;
-        }
-    }
-    panic!("sync did not finish");
-}
 
 fn household(store: &Store, code: &str, secret: &str) -> HouseholdId {
     let hh = store
@@ -168,8 +108,8 @@ fn a_worker_cannot_reach_households_outside_their_caseload() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("server")).unwrap());
     let st = store.create_station("石桥镇社工站", 0).unwrap();
-    let auth_a = enrol(&store, st, "A01");
-    let auth_c = enrol(&store, st, "C01");
+    let auth_a = enrol(&store, st, "A01", None);
+    let auth_c = enrol(&store, st, "C01", None);
     let service = SyncService::new(store.clone(), 64);
     let a = device_store(dir.path(), "a.db", &auth_a);
     let c = device_store(dir.path(), "c.db", &auth_c);
