@@ -884,8 +884,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 let r = doorstep_server::console::read_model::rebuild(&store, s)
                     .map_err(|e| e.to_string())?;
                 println!(
-                    "station {s}: {} households read, {} documents did not load",
-                    r.households, r.skipped
+                    "station {s}: {} documents read (households and station work), {} did not load",
+                    r.documents, r.skipped
                 );
             }
             Ok(())

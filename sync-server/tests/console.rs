@@ -526,7 +526,7 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
     };
     let before = st.store.households(st.station, &all).unwrap();
     let r = read_model::rebuild(st.store.as_ref(), st.station).unwrap();
-    assert_eq!(r.households, 2);
+    assert_eq!(r.documents, 2);
     assert_eq!(st.store.households(st.station, &all).unwrap(), before);
 }
 

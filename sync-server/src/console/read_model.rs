@@ -266,7 +266,8 @@ pub fn refresh_one<S: ServerStore>(store: &S, id: HouseholdId) -> Result<bool, R
 /// What a rebuild or catch-up did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Refreshed {
-    pub households: u64,
+    /// Documents read into it: households and station work.
+    pub documents: u64,
     pub skipped: u64,
 }
 
@@ -286,7 +287,7 @@ pub fn catch_up<S: ServerStore>(
             return Ok(());
         }
         match refresh_one(store, id) {
-            Ok(true) => out.households += 1,
+            Ok(true) => out.documents += 1,
             Ok(false) => {}
             Err(ReadModelError::Unloadable) => {
                 tracing::warn!(doc = %id, "read model: stored document does not load");
@@ -316,8 +317,8 @@ pub fn catch_up_all<S: ServerStore>(store: &S) {
     };
     for (station, _) in stations {
         match catch_up(store, station) {
-            Ok(r) if r.households > 0 || r.skipped > 0 => {
-                tracing::info!(%station, households = r.households, skipped = r.skipped, "read model caught up")
+            Ok(r) if r.documents > 0 || r.skipped > 0 => {
+                tracing::info!(%station, documents = r.documents, skipped = r.skipped, "read model caught up")
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(%station, error = %e, "read model catch-up failed"),
