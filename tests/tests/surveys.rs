@@ -287,7 +287,7 @@ async fn a_published_survey_version_cannot_be_rewritten() {
     raw.store
         .publish_survey_version(survey, &questions())
         .unwrap();
-    let mut doc2 = raw.document(id);
+    let doc2 = raw.document(id);
     let added = doc2.get_changes(&doc.get_heads());
     let resp = post(&server, &e.token, &raw.request(id, &added)).await;
     assert!(resp.errors.is_empty(), "{:?}", resp.errors);

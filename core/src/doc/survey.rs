@@ -118,7 +118,7 @@ fn read_versions_of<R: ReadDoc>(doc: &R) -> Result<Vec<SurveyVersion>> {
             )?,
         });
     }
-    out.sort_by(|a, b| (a.number, a.id).cmp(&(b.number, b.id)));
+    out.sort_by_key(|v| (v.number, v.id));
     Ok(out)
 }
 
