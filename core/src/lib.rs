@@ -46,6 +46,10 @@ pub use model::station_work::{
     Activity, ActivityEdit, ActivitySummary, Attendee, NewActivity, NewResource, Referral,
     Resource, ResourceEdit, ResourceSummary, ResourceText, WorkKind,
 };
+pub use model::survey::{
+    Answer, AnswerCount, AnswerValue, Question, QuestionKind, Respondent, ResponseStatus, Survey,
+    SurveyOption, SurveyResponse, SurveySummary, SurveyVersion,
+};
 pub use model::time::{Date, Timestamp};
 pub use model::values::*;
 pub use model::vocabulary::{

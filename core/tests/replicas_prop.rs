@@ -1,6 +1,7 @@
 //! Property: three replicas doing random operations (visits' companions, benefits,
 //! guardianships, parents' status and care levels among them; a group activity's narrative,
-//! place and partners, and persons' attendance of it (ADR 0021); the second household is one
+//! place and partners, and persons' attendance of it (ADR 0021); persons' responses to a shared needs survey, edited,
+//! withdrawn and filled twice on two replicas (ADR 0022); the second household is one
 //! from before benefits and guardianships, whose collections a first record creates),
 //! exchanging changes in random orders with duplicates and partial deliveries, end with
 //! identical documents, index rows and conflicts — and every live index equals one rebuilt
@@ -38,6 +39,31 @@ const PARENT_STATUSES: [&str; 3] = [
 
 const PLACES: [&str; 3] = ["镇中心小学", "石桥村文化广场", "镇中心小学礼堂"];
 const PARTNERS: [&str; 3] = ["县交警大队", "石桥村村委会", "镇派出所"];
+const LIVING: [&str; 3] = ["alone", "spouse", "children"];
+
+/// The shared station work: an activity and a needs survey (its first version).
+#[derive(Clone, Copy)]
+struct Work {
+    activity: ActivityId,
+    survey: SurveyId,
+    version: SurveyVersionId,
+}
+
+impl Work {
+    fn docs(&self) -> [HouseholdId; 2] {
+        [
+            HouseholdId::from_uuid(*self.activity.as_uuid()),
+            HouseholdId::from_uuid(*self.survey.as_uuid()),
+        ]
+    }
+}
+
+fn living(o: usize) -> Vec<Answer> {
+    vec![Answer {
+        question: "living".into(),
+        value: AnswerValue::Choice(LIVING[o].into()),
+    }]
+}
 
 #[derive(Clone, Debug)]
 enum Action {
@@ -82,6 +108,11 @@ enum Action {
     ActivityPartner(usize, bool),
     /// A person attends the activity (`true`) or the link is removed.
     Attend(usize, bool),
+    /// A person answers the shared survey (an option of its one question).
+    Respond(usize, usize),
+    /// The person's first response gets another answer.
+    EditResponse(usize, usize),
+    WithdrawResponse(usize),
     Sync {
         from: usize,
         to: usize,
@@ -126,6 +157,9 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..PLACES.len()).prop_map(Action::ActivityPlace),
         1 => (0..PARTNERS.len(), any::<bool>()).prop_map(|(p, add)| Action::ActivityPartner(p, add)),
         1 => (0..4usize, any::<bool>()).prop_map(|(p, add)| Action::Attend(p, add)),
+        2 => (0..4usize, 0..LIVING.len()).prop_map(|(p, o)| Action::Respond(p, o)),
+        1 => (0..4usize, 0..LIVING.len()).prop_map(|(p, o)| Action::EditResponse(p, o)),
+        1 => (0..4usize).prop_map(Action::WithdrawResponse),
         3 => (0..3usize, 0..3usize, any::<u64>(), any::<bool>())
             .prop_map(|(from, to, order_seed, duplicate)| Action::Sync { from, to, order_seed, duplicate }),
     ]
@@ -151,8 +185,8 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
 
 /// Deliver `from`'s missing changes to `to` in a scrambled order of single changes,
 /// retrying those whose dependencies have not arrived, with optional duplicates.
-fn scrambled_delivery(from: &Store, to: &Store, seed: u64, duplicate: bool, work: HouseholdId) {
-    for h in from.household_ids().unwrap().into_iter().chain([work]) {
+fn scrambled_delivery(from: &Store, to: &Store, seed: u64, duplicate: bool, work: Work) {
+    for h in from.household_ids().unwrap().into_iter().chain(work.docs()) {
         let have = to.heads(h).unwrap_or_default();
         let mut pending = from.export_changes(h, &have).unwrap();
         if duplicate {
@@ -175,23 +209,20 @@ fn scrambled_delivery(from: &Store, to: &Store, seed: u64, duplicate: bool, work
     }
 }
 
-/// The shared activity's document id.
-fn work_doc(a: ActivityId) -> HouseholdId {
-    HouseholdId::from_uuid(*a.as_uuid())
-}
-
 /// `common::push`, with the station's work.
-fn push_all(from: &Store, to: &Store, activity: ActivityId) {
+fn push_all(from: &Store, to: &Store, work: Work) {
     push(from, to);
-    let doc = work_doc(activity);
-    let have = to.heads(doc).unwrap_or_default();
-    let changes = from.export_changes(doc, &have).unwrap();
-    if !changes.is_empty() {
-        to.apply_changes(doc, &changes).unwrap();
+    for doc in work.docs() {
+        let have = to.heads(doc).unwrap_or_default();
+        let changes = from.export_changes(doc, &have).unwrap();
+        if !changes.is_empty() {
+            to.apply_changes(doc, &changes).unwrap();
+        }
     }
 }
 
-fn run(op: &Op, stores: &[Store], households: &[HouseholdId], activity: ActivityId) {
+fn run(op: &Op, stores: &[Store], households: &[HouseholdId], work: Work) {
+    let activity = work.activity;
     let s = &stores[op.replica];
     let hh = households[op.household];
     let h = s.household(hh).unwrap();
@@ -383,6 +414,24 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId], activity: Activity
             Some(p) => s.edit_person(hh, p, &PersonEdit::RemoveActivity(activity)),
             None => Ok(()),
         },
+        Action::Respond(p, o) => match person(*p) {
+            Some(p) => s
+                .respond_to_survey(hh, p, work.survey, work.version, &living(*o))
+                .map(drop),
+            None => Ok(()),
+        },
+        Action::EditResponse(p, o) => {
+            match person(*p).and_then(|p| h.responses.iter().find(|r| r.person == p)) {
+                Some(r) => s.edit_survey_response(hh, r.id, &living(*o)),
+                None => Ok(()),
+            }
+        }
+        Action::WithdrawResponse(p) => {
+            match person(*p).and_then(|p| h.responses.iter().find(|r| r.person == p)) {
+                Some(r) => s.withdraw_survey_response(hh, r.id),
+                None => Ok(()),
+            }
+        }
         Action::Sync {
             from,
             to,
@@ -390,13 +439,7 @@ fn run(op: &Op, stores: &[Store], households: &[HouseholdId], activity: Activity
             duplicate,
         } => {
             if from != to {
-                scrambled_delivery(
-                    &stores[*from],
-                    &stores[*to],
-                    *order_seed,
-                    *duplicate,
-                    work_doc(activity),
-                );
+                scrambled_delivery(&stores[*from], &stores[*to], *order_seed, *duplicate, work);
             }
             Ok(())
         }
@@ -473,11 +516,20 @@ proptest! {
             resources: vec![],
             narrative: String::new(),
         }).unwrap();
+        let survey = stores[0].create_survey("需求调查", &[Question {
+            id: "living".into(),
+            label: "居住情况".into(),
+            kind: QuestionKind::Single {
+                options: LIVING.iter().map(|c| SurveyOption { code: (*c).into(), label: (*c).into() }).collect(),
+            },
+        }]).unwrap();
+        let version = stores[0].survey(survey).unwrap().versions[0].id;
+        let work = Work { activity, survey, version };
         for i in 1..3 {
-            push_all(&stores[0], &stores[i], activity);
+            push_all(&stores[0], &stores[i], work);
         }
         for op in &ops {
-            run(op, &stores, &households, activity);
+            run(op, &stores, &households, work);
         }
         for s in &stores {
             check_index_matches_rebuild(s, "after the random operations");
@@ -487,7 +539,7 @@ proptest! {
             for i in 0..3 {
                 for j in 0..3 {
                     if i != j {
-                        push_all(&stores[i], &stores[j], activity);
+                        push_all(&stores[i], &stores[j], work);
                     }
                 }
             }
@@ -503,6 +555,9 @@ proptest! {
         let acts: Vec<Activity> = stores.iter().map(|s| s.activity(activity).unwrap()).collect();
         prop_assert_eq!(&acts[0], &acts[1]);
         prop_assert_eq!(&acts[0], &acts[2]);
+        let counts: Vec<Vec<AnswerCount>> = stores.iter().map(|s| s.survey_counts(survey).unwrap()).collect();
+        prop_assert_eq!(&counts[0], &counts[1]);
+        prop_assert_eq!(&counts[0], &counts[2]);
         let parallel: Vec<Vec<ParallelUpdate>> = stores.iter().map(|s| s.parallel_updates(None).unwrap()).collect();
         prop_assert_eq!(&parallel[0], &parallel[1]);
         prop_assert_eq!(&parallel[0], &parallel[2]);

@@ -360,6 +360,9 @@ fn a_store_from_before_schema_8_indexes_the_categories_it_already_held() {
          DROP TABLE ix_resources;
          DROP TABLE ix_attendance;
          DROP TABLE ix_referrals;
+         DROP TABLE ix_surveys;
+         DROP TABLE ix_responses;
+         DROP TABLE ix_survey_answers;
          PRAGMA user_version = 7;"
     ))
     .unwrap();

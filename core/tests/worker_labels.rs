@@ -130,6 +130,9 @@ fn a_store_from_before_schema_7_indexes_the_labels_it_already_held() {
          DROP TABLE IF EXISTS ix_resources;
          DROP TABLE IF EXISTS ix_attendance;
          DROP TABLE IF EXISTS ix_referrals;
+         DROP TABLE IF EXISTS ix_surveys;
+         DROP TABLE IF EXISTS ix_responses;
+         DROP TABLE IF EXISTS ix_survey_answers;
          DELETE FROM meta WHERE key = 'reindex_station';
          PRAGMA user_version = 6;"
     ))
@@ -177,6 +180,9 @@ fn a_store_without_a_station_document_upgrades_to_no_labels() {
          DROP TABLE IF EXISTS ix_resources;
          DROP TABLE IF EXISTS ix_attendance;
          DROP TABLE IF EXISTS ix_referrals;
+         DROP TABLE IF EXISTS ix_surveys;
+         DROP TABLE IF EXISTS ix_responses;
+         DROP TABLE IF EXISTS ix_survey_answers;
          PRAGMA user_version = 6;"
     ))
     .unwrap();

@@ -13,6 +13,7 @@ mod id_number;
 mod observe;
 mod person_details;
 mod station_work;
+mod surveys;
 mod sync;
 mod text;
 mod types;

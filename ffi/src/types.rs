@@ -100,7 +100,7 @@ mirror_enum!(NeedStatus => core::NeedStatus { Open, Referred, Met, Closed, Unrec
 mirror_enum!(InquiryStatus => core::InquiryStatus { Open, Answered, Referred, Unrecognised });
 mirror_enum!(FollowUpStatus => core::FollowUpStatus { Open, Done, Cancelled, Unrecognised });
 mirror_enum!(CardStatus => core::CardStatus { Issued, Replaced, Lost, Void, Unrecognised });
-mirror_enum!(ConflictKind => core::ConflictKind { ConcurrentValues, EditedAfterFinalise });
+mirror_enum!(ConflictKind => core::ConflictKind { ConcurrentValues, EditedAfterFinalise, DuplicateResponse });
 mirror_enum!(
     /// Why the server refused a household's changes (see `UploadStatus::Refused`).
     RefusalCode => core::protocol::DocErrorCode { NotFoundOrForbidden, Malformed, Invalid, MissingDependencies, Unattributed, Finalised }
@@ -817,6 +817,10 @@ pub enum RecordKind {
     Activity,
     /// A resource's own field (likewise).
     Resource,
+    /// A survey's own field (likewise; ADR 0022).
+    Survey,
+    /// A person's response to a survey (a record of the household).
+    Response,
 }
 
 /// A field of a record: `record_id` is `None` for the household's own fields.
@@ -847,6 +851,8 @@ impl FieldRef {
             RecordKind::Guardianship => E::Guardianship(core::GuardianshipId::parse(id()?)?),
             RecordKind::Activity => E::Activity(core::ActivityId::parse(id()?)?),
             RecordKind::Resource => E::Resource(core::ResourceId::parse(id()?)?),
+            RecordKind::Survey => E::Survey(core::SurveyId::parse(id()?)?),
+            RecordKind::Response => E::Response(core::ResponseId::parse(id()?)?),
         };
         Ok(core::FieldRef::new(entity, &self.field))
     }
@@ -867,6 +873,8 @@ impl From<&core::FieldRef> for FieldRef {
             E::Guardianship(_) => RecordKind::Guardianship,
             E::Activity(_) => RecordKind::Activity,
             E::Resource(_) => RecordKind::Resource,
+            E::Survey(_) => RecordKind::Survey,
+            E::Response(_) => RecordKind::Response,
         };
         FieldRef {
             record,

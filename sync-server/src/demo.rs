@@ -335,6 +335,7 @@ pub async fn run(
         let what = match c.kind {
             ConflictKind::ConcurrentValues => "written differently on two phones",
             ConflictKind::EditedAfterFinalise => "edited after the visit was finalised",
+            ConflictKind::DuplicateResponse => "answered twice on two phones",
         };
         println!(
             "  the {} of a {} in HH-000001, {what}:",

@@ -713,7 +713,10 @@ impl Sim {
                 values.sort();
                 let chosen = match c.kind {
                     ConflictKind::EditedAfterFinalise => None,
-                    ConflictKind::ConcurrentValues => values.first().cloned(),
+                    // Keep the first response (by id) of a duplicate, like a value.
+                    ConflictKind::ConcurrentValues | ConflictKind::DuplicateResponse => {
+                        values.first().cloned()
+                    }
                 };
                 self.write(d, h, "resolve", |s| {
                     s.resolve_conflict(h, &c.field, chosen.as_deref())

@@ -47,6 +47,7 @@ pub(crate) fn review<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Revi
             review_record(doc, household, kind, key.as_deref(), &obj, &mut out)?;
         }
     }
+    crate::doc::survey::review_duplicates(doc, household, &mut out)?;
     Ok(out)
 }
 
@@ -186,6 +187,9 @@ pub(crate) fn resolve<T: Transactable>(
             // Accept the merged text as the record: the resolution holds its seal (the
             // finalised visit itself is never written again).
             Some(seal_of(tx, &obj)?)
+        }
+        ConflictKind::DuplicateResponse => {
+            crate::doc::survey::keep_response(tx, &conflict, chosen, p)?
         }
         ConflictKind::ConcurrentValues => {
             let pol = policy(kind, &field.field).ok_or(Error::InvalidInput("unknown field"))?;

@@ -27,6 +27,7 @@ pub(crate) mod conflicts;
 pub(crate) mod identity;
 pub(crate) mod read;
 pub mod station;
+pub mod survey;
 pub mod verify;
 pub(crate) mod work;
 pub(crate) mod write;

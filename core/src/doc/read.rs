@@ -69,6 +69,7 @@ pub(crate) fn read_household<R: ReadDoc>(doc: &R) -> Result<Household> {
         care_level: read_cell(doc, &hh, "care_level")?.map(|l| CareLevel::read(&l)),
         benefits: records(doc, EntityKind::Benefit, read_benefit)?,
         guardianships: records(doc, EntityKind::Guardianship, read_guardianship)?,
+        responses: records(doc, EntityKind::Response, crate::doc::survey::read_response)?,
     })
 }
 

@@ -82,7 +82,15 @@ fn unrecognised(h: &Household) -> Option<&'static str> {
         .chain(h.follow_ups.iter().map(Record::FollowUp))
         .chain(h.cards.iter().map(Record::Card))
         .chain(h.guardianships.iter().map(Record::Guardianship))
+        .chain(h.responses.iter().map(Record::Response))
         .find_map(|r| r.unrecognised())
+        .or_else(|| {
+            // A response is about a person of this household (ADR 0022).
+            h.responses
+                .iter()
+                .any(|r| !h.persons.iter().any(|p| p.id == r.person))
+                .then_some("a survey response about no person of the household")
+        })
 }
 
 /// One record of a household, as read.
@@ -94,6 +102,7 @@ enum Record<'a> {
     FollowUp(&'a crate::model::records::FollowUp),
     Card(&'a crate::model::records::CardIssuance),
     Guardianship(&'a crate::model::records::Guardianship),
+    Response(&'a crate::model::survey::SurveyResponse),
 }
 
 impl Record<'_> {
@@ -115,6 +124,11 @@ impl Record<'_> {
             Record::Inquiry(i) if !i.status.is_recognised() => Some("unknown InquiryStatus"),
             Record::FollowUp(f) if !f.status.is_recognised() => Some("unknown FollowUpStatus"),
             Record::Card(c) if !c.status.is_recognised() => Some("unknown CardStatus"),
+            Record::Response(r)
+                if r.status == crate::model::survey::ResponseStatus::Unrecognised =>
+            {
+                Some("unknown ResponseStatus")
+            }
             _ => None,
         }
     }
@@ -335,9 +349,12 @@ pub fn validate_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
             EntityKind::Guardianship => {
                 Record::Guardianship(&read_guardianship(doc, key, &obj)?).unrecognised()
             }
-            EntityKind::Household | EntityKind::Activity | EntityKind::Resource => {
-                return validate(doc)
-            }
+            // A response is checked with its household's persons and the other responses.
+            EntityKind::Household
+            | EntityKind::Activity
+            | EntityKind::Resource
+            | EntityKind::Survey
+            | EntityKind::Response => return validate(doc),
         };
         if let Some(what) = what {
             return Err(Error::InvalidInput(what));

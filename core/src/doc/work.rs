@@ -31,6 +31,7 @@ pub(crate) const fn entity(kind: WorkKind) -> EntityKind {
     match kind {
         WorkKind::Activity => EntityKind::Activity,
         WorkKind::Resource => EntityKind::Resource,
+        WorkKind::Survey => EntityKind::Survey,
     }
 }
 
@@ -57,7 +58,7 @@ pub(crate) fn id_and_station<R: ReadDoc>(doc: &R) -> Result<(HouseholdId, Statio
     ))
 }
 
-fn root_skeleton<T: Transactable>(
+pub(crate) fn root_skeleton<T: Transactable>(
     tx: &mut T,
     kind: WorkKind,
     id: &str,
@@ -326,6 +327,10 @@ pub(crate) fn review_work<R: ReadDoc>(doc: &R) -> Result<crate::doc::conflicts::
     match kind {
         WorkKind::Activity => read_activity(doc).map(drop)?,
         WorkKind::Resource => read_resource(doc).map(drop)?,
+        WorkKind::Survey => {
+            crate::doc::survey::read_survey(doc)?;
+            crate::doc::survey::frozen_parts(doc)?;
+        }
     }
     let mut review = crate::doc::conflicts::Review::default();
     let obj = record_obj(doc, kind)?;

@@ -37,7 +37,11 @@ pub(crate) fn new_record<T: Transactable>(
     let collection = match get_map(tx, &ROOT, kind.collection())? {
         Some(c) => c,
         // A document made before this kind of record existed (benefits, guardianships).
-        None if matches!(kind, EntityKind::Benefit | EntityKind::Guardianship) => {
+        None if matches!(
+            kind,
+            EntityKind::Benefit | EntityKind::Guardianship | EntityKind::Response
+        ) =>
+        {
             tx.put_object(&ROOT, kind.collection(), ObjType::Map)?
         }
         None => return Err(Error::NotAHousehold("collection missing")),

@@ -115,6 +115,18 @@ id_type!(
     ResourceId, "resource"
 );
 id_type!(
+    /// A needs survey (questionnaire) of a station (its own document, ADR 0022).
+    SurveyId, "survey"
+);
+id_type!(
+    /// One published, frozen version of a survey's questions (ADR 0022).
+    SurveyVersionId, "survey version"
+);
+id_type!(
+    /// One person's answers to one survey (a record of their household, ADR 0022).
+    ResponseId, "response"
+);
+id_type!(
     /// A social worker.
     WorkerId, "worker"
 );

@@ -9,6 +9,7 @@ pub mod provenance;
 pub mod records;
 pub mod role;
 pub mod station_work;
+pub mod survey;
 pub mod time;
 pub mod values;
 pub mod vocabulary;

@@ -19,6 +19,10 @@ pub enum EntityKind {
     Activity,
     /// A resource of the register: the record of a resource document (ADR 0021).
     Resource,
+    /// A needs survey: the record of a survey document (ADR 0022).
+    Survey,
+    /// One person's answers to a survey: a record of the household (ADR 0022).
+    Response,
 }
 
 impl EntityKind {
@@ -40,6 +44,8 @@ impl EntityKind {
             // household's own fields are.
             EntityKind::Activity => "activity",
             EntityKind::Resource => "resource",
+            EntityKind::Survey => "survey",
+            EntityKind::Response => "responses",
         }
     }
 
@@ -57,6 +63,8 @@ impl EntityKind {
             EntityKind::Guardianship => "guardianship",
             EntityKind::Activity => "activity",
             EntityKind::Resource => "resource",
+            EntityKind::Survey => "survey",
+            EntityKind::Response => "response",
         }
     }
 
@@ -71,11 +79,15 @@ impl EntityKind {
 
 /// The kinds of record that are a station-work document's own (one per document, a map
 /// under the root; ADR 0021). Not in [`ALL_KINDS`]: a household document holds none.
-pub const WORK_KINDS: [EntityKind; 2] = [EntityKind::Activity, EntityKind::Resource];
+pub const WORK_KINDS: [EntityKind; 3] = [
+    EntityKind::Activity,
+    EntityKind::Resource,
+    EntityKind::Survey,
+];
 
 /// Every kind of a household document. `Benefit` and `Guardianship` came later: a document made before them has no
 /// such collection until a phone adds the first record (`doc::cells::collections`).
-pub const ALL_KINDS: [EntityKind; 10] = [
+pub const ALL_KINDS: [EntityKind; 11] = [
     EntityKind::Household,
     EntityKind::Person,
     EntityKind::Visit,
@@ -86,6 +98,7 @@ pub const ALL_KINDS: [EntityKind; 10] = [
     EntityKind::Card,
     EntityKind::Benefit,
     EntityKind::Guardianship,
+    EntityKind::Response,
 ];
 
 /// How concurrent writes to a field merge.
@@ -232,6 +245,19 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Resource, "availability", P::LastWriterWins),
     f(K::Resource, "services", P::Text),
     f(K::Resource, "wishes", P::Text),
+    // A needs survey (its own document, ADR 0022). Its versions are not fields: each is
+    // written once, whole, under its own id, and never again (the server refuses a change).
+    f(K::Survey, "title", P::LastWriterWins),
+    // One person's answers (a record of their household, ADR 0022). Whom, which survey and
+    // which version are fixed at creation; the answers are replaced whole (two phones
+    // editing one response: the later shows, the other stays a parallel update); a second
+    // response of the same person to the same survey is a conflict for a human
+    // (`ConflictKind::DuplicateResponse`), settled by withdrawing one.
+    f(K::Response, "person", P::Fixed),
+    f(K::Response, "survey", P::Fixed),
+    f(K::Response, "version", P::Fixed),
+    f(K::Response, "answers", P::LastWriterWins),
+    f(K::Response, "status", P::Status),
 ];
 
 /// The policy of a field, if the model knows the field.

@@ -29,6 +29,10 @@ pub enum EntityRef {
     Activity(ActivityId),
     /// A resource's own fields (its document, ADR 0021).
     Resource(ResourceId),
+    /// A survey's own fields (its document, ADR 0022).
+    Survey(SurveyId),
+    /// A person's response to a survey (a household record, ADR 0022).
+    Response(ResponseId),
 }
 
 impl EntityRef {
@@ -45,6 +49,8 @@ impl EntityRef {
             EntityRef::Guardianship(_) => EntityKind::Guardianship,
             EntityRef::Activity(_) => EntityKind::Activity,
             EntityRef::Resource(_) => EntityKind::Resource,
+            EntityRef::Survey(_) => EntityKind::Survey,
+            EntityRef::Response(_) => EntityKind::Response,
         }
     }
 
@@ -62,6 +68,8 @@ impl EntityRef {
             EntityRef::Guardianship(id) => Some(id.to_string()),
             EntityRef::Activity(id) => Some(id.to_string()),
             EntityRef::Resource(id) => Some(id.to_string()),
+            EntityRef::Survey(id) => Some(id.to_string()),
+            EntityRef::Response(id) => Some(id.to_string()),
         }
     }
 
@@ -80,6 +88,8 @@ impl EntityRef {
             EntityKind::Guardianship => EntityRef::Guardianship(GuardianshipId::parse(key()?)?),
             EntityKind::Activity => EntityRef::Activity(ActivityId::parse(key()?)?),
             EntityKind::Resource => EntityRef::Resource(ResourceId::parse(key()?)?),
+            EntityKind::Survey => EntityRef::Survey(SurveyId::parse(key()?)?),
+            EntityKind::Response => EntityRef::Response(ResponseId::parse(key()?)?),
             EntityKind::Amendment => return Err(Error::InvalidInput("amendments are immutable")),
         })
     }
@@ -118,6 +128,11 @@ pub enum ConflictKind {
     /// A finalised visit's text changed after it was sealed (edits made on another device
     /// before it learnt of the finalisation). `values` holds the finalisation's provenance.
     EditedAfterFinalise,
+    /// A person answered one survey twice (two phones filled it offline, ADR 0022): the
+    /// field is the later response's `person`; `values` holds each response's id (the
+    /// earliest first) with who filled it. Resolving keeps the chosen one and withdraws the
+    /// others.
+    DuplicateResponse,
 }
 
 /// A conflict waiting for a human, with every value and who wrote it.

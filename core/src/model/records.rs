@@ -32,6 +32,8 @@ pub struct Household {
     pub care_level: Option<CareLevel>,
     pub benefits: Vec<Benefit>,
     pub guardianships: Vec<Guardianship>,
+    /// Its persons' answers to the station's needs surveys (ADR 0022), by id.
+    pub responses: Vec<crate::model::survey::SurveyResponse>,
 }
 
 /// What the app supplies to open a new case file.

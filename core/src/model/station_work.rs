@@ -11,6 +11,8 @@ use crate::model::time::Date;
 pub enum WorkKind {
     Activity,
     Resource,
+    /// A needs survey's definition and versions (ADR 0022).
+    Survey,
 }
 
 impl WorkKind {
@@ -19,6 +21,7 @@ impl WorkKind {
         match self {
             WorkKind::Activity => "activity",
             WorkKind::Resource => "resource",
+            WorkKind::Survey => "survey",
         }
     }
 
@@ -26,6 +29,7 @@ impl WorkKind {
         match s {
             "activity" => Some(WorkKind::Activity),
             "resource" => Some(WorkKind::Resource),
+            "survey" => Some(WorkKind::Survey),
             _ => None,
         }
     }

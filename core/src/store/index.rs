@@ -161,10 +161,14 @@ pub(crate) fn remove(conn: &Connection, household: HouseholdId) -> Result<()> {
         "DELETE FROM ix_resources WHERE resource_id = doorstep_key(?1)",
         [&h],
     )?;
+    conn.execute(
+        "DELETE FROM ix_surveys WHERE survey_id = doorstep_key(?1)",
+        [&h],
+    )?;
     Ok(())
 }
 
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 13] = [
     "ix_households",
     "ix_persons",
     "ix_categories",
@@ -176,6 +180,8 @@ const TABLES: [&str; 11] = [
     "ix_conflicts",
     "ix_attendance",
     "ix_referrals",
+    "ix_responses",
+    "ix_survey_answers",
 ];
 
 /// Two U+E000 characters indexed after every text: every 1- and 2-character substring of
@@ -350,7 +356,7 @@ fn versions_json(values: &[FieldVersion]) -> String {
 type Texts = BTreeMap<(String, String), String>;
 
 /// The record kinds with index rows, in the order a whole-household pass visits them.
-const RECORD_KINDS: [EntityKind; 7] = [
+const RECORD_KINDS: [EntityKind; 8] = [
     EntityKind::Person,
     EntityKind::Visit,
     EntityKind::Need,
@@ -358,6 +364,7 @@ const RECORD_KINDS: [EntityKind; 7] = [
     EntityKind::Amendment,
     EntityKind::FollowUp,
     EntityKind::Card,
+    EntityKind::Response,
 ];
 
 fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
@@ -411,8 +418,15 @@ fn index_records(
             EntityKind::FollowUp => ("ix_follow_ups", "follow_up_id"),
             EntityKind::Card => ("ix_cards", "card_id"),
             EntityKind::Need => ("ix_referrals", "need_id"),
+            EntityKind::Response => ("ix_responses", "response_id"),
             _ => ("", ""),
         };
+        if *kind == EntityKind::Response {
+            conn.prepare_cached(
+                "DELETE FROM ix_survey_answers WHERE response_id = doorstep_key(?1)",
+            )?
+            .execute([key])?;
+        }
         if *kind == EntityKind::Person {
             conn.prepare_cached("DELETE FROM ix_attendance WHERE person_id = doorstep_key(?1)")?
                 .execute([key])?;
@@ -540,7 +554,27 @@ fn insert_record(
             }
         }
         // Never in a household document (their own documents are indexed by `index_work`).
-        EntityKind::Activity | EntityKind::Resource => {}
+        EntityKind::Activity | EntityKind::Resource | EntityKind::Survey => {}
+        EntityKind::Response => {
+            let r = crate::doc::survey::read_response(doc, &key, o)?;
+            conn.prepare_cached(
+                "INSERT INTO ix_responses
+                 (response_id, household_id, person_id, survey_id, version_id, status)
+                 VALUES (doorstep_key(?1), doorstep_key(?2), doorstep_key(?3), doorstep_key(?4),
+                         doorstep_key(?5), ?6)",
+            )?
+            .execute(params![
+                key,
+                h,
+                r.person.to_string(),
+                r.survey.to_string(),
+                r.version.to_string(),
+                r.status.as_str()
+            ])?;
+            if r.status == crate::model::survey::ResponseStatus::Submitted {
+                insert_answers(conn, &h, &r)?;
+            }
+        }
         // No rows of their own: their conflicts are indexed with every record's.
         EntityKind::Benefit | EntityKind::Guardianship => {}
         EntityKind::Visit => {
@@ -697,6 +731,7 @@ fn insert_conflicts(conn: &Connection, household: HouseholdId, found: &Review) -
         let kind = match c.kind {
             ConflictKind::ConcurrentValues => "concurrent_values",
             ConflictKind::EditedAfterFinalise => "edited_after_finalise",
+            ConflictKind::DuplicateResponse => "duplicate_response",
         };
         ins.execute(params![
             h,
@@ -804,6 +839,8 @@ fn index_work(
         .execute([&key])?;
     conn.prepare_cached("DELETE FROM ix_resources WHERE resource_id = doorstep_key(?1)")?
         .execute([&key])?;
+    conn.prepare_cached("DELETE FROM ix_surveys WHERE survey_id = doorstep_key(?1)")?
+        .execute([&key])?;
     conn.prepare_cached("DELETE FROM ix_conflicts WHERE household_id = doorstep_key(?1)")?
         .execute([&key])?;
     let mut texts = Texts::new();
@@ -833,8 +870,51 @@ fn index_work(
             texts.insert((key.clone(), "services".into()), r.services);
             texts.insert((key.clone(), "wishes".into()), r.wishes);
         }
+        WorkKind::Survey => {
+            let s = crate::doc::survey::read_survey(doc)?;
+            conn.prepare_cached(
+                "INSERT INTO ix_surveys (survey_id, title, versions) VALUES (doorstep_key(?1), ?2, ?3)",
+            )?
+            .execute(params![key, s.title, i64::try_from(s.versions.len()).unwrap_or(i64::MAX)])?;
+        }
     }
     let existing = text_rows(conn, id, None)?;
     put_texts(conn, id, existing, &texts)?;
     insert_conflicts(conn, id, &crate::doc::work::review_work(doc)?)
+}
+
+/// A submitted response's answers, one row per option chosen (single, multiple), per point
+/// (scale), per number, per text answered (its words are not copied: counted only).
+fn insert_answers(
+    conn: &Connection,
+    household: &str,
+    r: &crate::model::survey::SurveyResponse,
+) -> Result<()> {
+    use crate::model::survey::AnswerValue;
+    let mut ins = conn.prepare_cached(
+        "INSERT OR IGNORE INTO ix_survey_answers
+         (response_id, household_id, survey_id, version_id, question, option, number)
+         VALUES (doorstep_key(?1), doorstep_key(?2), doorstep_key(?3), doorstep_key(?4), ?5, ?6, ?7)",
+    )?;
+    let (id, survey, version) = (
+        r.id.to_string(),
+        r.survey.to_string(),
+        r.version.to_string(),
+    );
+    for a in &r.answers {
+        let rows: Vec<(String, Option<i64>)> = match &a.value {
+            AnswerValue::Choice(c) => vec![(c.clone(), None)],
+            AnswerValue::Choices(cs) => cs.iter().map(|c| (c.clone(), None)).collect(),
+            AnswerValue::Number(n) => vec![(String::new(), Some(*n))],
+            AnswerValue::Scale(n) => vec![(n.to_string(), Some(*n))],
+            AnswerValue::Text(_) => vec![(String::new(), None)],
+            AnswerValue::Unknown => vec![],
+        };
+        for (option, number) in rows {
+            ins.execute(params![
+                id, household, survey, version, a.question, option, number
+            ])?;
+        }
+    }
+    Ok(())
 }

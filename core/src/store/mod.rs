@@ -19,6 +19,7 @@ pub(crate) mod schema;
 pub mod sqlcipher;
 mod station_work;
 mod status;
+mod surveys;
 mod sync;
 mod vocabulary;
 mod wal;
@@ -903,7 +904,8 @@ impl Store {
         let Writer { conn, cache, .. } = &mut *w;
         let ids: Vec<String> = conn
             .prepare(
-                "SELECT doc_id FROM documents WHERE kind IN ('household', 'activity', 'resource')",
+                "SELECT doc_id FROM documents
+                 WHERE kind IN ('household', 'activity', 'resource', 'survey')",
             )?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
@@ -923,6 +925,9 @@ impl Store {
             "ix_resources",
             "ix_attendance",
             "ix_referrals",
+            "ix_surveys",
+            "ix_responses",
+            "ix_survey_answers",
         ] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
         }

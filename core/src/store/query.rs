@@ -359,10 +359,10 @@ impl Store {
                     Ok(Conflict {
                         household: hid(h)?,
                         field: field_ref(&entity, &id, field)?,
-                        kind: if kind == "edited_after_finalise" {
-                            ConflictKind::EditedAfterFinalise
-                        } else {
-                            ConflictKind::ConcurrentValues
+                        kind: match kind.as_str() {
+                            "edited_after_finalise" => ConflictKind::EditedAfterFinalise,
+                            "duplicate_response" => ConflictKind::DuplicateResponse,
+                            _ => ConflictKind::ConcurrentValues,
                         },
                         values: parse_versions(&detail)?,
                     })
@@ -566,6 +566,15 @@ pub(crate) fn dump(conn: &Connection) -> Result<Vec<String>> {
         ("ix_resources", "resource_id, kind, name, member_count"),
         ("ix_attendance", "activity_id, person_id, household_id"),
         ("ix_referrals", "need_id, household_id, resource_id"),
+        ("ix_surveys", "survey_id, title, versions"),
+        (
+            "ix_responses",
+            "response_id, household_id, person_id, survey_id, version_id, status",
+        ),
+        (
+            "ix_survey_answers",
+            "response_id, question, option, household_id, survey_id, version_id, number",
+        ),
     ];
     let mut out = Vec::new();
     for (table, cols) in tables {

@@ -22,7 +22,7 @@ type ResourceRow = (String, String, String, Option<u32>);
 
 impl Store {
     /// Create a new document of station work in one transaction (like `create_household`).
-    fn create_work(
+    pub(super) fn create_work(
         &self,
         id: HouseholdId,
         kind: WorkKind,
@@ -51,7 +51,7 @@ impl Store {
 
     /// Act on an existing station-work document of `kind` (`NotFound` if this store holds
     /// no such document).
-    fn act_on_work<T>(
+    pub(super) fn act_on_work<T>(
         &self,
         id: HouseholdId,
         kind: WorkKind,
@@ -75,7 +75,7 @@ impl Store {
         Ok(stored.as_deref().and_then(WorkKind::from_stored))
     }
 
-    fn require_kind(&self, id: HouseholdId, kind: WorkKind) -> Result<()> {
+    pub(super) fn require_kind(&self, id: HouseholdId, kind: WorkKind) -> Result<()> {
         let stored: Option<String> = self.with_reader(|c| {
             Ok(
                 c.prepare_cached("SELECT kind FROM documents WHERE doc_id = ?1")?

@@ -227,7 +227,7 @@ fn read_any(doc: &Automerge, seq: u64) -> Option<Rows> {
                         dim2: a.attendee_count.map(|n| n.to_string()).unwrap_or_default(),
                     }]
                 }
-                WorkKind::Resource => Vec::new(),
+                WorkKind::Resource | WorkKind::Survey => Vec::new(),
             };
             Some(Rows::Work(WorkRow {
                 doc: id,

@@ -1355,7 +1355,7 @@ pub fn device_accesses_are_kept_once_listed_with_console_reads_and_erased<S: Ser
     );
 }
 
-/// Station-work documents (activities, resources; ADR 0021): every worker and supervisor of
+/// Station-work documents (activities, resources, needs surveys; ADR 0021, 0022): every worker and supervisor of
 /// the station sees them — in scope, in log reads, in a bootstrap — whoever made them; no
 /// county account does, no other station does, no assignment moves them, and a role change
 /// tells exactly the workers whose view changed.
@@ -1375,6 +1375,7 @@ pub fn station_work_is_in_every_workers_scope_and_never_reassigned<S: ServerStor
     s.set_role(county, Role::County, 1).unwrap();
     let activity = HouseholdId::new();
     let resource = HouseholdId::new();
+    let survey = HouseholdId::new();
     let household = HouseholdId::new();
     let work = |doc, kind, h: u8| DocAppend {
         kind: DocKind::Work(kind),
@@ -1386,6 +1387,7 @@ pub fn station_work_is_in_every_workers_scope_and_never_reassigned<S: ServerStor
         &[
             work(activity, WorkKind::Activity, 1),
             work(resource, WorkKind::Resource, 2),
+            work(survey, WorkKind::Survey, 4),
             append(household, &[(3, b"h")]),
         ],
     )
@@ -1402,12 +1404,13 @@ pub fn station_work_is_in_every_workers_scope_and_never_reassigned<S: ServerStor
     ] {
         assert_eq!(s.in_scope(w, activity).unwrap(), sees, "activity, {w}");
         assert_eq!(s.in_scope(w, resource).unwrap(), sees, "resource, {w}");
+        assert_eq!(s.in_scope(w, survey).unwrap(), sees, "survey, {w}");
     }
     assert!(
         !s.in_scope(w2, household).unwrap(),
         "households stay scoped"
     );
-    let mut work_ids = vec![activity, resource];
+    let mut work_ids = vec![activity, resource, survey];
     work_ids.sort();
     assert_eq!(s.scope_documents(w2).unwrap(), work_ids);
     assert!(s.scope_documents(county).unwrap().is_empty());
@@ -1422,7 +1425,7 @@ pub fn station_work_is_in_every_workers_scope_and_never_reassigned<S: ServerStor
             .unwrap()
             .entries
             .len(),
-        3
+        4
     );
     // Another station's device sees none of it.
     assert!(s
@@ -1453,7 +1456,7 @@ pub fn station_work_is_in_every_workers_scope_and_never_reassigned<S: ServerStor
         r,
         Rescoped {
             entered: 0,
-            left: 2
+            left: 3
         }
     );
     assert!(!s.in_scope(w1, resource).unwrap());
@@ -1461,7 +1464,7 @@ pub fn station_work_is_in_every_workers_scope_and_never_reassigned<S: ServerStor
     assert_eq!(
         r,
         Rescoped {
-            entered: 2,
+            entered: 3,
             left: 0
         }
     );

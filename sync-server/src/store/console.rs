@@ -82,7 +82,7 @@ pub struct WorkRow {
     pub doc: HouseholdId,
     pub station: StationId,
     pub seq: u64,
-    /// `activity` or `resource`.
+    /// `activity`, `resource` or `survey`.
     pub kind: String,
     pub facts: Vec<FactRow>,
 }

@@ -159,7 +159,7 @@ pub(crate) fn is_station_work(kind: &str) -> bool {
 }
 
 /// The stored kinds of station work, as an SQL list (both backends).
-pub(crate) const STATION_WORK_SQL: &str = "('activity', 'resource')";
+pub(crate) const STATION_WORK_SQL: &str = "('activity', 'resource', 'survey')";
 
 /// One worker of a station as the scope computations need it (ids as stored).
 #[derive(Clone, Debug)]

@@ -339,6 +339,16 @@ impl<S: ServerStore> SyncService<S> {
         } else {
             None
         };
+        // A survey's published versions are frozen (ADR 0022): what they hold now must be
+        // there unchanged after the push.
+        let frozen_before = if existed {
+            match contained(|| doorstep_core::doc::survey::frozen_parts(&doc)) {
+                Some(Ok(parts)) => parts,
+                _ => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
         let heads_before = doc.get_heads();
         let applied = contained(|| doc.apply_changes(fresh.clone()));
         // On any refusal the document in hand may hold the refused changes: drop it (the
@@ -381,6 +391,12 @@ impl<S: ServerStore> SyncService<S> {
         };
         if !matches!(
             contained(|| verify::validate_scope(&doc, &scope)),
+            Some(Ok(()))
+        ) {
+            return refuse(DocErrorCode::Invalid);
+        }
+        if !matches!(
+            contained(|| doorstep_core::doc::survey::check_frozen(&frozen_before, &doc)),
             Some(Ok(()))
         ) {
             return refuse(DocErrorCode::Invalid);

@@ -8,6 +8,6 @@ CREATE TABLE rm_work (
     doc_id     TEXT PRIMARY KEY,
     station_id TEXT NOT NULL,
     seq        INTEGER NOT NULL,
-    kind       TEXT NOT NULL   -- activity | resource
+    kind       TEXT NOT NULL   -- activity | resource | survey
 ) WITHOUT ROWID;
 CREATE INDEX rm_work_station ON rm_work(station_id);
