@@ -86,6 +86,35 @@ async fn the_monthly_report_equals_an_independent_count() {
     activity(w01, "activity.safety.traffic", "2026-11-20", Some(45));
     activity(w03, "activity.elderly_care", "2026-11-30", None);
     activity(w03, "activity.safety.traffic", "2026-12-01", Some(30));
+    // Needs-survey responses (ADR 0022), dated now: one counted, one withdrawn (not counted).
+    let survey = w01
+        .create_survey(
+            "老年人需求调查",
+            &[Question {
+                id: "age".into(),
+                label: "年龄".into(),
+                kind: QuestionKind::Number {
+                    min: Some(0),
+                    max: None,
+                },
+            }],
+        )
+        .unwrap();
+    let version = w01.survey(survey).unwrap().versions[0].id;
+    let grandson = w01.household(st.contested).unwrap().persons[0].id;
+    let granny = w01
+        .add_person(st.quiet, &NewPerson::named("李奶奶", "户主"))
+        .unwrap();
+    let age = |n| Answer {
+        question: "age".into(),
+        value: AnswerValue::Number(n),
+    };
+    w01.respond_to_survey(st.contested, grandson, survey, version, &[age(9)])
+        .unwrap();
+    let withdrawn = w01
+        .respond_to_survey(st.quiet, granny, survey, version, &[age(81)])
+        .unwrap();
+    w01.withdraw_survey_response(st.quiet, withdrawn).unwrap();
     for _ in 0..2 {
         for (_, s, t) in &st.devices {
             t.sync(s).await.unwrap();
@@ -212,6 +241,16 @@ async fn the_monthly_report_equals_an_independent_count() {
             "{month}"
         );
         assert_eq!(tally(&r.activities_by_type), by_type, "{month}");
+        let responses = phone
+            .household_ids()
+            .unwrap()
+            .into_iter()
+            .flat_map(|id| phone.household(id).unwrap().responses)
+            .filter(|r| {
+                r.status == ResponseStatus::Submitted && beijing_month(r.created.at.0) == month
+            })
+            .count() as u64;
+        assert_eq!(r.survey_responses, responses, "{month}");
         if month == "2026-11" {
             assert_eq!((r.activities, r.activity_attendees), (2, 45));
             // The 23:30 visit is November's; the 00:10 one is not, though it is in UTC.
@@ -219,6 +258,11 @@ async fn the_monthly_report_equals_an_independent_count() {
             assert_eq!(by_worker.get("W03"), Some(&1));
         }
     }
+
+    // The responses are this month's: one counted, the withdrawn one not.
+    let this_month = Month::of(today);
+    let r = monthly(st.store.as_ref(), st.station, this_month, today).unwrap();
+    assert_eq!(r.survey_responses, 1, "{this_month}");
 
     // The page, the CSV and the XLSX carry the same numbers.
     let r = monthly(

@@ -112,6 +112,21 @@ pub fn rows_of(file: &CaseFile, seq: u64) -> ReadModelDoc {
             c.status.as_str(),
         ));
     }
+    // Needs-survey responses (ADR 0022) recorded that month, withdrawn ones not counted:
+    // `dim1` the survey.
+    for r in h
+        .responses
+        .iter()
+        .filter(|r| r.status == doorstep_core::ResponseStatus::Submitted)
+    {
+        facts.push(fact(
+            "response",
+            *r.id.as_uuid(),
+            day(r.created.at.0),
+            &r.survey.to_string(),
+            "",
+        ));
+    }
     ReadModelDoc {
         facts,
         household: HouseholdRow {

@@ -9,7 +9,8 @@
 //! month (their creation in station time) and how many of them are met / answered now;
 //! cards issued that month; follow-ups due that month, done, and overdue (still open, due
 //! before today); group activities held that month (their date), by type, and the
-//! attendance they counted (ADR 0021).
+//! attendance they counted (ADR 0021); needs-survey responses recorded that month, not
+//! withdrawn (ADR 0022).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -105,6 +106,7 @@ pub struct Report {
     /// Attendance the month's activities counted (an activity without a count adds 0).
     pub activity_attendees: u64,
     pub activities_by_type: Tally,
+    pub survey_responses: u64,
 }
 
 /// Count a station's month. `today` (station time) decides what is overdue.
@@ -166,6 +168,7 @@ pub fn monthly<S: ServerStore>(
                 *topics.entry(f.dim1.clone()).or_insert(0) += 1;
             }
             "card" => r.cards_issued += 1,
+            "response" => r.survey_responses += 1,
             "activity" => {
                 r.activities += 1;
                 r.activity_attendees += f.dim2.parse::<u64>().unwrap_or(0);
@@ -260,6 +263,7 @@ pub fn rows(r: &Report) -> Vec<(&'static str, String, u64)> {
             "total".to_owned(),
             r.activity_attendees,
         ),
+        ("survey_responses", "total".to_owned(), r.survey_responses),
     ];
     for (section, t) in [
         ("visits_by_kind", &r.visits_by_kind),

@@ -229,6 +229,7 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("chart_activities", "小组活动类型", "Group activities by type"),
         ("activities", "小组活动", "Group activities"),
         ("activity_attendees", "活动参与人次", "Activity attendance"),
+        ("survey_responses", "需求调查问卷", "Needs-survey responses"),
         ("kind_home", "入户走访", "Home"),
         ("kind_phone", "电话回访", "Phone"),
         ("kind_school", "学校走访", "School"),
