@@ -20,12 +20,18 @@ import javax.crypto.SecretKey
 import javax.crypto.spec.GCMParameterSpec
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
+import uniffi.doorstep_ffi.Answer
+import uniffi.doorstep_ffi.AnswerCount
+import uniffi.doorstep_ffi.AnswerValue
 import uniffi.doorstep_ffi.ChangeEvent
 import uniffi.doorstep_ffi.Doorstep
 import uniffi.doorstep_ffi.DoorstepException
 import uniffi.doorstep_ffi.Observer
+import uniffi.doorstep_ffi.Question
+import uniffi.doorstep_ffi.QuestionKind
 import uniffi.doorstep_ffi.Section
 import uniffi.doorstep_ffi.Subscription
+import uniffi.doorstep_ffi.SurveyOption
 import uniffi.doorstep_ffi.enroll
 
 // guide: key
@@ -121,3 +127,23 @@ fun observe(store: Doorstep, mainHandler: Handler, refresh: (ChangeEvent) -> Uni
         }
     })
 // guide: end
+
+/** The guide's needs survey: a questionnaire, one person's answers, the counts. */
+fun surveyExample(doorstep: Doorstep, householdId: String, personId: String): List<AnswerCount> {
+    // guide: survey
+    val q = listOf(
+        Question("living", "居住情况", QuestionKind.Single(listOf(
+            SurveyOption("alone", "独居"), SurveyOption("spouse", "与配偶同住")))),
+        Question("mood", "最近心情", QuestionKind.Scale(1, 5)),
+        Question("words", "想对社工说的话", QuestionKind.Text),
+    )
+    val surveyId = doorstep.createSurvey("高龄独居老人需求调查", q)
+    val v1 = doorstep.survey(surveyId).versions.last().id
+    doorstep.respondToSurvey(householdId, personId, surveyId, v1, listOf(
+        Answer("living", AnswerValue.Choice("alone")),
+        Answer("mood", AnswerValue.Scale(4)),
+    ))
+    doorstep.surveyCounts(surveyId)   // [AnswerCount(versionId, "living", "alone", 1, null), ...]
+    // guide: end
+    return doorstep.surveyCounts(surveyId)
+}

@@ -12,6 +12,7 @@ import guide.observe
 import guide.scheduleSync
 import guide.signIn
 import guide.storeKey
+import guide.surveyExample
 import java.io.File
 import java.net.InetAddress
 import java.net.ServerSocket
@@ -34,6 +35,8 @@ import uniffi.doorstep_ffi.ChangeEvent
 import uniffi.doorstep_ffi.Doorstep
 import uniffi.doorstep_ffi.DoorstepException
 import uniffi.doorstep_ffi.NewHousehold
+import uniffi.doorstep_ffi.NewPerson
+import uniffi.doorstep_ffi.Sex
 
 /** The guide's code (guide/EmbeddingGuide.kt, quoted by docs/embedding.md) does what it says. */
 class GuideTest {
@@ -61,6 +64,22 @@ class GuideTest {
         assertFailsWith<DoorstepException.WrongKey> {
             Doorstep.open(File(dir, "s.db").path, ByteArray(32), "01900000-0000-7000-8000-000000000001", "01900000-0000-7000-8000-0000000000aa", null)
         }
+    }
+
+    @Test
+    fun `the guide's survey counts one person's answers`() {
+        val store = Doorstep.open(File(dir, "survey.db").path, ByteArray(32) { 7 }, "01900000-0000-7000-8000-000000000001", "01900000-0000-7000-8000-0000000000aa", null)
+        val h = store.createHousehold(NewHousehold("HH-GD0002", "石桥村", "", null, emptyList(), emptyList(), ""))
+        val granny = store.addPerson(h, NewPerson(
+            name = "李奶奶", sex = Sex.FEMALE, birthDate = null, idNumber = null,
+            relation = "户主", guardian = false, categories = emptyList(), school = null, grade = null,
+        ))
+        val counts = surveyExample(store, h, granny)
+        val living = counts.filter { it.question == "living" }
+        assertEquals(listOf("alone" to 1u), living.map { it.option to it.count })
+        assertEquals(4L, counts.single { it.question == "mood" }.sum)
+        assertTrue(counts.none { it.question == "words" })
+        store.close()
     }
 
     @Test
