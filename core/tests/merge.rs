@@ -452,3 +452,41 @@ fn a_value_from_a_newer_app_shows_as_unrecognised_and_does_not_stop_sync() {
     b.rebuild_index().unwrap();
     assert_eq!(before, b.index_dump().unwrap());
 }
+
+#[test]
+fn health_and_study_sections_merge_search_and_are_flagged_after_finalise() {
+    let Pair { a, b, hh, .. } = pair();
+    let v = visit(&a, hh, "2026-11-20");
+    a.splice_section(hh, v, Section::Health, 0, 0, "哮喘，每月复诊。")
+        .unwrap();
+    sync_pair(&a, &b);
+    // Offline: B writes the study section while A finalises.
+    b.splice_section(hh, v, Section::Study, 0, 0, "三年级，数学跟不上。")
+        .unwrap();
+    a.finalise_visit(hh, v).unwrap();
+    sync_pair(&a, &b);
+    assert_converged(&a, &b, hh);
+    let shown = a.household(hh).unwrap().visits.remove(0);
+    assert_eq!(shown.section(Section::Health), "哮喘，每月复诊。");
+    assert_eq!(shown.section(Section::Study), "三年级，数学跟不上。");
+    let c = b.conflicts(None).unwrap();
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].kind, ConflictKind::EditedAfterFinalise);
+    b.resolve_conflict(hh, &c[0].field, None).unwrap();
+    sync_pair(&a, &b);
+    assert!(a.conflicts(None).unwrap().is_empty());
+    assert_converged(&a, &b, hh);
+    // Both sections are searched, named by their section.
+    let hits = a.search("数学跟不上", 10).unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].field, "study");
+    assert_eq!(a.search("哮喘", 10).unwrap()[0].field, "health");
+    // A final visit's health section is corrected by an amendment, like the others.
+    assert!(matches!(
+        a.splice_section(hh, v, Section::Health, 0, 0, "x"),
+        Err(Error::VisitFinalised)
+    ));
+    a.amend_visit(hh, v, Some(Section::Health), "已停药。")
+        .unwrap();
+    assert_eq!(a.search("已停药", 10).unwrap()[0].field, "amendment");
+}

@@ -93,8 +93,9 @@ mirror_enum!(Sex => core::Sex { Female, Male, Unknown, Unrecognised });
 mirror_enum!(VisitKind => core::VisitKind { Home, Phone, School, NeighbourCheck, FollowUp, Unrecognised });
 mirror_enum!(VisitStatus => core::VisitStatus { Draft, Final, Unrecognised });
 mirror_enum!(
-    /// The six text sections of a visit record.
-    Section => core::Section { PersonalSituation, FamilySituation, ActualNeeds, QuestionsAsked, Concerns, AdviceGiven }
+    /// The text sections of a visit record (health and study are absent from a visit started
+    /// before them: typing there is refused).
+    Section => core::Section { PersonalSituation, FamilySituation, ActualNeeds, QuestionsAsked, Concerns, AdviceGiven, Health, Study }
 );
 mirror_enum!(NeedStatus => core::NeedStatus { Open, Referred, Met, Closed, Unrecognised });
 mirror_enum!(InquiryStatus => core::InquiryStatus { Open, Answered, Referred, Unrecognised });

@@ -99,6 +99,8 @@ fn section_name(s: Section) -> &'static str {
         Section::QuestionsAsked => "questions asked",
         Section::Concerns => "concerns",
         Section::AdviceGiven => "advice given",
+        Section::Health => "health",
+        Section::Study => "study",
     }
 }
 

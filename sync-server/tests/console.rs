@@ -122,6 +122,12 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
     assert!(page.contains("110***********1234"), "{page}");
     assert!(!page.contains(ID_NUMBER));
     assert!(page.contains("建议心理疏导"), "the visit note is shown");
+    // Sections are named as a supervisor names them, the later ones too (ADR 0024).
+    assert!(
+        page.contains("<h4>担忧</h4>") && page.contains("<h4>健康状况</h4>"),
+        "{page}"
+    );
+    assert!(page.contains("哮喘，每月复诊"), "{page}");
 
     // A field's history: every value it was given, newest first, earlier ones marked.
     let (_, w01, t01) = &st.devices[0];

@@ -4,7 +4,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ROOT};
 
 use crate::doc::cells::*;
-use crate::doc::{identity, seal_of};
+use crate::doc::{identity, seal_more_of, seal_of};
 use crate::error::{Error, Result};
 use crate::model::ids::{HouseholdId, ResolutionId};
 use crate::model::policy::{fields_of, policy, EntityKind, MergePolicy, ALL_KINDS};
@@ -91,14 +91,8 @@ pub(crate) fn review_record<R: ReadDoc>(
     }
     if kind == EntityKind::Visit && read_cell(doc, obj, "status")?.as_deref() == Some("final") {
         let seals = read_versions(doc, obj, "seal")?;
-        let now = seal_of(doc, obj)?;
         let path = format!("{}/{}/sections", kind.name(), key.unwrap_or_default());
-        if !seals.is_empty()
-            && !seals
-                .iter()
-                .any(|s| s.value.as_deref() == Some(now.as_str()))
-            && !accepted_seals(doc, &path)?.contains(&now)
-        {
+        if !seals.is_empty() && !sealed_text_stands(doc, obj, &seals, &path)? {
             let values = seals
                 .into_iter()
                 .map(|s| FieldVersion {
@@ -117,10 +111,39 @@ pub(crate) fn review_record<R: ReadDoc>(
     Ok(())
 }
 
-/// The seals that resolutions of `path` (`visit/<id>/sections`) accepted: a finalised
-/// visit is never written again (ADR 0013), so accepting merged text as the record is a
-/// resolution holding the seal of that text.
-fn accepted_seals<R: ReadDoc>(doc: &R, path: &str) -> Result<Vec<String>> {
+/// Whether a final visit's text is what was sealed, or what a resolution accepted: its
+/// original sections match one of its `seal`s or a resolution's `chosen`, and its later
+/// sections (if it has them) match one of its `seal_more`s or a resolution's
+/// `chosen_more` (ADR 0024). A visit finalised by a version that did not seal the later
+/// sections has no `seal_more`: there is nothing to compare them with.
+fn sealed_text_stands<R: ReadDoc>(
+    doc: &R,
+    visit: &ObjId,
+    seals: &[FieldVersion],
+    path: &str,
+) -> Result<bool> {
+    let accepted = accepted_seals(doc, path)?;
+    let now = seal_of(doc, visit)?;
+    let original = seals.iter().any(|s| s.value.as_ref() == Some(&now))
+        || accepted.iter().any(|(chosen, _)| chosen == &now);
+    let later = match seal_more_of(doc, visit)? {
+        None => true,
+        Some(more) => {
+            let sealed = read_versions(doc, visit, "seal_more")?;
+            sealed.is_empty()
+                || sealed.iter().any(|s| s.value.as_ref() == Some(&more))
+                || accepted
+                    .iter()
+                    .any(|(_, chosen)| chosen.as_ref() == Some(&more))
+        }
+    };
+    Ok(original && later)
+}
+
+/// The seals that resolutions of `path` (`visit/<id>/sections`) accepted, as (`chosen`,
+/// `chosen_more`): a finalised visit is never written again (ADR 0013), so accepting merged
+/// text as the record is a resolution holding the seals of that text.
+fn accepted_seals<R: ReadDoc>(doc: &R, path: &str) -> Result<Vec<(String, Option<String>)>> {
     let Some(col) = get_map(doc, &ROOT, "resolutions")? else {
         return Ok(Vec::new());
     };
@@ -130,7 +153,9 @@ fn accepted_seals<R: ReadDoc>(doc: &R, path: &str) -> Result<Vec<String>> {
             continue;
         };
         if read_cell(doc, &rec, "field")?.as_deref() == Some(path) {
-            out.extend(read_cell(doc, &rec, "chosen")?);
+            if let Some(chosen) = read_cell(doc, &rec, "chosen")? {
+                out.push((chosen, read_cell(doc, &rec, "chosen_more")?));
+            }
         }
     }
     Ok(out)
@@ -182,10 +207,13 @@ pub(crate) fn resolve<T: Transactable>(
         .into_iter()
         .find(|c| &c.field == field)
         .ok_or(Error::NoConflict)?;
+    // The seal of the later sections' text a resolution accepts (ADR 0024).
+    let mut chosen_more = None;
     let chosen_value = match conflict.kind {
         ConflictKind::EditedAfterFinalise => {
-            // Accept the merged text as the record: the resolution holds its seal (the
+            // Accept the merged text as the record: the resolution holds its seals (the
             // finalised visit itself is never written again).
+            chosen_more = seal_more_of(tx, &obj)?;
             Some(seal_of(tx, &obj)?)
         }
         ConflictKind::DuplicateResponse => {
@@ -262,6 +290,9 @@ pub(crate) fn resolve<T: Transactable>(
     );
     write_cell(tx, &rec, "field", Some(&path), p)?;
     write_cell(tx, &rec, "chosen", chosen_value.as_deref(), p)?;
+    if let Some(more) = &chosen_more {
+        write_cell(tx, &rec, "chosen_more", Some(more), p)?;
+    }
     write_cell(
         tx,
         &rec,

@@ -25,6 +25,8 @@ pub(crate) mod cells;
 pub(crate) mod companions;
 pub(crate) mod conflicts;
 pub(crate) mod identity;
+#[cfg(test)]
+mod later_sections_tests;
 pub(crate) mod read;
 pub mod station;
 pub mod survey;
@@ -110,10 +112,29 @@ pub fn document_header<R: ReadDoc>(doc: &R) -> Result<(DocKind, HouseholdId, Sta
     }
 }
 
-/// A digest of a visit's sections (FNV-1a, 64 bit): detects change, not tampering.
+/// A digest of a visit's original sections (FNV-1a, 64 bit), the visit's `seal`: detects
+/// change, not tampering. Every version of the app computes it the same way, so a version
+/// that knows only these sections checks it too (ADR 0024).
 pub(crate) fn seal_of<R: ReadDoc>(doc: &R, visit: &cells::ObjId) -> Result<String> {
+    digest(doc, visit, Section::ORIGINAL)
+}
+
+/// A digest of the sections added later (health, study), the visit's `seal_more`; `None`
+/// for a visit started before them (it has none of their texts).
+pub(crate) fn seal_more_of<R: ReadDoc>(doc: &R, visit: &cells::ObjId) -> Result<Option<String>> {
+    let mut has_later = false;
+    for s in Section::LATER {
+        has_later |= cells::get_text_obj(doc, visit, s.as_str())?.is_some();
+    }
+    if !has_later {
+        return Ok(None);
+    }
+    digest(doc, visit, Section::LATER).map(Some)
+}
+
+fn digest<R: ReadDoc>(doc: &R, visit: &cells::ObjId, sections: &[Section]) -> Result<String> {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for s in Section::ALL {
+    for s in sections {
         let text = cells::read_text(doc, visit, s.as_str())?;
         for b in s.as_str().bytes().chain([0]).chain(text.bytes()).chain([0]) {
             h ^= u64::from(b);

@@ -8,7 +8,7 @@ use automerge::{ObjType, ROOT};
 use crate::doc::cells::*;
 use crate::doc::companions;
 use crate::doc::identity::{check_against_id_number, checked_id_number, today};
-use crate::doc::{seal_of, SCHEMA_VERSION};
+use crate::doc::{seal_more_of, seal_of, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 use crate::model::id_number::IdNumber;
 use crate::model::ids::*;
@@ -454,6 +454,14 @@ pub(crate) fn splice_section<T: Transactable>(
     p: &Provenance,
 ) -> Result<()> {
     let obj = draft_visit(tx, id)?;
+    // A visit started before the later sections has no text for them. Making one now
+    // could race a colleague making the same one, and one of the two texts would hide the
+    // other's words (ADR 0024): the section is refused instead.
+    if Section::LATER.contains(&section) && get_text_obj(tx, &obj, section.as_str())?.is_none() {
+        return Err(Error::InvalidInput(
+            "this visit was started before health and study sections existed",
+        ));
+    }
     splice_text(tx, &obj, section.as_str(), pos, delete, free_text(insert)?)?;
     // Contributors of the visit's text: written once per worker, so typing stays cheap.
     set_add(tx, &obj, "workers", &p.worker.to_string(), p)
@@ -471,9 +479,15 @@ pub(crate) fn finalise_visit<T: Transactable>(
     write_seal(tx, &obj, p)
 }
 
+/// The visit's `seal` (its original sections) and, for a visit that has the later
+/// sections, its `seal_more` (ADR 0024).
 pub(crate) fn write_seal<T: Transactable>(tx: &mut T, visit: &ObjId, p: &Provenance) -> Result<()> {
     let seal = seal_of(tx, visit)?;
-    write_cell(tx, visit, "seal", Some(&seal), p)
+    write_cell(tx, visit, "seal", Some(&seal), p)?;
+    match seal_more_of(tx, visit)? {
+        Some(more) => write_cell(tx, visit, "seal_more", Some(&more), p),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn amend_visit<T: Transactable>(

@@ -187,6 +187,9 @@ pub const FIELDS: &[FieldSpec] = &[
     f(K::Visit, "questions_asked", P::Text),
     f(K::Visit, "concerns", P::Text),
     f(K::Visit, "advice_given", P::Text),
+    // Added later (ADR 0024): a visit started before them has neither.
+    f(K::Visit, "health", P::Text),
+    f(K::Visit, "study", P::Text),
     f(K::Amendment, "visit", P::Fixed),
     f(K::Amendment, "section", P::Fixed),
     f(K::Amendment, "text", P::Fixed),

@@ -161,7 +161,8 @@ pub struct Visit {
     /// People on the visit who are not registered workers, sorted by name, then role
     /// (empty for a visit recorded before companions existed).
     pub companions: Vec<Companion>,
-    /// The six sections, in [`Section::ALL`] order.
+    /// Every section, in [`Section::ALL`] order (a visit started before the later sections
+    /// reads them as empty).
     pub sections: Vec<(Section, String)>,
     pub created: Provenance,
 }

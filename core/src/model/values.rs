@@ -119,7 +119,8 @@ value_enum!(
 );
 
 text_enum!(
-    /// The collaborative text sections of a visit record.
+    /// The collaborative text sections of a visit record. `Health` and `Study` came later
+    /// (2026-12): a visit started before them has neither (ADR 0024).
     Section {
         PersonalSituation = "personal_situation",
         FamilySituation = "family_situation",
@@ -127,8 +128,26 @@ text_enum!(
         QuestionsAsked = "questions_asked",
         Concerns = "concerns",
         AdviceGiven = "advice_given",
+        Health = "health",
+        Study = "study",
     }
 );
+
+impl Section {
+    /// The sections every visit has, and the visit's `seal` covers (as every version of
+    /// the app computes it).
+    pub const ORIGINAL: &'static [Section] = &[
+        Section::PersonalSituation,
+        Section::FamilySituation,
+        Section::ActualNeeds,
+        Section::QuestionsAsked,
+        Section::Concerns,
+        Section::AdviceGiven,
+    ];
+    /// The sections added later: a visit started since has them, and its `seal_more` covers
+    /// them (ADR 0024).
+    pub const LATER: &'static [Section] = &[Section::Health, Section::Study];
+}
 
 value_enum!(
     /// Life of a recorded need.
@@ -321,6 +340,16 @@ mod tests {
         for s in Section::ALL {
             assert_eq!(Section::parse(s.as_str()).unwrap(), *s);
         }
+        // Every section is original or later, once.
+        let mut split: Vec<Section> = Section::ORIGINAL
+            .iter()
+            .chain(Section::LATER)
+            .copied()
+            .collect();
+        split.sort_by_key(|s| s.as_str());
+        let mut all = Section::ALL.to_vec();
+        all.sort_by_key(|s| s.as_str());
+        assert_eq!(split, all);
         assert!(VisitKind::parse("telepathy").is_err());
     }
 

@@ -80,6 +80,21 @@ def test_record_a_visit_and_find_it_in_chinese(tmp_path):
     assert s.visits_of_household(hh)[0].status == d.VisitStatus.FINAL
 
 
+def test_health_and_study_sections(tmp_path):
+    s = new_store(tmp_path)
+    hh = household(s)
+    v = visit(s, hh)
+    s.splice_section(hh, v, d.Section.HEALTH, 0, 0, "哮喘，每月到镇卫生院复诊。")
+    s.splice_section(hh, v, d.Section.STUDY, 0, 0, "三年级，数学跟不上。")
+    sections = {t.section: t.text for t in s.household(hh).visits[0].sections}
+    assert sections[d.Section.HEALTH] == "哮喘，每月到镇卫生院复诊。"
+    assert sections[d.Section.STUDY] == "三年级，数学跟不上。"
+    assert [h.field for h in s.search("卫生院复诊", 10)] == ["health"]
+    s.finalise_visit(hh, v)
+    with pytest.raises(d.DoorstepError.VisitFinalised):
+        s.splice_section(hh, v, d.Section.STUDY, 0, 0, "x")
+
+
 def test_bad_inputs_raise_the_public_error(tmp_path):
     s = new_store(tmp_path)
     hh = household(s)

@@ -143,6 +143,8 @@ pub async fn station(secure_cookies: bool) -> Station {
         "孩子近来情绪低落，建议心理疏导。",
     )
     .unwrap();
+    w02.splice_section(contested, v, Section::Health, 0, 0, "哮喘，每月复诊。")
+        .unwrap();
     let v = visit(w01, quiet);
     w01.splice_section(
         quiet,

@@ -266,7 +266,7 @@ pub(in crate::console) async fn household<S: ServerStore>(
                     who => who(&v.created),
                     device => view::device_label(v.created.device),
                     when => when(&v.created),
-                    sections => v.sections.iter().filter(|(_, t)| !t.is_empty()).map(|(s, t)| context! { name => s.as_str(), text => t.clone() }).collect::<Vec<_>>(),
+                    sections => v.sections.iter().filter(|(_, t)| !t.is_empty()).map(|(s, t)| context! { name => words.get(format!("section_{}", s.as_str()).as_str()).copied().unwrap_or(s.as_str()), text => t.clone() }).collect::<Vec<_>>(),
                 }
             })
             .collect();
