@@ -137,7 +137,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..TAGS.len()).prop_map(Action::AddTag),
         1 => (0..TAGS.len()).prop_map(Action::RemoveTag),
         1 => Just(Action::StartVisit),
-        3 => (0..3usize, 0..6usize, any::<u8>(), 0..3u8, 0..TEXTS.len())
+        3 => (0..3usize, 0..Section::ALL.len(), any::<u8>(), 0..3u8, 0..TEXTS.len())
             .prop_map(|(visit, section, pos, delete, text)| Action::Splice { visit, section, pos, delete, text }),
         1 => (any::<u8>(), 0..TEXTS.len()).prop_map(|(pos, text)| Action::Summary { pos, text }),
         1 => (0..3usize).prop_map(Action::Finalise),
