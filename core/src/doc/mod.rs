@@ -24,6 +24,7 @@ pub(crate) mod benefits;
 pub(crate) mod cells;
 pub(crate) mod companions;
 pub(crate) mod conflicts;
+pub mod generation;
 pub(crate) mod identity;
 #[cfg(test)]
 mod later_sections_tests;
