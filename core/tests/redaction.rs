@@ -146,7 +146,7 @@ fn a_redacted_field_is_gone_from_every_byte_and_the_rest_stays() {
     assert!(contains(&old.save_nocompress(), ID_NUMBER), "control");
     let item = Redaction::parse(&format!("person/{}/id_number", s.child)).unwrap();
     assert_eq!(item.to_string(), format!("person/{}/id_number", s.child));
-    let g = generation::build(&old, s.hh, &[item.clone()], 1).unwrap();
+    let g = generation::build(&old, s.hh, std::slice::from_ref(&item), 1).unwrap();
     assert!(!contains(&g.doc.save_nocompress(), ID_NUMBER));
     doorstep_core::doc::verify::validate(&g.doc).unwrap();
     assert_eq!(generation::generation_of(&g.doc, s.hh), 1);
