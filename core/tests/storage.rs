@@ -235,6 +235,7 @@ fn a_bootstrapped_snapshot_is_stored_compressed() {
         pull: vec![],
         erasures: vec![],
         scope: None,
+        redactions: vec![],
     };
     let outcome = device.apply_response(&response).unwrap();
     assert!(outcome.quarantined.is_empty(), "{outcome:?}");

@@ -267,6 +267,46 @@ pub struct SyncResponse {
     /// The device's role and team and the households that left its scope (flag bit 4;
     /// every server since scopes sends it, ADR 0019).
     pub scope: Option<ScopeNotice>,
+    /// Households redacted on the server (flag bit 5; absent when empty).
+    pub redactions: Vec<RedactionNotice>,
+}
+
+/// A household redacted on the server (issue 15, ADR 0026): its history was replaced by
+/// generation `generation`, computed from the server's copy at `base` without `items`. A
+/// device holding `base` computes the same generation and takes it only if its heads are
+/// `heads`; its unsynced edits are rebased onto it. The response also carries the
+/// household's snapshot (the generation and what followed it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedactionNotice {
+    pub doc: HouseholdId,
+    pub generation: u32,
+    pub reason: ErasureReason,
+    /// When the server redacted it (ms since the Unix epoch).
+    pub redacted_at: i64,
+    pub base: Vec<ChangeHash>,
+    pub heads: Vec<ChangeHash>,
+    /// What was redacted: `kind/record` or `kind/record/field` (ids and field names only).
+    pub items: Vec<String>,
+}
+
+/// At most this many items in one redaction, and this many bytes in one item.
+pub const MAX_REDACTION_ITEMS: usize = 256;
+const MAX_REDACTION_ITEM_BYTES: usize = 128;
+
+impl RedactionNotice {
+    /// The notice as the server keeps it in its log (the wire's encoding of one notice).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        w.redaction(self);
+        w.0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader { buf: bytes };
+        let n = r.redaction()?;
+        r.finish()?;
+        Ok(n)
+    }
 }
 
 /// What a device's worker may see, as of this response (issue 16, ADR 0019).
@@ -318,6 +358,24 @@ impl Writer {
                 self.u8(2);
                 self.uuid(d.as_uuid());
             }
+        }
+    }
+    fn hashes(&mut self, list: &[ChangeHash]) {
+        self.len(list.len());
+        for h in list {
+            self.0.extend_from_slice(&h.0);
+        }
+    }
+    fn redaction(&mut self, n: &RedactionNotice) {
+        self.uuid(n.doc.as_uuid());
+        self.uvarint(u64::from(n.generation));
+        self.u8(n.reason.to_byte());
+        self.uvarint(n.redacted_at.max(0) as u64);
+        self.hashes(&n.base);
+        self.hashes(&n.heads);
+        self.len(n.items.len());
+        for i in &n.items {
+            self.bytes(i.as_bytes());
         }
     }
     fn doc_changes(&mut self, list: &[DocChanges]) {
@@ -406,6 +464,52 @@ impl<'a> Reader<'a> {
         let mut h = [0u8; 32];
         h.copy_from_slice(b);
         Ok(ChangeHash(h))
+    }
+    fn hashes(&mut self) -> Result<Vec<ChangeHash>, WireError> {
+        let n = self.count(32)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.hash()?);
+        }
+        Ok(out)
+    }
+    fn redaction(&mut self) -> Result<RedactionNotice, WireError> {
+        let doc = self.doc()?;
+        let generation = u32::try_from(self.uvarint()?)
+            .ok()
+            .filter(|g| *g > 0)
+            .ok_or(WireError::Malformed("redaction generation"))?;
+        let reason = ErasureReason::from_byte(self.u8()?);
+        let redacted_at = i64::try_from(self.uvarint()?)
+            .map_err(|_| WireError::Malformed("redaction time out of range"))?;
+        let base = self.hashes()?;
+        let heads = self.hashes()?;
+        if heads.is_empty() {
+            return Err(WireError::Malformed("a generation without heads"));
+        }
+        let n = self.count(1)?;
+        if n == 0 || n > MAX_REDACTION_ITEMS {
+            return Err(WireError::Malformed("redaction items"));
+        }
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            let b = self.bytes()?;
+            if b.len() > MAX_REDACTION_ITEM_BYTES {
+                return Err(WireError::Malformed("redaction item too long"));
+            }
+            items.push(
+                String::from_utf8(b).map_err(|_| WireError::Malformed("redaction item"))?,
+            );
+        }
+        Ok(RedactionNotice {
+            doc,
+            generation,
+            reason,
+            redacted_at,
+            base,
+            heads,
+            items,
+        })
     }
     fn cursor(&mut self) -> Result<Cursor, WireError> {
         let epoch = self.uuid()?;
@@ -683,7 +787,8 @@ impl SyncResponse {
             | (u8::from(self.epoch_reset) << 1)
             | (u8::from(self.signer_known) << 2)
             | (u8::from(!self.erasures.is_empty()) << 3)
-            | (u8::from(self.scope.is_some()) << 4));
+            | (u8::from(self.scope.is_some()) << 4)
+            | (u8::from(!self.redactions.is_empty()) << 5));
         w.cursor(&self.cursor);
         w.len(self.acks.len());
         for a in &self.acks {
@@ -733,6 +838,12 @@ impl SyncResponse {
                 w.uuid(d.as_uuid());
             }
         }
+        if !self.redactions.is_empty() {
+            w.len(self.redactions.len());
+            for n in &self.redactions {
+                w.redaction(n);
+            }
+        }
         w.0
     }
 
@@ -749,7 +860,7 @@ impl SyncResponse {
         header(&mut r, KIND_RESPONSE)?;
         let epoch = r.uuid()?;
         let flags = r.u8()?;
-        if flags & !0b1_1111 != 0 {
+        if flags & !0b11_1111 != 0 {
             return Err(WireError::Malformed("unknown flags"));
         }
         let cursor = r.cursor()?;
@@ -837,6 +948,16 @@ impl SyncResponse {
         } else {
             None
         };
+        let mut redactions = Vec::new();
+        if flags & 0b10_0000 != 0 {
+            let n = r.count(20)?;
+            if n == 0 {
+                return Err(WireError::Malformed("redactions flagged but none listed"));
+            }
+            for _ in 0..n {
+                redactions.push(r.redaction()?);
+            }
+        }
         r.finish()?;
         Ok(SyncResponse {
             epoch,
@@ -851,6 +972,7 @@ impl SyncResponse {
             signers,
             erasures,
             scope,
+            redactions,
         })
     }
 }
@@ -916,6 +1038,7 @@ mod tests {
                 team: Some(TeamName::new("村A组").unwrap()),
                 left: vec![HouseholdId::new(), HouseholdId::new()],
             }),
+            redactions: Vec::new(),
         }
     }
 
@@ -1055,6 +1178,43 @@ mod tests {
             assert_eq!(ErasureReason::from_byte(r.to_byte()), r);
             assert_eq!(ErasureReason::parse(r.as_str()), Some(r));
         }
+    }
+
+    #[test]
+    fn redactions_are_flagged_round_trip_and_are_checked() {
+        let mut resp = sample_response();
+        let without = resp.encode_raw();
+        assert_eq!(without[18] & 0b10_0000, 0, "absent when there are none");
+        let notice = RedactionNotice {
+            doc: HouseholdId::new(),
+            generation: 2,
+            reason: ErasureReason::SubjectRequest,
+            redacted_at: 1_765_000_000_000,
+            base: vec![ChangeHash([7; 32]), ChangeHash([8; 32])],
+            heads: vec![ChangeHash([9; 32])],
+            items: vec![format!("person/{}/id_number", uuid::Uuid::now_v7())],
+        };
+        assert_eq!(RedactionNotice::decode(&notice.encode()).unwrap(), notice);
+        resp.redactions.push(notice.clone());
+        let with = resp.encode_raw();
+        assert_eq!(with[18] & 0b10_0000, 0b10_0000);
+        assert_eq!(SyncResponse::decode_raw(&with).unwrap(), resp);
+        // One meaning per encoding, and nothing unbounded.
+        let mut empty = without.clone();
+        empty[18] |= 0b10_0000;
+        empty.push(0);
+        assert!(SyncResponse::decode_raw(&empty).is_err());
+        for bad in [
+            RedactionNotice { generation: 0, ..notice.clone() },
+            RedactionNotice { heads: vec![], ..notice.clone() },
+            RedactionNotice { items: vec![], ..notice.clone() },
+            RedactionNotice { items: vec!["x".repeat(129)], ..notice.clone() },
+        ] {
+            assert!(RedactionNotice::decode(&bad.encode()).is_err(), "{bad:?}");
+        }
+        let mut cut = notice.encode();
+        cut.pop();
+        assert!(RedactionNotice::decode(&cut).is_err());
     }
 
     #[test]
