@@ -47,6 +47,9 @@ pub struct SyncReport {
     /// Households the server erased that this device held, deleted here (with any
     /// unsynced changes to them: see `discarded_changes`).
     pub erased: Vec<crate::store::ErasedHousehold>,
+    /// Households the server redacted that this device held: replaced by their new
+    /// generation, this device's unsynced edits rebased onto it (ADR 0026).
+    pub redacted: Vec<crate::store::RedactedHousehold>,
     /// Households that left the worker's scope and were removed here, this device's edits
     /// to them handed in first (see `Store::departed_households`).
     pub departed: Vec<HouseholdId>,
@@ -396,6 +399,7 @@ impl HttpTransport {
             report.refused += o.refused.len();
             report.epoch_reset |= o.epoch_reset;
             report.erased.extend(o.erased.iter().cloned());
+            report.redacted.extend(o.redacted.iter().cloned());
             report.departed.extend(o.departed.iter().copied());
             documents.extend(o.changed);
             if let Some(progress) = &control.progress {

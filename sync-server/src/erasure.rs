@@ -55,16 +55,24 @@ impl Ledger {
         }
     }
 
+    /// The ledger of redactions of the data directory `data` (ADR 0026): kept and re-applied
+    /// like the erasures', in a file of its own.
+    pub fn redactions_in(data: &Path) -> Self {
+        Ledger {
+            path: data.join(crate::redaction::LEDGER_FILE),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn error(&self, e: impl std::fmt::Display) -> ErasureError {
+    pub(crate) fn error(&self, e: impl std::fmt::Display) -> ErasureError {
         ErasureError::Ledger(self.path.clone(), e.to_string())
     }
 
     /// Append an entry and make it durable (file and, when it is new, its directory).
-    pub fn append(&self, entry: &LedgerEntry) -> Result<(), ErasureError> {
+    pub fn append<T: Serialize>(&self, entry: &T) -> Result<(), ErasureError> {
         let new = !self.path.exists();
         let mut options = std::fs::OpenOptions::new();
         options.append(true).create(true);
@@ -92,7 +100,7 @@ impl Ledger {
     /// Every entry, oldest first; none if there is no ledger. A last line cut short by a
     /// crash mid-append is skipped (its erasure never started); any other unreadable line
     /// is an error: the ledger is not silently half-applied.
-    pub fn entries(&self) -> Result<Vec<LedgerEntry>, ErasureError> {
+    pub fn entries<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, ErasureError> {
         let f = match std::fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -108,7 +116,7 @@ impl Ledger {
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<LedgerEntry>(line) {
+            match serde_json::from_str::<T>(line) {
                 Ok(e) => out.push(e),
                 Err(_) if i == last => {}
                 Err(_) => return Err(self.error(format!("line {} is not an entry", i + 1))),
@@ -168,7 +176,7 @@ pub fn erase<S: ServerStore + ?Sized>(
 /// backup older than the station) has nothing to erase.
 pub fn reapply<S: ServerStore + ?Sized>(store: &S, ledger: &Ledger) -> Result<usize, ErasureError> {
     let mut applied = 0;
-    for entry in ledger.entries()? {
+    for entry in ledger.entries::<LedgerEntry>()? {
         let (station, household, reason) = parse_entry(ledger, &entry)?;
         if store.erasure(household)?.is_some() {
             continue;
@@ -279,11 +287,17 @@ mod tests {
     fn the_ledger_keeps_entries_in_order_privately_and_survives_a_torn_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::in_dir(dir.path());
-        assert!(ledger.entries().unwrap().is_empty(), "no file: no entries");
+        assert!(
+            ledger.entries::<LedgerEntry>().unwrap().is_empty(),
+            "no file: no entries"
+        );
         let (a, b) = (entry(1), entry(2));
         ledger.append(&a).unwrap();
         ledger.append(&b).unwrap();
-        assert_eq!(ledger.entries().unwrap(), vec![a.clone(), b.clone()]);
+        assert_eq!(
+            ledger.entries::<LedgerEntry>().unwrap(),
+            vec![a.clone(), b.clone()]
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -300,12 +314,15 @@ mod tests {
             .unwrap();
         std::io::Write::write_all(&mut f, b"{\"station\":\"0190").unwrap();
         drop(f);
-        assert_eq!(ledger.entries().unwrap(), vec![a.clone(), b.clone()]);
+        assert_eq!(
+            ledger.entries::<LedgerEntry>().unwrap(),
+            vec![a.clone(), b.clone()]
+        );
         // A damaged line before the end is an error, never a ledger half applied.
         let text = std::fs::read_to_string(ledger.path()).unwrap();
         let damaged = text.replacen("\"station\"", "\"stat", 1);
         std::fs::write(ledger.path(), damaged).unwrap();
-        let err = ledger.entries().unwrap_err().to_string();
+        let err = ledger.entries::<LedgerEntry>().unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ use doorstep_core::HouseholdId;
 use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, StationId, WorkerId};
 use doorstep_server::edge_args::EdgeArgs;
 use doorstep_server::erasure::{self, Ledger};
+use doorstep_server::redaction;
 use doorstep_server::store::any::{AnyStore, OpenWith};
 use doorstep_server::store::console::{self, ConsoleStore};
 use doorstep_server::store::key::ServerKey;
@@ -364,6 +365,30 @@ enum HouseholdCommand {
         #[arg(long)]
         reason: String,
         /// Who erases (an operator id, not a name); default `cli`.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Redact inside a household's history: a wrong ID number, a note on the wrong child, a
+    /// person who asked to be removed. The household's document becomes a new generation
+    /// without them and without its old history, on the server now and on every device of
+    /// the station at its next sync; the ledger (DATA/redactions.jsonl) records ids, field
+    /// names, time, who and the reason code (docs/operations.md, "Redacting").
+    Redact {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        household: HouseholdId,
+        /// What to redact, repeatable: KIND/RECORD/FIELD (a field's every value, e.g.
+        /// person/<id>/id_number, visit/<id>/concerns, household//address) or KIND/RECORD
+        /// (a whole record and what refers to it, e.g. person/<id>).
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        /// Why, as a code: subject-request, created-in-error, other (never free text).
+        #[arg(long)]
+        reason: String,
+        /// Who redacts (an operator id, not a name); default `cli`.
         #[arg(long, default_value = "cli")]
         by: String,
     },
@@ -842,6 +867,9 @@ fn run(cli: Cli) -> Result<(), String> {
             let store = Arc::new(open(&data)?);
             // Erasures the database lacks (a restored backup, an erasure cut short).
             erasure::reapply(store.as_ref(), &Ledger::in_dir(&data)).map_err(|e| e.to_string())?;
+            // Likewise redactions (ADR 0026).
+            redaction::reapply(store.as_ref(), &Ledger::redactions_in(&data))
+                .map_err(|e| e.to_string())?;
             // Workers' labels the station documents lack (stations from before labels, a
             // publication cut short): ADR 0017.
             workers::publish_all_labels(store.as_ref()).map_err(|e| e.to_string())?;
@@ -930,6 +958,52 @@ fn run(cli: Cli) -> Result<(), String> {
                 record.doc,
                 record.station,
                 record.reason.as_str()
+            );
+            Ok(())
+        }
+        Command::Household {
+            command:
+                HouseholdCommand::Redact {
+                    data,
+                    station,
+                    household,
+                    items,
+                    reason,
+                    by,
+                },
+        } => {
+            let reason = ErasureReason::parse(reason.trim()).ok_or_else(|| {
+                let codes: Vec<&str> = ErasureReason::ALL.iter().map(|r| r.as_str()).collect();
+                format!("--reason must be one of: {}", codes.join(", "))
+            })?;
+            let items = items
+                .iter()
+                .map(|i| doorstep_core::doc::generation::Redaction::parse(i.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    "--item is KIND/RECORD/FIELD or KIND/RECORD (e.g. person/<id>/id_number)"
+                        .to_string()
+                })?;
+            let store = open(&data)?;
+            let notice = redaction::redact(
+                &store,
+                &Ledger::redactions_in(&data),
+                station,
+                household,
+                &items,
+                reason,
+                by.trim(),
+                now_ms(),
+            )
+            .map_err(|e| e.to_string())?;
+            println!(
+                "redacted household {} of station {} ({}): generation {}, {} item(s); its devices \
+                 replace their copy at their next sync",
+                notice.doc,
+                station,
+                notice.reason.as_str(),
+                notice.generation,
+                notice.items.len()
             );
             Ok(())
         }
@@ -1321,6 +1395,13 @@ fn run(cli: Cli) -> Result<(), String> {
             if reapplied > 0 {
                 println!(
                     "re-applied {reapplied} erasure(s) from the ledger that the backup predates"
+                );
+            }
+            let redacted = redaction::reapply(&open(&data)?, &Ledger::redactions_in(&data))
+                .map_err(|e| e.to_string())?;
+            if redacted > 0 {
+                println!(
+                    "re-applied {redacted} redaction(s) from the ledger that the backup predates"
                 );
             }
             println!(

@@ -109,6 +109,7 @@ impl TestServer {
     /// ledger's erasures it lacks.
     fn reapply_erasures(&self) {
         doorstep_server::erasure::reapply(self.store.as_ref(), &self.ledger()).unwrap();
+        doorstep_server::redaction::reapply(self.store.as_ref(), &self.redaction_ledger()).unwrap();
     }
 
     /// Erase a household as `doorstep-server household erase` does.
@@ -124,6 +125,35 @@ impl TestServer {
             station,
             household,
             reason,
+            "test",
+            now_ms(),
+        )
+        .unwrap()
+    }
+
+    /// The redaction ledger of the data directory.
+    pub fn redaction_ledger(&self) -> doorstep_server::erasure::Ledger {
+        doorstep_server::erasure::Ledger::redactions_in(self.dir.path())
+    }
+
+    /// Redact inside a household as `doorstep-server household redact` does.
+    pub fn redact(
+        &self,
+        station: StationId,
+        household: HouseholdId,
+        items: &[&str],
+    ) -> protocol::RedactionNotice {
+        let items: Vec<_> = items
+            .iter()
+            .map(|i| doorstep_core::doc::generation::Redaction::parse(i).unwrap())
+            .collect();
+        doorstep_server::redaction::redact(
+            self.store.as_ref(),
+            &self.redaction_ledger(),
+            station,
+            household,
+            &items,
+            protocol::ErasureReason::SubjectRequest,
             "test",
             now_ms(),
         )

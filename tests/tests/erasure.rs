@@ -257,7 +257,10 @@ async fn retention_erases_households_closed_longer_than_the_period() {
         (ErasureReason::RetentionEnded, "retention")
     );
     assert_eq!(
-        ledger.entries().unwrap().len(),
+        ledger
+            .entries::<doorstep_server::erasure::LedgerEntry>()
+            .unwrap()
+            .len(),
         1,
         "through the ledger like any erasure"
     );

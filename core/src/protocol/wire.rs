@@ -497,9 +497,7 @@ impl<'a> Reader<'a> {
             if b.len() > MAX_REDACTION_ITEM_BYTES {
                 return Err(WireError::Malformed("redaction item too long"));
             }
-            items.push(
-                String::from_utf8(b).map_err(|_| WireError::Malformed("redaction item"))?,
-            );
+            items.push(String::from_utf8(b).map_err(|_| WireError::Malformed("redaction item"))?);
         }
         Ok(RedactionNotice {
             doc,
@@ -1205,10 +1203,22 @@ mod tests {
         empty.push(0);
         assert!(SyncResponse::decode_raw(&empty).is_err());
         for bad in [
-            RedactionNotice { generation: 0, ..notice.clone() },
-            RedactionNotice { heads: vec![], ..notice.clone() },
-            RedactionNotice { items: vec![], ..notice.clone() },
-            RedactionNotice { items: vec!["x".repeat(129)], ..notice.clone() },
+            RedactionNotice {
+                generation: 0,
+                ..notice.clone()
+            },
+            RedactionNotice {
+                heads: vec![],
+                ..notice.clone()
+            },
+            RedactionNotice {
+                items: vec![],
+                ..notice.clone()
+            },
+            RedactionNotice {
+                items: vec!["x".repeat(129)],
+                ..notice.clone()
+            },
         ] {
             assert!(RedactionNotice::decode(&bad.encode()).is_err(), "{bad:?}");
         }

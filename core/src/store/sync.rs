@@ -43,6 +43,9 @@ pub struct SyncOutcome {
     pub departed: Vec<HouseholdId>,
     /// Entries of this device's access log that the request carried, now counted as sent.
     pub accesses_sent: usize,
+    /// Households the server redacted that this device held: replaced here by the new
+    /// generation, this device's unsynced edits rebased onto it (ADR 0026).
+    pub redacted: Vec<super::redaction::RedactedHousehold>,
 }
 
 /// A document held back from the index because what arrived for it could not be applied or
@@ -265,7 +268,10 @@ impl Store {
         let mut outcome = result?;
         // Erased households leave no byte behind: scrub now (a failure leaves it pending for
         // the next open; the response itself is applied).
-        if !outcome.erased.is_empty() || !outcome.departed.is_empty() {
+        if !outcome.erased.is_empty()
+            || !outcome.departed.is_empty()
+            || !outcome.redacted.is_empty()
+        {
             if let Err(e) = super::erasure::scrub(conn) {
                 tracing::warn!(error = %e, "scrub after an erasure failed; retried at next open");
             }
@@ -452,6 +458,15 @@ fn verify_received(
     if id == doc::station::station_doc_id(station) {
         return Ok(());
     }
+    // A generation's changes (ADR 0026) come in snapshots only: the device computed it
+    // itself (a redaction notice it witnessed) or, holding nothing of the household before,
+    // took it from the server as it takes every household it first meets.
+    let generated = |a: &ActorId| doc::generation::generation_of_actor(a.to_bytes(), id).is_some();
+    if let Some(changes) = changes {
+        if changes.iter().any(|c| generated(c.actor_id())) {
+            return Err(unattributed("a generation's change outside its snapshot"));
+        }
+    }
     let mut needed: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
     match changes {
         Some(changes) => {
@@ -462,7 +477,7 @@ fn verify_received(
         }
         None => {
             for m in doc.get_changes_meta(&[]) {
-                if m.actor.as_ref() != own {
+                if m.actor.as_ref() != own && !generated(m.actor.as_ref()) {
                     let seq = needed.entry(m.actor.to_bytes().to_vec()).or_default();
                     *seq = (*seq).max(m.seq);
                 }
@@ -488,7 +503,10 @@ fn verify_received(
             &in_snapshot
         }
     };
-    for c in changes.iter().filter(|c| c.actor_id() != own) {
+    for c in changes
+        .iter()
+        .filter(|c| c.actor_id() != own && !generated(c.actor_id()))
+    {
         let owner: Option<(String, String)> = tx
             .prepare_cached("SELECT worker_id, device_id FROM signers WHERE actor = ?1")?
             .query_row([c.actor_id().to_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -544,6 +562,13 @@ fn apply_snapshot(
     let mut added = 0;
     if load(tx, cache, id, actor).is_ok() {
         let doc = cache.get_mut(&id).ok_or(Error::NotFound("household"))?;
+        // A newer generation replaces a document only through its redaction notice, which
+        // this device checks (ADR 0026): merged into the old history it would double it.
+        if doc::generation::generation_of(&theirs, id) > doc::generation::generation_of(doc, id) {
+            return Err(Error::MalformedDocument(
+                "a new generation of the household without its redaction".into(),
+            ));
+        }
         let new = doc.get_changes_added(&theirs);
         added = apply_remote(tx, cache, actor, station, id, new, compact_after)?.applied;
     } else {
@@ -765,6 +790,30 @@ fn apply_in(
         tx.execute("UPDATE visit_uploads SET uploaded_at = NULL", [])?;
     }
     out.accesses_sent = super::access::response_applied(tx, reset)?;
+    // Redactions first: the household's snapshot and later changes in this response are of
+    // the new generation.
+    for notice in &resp.redactions {
+        touched.insert(notice.doc);
+        let snapshot = resp
+            .snapshots
+            .iter()
+            .find(|s| s.doc == notice.doc)
+            .map(|s| s.bytes.as_slice());
+        let applied = guarded(tx, cache, notice.doc, |tx, cache| {
+            super::redaction::redact_in(tx, cache, actor, notice, snapshot)
+        })?;
+        match applied {
+            Ok(Some(r)) => {
+                out.changed.push(notice.doc);
+                out.redacted.push(r);
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                quarantine(tx, notice.doc, &reason, &[])?;
+                out.quarantined.push(notice.doc);
+            }
+        }
+    }
     for snap in &resp.snapshots {
         touched.insert(snap.doc);
         // A household that comes (back) into the worker's scope.
@@ -879,7 +928,14 @@ fn apply_in(
     }
     // After an epoch reset every document is pushed again from scratch: a refusal of the
     // push computed against the old epoch must not stop that.
-    for err in resp.errors.iter().filter(|_| !reset) {
+    // Likewise a document redacted in this response: what was refused was of its old
+    // generation, and its rebased edits are pushed next (ADR 0026).
+    let redacted: BTreeSet<HouseholdId> = out.redacted.iter().map(|r| r.household).collect();
+    for err in resp
+        .errors
+        .iter()
+        .filter(|e| !reset && !redacted.contains(&e.doc))
+    {
         tx.execute(
             "UPDATE documents SET push_error = ?2 WHERE doc_id = ?1",
             params![err.doc.to_string(), err.code.as_str()],

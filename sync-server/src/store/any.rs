@@ -108,6 +108,7 @@ delegate! {
     fn scope_documents(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>>;
     fn scope_exits(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>>;
     fn erase_document(&self, station: StationId, doc: HouseholdId, reason: ErasureReason, erased_by: &str, now_ms: i64) -> StoreResult<ErasureRecord>;
+    fn redact_document(&self, station: StationId, notice: &doorstep_core::protocol::RedactionNotice, snapshot: &[u8], expected_seq: u64) -> StoreResult<u64>;
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;
     fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>>;
     fn write_stats(&self) -> Option<WriteStats>;

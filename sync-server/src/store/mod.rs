@@ -108,6 +108,9 @@ pub struct LogPage {
     pub entered: Vec<HouseholdId>,
     /// ... and that are not (the device removes them).
     pub left: Vec<HouseholdId>,
+    /// Households of the reader's scope redacted after `after` (their notices: the device
+    /// needs each household's snapshot with it).
+    pub redactions: Vec<doorstep_core::protocol::RedactionNotice>,
 }
 
 /// An entry of the erasure ledger: which household, of which station, when, by whom, why.
@@ -141,6 +144,11 @@ pub(crate) const KIND_CHANGE: i64 = 0;
 pub(crate) const KIND_ERASED: i64 = 1;
 /// The erasure's own entry: bytes are the reason code and the time (8 bytes, big-endian).
 pub(crate) const KIND_ERASURE: i64 = 2;
+
+/// A redaction's own entry (ADR 0026): bytes are its notice
+/// (`doorstep_core::protocol::RedactionNotice::encode`). The household's earlier entries are
+/// marked erased like an erasure's; its document is the new generation.
+pub(crate) const KIND_REDACTION: i64 = 4;
 
 /// The bytes of an erasure entry.
 pub(crate) fn erasure_entry_bytes(reason: ErasureReason, at: i64) -> Vec<u8> {
@@ -367,6 +375,21 @@ pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
         erased_by: &str,
         now_ms: i64,
     ) -> StoreResult<ErasureRecord>;
+    /// Redact a household (ADR 0026), in one transaction, if its last log sequence is
+    /// still `expected_seq` (the state the generation was computed from; otherwise
+    /// `Conflict`, and the caller computes it again): every log entry of the household
+    /// keeps its sequence number but loses its bytes and hash, the generation
+    /// (`snapshot`, stored form) becomes its document, its held signatures go, and one new
+    /// log entry (the notice) tells the station's devices. Returns that entry's sequence.
+    /// `NotFound` for a household the server does not hold (or erased), `Conflict` for one
+    /// of another station. Then the freed space is scrubbed as after an erasure.
+    fn redact_document(
+        &self,
+        station: StationId,
+        notice: &doorstep_core::protocol::RedactionNotice,
+        snapshot: &[u8],
+        expected_seq: u64,
+    ) -> StoreResult<u64>;
     /// The erasure of a household, if it was erased (of any station).
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;
     /// The erasure ledger of a station (all stations: `None`), oldest first.

@@ -800,6 +800,80 @@ impl ServerStore for PostgresStore {
         })
     }
 
+    fn redact_document(
+        &self,
+        station: StationId,
+        notice: &doorstep_core::protocol::RedactionNotice,
+        snapshot: &[u8],
+        expected_seq: u64,
+    ) -> StoreResult<u64> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let st = station.to_string();
+        let d = notice.doc.to_string();
+        // The station's commits are serialised on its row (see `commit`).
+        if tx
+            .query_opt(
+                "SELECT 1 FROM stations WHERE station_id = $1 FOR UPDATE",
+                &[&st],
+            )?
+            .is_none()
+        {
+            return Err(StoreError::NotFound("station"));
+        }
+        match tx.query_opt("SELECT station_id FROM documents WHERE doc_id = $1", &[&d])? {
+            None => return Err(StoreError::NotFound("household")),
+            Some(r) if r.get::<_, String>(0) != st => {
+                return Err(StoreError::Conflict("document belongs to another station"))
+            }
+            Some(_) => {}
+        }
+        let last: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = $1",
+                &[&d],
+            )?
+            .get(0);
+        if last as u64 != expected_seq {
+            return Err(StoreError::Conflict("the household changed meanwhile"));
+        }
+        let seq: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = $1",
+                &[&st],
+            )?
+            .get(0);
+        tx.execute(
+            "UPDATE change_log SET kind = 1, bytes = ''::bytea,
+               hash = convert_to(lpad(seq::text, 32, '0'), 'UTF8') WHERE doc_id = $1",
+            &[&d],
+        )?;
+        tx.execute(
+            "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
+             VALUES ($1, $2, $3, $4, $5, $6, 4)",
+            &[
+                &st,
+                &seq,
+                &d,
+                &format!("{seq:032}").into_bytes(),
+                &notice.encode(),
+                &Uuid::nil().to_string(),
+            ],
+        )?;
+        tx.execute(
+            "UPDATE documents SET snapshot = $2, snapshot_seq = $3, changes_since_snapshot = 0 WHERE doc_id = $1",
+            &[&d, &snapshot, &seq],
+        )?;
+        tx.execute("DELETE FROM doc_signatures WHERE doc_id = $1", &[&d])?;
+        // The console's rows hold the old values: read again from the generation by the
+        // caller.
+        for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&d])?;
+        }
+        tx.commit()?;
+        Ok(seq as u64)
+    }
+
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>> {
         let row = self.pool.get()?.query_opt(
             &format!("SELECT {ERASURE_COLUMNS} FROM erasures WHERE doc_id = $1"),

@@ -14,6 +14,7 @@ use doorstep_core::{HouseholdId, Role, StationId, TeamName, WorkerId};
 
 use super::{
     erasure_from_entry, LogEntry, LogPage, StoreError, StoreResult, KIND_CHANGE, KIND_ERASURE,
+    KIND_REDACTION,
 };
 
 /// A scope entry (see the module's documentation).
@@ -280,6 +281,15 @@ impl PageBuilder {
                 self.size += 32;
                 let doc = parse_doc(row.doc)?;
                 self.page.erasures.push(erasure_from_entry(doc, &bytes()?)?);
+            }
+            KIND_REDACTION if self.visible(row.doc) => {
+                self.size += 128;
+                let notice =
+                    doorstep_core::protocol::RedactionNotice::decode(&bytes()?).map_err(|_| {
+                        StoreError::Database("malformed redaction entry in the log".into())
+                    })?;
+                self.page.redactions.retain(|n| n.doc != notice.doc);
+                self.page.redactions.push(notice);
             }
             KIND_CHANGE if row.origin != self.me && self.visible(row.doc) => {
                 let bytes = bytes()?;

@@ -1520,6 +1520,86 @@ impl ServerStore for SqliteStore {
         Ok(record)
     }
 
+    fn redact_document(
+        &self,
+        station: StationId,
+        notice: &doorstep_core::protocol::RedactionNotice,
+        snapshot: &[u8],
+        expected_seq: u64,
+    ) -> StoreResult<u64> {
+        let st = station.to_string();
+        let d = notice.doc.to_string();
+        let seq = self.write(|tx| {
+            let owner: Option<String> = tx
+                .query_row("SELECT station_id FROM documents WHERE doc_id = ?1", [&d], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match owner {
+                None => return Err(StoreError::NotFound("household")),
+                Some(o) if o != st => {
+                    return Err(StoreError::Conflict("document belongs to another station"))
+                }
+                Some(_) => {}
+            }
+            let last: i64 = tx.query_row(
+                "SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = ?1",
+                [&d],
+                |r| r.get(0),
+            )?;
+            if last as u64 != expected_seq {
+                return Err(StoreError::Conflict("the household changed meanwhile"));
+            }
+            let seq: i64 = tx.query_row(
+                "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = ?1",
+                [&st],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                &format!(
+                    "UPDATE change_log SET kind = ?2, bytes = x'', hash = {} WHERE doc_id = ?1",
+                    placeholder_hash_sql("seq")
+                ),
+                params![d, KIND_ERASED],
+            )?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
+                     VALUES (?1, ?2, ?3, {}, ?4, ?5, ?6)",
+                    placeholder_hash_sql("?2")
+                ),
+                params![
+                    st,
+                    seq,
+                    d,
+                    notice.encode(),
+                    Uuid::nil().to_string(),
+                    KIND_REDACTION
+                ],
+            )?;
+            tx.execute(
+                "UPDATE documents SET snapshot = ?2, snapshot_seq = ?3, changes_since_snapshot = 0 WHERE doc_id = ?1",
+                params![d, snapshot, seq],
+            )?;
+            tx.execute("DELETE FROM doc_signatures WHERE doc_id = ?1", [&d])?;
+            // The console's rows hold the old values: gone here (and its search index merged
+            // below), read again from the generation by the caller.
+            console::delete_doc(tx, &d)?;
+            Ok(seq as u64)
+        })?;
+        self.write(|tx| {
+            tx.execute_batch("INSERT INTO rm_search(rm_search) VALUES('optimize');")?;
+            Ok(())
+        })?;
+        if !self.truncate_wal() {
+            tracing::warn!(
+                "the WAL could not be truncated after a redaction: it is at the next one or when \
+                 the server starts"
+            );
+        }
+        Ok(seq)
+    }
+
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>> {
         let raw = self
             .reader()

@@ -136,6 +136,22 @@ impl<S: ServerStore> SyncService<S> {
                 });
             }
         }
+        // A redacted household comes whole with its notice: the generation and what
+        // followed it (a device that missed part of what was redacted takes it from here;
+        // ADR 0026).
+        for notice in &page.redactions {
+            self.forget(notice.doc);
+            if !resp.snapshots.iter().any(|s| s.doc == notice.doc) {
+                if let Some(bytes) = self.bootstrap_snapshot(notice.doc)? {
+                    resp.snapshots.push(DocSnapshot {
+                        doc: notice.doc,
+                        bytes,
+                        signatures: self.store.doc_signatures(notice.doc)?,
+                    });
+                }
+            }
+        }
+        resp.redactions = page.redactions;
         if let Some(scope) = resp.scope.as_mut() {
             for h in &page.left {
                 if !scope.left.contains(h) {

@@ -349,6 +349,11 @@ impl<S: ServerStore> SyncService<S> {
         } else {
             Vec::new()
         };
+        // A change without dependencies starts a document: one for a document that exists
+        // would start a second history beside it (after a redaction, the old one again).
+        if existed && fresh.iter().any(|c| c.deps().is_empty()) {
+            return Ok(Refused(DocErrorCode::Invalid));
+        }
         let heads_before = doc.get_heads();
         let applied = contained(|| doc.apply_changes(fresh.clone()));
         // On any refusal the document in hand may hold the refused changes: drop it (the

@@ -1,0 +1,144 @@
+//! Households the server redacted (issue 15, ADR 0026): this device replaces its copy by
+//! the new generation — computed here from its own copy when it holds the server's `base`,
+//! and taken only if its heads are the server's (the device witnesses the redaction) — and
+//! rebases its unsynced edits onto it. The old history goes: changes, signatures, held
+//! items, index and search rows, and the freed pages are scrubbed as after an erasure.
+
+use automerge::Automerge;
+
+use super::*;
+use crate::doc::generation::{self, Redaction};
+use crate::protocol::{ErasureReason, RedactionNotice};
+
+/// A household this device held that the server redacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedactedHousehold {
+    pub household: HouseholdId,
+    pub generation: u32,
+    pub reason: ErasureReason,
+    /// When the server redacted it (the server's clock).
+    pub redacted_at: Timestamp,
+    /// Whether this device computed the generation from its own copy and found the
+    /// server's (`false`: it did not hold everything the server redacted from, and took the
+    /// server's generation as it came).
+    pub witnessed: bool,
+    /// This device's unsynced edits that fell on what was redacted, discarded.
+    pub discarded_edits: u32,
+}
+
+fn sorted(mut h: Vec<ChangeHash>) -> Vec<ChangeHash> {
+    h.sort();
+    h
+}
+
+/// Apply one redaction notice inside the response's transaction. `None` when this device
+/// does not hold the household (its snapshot, in the same response, brings the generation)
+/// or already holds that generation. `snapshot` is the household's snapshot from the same
+/// response, if any.
+pub(super) fn redact_in(
+    tx: &Connection,
+    cache: &mut DocCache,
+    actor: &ActorId,
+    notice: &RedactionNotice,
+    snapshot: Option<&[u8]>,
+) -> Result<Option<RedactedHousehold>> {
+    let id = notice.doc;
+    let old: Automerge = match load(tx, cache, id, actor) {
+        Ok(doc) => doc.clone(),
+        Err(Error::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if generation::generation_of(&old, id) >= notice.generation {
+        return Ok(None);
+    }
+    let items = notice
+        .items
+        .iter()
+        .map(|i| Redaction::parse(i))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|_| Error::MalformedDocument("a redaction this version cannot read".into()))?;
+    let witnessed = notice
+        .base
+        .iter()
+        .all(|h| old.get_change_by_hash(h).is_some());
+    let (mut onto, base) = if witnessed {
+        let at_base = contained(|| Ok(old.fork_at(&notice.base)?))?;
+        let g = contained(|| generation::build(&at_base, id, &items, notice.generation))?;
+        if sorted(g.doc.get_heads()) != sorted(notice.heads.clone()) {
+            return Err(Error::MalformedDocument(
+                "the server's redaction does not match this device's copy".into(),
+            ));
+        }
+        (g.doc, notice.base.clone())
+    } else {
+        // This device missed some of what the server redacted from: it takes the server's
+        // generation as it came (as a new device does) and rebases onto it what the server
+        // never had.
+        let bytes = snapshot.ok_or(Error::MalformedDocument(
+            "a redaction without its generation".into(),
+        ))?;
+        let bytes = crate::protocol::decode_snapshot(bytes)
+            .map_err(|_| Error::MalformedDocument("snapshot is not a valid zstd frame".into()))?;
+        let theirs = contained(|| doc::load_document(&bytes, actor))?;
+        if generation::generation_of(&theirs, id) != notice.generation
+            || notice
+                .heads
+                .iter()
+                .any(|h| theirs.get_change_by_hash(h).is_none())
+        {
+            return Err(Error::MalformedDocument(
+                "a redaction whose generation did not come with it".into(),
+            ));
+        }
+        let server = stored_server_heads(tx, id)?;
+        (theirs, super::sync::known(&old, &server))
+    };
+    let rebased = contained(|| generation::rebase(&old, &base, &mut onto, id, actor, !witnessed))?;
+    onto.set_actor(actor.clone());
+    // The old history goes; the generation (and the rebased edits) is the document now.
+    let h = id.to_string();
+    cache.evict(&id);
+    for table in ["changes", "signatures", "held", "quarantine"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&h])?;
+    }
+    tx.execute(
+        "UPDATE documents SET snapshot = ?2, pending_compaction = 0, unreadable = 0 WHERE doc_id = ?1",
+        params![h, onto.save()],
+    )?;
+    index::remove(tx, id)?;
+    index::update_received(tx, &onto, id)?;
+    set_server_state_after_redaction(tx, &onto, id, &notice.heads)?;
+    meta_put(tx, "scrub_pending", &[1])?;
+    cache.insert(id, onto);
+    Ok(Some(RedactedHousehold {
+        household: id,
+        generation: notice.generation,
+        reason: notice.reason,
+        redacted_at: Timestamp(notice.redacted_at),
+        witnessed,
+        discarded_edits: u32::try_from(rebased.dropped).unwrap_or(u32::MAX),
+    }))
+}
+
+fn stored_server_heads(conn: &Connection, household: HouseholdId) -> Result<Vec<ChangeHash>> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT server_heads FROM documents WHERE doc_id = ?1")?
+        .query_row([household.to_string()], |r| r.get(0))
+        .optional()?;
+    bytes_to_hashes(&bytes.unwrap_or_default())
+}
+
+/// The server holds the generation: what this device rebased onto it is unsynced.
+fn set_server_state_after_redaction(
+    conn: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+    heads: &[ChangeHash],
+) -> Result<()> {
+    let unsynced = !doc.get_changes(heads).is_empty();
+    conn.prepare_cached(
+        "UPDATE documents SET server_heads = ?2, unsynced = ?3, push_error = NULL WHERE doc_id = ?1",
+    )?
+    .execute(params![household.to_string(), hashes_to_bytes(heads), unsynced])?;
+    Ok(())
+}
