@@ -1079,9 +1079,41 @@ pub struct SyncReport {
     /// role), removed here once this phone's edits to them reached the server (see
     /// `departed_households`, `why_gone`).
     pub departed_household_ids: Vec<String>,
+    /// Households the server redacted that this phone held: replaced by their new
+    /// generation (without the redacted values or their history), this phone's unsynced
+    /// edits kept on it (tell the worker if some were discarded).
+    pub redacted: Vec<RedactedHousehold>,
     /// Neither side has more. `false` when `deadline_ms` stopped the sync between round
     /// trips: sync again later; it resumes where this one stopped.
     pub complete: bool,
+}
+
+/// A household the server redacted (a wrong ID number, a note on the wrong child, a person
+/// who asked to be removed), replaced on this phone by its new generation.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct RedactedHousehold {
+    pub household_id: String,
+    pub generation: u32,
+    pub reason: ErasureReason,
+    /// When the server redacted it (ms since the Unix epoch, the server's clock).
+    pub redacted_at_ms: i64,
+    /// This phone computed the new generation from its own copy and found the server's.
+    pub witnessed: bool,
+    /// This phone's unsynced edits that fell on what was redacted: discarded.
+    pub discarded_edits: u32,
+}
+
+impl From<core::RedactedHousehold> for RedactedHousehold {
+    fn from(r: core::RedactedHousehold) -> Self {
+        RedactedHousehold {
+            household_id: r.household.to_string(),
+            generation: r.generation,
+            reason: r.reason.into(),
+            redacted_at_ms: r.redacted_at.0,
+            witnessed: r.witnessed,
+            discarded_edits: r.discarded_edits,
+        }
+    }
 }
 
 /// Why a household was erased (a code: the server records no free text).
@@ -1244,6 +1276,7 @@ impl From<core::transport::SyncReport> for SyncReport {
             epoch_reset: r.epoch_reset,
             erased: r.erased.into_iter().map(Into::into).collect(),
             departed_household_ids: strs(&r.departed),
+            redacted: r.redacted.into_iter().map(Into::into).collect(),
             complete: r.complete,
         }
     }

@@ -128,6 +128,11 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
         "{page}"
     );
     assert!(page.contains("哮喘，每月复诊"), "{page}");
+    // Each person and visit shows the record id an admin redacts by (ADR 0026).
+    assert!(
+        page.contains("<p class=\"muted record-id\"") && page.contains(">person&#x2f;"),
+        "{page}"
+    );
 
     // A field's history: every value it was given, newest first, earlier ones marked.
     let (_, w01, t01) = &st.devices[0];

@@ -259,6 +259,11 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("phones", "电话", "Phones"),
         ("signed_in_as", "当前账号", "Signed in as"),
         ("section", "内容", "Section"),
+        (
+            "record_id_hint",
+            "记录编号：管理员更正或删除此记录时使用（doorstep-server household redact）",
+            "Record id: an admin uses it to correct or remove this record (doorstep-server household redact)",
+        ),
         ("section_personal_situation", "个人情况", "Personal situation"),
         ("section_family_situation", "家庭情况", "Family situation"),
         ("section_actual_needs", "实际需求", "Actual needs"),

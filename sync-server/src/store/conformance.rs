@@ -58,6 +58,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     console_accounts_sessions_throttle_and_access_log(&new_store());
     county_accounts_read_the_stations_granted(&new_store());
     erasure_removes_a_household_and_keeps_the_log_gap_free(&new_store());
+    redaction_replaces_a_household_and_keeps_the_log_gap_free(&new_store());
     scopes_follow_assignments_teams_and_roles(&new_store());
     device_accesses_are_kept_once_listed_with_console_reads_and_erased(&new_store());
     station_work_is_in_every_workers_scope_and_never_reassigned(&new_store());
@@ -1086,6 +1087,81 @@ pub fn erasure_removes_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s:
         vec![6]
     );
     assert_eq!(s.erasures(None).unwrap().len(), 2);
+}
+
+pub fn redaction_replaces_a_household_and_keeps_the_log_gap_free<S: ServerStore>(s: &S) {
+    use doorstep_core::protocol::{ChangeSignature, ErasureReason, RedactionNotice};
+    let a = s.create_station("A", 1).unwrap();
+    let b = s.create_station("B", 1).unwrap();
+    let worker = s.add_worker(a, "W01", 1).unwrap();
+    let sup = supervisor(s, a);
+    let (dev, other) = (DeviceId::new(), DeviceId::new());
+    let (d1, d2) = (HouseholdId::new(), HouseholdId::new());
+    let mut a1 = append(d1, &[(1, b"name"), (2, b"id number")]);
+    a1.signatures = vec![AuthorSignature {
+        actor: vec![7; 16],
+        signature: ChangeSignature {
+            hash: hash(2),
+            sig: [1; 64],
+        },
+    }];
+    s.commit(a, dev, &[a1, append(d2, &[(3, b"other")])])
+        .unwrap();
+    let mut m = read_model_doc(a, worker, "H-1", "村", &[], "欧阳雪晴 planted", 2);
+    m.household.doc = d1;
+    s.put_read_model(&m).unwrap();
+    let notice = RedactionNotice {
+        doc: d1,
+        generation: 1,
+        reason: ErasureReason::SubjectRequest,
+        redacted_at: 10,
+        base: vec![hash(2)],
+        heads: vec![hash(9)],
+        items: vec![format!("person/{}/id_number", uuid::Uuid::now_v7())],
+    };
+    // Computed from an older state than the server's: refused, nothing changes.
+    assert!(matches!(
+        s.redact_document(a, &notice, b"generation 1", 1),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.high_water(a).unwrap(), 3);
+    let seq = s.redact_document(a, &notice, b"generation 1", 2).unwrap();
+    assert_eq!(seq, 4, "the redaction takes the next sequence number");
+    // The document is the generation alone; its signatures and read-model rows went.
+    let stored = s.load_document(d1).unwrap().unwrap();
+    assert_eq!(stored.snapshot.as_deref(), Some(&b"generation 1"[..]));
+    assert!(stored.changes.is_empty());
+    assert!(s.doc_signatures(d1).unwrap().is_empty());
+    assert_eq!(s.document_seq(d1).unwrap(), 4);
+    let search = console::HouseholdFilter {
+        text: Some("欧阳雪晴".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(s.households(a, &search).unwrap().is_empty());
+    // The log: d1's old entries keep their numbers but are skipped; the notice is told.
+    let page = s.read_log(a, 0, reader(other, sup), usize::MAX).unwrap();
+    assert_eq!(page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+    assert_eq!(page.redactions, vec![notice.clone()]);
+    assert_eq!((page.last_seq, s.high_water(a).unwrap()), (4, 4));
+    // Changes on the generation follow; the document loads from it and them.
+    s.commit(a, dev, &[append(d1, &[(5, b"after")])]).unwrap();
+    let stored = s.load_document(d1).unwrap().unwrap();
+    assert_eq!(stored.changes, vec![b"after".to_vec()]);
+    // Another station's household, or one the server does not hold: refused.
+    assert!(matches!(
+        s.redact_document(b, &notice, b"x", 5),
+        Err(StoreError::Conflict(_))
+    ));
+    let absent = RedactionNotice {
+        doc: HouseholdId::new(),
+        ..notice.clone()
+    };
+    assert!(matches!(
+        s.redact_document(a, &absent, b"x", 0),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.high_water(a).unwrap(), 5);
 }
 
 /// A worker with one enrolled device (scope entries are written only for workers whose

@@ -250,6 +250,7 @@ pub(in crate::console) async fn household<S: ServerStore>(
             .map(|p| {
                 context! {
                     name => p.name.clone(),
+                    record => format!("person/{}", p.id),
                     fields => fields(&doc, EntityRef::Person(p.id), &["name", "sex", "birth_date", "id_number", "relation", "guardian"], &labels, &words),
                 }
             })
@@ -259,6 +260,7 @@ pub(in crate::console) async fn household<S: ServerStore>(
             .iter()
             .map(|v| {
                 context! {
+                    record => format!("visit/{}", v.id),
                     date => v.date.to_string(),
                     kind => v.kind.as_str(),
                     status => v.status.as_str(),
