@@ -16,6 +16,7 @@ pub mod edge_args;
 pub mod erasure;
 pub mod metrics;
 pub mod ratelimit;
+pub mod retirement;
 pub mod snapshot;
 mod station_doc;
 pub mod store;
