@@ -7,12 +7,13 @@
 #![allow(clippy::unwrap_used)]
 
 use doorstep_core::*;
+use doorstep_server::now_ms;
 use doorstep_server::retirement::{reopen, sweep, Step};
 use doorstep_server::store::ServerStore;
 use doorstep_tests::{pages, Device, TestServer};
 
 const NAME: &str = "诸葛婉清";
-const ID_NUMBER: &str = "513422201203046021";
+const ID_NUMBER: &str = "513422201203046038";
 const NOTE: &str = "孩子与继母关系紧张夜里不敢回家";
 /// Typed on the worker's phone offline, after the household was closed.
 const OFFLINE: &str = "结案回访孩子已转学到县城";
@@ -62,7 +63,7 @@ async fn a_closed_household_leaves_every_phone_after_the_period_and_stays_on_the
         .unwrap();
     w.sync().await;
     sup.sync().await;
-    let now = doorstep_server::now_ms();
+    let now = now_ms();
 
     // The worker keeps writing offline (a closing visit's note).
     w.store
@@ -198,7 +199,7 @@ async fn a_retired_household_set_active_by_a_late_phone_comes_back() {
         .edit_household(hh, &HouseholdEdit::Status(HouseholdStatus::Active))
         .unwrap();
     let store = server.store.as_ref();
-    let later = doorstep_server::now_ms() + PERIOD + DAY;
+    let later = now_ms() + PERIOD + DAY;
     assert_eq!(sweep(store, None, PERIOD, later, false).unwrap().len(), 1);
     assert_eq!(sup.sync().await.departed, vec![hh]);
     // The worker's phone hands the edit in (then removes the household as told) ...
