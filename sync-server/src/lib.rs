@@ -17,6 +17,7 @@ pub mod erasure;
 pub mod metrics;
 pub mod ratelimit;
 pub mod redaction;
+pub mod retirement;
 pub mod snapshot;
 mod station_doc;
 pub mod store;

@@ -407,6 +407,34 @@ enum HouseholdCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Phone retention: every household closed for longer than --closed-for-days leaves
+    /// every phone of its station at their next sync (after they hand in their edits to
+    /// it); the server keeps it until `household retention` erases it. A retired household
+    /// whose status is no longer closed comes back. --dry-run lists. Run it daily.
+    Retire {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        /// Days a household stays on the phones after it was closed (or reopened).
+        #[arg(long)]
+        closed_for_days: u32,
+        /// One station (default: all).
+        #[arg(long)]
+        station: Option<StationId>,
+        /// List what would leave or come back; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Bring a household retired from the phones back to the phones of those who should
+    /// see it (their next sync); its status stays closed until a worker sets it, and the
+    /// phone period counts again from now.
+    Reopen {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        #[arg(long)]
+        household: HouseholdId,
+    },
     /// Assign a household — or every household of a village, or a worker's whole caseload
     /// (when they leave) — to a worker and/or a team: their phones receive it at their next
     /// sync, and the phones of workers who no longer see it remove it (after handing in
@@ -1119,6 +1147,79 @@ fn run(cli: Cli) -> Result<(), String> {
                     " erased"
                 }
             );
+            Ok(())
+        }
+        Command::Household {
+            command:
+                HouseholdCommand::Retire {
+                    data,
+                    closed_for_days,
+                    station,
+                    dry_run,
+                },
+        } => {
+            use doorstep_server::retirement::{sweep, Step};
+            let store = open(&data)?;
+            let swept = sweep(
+                &store,
+                station,
+                i64::from(closed_for_days) * 86_400_000,
+                now_ms(),
+                dry_run,
+            )
+            .map_err(|e| e.to_string())?;
+            let (mut retired, mut returned) = (0, 0);
+            for s in &swept {
+                match (s.step, s.closed_at) {
+                    (Step::Retire, Some(at)) => {
+                        retired += 1;
+                        println!("{}\t{}\tretire\tclosed {at}", s.station, s.household);
+                    }
+                    _ => {
+                        returned += 1;
+                        println!("{}\t{}\treturn\tno longer closed", s.station, s.household);
+                    }
+                }
+            }
+            println!(
+                "{retired} household(s) closed for more than {closed_for_days} days {}, \
+                 {returned} {}",
+                if dry_run {
+                    "would leave the phones"
+                } else {
+                    "leave the phones"
+                },
+                if dry_run {
+                    "would come back (dry run: nothing changed)"
+                } else {
+                    "come back"
+                }
+            );
+            Ok(())
+        }
+        Command::Household {
+            command:
+                HouseholdCommand::Reopen {
+                    data,
+                    station,
+                    household,
+                },
+        } => {
+            let store = open(&data)?;
+            let was_retired = store
+                .retirement(household)
+                .map_err(|e| e.to_string())?
+                .is_some_and(|r| r.retired());
+            let r = doorstep_server::retirement::reopen(&store, station, household, now_ms())
+                .map_err(|e| e.to_string())?;
+            if was_retired {
+                println!(
+                    "household {household} returns to the phones of {} worker(s) at their next sync",
+                    r.entered
+                );
+            } else {
+                println!("household {household} was not retired from the phones: nothing to do");
+            }
             Ok(())
         }
         Command::Household {

@@ -27,10 +27,15 @@
 //! and checks convergence within each scope instead: every device holds exactly the
 //! households its worker's scope holds, at the server's heads, and no acknowledged write
 //! is lost (a household leaving a device takes that device's edits along first).
+//! A third run (`retirements_racing_edits_converge_within_each_scope`) also retires
+//! households from the phones and reopens them (ADR 0025), with the same checks (a retired
+//! household is in no scope: no device may hold it, and the writes acknowledged to it are on
+//! the server).
 //!
 //! Knobs (environment):
 //! - `DOORSTEP_SIM_SEEDS`: how many seeds (default 1,000; the long run uses 100000);
-//!   `DOORSTEP_SCOPE_SIM_SEEDS` for the run with reassignments (default 300);
+//!   `DOORSTEP_SCOPE_SIM_SEEDS` for the run with reassignments (default 300),
+//!   `DOORSTEP_RETIRE_SIM_SEEDS` for the run with retirements (default 100);
 //! - `DOORSTEP_SIM_SEED=<n>`: run only seed `n` and print its trace;
 //! - `DOORSTEP_SIM_STEPS`: steps per seed (default 20);
 //! - `DOORSTEP_SIM_FIRST`: the first seed (default 1; seeds are `first..first + count`,
@@ -93,6 +98,8 @@ const REGRESSION_SEEDS: &[u64] = &[870, 18570];
 const DEFAULT_SEEDS: u64 = 1_000;
 /// Seeds of the scoped simulation (reassignments racing edits) per run.
 const DEFAULT_SCOPE_SEEDS: u64 = 300;
+/// Seeds of the scoped simulation with retirements from the phones per run.
+const DEFAULT_RETIRE_SEEDS: u64 = 100;
 const DEFAULT_STEPS: usize = 20;
 const DEVICES: usize = 3;
 /// Clean sync rounds (every device syncs until its outcome says no more) allowed before
@@ -198,6 +205,8 @@ struct Stats {
     restores: u64,
     erasures: u64,
     reassignments: u64,
+    retirements: u64,
+    reopenings: u64,
     refusals: u64,
     healing_rounds_max: u64,
     healing_rounds_total: u64,
@@ -221,6 +230,8 @@ impl Stats {
         self.restores += o.restores;
         self.erasures += o.erasures;
         self.reassignments += o.reassignments;
+        self.retirements += o.retirements;
+        self.reopenings += o.reopenings;
         self.refusals += o.refusals;
         self.healing_rounds_max = self.healing_rounds_max.max(o.healing_rounds_max);
         self.healing_rounds_total += o.healing_rounds_total;
@@ -274,6 +285,10 @@ struct Sim {
     /// scope, and convergence is checked within each scope. Restores and epoch changes are
     /// left out of this mode (their interplay with scopes is a known limit, ADR 0019).
     scoped: bool,
+    /// Phone retention (ADR 0025) too: twice as many reassignment steps, half of which retire
+    /// a household from the phones or reopen a retired one. Off, the random draws are
+    /// exactly as before.
+    retiring: bool,
 }
 
 const NAMES: [&str; 4] = ["王小明", "王晓明", "李华", "赵秀英"];
@@ -351,6 +366,11 @@ impl Sim {
     }
 
     fn with_scopes(seed: u64, scoped: bool) -> Sim {
+        Sim::with_modes(seed, scoped, false)
+    }
+
+    /// `retiring` (scoped runs only): some reassignments become retirements or reopenings.
+    fn with_modes(seed: u64, scoped: bool, retiring: bool) -> Sim {
         let dir = scratch_dir();
         let server_dir = dir.path().join("server");
         let store = Arc::new(SqliteStore::open(&server_dir).unwrap());
@@ -416,6 +436,7 @@ impl Sim {
             trace: Vec::new(),
             clock_base,
             scoped,
+            retiring: scoped && retiring,
         }
     }
 
@@ -1005,6 +1026,9 @@ impl Sim {
     /// The station reassigns a household the server holds: to one device's worker alone,
     /// or back to the whole station's team (racing edits, messages in flight, restarts).
     fn reassign(&mut self) {
+        if self.retiring && self.rng.below(2) == 0 {
+            return self.retire_or_reopen();
+        }
         let store = self.service().store().clone();
         let held = self.held_by_server();
         if held.is_empty() {
@@ -1042,6 +1066,38 @@ impl Sim {
         ));
     }
 
+    /// The station retires a household the server holds from every phone, or reopens one
+    /// it retired (ADR 0025), racing edits, messages in flight and restarts.
+    fn retire_or_reopen(&mut self) {
+        let store = self.service().store().clone();
+        let held = self.held_by_server();
+        if held.is_empty() {
+            return;
+        }
+        let h = held[self.rng.below(held.len())];
+        let station = self.devices[0].auth.station;
+        let retired = store.retirement(h).unwrap().is_some_and(|r| r.retired());
+        // The wall clock: the server's hand-over window is measured against it.
+        let (r, what) = if retired {
+            self.stats.reopenings += 1;
+            (
+                store.reopen(station, h, doorstep_server::now_ms()).unwrap(),
+                "reopens",
+            )
+        } else {
+            self.stats.retirements += 1;
+            (
+                store.retire(station, h, doorstep_server::now_ms()).unwrap(),
+                "retires",
+            )
+        };
+        let n = self.ledger.households.iter().position(|x| *x == h).unwrap();
+        self.log(format!(
+            "server {what} household #{n} ({} entered, {} left)",
+            r.entered, r.left
+        ));
+    }
+
     // ----- a run -------------------------------------------------------------------------
 
     fn step(&mut self) {
@@ -1061,7 +1117,13 @@ impl Sim {
             2,
             if self.backups.is_empty() { 0 } else { 1 },
             1,
-            if scoped { 10 } else { 0 },
+            if self.retiring {
+                20
+            } else if scoped {
+                10
+            } else {
+                0
+            },
         ];
         match self.rng.weighted(&weights) {
             0 => self.edit(d),
@@ -1183,9 +1245,18 @@ impl Sim {
             let holder = self
                 .devices
                 .iter()
-                .find(|dev| server.in_scope(dev.auth.worker, *h).unwrap())
-                .expect("every household is in some device's scope");
-            households.insert(*h, holder.store().household(*h).unwrap());
+                .find(|dev| server.in_scope(dev.auth.worker, *h).unwrap());
+            match holder {
+                Some(holder) => {
+                    households.insert(*h, holder.store().household(*h).unwrap());
+                }
+                // Retired from the phones (ADR 0025): no device holds it; its acknowledged
+                // writes are checked on the server below, its text is not read back.
+                None => assert!(
+                    server.retirement(*h).unwrap().is_some_and(|r| r.retired()),
+                    "every household is in some device's scope"
+                ),
+            }
         }
         for (h, hash, what, d) in &self.ledger.changes {
             if self.ledger.erased.contains(h) {
@@ -1196,9 +1267,9 @@ impl Sim {
                 "lost an acknowledged write: {what} on d{d}"
             );
         }
-        let text = |h: HouseholdId, place: Place| -> String {
-            let hh: Household = households[&h].clone();
-            match place {
+        let text = |h: HouseholdId, place: Place| -> Option<String> {
+            let hh: Household = households.get(&h)?.clone();
+            Some(match place {
                 Place::Summary => hh.summary,
                 Place::Section(v, s) => hh
                     .visits
@@ -1206,19 +1277,16 @@ impl Sim {
                     .find(|x| x.id == v)
                     .map(|x| x.section(s).to_owned())
                     .unwrap_or_default(),
-            }
+            })
         };
         for (m, (h, place)) in &self.ledger.present {
-            if !self.ledger.erased.contains(h) {
-                assert!(text(*h, *place).contains(m.as_str()), "lost typed text {m}");
+            if let Some(t) = text(*h, *place).filter(|_| !self.ledger.erased.contains(h)) {
+                assert!(t.contains(m.as_str()), "lost typed text {m}");
             }
         }
         for (m, (h, place)) in &self.ledger.deleted {
-            if !self.ledger.erased.contains(h) {
-                assert!(
-                    !text(*h, *place).contains(m.as_str()),
-                    "deleted text {m} came back"
-                );
+            if let Some(t) = text(*h, *place).filter(|_| !self.ledger.erased.contains(h)) {
+                assert!(!t.contains(m.as_str()), "deleted text {m} came back");
             }
         }
     }
@@ -1398,11 +1466,11 @@ impl Sim {
 }
 
 /// Run one seed; on failure, the panic message and the trace.
-fn run_seed(seed: u64, steps: usize, scoped: bool) -> Result<Stats, String> {
+fn run_seed(seed: u64, steps: usize, scoped: bool, retiring: bool) -> Result<Stats, String> {
     let trace: Arc<Mutex<Vec<String>>> = Arc::default();
     let t = trace.clone();
     let result = catch_unwind(AssertUnwindSafe(move || {
-        let mut sim = Sim::with_scopes(seed, scoped);
+        let mut sim = Sim::with_modes(seed, scoped, retiring);
         let r = catch_unwind(AssertUnwindSafe(|| sim.run(steps)));
         *t.lock().unwrap() = std::mem::take(&mut sim.trace);
         match r {
@@ -1420,7 +1488,11 @@ fn run_seed(seed: u64, steps: usize, scoped: bool) -> Result<Stats, String> {
         let tail: Vec<&String> = trace.iter().rev().take(80).rev().collect();
         format!(
             "seed {seed} failed: {msg}\n  rerun: DOORSTEP_SIM_SEED={seed} cargo test -p doorstep-tests --test simulation {}\n  trace (last {} of {} events):\n    {}",
-            if scoped { "reassignments" } else { "seeded_simulation" },
+            match (scoped, retiring) {
+                (true, true) => "retirements",
+                (true, false) => "reassignments",
+                _ => "seeded_simulation",
+            },
             tail.len(),
             trace.len(),
             tail.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n    ")
@@ -1528,7 +1600,7 @@ fn stale_response_after_restore_hides_the_reset() {
 
 #[test]
 fn seeded_simulation_converges_and_loses_nothing() {
-    run_seeds(false, DEFAULT_SEEDS, REGRESSION_SEEDS);
+    run_seeds(false, false, DEFAULT_SEEDS, REGRESSION_SEEDS);
 }
 
 /// Issue 16: reassignments of households (to one device's worker alone, or back to the
@@ -1539,13 +1611,23 @@ fn seeded_simulation_converges_and_loses_nothing() {
 #[test]
 fn reassignments_racing_edits_converge_within_each_scope() {
     let count = env_u64("DOORSTEP_SCOPE_SIM_SEEDS").unwrap_or(DEFAULT_SCOPE_SEEDS);
-    run_seeds(true, count, &[]);
+    run_seeds(true, false, count, &[]);
 }
 
-fn run_seeds(scoped: bool, default_seeds: u64, regressions: &[u64]) {
+/// Issue 15 (ADR 0025): as above, and the station also retires households from the phones
+/// and reopens them; every device ends up holding exactly its scope (nothing retired), and
+/// no acknowledged edit is lost (a retired household takes each device's edits along
+/// first). `DOORSTEP_RETIRE_SIM_SEEDS` seeds (default 100); the other knobs as above.
+#[test]
+fn retirements_racing_edits_converge_within_each_scope() {
+    let count = env_u64("DOORSTEP_RETIRE_SIM_SEEDS").unwrap_or(DEFAULT_RETIRE_SEEDS);
+    run_seeds(true, true, count, &[]);
+}
+
+fn run_seeds(scoped: bool, retiring: bool, default_seeds: u64, regressions: &[u64]) {
     let steps = env_u64("DOORSTEP_SIM_STEPS").map_or(DEFAULT_STEPS, |s| s as usize);
     if let Some(seed) = env_u64("DOORSTEP_SIM_SEED") {
-        let mut sim = Sim::with_scopes(seed, scoped);
+        let mut sim = Sim::with_modes(seed, scoped, retiring);
         let r = catch_unwind(AssertUnwindSafe(|| sim.run(steps)));
         println!("trace of seed {seed}:\n  {}", sim.trace.join("\n  "));
         if let Err(p) = r {
@@ -1583,7 +1665,7 @@ fn run_seeds(scoped: bool, default_seeds: u64, regressions: &[u64]) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(seed) = seeds.get(i) else { break };
-                match run_seed(*seed, steps, scoped) {
+                match run_seed(*seed, steps, scoped, retiring) {
                     Ok(stats) => totals.lock().unwrap().add(&stats),
                     Err(report) => failures.lock().unwrap().push(report),
                 }
@@ -1599,8 +1681,8 @@ fn run_seeds(scoped: bool, default_seeds: u64, regressions: &[u64]) {
          {} edits acknowledged ({} refused by the model), {} requests sent, {} served, \
          {} responses applied ({} stale, {} refused by the device), {} messages dropped, \
          {} duplicated, {} device restarts, {} server restarts, {} epoch changes, \
-         {} restores from backup, {} erasures, {} reassignments, {} per-document refusals, \
-         healing rounds max {} (mean {:.2}){}",
+         {} restores from backup, {} erasures, {} reassignments, {} retirements, {} reopenings, \
+         {} per-document refusals, healing rounds max {} (mean {:.2}){}",
         seeds.len(),
         started.elapsed().as_secs_f64(),
         t.edits_ok,
@@ -1618,10 +1700,16 @@ fn run_seeds(scoped: bool, default_seeds: u64, regressions: &[u64]) {
         t.restores,
         t.erasures,
         t.reassignments,
+        t.retirements,
+        t.reopenings,
         t.refusals,
         t.healing_rounds_max,
         t.healing_rounds_total as f64 / passed.max(1) as f64,
-        if scoped { " [scoped]" } else { "" },
+        match (scoped, retiring) {
+            (true, true) => " [scoped, retirements]",
+            (true, false) => " [scoped]",
+            _ => "",
+        },
     );
     for f in failures.iter().take(5) {
         println!("{f}");

@@ -107,6 +107,9 @@ delegate! {
     fn scope_exit(&self, worker: WorkerId, doc: HouseholdId) -> StoreResult<Option<ScopeExit>>;
     fn scope_documents(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>>;
     fn scope_exits(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>>;
+    fn retire(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped>;
+    fn reopen(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped>;
+    fn retirement(&self, doc: HouseholdId) -> StoreResult<Option<Retirement>>;
     fn erase_document(&self, station: StationId, doc: HouseholdId, reason: ErasureReason, erased_by: &str, now_ms: i64) -> StoreResult<ErasureRecord>;
     fn redact_document(&self, station: StationId, notice: &doorstep_core::protocol::RedactionNotice, snapshot: &[u8], expected_seq: u64) -> StoreResult<u64>;
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;

@@ -62,6 +62,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     scopes_follow_assignments_teams_and_roles(&new_store());
     device_accesses_are_kept_once_listed_with_console_reads_and_erased(&new_store());
     station_work_is_in_every_workers_scope_and_never_reassigned(&new_store());
+    retirement_takes_households_off_every_phone_and_reopening_brings_them_back(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
@@ -1545,4 +1546,137 @@ pub fn station_work_is_in_every_workers_scope_and_never_reassigned<S: ServerStor
         }
     );
     assert!(s.in_scope(w1, resource).unwrap());
+}
+
+/// Phone retention (ADR 0025): a retired household leaves the scope of every worker who saw
+/// it, supervisors included, with a scope entry each; the server keeps it; bootstraps skip
+/// it; a reassignment tells no one; reopening brings it back to whoever sees it then.
+pub fn retirement_takes_households_off_every_phone_and_reopening_brings_them_back<
+    S: ServerStore,
+>(
+    s: &S,
+) {
+    use doorstep_core::Role;
+    let (a, b) = (
+        s.create_station("A", 1).unwrap(),
+        s.create_station("B", 1).unwrap(),
+    );
+    let (w1, dev1) = enrolled(s, a, "W01");
+    let (w2, dev2) = enrolled(s, a, "W02");
+    let (sup, devs) = enrolled(s, a, "S01");
+    let (county, _) = enrolled(s, a, "C01");
+    s.set_role(sup, Role::Supervisor, 1).unwrap();
+    s.set_role(county, Role::County, 1).unwrap();
+    let (closed, kept) = (HouseholdId::new(), HouseholdId::new());
+    s.commit(
+        a,
+        dev1,
+        &[append(closed, &[(1, b"a")]), append(kept, &[(2, b"b")])],
+    )
+    .unwrap();
+    let high = s.high_water(a).unwrap();
+    assert_eq!(s.retirement(closed).unwrap(), None);
+    // Not a household of this station (nor station work, nor the station document).
+    assert!(matches!(
+        s.retire(b, closed, 5),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.retire(a, HouseholdId::new(), 5),
+        Err(StoreError::NotFound(_))
+    ));
+    let station_doc = doorstep_core::doc::station::station_doc_id(a);
+    assert!(matches!(
+        s.retire(a, station_doc, 5),
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Retired: W01 (its holder) and the supervisor are told; W02 and the county never saw it.
+    let r = s.retire(a, closed, 10).unwrap();
+    assert_eq!((r.entered, r.left), (0, 2));
+    assert_eq!(
+        s.retirement(closed).unwrap(),
+        Some(Retirement {
+            retired_at: 10,
+            reopened_at: None
+        })
+    );
+    assert_eq!(
+        s.retire(a, closed, 11).unwrap(),
+        Rescoped::default(),
+        "idempotent"
+    );
+    assert_eq!(s.high_water(a).unwrap(), high + 2);
+    for w in [w1, sup, w2, county] {
+        assert!(
+            !s.in_scope(w, closed).unwrap(),
+            "retired: in nobody's scope"
+        );
+    }
+    assert!(s.in_scope(w1, kept).unwrap() && s.in_scope(sup, kept).unwrap());
+    for (w, dev) in [(w1, dev1), (sup, devs)] {
+        let page = s.read_log(a, high, reader(dev, w), usize::MAX).unwrap();
+        assert_eq!(page.left, vec![closed], "{w} is told it left");
+        assert!(page.entered.is_empty());
+        let exit = s.scope_exit(w, closed).unwrap().unwrap();
+        assert_eq!(exit.at, 10);
+        assert_eq!(s.scope_exits(w).unwrap(), vec![closed]);
+        let boot = s.list_documents(a, None, 10, Some(w)).unwrap();
+        assert!(
+            boot.contains(&kept) && !boot.contains(&closed),
+            "a bootstrap skips it"
+        );
+        assert!(!s.scope_documents(w).unwrap().contains(&closed));
+    }
+    // The supervisor's log read skips later changes of it; the server keeps it all.
+    s.commit(a, dev1, &[append(closed, &[(3, b"late")])])
+        .unwrap();
+    let page = s
+        .read_log(a, high + 2, reader(devs, sup), usize::MAX)
+        .unwrap();
+    assert!(
+        page.entries.is_empty(),
+        "a retired household's changes reach no phone"
+    );
+    assert_eq!(s.load_document(closed).unwrap().unwrap().changes.len(), 2);
+    assert!(
+        s.list_documents(a, None, 10, None)
+            .unwrap()
+            .contains(&closed),
+        "admin sweeps see it"
+    );
+    // Reassigned while retired: nobody's view changes.
+    let r = s.assign(a, closed, Some(w2), None, "cli", 12).unwrap();
+    assert_eq!(r, Rescoped::default());
+    assert!(!s.in_scope(w2, closed).unwrap());
+
+    // Reopened: its new holder W02 and the supervisor enter; W01 stays out.
+    let before = s.high_water(a).unwrap();
+    let r = s.reopen(a, closed, 20).unwrap();
+    assert_eq!((r.entered, r.left), (2, 0));
+    assert_eq!(
+        s.reopen(a, closed, 21).unwrap(),
+        Rescoped::default(),
+        "idempotent"
+    );
+    assert_eq!(
+        s.retirement(closed).unwrap(),
+        Some(Retirement {
+            retired_at: 10,
+            reopened_at: Some(20)
+        })
+    );
+    for (w, dev, sees) in [(w2, dev2, true), (sup, devs, true), (w1, dev1, false)] {
+        assert_eq!(s.in_scope(w, closed).unwrap(), sees, "{w} after reopening");
+        let page = s.read_log(a, before, reader(dev, w), usize::MAX).unwrap();
+        if sees {
+            assert_eq!(page.entered, vec![closed]);
+            assert_eq!(s.scope_exit(w, closed).unwrap(), None);
+        } else {
+            assert!(page.entered.is_empty() && page.left.is_empty());
+        }
+    }
+    // Retired again: the row is reused.
+    assert_eq!(s.retire(a, closed, 30).unwrap().left, 2);
+    assert!(s.retirement(closed).unwrap().unwrap().retired());
 }

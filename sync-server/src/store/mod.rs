@@ -18,7 +18,7 @@ use doorstep_core::protocol::{Access, AuthorSignature, Erasure, ErasureReason};
 use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
 
-pub use scope::{Assignment, LogReader, Rescoped, ScopeExit, WorkerAccess};
+pub use scope::{Assignment, LogReader, Rescoped, Retirement, ScopeExit, WorkerAccess};
 
 /// What the server knows of an authenticated device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -458,4 +458,20 @@ pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
     /// The households whose last scope entry for this worker says they left (in id order):
     /// what a device of the worker may still hold after a bootstrap that skipped the entry.
     fn scope_exits(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>>;
+
+    // ----- phone retention (issue 15, ADR 0025) -----
+
+    /// Take a household of `station` off every phone, in one transaction: it leaves every
+    /// worker's scope, supervisors' included (a scope entry "left" for each worker with a
+    /// device that may sync and who sees it now), so their devices hand in their edits to it
+    /// and remove it; bootstraps skip it. The server keeps it. Idempotent (a household
+    /// already retired: nothing written). `NotFound` for a household the station does not
+    /// hold (station work is not retired).
+    fn retire(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped>;
+    /// Bring a retired household back to the phones: "entered" for every worker with a
+    /// device that may sync and who sees it by role and assignment (their devices receive
+    /// its snapshot). A household not retired: nothing written. `NotFound` as for `retire`.
+    fn reopen(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped>;
+    /// A household's phone retention, if it was ever retired.
+    fn retirement(&self, doc: HouseholdId) -> StoreResult<Option<Retirement>>;
 }

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0009_county_accounts.sql"),
     include_str!("migrations/postgres/0010_document_kind.sql"),
     include_str!("migrations/postgres/0011_work_read_model.sql"),
+    include_str!("migrations/postgres/0012_phone_retirements.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -1001,7 +1002,7 @@ impl ServerStore for PostgresStore {
             .read_only(true)
             .start()?;
         let scope = match scoped {
-            Some(w) => caseload::reader_scope(&mut tx, &w.to_string())?,
+            Some(w) => Some(caseload::reader_scope(&mut tx, &w.to_string())?),
             None => None,
         };
         let st = station.to_string();
@@ -1100,6 +1101,26 @@ impl ServerStore for PostgresStore {
 
     fn scope_documents(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>> {
         caseload::scope_documents(&mut *self.pool.get()?, worker)
+    }
+
+    fn retire(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let out = caseload::set_retired(&mut tx, station, doc, true, now_ms)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn reopen(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let out = caseload::set_retired(&mut tx, station, doc, false, now_ms)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn retirement(&self, doc: HouseholdId) -> StoreResult<Option<Retirement>> {
+        caseload::retirement(&mut *self.pool.get()?, doc)
     }
 }
 

@@ -5,8 +5,11 @@
 //!
 //! A scope entry is a `change_log` row of kind [`KIND_SCOPE`]: `doc_id` is the household,
 //! `origin_device` names the *worker* the entry is for (not a device), `bytes` are one
-//! byte (1 entered, 2 left) and the time (8 bytes, big-endian). Only workers of role
-//! `worker` get entries: a supervisor sees the station, a county account no caseload.
+//! byte (1 entered, 2 left) and the time (8 bytes, big-endian). Assignments, roles and
+//! teams write entries for workers of role `worker` only: a supervisor sees the station, a
+//! county account no caseload. Phone retention (ADR 0025) writes them for supervisors too:
+//! a household retired from the phones leaves every phone that held it, and comes back to
+//! every phone that should see it when it is reopened.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -35,6 +38,40 @@ pub struct Assignment {
     pub assigned_at: i64,
     /// `creation` (assigned to its creator), `cli`, a console account id, `migration`.
     pub assigned_by: String,
+}
+
+/// A household's phone retention (ADR 0025): when it was last taken off the phones, and
+/// when it was last brought back. Retired while `reopened_at` is `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retirement {
+    pub retired_at: i64,
+    pub reopened_at: Option<i64>,
+}
+
+impl Retirement {
+    /// Whether the household is off the phones now.
+    pub fn retired(&self) -> bool {
+        self.reopened_at.is_none()
+    }
+}
+
+/// What filters a log read or a bootstrap for one reader (documents' stored ids; the
+/// station document is always visible).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ReaderScope {
+    /// A supervisor: the station, except the households retired from the phones.
+    Station { retired: HashSet<String> },
+    /// A worker: their caseload and the station's work; a county account: nothing.
+    Only(HashSet<String>),
+}
+
+impl ReaderScope {
+    pub fn contains(&self, doc: &str) -> bool {
+        match self {
+            ReaderScope::Station { retired } => !retired.contains(doc),
+            ReaderScope::Only(s) => s.contains(doc),
+        }
+    }
 }
 
 /// What a worker may see: their station, role and team.
@@ -189,6 +226,21 @@ pub(crate) fn assignment_entries(
         .collect()
 }
 
+/// The scope entries retiring a household from the phones (`entered` false) or reopening it
+/// (`entered` true) writes: one for every worker of any role who sees it by role,
+/// assignment and team (`assigned`: its assignment's worker and team).
+pub(crate) fn retirement_entries(
+    workers: &[ScopedWorker],
+    assigned: (Option<&str>, Option<&str>),
+    entered: bool,
+) -> Vec<(String, bool)> {
+    workers
+        .iter()
+        .filter(|w| covers(&w.id, w.role, w.team.as_deref(), assigned.0, assigned.1))
+        .map(|w| (w.id.clone(), entered))
+        .collect()
+}
+
 /// The scope entries a change of one worker's role or team writes: (household, entered).
 /// Entries are written for workers of role `worker` only, so a worker who becomes a
 /// supervisor gets "entered" for what they lacked, and one who stops being one "left" for
@@ -222,8 +274,8 @@ pub(crate) struct PageBuilder {
     budget: usize,
     me: String,
     station_doc: String,
-    /// The reader's scope as of the page's read (documents' stored ids); `None`: all.
-    scope: Option<HashSet<String>>,
+    /// The reader's scope as of the page's read.
+    scope: ReaderScope,
     worker: String,
     touched: BTreeSet<HouseholdId>,
     scope_entries: usize,
@@ -242,7 +294,7 @@ impl PageBuilder {
         station: StationId,
         after: u64,
         reader: LogReader,
-        scope: Option<HashSet<String>>,
+        scope: ReaderScope,
         budget: usize,
     ) -> PageBuilder {
         PageBuilder {
@@ -262,10 +314,7 @@ impl PageBuilder {
     }
 
     fn visible(&self, doc: &str) -> bool {
-        match &self.scope {
-            None => true,
-            Some(s) => doc == self.station_doc || s.contains(doc),
-        }
+        doc == self.station_doc || self.scope.contains(doc)
     }
 
     /// Take one row; `bytes` and `hash` are read only when the row is used. False: the page
@@ -387,6 +436,31 @@ mod tests {
             (Some("b"), Some("north"))
         )
         .is_empty());
+    }
+
+    #[test]
+    fn retirement_tells_every_worker_who_sees_the_household_supervisors_included() {
+        let workers = [
+            w("a", Role::Worker, Some("north")),
+            w("b", Role::Worker, Some("north")),
+            w("c", Role::Worker, None),
+            w("s", Role::Supervisor, None),
+            w("k", Role::County, None),
+        ];
+        let mut got = retirement_entries(&workers, (Some("a"), None), false);
+        got.sort();
+        assert_eq!(got, vec![("a".into(), false), ("s".into(), false)]);
+        let mut got = retirement_entries(&workers, (None, Some("north")), true);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![("a".into(), true), ("b".into(), true), ("s".into(), true)]
+        );
+        // Retired households are in nobody's view; a supervisor's scope skips them.
+        let scope = ReaderScope::Station {
+            retired: ["x".to_string()].into_iter().collect(),
+        };
+        assert!(!scope.contains("x") && scope.contains("y"));
     }
 
     #[test]

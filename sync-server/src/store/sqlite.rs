@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_county_accounts.sql"),
     include_str!("migrations/0010_document_kind.sql"),
     include_str!("migrations/0011_work_read_model.sql"),
+    include_str!("migrations/0012_phone_retirements.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -1670,7 +1671,7 @@ impl ServerStore for SqliteStore {
         let conn = self.reader();
         let tx = conn.unchecked_transaction()?;
         let scope = match scoped {
-            Some(w) => caseload::reader_scope(&tx, &w.to_string())?,
+            Some(w) => Some(caseload::reader_scope(&tx, &w.to_string())?),
             None => None,
         };
         let st_id = station.to_string();
@@ -1764,6 +1765,18 @@ impl ServerStore for SqliteStore {
 
     fn scope_documents(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>> {
         caseload::scope_documents(&self.reader(), worker)
+    }
+
+    fn retire(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped> {
+        self.write(|tx| caseload::set_retired(tx, station, doc, true, now_ms))
+    }
+
+    fn reopen(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped> {
+        self.write(|tx| caseload::set_retired(tx, station, doc, false, now_ms))
+    }
+
+    fn retirement(&self, doc: HouseholdId) -> StoreResult<Option<Retirement>> {
+        caseload::retirement(&self.reader(), doc)
     }
 }
 

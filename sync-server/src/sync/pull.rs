@@ -40,7 +40,9 @@ impl<S: ServerStore> SyncService<S> {
             team: access.team.clone(),
             left: Vec::new(),
         });
-        let scoped = (!access.role.sees_station()).then_some(auth.worker);
+        // Every reader's bootstrap is scoped: a supervisor's skips the households retired
+        // from the phones (ADR 0025).
+        let scoped = Some(auth.worker);
         let mut used = 0usize;
         if let Phase::Bootstrap { after } = cursor.phase {
             let high_water = if after.is_none() {

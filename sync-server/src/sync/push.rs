@@ -135,7 +135,9 @@ impl<S: ServerStore> SyncService<S> {
         access: &Viewer,
         doc: HouseholdId,
     ) -> Result<Write, SyncError> {
-        if access.role.sees_station() || self.store.in_scope(auth.worker, doc)? {
+        // A supervisor sees the station, less what is retired from the phones (ADR 0025):
+        // `in_scope` says so for every role.
+        if self.store.in_scope(auth.worker, doc)? {
             return Ok(Write::InScope);
         }
         let handed_over = match self.store.scope_exit(auth.worker, doc)? {

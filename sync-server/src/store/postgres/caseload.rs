@@ -41,14 +41,21 @@ pub(super) fn scope_docs(
     let rows = match role {
         Role::County => return Ok(HashSet::new()),
         Role::Supervisor => c.query(
-            "SELECT doc_id FROM documents WHERE station_id = $1 AND doc_id <> $1",
+            "SELECT doc_id FROM documents WHERE station_id = $1 AND doc_id <> $1
+             AND doc_id NOT IN (SELECT doc_id FROM phone_retirements
+                                WHERE station_id = $1 AND reopened_at IS NULL)",
             &[&station],
         )?,
-        // Their caseload, and the station's work (ADR 0021).
+        // Their caseload (less what is retired from the phones, ADR 0025), and the
+        // station's work (ADR 0021).
         Role::Worker => c.query(
             &format!(
-                "SELECT doc_id FROM assignments WHERE worker_id = $1
-                 UNION SELECT doc_id FROM assignments WHERE $2::text IS NOT NULL AND station_id = $3 AND team = $2
+                "SELECT doc_id FROM (
+                   SELECT doc_id FROM assignments WHERE worker_id = $1
+                   UNION SELECT doc_id FROM assignments WHERE $2::text IS NOT NULL AND station_id = $3 AND team = $2
+                 ) AS caseload
+                 WHERE doc_id NOT IN (SELECT doc_id FROM phone_retirements
+                                      WHERE station_id = $3 AND reopened_at IS NULL)
                  UNION SELECT doc_id FROM documents WHERE station_id = $3 AND kind IN {STATION_WORK_SQL}"
             ),
             &[&worker, &team, &station],
@@ -57,17 +64,97 @@ pub(super) fn scope_docs(
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
-pub(super) fn reader_scope(
-    c: &mut impl GenericClient,
-    worker: &str,
-) -> StoreResult<Option<HashSet<String>>> {
+pub(super) fn reader_scope(c: &mut impl GenericClient, worker: &str) -> StoreResult<ReaderScope> {
     match worker_row(c, worker)? {
-        None => Ok(Some(HashSet::new())),
-        Some((_, role, _)) if role.sees_station() => Ok(None),
+        None => Ok(ReaderScope::Only(HashSet::new())),
+        Some((station, role, _)) if role.sees_station() => {
+            let rows = c.query(
+                "SELECT doc_id FROM phone_retirements WHERE station_id = $1 AND reopened_at IS NULL",
+                &[&station],
+            )?;
+            Ok(ReaderScope::Station {
+                retired: rows.iter().map(|r| r.get::<_, String>(0)).collect(),
+            })
+        }
         Some((station, role, team)) => {
-            scope_docs(c, &station, worker, role, team.as_deref()).map(Some)
+            scope_docs(c, &station, worker, role, team.as_deref()).map(ReaderScope::Only)
         }
     }
+}
+
+fn is_retired(c: &mut impl GenericClient, doc: &str) -> StoreResult<bool> {
+    Ok(c.query_opt(
+        "SELECT 1 FROM phone_retirements WHERE doc_id = $1 AND reopened_at IS NULL",
+        &[&doc],
+    )?
+    .is_some())
+}
+
+pub(super) fn retirement(
+    c: &mut impl GenericClient,
+    doc: HouseholdId,
+) -> StoreResult<Option<Retirement>> {
+    Ok(c.query_opt(
+        "SELECT retired_at, reopened_at FROM phone_retirements WHERE doc_id = $1",
+        &[&doc.to_string()],
+    )?
+    .map(|r| Retirement {
+        retired_at: r.get(0),
+        reopened_at: r.get(1),
+    }))
+}
+
+/// Retire a household from the phones (`retire`) or bring it back (`!retire`), with a scope
+/// entry for every worker with a device who sees it (ADR 0025; as on SQLite).
+pub(super) fn set_retired(
+    c: &mut impl GenericClient,
+    station: StationId,
+    doc: HouseholdId,
+    retire: bool,
+    now_ms: i64,
+) -> StoreResult<Rescoped> {
+    let st = station.to_string();
+    let d = doc.to_string();
+    lock_station(c, &st)?;
+    if c.query_opt(
+        "SELECT 1 FROM documents WHERE doc_id = $1 AND station_id = $2 AND doc_id <> station_id
+         AND kind = 'household'",
+        &[&d, &st],
+    )?
+    .is_none()
+    {
+        return Err(StoreError::NotFound("household"));
+    }
+    if is_retired(c, &d)? == retire {
+        return Ok(Rescoped::default());
+    }
+    let (aw, at): (Option<String>, Option<String>) = c
+        .query_opt(
+            "SELECT worker_id, team FROM assignments WHERE doc_id = $1",
+            &[&d],
+        )?
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap_or_default();
+    let workers = workers_of(c, &st)?;
+    let entries: Vec<(String, String, bool)> =
+        retirement_entries(&workers, (aw.as_deref(), at.as_deref()), !retire)
+            .into_iter()
+            .map(|(worker, entered)| (d.clone(), worker, entered))
+            .collect();
+    if retire {
+        c.execute(
+            "INSERT INTO phone_retirements (doc_id, station_id, retired_at, reopened_at)
+             VALUES ($1, $2, $3, NULL)
+             ON CONFLICT (doc_id) DO UPDATE SET retired_at = $3, reopened_at = NULL",
+            &[&d, &st, &now_ms],
+        )?;
+    } else {
+        c.execute(
+            "UPDATE phone_retirements SET reopened_at = $2 WHERE doc_id = $1",
+            &[&d, &now_ms],
+        )?;
+    }
+    append_entries(c, &st, &entries, now_ms)
 }
 
 fn lock_station(c: &mut impl GenericClient, station: &str) -> StoreResult<()> {
@@ -211,7 +298,12 @@ pub(super) fn assign(
         )?
         .map(|r| (r.get(0), r.get(1)));
     let team = team.map(|t| t.as_str().to_owned());
-    let workers = workers_of(c, &st)?;
+    // A household retired from the phones is in nobody's view (as on SQLite).
+    let workers = if is_retired(c, &d)? {
+        Vec::new()
+    } else {
+        workers_of(c, &st)?
+    };
     let entries: Vec<(String, String, bool)> = assignment_entries(
         &workers,
         before.as_ref().map(|(w, t)| (w.as_deref(), t.as_deref())),
@@ -285,11 +377,15 @@ pub(super) fn in_scope(
         return Ok(false);
     }
     let row = c.query_opt(
-        "SELECT d.station_id, d.kind, a.worker_id, a.team FROM documents d
-         LEFT JOIN assignments a ON a.doc_id = d.doc_id WHERE d.doc_id = $1",
+        "SELECT d.station_id, d.kind, a.worker_id, a.team, r.retired_at FROM documents d
+         LEFT JOIN assignments a ON a.doc_id = d.doc_id
+         LEFT JOIN phone_retirements r ON r.doc_id = d.doc_id AND r.reopened_at IS NULL
+         WHERE d.doc_id = $1",
         &[&d],
     )?;
     Ok(match row {
+        // Retired from the phones (ADR 0025): in nobody's scope.
+        Some(r) if r.get::<_, Option<i64>>(4).is_some() => false,
         Some(r) if r.get::<_, &str>(0) == station => covers_document(
             &w,
             role,

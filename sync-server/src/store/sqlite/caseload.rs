@@ -40,17 +40,24 @@ pub(super) fn scope_docs(
         Role::County => {}
         Role::Supervisor => {
             let mut st = conn.prepare_cached(
-                "SELECT doc_id FROM documents WHERE station_id = ?1 AND doc_id <> ?1",
+                "SELECT doc_id FROM documents WHERE station_id = ?1 AND doc_id <> ?1
+                 AND doc_id NOT IN (SELECT doc_id FROM phone_retirements
+                                    WHERE station_id = ?1 AND reopened_at IS NULL)",
             )?;
             for d in st.query_map([station], |r| r.get::<_, String>(0))? {
                 out.insert(d?);
             }
         }
         Role::Worker => {
-            // Their caseload, and the station's work (ADR 0021).
+            // Their caseload (less what is retired from the phones, ADR 0025), and the
+            // station's work (ADR 0021).
             let mut st = conn.prepare_cached(&format!(
-                "SELECT doc_id FROM assignments WHERE worker_id = ?1
-                 UNION SELECT doc_id FROM assignments WHERE ?2 IS NOT NULL AND station_id = ?3 AND team = ?2
+                "SELECT doc_id FROM (
+                   SELECT doc_id FROM assignments WHERE worker_id = ?1
+                   UNION SELECT doc_id FROM assignments WHERE ?2 IS NOT NULL AND station_id = ?3 AND team = ?2
+                 ) AS caseload
+                 WHERE doc_id NOT IN (SELECT doc_id FROM phone_retirements
+                                      WHERE station_id = ?3 AND reopened_at IS NULL)
                  UNION SELECT doc_id FROM documents WHERE station_id = ?3 AND kind IN {STATION_WORK_SQL}"
             ))?;
             for d in st.query_map(params![worker, team, station], |r| r.get::<_, String>(0))? {
@@ -61,18 +68,105 @@ pub(super) fn scope_docs(
     Ok(out)
 }
 
-/// What filters a log read or a bootstrap for this worker: `None` if they see the station.
-pub(super) fn reader_scope(
-    conn: &Connection,
-    worker: &str,
-) -> StoreResult<Option<HashSet<String>>> {
+/// What filters a log read or a bootstrap for this worker.
+pub(super) fn reader_scope(conn: &Connection, worker: &str) -> StoreResult<ReaderScope> {
     match worker_row(conn, worker)? {
-        None => Ok(Some(HashSet::new())),
-        Some((_, role, _)) if role.sees_station() => Ok(None),
+        None => Ok(ReaderScope::Only(HashSet::new())),
+        Some((station, role, _)) if role.sees_station() => Ok(ReaderScope::Station {
+            retired: retired_docs(conn, &station)?,
+        }),
         Some((station, role, team)) => {
-            scope_docs(conn, &station, worker, role, team.as_deref()).map(Some)
+            scope_docs(conn, &station, worker, role, team.as_deref()).map(ReaderScope::Only)
         }
     }
+}
+
+/// The households of a station retired from the phones (ADR 0025).
+fn retired_docs(conn: &Connection, station: &str) -> StoreResult<HashSet<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT doc_id FROM phone_retirements WHERE station_id = ?1 AND reopened_at IS NULL",
+    )?;
+    let out = st
+        .query_map([station], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(out)
+}
+
+fn is_retired(conn: &Connection, doc: &str) -> StoreResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM phone_retirements WHERE doc_id = ?1 AND reopened_at IS NULL",
+        )?
+        .query_row([doc], |r| r.get::<_, i64>(0))
+        .optional()?
+        .is_some())
+}
+
+pub(super) fn retirement(conn: &Connection, doc: HouseholdId) -> StoreResult<Option<Retirement>> {
+    Ok(conn
+        .prepare_cached("SELECT retired_at, reopened_at FROM phone_retirements WHERE doc_id = ?1")?
+        .query_row([doc.to_string()], |r| {
+            Ok(Retirement {
+                retired_at: r.get(0)?,
+                reopened_at: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Retire a household from the phones (`retire`) or bring it back (`!retire`), with a scope
+/// entry for every worker with a device who sees it (ADR 0025).
+pub(super) fn set_retired(
+    conn: &Connection,
+    station: StationId,
+    doc: HouseholdId,
+    retire: bool,
+    now_ms: i64,
+) -> StoreResult<Rescoped> {
+    let st = station.to_string();
+    let d = doc.to_string();
+    let held: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM documents WHERE doc_id = ?1 AND station_id = ?2 AND doc_id <> station_id
+             AND kind = 'household'",
+            params![d, st],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if held.is_none() {
+        return Err(StoreError::NotFound("household"));
+    }
+    if is_retired(conn, &d)? == retire {
+        return Ok(Rescoped::default());
+    }
+    let assigned: Option<(Option<String>, Option<String>)> = conn
+        .query_row(
+            "SELECT worker_id, team FROM assignments WHERE doc_id = ?1",
+            [&d],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (aw, at) = assigned.unwrap_or_default();
+    let workers = workers_of(conn, &st)?;
+    let entries: Vec<(String, String, bool)> =
+        retirement_entries(&workers, (aw.as_deref(), at.as_deref()), !retire)
+            .into_iter()
+            .map(|(worker, entered)| (d.clone(), worker, entered))
+            .collect();
+    if retire {
+        conn.execute(
+            "INSERT INTO phone_retirements (doc_id, station_id, retired_at, reopened_at)
+             VALUES (?1, ?2, ?3, NULL)
+             ON CONFLICT (doc_id) DO UPDATE SET retired_at = excluded.retired_at, reopened_at = NULL",
+            params![d, st, now_ms],
+        )?;
+    } else {
+        conn.execute(
+            "UPDATE phone_retirements SET reopened_at = ?2 WHERE doc_id = ?1",
+            params![d, now_ms],
+        )?;
+    }
+    append_entries(conn, &st, &entries, now_ms)
 }
 
 fn workers_of(conn: &Connection, station: &str) -> StoreResult<Vec<ScopedWorker>> {
@@ -216,7 +310,13 @@ pub(super) fn assign(
         )
         .optional()?;
     let team = team.map(|t| t.as_str().to_owned());
-    let workers = workers_of(conn, &st)?;
+    // A household retired from the phones is in nobody's view: reassigning it tells no one
+    // (its reopening tells its new holders).
+    let workers = if is_retired(conn, &d)? {
+        Vec::new()
+    } else {
+        workers_of(conn, &st)?
+    };
     let entries: Vec<(String, String, bool)> = assignment_entries(
         &workers,
         before.as_ref().map(|(w, t)| (w.as_deref(), t.as_deref())),
@@ -283,16 +383,22 @@ pub(super) fn in_scope(conn: &Connection, worker: WorkerId, doc: HouseholdId) ->
     if d == station {
         return Ok(false);
     }
-    type Row = (String, String, Option<String>, Option<String>);
+    type Row = (String, String, Option<String>, Option<String>, Option<i64>);
     let row: Option<Row> = conn
         .prepare_cached(
-            "SELECT d.station_id, d.kind, a.worker_id, a.team FROM documents d
-             LEFT JOIN assignments a ON a.doc_id = d.doc_id WHERE d.doc_id = ?1",
+            "SELECT d.station_id, d.kind, a.worker_id, a.team, r.retired_at FROM documents d
+             LEFT JOIN assignments a ON a.doc_id = d.doc_id
+             LEFT JOIN phone_retirements r ON r.doc_id = d.doc_id AND r.reopened_at IS NULL
+             WHERE d.doc_id = ?1",
         )?
-        .query_row([&d], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row([&d], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
     Ok(match row {
-        Some((s, kind, aw, at)) if s == station => covers_document(
+        // Retired from the phones (ADR 0025): in nobody's scope.
+        Some((_, _, _, _, Some(_))) => false,
+        Some((s, kind, aw, at, None)) if s == station => covers_document(
             &w,
             role,
             team.as_deref(),
