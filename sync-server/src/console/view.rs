@@ -260,7 +260,7 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("surveys", "需求调查", "Needs surveys"),
         ("survey_title", "问卷", "Survey"),
         ("versions", "版本", "Versions"),
-        ("version", "第几版", "Version"),
+        ("version", "版本", "Version"),
         ("questions", "题", "questions"),
         ("responses", "有效问卷", "Responses"),
         ("answered", "作答", "answered"),
