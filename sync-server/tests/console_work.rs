@@ -398,6 +398,14 @@ async fn the_stations_work_in_the_console() {
         assert!(section.contains(who));
     }
     assert!(section.contains("想念父母"), "the answers, to choose by");
+    // The case file shows the duplicate the same way.
+    let (_, file, _) = b
+        .get(&format!("/console/households/{}", st.contested))
+        .await;
+    assert!(
+        file.contains("重复问卷") && file.contains("想念父母"),
+        "{file}"
+    );
     let field = section
         .split("name=\"field\" value=\"")
         .nth(1)

@@ -281,17 +281,20 @@ pub(in crate::console) async fn household<S: ServerStore>(
                 }
             })
             .collect();
-        let conflicts: Vec<Value> = file
-            .conflicts
-            .iter()
-            .map(|cf| {
-                let mask = cf.field.field == "id_number";
-                context! {
-                    field => format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field)),
-                    values => cf.values.iter().map(|v| version(&labels, v, mask)).collect::<Vec<_>>(),
+        let mut conflicts: Vec<Value> = Vec::new();
+        let mut surveys = super::work::SurveyTitles::default();
+        for cf in &file.conflicts {
+            let mask = cf.field.field == "id_number";
+            let mut values: Vec<Version> = cf.values.iter().map(|v| version(&labels, v, mask)).collect();
+            let mut field = format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field));
+            if cf.kind == doorstep_core::ConflictKind::DuplicateResponse {
+                field = super::work::duplicate_heading(&file, cf, &words);
+                for (shown, v) in values.iter_mut().zip(&cf.values) {
+                    shown.value = super::work::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
                 }
-            })
-            .collect();
+            }
+            conflicts.push(context! { field, values });
+        }
         // Whom it is assigned to (ADR 0019), and the choices to reassign it.
         let assignment = c.store.assignment(id)?;
         let assigned = context! {
