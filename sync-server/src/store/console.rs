@@ -64,8 +64,9 @@ pub struct FollowUpRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FactRow {
     pub doc: HouseholdId,
-    /// `visit`, `need`, `inquiry`, `card` or `response` (a needs-survey response, `dim1` its
-    /// survey; of a household document); `activity` (of an
+    /// `visit`, `need`, `inquiry`, `card`, `response` (a needs-survey response, `dim1` its
+    /// survey) or `referral` (a need referred to a resource: `item` the need, `dim1` the
+    /// resource, `dim2` the need's status), of a household document; `activity` (of an
     /// activity document: `day` its date, `dim1` its type code, `dim2` how many attended,
     /// empty if not counted).
     pub fact: String,

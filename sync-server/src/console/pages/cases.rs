@@ -282,15 +282,15 @@ pub(in crate::console) async fn household<S: ServerStore>(
             })
             .collect();
         let mut conflicts: Vec<Value> = Vec::new();
-        let mut surveys = super::work::SurveyTitles::default();
+        let mut surveys = super::responses::SurveyTitles::default();
         for cf in &file.conflicts {
             let mask = cf.field.field == "id_number";
             let mut values: Vec<Version> = cf.values.iter().map(|v| version(&labels, v, mask)).collect();
             let mut field = format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field));
             if cf.kind == doorstep_core::ConflictKind::DuplicateResponse {
-                field = super::work::duplicate_heading(&file, cf, &words);
+                field = super::responses::duplicate_heading(&file, cf, &words);
                 for (shown, v) in values.iter_mut().zip(&cf.values) {
-                    shown.value = super::work::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
+                    shown.value = super::responses::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
                 }
             }
             conflicts.push(context! { field, values });
@@ -348,7 +348,7 @@ pub(in crate::console) async fn conflicts<S: ServerStore>(
         let words = view::words(ctx.lang);
         let mut out: Vec<Value> = Vec::new();
         let all = c.store.households(station, &HouseholdFilter { limit: usize::MAX >> 1, ..Default::default() })?;
-        let mut surveys = super::work::SurveyTitles::default();
+        let mut surveys = super::responses::SurveyTitles::default();
         for h in all.into_iter().filter(|h| h.conflicts > 0) {
             let Ok((_, file)) = c.case_file(station, h.doc) else { continue };
             for cf in &file.conflicts {
@@ -359,9 +359,9 @@ pub(in crate::console) async fn conflicts<S: ServerStore>(
                 // Two phones answered one survey for one person (ADR 0022): each response
                 // shown by what it answered, the supervisor keeps one.
                 if cf.kind == ConflictKind::DuplicateResponse {
-                    field = super::work::duplicate_heading(&file, cf, &words);
+                    field = super::responses::duplicate_heading(&file, cf, &words);
                     for (shown, v) in values.iter_mut().zip(&cf.values) {
-                        shown.value = super::work::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
+                        shown.value = super::responses::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
                     }
                 }
                 out.push(context! {

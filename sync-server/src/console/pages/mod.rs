@@ -7,6 +7,7 @@ mod cases;
 mod devices;
 mod erasures;
 mod exports;
+mod responses;
 mod session;
 mod stations;
 mod work;
