@@ -270,6 +270,75 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     );
     shot(&c, "06b-report").await;
 
+    // A needs survey a phone made and answered: from the navigation to its counts.
+    let w01 = &st.devices[0];
+    let survey = w01
+        .1
+        .create_survey(
+            "高龄独居老人需求调查",
+            &[doorstep_core::Question {
+                id: "living".into(),
+                label: "居住情况".into(),
+                kind: doorstep_core::QuestionKind::Single {
+                    options: vec![
+                        doorstep_core::SurveyOption {
+                            code: "alone".into(),
+                            label: "独居".into(),
+                        },
+                        doorstep_core::SurveyOption {
+                            code: "spouse".into(),
+                            label: "与配偶同住".into(),
+                        },
+                    ],
+                },
+            }],
+        )
+        .unwrap();
+    let version = w01.1.survey(survey).unwrap().versions[0].id;
+    let elder = w01
+        .1
+        .add_person(st.quiet, &doorstep_core::NewPerson::named("赵奶奶", "户主"))
+        .unwrap();
+    w01.1
+        .respond_to_survey(
+            st.quiet,
+            elder,
+            survey,
+            version,
+            &[doorstep_core::Answer {
+                question: "living".into(),
+                value: doorstep_core::AnswerValue::Choice("alone".into()),
+            }],
+        )
+        .unwrap();
+    w01.2.sync(&w01.1).await.unwrap();
+    click(&c, Locator::Id("nav-surveys")).await;
+    wait_for_url(&c, "the surveys", |u| u == "/console/surveys?").await;
+    click(&c, Locator::LinkText("高龄独居老人需求调查")).await;
+    wait_for_url(&c, "the survey's counts", |u| {
+        u == format!("/console/surveys/{survey}?")
+    })
+    .await;
+    let counted = |css: &'static str| {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Css(css))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(counted("#n-responses").await, "1");
+    assert_eq!(counted("tr[data-option='alone'] td.count").await, "1");
+    assert_eq!(counted("tr[data-option='spouse'] td.count").await, "0");
+    assert!(
+        !c.source().await.unwrap().contains("赵奶奶"),
+        "no respondent named"
+    );
+    shot(&c, "06c-survey").await;
+
     // Enrol a phone for W02: the one-time code as text and as a QR code.
     c.goto(&format!("{url}/console/devices")).await.unwrap();
     click(&c, Locator::Id("enroll-W02")).await;
@@ -494,6 +563,10 @@ async fn a_supervisor_uses_the_console_in_chromium() {
             .await
             .is_err(),
         "no assignment form for a county account"
+    );
+    assert!(
+        c.find(Locator::Id("nav-surveys")).await.is_err(),
+        "a county account is not offered the station's work"
     );
     shot(&c, "10-county-case-file").await;
     click(&c, Locator::Id("logout")).await;

@@ -956,3 +956,90 @@ async fn a_compromised_server_cannot_make_a_phone_show_what_its_author_did_not_w
     }
     assert_eq!(w03.store.household(honest).unwrap().code, "HH-000003");
 }
+
+/// A published survey version is frozen (ADR 0022) on the phones too: a server that stores
+/// a change rewriting one — here appended straight to its log, as a compromised server
+/// would, signed and attributed to the attacker's own device so that only the frozen check
+/// can catch it — cannot make a colleague's phone count answers against other questions.
+/// The phone quarantines the survey with the reason, keeps the questions as published, and
+/// the rest of the response applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compromised_server_cannot_change_a_published_survey_version_on_a_phone() {
+    let server = TestServer::start().await;
+    let sa = server.station("A站");
+    let url = server.url();
+    let w01 = server.device(sa, "W01", &url).await;
+    let w02 = server.device(sa, "W02", &url).await;
+    let question = Question {
+        id: "living".into(),
+        label: "居住情况".into(),
+        kind: QuestionKind::Single {
+            options: vec![SurveyOption {
+                code: "alone".into(),
+                label: "独居".into(),
+            }],
+        },
+    };
+    let survey = w01
+        .store
+        .create_survey("需求调查", std::slice::from_ref(&question))
+        .unwrap();
+    let doc_id = HouseholdId::from_uuid(*survey.as_uuid());
+    w01.sync().await;
+    w02.sync().await;
+    assert_eq!(
+        w02.store.survey(survey).unwrap().versions[0].questions[0].label,
+        "居住情况"
+    );
+    let (x, token) = attacker(&server, sa, 0x6b).await;
+    sync_raw(&server, &x, &token).await;
+
+    let base = x.document(doc_id);
+    let mut doc = base.fork().with_actor(x.actor.clone());
+    let since = doc.get_heads();
+    let mut tx = doc.transaction();
+    let versions = map(&tx, &map(&tx, &ROOT, "survey"), "versions");
+    let key = tx.keys(&versions).next().unwrap();
+    let v = map(&tx, &versions, &key);
+    tx.put(
+        &v,
+        "questions",
+        r#"[{"id":"living","label":"是否愿意搬走","type":"single","options":[{"code":"alone","label":"愿意"}]}]"#,
+    )
+    .unwrap();
+    tx.commit();
+    let changes = doc.get_changes(&since);
+    let append = doorstep_server::store::DocAppend {
+        doc: doc_id,
+        kind: doorstep_core::doc::DocKind::Work(WorkKind::Survey),
+        changes: changes
+            .iter()
+            .map(|c| (c.hash(), c.raw_bytes().to_vec()))
+            .collect(),
+        snapshot: None,
+        cards: Vec::new(),
+        expected_seq: None,
+        signatures: x.sign(doc_id, &changes),
+    };
+    server.store.commit(sa, x.auth.device, &[append]).unwrap();
+    // An honest household in the same response.
+    let honest = w01.new_household("HH-000009");
+    w01.sync().await;
+
+    let outcome = w02.sync().await;
+    let why = w02
+        .store
+        .quarantined()
+        .unwrap()
+        .into_iter()
+        .find(|q| q.household == doc_id)
+        .map(|q| q.reason)
+        .unwrap_or_else(|| panic!("the survey was not quarantined: {outcome:?}"));
+    assert!(why.contains("frozen"), "{why}");
+    assert_eq!(
+        w02.store.survey(survey).unwrap().versions[0].questions[0].label,
+        "居住情况",
+        "the phone counts against the questions as published"
+    );
+    assert_eq!(w02.store.household(honest).unwrap().code, "HH-000009");
+}

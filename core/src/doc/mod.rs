@@ -182,6 +182,17 @@ pub fn read_activity_document(doc: &Automerge) -> Result<crate::model::station_w
     work::read_activity(doc)
 }
 
+/// A resource document read whole (for the console's resource register, ADR 0021).
+pub fn read_resource_document(doc: &Automerge) -> Result<crate::model::station_work::Resource> {
+    work::read_resource(doc)
+}
+
+/// A survey document read whole, its versions by number (for the console's survey pages,
+/// ADR 0022).
+pub fn read_survey_document(doc: &Automerge) -> Result<crate::model::survey::Survey> {
+    survey::read_survey(doc)
+}
+
 /// The village a household's case file shows (its shown version; empty if none), for the
 /// server's assignment of a village's households (ADR 0019).
 pub fn village(doc: &Automerge) -> Result<String> {

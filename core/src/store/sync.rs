@@ -533,6 +533,31 @@ fn verify_received(
     Ok(())
 }
 
+/// What a document this phone holds has frozen — a survey's published versions (ADR 0022)
+/// — before something received is applied to it; nothing for a document it does not hold
+/// (or holds unreadable: the server's validator read it whole when it accepted it).
+fn frozen_before(
+    tx: &Connection,
+    cache: &mut DocCache,
+    id: HouseholdId,
+    actor: &ActorId,
+) -> Result<Vec<(String, String)>> {
+    match load(tx, cache, id, actor) {
+        Ok(doc) => Ok(contained(|| doc::survey::frozen_parts(doc)).unwrap_or_default()),
+        Err(e) if document_fault(&e) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The server's check of a push (`doc::survey::check_frozen`), made by the phone on what it
+/// pulls: a published version changed or written twice — which an honest server refuses
+/// (code 3) and a compromised one might pass on — quarantines the document like any other
+/// it cannot trust (ADR 0013), the rest of the response applying.
+fn still_frozen(before: &[(String, String)], doc: &Automerge) -> Result<()> {
+    contained(|| doc::survey::check_frozen(before, doc))
+        .map_err(|_| Error::InvalidInput("frozen: a published survey version was changed"))
+}
+
 /// A snapshot from the server: a new document stored as it came, or what it adds to a known
 /// one applied as changes. The number of changes it added to a known document.
 fn apply_snapshot(
@@ -819,6 +844,7 @@ fn apply_in(
         // A household that comes (back) into the worker's scope.
         super::caseload::returned(tx, snap.doc)?;
         let applied = guarded(tx, cache, snap.doc, |tx, cache| {
+            let frozen = frozen_before(tx, cache, snap.doc, actor)?;
             let added = apply_snapshot(
                 tx,
                 cache,
@@ -831,6 +857,7 @@ fn apply_in(
             let doc = load(tx, cache, snap.doc, actor)?;
             keep_signatures(tx, snap.doc, doc, &snap.signatures)?;
             verify_received(tx, doc, snap.doc, actor, station, None)?;
+            still_frozen(&frozen, doc)?;
             Ok(added)
         })?;
         match applied {
@@ -872,6 +899,7 @@ fn apply_in(
                 changes.extend(item.changes(actor)?);
             }
             let received = changes.clone();
+            let frozen = frozen_before(tx, cache, pulled.doc, actor)?;
             let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
             let deps: BTreeSet<ChangeHash> =
                 changes.iter().flat_map(|c| c.deps().to_vec()).collect();
@@ -895,6 +923,7 @@ fn apply_in(
             set_server_state(tx, doc, pulled.doc, &server)?;
             keep_signatures(tx, pulled.doc, doc, &signatures)?;
             verify_received(tx, doc, pulled.doc, actor, station, Some(&received))?;
+            still_frozen(&frozen, doc)?;
             Ok(applied)
         })?;
         match applied {

@@ -10,6 +10,7 @@ mod pages;
 pub mod read_model;
 pub mod report;
 pub mod resolve;
+pub mod surveys;
 pub mod view;
 
 use std::sync::Arc;
@@ -52,7 +53,13 @@ pub(crate) struct Console<S: ServerStore> {
 
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    let sources: [(&str, &str); 14] = [
+    let sources: [(&str, &str); 20] = [
+        ("activities.html", include_str!("templates/activities.html")),
+        ("activity.html", include_str!("templates/activity.html")),
+        ("resources.html", include_str!("templates/resources.html")),
+        ("resource.html", include_str!("templates/resource.html")),
+        ("surveys.html", include_str!("templates/surveys.html")),
+        ("survey.html", include_str!("templates/survey.html")),
         ("stations.html", include_str!("templates/stations.html")),
         ("cards.html", include_str!("templates/cards.html")),
         ("erasures.html", include_str!("templates/erasures.html")),
@@ -127,6 +134,12 @@ pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
         .route("/console/cards/batches", post(pages::add_card_batch::<S>))
         .route("/console/cards/leases", post(pages::lease_cards::<S>))
         .route("/console/cards/return", post(pages::return_card_lease::<S>))
+        .route("/console/activities", get(pages::activities::<S>))
+        .route("/console/activities/{id}", get(pages::activity::<S>))
+        .route("/console/resources", get(pages::resources::<S>))
+        .route("/console/resources/{id}", get(pages::resource::<S>))
+        .route("/console/surveys", get(pages::surveys::<S>))
+        .route("/console/surveys/{id}", get(pages::survey::<S>))
         .route("/console/erasures", get(pages::erasures::<S>))
         .route("/console/access", get(pages::access::<S>))
         .route("/console/devices/enroll", post(pages::enroll::<S>))

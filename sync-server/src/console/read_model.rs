@@ -112,6 +112,19 @@ pub fn rows_of(file: &CaseFile, seq: u64) -> ReadModelDoc {
             c.status.as_str(),
         ));
     }
+    // Needs referred to a resource of the register (ADR 0021): `dim1` the resource, `dim2`
+    // the need's status; the resource's console page lists them.
+    for n in &h.needs {
+        if let Some(resource) = n.resource {
+            facts.push(fact(
+                "referral",
+                *n.id.as_uuid(),
+                day(n.created.at.0),
+                &resource.to_string(),
+                n.status.as_str(),
+            ));
+        }
+    }
     // Needs-survey responses (ADR 0022) recorded that month, withdrawn ones not counted:
     // `dim1` the survey.
     for r in h

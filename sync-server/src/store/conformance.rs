@@ -723,6 +723,21 @@ pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
         .unwrap();
     assert_eq!(facts.iter().filter(|f| f.fact == "activity").count(), 1);
     assert!(s.read_model_seqs(station).unwrap().contains(&(activity, 7)));
+    // Listed by kind, for the console's pages of station work; another station's not.
+    let resource = HouseholdId::new();
+    assert!(s
+        .put_work(&console::WorkRow {
+            doc: resource,
+            station,
+            seq: 8,
+            kind: "resource".into(),
+            facts: Vec::new(),
+        })
+        .unwrap());
+    assert_eq!(s.work_documents(station, "activity").unwrap(), [activity]);
+    assert_eq!(s.work_documents(station, "resource").unwrap(), [resource]);
+    assert!(s.work_documents(station, "survey").unwrap().is_empty());
+    assert!(s.work_documents(other, "activity").unwrap().is_empty());
 
     s.clear_read_model(station).unwrap();
     assert!(list(HouseholdFilter::default()).is_empty());

@@ -64,8 +64,9 @@ pub struct FollowUpRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FactRow {
     pub doc: HouseholdId,
-    /// `visit`, `need`, `inquiry`, `card` or `response` (a needs-survey response, `dim1` its
-    /// survey; of a household document); `activity` (of an
+    /// `visit`, `need`, `inquiry`, `card`, `response` (a needs-survey response, `dim1` its
+    /// survey) or `referral` (a need referred to a resource: `item` the need, `dim1` the
+    /// resource, `dim2` the need's status), of a household document; `activity` (of an
     /// activity document: `day` its date, `dim1` its type code, `dim2` how many attended,
     /// empty if not counted).
     pub fact: String,
@@ -264,6 +265,9 @@ pub trait ConsoleStore {
     fn clear_read_model(&self, station: StationId) -> StoreResult<()>;
     /// The sequence each document of a station was last read at.
     fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>>;
+    /// The station-work documents of a station of one kind (`activity`, `resource`,
+    /// `survey`: `rm_work`), by id.
+    fn work_documents(&self, station: StationId, kind: &str) -> StoreResult<Vec<HouseholdId>>;
     /// Households of a station, by code.
     fn households(
         &self,
@@ -413,6 +417,7 @@ delegate_console! {
     fn put_work(&self, row: &WorkRow) -> StoreResult<bool>;
     fn clear_read_model(&self, station: StationId) -> StoreResult<()>;
     fn read_model_seqs(&self, station: StationId) -> StoreResult<Vec<(HouseholdId, u64)>>;
+    fn work_documents(&self, station: StationId, kind: &str) -> StoreResult<Vec<HouseholdId>>;
     fn households(&self, station: StationId, filter: &HouseholdFilter) -> StoreResult<Vec<HouseholdRow>>;
     fn visits_between(&self, station: StationId, from: &str, to: &str) -> StoreResult<Vec<VisitRow>>;
     fn open_follow_ups(&self, station: StationId, until: &str) -> StoreResult<Vec<FollowUpRow>>;

@@ -38,6 +38,16 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
             .count();
         let revoked = phones.filter(|d| d.revoked_at.is_some()).count();
         let (cards_left, active_leases, low_leases) = super::cards::active_stock(c, station)?;
+        // Station work is in no county account's scope (ADR 0021): not counted for it.
+        let activities_month = if ctx.read_only() {
+            0
+        } else {
+            c.store
+                .facts_between(station, &month_start, &month_end)?
+                .iter()
+                .filter(|f| f.fact == "activity")
+                .count()
+        };
         c.html(
             "dashboard.html",
             ctx,
@@ -55,6 +65,7 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
                 cards_left,
                 active_leases,
                 low_leases,
+                activities_month,
             },
         )
     })
@@ -272,17 +283,20 @@ pub(in crate::console) async fn household<S: ServerStore>(
                 }
             })
             .collect();
-        let conflicts: Vec<Value> = file
-            .conflicts
-            .iter()
-            .map(|cf| {
-                let mask = cf.field.field == "id_number";
-                context! {
-                    field => format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field)),
-                    values => cf.values.iter().map(|v| version(&labels, v, mask)).collect::<Vec<_>>(),
+        let mut conflicts: Vec<Value> = Vec::new();
+        let mut surveys = super::responses::SurveyTitles::default();
+        for cf in &file.conflicts {
+            let mask = cf.field.field == "id_number";
+            let mut values: Vec<Version> = cf.values.iter().map(|v| version(&labels, v, mask)).collect();
+            let mut field = format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field));
+            if cf.kind == doorstep_core::ConflictKind::DuplicateResponse {
+                field = super::responses::duplicate_heading(&file, cf, &words);
+                for (shown, v) in values.iter_mut().zip(&cf.values) {
+                    shown.value = super::responses::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
                 }
-            })
-            .collect();
+            }
+            conflicts.push(context! { field, values });
+        }
         // Whom it is assigned to (ADR 0019), and the choices to reassign it.
         let assignment = c.store.assignment(id)?;
         let assigned = context! {
@@ -336,17 +350,30 @@ pub(in crate::console) async fn conflicts<S: ServerStore>(
         let words = view::words(ctx.lang);
         let mut out: Vec<Value> = Vec::new();
         let all = c.store.households(station, &HouseholdFilter { limit: usize::MAX >> 1, ..Default::default() })?;
+        let mut surveys = super::responses::SurveyTitles::default();
         for h in all.into_iter().filter(|h| h.conflicts > 0) {
             let Ok((_, file)) = c.case_file(station, h.doc) else { continue };
             for cf in &file.conflicts {
+                use doorstep_core::ConflictKind;
                 let mask = cf.field.field == "id_number";
+                let mut values: Vec<Version> = cf.values.iter().map(|v| version(&labels, v, mask)).collect();
+                let mut field = format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field));
+                // Two phones answered one survey for one person (ADR 0022): each response
+                // shown by what it answered, the supervisor keeps one.
+                if cf.kind == ConflictKind::DuplicateResponse {
+                    field = super::responses::duplicate_heading(&file, cf, &words);
+                    for (shown, v) in values.iter_mut().zip(&cf.values) {
+                        shown.value = super::responses::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
+                    }
+                }
                 out.push(context! {
                     path => crate::console::resolve::field_path(&cf.field),
-                    resolvable => !ctx.read_only() && cf.kind == doorstep_core::ConflictKind::ConcurrentValues,
+                    resolvable => !ctx.read_only() && matches!(cf.kind, ConflictKind::ConcurrentValues | ConflictKind::DuplicateResponse),
+                    duplicate => cf.kind == ConflictKind::DuplicateResponse,
                     doc => h.doc.to_string(),
                     code => h.code.clone(),
-                    field => format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field)),
-                    values => cf.values.iter().map(|v| version(&labels, v, mask)).collect::<Vec<_>>(),
+                    field,
+                    values,
                 });
             }
         }

@@ -248,7 +248,7 @@ pub(in crate::console) struct MonthQuery {
 }
 
 impl MonthQuery {
-    fn month(&self) -> Result<crate::console::report::Month, PageError> {
+    pub(super) fn month(&self) -> Result<crate::console::report::Month, PageError> {
         if self.month.trim().is_empty() {
             let today = view::local_date(now_ms()).ok_or(PageError::BadInput("clock\n"))?;
             return Ok(crate::console::report::Month::of(today));

@@ -7,8 +7,10 @@ mod cases;
 mod devices;
 mod erasures;
 mod exports;
+mod responses;
 mod session;
 mod stations;
+mod work;
 
 use std::sync::Arc;
 
@@ -41,6 +43,9 @@ enum PageError {
     BadInput(&'static str),
     /// A county account asked to change something (ADR 0020).
     ReadOnly,
+    /// A county account asked for the station's own work, which is in no county
+    /// account's scope (ADR 0021 §5, ADR 0022 §1).
+    StationWork,
     Store(StoreError),
     Render,
     Unreadable,
@@ -62,6 +67,11 @@ impl PageError {
                 "a county account reads only: it cannot resolve conflicts, assign, erase, \
                  enrol or revoke phones, add workers or register, lease or return cards; \
                  nothing was changed\n",
+            ),
+            PageError::StationWork => plain(
+                StatusCode::FORBIDDEN,
+                "a county account does not see a station's group activities, resource \
+                 register or needs surveys\n",
             ),
             PageError::Store(e) => {
                 tracing::error!(error = %e, "console: storage error");
@@ -392,3 +402,4 @@ pub(super) use exports::{
 };
 pub(super) use session::{lang, login, login_form, logout};
 pub(super) use stations::stations;
+pub(super) use work::{activities, activity, resource, resources, survey, surveys};

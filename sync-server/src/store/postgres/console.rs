@@ -228,6 +228,17 @@ impl ConsoleStore for PostgresStore {
         .collect()
     }
 
+    fn work_documents(&self, station: StationId, kind: &str) -> StoreResult<Vec<HouseholdId>> {
+        let mut c = self.pool.get()?;
+        c.query(
+            "SELECT doc_id FROM rm_work WHERE station_id = $1 AND kind = $2 ORDER BY doc_id",
+            &[&station.to_string(), &kind],
+        )?
+        .iter()
+        .map(|r| parse(r.get(0), HouseholdId::parse))
+        .collect()
+    }
+
     fn households(
         &self,
         station: StationId,

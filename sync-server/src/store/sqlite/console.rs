@@ -292,6 +292,19 @@ impl ConsoleStore for SqliteStore {
             .collect()
     }
 
+    fn work_documents(&self, station: StationId, kind: &str) -> StoreResult<Vec<HouseholdId>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT doc_id FROM rm_work WHERE station_id = ?1 AND kind = ?2 ORDER BY doc_id",
+        )?;
+        let rows = stmt
+            .query_map(params![station.to_string(), kind], |r| {
+                r.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.iter().map(|d| parse(d, HouseholdId::parse)).collect()
+    }
+
     fn households(
         &self,
         station: StationId,
