@@ -153,6 +153,7 @@ pub fn redact<S: ServerStore>(
             reason,
             redacted_at: now_ms,
             base: doc.get_heads(),
+            clock: clock(&doc),
             heads: g.doc.get_heads(),
             items: items.iter().map(ToString::to_string).collect(),
         };
@@ -176,6 +177,16 @@ pub fn redact<S: ServerStore>(
         }
     }
     Err(RedactionError::Busy)
+}
+
+/// Per actor, the last sequence number of its changes in `doc`.
+fn clock(doc: &automerge::Automerge) -> Vec<(Vec<u8>, u64)> {
+    let mut out: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+    for m in doc.get_changes_meta(&[]) {
+        let seq = out.entry(m.actor.to_bytes().to_vec()).or_default();
+        *seq = (*seq).max(m.seq);
+    }
+    out.into_iter().collect()
 }
 
 fn entry(station: StationId, n: &RedactionNotice, by: &str) -> RedactionEntry {
@@ -248,6 +259,7 @@ pub fn reapply<S: ServerStore>(store: &S, ledger: &Ledger) -> Result<usize, Reda
             reason: ErasureReason::parse(&e.reason).unwrap_or(ErasureReason::Other),
             redacted_at: e.redacted_at,
             base: from.get_heads(),
+            clock: clock(&from),
             heads: g.doc.get_heads(),
             items: e.items.clone(),
         };

@@ -56,8 +56,10 @@ async fn a_redaction_leaves_no_byte_and_keeps_everything_else_and_every_unsynced
     let url = server.url();
     let a = server.device(station, "A01", &url).await;
     let b = server.device(station, "A02", &url).await;
-    for d in [&a, &b] {
-        d.sync().await;
+    // D will miss part of what the server redacts from.
+    let d = server.device(station, "A04", &url).await;
+    for dev in [&a, &b, &d] {
+        dev.sync().await;
     }
     let hh = a.new_household("HH-REDACT-1");
     let child = a
@@ -79,7 +81,17 @@ async fn a_redaction_leaves_no_byte_and_keeps_everything_else_and_every_unsynced
         .unwrap();
     a.sync().await;
     b.sync().await;
+    d.sync().await;
     assert_eq!(found(&server.pages(), "server"), PLANTED, "control");
+    // A writes a little more that D never pulls; D types offline into the family section.
+    a.store
+        .splice_section(hh, v, Section::FamilySituation, 0, 0, "祖孙二人")
+        .unwrap();
+    a.sync().await;
+    b.sync().await;
+    d.store
+        .splice_section(hh, v, Section::AdviceGiven, 0, 0, "建议申请助学金")
+        .unwrap();
     assert_eq!(found(&b.pages(), "B"), PLANTED, "control");
     let before_backup = server.dir.path().join("before.db");
     server.store.backup(&before_backup).unwrap();
@@ -139,6 +151,23 @@ async fn a_redaction_leaves_no_byte_and_keeps_everything_else_and_every_unsynced
         format!("【B】{NOTE}")
     );
 
+    // D lacked part of what was redacted from: it takes the server's generation and keeps
+    // its own edit on it.
+    let rd = d.sync().await;
+    assert_eq!(rd.redacted.len(), 1, "{rd:?}");
+    assert!(!rd.redacted[0].witnessed);
+    assert_eq!(rd.redacted[0].discarded_edits, 0);
+    assert!(d.store.unsynced_households().unwrap().is_empty());
+    assert_eq!(found(&d.pages(), "D after"), Vec::<&str>::new());
+    a.sync().await;
+    b.sync().await;
+    d.sync().await;
+    assert_eq!(
+        a.section_text(hh, v, Section::AdviceGiven),
+        "建议申请助学金"
+    );
+    assert_eq!(d.section_text(hh, v, Section::FamilySituation), "祖孙二人");
+
     // A new device's bootstrap holds the generation and B's edits, and none of the values.
     let c = server.device(station, "A03", &url).await;
     let rc = c.sync().await;
@@ -147,7 +176,7 @@ async fn a_redaction_leaves_no_byte_and_keeps_everything_else_and_every_unsynced
         "a device that never held it is told nothing"
     );
     assert_eq!(found(&c.pages(), "C"), Vec::<&str>::new());
-    converged(&[&a, &b, &c], hh);
+    converged(&[&a, &b, &c, &d], hh);
 
     // Typing goes on as before.
     b.store
@@ -156,7 +185,8 @@ async fn a_redaction_leaves_no_byte_and_keeps_everything_else_and_every_unsynced
     b.sync().await;
     a.sync().await;
     c.sync().await;
-    converged(&[&a, &b, &c], hh);
+    d.sync().await;
+    converged(&[&a, &b, &c, &d], hh);
 
     // The backup from before, restored: the ledger redacts again before any device is
     // served, to the same generation (the backup held what it was made from), and the
@@ -184,7 +214,7 @@ async fn a_redaction_leaves_no_byte_and_keeps_everything_else_and_every_unsynced
         d.sync().await;
     }
     converged(&[&a, &b], hh);
-    drop(c);
+    drop((c, d));
     assert!(a.store.unsynced_households().unwrap().is_empty());
     assert!(a.store.household(hh).unwrap().visits[0]
         .section(Section::Concerns)

@@ -284,6 +284,10 @@ pub struct RedactionNotice {
     /// When the server redacted it (ms since the Unix epoch).
     pub redacted_at: i64,
     pub base: Vec<ChangeHash>,
+    /// Per actor, the last sequence number of its changes the server held at `base` (an
+    /// actor's changes form one chain): a device that lacks part of `base` tells by it which
+    /// of its own changes the server already had, so it does not write them again.
+    pub clock: Vec<(Vec<u8>, u64)>,
     pub heads: Vec<ChangeHash>,
     /// What was redacted: `kind/record` or `kind/record/field` (ids and field names only).
     pub items: Vec<String>,
@@ -372,6 +376,11 @@ impl Writer {
         self.u8(n.reason.to_byte());
         self.uvarint(n.redacted_at.max(0) as u64);
         self.hashes(&n.base);
+        self.len(n.clock.len());
+        for (actor, seq) in &n.clock {
+            self.bytes(actor);
+            self.uvarint(*seq);
+        }
         self.hashes(&n.heads);
         self.len(n.items.len());
         for i in &n.items {
@@ -483,6 +492,11 @@ impl<'a> Reader<'a> {
         let redacted_at = i64::try_from(self.uvarint()?)
             .map_err(|_| WireError::Malformed("redaction time out of range"))?;
         let base = self.hashes()?;
+        let n = self.count(2)?;
+        let mut clock = Vec::with_capacity(n);
+        for _ in 0..n {
+            clock.push((self.actor()?, self.uvarint()?));
+        }
         let heads = self.hashes()?;
         if heads.is_empty() {
             return Err(WireError::Malformed("a generation without heads"));
@@ -505,6 +519,7 @@ impl<'a> Reader<'a> {
             reason,
             redacted_at,
             base,
+            clock,
             heads,
             items,
         })
@@ -1189,6 +1204,7 @@ mod tests {
             reason: ErasureReason::SubjectRequest,
             redacted_at: 1_765_000_000_000,
             base: vec![ChangeHash([7; 32]), ChangeHash([8; 32])],
+            clock: vec![(vec![1; 16], 12), (vec![2; 31], 1)],
             heads: vec![ChangeHash([9; 32])],
             items: vec![format!("person/{}/id_number", uuid::Uuid::now_v7())],
         };

@@ -90,8 +90,7 @@ pub(super) fn redact_in(
                 "a redaction whose generation did not come with it".into(),
             ));
         }
-        let server = stored_server_heads(tx, id)?;
-        (theirs, super::sync::known(&old, &server))
+        (theirs, held_at_base(&old, notice, tx, id)?)
     };
     let rebased = contained(|| generation::rebase(&old, &base, &mut onto, id, actor, !witnessed))?;
     onto.set_actor(actor.clone());
@@ -118,6 +117,51 @@ pub(super) fn redact_in(
         witnessed,
         discarded_edits: u32::try_from(rebased.dropped).unwrap_or(u32::MAX),
     }))
+}
+
+/// The heads of what this device holds that the server held at the notice's `base`: every
+/// change within the notice's clock (an actor's changes form one chain), and what the
+/// server acknowledged. A change the server had but never acknowledged (its answer was lost)
+/// is within the clock: it is not written again onto the generation.
+fn held_at_base(
+    old: &Automerge,
+    notice: &RedactionNotice,
+    tx: &Connection,
+    id: HouseholdId,
+) -> Result<Vec<ChangeHash>> {
+    let clock: std::collections::HashMap<&[u8], u64> = notice
+        .clock
+        .iter()
+        .map(|(a, s)| (a.as_slice(), *s))
+        .collect();
+    let acknowledged: std::collections::HashSet<ChangeHash> = {
+        let server = super::sync::known(old, &stored_server_heads(tx, id)?);
+        let mut covered: std::collections::HashSet<ChangeHash> = Default::default();
+        let mut stack = server;
+        while let Some(h) = stack.pop() {
+            if covered.insert(h) {
+                if let Some(c) = old.get_change_by_hash(&h) {
+                    stack.extend(c.deps().iter().copied());
+                }
+            }
+        }
+        covered
+    };
+    let within: Vec<automerge::ChangeMetadata<'_>> = old
+        .get_changes_meta(&[])
+        .into_iter()
+        .filter(|m| {
+            acknowledged.contains(&m.hash)
+                || clock.get(m.actor.to_bytes()).is_some_and(|s| m.seq <= *s)
+        })
+        .collect();
+    let deps: std::collections::HashSet<ChangeHash> =
+        within.iter().flat_map(|m| m.deps.iter().copied()).collect();
+    Ok(within
+        .iter()
+        .map(|m| m.hash)
+        .filter(|h| !deps.contains(h))
+        .collect())
 }
 
 fn stored_server_heads(conn: &Connection, household: HouseholdId) -> Result<Vec<ChangeHash>> {

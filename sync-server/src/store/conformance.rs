@@ -1132,6 +1132,7 @@ pub fn redaction_replaces_a_household_and_keeps_the_log_gap_free<S: ServerStore>
         reason: ErasureReason::SubjectRequest,
         redacted_at: 10,
         base: vec![hash(2)],
+        clock: vec![(vec![7; 16], 2)],
         heads: vec![hash(9)],
         items: vec![format!("person/{}/id_number", uuid::Uuid::now_v7())],
     };
