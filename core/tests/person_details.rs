@@ -948,3 +948,34 @@ fn a_store_from_before_care_levels_indexes_the_levels_it_already_held() {
     assert_eq!(store.index_dump().unwrap(), want);
     assert_eq!(store.visits_due(date("2026-12-06")).unwrap().len(), 1);
 }
+
+#[test]
+fn recording_a_guardianship_marks_the_carer_as_a_guardian_unless_the_flag_is_in_conflict() {
+    let Pair {
+        a,
+        b,
+        hh,
+        carer,
+        child,
+        ..
+    } = pair();
+    assert!(!person(&a, hh, carer).guardian);
+    a.add_guardianship(hh, &guardianship(carer, child)).unwrap();
+    assert!(person(&a, hh, carer).guardian, "the flag follows the link");
+    assert!(!person(&a, hh, child).guardian);
+    sync_pair(&a, &b);
+    converged(&a, &b, hh);
+    // A flag two phones set differently is a conflict for a human: a new link leaves it.
+    let (hh2, carer2, child2) = family(&a, "HH-000002");
+    sync_pair(&a, &b);
+    a.edit_person(hh2, carer2, &PersonEdit::Guardian(true))
+        .unwrap();
+    b.edit_person(hh2, carer2, &PersonEdit::Guardian(false))
+        .unwrap();
+    sync_pair(&a, &b);
+    let before = a.conflicts(Some(hh2)).unwrap();
+    assert_eq!(before.len(), 1, "{before:?}");
+    a.add_guardianship(hh2, &guardianship(carer2, child2))
+        .unwrap();
+    assert_eq!(a.conflicts(Some(hh2)).unwrap(), before);
+}

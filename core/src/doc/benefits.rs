@@ -107,7 +107,17 @@ pub(crate) fn add_guardianship<T: Transactable>(
         "status",
         Some(GuardianshipStatus::Active.as_str()),
         p,
-    )
+    )?;
+    // The carer's `guardian` flag says the same thing more coarsely: recording the link
+    // sets it, so the two never disagree for a new link (a flag in conflict is left for the
+    // human who settles it; ending a link leaves the flag, which may rest on another one).
+    let carer = record(tx, EntityKind::Person, &new.carer.to_string())?;
+    let flag = read_versions(tx, &carer, "guardian")?;
+    let settled = flag.iter().all(|v| v.value == flag[0].value);
+    if settled && flag.first().and_then(|v| v.value.as_deref()) != Some("true") {
+        write_cell(tx, &carer, "guardian", Some("true"), p)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn edit_guardianship<T: Transactable>(

@@ -75,9 +75,13 @@ impl Store {
         new: &NewGuardianship,
     ) -> Result<GuardianshipId> {
         let id = GuardianshipId::new();
+        // Two records: the link, and the carer's `guardian` flag it sets.
         self.act(
             household,
-            scope(EntityKind::Guardianship, id.as_uuid()),
+            Scope::Records([
+                (EntityKind::Guardianship, *id.as_uuid()),
+                (EntityKind::Person, *new.carer.as_uuid()),
+            ]),
             |tx, p| benefits::add_guardianship(tx, id, new, p),
         )?;
         Ok(id)
