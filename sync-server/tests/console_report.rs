@@ -131,6 +131,7 @@ async fn the_monthly_report_equals_an_independent_count() {
         .map(|(l, s, _)| (s.worker(), l.clone()))
         .collect();
     let today = local_date(doorstep_server::now_ms()).unwrap();
+    let mut children_seen = 0;
     for month in ["2026-11", "2026-12"] {
         let mut visits = 0u64;
         let mut by_worker: BTreeMap<String, u64> = BTreeMap::new();
@@ -208,6 +209,33 @@ async fn the_monthly_report_equals_an_independent_count() {
             by_category.contains_key("低保户 household.dibao"),
             "{month}"
         );
+        // Children of the visited households by child category, each child once.
+        let mut children: BTreeMap<String, BTreeSet<PersonId>> = BTreeMap::new();
+        for id in &visited {
+            for p in phone.household(*id).unwrap().persons {
+                for code in &p.categories {
+                    let e = vocabulary.lookup(code).unwrap();
+                    if e.kind == CategoryKind::Child {
+                        children
+                            .entry(format!("{} {}", e.label_zh, e.code))
+                            .or_default()
+                            .insert(p.id);
+                    }
+                }
+            }
+        }
+        let children_count: BTreeMap<String, u64> = children
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len() as u64))
+            .collect();
+        assert_eq!(
+            tally(&r.children_visited_by_category),
+            children_count,
+            "{month}"
+        );
+        let distinct: BTreeSet<&PersonId> = children.values().flatten().collect();
+        assert_eq!(r.children_visited, distinct.len() as u64, "{month}");
+        children_seen += r.children_visited;
         assert_eq!(r.visits, visits, "{month}");
         assert_eq!(tally(&r.visits_by_worker), by_worker, "{month}");
         assert_eq!(tally(&r.visits_by_village), by_village, "{month}");
@@ -258,6 +286,10 @@ async fn the_monthly_report_equals_an_independent_count() {
             assert_eq!(by_worker.get("W03"), Some(&1));
         }
     }
+    assert!(
+        children_seen > 0,
+        "the fixture visits a child with a child category"
+    );
 
     // The responses are this month's: one counted, the withdrawn one not.
     let this_month = Month::of(today);

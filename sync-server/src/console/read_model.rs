@@ -85,6 +85,23 @@ pub fn rows_of(file: &CaseFile, seq: u64) -> ReadModelDoc {
             &opener,
         ));
     }
+    // Who of the household a visit reached, by category (the report counts the children
+    // visited by category): one row per visit and person with categories; `dim1` the
+    // categories (U+001F between), `dim2` the person.
+    for v in &h.visits {
+        for p in h.persons.iter().filter(|p| !p.categories.is_empty()) {
+            let item = uuid::Uuid::from_u128(
+                v.id.as_uuid().as_u128().rotate_left(64) ^ p.id.as_uuid().as_u128(),
+            );
+            facts.push(fact(
+                "person_visited",
+                item,
+                v.date.to_string(),
+                &p.categories.join("\u{1f}"),
+                &p.id.to_string(),
+            ));
+        }
+    }
     for n in &h.needs {
         facts.push(fact(
             "need",

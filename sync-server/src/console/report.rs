@@ -92,6 +92,10 @@ pub struct Report {
     pub visits_by_village: Tally,
     pub households_visited: u64,
     pub households_visited_by_category: Tally,
+    /// Children of the visited households who have a child category (ADR 0018), each once.
+    pub children_visited: u64,
+    /// The same children by child category (a child with two counts under both).
+    pub children_visited_by_category: Tally,
     pub needs_raised: u64,
     pub needs_met: u64,
     pub needs_by_category: Tally,
@@ -141,6 +145,8 @@ pub fn monthly<S: ServerStore>(
     let (mut needs, mut topics) = (BTreeMap::new(), BTreeMap::new());
     let mut visited: BTreeSet<HouseholdId> = BTreeSet::new();
     let mut activity_types: BTreeMap<String, u64> = BTreeMap::new();
+    // (person, categories) of the visited households' persons with categories.
+    let mut persons_visited: BTreeMap<String, String> = BTreeMap::new();
     for f in store.facts_between(station, &from, &to)? {
         match f.fact.as_str() {
             "visit" => {
@@ -166,6 +172,9 @@ pub fn monthly<S: ServerStore>(
                 r.inquiries += 1;
                 r.inquiries_answered += u64::from(f.dim2 == "answered");
                 *topics.entry(f.dim1.clone()).or_insert(0) += 1;
+            }
+            "person_visited" => {
+                persons_visited.insert(f.dim2.clone(), f.dim1.clone());
             }
             "card" => r.cards_issued += 1,
             "response" => r.survey_responses += 1,
@@ -199,6 +208,18 @@ pub fn monthly<S: ServerStore>(
             }
         }
     }
+    let mut children: BTreeMap<String, u64> = BTreeMap::new();
+    for cats in persons_visited.values() {
+        let shown: BTreeSet<String> = cats
+            .split('\u{1f}')
+            .filter_map(|c| child_category_item(&vocabulary, c))
+            .collect();
+        r.children_visited += u64::from(!shown.is_empty());
+        for c in shown {
+            *children.entry(c).or_insert(0) += 1;
+        }
+    }
+    r.children_visited_by_category = tally(children);
     let today = today.to_string();
     for f in store.follow_ups_due_between(station, &from, &to)? {
         r.follow_ups_due += 1;
@@ -213,6 +234,20 @@ pub fn monthly<S: ServerStore>(
     r.needs_by_category = tally(needs);
     r.inquiries_by_topic = tally(topics);
     Ok(r)
+}
+
+/// A category value's report item if it is a child category (kind `child`); `None` for
+/// other kinds, unknown codes and free text no code means.
+pub fn child_category_item(vocabulary: &doorstep_core::Vocabulary, stored: &str) -> Option<String> {
+    use doorstep_core::{Category, CategoryKind};
+    let entry = match vocabulary.describe(stored) {
+        Category::Known(e) => Some(e.clone()),
+        Category::Text {
+            code: Some(code), ..
+        } => vocabulary.lookup(code.as_str()).cloned(),
+        _ => None,
+    }?;
+    (entry.kind == CategoryKind::Child).then(|| format!("{} {}", entry.label_zh, entry.code))
 }
 
 /// How the report names a category value: the label and the code of a code the vocabulary
@@ -257,6 +292,7 @@ pub fn rows(r: &Report) -> Vec<(&'static str, String, u64)> {
             "total".to_owned(),
             r.follow_ups_overdue,
         ),
+        ("children_visited", "total".to_owned(), r.children_visited),
         ("activities", "total".to_owned(), r.activities),
         (
             "activity_attendees",
@@ -272,6 +308,10 @@ pub fn rows(r: &Report) -> Vec<(&'static str, String, u64)> {
         (
             "households_visited_by_category",
             &r.households_visited_by_category,
+        ),
+        (
+            "children_visited_by_category",
+            &r.children_visited_by_category,
         ),
         ("needs_by_category", &r.needs_by_category),
         ("inquiries_by_topic", &r.inquiries_by_topic),

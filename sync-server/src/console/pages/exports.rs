@@ -291,6 +291,7 @@ pub(in crate::console) async fn report<S: ServerStore>(
             ("chart_worker", &r.visits_by_worker),
             ("chart_village", &r.visits_by_village),
             ("chart_category", &r.households_visited_by_category),
+            ("chart_children", &r.children_visited_by_category),
             ("chart_needs", &r.needs_by_category),
             ("chart_topics", &r.inquiries_by_topic),
             ("chart_activities", &r.activities_by_type),
