@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0009_county_accounts.sql"),
     include_str!("migrations/postgres/0010_document_kind.sql"),
     include_str!("migrations/postgres/0011_work_read_model.sql"),
+    include_str!("migrations/postgres/0012_blobs.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
