@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::*;
 
+mod blobs;
 mod caseload;
 mod console;
 
@@ -786,6 +787,7 @@ impl ServerStore for PostgresStore {
         }
         tx.execute("DELETE FROM console_access WHERE target = $1", &[&d])?;
         tx.execute("DELETE FROM device_access WHERE doc_id = $1", &[&d])?;
+        blobs::erase_doc(&mut tx, &d)?;
         tx.execute(
             &format!("INSERT INTO erasures ({ERASURE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
             &[&st, &d, &seq, &now_ms, &erased_by, &reason.as_str()],

@@ -182,25 +182,10 @@ impl BlobStore for SqliteStore {
 /// In an erasure's transaction: the household's references go, and with them every blob
 /// no other household references (bytes and row).
 pub(super) fn erase_doc(tx: &Connection, doc: &str) -> StoreResult<()> {
-    tx.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS erased_blobs (hash BLOB PRIMARY KEY)",
-        [],
-    )?;
-    tx.execute("DELETE FROM temp.erased_blobs", [])?;
-    tx.execute(
-        "INSERT INTO temp.erased_blobs SELECT hash FROM blob_refs WHERE doc_id = ?1
-           AND hash NOT IN (SELECT hash FROM blob_refs WHERE doc_id <> ?1)",
-        [doc],
-    )?;
+    let gone = "SELECT hash FROM blob_refs WHERE doc_id = ?1
+                  AND hash NOT IN (SELECT hash FROM blob_refs WHERE doc_id <> ?1)";
+    tx.execute(&format!("DELETE FROM blob_chunks WHERE hash IN ({gone})"), [doc])?;
+    tx.execute(&format!("DELETE FROM blobs WHERE hash IN ({gone})"), [doc])?;
     tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [doc])?;
-    tx.execute(
-        "DELETE FROM blob_chunks WHERE hash IN (SELECT hash FROM temp.erased_blobs)",
-        [],
-    )?;
-    tx.execute(
-        "DELETE FROM blobs WHERE hash IN (SELECT hash FROM temp.erased_blobs)",
-        [],
-    )?;
-    tx.execute("DELETE FROM temp.erased_blobs", [])?;
     Ok(())
 }
