@@ -225,8 +225,16 @@ pub fn render_blob_stats(b: &crate::store::blobs::BlobStats) -> String {
     let mut out = String::new();
     for (name, help, v) in [
         ("doorstep_blobs", "Attachments held whole", b.complete),
-        ("doorstep_blob_bytes", "Bytes of attachments held whole", b.complete_bytes),
-        ("doorstep_blobs_partial", "Attachment uploads under way", b.partial),
+        (
+            "doorstep_blob_bytes",
+            "Bytes of attachments held whole",
+            b.complete_bytes,
+        ),
+        (
+            "doorstep_blobs_partial",
+            "Attachment uploads under way",
+            b.partial,
+        ),
         (
             "doorstep_blob_partial_bytes",
             "Bytes held of attachment uploads under way",

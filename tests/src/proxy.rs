@@ -24,6 +24,13 @@ pub enum Fault {
     ResetBeforeForward,
     /// Forward after a delay.
     Delay(Duration),
+    /// Forward only the first `n` bytes of the request, then close both sides: a link cut
+    /// mid-upload (with `n` past the request's end, the server got it all and the answer
+    /// is lost).
+    CutRequest(usize),
+    /// Forward, then send only the first `n` bytes of the response and close: a link cut
+    /// mid-download.
+    CutResponse(usize),
 }
 
 #[derive(Debug)]
@@ -160,6 +167,20 @@ async fn serve_connection(
                 client.write_all(&resp).await?;
             }
             Fault::ResetBeforeForward => return Ok(()),
+            Fault::CutRequest(n) => {
+                let mut s = TcpStream::connect(up).await?;
+                s.write_all(&request[..n.min(request.len())]).await?;
+                if n >= request.len() {
+                    // The whole request went: let the server answer, unheard.
+                    let _ = read_message(&mut s).await;
+                }
+                return Ok(());
+            }
+            Fault::CutResponse(n) => {
+                let resp = forward(up, &request).await?;
+                client.write_all(&resp[..n.min(resp.len())]).await?;
+                return Ok(());
+            }
         }
     }
     Ok(())

@@ -96,7 +96,9 @@ pub fn next_upload_step(size: u64, status: BlobStatus, chunk: usize) -> UploadSt
     let left = size - status.received;
     UploadStep::Send {
         offset: status.received,
-        len: usize::try_from(left).unwrap_or(usize::MAX).min(chunk.max(1)),
+        len: usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(chunk.max(1)),
     }
 }
 
@@ -107,15 +109,27 @@ mod tests {
     #[test]
     fn an_upload_resumes_where_the_server_stopped_and_sends_nothing_it_has() {
         let s = |received, complete| BlobStatus { received, complete };
-        assert_eq!(next_upload_step(100, s(0, false), 64), UploadStep::Send { offset: 0, len: 64 });
-        assert_eq!(next_upload_step(100, s(64, false), 64), UploadStep::Send { offset: 64, len: 36 });
+        assert_eq!(
+            next_upload_step(100, s(0, false), 64),
+            UploadStep::Send { offset: 0, len: 64 }
+        );
+        assert_eq!(
+            next_upload_step(100, s(64, false), 64),
+            UploadStep::Send {
+                offset: 64,
+                len: 36
+            }
+        );
         assert_eq!(next_upload_step(100, s(0, true), 64), UploadStep::Done);
         assert_eq!(next_upload_step(100, s(100, false), 64), UploadStep::Done);
     }
 
     #[test]
     fn the_status_body_is_stable_json() {
-        let s = BlobStatus { received: 65536, complete: false };
+        let s = BlobStatus {
+            received: 65536,
+            complete: false,
+        };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
             r#"{"received":65536,"complete":false}"#

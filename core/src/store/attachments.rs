@@ -122,9 +122,7 @@ impl Store {
         self.act(
             household,
             Scope::Record(EntityKind::Household, Uuid::nil()),
-            |tx, p| {
-                doc::attachments::add(tx, id, new.record, new.kind, &mime, size, hash, p)
-            },
+            |tx, p| doc::attachments::add(tx, id, new.record, new.kind, &mime, size, hash, p),
         )?;
         Ok(Attachment {
             id,
@@ -142,9 +140,7 @@ impl Store {
     /// The household's attachments (references from its document, synced like the rest),
     /// each saying whether this phone holds its bytes.
     pub fn attachments(&self, household: HouseholdId) -> Result<Vec<Attachment>> {
-        let mut list = self.read(household, |doc| {
-            doc::attachments::read_all(doc, household)
-        })?;
+        let mut list = self.read(household, |doc| doc::attachments::read_all(doc, household))?;
         let w = self.writer();
         let mut held = w.conn.prepare_cached(
             "SELECT 1 FROM attachment_blobs WHERE doc_id = ?1 AND hash = ?2 AND held = size",
@@ -161,7 +157,11 @@ impl Store {
 
     /// The bytes of an attachment of the household, if this phone holds all of them
     /// (`None`: fetch them first, `HttpTransport::fetch_attachment`).
-    pub fn attachment_bytes(&self, household: HouseholdId, hash: BlobHash) -> Result<Option<Vec<u8>>> {
+    pub fn attachment_bytes(
+        &self,
+        household: HouseholdId,
+        hash: BlobHash,
+    ) -> Result<Option<Vec<u8>>> {
         let w = self.writer();
         let data = w
             .conn
@@ -219,7 +219,12 @@ impl Store {
             "UPDATE attachment_uploads SET sent = min(?3, size),
                 state = CASE WHEN ?4 THEN 'done' ELSE state END
              WHERE doc_id = ?1 AND hash = ?2",
-            params![household.to_string(), hash.0.as_slice(), size_i64(sent), done],
+            params![
+                household.to_string(),
+                hash.0.as_slice(),
+                size_i64(sent),
+                done
+            ],
         )?;
         Ok(())
     }
@@ -318,7 +323,9 @@ impl Store {
             |r| r.get(0),
         )?;
         if held != size_i64(offset) {
-            return Err(Error::InvalidInput("download does not continue what is held"));
+            return Err(Error::InvalidInput(
+                "download does not continue what is held",
+            ));
         }
         let now = offset + bytes.len() as u64;
         tx.execute(
@@ -420,7 +427,9 @@ mod tests {
         assert!(s.add_attachment(hh, &missing, b"x").is_err());
         let big = vec![0u8; MAX_ATTACHMENT_BYTES as usize + 1];
         assert!(s.add_attachment(hh, &photo(), &big).is_err());
-        assert!(s.add_attachment(HouseholdId::new(), &photo(), b"x").is_err());
+        assert!(s
+            .add_attachment(HouseholdId::new(), &photo(), b"x")
+            .is_err());
         assert!(s.attachments(hh).unwrap().is_empty());
     }
 

@@ -43,13 +43,7 @@ impl Refused {
             }
             Refused::Code(status, code) => {
                 state.metrics.blob_refusals.fetch_add(1, Relaxed);
-                (
-                    status,
-                    Json(BlobRefusal {
-                        error: code.into(),
-                    }),
-                )
-                    .into_response()
+                (status, Json(BlobRefusal { error: code.into() })).into_response()
             }
             Refused::Offset(s) => (StatusCode::CONFLICT, Json(s)).into_response(),
             Refused::Failed => {
@@ -128,14 +122,20 @@ fn referenced_size<S: ServerStore>(
     let stored = store
         .load_document(doc)
         .map_err(failed)?
-        .ok_or(Refused::Code(StatusCode::FORBIDDEN, refusal::NOT_REFERENCED))?;
+        .ok_or(Refused::Code(
+            StatusCode::FORBIDDEN,
+            refusal::NOT_REFERENCED,
+        ))?;
     let automerge = crate::snapshot::load_stored(&stored).map_err(|_| Refused::Failed)?;
     let size = doorstep_core::doc::attachments::read_all(&automerge, doc)
         .map_err(|_| Refused::Failed)?
         .into_iter()
         .find(|a| a.hash == *hash)
         .map(|a| a.size)
-        .ok_or(Refused::Code(StatusCode::FORBIDDEN, refusal::NOT_REFERENCED))?;
+        .ok_or(Refused::Code(
+            StatusCode::FORBIDDEN,
+            refusal::NOT_REFERENCED,
+        ))?;
     store.note_blob_ref(hash, doc).map_err(failed)?;
     Ok(size)
 }
@@ -278,7 +278,9 @@ async fn put_chunk<S: ServerStore>(
     })
     .await?;
     let declared = super::content_length(headers).unwrap_or(MAX_CHUNK as u64);
-    let _budget = state.reserve_body_memory(declared.min(MAX_CHUNK as u64)).await;
+    let _budget = state
+        .reserve_body_memory(declared.min(MAX_CHUNK as u64))
+        .await;
     let deadline = tokio::time::Instant::now() + state.config.body_timeout;
     let bytes = match read_body(body, headers, MAX_CHUNK, deadline).await {
         Ok(b) => b,
@@ -393,7 +395,9 @@ pub(super) async fn download<S: ServerStore>(
                     refusal::MALFORMED,
                 ));
             }
-            let bytes = store.read_blob(&hash, from, DOWNLOAD_PIECE).map_err(failed)?;
+            let bytes = store
+                .read_blob(&hash, from, DOWNLOAD_PIECE)
+                .map_err(failed)?;
             Ok((row.size, bytes))
         })
         .await

@@ -159,7 +159,9 @@ impl BlobStore for PostgresStore {
             let pos = u(r.get(0));
             let b: &[u8] = r.get(1);
             let start = usize::try_from(from.saturating_sub(pos)).unwrap_or(usize::MAX);
-            let stop = usize::try_from(end - pos).unwrap_or(usize::MAX).min(b.len());
+            let stop = usize::try_from(end - pos)
+                .unwrap_or(usize::MAX)
+                .min(b.len());
             if start < stop {
                 out.extend_from_slice(&b[start..stop]);
             }
@@ -213,7 +215,10 @@ pub(super) fn erase_doc(tx: &mut impl GenericClient, doc: &str) -> StoreResult<(
         &format!("DELETE FROM blob_chunks WHERE hash IN ({gone})"),
         &[&doc],
     )?;
-    tx.execute(&format!("DELETE FROM blobs WHERE hash IN ({gone})"), &[&doc])?;
+    tx.execute(
+        &format!("DELETE FROM blobs WHERE hash IN ({gone})"),
+        &[&doc],
+    )?;
     tx.execute("DELETE FROM blob_refs WHERE doc_id = $1", &[&doc])?;
     Ok(())
 }

@@ -100,8 +100,8 @@ impl BlobStore for SqliteStore {
             let mut hasher = sha2::Sha256::new();
             let mut held = 0u64;
             {
-                let mut stmt =
-                    tx.prepare_cached("SELECT bytes FROM blob_chunks WHERE hash = ?1 ORDER BY pos")?;
+                let mut stmt = tx
+                    .prepare_cached("SELECT bytes FROM blob_chunks WHERE hash = ?1 ORDER BY pos")?;
                 let mut rows = stmt.query([hash.0.as_slice()])?;
                 while let Some(row) = rows.next()? {
                     let b = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
@@ -111,11 +111,20 @@ impl BlobStore for SqliteStore {
             }
             let digest: [u8; 32] = hasher.finalize().into();
             if held == r.size && digest == hash.0 {
-                tx.execute("UPDATE blobs SET complete = 1 WHERE hash = ?1", [hash.0.as_slice()])?;
+                tx.execute(
+                    "UPDATE blobs SET complete = 1 WHERE hash = ?1",
+                    [hash.0.as_slice()],
+                )?;
                 return Ok(true);
             }
-            tx.execute("DELETE FROM blob_chunks WHERE hash = ?1", [hash.0.as_slice()])?;
-            tx.execute("UPDATE blobs SET received = 0 WHERE hash = ?1", [hash.0.as_slice()])?;
+            tx.execute(
+                "DELETE FROM blob_chunks WHERE hash = ?1",
+                [hash.0.as_slice()],
+            )?;
+            tx.execute(
+                "UPDATE blobs SET received = 0 WHERE hash = ?1",
+                [hash.0.as_slice()],
+            )?;
             Ok(false)
         })
     }
@@ -133,7 +142,9 @@ impl BlobStore for SqliteStore {
             let pos = u(row.get(0)?);
             let b = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
             let start = usize::try_from(from.saturating_sub(pos)).unwrap_or(usize::MAX);
-            let stop = usize::try_from(end - pos).unwrap_or(usize::MAX).min(b.len());
+            let stop = usize::try_from(end - pos)
+                .unwrap_or(usize::MAX)
+                .min(b.len());
             if start < stop {
                 out.extend_from_slice(&b[start..stop]);
             }
@@ -184,7 +195,10 @@ impl BlobStore for SqliteStore {
 pub(super) fn erase_doc(tx: &Connection, doc: &str) -> StoreResult<()> {
     let gone = "SELECT hash FROM blob_refs WHERE doc_id = ?1
                   AND hash NOT IN (SELECT hash FROM blob_refs WHERE doc_id <> ?1)";
-    tx.execute(&format!("DELETE FROM blob_chunks WHERE hash IN ({gone})"), [doc])?;
+    tx.execute(
+        &format!("DELETE FROM blob_chunks WHERE hash IN ({gone})"),
+        [doc],
+    )?;
     tx.execute(&format!("DELETE FROM blobs WHERE hash IN ({gone})"), [doc])?;
     tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [doc])?;
     Ok(())
