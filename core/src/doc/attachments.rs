@@ -15,7 +15,7 @@ use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
 use super::cells::{get_map, get_str, malformed, put_provenance, read_provenance, ObjId};
 use crate::error::{Error, Result};
-use crate::model::attachment::{checked_mime, Attachment, AttachmentKind, BlobHash};
+use crate::model::attachment::{checked_mime, Attachment, AttachmentKind, BlobHash, NewAttachment};
 use crate::model::ids::{AttachmentId, HouseholdId};
 use crate::model::policy::EntityKind;
 use crate::model::provenance::{EntityRef, Provenance};
@@ -26,14 +26,13 @@ const COLLECTION: &str = "attachments";
 pub(crate) fn add<T: Transactable>(
     tx: &mut T,
     id: AttachmentId,
-    record: EntityRef,
-    kind: AttachmentKind,
-    mime: &str,
+    new: &NewAttachment,
     size: u64,
     hash: BlobHash,
     p: &Provenance,
 ) -> Result<()> {
-    let mime = checked_mime(mime)?;
+    let (record, kind) = (new.record, new.kind);
+    let mime = checked_mime(&new.mime)?;
     let key = record.key();
     if record.kind() != EntityKind::Household
         && super::cells::entity_obj(tx, record.kind(), key.as_deref())?.is_none()

@@ -90,6 +90,10 @@ impl Store {
             return Err(Error::InvalidInput("attachment larger than the limit"));
         }
         let mime = checked_mime(&new.mime)?.to_owned();
+        let new = &NewAttachment {
+            mime: mime.clone(),
+            ..new.clone()
+        };
         // The household must be here (and readable) before any bytes are kept.
         self.read(household, |_| Ok(()))?;
         let hash = BlobHash::of(bytes);
@@ -122,7 +126,7 @@ impl Store {
         self.act(
             household,
             Scope::Record(EntityKind::Household, Uuid::nil()),
-            |tx, p| doc::attachments::add(tx, id, new.record, new.kind, &mime, size, hash, p),
+            |tx, p| doc::attachments::add(tx, id, new, size, hash, p),
         )?;
         Ok(Attachment {
             id,
