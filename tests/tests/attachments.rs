@@ -589,3 +589,72 @@ async fn attachment_bytes_are_encrypted_at_rest_and_erased_with_their_household(
         kept_bytes
     );
 }
+
+/// The benchmark of issue 20 (docs/benchmarks.md, "Attachments"): 50 photos of 300 KB
+/// through a link cut a few times, with a note synced meanwhile. Bytes on the wire (HTTP
+/// heads and bodies, as the proxy forwards them) stay within 1.02× the photos' bytes; the
+/// note goes in one round trip. The figures are printed; the time on a 100 kbit/s link is
+/// computed from the bytes, not waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_photos_over_a_cut_link_cost_at_most_two_percent_more_than_their_bytes() {
+    const PHOTOS: usize = 50;
+    const SIZE: usize = 300 * 1000;
+    const CUTS: usize = 3;
+    let seed = seed();
+    let mut rng = rng(seed);
+    let server = TestServer::start().await;
+    let station = server.station("站");
+    let proxy = Proxy::start(server.addr).await;
+    let a = server.device(station, "A", &server.url()).await;
+    let hh = a.new_household("HH-000001");
+    for i in 0..PHOTOS {
+        let bytes = photo(&mut rng, format!("P{i:02}").as_bytes(), SIZE);
+        a.store.add_attachment(hh, &new_photo(), &bytes).unwrap();
+    }
+    a.sync().await;
+    // About six requests a photo (a status and five chunks): cuts among the first 300.
+    let mut plan = vec![Fault::Pass; 300];
+    for _ in 0..CUTS {
+        plan[rng.below(300)] = Fault::CutRequest(rng.below(UPLOAD_CHUNK + 400));
+    }
+    proxy.plan(plan);
+    let link = HttpTransport::new(&proxy.url(), &a.token, Duration::from_secs(60)).unwrap();
+    let started = std::time::Instant::now();
+    let uploads = upload_until_done(&link, &a, seed);
+    let note = async {
+        while proxy.log.lock().unwrap().len() < 100 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let v = a.visit(hh);
+        a.type_into(hh, v, Section::Concerns, "上传照片时写的笔记。");
+        a.sync().await
+    };
+    let (sent, report) = tokio::join!(uploads, note);
+    let elapsed = started.elapsed();
+    assert_eq!(
+        report.round_trips, 1,
+        "seed {seed}: the note took more than one sync"
+    );
+    let blobs = (PHOTOS * SIZE) as u64;
+    let wire = proxy.wire.total();
+    let requests = proxy.log.lock().unwrap().len();
+    let ratio = wire as f64 / blobs as f64;
+    eprintln!(
+        "attachments benchmark (seed {seed}): {PHOTOS} photos x {SIZE} B = {blobs} B; \
+         chunk bodies sent {sent} B; on the wire {wire} B (up {} B, down {} B) in {requests} \
+         requests with {CUTS} cuts: {ratio:.4}x the photos; at 100 kbit/s {:.0} s; \
+         wall clock on loopback {:.1} s",
+        proxy.wire.up.load(std::sync::atomic::Ordering::Relaxed),
+        proxy.wire.down.load(std::sync::atomic::Ordering::Relaxed),
+        wire as f64 * 8.0 / 100_000.0,
+        elapsed.as_secs_f64(),
+    );
+    assert!(ratio <= 1.02, "seed {seed}: {ratio:.4}x on the wire");
+    for (i, u) in a.store.attachment_uploads().unwrap().iter().enumerate() {
+        assert_eq!(
+            u.state,
+            AttachmentUploadState::Done,
+            "seed {seed}: photo {i}"
+        );
+    }
+}

@@ -33,12 +33,8 @@ pub(crate) fn add<T: Transactable>(
 ) -> Result<()> {
     let (record, kind) = (new.record, new.kind);
     let mime = checked_mime(&new.mime)?;
+    check_record(tx, record)?;
     let key = record.key();
-    if record.kind() != EntityKind::Household
-        && super::cells::entity_obj(tx, record.kind(), key.as_deref())?.is_none()
-    {
-        return Err(Error::NotFound("record"));
-    }
     let collection = match get_map(tx, &ROOT, COLLECTION)? {
         Some(c) => c,
         None => tx.put_object(&ROOT, COLLECTION, ObjType::Map)?,
@@ -53,6 +49,17 @@ pub(crate) fn add<T: Transactable>(
     tx.put(&obj, "size", size)?;
     tx.put(&obj, "hash", hash.to_hex())?;
     put_provenance(tx, &obj, p)?;
+    Ok(())
+}
+
+/// The record an attachment is for exists in the household's document.
+pub(crate) fn check_record<R: ReadDoc>(doc: &R, record: EntityRef) -> Result<()> {
+    let key = record.key();
+    if record.kind() != EntityKind::Household
+        && super::cells::entity_obj(doc, record.kind(), key.as_deref())?.is_none()
+    {
+        return Err(Error::NotFound("record"));
+    }
     Ok(())
 }
 

@@ -94,8 +94,10 @@ impl Store {
             mime: mime.clone(),
             ..new.clone()
         };
-        // The household must be here (and readable) before any bytes are kept.
-        self.read(household, |_| Ok(()))?;
+        // The household and the record must be here before any bytes are kept.
+        self.read(household, |doc| {
+            doc::attachments::check_record(doc, new.record)
+        })?;
         let hash = BlobHash::of(bytes);
         let size = bytes.len() as u64;
         let h = household.to_string();
@@ -123,11 +125,16 @@ impl Store {
         }
         let id = AttachmentId::new();
         let p = self.provenance();
-        self.act(
+        let referenced = self.act(
             household,
             Scope::Record(EntityKind::Household, Uuid::nil()),
             |tx, p| doc::attachments::add(tx, id, new, size, hash, p),
-        )?;
+        );
+        if let Err(e) = referenced {
+            // No reference: bytes kept only for it would never be uploaded or shown.
+            self.forget_unreferenced(household, hash)?;
+            return Err(e);
+        }
         Ok(Attachment {
             id,
             household,
@@ -139,6 +146,27 @@ impl Store {
             provenance: p,
             local: true,
         })
+    }
+
+    /// Drop the bytes and queue entry of a blob the household's document does not reference.
+    fn forget_unreferenced(&self, household: HouseholdId, hash: BlobHash) -> Result<()> {
+        let referenced = self
+            .read(household, |doc| doc::attachments::read_all(doc, household))?
+            .iter()
+            .any(|a| a.hash == hash);
+        if !referenced {
+            let w = self.writer();
+            let h = household.to_string();
+            w.conn.execute(
+                "DELETE FROM attachment_uploads WHERE doc_id = ?1 AND hash = ?2",
+                params![h, hash.0.as_slice()],
+            )?;
+            w.conn.execute(
+                "DELETE FROM attachment_blobs WHERE doc_id = ?1 AND hash = ?2",
+                params![h, hash.0.as_slice()],
+            )?;
+        }
+        Ok(())
     }
 
     /// The household's attachments (references from its document, synced like the rest),
@@ -435,6 +463,7 @@ mod tests {
             .add_attachment(HouseholdId::new(), &photo(), b"x")
             .is_err());
         assert!(s.attachments(hh).unwrap().is_empty());
+        assert!(s.attachment_uploads().unwrap().is_empty(), "no bytes kept");
     }
 
     #[test]

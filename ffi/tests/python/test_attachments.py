@@ -21,7 +21,7 @@ def test_a_photo_goes_up_after_sync_and_comes_down_on_demand(server, station, tm
     assert att.hash == hashlib.sha256(photo).hexdigest()
     assert att.size == len(photo) and att.local
     [queued] = a.attachment_uploads()
-    assert queued.state == d.AttachmentUploadState.PENDING and queued.sent == 0
+    assert queued.state == d.AttachmentUploadState.PENDING() and queued.sent == 0
 
     # Before the household reaches the server, the upload waits (pending, not failed).
     early = asyncio.run(a.upload_attachments(server.url, ta))
@@ -30,7 +30,7 @@ def test_a_photo_goes_up_after_sync_and_comes_down_on_demand(server, station, tm
     report = asyncio.run(a.upload_attachments(server.url, ta))
     assert report.completed == 1 and report.bytes_sent == len(photo)
     [done] = a.attachment_uploads()
-    assert done.state == d.AttachmentUploadState.DONE and done.sent == len(photo)
+    assert done.state == d.AttachmentUploadState.DONE() and done.sent == len(photo)
 
     asyncio.run(b.sync(server.url, tb))
     [ref] = b.attachments(hh)
