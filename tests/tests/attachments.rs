@@ -249,7 +249,8 @@ async fn tampered_chunks_and_blobs_are_refused_and_nothing_is_kept() {
         s,
         BlobStatus {
             received: 0,
-            complete: false
+            complete: false,
+            tail: 0,
         }
     );
 
@@ -664,4 +665,84 @@ async fn fifty_photos_over_a_cut_link_cost_at_most_two_percent_more_than_their_b
             "seed {seed}: photo {i}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_mid_chunk_resumes_at_the_next_byte() {
+    use tokio::io::AsyncWriteExt;
+    let seed = seed();
+    let mut rng = rng(seed);
+    let server = TestServer::start().await;
+    let station = server.station("站");
+    let a = server.device(station, "A", &server.url()).await;
+    let hh = a.new_household("HH-000001");
+    let bytes = photo(&mut rng, b"CUT", 200_000);
+    let att = a.store.add_attachment(hh, &new_photo(), &bytes).unwrap();
+    a.sync().await;
+    let (url, token, hash) = (server.url(), a.token.clone(), att.hash.to_hex());
+    let c = reqwest::Client::new();
+    let s = raw_status(&c, &url, &token, hh, &hash, 200_000).await;
+    assert_eq!(s.status().as_u16(), 200);
+    // The first chunk (128 KiB) is cut after `arrived` bytes of its body.
+    let chunk = &bytes[..UPLOAD_CHUNK];
+    let arrived = 1 + rng.below(UPLOAD_CHUNK - 1);
+    let head = format!(
+        "PUT /v1/blobs/{hash}/0 HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\n\
+         {}: {hh}\r\n{}: {}\r\ncontent-length: {}\r\n\r\n",
+        server.addr,
+        blobs::HOUSEHOLD_HEADER,
+        blobs::CHUNK_SHA256_HEADER,
+        BlobHash::of(chunk).to_hex(),
+        chunk.len()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&chunk[..arrived]).await.unwrap();
+    tcp.flush().await.unwrap();
+    tcp.shutdown().await.unwrap();
+    drop(tcp);
+    // The server keeps what arrived (once it has seen the cut).
+    let mut status = None;
+    for _ in 0..1000 {
+        let s: BlobStatus = raw_status(&c, &url, &token, hh, &hash, 200_000)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if s.tail > 0 {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = status.unwrap_or_else(|| panic!("seed {seed}: no tail kept"));
+    assert_eq!(status.received, 0, "seed {seed}");
+    assert_eq!(status.tail, arrived as u64, "seed {seed}");
+    // The device sends only the rest: every byte once.
+    let report = a.transport.upload_attachments(&a.store).await.unwrap();
+    assert_eq!(report.completed, 1, "seed {seed}");
+    assert_eq!(report.bytes_sent, 200_000 - arrived as u64, "seed {seed}");
+    let row = server.store.blob(&att.hash).unwrap().unwrap();
+    assert!(row.complete);
+    assert_eq!(
+        server.store.read_blob(&att.hash, 0, 300_000).unwrap(),
+        bytes
+    );
+
+    // A tail that is not what the device holds fails the chunk's hash: dropped, sent whole.
+    let other = photo(&mut rng, b"CUT2", 150_000);
+    let att2 = a.store.add_attachment(hh, &new_photo(), &other).unwrap();
+    a.sync().await;
+    let hash2 = att2.hash.to_hex();
+    raw_status(&c, &url, &token, hh, &hash2, 150_000).await;
+    server
+        .store
+        .set_blob_tail(&att2.hash, 0, b"forged bytes that are not the photo")
+        .unwrap();
+    let report = a.transport.upload_attachments(&a.store).await.unwrap();
+    assert_eq!(report.completed, 1, "seed {seed}: {report:?}");
+    assert_eq!(
+        server.store.read_blob(&att2.hash, 0, 300_000).unwrap(),
+        other
+    );
 }

@@ -7,7 +7,8 @@ use crate::model::attachment::BlobHash;
 use crate::model::ids::HouseholdId;
 use crate::protocol::blobs::{
     chunk_path, download_path, next_upload_step, refusal, status_path, BlobRefusal, BlobStatus,
-    UploadStep, CHUNK_SHA256_HEADER, HOUSEHOLD_HEADER, SIZE_HEADER, UPLOAD_CHUNK,
+    UploadStep, CHUNK_SHA256_HEADER, CHUNK_START_HEADER, HOUSEHOLD_HEADER, SIZE_HEADER,
+    UPLOAD_CHUNK,
 };
 use crate::store::{AttachmentUpload, Store};
 
@@ -116,24 +117,31 @@ impl HttpTransport {
         }
         let mut corrupt = 0;
         loop {
-            let (offset, len) = match next_upload_step(size, status, UPLOAD_CHUNK) {
+            let (start, offset, end) = match next_upload_step(size, status, UPLOAD_CHUNK) {
                 UploadStep::Done => {
                     store.record_attachment_upload(household, hash, size, true)?;
                     report.completed += 1;
                     return Ok(());
                 }
-                UploadStep::Send { offset, len } => (offset, len),
+                UploadStep::Send { start, offset, end } => (start, offset, end),
             };
-            store.record_attachment_upload(household, hash, offset, false)?;
-            let chunk = store.attachment_slice(household, hash, offset, len)?;
-            let sent = chunk.len() as u64;
-            let resp = self
+            store.record_attachment_upload(household, hash, start, false)?;
+            let len = usize::try_from(end - start).unwrap_or(usize::MAX);
+            let chunk = store.attachment_slice(household, hash, start, len)?;
+            let whole = BlobHash::of(&chunk).to_hex();
+            // The server holds `start .. offset` of this chunk (a cut one): the rest goes.
+            let skip = usize::try_from(offset - start)
+                .unwrap_or(0)
+                .min(chunk.len());
+            let body = chunk[skip..].to_vec();
+            let sent = body.len() as u64;
+            let mut request = self
                 .blob_request(reqwest::Method::PUT, &chunk_path(&hash, offset), household)
-                .header(CHUNK_SHA256_HEADER, BlobHash::of(&chunk).to_hex())
-                .body(chunk)
-                .send()
-                .await
-                .map_err(transport_error)?;
+                .header(CHUNK_SHA256_HEADER, whole);
+            if offset > start {
+                request = request.header(CHUNK_START_HEADER, start.to_string());
+            }
+            let resp = request.body(body).send().await.map_err(transport_error)?;
             report.requests += 1;
             report.bytes_sent += sent;
             match Self::blob_answer(resp).await? {
@@ -147,9 +155,10 @@ impl HttpTransport {
                         received: if code == refusal::BLOB_CORRUPT {
                             0
                         } else {
-                            offset
+                            start
                         },
                         complete: false,
+                        tail: 0,
                     };
                 }
                 Answer::Refused(_, code) if code == refusal::NOT_REFERENCED => {

@@ -13,14 +13,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use doorstep_core::protocol::blobs::{
-    refusal, BlobRefusal, BlobStatus, BLOB_CONTENT_TYPE, CHUNK_SHA256_HEADER, DOWNLOAD_PIECE,
-    HOUSEHOLD_HEADER, MAX_CHUNK, SIZE_HEADER,
+    refusal, BlobRefusal, BlobStatus, BLOB_CONTENT_TYPE, CHUNK_SHA256_HEADER, CHUNK_START_HEADER,
+    DOWNLOAD_PIECE, HOUSEHOLD_HEADER, MAX_CHUNK, SIZE_HEADER,
 };
 use doorstep_core::{BlobHash, HouseholdId};
+use http_body_util::BodyExt;
 
-use super::{bearer, read_body, unauthorized, AppState, Shared};
+use super::{bearer, unauthorized, AppState, BodyError, Shared};
 use crate::credentials::hash_secret;
-use crate::store::blobs::{BlobBegin, BlobRow};
+use crate::store::blobs::{BlobBegin, BlobRow, BlobStore};
 use crate::store::{DeviceAuth, ServerStore, StoreError};
 
 /// Why a blob request was not served.
@@ -144,6 +145,53 @@ fn status_of(r: BlobRow) -> BlobStatus {
     BlobStatus {
         received: r.received,
         complete: r.complete,
+        tail: 0,
+    }
+}
+
+/// The status with the tail of a cut chunk the server holds.
+fn status_with_tail<S: BlobStore + ?Sized>(
+    store: &S,
+    hash: &BlobHash,
+    r: BlobRow,
+) -> Result<BlobStatus, Refused> {
+    let mut s = status_of(r);
+    if !r.complete {
+        if let Some((pos, bytes)) = store.blob_tail(hash).map_err(failed)? {
+            if pos == r.received {
+                s.tail = bytes.len() as u64;
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// Read a body of at most `limit` bytes by `deadline`, keeping what arrived when it is cut
+/// (the bytes, and why it ended early).
+async fn read_keeping(
+    mut body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> (Vec<u8>, Option<BodyError>) {
+    if super::content_length(headers).is_some_and(|n| n > limit as u64) {
+        return (Vec::new(), Some(BodyError::TooLarge));
+    }
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return (out, Some(BodyError::TimedOut)),
+            Ok(None) => return (out, None),
+            Ok(Some(Err(_))) => return (out, Some(BodyError::Broken)),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        return (Vec::new(), Some(BodyError::TooLarge));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+        }
     }
 }
 
@@ -209,7 +257,7 @@ pub(super) async fn status<S: ServerStore>(
                     if r.complete {
                         st.metrics.blob_dedup.fetch_add(1, Relaxed);
                     }
-                    Ok(status_of(r))
+                    status_with_tail(st.sync.store().as_ref(), &hash, r)
                 }
                 BlobBegin::SizeMismatch => Err(Refused::Code(
                     StatusCode::BAD_REQUEST,
@@ -277,38 +325,63 @@ async fn put_chunk<S: ServerStore>(
         Ok(())
     })
     .await?;
+    let start: u64 = match header_str(headers, CHUNK_START_HEADER) {
+        None => offset,
+        Some(v) => v.parse().map_err(|_| malformed())?,
+    };
+    if start > offset || offset - start > MAX_CHUNK as u64 {
+        return Err(malformed());
+    }
     let declared = super::content_length(headers).unwrap_or(MAX_CHUNK as u64);
     let _budget = state
         .reserve_body_memory(declared.min(MAX_CHUNK as u64))
         .await;
     let deadline = tokio::time::Instant::now() + state.config.body_timeout;
-    let bytes = match read_body(body, headers, MAX_CHUNK, deadline).await {
-        Ok(b) => b,
-        Err(super::BodyError::TooLarge) => {
+    let room = MAX_CHUNK - (offset - start) as usize;
+    let (bytes, cut) = read_keeping(body, headers, room, deadline).await;
+    state
+        .metrics
+        .blob_bytes_in
+        .fetch_add(bytes.len() as u64, Relaxed);
+    match cut {
+        None => {}
+        Some(BodyError::TooLarge) => {
             return Err(Refused::Code(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 refusal::TOO_LARGE,
             ))
         }
-        Err(super::BodyError::TimedOut) => {
-            state.metrics.body_timeouts.fetch_add(1, Relaxed);
-            return Err(Refused::Code(StatusCode::REQUEST_TIMEOUT, "body_timeout"));
+        Some(e) => {
+            // Cut on the way: keep what arrived (unchecked) as the tail of this chunk, so
+            // the device sends only the rest. The device is gone: the answer is for logs.
+            if !bytes.is_empty() {
+                work(state, move |st| {
+                    let store = st.sync.store();
+                    let mut tail = Vec::new();
+                    if start < offset {
+                        match store.blob_tail(&hash).map_err(failed)? {
+                            Some((pos, held))
+                                if pos == start && start + held.len() as u64 == offset =>
+                            {
+                                tail = held
+                            }
+                            _ => return Ok(()),
+                        }
+                    }
+                    tail.extend_from_slice(&bytes);
+                    store.set_blob_tail(&hash, start, &tail).map_err(failed)
+                })
+                .await?;
+            }
+            if matches!(e, BodyError::TimedOut) {
+                state.metrics.body_timeouts.fetch_add(1, Relaxed);
+                return Err(Refused::Code(StatusCode::REQUEST_TIMEOUT, "body_timeout"));
+            }
+            return Err(malformed());
         }
-        Err(super::BodyError::Broken) => return Err(malformed()),
-    };
-    state
-        .metrics
-        .blob_bytes_in
-        .fetch_add(bytes.len() as u64, Relaxed);
+    }
     if bytes.is_empty() {
         return Err(malformed());
-    }
-    if BlobHash::of(&bytes) != claimed {
-        tracing::warn!(%doc, offset, "blob chunk refused: it does not match its hash");
-        return Err(Refused::Code(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            refusal::CHUNK_CORRUPT,
-        ));
     }
     work(state, move |st| {
         let store = st.sync.store();
@@ -318,28 +391,58 @@ async fn put_chunk<S: ServerStore>(
             .ok_or(Refused::Offset(BlobStatus {
                 received: 0,
                 complete: false,
+                tail: 0,
             }))?;
         if row.complete {
             return Ok(status_of(row));
         }
-        let received = match store.append_blob(&hash, offset, &bytes) {
+        // The whole chunk: the tail the server holds, then this body.
+        let chunk = if start < offset {
+            match store.blob_tail(&hash).map_err(failed)? {
+                Some((pos, mut held))
+                    if pos == start
+                        && pos == row.received
+                        && start + held.len() as u64 == offset =>
+                {
+                    held.extend_from_slice(&bytes);
+                    held
+                }
+                _ => {
+                    return Err(Refused::Offset(status_with_tail(
+                        store.as_ref(),
+                        &hash,
+                        row,
+                    )?))
+                }
+            }
+        } else {
+            bytes.to_vec()
+        };
+        if BlobHash::of(&chunk) != claimed {
+            tracing::warn!(%doc, offset, "blob chunk refused: it does not match its hash");
+            store.clear_blob_tail(&hash).map_err(failed)?;
+            return Err(Refused::Code(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                refusal::CHUNK_CORRUPT,
+            ));
+        }
+        let received = match store.append_blob(&hash, start, &chunk) {
             Ok(n) => n,
             Err(StoreError::Conflict(_)) | Err(StoreError::NotFound(_)) => {
-                let row = store.blob(&hash).map_err(failed)?;
-                return Err(Refused::Offset(row.map_or(
-                    BlobStatus {
-                        received: 0,
-                        complete: false,
-                    },
-                    status_of,
-                )));
+                return Err(Refused::Offset(status_with_tail(
+                    store.as_ref(),
+                    &hash,
+                    row,
+                )?));
             }
             Err(e) => return Err(failed(e)),
         };
+        store.clear_blob_tail(&hash).map_err(failed)?;
         if received < row.size {
             return Ok(BlobStatus {
                 received,
                 complete: false,
+                tail: 0,
             });
         }
         if store.finish_blob(&hash).map_err(failed)? {
@@ -348,6 +451,7 @@ async fn put_chunk<S: ServerStore>(
             Ok(BlobStatus {
                 received,
                 complete: true,
+                tail: 0,
             })
         } else {
             tracing::warn!(%doc, "blob refused: the whole does not match its hash");

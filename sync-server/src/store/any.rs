@@ -178,6 +178,29 @@ impl blobs::BlobStore for AnyStore {
             AnyStore::Postgres(s) => s.note_blob_ref(hash, doc),
         }
     }
+    fn blob_tail(&self, hash: &doorstep_core::BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        match self {
+            AnyStore::Sqlite(s) => s.blob_tail(hash),
+            AnyStore::Postgres(s) => s.blob_tail(hash),
+        }
+    }
+    fn set_blob_tail(
+        &self,
+        hash: &doorstep_core::BlobHash,
+        pos: u64,
+        bytes: &[u8],
+    ) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.set_blob_tail(hash, pos, bytes),
+            AnyStore::Postgres(s) => s.set_blob_tail(hash, pos, bytes),
+        }
+    }
+    fn clear_blob_tail(&self, hash: &doorstep_core::BlobHash) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.clear_blob_tail(hash),
+            AnyStore::Postgres(s) => s.clear_blob_tail(hash),
+        }
+    }
     fn blob_stats(&self) -> StoreResult<blobs::BlobStats> {
         match self {
             AnyStore::Sqlite(s) => s.blob_stats(),

@@ -66,4 +66,11 @@ pub trait BlobStore {
     fn note_blob_ref(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<()>;
     /// Sizes and counts of the blobs held.
     fn blob_stats(&self) -> StoreResult<BlobStats>;
+    /// What arrived of a cut chunk: its first byte's position and the bytes.
+    fn blob_tail(&self, hash: &BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>>;
+    /// Keep what arrived of a cut chunk (replacing any earlier tail), if it starts where the
+    /// held bytes end; ignored otherwise.
+    fn set_blob_tail(&self, hash: &BlobHash, pos: u64, bytes: &[u8]) -> StoreResult<()>;
+    /// Drop a blob's tail.
+    fn clear_blob_tail(&self, hash: &BlobHash) -> StoreResult<()>;
 }

@@ -1509,7 +1509,16 @@ pub fn blobs_are_chunked_checked_limited_and_erased<S: ServerStore>(s: &S) {
         s.append_blob(&h, 10, &bytes[10..20]),
         Err(StoreError::Conflict(_))
     ));
+    // A cut chunk's bytes are kept only where the held bytes end.
+    s.set_blob_tail(&h, 5, b"late").unwrap();
+    assert_eq!(s.blob_tail(&h).unwrap(), None);
+    s.set_blob_tail(&h, 0, &bytes[..10]).unwrap();
+    s.set_blob_tail(&h, 0, &bytes[..20]).unwrap();
+    assert_eq!(s.blob_tail(&h).unwrap(), Some((0, bytes[..20].to_vec())));
+    s.clear_blob_tail(&h).unwrap();
+    assert_eq!(s.blob_tail(&h).unwrap(), None);
     assert_eq!(s.append_blob(&h, 0, &bytes[..400]).unwrap(), 400);
+    s.set_blob_tail(&h, 400, &bytes[400..450]).unwrap();
     assert!(matches!(
         s.append_blob(&h, 0, &bytes[..400]),
         Err(StoreError::Conflict(_))
@@ -1565,6 +1574,7 @@ pub fn blobs_are_chunked_checked_limited_and_erased<S: ServerStore>(s: &S) {
     s.erase_document(station, d2, ErasureReason::Other, "test", 6)
         .unwrap();
     assert_eq!(s.blob(&h).unwrap(), None);
+    assert_eq!(s.blob_tail(&h).unwrap(), None);
     assert_eq!(s.read_blob(&h, 0, 5000).unwrap(), Vec::<u8>::new());
     assert_eq!(s.blob_stats().unwrap(), BlobStats::default());
 }

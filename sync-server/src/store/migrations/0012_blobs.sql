@@ -31,3 +31,11 @@ CREATE TABLE blob_refs (
     PRIMARY KEY (hash, doc_id)
 ) WITHOUT ROWID;
 CREATE INDEX blob_refs_doc ON blob_refs (doc_id);
+
+-- What arrived of a cut chunk (at most one per blob, starting at `blobs.received`): not
+-- checked yet; the next chunk brings the rest and the hash of the whole chunk.
+CREATE TABLE blob_tails (
+    hash  BLOB PRIMARY KEY,
+    pos   INTEGER NOT NULL,
+    bytes BLOB NOT NULL
+);

@@ -188,6 +188,40 @@ impl BlobStore for PostgresStore {
         Ok(())
     }
 
+    fn blob_tail(&self, hash: &BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        Ok(self
+            .pool
+            .get()?
+            .query_opt(
+                "SELECT pos, bytes FROM blob_tails WHERE hash = $1",
+                &[&hash.0.as_slice()],
+            )?
+            .map(|r| (u(r.get(0)), r.get(1))))
+    }
+
+    fn set_blob_tail(&self, hash: &BlobHash, pos: u64, bytes: &[u8]) -> StoreResult<()> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let held = row(&mut tx, hash, true)?;
+        if held.is_some_and(|r| !r.complete && r.received == pos) {
+            tx.execute(
+                "INSERT INTO blob_tails (hash, pos, bytes) VALUES ($1, $2, $3)
+                 ON CONFLICT (hash) DO UPDATE SET pos = EXCLUDED.pos, bytes = EXCLUDED.bytes",
+                &[&hash.0.as_slice(), &i(pos), &bytes],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn clear_blob_tail(&self, hash: &BlobHash) -> StoreResult<()> {
+        self.pool.get()?.execute(
+            "DELETE FROM blob_tails WHERE hash = $1",
+            &[&hash.0.as_slice()],
+        )?;
+        Ok(())
+    }
+
     fn blob_stats(&self) -> StoreResult<BlobStats> {
         let r = self.pool.get()?.query_one(
             "SELECT count(*) FILTER (WHERE complete),
@@ -213,6 +247,10 @@ pub(super) fn erase_doc(tx: &mut impl GenericClient, doc: &str) -> StoreResult<(
                   AND hash NOT IN (SELECT hash FROM blob_refs WHERE doc_id <> $1)";
     tx.execute(
         &format!("DELETE FROM blob_chunks WHERE hash IN ({gone})"),
+        &[&doc],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM blob_tails WHERE hash IN ({gone})"),
         &[&doc],
     )?;
     tx.execute(

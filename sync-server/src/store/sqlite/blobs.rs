@@ -171,6 +171,37 @@ impl BlobStore for SqliteStore {
         })
     }
 
+    fn blob_tail(&self, hash: &BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        Ok(self
+            .reader()
+            .prepare_cached("SELECT pos, bytes FROM blob_tails WHERE hash = ?1")?
+            .query_row([hash.0.as_slice()], |r| Ok((u(r.get(0)?), r.get(1)?)))
+            .optional()?)
+    }
+
+    fn set_blob_tail(&self, hash: &BlobHash, pos: u64, bytes: &[u8]) -> StoreResult<()> {
+        self.write(|tx| {
+            let held = row(tx, hash)?;
+            if held.is_some_and(|r| !r.complete && r.received == pos) {
+                tx.execute(
+                    "INSERT OR REPLACE INTO blob_tails (hash, pos, bytes) VALUES (?1, ?2, ?3)",
+                    params![hash.0.as_slice(), i(pos), bytes],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn clear_blob_tail(&self, hash: &BlobHash) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM blob_tails WHERE hash = ?1",
+                [hash.0.as_slice()],
+            )?;
+            Ok(())
+        })
+    }
+
     fn blob_stats(&self) -> StoreResult<BlobStats> {
         Ok(self.reader().query_row(
             "SELECT coalesce(sum(complete), 0), coalesce(sum(CASE WHEN complete THEN size END), 0),
@@ -197,6 +228,10 @@ pub(super) fn erase_doc(tx: &Connection, doc: &str) -> StoreResult<()> {
                   AND hash NOT IN (SELECT hash FROM blob_refs WHERE doc_id <> ?1)";
     tx.execute(
         &format!("DELETE FROM blob_chunks WHERE hash IN ({gone})"),
+        [doc],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM blob_tails WHERE hash IN ({gone})"),
         [doc],
     )?;
     tx.execute(&format!("DELETE FROM blobs WHERE hash IN ({gone})"), [doc])?;

@@ -24,3 +24,9 @@ CREATE TABLE blob_refs (
     PRIMARY KEY (hash, doc_id)
 );
 CREATE INDEX blob_refs_doc ON blob_refs (doc_id);
+
+CREATE TABLE blob_tails (
+    hash  BYTEA PRIMARY KEY,
+    pos   BIGINT NOT NULL,
+    bytes BYTEA NOT NULL
+);
