@@ -31,6 +31,9 @@ pub mod transport;
 pub use automerge::ChangeHash;
 pub use doc::station::{CardBatch, CardLease};
 pub use error::{Error, NetworkFailure, Result};
+pub use model::attachment::{
+    Attachment, AttachmentKind, BlobHash, NewAttachment, MAX_ATTACHMENT_BYTES,
+};
 pub use model::cards::CardSerial;
 pub use model::id_number::{IdNumber, IdNumberError};
 pub use model::ids::*;

@@ -23,6 +23,9 @@ use crate::model::ids::HouseholdId;
 use crate::protocol::{EnrollRequest, Enrollment, Phase, Unauthorized, SYNC_CONTENT_TYPE};
 use crate::store::{Store, SyncOutcome};
 
+mod attachments;
+pub use attachments::AttachmentUploadReport;
+
 /// Response size asked of the server per round trip.
 pub const DEFAULT_BUDGET: u32 = 4 * 1024 * 1024;
 /// Round trips one `sync` call makes at most before it reports an error (a server that

@@ -363,6 +363,8 @@ fn a_store_from_before_schema_8_indexes_the_categories_it_already_held() {
          DROP TABLE ix_surveys;
          DROP TABLE ix_responses;
          DROP TABLE ix_survey_answers;
+         DROP TABLE attachment_blobs;
+         DROP TABLE attachment_uploads;
          PRAGMA user_version = 7;"
     ))
     .unwrap();

@@ -133,6 +133,8 @@ fn a_store_from_before_schema_7_indexes_the_labels_it_already_held() {
          DROP TABLE IF EXISTS ix_surveys;
          DROP TABLE IF EXISTS ix_responses;
          DROP TABLE IF EXISTS ix_survey_answers;
+         DROP TABLE IF EXISTS attachment_blobs;
+         DROP TABLE IF EXISTS attachment_uploads;
          DELETE FROM meta WHERE key = 'reindex_station';
          PRAGMA user_version = 6;"
     ))
@@ -183,6 +185,8 @@ fn a_store_without_a_station_document_upgrades_to_no_labels() {
          DROP TABLE IF EXISTS ix_surveys;
          DROP TABLE IF EXISTS ix_responses;
          DROP TABLE IF EXISTS ix_survey_answers;
+         DROP TABLE IF EXISTS attachment_blobs;
+         DROP TABLE IF EXISTS attachment_uploads;
          PRAGMA user_version = 6;"
     ))
     .unwrap();

@@ -8,6 +8,7 @@
 //! the UI thread) except `sync` and `enroll`, which are async (Kotlin coroutines / Swift
 //! async / Python asyncio) and run on a tokio runtime this library owns, one per process.
 
+mod attachments;
 mod error;
 mod id_number;
 mod observe;
@@ -25,6 +26,9 @@ use std::time::Duration;
 
 use doorstep_core as core;
 
+pub use attachments::{
+    Attachment, AttachmentKind, AttachmentUpload, AttachmentUploadReport, AttachmentUploadState,
+};
 use error::{invalid, Result};
 pub use error::{DoorstepError, NetworkErrorKind};
 pub use id_number::{check_id_number, IdNumberCheck, IdNumberProblem};
@@ -1131,6 +1135,7 @@ mod tests {
             include_str!("id_number.rs"),
             include_str!("observe.rs"),
             include_str!("sync.rs"),
+            include_str!("attachments.rs"),
         ]
         .join("\n");
         let lines: Vec<&str> = source.lines().collect();

@@ -1,5 +1,5 @@
-//! The HTTP surface: `POST /v1/sync`, `POST /v1/enroll`, `GET /healthz` on the public
-//! address, `GET /metrics` on its own (loopback by default). Handlers are generic over the
+//! The HTTP surface: `POST /v1/sync`, `POST /v1/enroll`, the attachment endpoints under
+//! `/v1/blobs` (`blobs`), `GET /healthz` on the public address, `GET /metrics` on its own (loopback by default). Handlers are generic over the
 //! storage backend. Every error is a clean HTTP answer; the cause is logged without personal
 //! data (ids and sizes only). The connection edge (limits, timeouts) is in `edge.rs`.
 
@@ -13,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use doorstep_core::protocol::{
     EnrollRequest, Enrollment, SyncRequest, Unauthorized, SYNC_CONTENT_TYPE,
@@ -26,6 +26,8 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::ServerStore;
 use crate::sync::SyncService;
+
+mod blobs;
 
 /// Server limits.
 #[derive(Clone, Debug)]
@@ -71,7 +73,15 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// The station console under `/console` (docs/console.md); `None`: not served.
     pub console: Option<crate::console::ConsoleConfig>,
+    /// Largest attachment accepted (bytes; `413 too_large` above).
+    pub blob_limit: u64,
+    /// Bytes of attachments one device may have started on the server, all together
+    /// (`413 quota` above).
+    pub blob_quota: u64,
 }
+
+/// Default of [`ServerConfig::blob_quota`]: 2 GiB per device (about 7,000 photos of 300 KB).
+pub const DEFAULT_BLOB_QUOTA: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Default of [`ServerConfig::max_concurrent_syncs`]. Measured on 2 shared cores with 1,000
 /// devices syncing at once (`docs/benchmarks-township-week.md`): against the old unbounded
@@ -115,6 +125,8 @@ impl Default for ServerConfig {
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             trusted_proxies: Vec::new(),
             console: Some(crate::console::ConsoleConfig::default()),
+            blob_limit: doorstep_core::MAX_ATTACHMENT_BYTES,
+            blob_quota: DEFAULT_BLOB_QUOTA,
         }
     }
 }
@@ -328,6 +340,9 @@ fn router<S: ServerStore>(state: Shared<S>) -> Router {
     Router::new()
         .route("/v1/sync", post(sync_handler::<S>))
         .route("/v1/enroll", post(enroll_handler::<S>))
+        .route("/v1/blobs/{hash}/status", get(blobs::status::<S>))
+        .route("/v1/blobs/{hash}/{offset}", put(blobs::chunk::<S>))
+        .route("/v1/blobs/{hash}", get(blobs::download::<S>))
         .route("/healthz", get(healthz))
         .with_state(state)
 }
@@ -768,6 +783,11 @@ async fn metrics_handler<S: ServerStore>(State(state): State<Shared<S>>) -> Resp
     let mut body = state.metrics.render();
     if let Some(w) = state.sync.store().write_stats() {
         body.push_str(&crate::metrics::render_write_stats(&w));
+    }
+    match state.blocking(|st| st.sync.store().blob_stats()).await {
+        Some(Ok(b)) => body.push_str(&crate::metrics::render_blob_stats(&b)),
+        Some(Err(e)) => tracing::error!(error = %e, "blob statistics failed"),
+        None => {}
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

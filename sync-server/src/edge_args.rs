@@ -58,6 +58,12 @@ pub struct EdgeArgs {
     /// Failed enrolments allowed per client address at once and per minute (then 429).
     #[arg(long, default_value_t = DEFAULT_ENROL_FAILURES_PER_MINUTE)]
     pub enrol_failures_per_minute: u32,
+    /// Largest attachment accepted, in MiB (then 413 `too_large`).
+    #[arg(long, default_value_t = 16)]
+    pub blob_limit_mib: u64,
+    /// Attachment bytes one device may have on the server, in MiB (then 413 `quota`).
+    #[arg(long, default_value_t = 2048)]
+    pub blob_quota_mib: u64,
     /// A reverse proxy (e.g. 127.0.0.1 for nginx on the same machine) whose
     /// X-Forwarded-For names the client; repeat for several. Default: none.
     #[arg(long = "trusted-proxy")]
@@ -78,6 +84,8 @@ impl EdgeArgs {
         config.enrol_burst = per_minute;
         config.enrol_refill = Duration::from_secs(60) / per_minute;
         config.trusted_proxies = self.trusted_proxies.clone();
+        config.blob_limit = self.blob_limit_mib.max(1).saturating_mul(1024 * 1024);
+        config.blob_quota = self.blob_quota_mib.saturating_mul(1024 * 1024);
     }
 }
 

@@ -28,6 +28,16 @@ pub struct Metrics {
     pub connections_over_limit: AtomicU64,
     /// Connections open now within the limit (a gauge).
     pub connections_open: AtomicU64,
+    /// Attachment chunk bytes received (bodies of `PUT /v1/blobs/..`).
+    pub blob_bytes_in: AtomicU64,
+    /// Attachment bytes served (bodies of `GET /v1/blobs/..`).
+    pub blob_bytes_out: AtomicU64,
+    /// Attachments completed (their whole hash checked).
+    pub blob_uploads: AtomicU64,
+    /// Status requests for a blob the server held whole already (nothing was sent again).
+    pub blob_dedup: AtomicU64,
+    /// Blob requests refused (malformed, not referenced, too large, corrupt chunk ...).
+    pub blob_refusals: AtomicU64,
     buckets: [AtomicU64; BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -110,6 +120,31 @@ impl Metrics {
                 &self.body_timeouts,
             ),
             (
+                "doorstep_blob_bytes_received_total",
+                "Attachment chunk bytes received",
+                &self.blob_bytes_in,
+            ),
+            (
+                "doorstep_blob_bytes_sent_total",
+                "Attachment bytes served",
+                &self.blob_bytes_out,
+            ),
+            (
+                "doorstep_blob_uploads_total",
+                "Attachments completed and checked against their hash",
+                &self.blob_uploads,
+            ),
+            (
+                "doorstep_blob_dedup_total",
+                "Attachment uploads the server already held whole (no bytes sent)",
+                &self.blob_dedup,
+            ),
+            (
+                "doorstep_blob_refusals_total",
+                "Attachment requests refused",
+                &self.blob_refusals,
+            ),
+            (
                 "doorstep_connections_over_limit_total",
                 "Connections accepted over the connection limit (reserve or closed)",
                 &self.connections_over_limit,
@@ -181,6 +216,32 @@ pub fn render_write_stats(w: &crate::store::WriteStats) -> String {
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
         );
+    }
+    out
+}
+
+/// Attachments held: count and bytes, whole and partial (gauges).
+pub fn render_blob_stats(b: &crate::store::blobs::BlobStats) -> String {
+    let mut out = String::new();
+    for (name, help, v) in [
+        ("doorstep_blobs", "Attachments held whole", b.complete),
+        (
+            "doorstep_blob_bytes",
+            "Bytes of attachments held whole",
+            b.complete_bytes,
+        ),
+        (
+            "doorstep_blobs_partial",
+            "Attachment uploads under way",
+            b.partial,
+        ),
+        (
+            "doorstep_blob_partial_bytes",
+            "Bytes held of attachment uploads under way",
+            b.partial_bytes,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
     out
 }

@@ -35,13 +35,22 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    /// [`TestServer::start`] with these limits.
+    pub async fn start_with(config: ServerConfig) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut key_bytes = [0u8; 32];
         key_bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         key_bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         let key = ServerKey::from_bytes(key_bytes);
         let store = Arc::new(SqliteStore::open_encrypted(dir.path(), &key).unwrap());
-        let (handle, addr) = Self::listen(store.clone(), "127.0.0.1:0").await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = doorstep_server::serve(store.clone(), listener, config)
+            .await
+            .unwrap();
+        let addr = handle.addr;
         TestServer {
             dir,
             store,

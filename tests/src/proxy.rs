@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +25,13 @@ pub enum Fault {
     ResetBeforeForward,
     /// Forward after a delay.
     Delay(Duration),
+    /// Forward only the first `n` bytes of the request, then close both sides: a link cut
+    /// mid-upload (with `n` past the request's end, the server got it all and the answer
+    /// is lost).
+    CutRequest(usize),
+    /// Forward, then send only the first `n` bytes of the response and close: a link cut
+    /// mid-download.
+    CutResponse(usize),
 }
 
 #[derive(Debug)]
@@ -32,7 +40,23 @@ pub struct Proxy {
     upstream: Arc<Mutex<SocketAddr>>,
     plan: Arc<Mutex<VecDeque<Fault>>>,
     pub log: Arc<Mutex<Vec<Fault>>>,
+    /// Bytes that went on the wire: requests as far as they reached the server (a cut
+    /// request counts its first bytes only) and responses as far as they reached the client.
+    pub wire: Arc<Wire>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Byte counters of a proxy (HTTP heads and bodies; not TCP/IP framing).
+#[derive(Debug, Default)]
+pub struct Wire {
+    pub up: AtomicU64,
+    pub down: AtomicU64,
+}
+
+impl Wire {
+    pub fn total(&self) -> u64 {
+        self.up.load(Relaxed) + self.down.load(Relaxed)
+    }
 }
 
 impl Drop for Proxy {
@@ -52,12 +76,13 @@ impl Proxy {
         let upstream = Arc::new(Mutex::new(upstream));
         let plan: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
         let log: Arc<Mutex<Vec<Fault>>> = Arc::default();
-        let (u, p, l) = (upstream.clone(), plan.clone(), log.clone());
+        let wire: Arc<Wire> = Arc::default();
+        let (u, p, l, w) = (upstream.clone(), plan.clone(), log.clone(), wire.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (u, p, l) = (u.clone(), p.clone(), l.clone());
+                let (u, p, l, w) = (u.clone(), p.clone(), l.clone(), w.clone());
                 tokio::spawn(async move {
-                    let _ = serve_connection(client, u, p, l).await;
+                    let _ = serve_connection(client, u, p, l, w).await;
                 });
             }
         });
@@ -66,6 +91,7 @@ impl Proxy {
             upstream,
             plan,
             log,
+            wire,
             task,
         }
     }
@@ -130,14 +156,22 @@ async fn serve_connection(
     upstream: Arc<Mutex<SocketAddr>>,
     plan: Arc<Mutex<VecDeque<Fault>>>,
     log: Arc<Mutex<Vec<Fault>>>,
+    wire: Arc<Wire>,
 ) -> std::io::Result<()> {
     while let Some(request) = read_message(&mut client).await? {
         let fault = lock(&plan).pop_front().unwrap_or(Fault::Pass);
         lock(&log).push(fault);
         let up = *lock(&upstream);
+        let sent = match fault {
+            Fault::CutRequest(n) => n.min(request.len()),
+            Fault::ResetBeforeForward => 0,
+            _ => request.len(),
+        };
+        wire.up.fetch_add(sent as u64, Relaxed);
         match fault {
             Fault::Pass => {
                 let resp = forward(up, &request).await?;
+                wire.down.fetch_add(resp.len() as u64, Relaxed);
                 client.write_all(&resp).await?;
             }
             Fault::Delay(d) => {
@@ -160,6 +194,21 @@ async fn serve_connection(
                 client.write_all(&resp).await?;
             }
             Fault::ResetBeforeForward => return Ok(()),
+            Fault::CutRequest(n) => {
+                let mut s = TcpStream::connect(up).await?;
+                s.write_all(&request[..n.min(request.len())]).await?;
+                if n >= request.len() {
+                    // The whole request went: let the server answer, unheard.
+                    let _ = read_message(&mut s).await;
+                }
+                return Ok(());
+            }
+            Fault::CutResponse(n) => {
+                let resp = forward(up, &request).await?;
+                wire.down.fetch_add(n.min(resp.len()) as u64, Relaxed);
+                client.write_all(&resp[..n.min(resp.len())]).await?;
+                return Ok(());
+            }
         }
     }
     Ok(())

@@ -20,6 +20,7 @@
 //! Fields this version does not know are never touched, so an older app keeps what a newer
 //! one wrote.
 
+pub mod attachments;
 pub(crate) mod benefits;
 pub(crate) mod cells;
 pub(crate) mod companions;

@@ -50,6 +50,7 @@ pub fn validate(doc: &Automerge) -> Result<()> {
         return Err(Error::InvalidInput(what));
     }
     super::conflicts::review(doc, household.id)?;
+    super::attachments::read_all(doc, household.id)?;
     Ok(())
 }
 
@@ -62,6 +63,7 @@ pub fn readable(doc: &Automerge) -> Result<()> {
     }
     let household = super::read::read_household(doc)?;
     super::conflicts::review(doc, household.id)?;
+    super::attachments::read_all(doc, household.id)?;
     Ok(())
 }
 

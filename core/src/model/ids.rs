@@ -127,6 +127,12 @@ id_type!(
     ResponseId, "response"
 );
 id_type!(
+    /// A photo, signature or scanned paper attached to a record of a household (its
+    /// reference in the household's document; the bytes are addressed by their SHA-256,
+    /// ADR 0023).
+    AttachmentId, "attachment"
+);
+id_type!(
     /// A social worker.
     WorkerId, "worker"
 );

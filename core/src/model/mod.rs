@@ -1,5 +1,6 @@
 //! Domain types and ids, and the merge policy of every field.
 
+pub mod attachment;
 pub mod cards;
 pub mod id_number;
 pub mod ids;

@@ -2,6 +2,7 @@
 //! state into a request and applies a response; a transport (ours in `transport`, or the
 //! app's own HTTP stack) carries the bytes. Nothing here opens a socket or reads a clock.
 
+pub mod blobs;
 pub mod signing;
 pub mod wire;
 

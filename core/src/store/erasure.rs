@@ -88,6 +88,8 @@ pub(super) fn remove_household(
         "quarantine",
         "held",
         "visit_uploads",
+        "attachment_blobs",
+        "attachment_uploads",
         "documents",
     ] {
         tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&h])?;

@@ -6,6 +6,7 @@
 //! disk (WAL, `synchronous=FULL`).
 
 mod access;
+mod attachments;
 mod cache;
 mod cards;
 mod caseload;
@@ -34,6 +35,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use access::CaseFileAccess;
+pub use attachments::{AttachmentUpload, AttachmentUploadState};
 pub use cards::{CardStock, DuplicateCard, NewCard};
 pub use caseload::{DepartedHousehold, Gone};
 pub use db::{Durability, StoreKey};

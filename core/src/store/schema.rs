@@ -21,6 +21,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_care_levels.sql"),
     include_str!("migrations/0012_station_work.sql"),
     include_str!("migrations/0013_surveys.sql"),
+    include_str!("migrations/0014_attachments.sql"),
 ];
 
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

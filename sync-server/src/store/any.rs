@@ -117,3 +117,98 @@ delegate! {
     fn write_stats(&self) -> Option<WriteStats>;
     fn record_accesses(&self, auth: &DeviceAuth, accesses: &[Access], now_ms: i64) -> StoreResult<usize>;
 }
+
+impl blobs::BlobStore for AnyStore {
+    fn blob(&self, hash: &doorstep_core::BlobHash) -> StoreResult<Option<blobs::BlobRow>> {
+        match self {
+            AnyStore::Sqlite(s) => s.blob(hash),
+            AnyStore::Postgres(s) => s.blob(hash),
+        }
+    }
+    fn begin_blob(
+        &self,
+        hash: &doorstep_core::BlobHash,
+        size: u64,
+        device: DeviceId,
+        quota: u64,
+        now_ms: i64,
+    ) -> StoreResult<blobs::BlobBegin> {
+        match self {
+            AnyStore::Sqlite(s) => s.begin_blob(hash, size, device, quota, now_ms),
+            AnyStore::Postgres(s) => s.begin_blob(hash, size, device, quota, now_ms),
+        }
+    }
+    fn append_blob(
+        &self,
+        hash: &doorstep_core::BlobHash,
+        offset: u64,
+        bytes: &[u8],
+    ) -> StoreResult<u64> {
+        match self {
+            AnyStore::Sqlite(s) => s.append_blob(hash, offset, bytes),
+            AnyStore::Postgres(s) => s.append_blob(hash, offset, bytes),
+        }
+    }
+    fn finish_blob(&self, hash: &doorstep_core::BlobHash) -> StoreResult<bool> {
+        match self {
+            AnyStore::Sqlite(s) => s.finish_blob(hash),
+            AnyStore::Postgres(s) => s.finish_blob(hash),
+        }
+    }
+    fn read_blob(
+        &self,
+        hash: &doorstep_core::BlobHash,
+        from: u64,
+        len: usize,
+    ) -> StoreResult<Vec<u8>> {
+        match self {
+            AnyStore::Sqlite(s) => s.read_blob(hash, from, len),
+            AnyStore::Postgres(s) => s.read_blob(hash, from, len),
+        }
+    }
+    fn blob_referenced(
+        &self,
+        hash: &doorstep_core::BlobHash,
+        doc: HouseholdId,
+    ) -> StoreResult<bool> {
+        match self {
+            AnyStore::Sqlite(s) => s.blob_referenced(hash, doc),
+            AnyStore::Postgres(s) => s.blob_referenced(hash, doc),
+        }
+    }
+    fn note_blob_ref(&self, hash: &doorstep_core::BlobHash, doc: HouseholdId) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.note_blob_ref(hash, doc),
+            AnyStore::Postgres(s) => s.note_blob_ref(hash, doc),
+        }
+    }
+    fn blob_tail(&self, hash: &doorstep_core::BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        match self {
+            AnyStore::Sqlite(s) => s.blob_tail(hash),
+            AnyStore::Postgres(s) => s.blob_tail(hash),
+        }
+    }
+    fn set_blob_tail(
+        &self,
+        hash: &doorstep_core::BlobHash,
+        pos: u64,
+        bytes: &[u8],
+    ) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.set_blob_tail(hash, pos, bytes),
+            AnyStore::Postgres(s) => s.set_blob_tail(hash, pos, bytes),
+        }
+    }
+    fn clear_blob_tail(&self, hash: &doorstep_core::BlobHash) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.clear_blob_tail(hash),
+            AnyStore::Postgres(s) => s.clear_blob_tail(hash),
+        }
+    }
+    fn blob_stats(&self) -> StoreResult<blobs::BlobStats> {
+        match self {
+            AnyStore::Sqlite(s) => s.blob_stats(),
+            AnyStore::Postgres(s) => s.blob_stats(),
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! (automerge work is CPU-bound anyway), so a backend is plain code with transactions.
 
 pub mod any;
+pub mod blobs;
 pub mod conformance;
 pub mod console;
 pub mod key;
@@ -259,7 +260,7 @@ where
 /// Everything the sync server stores. Implementations must make `commit` atomic, give each
 /// station gap-free, strictly increasing sequence numbers in commit order, and deduplicate
 /// changes by hash.
-pub trait ServerStore: console::ConsoleStore + Send + Sync + 'static {
+pub trait ServerStore: console::ConsoleStore + blobs::BlobStore + Send + Sync + 'static {
     /// This database's epoch: new when the database is created (or restored from a backup
     /// by `doorstep-server restore`), so devices can tell the server's history was reset.
     fn epoch(&self) -> StoreResult<Uuid>;

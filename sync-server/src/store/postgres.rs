@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::*;
 
+mod blobs;
 mod caseload;
 mod console;
 
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0010_document_kind.sql"),
     include_str!("migrations/postgres/0011_work_read_model.sql"),
     include_str!("migrations/postgres/0012_phone_retirements.sql"),
+    include_str!("migrations/postgres/0013_blobs.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -786,6 +788,7 @@ impl ServerStore for PostgresStore {
         }
         tx.execute("DELETE FROM console_access WHERE target = $1", &[&d])?;
         tx.execute("DELETE FROM device_access WHERE doc_id = $1", &[&d])?;
+        blobs::erase_doc(&mut tx, &d)?;
         tx.execute(
             &format!("INSERT INTO erasures ({ERASURE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
             &[&st, &d, &seq, &now_ms, &erased_by, &reason.as_str()],

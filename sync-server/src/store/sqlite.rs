@@ -26,6 +26,7 @@ use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+mod blobs;
 mod caseload;
 mod console;
 
@@ -45,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_document_kind.sql"),
     include_str!("migrations/0011_work_read_model.sql"),
     include_str!("migrations/0012_phone_retirements.sql"),
+    include_str!("migrations/0013_blobs.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -1488,6 +1490,7 @@ impl ServerStore for SqliteStore {
             console::delete_doc(tx, &d)?;
             tx.execute("DELETE FROM console_access WHERE target = ?1", [&d])?;
             tx.execute("DELETE FROM device_access WHERE doc_id = ?1", [&d])?;
+            blobs::erase_doc(tx, &d)?;
             tx.execute(
                 &format!("INSERT INTO erasures ({ERASURE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
                 params![st, d, seq, now_ms, erased_by, reason.as_str()],

@@ -1,0 +1,130 @@
+//! Attachment references in a household's document (ADR 0023):
+//!
+//! ```text
+//! ROOT.attachments: { <attachment id>: { record_kind, record?, kind, mime, size, hash,
+//!                                        by, dev, at } }
+//! ```
+//!
+//! A reference is written once and never changed (a colleague cannot rewrite it: the
+//! provenance check refuses writes into another actor's map holding `by`). Like the
+//! collections that came after a document was made, two phones attaching a first file at
+//! once leave two `attachments` maps; both are read (their keys are fresh ids).
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
+
+use super::cells::{get_map, get_str, malformed, put_provenance, read_provenance, ObjId};
+use crate::error::{Error, Result};
+use crate::model::attachment::{checked_mime, Attachment, AttachmentKind, BlobHash, NewAttachment};
+use crate::model::ids::{AttachmentId, HouseholdId};
+use crate::model::policy::EntityKind;
+use crate::model::provenance::{EntityRef, Provenance};
+
+const COLLECTION: &str = "attachments";
+
+/// Write a new reference. The record must exist in the document.
+pub(crate) fn add<T: Transactable>(
+    tx: &mut T,
+    id: AttachmentId,
+    new: &NewAttachment,
+    size: u64,
+    hash: BlobHash,
+    p: &Provenance,
+) -> Result<()> {
+    let (record, kind) = (new.record, new.kind);
+    let mime = checked_mime(&new.mime)?;
+    check_record(tx, record)?;
+    let key = record.key();
+    let collection = match get_map(tx, &ROOT, COLLECTION)? {
+        Some(c) => c,
+        None => tx.put_object(&ROOT, COLLECTION, ObjType::Map)?,
+    };
+    let obj = tx.put_object(&collection, id.to_string(), ObjType::Map)?;
+    tx.put(&obj, "record_kind", record.kind().name())?;
+    if let Some(k) = key {
+        tx.put(&obj, "record", k)?;
+    }
+    tx.put(&obj, "kind", kind.as_str())?;
+    tx.put(&obj, "mime", mime)?;
+    tx.put(&obj, "size", size)?;
+    tx.put(&obj, "hash", hash.to_hex())?;
+    put_provenance(tx, &obj, p)?;
+    Ok(())
+}
+
+/// The record an attachment is for exists in the household's document.
+pub(crate) fn check_record<R: ReadDoc>(doc: &R, record: EntityRef) -> Result<()> {
+    let key = record.key();
+    if record.kind() != EntityKind::Household
+        && super::cells::entity_obj(doc, record.kind(), key.as_deref())?.is_none()
+    {
+        return Err(Error::NotFound("record"));
+    }
+    Ok(())
+}
+
+/// Every reference of the household, in id order (v7: the order they were attached). A
+/// malformed reference makes the document malformed (the server refuses it: the one
+/// validator, ADR 0013).
+pub fn read_all<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Vec<Attachment>> {
+    let mut out = Vec::new();
+    for (value, col) in doc.get_all(&ROOT, COLLECTION)? {
+        if !matches!(value, Value::Object(ObjType::Map)) {
+            return Err(malformed("expected a map"));
+        }
+        for key in doc.keys(&col) {
+            let obj = get_map(doc, &col, &key)?.ok_or(malformed("expected a map"))?;
+            out.push(read_one(doc, household, &key, &obj)?);
+        }
+    }
+    out.sort_by_key(|a| a.id);
+    Ok(out)
+}
+
+fn read_one<R: ReadDoc>(
+    doc: &R,
+    household: HouseholdId,
+    key: &str,
+    obj: &ObjId,
+) -> Result<Attachment> {
+    let bad = |what| malformed(what);
+    let id = AttachmentId::parse(key).map_err(|_| bad("malformed attachment id"))?;
+    let record_kind = get_str(doc, obj, "record_kind")?
+        .and_then(|k| EntityKind::from_name(&k))
+        .ok_or(bad("attachment record kind"))?;
+    let record_key = get_str(doc, obj, "record")?;
+    let record = if record_kind == EntityKind::Household {
+        EntityRef::Household
+    } else {
+        EntityRef::from_parts(record_kind, record_key.as_deref())
+            .map_err(|_| bad("attachment record"))?
+    };
+    let kind = get_str(doc, obj, "kind")?
+        .and_then(|k| AttachmentKind::parse(&k).ok())
+        .ok_or(bad("attachment kind"))?;
+    let mime = get_str(doc, obj, "mime")?.ok_or(bad("attachment MIME type"))?;
+    checked_mime(&mime).map_err(|_| bad("attachment MIME type"))?;
+    let size = match doc.get(obj, "size")? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Uint(n) => *n,
+            ScalarValue::Int(n) => u64::try_from(*n).map_err(|_| bad("attachment size"))?,
+            _ => return Err(bad("attachment size")),
+        },
+        _ => return Err(bad("attachment size")),
+    };
+    let hash = get_str(doc, obj, "hash")?
+        .and_then(|h| BlobHash::parse(&h).ok())
+        .ok_or(bad("attachment hash"))?;
+    let provenance = read_provenance(doc, obj)?;
+    Ok(Attachment {
+        id,
+        household,
+        record,
+        kind,
+        mime,
+        size,
+        hash,
+        provenance,
+        local: false,
+    })
+}

@@ -1,0 +1,76 @@
+//! Attachments' bytes on the server (issue 20, ADR 0023): one trait both backends
+//! implement (SQLite: tables in the encrypted database; PostgreSQL: bytea in chunks), with
+//! the conformance checks in `conformance`. The HTTP side (authorisation, chunk checks,
+//! limits) is `crate::blobs`.
+
+use doorstep_core::{BlobHash, DeviceId, HouseholdId};
+
+use super::StoreResult;
+
+/// What the server holds of a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobRow {
+    pub size: u64,
+    /// Bytes held from the start.
+    pub received: u64,
+    /// Checked whole against its hash.
+    pub complete: bool,
+}
+
+/// The answer to starting (or resuming) an upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobBegin {
+    /// The blob's row (new, or as held: a finished blob is never sent again).
+    Row(BlobRow),
+    /// The server holds a blob under this hash with another size: the request is wrong.
+    SizeMismatch,
+    /// The device's blobs would pass its limit (bytes).
+    OverQuota,
+}
+
+/// Sizes and counts for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlobStats {
+    pub complete: u64,
+    pub complete_bytes: u64,
+    pub partial: u64,
+    pub partial_bytes: u64,
+}
+
+/// The storage of blobs. Every call is its own transaction.
+pub trait BlobStore {
+    /// What is held of a blob, if anything.
+    fn blob(&self, hash: &BlobHash) -> StoreResult<Option<BlobRow>>;
+    /// Start an upload of a blob of `size` bytes by `device`, unless the server holds it
+    /// already; a new blob counts against the device's `quota` (bytes of the blobs it
+    /// started).
+    fn begin_blob(
+        &self,
+        hash: &BlobHash,
+        size: u64,
+        device: DeviceId,
+        quota: u64,
+        now_ms: i64,
+    ) -> StoreResult<BlobBegin>;
+    /// Keep a chunk that starts at `offset`; `Conflict` unless `offset` is where the held
+    /// bytes end (the row is unchanged then). Returns the bytes held after it.
+    fn append_blob(&self, hash: &BlobHash, offset: u64, bytes: &[u8]) -> StoreResult<u64>;
+    /// Check a blob whose bytes are all held against its hash: `true` and complete if it
+    /// matches; otherwise its bytes are dropped (the upload starts over) and `false`.
+    fn finish_blob(&self, hash: &BlobHash) -> StoreResult<bool>;
+    /// Up to `len` bytes of a held blob from `from`.
+    fn read_blob(&self, hash: &BlobHash, from: u64, len: usize) -> StoreResult<Vec<u8>>;
+    /// Whether the server has recorded that `doc` references the blob.
+    fn blob_referenced(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<bool>;
+    /// Record that `doc`'s document references the blob (checked by the caller).
+    fn note_blob_ref(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<()>;
+    /// Sizes and counts of the blobs held.
+    fn blob_stats(&self) -> StoreResult<BlobStats>;
+    /// What arrived of a cut chunk: its first byte's position and the bytes.
+    fn blob_tail(&self, hash: &BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>>;
+    /// Keep what arrived of a cut chunk (replacing any earlier tail), if it starts where the
+    /// held bytes end; ignored otherwise.
+    fn set_blob_tail(&self, hash: &BlobHash, pos: u64, bytes: &[u8]) -> StoreResult<()>;
+    /// Drop a blob's tail.
+    fn clear_blob_tail(&self, hash: &BlobHash) -> StoreResult<()>;
+}

@@ -1,0 +1,262 @@
+//! Attachments' bytes on PostgreSQL (`store::blobs`, ADR 0023): bytea in chunks, same rules
+//! as the SQLite backend. A blob's row is locked (`FOR UPDATE`) by every write to it, so two
+//! instances appending to one blob cannot both take the same offset.
+
+use ::postgres::GenericClient;
+use doorstep_core::{BlobHash, DeviceId, HouseholdId};
+
+use super::PostgresStore;
+use crate::store::blobs::*;
+use crate::store::{StoreError, StoreResult};
+
+fn i(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn u(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn row(c: &mut impl GenericClient, hash: &BlobHash, lock: bool) -> StoreResult<Option<BlobRow>> {
+    let sql = if lock {
+        "SELECT size, received, complete FROM blobs WHERE hash = $1 FOR UPDATE"
+    } else {
+        "SELECT size, received, complete FROM blobs WHERE hash = $1"
+    };
+    Ok(c.query_opt(sql, &[&hash.0.as_slice()])?.map(|r| BlobRow {
+        size: u(r.get(0)),
+        received: u(r.get(1)),
+        complete: r.get(2),
+    }))
+}
+
+impl BlobStore for PostgresStore {
+    fn blob(&self, hash: &BlobHash) -> StoreResult<Option<BlobRow>> {
+        row(&mut *self.pool.get()?, hash, false)
+    }
+
+    fn begin_blob(
+        &self,
+        hash: &BlobHash,
+        size: u64,
+        device: DeviceId,
+        quota: u64,
+        now_ms: i64,
+    ) -> StoreResult<BlobBegin> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let dev = device.to_string();
+        // One device's uploads are counted one at a time.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&dev])?;
+        if let Some(r) = row(&mut tx, hash, true)? {
+            tx.commit()?;
+            return Ok(if r.size == size {
+                BlobBegin::Row(r)
+            } else {
+                BlobBegin::SizeMismatch
+            });
+        }
+        let used: i64 = tx
+            .query_one(
+                "SELECT coalesce(sum(size), 0)::BIGINT FROM blobs WHERE uploader = $1",
+                &[&dev],
+            )?
+            .get(0);
+        if u(used).saturating_add(size) > quota {
+            return Ok(BlobBegin::OverQuota);
+        }
+        let inserted = tx.execute(
+            "INSERT INTO blobs (hash, size, received, complete, uploader, created_at)
+             VALUES ($1, $2, 0, FALSE, $3, $4) ON CONFLICT (hash) DO NOTHING",
+            &[&hash.0.as_slice(), &i(size), &dev, &now_ms],
+        )?;
+        if inserted == 0 {
+            // Another device started it at the same instant: answer with its row.
+            let r = row(&mut tx, hash, false)?.ok_or(StoreError::NotFound("blob"))?;
+            tx.commit()?;
+            return Ok(if r.size == size {
+                BlobBegin::Row(r)
+            } else {
+                BlobBegin::SizeMismatch
+            });
+        }
+        tx.commit()?;
+        Ok(BlobBegin::Row(BlobRow {
+            size,
+            received: 0,
+            complete: false,
+        }))
+    }
+
+    fn append_blob(&self, hash: &BlobHash, offset: u64, bytes: &[u8]) -> StoreResult<u64> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let r = row(&mut tx, hash, true)?.ok_or(StoreError::NotFound("blob"))?;
+        let end = offset.saturating_add(bytes.len() as u64);
+        if r.complete || r.received != offset || end > r.size {
+            return Err(StoreError::Conflict("chunk does not continue the blob"));
+        }
+        tx.execute(
+            "INSERT INTO blob_chunks (hash, pos, bytes) VALUES ($1, $2, $3)",
+            &[&hash.0.as_slice(), &i(offset), &bytes],
+        )?;
+        tx.execute(
+            "UPDATE blobs SET received = $2 WHERE hash = $1",
+            &[&hash.0.as_slice(), &i(end)],
+        )?;
+        tx.commit()?;
+        Ok(end)
+    }
+
+    fn finish_blob(&self, hash: &BlobHash) -> StoreResult<bool> {
+        use sha2::Digest;
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let r = row(&mut tx, hash, true)?.ok_or(StoreError::NotFound("blob"))?;
+        if r.complete {
+            return Ok(true);
+        }
+        let mut hasher = sha2::Sha256::new();
+        let mut held = 0u64;
+        for chunk in tx.query(
+            "SELECT bytes FROM blob_chunks WHERE hash = $1 ORDER BY pos",
+            &[&hash.0.as_slice()],
+        )? {
+            let b: &[u8] = chunk.get(0);
+            held += b.len() as u64;
+            hasher.update(b);
+        }
+        let digest: [u8; 32] = hasher.finalize().into();
+        if held == r.size && digest == hash.0 {
+            tx.execute(
+                "UPDATE blobs SET complete = TRUE WHERE hash = $1",
+                &[&hash.0.as_slice()],
+            )?;
+            tx.commit()?;
+            return Ok(true);
+        }
+        tx.execute(
+            "DELETE FROM blob_chunks WHERE hash = $1",
+            &[&hash.0.as_slice()],
+        )?;
+        tx.execute(
+            "UPDATE blobs SET received = 0 WHERE hash = $1",
+            &[&hash.0.as_slice()],
+        )?;
+        tx.commit()?;
+        Ok(false)
+    }
+
+    fn read_blob(&self, hash: &BlobHash, from: u64, len: usize) -> StoreResult<Vec<u8>> {
+        let end = from.saturating_add(len as u64);
+        let rows = self.pool.get()?.query(
+            "SELECT pos, bytes FROM blob_chunks WHERE hash = $1 AND pos < $3
+               AND pos + octet_length(bytes) > $2 ORDER BY pos",
+            &[&hash.0.as_slice(), &i(from), &i(end)],
+        )?;
+        let mut out = Vec::with_capacity(len.min(1 << 20));
+        for r in rows {
+            let pos = u(r.get(0));
+            let b: &[u8] = r.get(1);
+            let start = usize::try_from(from.saturating_sub(pos)).unwrap_or(usize::MAX);
+            let stop = usize::try_from(end - pos)
+                .unwrap_or(usize::MAX)
+                .min(b.len());
+            if start < stop {
+                out.extend_from_slice(&b[start..stop]);
+            }
+        }
+        Ok(out)
+    }
+
+    fn blob_referenced(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<bool> {
+        Ok(self
+            .pool
+            .get()?
+            .query_opt(
+                "SELECT 1 FROM blob_refs WHERE hash = $1 AND doc_id = $2",
+                &[&hash.0.as_slice(), &doc.to_string()],
+            )?
+            .is_some())
+    }
+
+    fn note_blob_ref(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<()> {
+        self.pool.get()?.execute(
+            "INSERT INTO blob_refs (hash, doc_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&hash.0.as_slice(), &doc.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn blob_tail(&self, hash: &BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        Ok(self
+            .pool
+            .get()?
+            .query_opt(
+                "SELECT pos, bytes FROM blob_tails WHERE hash = $1",
+                &[&hash.0.as_slice()],
+            )?
+            .map(|r| (u(r.get(0)), r.get(1))))
+    }
+
+    fn set_blob_tail(&self, hash: &BlobHash, pos: u64, bytes: &[u8]) -> StoreResult<()> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        let held = row(&mut tx, hash, true)?;
+        if held.is_some_and(|r| !r.complete && r.received == pos) {
+            tx.execute(
+                "INSERT INTO blob_tails (hash, pos, bytes) VALUES ($1, $2, $3)
+                 ON CONFLICT (hash) DO UPDATE SET pos = EXCLUDED.pos, bytes = EXCLUDED.bytes",
+                &[&hash.0.as_slice(), &i(pos), &bytes],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn clear_blob_tail(&self, hash: &BlobHash) -> StoreResult<()> {
+        self.pool.get()?.execute(
+            "DELETE FROM blob_tails WHERE hash = $1",
+            &[&hash.0.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn blob_stats(&self) -> StoreResult<BlobStats> {
+        let r = self.pool.get()?.query_one(
+            "SELECT count(*) FILTER (WHERE complete),
+                    coalesce(sum(size) FILTER (WHERE complete), 0)::BIGINT,
+                    count(*) FILTER (WHERE NOT complete),
+                    coalesce(sum(received) FILTER (WHERE NOT complete), 0)::BIGINT
+             FROM blobs",
+            &[],
+        )?;
+        Ok(BlobStats {
+            complete: u(r.get(0)),
+            complete_bytes: u(r.get(1)),
+            partial: u(r.get(2)),
+            partial_bytes: u(r.get(3)),
+        })
+    }
+}
+
+/// In an erasure's transaction: the household's references go, and with them every blob
+/// no other household references (bytes and row).
+pub(super) fn erase_doc(tx: &mut impl GenericClient, doc: &str) -> StoreResult<()> {
+    let gone = "SELECT hash FROM blob_refs WHERE doc_id = $1
+                  AND hash NOT IN (SELECT hash FROM blob_refs WHERE doc_id <> $1)";
+    tx.execute(
+        &format!("DELETE FROM blob_chunks WHERE hash IN ({gone})"),
+        &[&doc],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM blob_tails WHERE hash IN ({gone})"),
+        &[&doc],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM blobs WHERE hash IN ({gone})"),
+        &[&doc],
+    )?;
+    tx.execute("DELETE FROM blob_refs WHERE doc_id = $1", &[&doc])?;
+    Ok(())
+}

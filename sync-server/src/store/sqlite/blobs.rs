@@ -1,0 +1,240 @@
+//! Attachments' bytes on SQLite (`store::blobs`, ADR 0023): tables in the encrypted
+//! database, chunks in upload order.
+
+use doorstep_core::{BlobHash, DeviceId, HouseholdId};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::SqliteStore;
+use crate::store::blobs::*;
+use crate::store::{StoreError, StoreResult};
+
+fn i(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn u(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn row(conn: &Connection, hash: &BlobHash) -> StoreResult<Option<BlobRow>> {
+    Ok(conn
+        .prepare_cached("SELECT size, received, complete FROM blobs WHERE hash = ?1")?
+        .query_row([hash.0.as_slice()], |r| {
+            Ok(BlobRow {
+                size: u(r.get(0)?),
+                received: u(r.get(1)?),
+                complete: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+impl BlobStore for SqliteStore {
+    fn blob(&self, hash: &BlobHash) -> StoreResult<Option<BlobRow>> {
+        row(&self.reader(), hash)
+    }
+
+    fn begin_blob(
+        &self,
+        hash: &BlobHash,
+        size: u64,
+        device: DeviceId,
+        quota: u64,
+        now_ms: i64,
+    ) -> StoreResult<BlobBegin> {
+        self.write(|tx| {
+            if let Some(r) = row(tx, hash)? {
+                return Ok(if r.size == size {
+                    BlobBegin::Row(r)
+                } else {
+                    BlobBegin::SizeMismatch
+                });
+            }
+            let used: i64 = tx.query_row(
+                "SELECT coalesce(sum(size), 0) FROM blobs WHERE uploader = ?1",
+                [device.to_string()],
+                |r| r.get(0),
+            )?;
+            if u(used).saturating_add(size) > quota {
+                return Ok(BlobBegin::OverQuota);
+            }
+            tx.execute(
+                "INSERT INTO blobs (hash, size, received, complete, uploader, created_at)
+                 VALUES (?1, ?2, 0, 0, ?3, ?4)",
+                params![hash.0.as_slice(), i(size), device.to_string(), now_ms],
+            )?;
+            Ok(BlobBegin::Row(BlobRow {
+                size,
+                received: 0,
+                complete: false,
+            }))
+        })
+    }
+
+    fn append_blob(&self, hash: &BlobHash, offset: u64, bytes: &[u8]) -> StoreResult<u64> {
+        self.write(|tx| {
+            let r = row(tx, hash)?.ok_or(StoreError::NotFound("blob"))?;
+            let end = offset.saturating_add(bytes.len() as u64);
+            if r.complete || r.received != offset || end > r.size {
+                return Err(StoreError::Conflict("chunk does not continue the blob"));
+            }
+            tx.execute(
+                "INSERT INTO blob_chunks (hash, pos, bytes) VALUES (?1, ?2, ?3)",
+                params![hash.0.as_slice(), i(offset), bytes],
+            )?;
+            tx.execute(
+                "UPDATE blobs SET received = ?2 WHERE hash = ?1",
+                params![hash.0.as_slice(), i(end)],
+            )?;
+            Ok(end)
+        })
+    }
+
+    fn finish_blob(&self, hash: &BlobHash) -> StoreResult<bool> {
+        use sha2::Digest;
+        self.write(|tx| {
+            let r = row(tx, hash)?.ok_or(StoreError::NotFound("blob"))?;
+            if r.complete {
+                return Ok(true);
+            }
+            let mut hasher = sha2::Sha256::new();
+            let mut held = 0u64;
+            {
+                let mut stmt = tx
+                    .prepare_cached("SELECT bytes FROM blob_chunks WHERE hash = ?1 ORDER BY pos")?;
+                let mut rows = stmt.query([hash.0.as_slice()])?;
+                while let Some(row) = rows.next()? {
+                    let b = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                    held += b.len() as u64;
+                    hasher.update(b);
+                }
+            }
+            let digest: [u8; 32] = hasher.finalize().into();
+            if held == r.size && digest == hash.0 {
+                tx.execute(
+                    "UPDATE blobs SET complete = 1 WHERE hash = ?1",
+                    [hash.0.as_slice()],
+                )?;
+                return Ok(true);
+            }
+            tx.execute(
+                "DELETE FROM blob_chunks WHERE hash = ?1",
+                [hash.0.as_slice()],
+            )?;
+            tx.execute(
+                "UPDATE blobs SET received = 0 WHERE hash = ?1",
+                [hash.0.as_slice()],
+            )?;
+            Ok(false)
+        })
+    }
+
+    fn read_blob(&self, hash: &BlobHash, from: u64, len: usize) -> StoreResult<Vec<u8>> {
+        let conn = self.reader();
+        let end = from.saturating_add(len as u64);
+        let mut stmt = conn.prepare_cached(
+            "SELECT pos, bytes FROM blob_chunks WHERE hash = ?1 AND pos < ?3
+               AND pos + length(bytes) > ?2 ORDER BY pos",
+        )?;
+        let mut rows = stmt.query(params![hash.0.as_slice(), i(from), i(end)])?;
+        let mut out = Vec::with_capacity(len.min(1 << 20));
+        while let Some(row) = rows.next()? {
+            let pos = u(row.get(0)?);
+            let b = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let start = usize::try_from(from.saturating_sub(pos)).unwrap_or(usize::MAX);
+            let stop = usize::try_from(end - pos)
+                .unwrap_or(usize::MAX)
+                .min(b.len());
+            if start < stop {
+                out.extend_from_slice(&b[start..stop]);
+            }
+        }
+        Ok(out)
+    }
+
+    fn blob_referenced(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<bool> {
+        Ok(self
+            .reader()
+            .prepare_cached("SELECT 1 FROM blob_refs WHERE hash = ?1 AND doc_id = ?2")?
+            .query_row(params![hash.0.as_slice(), doc.to_string()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn note_blob_ref(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO blob_refs (hash, doc_id) VALUES (?1, ?2)",
+                params![hash.0.as_slice(), doc.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn blob_tail(&self, hash: &BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        Ok(self
+            .reader()
+            .prepare_cached("SELECT pos, bytes FROM blob_tails WHERE hash = ?1")?
+            .query_row([hash.0.as_slice()], |r| Ok((u(r.get(0)?), r.get(1)?)))
+            .optional()?)
+    }
+
+    fn set_blob_tail(&self, hash: &BlobHash, pos: u64, bytes: &[u8]) -> StoreResult<()> {
+        self.write(|tx| {
+            let held = row(tx, hash)?;
+            if held.is_some_and(|r| !r.complete && r.received == pos) {
+                tx.execute(
+                    "INSERT OR REPLACE INTO blob_tails (hash, pos, bytes) VALUES (?1, ?2, ?3)",
+                    params![hash.0.as_slice(), i(pos), bytes],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn clear_blob_tail(&self, hash: &BlobHash) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM blob_tails WHERE hash = ?1",
+                [hash.0.as_slice()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn blob_stats(&self) -> StoreResult<BlobStats> {
+        Ok(self.reader().query_row(
+            "SELECT coalesce(sum(complete), 0), coalesce(sum(CASE WHEN complete THEN size END), 0),
+                    coalesce(sum(1 - complete), 0),
+                    coalesce(sum(CASE WHEN complete THEN 0 ELSE received END), 0)
+             FROM blobs",
+            [],
+            |r| {
+                Ok(BlobStats {
+                    complete: u(r.get(0)?),
+                    complete_bytes: u(r.get(1)?),
+                    partial: u(r.get(2)?),
+                    partial_bytes: u(r.get(3)?),
+                })
+            },
+        )?)
+    }
+}
+
+/// In an erasure's transaction: the household's references go, and with them every blob
+/// no other household references (bytes and row).
+pub(super) fn erase_doc(tx: &Connection, doc: &str) -> StoreResult<()> {
+    let gone = "SELECT hash FROM blob_refs WHERE doc_id = ?1
+                  AND hash NOT IN (SELECT hash FROM blob_refs WHERE doc_id <> ?1)";
+    tx.execute(
+        &format!("DELETE FROM blob_chunks WHERE hash IN ({gone})"),
+        [doc],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM blob_tails WHERE hash IN ({gone})"),
+        [doc],
+    )?;
+    tx.execute(&format!("DELETE FROM blobs WHERE hash IN ({gone})"), [doc])?;
+    tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [doc])?;
+    Ok(())
+}
