@@ -265,8 +265,9 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     assert_eq!(visits, "2");
     assert_eq!(
         c.find_all(Locator::Css("svg.chart")).await.unwrap().len(),
-        7,
-        "visits by kind, worker, village; households by category; needs; inquiries; activities"
+        8,
+        "visits by kind, worker, village; households and children by category; needs; inquiries; \
+         activities"
     );
     shot(&c, "06b-report").await;
 
