@@ -751,29 +751,7 @@ impl ServerStore for PostgresStore {
                 return Err(StoreError::Conflict("document belongs to another station"));
             }
         }
-        let seq: i64 = tx
-            .query_one(
-                "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = $1",
-                &[&st],
-            )?
-            .get(0);
-        tx.execute(
-            "UPDATE change_log SET kind = 1, bytes = ''::bytea,
-               hash = convert_to(lpad(seq::text, 32, '0'), 'UTF8') WHERE doc_id = $1",
-            &[&d],
-        )?;
-        tx.execute(
-            "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
-             VALUES ($1, $2, $3, $4, $5, $6, 2)",
-            &[
-                &st,
-                &seq,
-                &d,
-                &format!("{seq:032}").into_bytes(),
-                &erasure_entry_bytes(reason, now_ms),
-                &Uuid::nil().to_string(),
-            ],
-        )?;
+        let seq = close_history(&mut tx, &st, &d, &erasure_entry_bytes(reason, now_ms), 2)?;
         for table in [
             "documents",
             "doc_signatures",
@@ -841,29 +819,7 @@ impl ServerStore for PostgresStore {
         if last as u64 != expected_seq {
             return Err(StoreError::Conflict("the household changed meanwhile"));
         }
-        let seq: i64 = tx
-            .query_one(
-                "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = $1",
-                &[&st],
-            )?
-            .get(0);
-        tx.execute(
-            "UPDATE change_log SET kind = 1, bytes = ''::bytea,
-               hash = convert_to(lpad(seq::text, 32, '0'), 'UTF8') WHERE doc_id = $1",
-            &[&d],
-        )?;
-        tx.execute(
-            "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
-             VALUES ($1, $2, $3, $4, $5, $6, 4)",
-            &[
-                &st,
-                &seq,
-                &d,
-                &format!("{seq:032}").into_bytes(),
-                &notice.encode(),
-                &Uuid::nil().to_string(),
-            ],
-        )?;
+        let seq = close_history(&mut tx, &st, &d, &notice.encode(), 4)?;
         tx.execute(
             "UPDATE documents SET snapshot = $2, snapshot_seq = $3, changes_since_snapshot = 0 WHERE doc_id = $1",
             &[&d, &snapshot, &seq],
@@ -1133,4 +1089,42 @@ fn wall_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Close a household's history in the log, inside the caller's transaction (an erasure,
+/// ADR 0016, or a redaction, ADR 0026): every entry of the document keeps its sequence
+/// number but loses its bytes and hash; one new entry of `kind` with `bytes` takes the
+/// station's next number, which is returned.
+fn close_history(
+    tx: &mut postgres::Transaction<'_>,
+    station: &str,
+    doc: &str,
+    bytes: &[u8],
+    kind: i16,
+) -> StoreResult<i64> {
+    let seq: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = $1",
+            &[&station],
+        )?
+        .get(0);
+    tx.execute(
+        "UPDATE change_log SET kind = 1, bytes = ''::bytea,
+           hash = convert_to(lpad(seq::text, 32, '0'), 'UTF8') WHERE doc_id = $1",
+        &[&doc],
+    )?;
+    tx.execute(
+        "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &station,
+            &seq,
+            &doc,
+            &format!("{seq:032}").into_bytes(),
+            &bytes,
+            &Uuid::nil().to_string(),
+            &kind,
+        ],
+    )?;
+    Ok(seq)
 }

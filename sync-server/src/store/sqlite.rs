@@ -1450,39 +1450,21 @@ impl ServerStore for SqliteStore {
                 return Ok((record, false));
             }
             let owner: Option<String> = tx
-                .query_row("SELECT station_id FROM documents WHERE doc_id = ?1", [&d], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT station_id FROM documents WHERE doc_id = ?1",
+                    [&d],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if owner.is_some_and(|o| o != st) {
                 return Err(StoreError::Conflict("document belongs to another station"));
             }
-            let seq: i64 = tx.query_row(
-                "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = ?1",
-                [&st],
-                |r| r.get(0),
-            )?;
-            tx.execute(
-                &format!(
-                    "UPDATE change_log SET kind = ?2, bytes = x'', hash = {} WHERE doc_id = ?1",
-                    placeholder_hash_sql("seq")
-                ),
-                params![d, KIND_ERASED],
-            )?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
-                     VALUES (?1, ?2, ?3, {}, ?4, ?5, ?6)",
-                    placeholder_hash_sql("?2")
-                ),
-                params![
-                    st,
-                    seq,
-                    d,
-                    erasure_entry_bytes(reason, now_ms),
-                    Uuid::nil().to_string(),
-                    KIND_ERASURE
-                ],
+            let seq = close_history(
+                tx,
+                &st,
+                &d,
+                &erasure_entry_bytes(reason, now_ms),
+                KIND_ERASURE,
             )?;
             for table in ["documents", "doc_signatures", "cards"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&d])?;
@@ -1492,7 +1474,9 @@ impl ServerStore for SqliteStore {
             tx.execute("DELETE FROM device_access WHERE doc_id = ?1", [&d])?;
             blobs::erase_doc(tx, &d)?;
             tx.execute(
-                &format!("INSERT INTO erasures ({ERASURE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                &format!(
+                    "INSERT INTO erasures ({ERASURE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ),
                 params![st, d, seq, now_ms, erased_by, reason.as_str()],
             )?;
             Ok((
@@ -1554,33 +1538,7 @@ impl ServerStore for SqliteStore {
             if last as u64 != expected_seq {
                 return Err(StoreError::Conflict("the household changed meanwhile"));
             }
-            let seq: i64 = tx.query_row(
-                "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = ?1",
-                [&st],
-                |r| r.get(0),
-            )?;
-            tx.execute(
-                &format!(
-                    "UPDATE change_log SET kind = ?2, bytes = x'', hash = {} WHERE doc_id = ?1",
-                    placeholder_hash_sql("seq")
-                ),
-                params![d, KIND_ERASED],
-            )?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
-                     VALUES (?1, ?2, ?3, {}, ?4, ?5, ?6)",
-                    placeholder_hash_sql("?2")
-                ),
-                params![
-                    st,
-                    seq,
-                    d,
-                    notice.encode(),
-                    Uuid::nil().to_string(),
-                    KIND_REDACTION
-                ],
-            )?;
+            let seq = close_history(tx, &st, &d, &notice.encode(), KIND_REDACTION)?;
             tx.execute(
                 "UPDATE documents SET snapshot = ?2, snapshot_seq = ?3, changes_since_snapshot = 0 WHERE doc_id = ?1",
                 params![d, snapshot, seq],
@@ -1781,6 +1739,40 @@ impl ServerStore for SqliteStore {
     fn retirement(&self, doc: HouseholdId) -> StoreResult<Option<Retirement>> {
         caseload::retirement(&self.reader(), doc)
     }
+}
+
+/// Close a household's history in the log, inside the caller's transaction (an erasure,
+/// ADR 0016, or a redaction, ADR 0026): every entry of the document keeps its sequence
+/// number but loses its bytes and hash; one new entry of `kind` with `bytes` takes the
+/// station's next number, which is returned.
+fn close_history(
+    tx: &Connection,
+    station: &str,
+    doc: &str,
+    bytes: &[u8],
+    kind: i64,
+) -> StoreResult<i64> {
+    let seq: i64 = tx.query_row(
+        "SELECT coalesce(max(seq), 0) + 1 FROM change_log WHERE station_id = ?1",
+        [station],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        &format!(
+            "UPDATE change_log SET kind = ?2, bytes = x'', hash = {} WHERE doc_id = ?1",
+            placeholder_hash_sql("seq")
+        ),
+        params![doc, KIND_ERASED],
+    )?;
+    tx.execute(
+        &format!(
+            "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device, kind)
+             VALUES (?1, ?2, ?3, {}, ?4, ?5, ?6)",
+            placeholder_hash_sql("?2")
+        ),
+        params![station, seq, doc, bytes, Uuid::nil().to_string(), kind],
+    )?;
+    Ok(seq)
 }
 
 /// The wall clock (ms since the Unix epoch), for records the store stamps itself.
