@@ -1,10 +1,12 @@
-//! The cost of erasing a household (issue 15, ADR 0016), against a real server on
-//! 127.0.0.1: a station of `--households` households (three visits each) and one household
-//! followed for five years (two visits a month, 120 finalised visits with 600-character
-//! notes); two phones hold it all. The figures: the server's time to erase the five-year
-//! household (ledger, transaction, search-index merge, WAL truncation), the bytes each phone
-//! downloads to learn of it, each phone's sync time (which includes deleting it and
-//! vacuuming its store), and the files' sizes before and after.
+//! The cost of erasing a household (issue 15, ADR 0016) and of redacting inside one
+//! (ADR 0026), against a real server on 127.0.0.1: a station of `--households` households
+//! (three visits each) and two households followed for five years (two visits a month, 120
+//! finalised visits with 600-character notes); two phones hold it all. The figures: the
+//! server's time to redact one note of the first five-year household (generation, ledger,
+//! transaction, search-index merge, WAL truncation) and to erase the second, the bytes each
+//! phone downloads to learn of each, each phone's sync time (which includes building and
+//! checking the generation, or deleting the household, and vacuuming its store), and the
+//! files' sizes before and after.
 //!
 //! Run: `cargo bench -p doorstep-tests --bench erasure` (`-- --households 2000`). Under
 //! `cargo test --all-targets` (no `--bench`) it runs with 20 households and 12 visits as a
@@ -83,27 +85,62 @@ async fn main() {
                 .unwrap();
         }
     }
-    let long = a.new_household("HH-LONG");
-    let first = Date::parse("2021-12-01").unwrap();
-    for k in 0..long_visits {
-        let v = a
-            .store
-            .start_visit(long, &new_visit(first.add_days(k * 15).unwrap()))
-            .unwrap();
-        a.store
-            .splice_section(
-                long,
-                v,
-                Section::FamilySituation,
-                0,
-                0,
-                &text(&mut seed, 600),
-            )
-            .unwrap();
-        a.store.finalise_visit(long, v).unwrap();
-    }
+    let five_years = |code: &str, seed: &mut u64| {
+        let long = a.new_household(code);
+        let first = Date::parse("2021-12-01").unwrap();
+        let mut visits = Vec::new();
+        for k in 0..long_visits {
+            let v = a
+                .store
+                .start_visit(long, &new_visit(first.add_days(k * 15).unwrap()))
+                .unwrap();
+            a.store
+                .splice_section(long, v, Section::FamilySituation, 0, 0, &text(seed, 600))
+                .unwrap();
+            a.store.finalise_visit(long, v).unwrap();
+            visits.push(v);
+        }
+        (long, visits)
+    };
+    let (redacted, redacted_visits) = five_years("HH-LONG-R", &mut seed);
+    let (long, _) = five_years("HH-LONG", &mut seed);
     a.sync().await;
     b.sync().await;
+
+    // A note written on the wrong child: one visit's text of the first household redacted.
+    let started = Instant::now();
+    let notice = server.redact(
+        station,
+        redacted,
+        &[&format!(
+            "visit/{}/family_situation",
+            redacted_visits[redacted_visits.len() / 2]
+        )],
+    );
+    let redact_ms = started.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "redaction of one note of a household with {long_visits} visits ({} KiB as an automerge document): server {redact_ms:.0} ms (generation {}, ledger fsync, transaction, search-index merge, WAL truncation)",
+        a.store.export_document(redacted).unwrap().len() / 1024,
+        notice.generation
+    );
+    for d in [&a, &b] {
+        let before = file_size(&d.path);
+        let started = Instant::now();
+        let report = d.sync().await;
+        let sync_ms = started.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(report.redacted.len(), 1, "{report:?}");
+        assert!(report.redacted[0].witnessed);
+        println!(
+            "{}: downloads {} bytes (uploads {}) in {} round trip(s); sync incl. building and checking the generation and vacuum {sync_ms:.0} ms; store {} -> {} KiB; the household now {} KiB",
+            d.label,
+            report.bytes_down,
+            report.bytes_up,
+            report.round_trips,
+            before / 1024,
+            file_size(&d.path) / 1024,
+            d.store.export_document(redacted).unwrap().len() / 1024
+        );
+    }
     let export = a.store.export_document(long).unwrap().len();
     let server_db = server.dir.path().join("server.db");
     let (server_before, a_before, b_before) = (
