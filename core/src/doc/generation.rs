@@ -644,7 +644,16 @@ pub fn rebase(
     // One chain of this actor's changes: first the concurrent writes, on a fork at layer 1
     // (where records exist and hold nothing yet)...
     if let (Some(l1), false) = (layer1_of(onto, id), concurrent.is_empty()) {
-        let mut fork = onto.fork_at(&[l1])?.with_actor(actor.clone());
+        // With this actor's own changes already there (its chain must go on: automerge
+        // refuses two changes of one actor with one sequence number).
+        let mut at: Vec<ChangeHash> = onto
+            .get_changes_meta(&[])
+            .into_iter()
+            .filter(|m| *m.actor == *actor)
+            .map(|m| m.hash)
+            .collect();
+        at.push(l1);
+        let mut fork = onto.fork_at(&at)?.with_actor(actor.clone());
         let mut tx = fork.transaction();
         let mut later = Vec::new();
         for (path, key) in concurrent.drain(..) {

@@ -41,6 +41,7 @@ pub(super) fn redact_in(
     actor: &ActorId,
     notice: &RedactionNotice,
     snapshot: Option<&[u8]>,
+    cursor_seq: u64,
 ) -> Result<Option<RedactedHousehold>> {
     let id = notice.doc;
     let old: Automerge = match load(tx, cache, id, actor) {
@@ -108,6 +109,7 @@ pub(super) fn redact_in(
     index::update_received(tx, &onto, id)?;
     set_server_state_after_redaction(tx, &onto, id, &notice.heads)?;
     meta_put(tx, "scrub_pending", &[1])?;
+    meta_put(tx, &generation_key(id), &cursor_seq.to_be_bytes())?;
     cache.insert(id, onto);
     Ok(Some(RedactedHousehold {
         household: id,
@@ -162,6 +164,43 @@ fn held_at_base(
         .map(|m| m.hash)
         .filter(|h| !deps.contains(h))
         .collect())
+}
+
+fn generation_key(id: HouseholdId) -> String {
+    format!("generation_at:{id}")
+}
+
+/// Whether a response for log position `cursor_seq` predates the redaction this device
+/// took for `id` (a late answer to an older request): what it says of the household is of
+/// the old generation — changes and snapshots that would bring redacted values back, an
+/// acknowledgement of heads that are gone — and is ignored.
+pub(super) fn predates_generation(
+    conn: &Connection,
+    id: HouseholdId,
+    cursor_seq: u64,
+) -> Result<bool> {
+    Ok(meta_get(conn, &generation_key(id))?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .is_some_and(|b| cursor_seq < u64::from_be_bytes(b)))
+}
+
+/// After a snapshot: if the household is in a redacted generation and this device has not
+/// marked when it took one, mark it now (`predates_generation`).
+pub(super) fn met_generation(
+    tx: &Connection,
+    cache: &mut DocCache,
+    actor: &ActorId,
+    id: HouseholdId,
+    cursor_seq: u64,
+) -> Result<()> {
+    if meta_get(tx, &generation_key(id))?.is_some() {
+        return Ok(());
+    }
+    let doc = load(tx, cache, id, actor)?;
+    if generation::generation_of(doc, id) > 0 {
+        meta_put(tx, &generation_key(id), &cursor_seq.to_be_bytes())?;
+    }
+    Ok(())
 }
 
 fn stored_server_heads(conn: &Connection, household: HouseholdId) -> Result<Vec<ChangeHash>> {

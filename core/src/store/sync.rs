@@ -825,7 +825,7 @@ fn apply_in(
             .find(|s| s.doc == notice.doc)
             .map(|s| s.bytes.as_slice());
         let applied = guarded(tx, cache, notice.doc, |tx, cache| {
-            super::redaction::redact_in(tx, cache, actor, notice, snapshot)
+            super::redaction::redact_in(tx, cache, actor, notice, snapshot, resp.cursor.seq)
         })?;
         match applied {
             Ok(Some(r)) => {
@@ -839,7 +839,29 @@ fn apply_in(
             }
         }
     }
-    for snap in &resp.snapshots {
+    // A late answer to a request sent before this device took a household's new
+    // generation speaks of the old one: what it says of that household is ignored.
+    let redacted_here: BTreeSet<HouseholdId> = resp.redactions.iter().map(|n| n.doc).collect();
+    let mut old_generation: BTreeSet<HouseholdId> = BTreeSet::new();
+    for doc in resp
+        .snapshots
+        .iter()
+        .map(|s| s.doc)
+        .chain(resp.pull.iter().map(|p| p.doc))
+        .chain(resp.acks.iter().map(|a| a.doc))
+        .chain(resp.errors.iter().map(|e| e.doc))
+    {
+        if !redacted_here.contains(&doc)
+            && super::redaction::predates_generation(tx, doc, resp.cursor.seq)?
+        {
+            old_generation.insert(doc);
+        }
+    }
+    for snap in resp
+        .snapshots
+        .iter()
+        .filter(|s| !old_generation.contains(&s.doc))
+    {
         touched.insert(snap.doc);
         // A household that comes (back) into the worker's scope.
         super::caseload::returned(tx, snap.doc)?;
@@ -865,6 +887,9 @@ fn apply_in(
                 out.pulled += added;
                 release_quarantine(tx, snap.doc)?;
                 out.snapshots += 1;
+                // A household first met in a later generation: a late answer to an older
+                // request must not bring the old one's changes (ADR 0026).
+                super::redaction::met_generation(tx, cache, actor, snap.doc, resp.cursor.seq)?;
                 if unreadable(tx, snap.doc)? {
                     out.quarantined.push(snap.doc);
                 } else {
@@ -879,7 +904,11 @@ fn apply_in(
             }
         }
     }
-    for pulled in &resp.pull {
+    for pulled in resp
+        .pull
+        .iter()
+        .filter(|p| !old_generation.contains(&p.doc))
+    {
         touched.insert(pulled.doc);
         // Changes held back from an earlier response go first: these may repair them.
         let mut held = held_items(tx, pulled.doc)?;
@@ -944,7 +973,11 @@ fn apply_in(
             }
         }
     }
-    for ack in &resp.acks {
+    for ack in resp
+        .acks
+        .iter()
+        .filter(|a| !old_generation.contains(&a.doc))
+    {
         touched.insert(ack.doc);
         match load(tx, cache, ack.doc, actor) {
             Ok(doc) => {
@@ -963,7 +996,7 @@ fn apply_in(
     for err in resp
         .errors
         .iter()
-        .filter(|e| !reset && !redacted.contains(&e.doc))
+        .filter(|e| !reset && !redacted.contains(&e.doc) && !old_generation.contains(&e.doc))
     {
         tx.execute(
             "UPDATE documents SET push_error = ?2 WHERE doc_id = ?1",

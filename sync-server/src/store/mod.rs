@@ -151,6 +151,14 @@ pub(crate) const KIND_ERASURE: i64 = 2;
 /// marked erased like an erasure's; its document is the new generation.
 pub(crate) const KIND_REDACTION: i64 = 4;
 
+/// A redaction entry's notice read back from the log.
+pub(crate) fn redaction_from_entry(
+    bytes: &[u8],
+) -> StoreResult<doorstep_core::protocol::RedactionNotice> {
+    doorstep_core::protocol::RedactionNotice::decode(bytes)
+        .map_err(|_| StoreError::Database("malformed redaction entry in the log".into()))
+}
+
 /// The bytes of an erasure entry.
 pub(crate) fn erasure_entry_bytes(reason: ErasureReason, at: i64) -> Vec<u8> {
     let mut b = vec![reason.to_byte()];
@@ -391,6 +399,12 @@ pub trait ServerStore: console::ConsoleStore + blobs::BlobStore + Send + Sync + 
         snapshot: &[u8],
         expected_seq: u64,
     ) -> StoreResult<u64>;
+    /// The latest redaction notice of a household, if it was redacted (sent with its
+    /// snapshot, so a device holding an older generation takes the new one through it).
+    fn redaction_notice(
+        &self,
+        doc: HouseholdId,
+    ) -> StoreResult<Option<doorstep_core::protocol::RedactionNotice>>;
     /// The erasure of a household, if it was erased (of any station).
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;
     /// The erasure ledger of a station (all stations: `None`), oldest first.

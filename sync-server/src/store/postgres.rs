@@ -834,6 +834,18 @@ impl ServerStore for PostgresStore {
         Ok(seq as u64)
     }
 
+    fn redaction_notice(
+        &self,
+        doc: HouseholdId,
+    ) -> StoreResult<Option<doorstep_core::protocol::RedactionNotice>> {
+        let row = self.pool.get()?.query_opt(
+            "SELECT bytes FROM change_log WHERE doc_id = $1 AND kind = 4 ORDER BY seq DESC LIMIT 1",
+            &[&doc.to_string()],
+        )?;
+        row.map(|r| redaction_from_entry(&r.get::<_, Vec<u8>>(0)))
+            .transpose()
+    }
+
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>> {
         let row = self.pool.get()?.query_opt(
             &format!("SELECT {ERASURE_COLUMNS} FROM erasures WHERE doc_id = $1"),

@@ -1562,6 +1562,20 @@ impl ServerStore for SqliteStore {
         Ok(seq)
     }
 
+    fn redaction_notice(
+        &self,
+        doc: HouseholdId,
+    ) -> StoreResult<Option<doorstep_core::protocol::RedactionNotice>> {
+        let bytes: Option<Vec<u8>> = self
+            .reader()
+            .prepare_cached(
+                "SELECT bytes FROM change_log WHERE doc_id = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row(params![doc.to_string(), KIND_REDACTION], |r| r.get(0))
+            .optional()?;
+        bytes.map(|b| redaction_from_entry(&b)).transpose()
+    }
+
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>> {
         let raw = self
             .reader()

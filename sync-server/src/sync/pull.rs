@@ -110,6 +110,7 @@ impl<S: ServerStore> SyncService<S> {
                         phase: Phase::Bootstrap { after: last },
                     };
                     resp.more = true;
+                    self.attach_notices(&mut resp)?;
                     resp.signers = self.directory(&resp)?;
                     return Ok(resp);
                 }
@@ -201,8 +202,25 @@ impl<S: ServerStore> SyncService<S> {
             seq: page.last_seq,
             phase: Phase::Log,
         };
+        self.attach_notices(&mut resp)?;
         resp.signers = self.directory(&resp)?;
         Ok(resp)
+    }
+
+    /// Each redacted household whose snapshot `resp` carries comes with its latest
+    /// redaction notice: a device holding an older generation takes the new one through it
+    /// (ADR 0026).
+    fn attach_notices(&self, resp: &mut SyncResponse) -> Result<(), SyncError> {
+        for i in 0..resp.snapshots.len() {
+            let doc = resp.snapshots[i].doc;
+            if resp.redactions.iter().any(|n| n.doc == doc) {
+                continue;
+            }
+            if let Some(n) = self.store.redaction_notice(doc)? {
+                resp.redactions.push(n);
+            }
+        }
+        Ok(())
     }
 
     /// The owners of the actors whose signatures `resp` carries (so the device can check
