@@ -107,7 +107,8 @@ pub(super) fn redact_in(
     )?;
     index::remove(tx, id)?;
     index::update_received(tx, &onto, id)?;
-    set_server_state_after_redaction(tx, &onto, id, &notice.heads)?;
+    // The server holds the generation: what this device rebased onto it is unsynced.
+    super::sync::set_server_state(tx, &onto, id, &notice.heads)?;
     meta_put(tx, "scrub_pending", &[1])?;
     meta_put(tx, &generation_key(id), &cursor_seq.to_be_bytes())?;
     cache.insert(id, onto);
@@ -137,7 +138,7 @@ fn held_at_base(
         .map(|(a, s)| (a.as_slice(), *s))
         .collect();
     let acknowledged: std::collections::HashSet<ChangeHash> = {
-        let server = super::sync::known(old, &stored_server_heads(tx, id)?);
+        let server = super::sync::known(old, &super::sync::stored_server_heads(tx, id)?);
         let mut covered: std::collections::HashSet<ChangeHash> = Default::default();
         let mut stack = server;
         while let Some(h) = stack.pop() {
@@ -200,28 +201,5 @@ pub(super) fn met_generation(
     if generation::generation_of(doc, id) > 0 {
         meta_put(tx, &generation_key(id), &cursor_seq.to_be_bytes())?;
     }
-    Ok(())
-}
-
-fn stored_server_heads(conn: &Connection, household: HouseholdId) -> Result<Vec<ChangeHash>> {
-    let bytes: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT server_heads FROM documents WHERE doc_id = ?1")?
-        .query_row([household.to_string()], |r| r.get(0))
-        .optional()?;
-    bytes_to_hashes(&bytes.unwrap_or_default())
-}
-
-/// The server holds the generation: what this device rebased onto it is unsynced.
-fn set_server_state_after_redaction(
-    conn: &Connection,
-    doc: &Automerge,
-    household: HouseholdId,
-    heads: &[ChangeHash],
-) -> Result<()> {
-    let unsynced = !doc.get_changes(heads).is_empty();
-    conn.prepare_cached(
-        "UPDATE documents SET server_heads = ?2, unsynced = ?3, push_error = NULL WHERE doc_id = ?1",
-    )?
-    .execute(params![household.to_string(), hashes_to_bytes(heads), unsynced])?;
     Ok(())
 }

@@ -102,7 +102,10 @@ pub(super) fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
         .collect()
 }
 
-fn stored_server_heads(conn: &Connection, household: HouseholdId) -> Result<Vec<ChangeHash>> {
+pub(super) fn stored_server_heads(
+    conn: &Connection,
+    household: HouseholdId,
+) -> Result<Vec<ChangeHash>> {
     let bytes: Option<Vec<u8>> = conn
         .prepare_cached("SELECT server_heads FROM documents WHERE doc_id = ?1")?
         .query_row([household.to_string()], |r| r.get(0))
@@ -110,7 +113,7 @@ fn stored_server_heads(conn: &Connection, household: HouseholdId) -> Result<Vec<
     bytes_to_hashes(&bytes.unwrap_or_default())
 }
 
-fn set_server_state(
+pub(super) fn set_server_state(
     conn: &Connection,
     doc: &Automerge,
     household: HouseholdId,
