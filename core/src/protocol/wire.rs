@@ -1,4 +1,4 @@
-//! The sync wire format, version 2 (specified in `docs/protocol.md`): compact binary,
+//! The sync wire format, version 3 (specified in `docs/protocol.md`): compact binary,
 //! then one zstd frame. Pure functions, no IO. Every decoder returns an error on garbage and
 //! never allocates more than the bytes it was given justify.
 
@@ -10,7 +10,7 @@ use crate::model::role::{Role, TeamName, MAX_TEAM_CHARS};
 use crate::protocol::signing::ChangeSignature;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Largest decompressed message accepted (a decompression bomb stops here).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Largest single change or snapshot.
@@ -391,10 +391,7 @@ impl Writer {
         self.len(list.len());
         for d in list {
             self.uuid(d.doc.as_uuid());
-            self.len(d.changes.len());
-            for c in &d.changes {
-                self.bytes(c);
-            }
+            super::compact::encode(&mut self.0, &d.changes);
             self.signatures(&d.signatures);
         }
     }
@@ -542,11 +539,12 @@ impl<'a> Reader<'a> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let doc = self.doc()?;
-            let m = self.count(1)?;
-            let mut changes = Vec::with_capacity(m);
-            for _ in 0..m {
-                changes.push(self.bytes()?);
-            }
+            let mut compact = super::compact::Decoder::new(self.buf, MAX_BLOB_BYTES);
+            let changes = compact.changes().map_err(|e| match e {
+                super::compact::CompactError::Truncated => WireError::Truncated,
+                super::compact::CompactError::Malformed(why) => WireError::Malformed(why),
+            })?;
+            self.buf = compact.rest();
             let signatures = self.signatures()?;
             out.push(DocChanges {
                 doc,

@@ -30,6 +30,9 @@ pub(crate) enum Scope {
     Record(EntityKind, RecordKey),
     /// Two records (a card that replaces another).
     Records([(EntityKind, RecordKey); 2]),
+    /// A visit opened with its needs, follow-ups and card in one action: the household's
+    /// records are indexed again (one call per visit, not per keystroke).
+    OpenedVisit(VisitId),
 }
 
 /// A record's key as the document spells it (a UUID: fixed size, so `Scope` stays `Copy`).
@@ -51,7 +54,7 @@ pub(crate) fn update(
     scope: Scope,
 ) -> Result<()> {
     match scope {
-        Scope::Household => index_household(conn, doc, household),
+        Scope::Household | Scope::OpenedVisit(_) => index_household(conn, doc, household),
         Scope::Section(visit, section) => {
             let Some(obj) = entity_obj(doc, EntityKind::Visit, Some(&visit.to_string()))? else {
                 return Ok(());

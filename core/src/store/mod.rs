@@ -23,6 +23,7 @@ mod station_work;
 mod status;
 mod surveys;
 mod sync;
+mod visit_opening;
 mod vocabulary;
 mod wal;
 
@@ -45,6 +46,7 @@ pub use query::*;
 pub use redaction::RedactedHousehold;
 pub use status::{refusal_reason, RefusedHousehold, UploadStatus};
 pub use sync::{Quarantined, SyncOutcome};
+pub use visit_opening::{OpenedVisit, VisitOpening};
 pub use vocabulary::CategoryCount;
 
 use crate::doc::{self, conflicts, write};

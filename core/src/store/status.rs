@@ -80,7 +80,7 @@ fn parse_code(stored: &str) -> Result<DocErrorCode> {
 /// The visit a local action wrote to, if any (an amendment counts for its visit).
 fn visit_of(scope: Scope) -> Option<VisitId> {
     match scope {
-        Scope::Section(visit, _) => Some(visit),
+        Scope::Section(visit, _) | Scope::OpenedVisit(visit) => Some(visit),
         Scope::Record(EntityKind::Visit, key) => Some(VisitId::from_uuid(key)),
         Scope::Records(records) => records
             .iter()

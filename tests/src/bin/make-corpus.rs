@@ -343,11 +343,11 @@ fn main() {
     );
 
     // --- message header -----------------------------------------------------------------
-    for v in [0u8, 1, 9, 255] {
+    for v in [0u8, 1, 2, 9, 255] {
         c.sync(
             &format!("version-{v:03}"),
             Expect::Status(400),
-            "a protocol version this server does not speak (1: before signed changes)",
+            "a protocol version this server does not speak (1: before signed changes, 2: before compact changes)",
             frame(
                 &request_head(v, 1, 1 << 20)
                     .into_iter()
@@ -488,6 +488,7 @@ fn main() {
     uvarint(&mut blob_long, 1);
     blob_long.extend_from_slice(id(1).as_uuid().as_bytes());
     uvarint(&mut blob_long, 1);
+    blob_long.push(0); // sent whole
     uvarint(&mut blob_long, 1000);
     blob_long.extend_from_slice(&[0x85; 10]);
     c.sync(
@@ -500,6 +501,7 @@ fn main() {
     uvarint(&mut blob_max, 1);
     blob_max.extend_from_slice(id(1).as_uuid().as_bytes());
     uvarint(&mut blob_max, 1);
+    blob_max.push(0); // sent whole
     uvarint(&mut blob_max, MAX_BLOB_BYTES as u64 + 1);
     c.sync(
         "length-over-blob-limit",
@@ -511,6 +513,7 @@ fn main() {
     uvarint(&mut blob_u64, 1);
     blob_u64.extend_from_slice(id(1).as_uuid().as_bytes());
     uvarint(&mut blob_u64, 1);
+    blob_u64.push(0); // sent whole
     uvarint(&mut blob_u64, u64::MAX);
     c.sync(
         "length-2^64",

@@ -14,6 +14,8 @@
 // A benchmark reports its figures on stdout; setup failures end it with their message.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+#[path = "township_week/bound.rs"]
+mod bound;
 #[path = "township_week/load.rs"]
 mod load;
 #[path = "township_week/pg.rs"]
@@ -116,6 +118,10 @@ struct Args {
     /// Diagnostic: memory of this many loaded copies of a small household document.
     #[arg(long)]
     doc_memory: Option<usize>,
+    /// Give every household this many earlier visits (each with its note, finalised),
+    /// made before the week and synced in the setup: the history it carries.
+    #[arg(long, default_value_t = 0)]
+    history_visits: usize,
     /// Give up (and fail) if not converged after this many passes.
     #[arg(long, default_value_t = 6)]
     max_passes: usize,
@@ -461,6 +467,21 @@ fn run_week(
         .unwrap_or(0);
     let t = Instant::now();
     let world = replay::create_households(&devs[0], &trace.households, first_ms - 7 * 86_400_000)?;
+    let history_changes = if args.history_visits > 0 {
+        eprintln!(
+            "setup: {} earlier visits per household ...",
+            args.history_visits
+        );
+        replay::add_history(
+            &devs[0],
+            &world,
+            args.history_visits,
+            first_ms - 7 * 86_400_000,
+            args.seed,
+        )?
+    } else {
+        0
+    };
     let create_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let push0 = devs[0].sync(rt)?;
@@ -501,6 +522,16 @@ fn run_week(
         "changes",
         "changes made by W01 (household + one per person)",
         world.changes as u64,
+    );
+    report.int(
+        "history_visits",
+        "earlier visits per household (--history-visits)",
+        args.history_visits as u64,
+    );
+    report.int(
+        "history_changes",
+        "changes made by W01 for them",
+        history_changes as u64,
     );
     report.secs("create_s", "W01 creates the households", create_s);
     report.secs("push_s", "W01 pushes them", push0_s);
@@ -919,6 +950,62 @@ fn run_week(
         "doorstep_bytes_ratio",
         "Doorstep bytes / lower bound",
         bytes as f64 / lb.total() as f64,
+    );
+
+    eprintln!("bundle lower bound ...");
+    let plain = bound::plain_bundle_bound(&trace)?;
+    let bundled = bound::doorstep_bundled(&initial, &own)?;
+    report.section(
+        "bundle_bound",
+        "Bundle lower bound (issue 14): the trace's user actions as plain automerge changes, each document's new changes as one Automerge::bundle, zstd 3, up once and down once",
+    );
+    report.int(
+        "changes",
+        "plain changes (all devices)",
+        plain.changes as u64,
+    );
+    report.bytes(
+        "raw_change_bytes",
+        "plain changes, raw bytes",
+        plain.raw_change_bytes,
+    );
+    report.bytes("bytes_up", "bytes up", plain.up.iter().sum());
+    report.bytes("bytes_down", "bytes down", plain.down.iter().sum());
+    report.bytes("bytes_total", "bytes total", plain.total());
+    report.ratio(
+        "doorstep_bytes_ratio",
+        "Doorstep bytes / bundle lower bound",
+        bytes as f64 / plain.total() as f64,
+    );
+    report.ratio(
+        "own_bound_ratio",
+        "Doorstep's own lower bound (change chunks) / bundle lower bound",
+        lb.total() as f64 / plain.total() as f64,
+    );
+    report.int(
+        "doorstep_changes",
+        "Doorstep's changes (all devices)",
+        bundled.changes as u64,
+    );
+    report.bytes(
+        "doorstep_raw_change_bytes",
+        "Doorstep's changes, raw bytes",
+        bundled.raw_change_bytes,
+    );
+    report.bytes(
+        "doorstep_bundled_total",
+        "Doorstep's changes bundled the same way, bytes total",
+        bundled.total(),
+    );
+    report.ratio(
+        "data_model_ratio",
+        "of which the data model: Doorstep bundled / bundle lower bound",
+        bundled.total() as f64 / plain.total() as f64,
+    );
+    report.ratio(
+        "encoding_ratio",
+        "and the encoding: Doorstep's own lower bound / Doorstep bundled",
+        lb.total() as f64 / bundled.total() as f64,
     );
 
     eprintln!("minimal server run ...");

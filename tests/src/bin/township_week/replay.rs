@@ -212,6 +212,42 @@ pub fn create_households(dev: &Device, recs: &[HouseholdRec], at_ms: i64) -> Res
     Ok(world)
 }
 
+/// Gives every household `n` earlier visits (issue 14's `--history-visits`): each a home
+/// visit a month apart before `before_ms`, its note (540–660 characters) typed in one
+/// insertion, then finalised — the history a household carries into the measured week.
+/// Returns the changes made.
+pub fn add_history(dev: &Device, world: &World, n: usize, before_ms: i64, seed: u64) -> Res<usize> {
+    let mut rng = super::trace::Rng::new(seed);
+    let mut changes = 0;
+    for (i, &hid) in world.households.iter().enumerate() {
+        for k in 0..n {
+            let at = before_ms - (n - k) as i64 * 30 * 86_400_000 + i as i64 * 1_000;
+            dev.clock.store(at, Ordering::Relaxed);
+            let date = Date::in_china(Timestamp(at))?;
+            let vid = dev.store.start_visit(
+                hid,
+                &NewVisit {
+                    kind: VisitKind::Home,
+                    date,
+                    started_at: Timestamp(at),
+                    gps: None,
+                    other_workers: vec![],
+                    present: vec![],
+                    companions: vec![],
+                },
+            )?;
+            let len = rng.range(540, 661);
+            let note = super::trace::text(&mut rng, len);
+            dev.store
+                .splice_section(hid, vid, NOTE_SECTION, 0, 0, &note)?;
+            dev.store.finalise_visit(hid, vid)?;
+            changes += 3;
+        }
+    }
+    dev.clock.store(0, Ordering::Relaxed);
+    Ok(changes)
+}
+
 /// What one device's offline week took.
 #[derive(Debug, Default)]
 pub struct WeekStats {
@@ -255,59 +291,53 @@ pub fn replay(dev: &Device, acts: &[Action], world: &World) -> Res<WeekStats> {
                 card,
             } => {
                 let date = Date::parse(date)?;
-                let vid = timed(&mut stats, "start_visit", || {
-                    store.start_visit(
+                let due: Vec<Date> = tasks
+                    .iter()
+                    .map(|(_, due)| Date::parse(due))
+                    .collect::<Result<_, _>>()?;
+                // One user action, one change: the visit with what it found (issue 14).
+                let opened = timed(&mut stats, "open_visit", || {
+                    store.open_visit(
                         hid,
-                        &NewVisit {
-                            kind: VisitKind::Home,
-                            date,
-                            started_at: Timestamp(a.time_ms),
-                            gps: None,
-                            other_workers: vec![],
-                            present: vec![],
-                            companions: vec![],
-                        },
-                    )
-                })?;
-                visits.insert(*visit_no, (hid, vid));
-                for n in needs {
-                    timed(&mut stats, "add_need", || {
-                        store.add_need(
-                            hid,
-                            &NewNeed {
-                                category: n.clone(),
-                                description: String::new(),
+                        &VisitOpening {
+                            visit: NewVisit {
+                                kind: VisitKind::Home,
+                                date,
+                                started_at: Timestamp(a.time_ms),
+                                gps: None,
+                                other_workers: vec![],
+                                present: vec![],
+                                companions: vec![],
+                            },
+                            needs: needs
+                                .iter()
+                                .map(|n| NewNeed {
+                                    category: n.clone(),
+                                    description: String::new(),
+                                    person: None,
+                                    visit: None,
+                                })
+                                .collect(),
+                            follow_ups: tasks
+                                .iter()
+                                .zip(&due)
+                                .map(|((what, _), due)| NewFollowUp {
+                                    what: what.clone(),
+                                    due: *due,
+                                    assignee: dev.worker,
+                                    origin_visit: None,
+                                })
+                                .collect(),
+                            card: Some(NewCardIssuance {
+                                serial: card.clone(),
+                                visit: None,
                                 person: None,
-                                visit: Some(vid),
-                            },
-                        )
-                    })?;
-                }
-                for (what, due) in tasks {
-                    let due = Date::parse(due)?;
-                    timed(&mut stats, "add_follow_up", || {
-                        store.add_follow_up(
-                            hid,
-                            &NewFollowUp {
-                                what: what.clone(),
-                                due,
-                                assignee: dev.worker,
-                                origin_visit: Some(vid),
-                            },
-                        )
-                    })?;
-                }
-                timed(&mut stats, "record_card_issuance", || {
-                    store.record_card_issuance(
-                        hid,
-                        &NewCardIssuance {
-                            serial: card.clone(),
-                            visit: Some(vid),
-                            person: None,
-                            replaces: None,
+                                replaces: None,
+                            }),
                         },
                     )
                 })?;
+                visits.insert(*visit_no, (hid, opened.visit));
             }
             Op::NoteInsert {
                 visit_no,
