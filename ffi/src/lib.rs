@@ -1,8 +1,9 @@
 //! # doorstep-ffi
 //!
 //! The Doorstep core for Kotlin, Swift and Python, through UniFFI proc-macros. Thin: each
-//! method parses its input, calls the core in one line, converts the answer. One error type
-//! ([`DoorstepError`]), ids as UUID strings, dates as `YYYY-MM-DD`.
+//! method calls the core in one line and converts the answer where the bindings' records
+//! differ from the core's. One error type ([`DoorstepError`]); ids and dates are the core's
+//! newtypes, UUID and `YYYY-MM-DD` strings in the bindings (`ids.rs`, ADR 0030).
 //!
 //! Threading: a `Doorstep` may be called from any thread; calls are blocking (run them off
 //! the UI thread) except `sync` and `enroll`, which are async (Kotlin coroutines / Swift

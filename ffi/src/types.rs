@@ -1,6 +1,9 @@
-//! The records and enums apps see, and their conversion to and from the core's types.
-//! Ids cross the boundary as hyphenated UUID strings and are parsed (validated) on entry;
-//! dates as `YYYY-MM-DD`; instants as milliseconds since the Unix epoch.
+//! The records and enums apps see. The core's own types where the bindings' names are the
+//! core's (remote types: unit enums, `BirthDate`, `NewPerson`, `HouseholdSummary`); records
+//! of their own, with conversions, where the bindings name things differently
+//! (`household_id` for `household`, `at_ms` for a `Timestamp`). Ids and dates are the core's
+//! newtypes, strings in the bindings (`ids.rs`); instants are milliseconds since the Unix
+//! epoch (ADR 0030).
 
 use doorstep_core as core;
 pub use doorstep_core::protocol::ErasureReason;
