@@ -172,10 +172,9 @@ impl Doorstep {
     /// The household's attachments (references; `local` says whether the bytes are here).
     pub fn attachments(&self, household_id: HouseholdId) -> Result<Vec<Attachment>> {
         guarded(|| {
-            let h = household_id;
             Ok(self
                 .store()?
-                .attachments(h)?
+                .attachments(household_id)?
                 .into_iter()
                 .map(Into::into)
                 .collect())
@@ -189,8 +188,9 @@ impl Doorstep {
         hash: String,
     ) -> Result<Option<Vec<u8>>> {
         guarded(|| {
-            let h = household_id;
-            Ok(self.store()?.attachment_bytes(h, self::hash(&hash)?)?)
+            Ok(self
+                .store()?
+                .attachment_bytes(household_id, self::hash(&hash)?)?)
         })
     }
 
@@ -209,10 +209,9 @@ impl Doorstep {
     /// Put a failed upload back in the queue.
     pub fn retry_attachment_upload(&self, household_id: HouseholdId, hash: String) -> Result<()> {
         guarded(|| {
-            let h = household_id;
             Ok(self
                 .store()?
-                .retry_attachment_upload(h, self::hash(&hash)?)?)
+                .retry_attachment_upload(household_id, self::hash(&hash)?)?)
         })
     }
 
@@ -252,12 +251,11 @@ impl Doorstep {
     ) -> Result<Vec<u8>> {
         crate::https_ready(&server_url)?;
         let store = self.store()?;
-        let h = household_id;
         let blob = self::hash(&hash)?;
         on_runtime(async move {
             let t =
                 core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
-            Ok(t.fetch_attachment(&store, h, blob).await?)
+            Ok(t.fetch_attachment(&store, household_id, blob).await?)
         })
         .await
     }

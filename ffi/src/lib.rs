@@ -430,10 +430,7 @@ impl Doorstep {
     }
 
     pub fn finalise_visit(&self, household_id: HouseholdId, visit_id: VisitId) -> Result<()> {
-        guarded(|| {
-            let v = visit_id;
-            self.write(household_id, |s, h| s.finalise_visit(h, v))
-        })
+        guarded(|| self.write(household_id, |s, h| s.finalise_visit(h, visit_id)))
     }
 
     pub fn amend_visit(
@@ -445,8 +442,9 @@ impl Doorstep {
     ) -> Result<AmendmentId> {
         guarded(|| {
             bounded(&text)?;
-            let v = visit_id;
-            self.write(household_id, |s, h| s.amend_visit(h, v, section, &text))
+            self.write(household_id, |s, h| {
+                s.amend_visit(h, visit_id, section, &text)
+            })
         })
     }
 
@@ -465,10 +463,7 @@ impl Doorstep {
         need_id: NeedId,
         status: NeedStatus,
     ) -> Result<()> {
-        guarded(|| {
-            let n = need_id;
-            self.write(household_id, |s, h| s.set_need_status(h, n, status))
-        })
+        guarded(|| self.write(household_id, |s, h| s.set_need_status(h, need_id, status)))
     }
 
     pub fn add_inquiry(&self, household_id: HouseholdId, inquiry: NewInquiry) -> Result<InquiryId> {
@@ -485,8 +480,9 @@ impl Doorstep {
         answer: String,
     ) -> Result<()> {
         guarded(|| {
-            let i = inquiry_id;
-            self.write(household_id, |s, h| s.answer_inquiry(h, i, &answer))
+            self.write(household_id, |s, h| {
+                s.answer_inquiry(h, inquiry_id, &answer)
+            })
         })
     }
 
@@ -497,8 +493,9 @@ impl Doorstep {
         status: InquiryStatus,
     ) -> Result<()> {
         guarded(|| {
-            let i = inquiry_id;
-            self.write(household_id, |s, h| s.set_inquiry_status(h, i, status))
+            self.write(household_id, |s, h| {
+                s.set_inquiry_status(h, inquiry_id, status)
+            })
         })
     }
 
@@ -518,10 +515,7 @@ impl Doorstep {
         household_id: HouseholdId,
         follow_up_id: FollowUpId,
     ) -> Result<()> {
-        guarded(|| {
-            let f = follow_up_id;
-            self.write(household_id, |s, h| s.complete_follow_up(h, f))
-        })
+        guarded(|| self.write(household_id, |s, h| s.complete_follow_up(h, follow_up_id)))
     }
 
     pub fn cancel_follow_up(
@@ -529,10 +523,7 @@ impl Doorstep {
         household_id: HouseholdId,
         follow_up_id: FollowUpId,
     ) -> Result<()> {
-        guarded(|| {
-            let f = follow_up_id;
-            self.write(household_id, |s, h| s.cancel_follow_up(h, f))
-        })
+        guarded(|| self.write(household_id, |s, h| s.cancel_follow_up(h, follow_up_id)))
     }
 
     pub fn record_card_issuance(
@@ -552,10 +543,7 @@ impl Doorstep {
         card_id: CardIssuanceId,
         status: CardStatus,
     ) -> Result<()> {
-        guarded(|| {
-            let c = card_id;
-            self.write(household_id, |s, h| s.set_card_status(h, c, status))
-        })
+        guarded(|| self.write(household_id, |s, h| s.set_card_status(h, card_id, status)))
     }
 
     /// Leave a card from this device's lease (check digit and lease checked).
@@ -615,10 +603,9 @@ impl Doorstep {
 
     pub fn cards_of_household(&self, household_id: HouseholdId) -> Result<Vec<CardSummary>> {
         guarded(|| {
-            let h = household_id;
             Ok(self
                 .store()?
-                .cards_of_household(h)?
+                .cards_of_household(household_id)?
                 .into_iter()
                 .map(Into::into)
                 .collect())
@@ -632,9 +619,8 @@ impl Doorstep {
         to_ms: i64,
     ) -> Result<Vec<CardSummary>> {
         guarded(|| {
-            let w = worker_id;
             let cards = self.store()?.cards_issued_by(
-                w,
+                worker_id,
                 core::Timestamp(from_ms),
                 core::Timestamp(to_ms),
             )?;
@@ -747,10 +733,7 @@ impl Doorstep {
     /// Why a household is gone from this phone (erased, or left the caseload); absent if it
     /// is here or was never held.
     pub fn why_gone(&self, household_id: HouseholdId) -> Result<Option<GoneReason>> {
-        guarded(|| {
-            let h = household_id;
-            Ok(self.store()?.why_gone(h)?.map(Into::into))
-        })
+        guarded(|| Ok(self.store()?.why_gone(household_id)?.map(Into::into)))
     }
 
     /// Households refused by the server or quarantined here: the "needs attention" list.
@@ -850,10 +833,9 @@ impl Doorstep {
 
     pub fn visits_of_household(&self, household_id: HouseholdId) -> Result<Vec<VisitSummary>> {
         guarded(|| {
-            let h = household_id;
             Ok(self
                 .store()?
-                .visits_of_household(h)?
+                .visits_of_household(household_id)?
                 .into_iter()
                 .map(Into::into)
                 .collect())

@@ -334,10 +334,7 @@ impl Doorstep {
         household_id: HouseholdId,
         guardianship_id: GuardianshipId,
     ) -> Result<()> {
-        guarded(|| {
-            let id = guardianship_id;
-            self.write(household_id, |s, h| s.end_guardianship(h, id))
-        })
+        guarded(|| self.write(household_id, |s, h| s.end_guardianship(h, guardianship_id)))
     }
 
     /// Active households with a care level whose latest visit is as old as the level

@@ -304,10 +304,10 @@ impl Doorstep {
     ) -> Result<()> {
         guarded(|| {
             bounded(&text)?;
-            let id = activity_id;
             let (p, d) = (crate::position(position)?, crate::position(delete)?);
-            self.store()?.splice_activity_narrative(id, p, d, &text)?;
-            self.work_changed(&core::HouseholdId::from_uuid(*id.as_uuid()));
+            self.store()?
+                .splice_activity_narrative(activity_id, p, d, &text)?;
+            self.work_changed(&core::HouseholdId::from_uuid(*activity_id.as_uuid()));
             Ok(())
         })
     }
@@ -368,9 +368,8 @@ impl Doorstep {
 
     pub fn edit_resource(&self, resource_id: ResourceId, edit: ResourceEdit) -> Result<()> {
         guarded(|| {
-            let id = resource_id;
-            self.store()?.edit_resource(id, &edit.to_core())?;
-            self.work_changed(&core::HouseholdId::from_uuid(*id.as_uuid()));
+            self.store()?.edit_resource(resource_id, &edit.to_core())?;
+            self.work_changed(&core::HouseholdId::from_uuid(*resource_id.as_uuid()));
             Ok(())
         })
     }
@@ -386,11 +385,10 @@ impl Doorstep {
     ) -> Result<()> {
         guarded(|| {
             bounded(&text)?;
-            let id = resource_id;
             let (p, d) = (crate::position(position)?, crate::position(delete)?);
             self.store()?
-                .splice_resource_text(id, field.into(), p, d, &text)?;
-            self.work_changed(&core::HouseholdId::from_uuid(*id.as_uuid()));
+                .splice_resource_text(resource_id, field.into(), p, d, &text)?;
+            self.work_changed(&core::HouseholdId::from_uuid(*resource_id.as_uuid()));
             Ok(())
         })
     }

@@ -329,9 +329,8 @@ impl Doorstep {
 
     pub fn rename_survey(&self, survey_id: SurveyId, title: String) -> Result<()> {
         guarded(|| {
-            let id = survey_id;
-            self.store()?.rename_survey(id, &title)?;
-            self.survey_changed(&id);
+            self.store()?.rename_survey(survey_id, &title)?;
+            self.survey_changed(&survey_id);
             Ok(())
         })
     }
@@ -356,12 +355,9 @@ impl Doorstep {
         answers: Vec<Answer>,
     ) -> Result<ResponseId> {
         guarded(|| {
-            let person = person_id;
-            let survey = survey_id;
-            let version = version_id;
             let a = self::answers(&answers)?;
             self.write(household_id, |s, h| {
-                s.respond_to_survey(h, person, survey, version, &a)
+                s.respond_to_survey(h, person_id, survey_id, version_id, &a)
             })
         })
     }
@@ -374,9 +370,10 @@ impl Doorstep {
         answers: Vec<Answer>,
     ) -> Result<()> {
         guarded(|| {
-            let id = response_id;
             let a = self::answers(&answers)?;
-            self.write(household_id, |s, h| s.edit_survey_response(h, id, &a))
+            self.write(household_id, |s, h| {
+                s.edit_survey_response(h, response_id, &a)
+            })
         })
     }
 
@@ -387,8 +384,9 @@ impl Doorstep {
         response_id: ResponseId,
     ) -> Result<()> {
         guarded(|| {
-            let id = response_id;
-            self.write(household_id, |s, h| s.withdraw_survey_response(h, id))
+            self.write(household_id, |s, h| {
+                s.withdraw_survey_response(h, response_id)
+            })
         })
     }
 
@@ -398,19 +396,19 @@ impl Doorstep {
         response_id: ResponseId,
     ) -> Result<SurveyResponse> {
         guarded(|| {
-            let h = household_id;
-            let id = response_id;
-            Ok(self.store()?.survey_response(h, id)?.into())
+            Ok(self
+                .store()?
+                .survey_response(household_id, response_id)?
+                .into())
         })
     }
 
     /// Every response of a household's persons, by id.
     pub fn survey_responses(&self, household_id: HouseholdId) -> Result<Vec<SurveyResponse>> {
         guarded(|| {
-            let h = household_id;
             Ok(self
                 .store()?
-                .household(h)?
+                .household(household_id)?
                 .responses
                 .into_iter()
                 .map(Into::into)
