@@ -34,3 +34,5 @@ mvn -B -ntp -f ffi/tests/kotlin/pom.xml test
 
 echo "== Android and iOS dependency trees (no system OpenSSL, no native-tls)"
 scripts/check-mobile-deps.sh
+echo "== the Android-only JNI export (compiled for aarch64-linux-android, no NDK)"
+scripts/check-android-jni.sh

@@ -24,7 +24,9 @@ use crate::protocol::{EnrollRequest, Enrollment, Phase, Unauthorized, SYNC_CONTE
 use crate::store::{Store, SyncOutcome};
 
 mod attachments;
+mod failure;
 pub use attachments::AttachmentUploadReport;
+use failure::transport_error;
 
 /// Response size asked of the server per round trip.
 pub const DEFAULT_BUDGET: u32 = 4 * 1024 * 1024;
@@ -179,61 +181,6 @@ impl std::fmt::Debug for HttpTransport {
             .field("base", &self.base)
             .finish_non_exhaustive()
     }
-}
-
-/// Sort a reqwest failure into what an app can act on. reqwest's own text for most of them
-/// is "error sending request"; the cause is further down its source chain.
-fn network_failure(e: &reqwest::Error) -> NetworkFailure {
-    if e.is_builder() {
-        return NetworkFailure::InvalidUrl;
-    }
-    if e.is_timeout() {
-        return NetworkFailure::Timeout;
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return NetworkFailure::ConnectionRefused,
-                std::io::ErrorKind::TimedOut => return NetworkFailure::Timeout,
-                _ => {}
-            }
-        }
-        let text = s.to_string().to_ascii_lowercase();
-        if text.contains("dns error") || text.contains("lookup address") {
-            return NetworkFailure::Dns;
-        }
-        if text.contains("scheme is not http") || text.contains("invalid url") {
-            // An https:// address on a build without TLS (the `https` / `rustls` feature).
-            return NetworkFailure::Tls;
-        }
-        if ["tls", "ssl", "certificate", "handshake", "corrupt message"]
-            .iter()
-            .any(|w| text.contains(w))
-        {
-            return NetworkFailure::Tls;
-        }
-        source = s.source();
-    }
-    NetworkFailure::Offline
-}
-
-fn transport_error(e: reqwest::Error) -> Error {
-    let failure = network_failure(&e);
-    // reqwest's messages name the URL and the failure, never a body; the URL is left out
-    // and the causes added ("error sending request" alone says nothing).
-    let e = e.without_url();
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !text.is_empty() && !detail.contains(&text) {
-            detail.push_str(": ");
-            detail.push_str(&text);
-        }
-        source = s.source();
-    }
-    Error::Network { failure, detail }
 }
 
 /// The server's base address, checked before any request: an app can tell a mistyped

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use doorstep_core as core;
+use doorstep_core::{AttachmentId, HouseholdId};
 
 use crate::error::Result;
-use crate::types::{household_id, prov, FieldRef, Provenance, RecordKind};
+use crate::types::{prov, FieldRef, Provenance, RecordKind};
 use crate::{guarded, on_runtime, Doorstep};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
@@ -41,8 +42,8 @@ impl From<core::AttachmentKind> for AttachmentKind {
 /// its bytes.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Attachment {
-    pub id: String,
-    pub household_id: String,
+    pub id: AttachmentId,
+    pub household_id: HouseholdId,
     pub record: RecordKind,
     /// `None` for the household itself.
     pub record_id: Option<String>,
@@ -61,8 +62,8 @@ impl From<core::Attachment> for Attachment {
     fn from(a: core::Attachment) -> Self {
         let record = FieldRef::from(&core::FieldRef::new(a.record, ""));
         Attachment {
-            id: a.id.to_string(),
-            household_id: a.household.to_string(),
+            id: a.id,
+            household_id: a.household,
             record: record.record,
             record_id: record.record_id,
             kind: a.kind.into(),
@@ -88,7 +89,7 @@ pub enum AttachmentUploadState {
 /// One entry of this phone's upload queue.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct AttachmentUpload {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     pub hash: String,
     pub size: u64,
     /// Bytes the server has confirmed.
@@ -99,7 +100,7 @@ pub struct AttachmentUpload {
 impl From<core::AttachmentUpload> for AttachmentUpload {
     fn from(u: core::AttachmentUpload) -> Self {
         AttachmentUpload {
-            household_id: u.household.to_string(),
+            household_id: u.household,
             hash: u.hash.to_hex(),
             size: u.size,
             sent: u.sent,
@@ -142,7 +143,7 @@ impl Doorstep {
     /// the household.
     pub fn add_attachment(
         &self,
-        household_id: String,
+        household_id: HouseholdId,
         record: RecordKind,
         record_id: Option<String>,
         kind: AttachmentKind,
@@ -163,18 +164,17 @@ impl Doorstep {
                 mime,
             };
             Ok(self
-                .write(&household_id, |s, h| s.add_attachment(h, &new, &bytes))?
+                .write(household_id, |s, h| s.add_attachment(h, &new, &bytes))?
                 .into())
         })
     }
 
     /// The household's attachments (references; `local` says whether the bytes are here).
-    pub fn attachments(&self, household_id: String) -> Result<Vec<Attachment>> {
+    pub fn attachments(&self, household_id: HouseholdId) -> Result<Vec<Attachment>> {
         guarded(|| {
-            let h = household_id_of(&household_id)?;
             Ok(self
                 .store()?
-                .attachments(h)?
+                .attachments(household_id)?
                 .into_iter()
                 .map(Into::into)
                 .collect())
@@ -182,10 +182,15 @@ impl Doorstep {
     }
 
     /// The bytes, if this phone holds them (`None`: `fetchAttachment` first).
-    pub fn attachment_bytes(&self, household_id: String, hash: String) -> Result<Option<Vec<u8>>> {
+    pub fn attachment_bytes(
+        &self,
+        household_id: HouseholdId,
+        hash: String,
+    ) -> Result<Option<Vec<u8>>> {
         guarded(|| {
-            let h = household_id_of(&household_id)?;
-            Ok(self.store()?.attachment_bytes(h, self::hash(&hash)?)?)
+            Ok(self
+                .store()?
+                .attachment_bytes(household_id, self::hash(&hash)?)?)
         })
     }
 
@@ -202,12 +207,11 @@ impl Doorstep {
     }
 
     /// Put a failed upload back in the queue.
-    pub fn retry_attachment_upload(&self, household_id: String, hash: String) -> Result<()> {
+    pub fn retry_attachment_upload(&self, household_id: HouseholdId, hash: String) -> Result<()> {
         guarded(|| {
-            let h = household_id_of(&household_id)?;
             Ok(self
                 .store()?
-                .retry_attachment_upload(h, self::hash(&hash)?)?)
+                .retry_attachment_upload(household_id, self::hash(&hash)?)?)
         })
     }
 
@@ -218,6 +222,7 @@ impl Doorstep {
         server_url: String,
         token: String,
     ) -> Result<AttachmentUploadReport> {
+        crate::https_ready(&server_url)?;
         let store = self.store()?;
         let r = on_runtime(async move {
             let t =
@@ -241,21 +246,17 @@ impl Doorstep {
         &self,
         server_url: String,
         token: String,
-        household_id: String,
+        household_id: HouseholdId,
         hash: String,
     ) -> Result<Vec<u8>> {
+        crate::https_ready(&server_url)?;
         let store = self.store()?;
-        let h = household_id_of(&household_id)?;
         let blob = self::hash(&hash)?;
         on_runtime(async move {
             let t =
                 core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
-            Ok(t.fetch_attachment(&store, h, blob).await?)
+            Ok(t.fetch_attachment(&store, household_id, blob).await?)
         })
         .await
     }
-}
-
-fn household_id_of(s: &str) -> Result<core::HouseholdId> {
-    household_id(s)
 }

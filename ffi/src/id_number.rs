@@ -65,7 +65,7 @@ pub fn check_id_number(id_number: String) -> IdNumberCheck {
         Ok(Ok(n)) => IdNumberCheck::Valid {
             id_number: n.as_str().to_owned(),
             birth_date: n.birth_date().to_string(),
-            sex: n.sex().into(),
+            sex: n.sex(),
         },
         Ok(Err(e)) => IdNumberCheck::Invalid {
             problem: e.into(),

@@ -1,16 +1,20 @@
 //! # doorstep-ffi
 //!
 //! The Doorstep core for Kotlin, Swift and Python, through UniFFI proc-macros. Thin: each
-//! method parses its input, calls the core in one line, converts the answer. One error type
-//! ([`DoorstepError`]), ids as UUID strings, dates as `YYYY-MM-DD`.
+//! method calls the core in one line and converts the answer where the bindings' records
+//! differ from the core's. One error type ([`DoorstepError`]); ids and dates are the core's
+//! newtypes, UUID and `YYYY-MM-DD` strings in the bindings (`ids.rs`, ADR 0030).
 //!
 //! Threading: a `Doorstep` may be called from any thread; calls are blocking (run them off
 //! the UI thread) except `sync` and `enroll`, which are async (Kotlin coroutines / Swift
 //! async / Python asyncio) and run on a tokio runtime this library owns, one per process.
 
+#[cfg(target_os = "android")]
+mod android;
 mod attachments;
 mod error;
 mod id_number;
+mod ids;
 mod observe;
 mod person_details;
 mod station_work;
@@ -25,6 +29,10 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use doorstep_core as core;
+use doorstep_core::{
+    AmendmentId, CardIssuanceId, Date, DeviceId, FollowUpId, HouseholdId, InquiryId, NeedId,
+    PersonId, ResolutionId, StationId, VisitId, WorkerId,
+};
 
 pub use attachments::{
     Attachment, AttachmentKind, AttachmentUpload, AttachmentUploadReport, AttachmentUploadState,
@@ -103,16 +111,25 @@ async fn on_runtime<T: Send + 'static>(
     })?
 }
 
+#[cfg(target_os = "android")]
+use android::https_ready;
+/// Elsewhere the platform verifier needs no set-up (see `android::https_ready`).
+#[cfg(not(target_os = "android"))]
+fn https_ready(_server_url: &str) -> Result<()> {
+    Ok(())
+}
+
 /// Exchange a one-time enrolment code (from the station admin) for this device's token.
 #[uniffi::export]
 pub async fn enroll(server_url: String, code: String) -> Result<Enrollment> {
+    https_ready(&server_url)?;
     let e =
         on_runtime(async move { Ok(core::transport::enroll(&server_url, &code).await?) }).await?;
     Ok(Enrollment {
         token: e.token,
-        device_id: e.device.to_string(),
-        worker_id: e.worker.to_string(),
-        station_id: e.station.to_string(),
+        device_id: e.device,
+        worker_id: e.worker,
+        station_id: e.station,
     })
 }
 
@@ -149,15 +166,13 @@ impl Doorstep {
     /// Run a write on a household and tell observers.
     fn write<T>(
         &self,
-        household: &str,
+        id: HouseholdId,
         f: impl FnOnce(&core::Store, core::HouseholdId) -> core::Result<T>,
     ) -> Result<T> {
-        let id = types::household_id(household)?;
         let store = self.store()?;
         let out = f(&store, id)?;
-        self.observers.emit(ChangeEvent::HouseholdChanged {
-            household_id: id.to_string(),
-        });
+        self.observers
+            .emit(ChangeEvent::HouseholdChanged { household_id: id });
         Ok(out)
     }
 
@@ -179,9 +194,7 @@ impl Doorstep {
                     document_id: h.to_string(),
                 }
             } else {
-                ChangeEvent::HouseholdChanged {
-                    household_id: h.to_string(),
-                }
+                ChangeEvent::HouseholdChanged { household_id: *h }
             });
         }
     }
@@ -192,7 +205,7 @@ impl Doorstep {
     fn erased(&self, erased: &[core::ErasedHousehold]) {
         for e in erased {
             self.observers.emit(ChangeEvent::HouseholdChanged {
-                household_id: e.household.to_string(),
+                household_id: e.household,
             });
         }
     }
@@ -200,22 +213,25 @@ impl Doorstep {
     /// Households removed because they left the caseload: observers refresh them too.
     fn departed(&self, departed: &[core::HouseholdId]) {
         for h in departed {
-            self.observers.emit(ChangeEvent::HouseholdChanged {
-                household_id: h.to_string(),
-            });
+            self.observers
+                .emit(ChangeEvent::HouseholdChanged { household_id: *h });
         }
     }
 
     /// A visit section's text as stored (to convert UTF-16 positions against).
-    fn section_text(&self, household: &str, visit: &str, section: Section) -> Result<String> {
-        let v = types::visit_id(visit)?;
-        let household = self.store()?.household(types::household_id(household)?)?;
-        let visit = household.visits.iter().find(|x| x.id == v);
+    fn section_text(
+        &self,
+        household: HouseholdId,
+        visit: VisitId,
+        section: Section,
+    ) -> Result<String> {
+        let household = self.store()?.household(household)?;
+        let visit = household.visits.iter().find(|x| x.id == visit);
         Ok(visit
             .ok_or_else(|| DoorstepError::NotFound {
                 what: "visit".into(),
             })?
-            .section(section.into())
+            .section(section)
             .to_owned())
     }
 }
@@ -229,22 +245,17 @@ impl Doorstep {
     pub fn open(
         path: String,
         key: Vec<u8>,
-        worker_id: String,
-        station_id: String,
-        device_id: Option<String>,
+        worker_id: WorkerId,
+        station_id: StationId,
+        device_id: Option<DeviceId>,
     ) -> Result<Arc<Self>> {
         guarded(|| {
             let key: [u8; 32] = key
                 .try_into()
                 .map_err(|_| invalid("the key must be 32 bytes"))?;
-            let worker = types::worker_id(&worker_id)?;
-            let station = core::StationId::parse(&station_id)?;
             let mut options =
-                core::StoreOptions::new(path, core::StoreKey::Raw(key), worker, station);
-            options.device = device_id
-                .as_deref()
-                .map(core::DeviceId::parse)
-                .transpose()?;
+                core::StoreOptions::new(path, core::StoreKey::Raw(key), worker_id, station_id);
+            options.device = device_id;
             let store = core::Store::open(options)?;
             Ok(Arc::new(Doorstep {
                 store: RwLock::new(Some(Arc::new(store))),
@@ -253,30 +264,29 @@ impl Doorstep {
         })
     }
 
-    pub fn device_id(&self) -> Result<String> {
-        guarded(|| Ok(self.store()?.device().to_string()))
+    pub fn device_id(&self) -> Result<DeviceId> {
+        guarded(|| Ok(self.store()?.device()))
     }
 
-    pub fn worker_id(&self) -> Result<String> {
-        guarded(|| Ok(self.store()?.worker().to_string()))
+    pub fn worker_id(&self) -> Result<WorkerId> {
+        guarded(|| Ok(self.store()?.worker()))
     }
 
     // ----- households and persons ----------------------------------------------------------
 
-    pub fn create_household(&self, household: NewHousehold) -> Result<String> {
+    pub fn create_household(&self, household: NewHousehold) -> Result<HouseholdId> {
         guarded(|| {
             let id = self.store()?.create_household(&household.to_core()?)?;
-            self.observers.emit(ChangeEvent::HouseholdChanged {
-                household_id: id.to_string(),
-            });
-            Ok(id.to_string())
+            self.observers
+                .emit(ChangeEvent::HouseholdChanged { household_id: id });
+            Ok(id)
         })
     }
 
-    pub fn edit_household(&self, household_id: String, edit: HouseholdEdit) -> Result<()> {
+    pub fn edit_household(&self, household_id: HouseholdId, edit: HouseholdEdit) -> Result<()> {
         guarded(|| {
             let edit = edit.to_core()?;
-            self.write(&household_id, |s, h| s.edit_household(h, &edit))
+            self.write(household_id, |s, h| s.edit_household(h, &edit))
         })
     }
 
@@ -284,7 +294,7 @@ impl Doorstep {
     /// summary and insert `text` there. `\r\n` and `\r` in `text` are saved as `\n`.
     pub fn splice_summary(
         &self,
-        household_id: String,
+        household_id: HouseholdId,
         position: u64,
         delete: u64,
         text: String,
@@ -292,7 +302,7 @@ impl Doorstep {
         guarded(|| {
             bounded(&text)?;
             let (p, d) = (self::position(position)?, self::position(delete)?);
-            self.write(&household_id, |s, h| s.splice_summary(h, p, d, &text))
+            self.write(household_id, |s, h| s.splice_summary(h, p, d, &text))
         })
     }
 
@@ -300,13 +310,13 @@ impl Doorstep {
     /// Swift's `utf16` view count them (an `EditText` change, an `NSRange`).
     pub fn splice_summary_utf16(
         &self,
-        household_id: String,
+        household_id: HouseholdId,
         position: u64,
         delete: u64,
         text: String,
     ) -> Result<()> {
         guarded(|| {
-            let current = self.household(household_id.clone())?.summary;
+            let current = self.household(household_id)?.summary;
             let (p, d) = text::utf16_span(&current, position, delete)?;
             self.splice_summary(household_id, p, d, text)
         })
@@ -314,92 +324,68 @@ impl Doorstep {
 
     /// The whole case file, recording nothing: for the app's own reads. To show it to the
     /// worker, `open_case_file`.
-    pub fn household(&self, household_id: String) -> Result<Household> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .household(types::household_id(&household_id)?)?
-                .into())
-        })
+    pub fn household(&self, household_id: HouseholdId) -> Result<Household> {
+        guarded(|| Ok(self.store()?.household(household_id)?.into()))
     }
 
     /// The whole case file, opened to be shown to the worker: who, this phone and when are
     /// appended to the phone's access log (on disk before this returns, offline too) and
     /// reach the server with the next syncs. Not for lists, search or background reads.
-    pub fn open_case_file(&self, household_id: String) -> Result<Household> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .open_case_file(types::household_id(&household_id)?)?
-                .into())
-        })
+    pub fn open_case_file(&self, household_id: HouseholdId) -> Result<Household> {
+        guarded(|| Ok(self.store()?.open_case_file(household_id)?.into()))
     }
 
     /// This phone's recorded openings of a household's case file, newest first (ids and
     /// times only).
-    pub fn accesses_of(&self, household_id: String) -> Result<Vec<CaseFileAccess>> {
+    pub fn accesses_of(&self, household_id: HouseholdId) -> Result<Vec<CaseFileAccess>> {
         guarded(|| {
             Ok(self
                 .store()?
-                .accesses(types::household_id(&household_id)?)?
+                .accesses(household_id)?
                 .into_iter()
                 .map(Into::into)
                 .collect())
         })
     }
 
-    pub fn household_ids(&self) -> Result<Vec<String>> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .household_ids()?
-                .iter()
-                .map(ToString::to_string)
-                .collect())
-        })
+    pub fn household_ids(&self) -> Result<Vec<HouseholdId>> {
+        guarded(|| Ok(self.store()?.household_ids()?))
     }
 
-    pub fn add_person(&self, household_id: String, person: NewPerson) -> Result<String> {
-        guarded(|| {
-            let person = person.to_core()?;
-            Ok(self
-                .write(&household_id, |s, h| s.add_person(h, &person))?
-                .to_string())
-        })
+    pub fn add_person(&self, household_id: HouseholdId, person: NewPerson) -> Result<PersonId> {
+        guarded(|| self.write(household_id, |s, h| s.add_person(h, &person)))
     }
 
     pub fn edit_person(
         &self,
-        household_id: String,
-        person_id: String,
+        household_id: HouseholdId,
+        person_id: PersonId,
         edit: PersonEdit,
     ) -> Result<()> {
         guarded(|| {
-            let (p, edit) = (types::person_id(&person_id)?, edit.to_core()?);
-            self.write(&household_id, |s, h| s.edit_person(h, p, &edit))
+            let (p, edit) = (person_id, edit.to_core()?);
+            self.write(household_id, |s, h| s.edit_person(h, p, &edit))
         })
     }
 
     // ----- visits ----------------------------------------------------------------------------
 
-    pub fn start_visit(&self, household_id: String, visit: NewVisit) -> Result<String> {
+    pub fn start_visit(&self, household_id: HouseholdId, visit: NewVisit) -> Result<VisitId> {
         guarded(|| {
             let visit = visit.to_core()?;
-            Ok(self
-                .write(&household_id, |s, h| s.start_visit(h, &visit))?
-                .to_string())
+            self.write(household_id, |s, h| s.start_visit(h, &visit))
         })
     }
 
     pub fn edit_visit(
         &self,
-        household_id: String,
-        visit_id: String,
+        household_id: HouseholdId,
+        visit_id: VisitId,
         edit: VisitEdit,
     ) -> Result<()> {
         guarded(|| {
-            let (v, edit) = (types::visit_id(&visit_id)?, edit.to_core()?);
-            self.write(&household_id, |s, h| s.edit_visit(h, v, &edit))
+            let (v, edit) = (visit_id, edit.to_core()?);
+            self.write(household_id, |s, h| s.edit_visit(h, v, &edit))
         })
     }
 
@@ -408,8 +394,8 @@ impl Doorstep {
     /// `\r` in `text` are saved as `\n`.
     pub fn splice_section(
         &self,
-        household_id: String,
-        visit_id: String,
+        household_id: HouseholdId,
+        visit_id: VisitId,
         section: Section,
         position: u64,
         delete: u64,
@@ -417,13 +403,9 @@ impl Doorstep {
     ) -> Result<()> {
         guarded(|| {
             bounded(&text)?;
-            let (v, p, d) = (
-                types::visit_id(&visit_id)?,
-                self::position(position)?,
-                self::position(delete)?,
-            );
-            self.write(&household_id, |s, h| {
-                s.splice_section(h, v, section.into(), p, d, &text)
+            let (v, p, d) = (visit_id, self::position(position)?, self::position(delete)?);
+            self.write(household_id, |s, h| {
+                s.splice_section(h, v, section, p, d, &text)
             })
         })
     }
@@ -433,169 +415,158 @@ impl Doorstep {
     /// `NSRange` reports them. Refused if either end splits a surrogate pair.
     pub fn splice_section_utf16(
         &self,
-        household_id: String,
-        visit_id: String,
+        household_id: HouseholdId,
+        visit_id: VisitId,
         section: Section,
         position: u64,
         delete: u64,
         text: String,
     ) -> Result<()> {
         guarded(|| {
-            let current = self.section_text(&household_id, &visit_id, section)?;
+            let current = self.section_text(household_id, visit_id, section)?;
             let (p, d) = text::utf16_span(&current, position, delete)?;
             self.splice_section(household_id, visit_id, section, p, d, text)
         })
     }
 
-    pub fn finalise_visit(&self, household_id: String, visit_id: String) -> Result<()> {
-        guarded(|| {
-            let v = types::visit_id(&visit_id)?;
-            self.write(&household_id, |s, h| s.finalise_visit(h, v))
-        })
+    pub fn finalise_visit(&self, household_id: HouseholdId, visit_id: VisitId) -> Result<()> {
+        guarded(|| self.write(household_id, |s, h| s.finalise_visit(h, visit_id)))
     }
 
     pub fn amend_visit(
         &self,
-        household_id: String,
-        visit_id: String,
+        household_id: HouseholdId,
+        visit_id: VisitId,
         section: Option<Section>,
         text: String,
-    ) -> Result<String> {
+    ) -> Result<AmendmentId> {
         guarded(|| {
             bounded(&text)?;
-            let v = types::visit_id(&visit_id)?;
-            Ok(self
-                .write(&household_id, |s, h| {
-                    s.amend_visit(h, v, section.map(Into::into), &text)
-                })?
-                .to_string())
+            self.write(household_id, |s, h| {
+                s.amend_visit(h, visit_id, section, &text)
+            })
         })
     }
 
     // ----- needs, inquiries, follow-ups, cards -----------------------------------------------
 
-    pub fn add_need(&self, household_id: String, need: NewNeed) -> Result<String> {
+    pub fn add_need(&self, household_id: HouseholdId, need: NewNeed) -> Result<NeedId> {
         guarded(|| {
             let need = need.to_core()?;
-            Ok(self
-                .write(&household_id, |s, h| s.add_need(h, &need))?
-                .to_string())
+            self.write(household_id, |s, h| s.add_need(h, &need))
         })
     }
 
     pub fn set_need_status(
         &self,
-        household_id: String,
-        need_id: String,
+        household_id: HouseholdId,
+        need_id: NeedId,
         status: NeedStatus,
     ) -> Result<()> {
-        guarded(|| {
-            let n = core::NeedId::parse(&need_id)?;
-            self.write(&household_id, |s, h| s.set_need_status(h, n, status.into()))
-        })
+        guarded(|| self.write(household_id, |s, h| s.set_need_status(h, need_id, status)))
     }
 
-    pub fn add_inquiry(&self, household_id: String, inquiry: NewInquiry) -> Result<String> {
+    pub fn add_inquiry(&self, household_id: HouseholdId, inquiry: NewInquiry) -> Result<InquiryId> {
         guarded(|| {
             let inquiry = inquiry.to_core()?;
-            Ok(self
-                .write(&household_id, |s, h| s.add_inquiry(h, &inquiry))?
-                .to_string())
+            self.write(household_id, |s, h| s.add_inquiry(h, &inquiry))
         })
     }
 
     pub fn answer_inquiry(
         &self,
-        household_id: String,
-        inquiry_id: String,
+        household_id: HouseholdId,
+        inquiry_id: InquiryId,
         answer: String,
     ) -> Result<()> {
         guarded(|| {
-            let i = core::InquiryId::parse(&inquiry_id)?;
-            self.write(&household_id, |s, h| s.answer_inquiry(h, i, &answer))
+            self.write(household_id, |s, h| {
+                s.answer_inquiry(h, inquiry_id, &answer)
+            })
         })
     }
 
     pub fn set_inquiry_status(
         &self,
-        household_id: String,
-        inquiry_id: String,
+        household_id: HouseholdId,
+        inquiry_id: InquiryId,
         status: InquiryStatus,
     ) -> Result<()> {
         guarded(|| {
-            let i = core::InquiryId::parse(&inquiry_id)?;
-            self.write(&household_id, |s, h| {
-                s.set_inquiry_status(h, i, status.into())
+            self.write(household_id, |s, h| {
+                s.set_inquiry_status(h, inquiry_id, status)
             })
         })
     }
 
-    pub fn add_follow_up(&self, household_id: String, follow_up: NewFollowUp) -> Result<String> {
+    pub fn add_follow_up(
+        &self,
+        household_id: HouseholdId,
+        follow_up: NewFollowUp,
+    ) -> Result<FollowUpId> {
         guarded(|| {
             let f = follow_up.to_core()?;
-            Ok(self
-                .write(&household_id, |s, h| s.add_follow_up(h, &f))?
-                .to_string())
+            self.write(household_id, |s, h| s.add_follow_up(h, &f))
         })
     }
 
-    pub fn complete_follow_up(&self, household_id: String, follow_up_id: String) -> Result<()> {
-        guarded(|| {
-            let f = core::FollowUpId::parse(&follow_up_id)?;
-            self.write(&household_id, |s, h| s.complete_follow_up(h, f))
-        })
+    pub fn complete_follow_up(
+        &self,
+        household_id: HouseholdId,
+        follow_up_id: FollowUpId,
+    ) -> Result<()> {
+        guarded(|| self.write(household_id, |s, h| s.complete_follow_up(h, follow_up_id)))
     }
 
-    pub fn cancel_follow_up(&self, household_id: String, follow_up_id: String) -> Result<()> {
-        guarded(|| {
-            let f = core::FollowUpId::parse(&follow_up_id)?;
-            self.write(&household_id, |s, h| s.cancel_follow_up(h, f))
-        })
+    pub fn cancel_follow_up(
+        &self,
+        household_id: HouseholdId,
+        follow_up_id: FollowUpId,
+    ) -> Result<()> {
+        guarded(|| self.write(household_id, |s, h| s.cancel_follow_up(h, follow_up_id)))
     }
 
     pub fn record_card_issuance(
         &self,
-        household_id: String,
+        household_id: HouseholdId,
         card: NewCardIssuance,
-    ) -> Result<String> {
+    ) -> Result<CardIssuanceId> {
         guarded(|| {
             let card = card.to_core()?;
-            Ok(self
-                .write(&household_id, |s, h| s.record_card_issuance(h, &card))?
-                .to_string())
+            self.write(household_id, |s, h| s.record_card_issuance(h, &card))
         })
     }
 
     pub fn set_card_status(
         &self,
-        household_id: String,
-        card_id: String,
+        household_id: HouseholdId,
+        card_id: CardIssuanceId,
         status: CardStatus,
     ) -> Result<()> {
-        guarded(|| {
-            let c = core::CardIssuanceId::parse(&card_id)?;
-            self.write(&household_id, |s, h| s.set_card_status(h, c, status.into()))
-        })
+        guarded(|| self.write(household_id, |s, h| s.set_card_status(h, card_id, status)))
     }
 
     /// Leave a card from this device's lease (check digit and lease checked).
-    pub fn issue_card(&self, household_id: String, card: NewCard, as_of: String) -> Result<String> {
+    pub fn issue_card(
+        &self,
+        household_id: HouseholdId,
+        card: NewCard,
+        as_of: Date,
+    ) -> Result<CardIssuanceId> {
         guarded(|| {
-            let (card, day) = (card.to_core()?, types::date(&as_of)?);
-            Ok(self
-                .write(&household_id, |s, h| s.issue_card(h, &card, day))?
-                .to_string())
+            let (card, day) = (card.to_core()?, as_of);
+            self.write(household_id, |s, h| s.issue_card(h, &card, day))
         })
     }
 
     /// The serial to hand out next, if the device has cards left on `as_of`.
-    pub fn next_card_serial(&self, as_of: String) -> Result<Option<String>> {
-        guarded(|| Ok(self.store()?.next_card_serial(types::date(&as_of)?)?))
+    pub fn next_card_serial(&self, as_of: Date) -> Result<Option<String>> {
+        guarded(|| Ok(self.store()?.next_card_serial(as_of)?))
     }
 
-    pub fn card_stock(&self, as_of: String, warn_below: u32) -> Result<CardStock> {
+    pub fn card_stock(&self, as_of: Date, warn_below: u32) -> Result<CardStock> {
         guarded(|| {
-            let s = self.store()?.card_stock(types::date(&as_of)?, warn_below)?;
+            let s = self.store()?.card_stock(as_of, warn_below)?;
             Ok(CardStock {
                 remaining: s.remaining,
                 low: s.low,
@@ -630,12 +601,11 @@ impl Doorstep {
         })
     }
 
-    pub fn cards_of_household(&self, household_id: String) -> Result<Vec<CardSummary>> {
+    pub fn cards_of_household(&self, household_id: HouseholdId) -> Result<Vec<CardSummary>> {
         guarded(|| {
-            let h = types::household_id(&household_id)?;
             Ok(self
                 .store()?
-                .cards_of_household(h)?
+                .cards_of_household(household_id)?
                 .into_iter()
                 .map(Into::into)
                 .collect())
@@ -644,14 +614,13 @@ impl Doorstep {
 
     pub fn cards_issued_by(
         &self,
-        worker_id: String,
+        worker_id: WorkerId,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<CardSummary>> {
         guarded(|| {
-            let w = types::worker_id(&worker_id)?;
             let cards = self.store()?.cards_issued_by(
-                w,
+                worker_id,
                 core::Timestamp(from_ms),
                 core::Timestamp(to_ms),
             )?;
@@ -663,8 +632,8 @@ impl Doorstep {
 
     /// The label the station gave a worker ("W01 / 张丽"), from the station document; `None`
     /// (a worker added since the last sync, another station's): show the id.
-    pub fn worker_label(&self, worker_id: String) -> Result<Option<String>> {
-        guarded(|| Ok(self.store()?.worker_label(types::worker_id(&worker_id)?)?))
+    pub fn worker_label(&self, worker_id: WorkerId) -> Result<Option<String>> {
+        guarded(|| Ok(self.store()?.worker_label(worker_id)?))
     }
 
     /// Every label of this station's workers, ordered by label: read once per screen.
@@ -675,7 +644,7 @@ impl Doorstep {
                 .worker_labels()?
                 .into_iter()
                 .map(|(w, label)| WorkerLabel {
-                    worker_id: w.to_string(),
+                    worker_id: w,
                     label,
                 })
                 .collect())
@@ -685,15 +654,11 @@ impl Doorstep {
     // ----- conflicts and provenance ---------------------------------------------------------
 
     /// Open conflicts, of one household or all.
-    pub fn conflicts(&self, household_id: Option<String>) -> Result<Vec<Conflict>> {
+    pub fn conflicts(&self, household_id: Option<HouseholdId>) -> Result<Vec<Conflict>> {
         guarded(|| {
-            let h = household_id
-                .as_deref()
-                .map(types::household_id)
-                .transpose()?;
             Ok(self
                 .store()?
-                .conflicts(h)?
+                .conflicts(household_id)?
                 .into_iter()
                 .map(Into::into)
                 .collect())
@@ -713,27 +678,19 @@ impl Doorstep {
     }
 
     /// Pending, uploaded (when) or refused / quarantined (code and reason).
-    pub fn household_upload_status(&self, household_id: String) -> Result<UploadStatus> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .household_upload_status(types::household_id(&household_id)?)?
-                .into())
-        })
+    pub fn household_upload_status(&self, household_id: HouseholdId) -> Result<UploadStatus> {
+        guarded(|| Ok(self.store()?.household_upload_status(household_id)?.into()))
     }
 
     /// The same for one visit: uploaded once its newest change made here is acknowledged.
     pub fn visit_upload_status(
         &self,
-        household_id: String,
-        visit_id: String,
+        household_id: HouseholdId,
+        visit_id: VisitId,
     ) -> Result<UploadStatus> {
         guarded(|| {
             let store = self.store()?;
-            let (h, v) = (
-                types::household_id(&household_id)?,
-                types::visit_id(&visit_id)?,
-            );
+            let (h, v) = (household_id, visit_id);
             Ok(store.visit_upload_status(h, v)?.into())
         })
     }
@@ -753,7 +710,7 @@ impl Doorstep {
 
     /// This worker's role as the server last said (absent before the first sync).
     pub fn role(&self) -> Result<Option<Role>> {
-        guarded(|| Ok(self.store()?.role()?.map(Into::into)))
+        guarded(|| Ok(self.store()?.role()?))
     }
 
     /// This worker's team as the server last said (its name), if any.
@@ -775,11 +732,8 @@ impl Doorstep {
 
     /// Why a household is gone from this phone (erased, or left the caseload); absent if it
     /// is here or was never held.
-    pub fn why_gone(&self, household_id: String) -> Result<Option<GoneReason>> {
-        guarded(|| {
-            let h = types::household_id(&household_id)?;
-            Ok(self.store()?.why_gone(h)?.map(Into::into))
-        })
+    pub fn why_gone(&self, household_id: HouseholdId) -> Result<Option<GoneReason>> {
+        guarded(|| Ok(self.store()?.why_gone(household_id)?.map(Into::into)))
     }
 
     /// Households refused by the server or quarantined here: the "needs attention" list.
@@ -794,15 +748,14 @@ impl Doorstep {
         })
     }
 
-    pub fn parallel_updates(&self, household_id: Option<String>) -> Result<Vec<ParallelUpdate>> {
+    pub fn parallel_updates(
+        &self,
+        household_id: Option<HouseholdId>,
+    ) -> Result<Vec<ParallelUpdate>> {
         guarded(|| {
-            let h = household_id
-                .as_deref()
-                .map(types::household_id)
-                .transpose()?;
             Ok(self
                 .store()?
-                .parallel_updates(h)?
+                .parallel_updates(household_id)?
                 .into_iter()
                 .map(Into::into)
                 .collect())
@@ -812,28 +765,26 @@ impl Doorstep {
     /// Resolve a conflict by choosing a value (recorded with who resolved it).
     pub fn resolve_conflict(
         &self,
-        household_id: String,
+        household_id: HouseholdId,
         field: FieldRef,
         chosen: Option<String>,
-    ) -> Result<String> {
+    ) -> Result<ResolutionId> {
         guarded(|| {
             let field = field.to_core()?;
-            Ok(self
-                .write(&household_id, |s, h| {
-                    s.resolve_conflict(h, &field, chosen.as_deref())
-                })?
-                .to_string())
+            self.write(household_id, |s, h| {
+                s.resolve_conflict(h, &field, chosen.as_deref())
+            })
         })
     }
 
     /// Every value a field holds now, with who wrote it where and when.
     pub fn field_history(
         &self,
-        household_id: String,
+        household_id: HouseholdId,
         field: FieldRef,
     ) -> Result<Vec<FieldVersion>> {
         guarded(|| {
-            let (h, field) = (types::household_id(&household_id)?, field.to_core()?);
+            let (h, field) = (household_id, field.to_core()?);
             Ok(types::versions(self.store()?.field_history(h, &field)?))
         })
     }
@@ -841,31 +792,19 @@ impl Doorstep {
     // ----- queries (from the index) ----------------------------------------------------------
 
     pub fn households_in_village(&self, village: String) -> Result<Vec<HouseholdSummary>> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .households_in_village(&village)?
-                .into_iter()
-                .map(Into::into)
-                .collect())
-        })
+        guarded(|| Ok(self.store()?.households_in_village(&village)?))
     }
 
     pub fn find_households_by_name(&self, part: String) -> Result<Vec<HouseholdSummary>> {
         guarded(|| {
             bounded(&part)?;
-            Ok(self
-                .store()?
-                .find_households_by_name(&part)?
-                .into_iter()
-                .map(Into::into)
-                .collect())
+            Ok(self.store()?.find_households_by_name(&part)?)
         })
     }
 
-    pub fn visits_between(&self, from: String, to: String) -> Result<Vec<VisitSummary>> {
+    pub fn visits_between(&self, from: Date, to: Date) -> Result<Vec<VisitSummary>> {
         guarded(|| {
-            let (f, t) = (types::date(&from)?, types::date(&to)?);
+            let (f, t) = (from, to);
             Ok(self
                 .store()?
                 .visits_between(f, t)?
@@ -877,16 +816,12 @@ impl Doorstep {
 
     pub fn visits_by_worker(
         &self,
-        worker_id: String,
-        from: String,
-        to: String,
+        worker_id: WorkerId,
+        from: Date,
+        to: Date,
     ) -> Result<Vec<VisitSummary>> {
         guarded(|| {
-            let (w, f, t) = (
-                types::worker_id(&worker_id)?,
-                types::date(&from)?,
-                types::date(&to)?,
-            );
+            let (w, f, t) = (worker_id, from, to);
             Ok(self
                 .store()?
                 .visits_by_worker(w, f, t)?
@@ -896,21 +831,20 @@ impl Doorstep {
         })
     }
 
-    pub fn visits_of_household(&self, household_id: String) -> Result<Vec<VisitSummary>> {
+    pub fn visits_of_household(&self, household_id: HouseholdId) -> Result<Vec<VisitSummary>> {
         guarded(|| {
-            let h = types::household_id(&household_id)?;
             Ok(self
                 .store()?
-                .visits_of_household(h)?
+                .visits_of_household(household_id)?
                 .into_iter()
                 .map(Into::into)
                 .collect())
         })
     }
 
-    pub fn follow_ups_due(&self, as_of: String, within_days: u32) -> Result<Vec<FollowUpSummary>> {
+    pub fn follow_ups_due(&self, as_of: Date, within_days: u32) -> Result<Vec<FollowUpSummary>> {
         guarded(|| {
-            let d = types::date(&as_of)?;
+            let d = as_of;
             Ok(self
                 .store()?
                 .follow_ups_due(d, within_days)?
@@ -920,9 +854,9 @@ impl Doorstep {
         })
     }
 
-    pub fn follow_ups_overdue(&self, as_of: String) -> Result<Vec<FollowUpSummary>> {
+    pub fn follow_ups_overdue(&self, as_of: Date) -> Result<Vec<FollowUpSummary>> {
         guarded(|| {
-            let d = types::date(&as_of)?;
+            let d = as_of;
             Ok(self
                 .store()?
                 .follow_ups_overdue(d)?
@@ -961,15 +895,8 @@ impl Doorstep {
     }
 
     /// Households a newer app version wrote that this version cannot show: ask for an update.
-    pub fn unreadable_household_ids(&self) -> Result<Vec<String>> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .unreadable_households()?
-                .iter()
-                .map(ToString::to_string)
-                .collect())
-        })
+    pub fn unreadable_household_ids(&self) -> Result<Vec<HouseholdId>> {
+        guarded(|| Ok(self.store()?.unreadable_households()?))
     }
 
     /// Households with changes not yet acknowledged by the server.
@@ -1001,8 +928,9 @@ impl Doorstep {
             self.erased(&outcome.erased);
             self.departed(&outcome.departed);
             let mut step = SyncStep::from(outcome);
-            let station = store.station().to_string();
-            step.changed_household_ids.retain(|h| *h != station);
+            let station = store.station();
+            step.changed_household_ids
+                .retain(|h| h.as_uuid() != station.as_uuid());
             Ok(step)
         })
     }
@@ -1047,6 +975,7 @@ impl Doorstep {
         progress: Option<Arc<dyn SyncProgressListener>>,
         cancel: Option<Arc<SyncCancel>>,
     ) -> Result<SyncReport> {
+        https_ready(&server_url)?;
         let store = self.store()?;
         let station = store.station();
         self.sync_state(SyncState::Syncing { round_trips: 0 });
@@ -1062,7 +991,7 @@ impl Doorstep {
                 });
                 if let Some(listener) = &progress {
                     // A listener that throws is ignored: progress is advice, not the sync.
-                    let _ = listener.on_progress(p.into());
+                    let _ = listener.on_progress(p.clone());
                 }
             })),
         };

@@ -28,7 +28,7 @@ pub enum ChangeEvent {
     /// A household changed here (a local edit, changes pulled by a sync, or the server
     /// erased it and it is gone: reading it then answers `NotFound`).
     HouseholdChanged {
-        household_id: String,
+        household_id: doorstep_core::HouseholdId,
     },
     /// A group activity or a resource of the register changed here (a local edit or a
     /// sync): `document_id` is the activity's or the resource's id.

@@ -3,9 +3,10 @@
 //! parents' situations) with their labels.
 
 use doorstep_core as core;
+use doorstep_core::{BenefitId, Date, GuardianshipId, HouseholdId, PersonId};
 
 use crate::error::Result;
-use crate::types::{date, person_id, prov, Provenance};
+use crate::types::{prov, Provenance};
 use crate::{bounded, guarded, Doorstep};
 
 /// Declares an FFI enum mirroring a core value enum, with conversions both ways.
@@ -105,25 +106,25 @@ pub fn describe_code(list: CodeList, stored: String) -> CodeLabel {
 /// A benefit a person receives. `monthly_fen`: 分 per month (115000 = ¥1,150.00).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Benefit {
-    pub id: String,
-    pub person_id: String,
+    pub id: BenefitId,
+    pub person_id: PersonId,
     /// A code of `CodeList.BENEFIT_TYPE` (`describeCode`).
     pub kind: String,
     pub monthly_fen: u64,
     /// `YYYY-MM-DD` (`from` is a keyword in Python)
-    pub from_date: Option<String>,
-    pub until_date: Option<String>,
+    pub from_date: Option<Date>,
+    pub until_date: Option<Date>,
     pub source: String,
     pub created: Provenance,
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct NewBenefit {
-    pub person_id: String,
+    pub person_id: PersonId,
     pub kind: String,
     pub monthly_fen: u64,
-    pub from_date: Option<String>,
-    pub until_date: Option<String>,
+    pub from_date: Option<Date>,
+    pub until_date: Option<Date>,
     pub source: String,
 }
 
@@ -131,17 +132,17 @@ pub struct NewBenefit {
 pub enum BenefitEdit {
     Kind { kind: String },
     MonthlyFen { monthly_fen: u64 },
-    From { from_date: Option<String> },
-    Until { until_date: Option<String> },
+    From { from_date: Option<Date> },
+    Until { until_date: Option<Date> },
     Source { source: String },
 }
 
 /// A carer of the household looking after a child of the household.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Guardianship {
-    pub id: String,
-    pub carer_person_id: String,
-    pub child_person_id: String,
+    pub id: GuardianshipId,
+    pub carer_person_id: PersonId,
+    pub child_person_id: PersonId,
     pub kind: GuardianshipKind,
     pub relationship: String,
     pub capacity: Option<CareCapacity>,
@@ -151,8 +152,8 @@ pub struct Guardianship {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct NewGuardianship {
-    pub carer_person_id: String,
-    pub child_person_id: String,
+    pub carer_person_id: PersonId,
+    pub child_person_id: PersonId,
     pub kind: GuardianshipKind,
     pub relationship: String,
     pub capacity: Option<CareCapacity>,
@@ -168,39 +169,27 @@ pub enum GuardianshipEdit {
 /// A household whose visit is due (`visitsDue`).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct VisitDue {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     pub code: String,
     pub village: String,
     pub care_level: CareLevel,
     pub visit_every_days: u32,
     /// `YYYY-MM-DD`; `None`: never visited.
-    pub last_visit: Option<String>,
-    pub due_on: Option<String>,
+    pub last_visit: Option<Date>,
+    pub due_on: Option<Date>,
     /// 0: due that day; `None`: never visited.
     pub days_overdue: Option<u32>,
-}
-
-fn opt_date(d: &Option<String>) -> Result<Option<core::Date>> {
-    d.as_deref().map(date).transpose()
-}
-
-fn benefit_id(s: &str) -> Result<core::BenefitId> {
-    Ok(core::BenefitId::parse(s)?)
-}
-
-fn guardianship_id(s: &str) -> Result<core::GuardianshipId> {
-    Ok(core::GuardianshipId::parse(s)?)
 }
 
 impl NewBenefit {
     fn to_core(&self) -> Result<core::NewBenefit> {
         bounded(&self.source)?;
         Ok(core::NewBenefit {
-            person: person_id(&self.person_id)?,
+            person: self.person_id,
             kind: self.kind.clone(),
             monthly_fen: self.monthly_fen,
-            from: opt_date(&self.from_date)?,
-            until: opt_date(&self.until_date)?,
+            from: self.from_date,
+            until: self.until_date,
             source: self.source.clone(),
         })
     }
@@ -212,8 +201,8 @@ impl BenefitEdit {
         Ok(match self {
             BenefitEdit::Kind { kind } => E::Kind(kind.clone()),
             BenefitEdit::MonthlyFen { monthly_fen } => E::MonthlyFen(*monthly_fen),
-            BenefitEdit::From { from_date } => E::From(opt_date(from_date)?),
-            BenefitEdit::Until { until_date } => E::Until(opt_date(until_date)?),
+            BenefitEdit::From { from_date } => E::From(*from_date),
+            BenefitEdit::Until { until_date } => E::Until(*until_date),
             BenefitEdit::Source { source } => {
                 bounded(source)?;
                 E::Source(source.clone())
@@ -225,8 +214,8 @@ impl BenefitEdit {
 impl NewGuardianship {
     fn to_core(&self) -> Result<core::NewGuardianship> {
         Ok(core::NewGuardianship {
-            carer: person_id(&self.carer_person_id)?,
-            child: person_id(&self.child_person_id)?,
+            carer: self.carer_person_id,
+            child: self.child_person_id,
             kind: self.kind.into(),
             relationship: self.relationship.clone(),
             capacity: self.capacity.map(Into::into),
@@ -250,12 +239,12 @@ impl GuardianshipEdit {
 impl From<core::Benefit> for Benefit {
     fn from(b: core::Benefit) -> Self {
         Benefit {
-            id: b.id.to_string(),
-            person_id: b.person.to_string(),
+            id: b.id,
+            person_id: b.person,
             kind: b.kind,
             monthly_fen: b.monthly.0,
-            from_date: b.from.map(|d| d.to_string()),
-            until_date: b.until.map(|d| d.to_string()),
+            from_date: b.from,
+            until_date: b.until,
             source: b.source,
             created: prov(b.created),
         }
@@ -265,9 +254,9 @@ impl From<core::Benefit> for Benefit {
 impl From<core::Guardianship> for Guardianship {
     fn from(g: core::Guardianship) -> Self {
         Guardianship {
-            id: g.id.to_string(),
-            carer_person_id: g.carer.to_string(),
-            child_person_id: g.child.to_string(),
+            id: g.id,
+            carer_person_id: g.carer,
+            child_person_id: g.child,
             kind: g.kind.into(),
             relationship: g.relationship,
             capacity: g.capacity.map(Into::into),
@@ -280,13 +269,13 @@ impl From<core::Guardianship> for Guardianship {
 impl From<core::VisitDue> for VisitDue {
     fn from(d: core::VisitDue) -> Self {
         VisitDue {
-            household_id: d.household.to_string(),
+            household_id: d.household,
             code: d.code,
             village: d.village,
             care_level: d.care_level.into(),
             visit_every_days: d.visit_every_days,
-            last_visit: d.last_visit.map(|d| d.to_string()),
-            due_on: d.due_on.map(|d| d.to_string()),
+            last_visit: d.last_visit,
+            due_on: d.due_on,
             days_overdue: d.days_overdue,
         }
     }
@@ -295,68 +284,64 @@ impl From<core::VisitDue> for VisitDue {
 #[uniffi::export]
 impl Doorstep {
     /// Record a benefit a person of the household receives; its id.
-    pub fn add_benefit(&self, household_id: String, benefit: NewBenefit) -> Result<String> {
+    pub fn add_benefit(&self, household_id: HouseholdId, benefit: NewBenefit) -> Result<BenefitId> {
         guarded(|| {
             let benefit = benefit.to_core()?;
-            Ok(self
-                .write(&household_id, |s, h| s.add_benefit(h, &benefit))?
-                .to_string())
+            self.write(household_id, |s, h| s.add_benefit(h, &benefit))
         })
     }
 
     pub fn edit_benefit(
         &self,
-        household_id: String,
-        benefit_id: String,
+        household_id: HouseholdId,
+        benefit_id: BenefitId,
         edit: BenefitEdit,
     ) -> Result<()> {
         guarded(|| {
-            let (id, edit) = (self::benefit_id(&benefit_id)?, edit.to_core()?);
-            self.write(&household_id, |s, h| s.edit_benefit(h, id, &edit))
+            let (id, edit) = (benefit_id, edit.to_core()?);
+            self.write(household_id, |s, h| s.edit_benefit(h, id, &edit))
         })
     }
 
     /// Record that a carer of the household looks after a child of the household; its id.
     pub fn add_guardianship(
         &self,
-        household_id: String,
+        household_id: HouseholdId,
         guardianship: NewGuardianship,
-    ) -> Result<String> {
+    ) -> Result<GuardianshipId> {
         guarded(|| {
             let g = guardianship.to_core()?;
-            Ok(self
-                .write(&household_id, |s, h| s.add_guardianship(h, &g))?
-                .to_string())
+            self.write(household_id, |s, h| s.add_guardianship(h, &g))
         })
     }
 
     /// `Kind` is identity-critical: refused (`OpenConflict`) while two kinds conflict.
     pub fn edit_guardianship(
         &self,
-        household_id: String,
-        guardianship_id: String,
+        household_id: HouseholdId,
+        guardianship_id: GuardianshipId,
         edit: GuardianshipEdit,
     ) -> Result<()> {
         guarded(|| {
-            let (id, edit) = (self::guardianship_id(&guardianship_id)?, edit.to_core());
-            self.write(&household_id, |s, h| s.edit_guardianship(h, id, &edit))
+            let (id, edit) = (guardianship_id, edit.to_core());
+            self.write(household_id, |s, h| s.edit_guardianship(h, id, &edit))
         })
     }
 
     /// The guardianship no longer holds (status `ENDED`; the record stays).
-    pub fn end_guardianship(&self, household_id: String, guardianship_id: String) -> Result<()> {
-        guarded(|| {
-            let id = self::guardianship_id(&guardianship_id)?;
-            self.write(&household_id, |s, h| s.end_guardianship(h, id))
-        })
+    pub fn end_guardianship(
+        &self,
+        household_id: HouseholdId,
+        guardianship_id: GuardianshipId,
+    ) -> Result<()> {
+        guarded(|| self.write(household_id, |s, h| s.end_guardianship(h, guardianship_id)))
     }
 
     /// Active households with a care level whose latest visit is as old as the level
     /// allows, or older, or that were never visited: never visited first, then the most
     /// overdue.
-    pub fn visits_due(&self, as_of: String) -> Result<Vec<VisitDue>> {
+    pub fn visits_due(&self, as_of: Date) -> Result<Vec<VisitDue>> {
         guarded(|| {
-            let as_of = date(&as_of)?;
             Ok(self
                 .store()?
                 .visits_due(as_of)?

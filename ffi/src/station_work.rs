@@ -3,28 +3,30 @@
 //! types and resource kinds are vocabulary codes (`vocabulary()`, `describeCategory`).
 
 use doorstep_core as core;
+use doorstep_core::{ActivityId, Date, HouseholdId, NeedId, PersonId, ResourceId, StationId};
+pub use doorstep_core::{ActivitySummary, ResourceSummary};
 
 use crate::error::Result;
 use crate::observe::ChangeEvent;
-use crate::types::{date, prov, Provenance};
+use crate::types::{prov, Provenance};
 use crate::{bounded, guarded, text, Doorstep};
 
 /// A group activity: 交通安全进校园, a village anti-drowning talk ...
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Activity {
-    pub id: String,
-    pub station_id: String,
+    pub id: ActivityId,
+    pub station_id: StationId,
     /// An activity code (`activity.safety.traffic`); a newer list's code reads as stored.
     pub activity_type: String,
     /// `YYYY-MM-DD`
-    pub date: String,
+    pub date: Date,
     pub place: String,
     pub target_group: String,
     pub attendee_count: Option<u32>,
     /// Partner organisations as written (县交警大队, 某村村委会).
     pub partners: Vec<String>,
     pub materials: Vec<String>,
-    pub resource_ids: Vec<String>,
+    pub resource_ids: Vec<ResourceId>,
     pub narrative: String,
     pub created: Provenance,
 }
@@ -32,20 +34,20 @@ pub struct Activity {
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct NewActivity {
     pub activity_type: String,
-    pub date: String,
+    pub date: Date,
     pub place: String,
     pub target_group: String,
     pub attendee_count: Option<u32>,
     pub partners: Vec<String>,
     pub materials: Vec<String>,
-    pub resource_ids: Vec<String>,
+    pub resource_ids: Vec<ResourceId>,
     pub narrative: String,
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum ActivityEdit {
     ActivityType { activity_type: String },
-    Date { date: String },
+    Date { date: Date },
     Place { place: String },
     TargetGroup { target_group: String },
     AttendeeCount { attendee_count: Option<u32> },
@@ -53,16 +55,16 @@ pub enum ActivityEdit {
     RemovePartner { partner: String },
     AddMaterial { material: String },
     RemoveMaterial { material: String },
-    AddResource { resource_id: String },
-    RemoveResource { resource_id: String },
+    AddResource { resource_id: ResourceId },
+    RemoveResource { resource_id: ResourceId },
 }
 
 /// One row of `activitiesBetween` / `activitiesInMonth` (from the index).
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct ActivitySummary {
-    pub id: String,
+    pub id: ActivityId,
     pub activity_type: String,
-    pub date: String,
+    pub date: Date,
     pub place: String,
     pub attendee_count: Option<u32>,
 }
@@ -70,8 +72,8 @@ pub struct ActivitySummary {
 /// An organisation or team of the community resource register.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Resource {
-    pub id: String,
-    pub station_id: String,
+    pub id: ResourceId,
+    pub station_id: StationId,
     /// A resource code (`resource.volunteer_team`); a newer list's code reads as stored.
     pub kind: String,
     pub name: String,
@@ -114,9 +116,9 @@ pub enum ResourceText {
     Wishes,
 }
 
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct ResourceSummary {
-    pub id: String,
+    pub id: ResourceId,
     pub kind: String,
     pub name: String,
     pub member_count: Option<u32>,
@@ -125,28 +127,16 @@ pub struct ResourceSummary {
 /// A person of a household this phone holds linked as an activity's attendee.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Attendee {
-    pub household_id: String,
-    pub person_id: String,
+    pub household_id: HouseholdId,
+    pub person_id: PersonId,
 }
 
 /// A household's need referred to a resource.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Referral {
-    pub household_id: String,
-    pub need_id: String,
-    pub resource_id: String,
-}
-
-fn activity_id(s: &str) -> Result<core::ActivityId> {
-    Ok(core::ActivityId::parse(s)?)
-}
-
-fn resource_id(s: &str) -> Result<core::ResourceId> {
-    Ok(core::ResourceId::parse(s)?)
-}
-
-fn resource_ids(v: &[String]) -> Result<Vec<core::ResourceId>> {
-    v.iter().map(|s| resource_id(s)).collect()
+    pub household_id: HouseholdId,
+    pub need_id: NeedId,
+    pub resource_id: ResourceId,
 }
 
 fn bounded_all(v: &[String]) -> Result<()> {
@@ -162,13 +152,13 @@ impl NewActivity {
         bounded_all(&self.materials)?;
         Ok(core::NewActivity {
             activity_type: self.activity_type.clone(),
-            date: date(&self.date)?,
+            date: self.date,
             place: self.place.clone(),
             target_group: self.target_group.clone(),
             attendee_count: self.attendee_count,
             partners: self.partners.clone(),
             materials: self.materials.clone(),
-            resources: resource_ids(&self.resource_ids)?,
+            resources: self.resource_ids.clone(),
             narrative: self.narrative.clone(),
         })
     }
@@ -179,7 +169,7 @@ impl ActivityEdit {
         use core::ActivityEdit as E;
         Ok(match self {
             ActivityEdit::ActivityType { activity_type } => E::ActivityType(activity_type.clone()),
-            ActivityEdit::Date { date: d } => E::Date(date(d)?),
+            ActivityEdit::Date { date: d } => E::Date(*d),
             ActivityEdit::Place { place } => E::Place(place.clone()),
             ActivityEdit::TargetGroup { target_group } => E::TargetGroup(target_group.clone()),
             ActivityEdit::AttendeeCount { attendee_count } => E::AttendeeCount(*attendee_count),
@@ -187,8 +177,8 @@ impl ActivityEdit {
             ActivityEdit::RemovePartner { partner } => E::RemovePartner(partner.clone()),
             ActivityEdit::AddMaterial { material } => E::AddMaterial(material.clone()),
             ActivityEdit::RemoveMaterial { material } => E::RemoveMaterial(material.clone()),
-            ActivityEdit::AddResource { resource_id: r } => E::AddResource(resource_id(r)?),
-            ActivityEdit::RemoveResource { resource_id: r } => E::RemoveResource(resource_id(r)?),
+            ActivityEdit::AddResource { resource_id: r } => E::AddResource(*r),
+            ActivityEdit::RemoveResource { resource_id: r } => E::RemoveResource(*r),
         })
     }
 }
@@ -241,16 +231,16 @@ impl From<ResourceText> for core::ResourceText {
 impl From<core::Activity> for Activity {
     fn from(a: core::Activity) -> Self {
         Activity {
-            id: a.id.to_string(),
-            station_id: a.station.to_string(),
+            id: a.id,
+            station_id: a.station,
             activity_type: a.activity_type,
-            date: a.date.to_string(),
+            date: a.date,
             place: a.place,
             target_group: a.target_group,
             attendee_count: a.attendee_count,
             partners: a.partners,
             materials: a.materials,
-            resource_ids: a.resources.iter().map(ToString::to_string).collect(),
+            resource_ids: a.resources,
             narrative: a.narrative,
             created: prov(a.created),
         }
@@ -260,8 +250,8 @@ impl From<core::Activity> for Activity {
 impl From<core::Resource> for Resource {
     fn from(r: core::Resource) -> Self {
         Resource {
-            id: r.id.to_string(),
-            station_id: r.station.to_string(),
+            id: r.id,
+            station_id: r.station,
             kind: r.kind,
             name: r.name,
             leader: r.leader,
@@ -272,16 +262,6 @@ impl From<core::Resource> for Resource {
             wishes: r.wishes,
             created: prov(r.created),
         }
-    }
-}
-
-fn activity_summary(a: core::ActivitySummary) -> ActivitySummary {
-    ActivitySummary {
-        id: a.id.to_string(),
-        activity_type: a.activity_type,
-        date: a.date.to_string(),
-        place: a.place,
-        attendee_count: a.attendee_count,
     }
 }
 
@@ -296,18 +276,18 @@ impl Doorstep {
 #[uniffi::export]
 impl Doorstep {
     /// Record a group activity of this station (seen by every worker of the station).
-    pub fn create_activity(&self, activity: NewActivity) -> Result<String> {
+    pub fn create_activity(&self, activity: NewActivity) -> Result<ActivityId> {
         guarded(|| {
             let new = activity.to_core()?;
             let id = self.store()?.create_activity(&new)?;
             self.work_changed(&core::HouseholdId::from_uuid(*id.as_uuid()));
-            Ok(id.to_string())
+            Ok(id)
         })
     }
 
-    pub fn edit_activity(&self, activity_id: String, edit: ActivityEdit) -> Result<()> {
+    pub fn edit_activity(&self, activity_id: ActivityId, edit: ActivityEdit) -> Result<()> {
         guarded(|| {
-            let (id, edit) = (self::activity_id(&activity_id)?, edit.to_core()?);
+            let (id, edit) = (activity_id, edit.to_core()?);
             self.store()?.edit_activity(id, &edit)?;
             self.work_changed(&core::HouseholdId::from_uuid(*id.as_uuid()));
             Ok(())
@@ -317,17 +297,17 @@ impl Doorstep {
     /// Type into the narrative (positions in Unicode code points).
     pub fn splice_activity_narrative(
         &self,
-        activity_id: String,
+        activity_id: ActivityId,
         position: u64,
         delete: u64,
         text: String,
     ) -> Result<()> {
         guarded(|| {
             bounded(&text)?;
-            let id = self::activity_id(&activity_id)?;
             let (p, d) = (crate::position(position)?, crate::position(delete)?);
-            self.store()?.splice_activity_narrative(id, p, d, &text)?;
-            self.work_changed(&core::HouseholdId::from_uuid(*id.as_uuid()));
+            self.store()?
+                .splice_activity_narrative(activity_id, p, d, &text)?;
+            self.work_changed(&core::HouseholdId::from_uuid(*activity_id.as_uuid()));
             Ok(())
         })
     }
@@ -335,85 +315,61 @@ impl Doorstep {
     /// `splice_activity_narrative` with UTF-16 positions, as Kotlin and Swift count them.
     pub fn splice_activity_narrative_utf16(
         &self,
-        activity_id: String,
+        activity_id: ActivityId,
         position: u64,
         delete: u64,
         text: String,
     ) -> Result<()> {
         guarded(|| {
-            let current = self
-                .store()?
-                .activity(self::activity_id(&activity_id)?)?
-                .narrative;
+            let current = self.store()?.activity(activity_id)?.narrative;
             let (p, d) = text::utf16_span(&current, position, delete)?;
             self.splice_activity_narrative(activity_id, p, d, text)
         })
     }
 
-    pub fn activity(&self, activity_id: String) -> Result<Activity> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .activity(self::activity_id(&activity_id)?)?
-                .into())
-        })
+    pub fn activity(&self, activity_id: ActivityId) -> Result<Activity> {
+        guarded(|| Ok(self.store()?.activity(activity_id)?.into()))
     }
 
     /// Activities dated `from..=to` (`YYYY-MM-DD`), by date.
-    pub fn activities_between(&self, from: String, to: String) -> Result<Vec<ActivitySummary>> {
-        guarded(|| {
-            let (from, to) = (date(&from)?, date(&to)?);
-            Ok(self
-                .store()?
-                .activities_between(from, to)?
-                .into_iter()
-                .map(activity_summary)
-                .collect())
-        })
+    pub fn activities_between(&self, from: Date, to: Date) -> Result<Vec<ActivitySummary>> {
+        guarded(|| Ok(self.store()?.activities_between(from, to)?))
     }
 
     /// Activities of one month (`month` 1–12), by date: the monthly report's list.
     pub fn activities_in_month(&self, year: i32, month: u32) -> Result<Vec<ActivitySummary>> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .activities_in_month(year, month)?
-                .into_iter()
-                .map(activity_summary)
-                .collect())
-        })
+        guarded(|| Ok(self.store()?.activities_in_month(year, month)?))
     }
 
     /// Persons of households this phone holds linked as attendees (`PersonEdit.AddActivity`).
-    pub fn attendees(&self, activity_id: String) -> Result<Vec<Attendee>> {
+    pub fn attendees(&self, activity_id: ActivityId) -> Result<Vec<Attendee>> {
         guarded(|| {
             Ok(self
                 .store()?
-                .attendees(self::activity_id(&activity_id)?)?
+                .attendees(activity_id)?
                 .into_iter()
                 .map(|a| Attendee {
-                    household_id: a.household.to_string(),
-                    person_id: a.person.to_string(),
+                    household_id: a.household,
+                    person_id: a.person,
                 })
                 .collect())
         })
     }
 
     /// Add an organisation or team to the station's resource register.
-    pub fn create_resource(&self, resource: NewResource) -> Result<String> {
+    pub fn create_resource(&self, resource: NewResource) -> Result<ResourceId> {
         guarded(|| {
             let new = resource.to_core()?;
             let id = self.store()?.create_resource(&new)?;
             self.work_changed(&core::HouseholdId::from_uuid(*id.as_uuid()));
-            Ok(id.to_string())
+            Ok(id)
         })
     }
 
-    pub fn edit_resource(&self, resource_id: String, edit: ResourceEdit) -> Result<()> {
+    pub fn edit_resource(&self, resource_id: ResourceId, edit: ResourceEdit) -> Result<()> {
         guarded(|| {
-            let id = self::resource_id(&resource_id)?;
-            self.store()?.edit_resource(id, &edit.to_core())?;
-            self.work_changed(&core::HouseholdId::from_uuid(*id.as_uuid()));
+            self.store()?.edit_resource(resource_id, &edit.to_core())?;
+            self.work_changed(&core::HouseholdId::from_uuid(*resource_id.as_uuid()));
             Ok(())
         })
     }
@@ -421,7 +377,7 @@ impl Doorstep {
     /// Type into a resource's services or wishes (Unicode code points).
     pub fn splice_resource_text(
         &self,
-        resource_id: String,
+        resource_id: ResourceId,
         field: ResourceText,
         position: u64,
         delete: u64,
@@ -429,66 +385,44 @@ impl Doorstep {
     ) -> Result<()> {
         guarded(|| {
             bounded(&text)?;
-            let id = self::resource_id(&resource_id)?;
             let (p, d) = (crate::position(position)?, crate::position(delete)?);
             self.store()?
-                .splice_resource_text(id, field.into(), p, d, &text)?;
-            self.work_changed(&core::HouseholdId::from_uuid(*id.as_uuid()));
+                .splice_resource_text(resource_id, field.into(), p, d, &text)?;
+            self.work_changed(&core::HouseholdId::from_uuid(*resource_id.as_uuid()));
             Ok(())
         })
     }
 
-    pub fn resource(&self, resource_id: String) -> Result<Resource> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .resource(self::resource_id(&resource_id)?)?
-                .into())
-        })
+    pub fn resource(&self, resource_id: ResourceId) -> Result<Resource> {
+        guarded(|| Ok(self.store()?.resource(resource_id)?.into()))
     }
 
     /// The register, by kind then name; with `kind`, that code and the codes below it.
     pub fn resources(&self, kind: Option<String>) -> Result<Vec<ResourceSummary>> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .resources(kind.as_deref())?
-                .into_iter()
-                .map(|r| ResourceSummary {
-                    id: r.id.to_string(),
-                    kind: r.kind,
-                    name: r.name,
-                    member_count: r.member_count,
-                })
-                .collect())
-        })
+        guarded(|| Ok(self.store()?.resources(kind.as_deref())?))
     }
 
     /// Refer a household's need to a resource (`None` withdraws the referral).
     pub fn refer_need(
         &self,
-        household_id: String,
-        need_id: String,
-        resource_id: Option<String>,
+        household_id: HouseholdId,
+        need_id: NeedId,
+        resource_id: Option<ResourceId>,
     ) -> Result<()> {
-        guarded(|| {
-            let need = core::NeedId::parse(&need_id)?;
-            let resource = resource_id.as_deref().map(self::resource_id).transpose()?;
-            self.write(&household_id, |s, h| s.refer_need(h, need, resource))
-        })
+        guarded(|| self.write(household_id, |s, h| s.refer_need(h, need_id, resource_id)))
     }
 
     /// Needs of households this phone holds referred to `resource_id`.
-    pub fn referrals_to(&self, resource_id: String) -> Result<Vec<Referral>> {
+    pub fn referrals_to(&self, resource_id: ResourceId) -> Result<Vec<Referral>> {
         guarded(|| {
             Ok(self
                 .store()?
-                .referrals_to(self::resource_id(&resource_id)?)?
+                .referrals_to(resource_id)?
                 .into_iter()
                 .map(|r| Referral {
-                    household_id: r.household.to_string(),
-                    need_id: r.need.to_string(),
-                    resource_id: r.resource.to_string(),
+                    household_id: r.household,
+                    need_id: r.need,
+                    resource_id: r.resource,
                 })
                 .collect())
         })

@@ -3,10 +3,12 @@
 //! responses this phone holds.
 
 use doorstep_core as core;
+pub use doorstep_core::SurveySummary;
+use doorstep_core::{HouseholdId, PersonId, ResponseId, SurveyId, SurveyVersionId};
 
 use crate::error::{invalid, Result};
 use crate::observe::ChangeEvent;
-use crate::types::{person_id, prov, Provenance};
+use crate::types::{prov, Provenance};
 use crate::{guarded, Doorstep};
 
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
@@ -51,7 +53,7 @@ pub struct Question {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SurveyVersion {
-    pub id: String,
+    pub id: SurveyVersionId,
     pub number: u32,
     pub questions: Vec<Question>,
     pub created: Provenance,
@@ -59,16 +61,16 @@ pub struct SurveyVersion {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Survey {
-    pub id: String,
+    pub id: SurveyId,
     pub title: String,
     /// By number; the last is the latest.
     pub versions: Vec<SurveyVersion>,
     pub created: Provenance,
 }
 
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct SurveySummary {
-    pub id: String,
+    pub id: SurveyId,
     pub title: String,
     pub versions: u32,
 }
@@ -110,11 +112,11 @@ pub enum ResponseStatus {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SurveyResponse {
-    pub id: String,
-    pub person_id: String,
-    pub survey_id: String,
+    pub id: ResponseId,
+    pub person_id: PersonId,
+    pub survey_id: SurveyId,
     /// The version it answered (kept when newer versions are published).
-    pub version_id: String,
+    pub version_id: SurveyVersionId,
     pub answers: Vec<Answer>,
     pub status: ResponseStatus,
     pub created: Provenance,
@@ -123,7 +125,7 @@ pub struct SurveyResponse {
 /// How many submitted responses this phone holds gave an answer.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct AnswerCount {
-    pub version_id: String,
+    pub version_id: SurveyVersionId,
     pub question: String,
     /// The option code (choices) or the point (scale); `None` for number and text.
     pub option: Option<String>,
@@ -134,21 +136,9 @@ pub struct AnswerCount {
 
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct Respondent {
-    pub household_id: String,
-    pub person_id: String,
-    pub response_id: String,
-}
-
-fn survey_id(s: &str) -> Result<core::SurveyId> {
-    Ok(core::SurveyId::parse(s)?)
-}
-
-fn version_id(s: &str) -> Result<core::SurveyVersionId> {
-    Ok(core::SurveyVersionId::parse(s)?)
-}
-
-fn response_id(s: &str) -> Result<core::ResponseId> {
-    Ok(core::ResponseId::parse(s)?)
+    pub household_id: HouseholdId,
+    pub person_id: PersonId,
+    pub response_id: ResponseId,
 }
 
 impl From<core::SurveyOption> for SurveyOption {
@@ -268,10 +258,10 @@ fn answers(a: &[Answer]) -> Result<Vec<core::Answer>> {
 impl From<core::SurveyResponse> for SurveyResponse {
     fn from(r: core::SurveyResponse) -> Self {
         SurveyResponse {
-            id: r.id.to_string(),
-            person_id: r.person.to_string(),
-            survey_id: r.survey.to_string(),
-            version_id: r.version.to_string(),
+            id: r.id,
+            person_id: r.person,
+            survey_id: r.survey,
+            version_id: r.version,
             answers: r.answers.into_iter().map(Into::into).collect(),
             status: match r.status {
                 core::ResponseStatus::Submitted => ResponseStatus::Submitted,
@@ -286,13 +276,13 @@ impl From<core::SurveyResponse> for SurveyResponse {
 impl From<core::Survey> for Survey {
     fn from(s: core::Survey) -> Self {
         Survey {
-            id: s.id.to_string(),
+            id: s.id,
             title: s.title,
             versions: s
                 .versions
                 .into_iter()
                 .map(|v| SurveyVersion {
-                    id: v.id.to_string(),
+                    id: v.id,
                     number: v.number,
                     questions: v.questions.into_iter().map(Into::into).collect(),
                     created: prov(v.created),
@@ -314,127 +304,111 @@ impl Doorstep {
 #[uniffi::export]
 impl Doorstep {
     /// Define a needs survey with its first version (seen by every worker of the station).
-    pub fn create_survey(&self, title: String, questions: Vec<Question>) -> Result<String> {
+    pub fn create_survey(&self, title: String, questions: Vec<Question>) -> Result<SurveyId> {
         guarded(|| {
             let qs = self::questions(&questions)?;
             let id = self.store()?.create_survey(&title, &qs)?;
             self.survey_changed(&id);
-            Ok(id.to_string())
+            Ok(id)
         })
     }
 
     /// Publish a new, frozen version of a survey; its id. Earlier versions stay as they were.
     pub fn publish_survey_version(
         &self,
-        survey_id: String,
+        survey_id: SurveyId,
         questions: Vec<Question>,
-    ) -> Result<String> {
+    ) -> Result<SurveyVersionId> {
         guarded(|| {
-            let id = self::survey_id(&survey_id)?;
             let qs = self::questions(&questions)?;
-            let v = self.store()?.publish_survey_version(id, &qs)?;
-            self.survey_changed(&id);
-            Ok(v.to_string())
+            let v = self.store()?.publish_survey_version(survey_id, &qs)?;
+            self.survey_changed(&survey_id);
+            Ok(v)
         })
     }
 
-    pub fn rename_survey(&self, survey_id: String, title: String) -> Result<()> {
+    pub fn rename_survey(&self, survey_id: SurveyId, title: String) -> Result<()> {
         guarded(|| {
-            let id = self::survey_id(&survey_id)?;
-            self.store()?.rename_survey(id, &title)?;
-            self.survey_changed(&id);
+            self.store()?.rename_survey(survey_id, &title)?;
+            self.survey_changed(&survey_id);
             Ok(())
         })
     }
 
-    pub fn survey(&self, survey_id: String) -> Result<Survey> {
-        guarded(|| Ok(self.store()?.survey(self::survey_id(&survey_id)?)?.into()))
+    pub fn survey(&self, survey_id: SurveyId) -> Result<Survey> {
+        guarded(|| Ok(self.store()?.survey(survey_id)?.into()))
     }
 
     /// The surveys this phone holds, by title.
     pub fn surveys(&self) -> Result<Vec<SurveySummary>> {
-        guarded(|| {
-            Ok(self
-                .store()?
-                .surveys()?
-                .into_iter()
-                .map(|s| SurveySummary {
-                    id: s.id.to_string(),
-                    title: s.title,
-                    versions: s.versions,
-                })
-                .collect())
-        })
+        guarded(|| Ok(self.store()?.surveys()?))
     }
 
     /// Record a person's answers to a version of a survey (checked against it); its id. A
     /// person answers a survey once: edit that response instead.
     pub fn respond_to_survey(
         &self,
-        household_id: String,
-        person_id: String,
-        survey_id: String,
-        version_id: String,
+        household_id: HouseholdId,
+        person_id: PersonId,
+        survey_id: SurveyId,
+        version_id: SurveyVersionId,
         answers: Vec<Answer>,
-    ) -> Result<String> {
+    ) -> Result<ResponseId> {
         guarded(|| {
-            let person = self::person_id(&person_id)?;
-            let survey = self::survey_id(&survey_id)?;
-            let version = self::version_id(&version_id)?;
             let a = self::answers(&answers)?;
-            Ok(self
-                .write(&household_id, |s, h| {
-                    s.respond_to_survey(h, person, survey, version, &a)
-                })?
-                .to_string())
+            self.write(household_id, |s, h| {
+                s.respond_to_survey(h, person_id, survey_id, version_id, &a)
+            })
         })
     }
 
     /// Replace a response's answers.
     pub fn edit_survey_response(
         &self,
-        household_id: String,
-        response_id: String,
+        household_id: HouseholdId,
+        response_id: ResponseId,
         answers: Vec<Answer>,
     ) -> Result<()> {
         guarded(|| {
-            let id = self::response_id(&response_id)?;
             let a = self::answers(&answers)?;
-            self.write(&household_id, |s, h| s.edit_survey_response(h, id, &a))
+            self.write(household_id, |s, h| {
+                s.edit_survey_response(h, response_id, &a)
+            })
         })
     }
 
     /// Withdraw a response: kept in the case file, no longer counted.
     pub fn withdraw_survey_response(
         &self,
-        household_id: String,
-        response_id: String,
+        household_id: HouseholdId,
+        response_id: ResponseId,
     ) -> Result<()> {
         guarded(|| {
-            let id = self::response_id(&response_id)?;
-            self.write(&household_id, |s, h| s.withdraw_survey_response(h, id))
+            self.write(household_id, |s, h| {
+                s.withdraw_survey_response(h, response_id)
+            })
         })
     }
 
     pub fn survey_response(
         &self,
-        household_id: String,
-        response_id: String,
+        household_id: HouseholdId,
+        response_id: ResponseId,
     ) -> Result<SurveyResponse> {
         guarded(|| {
-            let h = crate::types::household_id(&household_id)?;
-            let id = self::response_id(&response_id)?;
-            Ok(self.store()?.survey_response(h, id)?.into())
+            Ok(self
+                .store()?
+                .survey_response(household_id, response_id)?
+                .into())
         })
     }
 
     /// Every response of a household's persons, by id.
-    pub fn survey_responses(&self, household_id: String) -> Result<Vec<SurveyResponse>> {
+    pub fn survey_responses(&self, household_id: HouseholdId) -> Result<Vec<SurveyResponse>> {
         guarded(|| {
-            let h = crate::types::household_id(&household_id)?;
             Ok(self
                 .store()?
-                .household(h)?
+                .household(household_id)?
                 .responses
                 .into_iter()
                 .map(Into::into)
@@ -443,30 +417,30 @@ impl Doorstep {
     }
 
     /// The persons of households this phone holds with a submitted response.
-    pub fn respondents(&self, survey_id: String) -> Result<Vec<Respondent>> {
+    pub fn respondents(&self, survey_id: SurveyId) -> Result<Vec<Respondent>> {
         guarded(|| {
             Ok(self
                 .store()?
-                .respondents(self::survey_id(&survey_id)?)?
+                .respondents(survey_id)?
                 .into_iter()
                 .map(|r| Respondent {
-                    household_id: r.household.to_string(),
-                    person_id: r.person.to_string(),
-                    response_id: r.response.to_string(),
+                    household_id: r.household,
+                    person_id: r.person,
+                    response_id: r.response,
                 })
                 .collect())
         })
     }
 
     /// Counts per version, question and option of the submitted responses this phone holds.
-    pub fn survey_counts(&self, survey_id: String) -> Result<Vec<AnswerCount>> {
+    pub fn survey_counts(&self, survey_id: SurveyId) -> Result<Vec<AnswerCount>> {
         guarded(|| {
             Ok(self
                 .store()?
-                .survey_counts(self::survey_id(&survey_id)?)?
+                .survey_counts(survey_id)?
                 .into_iter()
                 .map(|c| AnswerCount {
-                    version_id: c.version.to_string(),
+                    version_id: c.version,
                     question: c.question,
                     option: c.option,
                     count: c.count,

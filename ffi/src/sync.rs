@@ -4,13 +4,15 @@
 use std::sync::Arc;
 
 use doorstep_core::transport as core;
+pub use doorstep_core::transport::SyncProgress;
 
 use crate::observe::ObserverError;
 
 /// How far a running `sync` has got, after each round trip. There is no total: the protocol
 /// does not say how much the server holds, so a new phone shows "N households received"
 /// while `bootstrapping`, not a percentage.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+// The core's own type (UniFFI remote record: the fields are checked against it at compile time).
+#[uniffi::remote(Record)]
 pub struct SyncProgress {
     pub round_trips: u32,
     pub bytes_up: u64,
@@ -23,20 +25,6 @@ pub struct SyncProgress {
     pub snapshots: u64,
     /// The phone is still receiving its first copy of the station's documents.
     pub bootstrapping: bool,
-}
-
-impl From<&core::SyncProgress> for SyncProgress {
-    fn from(p: &core::SyncProgress) -> Self {
-        SyncProgress {
-            round_trips: p.round_trips,
-            bytes_up: p.bytes_up,
-            bytes_down: p.bytes_down,
-            documents_received: p.documents_received,
-            documents_acknowledged: p.documents_acknowledged,
-            snapshots: p.snapshots,
-            bootstrapping: p.bootstrapping,
-        }
-    }
 }
 
 /// Implemented by the app to hear a sync's progress. Called on the library's sync thread

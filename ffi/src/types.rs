@@ -1,8 +1,20 @@
-//! The records and enums apps see, and their conversion to and from the core's types.
-//! Ids cross the boundary as hyphenated UUID strings and are parsed (validated) on entry;
-//! dates as `YYYY-MM-DD`; instants as milliseconds since the Unix epoch.
+//! The records and enums apps see. The core's own types where the bindings' names are the
+//! core's (remote types: unit enums, `BirthDate`, `NewPerson`, `HouseholdSummary`); records
+//! of their own, with conversions, where the bindings name things differently
+//! (`household_id` for `household`, `at_ms` for a `Timestamp`). Ids and dates are the core's
+//! newtypes, strings in the bindings (`ids.rs`); instants are milliseconds since the Unix
+//! epoch (ADR 0030).
 
 use doorstep_core as core;
+pub use doorstep_core::protocol::ErasureReason;
+use doorstep_core::{
+    ActivityId, AmendmentId, CardIssuanceId, CardLeaseId, Date, DeviceId, FollowUpId, HouseholdId,
+    InquiryId, NeedId, PersonId, ResourceId, StationId, VisitId, WorkerId,
+};
+pub use doorstep_core::{
+    BirthDate, CardStatus, ConflictKind, FollowUpStatus, HouseholdStatus, HouseholdSummary,
+    InquiryStatus, NeedStatus, NewPerson, Role, Section, Sex, VisitKind, VisitStatus,
+};
 
 use crate::bounded;
 use crate::error::{invalid, Result};
@@ -10,29 +22,8 @@ use crate::person_details::{
     Benefit, CareLevel, Guardianship, HukouType, SchoolStage, SchoolStatus,
 };
 
-// ----- parsing what the app passes ---------------------------------------------------------
+// ----- converting -------------------------------------------------------------------------
 
-pub(crate) fn household_id(s: &str) -> Result<core::HouseholdId> {
-    Ok(core::HouseholdId::parse(s)?)
-}
-pub(crate) fn person_id(s: &str) -> Result<core::PersonId> {
-    Ok(core::PersonId::parse(s)?)
-}
-pub(crate) fn visit_id(s: &str) -> Result<core::VisitId> {
-    Ok(core::VisitId::parse(s)?)
-}
-pub(crate) fn worker_id(s: &str) -> Result<core::WorkerId> {
-    Ok(core::WorkerId::parse(s)?)
-}
-pub(crate) fn date(s: &str) -> Result<core::Date> {
-    Ok(core::Date::parse(s)?)
-}
-fn opt<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
-    v.as_deref().map(f).transpose()
-}
-fn ids<T>(v: &[String], f: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
-    v.iter().map(|s| f(s)).collect()
-}
 fn gps_in(g: &Option<GeoPoint>) -> Result<Option<core::GeoPoint>> {
     g.map(|g| core::GeoPoint::new(g.lat, g.lon))
         .transpose()
@@ -44,36 +35,27 @@ fn gps_out(g: Option<core::GeoPoint>) -> Option<GeoPoint> {
         lon: g.lon,
     })
 }
-fn birth_in(b: &Option<BirthDate>) -> Result<Option<core::BirthDate>> {
-    b.as_ref()
-        .map(|b| {
-            Ok(core::BirthDate {
-                date: date(&b.date)?,
-                estimated: b.estimated,
-            })
-        })
-        .transpose()
-}
-fn birth_out(b: Option<core::BirthDate>) -> Option<BirthDate> {
-    b.map(|b| BirthDate {
-        date: b.date.to_string(),
-        estimated: b.estimated,
-    })
-}
 pub(crate) fn prov(p: core::Provenance) -> Provenance {
     Provenance {
-        worker_id: p.worker.to_string(),
-        device_id: p.device.to_string(),
+        worker_id: p.worker,
+        device_id: p.device,
         at_ms: p.at.0,
     }
 }
-fn strs<T: ToString>(v: &[T]) -> Vec<String> {
-    v.iter().map(ToString::to_string).collect()
-}
-
-/// Declares an FFI enum mirroring a core enum of unit variants, with conversions both ways.
+/// Gives a core enum of unit variants to the bindings as it is (UniFFI's remote types: the
+/// variants are listed again here and checked against the core's at compile time).
 // The value enums end with `Unrecognised`: a value a newer version wrote, shown as such;
 // the core refuses to write it (ADR 0013).
+macro_rules! core_enum {
+    ($(#[$doc:meta])* $name:ident { $($v:ident),+ $(,)? }) => {
+        #[uniffi::remote(Enum)]
+        $(#[$doc])*
+        pub enum $name { $($v),+ }
+    };
+}
+
+/// Declares an FFI enum mirroring a core enum of unit variants under another name, with
+/// conversions both ways.
 macro_rules! mirror_enum {
     ($(#[$doc:meta])* $name:ident => $core:path { $($v:ident),+ $(,)? }) => {
         $(#[$doc])*
@@ -88,20 +70,67 @@ macro_rules! mirror_enum {
     };
 }
 
-mirror_enum!(HouseholdStatus => core::HouseholdStatus { Active, MovedAway, Closed, Unrecognised });
-mirror_enum!(Sex => core::Sex { Female, Male, Unknown, Unrecognised });
-mirror_enum!(VisitKind => core::VisitKind { Home, Phone, School, NeighbourCheck, FollowUp, Unrecognised });
-mirror_enum!(VisitStatus => core::VisitStatus { Draft, Final, Unrecognised });
-mirror_enum!(
+core_enum!(HouseholdStatus {
+    Active,
+    MovedAway,
+    Closed,
+    Unrecognised
+});
+core_enum!(Sex {
+    Female,
+    Male,
+    Unknown,
+    Unrecognised
+});
+core_enum!(VisitKind {
+    Home,
+    Phone,
+    School,
+    NeighbourCheck,
+    FollowUp,
+    Unrecognised
+});
+core_enum!(VisitStatus {
+    Draft,
+    Final,
+    Unrecognised
+});
+core_enum!(
     /// The text sections of a visit record (health and study are absent from a visit started
     /// before them: typing there is refused).
-    Section => core::Section { PersonalSituation, FamilySituation, ActualNeeds, QuestionsAsked, Concerns, AdviceGiven, Health, Study }
+    Section { PersonalSituation, FamilySituation, ActualNeeds, QuestionsAsked, Concerns, AdviceGiven, Health, Study }
 );
-mirror_enum!(NeedStatus => core::NeedStatus { Open, Referred, Met, Closed, Unrecognised });
-mirror_enum!(InquiryStatus => core::InquiryStatus { Open, Answered, Referred, Unrecognised });
-mirror_enum!(FollowUpStatus => core::FollowUpStatus { Open, Done, Cancelled, Unrecognised });
-mirror_enum!(CardStatus => core::CardStatus { Issued, Replaced, Lost, Void, Unrecognised });
-mirror_enum!(ConflictKind => core::ConflictKind { ConcurrentValues, EditedAfterFinalise, DuplicateResponse });
+core_enum!(NeedStatus {
+    Open,
+    Referred,
+    Met,
+    Closed,
+    Unrecognised
+});
+core_enum!(InquiryStatus {
+    Open,
+    Answered,
+    Referred,
+    Unrecognised
+});
+core_enum!(FollowUpStatus {
+    Open,
+    Done,
+    Cancelled,
+    Unrecognised
+});
+core_enum!(CardStatus {
+    Issued,
+    Replaced,
+    Lost,
+    Void,
+    Unrecognised
+});
+core_enum!(ConflictKind {
+    ConcurrentValues,
+    EditedAfterFinalise,
+    DuplicateResponse
+});
 mirror_enum!(
     /// Why the server refused a household's changes (see `UploadStatus::Refused`).
     RefusalCode => core::protocol::DocErrorCode { NotFoundOrForbidden, Malformed, Invalid, MissingDependencies, Unattributed, Finalised }
@@ -115,18 +144,18 @@ pub struct GeoPoint {
     pub lon: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct BirthDate {
     /// `YYYY-MM-DD`
-    pub date: String,
+    pub date: Date,
     pub estimated: bool,
 }
 
 /// Who wrote a value, on which device, when (device clock, ms since the Unix epoch).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Provenance {
-    pub worker_id: String,
-    pub device_id: String,
+    pub worker_id: WorkerId,
+    pub device_id: DeviceId,
     pub at_ms: i64,
 }
 
@@ -199,7 +228,7 @@ impl HouseholdEdit {
             HouseholdEdit::Village { village } => E::Village(village.clone()),
             HouseholdEdit::Address { address } => E::Address(address.clone()),
             HouseholdEdit::Gps { gps } => E::Gps(gps_in(gps)?),
-            HouseholdEdit::Status { status } => E::Status((*status).into()),
+            HouseholdEdit::Status { status } => E::Status(*status),
             HouseholdEdit::AddPhone { phone } => E::AddPhone(phone.clone()),
             HouseholdEdit::RemovePhone { phone } => E::RemovePhone(phone.clone()),
             HouseholdEdit::AddTag { tag } => E::AddTag(tag.clone()),
@@ -209,7 +238,7 @@ impl HouseholdEdit {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct NewPerson {
     pub name: String,
     pub sex: Sex,
@@ -222,22 +251,6 @@ pub struct NewPerson {
     pub categories: Vec<String>,
     pub school: Option<String>,
     pub grade: Option<String>,
-}
-
-impl NewPerson {
-    pub(crate) fn to_core(&self) -> Result<core::NewPerson> {
-        Ok(core::NewPerson {
-            name: self.name.clone(),
-            sex: self.sex.into(),
-            birth_date: birth_in(&self.birth_date)?,
-            id_number: self.id_number.clone(),
-            relation: self.relation.clone(),
-            guardian: self.guardian,
-            categories: self.categories.clone(),
-            school: self.school.clone(),
-            grade: self.grade.clone(),
-        })
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
@@ -305,10 +318,10 @@ pub enum PersonEdit {
     },
     /// The person attended a group activity.
     AddActivity {
-        activity_id: String,
+        activity_id: ActivityId,
     },
     RemoveActivity {
-        activity_id: String,
+        activity_id: ActivityId,
     },
 }
 
@@ -317,8 +330,8 @@ impl PersonEdit {
         use core::PersonEdit as E;
         Ok(match self {
             PersonEdit::Name { name } => E::Name(name.clone()),
-            PersonEdit::Sex { sex } => E::Sex((*sex).into()),
-            PersonEdit::BirthDate { birth_date } => E::BirthDate(birth_in(birth_date)?),
+            PersonEdit::Sex { sex } => E::Sex(*sex),
+            PersonEdit::BirthDate { birth_date } => E::BirthDate(*birth_date),
             PersonEdit::IdNumber { id_number } => E::IdNumber(id_number.clone()),
             PersonEdit::Relation { relation } => E::Relation(relation.clone()),
             PersonEdit::Guardian { guardian } => E::Guardian(*guardian),
@@ -335,12 +348,8 @@ impl PersonEdit {
             PersonEdit::SchoolStatus { status } => E::SchoolStatus(status.map(Into::into)),
             PersonEdit::Boarding { boarding } => E::Boarding(*boarding),
             PersonEdit::CareLevel { care_level } => E::CareLevel(care_level.map(Into::into)),
-            PersonEdit::AddActivity { activity_id } => {
-                E::AddActivity(core::ActivityId::parse(activity_id)?)
-            }
-            PersonEdit::RemoveActivity { activity_id } => {
-                E::RemoveActivity(core::ActivityId::parse(activity_id)?)
-            }
+            PersonEdit::AddActivity { activity_id } => E::AddActivity(*activity_id),
+            PersonEdit::RemoveActivity { activity_id } => E::RemoveActivity(*activity_id),
         })
     }
 }
@@ -373,11 +382,11 @@ impl From<core::Companion> for VisitCompanion {
 pub struct NewVisit {
     pub kind: VisitKind,
     /// The local date of the visit, `YYYY-MM-DD`.
-    pub date: String,
+    pub date: Date,
     pub started_at_ms: i64,
     pub gps: Option<GeoPoint>,
-    pub other_worker_ids: Vec<String>,
-    pub present_person_ids: Vec<String>,
+    pub other_worker_ids: Vec<WorkerId>,
+    pub present_person_ids: Vec<PersonId>,
     /// People on the visit who are not registered workers (may be left out: none).
     #[uniffi(default)]
     pub companions: Vec<VisitCompanion>,
@@ -386,12 +395,12 @@ pub struct NewVisit {
 impl NewVisit {
     pub(crate) fn to_core(&self) -> Result<core::NewVisit> {
         Ok(core::NewVisit {
-            kind: self.kind.into(),
-            date: date(&self.date)?,
+            kind: self.kind,
+            date: self.date,
             started_at: core::Timestamp(self.started_at_ms),
             gps: gps_in(&self.gps)?,
-            other_workers: ids(&self.other_worker_ids, worker_id)?,
-            present: ids(&self.present_person_ids, person_id)?,
+            other_workers: self.other_worker_ids.clone(),
+            present: self.present_person_ids.clone(),
             companions: self
                 .companions
                 .iter()
@@ -404,13 +413,13 @@ impl NewVisit {
 #[derive(Clone, Debug, PartialEq, uniffi::Enum)]
 pub enum VisitEdit {
     Kind { kind: VisitKind },
-    Date { date: String },
+    Date { date: Date },
     EndedAt { ended_at_ms: Option<i64> },
     Gps { gps: Option<GeoPoint> },
-    AddWorker { worker_id: String },
-    RemoveWorker { worker_id: String },
-    AddPresent { person_id: String },
-    RemovePresent { person_id: String },
+    AddWorker { worker_id: WorkerId },
+    RemoveWorker { worker_id: WorkerId },
+    AddPresent { person_id: PersonId },
+    RemovePresent { person_id: PersonId },
     AddCompanion { companion: VisitCompanion },
     RemoveCompanion { companion: VisitCompanion },
 }
@@ -419,14 +428,14 @@ impl VisitEdit {
     pub(crate) fn to_core(&self) -> Result<core::VisitEdit> {
         use core::VisitEdit as E;
         Ok(match self {
-            VisitEdit::Kind { kind } => E::Kind((*kind).into()),
-            VisitEdit::Date { date: d } => E::Date(date(d)?),
+            VisitEdit::Kind { kind } => E::Kind(*kind),
+            VisitEdit::Date { date: d } => E::Date(*d),
             VisitEdit::EndedAt { ended_at_ms } => E::EndedAt(ended_at_ms.map(core::Timestamp)),
             VisitEdit::Gps { gps } => E::Gps(gps_in(gps)?),
-            VisitEdit::AddWorker { worker_id: w } => E::AddWorker(worker_id(w)?),
-            VisitEdit::RemoveWorker { worker_id: w } => E::RemoveWorker(worker_id(w)?),
-            VisitEdit::AddPresent { person_id: p } => E::AddPresent(person_id(p)?),
-            VisitEdit::RemovePresent { person_id: p } => E::RemovePresent(person_id(p)?),
+            VisitEdit::AddWorker { worker_id: w } => E::AddWorker(*w),
+            VisitEdit::RemoveWorker { worker_id: w } => E::RemoveWorker(*w),
+            VisitEdit::AddPresent { person_id: p } => E::AddPresent(*p),
+            VisitEdit::RemovePresent { person_id: p } => E::RemovePresent(*p),
             VisitEdit::AddCompanion { companion } => E::AddCompanion(companion.to_core()),
             VisitEdit::RemoveCompanion { companion } => E::RemoveCompanion(companion.to_core()),
         })
@@ -437,8 +446,8 @@ impl VisitEdit {
 pub struct NewNeed {
     pub category: String,
     pub description: String,
-    pub person_id: Option<String>,
-    pub visit_id: Option<String>,
+    pub person_id: Option<PersonId>,
+    pub visit_id: Option<VisitId>,
 }
 
 impl NewNeed {
@@ -446,8 +455,8 @@ impl NewNeed {
         Ok(core::NewNeed {
             category: self.category.clone(),
             description: self.description.clone(),
-            person: opt(&self.person_id, person_id)?,
-            visit: opt(&self.visit_id, visit_id)?,
+            person: self.person_id,
+            visit: self.visit_id,
         })
     }
 }
@@ -457,7 +466,7 @@ pub struct NewInquiry {
     pub question: String,
     pub topic: String,
     pub answer: Option<String>,
-    pub visit_id: Option<String>,
+    pub visit_id: Option<VisitId>,
 }
 
 impl NewInquiry {
@@ -466,7 +475,7 @@ impl NewInquiry {
             question: self.question.clone(),
             topic: self.topic.clone(),
             answer: self.answer.clone(),
-            visit: opt(&self.visit_id, visit_id)?,
+            visit: self.visit_id,
         })
     }
 }
@@ -475,18 +484,18 @@ impl NewInquiry {
 pub struct NewFollowUp {
     pub what: String,
     /// `YYYY-MM-DD`
-    pub due: String,
-    pub assignee_worker_id: String,
-    pub origin_visit_id: Option<String>,
+    pub due: Date,
+    pub assignee_worker_id: WorkerId,
+    pub origin_visit_id: Option<VisitId>,
 }
 
 impl NewFollowUp {
     pub(crate) fn to_core(&self) -> Result<core::NewFollowUp> {
         Ok(core::NewFollowUp {
             what: self.what.clone(),
-            due: date(&self.due)?,
-            assignee: worker_id(&self.assignee_worker_id)?,
-            origin_visit: opt(&self.origin_visit_id, visit_id)?,
+            due: self.due,
+            assignee: self.assignee_worker_id,
+            origin_visit: self.origin_visit_id,
         })
     }
 }
@@ -494,20 +503,18 @@ impl NewFollowUp {
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct NewCardIssuance {
     pub serial: String,
-    pub visit_id: Option<String>,
-    pub person_id: Option<String>,
-    pub replaces_card_id: Option<String>,
+    pub visit_id: Option<VisitId>,
+    pub person_id: Option<PersonId>,
+    pub replaces_card_id: Option<CardIssuanceId>,
 }
 
 impl NewCardIssuance {
     pub(crate) fn to_core(&self) -> Result<core::NewCardIssuance> {
         Ok(core::NewCardIssuance {
             serial: self.serial.clone(),
-            visit: opt(&self.visit_id, visit_id)?,
-            person: opt(&self.person_id, person_id)?,
-            replaces: opt(&self.replaces_card_id, |s| {
-                Ok(core::CardIssuanceId::parse(s)?)
-            })?,
+            visit: self.visit_id,
+            person: self.person_id,
+            replaces: self.replaces_card_id,
         })
     }
 }
@@ -516,7 +523,7 @@ impl NewCardIssuance {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Person {
-    pub id: String,
+    pub id: PersonId,
     pub name: String,
     pub sex: Sex,
     pub birth_date: Option<BirthDate>,
@@ -541,7 +548,7 @@ pub struct Person {
     pub boarding: Option<bool>,
     pub care_level: Option<CareLevel>,
     /// Group activities the person attended (activity ids; `attendees`).
-    pub activity_ids: Vec<String>,
+    pub activity_ids: Vec<ActivityId>,
     pub created: Provenance,
 }
 
@@ -553,16 +560,16 @@ pub struct SectionText {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Visit {
-    pub id: String,
-    pub household_id: String,
+    pub id: VisitId,
+    pub household_id: HouseholdId,
     pub kind: VisitKind,
-    pub date: String,
+    pub date: Date,
     pub started_at_ms: i64,
     pub ended_at_ms: Option<i64>,
     pub gps: Option<GeoPoint>,
     pub status: VisitStatus,
-    pub worker_ids: Vec<String>,
-    pub present_person_ids: Vec<String>,
+    pub worker_ids: Vec<WorkerId>,
+    pub present_person_ids: Vec<PersonId>,
     /// Sorted by name, then role.
     pub companions: Vec<VisitCompanion>,
     pub sections: Vec<SectionText>,
@@ -571,8 +578,8 @@ pub struct Visit {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Amendment {
-    pub id: String,
-    pub visit_id: String,
+    pub id: AmendmentId,
+    pub visit_id: VisitId,
     pub section: Option<Section>,
     pub text: String,
     pub created: Provenance,
@@ -580,46 +587,46 @@ pub struct Amendment {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Need {
-    pub id: String,
+    pub id: NeedId,
     pub category: String,
     pub description: String,
-    pub person_id: Option<String>,
-    pub visit_id: Option<String>,
+    pub person_id: Option<PersonId>,
+    pub visit_id: Option<VisitId>,
     pub status: NeedStatus,
     /// The resource of the register the need was referred to (`referNeed`).
-    pub resource_id: Option<String>,
+    pub resource_id: Option<ResourceId>,
     pub created: Provenance,
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Inquiry {
-    pub id: String,
+    pub id: InquiryId,
     pub question: String,
     pub topic: String,
     pub answer: Option<String>,
-    pub visit_id: Option<String>,
+    pub visit_id: Option<VisitId>,
     pub status: InquiryStatus,
     pub created: Provenance,
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct FollowUp {
-    pub id: String,
+    pub id: FollowUpId,
     pub what: String,
-    pub due: String,
-    pub assignee_worker_id: String,
-    pub origin_visit_id: Option<String>,
+    pub due: Date,
+    pub assignee_worker_id: WorkerId,
+    pub origin_visit_id: Option<VisitId>,
     pub status: FollowUpStatus,
     pub created: Provenance,
 }
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct CardIssuance {
-    pub id: String,
+    pub id: CardIssuanceId,
     pub serial: String,
-    pub visit_id: Option<String>,
-    pub person_id: Option<String>,
-    pub replaces_card_id: Option<String>,
+    pub visit_id: Option<VisitId>,
+    pub person_id: Option<PersonId>,
+    pub replaces_card_id: Option<CardIssuanceId>,
     pub status: CardStatus,
     pub created: Provenance,
 }
@@ -627,8 +634,8 @@ pub struct CardIssuance {
 /// A household's whole case file.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Household {
-    pub id: String,
-    pub station_id: String,
+    pub id: HouseholdId,
+    pub station_id: StationId,
     pub code: String,
     pub village: String,
     pub address: String,
@@ -656,13 +663,13 @@ pub struct Household {
 impl From<core::Household> for Household {
     fn from(h: core::Household) -> Self {
         Household {
-            id: h.id.to_string(),
-            station_id: h.station.to_string(),
+            id: h.id,
+            station_id: h.station,
             code: h.code,
             village: h.village,
             address: h.address,
             gps: gps_out(h.gps),
-            status: h.status.into(),
+            status: h.status,
             phones: h.phones,
             tags: h.tags,
             summary: h.summary,
@@ -671,10 +678,10 @@ impl From<core::Household> for Household {
                 .persons
                 .into_iter()
                 .map(|p| Person {
-                    id: p.id.to_string(),
+                    id: p.id,
                     name: p.name,
-                    sex: p.sex.into(),
-                    birth_date: birth_out(p.birth_date),
+                    sex: p.sex,
+                    birth_date: p.birth_date,
                     id_number: p.id_number,
                     relation: p.relation,
                     guardian: p.guardian,
@@ -690,7 +697,7 @@ impl From<core::Household> for Household {
                     school_status: p.schooling.status.map(Into::into),
                     boarding: p.schooling.boarding,
                     care_level: p.care_level.map(Into::into),
-                    activity_ids: strs(&p.activities),
+                    activity_ids: p.activities,
                     created: prov(p.created),
                 })
                 .collect(),
@@ -698,24 +705,21 @@ impl From<core::Household> for Household {
                 .visits
                 .into_iter()
                 .map(|v| Visit {
-                    id: v.id.to_string(),
-                    household_id: v.household.to_string(),
-                    kind: v.kind.into(),
-                    date: v.date.to_string(),
+                    id: v.id,
+                    household_id: v.household,
+                    kind: v.kind,
+                    date: v.date,
                     started_at_ms: v.started_at.0,
                     ended_at_ms: v.ended_at.map(|t| t.0),
                     gps: gps_out(v.gps),
-                    status: v.status.into(),
-                    worker_ids: strs(&v.workers),
-                    present_person_ids: strs(&v.present),
+                    status: v.status,
+                    worker_ids: v.workers,
+                    present_person_ids: v.present,
                     companions: v.companions.into_iter().map(Into::into).collect(),
                     sections: v
                         .sections
                         .into_iter()
-                        .map(|(s, text)| SectionText {
-                            section: s.into(),
-                            text,
-                        })
+                        .map(|(s, text)| SectionText { section: s, text })
                         .collect(),
                     created: prov(v.created),
                 })
@@ -724,9 +728,9 @@ impl From<core::Household> for Household {
                 .amendments
                 .into_iter()
                 .map(|a| Amendment {
-                    id: a.id.to_string(),
-                    visit_id: a.visit.to_string(),
-                    section: a.section.map(Into::into),
+                    id: a.id,
+                    visit_id: a.visit,
+                    section: a.section,
                     text: a.text,
                     created: prov(a.created),
                 })
@@ -735,13 +739,13 @@ impl From<core::Household> for Household {
                 .needs
                 .into_iter()
                 .map(|n| Need {
-                    id: n.id.to_string(),
+                    id: n.id,
                     category: n.category,
                     description: n.description,
-                    person_id: n.person.map(|x| x.to_string()),
-                    visit_id: n.visit.map(|x| x.to_string()),
-                    status: n.status.into(),
-                    resource_id: n.resource.map(|r| r.to_string()),
+                    person_id: n.person,
+                    visit_id: n.visit,
+                    status: n.status,
+                    resource_id: n.resource,
                     created: prov(n.created),
                 })
                 .collect(),
@@ -749,12 +753,12 @@ impl From<core::Household> for Household {
                 .inquiries
                 .into_iter()
                 .map(|i| Inquiry {
-                    id: i.id.to_string(),
+                    id: i.id,
                     question: i.question,
                     topic: i.topic,
                     answer: i.answer,
-                    visit_id: i.visit.map(|x| x.to_string()),
-                    status: i.status.into(),
+                    visit_id: i.visit,
+                    status: i.status,
                     created: prov(i.created),
                 })
                 .collect(),
@@ -762,12 +766,12 @@ impl From<core::Household> for Household {
                 .follow_ups
                 .into_iter()
                 .map(|f| FollowUp {
-                    id: f.id.to_string(),
+                    id: f.id,
                     what: f.what,
-                    due: f.due.to_string(),
-                    assignee_worker_id: f.assignee.to_string(),
-                    origin_visit_id: f.origin_visit.map(|x| x.to_string()),
-                    status: f.status.into(),
+                    due: f.due,
+                    assignee_worker_id: f.assignee,
+                    origin_visit_id: f.origin_visit,
+                    status: f.status,
                     created: prov(f.created),
                 })
                 .collect(),
@@ -775,12 +779,12 @@ impl From<core::Household> for Household {
                 .cards
                 .into_iter()
                 .map(|c| CardIssuance {
-                    id: c.id.to_string(),
+                    id: c.id,
                     serial: c.serial,
-                    visit_id: c.visit.map(|x| x.to_string()),
-                    person_id: c.person.map(|x| x.to_string()),
-                    replaces_card_id: c.replaces.map(|x| x.to_string()),
-                    status: c.status.into(),
+                    visit_id: c.visit,
+                    person_id: c.person,
+                    replaces_card_id: c.replaces,
+                    status: c.status,
                     created: prov(c.created),
                 })
                 .collect(),
@@ -904,7 +908,7 @@ pub(crate) fn versions(v: Vec<core::FieldVersion>) -> Vec<FieldVersion> {
 /// A conflict waiting for a human.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Conflict {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     pub field: FieldRef,
     pub kind: ConflictKind,
     pub values: Vec<FieldVersion>,
@@ -913,9 +917,9 @@ pub struct Conflict {
 impl From<core::Conflict> for Conflict {
     fn from(c: core::Conflict) -> Self {
         Conflict {
-            household_id: c.household.to_string(),
+            household_id: c.household,
             field: (&c.field).into(),
-            kind: c.kind.into(),
+            kind: c.kind,
             values: versions(c.values),
         }
     }
@@ -924,7 +928,7 @@ impl From<core::Conflict> for Conflict {
 /// A last-writer-wins field written concurrently: the value shown and those it overshadowed.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct ParallelUpdate {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     pub field: FieldRef,
     pub shown: FieldVersion,
     pub overshadowed: Vec<FieldVersion>,
@@ -933,7 +937,7 @@ pub struct ParallelUpdate {
 impl From<core::ParallelUpdate> for ParallelUpdate {
     fn from(u: core::ParallelUpdate) -> Self {
         ParallelUpdate {
-            household_id: u.household.to_string(),
+            household_id: u.household,
             field: (&u.field).into(),
             shown: versions(vec![u.shown]).remove(0),
             overshadowed: versions(u.overshadowed),
@@ -943,32 +947,20 @@ impl From<core::ParallelUpdate> for ParallelUpdate {
 
 // ----- query results ------------------------------------------------------------------------
 
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct HouseholdSummary {
-    pub id: String,
+    pub id: HouseholdId,
     pub code: String,
     pub village: String,
     pub address: String,
     pub status: HouseholdStatus,
 }
 
-impl From<core::HouseholdSummary> for HouseholdSummary {
-    fn from(h: core::HouseholdSummary) -> Self {
-        HouseholdSummary {
-            id: h.id.to_string(),
-            code: h.code,
-            village: h.village,
-            address: h.address,
-            status: h.status.into(),
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct VisitSummary {
-    pub id: String,
-    pub household_id: String,
-    pub date: String,
+    pub id: VisitId,
+    pub household_id: HouseholdId,
+    pub date: Date,
     pub kind: VisitKind,
     pub status: VisitStatus,
     pub started_at_ms: i64,
@@ -977,11 +969,11 @@ pub struct VisitSummary {
 impl From<core::VisitSummary> for VisitSummary {
     fn from(v: core::VisitSummary) -> Self {
         VisitSummary {
-            id: v.id.to_string(),
-            household_id: v.household.to_string(),
-            date: v.date.to_string(),
-            kind: v.kind.into(),
-            status: v.status.into(),
+            id: v.id,
+            household_id: v.household,
+            date: v.date,
+            kind: v.kind,
+            status: v.status,
             started_at_ms: v.started_at.0,
         }
     }
@@ -989,11 +981,11 @@ impl From<core::VisitSummary> for VisitSummary {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct FollowUpSummary {
-    pub id: String,
-    pub household_id: String,
-    pub origin_visit_id: Option<String>,
-    pub due: String,
-    pub assignee_worker_id: String,
+    pub id: FollowUpId,
+    pub household_id: HouseholdId,
+    pub origin_visit_id: Option<VisitId>,
+    pub due: Date,
+    pub assignee_worker_id: WorkerId,
     pub status: FollowUpStatus,
     pub overdue: bool,
 }
@@ -1001,12 +993,12 @@ pub struct FollowUpSummary {
 impl From<core::FollowUpSummary> for FollowUpSummary {
     fn from(f: core::FollowUpSummary) -> Self {
         FollowUpSummary {
-            id: f.id.to_string(),
-            household_id: f.household.to_string(),
-            origin_visit_id: f.origin_visit.map(|v| v.to_string()),
-            due: f.due.to_string(),
-            assignee_worker_id: f.assignee.to_string(),
-            status: f.status.into(),
+            id: f.id,
+            household_id: f.household,
+            origin_visit_id: f.origin_visit,
+            due: f.due,
+            assignee_worker_id: f.assignee,
+            status: f.status,
             overdue: f.overdue,
         }
     }
@@ -1014,26 +1006,26 @@ impl From<core::FollowUpSummary> for FollowUpSummary {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct CardSummary {
-    pub id: String,
-    pub household_id: String,
+    pub id: CardIssuanceId,
+    pub household_id: HouseholdId,
     pub serial: String,
-    pub visit_id: Option<String>,
-    pub person_id: Option<String>,
+    pub visit_id: Option<VisitId>,
+    pub person_id: Option<PersonId>,
     pub status: CardStatus,
-    pub issued_by_worker_id: String,
+    pub issued_by_worker_id: WorkerId,
     pub issued_at_ms: i64,
 }
 
 impl From<core::CardSummary> for CardSummary {
     fn from(c: core::CardSummary) -> Self {
         CardSummary {
-            id: c.id.to_string(),
-            household_id: c.household.to_string(),
+            id: c.id,
+            household_id: c.household,
             serial: c.serial,
-            visit_id: c.visit.map(|v| v.to_string()),
-            person_id: c.person.map(|p| p.to_string()),
-            status: c.status.into(),
-            issued_by_worker_id: c.issued_by.to_string(),
+            visit_id: c.visit,
+            person_id: c.person,
+            status: c.status,
+            issued_by_worker_id: c.issued_by,
             issued_at_ms: c.issued_at.0,
         }
     }
@@ -1041,7 +1033,7 @@ impl From<core::CardSummary> for CardSummary {
 
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct SearchHit {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     pub record_id: String,
     pub field: String,
     pub excerpt: String,
@@ -1050,7 +1042,7 @@ pub struct SearchHit {
 impl From<core::SearchHit> for SearchHit {
     fn from(h: core::SearchHit) -> Self {
         SearchHit {
-            household_id: h.household.to_string(),
+            household_id: h.household,
             record_id: h.record,
             field: h.field,
             excerpt: h.excerpt,
@@ -1078,7 +1070,7 @@ pub struct SyncReport {
     /// Households that left the worker's caseload (reassigned, or the worker moved team or
     /// role), removed here once this phone's edits to them reached the server (see
     /// `departed_households`, `why_gone`).
-    pub departed_household_ids: Vec<String>,
+    pub departed_household_ids: Vec<HouseholdId>,
     /// Households the server redacted that this phone held: replaced by their new
     /// generation (without the redacted values or their history), this phone's unsynced
     /// edits kept on it (tell the worker if some were discarded).
@@ -1092,7 +1084,7 @@ pub struct SyncReport {
 /// who asked to be removed), replaced on this phone by its new generation.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct RedactedHousehold {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     pub generation: u32,
     pub reason: ErasureReason,
     /// When the server redacted it (ms since the Unix epoch, the server's clock).
@@ -1106,9 +1098,9 @@ pub struct RedactedHousehold {
 impl From<core::RedactedHousehold> for RedactedHousehold {
     fn from(r: core::RedactedHousehold) -> Self {
         RedactedHousehold {
-            household_id: r.household.to_string(),
+            household_id: r.household,
             generation: r.generation,
-            reason: r.reason.into(),
+            reason: r.reason,
             redacted_at_ms: r.redacted_at.0,
             witnessed: r.witnessed,
             discarded_edits: r.discarded_edits,
@@ -1117,7 +1109,7 @@ impl From<core::RedactedHousehold> for RedactedHousehold {
 }
 
 /// Why a household was erased (a code: the server records no free text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum ErasureReason {
     /// The person or their guardian asked for it (PIPL Art. 47).
     SubjectRequest,
@@ -1128,26 +1120,14 @@ pub enum ErasureReason {
     Other,
 }
 
-impl From<core::protocol::ErasureReason> for ErasureReason {
-    fn from(r: core::protocol::ErasureReason) -> Self {
-        use core::protocol::ErasureReason as R;
-        match r {
-            R::SubjectRequest => ErasureReason::SubjectRequest,
-            R::CreatedInError => ErasureReason::CreatedInError,
-            R::RetentionEnded => ErasureReason::RetentionEnded,
-            R::Other => ErasureReason::Other,
-        }
-    }
-}
-
 /// One opening of a case file on this phone (its access log): ids and times only.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct CaseFileAccess {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     /// The signed-in worker who opened it.
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// This phone.
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// When (ms since the Unix epoch, this phone's clock).
     pub at_ms: i64,
     /// The server has been sent it.
@@ -1157,9 +1137,9 @@ pub struct CaseFileAccess {
 impl From<core::CaseFileAccess> for CaseFileAccess {
     fn from(a: core::CaseFileAccess) -> Self {
         CaseFileAccess {
-            household_id: a.household.to_string(),
-            worker_id: a.worker.to_string(),
-            device_id: a.device.to_string(),
+            household_id: a.household,
+            worker_id: a.worker,
+            device_id: a.device,
             at_ms: a.at.0,
             synced: a.synced,
         }
@@ -1169,7 +1149,7 @@ impl From<core::CaseFileAccess> for CaseFileAccess {
 /// A household the server erased, deleted from this phone.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct ErasedHousehold {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     pub reason: ErasureReason,
     /// When the server erased it (ms since the Unix epoch, the server's clock).
     pub erased_at_ms: i64,
@@ -1182,8 +1162,8 @@ pub struct ErasedHousehold {
 impl From<core::ErasedHousehold> for ErasedHousehold {
     fn from(e: core::ErasedHousehold) -> Self {
         ErasedHousehold {
-            household_id: e.household.to_string(),
-            reason: e.reason.into(),
+            household_id: e.household,
+            reason: e.reason,
             erased_at_ms: e.erased_at.0,
             removed_at_ms: e.removed_at.0,
             discarded_changes: e.discarded_changes,
@@ -1192,7 +1172,7 @@ impl From<core::ErasedHousehold> for ErasedHousehold {
 }
 
 /// What a worker sees (issue 16, ADR 0019), as the server last said.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum Role {
     /// Their caseload: households assigned to them or their team, and those they create.
     Worker,
@@ -1202,20 +1182,10 @@ pub enum Role {
     County,
 }
 
-impl From<core::Role> for Role {
-    fn from(r: core::Role) -> Self {
-        match r {
-            core::Role::Worker => Role::Worker,
-            core::Role::Supervisor => Role::Supervisor,
-            core::Role::County => Role::County,
-        }
-    }
-}
-
 /// A household that left the worker's caseload.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct DepartedHousehold {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     /// When this phone was told (its clock, ms since the Unix epoch).
     pub left_at_ms: i64,
     /// When it was removed; absent while this phone's edits to it wait to be pushed.
@@ -1227,7 +1197,7 @@ pub struct DepartedHousehold {
 impl From<core::DepartedHousehold> for DepartedHousehold {
     fn from(d: core::DepartedHousehold) -> Self {
         DepartedHousehold {
-            household_id: d.household.to_string(),
+            household_id: d.household,
             left_at_ms: d.left_at.0,
             removed_at_ms: d.removed_at.map(|t| t.0),
             discarded_changes: d.discarded_changes,
@@ -1259,7 +1229,7 @@ impl From<core::Gone> for GoneReason {
 /// station document.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct WorkerLabel {
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     pub label: String,
 }
 
@@ -1275,7 +1245,7 @@ impl From<core::transport::SyncReport> for SyncReport {
             refused: r.refused as u32,
             epoch_reset: r.epoch_reset,
             erased: r.erased.into_iter().map(Into::into).collect(),
-            departed_household_ids: strs(&r.departed),
+            departed_household_ids: r.departed,
             redacted: r.redacted.into_iter().map(Into::into).collect(),
             complete: r.complete,
         }
@@ -1292,13 +1262,13 @@ pub struct SyncStep {
     pub snapshots: u32,
     pub refused: u32,
     pub epoch_reset: bool,
-    pub changed_household_ids: Vec<String>,
+    pub changed_household_ids: Vec<HouseholdId>,
     /// Documents this step could not apply or read (see `quarantined`).
-    pub quarantined_household_ids: Vec<String>,
+    pub quarantined_household_ids: Vec<HouseholdId>,
     /// Households the server erased that this phone held, deleted by this step.
     pub erased: Vec<ErasedHousehold>,
     /// Households that left the worker's caseload, removed by this step.
-    pub departed_household_ids: Vec<String>,
+    pub departed_household_ids: Vec<HouseholdId>,
 }
 
 impl From<core::SyncOutcome> for SyncStep {
@@ -1310,10 +1280,10 @@ impl From<core::SyncOutcome> for SyncStep {
             snapshots: o.snapshots as u32,
             refused: o.refused.len() as u32,
             epoch_reset: o.epoch_reset,
-            changed_household_ids: strs(&o.changed),
-            quarantined_household_ids: strs(&o.quarantined),
+            changed_household_ids: o.changed,
+            quarantined_household_ids: o.quarantined,
             erased: o.erased.into_iter().map(Into::into).collect(),
-            departed_household_ids: strs(&o.departed),
+            departed_household_ids: o.departed,
         }
     }
 }
@@ -1322,7 +1292,7 @@ impl From<core::SyncOutcome> for SyncStep {
 /// the next version the server sends is tried again (the reason names a rule, no content).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct Quarantined {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     pub reason: String,
     /// Milliseconds since the Unix epoch.
     pub since_ms: i64,
@@ -1331,7 +1301,7 @@ pub struct Quarantined {
 impl From<core::Quarantined> for Quarantined {
     fn from(q: core::Quarantined) -> Self {
         Quarantined {
-            household_id: q.household.to_string(),
+            household_id: q.household,
             reason: q.reason,
             since_ms: q.since.0,
         }
@@ -1380,7 +1350,7 @@ impl From<core::UploadStatus> for UploadStatus {
                 erased_at,
                 discarded_changes,
             } => UploadStatus::Erased {
-                reason: reason.into(),
+                reason,
                 erased_at_ms: erased_at.0,
                 discarded_changes,
             },
@@ -1391,14 +1361,14 @@ impl From<core::UploadStatus> for UploadStatus {
 /// A household refused by the server or quarantined here, with why.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct RefusedHousehold {
-    pub household_id: String,
+    pub household_id: HouseholdId,
     pub status: UploadStatus,
 }
 
 impl From<core::RefusedHousehold> for RefusedHousehold {
     fn from(r: core::RefusedHousehold) -> Self {
         RefusedHousehold {
-            household_id: r.household.to_string(),
+            household_id: r.household,
             status: r.status.into(),
         }
     }
@@ -1409,9 +1379,9 @@ impl From<core::RefusedHousehold> for RefusedHousehold {
 pub struct Enrollment {
     /// Keep it in the Keystore / Keychain; never log it.
     pub token: String,
-    pub device_id: String,
-    pub worker_id: String,
-    pub station_id: String,
+    pub device_id: DeviceId,
+    pub worker_id: WorkerId,
+    pub station_id: StationId,
 }
 
 impl std::fmt::Debug for Enrollment {
@@ -1428,9 +1398,9 @@ impl std::fmt::Debug for Enrollment {
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct NewCard {
     pub serial: String,
-    pub visit_id: Option<String>,
-    pub person_id: Option<String>,
-    pub replaces_card_id: Option<String>,
+    pub visit_id: Option<VisitId>,
+    pub person_id: Option<PersonId>,
+    pub replaces_card_id: Option<CardIssuanceId>,
     /// The serial is not from this device's lease (a found or older card).
     pub outside_lease: bool,
 }
@@ -1439,11 +1409,9 @@ impl NewCard {
     pub(crate) fn to_core(&self) -> Result<core::NewCard> {
         Ok(core::NewCard {
             serial: self.serial.clone(),
-            visit: opt(&self.visit_id, visit_id)?,
-            person: opt(&self.person_id, person_id)?,
-            replaces: opt(&self.replaces_card_id, |s| {
-                Ok(core::CardIssuanceId::parse(s)?)
-            })?,
+            visit: self.visit_id,
+            person: self.person_id,
+            replaces: self.replaces_card_id,
             outside_lease: self.outside_lease,
         })
     }
@@ -1452,22 +1420,22 @@ impl NewCard {
 /// A range of serials leased to this device.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct CardLease {
-    pub id: String,
+    pub id: CardLeaseId,
     pub prefix: String,
     pub first: u32,
     pub last: u32,
-    pub expires: Option<String>,
+    pub expires: Option<Date>,
     pub returned: bool,
 }
 
 impl From<core::CardLease> for CardLease {
     fn from(l: core::CardLease) -> Self {
         CardLease {
-            id: l.id.to_string(),
+            id: l.id,
             prefix: l.prefix,
             first: l.first,
             last: l.last,
-            expires: l.expires.map(|d| d.to_string()),
+            expires: l.expires,
             returned: l.returned,
         }
     }

@@ -158,12 +158,7 @@ impl Doorstep {
     pub fn households_in_category(&self, code: String) -> Result<Vec<HouseholdSummary>> {
         crate::guarded(|| {
             bounded(&code)?;
-            Ok(self
-                .store()?
-                .households_in_category(&code)?
-                .into_iter()
-                .map(Into::into)
-                .collect())
+            Ok(self.store()?.households_in_category(&code)?)
         })
     }
 

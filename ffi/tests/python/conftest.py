@@ -11,7 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 BINDINGS = Path(os.environ.get("DOORSTEP_PY_BINDINGS", ROOT / "ffi" / "bindings" / "python"))
-SERVER = Path(os.environ.get("DOORSTEP_SERVER_BIN", ROOT / "target" / "debug" / "doorstep-server"))
+# Cargo's target directory: CARGO_TARGET_DIR when set (a worktree of its own), else target/.
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+SERVER = Path(os.environ.get("DOORSTEP_SERVER_BIN", TARGET / "debug" / "doorstep-server"))
 sys.path.insert(0, str(BINDINGS))
 # The server's database is encrypted: a fresh key for the session, handed to every
 # doorstep-server command through an environment variable (--key-env).

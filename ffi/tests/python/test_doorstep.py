@@ -119,6 +119,22 @@ def test_bad_inputs_raise_the_public_error(tmp_path):
         assert "13800138000" not in str(err.value), i
     with pytest.raises(d.DoorstepError.NotFound):
         s.household("01900000-0000-7000-8000-00000000ffff")
+    # Ids and dates are parsed by the bindings (custom types, ADR 0030), inside records and
+    # lists too: a malformed one is InvalidInput before the call runs, and nothing is written.
+    before = s.household(hh)
+    for call in [
+        lambda: s.add_need(hh, d.NewNeed(category="x", description="y", person_id="zzz", visit_id=None)),
+        lambda: s.start_visit(hh, d.NewVisit(kind=d.VisitKind.HOME, date="2026-11-29", started_at_ms=0, gps=None,
+                                             other_worker_ids=["01900000-0000-7000-8000-000000000001", "w"],
+                                             present_person_ids=[])),
+        lambda: s.start_visit(hh, d.NewVisit(kind=d.VisitKind.HOME, date="29/11/2026", started_at_ms=0, gps=None,
+                                             other_worker_ids=[], present_person_ids=[])),
+        lambda: s.edit_visit(hh, v, d.VisitEdit.ADD_PRESENT(person_id="")),
+        lambda: s.conflicts("not-a-uuid"),
+    ]:
+        with pytest.raises(d.DoorstepError.InvalidInput):
+            call()
+    assert s.household(hh) == before
 
 
 class Recorder(d.Observer):

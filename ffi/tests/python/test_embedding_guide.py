@@ -9,6 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 GUIDE = ROOT / "docs" / "embedding.md"
 KOTLIN = ROOT / "ffi" / "tests" / "kotlin"
+# Kotlin shipped with the Android build, not generated (the JNI half of src/android.rs).
+ANDROID_SUPPORT = ROOT / "ffi" / "android-support"
 
 
 def blocks(markdown, language):
@@ -24,7 +26,7 @@ def blocks(markdown, language):
 
 def regions():
     found = {}
-    for path in sorted((KOTLIN / "src").rglob("*.kt")):
+    for path in sorted([*(KOTLIN / "src").rglob("*.kt"), *ANDROID_SUPPORT.rglob("*.kt")]):
         text = path.read_text(encoding="utf-8")
         for m in re.finditer(r"^[ \t]*// guide: ([\w-]+)\n(.*?)^[ \t]*// guide: end$", text, re.M | re.S):
             assert m.group(1) != "end" and m.group(1) not in found, f"region {m.group(1)} twice"
@@ -57,3 +59,23 @@ def test_the_checker_sees_a_changed_block():
     code = set(regions().values())
     first = blocks(guide, "kotlin")[0]
     assert first in code and first.replace("(", "( ", 1) not in code
+
+
+def test_the_android_init_names_the_native_function_the_library_exports():
+    """The Kotlin `external fun` and the Rust JNI export must name the same symbol."""
+    kotlin = (ANDROID_SUPPORT / "uniffi" / "doorstep_ffi" / "DoorstepAndroid.kt").read_text(encoding="utf-8")
+    rust = (ROOT / "ffi" / "src" / "android.rs").read_text(encoding="utf-8")
+    package = re.search(r"^package ([\w.]+)$", kotlin, re.M).group(1)
+    (klass,) = re.findall(r"^object (\w+)", kotlin, re.M)
+    (method,) = re.findall(r"external fun (\w+)\(context: Context\)", kotlin)
+    (mangle,) = re.findall(r'#\[jni::jni_mangle\("([\w.]+)"\)\]\s*pub fn (\w+)', rust)
+    camel = re.sub(r"_(\w)", lambda m: m.group(1).upper(), mangle[1])
+    assert (mangle[0], camel) == (f"{package}.{klass}", method), (mangle, package, klass, method)
+
+
+def test_the_documented_verifier_component_is_the_locked_one():
+    """The Gradle coordinates of the platform verifier's Kotlin half must carry the version
+    of `rustls-platform-verifier-android` in Cargo.lock (a mismatch crashes at run time)."""
+    lock = (ROOT / "Cargo.lock").read_text(encoding="utf-8")
+    version = re.search(r'name = "rustls-platform-verifier-android"\nversion = "([^"]+)"', lock).group(1)
+    assert f'"rustls:rustls-platform-verifier:{version}"' in GUIDE.read_text(encoding="utf-8"), version

@@ -3,6 +3,7 @@
 // ffi/tests/python/test_embedding_guide.py); GuideTest runs it against a real server.
 package guide
 
+import android.app.Application
 import android.content.Context
 import android.os.Handler
 import androidx.work.Constraints
@@ -25,6 +26,7 @@ import uniffi.doorstep_ffi.AnswerCount
 import uniffi.doorstep_ffi.AnswerValue
 import uniffi.doorstep_ffi.ChangeEvent
 import uniffi.doorstep_ffi.Doorstep
+import uniffi.doorstep_ffi.DoorstepAndroid
 import uniffi.doorstep_ffi.DoorstepException
 import uniffi.doorstep_ffi.Observer
 import uniffi.doorstep_ffi.Question
@@ -33,6 +35,16 @@ import uniffi.doorstep_ffi.Section
 import uniffi.doorstep_ffi.Subscription
 import uniffi.doorstep_ffi.SurveyOption
 import uniffi.doorstep_ffi.enroll
+
+// guide: android-app
+/** The app's `Application`: `https://` syncs check certificates with the Android trust store. */
+class FieldApp : Application() {
+    override fun onCreate() {
+        super.onCreate()
+        DoorstepAndroid.initPlatformVerifier(this)
+    }
+}
+// guide: end
 
 // guide: key
 /** The store's key: 32 random bytes made once, kept on disk encrypted by a Keystore key. */
