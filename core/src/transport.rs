@@ -65,9 +65,9 @@ pub struct SyncReport {
 
 /// How far a running `sync` has got, reported after every round trip.
 ///
-/// There is no total: the protocol (v1) does not say how much the server holds for this
-/// device, so during a bootstrap the app can show "N households received" and that the
-/// phone is still bootstrapping, not a percentage.
+/// During a new phone's first download, `snapshots_expected` estimates the total (the
+/// snapshots so far plus what the server's last answer said it has still to send), so the
+/// app can show a percentage; elsewhere it is `None`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncProgress {
     pub round_trips: u32,
@@ -81,6 +81,8 @@ pub struct SyncProgress {
     pub snapshots: u64,
     /// The device is still receiving its first copy of the station's documents.
     pub bootstrapping: bool,
+    /// While bootstrapping: `snapshots` plus the documents the server has still to send.
+    pub snapshots_expected: Option<u64>,
 }
 
 /// Receives [`SyncProgress`] after each round trip, on the thread running the sync. Keep it
@@ -362,6 +364,10 @@ impl HttpTransport {
                     documents_acknowledged: report.acknowledged as u64,
                     snapshots: report.snapshots as u64,
                     bootstrapping,
+                    snapshots_expected: o
+                        .bootstrap_remaining
+                        .filter(|_| bootstrapping)
+                        .map(|rest| report.snapshots as u64 + rest),
                 });
             }
             if !o.more {

@@ -236,6 +236,7 @@ fn a_bootstrapped_snapshot_is_stored_compressed() {
         erasures: vec![],
         scope: None,
         redactions: vec![],
+        bootstrap_remaining: None,
     };
     let outcome = device.apply_response(&response).unwrap();
     assert!(outcome.quarantined.is_empty(), "{outcome:?}");

@@ -8,9 +8,8 @@ pub use doorstep_core::transport::SyncProgress;
 
 use crate::observe::ObserverError;
 
-/// How far a running `sync` has got, after each round trip. There is no total: the protocol
-/// does not say how much the server holds, so a new phone shows "N households received"
-/// while `bootstrapping`, not a percentage.
+/// How far a running `sync` has got, after each round trip. During a new phone's first
+/// download `snapshots_expected` estimates the total, for a percentage.
 // The core's own type (UniFFI remote record: the fields are checked against it at compile time).
 #[uniffi::remote(Record)]
 pub struct SyncProgress {
@@ -25,6 +24,8 @@ pub struct SyncProgress {
     pub snapshots: u64,
     /// The phone is still receiving its first copy of the station's documents.
     pub bootstrapping: bool,
+    /// While bootstrapping: the snapshots so far plus what the server has still to send.
+    pub snapshots_expected: Option<u64>,
 }
 
 /// Implemented by the app to hear a sync's progress. Called on the library's sync thread

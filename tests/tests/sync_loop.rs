@@ -82,8 +82,14 @@ async fn a_bootstrap_reports_monotonic_progress_after_every_round_trip() {
         "{:?}",
         seen[0]
     );
+    // While it bootstraps it knows the total to expect (the station does not change here,
+    // so the estimate is exact); afterwards there is none.
+    for p in seen.iter().filter(|p| p.bootstrapping) {
+        assert_eq!(p.snapshots_expected, Some(report.snapshots as u64), "{p:?}");
+    }
     let last = seen.last().unwrap();
     assert!(!last.bootstrapping, "{last:?}");
+    assert_eq!(last.snapshots_expected, None, "{last:?}");
     assert_eq!(last.bytes_down, report.bytes_down);
     assert_eq!(last.snapshots, report.snapshots as u64);
     assert_eq!(last.documents_received, report.changed.len() as u64);

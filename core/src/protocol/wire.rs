@@ -269,6 +269,10 @@ pub struct SyncResponse {
     pub scope: Option<ScopeNotice>,
     /// Households redacted on the server (flag bit 5; absent when empty).
     pub redactions: Vec<RedactionNotice>,
+    /// A bootstrap cut short by the budget: how many more documents it has to send, for
+    /// the app's progress (flag bit 6; absent otherwise). An estimate: the station may
+    /// change before the next page.
+    pub bootstrap_remaining: Option<u64>,
 }
 
 /// A household redacted on the server (issue 15, ADR 0026): its history was replaced by
@@ -799,7 +803,8 @@ impl SyncResponse {
             | (u8::from(self.signer_known) << 2)
             | (u8::from(!self.erasures.is_empty()) << 3)
             | (u8::from(self.scope.is_some()) << 4)
-            | (u8::from(!self.redactions.is_empty()) << 5));
+            | (u8::from(!self.redactions.is_empty()) << 5)
+            | (u8::from(self.bootstrap_remaining.is_some()) << 6));
         w.cursor(&self.cursor);
         w.len(self.acks.len());
         for a in &self.acks {
@@ -855,6 +860,9 @@ impl SyncResponse {
                 w.redaction(n);
             }
         }
+        if let Some(remaining) = self.bootstrap_remaining {
+            w.uvarint(remaining);
+        }
         w.0
     }
 
@@ -871,7 +879,7 @@ impl SyncResponse {
         header(&mut r, KIND_RESPONSE)?;
         let epoch = r.uuid()?;
         let flags = r.u8()?;
-        if flags & !0b11_1111 != 0 {
+        if flags & !0b111_1111 != 0 {
             return Err(WireError::Malformed("unknown flags"));
         }
         let cursor = r.cursor()?;
@@ -969,6 +977,11 @@ impl SyncResponse {
                 redactions.push(r.redaction()?);
             }
         }
+        let bootstrap_remaining = if flags & 0b100_0000 != 0 {
+            Some(r.uvarint()?)
+        } else {
+            None
+        };
         r.finish()?;
         Ok(SyncResponse {
             epoch,
@@ -984,6 +997,7 @@ impl SyncResponse {
             erasures,
             scope,
             redactions,
+            bootstrap_remaining,
         })
     }
 }
@@ -1050,6 +1064,7 @@ mod tests {
                 left: vec![HouseholdId::new(), HouseholdId::new()],
             }),
             redactions: Vec::new(),
+            bootstrap_remaining: Some(1_234),
         }
     }
 
@@ -1242,8 +1257,25 @@ mod tests {
     }
 
     #[test]
+    fn the_bootstrap_remaining_count_is_flagged_and_absent_when_none() {
+        let mut resp = sample_response();
+        let with = resp.encode_raw();
+        assert_eq!(SyncResponse::decode_raw(&with).unwrap(), resp);
+        resp.bootstrap_remaining = None;
+        let without = resp.encode_raw();
+        // 1,234 as a uvarint: two bytes at the end; the flag bit goes with it.
+        assert_eq!(with.len(), without.len() + 2);
+        assert_eq!(SyncResponse::decode_raw(&without).unwrap(), resp);
+        let mut flagged_but_missing = without.clone();
+        flagged_but_missing[18] |= 0b100_0000;
+        assert!(SyncResponse::decode_raw(&flagged_but_missing).is_err());
+    }
+
+    #[test]
     fn the_scope_section_is_flagged_and_checked() {
         let mut resp = sample_response();
+        // Offsets below count from the end: the scope is the last section here.
+        resp.bootstrap_remaining = None;
         let with = resp.encode_raw();
         assert_eq!(with[18] & 0b1_0000, 0b1_0000);
         assert_eq!(SyncResponse::decode_raw(&with).unwrap(), resp);

@@ -46,6 +46,8 @@ pub struct SyncOutcome {
     /// Households the server redacted that this device held: replaced here by the new
     /// generation, this device's unsynced edits rebased onto it (ADR 0026).
     pub redacted: Vec<super::redaction::RedactedHousehold>,
+    /// A bootstrap cut short: how many more documents the server said it has to send.
+    pub bootstrap_remaining: Option<u64>,
 }
 
 /// A document held back from the index because what arrived for it could not be applied or
@@ -799,6 +801,7 @@ fn apply_in(
     let reset = resp.epoch_reset || (!stored.epoch.is_nil() && stored.epoch != resp.cursor.epoch);
     let mut out = SyncOutcome {
         epoch_reset: reset,
+        bootstrap_remaining: resp.bootstrap_remaining,
         ..SyncOutcome::default()
     };
     // A restored server may have lost this device's signer registration: register again.

@@ -97,6 +97,9 @@ def test_a_new_phone_hears_progress_that_matches_the_report(server, station, tmp
     # The twelve households and the station's own document (it carries the workers' labels).
     assert last.documents_received == 13
     assert not last.bootstrapping
+    # A total to expect is given only while a bootstrap has more pages to come.
+    assert all(p.snapshots_expected == report.snapshots for p in progress.seen if p.bootstrapping)
+    assert last.snapshots_expected is None
     # Observers hear the same rounds as sync states.
     assert states.round_trips == [0, *rounds]
     sub.cancel()

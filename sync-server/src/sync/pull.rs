@@ -11,6 +11,10 @@ use super::{SyncError, SyncService, Viewer, MAX_BUDGET, MIN_BUDGET};
 use crate::snapshot;
 use crate::store::{DeviceAuth, LogReader, ServerStore};
 
+/// The most documents counted for a bootstrap's `bootstrap_remaining` (a station holds far
+/// fewer; the count is only an estimate for a progress bar).
+const REMAINING_COUNT_LIMIT: usize = 1_000_000;
+
 impl<S: ServerStore> SyncService<S> {
     /// Fill `resp` with what the device lacks after its cursor, within its budget.
     /// `created_here`: documents this very request created (the device has them as sent).
@@ -110,6 +114,13 @@ impl<S: ServerStore> SyncService<S> {
                         phase: Phase::Bootstrap { after: last },
                     };
                     resp.more = true;
+                    // For the phone's progress: what the bootstrap has still to send (ids
+                    // only, one indexed read per page).
+                    resp.bootstrap_remaining = Some(
+                        self.store
+                            .list_documents(auth.station, last, REMAINING_COUNT_LIMIT, scoped)?
+                            .len() as u64,
+                    );
                     self.attach_notices(&mut resp)?;
                     resp.signers = self.directory(&resp)?;
                     return Ok(resp);
