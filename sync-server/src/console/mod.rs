@@ -49,6 +49,9 @@ pub(crate) struct Console<S: ServerStore> {
     config: ConsoleConfig,
     /// Held while a card form is checked and written (`pages::cards`).
     card_forms: std::sync::Mutex<()>,
+    /// Proxies whose `X-Forwarded-For` names the client (`ServerConfig::trusted_proxies`):
+    /// failed logins are counted per client address (ADR 0028).
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn templates() -> Environment<'static> {
@@ -85,13 +88,18 @@ fn templates() -> Environment<'static> {
 }
 
 /// The console's routes, to merge into the server's router.
-pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
+pub fn router<S: ServerStore>(
+    store: Arc<S>,
+    config: ConsoleConfig,
+    trusted_proxies: Vec<std::net::IpAddr>,
+) -> Router {
     let state = Arc::new(Console {
         sync: crate::sync::SyncService::new(store.clone(), 16),
         store,
         templates: templates(),
         config,
         card_forms: std::sync::Mutex::new(()),
+        trusted_proxies,
     });
     let routes = Router::new()
         .route("/console", get(pages::dashboard::<S>))

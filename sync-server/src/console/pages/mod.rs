@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{self, AuthError, SESSION_COOKIE, SESSION_MS};
 use super::view::{self, Lang};
 use super::{harden, plain, Console};
+use crate::station_time::UtcOffset;
 use crate::store::console::{AccountRole, HouseholdFilter, Session};
 use crate::store::{ServerStore, StoreError};
 use crate::{now_ms, snapshot};
@@ -138,11 +139,20 @@ struct Ctx {
     base: String,
     /// A county account's station name, shown in the header (a supervisor has one).
     station_label: Option<String>,
+    /// The station's time zone (ADR 0028): its dates, "today" and its months.
+    zone: UtcOffset,
 }
 
 impl Ctx {
     fn station(&self) -> StationId {
         self.station
+    }
+
+    /// Today in the station's time zone.
+    fn today(&self) -> Result<doorstep_core::Date, PageError> {
+        self.zone
+            .date(now_ms())
+            .ok_or(PageError::BadInput("clock\n"))
     }
 
     fn read_only(&self) -> bool {
@@ -194,6 +204,7 @@ impl<S: ServerStore> Console<S> {
                 base => Value::from_safe_string(ctx.base.clone()),
                 read_only => ctx.read_only(),
                 station_label => ctx.station_label.clone(),
+                zone => ctx.zone.to_string(),
             }
         };
         let body = self.render(name, ctx.lang, Some(&ctx.session), page)?;
@@ -336,6 +347,8 @@ async fn station_page<S: ServerStore>(
                 None => ("/console".to_owned(), None),
             },
         };
+        // Read on every request: a change from the CLI holds from the next page on.
+        let zone = c.store.station_zone(station)?;
         f(
             c,
             &Ctx {
@@ -344,6 +357,7 @@ async fn station_page<S: ServerStore>(
                 station,
                 base,
                 station_label,
+                zone,
             },
         )
     })
