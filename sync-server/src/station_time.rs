@@ -61,6 +61,9 @@ impl UtcOffset {
     /// `+08:00`, `+0800`, `+8`, `-05:30`, `UTC`, `Z`, `UTC+8`, or `Asia/Shanghai`.
     pub fn parse(s: &str) -> Result<UtcOffset, OffsetError> {
         let s = s.trim();
+        if s.is_empty() {
+            return Err(OffsetError::Malformed);
+        }
         if s.eq_ignore_ascii_case("Asia/Shanghai") {
             return Ok(UtcOffset::BEIJING);
         }

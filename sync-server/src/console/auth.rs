@@ -252,3 +252,36 @@ pub fn same_token(a: &str, b: &str) -> bool {
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_limit_throttles_on_its_own() {
+        let f = |login_from_client, client, login| LoginFailures {
+            login_from_client,
+            client,
+            login,
+        };
+        assert_eq!(Throttle::of(&f(4, 19, 99)), None);
+        assert_eq!(Throttle::of(&f(5, 5, 5)), Some(Throttle::LoginFromClient));
+        assert_eq!(Throttle::of(&f(0, 20, 0)), Some(Throttle::Client));
+        // Many addresses guessing one login: refused from a fresh address too.
+        assert_eq!(Throttle::of(&f(0, 0, 100)), Some(Throttle::Login));
+    }
+
+    #[test]
+    fn clients_are_keyed_by_address_and_ipv6_by_its_64() {
+        let key = |s: &str| client_key(s.parse().unwrap());
+        assert_eq!(key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(key("2001:db8:1:2::5"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::9"), key("2001:db8:1:2::5"));
+        assert_ne!(key("2001:db8:1:3::5"), key("2001:db8:1:2::5"));
+        let tag = client_tag(&key("192.0.2.1"));
+        assert_eq!(tag.len(), 8);
+        assert!(!tag.contains("192"));
+        assert_eq!(tag, client_tag("192.0.2.1"), "stable within a run");
+    }
+}
