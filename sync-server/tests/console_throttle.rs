@@ -62,6 +62,7 @@ async fn a_supervisor_signs_in_while_an_attackers_address_is_throttled() {
     let config = ServerConfig {
         console: Some(ConsoleConfig {
             secure_cookies: false,
+            ..ConsoleConfig::default()
         }),
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
         ..ServerConfig::default()

@@ -134,6 +134,7 @@ async fn the_stations_time_zone_decides_its_months_and_its_dates() {
     let config = ServerConfig {
         console: Some(ConsoleConfig {
             secure_cookies: false,
+            ..ConsoleConfig::default()
         }),
         ..ServerConfig::default()
     };

@@ -254,7 +254,8 @@ pub(in crate::console) async fn household<S: ServerStore>(
     page(st, visit, move |c, ctx| {
         let id = parse_household(&id)?;
         let station = ctx.station();
-        let (doc, file) = c.case_file(station, id)?;
+        let loaded = c.case_file(station, id)?;
+        let (doc, file) = (&loaded.doc, &loaded.file);
         c.log(ctx, "household", Some(&id.to_string()))?;
         let labels = c.labels(station)?;
         let words = view::words(ctx.lang);
@@ -359,7 +360,8 @@ pub(in crate::console) async fn conflicts<S: ServerStore>(
         let all = c.store.households(station, &HouseholdFilter { limit: usize::MAX >> 1, ..Default::default() })?;
         let mut surveys = super::responses::SurveyTitles::default();
         for h in all.into_iter().filter(|h| h.conflicts > 0) {
-            let Ok((_, file)) = c.case_file(station, h.doc) else { continue };
+            let Ok(loaded) = c.case_file(station, h.doc) else { continue };
+            let file = &loaded.file;
             for cf in &file.conflicts {
                 use doorstep_core::ConflictKind;
                 let mask = cf.field.field == "id_number";
@@ -504,7 +506,8 @@ pub(in crate::console) async fn history<S: ServerStore>(
         let field = crate::console::resolve::parse_field_path(&q.field)
             .map_err(|_| PageError::BadInput("bad field\n"))?;
         let station = ctx.station();
-        let (doc, file) = c.case_file(station, id)?;
+        let loaded = c.case_file(station, id)?;
+        let (doc, file) = (&loaded.doc, &loaded.file);
         c.log(ctx, "field_history", Some(&id.to_string()))?;
         let labels = c.labels(station)?;
         let mask = field.field == "id_number";

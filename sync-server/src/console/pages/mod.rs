@@ -17,12 +17,13 @@ use std::sync::Arc;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use doorstep_core::read_model::{field_versions, read_case_file, CaseFile};
+use doorstep_core::read_model::{field_versions, read_case_file};
 use doorstep_core::{EntityRef, FieldRef, FieldVersion, HouseholdId, StationId, WorkerId};
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{self, AuthError, SESSION_COOKIE, SESSION_MS};
+use super::case_files::LoadedCaseFile;
 use super::view::{self, Lang};
 use super::{harden, plain, Console};
 use crate::station_time::UtcOffset;
@@ -262,21 +263,26 @@ impl<S: ServerStore> Console<S> {
             .unwrap_or_default())
     }
 
-    /// A case file of the session's station, read from the stored document.
+    /// A case file of the session's station, read from the stored document (or kept from
+    /// an earlier page at the same log sequence: `case_files.rs`).
     fn case_file(
         &self,
         station: StationId,
         id: HouseholdId,
-    ) -> Result<(automerge::Automerge, CaseFile), PageError> {
+    ) -> Result<Arc<LoadedCaseFile>, PageError> {
         if self.store.document_station(id)? != Some(station) {
+            self.case_files.forget(id);
             return Err(PageError::NotFound);
         }
-        let stored = self.store.load_document(id)?.ok_or(PageError::NotFound)?;
-        let doc = std::panic::catch_unwind(|| snapshot::load_stored(&stored))
-            .map_err(|_| PageError::Unreadable)?
-            .map_err(|_| PageError::Unreadable)?;
-        let file = read_case_file(&doc).map_err(|_| PageError::NotFound)?;
-        Ok((doc, file))
+        let seq = self.store.document_seq(id)?;
+        self.case_files.get(id, seq, || {
+            let stored = self.store.load_document(id)?.ok_or(PageError::NotFound)?;
+            let doc = std::panic::catch_unwind(|| snapshot::load_stored(&stored))
+                .map_err(|_| PageError::Unreadable)?
+                .map_err(|_| PageError::Unreadable)?;
+            let file = read_case_file(&doc).map_err(|_| PageError::NotFound)?;
+            Ok(LoadedCaseFile { doc, file })
+        })
     }
 }
 
