@@ -262,7 +262,7 @@ pub(in crate::console) async fn household<S: ServerStore>(
         let h = &file.household;
         let who = |p: &doorstep_core::Provenance| view::worker_label(&labels, p.worker);
         let when = |p: &doorstep_core::Provenance| ctx.zone.time(p.at.0);
-        let profile = fields(&doc, EntityRef::Household, &["code", "village", "address", "status"], &labels, ctx.zone, &words);
+        let profile = fields(doc, EntityRef::Household, &["code", "village", "address", "status"], &labels, ctx.zone, &words);
         let persons: Vec<Value> = h
             .persons
             .iter()
@@ -270,7 +270,7 @@ pub(in crate::console) async fn household<S: ServerStore>(
                 context! {
                     name => p.name.clone(),
                     record => format!("person/{}", p.id),
-                    fields => fields(&doc, EntityRef::Person(p.id), &["name", "sex", "birth_date", "id_number", "relation", "guardian"], &labels, ctx.zone, &words),
+                    fields => fields(doc, EntityRef::Person(p.id), &["name", "sex", "birth_date", "id_number", "relation", "guardian"], &labels, ctx.zone, &words),
                 }
             })
             .collect();
@@ -298,9 +298,9 @@ pub(in crate::console) async fn household<S: ServerStore>(
             let mut values: Vec<Version> = cf.values.iter().map(|v| version(&labels, ctx.zone, v, mask)).collect();
             let mut field = format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field));
             if cf.kind == doorstep_core::ConflictKind::DuplicateResponse {
-                field = super::responses::duplicate_heading(&file, cf, &words);
+                field = super::responses::duplicate_heading(file, cf, &words);
                 for (shown, v) in values.iter_mut().zip(&cf.values) {
-                    shown.value = super::responses::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
+                    shown.value = super::responses::response_summary(c, station, &mut surveys, file, v.value.as_deref(), &words)?;
                 }
             }
             conflicts.push(context! { field, values });
@@ -370,9 +370,9 @@ pub(in crate::console) async fn conflicts<S: ServerStore>(
                 // Two phones answered one survey for one person (ADR 0022): each response
                 // shown by what it answered, the supervisor keeps one.
                 if cf.kind == ConflictKind::DuplicateResponse {
-                    field = super::responses::duplicate_heading(&file, cf, &words);
+                    field = super::responses::duplicate_heading(file, cf, &words);
                     for (shown, v) in values.iter_mut().zip(&cf.values) {
-                        shown.value = super::responses::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
+                        shown.value = super::responses::response_summary(c, station, &mut surveys, file, v.value.as_deref(), &words)?;
                     }
                 }
                 out.push(context! {
@@ -511,8 +511,8 @@ pub(in crate::console) async fn history<S: ServerStore>(
         c.log(ctx, "field_history", Some(&id.to_string()))?;
         let labels = c.labels(station)?;
         let mask = field.field == "id_number";
-        let now = field_versions(&doc, &field).map_err(|_| PageError::NotFound)?;
-        let all = doorstep_core::read_model::field_history(&doc, &field)
+        let now = field_versions(doc, &field).map_err(|_| PageError::NotFound)?;
+        let all = doorstep_core::read_model::field_history(doc, &field)
             .map_err(|_| PageError::NotFound)?;
         let versions: Vec<Value> = all
             .iter()

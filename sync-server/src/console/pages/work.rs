@@ -395,13 +395,15 @@ pub(in crate::console) async fn survey<S: ServerStore>(
         let mut responses = Vec::new();
         for h in households {
             match c.case_file(station, h) {
-                Ok(loaded) => {
-                    responses.extend(
-                        loaded.file.household.responses.iter().cloned().filter(|r| {
-                            r.survey == survey_id && r.status == ResponseStatus::Submitted
-                        }),
-                    )
-                }
+                Ok(loaded) => responses.extend(
+                    loaded
+                        .file
+                        .household
+                        .responses
+                        .iter()
+                        .filter(|&r| r.survey == survey_id && r.status == ResponseStatus::Submitted)
+                        .cloned(),
+                ),
                 Err(PageError::Store(e)) => return Err(PageError::Store(e)),
                 Err(_) => {
                     tracing::warn!(doc = %h, "console: a household with responses does not read")
