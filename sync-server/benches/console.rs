@@ -106,6 +106,7 @@ async fn main() {
     let config = ServerConfig {
         console: Some(doorstep_server::console::ConsoleConfig {
             secure_cookies: false,
+            ..doorstep_server::console::ConsoleConfig::default()
         }),
         ..ServerConfig::default()
     };
@@ -113,6 +114,22 @@ async fn main() {
         .await
         .unwrap();
     let url = server.url();
+    // A second server on the same database that keeps no case file loaded between pages:
+    // the five-year case file as every page view paid for it before `case_files.rs`.
+    let cold = doorstep_server::serve(
+        store.clone(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        ServerConfig {
+            console: Some(doorstep_server::console::ConsoleConfig {
+                secure_cookies: false,
+                case_files: 0,
+            }),
+            ..ServerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let cold_url = cold.url();
     let (_, code) = credentials::enroll_device(store.as_ref(), worker, now_ms()).unwrap();
     let e = enroll(&url, &code).await.unwrap();
     let mut options = StoreOptions::new(
@@ -241,6 +258,10 @@ async fn main() {
         .to_owned();
 
     let pages = [
+        (
+            "case file, 5 years of visits, loaded per view (nothing kept)",
+            format!("{cold_url}/console/households/{long}"),
+        ),
         ("dashboard", "/console".to_owned()),
         (
             "household list (first 500)",
@@ -255,7 +276,7 @@ async fn main() {
             "/console/households?q=%E5%BF%83%E7%90%86%E7%96%8F%E5%AF%BC".to_owned(),
         ),
         (
-            "case file, 5 years of visits",
+            "case file, 5 years of visits (kept loaded between views)",
             format!("/console/households/{long}"),
         ),
         ("monthly report", "/console/report?month=2026-11".to_owned()),
@@ -266,12 +287,17 @@ async fn main() {
     ];
     println!("\n| page | median | p99 | answer |\n|---|---|---|---|");
     for (name, path) in pages {
+        let path = if path.starts_with("http") {
+            path
+        } else {
+            format!("{url}{path}")
+        };
         let mut times = Vec::with_capacity(runs);
         let mut size = 0;
         for _ in 0..runs {
             let t = Instant::now();
             let resp = client
-                .get(format!("{url}{path}"))
+                .get(&path)
                 .header("cookie", &session)
                 .send()
                 .await
@@ -289,4 +315,5 @@ async fn main() {
         );
     }
     server.shutdown().await;
+    cold.shutdown().await;
 }

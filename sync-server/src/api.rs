@@ -236,7 +236,7 @@ async fn start<S: ServerStore>(
         // commit and its read model update), in the background.
         let s = store.clone();
         tokio::task::spawn_blocking(move || crate::console::read_model::catch_up_all(s.as_ref()));
-        crate::console::router(store.clone(), c)
+        crate::console::router(store.clone(), c, config.trusted_proxies.clone())
     });
     let state = Arc::new(AppState {
         sync: SyncService::new(store, config.cache_documents)
@@ -416,7 +416,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// The client's address: the TCP peer, or for a connection from a trusted proxy the last
 /// address of `X-Forwarded-For` (the one that proxy added; earlier ones are the client's
 /// say). A last entry that is not an address leaves the proxy's own.
-fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+pub(crate) fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     let canonical = |a: IpAddr| a.to_canonical();
     let peer = canonical(peer);
     if !trusted.iter().any(|t| canonical(*t) == peer) {

@@ -113,6 +113,7 @@ pub async fn run(
     // The demo serves plain HTTP on this machine: the session cookie cannot be `Secure`.
     config.console = Some(crate::console::ConsoleConfig {
         secure_cookies: false,
+        ..crate::console::ConsoleConfig::default()
     });
     let data = data.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("doorstep-demo-{}", uuid::Uuid::new_v4()))

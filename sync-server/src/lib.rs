@@ -20,6 +20,7 @@ pub mod redaction;
 pub mod retirement;
 pub mod snapshot;
 mod station_doc;
+pub mod station_time;
 pub mod store;
 pub mod sync;
 pub mod vocabulary;

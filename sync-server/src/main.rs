@@ -14,6 +14,7 @@ use doorstep_core::{CardBatchId, CardLeaseId, CardSerial, Date, DeviceId, Statio
 use doorstep_server::edge_args::EdgeArgs;
 use doorstep_server::erasure::{self, Ledger};
 use doorstep_server::redaction;
+use doorstep_server::station_time::UtcOffset;
 use doorstep_server::store::any::{AnyStore, OpenWith};
 use doorstep_server::store::console::{self, ConsoleStore};
 use doorstep_server::store::key::ServerKey;
@@ -509,6 +510,19 @@ enum StationCommand {
         #[arg(long)]
         name: String,
     },
+    /// Show or set a station's time zone (ADR 0028): the console's dates, the monthly
+    /// report's months, the CLI's card listings. UTC+08:00 (Beijing time) unless set.
+    /// Setting it reads the station's documents into the console's read model again.
+    Timezone {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// An offset from UTC: +08:00, -05:30, UTC (or Asia/Shanghai, which is +08:00).
+        /// Without it, the station's zone is printed.
+        #[arg(long, allow_hyphen_values = true)]
+        offset: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -944,6 +958,36 @@ fn run(cli: Cli) -> Result<(), String> {
                     r.documents, r.skipped
                 );
             }
+            Ok(())
+        }
+        Command::Station {
+            command:
+                StationCommand::Timezone {
+                    data,
+                    station,
+                    offset,
+                },
+        } => {
+            let store = open(&data)?;
+            let Some(offset) = offset else {
+                println!(
+                    "{}",
+                    store.station_zone(station).map_err(|e| e.to_string())?
+                );
+                return Ok(());
+            };
+            let zone = UtcOffset::parse(&offset).map_err(|e| e.to_string())?;
+            store
+                .set_station_zone(station, zone)
+                .map_err(|e| e.to_string())?;
+            // The read model keeps the day each need, inquiry, card and response was
+            // recorded on, in the station's zone: read them again in the new one.
+            let r = doorstep_server::console::read_model::rebuild(&store, station)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "station {station}: time zone {zone}; {} documents read again into the console's read model",
+                r.documents
+            );
             Ok(())
         }
         Command::Station {
@@ -1583,16 +1627,19 @@ fn run(cli: Cli) -> Result<(), String> {
 
 /// Cards as lines: serial, status, household id, the issuing worker's label with the end of
 /// its id, the issue time in the station's time zone.
-fn print_cards(labels: &[(WorkerId, String)], rows: &[doorstep_server::store::CardRow]) {
-    use doorstep_server::console::view::local_time;
+fn print_cards(
+    labels: &[(WorkerId, String)],
+    zone: UtcOffset,
+    rows: &[doorstep_server::store::CardRow],
+) {
     for c in rows {
         println!(
-            "{}  {}  household {}  issued by {} on {} (Beijing time)",
+            "{}  {}  household {}  issued by {} on {} ({zone})",
             c.serial,
             c.status,
             c.household,
             worker_named(labels, c.issued_by),
-            local_time(c.issued_at)
+            zone.time(c.issued_at)
         );
     }
     if rows.is_empty() {
@@ -1690,15 +1737,22 @@ fn cards(command: CardsCommand) -> Result<(), String> {
             let serial = CardSerial::parse(&serial).map_err(|x| e(&x))?.to_string();
             let store = open(&data)?;
             let labels = store.worker_labels(station).map_err(|x| e(&x))?;
+            let zone = store.station_zone(station).map_err(|x| e(&x))?;
             print_cards(
                 &labels,
+                zone,
                 &store.cards_by_serial(station, &serial).map_err(|x| e(&x))?,
             );
         }
         CardsCommand::Duplicates { data, station } => {
             let store = open(&data)?;
             let labels = store.worker_labels(station).map_err(|x| e(&x))?;
-            print_cards(&labels, &store.duplicate_cards(station).map_err(|x| e(&x))?);
+            let zone = store.station_zone(station).map_err(|x| e(&x))?;
+            print_cards(
+                &labels,
+                zone,
+                &store.duplicate_cards(station).map_err(|x| e(&x))?,
+            );
         }
         CardsCommand::Issued {
             data,
@@ -1707,15 +1761,19 @@ fn cards(command: CardsCommand) -> Result<(), String> {
             from,
             to,
         } => {
-            // Days in the station's time zone (Beijing time), not UTC.
-            let offset = doorstep_server::console::view::STATION_OFFSET_MS;
-            let start = from.to_days() * 86_400_000 - offset;
-            let end = (to.to_days() + 1) * 86_400_000 - 1 - offset;
             let store = open(&data)?;
+            // Days in the station's time zone (ADR 0028), not UTC.
+            let zone = store.station_zone(station).map_err(|x| e(&x))?;
+            let start = zone.start_of(from);
+            let end = to
+                .add_days(1)
+                .map(|d| zone.start_of(d) - 1)
+                .map_err(|x| e(&x))?;
             let labels = store.worker_labels(station).map_err(|x| e(&x))?;
             let worker = station_worker(&labels, &worker)?;
             print_cards(
                 &labels,
+                zone,
                 &store
                     .cards_issued_by(station, worker, start, end)
                     .map_err(|x| e(&x))?,

@@ -1,8 +1,9 @@
 //! The admin CLI's card lookups through the real binary, on a data directory a real phone
 //! synced its cards into: `cards find` and `cards issued` name the issuing worker by label
-//! with the end of its id and give the time in the station's time zone (Asia/Shanghai),
-//! never a worker's whole UUID or milliseconds since the epoch; `cards issued` takes a
-//! worker's label or id and its days in station time.
+//! with the end of its id and give the time in the station's time zone (UTC+08:00 unless
+//! `station timezone` set another: ADR 0028), never a worker's whole UUID or milliseconds
+//! since the epoch; `cards issued` takes a worker's label or id and its days in station
+//! time.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -55,7 +56,7 @@ fn refused(out: Output) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn card_lookups_name_workers_by_label_and_give_beijing_time() {
+async fn card_lookups_name_workers_by_label_and_give_station_time() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let key_file = dir.path().join("server.key");
@@ -159,7 +160,7 @@ async fn card_lookups_name_workers_by_label_and_give_beijing_time() {
     assert_eq!(
         found.trim(),
         format!(
-            "{early}  issued  household {hh}  issued by {short} on 2026-12-01 00:30 (Beijing time)"
+            "{early}  issued  household {hh}  issued by {short} on 2026-12-01 00:30 (UTC+08:00)"
         ),
     );
     plain_ids(&found);
@@ -200,6 +201,52 @@ async fn card_lookups_name_workers_by_label_and_give_beijing_time() {
         "{nov_30}"
     );
     assert_eq!(ok(issued("W02", "2026-12-01")).trim(), "none");
+
+    // The station moves to UTC (ADR 0028): both cards were left on 30 November there, and
+    // the times print in UTC. A malformed or impossible offset, or an unknown station, is
+    // refused and changes nothing.
+    let zone = |args: &[&str]| {
+        let mut all = vec!["station", "timezone", "--station", &station];
+        all.extend_from_slice(args);
+        cli(&data, &key_file, &all)
+    };
+    assert_eq!(ok(zone(&[])).trim(), "UTC+08:00");
+    for bad in ["+25:00", "Europe/Paris", "8"] {
+        let e = refused(zone(&["--offset", bad]));
+        assert!(e.contains("offset from UTC"), "{bad}: {e}");
+    }
+    let e = refused(cli(
+        &data,
+        &key_file,
+        &[
+            "station",
+            "timezone",
+            "--station",
+            &StationId::new().to_string(),
+            "--offset",
+            "UTC",
+        ],
+    ));
+    assert!(e.contains("station"), "{e}");
+    assert_eq!(ok(zone(&[])).trim(), "UTC+08:00");
+    assert!(ok(zone(&["--offset", "UTC"])).contains("time zone UTC+00:00"));
+    assert_eq!(ok(zone(&[])).trim(), "UTC+00:00");
+    let nov_30 = ok(issued("W01", "2026-11-30"));
+    assert_eq!(nov_30.lines().count(), 2, "{nov_30}");
+    assert!(
+        nov_30.contains(&format!(
+            "{early}  issued  household {hh}  issued by {short} on 2026-11-30 16:30 (UTC+00:00)"
+        )),
+        "{nov_30}"
+    );
+    assert_eq!(ok(issued("W01", "2026-12-01")).trim(), "none");
+    assert!(ok(zone(&["--offset", "-05:30"])).contains("UTC-05:30"));
+    let found = ok(cli(
+        &data,
+        &key_file,
+        &["cards", "find", "--station", &station, "--serial", &late],
+    ));
+    assert!(found.contains("on 2026-11-30 09:30 (UTC-05:30)"), "{found}");
 
     // A label no worker has, or two workers have, is refused without repeating it (labels
     // may be names), with the ids to choose from.

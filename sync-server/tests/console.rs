@@ -385,7 +385,9 @@ async fn a_supervisor_reviews_her_station_in_the_console() {
     )
     .unwrap();
     t01.sync(w01).await.unwrap();
-    let today = doorstep_server::console::view::local_date(doorstep_server::now_ms()).unwrap();
+    let today = doorstep_server::station_time::UtcOffset::BEIJING
+        .date(doorstep_server::now_ms())
+        .unwrap();
     let serial = doorstep_core::CardSerial::new("HG", 1).unwrap().to_string();
     w01.issue_card(
         st.quiet,

@@ -355,7 +355,9 @@ async fn a_supervisor_registers_a_batch_and_leases_cards_to_a_phone_from_the_con
     assert_eq!(high_water(&st), after_lease);
 
     // The phone receives its lease at its next sync and hands out its first card.
-    let today = view::local_date(now_ms()).unwrap();
+    let today = doorstep_server::station_time::UtcOffset::BEIJING
+        .date(now_ms())
+        .unwrap();
     assert_eq!(w01.next_card_serial(today).unwrap(), None);
     t01.sync(w01).await.unwrap();
     let first = CardSerial::new("HG", 1).unwrap().to_string();

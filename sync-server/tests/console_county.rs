@@ -452,6 +452,7 @@ async fn a_county_account_on_postgresql() {
     let config = ServerConfig {
         console: Some(ConsoleConfig {
             secure_cookies: false,
+            ..ConsoleConfig::default()
         }),
         ..ServerConfig::default()
     };

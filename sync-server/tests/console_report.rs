@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use console_support::*;
 use doorstep_core::*;
 use doorstep_server::console::report::{monthly, rows, Month};
-use doorstep_server::console::view::local_date;
+use doorstep_server::station_time::UtcOffset;
 use doorstep_server::store::console::ConsoleStore;
 
 /// 2026-11-30 23:30 and 2026-12-01 00:10 in Asia/Shanghai (UTC+8), in ms since the epoch.
@@ -120,8 +120,14 @@ async fn the_monthly_report_equals_an_independent_count() {
             t.sync(s).await.unwrap();
         }
     }
-    assert_eq!(local_date(NOV_30_2330).unwrap().to_string(), "2026-11-30");
-    assert_eq!(local_date(DEC_01_0010).unwrap().to_string(), "2026-12-01");
+    assert_eq!(
+        UtcOffset::BEIJING.date(NOV_30_2330).unwrap().to_string(),
+        "2026-11-30"
+    );
+    assert_eq!(
+        UtcOffset::BEIJING.date(DEC_01_0010).unwrap().to_string(),
+        "2026-12-01"
+    );
 
     // The independent count, from one device's store (it holds everything after the sync).
     let phone = &st.devices[1].1;
@@ -130,7 +136,7 @@ async fn the_monthly_report_equals_an_independent_count() {
         .iter()
         .map(|(l, s, _)| (s.worker(), l.clone()))
         .collect();
-    let today = local_date(doorstep_server::now_ms()).unwrap();
+    let today = UtcOffset::BEIJING.date(doorstep_server::now_ms()).unwrap();
     let mut children_seen = 0;
     for month in ["2026-11", "2026-12"] {
         let mut visits = 0u64;

@@ -588,6 +588,7 @@ async fn the_stations_work_on_postgresql() {
     let config = ServerConfig {
         console: Some(ConsoleConfig {
             secure_cookies: false,
+            ..ConsoleConfig::default()
         }),
         ..ServerConfig::default()
     };

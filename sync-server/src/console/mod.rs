@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod card_forms;
+pub mod case_files;
 mod pages;
 pub mod read_model;
 pub mod report;
@@ -30,12 +31,15 @@ pub struct ConsoleConfig {
     /// Mark the session cookie `Secure` (the console is reached over HTTPS through a
     /// proxy: docs/operations.md). Off only for a console on plain HTTP.
     pub secure_cookies: bool,
+    /// Case files kept loaded between pages (`case_files.rs`); 0: none.
+    pub case_files: usize,
 }
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
         ConsoleConfig {
             secure_cookies: true,
+            case_files: case_files::KEPT,
         }
     }
 }
@@ -49,6 +53,11 @@ pub(crate) struct Console<S: ServerStore> {
     config: ConsoleConfig,
     /// Held while a card form is checked and written (`pages::cards`).
     card_forms: std::sync::Mutex<()>,
+    /// Proxies whose `X-Forwarded-For` names the client (`ServerConfig::trusted_proxies`):
+    /// failed logins are counted per client address (ADR 0028).
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// Case files read lately, at their log sequence (`case_files.rs`).
+    case_files: case_files::CaseFiles,
 }
 
 fn templates() -> Environment<'static> {
@@ -85,13 +94,19 @@ fn templates() -> Environment<'static> {
 }
 
 /// The console's routes, to merge into the server's router.
-pub fn router<S: ServerStore>(store: Arc<S>, config: ConsoleConfig) -> Router {
+pub fn router<S: ServerStore>(
+    store: Arc<S>,
+    config: ConsoleConfig,
+    trusted_proxies: Vec<std::net::IpAddr>,
+) -> Router {
     let state = Arc::new(Console {
+        case_files: case_files::CaseFiles::new(config.case_files),
         sync: crate::sync::SyncService::new(store.clone(), 16),
         store,
         templates: templates(),
         config,
         card_forms: std::sync::Mutex::new(()),
+        trusted_proxies,
     });
     let routes = Router::new()
         .route("/console", get(pages::dashboard::<S>))

@@ -8,6 +8,7 @@ use doorstep_core::read_model::{read_case_file, CaseFile};
 use doorstep_core::{HouseholdId, NeedStatus, StationId};
 
 use crate::snapshot;
+use crate::station_time::UtcOffset;
 use crate::store::console::{FactRow, FollowUpRow, HouseholdRow, ReadModelDoc, VisitRow, WorkRow};
 use crate::store::{ServerStore, StoreError};
 
@@ -20,8 +21,10 @@ pub enum ReadModelError {
     Unloadable,
 }
 
-/// What the read model holds of one case file read at log sequence `seq`.
-pub fn rows_of(file: &CaseFile, seq: u64) -> ReadModelDoc {
+/// What the read model holds of one case file read at log sequence `seq`, its days in the
+/// station's time zone `zone` (a need, inquiry or card counts in the month of the day it
+/// was recorded there: ADR 0028).
+pub fn rows_of(file: &CaseFile, seq: u64, zone: UtcOffset) -> ReadModelDoc {
     let h = &file.household;
     let mut categories: Vec<String> = h.tags.clone();
     for p in &h.persons {
@@ -61,11 +64,7 @@ pub fn rows_of(file: &CaseFile, seq: u64) -> ReadModelDoc {
     for f in &h.follow_ups {
         text.push(&f.what);
     }
-    let day = |at: i64| {
-        super::view::local_date(at)
-            .map(|d| d.to_string())
-            .unwrap_or_default()
-    };
+    let day = |at: i64| zone.date(at).map(|d| d.to_string()).unwrap_or_default();
     let fact = |fact: &str, item: uuid::Uuid, day: String, dim1: &str, dim2: &str| FactRow {
         doc: h.id,
         fact: fact.to_owned(),
@@ -209,18 +208,20 @@ pub fn rows_of(file: &CaseFile, seq: u64) -> ReadModelDoc {
     }
 }
 
-/// Update the read model with documents a sync just committed (each with its last log
-/// sequence), in one store transaction. Failures are logged, not returned: the changes are
+/// Update the read model with documents a sync of a station in time zone `zone` just
+/// committed (each with its last log sequence), in one store transaction. Failures are logged, not returned: the changes are
 /// committed either way, and `catch_up` (at start) or `console rebuild` repairs the rows
 /// left behind. Documents that are not household documents (the station document) are
 /// skipped.
 pub fn refresh_accepted<'a, S: ServerStore>(
     store: &S,
+    zone: UtcOffset,
     docs: impl IntoIterator<Item = (HouseholdId, &'a Automerge, u64)>,
 ) {
     let mut rows = Vec::new();
     for (id, doc, seq) in docs {
-        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_any(doc, seq)));
+        let read =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_any(doc, seq, zone)));
         match read {
             Ok(Some(Rows::Household(r))) => rows.push(*r),
             Ok(Some(Rows::Work(w))) => {
@@ -251,13 +252,13 @@ enum Rows {
 
 /// Read a document for the read model: `None` for the station document and for a document
 /// this version does not read.
-fn read_any(doc: &Automerge, seq: u64) -> Option<Rows> {
+fn read_any(doc: &Automerge, seq: u64, zone: UtcOffset) -> Option<Rows> {
     use doorstep_core::doc::{document_header, read_activity_document, DocKind};
     use doorstep_core::WorkKind;
     match document_header(doc).ok()? {
         (DocKind::Household, _, _) => read_case_file(doc)
             .ok()
-            .map(|file| Rows::Household(Box::new(rows_of(&file, seq)))),
+            .map(|file| Rows::Household(Box::new(rows_of(&file, seq, zone)))),
         (DocKind::Work(kind), id, station) => {
             let facts = match kind {
                 // One fact per activity: its date, type code and counted attendance.
@@ -288,6 +289,18 @@ fn read_any(doc: &Automerge, seq: u64) -> Option<Rows> {
 /// Read one stored document into the read model. False if it is neither a household nor
 /// station work (the station document), or does not read.
 pub fn refresh_one<S: ServerStore>(store: &S, id: HouseholdId) -> Result<bool, ReadModelError> {
+    let Some(station) = store.document_station(id)? else {
+        return Ok(false);
+    };
+    refresh_in(store, id, store.station_zone(station)?)
+}
+
+/// [`refresh_one`] for a document of a station in time zone `zone`.
+fn refresh_in<S: ServerStore>(
+    store: &S,
+    id: HouseholdId,
+    zone: UtcOffset,
+) -> Result<bool, ReadModelError> {
     let seq = store.document_seq(id)?;
     let Some(stored) = store.load_document(id)? else {
         return Ok(false);
@@ -295,7 +308,7 @@ pub fn refresh_one<S: ServerStore>(store: &S, id: HouseholdId) -> Result<bool, R
     let doc = std::panic::catch_unwind(|| snapshot::load_stored(&stored))
         .map_err(|_| ReadModelError::Unloadable)?
         .map_err(|_| ReadModelError::Unloadable)?;
-    match read_any(&doc, seq) {
+    match read_any(&doc, seq, zone) {
         Some(Rows::Household(r)) => {
             store.put_read_model(&r)?;
             Ok(true)
@@ -323,6 +336,7 @@ pub fn catch_up<S: ServerStore>(
 ) -> Result<Refreshed, ReadModelError> {
     let held: std::collections::HashMap<HouseholdId, u64> =
         store.read_model_seqs(station)?.into_iter().collect();
+    let zone = store.station_zone(station)?;
     let mut out = Refreshed::default();
     crate::store::for_each_document(store, station, |id| -> Result<(), ReadModelError> {
         if held
@@ -331,7 +345,7 @@ pub fn catch_up<S: ServerStore>(
         {
             return Ok(());
         }
-        match refresh_one(store, id) {
+        match refresh_in(store, id, zone) {
             Ok(true) => out.documents += 1,
             Ok(false) => {}
             Err(ReadModelError::Unloadable) => {

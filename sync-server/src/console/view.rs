@@ -1,11 +1,7 @@
-//! What the console shows, in words: the two languages, dates in the station's time zone,
-//! masked ID numbers, short device labels.
+//! What the console shows, in words: the two languages, masked ID numbers, short device
+//! labels. Dates are in the station's time zone (`crate::station_time`).
 
-use doorstep_core::{Date, DeviceId, WorkerId};
-
-/// The station's time zone: Asia/Shanghai, UTC+8 all year (China has kept no summer time
-/// since 1991), so a fixed offset is exact for the dates the console shows.
-pub const STATION_OFFSET_MS: i64 = 8 * 3600 * 1000;
+use doorstep_core::{DeviceId, WorkerId};
 
 /// The console's languages: Chinese first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,21 +23,6 @@ impl Lang {
             Lang::En => "en",
         }
     }
-}
-
-/// The day (in the station's time zone) of an instant in ms since the Unix epoch.
-pub fn local_date(ms: i64) -> Option<Date> {
-    let days = (ms + STATION_OFFSET_MS).div_euclid(86_400_000);
-    Date::new(1970, 1, 1).ok()?.add_days(days).ok()
-}
-
-/// `YYYY-MM-DD HH:MM` in the station's time zone.
-pub fn local_time(ms: i64) -> String {
-    let Some(date) = local_date(ms) else {
-        return "?".into();
-    };
-    let in_day = (ms + STATION_OFFSET_MS).rem_euclid(86_400_000) / 60_000;
-    format!("{date} {:02}:{:02}", in_day / 60, in_day % 60)
 }
 
 /// An ID number with all but its first 3 and last 4 characters hidden.
@@ -212,7 +193,7 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("report", "月报", "Monthly report"),
         ("month", "月份", "Month"),
         ("show", "查看", "Show"),
-        ("report_note", "按社工站所在时区（北京时间）统计；走访按记录的走访日期计。", "Counted in the station's time zone (Beijing time); visits by their recorded date."),
+        ("report_note", "按本站时区统计（日期、月份均按此时区）；走访按记录的走访日期计。本站时区：", "Counted in the station's time zone (its days and months); visits by their recorded date. The station's time zone:"),
         ("households_visited", "走访家庭数", "Households visited"),
         ("children_visited", "走访儿童数（有儿童类别）", "Children visited (with a child category)"),
         ("needs_raised", "本月新增需求", "Needs raised"),
@@ -244,8 +225,8 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("previous_month", "上个月", "Previous month"),
         (
             "activities_hint",
-            "按活动日期（北京时间）列出；参与人数为手机上记录的人数，参加的具体人员记在各自的家庭档案中。",
-            "Listed by the activity's date (Beijing time); attendance is the count recorded on the phone, the persons who attended are linked in their own case files.",
+            "按活动日期列出；参与人数为手机上记录的人数，参加的具体人员记在各自的家庭档案中。",
+            "Listed by the activity's date; attendance is the count recorded on the phone, the persons who attended are linked in their own case files.",
         ),
         ("linked_resources", "参与的社区资源", "Resources involved"),
         ("resources", "社区资源台账", "Resource register"),
@@ -386,17 +367,6 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_in_the_station_time_zone() {
-        // 2026-11-30 23:30 in Shanghai is 15:30 UTC.
-        let ms = 1_796_052_600_000; // 2026-11-30T15:30:00Z
-        assert_eq!(local_time(ms), "2026-11-30 23:30");
-        assert_eq!(
-            local_date(ms + 3_600_000).map(|d| d.to_string()).as_deref(),
-            Some("2026-12-01")
-        );
-    }
 
     #[test]
     fn id_numbers_are_masked() {

@@ -7,6 +7,8 @@
 use automerge::ChangeHash;
 use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
 
+use super::console::{LoginFailures, UtcOffset};
+
 use super::*;
 
 fn hash(n: u8) -> ChangeHash {
@@ -785,15 +787,68 @@ pub fn console_accounts_sessions_throttle_and_access_log<S: ServerStore>(s: &S) 
     s.delete_session("hash1").unwrap();
     assert!(s.session("hash1", 50).unwrap().is_none(), "deleted");
 
-    assert_eq!(s.login_failed("zhang", 10, 0).unwrap(), 1);
-    assert_eq!(s.login_failed("zhang", 20, 0).unwrap(), 2);
-    assert_eq!(s.login_failed("li", 20, 0).unwrap(), 1);
-    assert_eq!(s.login_failures("zhang", 0).unwrap(), 2);
+    // Failed logins per login and client, per client, per login (ADR 0028).
+    let f = |pair, client, login| LoginFailures {
+        login_from_client: pair,
+        client,
+        login,
+    };
     assert_eq!(
-        s.login_failures("zhang", 15).unwrap(),
-        1,
+        s.login_failed("zhang", "192.0.2.1", 10, 0).unwrap(),
+        f(1, 1, 1)
+    );
+    assert_eq!(
+        s.login_failed("zhang", "192.0.2.1", 20, 0).unwrap(),
+        f(2, 2, 2)
+    );
+    assert_eq!(
+        s.login_failed("li", "192.0.2.1", 20, 0).unwrap(),
+        f(1, 3, 1)
+    );
+    assert_eq!(
+        s.login_failed("zhang", "2001:db8::/64", 20, 0).unwrap(),
+        f(1, 1, 3)
+    );
+    assert_eq!(
+        s.login_failures("zhang", "192.0.2.1", 0).unwrap(),
+        f(2, 3, 3)
+    );
+    assert_eq!(
+        s.login_failures("zhang", "198.51.100.1", 0).unwrap(),
+        f(0, 0, 3)
+    );
+    assert_eq!(
+        s.login_failures("zhang", "192.0.2.1", 15).unwrap(),
+        f(1, 2, 2),
         "only inside the window"
     );
+    assert_eq!(
+        s.login_failed("wang", "198.51.100.1", 30, 15).unwrap(),
+        f(1, 1, 1),
+        "older failures are forgotten"
+    );
+    assert_eq!(
+        s.login_failures("zhang", "192.0.2.1", 0).unwrap(),
+        f(1, 2, 2)
+    );
+
+    // A station's time zone: Beijing time until set; an unknown station is not found.
+    assert_eq!(s.station_zone(station).unwrap(), UtcOffset::BEIJING);
+    s.set_station_zone(station, UtcOffset::UTC).unwrap();
+    assert_eq!(s.station_zone(station).unwrap(), UtcOffset::UTC);
+    let west = UtcOffset::from_minutes(-330).unwrap();
+    s.set_station_zone(station, west).unwrap();
+    assert_eq!(s.station_zone(station).unwrap(), west);
+    let unknown = StationId::new();
+    assert!(matches!(
+        s.station_zone(unknown),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.set_station_zone(unknown, west),
+        Err(StoreError::NotFound(_))
+    ));
+    s.set_station_zone(station, UtcOffset::BEIJING).unwrap();
 
     // Devices of the station: waiting for a code, enrolled, revoked, the console's own.
     let worker = s.add_worker(station, "W01", 1).unwrap();

@@ -8,6 +8,7 @@ use doorstep_core::{DeviceId, HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
 
 use super::StoreResult;
+pub use crate::station_time::UtcOffset;
 
 /// A console account's id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -244,6 +245,17 @@ pub struct LoggedAccess {
     pub at: i64,
 }
 
+/// Failed console logins in the throttling window (ADR 0028).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoginFailures {
+    /// Of this login from this client.
+    pub login_from_client: u64,
+    /// From this client, of any login.
+    pub client: u64,
+    /// Of this login, from any client.
+    pub login: u64,
+}
+
 /// `LoggedAccess::what` of a case file opened on a phone.
 pub const CASE_FILE_ON_DEVICE: &str = "case_file";
 
@@ -353,11 +365,27 @@ pub trait ConsoleStore {
     /// The live session with this hash (expired ones are not returned).
     fn session(&self, session_hash: &str, now_ms: i64) -> StoreResult<Option<Session>>;
     fn delete_session(&self, session_hash: &str) -> StoreResult<()>;
-    /// Record a failed login and return how many there were since `since_ms`, this one
-    /// included.
-    fn login_failed(&self, login: &str, now_ms: i64, since_ms: i64) -> StoreResult<u64>;
-    /// Failed logins since `since_ms`.
-    fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64>;
+    /// Record a failed login of `login` from `client` (a key of its address: ADR 0028) and
+    /// return the failures since `since_ms`, this one included; older ones are forgotten.
+    fn login_failed(
+        &self,
+        login: &str,
+        client: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> StoreResult<LoginFailures>;
+    /// Failed logins since `since_ms`: of `login` from `client`, from `client`, of `login`.
+    fn login_failures(
+        &self,
+        login: &str,
+        client: &str,
+        since_ms: i64,
+    ) -> StoreResult<LoginFailures>;
+    /// A station's time zone (ADR 0028; UTC+08:00 unless set). `NotFound` for no such
+    /// station.
+    fn station_zone(&self, station: StationId) -> StoreResult<UtcOffset>;
+    /// Set a station's time zone. `NotFound` for no such station.
+    fn set_station_zone(&self, station: StationId, zone: UtcOffset) -> StoreResult<()>;
     fn log_access(
         &self,
         account: AccountId,
@@ -438,8 +466,10 @@ delegate_console! {
     fn create_session(&self, session_hash: &str, account: AccountId, csrf: &str, now_ms: i64, expires_ms: i64) -> StoreResult<()>;
     fn session(&self, session_hash: &str, now_ms: i64) -> StoreResult<Option<Session>>;
     fn delete_session(&self, session_hash: &str) -> StoreResult<()>;
-    fn login_failed(&self, login: &str, now_ms: i64, since_ms: i64) -> StoreResult<u64>;
-    fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64>;
+    fn login_failed(&self, login: &str, client: &str, now_ms: i64, since_ms: i64) -> StoreResult<LoginFailures>;
+    fn login_failures(&self, login: &str, client: &str, since_ms: i64) -> StoreResult<LoginFailures>;
+    fn station_zone(&self, station: StationId) -> StoreResult<UtcOffset>;
+    fn set_station_zone(&self, station: StationId, zone: UtcOffset) -> StoreResult<()>;
     fn log_access(&self, account: AccountId, station: StationId, what: &str, target: Option<&str>, now_ms: i64) -> StoreResult<()>;
     fn access_log(&self, station: StationId, limit: usize) -> StoreResult<Vec<AccessEntry>>;
     fn access_log_of(&self, station: StationId, target: &str, limit: usize) -> StoreResult<Vec<AccessEntry>>;

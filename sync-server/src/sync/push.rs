@@ -79,13 +79,19 @@ impl<S: ServerStore> SyncService<S> {
             match self.store.commit(auth.station, auth.device, &appends) {
                 Ok(last_seqs) => {
                     if self.read_model {
-                        crate::console::read_model::refresh_accepted(
-                            self.store.as_ref(),
-                            accepted
-                                .iter()
-                                .zip(&last_seqs)
-                                .map(|((id, c), seq)| (*id, &c.doc, *seq)),
-                        );
+                        // Read per sync: a zone set from the CLI holds from the next one. Not
+                        // read, the rows stay behind the log until `catch_up` at start.
+                        match self.store.station_zone(auth.station) {
+                            Ok(zone) => crate::console::read_model::refresh_accepted(
+                                self.store.as_ref(),
+                                zone,
+                                accepted
+                                    .iter()
+                                    .zip(&last_seqs)
+                                    .map(|((id, c), seq)| (*id, &c.doc, *seq)),
+                            ),
+                            Err(e) => tracing::warn!(error = %e, "read model not updated"),
+                        }
                     }
                     for ((doc_id, cached), seq) in accepted.into_iter().zip(last_seqs) {
                         let heads = match pushes.get(&doc_id) {

@@ -9,6 +9,8 @@ pub struct Browser {
     client: reqwest::Client,
     url: String,
     cookies: Vec<(String, String)>,
+    /// Sent as `X-Forwarded-For`, as a proxy in front of the console would.
+    forwarded_for: Option<String>,
 }
 
 impl Browser {
@@ -20,6 +22,23 @@ impl Browser {
                 .unwrap(),
             url,
             cookies: Vec::new(),
+            forwarded_for: None,
+        }
+    }
+
+    /// A browser at `client`, behind a proxy that says so in `X-Forwarded-For`.
+    pub fn behind_proxy(url: String, client: &str) -> Self {
+        Browser {
+            forwarded_for: Some(client.to_owned()),
+            ..Browser::new(url)
+        }
+    }
+
+    fn request(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let r = r.header(header::COOKIE, self.cookie_header());
+        match &self.forwarded_for {
+            Some(client) => r.header("x-forwarded-for", client),
+            None => r,
         }
     }
 
@@ -48,9 +67,7 @@ impl Browser {
 
     pub async fn get(&mut self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
         let resp = self
-            .client
-            .get(format!("{}{path}", self.url))
-            .header(header::COOKIE, self.cookie_header())
+            .request(self.client.get(format!("{}{path}", self.url)))
             .send()
             .await
             .unwrap();
@@ -62,9 +79,7 @@ impl Browser {
 
     pub async fn post(&mut self, path: &str, body: String) -> (u16, String, Vec<String>) {
         let resp = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .header(header::COOKIE, self.cookie_header())
+            .request(self.client.post(format!("{}{path}", self.url)))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body)
             .send()

@@ -52,7 +52,10 @@ pub async fn station(secure_cookies: bool) -> Station {
     let store = Arc::new(SqliteStore::open(&dir.path().join("server")).unwrap());
     let station = store.create_station("石桥镇社工站", now_ms()).unwrap();
     let config = ServerConfig {
-        console: Some(ConsoleConfig { secure_cookies }),
+        console: Some(ConsoleConfig {
+            secure_cookies,
+            ..ConsoleConfig::default()
+        }),
         ..ServerConfig::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -54,7 +54,7 @@ pub(in crate::console) async fn access<S: ServerStore>(
                     ),
                 };
                 context! {
-                    when => view::local_time(e.at),
+                    when => ctx.zone.time(e.at),
                     who,
                     device,
                     on_device => e.what == CASE_FILE_ON_DEVICE,

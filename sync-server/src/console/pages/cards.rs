@@ -71,8 +71,8 @@ pub(in crate::console) const LOW_STOCK: u64 = 10;
 pub(in crate::console) fn active_stock<S: ServerStore>(
     c: &Console<S>,
     station: StationId,
+    today: Date,
 ) -> Result<(u64, usize, usize), PageError> {
-    let today = today()?;
     let labels = c.labels(station)?;
     let cards = station_cards(c, station)?;
     let issued = issued_serials(c, station, &labels)?;
@@ -96,10 +96,6 @@ pub(in crate::console) fn active_stock<S: ServerStore>(
     Ok((left, active, low))
 }
 
-fn today() -> Result<Date, PageError> {
-    view::local_date(now_ms()).ok_or(PageError::BadInput("clock\n"))
-}
-
 fn cards_page<S: ServerStore>(
     c: &Console<S>,
     ctx: &Ctx,
@@ -107,7 +103,7 @@ fn cards_page<S: ServerStore>(
 ) -> Result<Response, PageError> {
     let station = ctx.station();
     let labels = c.labels(station)?;
-    let today = today()?;
+    let today = ctx.today()?;
     let cards = station_cards(c, station)?;
     let issued = issued_serials(c, station, &labels)?;
     let devices = c.store.station_devices(station, now_ms())?;
@@ -258,7 +254,7 @@ fn card_form<S: ServerStore>(
         c.log(ctx, "cards", None)?;
         cards_page(c, ctx, Outcome::Refused(why, typed))
     };
-    let order = match plan(&cards, &phones, today()?) {
+    let order = match plan(&cards, &phones, ctx.today()?) {
         Ok(order) => order,
         Err(why) => return refused(why, typed),
     };

@@ -11,7 +11,7 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
     page(st, visit, |c, ctx| {
         c.log(ctx, "dashboard", None)?;
         let station = ctx.station();
-        let today = view::local_date(now_ms()).ok_or(PageError::BadInput("clock"))?;
+        let today = ctx.today()?;
         let month_start = format!("{:04}-{:02}-01", today.year(), today.month());
         let month_end = format!("{:04}-{:02}-31", today.year(), today.month());
         let households = c.store.households(
@@ -37,7 +37,8 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
             .filter(|d| d.code_waiting && d.revoked_at.is_none())
             .count();
         let revoked = phones.filter(|d| d.revoked_at.is_some()).count();
-        let (cards_left, active_leases, low_leases) = super::cards::active_stock(c, station)?;
+        let (cards_left, active_leases, low_leases) =
+            super::cards::active_stock(c, station, today)?;
         // Station work is in no county account's scope (ADR 0021): not counted for it.
         let activities_month = if ctx.read_only() {
             0
@@ -193,7 +194,12 @@ struct FieldView {
     versions: Vec<Version>,
 }
 
-fn version(labels: &[(WorkerId, String)], v: &FieldVersion, mask: bool) -> Version {
+fn version(
+    labels: &[(WorkerId, String)],
+    zone: UtcOffset,
+    v: &FieldVersion,
+    mask: bool,
+) -> Version {
     let value = v.value.clone().unwrap_or_default();
     Version {
         value: if mask {
@@ -203,7 +209,7 @@ fn version(labels: &[(WorkerId, String)], v: &FieldVersion, mask: bool) -> Versi
         },
         who: view::worker_label(labels, v.provenance.worker),
         device: view::device_label(v.provenance.device),
-        when: view::local_time(v.provenance.at.0),
+        when: zone.time(v.provenance.at.0),
         digest: crate::console::resolve::value_digest(v.value.as_deref()),
     }
 }
@@ -213,6 +219,7 @@ fn fields(
     entity: EntityRef,
     names: &[&str],
     labels: &[(WorkerId, String)],
+    zone: UtcOffset,
     words: &std::collections::BTreeMap<&str, &str>,
 ) -> Vec<FieldView> {
     names
@@ -228,7 +235,7 @@ fn fields(
                 label: words.get(name).copied().unwrap_or(name).to_owned(),
                 versions: versions
                     .iter()
-                    .map(|v| version(labels, v, *name == "id_number"))
+                    .map(|v| version(labels, zone, v, *name == "id_number"))
                     .collect(),
             })
         })
@@ -247,14 +254,15 @@ pub(in crate::console) async fn household<S: ServerStore>(
     page(st, visit, move |c, ctx| {
         let id = parse_household(&id)?;
         let station = ctx.station();
-        let (doc, file) = c.case_file(station, id)?;
+        let loaded = c.case_file(station, id)?;
+        let (doc, file) = (&loaded.doc, &loaded.file);
         c.log(ctx, "household", Some(&id.to_string()))?;
         let labels = c.labels(station)?;
         let words = view::words(ctx.lang);
         let h = &file.household;
         let who = |p: &doorstep_core::Provenance| view::worker_label(&labels, p.worker);
-        let when = |p: &doorstep_core::Provenance| view::local_time(p.at.0);
-        let profile = fields(&doc, EntityRef::Household, &["code", "village", "address", "status"], &labels, &words);
+        let when = |p: &doorstep_core::Provenance| ctx.zone.time(p.at.0);
+        let profile = fields(doc, EntityRef::Household, &["code", "village", "address", "status"], &labels, ctx.zone, &words);
         let persons: Vec<Value> = h
             .persons
             .iter()
@@ -262,7 +270,7 @@ pub(in crate::console) async fn household<S: ServerStore>(
                 context! {
                     name => p.name.clone(),
                     record => format!("person/{}", p.id),
-                    fields => fields(&doc, EntityRef::Person(p.id), &["name", "sex", "birth_date", "id_number", "relation", "guardian"], &labels, &words),
+                    fields => fields(doc, EntityRef::Person(p.id), &["name", "sex", "birth_date", "id_number", "relation", "guardian"], &labels, ctx.zone, &words),
                 }
             })
             .collect();
@@ -287,12 +295,12 @@ pub(in crate::console) async fn household<S: ServerStore>(
         let mut surveys = super::responses::SurveyTitles::default();
         for cf in &file.conflicts {
             let mask = cf.field.field == "id_number";
-            let mut values: Vec<Version> = cf.values.iter().map(|v| version(&labels, v, mask)).collect();
+            let mut values: Vec<Version> = cf.values.iter().map(|v| version(&labels, ctx.zone, v, mask)).collect();
             let mut field = format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field));
             if cf.kind == doorstep_core::ConflictKind::DuplicateResponse {
-                field = super::responses::duplicate_heading(&file, cf, &words);
+                field = super::responses::duplicate_heading(file, cf, &words);
                 for (shown, v) in values.iter_mut().zip(&cf.values) {
-                    shown.value = super::responses::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
+                    shown.value = super::responses::response_summary(c, station, &mut surveys, file, v.value.as_deref(), &words)?;
                 }
             }
             conflicts.push(context! { field, values });
@@ -303,7 +311,7 @@ pub(in crate::console) async fn household<S: ServerStore>(
             worker => assignment.as_ref().and_then(|a| a.worker).map(|w| view::worker_label(&labels, w)).unwrap_or_default(),
             worker_id => assignment.as_ref().and_then(|a| a.worker).map(|w| w.to_string()).unwrap_or_default(),
             team => assignment.as_ref().and_then(|a| a.team.as_ref()).map(|t| t.as_str().to_owned()).unwrap_or_default(),
-            when => assignment.as_ref().map(|a| view::local_time(a.assigned_at)).unwrap_or_default(),
+            when => assignment.as_ref().map(|a| ctx.zone.time(a.assigned_at)).unwrap_or_default(),
         };
         let workers: Vec<Value> = labels
             .iter()
@@ -352,18 +360,19 @@ pub(in crate::console) async fn conflicts<S: ServerStore>(
         let all = c.store.households(station, &HouseholdFilter { limit: usize::MAX >> 1, ..Default::default() })?;
         let mut surveys = super::responses::SurveyTitles::default();
         for h in all.into_iter().filter(|h| h.conflicts > 0) {
-            let Ok((_, file)) = c.case_file(station, h.doc) else { continue };
+            let Ok(loaded) = c.case_file(station, h.doc) else { continue };
+            let file = &loaded.file;
             for cf in &file.conflicts {
                 use doorstep_core::ConflictKind;
                 let mask = cf.field.field == "id_number";
-                let mut values: Vec<Version> = cf.values.iter().map(|v| version(&labels, v, mask)).collect();
+                let mut values: Vec<Version> = cf.values.iter().map(|v| version(&labels, ctx.zone, v, mask)).collect();
                 let mut field = format!("{} {}", cf.field.entity.kind().name(), words.get(cf.field.field.as_str()).copied().unwrap_or(&cf.field.field));
                 // Two phones answered one survey for one person (ADR 0022): each response
                 // shown by what it answered, the supervisor keeps one.
                 if cf.kind == ConflictKind::DuplicateResponse {
-                    field = super::responses::duplicate_heading(&file, cf, &words);
+                    field = super::responses::duplicate_heading(file, cf, &words);
                     for (shown, v) in values.iter_mut().zip(&cf.values) {
-                        shown.value = super::responses::response_summary(c, station, &mut surveys, &file, v.value.as_deref(), &words)?;
+                        shown.value = super::responses::response_summary(c, station, &mut surveys, file, v.value.as_deref(), &words)?;
                     }
                 }
                 out.push(context! {
@@ -390,7 +399,7 @@ pub(in crate::console) async fn follow_ups<S: ServerStore>(
         c.log(ctx, "follow_ups", None)?;
         let station = ctx.station();
         let labels = c.labels(station)?;
-        let today = view::local_date(now_ms()).ok_or(PageError::BadInput("clock"))?;
+        let today = ctx.today()?;
         let horizon = today
             .add_days(14)
             .map_err(|_| PageError::BadInput("clock"))?;
@@ -497,18 +506,19 @@ pub(in crate::console) async fn history<S: ServerStore>(
         let field = crate::console::resolve::parse_field_path(&q.field)
             .map_err(|_| PageError::BadInput("bad field\n"))?;
         let station = ctx.station();
-        let (doc, file) = c.case_file(station, id)?;
+        let loaded = c.case_file(station, id)?;
+        let (doc, file) = (&loaded.doc, &loaded.file);
         c.log(ctx, "field_history", Some(&id.to_string()))?;
         let labels = c.labels(station)?;
         let mask = field.field == "id_number";
-        let now = field_versions(&doc, &field).map_err(|_| PageError::NotFound)?;
-        let all = doorstep_core::read_model::field_history(&doc, &field)
+        let now = field_versions(doc, &field).map_err(|_| PageError::NotFound)?;
+        let all = doorstep_core::read_model::field_history(doc, &field)
             .map_err(|_| PageError::NotFound)?;
         let versions: Vec<Value> = all
             .iter()
             .rev()
             .map(|v| {
-                let shown = version(&labels, v, mask);
+                let shown = version(&labels, ctx.zone, v, mask);
                 context! {
                     current => now.contains(v),
                     value => shown.value,

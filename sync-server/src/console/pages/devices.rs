@@ -38,8 +38,8 @@ fn devices_page<S: ServerStore>(
                         id => d.device.to_string(),
                         short => view::device_label(d.device),
                         state => word(state),
-                        enrolled => d.enrolled_at.map(view::local_time).unwrap_or_default(),
-                        last_sync => d.last_sync.map(view::local_time).unwrap_or_default(),
+                        enrolled => d.enrolled_at.map(|t| ctx.zone.time(t)).unwrap_or_default(),
+                        last_sync => d.last_sync.map(|t| ctx.zone.time(t)).unwrap_or_default(),
                         revocable => !d.console && d.revoked_at.is_none(),
                     }
                 })
@@ -118,7 +118,7 @@ pub(in crate::console) async fn enroll<S: ServerStore>(
             worker => label,
             qr => Value::from_safe_string(qr_svg(&code).unwrap_or_default()),
             code,
-            expires => view::local_time(now + crate::credentials::CODE_VALID_MS),
+            expires => ctx.zone.time(now + crate::credentials::CODE_VALID_MS),
         };
         let mut resp = devices_page(c, ctx, Some(enrolled))?;
         // The code is on this page only: never cached (harden sets no-store already).

@@ -18,7 +18,7 @@ pub(in crate::console) async fn erasures<S: ServerStore>(
             .iter()
             .map(|r| {
                 context! {
-                    when => view::local_time(r.erased_at),
+                    when => ctx.zone.time(r.erased_at),
                     household => r.doc.to_string(),
                     reason => word(&format!("reason_{}", r.reason.as_str())),
                     by => r.erased_by.clone(),

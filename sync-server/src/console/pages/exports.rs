@@ -140,7 +140,7 @@ fn visits_of_month<S: ServerStore>(
     ctx: &Ctx,
     q: &MonthQuery,
 ) -> Result<(String, Vec<[String; 7]>), PageError> {
-    let month = q.month()?;
+    let month = q.month(ctx)?;
     let (Some(first), Some(last)) = (month.first(), month.last()) else {
         return Err(PageError::BadInput("month must be YYYY-MM\n"));
     };
@@ -248,9 +248,9 @@ pub(in crate::console) struct MonthQuery {
 }
 
 impl MonthQuery {
-    pub(super) fn month(&self) -> Result<crate::console::report::Month, PageError> {
+    pub(super) fn month(&self, ctx: &Ctx) -> Result<crate::console::report::Month, PageError> {
         if self.month.trim().is_empty() {
-            let today = view::local_date(now_ms()).ok_or(PageError::BadInput("clock\n"))?;
+            let today = ctx.today()?;
             return Ok(crate::console::report::Month::of(today));
         }
         crate::console::report::Month::parse(&self.month)
@@ -263,8 +263,8 @@ fn report_of<S: ServerStore>(
     ctx: &Ctx,
     q: &MonthQuery,
 ) -> Result<crate::console::report::Report, PageError> {
-    let month = q.month()?;
-    let today = view::local_date(now_ms()).ok_or(PageError::BadInput("clock\n"))?;
+    let month = q.month(ctx)?;
+    let today = ctx.today()?;
     Ok(crate::console::report::monthly(
         c.store.as_ref(),
         ctx.station(),

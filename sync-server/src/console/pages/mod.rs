@@ -17,14 +17,16 @@ use std::sync::Arc;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use doorstep_core::read_model::{field_versions, read_case_file, CaseFile};
+use doorstep_core::read_model::{field_versions, read_case_file};
 use doorstep_core::{EntityRef, FieldRef, FieldVersion, HouseholdId, StationId, WorkerId};
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{self, AuthError, SESSION_COOKIE, SESSION_MS};
+use super::case_files::LoadedCaseFile;
 use super::view::{self, Lang};
 use super::{harden, plain, Console};
+use crate::station_time::UtcOffset;
 use crate::store::console::{AccountRole, HouseholdFilter, Session};
 use crate::store::{ServerStore, StoreError};
 use crate::{now_ms, snapshot};
@@ -138,11 +140,20 @@ struct Ctx {
     base: String,
     /// A county account's station name, shown in the header (a supervisor has one).
     station_label: Option<String>,
+    /// The station's time zone (ADR 0028): its dates, "today" and its months.
+    zone: UtcOffset,
 }
 
 impl Ctx {
     fn station(&self) -> StationId {
         self.station
+    }
+
+    /// Today in the station's time zone.
+    fn today(&self) -> Result<doorstep_core::Date, PageError> {
+        self.zone
+            .date(now_ms())
+            .ok_or(PageError::BadInput("clock\n"))
     }
 
     fn read_only(&self) -> bool {
@@ -194,6 +205,7 @@ impl<S: ServerStore> Console<S> {
                 base => Value::from_safe_string(ctx.base.clone()),
                 read_only => ctx.read_only(),
                 station_label => ctx.station_label.clone(),
+                zone => ctx.zone.to_string(),
             }
         };
         let body = self.render(name, ctx.lang, Some(&ctx.session), page)?;
@@ -251,21 +263,26 @@ impl<S: ServerStore> Console<S> {
             .unwrap_or_default())
     }
 
-    /// A case file of the session's station, read from the stored document.
+    /// A case file of the session's station, read from the stored document (or kept from
+    /// an earlier page at the same log sequence: `case_files.rs`).
     fn case_file(
         &self,
         station: StationId,
         id: HouseholdId,
-    ) -> Result<(automerge::Automerge, CaseFile), PageError> {
+    ) -> Result<Arc<LoadedCaseFile>, PageError> {
         if self.store.document_station(id)? != Some(station) {
+            self.case_files.forget(id);
             return Err(PageError::NotFound);
         }
-        let stored = self.store.load_document(id)?.ok_or(PageError::NotFound)?;
-        let doc = std::panic::catch_unwind(|| snapshot::load_stored(&stored))
-            .map_err(|_| PageError::Unreadable)?
-            .map_err(|_| PageError::Unreadable)?;
-        let file = read_case_file(&doc).map_err(|_| PageError::NotFound)?;
-        Ok((doc, file))
+        let seq = self.store.document_seq(id)?;
+        self.case_files.get(id, seq, || {
+            let stored = self.store.load_document(id)?.ok_or(PageError::NotFound)?;
+            let doc = std::panic::catch_unwind(|| snapshot::load_stored(&stored))
+                .map_err(|_| PageError::Unreadable)?
+                .map_err(|_| PageError::Unreadable)?;
+            let file = read_case_file(&doc).map_err(|_| PageError::NotFound)?;
+            Ok(LoadedCaseFile { doc, file })
+        })
     }
 }
 
@@ -336,6 +353,8 @@ async fn station_page<S: ServerStore>(
                 None => ("/console".to_owned(), None),
             },
         };
+        // Read on every request: a change from the CLI holds from the next page on.
+        let zone = c.store.station_zone(station)?;
         f(
             c,
             &Ctx {
@@ -344,6 +363,7 @@ async fn station_page<S: ServerStore>(
                 station,
                 base,
                 station_label,
+                zone,
             },
         )
     })

@@ -50,12 +50,35 @@ pub(in crate::console) struct LoginForm {
     csrf: String,
 }
 
+/// The TCP peer of a request (`ConnectInfo`, set by the connection edge); the unspecified
+/// address if a router runs without it, so such clients share one count.
+pub(in crate::console) struct Peer(std::net::IpAddr);
+
+impl<St: Send + Sync> axum::extract::FromRequestParts<St> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &St,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip()),
+        ))
+    }
+}
+
 pub(in crate::console) async fn login<S: ServerStore>(
     State(st): Shared<S>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let lang = lang_of(&headers);
+    let client = auth::client_key(crate::api::client_addr(peer, &headers, &st.trusted_proxies));
+    let tag = auth::client_tag(&client);
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !auth::same_token(expected, &form.csrf) {
         return plain(StatusCode::FORBIDDEN, "missing or wrong CSRF token\n");
@@ -68,6 +91,7 @@ pub(in crate::console) async fn login<S: ServerStore>(
             st2.store.as_ref(),
             form.login.trim(),
             &form.password,
+            &client,
             now_ms(),
         )?;
         // A supervisor's login is in her station's access log; a county account belongs to
@@ -97,14 +121,16 @@ pub(in crate::console) async fn login<S: ServerStore>(
             );
             resp
         }
-        Ok(Err(AuthError::Throttled)) => {
-            tracing::info!("console: login throttled");
+        // Logged without the login name, the password or the address (ADR 0028): which
+        // limit refused it, and a per-run tag of the client.
+        Ok(Err(AuthError::Throttled(limit))) => {
+            tracing::warn!(limit = limit.as_str(), client = %tag, "console: login throttled");
             let mut r = login_page(&st, lang, Some("throttled"));
             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             r
         }
         Ok(Err(AuthError::Wrong)) => {
-            tracing::info!("console: login failed");
+            tracing::info!(client = %tag, "console: login failed");
             login_page(&st, lang, Some("wrong_login"))
         }
         Ok(Err(e)) => {

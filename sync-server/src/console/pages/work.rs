@@ -92,7 +92,7 @@ pub(in crate::console) async fn activities<S: ServerStore>(
 ) -> Response {
     page(st, visit, move |c, ctx| {
         station_work_only(ctx)?;
-        let month = q.month()?;
+        let month = q.month(ctx)?;
         let (Some(first), Some(last)) = (month.first(), month.last()) else {
             return Err(PageError::BadInput("month must be YYYY-MM\n"));
         };
@@ -187,7 +187,7 @@ pub(in crate::console) async fn activity<S: ServerStore>(
                     narrative => a.narrative,
                     who => view::worker_label(&labels, a.created.worker),
                     device => view::device_label(a.created.device),
-                    when => view::local_time(a.created.at.0),
+                    when => ctx.zone.time(a.created.at.0),
                 },
                 resources,
             },
@@ -310,7 +310,7 @@ pub(in crate::console) async fn resource<S: ServerStore>(
                     wishes => r.wishes,
                     who => view::worker_label(&labels, r.created.worker),
                     device => view::device_label(r.created.device),
-                    when => view::local_time(r.created.at.0),
+                    when => ctx.zone.time(r.created.at.0),
                 },
                 activities => activities.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
                 needs,
@@ -356,7 +356,7 @@ pub(in crate::console) async fn surveys<S: ServerStore>(
                         number => v.number,
                         questions => v.questions.len(),
                         who => view::worker_label(&labels, v.created.worker),
-                        when => view::local_time(v.created.at.0),
+                        when => ctx.zone.time(v.created.at.0),
                     }).collect::<Vec<_>>(),
                 }
             })
@@ -395,11 +395,14 @@ pub(in crate::console) async fn survey<S: ServerStore>(
         let mut responses = Vec::new();
         for h in households {
             match c.case_file(station, h) {
-                Ok((_, file)) => responses.extend(
-                    file.household
+                Ok(loaded) => responses.extend(
+                    loaded
+                        .file
+                        .household
                         .responses
-                        .into_iter()
-                        .filter(|r| r.survey == survey_id && r.status == ResponseStatus::Submitted),
+                        .iter()
+                        .filter(|&r| r.survey == survey_id && r.status == ResponseStatus::Submitted)
+                        .cloned(),
                 ),
                 Err(PageError::Store(e)) => return Err(PageError::Store(e)),
                 Err(_) => {
@@ -416,7 +419,7 @@ pub(in crate::console) async fn survey<S: ServerStore>(
                 context! {
                     who => view::worker_label(&labels, v.created.worker),
                     device => view::device_label(v.created.device),
-                    when => view::local_time(v.created.at.0),
+                    when => ctx.zone.time(v.created.at.0),
                     ..Value::from_serialize(&counted)
                 }
             })
@@ -429,7 +432,7 @@ pub(in crate::console) async fn survey<S: ServerStore>(
                 responses => responses.len(),
                 versions,
                 who => view::worker_label(&labels, s.created.worker),
-                when => view::local_time(s.created.at.0),
+                when => ctx.zone.time(s.created.at.0),
             },
         )
     })

@@ -659,7 +659,13 @@ impl ConsoleStore for PostgresStore {
         Ok(())
     }
 
-    fn login_failed(&self, login: &str, now_ms: i64, since_ms: i64) -> StoreResult<u64> {
+    fn login_failed(
+        &self,
+        login: &str,
+        client: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> StoreResult<LoginFailures> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
         tx.execute(
@@ -667,28 +673,45 @@ impl ConsoleStore for PostgresStore {
             &[&since_ms],
         )?;
         tx.execute(
-            "INSERT INTO console_login_failures (login, at) VALUES ($1, $2)",
-            &[&login, &now_ms],
+            "INSERT INTO console_login_failures (login, client, at) VALUES ($1, $2, $3)",
+            &[&login, &client, &now_ms],
         )?;
-        let n: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM console_login_failures WHERE login = $1 AND at >= $2",
-                &[&login, &since_ms],
-            )?
-            .get(0);
+        let counts = login_failures(&mut tx, login, client, since_ms)?;
         tx.commit()?;
-        Ok(n.max(0) as u64)
+        Ok(counts)
     }
 
-    fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64> {
+    fn login_failures(
+        &self,
+        login: &str,
+        client: &str,
+        since_ms: i64,
+    ) -> StoreResult<LoginFailures> {
         let mut c = self.pool.get()?;
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM console_login_failures WHERE login = $1 AND at >= $2",
-                &[&login, &since_ms],
-            )?
-            .get(0);
-        Ok(n.max(0) as u64)
+        login_failures(&mut *c, login, client, since_ms)
+    }
+
+    fn station_zone(&self, station: StationId) -> StoreResult<UtcOffset> {
+        let mut c = self.pool.get()?;
+        let row = c.query_opt(
+            "SELECT utc_offset_minutes FROM stations WHERE station_id = $1",
+            &[&station.to_string()],
+        )?;
+        let minutes: i32 = row.ok_or(StoreError::NotFound("station"))?.get(0);
+        UtcOffset::from_minutes(i64::from(minutes))
+            .map_err(|_| StoreError::Database("malformed station time zone".into()))
+    }
+
+    fn set_station_zone(&self, station: StationId, zone: UtcOffset) -> StoreResult<()> {
+        let mut c = self.pool.get()?;
+        let n = c.execute(
+            "UPDATE stations SET utc_offset_minutes = $2 WHERE station_id = $1",
+            &[&station.to_string(), &zone.minutes()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound("station"));
+        }
+        Ok(())
     }
 
     fn log_access(
@@ -826,4 +849,27 @@ impl PostgresStore {
         })
         .collect()
     }
+}
+
+/// Failed logins since `since_ms` of a login from a client, from the client, of the login.
+fn login_failures(
+    c: &mut impl ::postgres::GenericClient,
+    login: &str,
+    client: &str,
+    since_ms: i64,
+) -> StoreResult<LoginFailures> {
+    let row = c.query_one(
+        "SELECT
+            (SELECT count(*) FROM console_login_failures
+              WHERE login = $1 AND client = $2 AND at >= $3),
+            (SELECT count(*) FROM console_login_failures WHERE client = $2 AND at >= $3),
+            (SELECT count(*) FROM console_login_failures WHERE login = $1 AND at >= $3)",
+        &[&login, &client, &since_ms],
+    )?;
+    let n = |i: usize| row.get::<_, i64>(i).max(0) as u64;
+    Ok(LoginFailures {
+        login_from_client: n(0),
+        client: n(1),
+        login: n(2),
+    })
 }

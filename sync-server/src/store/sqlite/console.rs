@@ -768,32 +768,60 @@ impl ConsoleStore for SqliteStore {
         })
     }
 
-    fn login_failed(&self, login: &str, now_ms: i64, since_ms: i64) -> StoreResult<u64> {
+    fn login_failed(
+        &self,
+        login: &str,
+        client: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> StoreResult<LoginFailures> {
         self.write(|conn| {
             conn.execute(
                 "DELETE FROM console_login_failures WHERE at < ?1",
                 [since_ms],
             )?;
             conn.execute(
-                "INSERT INTO console_login_failures (login, at) VALUES (?1, ?2)",
-                params![login, now_ms],
+                "INSERT INTO console_login_failures (login, client, at) VALUES (?1, ?2, ?3)",
+                params![login, client, now_ms],
             )?;
-            let n: i64 = conn.query_row(
-                "SELECT count(*) FROM console_login_failures WHERE login = ?1 AND at >= ?2",
-                params![login, since_ms],
-                |r| r.get(0),
-            )?;
-            Ok(n.max(0) as u64)
+            login_failures(conn, login, client, since_ms)
         })
     }
 
-    fn login_failures(&self, login: &str, since_ms: i64) -> StoreResult<u64> {
-        let n: i64 = self.reader().query_row(
-            "SELECT count(*) FROM console_login_failures WHERE login = ?1 AND at >= ?2",
-            params![login, since_ms],
-            |r| r.get(0),
-        )?;
-        Ok(n.max(0) as u64)
+    fn login_failures(
+        &self,
+        login: &str,
+        client: &str,
+        since_ms: i64,
+    ) -> StoreResult<LoginFailures> {
+        login_failures(&self.reader(), login, client, since_ms)
+    }
+
+    fn station_zone(&self, station: StationId) -> StoreResult<UtcOffset> {
+        let minutes: Option<i64> = self
+            .reader()
+            .query_row(
+                "SELECT utc_offset_minutes FROM stations WHERE station_id = ?1",
+                [station.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let minutes = minutes.ok_or(StoreError::NotFound("station"))?;
+        UtcOffset::from_minutes(minutes)
+            .map_err(|_| StoreError::Database("malformed station time zone".into()))
+    }
+
+    fn set_station_zone(&self, station: StationId, zone: UtcOffset) -> StoreResult<()> {
+        self.write(|conn| {
+            let n = conn.execute(
+                "UPDATE stations SET utc_offset_minutes = ?2 WHERE station_id = ?1",
+                params![station.to_string(), zone.minutes()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound("station"));
+            }
+            Ok(())
+        })
     }
 
     fn log_access(
@@ -956,4 +984,27 @@ impl SqliteStore {
             })
             .collect()
     }
+}
+
+/// Failed logins since `since_ms` of a login from a client, from the client, of the login.
+fn login_failures(
+    conn: &Connection,
+    login: &str,
+    client: &str,
+    since_ms: i64,
+) -> StoreResult<LoginFailures> {
+    let (pair, from_client, of_login): (i64, i64, i64) = conn.query_row(
+        "SELECT
+            (SELECT count(*) FROM console_login_failures
+              WHERE login = ?1 AND client = ?2 AND at >= ?3),
+            (SELECT count(*) FROM console_login_failures WHERE client = ?2 AND at >= ?3),
+            (SELECT count(*) FROM console_login_failures WHERE login = ?1 AND at >= ?3)",
+        params![login, client, since_ms],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(LoginFailures {
+        login_from_client: pair.max(0) as u64,
+        client: from_client.max(0) as u64,
+        login: of_login.max(0) as u64,
+    })
 }
