@@ -381,8 +381,9 @@ enum HouseholdCommand {
         #[arg(long)]
         household: HouseholdId,
         /// What to redact, repeatable: KIND/RECORD/FIELD (a field's every value, e.g.
-        /// person/<id>/id_number, visit/<id>/concerns, household//address) or KIND/RECORD
-        /// (a whole record and what refers to it, e.g. person/<id>).
+        /// person/<id>/id_number, visit/<id>/concerns, household//address), KIND/RECORD
+        /// (a whole record and what refers to it, its attachments included, e.g.
+        /// person/<id>) or attachment/<id> (one attachment; its bytes go too).
         #[arg(long = "item", required = true)]
         items: Vec<String>,
         /// Why, as a code: subject-request, created-in-error, other (never free text).
@@ -1009,7 +1010,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map(|i| doorstep_core::doc::generation::Redaction::parse(i.trim()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| {
-                    "--item is KIND/RECORD/FIELD or KIND/RECORD (e.g. person/<id>/id_number)"
+                    "--item is KIND/RECORD/FIELD, KIND/RECORD or attachment/<id> (e.g. \
+                     person/<id>/id_number)"
                         .to_string()
                 })?;
             let store = open(&data)?;

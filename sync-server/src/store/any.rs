@@ -111,7 +111,7 @@ delegate! {
     fn reopen(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped>;
     fn retirement(&self, doc: HouseholdId) -> StoreResult<Option<Retirement>>;
     fn erase_document(&self, station: StationId, doc: HouseholdId, reason: ErasureReason, erased_by: &str, now_ms: i64) -> StoreResult<ErasureRecord>;
-    fn redact_document(&self, station: StationId, notice: &doorstep_core::protocol::RedactionNotice, snapshot: &[u8], expected_seq: u64) -> StoreResult<u64>;
+    fn redact_document(&self, station: StationId, notice: &doorstep_core::protocol::RedactionNotice, snapshot: &[u8], expected_seq: u64, kept_blobs: &[doorstep_core::BlobHash]) -> StoreResult<u64>;
     fn redaction_notice(&self, doc: HouseholdId) -> StoreResult<Option<doorstep_core::protocol::RedactionNotice>>;
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;
     fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>>;

@@ -788,6 +788,7 @@ impl ServerStore for PostgresStore {
         notice: &doorstep_core::protocol::RedactionNotice,
         snapshot: &[u8],
         expected_seq: u64,
+        kept_blobs: &[doorstep_core::BlobHash],
     ) -> StoreResult<u64> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
@@ -830,6 +831,7 @@ impl ServerStore for PostgresStore {
         for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&d])?;
         }
+        blobs::release_doc(&mut tx, &d, kept_blobs)?;
         tx.commit()?;
         Ok(seq as u64)
     }

@@ -1514,6 +1514,7 @@ impl ServerStore for SqliteStore {
         notice: &doorstep_core::protocol::RedactionNotice,
         snapshot: &[u8],
         expected_seq: u64,
+        kept_blobs: &[doorstep_core::BlobHash],
     ) -> StoreResult<u64> {
         let st = station.to_string();
         let d = notice.doc.to_string();
@@ -1547,6 +1548,7 @@ impl ServerStore for SqliteStore {
             // The console's rows hold the old values: gone here (and its search index merged
             // below), read again from the generation by the caller.
             console::delete_doc(tx, &d)?;
+            blobs::release_doc(tx, &d, kept_blobs)?;
             Ok(seq as u64)
         })?;
         self.write(|tx| {

@@ -169,3 +169,36 @@ impl Store {
             .ok_or(Error::NotFound("attachment"))
     }
 }
+
+/// In a redaction's transaction (ADR 0029): drop the bytes and queue entries of the
+/// household's blobs that no reference of its new generation names (`kept`). Returns how
+/// many blobs went.
+pub(super) fn release_unreferenced(
+    tx: &Connection,
+    household: HouseholdId,
+    kept: &std::collections::BTreeSet<BlobHash>,
+) -> Result<usize> {
+    let h = household.to_string();
+    let mut held: std::collections::BTreeSet<Vec<u8>> = Default::default();
+    for table in ["attachment_blobs", "attachment_uploads"] {
+        let mut stmt = tx.prepare(&format!("SELECT hash FROM {table} WHERE doc_id = ?1"))?;
+        let rows = stmt.query_map([&h], |r| r.get::<_, Vec<u8>>(0))?;
+        for hash in rows {
+            held.insert(hash?);
+        }
+    }
+    let mut gone = 0;
+    for hash in held {
+        if kept.iter().any(|k| k.0.as_slice() == hash.as_slice()) {
+            continue;
+        }
+        for table in ["attachment_blobs", "attachment_uploads"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE doc_id = ?1 AND hash = ?2"),
+                params![h, hash],
+            )?;
+        }
+        gone += 1;
+    }
+    Ok(gone)
+}

@@ -238,3 +238,35 @@ pub(super) fn erase_doc(tx: &Connection, doc: &str) -> StoreResult<()> {
     tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [doc])?;
     Ok(())
 }
+
+/// In a redaction's transaction (ADR 0029): the household's references to blobs its new
+/// generation does not name (`kept`) go, and with them every such blob no other household
+/// references (bytes, tail and row). Returns how many blobs went.
+pub(super) fn release_doc(tx: &Connection, doc: &str, kept: &[BlobHash]) -> StoreResult<u64> {
+    let held: Vec<Vec<u8>> = tx
+        .prepare("SELECT hash FROM blob_refs WHERE doc_id = ?1")?
+        .query_map([doc], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut gone = 0;
+    for hash in held {
+        if kept.iter().any(|k| k.0.as_slice() == hash.as_slice()) {
+            continue;
+        }
+        tx.execute(
+            "DELETE FROM blob_refs WHERE doc_id = ?1 AND hash = ?2",
+            params![doc, hash],
+        )?;
+        let elsewhere: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_refs WHERE hash = ?1)",
+            [&hash],
+            |r| r.get(0),
+        )?;
+        if !elsewhere {
+            for table in ["blob_chunks", "blob_tails", "blobs"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE hash = ?1"), [&hash])?;
+            }
+            gone += 1;
+        }
+    }
+    Ok(gone)
+}
