@@ -119,6 +119,11 @@ enum Command {
         #[command(subcommand)]
         command: CardsCommand,
     },
+    /// Attachments' bytes on the server (ADR 0023, 0029).
+    Blobs {
+        #[command(subcommand)]
+        command: BlobsCommand,
+    },
     /// Write a consistent, encrypted copy of the database to a file (safe while serving).
     Backup {
         #[arg(long, default_value = "doorstep-data")]
@@ -344,6 +349,19 @@ enum ConsoleCommand {
         data: PathBuf,
         #[arg(long)]
         station: Option<StationId>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BlobsCommand {
+    /// Delete partial uploads untouched for longer than --older-than-days (their devices
+    /// start them again from the first byte). `serve` does it at start and every 6 hours
+    /// (--partial-upload-days); safe while serving.
+    Sweep {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = doorstep_server::blob_sweep::DEFAULT_PARTIAL_UPLOAD_DAYS)]
+        older_than_days: u32,
     },
 }
 
@@ -1450,6 +1468,22 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Cards { command } => cards(command),
+        Command::Blobs {
+            command:
+                BlobsCommand::Sweep {
+                    data,
+                    older_than_days,
+                },
+        } => {
+            let swept =
+                doorstep_server::blob_sweep::sweep(&open(&data)?, older_than_days, now_ms())
+                    .map_err(|e| e.to_string())?;
+            println!(
+                "swept {} partial upload(s) untouched for over {older_than_days} day(s), {} byte(s)",
+                swept.blobs, swept.bytes
+            );
+            Ok(())
+        }
         Command::Backup {
             data,
             to,

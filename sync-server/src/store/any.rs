@@ -144,10 +144,11 @@ impl blobs::BlobStore for AnyStore {
         hash: &doorstep_core::BlobHash,
         offset: u64,
         bytes: &[u8],
+        now_ms: i64,
     ) -> StoreResult<u64> {
         match self {
-            AnyStore::Sqlite(s) => s.append_blob(hash, offset, bytes),
-            AnyStore::Postgres(s) => s.append_blob(hash, offset, bytes),
+            AnyStore::Sqlite(s) => s.append_blob(hash, offset, bytes, now_ms),
+            AnyStore::Postgres(s) => s.append_blob(hash, offset, bytes, now_ms),
         }
     }
     fn finish_blob(&self, hash: &doorstep_core::BlobHash) -> StoreResult<bool> {
@@ -194,10 +195,17 @@ impl blobs::BlobStore for AnyStore {
         hash: &doorstep_core::BlobHash,
         pos: u64,
         bytes: &[u8],
+        now_ms: i64,
     ) -> StoreResult<()> {
         match self {
-            AnyStore::Sqlite(s) => s.set_blob_tail(hash, pos, bytes),
-            AnyStore::Postgres(s) => s.set_blob_tail(hash, pos, bytes),
+            AnyStore::Sqlite(s) => s.set_blob_tail(hash, pos, bytes, now_ms),
+            AnyStore::Postgres(s) => s.set_blob_tail(hash, pos, bytes, now_ms),
+        }
+    }
+    fn sweep_partial_blobs(&self, before_ms: i64) -> StoreResult<blobs::BlobSweep> {
+        match self {
+            AnyStore::Sqlite(s) => s.sweep_partial_blobs(before_ms),
+            AnyStore::Postgres(s) => s.sweep_partial_blobs(before_ms),
         }
     }
     fn clear_blob_tail(&self, hash: &doorstep_core::BlobHash) -> StoreResult<()> {

@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0011_work_read_model.sql"),
     include_str!("migrations/postgres/0012_phone_retirements.sql"),
     include_str!("migrations/postgres/0013_blobs.sql"),
+    include_str!("migrations/postgres/0015_blob_touched.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"

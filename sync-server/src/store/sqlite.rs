@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_work_read_model.sql"),
     include_str!("migrations/0012_phone_retirements.sql"),
     include_str!("migrations/0013_blobs.sql"),
+    include_str!("migrations/0015_blob_touched.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).

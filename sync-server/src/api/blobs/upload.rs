@@ -206,7 +206,9 @@ async fn put_chunk<S: ServerStore>(
                         }
                     }
                     tail.extend_from_slice(&bytes);
-                    store.set_blob_tail(&hash, start, &tail).map_err(failed)
+                    store
+                        .set_blob_tail(&hash, start, &tail, crate::now_ms())
+                        .map_err(failed)
                 })
                 .await?;
             }
@@ -263,7 +265,7 @@ async fn put_chunk<S: ServerStore>(
                 refusal::CHUNK_CORRUPT,
             ));
         }
-        let received = match store.append_blob(&hash, start, &chunk) {
+        let received = match store.append_blob(&hash, start, &chunk, crate::now_ms()) {
             Ok(n) => n,
             Err(StoreError::Conflict(_)) | Err(StoreError::NotFound(_)) => {
                 return Err(Refused::Offset(status_with_tail(

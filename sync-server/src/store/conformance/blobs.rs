@@ -40,36 +40,36 @@ pub fn blobs_are_chunked_checked_limited_and_erased<S: ServerStore>(s: &S) {
     );
     // Only where the held bytes end.
     assert!(matches!(
-        s.append_blob(&h, 10, &bytes[10..20]),
+        s.append_blob(&h, 10, &bytes[10..20], 1),
         Err(StoreError::Conflict(_))
     ));
     // A cut chunk's bytes are kept only where the held bytes end.
-    s.set_blob_tail(&h, 5, b"late").unwrap();
+    s.set_blob_tail(&h, 5, b"late", 1).unwrap();
     assert_eq!(s.blob_tail(&h).unwrap(), None);
-    s.set_blob_tail(&h, 0, &bytes[..10]).unwrap();
-    s.set_blob_tail(&h, 0, &bytes[..20]).unwrap();
+    s.set_blob_tail(&h, 0, &bytes[..10], 1).unwrap();
+    s.set_blob_tail(&h, 0, &bytes[..20], 1).unwrap();
     assert_eq!(s.blob_tail(&h).unwrap(), Some((0, bytes[..20].to_vec())));
     s.clear_blob_tail(&h).unwrap();
     assert_eq!(s.blob_tail(&h).unwrap(), None);
-    assert_eq!(s.append_blob(&h, 0, &bytes[..400]).unwrap(), 400);
-    s.set_blob_tail(&h, 400, &bytes[400..450]).unwrap();
+    assert_eq!(s.append_blob(&h, 0, &bytes[..400], 1).unwrap(), 400);
+    s.set_blob_tail(&h, 400, &bytes[400..450], 1).unwrap();
     assert!(matches!(
-        s.append_blob(&h, 0, &bytes[..400]),
+        s.append_blob(&h, 0, &bytes[..400], 1),
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.append_blob(&h, 400, &[0; 601]),
+        s.append_blob(&h, 400, &[0; 601], 1),
         Err(StoreError::Conflict(_))
     ));
     // A last chunk that makes other bytes: dropped whole.
     let mut wrong = bytes[400..].to_vec();
     wrong[0] ^= 1;
-    assert_eq!(s.append_blob(&h, 400, &wrong).unwrap(), 1000);
+    assert_eq!(s.append_blob(&h, 400, &wrong, 1).unwrap(), 1000);
     assert!(!s.finish_blob(&h).unwrap());
     assert_eq!(s.blob(&h).unwrap(), Some(fresh));
-    s.append_blob(&h, 0, &bytes[..400]).unwrap();
-    s.append_blob(&h, 400, &bytes[400..700]).unwrap();
-    s.append_blob(&h, 700, &bytes[700..]).unwrap();
+    s.append_blob(&h, 0, &bytes[..400], 1).unwrap();
+    s.append_blob(&h, 400, &bytes[400..700], 1).unwrap();
+    s.append_blob(&h, 700, &bytes[700..], 1).unwrap();
     assert!(s.finish_blob(&h).unwrap());
     let whole = BlobRow {
         size: 1000,
@@ -118,7 +118,7 @@ fn held<S: ServerStore>(s: &S, dev: DeviceId, bytes: &[u8]) -> BlobHash {
     let h = BlobHash::of(bytes);
     s.begin_blob(&h, bytes.len() as u64, dev, u64::MAX, 1)
         .unwrap();
-    s.append_blob(&h, 0, bytes).unwrap();
+    s.append_blob(&h, 0, bytes, 1).unwrap();
     assert!(s.finish_blob(&h).unwrap());
     h
 }
@@ -145,8 +145,9 @@ pub fn redaction_releases_the_blobs_its_generation_no_longer_names<S: ServerStor
     let partial = BlobHash::of(partial_bytes);
     s.begin_blob(&partial, partial_bytes.len() as u64, dev, u64::MAX, 1)
         .unwrap();
-    s.append_blob(&partial, 0, &partial_bytes[..5]).unwrap();
-    s.set_blob_tail(&partial, 5, &partial_bytes[5..9]).unwrap();
+    s.append_blob(&partial, 0, &partial_bytes[..5], 1).unwrap();
+    s.set_blob_tail(&partial, 5, &partial_bytes[5..9], 1)
+        .unwrap();
     for h in [&only_here, &shared, &kept, &partial] {
         s.note_blob_ref(h, d1).unwrap();
     }
@@ -190,4 +191,77 @@ pub fn redaction_releases_the_blobs_its_generation_no_longer_names<S: ServerStor
     );
     let stats = s.blob_stats().unwrap();
     assert_eq!((stats.complete, stats.partial), (2, 0));
+}
+
+/// Abandoned partial uploads (ADR 0029): a sweep deletes every partial upload last touched
+/// before the cut-off — row, chunks, tail — and nothing else: one touched since (by a chunk,
+/// a kept tail, a status request) stays, and so does a whole blob however old. The
+/// household's reference stays, so the device can start the upload again; what it had
+/// started no longer counts against its limit.
+pub fn sweeps_delete_partial_uploads_untouched_since_the_cutoff<S: ServerStore>(s: &S) {
+    let station = s.create_station("A", 1).unwrap();
+    let dev = DeviceId::new();
+    let d1 = HouseholdId::new();
+    s.commit(station, dev, &[append(d1, &[(1, b"a")])]).unwrap();
+    let whole = held(s, dev, b"a whole photo from long ago");
+    let partial = |bytes: &[u8]| {
+        let h = BlobHash::of(bytes);
+        s.begin_blob(&h, bytes.len() as u64, dev, u64::MAX, 10)
+            .unwrap();
+        s.append_blob(&h, 0, &bytes[..5], 10).unwrap();
+        h
+    };
+    let stale_bytes = b"abandoned on a 2G link";
+    let stale = partial(stale_bytes);
+    s.set_blob_tail(&stale, 5, &stale_bytes[5..9], 10).unwrap();
+    s.note_blob_ref(&stale, d1).unwrap();
+    let by_chunk = partial(b"resumed by a chunk");
+    s.append_blob(&by_chunk, 5, b"d by", 50).unwrap();
+    let by_tail = partial(b"resumed by a cut chunk");
+    s.set_blob_tail(&by_tail, 5, b"med", 50).unwrap();
+    let by_status = partial(b"asked about again");
+    s.begin_blob(&by_status, 17, dev, u64::MAX, 50).unwrap();
+
+    assert_eq!(s.sweep_partial_blobs(10).unwrap(), BlobSweep::default());
+    assert_eq!(
+        s.sweep_partial_blobs(40).unwrap(),
+        BlobSweep { blobs: 1, bytes: 9 }
+    );
+    assert_eq!(s.blob(&stale).unwrap(), None);
+    assert_eq!(s.blob_tail(&stale).unwrap(), None);
+    assert_eq!(s.read_blob(&stale, 0, 100).unwrap(), Vec::<u8>::new());
+    for h in [&by_chunk, &by_tail, &by_status] {
+        assert!(s.blob(h).unwrap().is_some_and(|r| !r.complete));
+    }
+    assert_eq!(s.blob_tail(&by_tail).unwrap(), Some((5, b"med".to_vec())));
+    assert!(s.blob(&whole).unwrap().is_some_and(|r| r.complete));
+    // The reference stays: the upload starts again from its first byte.
+    assert!(s.blob_referenced(&stale, d1).unwrap());
+    assert_eq!(
+        s.begin_blob(&stale, stale_bytes.len() as u64, dev, u64::MAX, 60)
+            .unwrap(),
+        BlobBegin::Row(BlobRow {
+            size: stale_bytes.len() as u64,
+            received: 0,
+            complete: false,
+        })
+    );
+    let swept = s.sweep_partial_blobs(i64::MAX).unwrap();
+    assert_eq!(swept.blobs, 4);
+    let stats = s.blob_stats().unwrap();
+    assert_eq!(
+        (stats.complete, stats.partial, stats.partial_bytes),
+        (1, 0, 0)
+    );
+    // What the device had started no longer counts against its limit.
+    let limit = whole_len() + 20;
+    let again = BlobHash::of(b"twenty bytes exactly");
+    assert!(matches!(
+        s.begin_blob(&again, 20, dev, limit, 70).unwrap(),
+        BlobBegin::Row(_)
+    ));
+}
+
+fn whole_len() -> u64 {
+    b"a whole photo from long ago".len() as u64
 }
