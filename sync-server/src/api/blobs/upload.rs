@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use doorstep_core::protocol::blobs::{
-    refusal, BlobStatus, CHUNK_SHA256_HEADER, CHUNK_START_HEADER, MAX_CHUNK,
+    refusal, BlobStatus, ChunkRequest, CHUNK_SHA256_HEADER, CHUNK_START_HEADER, MAX_CHUNK,
 };
 use doorstep_core::BlobHash;
 use http_body_util::BodyExt;
@@ -139,11 +139,16 @@ async fn put_chunk<S: ServerStore>(
     body: Body,
 ) -> Result<BlobStatus, Refused> {
     let token = token_of(headers)?;
-    let (hash, doc) = target(hash, headers)?;
-    let offset: u64 = offset.parse().map_err(|_| malformed())?;
-    let claimed = header_str(headers, CHUNK_SHA256_HEADER)
-        .and_then(|h| BlobHash::parse(h).ok())
-        .ok_or_else(malformed)?;
+    let (_, doc) = target(hash, headers)?;
+    let request = ChunkRequest::read(
+        hash,
+        offset,
+        header_str(headers, CHUNK_SHA256_HEADER),
+        header_str(headers, CHUNK_START_HEADER),
+    )
+    .ok_or_else(malformed)?;
+    let (hash, start, offset, claimed) =
+        (request.hash, request.start, request.offset, request.claimed);
     // Authorised before the body is read: a stranger's chunk costs no memory.
     let t = token.clone();
     work(state, move |st| {
@@ -162,20 +167,12 @@ async fn put_chunk<S: ServerStore>(
         Ok(())
     })
     .await?;
-    let start: u64 = match header_str(headers, CHUNK_START_HEADER) {
-        None => offset,
-        Some(v) => v.parse().map_err(|_| malformed())?,
-    };
-    if start > offset || offset - start > MAX_CHUNK as u64 {
-        return Err(malformed());
-    }
     let declared = crate::api::content_length(headers).unwrap_or(MAX_CHUNK as u64);
     let _budget = state
         .reserve_body_memory(declared.min(MAX_CHUNK as u64))
         .await;
     let deadline = tokio::time::Instant::now() + state.config.body_timeout;
-    let room = MAX_CHUNK - (offset - start) as usize;
-    let (bytes, cut) = read_keeping(body, headers, room, deadline).await;
+    let (bytes, cut) = read_keeping(body, headers, request.room(), deadline).await;
     state
         .metrics
         .blob_bytes_in
