@@ -24,7 +24,7 @@ use crate::protocol::{EnrollRequest, Enrollment, Phase, Unauthorized, SYNC_CONTE
 use crate::store::{Store, SyncOutcome};
 
 mod attachments;
-pub use attachments::AttachmentUploadReport;
+pub use attachments::{AttachmentUploadReport, PinnedFetchReport};
 
 /// Response size asked of the server per round trip.
 pub const DEFAULT_BUDGET: u32 = 4 * 1024 * 1024;

@@ -161,6 +161,28 @@ impl Store {
         Ok(data)
     }
 
+    /// The attachments of these kinds that households on this phone reference but whose
+    /// bytes it does not hold whole: what an eager download of pinned kinds (a station's
+    /// signatures) fetches after a sync. Households this phone cannot read are skipped.
+    pub fn attachments_to_fetch(
+        &self,
+        kinds: &[crate::model::attachment::AttachmentKind],
+    ) -> Result<Vec<Attachment>> {
+        let unreadable = self.unreadable_households()?;
+        let mut out = Vec::new();
+        for household in self.household_ids()? {
+            if unreadable.contains(&household) {
+                continue;
+            }
+            out.extend(
+                self.attachments(household)?
+                    .into_iter()
+                    .filter(|a| !a.local && kinds.contains(&a.kind)),
+            );
+        }
+        Ok(out)
+    }
+
     /// The reference of an attachment of the household with these bytes.
     pub fn attachment_by_hash(&self, household: HouseholdId, hash: BlobHash) -> Result<Attachment> {
         self.attachments(household)?
