@@ -25,7 +25,7 @@ use crate::store::{Store, SyncOutcome};
 
 mod attachments;
 mod failure;
-pub use attachments::AttachmentUploadReport;
+pub use attachments::{AttachmentUploadReport, PinnedFetchReport};
 use failure::transport_error;
 
 /// Response size asked of the server per round trip.

@@ -128,6 +128,16 @@ pub struct AttachmentUploadReport {
     pub requests: u32,
 }
 
+/// What one `fetchPinnedAttachments` call did.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct PinnedFetchReport {
+    /// Downloaded whole (and checked) by this call.
+    pub fetched: u32,
+    /// Not on the server yet (their phone has not uploaded them): the next call tries again.
+    pub waiting: u32,
+    pub failed: u32,
+}
+
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -237,6 +247,30 @@ impl Doorstep {
             failed: count(r.failed),
             bytes_sent: r.bytes_sent,
             requests: r.requests,
+        })
+    }
+
+    /// Download every attachment of `kinds` (the station's pinned kinds, e.g. signatures)
+    /// that this phone references and does not hold yet (call after `sync`). A network
+    /// failure ends the call; the next resumes.
+    pub async fn fetch_pinned_attachments(
+        &self,
+        server_url: String,
+        token: String,
+        kinds: Vec<AttachmentKind>,
+    ) -> Result<PinnedFetchReport> {
+        let store = self.store()?;
+        let kinds: Vec<core::AttachmentKind> = kinds.into_iter().map(Into::into).collect();
+        let r = on_runtime(async move {
+            let t =
+                core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
+            Ok(t.fetch_pinned_attachments(&store, &kinds).await?)
+        })
+        .await?;
+        Ok(PinnedFetchReport {
+            fetched: count(r.fetched),
+            waiting: count(r.waiting),
+            failed: count(r.failed),
         })
     }
 

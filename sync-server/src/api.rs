@@ -78,6 +78,9 @@ pub struct ServerConfig {
     /// Bytes of attachments one device may have started on the server, all together
     /// (`413 quota` above).
     pub blob_quota: u64,
+    /// Partial uploads untouched for this many days are deleted at start and every
+    /// [`crate::blob_sweep::SWEEP_EVERY`] (ADR 0029); `None`: never.
+    pub partial_upload_days: Option<u32>,
 }
 
 /// Default of [`ServerConfig::blob_quota`]: 2 GiB per device (about 7,000 photos of 300 KB).
@@ -127,6 +130,7 @@ impl Default for ServerConfig {
             console: Some(crate::console::ConsoleConfig::default()),
             blob_limit: doorstep_core::MAX_ATTACHMENT_BYTES,
             blob_quota: DEFAULT_BLOB_QUOTA,
+            partial_upload_days: Some(crate::blob_sweep::DEFAULT_PARTIAL_UPLOAD_DAYS),
         }
     }
 }
@@ -238,10 +242,21 @@ async fn start<S: ServerStore>(
         tokio::task::spawn_blocking(move || crate::console::read_model::catch_up_all(s.as_ref()));
         crate::console::router(store.clone(), c, config.trusted_proxies.clone())
     });
+    let metrics = Arc::new(Metrics::default());
+    // Abandoned partial uploads: swept before the first request, then periodically.
+    if let Some(days) = config.partial_upload_days {
+        crate::blob_sweep::sweep_now(store.clone(), days, &metrics).await;
+        tokio::spawn(crate::blob_sweep::every(
+            Arc::downgrade(&store),
+            days,
+            metrics.clone(),
+            rx.clone(),
+        ));
+    }
     let state = Arc::new(AppState {
         sync: SyncService::new(store, config.cache_documents)
             .with_read_model(config.console.is_some()),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         slots: Arc::new(tokio::sync::Semaphore::new(
             config.max_concurrent_syncs.max(1),
         )),

@@ -64,6 +64,10 @@ pub struct EdgeArgs {
     /// Attachment bytes one device may have on the server, in MiB (then 413 `quota`).
     #[arg(long, default_value_t = 2048)]
     pub blob_quota_mib: u64,
+    /// Delete partial attachment uploads untouched for this many days, at start and every
+    /// 6 hours (0: never).
+    #[arg(long, default_value_t = crate::blob_sweep::DEFAULT_PARTIAL_UPLOAD_DAYS)]
+    pub partial_upload_days: u32,
     /// A reverse proxy (e.g. 127.0.0.1 for nginx on the same machine) whose
     /// X-Forwarded-For names the client; repeat for several. Default: none.
     #[arg(long = "trusted-proxy")]
@@ -86,6 +90,7 @@ impl EdgeArgs {
         config.trusted_proxies = self.trusted_proxies.clone();
         config.blob_limit = self.blob_limit_mib.max(1).saturating_mul(1024 * 1024);
         config.blob_quota = self.blob_quota_mib.saturating_mul(1024 * 1024);
+        config.partial_upload_days = Some(self.partial_upload_days).filter(|d| *d > 0);
     }
 }
 

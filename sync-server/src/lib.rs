@@ -6,6 +6,7 @@
 //! embedded default.
 
 pub mod api;
+pub mod blob_sweep;
 pub mod cards;
 pub mod caseload;
 pub mod console;

@@ -120,6 +120,11 @@ enum Command {
         #[command(subcommand)]
         command: CardsCommand,
     },
+    /// Attachments' bytes on the server (ADR 0023, 0029).
+    Blobs {
+        #[command(subcommand)]
+        command: BlobsCommand,
+    },
     /// Write a consistent, encrypted copy of the database to a file (safe while serving).
     Backup {
         #[arg(long, default_value = "doorstep-data")]
@@ -349,6 +354,19 @@ enum ConsoleCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum BlobsCommand {
+    /// Delete partial uploads untouched for longer than --older-than-days (their devices
+    /// start them again from the first byte). `serve` does it at start and every 6 hours
+    /// (--partial-upload-days); safe while serving.
+    Sweep {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = doorstep_server::blob_sweep::DEFAULT_PARTIAL_UPLOAD_DAYS)]
+        older_than_days: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum HouseholdCommand {
     /// Erase a household: its document, history, cards, index rows and access log go from
     /// the server now and from every device of the station at its next sync; the ledger
@@ -382,8 +400,9 @@ enum HouseholdCommand {
         #[arg(long)]
         household: HouseholdId,
         /// What to redact, repeatable: KIND/RECORD/FIELD (a field's every value, e.g.
-        /// person/<id>/id_number, visit/<id>/concerns, household//address) or KIND/RECORD
-        /// (a whole record and what refers to it, e.g. person/<id>).
+        /// person/<id>/id_number, visit/<id>/concerns, household//address), KIND/RECORD
+        /// (a whole record and what refers to it, its attachments included, e.g.
+        /// person/<id>) or attachment/<id> (one attachment; its bytes go too).
         #[arg(long = "item", required = true)]
         items: Vec<String>,
         /// Why, as a code: subject-request, created-in-error, other (never free text).
@@ -1053,7 +1072,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map(|i| doorstep_core::doc::generation::Redaction::parse(i.trim()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| {
-                    "--item is KIND/RECORD/FIELD or KIND/RECORD (e.g. person/<id>/id_number)"
+                    "--item is KIND/RECORD/FIELD, KIND/RECORD or attachment/<id> (e.g. \
+                     person/<id>/id_number)"
                         .to_string()
                 })?;
             let store = open(&data)?;
@@ -1492,6 +1512,22 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Cards { command } => cards(command),
+        Command::Blobs {
+            command:
+                BlobsCommand::Sweep {
+                    data,
+                    older_than_days,
+                },
+        } => {
+            let swept =
+                doorstep_server::blob_sweep::sweep(&open(&data)?, older_than_days, now_ms())
+                    .map_err(|e| e.to_string())?;
+            println!(
+                "swept {} partial upload(s) untouched for over {older_than_days} day(s), {} byte(s)",
+                swept.blobs, swept.bytes
+            );
+            Ok(())
+        }
         Command::Backup {
             data,
             to,

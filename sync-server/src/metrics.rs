@@ -38,6 +38,8 @@ pub struct Metrics {
     pub blob_dedup: AtomicU64,
     /// Blob requests refused (malformed, not referenced, too large, corrupt chunk ...).
     pub blob_refusals: AtomicU64,
+    /// Abandoned partial uploads deleted by the sweep (ADR 0029).
+    pub blob_partial_swept: AtomicU64,
     buckets: [AtomicU64; BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -143,6 +145,11 @@ impl Metrics {
                 "doorstep_blob_refusals_total",
                 "Attachment requests refused",
                 &self.blob_refusals,
+            ),
+            (
+                "doorstep_blob_partial_swept_total",
+                "Abandoned partial uploads deleted by the sweep",
+                &self.blob_partial_swept,
             ),
             (
                 "doorstep_connections_over_limit_total",

@@ -163,6 +163,7 @@ pub fn redact<S: ServerStore>(
             &notice,
             &crate::snapshot::encode_stored(&g.doc),
             seq,
+            &kept_blobs(&g.doc, household)?,
         ) {
             Ok(_) => {
                 refresh(store, household);
@@ -177,6 +178,22 @@ pub fn redact<S: ServerStore>(
         }
     }
     Err(RedactionError::Busy)
+}
+
+/// The hashes the generation's attachments name: the server keeps their bytes, and drops
+/// the household's hold on any other (ADR 0029).
+fn kept_blobs(
+    doc: &automerge::Automerge,
+    household: HouseholdId,
+) -> Result<Vec<doorstep_core::BlobHash>, RedactionError> {
+    Ok(
+        doorstep_core::doc::attachments::referenced_hashes(doc, household)
+            .map_err(|_| {
+                RedactionError::Refused("the generation's attachments do not read".into())
+            })?
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// Per actor, the last sequence number of its changes in `doc`.
@@ -268,6 +285,7 @@ pub fn reapply<S: ServerStore>(store: &S, ledger: &Ledger) -> Result<usize, Reda
             &notice,
             &crate::snapshot::encode_stored(&g.doc),
             seq,
+            &kept_blobs(&g.doc, household)?,
         )?;
         refresh(store, household);
         applied += 1;

@@ -35,6 +35,9 @@ use doorstep_server::store::{DeviceAuth, ServerStore};
 use doorstep_server::sync::SyncService;
 use doorstep_server::SqliteStore;
 
+mod blobs;
+pub use blobs::{attachment_refs, blobs, write_seeds as write_attachment_seeds};
+
 /// A fuzz target body.
 pub type Target = fn(&[u8]);
 
@@ -46,6 +49,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("document", document),
     ("device_response", device_response),
     ("server_push", server_push),
+    ("blobs", blobs),
+    ("attachment_refs", attachment_refs),
 ];
 
 /// The raw key of the world's device store (test data only).
@@ -921,6 +926,7 @@ impl Drop for DeviceWorld {
 /// world is saved, requests and responses of what happens next (edits, new households, a
 /// forged push at station B, bootstraps, a stale epoch) and the documents themselves.
 pub fn write_world_and_seeds(fuzz_dir: &Path) {
+    blobs::write_seeds(fuzz_dir);
     use doorstep_server::cards;
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = Arc::new(SqliteStore::open(&tmp.path().join("server")).expect("server"));

@@ -735,7 +735,7 @@ async fn an_upload_cut_mid_chunk_resumes_at_the_next_byte() {
     raw_status(&c, &url, &token, hh, &hash2, 150_000).await;
     server
         .store
-        .set_blob_tail(&att2.hash, 0, b"forged bytes that are not the photo")
+        .set_blob_tail(&att2.hash, 0, b"forged bytes that are not the photo", 1)
         .unwrap();
     let report = a.transport.upload_attachments(&a.store).await.unwrap();
     assert_eq!(report.completed, 1, "seed {seed}: {report:?}");

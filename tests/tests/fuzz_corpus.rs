@@ -62,7 +62,9 @@ fn every_target_has_a_test_here() {
             "enroll",
             "document",
             "device_response",
-            "server_push"
+            "server_push",
+            "blobs",
+            "attachment_refs"
         ]
     );
 }
@@ -99,6 +101,28 @@ fn device_response() {
 #[test]
 fn server_push() {
     replay("server_push", target("server_push"));
+}
+
+#[test]
+fn blobs() {
+    replay("blobs", target("blobs"));
+}
+
+#[test]
+fn attachment_refs() {
+    replay("attachment_refs", target("attachment_refs"));
+}
+
+/// Write the seeds of the attachment targets alone (`blobs`, `attachment_refs`: they need
+/// no world), with `DOORSTEP_WRITE_FUZZ_SEEDS=1`.
+#[test]
+#[ignore = "writes fuzz/corpus/{blobs,attachment_refs}/seed-*; run by hand"]
+fn write_attachment_seeds() {
+    if std::env::var_os("DOORSTEP_WRITE_FUZZ_SEEDS").is_none() {
+        println!("set DOORSTEP_WRITE_FUZZ_SEEDS=1 to rewrite the attachment targets' seeds");
+        return;
+    }
+    fuzzing::write_attachment_seeds(&fuzz_dir());
 }
 
 /// The inputs of the open findings (`fuzz/artifacts/<target>/open-<finding>-*`), replayed

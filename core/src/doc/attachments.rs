@@ -63,6 +63,27 @@ pub(crate) fn check_record<R: ReadDoc>(doc: &R, record: EntityRef) -> Result<()>
     Ok(())
 }
 
+/// The household's `attachments` maps (two when two phones attached a first file at once).
+pub(crate) fn collections<R: ReadDoc>(doc: &R) -> Result<Vec<ObjId>> {
+    Ok(doc
+        .get_all(&ROOT, COLLECTION)?
+        .into_iter()
+        .filter(|(v, _)| matches!(v, Value::Object(ObjType::Map)))
+        .map(|(_, id)| id)
+        .collect())
+}
+
+/// The hashes the household's references name (what a replica must keep the bytes of).
+pub fn referenced_hashes<R: ReadDoc>(
+    doc: &R,
+    household: HouseholdId,
+) -> Result<std::collections::BTreeSet<BlobHash>> {
+    Ok(read_all(doc, household)?
+        .into_iter()
+        .map(|a| a.hash)
+        .collect())
+}
+
 /// Every reference of the household, in id order (v7: the order they were attached). A
 /// malformed reference makes the document malformed (the server refuses it: the one
 /// validator, ADR 0013).

@@ -28,7 +28,7 @@ use automerge::{
 
 use crate::doc::cells::{entity_obj, get_map, read_cell, read_versions, records_of};
 use crate::error::{Error, Result};
-use crate::model::ids::HouseholdId;
+use crate::model::ids::{AttachmentId, HouseholdId};
 use crate::model::policy::{fields_of, policy, EntityKind, MergePolicy, ALL_KINDS};
 
 /// The first bytes of every generation actor (a device's actor is 16 random bytes, so the
@@ -84,12 +84,26 @@ pub enum Redaction {
         kind: EntityKind,
         record: String,
     },
+    /// One attachment's reference (`attachment/<id>`, ADR 0029); its bytes go from every
+    /// replica that holds no other reference to them.
+    Attachment {
+        id: AttachmentId,
+    },
 }
 
 impl Redaction {
     pub fn parse(s: &str) -> Result<Self> {
         let bad = || Error::InvalidInput("a redaction is kind/record or kind/record/field");
         let parts: Vec<&str> = s.split('/').collect();
+        if let ["attachment", id] = parts.as_slice() {
+            // The canonical form only: the item is compared as text with the ledger's.
+            let id = AttachmentId::parse(id).map_err(|_| bad())?;
+            return if id.to_string() == parts[1] {
+                Ok(Redaction::Attachment { id })
+            } else {
+                Err(bad())
+            };
+        }
         let kind = EntityKind::from_name(parts.first().copied().unwrap_or_default())
             .filter(|k| ALL_KINDS.contains(k))
             .ok_or_else(bad)?;
@@ -141,6 +155,7 @@ impl std::fmt::Display for Redaction {
                 field
             ),
             Redaction::Record { kind, record } => write!(f, "{}/{}", kind.name(), record),
+            Redaction::Attachment { id } => write!(f, "attachment/{id}"),
         }
     }
 }
@@ -219,6 +234,20 @@ fn plan(doc: &Automerge, items: &[Redaction]) -> Result<Plan> {
                 }
                 removed.push(record.clone());
             }
+            Redaction::Attachment { id } => {
+                let key = id.to_string();
+                let held = crate::doc::attachments::collections(doc)?;
+                let mut found = false;
+                for col in held {
+                    if get_map(doc, &col, &key)?.is_some() {
+                        plan.skip.insert((col, key.clone()));
+                        found = true;
+                    }
+                }
+                if !found {
+                    return Err(Error::NotFound("attachment to redact"));
+                }
+            }
         }
     }
     // What refers to a removed record goes too: a record it owns (a person's benefits,
@@ -269,6 +298,19 @@ fn plan(doc: &Automerge, items: &[Redaction]) -> Result<Plan> {
                         }
                     }
                 }
+            }
+        }
+    }
+    // An attachment's reference goes with the record it is attached to (its bytes then go
+    // from every replica that holds no other reference to them: ADR 0029).
+    for col in crate::doc::attachments::collections(doc)? {
+        for key in doc.keys(&col).collect::<Vec<_>>() {
+            let Some(obj) = get_map(doc, &col, &key)? else {
+                continue;
+            };
+            let record = crate::doc::cells::get_str(doc, &obj, "record")?;
+            if record.is_some_and(|r| removed.contains(&r)) {
+                plan.skip.insert((col.clone(), key));
             }
         }
     }
@@ -546,6 +588,32 @@ fn walk<R: ReadDoc>(doc: &R, path: &[Prop]) -> Option<ObjId> {
     Some(obj)
 }
 
+/// Whether `old`'s `src[key]` is an attachment's reference (under `ROOT.attachments`) to a
+/// record that `onto` no longer holds: attached offline to what was redacted, it goes too.
+fn attached_to_removed<R: ReadDoc>(
+    onto: &R,
+    old: &Automerge,
+    path: &[Prop],
+    src: &ObjId,
+    key: &str,
+) -> Result<bool> {
+    if path != [Prop::Map("attachments".into())] {
+        return Ok(false);
+    }
+    let Some(obj) = get_map(old, src, key)? else {
+        return Ok(false);
+    };
+    let kind = crate::doc::cells::get_str(old, &obj, "record_kind")?
+        .and_then(|k| EntityKind::from_name(&k));
+    let record = crate::doc::cells::get_str(old, &obj, "record")?;
+    match (kind, record) {
+        (Some(kind), Some(record)) if kind != EntityKind::Household => {
+            Ok(entity_obj(onto, kind, Some(&record))?.is_none())
+        }
+        _ => Ok(false),
+    }
+}
+
 /// A map key the edits wrote: where (the path of its map) and which key.
 type Slot = (Vec<Prop>, String);
 
@@ -661,6 +729,10 @@ pub fn rebase(
                 later.push((path, key));
                 continue;
             };
+            if attached_to_removed(&tx, old, &path, &src, &key)? {
+                out.dropped += 1;
+                continue;
+            }
             for (value, vid) in new_values(&src, &key)? {
                 copier.copy_value(&mut tx, &dst, &key, &value, &vid, false)?;
             }
@@ -715,6 +787,10 @@ pub fn rebase(
             out.dropped += 1;
             continue;
         };
+        if attached_to_removed(&tx, old, &path, &src, &key)? {
+            out.dropped += 1;
+            continue;
+        }
         let values = new_values(&src, &key)?;
         if values.is_empty() && tx.get(&dst, key.as_str())?.is_some() {
             tx.delete(&dst, key.as_str())?;

@@ -92,6 +92,59 @@ pub fn download_path(hash: &BlobHash, from: u64) -> String {
     format!("/v1/blobs/{hash}?from={from}")
 }
 
+/// A chunk request (`PUT /v1/blobs/{hash}/{offset}`) as its path and headers describe it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRequest {
+    pub hash: BlobHash,
+    /// The chunk's first byte (where the server's held bytes must end).
+    pub start: u64,
+    /// The body's first byte (`start`, or past the tail of a cut chunk the server holds).
+    pub offset: u64,
+    /// The SHA-256 of the whole chunk, `start ..` the body's end.
+    pub claimed: BlobHash,
+}
+
+impl ChunkRequest {
+    /// Read a chunk request from its path segments and its [`CHUNK_SHA256_HEADER`] and
+    /// [`CHUNK_START_HEADER`] values (untrusted: any malformed part is `None`, answered
+    /// `400 malformed`). The rest of a cut chunk starts at most [`MAX_CHUNK`] past `start`.
+    pub fn read(
+        hash: &str,
+        offset: &str,
+        sha256: Option<&str>,
+        start: Option<&str>,
+    ) -> Option<ChunkRequest> {
+        let number = |s: &str| -> Option<u64> {
+            let s = s.trim();
+            // Digits only: `+1` or `-0` parse as numbers in Rust but are not ours.
+            (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let hash = BlobHash::parse(hash).ok()?;
+        let offset = number(offset)?;
+        let claimed = BlobHash::parse(sha256?.trim()).ok()?;
+        let start = match start {
+            None => offset,
+            Some(s) => number(s)?,
+        };
+        if start > offset || offset - start > MAX_CHUNK as u64 {
+            return None;
+        }
+        Some(ChunkRequest {
+            hash,
+            start,
+            offset,
+            claimed,
+        })
+    }
+
+    /// How many body bytes the chunk may still hold (a chunk is at most [`MAX_CHUNK`]).
+    pub fn room(&self) -> usize {
+        MAX_CHUNK.saturating_sub(usize::try_from(self.offset - self.start).unwrap_or(MAX_CHUNK))
+    }
+}
+
 /// What an upload does next, given what the server holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UploadStep {
@@ -149,6 +202,35 @@ mod tests {
             next_upload_step(100, s(100, 0, false), 64),
             UploadStep::Done
         );
+    }
+
+    #[test]
+    fn chunk_requests_are_read_strictly() {
+        let h = BlobHash::of(b"x").to_hex();
+        let c = BlobHash::of(b"chunk").to_hex();
+        let read = |o: &str, s: Option<&str>| ChunkRequest::read(&h, o, Some(&c), s);
+        let ok = read("131072", None).unwrap();
+        assert_eq!(
+            (ok.start, ok.offset, ok.room()),
+            (131072, 131072, MAX_CHUNK)
+        );
+        let rest = read("131082", Some("131072")).unwrap();
+        assert_eq!(
+            (rest.start, rest.offset, rest.room()),
+            (131072, 131082, MAX_CHUNK - 10)
+        );
+        for (o, s) in [
+            ("+1", None),
+            ("-0", None),
+            ("", None),
+            ("1", Some("2")),
+            ("99999999999999999999999", None),
+            ("2000000", Some("0")),
+        ] {
+            assert_eq!(read(o, s), None, "{o:?} {s:?}");
+        }
+        assert_eq!(ChunkRequest::read(&h, "0", None, None), None);
+        assert_eq!(ChunkRequest::read("XYZ", "0", Some(&c), None), None);
     }
 
     #[test]

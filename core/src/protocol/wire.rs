@@ -293,7 +293,8 @@ pub struct RedactionNotice {
     /// of its own changes the server already had, so it does not write them again.
     pub clock: Vec<(Vec<u8>, u64)>,
     pub heads: Vec<ChangeHash>,
-    /// What was redacted: `kind/record` or `kind/record/field` (ids and field names only).
+    /// What was redacted: `kind/record`, `kind/record/field` or `attachment/<id>` (ids and
+    /// field names only).
     pub items: Vec<String>,
 }
 

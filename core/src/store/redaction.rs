@@ -2,7 +2,8 @@
 //! the new generation — computed here from its own copy when it holds the server's `base`,
 //! and taken only if its heads are the server's (the device witnesses the redaction) — and
 //! rebases its unsynced edits onto it. The old history goes: changes, signatures, held
-//! items, index and search rows, and the freed pages are scrubbed as after an erasure.
+//! items, index and search rows, the bytes of attachments no reference names any more (ADR
+//! 0029), and the freed pages are scrubbed as after an erasure.
 
 use automerge::Automerge;
 
@@ -107,6 +108,9 @@ pub(super) fn redact_in(
     )?;
     index::remove(tx, id)?;
     index::update_received(tx, &onto, id)?;
+    // Bytes no reference of the generation names go with the old history (ADR 0029).
+    let kept = doc::attachments::referenced_hashes(&onto, id)?;
+    super::attachments::release_unreferenced(tx, id, &kept)?;
     // The server holds the generation: what this device rebased onto it is unsynced.
     super::sync::set_server_state(tx, &onto, id, &notice.heads)?;
     meta_put(tx, "scrub_pending", &[1])?;

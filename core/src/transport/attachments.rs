@@ -3,7 +3,7 @@
 //! byte the last one stopped at. Apart from `sync`: notes never wait for photos.
 
 use crate::error::{Error, Result};
-use crate::model::attachment::BlobHash;
+use crate::model::attachment::{AttachmentKind, BlobHash};
 use crate::model::ids::HouseholdId;
 use crate::protocol::blobs::{
     chunk_path, download_path, next_upload_step, refusal, status_path, BlobRefusal, BlobStatus,
@@ -29,6 +29,19 @@ pub struct AttachmentUploadReport {
     /// Chunk bytes sent (request bodies).
     pub bytes_sent: u64,
     pub requests: u32,
+}
+
+/// What one [`HttpTransport::fetch_pinned_attachments`] call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PinnedFetchReport {
+    /// Attachments downloaded whole (and checked) by this call.
+    pub fetched: usize,
+    /// Attachments the server does not hold whole yet (their phone has not uploaded them):
+    /// the next call tries again.
+    pub waiting: usize,
+    /// Attachments whose download failed for another reason (a piece that did not match
+    /// its hash, a size that does not match the reference); tried again at the next call.
+    pub failed: usize,
 }
 
 /// How many times a chunk the server found corrupt (damaged on the way) is sent again
@@ -172,6 +185,32 @@ impl HttpTransport {
                 }
             }
         }
+    }
+
+    /// Download every attachment of `kinds` (a station's pinned kinds, e.g. signatures) that
+    /// the households on this phone reference and it does not hold yet: call it after
+    /// `sync`, like `upload_attachments`. A network failure ends the call with the error;
+    /// what arrived is kept, and the next call resumes at the next byte.
+    pub async fn fetch_pinned_attachments(
+        &self,
+        store: &Store,
+        kinds: &[AttachmentKind],
+    ) -> Result<PinnedFetchReport> {
+        let mut report = PinnedFetchReport::default();
+        for a in store.attachments_to_fetch(kinds)? {
+            match self.fetch_attachment(store, a.household, a.hash).await {
+                Ok(_) => report.fetched += 1,
+                Err(Error::NotFound(_)) => report.waiting += 1,
+                Err(
+                    e @ (Error::Network { .. } | Error::Server(_) | Error::Unauthorized { .. }),
+                ) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pinned attachment not fetched");
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// The bytes of an attachment of the household: from this store if it holds them,

@@ -63,3 +63,20 @@ def test_bad_attachments_are_refused_with_clear_errors(server, station, tmp_path
     with pytest.raises(d.DoorstepError.InvalidInput):
         a.attachment_bytes(hh, "not-a-hash")
     assert a.attachments(hh) == [] and a.attachment_uploads() == []
+
+
+def test_pinned_signatures_come_down_after_sync_and_photos_wait(server, station, tmp_path):
+    a, ta = enrolled(server, station, tmp_path, "丁")
+    b, tb = enrolled(server, station, tmp_path, "戊")
+    hh = household(a, code="HH-000011")
+    sig = a.add_attachment(hh, d.RecordKind.HOUSEHOLD, None, d.AttachmentKind.SIGNATURE, "image/png", b"\x89PNG" + os.urandom(20_000))
+    photo = a.add_attachment(hh, d.RecordKind.HOUSEHOLD, None, d.AttachmentKind.PHOTO, "image/jpeg", b"\xff\xd8" + os.urandom(30_000))
+    asyncio.run(a.sync(server.url, ta))
+    asyncio.run(a.upload_attachments(server.url, ta))
+    asyncio.run(b.sync(server.url, tb))
+    report = asyncio.run(b.fetch_pinned_attachments(server.url, tb, [d.AttachmentKind.SIGNATURE]))
+    assert (report.fetched, report.waiting, report.failed) == (1, 0, 0)
+    assert b.attachment_bytes(hh, sig.hash) is not None
+    assert b.attachment_bytes(hh, photo.hash) is None
+    again = asyncio.run(b.fetch_pinned_attachments(server.url, tb, [d.AttachmentKind.SIGNATURE]))
+    assert again.fetched == 0

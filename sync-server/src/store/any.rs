@@ -111,7 +111,7 @@ delegate! {
     fn reopen(&self, station: StationId, doc: HouseholdId, now_ms: i64) -> StoreResult<Rescoped>;
     fn retirement(&self, doc: HouseholdId) -> StoreResult<Option<Retirement>>;
     fn erase_document(&self, station: StationId, doc: HouseholdId, reason: ErasureReason, erased_by: &str, now_ms: i64) -> StoreResult<ErasureRecord>;
-    fn redact_document(&self, station: StationId, notice: &doorstep_core::protocol::RedactionNotice, snapshot: &[u8], expected_seq: u64) -> StoreResult<u64>;
+    fn redact_document(&self, station: StationId, notice: &doorstep_core::protocol::RedactionNotice, snapshot: &[u8], expected_seq: u64, kept_blobs: &[doorstep_core::BlobHash]) -> StoreResult<u64>;
     fn redaction_notice(&self, doc: HouseholdId) -> StoreResult<Option<doorstep_core::protocol::RedactionNotice>>;
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>>;
     fn erasures(&self, station: Option<StationId>) -> StoreResult<Vec<ErasureRecord>>;
@@ -144,10 +144,11 @@ impl blobs::BlobStore for AnyStore {
         hash: &doorstep_core::BlobHash,
         offset: u64,
         bytes: &[u8],
+        now_ms: i64,
     ) -> StoreResult<u64> {
         match self {
-            AnyStore::Sqlite(s) => s.append_blob(hash, offset, bytes),
-            AnyStore::Postgres(s) => s.append_blob(hash, offset, bytes),
+            AnyStore::Sqlite(s) => s.append_blob(hash, offset, bytes, now_ms),
+            AnyStore::Postgres(s) => s.append_blob(hash, offset, bytes, now_ms),
         }
     }
     fn finish_blob(&self, hash: &doorstep_core::BlobHash) -> StoreResult<bool> {
@@ -194,10 +195,17 @@ impl blobs::BlobStore for AnyStore {
         hash: &doorstep_core::BlobHash,
         pos: u64,
         bytes: &[u8],
+        now_ms: i64,
     ) -> StoreResult<()> {
         match self {
-            AnyStore::Sqlite(s) => s.set_blob_tail(hash, pos, bytes),
-            AnyStore::Postgres(s) => s.set_blob_tail(hash, pos, bytes),
+            AnyStore::Sqlite(s) => s.set_blob_tail(hash, pos, bytes, now_ms),
+            AnyStore::Postgres(s) => s.set_blob_tail(hash, pos, bytes, now_ms),
+        }
+    }
+    fn sweep_partial_blobs(&self, before_ms: i64) -> StoreResult<blobs::BlobSweep> {
+        match self {
+            AnyStore::Sqlite(s) => s.sweep_partial_blobs(before_ms),
+            AnyStore::Postgres(s) => s.sweep_partial_blobs(before_ms),
         }
     }
     fn clear_blob_tail(&self, hash: &doorstep_core::BlobHash) -> StoreResult<()> {

@@ -37,13 +37,21 @@ pub struct BlobStats {
     pub partial_bytes: u64,
 }
 
+/// What a sweep of abandoned partial uploads deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlobSweep {
+    pub blobs: u64,
+    /// Bytes held of them (chunks and tails).
+    pub bytes: u64,
+}
+
 /// The storage of blobs. Every call is its own transaction.
 pub trait BlobStore {
     /// What is held of a blob, if anything.
     fn blob(&self, hash: &BlobHash) -> StoreResult<Option<BlobRow>>;
     /// Start an upload of a blob of `size` bytes by `device`, unless the server holds it
     /// already; a new blob counts against the device's `quota` (bytes of the blobs it
-    /// started).
+    /// started). A partial upload asked about counts as touched at `now_ms`.
     fn begin_blob(
         &self,
         hash: &BlobHash,
@@ -53,8 +61,15 @@ pub trait BlobStore {
         now_ms: i64,
     ) -> StoreResult<BlobBegin>;
     /// Keep a chunk that starts at `offset`; `Conflict` unless `offset` is where the held
-    /// bytes end (the row is unchanged then). Returns the bytes held after it.
-    fn append_blob(&self, hash: &BlobHash, offset: u64, bytes: &[u8]) -> StoreResult<u64>;
+    /// bytes end (the row is unchanged then). Returns the bytes held after it. The upload
+    /// counts as touched at `now_ms` (the sweep spares it).
+    fn append_blob(
+        &self,
+        hash: &BlobHash,
+        offset: u64,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<u64>;
     /// Check a blob whose bytes are all held against its hash: `true` and complete if it
     /// matches; otherwise its bytes are dropped (the upload starts over) and `false`.
     fn finish_blob(&self, hash: &BlobHash) -> StoreResult<bool>;
@@ -69,8 +84,18 @@ pub trait BlobStore {
     /// What arrived of a cut chunk: its first byte's position and the bytes.
     fn blob_tail(&self, hash: &BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>>;
     /// Keep what arrived of a cut chunk (replacing any earlier tail), if it starts where the
-    /// held bytes end; ignored otherwise.
-    fn set_blob_tail(&self, hash: &BlobHash, pos: u64, bytes: &[u8]) -> StoreResult<()>;
+    /// held bytes end; ignored otherwise. The upload counts as touched at `now_ms`.
+    fn set_blob_tail(
+        &self,
+        hash: &BlobHash,
+        pos: u64,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<()>;
+    /// Delete every partial upload (not complete) last touched before `before_ms`: its row,
+    /// chunks and tail (ADR 0029). The households' references stay: a device that comes
+    /// back starts the upload again from its first byte.
+    fn sweep_partial_blobs(&self, before_ms: i64) -> StoreResult<BlobSweep>;
     /// Drop a blob's tail.
     fn clear_blob_tail(&self, hash: &BlobHash) -> StoreResult<()>;
 }

@@ -11,6 +11,9 @@ use super::console::{LoginFailures, UtcOffset};
 
 use super::*;
 
+mod blobs;
+pub use blobs::*;
+
 fn hash(n: u8) -> ChangeHash {
     ChangeHash([n; 32])
 }
@@ -66,6 +69,8 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     station_work_is_in_every_workers_scope_and_never_reassigned(&new_store());
     retirement_takes_households_off_every_phone_and_reopening_brings_them_back(&new_store());
     blobs_are_chunked_checked_limited_and_erased(&new_store());
+    redaction_releases_the_blobs_its_generation_no_longer_names(&new_store());
+    sweeps_delete_partial_uploads_untouched_since_the_cutoff(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {
@@ -1194,11 +1199,13 @@ pub fn redaction_replaces_a_household_and_keeps_the_log_gap_free<S: ServerStore>
     };
     // Computed from an older state than the server's: refused, nothing changes.
     assert!(matches!(
-        s.redact_document(a, &notice, b"generation 1", 1),
+        s.redact_document(a, &notice, b"generation 1", 1, &[]),
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.high_water(a).unwrap(), 3);
-    let seq = s.redact_document(a, &notice, b"generation 1", 2).unwrap();
+    let seq = s
+        .redact_document(a, &notice, b"generation 1", 2, &[])
+        .unwrap();
     assert_eq!(seq, 4, "the redaction takes the next sequence number");
     // The document is the generation alone; its signatures and read-model rows went.
     let stored = s.load_document(d1).unwrap().unwrap();
@@ -1223,7 +1230,7 @@ pub fn redaction_replaces_a_household_and_keeps_the_log_gap_free<S: ServerStore>
     assert_eq!(stored.changes, vec![b"after".to_vec()]);
     // Another station's household, or one the server does not hold: refused.
     assert!(matches!(
-        s.redact_document(b, &notice, b"x", 5),
+        s.redact_document(b, &notice, b"x", 5, &[]),
         Err(StoreError::Conflict(_))
     ));
     let absent = RedactionNotice {
@@ -1231,7 +1238,7 @@ pub fn redaction_replaces_a_household_and_keeps_the_log_gap_free<S: ServerStore>
         ..notice.clone()
     };
     assert!(matches!(
-        s.redact_document(a, &absent, b"x", 0),
+        s.redact_document(a, &absent, b"x", 0, &[]),
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.high_water(a).unwrap(), 5);
@@ -1751,111 +1758,4 @@ pub fn retirement_takes_households_off_every_phone_and_reopening_brings_them_bac
     // Retired again: the row is reused.
     assert_eq!(s.retire(a, closed, 30).unwrap().left, 2);
     assert!(s.retirement(closed).unwrap().unwrap().retired());
-}
-
-/// Attachments' bytes (ADR 0023): chunks only in order, the whole checked against its hash
-/// (a mismatch drops the bytes), a finished blob never started again, the device's limit,
-/// pieces read across chunk boundaries, and erasure with the last household referencing it.
-pub fn blobs_are_chunked_checked_limited_and_erased<S: ServerStore>(s: &S) {
-    use super::blobs::*;
-    use doorstep_core::protocol::ErasureReason;
-    use doorstep_core::BlobHash;
-    let station = s.create_station("A", 1).unwrap();
-    let dev = DeviceId::new();
-    let (d1, d2) = (HouseholdId::new(), HouseholdId::new());
-    s.commit(
-        station,
-        dev,
-        &[append(d1, &[(1, b"a")]), append(d2, &[(2, b"b")])],
-    )
-    .unwrap();
-    let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 31 % 256) as u8).collect();
-    let h = BlobHash::of(&bytes);
-    assert_eq!(s.blob(&h).unwrap(), None);
-    let fresh = BlobRow {
-        size: 1000,
-        received: 0,
-        complete: false,
-    };
-    assert_eq!(
-        s.begin_blob(&h, 1000, dev, 1500, 1).unwrap(),
-        BlobBegin::Row(fresh)
-    );
-    assert_eq!(
-        s.begin_blob(&h, 999, dev, 1500, 1).unwrap(),
-        BlobBegin::SizeMismatch
-    );
-    // Only where the held bytes end.
-    assert!(matches!(
-        s.append_blob(&h, 10, &bytes[10..20]),
-        Err(StoreError::Conflict(_))
-    ));
-    // A cut chunk's bytes are kept only where the held bytes end.
-    s.set_blob_tail(&h, 5, b"late").unwrap();
-    assert_eq!(s.blob_tail(&h).unwrap(), None);
-    s.set_blob_tail(&h, 0, &bytes[..10]).unwrap();
-    s.set_blob_tail(&h, 0, &bytes[..20]).unwrap();
-    assert_eq!(s.blob_tail(&h).unwrap(), Some((0, bytes[..20].to_vec())));
-    s.clear_blob_tail(&h).unwrap();
-    assert_eq!(s.blob_tail(&h).unwrap(), None);
-    assert_eq!(s.append_blob(&h, 0, &bytes[..400]).unwrap(), 400);
-    s.set_blob_tail(&h, 400, &bytes[400..450]).unwrap();
-    assert!(matches!(
-        s.append_blob(&h, 0, &bytes[..400]),
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        s.append_blob(&h, 400, &[0; 601]),
-        Err(StoreError::Conflict(_))
-    ));
-    // A last chunk that makes other bytes: dropped whole.
-    let mut wrong = bytes[400..].to_vec();
-    wrong[0] ^= 1;
-    assert_eq!(s.append_blob(&h, 400, &wrong).unwrap(), 1000);
-    assert!(!s.finish_blob(&h).unwrap());
-    assert_eq!(s.blob(&h).unwrap(), Some(fresh));
-    s.append_blob(&h, 0, &bytes[..400]).unwrap();
-    s.append_blob(&h, 400, &bytes[400..700]).unwrap();
-    s.append_blob(&h, 700, &bytes[700..]).unwrap();
-    assert!(s.finish_blob(&h).unwrap());
-    let whole = BlobRow {
-        size: 1000,
-        received: 1000,
-        complete: true,
-    };
-    assert_eq!(
-        s.begin_blob(&h, 1000, dev, 0, 2).unwrap(),
-        BlobBegin::Row(whole)
-    );
-    assert_eq!(s.read_blob(&h, 0, 5000).unwrap(), bytes);
-    assert_eq!(s.read_blob(&h, 350, 400).unwrap(), &bytes[350..750]);
-    assert_eq!(s.read_blob(&h, 999, 10).unwrap(), &bytes[999..]);
-    // The device's limit counts what it started.
-    let other = BlobHash::of(b"other");
-    assert_eq!(
-        s.begin_blob(&other, 600, dev, 1500, 3).unwrap(),
-        BlobBegin::OverQuota
-    );
-    assert_eq!(s.blob(&other).unwrap(), None);
-    let stats = s.blob_stats().unwrap();
-    assert_eq!(
-        (stats.complete, stats.complete_bytes, stats.partial),
-        (1, 1000, 0)
-    );
-    // References, and erasure with the last household that references the blob.
-    assert!(!s.blob_referenced(&h, d1).unwrap());
-    s.note_blob_ref(&h, d1).unwrap();
-    s.note_blob_ref(&h, d1).unwrap();
-    s.note_blob_ref(&h, d2).unwrap();
-    assert!(s.blob_referenced(&h, d1).unwrap());
-    s.erase_document(station, d1, ErasureReason::Other, "test", 5)
-        .unwrap();
-    assert!(!s.blob_referenced(&h, d1).unwrap());
-    assert_eq!(s.blob(&h).unwrap(), Some(whole), "d2 still references it");
-    s.erase_document(station, d2, ErasureReason::Other, "test", 6)
-        .unwrap();
-    assert_eq!(s.blob(&h).unwrap(), None);
-    assert_eq!(s.blob_tail(&h).unwrap(), None);
-    assert_eq!(s.read_blob(&h, 0, 5000).unwrap(), Vec::<u8>::new());
-    assert_eq!(s.blob_stats().unwrap(), BlobStats::default());
 }

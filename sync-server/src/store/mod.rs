@@ -390,6 +390,9 @@ pub trait ServerStore: console::ConsoleStore + blobs::BlobStore + Send + Sync + 
     /// keeps its sequence number but loses its bytes and hash, the generation
     /// (`snapshot`, stored form) becomes its document, its held signatures go, and one new
     /// log entry (the notice) tells the station's devices. Returns that entry's sequence.
+    /// The household's references to blobs other than `kept_blobs` (the hashes the
+    /// generation's attachments name) go in the same transaction, and with them every such
+    /// blob no other household references (bytes, tail and row; ADR 0029).
     /// `NotFound` for a household the server does not hold (or erased), `Conflict` for one
     /// of another station. Then the freed space is scrubbed as after an erasure.
     fn redact_document(
@@ -398,6 +401,7 @@ pub trait ServerStore: console::ConsoleStore + blobs::BlobStore + Send + Sync + 
         notice: &doorstep_core::protocol::RedactionNotice,
         snapshot: &[u8],
         expected_seq: u64,
+        kept_blobs: &[doorstep_core::BlobHash],
     ) -> StoreResult<u64>;
     /// The latest redaction notice of a household, if it was redacted (sent with its
     /// snapshot, so a device holding an older generation takes the new one through it).

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0012_phone_retirements.sql"),
     include_str!("migrations/postgres/0013_blobs.sql"),
     include_str!("migrations/postgres/0014_station_zone_login_clients.sql"),
+    include_str!("migrations/postgres/0015_blob_touched.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -789,6 +790,7 @@ impl ServerStore for PostgresStore {
         notice: &doorstep_core::protocol::RedactionNotice,
         snapshot: &[u8],
         expected_seq: u64,
+        kept_blobs: &[doorstep_core::BlobHash],
     ) -> StoreResult<u64> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
@@ -831,6 +833,7 @@ impl ServerStore for PostgresStore {
         for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&d])?;
         }
+        blobs::release_doc(&mut tx, &d, kept_blobs)?;
         tx.commit()?;
         Ok(seq as u64)
     }

@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_phone_retirements.sql"),
     include_str!("migrations/0013_blobs.sql"),
     include_str!("migrations/0014_station_zone_login_clients.sql"),
+    include_str!("migrations/0015_blob_touched.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -1515,6 +1516,7 @@ impl ServerStore for SqliteStore {
         notice: &doorstep_core::protocol::RedactionNotice,
         snapshot: &[u8],
         expected_seq: u64,
+        kept_blobs: &[doorstep_core::BlobHash],
     ) -> StoreResult<u64> {
         let st = station.to_string();
         let d = notice.doc.to_string();
@@ -1548,6 +1550,7 @@ impl ServerStore for SqliteStore {
             // The console's rows hold the old values: gone here (and its search index merged
             // below), read again from the generation by the caller.
             console::delete_doc(tx, &d)?;
+            blobs::release_doc(tx, &d, kept_blobs)?;
             Ok(seq as u64)
         })?;
         self.write(|tx| {

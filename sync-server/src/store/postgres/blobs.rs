@@ -49,6 +49,12 @@ impl BlobStore for PostgresStore {
         // One device's uploads are counted one at a time.
         tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&dev])?;
         if let Some(r) = row(&mut tx, hash, true)? {
+            if !r.complete {
+                tx.execute(
+                    "UPDATE blobs SET touched_at = $2 WHERE hash = $1",
+                    &[&hash.0.as_slice(), &now_ms],
+                )?;
+            }
             tx.commit()?;
             return Ok(if r.size == size {
                 BlobBegin::Row(r)
@@ -66,8 +72,8 @@ impl BlobStore for PostgresStore {
             return Ok(BlobBegin::OverQuota);
         }
         let inserted = tx.execute(
-            "INSERT INTO blobs (hash, size, received, complete, uploader, created_at)
-             VALUES ($1, $2, 0, FALSE, $3, $4) ON CONFLICT (hash) DO NOTHING",
+            "INSERT INTO blobs (hash, size, received, complete, uploader, created_at, touched_at)
+             VALUES ($1, $2, 0, FALSE, $3, $4, $4) ON CONFLICT (hash) DO NOTHING",
             &[&hash.0.as_slice(), &i(size), &dev, &now_ms],
         )?;
         if inserted == 0 {
@@ -88,7 +94,13 @@ impl BlobStore for PostgresStore {
         }))
     }
 
-    fn append_blob(&self, hash: &BlobHash, offset: u64, bytes: &[u8]) -> StoreResult<u64> {
+    fn append_blob(
+        &self,
+        hash: &BlobHash,
+        offset: u64,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<u64> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
         let r = row(&mut tx, hash, true)?.ok_or(StoreError::NotFound("blob"))?;
@@ -101,8 +113,8 @@ impl BlobStore for PostgresStore {
             &[&hash.0.as_slice(), &i(offset), &bytes],
         )?;
         tx.execute(
-            "UPDATE blobs SET received = $2 WHERE hash = $1",
-            &[&hash.0.as_slice(), &i(end)],
+            "UPDATE blobs SET received = $2, touched_at = $3 WHERE hash = $1",
+            &[&hash.0.as_slice(), &i(end), &now_ms],
         )?;
         tx.commit()?;
         Ok(end)
@@ -199,7 +211,13 @@ impl BlobStore for PostgresStore {
             .map(|r| (u(r.get(0)), r.get(1))))
     }
 
-    fn set_blob_tail(&self, hash: &BlobHash, pos: u64, bytes: &[u8]) -> StoreResult<()> {
+    fn set_blob_tail(
+        &self,
+        hash: &BlobHash,
+        pos: u64,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<()> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
         let held = row(&mut tx, hash, true)?;
@@ -208,6 +226,10 @@ impl BlobStore for PostgresStore {
                 "INSERT INTO blob_tails (hash, pos, bytes) VALUES ($1, $2, $3)
                  ON CONFLICT (hash) DO UPDATE SET pos = EXCLUDED.pos, bytes = EXCLUDED.bytes",
                 &[&hash.0.as_slice(), &i(pos), &bytes],
+            )?;
+            tx.execute(
+                "UPDATE blobs SET touched_at = $2 WHERE hash = $1",
+                &[&hash.0.as_slice(), &now_ms],
             )?;
         }
         tx.commit()?;
@@ -220,6 +242,39 @@ impl BlobStore for PostgresStore {
             &[&hash.0.as_slice()],
         )?;
         Ok(())
+    }
+
+    fn sweep_partial_blobs(&self, before_ms: i64) -> StoreResult<BlobSweep> {
+        let mut c = self.pool.get()?;
+        let mut tx = c.transaction()?;
+        // Locked like every write to a blob: a chunk landing now waits, then finds no row
+        // (the device starts again from its first byte).
+        let stale: Vec<(Vec<u8>, i64)> = tx
+            .query(
+                "SELECT hash, received FROM blobs WHERE NOT complete AND touched_at < $1
+                 FOR UPDATE",
+                &[&before_ms],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut swept = BlobSweep::default();
+        for (hash, received) in stale {
+            let tail: i64 = tx
+                .query_one(
+                    "SELECT coalesce(sum(octet_length(bytes)), 0)::BIGINT FROM blob_tails
+                     WHERE hash = $1",
+                    &[&hash],
+                )?
+                .get(0);
+            for table in ["blob_chunks", "blob_tails", "blobs"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE hash = $1"), &[&hash])?;
+            }
+            swept.blobs += 1;
+            swept.bytes += u(received) + u(tail);
+        }
+        tx.commit()?;
+        Ok(swept)
     }
 
     fn blob_stats(&self) -> StoreResult<BlobStats> {
@@ -259,4 +314,42 @@ pub(super) fn erase_doc(tx: &mut impl GenericClient, doc: &str) -> StoreResult<(
     )?;
     tx.execute("DELETE FROM blob_refs WHERE doc_id = $1", &[&doc])?;
     Ok(())
+}
+
+/// In a redaction's transaction (ADR 0029): the household's references to blobs its new
+/// generation does not name (`kept`) go, and with them every such blob no other household
+/// references (bytes, tail and row). Returns how many blobs went.
+pub(super) fn release_doc(
+    tx: &mut impl GenericClient,
+    doc: &str,
+    kept: &[BlobHash],
+) -> StoreResult<u64> {
+    let held: Vec<Vec<u8>> = tx
+        .query("SELECT hash FROM blob_refs WHERE doc_id = $1", &[&doc])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut gone = 0;
+    for hash in held {
+        if kept.iter().any(|k| k.0.as_slice() == hash.as_slice()) {
+            continue;
+        }
+        tx.execute(
+            "DELETE FROM blob_refs WHERE doc_id = $1 AND hash = $2",
+            &[&doc, &hash],
+        )?;
+        let elsewhere: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM blob_refs WHERE hash = $1)",
+                &[&hash],
+            )?
+            .get(0);
+        if !elsewhere {
+            for table in ["blob_chunks", "blob_tails", "blobs"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE hash = $1"), &[&hash])?;
+            }
+            gone += 1;
+        }
+    }
+    Ok(gone)
 }

@@ -44,6 +44,12 @@ impl BlobStore for SqliteStore {
     ) -> StoreResult<BlobBegin> {
         self.write(|tx| {
             if let Some(r) = row(tx, hash)? {
+                if !r.complete {
+                    tx.execute(
+                        "UPDATE blobs SET touched_at = ?2 WHERE hash = ?1",
+                        params![hash.0.as_slice(), now_ms],
+                    )?;
+                }
                 return Ok(if r.size == size {
                     BlobBegin::Row(r)
                 } else {
@@ -59,8 +65,9 @@ impl BlobStore for SqliteStore {
                 return Ok(BlobBegin::OverQuota);
             }
             tx.execute(
-                "INSERT INTO blobs (hash, size, received, complete, uploader, created_at)
-                 VALUES (?1, ?2, 0, 0, ?3, ?4)",
+                "INSERT INTO blobs (hash, size, received, complete, uploader, created_at,
+                                    touched_at)
+                 VALUES (?1, ?2, 0, 0, ?3, ?4, ?4)",
                 params![hash.0.as_slice(), i(size), device.to_string(), now_ms],
             )?;
             Ok(BlobBegin::Row(BlobRow {
@@ -71,7 +78,13 @@ impl BlobStore for SqliteStore {
         })
     }
 
-    fn append_blob(&self, hash: &BlobHash, offset: u64, bytes: &[u8]) -> StoreResult<u64> {
+    fn append_blob(
+        &self,
+        hash: &BlobHash,
+        offset: u64,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<u64> {
         self.write(|tx| {
             let r = row(tx, hash)?.ok_or(StoreError::NotFound("blob"))?;
             let end = offset.saturating_add(bytes.len() as u64);
@@ -83,8 +96,8 @@ impl BlobStore for SqliteStore {
                 params![hash.0.as_slice(), i(offset), bytes],
             )?;
             tx.execute(
-                "UPDATE blobs SET received = ?2 WHERE hash = ?1",
-                params![hash.0.as_slice(), i(end)],
+                "UPDATE blobs SET received = ?2, touched_at = ?3 WHERE hash = ?1",
+                params![hash.0.as_slice(), i(end), now_ms],
             )?;
             Ok(end)
         })
@@ -179,13 +192,23 @@ impl BlobStore for SqliteStore {
             .optional()?)
     }
 
-    fn set_blob_tail(&self, hash: &BlobHash, pos: u64, bytes: &[u8]) -> StoreResult<()> {
+    fn set_blob_tail(
+        &self,
+        hash: &BlobHash,
+        pos: u64,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<()> {
         self.write(|tx| {
             let held = row(tx, hash)?;
             if held.is_some_and(|r| !r.complete && r.received == pos) {
                 tx.execute(
                     "INSERT OR REPLACE INTO blob_tails (hash, pos, bytes) VALUES (?1, ?2, ?3)",
                     params![hash.0.as_slice(), i(pos), bytes],
+                )?;
+                tx.execute(
+                    "UPDATE blobs SET touched_at = ?2 WHERE hash = ?1",
+                    params![hash.0.as_slice(), now_ms],
                 )?;
             }
             Ok(())
@@ -200,6 +223,36 @@ impl BlobStore for SqliteStore {
             )?;
             Ok(())
         })
+    }
+
+    fn sweep_partial_blobs(&self, before_ms: i64) -> StoreResult<BlobSweep> {
+        let stale = "SELECT hash FROM blobs WHERE complete = 0 AND touched_at < ?1";
+        let swept = self.write(|tx| {
+            let (blobs, bytes): (i64, i64) = tx.query_row(
+                &format!(
+                    "SELECT count(*), coalesce(sum(received), 0)
+                       + (SELECT coalesce(sum(length(bytes)), 0) FROM blob_tails
+                          WHERE hash IN ({stale}))
+                     FROM blobs WHERE complete = 0 AND touched_at < ?1"
+                ),
+                [before_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            for table in ["blob_chunks", "blob_tails", "blobs"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE hash IN ({stale})"),
+                    [before_ms],
+                )?;
+            }
+            Ok(BlobSweep {
+                blobs: u(blobs),
+                bytes: u(bytes),
+            })
+        })?;
+        if swept.blobs > 0 && !self.truncate_wal() {
+            tracing::warn!("the WAL could not be truncated after a sweep of partial uploads");
+        }
+        Ok(swept)
     }
 
     fn blob_stats(&self) -> StoreResult<BlobStats> {
@@ -237,4 +290,36 @@ pub(super) fn erase_doc(tx: &Connection, doc: &str) -> StoreResult<()> {
     tx.execute(&format!("DELETE FROM blobs WHERE hash IN ({gone})"), [doc])?;
     tx.execute("DELETE FROM blob_refs WHERE doc_id = ?1", [doc])?;
     Ok(())
+}
+
+/// In a redaction's transaction (ADR 0029): the household's references to blobs its new
+/// generation does not name (`kept`) go, and with them every such blob no other household
+/// references (bytes, tail and row). Returns how many blobs went.
+pub(super) fn release_doc(tx: &Connection, doc: &str, kept: &[BlobHash]) -> StoreResult<u64> {
+    let held: Vec<Vec<u8>> = tx
+        .prepare("SELECT hash FROM blob_refs WHERE doc_id = ?1")?
+        .query_map([doc], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut gone = 0;
+    for hash in held {
+        if kept.iter().any(|k| k.0.as_slice() == hash.as_slice()) {
+            continue;
+        }
+        tx.execute(
+            "DELETE FROM blob_refs WHERE doc_id = ?1 AND hash = ?2",
+            params![doc, hash],
+        )?;
+        let elsewhere: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_refs WHERE hash = ?1)",
+            [&hash],
+            |r| r.get(0),
+        )?;
+        if !elsewhere {
+            for table in ["blob_chunks", "blob_tails", "blobs"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE hash = ?1"), [&hash])?;
+            }
+            gone += 1;
+        }
+    }
+    Ok(gone)
 }
