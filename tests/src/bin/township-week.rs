@@ -771,6 +771,21 @@ fn run_week(
             ),
             format!("{:.2} s / {:.2} s", p.server_cpu, p.bench_cpu),
         );
+        let pulled: u64 = p.devices.iter().map(|d| d.report.pulled as u64).sum();
+        // In-process, the bench's CPU includes the server's: no per-change figure then.
+        if pulled > 0 && server.is_child() {
+            report.text(
+                &format!("pass{}_device_cpu_per_change", i + 1),
+                &format!(
+                    "pass {}: devices' CPU per pulled change (bench process CPU / changes pulled)",
+                    i + 1
+                ),
+                format!(
+                    "{:.3} ms ({pulled} changes)",
+                    p.bench_cpu * 1e3 / pulled as f64
+                ),
+            );
+        }
         if p.devices.iter().all(|d| d.breakdown.is_some()) {
             let sum = |k: usize| -> f64 {
                 p.devices
