@@ -22,6 +22,7 @@ mod surveys;
 mod sync;
 mod text;
 mod types;
+mod visit_opening;
 mod vocabulary;
 
 use std::future::Future;

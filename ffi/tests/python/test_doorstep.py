@@ -80,6 +80,40 @@ def test_record_a_visit_and_find_it_in_chinese(tmp_path):
     assert s.visits_of_household(hh)[0].status == d.VisitStatus.FINAL
 
 
+def test_a_visit_opens_with_its_needs_follow_up_and_card_in_one_call(tmp_path):
+    s = new_store(tmp_path)
+    hh = household(s)
+    opened = s.open_visit(
+        hh,
+        d.VisitOpening(
+            visit=d.NewVisit(
+                kind=d.VisitKind.HOME, date="2026-11-29", started_at_ms=int(time.time() * 1000),
+                gps=None, other_worker_ids=[], present_person_ids=[],
+            ),
+            needs=[d.NewNeed(category="医疗救助", description="奶奶的药费", person_id=None, visit_id=None)],
+            follow_ups=[d.NewFollowUp(what="送医保材料", due="2026-12-05",
+                                      assignee_worker_id=s.worker_id(), origin_visit_id=None)],
+            card=d.NewCardIssuance(serial="HG-010001", visit_id=None, person_id=None, replaces_card_id=None),
+        ),
+    )
+    h = s.household(hh)
+    assert [v.id for v in h.visits] == [opened.visit_id]
+    assert [n.id for n in h.needs] == opened.need_ids
+    assert h.needs[0].visit_id == opened.visit_id
+    assert [f.id for f in h.follow_ups] == opened.follow_up_ids
+    assert h.cards[0].id == opened.card_id and h.cards[0].visit_id == opened.visit_id
+    # One refused part writes nothing.
+    with pytest.raises(d.DoorstepError.InvalidInput):
+        s.open_visit(hh, d.VisitOpening(
+            visit=d.NewVisit(kind=d.VisitKind.HOME, date="2026-11-30", started_at_ms=0, gps=None,
+                             other_worker_ids=[], present_person_ids=[]),
+            needs=[], follow_ups=[d.NewFollowUp(what=" ", due="2026-12-05",
+                                                 assignee_worker_id=s.worker_id(), origin_visit_id=None)],
+            card=None,
+        ))
+    assert len(s.household(hh).visits) == 1
+
+
 def test_health_and_study_sections(tmp_path):
     s = new_store(tmp_path)
     hh = household(s)
