@@ -142,7 +142,11 @@ fn ms(ns: u64) -> String {
 fn recent_words(text: &[char], at: usize) -> String {
     let end = at.min(text.len());
     let start = end.saturating_sub(6);
-    text[start..end].iter().collect::<String>().trim().to_owned()
+    text[start..end]
+        .iter()
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 fn main() {
@@ -164,12 +168,7 @@ fn main() {
     let path = dir.path().join("typing.db");
     let mut key = [0u8; 32];
     key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let options = StoreOptions::new(
-        &path,
-        StoreKey::Raw(key),
-        WorkerId::new(),
-        StationId::new(),
-    );
+    let options = StoreOptions::new(&path, StoreKey::Raw(key), WorkerId::new(), StationId::new());
     let store = Store::open(options).unwrap();
     let hh = store
         .create_household(&NewHousehold {
@@ -282,5 +281,9 @@ fn main() {
         .unwrap()
         .section(section)
         .to_owned();
-    assert_eq!(stored, text.iter().collect::<String>(), "the section's text");
+    assert_eq!(
+        stored,
+        text.iter().collect::<String>(),
+        "the section's text"
+    );
 }
