@@ -12,7 +12,8 @@
 //! (gzip or plain JSON; not in this repository). Without `--trace` it replays a seeded
 //! synthetic trace of the same shape (`--seed N`): mostly typing at a cursor near the end,
 //! some jumps to mid-text, backspaces, ASCII and Chinese. Under `cargo test --all-targets`
-//! (no `--bench`) it runs 2,000 synthetic edits as a smoke test.
+//! (no `--bench`) it runs 2,000 synthetic edits as a smoke test. `--compact-after N` sets
+//! `StoreOptions::compact_after` (default 32), to tell the compaction's share of the p99.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::io::Read;
@@ -168,7 +169,10 @@ fn main() {
     let path = dir.path().join("typing.db");
     let mut key = [0u8; 32];
     key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let options = StoreOptions::new(&path, StoreKey::Raw(key), WorkerId::new(), StationId::new());
+    let mut options =
+        StoreOptions::new(&path, StoreKey::Raw(key), WorkerId::new(), StationId::new());
+    // The store's default unless asked: the p99 of an edit is the one in 32 that compacts.
+    options.compact_after = num("--compact-after", options.compact_after as usize) as u32;
     let store = Store::open(options).unwrap();
     let hh = store
         .create_household(&NewHousehold {
@@ -195,7 +199,11 @@ fn main() {
         .unwrap();
     let section = Section::PersonalSituation;
 
-    println!("# typing_trace: {} edits, {source}", edits.len());
+    println!(
+        "# typing_trace: {} edits, {source}, compact_after {}",
+        edits.len(),
+        num("--compact-after", 32)
+    );
     println!();
     println!(
         "| edits | chars at end | CPU p50 ms | CPU p99 ms | wall p50 ms | wall p99 ms | search after, wall ms |"
