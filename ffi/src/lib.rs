@@ -891,6 +891,12 @@ impl Doorstep {
         })
     }
 
+    /// Index the text typed since the search index was last brought up to date (each text
+    /// once); `search` does it first itself. Call when typing pauses. Returns how many texts.
+    pub fn flush_search_index(&self) -> Result<u32> {
+        guarded(|| Ok(self.store()?.flush_search_index()?))
+    }
+
     pub fn rebuild_index(&self) -> Result<()> {
         guarded(|| Ok(self.store()?.rebuild_index()?))
     }

@@ -17,6 +17,8 @@ use crate::model::policy::EntityKind;
 use crate::model::provenance::{ConflictKind, FieldVersion};
 use crate::model::values::Section;
 
+use super::text_pending;
+
 /// What an action touched, so the index does only the work it needs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Scope {
@@ -55,12 +57,13 @@ pub(crate) fn update(
 ) -> Result<()> {
     match scope {
         Scope::Household | Scope::OpenedVisit(_) => index_household(conn, doc, household),
+        // Typing: the text is only marked; it is indexed once typing is done with it, as
+        // rewriting it costs what the whole text costs (ADR 0027, `text_pending`).
         Scope::Section(visit, section) => {
             let Some(obj) = entity_obj(doc, EntityKind::Visit, Some(&visit.to_string()))? else {
                 return Ok(());
             };
-            let body = read_text(doc, &obj, section.as_str())?;
-            put_text(conn, household, &visit.to_string(), section.as_str(), &body)?;
+            text_pending::mark(conn, household, &visit.to_string(), section.as_str())?;
             index_visit_workers(conn, doc, household, &visit.to_string(), &obj)
         }
         Scope::Record(kind, key) => index_records(
@@ -77,13 +80,33 @@ pub(crate) fn update(
             index_records(conn, doc, household, &records)
         }
         Scope::Summary => {
-            let Some(obj) = entity_obj(doc, EntityKind::Household, None)? else {
+            if entity_obj(doc, EntityKind::Household, None)?.is_none() {
                 return Ok(());
-            };
-            let body = read_text(doc, &obj, "summary")?;
-            put_text(conn, household, &household.to_string(), "summary", &body)
+            }
+            text_pending::mark(conn, household, &household.to_string(), "summary")
         }
     }
+}
+
+/// Index one text that typing left pending (a visit's section, or the household's
+/// summary, keyed by the household's own id) as the document holds it now.
+pub(crate) fn index_pending(
+    conn: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+    entity: &str,
+    field: &str,
+) -> Result<()> {
+    let obj = if field == "summary" && entity == household.to_string() {
+        entity_obj(doc, EntityKind::Household, None)?
+    } else {
+        entity_obj(doc, EntityKind::Visit, Some(entity))?
+    };
+    let body = match obj {
+        Some(obj) => read_text(doc, &obj, field)?,
+        None => String::new(),
+    };
+    put_text(conn, household, entity, field, &body)
 }
 
 /// Index a household received from elsewhere. A document this version cannot read (its
@@ -155,6 +178,7 @@ pub(crate) fn remove(conn: &Connection, household: HouseholdId) -> Result<()> {
         "DELETE FROM ix_text_src WHERE household_id = ?1",
         [household_key(household)],
     )?;
+    text_pending::clear_household(conn, household)?;
     // A station-work document's own row (its conflicts and texts went above).
     conn.execute(
         "DELETE FROM ix_activities WHERE activity_id = doorstep_key(?1)",
@@ -236,7 +260,7 @@ pub(crate) fn text_key_id(key: Value) -> Result<String> {
     }
 }
 
-fn household_key(household: HouseholdId) -> Value {
+pub(crate) fn household_key(household: HouseholdId) -> Value {
     Value::Blob(household.as_uuid().as_bytes().to_vec())
 }
 
@@ -401,6 +425,8 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
     }
     let existing = text_rows(conn, household, None)?;
     put_texts(conn, household, existing, &texts)?;
+    // Every text of the household is up to date now, those typing left pending too.
+    text_pending::clear_household(conn, household)?;
     insert_conflicts(conn, household, &review(doc, household)?)
 }
 
@@ -476,6 +502,7 @@ fn index_records(
         }
         let existing = text_rows(conn, household, Some(key))?;
         put_texts(conn, household, existing, &texts)?;
+        text_pending::clear_record(conn, household, key)?;
         insert_conflicts(conn, household, &found)?;
     }
     Ok(())

@@ -23,6 +23,7 @@ mod station_work;
 mod status;
 mod surveys;
 mod sync;
+mod text_pending;
 mod visit_opening;
 mod vocabulary;
 mod wal;
@@ -934,6 +935,7 @@ impl Store {
             "ix_surveys",
             "ix_responses",
             "ix_survey_answers",
+            "ix_text_pending",
         ] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
@@ -954,9 +956,11 @@ impl Store {
         Ok(())
     }
 
-    /// Every index row as text, sorted: two replicas with equal documents have equal dumps.
+    /// Every index row as text, sorted: two replicas with equal documents have equal dumps
+    /// (texts typed into are indexed first, as for a search).
     #[doc(hidden)]
     pub fn index_dump(&self) -> Result<Vec<String>> {
+        self.flush_search_index_if_pending()?;
         let r = lock(&self.reader);
         query::dump(&r)
     }

@@ -418,6 +418,8 @@ impl Store {
         }
         let folded = needle.to_lowercase();
         let chars: Vec<char> = folded.chars().collect();
+        // Text typed since the index was last brought up to date is indexed first (ADR 0027).
+        self.flush_search_index_if_pending()?;
         self.reader_query(|c| {
             // The candidate rows, then the rows in household order: looked up one by one
             // when the candidates are few, or read off the covering index in order (and

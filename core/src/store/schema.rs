@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_station_work.sql"),
     include_str!("migrations/0013_surveys.sql"),
     include_str!("migrations/0014_attachments.sql"),
+    include_str!("migrations/0015_text_index_pending.sql"),
 ];
 
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -70,7 +70,11 @@ def test_record_a_visit_and_find_it_in_chinese(tmp_path):
     text = s.household(hh).visits[0].sections
     asked = next(t.text for t in text if t.section == d.Section.QUESTIONS_ASKED)
     assert asked == "奶奶（七十二岁）询问事实无人抚养儿童基本生活补助如何申请。"
-    for q in ["补助", "事实无人抚养", "七十二岁"]:
+    # Typing only marks the section; the search index catches up once (ADR 0027).
+    assert s.flush_search_index() == 1
+    assert s.flush_search_index() == 0
+    s.splice_section(hh, v, d.Section.QUESTIONS_ASKED, 0, 0, "今天")
+    for q in ["补助", "事实无人抚养", "七十二岁", "今天奶奶"]:
         hits = s.search(q, 10)
         assert [h.record_id for h in hits] == [v], q
     assert s.search("不存在", 10) == []
