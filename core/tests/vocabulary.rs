@@ -365,6 +365,7 @@ fn a_store_from_before_schema_8_indexes_the_categories_it_already_held() {
          DROP TABLE ix_survey_answers;
          DROP TABLE attachment_blobs;
          DROP TABLE attachment_uploads;
+         DROP TABLE ix_text_pending;
          PRAGMA user_version = 7;"
     ))
     .unwrap();
