@@ -19,18 +19,11 @@ const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 /// Chunk type of an uncompressed change.
 const CHANGE: u8 = 1;
 /// A change sent whole.
-const FORM_WHOLE: u8 = 0;
+pub(super) const FORM_WHOLE: u8 = 0;
 /// A change sent as dependencies and the rest of its body.
-const FORM_ELIDED: u8 = 1;
+pub(super) const FORM_ELIDED: u8 = 1;
 /// A dependency sent as a hash (not a reference back into the list).
-const DEP_HASH: u64 = 0;
-
-/// Why a compact change list could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompactError {
-    Truncated,
-    Malformed(&'static str),
-}
+pub(super) const DEP_HASH: u64 = 0;
 
 fn uleb(out: &mut Vec<u8>, mut v: u64) {
     loop {
@@ -106,8 +99,14 @@ fn split(chunk: &[u8]) -> Option<Split<'_>> {
     })
 }
 
+/// The hash of a chunk sent whole, when it is an uncompressed change a later change may
+/// name by reference.
+pub(super) fn whole_hash(chunk: &[u8]) -> Option<[u8; 32]> {
+    split(chunk).map(|s| s.hash)
+}
+
 /// Rebuilds a change chunk from its dependencies and the rest of its body: (hash, chunk).
-fn rebuild(deps: &[[u8; 32]], rest: &[u8]) -> ([u8; 32], Vec<u8>) {
+pub(super) fn rebuild(deps: &[[u8; 32]], rest: &[u8]) -> ([u8; 32], Vec<u8>) {
     let mut body = Vec::with_capacity(rest.len() + deps.len() * 32 + 2);
     uleb(&mut body, deps.len() as u64);
     for d in deps {
@@ -164,117 +163,10 @@ pub fn encode(out: &mut Vec<u8>, changes: &[Vec<u8>]) {
     }
 }
 
-/// A reader over the compact form; `max_bytes` bounds each change.
-#[derive(Debug)]
-pub struct Decoder<'a> {
-    buf: &'a [u8],
-    max_bytes: usize,
-}
-
-impl<'a> Decoder<'a> {
-    pub fn new(buf: &'a [u8], max_bytes: usize) -> Self {
-        Decoder { buf, max_bytes }
-    }
-
-    /// The bytes not read yet.
-    pub fn rest(&self) -> &'a [u8] {
-        self.buf
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CompactError> {
-        if self.buf.len() < n {
-            return Err(CompactError::Truncated);
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn uvarint(&mut self) -> Result<u64, CompactError> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.take(1)?[0];
-            let part = u64::from(b & 0x7f);
-            if shift == 63 && part > 1 {
-                return Err(CompactError::Malformed("varint overflow"));
-            }
-            v |= part << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(CompactError::Malformed("varint too long"))
-    }
-
-    /// A count of items of at least `min_item` bytes each, bounded by what is left.
-    fn count(&mut self, min_item: usize) -> Result<usize, CompactError> {
-        let n = usize::try_from(self.uvarint()?)
-            .map_err(|_| CompactError::Malformed("count too large"))?;
-        if n.saturating_mul(min_item) > self.buf.len() {
-            return Err(CompactError::Malformed("count exceeds message"));
-        }
-        Ok(n)
-    }
-
-    fn sized(&mut self) -> Result<&'a [u8], CompactError> {
-        let n = usize::try_from(self.uvarint()?)
-            .map_err(|_| CompactError::Malformed("length too large"))?;
-        if n > self.max_bytes {
-            return Err(CompactError::Malformed("change too large"));
-        }
-        self.take(n)
-    }
-
-    /// One document's changes, each rebuilt to its exact automerge bytes.
-    pub fn changes(&mut self) -> Result<Vec<Vec<u8>>, CompactError> {
-        // Each change takes at least two bytes (form, length).
-        let n = self.count(2)?;
-        let mut out = Vec::with_capacity(n);
-        let mut seen: Vec<Option<[u8; 32]>> = Vec::with_capacity(n);
-        for _ in 0..n {
-            match self.take(1)?[0] {
-                FORM_WHOLE => {
-                    let whole = self.sized()?.to_vec();
-                    seen.push(split(&whole).map(|s| s.hash));
-                    out.push(whole);
-                }
-                FORM_ELIDED => {
-                    let k = self.count(1)?;
-                    let mut deps = Vec::with_capacity(k);
-                    for _ in 0..k {
-                        let back = self.uvarint()?;
-                        if back == DEP_HASH {
-                            let mut h = [0u8; 32];
-                            h.copy_from_slice(self.take(32)?);
-                            deps.push(h);
-                        } else {
-                            let at = usize::try_from(back)
-                                .ok()
-                                .and_then(|b| seen.len().checked_sub(b))
-                                .ok_or(CompactError::Malformed("dependency before the list"))?;
-                            let h = seen[at]
-                                .ok_or(CompactError::Malformed("dependency on a whole chunk"))?;
-                            deps.push(h);
-                        }
-                    }
-                    let rest = self.sized()?;
-                    let (hash, chunk) = rebuild(&deps, rest);
-                    if chunk.len() > self.max_bytes {
-                        return Err(CompactError::Malformed("change too large"));
-                    }
-                    seen.push(Some(hash));
-                    out.push(chunk);
-                }
-                _ => return Err(CompactError::Malformed("change form")),
-            }
-        }
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::wire::{decode_changes, WireError};
     use automerge::transaction::Transactable;
     use automerge::{AutoCommit, ObjType, ROOT};
 
@@ -306,9 +198,7 @@ mod tests {
     fn round_trip(changes: &[Vec<u8>]) -> (Vec<u8>, Vec<Vec<u8>>) {
         let mut out = Vec::new();
         encode(&mut out, changes);
-        let mut d = Decoder::new(&out, 1 << 20);
-        let back = d.changes().unwrap();
-        assert!(d.rest().is_empty());
+        let back = decode_changes(&out).unwrap();
         (out, back)
     }
 
@@ -355,31 +245,22 @@ mod tests {
         let mut out = Vec::new();
         encode(&mut out, &changes);
         for cut in 0..out.len() {
-            let mut d = Decoder::new(&out[..cut], 1 << 20);
-            assert!(d.changes().is_err(), "cut at {cut}");
+            assert!(decode_changes(&out[..cut]).is_err(), "cut at {cut}");
         }
         // One change whose dependency points before the list.
         let mut bad = Vec::new();
         uleb(&mut bad, 1);
         bad.extend_from_slice(&[FORM_ELIDED, 1, 1, 0]);
         assert_eq!(
-            Decoder::new(&bad, 1 << 20).changes(),
-            Err(CompactError::Malformed("dependency before the list"))
+            decode_changes(&bad),
+            Err(WireError::Malformed("dependency before the list"))
         );
         let mut form = Vec::new();
         uleb(&mut form, 1);
         form.extend_from_slice(&[7, 0]);
         assert_eq!(
-            Decoder::new(&form, 1 << 20).changes(),
-            Err(CompactError::Malformed("change form"))
+            decode_changes(&form),
+            Err(WireError::Malformed("change form"))
         );
-    }
-
-    #[test]
-    fn the_size_limit_holds_for_rebuilt_chunks() {
-        let changes = sample();
-        let mut out = Vec::new();
-        encode(&mut out, &changes);
-        assert!(Decoder::new(&out, 40).changes().is_err());
     }
 }

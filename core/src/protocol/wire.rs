@@ -544,18 +544,58 @@ impl<'a> Reader<'a> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let doc = self.doc()?;
-            let mut compact = super::compact::Decoder::new(self.buf, MAX_BLOB_BYTES);
-            let changes = compact.changes().map_err(|e| match e {
-                super::compact::CompactError::Truncated => WireError::Truncated,
-                super::compact::CompactError::Malformed(why) => WireError::Malformed(why),
-            })?;
-            self.buf = compact.rest();
+            let changes = self.compact_changes()?;
             let signatures = self.signatures()?;
             out.push(DocChanges {
                 doc,
                 changes,
                 signatures,
             });
+        }
+        Ok(out)
+    }
+    /// One document's changes in the compact form (ADR 0031), each rebuilt to its exact
+    /// automerge bytes.
+    fn compact_changes(&mut self) -> Result<Vec<Vec<u8>>, WireError> {
+        use super::compact::{rebuild, whole_hash, DEP_HASH, FORM_ELIDED, FORM_WHOLE};
+        // Each change takes at least two bytes (form, length).
+        let n = self.count(2)?;
+        let mut out = Vec::with_capacity(n);
+        let mut seen: Vec<Option<[u8; 32]>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            match self.u8()? {
+                FORM_WHOLE => {
+                    let whole = self.bytes()?;
+                    seen.push(whole_hash(&whole));
+                    out.push(whole);
+                }
+                FORM_ELIDED => {
+                    let k = self.count(1)?;
+                    let mut deps = Vec::with_capacity(k);
+                    for _ in 0..k {
+                        let back = self.uvarint()?;
+                        if back == DEP_HASH {
+                            deps.push(self.array::<32>()?);
+                        } else {
+                            let at = usize::try_from(back)
+                                .ok()
+                                .and_then(|b| seen.len().checked_sub(b))
+                                .ok_or(WireError::Malformed("dependency before the list"))?;
+                            deps.push(
+                                seen[at]
+                                    .ok_or(WireError::Malformed("dependency on a whole chunk"))?,
+                            );
+                        }
+                    }
+                    let (hash, chunk) = rebuild(&deps, &self.bytes()?);
+                    if chunk.len() > MAX_BLOB_BYTES {
+                        return Err(WireError::Malformed("change too large"));
+                    }
+                    seen.push(Some(hash));
+                    out.push(chunk);
+                }
+                _ => return Err(WireError::Malformed("change form")),
+            }
         }
         Ok(out)
     }
@@ -711,6 +751,15 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, WireE
     } else {
         Ok(std::borrow::Cow::Borrowed(bytes))
     }
+}
+
+/// One document's change list in the compact form alone (as `doc_changes` carries it), with
+/// nothing after it: each change rebuilt to its exact automerge bytes.
+pub fn decode_changes(raw: &[u8]) -> Result<Vec<Vec<u8>>, WireError> {
+    let mut r = Reader { buf: raw };
+    let changes = r.compact_changes()?;
+    r.finish()?;
+    Ok(changes)
 }
 
 fn header(r: &mut Reader<'_>, kind: u8) -> Result<(), WireError> {
