@@ -107,12 +107,20 @@ pub fn field_history(doc: &Automerge, field: &FieldRef) -> Result<Vec<FieldVersi
             continue;
         };
         for (value, id) in values {
-            // Each write makes a new cell map, written whole once: its id is the version.
-            if matches!(value, Value::Object(ObjType::Map)) && seen.insert(id.clone()) {
-                out.push(FieldVersion {
-                    value: cells::get_str(doc, &id, "v")?,
-                    provenance: cells::read_provenance(doc, &id)?,
-                });
+            // Each write is a new op (a lean value, or a legacy cell map written whole
+            // once): its id is the version.
+            if seen.insert(id.clone()) {
+                match value {
+                    Value::Object(ObjType::Map) => out.push(FieldVersion {
+                        value: cells::get_str(doc, &id, "v")?,
+                        provenance: cells::read_provenance(doc, &id)?,
+                    }),
+                    Value::Scalar(s) => out.push(FieldVersion {
+                        value: s.as_str().map(str::to_owned),
+                        provenance: cells::op_provenance(doc, &id)?,
+                    }),
+                    _ => {}
+                }
             }
         }
     }

@@ -248,16 +248,19 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
         Some(DocErrorCode::Unattributed),
         "a cell credited to a colleague"
     );
-    // A value changed inside W01's own cell (it would read as W01's word).
+    // W01's values are lean (ADR 0035): credited to W01's actor by the document's registry.
+    // W01's entry rewritten (every value of W01's would read as the attacker's, or the
+    // attacker's own entry pointed at W01).
+    let w01_key = ActorId::from(w01.store.actor_id()).to_hex_string();
     let refused = forge(
         &att,
         hh,
         None,
         None,
         |tx| {
-            let h = map(tx, &ROOT, "household");
-            let cell = map(tx, &h, "address");
-            tx.put(&cell, "v", "篡改").unwrap();
+            let registry = map(tx, &ROOT, "actors");
+            let entry = map(tx, &registry, &w01_key);
+            tx.put(&entry, "by", me.worker.to_string()).unwrap();
         },
         my_sig,
     )
@@ -265,7 +268,53 @@ async fn forged_authorship_is_refused_and_never_reaches_a_colleague() {
     assert_eq!(
         refused,
         Some(DocErrorCode::Unattributed),
-        "a colleague's cell edited in place"
+        "a colleague's registry entry edited in place"
+    );
+    // The attacker's own actor registered as W01, with a lean value (it would read as
+    // W01's word).
+    let refused = forge(
+        &att,
+        hh,
+        None,
+        None,
+        |tx| {
+            let registry = map(tx, &ROOT, "actors");
+            let key = x.actor.to_hex_string();
+            let entry = tx
+                .put_object(&registry, key.as_str(), ObjType::Map)
+                .unwrap();
+            tx.put(&entry, "by", as_w01.worker.to_string()).unwrap();
+            tx.put(&entry, "dev", as_w01.device.to_string()).unwrap();
+            let h = map(tx, &ROOT, "household");
+            tx.put(&h, "address", "孩子说谎，不需要保护").unwrap();
+        },
+        my_sig,
+    )
+    .await;
+    assert_eq!(
+        refused,
+        Some(DocErrorCode::Unattributed),
+        "an actor registered as a colleague"
+    );
+    // A lean value with no registry entry at all (its author could not be read).
+    let refused = forge(
+        &att,
+        hh,
+        None,
+        None,
+        |tx| {
+            let h = map(tx, &ROOT, "household");
+            tx.put(&h, "address", "篡改").unwrap();
+        },
+        my_sig,
+    )
+    .await;
+    // The validator reads every value with its author first: one it cannot credit makes
+    // the document unreadable, refused as invalid before provenance is checked.
+    assert_eq!(
+        refused,
+        Some(DocErrorCode::Invalid),
+        "a value of an unregistered actor"
     );
     // Dated a year ahead (it would win every last-writer-wins field for a year).
     let refused = forge(
@@ -1001,6 +1050,13 @@ async fn a_compromised_server_cannot_change_a_published_survey_version_on_a_phon
     let versions = map(&tx, &map(&tx, &ROOT, "survey"), "versions");
     let key = tx.keys(&versions).next().unwrap();
     let v = map(&tx, &versions, &key);
+    // The attacker's actor registered honestly (ADR 0035), so that only the freeze stops it.
+    let registry = map(&tx, &ROOT, "actors");
+    let entry = tx
+        .put_object(&registry, x.actor.to_hex_string(), ObjType::Map)
+        .unwrap();
+    tx.put(&entry, "by", x.auth.worker.to_string()).unwrap();
+    tx.put(&entry, "dev", x.auth.device.to_string()).unwrap();
     tx.put(
         &v,
         "questions",

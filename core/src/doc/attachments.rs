@@ -10,8 +10,8 @@
 //! collections that came after a document was made, two phones attaching a first file at
 //! once leave two `attachments` maps; both are read (their keys are fresh ids).
 
-use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use crate::doc::{Doc, Tx};
+use automerge::{ObjType, ScalarValue, Value, ROOT};
 
 use super::cells::{get_map, get_str, malformed, put_provenance, read_provenance, ObjId};
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ use crate::model::provenance::{EntityRef, Provenance};
 const COLLECTION: &str = "attachments";
 
 /// Write a new reference. The record must exist in the document.
-pub(crate) fn add<T: Transactable>(
+pub(crate) fn add<T: Tx>(
     tx: &mut T,
     id: AttachmentId,
     new: &NewAttachment,
@@ -53,7 +53,7 @@ pub(crate) fn add<T: Transactable>(
 }
 
 /// The record an attachment is for exists in the household's document.
-pub(crate) fn check_record<R: ReadDoc>(doc: &R, record: EntityRef) -> Result<()> {
+pub(crate) fn check_record<R: Doc>(doc: &R, record: EntityRef) -> Result<()> {
     let key = record.key();
     if record.kind() != EntityKind::Household
         && super::cells::entity_obj(doc, record.kind(), key.as_deref())?.is_none()
@@ -64,7 +64,7 @@ pub(crate) fn check_record<R: ReadDoc>(doc: &R, record: EntityRef) -> Result<()>
 }
 
 /// The household's `attachments` maps (two when two phones attached a first file at once).
-pub(crate) fn collections<R: ReadDoc>(doc: &R) -> Result<Vec<ObjId>> {
+pub(crate) fn collections<R: Doc>(doc: &R) -> Result<Vec<ObjId>> {
     Ok(doc
         .get_all(&ROOT, COLLECTION)?
         .into_iter()
@@ -74,7 +74,7 @@ pub(crate) fn collections<R: ReadDoc>(doc: &R) -> Result<Vec<ObjId>> {
 }
 
 /// The hashes the household's references name (what a replica must keep the bytes of).
-pub fn referenced_hashes<R: ReadDoc>(
+pub fn referenced_hashes<R: Doc>(
     doc: &R,
     household: HouseholdId,
 ) -> Result<std::collections::BTreeSet<BlobHash>> {
@@ -87,7 +87,7 @@ pub fn referenced_hashes<R: ReadDoc>(
 /// Every reference of the household, in id order (v7: the order they were attached). A
 /// malformed reference makes the document malformed (the server refuses it: the one
 /// validator, ADR 0013).
-pub fn read_all<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Vec<Attachment>> {
+pub fn read_all<R: Doc>(doc: &R, household: HouseholdId) -> Result<Vec<Attachment>> {
     let mut out = Vec::new();
     for (value, col) in doc.get_all(&ROOT, COLLECTION)? {
         if !matches!(value, Value::Object(ObjType::Map)) {
@@ -102,12 +102,7 @@ pub fn read_all<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Vec<Attac
     Ok(out)
 }
 
-fn read_one<R: ReadDoc>(
-    doc: &R,
-    household: HouseholdId,
-    key: &str,
-    obj: &ObjId,
-) -> Result<Attachment> {
+fn read_one<R: Doc>(doc: &R, household: HouseholdId, key: &str, obj: &ObjId) -> Result<Attachment> {
     let bad = |what| malformed(what);
     let id = AttachmentId::parse(key).map_err(|_| bad("malformed attachment id"))?;
     let record_kind = get_str(doc, obj, "record_kind")?

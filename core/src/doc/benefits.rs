@@ -1,7 +1,7 @@
 //! Edits of a household's benefits and guardianships (issue 17), written through the cells
 //! of `cells.rs` like every other record (`write.rs`).
 
-use automerge::transaction::Transactable;
+use crate::doc::Tx;
 
 use crate::doc::cells::*;
 use crate::doc::write::{guard_conflict, new_record, record, require_person, write_enum};
@@ -28,7 +28,7 @@ fn date_text(d: Option<Date>) -> Option<String> {
     d.map(|d| d.to_string())
 }
 
-pub(crate) fn add_benefit<T: Transactable>(
+pub(crate) fn add_benefit<T: Tx>(
     tx: &mut T,
     id: BenefitId,
     new: &NewBenefit,
@@ -48,7 +48,7 @@ pub(crate) fn add_benefit<T: Transactable>(
     write_cell(tx, &obj, "source", Some(&source), p)
 }
 
-pub(crate) fn edit_benefit<T: Transactable>(
+pub(crate) fn edit_benefit<T: Tx>(
     tx: &mut T,
     id: BenefitId,
     edit: &BenefitEdit,
@@ -81,7 +81,7 @@ pub(crate) fn edit_benefit<T: Transactable>(
     }
 }
 
-pub(crate) fn add_guardianship<T: Transactable>(
+pub(crate) fn add_guardianship<T: Tx>(
     tx: &mut T,
     id: GuardianshipId,
     new: &NewGuardianship,
@@ -112,15 +112,15 @@ pub(crate) fn add_guardianship<T: Transactable>(
     // sets it, so the two never disagree for a new link (a flag in conflict is left for the
     // human who settles it; ending a link leaves the flag, which may rest on another one).
     let carer = record(tx, EntityKind::Person, &new.carer.to_string())?;
-    let flag = read_versions(tx, &carer, "guardian")?;
-    let settled = flag.iter().all(|v| v.value == flag[0].value);
-    if settled && flag.first().and_then(|v| v.value.as_deref()) != Some("true") {
+    let flag = crate::doc::cells::read_values(tx, &carer, "guardian")?;
+    let settled = flag.iter().all(|v| *v == flag[0]);
+    if settled && flag.first().and_then(|v| v.as_deref()) != Some("true") {
         write_cell(tx, &carer, "guardian", Some("true"), p)?;
     }
     Ok(())
 }
 
-pub(crate) fn edit_guardianship<T: Transactable>(
+pub(crate) fn edit_guardianship<T: Tx>(
     tx: &mut T,
     id: GuardianshipId,
     edit: &GuardianshipEdit,

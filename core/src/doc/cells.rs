@@ -1,13 +1,20 @@
 //! The building blocks of a household document: cells (a scalar field with its
 //! provenance), add-wins sets and text. Every field of the model is stored as one of these.
 //!
-//! A cell is a small map `{v, by, dev, at}` written whole on every write, so that when two
-//! devices write a field concurrently automerge keeps both maps (`get_all`) and each value
-//! carries who wrote it, on which device and when.
+//! A cell is one scalar under the field's key (a *lean* cell, ADR 0035): when two devices
+//! write a field concurrently automerge keeps both values (`get_all`), and each value's
+//! author is the owner of the automerge actor that wrote it — named once per document and
+//! actor in the document's `actors` registry and proven by the change's signature (ADR
+//! 0012) — and its time that of the change that wrote it.
+//!
+//! Documents written before ADR 0035 hold *legacy* cells, small maps `{v, by, dev, at}`
+//! written whole on every write; they are read as they always were, and a field may hold
+//! both forms at once (an old value beside a concurrent new one). A redaction's generation
+//! writes legacy cells, since its own actors are not the values' authors.
 
-use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{ActorId, AutoCommit, Automerge, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
-use automerge::transaction::Transactable;
 pub(crate) use automerge::ObjId;
 
 use crate::error::{Error, Result};
@@ -20,6 +27,41 @@ const VALUE: &str = "v";
 const BY: &str = "by";
 const DEVICE: &str = "dev";
 const AT: &str = "at";
+/// The root key of the registry of actors: `{actor hex: {by, dev}}` (ADR 0035).
+pub(crate) const ACTORS: &str = "actors";
+
+/// A document, or a transaction on one, whose operations can be traced to the change that
+/// made them: a lean cell's time is its change's.
+pub trait Doc: ReadDoc {
+    /// The time of the change that made op `id`; `None` for an op of the transaction
+    /// being written (it has no change yet: it is the newest).
+    fn op_time(&self, id: &ObjId) -> Option<i64>;
+}
+
+impl Doc for Automerge {
+    fn op_time(&self, id: &ObjId) -> Option<i64> {
+        let hash = self.hash_for_opid(id)?;
+        Some(self.get_change_meta_by_hash(&hash)?.timestamp)
+    }
+}
+
+impl Doc for Transaction<'_> {
+    fn op_time(&self, id: &ObjId) -> Option<i64> {
+        let hash = self.hash_for_opid(id)?;
+        Some(self.get_change_by_hash(&hash)?.timestamp())
+    }
+}
+
+impl Doc for AutoCommit {
+    fn op_time(&self, id: &ObjId) -> Option<i64> {
+        let hash = self.hash_for_opid(id)?;
+        Some(ReadDoc::get_change_by_hash(self, &hash)?.timestamp())
+    }
+}
+
+/// What the writers need: a transaction whose reads can trace provenance.
+pub trait Tx: Transactable + Doc {}
+impl<T: Transactable + Doc> Tx for T {}
 
 pub(crate) fn malformed(what: &'static str) -> Error {
     Error::NotAHousehold(what)
@@ -81,7 +123,7 @@ fn read_cell_map<R: ReadDoc>(
 }
 
 /// A string scalar as [`get_str`] reads it.
-fn text(v: Option<Value<'static>>) -> Result<Option<String>> {
+fn text(v: Option<Value<'_>>) -> Result<Option<String>> {
     match v {
         None => Ok(None),
         Some(Value::Scalar(s)) => match s.as_ref() {
@@ -172,42 +214,178 @@ pub(crate) fn records_of<R: ReadDoc>(doc: &R, kind: EntityKind) -> Result<Vec<(S
     Ok(out)
 }
 
-/// Write a cell: a new `{v, by, dev, at}` map under `field` (`None` clears the value).
-pub(crate) fn write_cell<T: Transactable>(
+/// Write a cell: the value (`None` clears it) under `field`, and the writer's actor in the
+/// document's registry if it is not there yet (ADR 0035).
+pub(crate) fn write_cell<T: Tx>(
     tx: &mut T,
     parent: &ObjId,
     field: &str,
     value: Option<&str>,
     p: &Provenance,
 ) -> Result<()> {
+    let value = match value {
+        Some(v) => ScalarValue::Str(v.into()),
+        None => ScalarValue::Null,
+    };
+    // Automerge skips a put of the value already shown (or turns it into a delete of the
+    // values beside it); a write is a write, concurrent with a colleague's and credited to
+    // its writer, as a legacy cell was: clear the key first, then put.
+    let same = tx
+        .get_all(parent, field)?
+        .iter()
+        .any(|(v, _)| matches!(v, Value::Scalar(s) if **s == value));
+    if same {
+        tx.delete(parent, field)?;
+    }
+    tx.put(parent, field, value)?;
+    register_writer(tx, parent, field, p)
+}
+
+/// Write a legacy cell `{v, by, dev, at}` (a generation, which is not the values' author,
+/// keeps their provenance this way; and tests of documents from before ADR 0035).
+pub(crate) fn write_legacy_cell<T: Transactable>(
+    tx: &mut T,
+    parent: &ObjId,
+    field: &str,
+    value: Option<&ScalarValue>,
+    p: &Provenance,
+) -> Result<()> {
     let cell = tx.put_object(parent, field, ObjType::Map)?;
     match value {
-        Some(v) => tx.put(&cell, VALUE, v)?,
+        Some(v) => tx.put(&cell, VALUE, v.clone())?,
         None => tx.put(&cell, VALUE, ScalarValue::Null)?,
     }
     put_provenance(tx, &cell, p)
 }
 
+/// Put the actor that just wrote `parent[key]` into the registry, as `p`'s worker and
+/// device, unless it is there (one entry per actor and document, written by that actor).
+pub(crate) fn register_writer<T: Tx>(
+    tx: &mut T,
+    parent: &ObjId,
+    key: &str,
+    p: &Provenance,
+) -> Result<()> {
+    let Some((_, ObjId::Id(_, actor, _))) = tx.get(parent, key)? else {
+        return Err(malformed("provenance"));
+    };
+    let hex = actor.to_hex_string();
+    let mut first = None;
+    for (value, registry) in tx.get_all(&ROOT, ACTORS)? {
+        if !matches!(value, Value::Object(ObjType::Map)) {
+            return Err(malformed("actors"));
+        }
+        if tx.get(&registry, hex.as_str())?.is_some() {
+            return Ok(());
+        }
+        first.get_or_insert(registry);
+    }
+    let registry = match first {
+        Some(r) => r,
+        None => tx.put_object(&ROOT, ACTORS, ObjType::Map)?,
+    };
+    let entry = tx.put_object(&registry, hex.as_str(), ObjType::Map)?;
+    tx.put(&entry, BY, p.worker.to_string())?;
+    tx.put(&entry, DEVICE, p.device.to_string())?;
+    Ok(())
+}
+
+/// The worker and device that own `actor` in `doc`, from its registry of actors
+/// (`None` if the actor is not registered there).
+pub(crate) fn registered<R: ReadDoc>(
+    doc: &R,
+    actor: &ActorId,
+) -> Result<Option<(WorkerId, DeviceId)>> {
+    let key = actor.to_hex_string();
+    for (value, registry) in doc.get_all(&ROOT, ACTORS)? {
+        if !matches!(value, Value::Object(ObjType::Map)) {
+            return Err(malformed("actors"));
+        }
+        if let Some(entry) = get_map(doc, &registry, &key)? {
+            let (mut by, mut dev) = (None, None);
+            for item in doc.map_range(&entry, ..) {
+                match &*item.key {
+                    BY => by = Some(item.value.into_value()),
+                    DEVICE => dev = Some(item.value.into_value()),
+                    _ => {}
+                }
+            }
+            let worker = WorkerId::parse(&text(by)?.ok_or(malformed("actors"))?)
+                .map_err(|_| malformed("actors"))?;
+            let device = DeviceId::parse(&text(dev)?.ok_or(malformed("actors"))?)
+                .map_err(|_| malformed("actors"))?;
+            return Ok(Some((worker, device)));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a scalar under the map `parent` is a lean value (a cell or a set element, ADR
+/// 0035) rather than a header field (the root), a registry map's entry, or a key of a map
+/// that holds its provenance itself (a legacy cell, a `created` map, an attachment).
+pub(crate) fn holds_lean_values<R: ReadDoc>(doc: &R, parent: &ObjId) -> Result<bool> {
+    if *parent == ROOT || doc.get(parent, BY)?.is_some() {
+        return Ok(false);
+    }
+    Ok(!doc
+        .get_all(&ROOT, ACTORS)?
+        .iter()
+        .any(|(_, registry)| registry == parent))
+}
+
+/// The provenance of the op `id` that wrote a lean value: its actor's owner and its
+/// change's time (`i64::MAX` for an op of the transaction being written).
+pub(crate) fn op_provenance<R: Doc>(doc: &R, id: &ObjId) -> Result<Provenance> {
+    let ObjId::Id(_, actor, _) = id else {
+        return Err(malformed("provenance"));
+    };
+    let (worker, device) = registered(doc, actor)?.ok_or(malformed("provenance"))?;
+    Ok(Provenance {
+        worker,
+        device,
+        at: Timestamp(doc.op_time(id).unwrap_or(i64::MAX)),
+    })
+}
+
+/// The provenance of a set element or a record's `created`: a legacy map `{by, dev, at}`,
+/// or (a lean set element) the op that added it.
+pub(crate) fn provenance_of<R: Doc>(doc: &R, value: &Value<'_>, id: &ObjId) -> Result<Provenance> {
+    match value {
+        Value::Object(ObjType::Map) => read_provenance(doc, id),
+        Value::Scalar(_) => op_provenance(doc, id),
+        _ => Err(malformed("provenance")),
+    }
+}
+
+/// One value of a cell, in either form, with its provenance.
+fn version<R: Doc>(doc: &R, value: Value<'_>, id: &ObjId) -> Result<FieldVersion> {
+    match value {
+        Value::Object(ObjType::Map) => {
+            let (value, provenance) = read_cell_map(doc, id)?;
+            Ok(FieldVersion {
+                value: text(value)?,
+                provenance,
+            })
+        }
+        Value::Scalar(s) => Ok(FieldVersion {
+            value: text(Some(Value::Scalar(s)))?,
+            provenance: op_provenance(doc, id)?,
+        }),
+        _ => Err(malformed("expected a field cell")),
+    }
+}
+
 /// Every value a cell holds now, the one to show first. Several values mean concurrent
 /// writes; the shown one is the latest by timestamp (then device, then value) so that every
 /// replica shows the same one.
-pub(crate) fn read_versions<R: ReadDoc>(
+pub(crate) fn read_versions<R: Doc>(
     doc: &R,
     parent: &ObjId,
     field: &str,
 ) -> Result<Vec<FieldVersion>> {
     let mut out = Vec::new();
     for (value, id) in doc.get_all(parent, field)? {
-        match value {
-            Value::Object(ObjType::Map) => {
-                let (value, provenance) = read_cell_map(doc, &id)?;
-                out.push(FieldVersion {
-                    value: text(value)?,
-                    provenance,
-                });
-            }
-            _ => return Err(malformed("expected a field cell")),
-        }
+        out.push(version(doc, value, &id)?);
     }
     out.sort_by(|a, b| {
         (
@@ -226,12 +404,36 @@ pub(crate) fn read_versions<R: ReadDoc>(
     Ok(out)
 }
 
-/// The shown value of a cell (`None` if never written or cleared).
-pub(crate) fn read_cell<R: ReadDoc>(
+/// The values a cell holds now, unordered and without provenance (what a writer checks
+/// for an open conflict).
+pub(crate) fn read_values<R: ReadDoc>(
     doc: &R,
     parent: &ObjId,
     field: &str,
-) -> Result<Option<String>> {
+) -> Result<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    for (value, id) in doc.get_all(parent, field)? {
+        out.push(match value {
+            Value::Object(ObjType::Map) => text(doc.get(&id, VALUE)?.map(|(v, _)| v.into_owned()))?,
+            Value::Scalar(s) => text(Some(Value::Scalar(s)))?,
+            _ => return Err(malformed("expected a field cell")),
+        });
+    }
+    Ok(out)
+}
+
+/// The shown value of a cell (`None` if never written or cleared).
+pub(crate) fn read_cell<R: Doc>(doc: &R, parent: &ObjId, field: &str) -> Result<Option<String>> {
+    // One value (nearly always): no provenance to look up.
+    let values = doc.get_all(parent, field)?;
+    if values.len() <= 1 {
+        return match values.into_iter().next() {
+            None => Ok(None),
+            Some((Value::Object(ObjType::Map), id)) => Ok(text(read_cell_map(doc, &id)?.0)?),
+            Some((Value::Scalar(s), _)) => text(Some(Value::Scalar(s))),
+            Some(_) => Err(malformed("expected a field cell")),
+        };
+    }
     Ok(read_versions(doc, parent, field)?
         .into_iter()
         .next()
@@ -239,7 +441,7 @@ pub(crate) fn read_cell<R: ReadDoc>(
 }
 
 /// The shown value of a required cell.
-pub(crate) fn read_required<R: ReadDoc>(
+pub(crate) fn read_required<R: Doc>(
     doc: &R,
     parent: &ObjId,
     field: &'static str,
@@ -257,7 +459,8 @@ pub(crate) fn create_set<T: Transactable>(
 }
 
 /// Add an element to a set (a no-op if present).
-pub(crate) fn set_add<T: Transactable>(
+/// The element is `true` under its key; who added it is the op's author (ADR 0035).
+pub(crate) fn set_add<T: Tx>(
     tx: &mut T,
     parent: &ObjId,
     field: &str,
@@ -269,8 +472,8 @@ pub(crate) fn set_add<T: Transactable>(
         None => create_set(tx, parent, field)?,
     };
     if tx.get(&set, element)?.is_none() {
-        let entry = tx.put_object(&set, element, ObjType::Map)?;
-        put_provenance(tx, &entry, p)?;
+        tx.put(&set, element, true)?;
+        register_writer(tx, &set, element, p)?;
     }
     Ok(())
 }

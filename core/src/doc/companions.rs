@@ -3,7 +3,7 @@
 //! whole, with the provenance of its addition) and the key reads back unambiguously
 //! whatever the texts hold.
 
-use automerge::ReadDoc;
+use crate::doc::Doc;
 
 use crate::doc::cells::{read_set, ObjId};
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ pub(crate) fn parse_element(key: &str) -> Result<Companion> {
 
 /// The companions of a visit, sorted by name, then role (none when the visit has no set:
 /// it was recorded before companions existed).
-pub(crate) fn read<R: ReadDoc>(doc: &R, visit: &ObjId) -> Result<Vec<Companion>> {
+pub(crate) fn read<R: Doc>(doc: &R, visit: &ObjId) -> Result<Vec<Companion>> {
     let mut out = read_set(doc, visit, "companions")?
         .iter()
         .map(|key| parse_element(key))

@@ -1,7 +1,7 @@
 //! Finding what needs a human in a household document, and recording a human's decision.
 
-use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ROOT};
+use crate::doc::{Doc, Tx};
+use automerge::{ObjType, ROOT};
 
 use crate::doc::cells::*;
 use crate::doc::{identity, seal_more_of, seal_of};
@@ -26,7 +26,7 @@ fn distinct_values(versions: &[FieldVersion]) -> usize {
 }
 
 /// Walk every field of every record and report concurrent values.
-pub(crate) fn review<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Review> {
+pub(crate) fn review<R: Doc>(doc: &R, household: HouseholdId) -> Result<Review> {
     let mut out = Review::default();
     for kind in ALL_KINDS {
         if kind == EntityKind::Amendment {
@@ -52,7 +52,7 @@ pub(crate) fn review<R: ReadDoc>(doc: &R, household: HouseholdId) -> Result<Revi
 }
 
 /// Conflicts and parallel updates of one record (what `review` finds for it).
-pub(crate) fn review_record<R: ReadDoc>(
+pub(crate) fn review_record<R: Doc>(
     doc: &R,
     household: HouseholdId,
     kind: EntityKind,
@@ -116,7 +116,7 @@ pub(crate) fn review_record<R: ReadDoc>(
 /// sections (if it has them) match one of its `seal_more`s or a resolution's
 /// `chosen_more` (ADR 0024). A visit finalised by a version that did not seal the later
 /// sections has no `seal_more`: there is nothing to compare them with.
-fn sealed_text_stands<R: ReadDoc>(
+fn sealed_text_stands<R: Doc>(
     doc: &R,
     visit: &ObjId,
     seals: &[FieldVersion],
@@ -143,7 +143,7 @@ fn sealed_text_stands<R: ReadDoc>(
 /// The seals that resolutions of `path` (`visit/<id>/sections`) accepted, as (`chosen`,
 /// `chosen_more`): a finalised visit is never written again (ADR 0013), so accepting merged
 /// text as the record is a resolution holding the seals of that text.
-fn accepted_seals<R: ReadDoc>(doc: &R, path: &str) -> Result<Vec<(String, Option<String>)>> {
+fn accepted_seals<R: Doc>(doc: &R, path: &str) -> Result<Vec<(String, Option<String>)>> {
     let Some(col) = get_map(doc, &ROOT, "resolutions")? else {
         return Ok(Vec::new());
     };
@@ -190,7 +190,7 @@ fn canonical(kind: EntityKind, field: &str, value: &str) -> Result<String> {
 
 /// Resolve a conflict: write the chosen value over every concurrent one and keep a
 /// resolution record with the values it replaced and who decided.
-pub(crate) fn resolve<T: Transactable>(
+pub(crate) fn resolve<T: Tx>(
     tx: &mut T,
     household: HouseholdId,
     field: &FieldRef,
@@ -304,7 +304,7 @@ pub(crate) fn resolve<T: Transactable>(
 }
 
 /// Every value a field holds now, the shown one first (provenance of a field).
-pub(crate) fn field_versions<R: ReadDoc>(doc: &R, field: &FieldRef) -> Result<Vec<FieldVersion>> {
+pub(crate) fn field_versions<R: Doc>(doc: &R, field: &FieldRef) -> Result<Vec<FieldVersion>> {
     let kind = field.entity.kind();
     let pol = policy(kind, &field.field).ok_or(Error::InvalidInput("unknown field"))?;
     let key = field.entity.key();
@@ -324,11 +324,11 @@ pub(crate) fn field_versions<R: ReadDoc>(doc: &R, field: &FieldRef) -> Result<Ve
         MergePolicy::AddWinsSet => {
             let mut out = Vec::new();
             if let Some(set) = get_map(doc, &obj, &field.field)? {
-                for k in doc.keys(&set) {
-                    if let Some(e) = get_map(doc, &set, &k)? {
+                for k in doc.keys(&set).collect::<Vec<_>>() {
+                    if let Some((value, e)) = doc.get(&set, k.as_str())? {
                         out.push(FieldVersion {
+                            provenance: crate::doc::cells::provenance_of(doc, &value, &e)?,
                             value: Some(k),
-                            provenance: read_provenance(doc, &e)?,
                         });
                     }
                 }

@@ -19,6 +19,7 @@
 //! fork at layer 1 (where the record exists and its fields do not), so it stays concurrent
 //! with that value instead of overwriting it.
 
+use crate::doc::{Doc, Tx};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use automerge::transaction::{CommitOptions, Transactable};
@@ -269,9 +270,8 @@ fn plan(doc: &Automerge, items: &[Redaction]) -> Result<Plan> {
                     match spec.policy {
                         MergePolicy::AddWinsSet => {
                             if let Some(set) = get_map(doc, &obj, spec.name)? {
-                                if get_map(doc, &set, &gone)?.is_some()
-                                    || doc.get(&set, gone.as_str())?.is_some()
-                                {
+                                // A legacy element is a map, a lean one (ADR 0035) `true`.
+                                if doc.get(&set, gone.as_str())?.is_some() {
                                     plan.skip.insert((set, gone.clone()));
                                 }
                             }
@@ -361,16 +361,25 @@ impl Copier<'_> {
     /// Copy one value to `dst[key]`; objects recursively. With `defer`, a key inside that
     /// holds concurrent values waits for a round; without (inside a round), its shown value
     /// is copied.
-    fn copy_value<T: Transactable>(
+    ///
+    /// A lean value (ADR 0035) is credited to the actor that wrote it, which the copy would
+    /// change: it is written as a legacy cell `{v, by, dev, at}` holding its provenance.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_value<T: Tx>(
         &mut self,
         tx: &mut T,
         dst: &ObjId,
         key: &str,
         value: &Value<'_>,
         src: &ObjId,
+        parent: &ObjId,
         defer: bool,
     ) -> Result<()> {
         match value {
+            Value::Scalar(s) if crate::doc::cells::holds_lean_values(self.old, parent)? => {
+                let p = crate::doc::cells::op_provenance(self.old, src)?;
+                crate::doc::cells::write_legacy_cell(tx, dst, key, Some(s.as_ref()), &p)?;
+            }
             Value::Scalar(s) => {
                 tx.put(dst, key, s.as_ref().clone())?;
             }
@@ -411,13 +420,7 @@ impl Copier<'_> {
     }
 
     /// Copy every key of the old map `src` into the generation's map `dst`.
-    fn copy_map<T: Transactable>(
-        &mut self,
-        tx: &mut T,
-        dst: &ObjId,
-        src: &ObjId,
-        defer: bool,
-    ) -> Result<()> {
+    fn copy_map<T: Tx>(&mut self, tx: &mut T, dst: &ObjId, src: &ObjId, defer: bool) -> Result<()> {
         for key in self.old.keys(src).collect::<Vec<_>>() {
             if self.plan.skips(src, &key) {
                 continue;
@@ -436,7 +439,7 @@ impl Copier<'_> {
                 continue;
             }
             if let Some((value, id)) = self.old.get(src, key.as_str())? {
-                self.copy_value(tx, dst, &key, &value, &id, defer)?;
+                self.copy_value(tx, dst, &key, &value, &id, src, defer)?;
             }
         }
         Ok(())
@@ -517,7 +520,7 @@ pub fn build(
                     }
                 }
             }
-            other => copier.copy_value(&mut tx, &ROOT, &key, &other, &src, true)?,
+            other => copier.copy_value(&mut tx, &ROOT, &key, &other, &src, &ROOT, true)?,
         }
     }
     let layer1 = commit(tx).ok_or(Error::InvalidInput("nothing to keep"))?;
@@ -542,7 +545,7 @@ pub fn build(
                 .fork()
                 .with_actor(generation_actor(id, generation, round, fork));
             let mut tx = f.transaction();
-            copier.copy_value(&mut tx, &d.dst, &d.key, value, src, false)?;
+            copier.copy_value(&mut tx, &d.dst, &d.key, value, src, &d.src, false)?;
             commit(tx);
             forks.push(f);
         }
@@ -577,7 +580,7 @@ pub struct Rebased {
 }
 
 /// The object at `path` (map keys from the root), if any.
-fn walk<R: ReadDoc>(doc: &R, path: &[Prop]) -> Option<ObjId> {
+fn walk<R: Doc>(doc: &R, path: &[Prop]) -> Option<ObjId> {
     let mut obj = ROOT;
     for p in path {
         match doc.get(&obj, p.clone()).ok()?? {
@@ -590,7 +593,7 @@ fn walk<R: ReadDoc>(doc: &R, path: &[Prop]) -> Option<ObjId> {
 
 /// Whether `old`'s `src[key]` is an attachment's reference (under `ROOT.attachments`) to a
 /// record that `onto` no longer holds: attached offline to what was redacted, it goes too.
-fn attached_to_removed<R: ReadDoc>(
+fn attached_to_removed<R: Doc>(
     onto: &R,
     old: &Automerge,
     path: &[Prop],
@@ -670,6 +673,12 @@ pub fn rebase(
         if within_written(&path) {
             continue;
         }
+        // The registry of actors (ADR 0035) is the generation's: the edits' lean values are
+        // written again as legacy cells holding their provenance, which need no entry.
+        let registry = [Prop::Map(crate::doc::cells::ACTORS.into())];
+        if (path.is_empty() && key == crate::doc::cells::ACTORS) || path == registry {
+            continue;
+        }
         let Some(src) = walk(old, &path) else {
             continue;
         };
@@ -734,7 +743,7 @@ pub fn rebase(
                 continue;
             }
             for (value, vid) in new_values(&src, &key)? {
-                copier.copy_value(&mut tx, &dst, &key, &value, &vid, false)?;
+                copier.copy_value(&mut tx, &dst, &key, &value, &vid, &src, false)?;
             }
             out.kept += 1;
         }
@@ -796,7 +805,7 @@ pub fn rebase(
             tx.delete(&dst, key.as_str())?;
         }
         for (value, vid) in values {
-            copier.copy_value(&mut tx, &dst, &key, &value, &vid, false)?;
+            copier.copy_value(&mut tx, &dst, &key, &value, &vid, &src, false)?;
         }
         out.kept += 1;
     }

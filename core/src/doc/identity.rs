@@ -3,7 +3,7 @@
 //! birth date and sex must not contradict it. Only writes are checked: a number stored
 //! before numbers were checked stays as it is, and nothing is checked against it.
 
-use automerge::transaction::Transactable;
+use crate::doc::Tx;
 
 use crate::doc::cells::{read_cell, ObjId};
 use crate::error::Result;
@@ -19,13 +19,13 @@ pub(crate) fn today(p: &Provenance) -> Result<Date> {
 
 /// The person's ID number as shown, if it is a valid one. A number stored before numbers
 /// were checked may be invalid: it stays as it is, and nothing is checked against it.
-fn valid_id_number<T: Transactable>(tx: &T, obj: &ObjId, today: Date) -> Result<Option<IdNumber>> {
+fn valid_id_number<T: Tx>(tx: &T, obj: &ObjId, today: Date) -> Result<Option<IdNumber>> {
     Ok(read_cell(tx, obj, "id_number")?.and_then(|text| IdNumber::parse(&text, today).ok()))
 }
 
 /// A new ID number for a person, checked, and checked against the birth date and sex
 /// shown; its canonical text.
-pub(crate) fn checked_id_number<T: Transactable>(
+pub(crate) fn checked_id_number<T: Tx>(
     tx: &T,
     obj: &ObjId,
     text: &str,
@@ -41,7 +41,7 @@ pub(crate) fn checked_id_number<T: Transactable>(
 }
 
 /// A new birth date or sex for a person, checked against the valid ID number shown.
-pub(crate) fn check_against_id_number<T: Transactable>(
+pub(crate) fn check_against_id_number<T: Tx>(
     tx: &T,
     obj: &ObjId,
     birth_date: Option<BirthDate>,

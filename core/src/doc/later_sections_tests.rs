@@ -4,8 +4,9 @@
 // Test code: a failed unwrap is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+use crate::doc::Doc;
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ReadDoc};
+use automerge::Automerge;
 
 use super::cells::{entity_obj, read_cell, read_versions, ObjId};
 use super::conflicts::{resolve, review};
@@ -58,7 +59,7 @@ fn household(visit: VisitId, before_later_sections: bool) -> (Automerge, Househo
     (doc, id)
 }
 
-fn visit_obj<R: ReadDoc>(doc: &R, visit: VisitId) -> ObjId {
+fn visit_obj<R: Doc>(doc: &R, visit: VisitId) -> ObjId {
     entity_obj(doc, EntityKind::Visit, Some(&visit.to_string()))
         .unwrap()
         .unwrap()

@@ -29,12 +29,15 @@ pub mod generation;
 pub(crate) mod identity;
 #[cfg(test)]
 mod later_sections_tests;
+#[cfg(test)]
+mod lean_tests;
 pub(crate) mod read;
 pub mod station;
 pub mod survey;
 pub mod verify;
 pub(crate) mod work;
 pub(crate) mod write;
+pub use cells::{Doc, Tx};
 
 use automerge::{ActorId, Automerge, LoadOptions, ReadDoc, ScalarValue, TextEncoding, Value, ROOT};
 
@@ -62,7 +65,7 @@ pub(crate) fn load_document(bytes: &[u8], actor: &ActorId) -> Result<Automerge> 
 }
 
 /// The household id and station a document declares; checks it is a household document.
-pub(crate) fn header<R: ReadDoc>(doc: &R) -> Result<(HouseholdId, StationId)> {
+pub(crate) fn header<R: Doc>(doc: &R) -> Result<(HouseholdId, StationId)> {
     let kind = cells::get_str(doc, &ROOT, "kind")?;
     if kind.as_deref() != Some("household") {
         return Err(Error::NotAHousehold("kind"));
@@ -107,7 +110,7 @@ impl DocKind {
 /// The kind, id and station a device-written document declares (a household or a
 /// station-work document); anything else is `NotAHousehold` (for the server's checks and the
 /// phones' apply).
-pub fn document_header<R: ReadDoc>(doc: &R) -> Result<(DocKind, HouseholdId, StationId)> {
+pub fn document_header<R: Doc>(doc: &R) -> Result<(DocKind, HouseholdId, StationId)> {
     match cells::get_str(doc, &ROOT, "kind")?.as_deref() {
         Some("household") => header(doc).map(|(id, st)| (DocKind::Household, id, st)),
         _ => work::work_header(doc).map(|(k, id, st)| (DocKind::Work(k), id, st)),
@@ -117,13 +120,13 @@ pub fn document_header<R: ReadDoc>(doc: &R) -> Result<(DocKind, HouseholdId, Sta
 /// A digest of a visit's original sections (FNV-1a, 64 bit), the visit's `seal`: detects
 /// change, not tampering. Every version of the app computes it the same way, so a version
 /// that knows only these sections checks it too (ADR 0024).
-pub(crate) fn seal_of<R: ReadDoc>(doc: &R, visit: &cells::ObjId) -> Result<String> {
+pub(crate) fn seal_of<R: Doc>(doc: &R, visit: &cells::ObjId) -> Result<String> {
     digest(doc, visit, Section::ORIGINAL)
 }
 
 /// A digest of the sections added later (health, study), the visit's `seal_more`; `None`
 /// for a visit started before them (it has none of their texts).
-pub(crate) fn seal_more_of<R: ReadDoc>(doc: &R, visit: &cells::ObjId) -> Result<Option<String>> {
+pub(crate) fn seal_more_of<R: Doc>(doc: &R, visit: &cells::ObjId) -> Result<Option<String>> {
     let mut has_later = false;
     for s in Section::LATER {
         has_later |= cells::get_text_obj(doc, visit, s.as_str())?.is_some();
@@ -134,7 +137,7 @@ pub(crate) fn seal_more_of<R: ReadDoc>(doc: &R, visit: &cells::ObjId) -> Result<
     digest(doc, visit, Section::LATER).map(Some)
 }
 
-fn digest<R: ReadDoc>(doc: &R, visit: &cells::ObjId, sections: &[Section]) -> Result<String> {
+fn digest<R: Doc>(doc: &R, visit: &cells::ObjId, sections: &[Section]) -> Result<String> {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for s in sections {
         let text = cells::read_text(doc, visit, s.as_str())?;

@@ -1,6 +1,7 @@
 //! Reading a household document into the domain records.
 
-use automerge::{ReadDoc, ROOT};
+use crate::doc::Doc;
+use automerge::ROOT;
 
 use crate::doc::cells::*;
 use crate::error::{Error, Result};
@@ -20,7 +21,7 @@ fn opt<T>(v: Option<String>, parse: impl Fn(&str) -> Result<T>) -> Result<Option
     v.map(|s| parse(&s)).transpose()
 }
 
-fn created<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Provenance> {
+fn created<R: Doc>(doc: &R, obj: &ObjId) -> Result<Provenance> {
     let c = get_map(doc, obj, "created")?.ok_or(bad("record without provenance"))?;
     read_provenance(doc, &c)
 }
@@ -30,7 +31,7 @@ fn timestamp(s: &str) -> Result<Timestamp> {
 }
 
 /// The records of one collection, sorted by id (v7 ids: creation order).
-fn records<R: ReadDoc, T>(
+fn records<R: Doc, T>(
     doc: &R,
     kind: EntityKind,
     read: impl Fn(&R, &str, &ObjId) -> Result<T>,
@@ -41,7 +42,7 @@ fn records<R: ReadDoc, T>(
         .collect()
 }
 
-pub(crate) fn read_household<R: ReadDoc>(doc: &R) -> Result<Household> {
+pub(crate) fn read_household<R: Doc>(doc: &R) -> Result<Household> {
     let (id, station) = super::header(doc)?;
     let root_created = get_map(doc, &ROOT, "created")?.ok_or(bad("no provenance"))?;
     let hh = get_map(doc, &ROOT, "household")?.ok_or(bad("no household map"))?;
@@ -84,7 +85,7 @@ fn opt_bool(v: Option<String>) -> Result<Option<bool>> {
     }
 }
 
-pub(crate) fn read_person<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Person> {
+pub(crate) fn read_person<R: Doc>(doc: &R, key: &str, o: &ObjId) -> Result<Person> {
     Ok(Person {
         id: PersonId::parse(key)?,
         name: read_required(doc, o, "name")?,
@@ -123,7 +124,7 @@ pub(crate) fn read_person<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<P
     })
 }
 
-pub(crate) fn read_benefit<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Benefit> {
+pub(crate) fn read_benefit<R: Doc>(doc: &R, key: &str, o: &ObjId) -> Result<Benefit> {
     Ok(Benefit {
         id: BenefitId::parse(key)?,
         person: PersonId::parse(&read_required(doc, o, "person")?)?,
@@ -136,7 +137,7 @@ pub(crate) fn read_benefit<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<
     })
 }
 
-pub(crate) fn read_guardianship<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Guardianship> {
+pub(crate) fn read_guardianship<R: Doc>(doc: &R, key: &str, o: &ObjId) -> Result<Guardianship> {
     Ok(Guardianship {
         id: GuardianshipId::parse(key)?,
         carer: PersonId::parse(&read_required(doc, o, "carer")?)?,
@@ -149,7 +150,7 @@ pub(crate) fn read_guardianship<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Re
     })
 }
 
-pub(crate) fn read_visit<R: ReadDoc>(
+pub(crate) fn read_visit<R: Doc>(
     doc: &R,
     household: HouseholdId,
     key: &str,
@@ -182,7 +183,7 @@ pub(crate) fn read_visit<R: ReadDoc>(
     })
 }
 
-pub(crate) fn read_amendment<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Amendment> {
+pub(crate) fn read_amendment<R: Doc>(doc: &R, key: &str, o: &ObjId) -> Result<Amendment> {
     Ok(Amendment {
         id: AmendmentId::parse(key)?,
         visit: VisitId::parse(&read_required(doc, o, "visit")?)?,
@@ -192,7 +193,7 @@ pub(crate) fn read_amendment<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Resul
     })
 }
 
-pub(crate) fn read_need<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Need> {
+pub(crate) fn read_need<R: Doc>(doc: &R, key: &str, o: &ObjId) -> Result<Need> {
     Ok(Need {
         id: NeedId::parse(key)?,
         category: read_required(doc, o, "category")?,
@@ -205,7 +206,7 @@ pub(crate) fn read_need<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Nee
     })
 }
 
-pub(crate) fn read_inquiry<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<Inquiry> {
+pub(crate) fn read_inquiry<R: Doc>(doc: &R, key: &str, o: &ObjId) -> Result<Inquiry> {
     Ok(Inquiry {
         id: InquiryId::parse(key)?,
         question: read_required(doc, o, "question")?,
@@ -217,7 +218,7 @@ pub(crate) fn read_inquiry<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<
     })
 }
 
-pub(crate) fn read_follow_up<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<FollowUp> {
+pub(crate) fn read_follow_up<R: Doc>(doc: &R, key: &str, o: &ObjId) -> Result<FollowUp> {
     Ok(FollowUp {
         id: FollowUpId::parse(key)?,
         what: read_required(doc, o, "what")?,
@@ -229,7 +230,7 @@ pub(crate) fn read_follow_up<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Resul
     })
 }
 
-pub(crate) fn read_card<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<CardIssuance> {
+pub(crate) fn read_card<R: Doc>(doc: &R, key: &str, o: &ObjId) -> Result<CardIssuance> {
     Ok(CardIssuance {
         id: CardIssuanceId::parse(key)?,
         serial: read_required(doc, o, "serial")?,

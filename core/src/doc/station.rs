@@ -16,8 +16,9 @@
 //! them has no labels and no station categories, and a reader that predates them ignores
 //! them. Its document id on the wire is the station id.
 
+use crate::doc::{Doc, Tx};
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{Automerge, ObjType, ScalarValue, Value, ROOT};
 
 use crate::doc::cells::{get_map, get_str};
 use crate::error::{Error, Result};
@@ -88,7 +89,7 @@ fn bad(what: &'static str) -> Error {
     Error::NotAHousehold(what)
 }
 
-fn get_u32<R: ReadDoc>(doc: &R, obj: &automerge::ObjId, key: &str) -> Result<u32> {
+fn get_u32<R: Doc>(doc: &R, obj: &automerge::ObjId, key: &str) -> Result<u32> {
     match doc.get(obj, key)? {
         Some((Value::Scalar(s), _)) => match s.as_ref() {
             ScalarValue::Int(i) => u32::try_from(*i).map_err(|_| bad("card number")),
@@ -100,7 +101,7 @@ fn get_u32<R: ReadDoc>(doc: &R, obj: &automerge::ObjId, key: &str) -> Result<u32
 }
 
 /// The station id a station document declares (and that it is one).
-pub fn station_header<R: ReadDoc>(doc: &R) -> Result<StationId> {
+pub fn station_header<R: Doc>(doc: &R) -> Result<StationId> {
     if get_str(doc, &ROOT, "kind")?.as_deref() != Some("station") {
         return Err(bad("not a station document"));
     }
@@ -109,7 +110,7 @@ pub fn station_header<R: ReadDoc>(doc: &R) -> Result<StationId> {
 }
 
 /// Read batches and leases.
-pub fn read_station<R: ReadDoc>(doc: &R) -> Result<StationCards> {
+pub fn read_station<R: Doc>(doc: &R) -> Result<StationCards> {
     station_header(doc)?;
     let mut out = StationCards::default();
     if let Some(batches) = get_map(doc, &ROOT, "batches")? {
@@ -156,7 +157,7 @@ pub fn read_station<R: ReadDoc>(doc: &R) -> Result<StationCards> {
 }
 
 /// An empty station document (written once, by the server).
-pub fn create_station_doc<T: Transactable>(tx: &mut T, station: StationId) -> Result<()> {
+pub fn create_station_doc<T: Tx>(tx: &mut T, station: StationId) -> Result<()> {
     tx.put(&ROOT, "schema", 1_i64)?;
     tx.put(&ROOT, "kind", "station")?;
     tx.put(&ROOT, "id", station.to_string())?;
@@ -266,7 +267,7 @@ pub fn new_station_doc(station: StationId) -> Result<Automerge> {
 /// The workers' labels the document carries, by worker id. Lenient: an entry whose key is
 /// not a worker id or whose value is not a valid label (a newer server's shape, a damaged
 /// entry) is skipped, so a bad label never stops the card leases from being read.
-pub fn read_worker_labels<R: ReadDoc>(doc: &R) -> Result<Vec<(WorkerId, WorkerLabel)>> {
+pub fn read_worker_labels<R: Doc>(doc: &R) -> Result<Vec<(WorkerId, WorkerLabel)>> {
     station_header(doc)?;
     let Ok(Some(workers)) = get_map(doc, &ROOT, "workers") else {
         return Ok(Vec::new());
@@ -331,7 +332,7 @@ struct StoredEntry {
 /// a code, whose value is not the JSON of an entry, or whose labels break the rule is
 /// skipped; a kind this version does not know reads as `Unrecognised`; a parent that is not
 /// a code reads as none. A missing or damaged `vocabulary` is an empty extension.
-pub fn read_vocabulary<R: ReadDoc>(doc: &R) -> Result<StationVocabulary> {
+pub fn read_vocabulary<R: Doc>(doc: &R) -> Result<StationVocabulary> {
     station_header(doc)?;
     let Ok(Some(vocabulary)) = get_map(doc, &ROOT, "vocabulary") else {
         return Ok(StationVocabulary::default());

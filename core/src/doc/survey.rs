@@ -12,8 +12,8 @@
 //! A version is written once, whole, under a fresh id: nothing merges inside it and the
 //! server refuses a change to it (`frozen_parts`).
 
-use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use crate::doc::{Doc, Tx};
+use automerge::{ObjType, ScalarValue, Value, ROOT};
 
 use crate::doc::cells::*;
 use crate::doc::conflicts::Review;
@@ -27,16 +27,16 @@ use crate::model::survey::*;
 
 const VERSIONS: &str = "versions";
 
-fn survey_obj<R: ReadDoc>(doc: &R) -> Result<ObjId> {
+fn survey_obj<R: Doc>(doc: &R) -> Result<ObjId> {
     entity_obj(doc, EntityKind::Survey, None)?.ok_or(Error::NotAHousehold("survey map missing"))
 }
 
-fn versions_obj<R: ReadDoc>(doc: &R) -> Result<ObjId> {
+fn versions_obj<R: Doc>(doc: &R) -> Result<ObjId> {
     get_map(doc, &survey_obj(doc)?, VERSIONS)?.ok_or(Error::NotAHousehold("survey versions"))
 }
 
 /// Write a new survey document with its first version.
-pub(crate) fn create_survey<T: Transactable>(
+pub(crate) fn create_survey<T: Tx>(
     tx: &mut T,
     id: SurveyId,
     version: SurveyVersionId,
@@ -53,7 +53,7 @@ pub(crate) fn create_survey<T: Transactable>(
     put_version(tx, version, 1, &questions, p)
 }
 
-fn put_version<T: Transactable>(
+fn put_version<T: Tx>(
     tx: &mut T,
     id: SurveyVersionId,
     number: u32,
@@ -65,12 +65,14 @@ fn put_version<T: Transactable>(
     tx.put(&v, "number", i64::from(number))?;
     tx.put(&v, "questions", questions_json(questions))?;
     let created = tx.put_object(&v, "created", ObjType::Map)?;
-    put_provenance(tx, &created, p)
+    put_provenance(tx, &created, p)?;
+    // Its scalars are values of this actor's: the registry names its owner (ADR 0035).
+    crate::doc::cells::register_writer(tx, &v, "number", p)
 }
 
 /// Publish a new version (numbered after the highest this phone holds); the earlier ones
 /// stay as they were, readable and answerable.
-pub(crate) fn publish_version<T: Transactable>(
+pub(crate) fn publish_version<T: Tx>(
     tx: &mut T,
     id: SurveyVersionId,
     questions: &[Question],
@@ -88,12 +90,12 @@ pub(crate) fn publish_version<T: Transactable>(
     Ok(next)
 }
 
-pub(crate) fn set_title<T: Transactable>(tx: &mut T, title: &str, p: &Provenance) -> Result<()> {
+pub(crate) fn set_title<T: Tx>(tx: &mut T, title: &str, p: &Provenance) -> Result<()> {
     let title = crate::model::values::required_line(title, "a survey needs a title")?;
     write_cell(tx, &survey_obj(tx)?, "title", Some(&title), p)
 }
 
-fn read_versions_of<R: ReadDoc>(doc: &R) -> Result<Vec<SurveyVersion>> {
+fn read_versions_of<R: Doc>(doc: &R) -> Result<Vec<SurveyVersion>> {
     let versions = versions_obj(doc)?;
     let mut out = Vec::new();
     for key in doc.keys(&versions) {
@@ -123,7 +125,7 @@ fn read_versions_of<R: ReadDoc>(doc: &R) -> Result<Vec<SurveyVersion>> {
 }
 
 /// Read a survey document whole.
-pub(crate) fn read_survey<R: ReadDoc>(doc: &R) -> Result<Survey> {
+pub(crate) fn read_survey<R: Doc>(doc: &R) -> Result<Survey> {
     let (kind, id, _) = crate::doc::work::work_header(doc)?;
     if kind != WorkKind::Survey {
         return Err(Error::NotAHousehold("not a survey"));
@@ -147,7 +149,7 @@ pub(crate) fn read_survey<R: ReadDoc>(doc: &R) -> Result<Survey> {
 /// What must never change in a document once accepted: a survey's versions, as
 /// (version id, number and questions as stored). Empty for any other document. The server
 /// takes it before a push and checks it after (`check_frozen`).
-pub fn frozen_parts<R: ReadDoc>(doc: &R) -> Result<Vec<(String, String)>> {
+pub fn frozen_parts<R: Doc>(doc: &R) -> Result<Vec<(String, String)>> {
     match crate::doc::document_header(doc)? {
         (crate::doc::DocKind::Work(WorkKind::Survey), _, _) => {}
         _ => return Ok(Vec::new()),
@@ -173,7 +175,7 @@ pub fn frozen_parts<R: ReadDoc>(doc: &R) -> Result<Vec<(String, String)>> {
 }
 
 /// Whether every part frozen `before` is still there unchanged.
-pub fn check_frozen<R: ReadDoc>(before: &[(String, String)], doc: &R) -> Result<()> {
+pub fn check_frozen<R: Doc>(before: &[(String, String)], doc: &R) -> Result<()> {
     if before.is_empty() {
         return Ok(());
     }
@@ -189,7 +191,7 @@ pub fn check_frozen<R: ReadDoc>(before: &[(String, String)], doc: &R) -> Result<
 
 /// Add a person's response. The answers were checked against their version by the store
 /// (which holds the survey); one submitted response per person and survey is checked here.
-pub(crate) fn add_response<T: Transactable>(
+pub(crate) fn add_response<T: Tx>(
     tx: &mut T,
     id: ResponseId,
     person: PersonId,
@@ -222,7 +224,7 @@ pub(crate) fn add_response<T: Transactable>(
 }
 
 /// Replace a response's answers (checked by the store against the response's version).
-pub(crate) fn edit_response<T: Transactable>(
+pub(crate) fn edit_response<T: Tx>(
     tx: &mut T,
     id: ResponseId,
     answers: &[Answer],
@@ -233,11 +235,7 @@ pub(crate) fn edit_response<T: Transactable>(
 }
 
 /// Withdraw a response (kept, no longer counted): how a duplicate is settled.
-pub(crate) fn withdraw_response<T: Transactable>(
-    tx: &mut T,
-    id: ResponseId,
-    p: &Provenance,
-) -> Result<()> {
+pub(crate) fn withdraw_response<T: Tx>(tx: &mut T, id: ResponseId, p: &Provenance) -> Result<()> {
     let obj = record(tx, EntityKind::Response, &id.to_string())?;
     guard_conflict(tx, &obj, "status")?;
     write_cell(
@@ -249,7 +247,7 @@ pub(crate) fn withdraw_response<T: Transactable>(
     )
 }
 
-pub(crate) fn read_response<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result<SurveyResponse> {
+pub(crate) fn read_response<R: Doc>(doc: &R, key: &str, o: &ObjId) -> Result<SurveyResponse> {
     Ok(SurveyResponse {
         id: ResponseId::parse(key)?,
         person: PersonId::parse(&read_required(doc, o, "person")?)?,
@@ -265,7 +263,7 @@ pub(crate) fn read_response<R: ReadDoc>(doc: &R, key: &str, o: &ObjId) -> Result
 }
 
 /// Every response of a household document, by id.
-pub(crate) fn read_responses<R: ReadDoc>(doc: &R) -> Result<Vec<SurveyResponse>> {
+pub(crate) fn read_responses<R: Doc>(doc: &R) -> Result<Vec<SurveyResponse>> {
     records_of(doc, EntityKind::Response)?
         .iter()
         .map(|(k, o)| read_response(doc, k, o))
@@ -275,7 +273,7 @@ pub(crate) fn read_responses<R: ReadDoc>(doc: &R) -> Result<Vec<SurveyResponse>>
 /// The one-response-per-person rule across records: two submitted responses of one person
 /// to one survey (filled on two phones offline) are a conflict for a human, never a silent
 /// overwrite.
-pub(crate) fn review_duplicates<R: ReadDoc>(
+pub(crate) fn review_duplicates<R: Doc>(
     doc: &R,
     household: HouseholdId,
     out: &mut Review,
@@ -310,7 +308,7 @@ pub(crate) fn review_duplicates<R: ReadDoc>(
 }
 
 /// Settle a duplicate: keep `chosen` (one of the responses) and withdraw the others.
-pub(crate) fn keep_response<T: Transactable>(
+pub(crate) fn keep_response<T: Tx>(
     tx: &mut T,
     conflict: &Conflict,
     chosen: Option<&str>,

@@ -403,8 +403,60 @@ pub fn check_provenance_of(
     }
     let worker = author.worker.to_string();
     let device = author.device.to_string();
+    let own_key = change.actor_id().to_hex_string();
+    // The registry of actors (ADR 0035): maps under the root's `actors`, never replaced.
+    let registries: Vec<ObjId> = doc
+        .get_all(&ROOT, super::cells::ACTORS)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    // Objects this change writes lean values into, by what they are.
+    let mut kinds: HashMap<&legacy::ObjectId, Target> = HashMap::new();
+    let mut writes_lean = false;
     let mut checked: Option<&legacy::ObjectId> = None;
     for op in &decoded.ops {
+        if let (legacy::ObjectId::Root, legacy::Key::Map(key)) = (&op.obj, &op.key) {
+            // A registry is made beside any other, never over one (that would hide
+            // every actor's entry).
+            if &**key == super::cells::ACTORS
+                && !(matches!(op.action, legacy::OpType::Make(ObjType::Map)) && op.pred.is_empty())
+            {
+                return Err(Violation::ForgedProvenance);
+            }
+        }
+        let target = match &op.obj {
+            legacy::ObjectId::Root => Target::Root,
+            legacy::ObjectId::Id(id) => *kinds.entry(&op.obj).or_insert_with(|| {
+                let obj = ObjId::Id(id.counter(), id.actor().clone(), usize::MAX);
+                if registries.contains(&obj) {
+                    Target::Registry
+                } else if matches!(doc.object_type(&obj), Ok(ObjType::Map))
+                    && doc.get(&obj, "by").ok().flatten().is_some()
+                {
+                    Target::Provenance
+                } else {
+                    Target::Other
+                }
+            }),
+        };
+        if target == Target::Registry {
+            // A change enters its own actor only, once, as a map (whose `by` and `dev`
+            // are checked below like any provenance).
+            let own = matches!(&op.key, legacy::Key::Map(k) if **k == *own_key);
+            if !(own
+                && matches!(op.action, legacy::OpType::Make(ObjType::Map))
+                && op.pred.is_empty())
+            {
+                return Err(Violation::ForgedProvenance);
+            }
+        }
+        if target == Target::Other
+            && matches!(op.action, legacy::OpType::Put(_))
+            && matches!(&op.key, legacy::Key::Map(k) if !matches!(&**k, "v" | "by" | "dev" | "at"))
+        {
+            writes_lean = true;
+        }
         if let legacy::ObjectId::Id(id) = &op.obj {
             if id.actor() != change.actor_id() && checked != Some(&op.obj) {
                 checked = Some(&op.obj);
@@ -444,7 +496,29 @@ pub fn check_provenance_of(
             });
         }
     }
+    // A lean value's author is its actor's entry in the registry: the change needs one
+    // naming its owner (made by this change or an earlier one of the same actor).
+    if writes_lean {
+        let registered = super::cells::registered(doc, change.actor_id())
+            .ok()
+            .flatten();
+        if registered != Some((author.worker, author.device)) {
+            return Err(Violation::ForgedProvenance);
+        }
+    }
     Ok(())
+}
+
+/// What an object a change writes into is, for [`check_provenance_of`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Root,
+    /// A map of the registry of actors.
+    Registry,
+    /// A map holding `by`: a legacy cell, a set element, a `created` map, a registry entry.
+    Provenance,
+    /// Anything else: a record, a set, a text.
+    Other,
 }
 
 /// Whether `change`, already applied to `doc`, touches a visit that was final in the
@@ -529,12 +603,21 @@ pub fn final_visits(doc: &Automerge) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for visits in maps(&ROOT, "visits") {
         for key in doc.keys(&visits) {
+            let is_final = |v: &Value<'_>| matches!(v, Value::Scalar(s) if s.as_str() == Some(VisitStatus::Final.as_str()));
             let final_ = maps(&visits, &key).iter().any(|visit| {
-                maps(visit, "status").iter().any(|cell| {
-                    doc.get_all(cell, "v").unwrap_or_default().iter().any(|(v, _)| {
-                        matches!(v, Value::Scalar(s) if s.as_str() == Some(VisitStatus::Final.as_str()))
+                doc.get_all(visit, "status")
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|(value, cell)| match value {
+                        // A lean cell (ADR 0035).
+                        Value::Scalar(_) => is_final(value),
+                        Value::Object(ObjType::Map) => doc
+                            .get_all(cell, "v")
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|(v, _)| is_final(v)),
+                        _ => false,
                     })
-                })
             });
             if final_ {
                 out.insert(key);
@@ -685,13 +768,15 @@ fn final_at(doc: &Automerge, visits: &ObjId, key: &str, heads: &[automerge::Chan
     let Ok(cells) = doc.get_all_at(&visit, "status", heads) else {
         return false;
     };
-    cells.into_iter().any(|(value, cell)| {
-        matches!(value, Value::Object(ObjType::Map))
-            && matches!(
-                doc.get_at(&cell, "v", heads),
-                Ok(Some((Value::Scalar(s), _)))
-                    if s.as_str() == Some(VisitStatus::Final.as_str())
-            )
+    let is_final = |s: &ScalarValue| s.as_str() == Some(VisitStatus::Final.as_str());
+    cells.into_iter().any(|(value, cell)| match value {
+        // A lean cell (ADR 0035).
+        Value::Scalar(s) => is_final(&s),
+        Value::Object(ObjType::Map) => matches!(
+            doc.get_at(&cell, "v", heads),
+            Ok(Some((Value::Scalar(s), _))) if is_final(&s)
+        ),
+        _ => false,
     })
 }
 

@@ -13,8 +13,8 @@
 //! policy of every field is in `model/policy.rs`. Who attended is kept on the persons, and
 //! which resource a need was referred to on the need, in the households' own documents.
 
-use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use crate::doc::{Doc, Tx};
+use automerge::{ObjType, ScalarValue, Value, ROOT};
 
 use crate::doc::cells::*;
 use crate::doc::SCHEMA_VERSION;
@@ -36,7 +36,7 @@ pub(crate) const fn entity(kind: WorkKind) -> EntityKind {
 }
 
 /// Kind, id and station a station-work document declares.
-pub(crate) fn work_header<R: ReadDoc>(doc: &R) -> Result<(WorkKind, HouseholdId, StationId)> {
+pub(crate) fn work_header<R: Doc>(doc: &R) -> Result<(WorkKind, HouseholdId, StationId)> {
     let kind = get_str(doc, &ROOT, "kind")?
         .and_then(|k| WorkKind::from_stored(&k))
         .ok_or(Error::NotAHousehold("kind"))?;
@@ -45,7 +45,7 @@ pub(crate) fn work_header<R: ReadDoc>(doc: &R) -> Result<(WorkKind, HouseholdId,
 }
 
 /// The schema, id and station of the root (every document kind carries them alike).
-pub(crate) fn id_and_station<R: ReadDoc>(doc: &R) -> Result<(HouseholdId, StationId)> {
+pub(crate) fn id_and_station<R: Doc>(doc: &R) -> Result<(HouseholdId, StationId)> {
     match doc.get(&ROOT, "schema")? {
         Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Int(v) if *v >= 1) => {}
         _ => return Err(Error::NotAHousehold("schema")),
@@ -58,7 +58,7 @@ pub(crate) fn id_and_station<R: ReadDoc>(doc: &R) -> Result<(HouseholdId, Statio
     ))
 }
 
-pub(crate) fn root_skeleton<T: Transactable>(
+pub(crate) fn root_skeleton<T: Tx>(
     tx: &mut T,
     kind: WorkKind,
     id: &str,
@@ -74,7 +74,7 @@ pub(crate) fn root_skeleton<T: Transactable>(
     Ok(tx.put_object(&ROOT, entity(kind).collection(), ObjType::Map)?)
 }
 
-fn record_obj<R: ReadDoc>(doc: &R, kind: WorkKind) -> Result<ObjId> {
+fn record_obj<R: Doc>(doc: &R, kind: WorkKind) -> Result<ObjId> {
     entity_obj(doc, entity(kind), None)?.ok_or(Error::NotAHousehold("record map missing"))
 }
 
@@ -103,7 +103,7 @@ fn line_set(values: &[String], what: &'static str) -> Result<Vec<String>> {
 
 /// Write a new activity document. `activity_type` is checked against the vocabulary by the
 /// store (it knows the station's); here it must be a non-empty line.
-pub(crate) fn create_activity<T: Transactable>(
+pub(crate) fn create_activity<T: Tx>(
     tx: &mut T,
     id: ActivityId,
     station: StationId,
@@ -139,11 +139,7 @@ pub(crate) fn create_activity<T: Transactable>(
     Ok(())
 }
 
-pub(crate) fn edit_activity<T: Transactable>(
-    tx: &mut T,
-    edit: &ActivityEdit,
-    p: &Provenance,
-) -> Result<()> {
+pub(crate) fn edit_activity<T: Tx>(tx: &mut T, edit: &ActivityEdit, p: &Provenance) -> Result<()> {
     let a = record_obj(tx, WorkKind::Activity)?;
     match edit {
         ActivityEdit::ActivityType(v) => write_cell(
@@ -174,7 +170,7 @@ pub(crate) fn edit_activity<T: Transactable>(
     }
 }
 
-pub(crate) fn splice_narrative<T: Transactable>(
+pub(crate) fn splice_narrative<T: Tx>(
     tx: &mut T,
     pos: usize,
     delete: usize,
@@ -186,7 +182,7 @@ pub(crate) fn splice_narrative<T: Transactable>(
 
 /// Read an activity document whole (strictly: a value this version cannot read is an
 /// error; codes are read as stored).
-pub(crate) fn read_activity<R: ReadDoc>(doc: &R) -> Result<Activity> {
+pub(crate) fn read_activity<R: Doc>(doc: &R) -> Result<Activity> {
     let (kind, id, station) = work_header(doc)?;
     if kind != WorkKind::Activity {
         return Err(Error::NotAHousehold("not an activity"));
@@ -218,7 +214,7 @@ pub(crate) fn read_activity<R: ReadDoc>(doc: &R) -> Result<Activity> {
 
 // ----- resources -------------------------------------------------------------------------
 
-pub(crate) fn create_resource<T: Transactable>(
+pub(crate) fn create_resource<T: Tx>(
     tx: &mut T,
     id: ResourceId,
     station: StationId,
@@ -252,11 +248,7 @@ pub(crate) fn create_resource<T: Transactable>(
     Ok(())
 }
 
-pub(crate) fn edit_resource<T: Transactable>(
-    tx: &mut T,
-    edit: &ResourceEdit,
-    p: &Provenance,
-) -> Result<()> {
+pub(crate) fn edit_resource<T: Tx>(tx: &mut T, edit: &ResourceEdit, p: &Provenance) -> Result<()> {
     let r = record_obj(tx, WorkKind::Resource)?;
     match edit {
         ResourceEdit::Kind(v) => write_cell(
@@ -285,7 +277,7 @@ pub(crate) fn edit_resource<T: Transactable>(
     }
 }
 
-pub(crate) fn splice_resource_text<T: Transactable>(
+pub(crate) fn splice_resource_text<T: Tx>(
     tx: &mut T,
     field: ResourceText,
     pos: usize,
@@ -296,7 +288,7 @@ pub(crate) fn splice_resource_text<T: Transactable>(
     splice_text(tx, &r, field.as_str(), pos, delete, free_text(insert)?)
 }
 
-pub(crate) fn read_resource<R: ReadDoc>(doc: &R) -> Result<Resource> {
+pub(crate) fn read_resource<R: Doc>(doc: &R) -> Result<Resource> {
     let (kind, id, station) = work_header(doc)?;
     if kind != WorkKind::Resource {
         return Err(Error::NotAHousehold("not a resource"));
@@ -322,7 +314,7 @@ pub(crate) fn read_resource<R: ReadDoc>(doc: &R) -> Result<Resource> {
 
 /// Read a station-work document whole and review its fields (what `verify::validate` and
 /// `verify::readable` run for one): the review of parallel updates.
-pub(crate) fn review_work<R: ReadDoc>(doc: &R) -> Result<crate::doc::conflicts::Review> {
+pub(crate) fn review_work<R: Doc>(doc: &R) -> Result<crate::doc::conflicts::Review> {
     let (kind, id, _) = work_header(doc)?;
     match kind {
         WorkKind::Activity => read_activity(doc).map(drop)?,

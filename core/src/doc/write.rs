@@ -2,7 +2,7 @@
 //! and the record's current state before it writes, and writes through the cells of
 //! `cells.rs`, so provenance is recorded on every value.
 
-use automerge::transaction::Transactable;
+use crate::doc::Tx;
 use automerge::{ObjType, ROOT};
 
 use crate::doc::cells::*;
@@ -19,16 +19,16 @@ use crate::model::records::*;
 use crate::model::values::*;
 
 /// The map of an existing record, or `NotFound`.
-pub(crate) fn record<T: Transactable>(tx: &T, kind: EntityKind, key: &str) -> Result<ObjId> {
+pub(crate) fn record<T: Tx>(tx: &T, kind: EntityKind, key: &str) -> Result<ObjId> {
     entity_obj(tx, kind, Some(key))?.ok_or(Error::NotFound(kind.name()))
 }
 
-fn household_obj<T: Transactable>(tx: &T) -> Result<ObjId> {
+fn household_obj<T: Tx>(tx: &T) -> Result<ObjId> {
     entity_obj(tx, EntityKind::Household, None)?.ok_or(Error::NotAHousehold("no household map"))
 }
 
 /// A new record map in its collection, with its creation provenance.
-pub(crate) fn new_record<T: Transactable>(
+pub(crate) fn new_record<T: Tx>(
     tx: &mut T,
     kind: EntityKind,
     key: &str,
@@ -66,7 +66,7 @@ fn opt_line(v: &Option<String>) -> Result<Option<String>> {
 }
 
 /// Write the whole skeleton of a new household document.
-pub(crate) fn create_household<T: Transactable>(
+pub(crate) fn create_household<T: Tx>(
     tx: &mut T,
     id: HouseholdId,
     station: StationId,
@@ -118,7 +118,7 @@ pub(crate) fn create_household<T: Transactable>(
     Ok(())
 }
 
-pub(crate) fn edit_household<T: Transactable>(
+pub(crate) fn edit_household<T: Tx>(
     tx: &mut T,
     edit: &HouseholdEdit,
     p: &Provenance,
@@ -146,7 +146,7 @@ pub(crate) fn edit_household<T: Transactable>(
     }
 }
 
-pub(crate) fn splice_summary<T: Transactable>(
+pub(crate) fn splice_summary<T: Tx>(
     tx: &mut T,
     pos: usize,
     delete: usize,
@@ -156,7 +156,7 @@ pub(crate) fn splice_summary<T: Transactable>(
     splice_text(tx, &hh, "summary", pos, delete, free_text(insert)?)
 }
 
-pub(crate) fn add_person<T: Transactable>(
+pub(crate) fn add_person<T: Tx>(
     tx: &mut T,
     id: PersonId,
     new: &NewPerson,
@@ -211,11 +211,8 @@ pub(crate) fn bool_text(b: bool) -> &'static str {
 
 /// Refuse to overwrite a field that holds concurrent values: that would close a conflict
 /// without a resolution record.
-pub(crate) fn guard_conflict<T: Transactable>(tx: &T, obj: &ObjId, field: &str) -> Result<()> {
-    let mut values: Vec<Option<String>> = read_versions(tx, obj, field)?
-        .into_iter()
-        .map(|v| v.value)
-        .collect();
+pub(crate) fn guard_conflict<T: Tx>(tx: &T, obj: &ObjId, field: &str) -> Result<()> {
+    let mut values = crate::doc::cells::read_values(tx, obj, field)?;
     values.sort();
     values.dedup();
     if values.len() > 1 {
@@ -224,7 +221,7 @@ pub(crate) fn guard_conflict<T: Transactable>(tx: &T, obj: &ObjId, field: &str) 
     Ok(())
 }
 
-pub(crate) fn edit_person<T: Transactable>(
+pub(crate) fn edit_person<T: Tx>(
     tx: &mut T,
     id: PersonId,
     edit: &PersonEdit,
@@ -316,7 +313,7 @@ pub(crate) fn edit_person<T: Transactable>(
 }
 
 /// Write an optional value enum (`None` clears); an unrecognised value is refused.
-pub(crate) fn write_enum<T: Transactable>(
+pub(crate) fn write_enum<T: Tx>(
     tx: &mut T,
     obj: &ObjId,
     field: &str,
@@ -328,7 +325,7 @@ pub(crate) fn write_enum<T: Transactable>(
 }
 
 /// Write a parent's status: a code of the list, or `None` (or blank) to clear.
-fn write_code<T: Transactable>(
+fn write_code<T: Tx>(
     tx: &mut T,
     obj: &ObjId,
     field: &str,
@@ -342,15 +339,15 @@ fn write_code<T: Transactable>(
     write_cell(tx, obj, field, code, p)
 }
 
-pub(crate) fn require_person<T: Transactable>(tx: &T, id: &PersonId) -> Result<()> {
+pub(crate) fn require_person<T: Tx>(tx: &T, id: &PersonId) -> Result<()> {
     record(tx, EntityKind::Person, &id.to_string()).map(|_| ())
 }
 
-fn require_visit<T: Transactable>(tx: &T, id: &VisitId) -> Result<ObjId> {
+fn require_visit<T: Tx>(tx: &T, id: &VisitId) -> Result<ObjId> {
     record(tx, EntityKind::Visit, &id.to_string())
 }
 
-pub(crate) fn start_visit<T: Transactable>(
+pub(crate) fn start_visit<T: Tx>(
     tx: &mut T,
     id: VisitId,
     new: &NewVisit,
@@ -403,7 +400,7 @@ pub(crate) fn start_visit<T: Transactable>(
 }
 
 /// The visit's map, if it is still a draft.
-fn draft_visit<T: Transactable>(tx: &T, id: VisitId) -> Result<ObjId> {
+fn draft_visit<T: Tx>(tx: &T, id: VisitId) -> Result<ObjId> {
     let obj = require_visit(tx, &id)?;
     match read_cell(tx, &obj, "status")?.as_deref() {
         Some("draft") => Ok(obj),
@@ -411,7 +408,7 @@ fn draft_visit<T: Transactable>(tx: &T, id: VisitId) -> Result<ObjId> {
     }
 }
 
-pub(crate) fn edit_visit<T: Transactable>(
+pub(crate) fn edit_visit<T: Tx>(
     tx: &mut T,
     id: VisitId,
     edit: &VisitEdit,
@@ -444,7 +441,7 @@ pub(crate) fn edit_visit<T: Transactable>(
     }
 }
 
-pub(crate) fn splice_section<T: Transactable>(
+pub(crate) fn splice_section<T: Tx>(
     tx: &mut T,
     id: VisitId,
     section: Section,
@@ -469,11 +466,7 @@ pub(crate) fn splice_section<T: Transactable>(
 
 /// Freeze a visit: status final, and a seal (a digest of each section) so that text edits
 /// made elsewhere before this device's finalisation arrived are detected as a conflict.
-pub(crate) fn finalise_visit<T: Transactable>(
-    tx: &mut T,
-    id: VisitId,
-    p: &Provenance,
-) -> Result<()> {
+pub(crate) fn finalise_visit<T: Tx>(tx: &mut T, id: VisitId, p: &Provenance) -> Result<()> {
     let obj = draft_visit(tx, id)?;
     write_cell(tx, &obj, "status", Some(VisitStatus::Final.as_str()), p)?;
     write_seal(tx, &obj, p)
@@ -481,7 +474,7 @@ pub(crate) fn finalise_visit<T: Transactable>(
 
 /// The visit's `seal` (its original sections) and, for a visit that has the later
 /// sections, its `seal_more` (ADR 0024).
-pub(crate) fn write_seal<T: Transactable>(tx: &mut T, visit: &ObjId, p: &Provenance) -> Result<()> {
+pub(crate) fn write_seal<T: Tx>(tx: &mut T, visit: &ObjId, p: &Provenance) -> Result<()> {
     let seal = seal_of(tx, visit)?;
     write_cell(tx, visit, "seal", Some(&seal), p)?;
     match seal_more_of(tx, visit)? {
@@ -490,7 +483,7 @@ pub(crate) fn write_seal<T: Transactable>(tx: &mut T, visit: &ObjId, p: &Provena
     }
 }
 
-pub(crate) fn amend_visit<T: Transactable>(
+pub(crate) fn amend_visit<T: Tx>(
     tx: &mut T,
     id: AmendmentId,
     visit: VisitId,
@@ -514,19 +507,14 @@ pub(crate) fn amend_visit<T: Transactable>(
     write_cell(tx, &obj, "text", Some(text), p)
 }
 
-fn check_optional_visit<T: Transactable>(tx: &T, visit: &Option<VisitId>) -> Result<()> {
+fn check_optional_visit<T: Tx>(tx: &T, visit: &Option<VisitId>) -> Result<()> {
     if let Some(v) = visit {
         require_visit(tx, v)?;
     }
     Ok(())
 }
 
-pub(crate) fn add_need<T: Transactable>(
-    tx: &mut T,
-    id: NeedId,
-    new: &NewNeed,
-    p: &Provenance,
-) -> Result<()> {
+pub(crate) fn add_need<T: Tx>(tx: &mut T, id: NeedId, new: &NewNeed, p: &Provenance) -> Result<()> {
     let category = required_line(&new.category, "need category is required")?;
     let description = free_text(&new.description)?.to_owned();
     if let Some(person) = &new.person {
@@ -553,7 +541,7 @@ pub(crate) fn add_need<T: Transactable>(
     write_cell(tx, &obj, "status", Some(NeedStatus::Open.as_str()), p)
 }
 
-pub(crate) fn add_inquiry<T: Transactable>(
+pub(crate) fn add_inquiry<T: Tx>(
     tx: &mut T,
     id: InquiryId,
     new: &NewInquiry,
@@ -588,7 +576,7 @@ pub(crate) fn add_inquiry<T: Transactable>(
     write_cell(tx, &obj, "status", Some(status.as_str()), p)
 }
 
-pub(crate) fn answer_inquiry<T: Transactable>(
+pub(crate) fn answer_inquiry<T: Tx>(
     tx: &mut T,
     id: InquiryId,
     answer: &str,
@@ -614,7 +602,7 @@ pub(crate) fn answer_inquiry<T: Transactable>(
     Ok(())
 }
 
-pub(crate) fn add_follow_up<T: Transactable>(
+pub(crate) fn add_follow_up<T: Tx>(
     tx: &mut T,
     id: FollowUpId,
     new: &NewFollowUp,
@@ -636,7 +624,7 @@ pub(crate) fn add_follow_up<T: Transactable>(
     write_cell(tx, &obj, "status", Some(FollowUpStatus::Open.as_str()), p)
 }
 
-pub(crate) fn add_card<T: Transactable>(
+pub(crate) fn add_card<T: Tx>(
     tx: &mut T,
     id: CardIssuanceId,
     new: &NewCardIssuance,
@@ -687,7 +675,7 @@ pub(crate) fn add_card<T: Transactable>(
 }
 
 /// Step a record's status machine; the caller's `allowed(from, to)` says which steps exist.
-pub(crate) fn set_status<T: Transactable>(
+pub(crate) fn set_status<T: Tx>(
     tx: &mut T,
     kind: EntityKind,
     key: &str,
@@ -746,7 +734,7 @@ fn status_name(s: &str) -> &'static str {
 }
 
 /// Refer a need to a resource of the register, or withdraw the referral (ADR 0021).
-pub(crate) fn refer_need<T: Transactable>(
+pub(crate) fn refer_need<T: Tx>(
     tx: &mut T,
     need: NeedId,
     resource: Option<ResourceId>,

@@ -1,4 +1,4 @@
-//! The sync wire format, version 3 (specified in `docs/protocol.md`): compact binary,
+//! The sync wire format, version 4 (specified in `docs/protocol.md`): compact binary,
 //! then one zstd frame. Pure functions, no IO. Every decoder returns an error on garbage and
 //! never allocates more than the bytes it was given justify.
 
@@ -10,7 +10,7 @@ use crate::model::role::{Role, TeamName, MAX_TEAM_CHARS};
 use crate::protocol::signing::ChangeSignature;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 /// Largest decompressed message accepted (a decompression bomb stops here).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Largest single change or snapshot.
