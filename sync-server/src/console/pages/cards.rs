@@ -96,16 +96,17 @@ pub(in crate::console) struct LeaseStock {
 }
 
 /// The stock of each of the station's active leases (not returned, not expired), for the
-/// dashboard: its range, holder, cards issued from it and cards left.
+/// dashboard: its range, holder (found in the station's `devices`), cards issued from it
+/// and cards left.
 pub(in crate::console) fn active_stock<S: ServerStore>(
     c: &Console<S>,
     station: StationId,
     today: Date,
+    devices: &[DeviceRow],
 ) -> Result<Vec<LeaseStock>, PageError> {
     let labels = c.labels(station)?;
     let cards = station_cards(c, station)?;
     let issued = issued_serials(c, station, &labels)?;
-    let devices = c.store.station_devices(station, now_ms())?;
     Ok(cards
         .leases
         .iter()

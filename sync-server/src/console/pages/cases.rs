@@ -37,7 +37,7 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
             .filter(|d| d.code_waiting && d.revoked_at.is_none())
             .count();
         let revoked = phones.filter(|d| d.revoked_at.is_some()).count();
-        let lease_stock = super::cards::active_stock(c, station, today)?;
+        let lease_stock = super::cards::active_stock(c, station, today, &devices)?;
         // Station work is in no county account's scope (ADR 0021): not counted for it.
         let activities_month = if ctx.read_only() {
             0
