@@ -314,6 +314,67 @@ async fn main() {
             size / 1024
         );
     }
+
+    // The first view after a change (ADR 0033): the phone adds a need to the five-year
+    // household and syncs, then the case file is asked once; `runs` times, alternating
+    // between the server that keeps the case files of the pushes it accepts and the one that
+    // keeps nothing (as every server did before). The sync's time is shown too: keeping a
+    // case file costs the push a copy of the document.
+    let cold_transport = HttpTransport::new(&cold_url, &e.token, Duration::from_secs(120)).unwrap();
+    let servers = [
+        ("kept when the change was accepted", &url, &transport),
+        ("nothing kept", &cold_url, &cold_transport),
+    ];
+    let mut views: Vec<Vec<Duration>> = vec![Vec::new(); servers.len()];
+    let mut syncs: Vec<Vec<Duration>> = vec![Vec::new(); servers.len()];
+    let mut size = 0;
+    for k in 0..runs {
+        for (i, (_, base, t)) in servers.iter().enumerate() {
+            phone
+                .add_need(
+                    long,
+                    &NewNeed {
+                        category: "医疗救助".into(),
+                        description: format!("第{k}次"),
+                        person: None,
+                        visit: None,
+                    },
+                )
+                .unwrap();
+            let started = Instant::now();
+            t.sync(&phone).await.unwrap();
+            syncs[i].push(started.elapsed());
+            let started = Instant::now();
+            let resp = client
+                .get(format!("{base}/console/households/{long}"))
+                .header("cookie", &session)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            size = resp.bytes().await.unwrap().len();
+            views[i].push(started.elapsed());
+        }
+    }
+    println!("\n| after a change to the five-year case file | median | p99 | answer |\n|---|---|---|---|");
+    for (i, (name, _, _)) in servers.iter().enumerate() {
+        for (what, times) in [
+            ("first view", &mut views[i]),
+            ("the phone's sync of the change", &mut syncs[i]),
+        ] {
+            times.sort();
+            println!(
+                "| {what}, {name} | {:.1} ms | {:.1} ms | {} |",
+                percentile(times, 0.5).as_secs_f64() * 1e3,
+                percentile(times, 0.99).as_secs_f64() * 1e3,
+                if what == "first view" {
+                    format!("{} KB", size / 1024)
+                } else {
+                    "one need".to_owned()
+                }
+            );
+        }
+    }
     server.shutdown().await;
     cold.shutdown().await;
 }

@@ -235,13 +235,25 @@ async fn start<S: ServerStore>(
         .saturating_sub(others)
         .max(1)
         .min(config.max_connections);
-    let console = config.console.clone().map(|c| {
-        // Bring the read model up to date with the log (a row missed by a crash between a
-        // commit and its read model update), in the background.
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || crate::console::read_model::catch_up_all(s.as_ref()));
-        crate::console::router(store.clone(), c, config.trusted_proxies.clone())
-    });
+    // The console's loaded case files, shared by its pages and the sync service that keeps
+    // the ones it accepts there (ADR 0033).
+    let case_files = config
+        .console
+        .as_ref()
+        .map(|c| Arc::new(crate::console::case_files::CaseFiles::new(c.case_files)));
+    let console = config
+        .console
+        .clone()
+        .zip(case_files.clone())
+        .map(|(c, files)| {
+            // Bring the read model up to date with the log (a row missed by a crash between a
+            // commit and its read model update), in the background.
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::console::read_model::catch_up_all(s.as_ref())
+            });
+            crate::console::router(store.clone(), c, config.trusted_proxies.clone(), files)
+        });
     let metrics = Arc::new(Metrics::default());
     // Abandoned partial uploads: swept before the first request, then periodically.
     if let Some(days) = config.partial_upload_days {
@@ -254,8 +266,12 @@ async fn start<S: ServerStore>(
         ));
     }
     let state = Arc::new(AppState {
-        sync: SyncService::new(store, config.cache_documents)
-            .with_read_model(config.console.is_some()),
+        sync: match case_files {
+            Some(files) => SyncService::new(store, config.cache_documents)
+                .with_read_model(true)
+                .with_case_files(files),
+            None => SyncService::new(store, config.cache_documents).with_read_model(false),
+        },
         metrics,
         slots: Arc::new(tokio::sync::Semaphore::new(
             config.max_concurrent_syncs.max(1),

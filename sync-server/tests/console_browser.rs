@@ -61,7 +61,8 @@ fn start_driver() -> Option<Driver> {
     Some(Driver { child, port })
 }
 
-async fn connect(driver: &Driver) -> Client {
+/// A WebDriver session; the browser saves downloads in `downloads` without asking.
+async fn connect(driver: &Driver, downloads: &Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -69,6 +70,11 @@ async fn connect(driver: &Driver) -> Client {
             "binary": CHROMIUM,
             "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1280,900", "--lang=zh-CN"],
+            "prefs": {
+                "download.default_directory": downloads.to_str().unwrap(),
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+            },
         }),
     );
     let url = format!("http://127.0.0.1:{}", driver.port);
@@ -123,6 +129,47 @@ async fn type_into(c: &Client, at: Locator<'_>, text: &str) {
     c.find(at).await.unwrap().send_keys(text).await.unwrap();
 }
 
+/// Click the link `id` and wait (bounded) for the browser to finish saving `name` in
+/// `downloads`; its bytes.
+async fn download(c: &Client, downloads: &Path, id: &str, name: &str) -> Vec<u8> {
+    click(c, Locator::Id(id)).await;
+    let path = downloads.join(name);
+    for _ in 0..200 {
+        // Chromium writes `<name>.crdownload` and renames it when done.
+        let partial = downloads.join(format!("{name}.crdownload"));
+        if path.exists() && !partial.exists() {
+            return std::fs::read(&path).unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let there: Vec<_> = std::fs::read_dir(downloads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    panic!("the browser did not download {name} (the folder holds {there:?})");
+}
+
+/// The first sheet of an XLSX file, read by a spreadsheet reader (calamine): its name and
+/// its cells as text, row by row (numbers as written: `2`, not `2.0`).
+fn xlsx_rows(bytes: &[u8]) -> (String, Vec<Vec<String>>) {
+    use calamine::{Data, Reader};
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let name = book.sheet_names()[0].clone();
+    let range = book.worksheet_range(&name).unwrap();
+    let rows = range
+        .rows()
+        .map(|r| {
+            r.iter()
+                .map(|cell| match cell {
+                    Data::Float(f) if f.fract() == 0.0 => format!("{}", *f as i64),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    (name, rows)
+}
+
 async fn shot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
@@ -134,7 +181,8 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     // Chromium keeps `Secure` cookies of http://localhost (a trustworthy origin), so the
     // console runs with its production cookie settings.
     let st = station(true).await;
-    let c = connect(&driver).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let c = connect(&driver, downloads.path()).await;
     let url = st.url().replace("127.0.0.1", "localhost");
 
     // Log in.
@@ -421,31 +469,97 @@ async fn a_supervisor_uses_the_console_in_chromium() {
     assert!(error.contains("重叠"), "{error}");
     shot(&c, "06e-card-refused").await;
 
-    // Export CSV with the browser's session (the download itself is the browser's own).
-    c.goto(&format!("{url}/console/households")).await.unwrap();
-    let href = c
-        .find(Locator::Id("export-csv"))
+    // The dashboard's card stock per lease: the range leased to W01's phone, none issued.
+    c.goto(&format!("{url}/console")).await.unwrap();
+    let stock = c
+        .find_all(Locator::Css("#lease-stock tbody tr[data-lease]"))
         .await
-        .unwrap()
-        .attr("href")
-        .await
-        .unwrap()
         .unwrap();
+    assert_eq!(stock.len(), 1);
+    let mut cells = Vec::new();
+    for td in stock[0].find_all(Locator::Css("td")).await.unwrap() {
+        cells.push(td.text().await.unwrap());
+    }
+    assert_eq!(cells[0], "HG-000001 … HG-000100", "{cells:?}");
+    assert_eq!(cells[1], "W01", "{cells:?}");
+    assert_eq!(
+        cells[3..],
+        ["100", "0", "100"],
+        "size, issued, left: {cells:?}"
+    );
+    shot(&c, "06f-dashboard-card-stock").await;
+
+    // Exports, downloaded by the browser itself with its session: the household list as
+    // CSV and XLSX, the month's report as XLSX; each opened and read.
     let session = c.get_named_cookie("doorstep_session").await.unwrap();
     assert_eq!(session.http_only(), Some(true));
-    let csv = reqwest::Client::new()
-        .get(format!("{url}{href}"))
-        .header("cookie", format!("doorstep_session={}", session.value()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    c.goto(&format!("{url}/console/households")).await.unwrap();
+    let csv = download(&c, downloads.path(), "export-csv", "households.csv").await;
+    let csv = String::from_utf8(csv).unwrap();
     assert!(csv.starts_with('\u{feff}'));
     let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[1].starts_with("HH-000001,石桥村,"), "{csv}");
+    let xlsx = download(&c, downloads.path(), "export-xlsx", "households.xlsx").await;
+    let (sheet, rows) = xlsx_rows(&xlsx);
+    assert_eq!(sheet, "households");
+    assert_eq!(
+        rows[0],
+        [
+            "code",
+            "village",
+            "categories",
+            "status",
+            "visits",
+            "last_visit",
+            "open_needs",
+            "conflicts",
+            "household_id"
+        ]
+    );
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let contested = rows.iter().find(|r| r[0] == "HH-000001").unwrap();
+    assert_eq!(contested[1], "石桥村");
+    assert!(
+        contested[2].split(' ').any(|c| c == "household.dibao"),
+        "{contested:?}"
+    );
+    assert_eq!(contested[4], "1", "one visit: {contested:?}");
+    assert_eq!(contested[5], "2026-11-29");
+    assert_eq!(contested[8], st.contested.to_string());
+    // The XLSX holds the same households as the CSV, in the same order.
+    for (line, row) in lines[1..].iter().zip(&rows[1..]) {
+        assert!(
+            line.starts_with(&format!("{},{},", row[0], row[1])),
+            "{line} / {row:?}"
+        );
+    }
+    c.goto(&format!("{url}/console/report?month=2026-11"))
+        .await
+        .unwrap();
+    let xlsx = download(&c, downloads.path(), "report-xlsx", "report-2026-11.xlsx").await;
+    let (sheet, rows) = xlsx_rows(&xlsx);
+    assert_eq!(sheet, "月报 2026-11");
+    assert_eq!(rows[0], ["section", "item", "count"]);
+    let today = doorstep_server::station_time::UtcOffset::BEIJING
+        .date(doorstep_server::now_ms())
+        .unwrap();
+    let report = doorstep_server::console::report::monthly(
+        st.store.as_ref(),
+        st.station,
+        doorstep_server::console::report::Month::parse("2026-11").unwrap(),
+        today,
+    )
+    .unwrap();
+    let expected: Vec<Vec<String>> = doorstep_server::console::report::rows(&report)
+        .into_iter()
+        .map(|(section, item, n)| vec![section.to_owned(), item, n.to_string()])
+        .collect();
+    assert_eq!(rows[1..], expected[..]);
+    assert!(
+        rows.contains(&vec!["visits".into(), "total".into(), "2".into()]),
+        "the page said 2 visits: {rows:?}"
+    );
 
     // A POST without the CSRF token is refused, even from the signed-in browser: strip the
     // token from the logout form and submit it (no script runs in the page otherwise).

@@ -408,6 +408,31 @@ async fn a_supervisor_registers_a_batch_and_leases_cards_to_a_phone_from_the_con
         tile.contains("<span class=\"n\">99</span>") && tile.contains("在用领用 1"),
         "{tile}"
     );
+    // And the stock of each active lease: its range, holder, cards issued and left, in
+    // Chinese and in English.
+    let stock_row = |page: &str| {
+        page.split(&format!("data-lease=\"{}\"", lease.id))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no stock row for the lease: {page}"))
+            .split("</tr>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let row = stock_row(&dashboard);
+    assert!(
+        row.contains("<td class=\"range\">HG-000001 … HG-000100</td><td class=\"holder\">W01</td>")
+            && row.contains(
+                "<td class=\"size\">100</td><td class=\"issued\">1</td><td class=\"left\">99</td>"
+            ),
+        "{row}"
+    );
+    assert!(dashboard.contains("各领用的联系卡库存"), "{dashboard}");
+    b.get("/console/lang?to=en").await;
+    let (_, english, _) = b.get("/console").await;
+    assert!(english.contains(">Card stock per lease</h2>"), "{english}");
+    assert_eq!(stock_row(&english), row);
+    b.get("/console/lang?to=zh").await;
 
     // Returned: the phone stops handing out its cards after its next sync; a second return
     // and an unknown lease are refused.
@@ -422,6 +447,11 @@ async fn a_supervisor_registers_a_batch_and_leases_cards_to_a_phone_from_the_con
         .iter()
         .any(|l| l == "location: /console/cards?done=return"));
     assert!(station_cards(&st).leases[0].returned);
+    let (_, dashboard, _) = b.get("/console").await;
+    assert!(
+        dashboard.contains("id=\"no-lease-stock\"") && !dashboard.contains("data-lease="),
+        "a returned lease has no stock on the dashboard: {dashboard}"
+    );
     let after_return = high_water(&st);
     let (status, page, _) = b
         .post(

@@ -4,7 +4,9 @@
 //! An entry is the document at one log sequence: the page asks the store for the
 //! document's sequence (one indexed read) and loads it again when it moved, so a change
 //! pushed through any instance shows at the next page. Bounded: the least recently used
-//! entry goes first.
+//! entry goes first. A push this server accepts is read for the read model anyway; the
+//! last case files of each push are kept from that read (`keep`), so the first page after a
+//! change does not load the document again (ADR 0033).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,20 +76,34 @@ impl<T> CaseFiles<T> {
             }
         }
         let loaded = Arc::new(load()?);
+        self.insert(id, seq, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// How many case files are kept at most (0: none).
+    pub fn capacity(&self) -> usize {
+        self.max
+    }
+
+    /// Keep a case file read elsewhere at log sequence `seq` — a push this server just
+    /// accepted, read for the read model — so the first page after the change finds it
+    /// loaded. Nothing when none are kept.
+    pub fn keep(&self, id: HouseholdId, seq: u64, loaded: T) {
+        self.insert(id, seq, Arc::new(loaded));
+    }
+
+    fn insert(&self, id: HouseholdId, seq: u64, loaded: Arc<T>) {
         if self.max == 0 {
-            return Ok(loaded);
+            return;
         }
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         held.tick += 1;
         let used = held.tick;
-        held.files.insert(
-            id,
-            Kept {
-                seq,
-                used,
-                loaded: loaded.clone(),
-            },
-        );
+        // A page may have loaded a later sequence meanwhile: never replace it by an older one.
+        if held.files.get(&id).is_some_and(|k| k.seq > seq) {
+            return;
+        }
+        held.files.insert(id, Kept { seq, used, loaded });
         while held.files.len() > self.max {
             let Some(oldest) = held
                 .files
@@ -99,7 +115,6 @@ impl<T> CaseFiles<T> {
             };
             held.files.remove(&oldest);
         }
-        Ok(loaded)
     }
 
     /// Forget a case file (erased, or no longer the station's): its contents leave memory.
@@ -145,7 +160,18 @@ mod tests {
         files.forget(a);
         assert!(!files.held.lock().unwrap().files.contains_key(&a));
 
+        // A case file kept from elsewhere (an accepted push) is found by the next page; an
+        // older sequence never replaces a newer one.
+        let c = HouseholdId::new();
+        files.keep(c, 7, 70);
+        let kept = files.get(c, 7, || Ok::<_, ()>(0)).unwrap();
+        assert_eq!(*kept, 70, "not loaded again");
+        files.keep(c, 6, 60);
+        assert_eq!(*files.get(c, 7, || Ok::<_, ()>(0)).unwrap(), 70);
+
         let none: CaseFiles<u32> = CaseFiles::new(0);
+        none.keep(a, 1, 9);
+        assert!(none.held.lock().unwrap().files.is_empty(), "nothing kept");
         let one = none.get(a, 1, || Ok::<_, ()>(1)).unwrap();
         let two = none.get(a, 1, || Ok::<_, ()>(2)).unwrap();
         assert_eq!((*one, *two), (1, 2), "nothing kept");

@@ -57,7 +57,7 @@ pub(crate) struct Console<S: ServerStore> {
     /// failed logins are counted per client address (ADR 0028).
     trusted_proxies: Vec<std::net::IpAddr>,
     /// Case files read lately, at their log sequence (`case_files.rs`).
-    case_files: case_files::CaseFiles,
+    case_files: Arc<case_files::CaseFiles>,
 }
 
 fn templates() -> Environment<'static> {
@@ -93,15 +93,19 @@ fn templates() -> Environment<'static> {
     env
 }
 
-/// The console's routes, to merge into the server's router.
-pub fn router<S: ServerStore>(
+/// The console's routes, to merge into the server's router. `case_files` (made with
+/// `config.case_files`) is shared with the server's sync service, which keeps the case
+/// files of the pushes it accepts there.
+pub(crate) fn router<S: ServerStore>(
     store: Arc<S>,
     config: ConsoleConfig,
     trusted_proxies: Vec<std::net::IpAddr>,
+    case_files: Arc<case_files::CaseFiles>,
 ) -> Router {
     let state = Arc::new(Console {
-        case_files: case_files::CaseFiles::new(config.case_files),
-        sync: crate::sync::SyncService::new(store.clone(), 16),
+        // A supervisor's resolution is accepted here: its case file is kept warm too.
+        sync: crate::sync::SyncService::new(store.clone(), 16).with_case_files(case_files.clone()),
+        case_files,
         store,
         templates: templates(),
         config,

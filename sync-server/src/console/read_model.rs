@@ -7,6 +7,7 @@ use automerge::Automerge;
 use doorstep_core::read_model::{read_case_file, CaseFile};
 use doorstep_core::{HouseholdId, NeedStatus, StationId};
 
+use super::case_files::{CaseFiles, LoadedCaseFile};
 use crate::snapshot;
 use crate::station_time::UtcOffset;
 use crate::store::console::{FactRow, FollowUpRow, HouseholdRow, ReadModelDoc, VisitRow, WorkRow};
@@ -209,21 +210,35 @@ pub fn rows_of(file: &CaseFile, seq: u64, zone: UtcOffset) -> ReadModelDoc {
 }
 
 /// Update the read model with documents a sync of a station in time zone `zone` just
-/// committed (each with its last log sequence), in one store transaction. Failures are logged, not returned: the changes are
-/// committed either way, and `catch_up` (at start) or `console rebuild` repairs the rows
-/// left behind. Documents that are not household documents (the station document) are
-/// skipped.
-pub fn refresh_accepted<'a, S: ServerStore>(
+/// committed (each with its last log sequence), in one store transaction. Failures are
+/// logged, not returned: the changes are committed either way, and `catch_up` (at start)
+/// or `console rebuild` repairs the rows left behind. Documents that are not household
+/// documents (the station document) are skipped. With `warm`, the console's loaded case
+/// files, the last household documents of the sync (as many as it keeps) are kept there
+/// as read here, so the first page after the change does not load them again (ADR 0033).
+pub(crate) fn refresh_accepted<'a, S: ServerStore>(
     store: &S,
     zone: UtcOffset,
     docs: impl IntoIterator<Item = (HouseholdId, &'a Automerge, u64)>,
+    warm: Option<&CaseFiles>,
 ) {
+    let docs: Vec<(HouseholdId, &Automerge, u64)> = docs.into_iter().collect();
+    // Only the last ones a sync commits could stay kept: earlier ones would be pushed out.
+    let warm_from = docs
+        .len()
+        .saturating_sub(warm.map_or(0, CaseFiles::capacity));
     let mut rows = Vec::new();
-    for (id, doc, seq) in docs {
-        let read =
+    let mut read = Vec::new();
+    for (i, (id, doc, seq)) in docs.into_iter().enumerate() {
+        let got =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_any(doc, seq, zone)));
-        match read {
-            Ok(Some(Rows::Household(r))) => rows.push(*r),
+        match got {
+            Ok(Some(Rows::Household(r, file))) => {
+                rows.push(*r);
+                if warm.is_some() && i >= warm_from {
+                    read.push((id, seq, doc, file));
+                }
+            }
             Ok(Some(Rows::Work(w))) => {
                 if let Err(e) = store.put_work(&w) {
                     tracing::warn!(doc = %id, error = %e, "read model not updated");
@@ -241,12 +256,27 @@ pub fn refresh_accepted<'a, S: ServerStore>(
     }
     if let Err(e) = store.put_read_models(&rows) {
         tracing::warn!(households = rows.len(), error = %e, "read model not updated");
+        // Not kept either: the rows and the kept case file agree, or neither is there.
+        return;
+    }
+    if let Some(files) = warm {
+        for (id, seq, doc, file) in read {
+            files.keep(
+                id,
+                seq,
+                LoadedCaseFile {
+                    doc: doc.clone(),
+                    file: *file,
+                },
+            );
+        }
     }
 }
 
 /// What the read model holds of a document of either kind.
 enum Rows {
-    Household(Box<ReadModelDoc>),
+    /// The rows, and the case file they were read from.
+    Household(Box<ReadModelDoc>, Box<CaseFile>),
     Work(WorkRow),
 }
 
@@ -256,9 +286,10 @@ fn read_any(doc: &Automerge, seq: u64, zone: UtcOffset) -> Option<Rows> {
     use doorstep_core::doc::{document_header, read_activity_document, DocKind};
     use doorstep_core::WorkKind;
     match document_header(doc).ok()? {
-        (DocKind::Household, _, _) => read_case_file(doc)
-            .ok()
-            .map(|file| Rows::Household(Box::new(rows_of(&file, seq, zone)))),
+        (DocKind::Household, _, _) => read_case_file(doc).ok().map(|file| {
+            let rows = Box::new(rows_of(&file, seq, zone));
+            Rows::Household(rows, Box::new(file))
+        }),
         (DocKind::Work(kind), id, station) => {
             let facts = match kind {
                 // One fact per activity: its date, type code and counted attendance.
@@ -309,7 +340,7 @@ fn refresh_in<S: ServerStore>(
         .map_err(|_| ReadModelError::Unloadable)?
         .map_err(|_| ReadModelError::Unloadable)?;
     match read_any(&doc, seq, zone) {
-        Some(Rows::Household(r)) => {
+        Some(Rows::Household(r, _)) => {
             store.put_read_model(&r)?;
             Ok(true)
         }
@@ -382,5 +413,89 @@ pub fn catch_up_all<S: ServerStore>(store: &S) {
             Ok(_) => {}
             Err(e) => tracing::warn!(%station, error = %e, "read model catch-up failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed unwrap is a failed test with its message.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::console::ConsoleStore;
+    use crate::SqliteStore;
+    use doorstep_core::{NewHousehold, Store, StoreKey, StoreOptions, WorkerId};
+
+    /// Households recorded on a real device store, as the documents a push delivers.
+    fn documents(station: StationId, n: usize) -> Vec<(HouseholdId, Automerge)> {
+        let dir = tempfile::tempdir().unwrap();
+        let phone = Store::open(StoreOptions::new(
+            dir.path().join("phone.db"),
+            StoreKey::Raw([3; 32]),
+            WorkerId::new(),
+            station,
+        ))
+        .unwrap();
+        (0..n)
+            .map(|i| {
+                let id = phone
+                    .create_household(&NewHousehold {
+                        code: format!("HH-{i:06}"),
+                        village: "石桥村".into(),
+                        ..Default::default()
+                    })
+                    .unwrap();
+                let doc = Automerge::load(&phone.export_document(id).unwrap()).unwrap();
+                (id, doc)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_last_case_files_a_push_commits_are_kept_as_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("server")).unwrap();
+        let station = store.create_station("石桥镇社工站", 1).unwrap();
+        let docs = documents(station, 3);
+        let files = CaseFiles::new(2);
+        refresh_accepted(
+            &store,
+            UtcOffset::BEIJING,
+            docs.iter()
+                .enumerate()
+                .map(|(i, (id, doc))| (*id, doc, 10 + i as u64)),
+            Some(&files),
+        );
+        // The rows are written, and the last two case files are kept at their sequence: a
+        // page finds them without loading (the loader here fails).
+        assert_eq!(store.read_model_seqs(station).unwrap().len(), 3);
+        for (i, (id, _)) in docs.iter().enumerate().skip(1) {
+            let kept = files
+                .get(*id, 10 + i as u64, || Err::<LoadedCaseFile, ()>(()))
+                .unwrap();
+            assert_eq!(kept.file.household.code, format!("HH-{i:06}"));
+        }
+        assert!(
+            files
+                .get(docs[0].0, 10, || Err::<LoadedCaseFile, ()>(()))
+                .is_err(),
+            "only as many as are kept: the first was not"
+        );
+        assert!(
+            files
+                .get(docs[2].0, 11, || Err::<LoadedCaseFile, ()>(()))
+                .is_err(),
+            "kept at the pushed sequence only"
+        );
+
+        // Without a console's case files, only the rows.
+        let more = documents(station, 1);
+        refresh_accepted(
+            &store,
+            UtcOffset::BEIJING,
+            more.iter().map(|(id, doc)| (*id, doc, 20)),
+            None,
+        );
+        assert_eq!(store.read_model_seqs(station).unwrap().len(), 4);
     }
 }

@@ -322,6 +322,8 @@ pub fn words(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static st
         ("cards_in_hand", "社工手中剩余联系卡", "Cards left on phones"),
         ("active_leases", "在用领用", "active leases"),
         ("low_leases", "即将用完（少于10张）", "running low (under 10)"),
+        ("stock_per_lease", "各领用的联系卡库存", "Card stock per lease"),
+        ("no_active_leases", "没有在用的领用。", "No active leases."),
         ("access_of", "访问此家庭档案的记录：", "Accesses to case file"),
         ("access_of_this", "谁查看过此档案", "Who opened this case file"),
         ("access_all", "全部记录", "All accesses"),

@@ -86,6 +86,9 @@ pub struct SyncService<S: ServerStore> {
     /// Keep the console's read model up to date as pushes are accepted (off when the
     /// console is not served: it catches up from the log when it is).
     read_model: bool,
+    /// The console's loaded case files, kept warm from the pushes this service accepts
+    /// (`console/case_files.rs`, ADR 0033); `None` without a console.
+    case_files: Option<Arc<crate::console::case_files::CaseFiles>>,
     /// When each device's last sync was last written to the store: written at most every
     /// [`NOTE_SYNC_EVERY_MS`] per device, so a sync costs no extra write.
     noted: Mutex<HashMap<DeviceId, i64>>,
@@ -125,8 +128,19 @@ impl<S: ServerStore> SyncService<S> {
             stations: Mutex::new(HashMap::new()),
             signers: Mutex::new(HashMap::new()),
             read_model: true,
+            case_files: None,
             noted: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keep the case files of accepted pushes loaded in the console's `case_files` (the
+    /// first page after a change then does not load the document again).
+    pub(crate) fn with_case_files(
+        mut self,
+        case_files: Arc<crate::console::case_files::CaseFiles>,
+    ) -> Self {
+        self.case_files = Some(case_files);
+        self
     }
 
     /// Whether accepted pushes update the console's read model (default yes).

@@ -89,6 +89,7 @@ impl<S: ServerStore> SyncService<S> {
                                     .iter()
                                     .zip(&last_seqs)
                                     .map(|((id, c), seq)| (*id, &c.doc, *seq)),
+                                self.case_files.as_deref(),
                             ),
                             Err(e) => tracing::warn!(error = %e, "read model not updated"),
                         }

@@ -66,34 +66,71 @@ fn issued_serials<S: ServerStore>(
 /// Leases that run low: fewer cards left than this.
 pub(in crate::console) const LOW_STOCK: u64 = 10;
 
-/// The stock on the station's active leases, for the dashboard: cards left in all of
-/// them, how many are active, and how many run low (fewer than [`LOW_STOCK`] left).
+/// Cards issued from a lease's range (any status: a card handed out is used).
+fn issued_from(issued: &[CardSerial], l: &doorstep_core::doc::station::CardLease) -> u64 {
+    issued
+        .iter()
+        .filter(|s| s.prefix() == l.prefix && (l.first..=l.last).contains(&s.number()))
+        .count() as u64
+}
+
+/// A lease's range as the pages show it: `HG-000001 … HG-000100`.
+fn serial_range(prefix: &str, first: u32, last: u32) -> String {
+    format!("{prefix}-{first:06} … {prefix}-{last:06}")
+}
+
+/// The card stock of one active lease, for the dashboard.
+#[derive(Serialize)]
+pub(in crate::console) struct LeaseStock {
+    pub id: String,
+    /// The leased range, `HG-000001 … HG-000100`.
+    pub range: String,
+    /// The label of the worker whose phone holds it.
+    pub holder: String,
+    pub device: String,
+    pub size: u64,
+    pub issued: u64,
+    pub left: u64,
+    /// Fewer than [`LOW_STOCK`] left.
+    pub low: bool,
+}
+
+/// The stock of each of the station's active leases (not returned, not expired), for the
+/// dashboard: its range, holder (found in the station's `devices`), cards issued from it
+/// and cards left.
 pub(in crate::console) fn active_stock<S: ServerStore>(
     c: &Console<S>,
     station: StationId,
     today: Date,
-) -> Result<(u64, usize, usize), PageError> {
+    devices: &[DeviceRow],
+) -> Result<Vec<LeaseStock>, PageError> {
     let labels = c.labels(station)?;
     let cards = station_cards(c, station)?;
     let issued = issued_serials(c, station, &labels)?;
-    let (mut left, mut active, mut low) = (0u64, 0usize, 0usize);
-    for l in cards
+    Ok(cards
         .leases
         .iter()
         .filter(|l| !l.returned && l.active(today))
-    {
-        let used = issued
-            .iter()
-            .filter(|s| s.prefix() == l.prefix && (l.first..=l.last).contains(&s.number()))
-            .count() as u64;
-        let lease_left = (u64::from(l.last.saturating_sub(l.first)) + 1).saturating_sub(used);
-        left += lease_left;
-        active += 1;
-        if lease_left < LOW_STOCK {
-            low += 1;
-        }
-    }
-    Ok((left, active, low))
+        .map(|l| {
+            let size = u64::from(l.last.saturating_sub(l.first)) + 1;
+            let used = issued_from(&issued, l);
+            let left = size.saturating_sub(used);
+            LeaseStock {
+                id: l.id.to_string(),
+                range: serial_range(&l.prefix, l.first, l.last),
+                holder: devices
+                    .iter()
+                    .find(|d| d.device == l.device)
+                    .map(|d| view::worker_label(&labels, d.worker))
+                    .unwrap_or_default(),
+                device: view::device_label(l.device),
+                size,
+                issued: used,
+                left,
+                low: left < LOW_STOCK,
+            }
+        })
+        .collect())
 }
 
 fn cards_page<S: ServerStore>(
@@ -109,16 +146,12 @@ fn cards_page<S: ServerStore>(
     let devices = c.store.station_devices(station, now_ms())?;
     let words = view::words(ctx.lang);
     let word = |k: &str| words.get(k).copied().unwrap_or(k).to_owned();
-    let range =
-        |prefix: &str, first: u32, last: u32| format!("{prefix}-{first:06} … {prefix}-{last:06}");
+    let range = serial_range;
     let leases: Vec<Value> = cards
         .leases
         .iter()
         .map(|l| {
-            let used = issued
-                .iter()
-                .filter(|s| s.prefix() == l.prefix && (l.first..=l.last).contains(&s.number()))
-                .count() as u64;
+            let used = issued_from(&issued, l);
             let size = u64::from(l.last.saturating_sub(l.first)) + 1;
             let holder = devices
                 .iter()

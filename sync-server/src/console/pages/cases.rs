@@ -37,8 +37,7 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
             .filter(|d| d.code_waiting && d.revoked_at.is_none())
             .count();
         let revoked = phones.filter(|d| d.revoked_at.is_some()).count();
-        let (cards_left, active_leases, low_leases) =
-            super::cards::active_stock(c, station, today)?;
+        let lease_stock = super::cards::active_stock(c, station, today, &devices)?;
         // Station work is in no county account's scope (ADR 0021): not counted for it.
         let activities_month = if ctx.read_only() {
             0
@@ -63,9 +62,10 @@ pub(in crate::console) async fn dashboard<S: ServerStore>(
                 in_use,
                 waiting,
                 revoked,
-                cards_left,
-                active_leases,
-                low_leases,
+                cards_left => lease_stock.iter().map(|l| l.left).sum::<u64>(),
+                active_leases => lease_stock.len(),
+                low_leases => lease_stock.iter().filter(|l| l.low).count(),
+                lease_stock,
                 activities_month,
             },
         )
