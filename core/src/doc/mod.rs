@@ -29,6 +29,7 @@ pub mod generation;
 pub(crate) mod identity;
 #[cfg(test)]
 mod later_sections_tests;
+pub mod pinned;
 pub(crate) mod read;
 pub mod station;
 pub mod survey;

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0013_blobs.sql"),
     include_str!("migrations/postgres/0014_station_zone_login_clients.sql"),
     include_str!("migrations/postgres/0015_blob_touched.sql"),
+    include_str!("migrations/postgres/0016_blobs_per_station.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -833,7 +834,12 @@ impl ServerStore for PostgresStore {
         for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&d])?;
         }
-        blobs::release_doc(&mut tx, &d, kept_blobs)?;
+        // Blobs are kept per station (ADR 0032).
+        let kept: Vec<crate::store::blobs::BlobKey> = kept_blobs
+            .iter()
+            .map(|h| crate::store::blobs::BlobKey::new(station, *h))
+            .collect();
+        blobs::release_doc(&mut tx, &d, &kept)?;
         tx.commit()?;
         Ok(seq as u64)
     }
