@@ -87,6 +87,18 @@ async fn a_scaled_photo_and_its_thumbnail_go_up_and_the_thumbnail_comes_down_fir
     let thumb_bytes = a.store.attachment_bytes(hh, thumb.hash).unwrap().unwrap();
     assert_eq!(dimensions(&thumb_bytes), (160, 120));
     assert_eq!(thumb.size, thumb_bytes.len() as u64);
+    let queue: Vec<BlobHash> = a
+        .store
+        .attachment_uploads()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.hash)
+        .collect();
+    assert_eq!(
+        queue,
+        [thumb.hash, photo.hash],
+        "the thumbnail goes up first"
+    );
 
     // The same options on a signature and a photo too small to scale: kept byte for byte.
     let signature = a

@@ -175,17 +175,19 @@ impl Store {
                 }
                 None => None,
             };
-            // The thumbnail first: it is what a colleague's phone shows first.
-            for (hash, size) in thumbnail
+            // The thumbnail is queued a millisecond before its photo, so it goes up first
+            // (the queue is worked oldest first): it is what a colleague's phone shows first.
+            let now = (self.clock)().0;
+            for (hash, size, queued_at) in thumbnail
                 .iter()
-                .map(|t| (t.hash, t.size))
-                .chain([(hash, size)])
+                .map(|t| (t.hash, t.size, now.saturating_sub(1)))
+                .chain([(hash, size, now)])
             {
                 tx.execute(
                     "INSERT OR IGNORE INTO attachment_uploads
                      (doc_id, hash, size, state, sent, reason, queued_at)
                      VALUES (?1, ?2, ?3, 'pending', 0, NULL, ?4)",
-                    params![h, hash.0.as_slice(), size_i64(size), (self.clock)().0],
+                    params![h, hash.0.as_slice(), size_i64(size), queued_at],
                 )?;
             }
             tx.commit()?;

@@ -195,3 +195,50 @@ fn bad_files_get_clear_errors_and_nothing_is_kept() {
         .unwrap();
     assert_eq!(rows, 0);
 }
+
+#[test]
+fn a_thumbnail_is_named_by_both_its_hash_and_size_or_the_reference_is_malformed() {
+    use automerge::transaction::Transactable;
+    use automerge::ReadDoc;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let hh = household(&s);
+    let mut doc = s.read(hh, |d| Ok(d.fork())).unwrap();
+    let thumb = BlobRef {
+        hash: BlobHash::of(b"thumb"),
+        size: 5,
+    };
+    let id = AttachmentId::new();
+    let mut tx = doc.transaction();
+    doc::attachments::add(
+        &mut tx,
+        id,
+        &photo(),
+        9,
+        BlobHash::of(b"the photo"),
+        Some(thumb),
+        &s.provenance(),
+    )
+    .unwrap();
+    tx.commit();
+    let read = doc::attachments::read_all(&doc, hh).unwrap();
+    assert_eq!(read[0].thumbnail, Some(thumb));
+    let named = doc::attachments::referenced_hashes(&doc, hh).unwrap();
+    assert!(
+        named.contains(&thumb.hash),
+        "a redaction keeps the thumbnail"
+    );
+    // A size without its hash, or a hash that is not one: the document is malformed.
+    let col = doc::attachments::collections(&doc).unwrap()[0].clone();
+    let (_, obj) = doc.get(&col, id.to_string()).unwrap().unwrap();
+    let mut no_hash = doc.fork();
+    let mut tx = no_hash.transaction();
+    tx.delete(&obj, "thumb_hash").unwrap();
+    tx.commit();
+    assert!(doc::attachments::read_all(&no_hash, hh).is_err());
+    let mut bad_hash = doc.fork();
+    let mut tx = bad_hash.transaction();
+    tx.put(&obj, "thumb_hash", "not a hash").unwrap();
+    tx.commit();
+    assert!(doc::attachments::read_all(&bad_hash, hh).is_err());
+}

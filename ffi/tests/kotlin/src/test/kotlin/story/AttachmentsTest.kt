@@ -112,7 +112,7 @@ class AttachmentsTest {
     private fun size(bytes: ByteArray) = ImageIO.read(bytes.inputStream()).let { it.width to it.height }
 
     @Test
-    fun `a photo is scaled at capture and its thumbnail comes down first`() = runBlocking {
+    fun `a photo is scaled at capture and its thumbnail comes down first`() = runBlocking<Unit> {
         val a = phone("戊")
         val b = phone("己")
         val hh = a.store.createHousehold(NewHousehold("HH-KT0022", "石桥村", "", null, emptyList(), emptyList(), ""))
