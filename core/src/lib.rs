@@ -32,7 +32,8 @@ pub use automerge::ChangeHash;
 pub use doc::station::{CardBatch, CardLease};
 pub use error::{Error, NetworkFailure, Result};
 pub use model::attachment::{
-    Attachment, AttachmentKind, BlobHash, NewAttachment, MAX_ATTACHMENT_BYTES,
+    Attachment, AttachmentKind, BlobHash, BlobRef, NewAttachment, PhotoOptions,
+    MAX_ATTACHMENT_BYTES,
 };
 pub use model::cards::CardSerial;
 pub use model::id_number::{IdNumber, IdNumberError};

@@ -38,6 +38,30 @@ impl From<core::AttachmentKind> for AttachmentKind {
     }
 }
 
+/// How photos are kept (ADR 0032), for `addAttachment` / `addAttachmentFile` of a JPEG or
+/// PNG photo: scaled to `longestSide` pixels and re-encoded as JPEG at `jpegQuality`, and a
+/// thumbnail of `thumbnailSide` pixels kept and uploaded as its own blob. `null` sides: not
+/// done. Other kinds and types are kept as they come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct PhotoOptions {
+    #[uniffi(default = None)]
+    pub longest_side: Option<u32>,
+    #[uniffi(default = 80)]
+    pub jpeg_quality: u8,
+    #[uniffi(default = None)]
+    pub thumbnail_side: Option<u32>,
+}
+
+impl From<PhotoOptions> for core::PhotoOptions {
+    fn from(o: PhotoOptions) -> Self {
+        core::PhotoOptions {
+            longest_side: o.longest_side,
+            jpeg_quality: o.jpeg_quality,
+            thumbnail_side: o.thumbnail_side,
+        }
+    }
+}
+
 /// An attachment's reference (from the household's document) and whether this phone holds
 /// its bytes.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
@@ -52,6 +76,9 @@ pub struct Attachment {
     pub size: u64,
     /// SHA-256 of the bytes, lower-case hex.
     pub hash: String,
+    /// A photo's thumbnail (its own blob's hash), if one was made at capture:
+    /// `fetchAttachmentThumbnail` gets it before the photo.
+    pub thumbnail_hash: Option<String>,
     /// Who attached it, on which device, when.
     pub created: Provenance,
     /// This phone holds the bytes (`attachmentBytes` returns them).
@@ -70,6 +97,7 @@ impl From<core::Attachment> for Attachment {
             mime: a.mime,
             size: a.size,
             hash: a.hash.to_hex(),
+            thumbnail_hash: a.thumbnail.map(|t| t.hash.to_hex()),
             created: prov(a.provenance),
             local: a.local,
         }
@@ -146,11 +174,34 @@ fn hash(s: &str) -> Result<core::BlobHash> {
     Ok(core::BlobHash::parse(s)?)
 }
 
+fn new_attachment(
+    record: RecordKind,
+    record_id: Option<String>,
+    kind: AttachmentKind,
+    mime: String,
+) -> Result<core::NewAttachment> {
+    let entity = FieldRef {
+        record,
+        record_id,
+        field: String::new(),
+    }
+    .to_core()?
+    .entity;
+    Ok(core::NewAttachment {
+        record: entity,
+        kind: kind.into(),
+        mime,
+    })
+}
+
 #[uniffi::export]
 impl Doorstep {
     /// Attach bytes to a record of a household (`record_id` `None`: the household itself).
     /// They are kept encrypted in the store and queued for upload; the reference syncs with
     /// the household.
+    /// `photo`: how a photo is kept (scaled, with a thumbnail); `null`: as it comes.
+    #[uniffi::method(default(photo = None))]
+    #[allow(clippy::too_many_arguments)]
     pub fn add_attachment(
         &self,
         household_id: HouseholdId,
@@ -159,22 +210,47 @@ impl Doorstep {
         kind: AttachmentKind,
         mime: String,
         bytes: Vec<u8>,
+        photo: Option<PhotoOptions>,
     ) -> Result<Attachment> {
         guarded(|| {
-            let entity = FieldRef {
-                record,
-                record_id,
-                field: String::new(),
-            }
-            .to_core()?
-            .entity;
-            let new = core::NewAttachment {
-                record: entity,
-                kind: kind.into(),
-                mime,
-            };
+            let new = new_attachment(record, record_id, kind, mime)?;
+            let photo = photo.map(Into::into).unwrap_or_default();
+            let source = core::AttachmentSource::Bytes(&bytes);
             Ok(self
-                .write(household_id, |s, h| s.add_attachment(h, &new, &bytes))?
+                .write(household_id, |s, h| {
+                    s.add_attachment_with(h, &new, source, &photo)
+                })?
+                .into())
+        })
+    }
+
+    /// Attach the file at `path` (what the camera or scanner wrote), read in pieces into
+    /// the store (never whole in memory); otherwise like `addAttachment`. A missing file is
+    /// `NotFound`; a directory, an unreadable file, an empty one or one over the limit is
+    /// `InvalidInput`. The file is left where it is: delete it once this returns.
+    /// `photo` as for `addAttachment` (a scaled photo is read whole to decode it, at most
+    /// 16 MiB).
+    #[uniffi::method(default(photo = None))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_attachment_file(
+        &self,
+        household_id: HouseholdId,
+        record: RecordKind,
+        record_id: Option<String>,
+        kind: AttachmentKind,
+        mime: String,
+        path: String,
+        photo: Option<PhotoOptions>,
+    ) -> Result<Attachment> {
+        guarded(|| {
+            let new = new_attachment(record, record_id, kind, mime)?;
+            let photo = photo.map(Into::into).unwrap_or_default();
+            let path = std::path::PathBuf::from(path);
+            let source = core::AttachmentSource::File(&path);
+            Ok(self
+                .write(household_id, |s, h| {
+                    s.add_attachment_with(h, &new, source, &photo)
+                })?
                 .into())
         })
     }
@@ -250,17 +326,23 @@ impl Doorstep {
         })
     }
 
-    /// Download every attachment of `kinds` (the station's pinned kinds, e.g. signatures)
-    /// that this phone references and does not hold yet (call after `sync`). A network
-    /// failure ends the call; the next resumes.
+    /// Download every attachment of the pinned kinds that this phone references and does
+    /// not hold yet (call after `sync`). `kinds` `None` (the default): the kinds the
+    /// station pins (`pinnedAttachmentKinds`, set on the server and received at sync);
+    /// a list overrides it. A network failure ends the call; the next resumes.
+    #[uniffi::method(default(kinds = None))]
     pub async fn fetch_pinned_attachments(
         &self,
         server_url: String,
         token: String,
-        kinds: Vec<AttachmentKind>,
+        kinds: Option<Vec<AttachmentKind>>,
     ) -> Result<PinnedFetchReport> {
+        crate::https_ready(&server_url)?;
         let store = self.store()?;
-        let kinds: Vec<core::AttachmentKind> = kinds.into_iter().map(Into::into).collect();
+        let kinds: Vec<core::AttachmentKind> = match kinds {
+            Some(k) => k.into_iter().map(Into::into).collect(),
+            None => store.pinned_attachment_kinds()?,
+        };
         let r = on_runtime(async move {
             let t =
                 core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
@@ -272,6 +354,42 @@ impl Doorstep {
             waiting: count(r.waiting),
             failed: count(r.failed),
         })
+    }
+
+    /// The attachment kinds this phone's station pins (downloaded eagerly by
+    /// `fetchPinnedAttachments`): from the station's settings, received at sync; empty
+    /// before the first sync or when the station pins nothing.
+    pub fn pinned_attachment_kinds(&self) -> Result<Vec<AttachmentKind>> {
+        guarded(|| {
+            Ok(self
+                .store()?
+                .pinned_attachment_kinds()?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    /// A photo's thumbnail (`thumbnailHash`), to show while the photo itself is not here:
+    /// from the store, or downloaded and checked like `fetchAttachment`. `null`: the
+    /// attachment has none.
+    pub async fn fetch_attachment_thumbnail(
+        &self,
+        server_url: String,
+        token: String,
+        household_id: HouseholdId,
+        hash: String,
+    ) -> Result<Option<Vec<u8>>> {
+        crate::https_ready(&server_url)?;
+        let store = self.store()?;
+        let blob = self::hash(&hash)?;
+        on_runtime(async move {
+            let t =
+                core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
+            Ok(t.fetch_attachment_thumbnail(&store, household_id, blob)
+                .await?)
+        })
+        .await
     }
 
     /// The bytes of an attachment: from the store, or downloaded (resuming at the byte a

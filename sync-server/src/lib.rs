@@ -16,6 +16,7 @@ mod edge;
 pub mod edge_args;
 pub mod erasure;
 pub mod metrics;
+pub mod pinned;
 pub mod ratelimit;
 pub mod redaction;
 pub mod retirement;

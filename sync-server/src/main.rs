@@ -542,6 +542,19 @@ enum StationCommand {
         #[arg(long, allow_hyphen_values = true)]
         offset: Option<String>,
     },
+    /// Show or set the attachment kinds the station's phones download eagerly after a sync
+    /// (ADR 0032), e.g. signatures; the others are fetched when the worker opens them. The
+    /// setting reaches the station's phones at their next sync. None unless set.
+    PinnedAttachments {
+        #[arg(long, default_value = "doorstep-data")]
+        data: PathBuf,
+        #[arg(long)]
+        station: StationId,
+        /// Comma-separated kinds (photo, signature, document), or `none`. Without it, the
+        /// station's setting is printed.
+        #[arg(long)]
+        kinds: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -1006,6 +1019,42 @@ fn run(cli: Cli) -> Result<(), String> {
             println!(
                 "station {station}: time zone {zone}; {} documents read again into the console's read model",
                 r.documents
+            );
+            Ok(())
+        }
+        Command::Station {
+            command:
+                StationCommand::PinnedAttachments {
+                    data,
+                    station,
+                    kinds,
+                },
+        } => {
+            use doorstep_server::pinned;
+            let store = open(&data)?;
+            let names = |kinds: &[doorstep_core::AttachmentKind]| {
+                if kinds.is_empty() {
+                    "none".to_owned()
+                } else {
+                    kinds
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            };
+            let Some(kinds) = kinds else {
+                let current = pinned::pinned_kinds(&store, station).map_err(|e| e.to_string())?;
+                println!("{}", names(&current));
+                return Ok(());
+            };
+            let kinds = pinned::parse_kinds(&kinds).map_err(|e| e.to_string())?;
+            let changed =
+                pinned::set_pinned_kinds(&store, station, &kinds).map_err(|e| e.to_string())?;
+            println!(
+                "station {station}: pinned attachment kinds {}{}",
+                names(&kinds),
+                if changed { "" } else { " (unchanged)" }
             );
             Ok(())
         }

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use doorstep_core::{BlobHash, DeviceId};
-use doorstep_server::store::blobs::{BlobBegin, BlobStore};
+use doorstep_core::{BlobHash, DeviceId, StationId};
+use doorstep_server::store::blobs::{BlobBegin, BlobKey, BlobStore};
 use doorstep_server::store::key::ServerKey;
 use doorstep_server::{now_ms, ServerConfig, SqliteStore};
 
@@ -30,8 +30,9 @@ fn cli(data: &Path, key: &Path, args: &[&str]) -> Output {
 }
 
 /// A blob of `bytes` started (and its first 4 bytes received) `days_ago`; whole if `whole`.
-fn started(store: &SqliteStore, bytes: &[u8], days_ago: i64, whole: bool) -> BlobHash {
-    let h = BlobHash::of(bytes);
+fn started(store: &SqliteStore, bytes: &[u8], days_ago: i64, whole: bool) -> BlobKey {
+    // The sweep does not look at stations: any will do.
+    let h = BlobKey::new(StationId::new(), BlobHash::of(bytes));
     let at = now_ms() - days_ago * DAY;
     let begun = store
         .begin_blob(&h, bytes.len() as u64, DeviceId::new(), u64::MAX, at)
@@ -46,7 +47,7 @@ fn started(store: &SqliteStore, bytes: &[u8], days_ago: i64, whole: bool) -> Blo
     h
 }
 
-fn held(store: &SqliteStore, h: &BlobHash) -> bool {
+fn held(store: &SqliteStore, h: &BlobKey) -> bool {
     store.blob(h).unwrap().is_some()
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use doorstep_core::protocol::blobs::{self, BlobStatus, UPLOAD_CHUNK};
 use doorstep_core::transport::HttpTransport;
 use doorstep_core::*;
-use doorstep_server::store::blobs::BlobStore;
+use doorstep_server::store::blobs::{BlobKey, BlobStore};
 use doorstep_server::ServerConfig;
 use doorstep_tests::in_process::Rng;
 use doorstep_tests::proxy::{Fault, Proxy};
@@ -119,7 +119,11 @@ async fn uploads_and_downloads_cut_at_random_bytes_resume_to_identical_hashes() 
         assert_eq!(u.sent, u.size, "seed {seed}");
     }
     for (att, _) in &photos {
-        let row = server.store.blob(&att.hash).unwrap().unwrap();
+        let row = server
+            .store
+            .blob(&BlobKey::new(station, att.hash))
+            .unwrap()
+            .unwrap();
         assert!(row.complete, "seed {seed}");
         assert_eq!(row.size, att.size, "seed {seed}");
     }
@@ -261,7 +265,15 @@ async fn tampered_chunks_and_blobs_are_refused_and_nothing_is_kept() {
     let claimed = BlobHash::of(&chunk).to_hex();
     let r = raw_put(&c, &url, &token, hh, &hash, "0", &claimed, tampered).await;
     assert_eq!(refusal(r).await, (422, "chunk_corrupt".to_owned()));
-    assert_eq!(server.store.blob(&att.hash).unwrap().unwrap().received, 0);
+    assert_eq!(
+        server
+            .store
+            .blob(&BlobKey::new(station, att.hash))
+            .unwrap()
+            .unwrap()
+            .received,
+        0
+    );
 
     // Chunks that each match their own hash but make another blob: the whole is refused
     // at the end and dropped.
@@ -285,7 +297,11 @@ async fn tampered_chunks_and_blobs_are_refused_and_nothing_is_kept() {
             assert_eq!(refusal(r).await, (422, "blob_corrupt".to_owned()));
         }
     }
-    let row = server.store.blob(&att.hash).unwrap().unwrap();
+    let row = server
+        .store
+        .blob(&BlobKey::new(station, att.hash))
+        .unwrap()
+        .unwrap();
     assert!(!row.complete);
     assert_eq!(row.received, 0, "a blob that fails its hash starts over");
     let got = c
@@ -304,7 +320,14 @@ async fn tampered_chunks_and_blobs_are_refused_and_nothing_is_kept() {
     // The real upload then goes through.
     let r = a.transport.upload_attachments(&a.store).await.unwrap();
     assert_eq!(r.completed, 1);
-    assert!(server.store.blob(&att.hash).unwrap().unwrap().complete);
+    assert!(
+        server
+            .store
+            .blob(&BlobKey::new(station, att.hash))
+            .unwrap()
+            .unwrap()
+            .complete
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +471,11 @@ async fn malformed_oversized_and_unauthorised_blob_requests_get_4xx() {
             reason: "quota".into()
         }
     );
-    assert!(server.store.blob(&over.hash).unwrap().is_none());
+    assert!(server
+        .store
+        .blob(&BlobKey::new(station, over.hash))
+        .unwrap()
+        .is_none());
     // A stranger cannot fetch what the station holds.
     let r = c
         .get(format!("{url}/v1/blobs/{hash}"))
@@ -563,8 +590,16 @@ async fn attachment_bytes_are_encrypted_at_rest_and_erased_with_their_household(
 
     // Erasure removes them from the server and from every phone.
     server.erase(station, hh, protocol::ErasureReason::SubjectRequest);
-    assert!(server.store.blob(&att.hash).unwrap().is_none());
-    assert!(server.store.blob(&kept.hash).unwrap().is_some());
+    assert!(server
+        .store
+        .blob(&BlobKey::new(station, att.hash))
+        .unwrap()
+        .is_none());
+    assert!(server
+        .store
+        .blob(&BlobKey::new(station, kept.hash))
+        .unwrap()
+        .is_some());
     a.sync().await;
     b.sync().await;
     for d in [&a, &b] {
@@ -720,10 +755,17 @@ async fn an_upload_cut_mid_chunk_resumes_at_the_next_byte() {
     let report = a.transport.upload_attachments(&a.store).await.unwrap();
     assert_eq!(report.completed, 1, "seed {seed}");
     assert_eq!(report.bytes_sent, 200_000 - arrived as u64, "seed {seed}");
-    let row = server.store.blob(&att.hash).unwrap().unwrap();
+    let row = server
+        .store
+        .blob(&BlobKey::new(station, att.hash))
+        .unwrap()
+        .unwrap();
     assert!(row.complete);
     assert_eq!(
-        server.store.read_blob(&att.hash, 0, 300_000).unwrap(),
+        server
+            .store
+            .read_blob(&BlobKey::new(station, att.hash), 0, 300_000)
+            .unwrap(),
         bytes
     );
 
@@ -735,12 +777,77 @@ async fn an_upload_cut_mid_chunk_resumes_at_the_next_byte() {
     raw_status(&c, &url, &token, hh, &hash2, 150_000).await;
     server
         .store
-        .set_blob_tail(&att2.hash, 0, b"forged bytes that are not the photo", 1)
+        .set_blob_tail(
+            &BlobKey::new(station, att2.hash),
+            0,
+            b"forged bytes that are not the photo",
+            1,
+        )
         .unwrap();
     let report = a.transport.upload_attachments(&a.store).await.unwrap();
     assert_eq!(report.completed, 1, "seed {seed}: {report:?}");
     assert_eq!(
-        server.store.read_blob(&att2.hash, 0, 300_000).unwrap(),
+        server
+            .store
+            .read_blob(&BlobKey::new(station, att2.hash), 0, 300_000)
+            .unwrap(),
         other
     );
+}
+
+/// Blobs are deduplicated within a station only (ADR 0032): a device of another station
+/// that holds the same bytes learns nothing from the status (nothing received) and sends
+/// every byte; a second household of that station then costs no body bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_is_deduplicated_within_its_station_only() {
+    let seed = seed();
+    let mut rng = rng(seed);
+    let server = TestServer::start().await;
+    let (sa, sb) = (server.station("站"), server.station("别的站"));
+    let a = server.device(sa, "A", &server.url()).await;
+    let b = server.device(sb, "B", &server.url()).await;
+    let b2 = server.device(sb, "B2", &server.url()).await;
+    let bytes = photo(&mut rng, b"SHARED", 150_000);
+    let ha = a.new_household("HH-000001");
+    a.store.add_attachment(ha, &new_photo(), &bytes).unwrap();
+    a.sync().await;
+    let up = a.transport.upload_attachments(&a.store).await.unwrap();
+    assert_eq!((up.completed, up.bytes_sent), (1, 150_000), "{up:?}");
+
+    let hb = b.new_household("HH-000002");
+    let att = b.store.add_attachment(hb, &new_photo(), &bytes).unwrap();
+    b.sync().await;
+    let c = reqwest::Client::new();
+    let r = raw_status(&c, &server.url(), &b.token, hb, &att.hash.to_hex(), 150_000).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let status: BlobStatus = r.json().await.unwrap();
+    assert_eq!((status.received, status.complete), (0, false), "{status:?}");
+    let up = b.transport.upload_attachments(&b.store).await.unwrap();
+    assert_eq!((up.completed, up.already_held), (1, 0), "{up:?}");
+    assert_eq!(up.bytes_sent, 150_000, "station B sends every byte");
+    assert!(
+        server
+            .store
+            .blob(&BlobKey::new(sa, att.hash))
+            .unwrap()
+            .unwrap()
+            .complete
+    );
+
+    // Within station B the bytes are not sent again.
+    let hb2 = b2.new_household("HH-000003");
+    b2.store.add_attachment(hb2, &new_photo(), &bytes).unwrap();
+    b2.sync().await;
+    let up = b2.transport.upload_attachments(&b2.store).await.unwrap();
+    assert_eq!((up.already_held, up.bytes_sent), (1, 0), "{up:?}");
+    // A new phone of station B fetches its station's copy.
+    let b3 = server.device(sb, "B3", &server.url()).await;
+    b3.sync().await;
+    let fetched = b3
+        .transport
+        .fetch_attachment(&b3.store, hb2, att.hash)
+        .await
+        .unwrap();
+    assert_eq!(fetched, bytes, "seed {seed}");
+    server.stop().await;
 }

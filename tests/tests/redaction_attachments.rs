@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use doorstep_core::*;
-use doorstep_server::store::blobs::BlobStore;
+use doorstep_server::store::blobs::{BlobKey, BlobStore};
 use doorstep_tests::{Device, TestServer};
 
 const OF_PERSON: &[u8] = b"PLANTED-PHOTO-OF-THE-REDACTED-PERSON";
@@ -112,10 +112,28 @@ async fn a_redaction_removes_the_photos_of_what_it_removes_from_every_replica() 
     );
     assert_eq!(notice.generation, 1);
     // The server: rows and bytes gone, in every page of the database and its WAL.
-    assert!(server.store.blob(&of_person.hash).unwrap().is_none());
-    assert!(server.store.blob(&alone.hash).unwrap().is_none());
-    assert!(!server.store.blob_referenced(&alone.hash, hh).unwrap());
-    assert!(server.store.blob(&kept.hash).unwrap().unwrap().complete);
+    assert!(server
+        .store
+        .blob(&BlobKey::new(station, of_person.hash))
+        .unwrap()
+        .is_none());
+    assert!(server
+        .store
+        .blob(&BlobKey::new(station, alone.hash))
+        .unwrap()
+        .is_none());
+    assert!(!server
+        .store
+        .blob_referenced(&BlobKey::new(station, alone.hash), hh)
+        .unwrap());
+    assert!(
+        server
+            .store
+            .blob(&BlobKey::new(station, kept.hash))
+            .unwrap()
+            .unwrap()
+            .complete
+    );
     assert_eq!(found(&server.pages()), [KEPT]);
 
     // Each phone, at its next sync: references, bytes and queue entries gone.

@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! ROOT.attachments: { <attachment id>: { record_kind, record?, kind, mime, size, hash,
-//!                                        by, dev, at } }
+//!                                        thumb_hash?, thumb_size?, by, dev, at } }
 //! ```
+//!
+//! `thumb_hash` / `thumb_size` came later (ADR 0032): a photo's thumbnail, its own blob. A
+//! reader from before ignores them.
 //!
 //! A reference is written once and never changed (a colleague cannot rewrite it: the
 //! provenance check refuses writes into another actor's map holding `by`). Like the
@@ -15,7 +18,9 @@ use automerge::{ObjType, ScalarValue, Value, ROOT};
 
 use super::cells::{get_map, get_str, malformed, put_provenance, read_provenance, ObjId};
 use crate::error::{Error, Result};
-use crate::model::attachment::{checked_mime, Attachment, AttachmentKind, BlobHash, NewAttachment};
+use crate::model::attachment::{
+    checked_mime, Attachment, AttachmentKind, BlobHash, BlobRef, NewAttachment,
+};
 use crate::model::ids::{AttachmentId, HouseholdId};
 use crate::model::policy::EntityKind;
 use crate::model::provenance::{EntityRef, Provenance};
@@ -29,6 +34,7 @@ pub(crate) fn add<T: Tx>(
     new: &NewAttachment,
     size: u64,
     hash: BlobHash,
+    thumbnail: Option<BlobRef>,
     p: &Provenance,
 ) -> Result<()> {
     let (record, kind) = (new.record, new.kind);
@@ -48,6 +54,10 @@ pub(crate) fn add<T: Tx>(
     tx.put(&obj, "mime", mime)?;
     tx.put(&obj, "size", size)?;
     tx.put(&obj, "hash", hash.to_hex())?;
+    if let Some(t) = thumbnail {
+        tx.put(&obj, "thumb_hash", t.hash.to_hex())?;
+        tx.put(&obj, "thumb_size", t.size)?;
+    }
     put_provenance(tx, &obj, p)?;
     Ok(())
 }
@@ -73,14 +83,15 @@ pub(crate) fn collections<R: Doc>(doc: &R) -> Result<Vec<ObjId>> {
         .collect())
 }
 
-/// The hashes the household's references name (what a replica must keep the bytes of).
+/// The hashes the household's references name, thumbnails included (what a replica must
+/// keep the bytes of).
 pub fn referenced_hashes<R: Doc>(
     doc: &R,
     household: HouseholdId,
 ) -> Result<std::collections::BTreeSet<BlobHash>> {
     Ok(read_all(doc, household)?
         .into_iter()
-        .map(|a| a.hash)
+        .flat_map(|a| std::iter::once(a.hash).chain(a.thumbnail.map(|t| t.hash)))
         .collect())
 }
 
@@ -120,17 +131,22 @@ fn read_one<R: Doc>(doc: &R, household: HouseholdId, key: &str, obj: &ObjId) -> 
         .ok_or(bad("attachment kind"))?;
     let mime = get_str(doc, obj, "mime")?.ok_or(bad("attachment MIME type"))?;
     checked_mime(&mime).map_err(|_| bad("attachment MIME type"))?;
-    let size = match doc.get(obj, "size")? {
-        Some((Value::Scalar(s), _)) => match s.as_ref() {
-            ScalarValue::Uint(n) => *n,
-            ScalarValue::Int(n) => u64::try_from(*n).map_err(|_| bad("attachment size"))?,
-            _ => return Err(bad("attachment size")),
-        },
-        _ => return Err(bad("attachment size")),
-    };
+    let size = read_size(doc, obj, "size")?.ok_or(bad("attachment size"))?;
     let hash = get_str(doc, obj, "hash")?
         .and_then(|h| BlobHash::parse(&h).ok())
         .ok_or(bad("attachment hash"))?;
+    // Both or neither; a thumbnail is a blob like the photo, checked as strictly.
+    let thumbnail = match (
+        get_str(doc, obj, "thumb_hash")?,
+        read_size(doc, obj, "thumb_size")?,
+    ) {
+        (None, None) => None,
+        (Some(h), Some(size)) => Some(BlobRef {
+            hash: BlobHash::parse(&h).map_err(|_| bad("attachment thumbnail hash"))?,
+            size,
+        }),
+        _ => return Err(bad("attachment thumbnail")),
+    };
     let provenance = read_provenance(doc, obj)?;
     Ok(Attachment {
         id,
@@ -140,7 +156,22 @@ fn read_one<R: Doc>(doc: &R, household: HouseholdId, key: &str, obj: &ObjId) -> 
         mime,
         size,
         hash,
+        thumbnail,
         provenance,
         local: false,
     })
+}
+
+fn read_size<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Result<Option<u64>> {
+    match doc.get(obj, key)? {
+        None => Ok(None),
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Uint(n) => Ok(Some(*n)),
+            ScalarValue::Int(n) => u64::try_from(*n)
+                .map(Some)
+                .map_err(|_| malformed("attachment size")),
+            _ => Err(malformed("attachment size")),
+        },
+        _ => Err(malformed("attachment size")),
+    }
 }

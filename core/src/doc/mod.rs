@@ -31,6 +31,7 @@ pub(crate) mod identity;
 mod later_sections_tests;
 #[cfg(test)]
 mod lean_tests;
+pub mod pinned;
 pub(crate) mod read;
 pub mod station;
 pub mod survey;

@@ -129,6 +129,57 @@ pub fn checked_mime(mime: &str) -> Result<&str> {
     }
 }
 
+/// How the app wants photos kept (ADR 0032), applied at capture to attachments of kind
+/// [`AttachmentKind::Photo`] that are JPEG or PNG; nothing unless the app asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhotoOptions {
+    /// A photo whose longest side is longer is scaled to this many pixels (aspect kept) and
+    /// re-encoded as JPEG; `None`: kept at its size.
+    pub longest_side: Option<u32>,
+    /// The JPEG quality (1-100) of a scaled photo and of the thumbnail.
+    pub jpeg_quality: u8,
+    /// A thumbnail (JPEG, this longest side) is kept and uploaded as its own blob, named by
+    /// the reference, for the app to show before the photo is fetched; `None`: no thumbnail.
+    pub thumbnail_side: Option<u32>,
+}
+
+impl Default for PhotoOptions {
+    /// Photos kept as they come: no scaling, no thumbnail.
+    fn default() -> Self {
+        PhotoOptions {
+            longest_side: None,
+            jpeg_quality: 80,
+            thumbnail_side: None,
+        }
+    }
+}
+
+impl PhotoOptions {
+    /// Sides of 16 to 16,384 pixels, a quality of 1 to 100.
+    pub fn check(&self) -> Result<()> {
+        let side_ok = |s: Option<u32>| s.is_none_or(|s| (16..=16_384).contains(&s));
+        if !side_ok(self.longest_side) || !side_ok(self.thumbnail_side) {
+            return Err(Error::InvalidInput("photo sides are 16 to 16384 pixels"));
+        }
+        if !(1..=100).contains(&self.jpeg_quality) {
+            return Err(Error::InvalidInput("JPEG quality is 1 to 100"));
+        }
+        Ok(())
+    }
+
+    /// Whether anything is to be done to a photo.
+    pub fn any(&self) -> bool {
+        self.longest_side.is_some() || self.thumbnail_side.is_some()
+    }
+}
+
+/// A blob named by a reference besides the attachment's own bytes (its thumbnail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobRef {
+    pub hash: BlobHash,
+    pub size: u64,
+}
+
 /// A new attachment: what the app passes to `Store::add_attachment`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAttachment {
@@ -148,6 +199,8 @@ pub struct Attachment {
     pub mime: String,
     pub size: u64,
     pub hash: BlobHash,
+    /// A small JPEG of a photo, its own blob (ADR 0032): fetched before the photo.
+    pub thumbnail: Option<BlobRef>,
     /// Who attached it, on which device, when.
     pub provenance: Provenance,
     /// Whether this phone holds the bytes (captured here, or downloaded).

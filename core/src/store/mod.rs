@@ -37,7 +37,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use access::CaseFileAccess;
-pub use attachments::{AttachmentUpload, AttachmentUploadState};
+pub use attachments::{AttachmentSource, AttachmentUpload, AttachmentUploadState};
 pub use cards::{CardStock, DuplicateCard, NewCard};
 pub use caseload::{DepartedHousehold, Gone};
 pub use db::{Durability, StoreKey};

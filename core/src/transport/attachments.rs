@@ -187,6 +187,17 @@ impl HttpTransport {
         }
     }
 
+    /// [`fetch_pinned_attachments`](Self::fetch_pinned_attachments) of the kinds this
+    /// phone's station pins ([`Store::pinned_attachment_kinds`], from the station document
+    /// received at sync; ADR 0032). Nothing pinned: nothing is asked of the server.
+    pub async fn fetch_station_pinned_attachments(
+        &self,
+        store: &Store,
+    ) -> Result<PinnedFetchReport> {
+        let kinds = store.pinned_attachment_kinds()?;
+        self.fetch_pinned_attachments(store, &kinds).await
+    }
+
     /// Download every attachment of `kinds` (a station's pinned kinds, e.g. signatures) that
     /// the households on this phone reference and it does not hold yet: call it after
     /// `sync`, like `upload_attachments`. A network failure ends the call with the error;
@@ -224,6 +235,34 @@ impl HttpTransport {
         hash: BlobHash,
     ) -> Result<Vec<u8>> {
         let size = store.attachment_by_hash(household, hash)?.size;
+        self.fetch_blob(store, household, hash, size).await
+    }
+
+    /// The thumbnail of a photo (ADR 0032), to show before the photo is fetched: from this
+    /// store or the server, like [`fetch_attachment`](Self::fetch_attachment). `None` when
+    /// the attachment has no thumbnail (not a photo, or captured without one).
+    pub async fn fetch_attachment_thumbnail(
+        &self,
+        store: &Store,
+        household: HouseholdId,
+        hash: BlobHash,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(thumb) = store.attachment_by_hash(household, hash)?.thumbnail else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.fetch_blob(store, household, thumb.hash, thumb.size)
+                .await?,
+        ))
+    }
+
+    async fn fetch_blob(
+        &self,
+        store: &Store,
+        household: HouseholdId,
+        hash: BlobHash,
+        size: u64,
+    ) -> Result<Vec<u8>> {
         loop {
             if let Some(bytes) = store.attachment_bytes(household, hash)? {
                 return Ok(bytes);

@@ -120,86 +120,77 @@ delegate! {
 }
 
 impl blobs::BlobStore for AnyStore {
-    fn blob(&self, hash: &doorstep_core::BlobHash) -> StoreResult<Option<blobs::BlobRow>> {
+    fn blob(&self, key: &blobs::BlobKey) -> StoreResult<Option<blobs::BlobRow>> {
         match self {
-            AnyStore::Sqlite(s) => s.blob(hash),
-            AnyStore::Postgres(s) => s.blob(hash),
+            AnyStore::Sqlite(s) => s.blob(key),
+            AnyStore::Postgres(s) => s.blob(key),
         }
     }
     fn begin_blob(
         &self,
-        hash: &doorstep_core::BlobHash,
+        key: &blobs::BlobKey,
         size: u64,
         device: DeviceId,
         quota: u64,
         now_ms: i64,
     ) -> StoreResult<blobs::BlobBegin> {
         match self {
-            AnyStore::Sqlite(s) => s.begin_blob(hash, size, device, quota, now_ms),
-            AnyStore::Postgres(s) => s.begin_blob(hash, size, device, quota, now_ms),
+            AnyStore::Sqlite(s) => s.begin_blob(key, size, device, quota, now_ms),
+            AnyStore::Postgres(s) => s.begin_blob(key, size, device, quota, now_ms),
         }
     }
     fn append_blob(
         &self,
-        hash: &doorstep_core::BlobHash,
+        key: &blobs::BlobKey,
         offset: u64,
         bytes: &[u8],
         now_ms: i64,
     ) -> StoreResult<u64> {
         match self {
-            AnyStore::Sqlite(s) => s.append_blob(hash, offset, bytes, now_ms),
-            AnyStore::Postgres(s) => s.append_blob(hash, offset, bytes, now_ms),
+            AnyStore::Sqlite(s) => s.append_blob(key, offset, bytes, now_ms),
+            AnyStore::Postgres(s) => s.append_blob(key, offset, bytes, now_ms),
         }
     }
-    fn finish_blob(&self, hash: &doorstep_core::BlobHash) -> StoreResult<bool> {
+    fn finish_blob(&self, key: &blobs::BlobKey) -> StoreResult<bool> {
         match self {
-            AnyStore::Sqlite(s) => s.finish_blob(hash),
-            AnyStore::Postgres(s) => s.finish_blob(hash),
+            AnyStore::Sqlite(s) => s.finish_blob(key),
+            AnyStore::Postgres(s) => s.finish_blob(key),
         }
     }
-    fn read_blob(
-        &self,
-        hash: &doorstep_core::BlobHash,
-        from: u64,
-        len: usize,
-    ) -> StoreResult<Vec<u8>> {
+    fn read_blob(&self, key: &blobs::BlobKey, from: u64, len: usize) -> StoreResult<Vec<u8>> {
         match self {
-            AnyStore::Sqlite(s) => s.read_blob(hash, from, len),
-            AnyStore::Postgres(s) => s.read_blob(hash, from, len),
+            AnyStore::Sqlite(s) => s.read_blob(key, from, len),
+            AnyStore::Postgres(s) => s.read_blob(key, from, len),
         }
     }
-    fn blob_referenced(
-        &self,
-        hash: &doorstep_core::BlobHash,
-        doc: HouseholdId,
-    ) -> StoreResult<bool> {
+    fn blob_referenced(&self, key: &blobs::BlobKey, doc: HouseholdId) -> StoreResult<bool> {
         match self {
-            AnyStore::Sqlite(s) => s.blob_referenced(hash, doc),
-            AnyStore::Postgres(s) => s.blob_referenced(hash, doc),
+            AnyStore::Sqlite(s) => s.blob_referenced(key, doc),
+            AnyStore::Postgres(s) => s.blob_referenced(key, doc),
         }
     }
-    fn note_blob_ref(&self, hash: &doorstep_core::BlobHash, doc: HouseholdId) -> StoreResult<()> {
+    fn note_blob_ref(&self, key: &blobs::BlobKey, doc: HouseholdId) -> StoreResult<()> {
         match self {
-            AnyStore::Sqlite(s) => s.note_blob_ref(hash, doc),
-            AnyStore::Postgres(s) => s.note_blob_ref(hash, doc),
+            AnyStore::Sqlite(s) => s.note_blob_ref(key, doc),
+            AnyStore::Postgres(s) => s.note_blob_ref(key, doc),
         }
     }
-    fn blob_tail(&self, hash: &doorstep_core::BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>> {
+    fn blob_tail(&self, key: &blobs::BlobKey) -> StoreResult<Option<(u64, Vec<u8>)>> {
         match self {
-            AnyStore::Sqlite(s) => s.blob_tail(hash),
-            AnyStore::Postgres(s) => s.blob_tail(hash),
+            AnyStore::Sqlite(s) => s.blob_tail(key),
+            AnyStore::Postgres(s) => s.blob_tail(key),
         }
     }
     fn set_blob_tail(
         &self,
-        hash: &doorstep_core::BlobHash,
+        key: &blobs::BlobKey,
         pos: u64,
         bytes: &[u8],
         now_ms: i64,
     ) -> StoreResult<()> {
         match self {
-            AnyStore::Sqlite(s) => s.set_blob_tail(hash, pos, bytes, now_ms),
-            AnyStore::Postgres(s) => s.set_blob_tail(hash, pos, bytes, now_ms),
+            AnyStore::Sqlite(s) => s.set_blob_tail(key, pos, bytes, now_ms),
+            AnyStore::Postgres(s) => s.set_blob_tail(key, pos, bytes, now_ms),
         }
     }
     fn sweep_partial_blobs(&self, before_ms: i64) -> StoreResult<blobs::BlobSweep> {
@@ -208,10 +199,10 @@ impl blobs::BlobStore for AnyStore {
             AnyStore::Postgres(s) => s.sweep_partial_blobs(before_ms),
         }
     }
-    fn clear_blob_tail(&self, hash: &doorstep_core::BlobHash) -> StoreResult<()> {
+    fn clear_blob_tail(&self, key: &blobs::BlobKey) -> StoreResult<()> {
         match self {
-            AnyStore::Sqlite(s) => s.clear_blob_tail(hash),
-            AnyStore::Postgres(s) => s.clear_blob_tail(hash),
+            AnyStore::Sqlite(s) => s.clear_blob_tail(key),
+            AnyStore::Postgres(s) => s.clear_blob_tail(key),
         }
     }
     fn blob_stats(&self) -> StoreResult<blobs::BlobStats> {

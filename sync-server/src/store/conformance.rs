@@ -71,6 +71,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     blobs_are_chunked_checked_limited_and_erased(&new_store());
     redaction_releases_the_blobs_its_generation_no_longer_names(&new_store());
     sweeps_delete_partial_uploads_untouched_since_the_cutoff(&new_store());
+    blobs_are_kept_per_station(&new_store());
 }
 
 pub fn credentials_lifecycle<S: ServerStore>(s: &S) {

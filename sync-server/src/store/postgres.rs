@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0013_blobs.sql"),
     include_str!("migrations/postgres/0014_station_zone_login_clients.sql"),
     include_str!("migrations/postgres/0015_blob_touched.sql"),
+    include_str!("migrations/postgres/0016_blobs_per_station.sql"),
 ];
 /// Key of the advisory lock that guards migrations.
 const MIGRATION_LOCK: i64 = 0x646f_6f72_7374_6570; // "doorstep"
@@ -833,7 +834,12 @@ impl ServerStore for PostgresStore {
         for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
             tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&d])?;
         }
-        blobs::release_doc(&mut tx, &d, kept_blobs)?;
+        // Blobs are kept per station (ADR 0032).
+        let kept: Vec<crate::store::blobs::BlobKey> = kept_blobs
+            .iter()
+            .map(|h| crate::store::blobs::BlobKey::new(station, *h))
+            .collect();
+        blobs::release_doc(&mut tx, &d, &kept)?;
         tx.commit()?;
         Ok(seq as u64)
     }
@@ -1143,4 +1149,117 @@ fn close_history(
         ],
     )?;
     Ok(seq)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod upgrade_tests {
+    use doorstep_core::BlobHash;
+
+    use super::*;
+    use crate::store::blobs::{BlobKey, BlobStore};
+
+    /// Schema 16 (ADR 0032) on a PostgreSQL store of schema 15 with blobs, as the SQLite
+    /// test of the same name: each blob keyed by the station of every household that
+    /// references it (copied when two stations do), with its chunks, tail and references.
+    /// Runs when DOORSTEP_TEST_POSTGRES names a database (CI sets it).
+    #[test]
+    fn schema_16_keys_the_blobs_of_an_older_store_by_station() {
+        let Ok(url) = std::env::var("DOORSTEP_TEST_POSTGRES") else {
+            eprintln!("DOORSTEP_TEST_POSTGRES not set: PostgreSQL upgrade skipped");
+            return;
+        };
+        let schema = format!("up16_{}", Uuid::new_v4().simple());
+        let mut c = Client::connect(&url, ::postgres::NoTls).unwrap();
+        c.batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path = {schema}"
+        ))
+        .unwrap();
+        for sql in &MIGRATIONS[..15] {
+            c.batch_execute(sql).unwrap();
+        }
+        c.batch_execute(
+            "CREATE TABLE schema_version (version BIGINT NOT NULL);
+             INSERT INTO schema_version VALUES (15)",
+        )
+        .unwrap();
+        let (a, b) = (StationId::new(), StationId::new());
+        let (da, db) = (HouseholdId::new(), HouseholdId::new());
+        let bytes = b"a photo both stations hold".as_slice();
+        let partial = b"half a signature".as_slice();
+        let (h, p) = (BlobHash::of(bytes), BlobHash::of(partial));
+        for (station, doc) in [(a, da), (b, db)] {
+            c.execute(
+                "INSERT INTO stations (station_id, name, created_at) VALUES ($1, '站', 1)",
+                &[&station.to_string()],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO documents (doc_id, station_id) VALUES ($1, $2)",
+                &[&doc.to_string(), &station.to_string()],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO blob_refs (hash, doc_id) VALUES ($1, $2)",
+                &[&h.0.as_slice(), &doc.to_string()],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO blob_refs (hash, doc_id) VALUES ($1, $2)",
+            &[&p.0.as_slice(), &da.to_string()],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO blobs (hash, size, received, complete, uploader, created_at, touched_at)
+             VALUES ($1, $2, $2, TRUE, 'dev', 1, 1), ($3, $4, 4, FALSE, 'dev', 1, 7)",
+            &[
+                &h.0.as_slice(),
+                &(bytes.len() as i64),
+                &p.0.as_slice(),
+                &(partial.len() as i64),
+            ],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO blob_chunks (hash, pos, bytes) VALUES ($1, 0, $2), ($3, 0, $4)",
+            &[&h.0.as_slice(), &bytes, &p.0.as_slice(), &&partial[..4]],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO blob_tails (hash, pos, bytes) VALUES ($1, 4, $2)",
+            &[&p.0.as_slice(), &&partial[4..8]],
+        )
+        .unwrap();
+
+        let store = PostgresStore::open(&url, Some(&schema), 2).unwrap();
+        for (station, doc) in [(a, da), (b, db)] {
+            let key = BlobKey::new(station, h);
+            assert!(store.blob(&key).unwrap().unwrap().complete);
+            assert_eq!(store.read_blob(&key, 0, 100).unwrap(), bytes);
+            assert!(store.blob_referenced(&key, doc).unwrap());
+        }
+        let pa = BlobKey::new(a, p);
+        assert_eq!(store.blob(&pa).unwrap().unwrap().received, 4);
+        assert_eq!(
+            store.blob_tail(&pa).unwrap(),
+            Some((4, partial[4..8].to_vec()))
+        );
+        assert_eq!(store.blob(&BlobKey::new(b, p)).unwrap(), None);
+        let bare: i64 = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM blobs WHERE octet_length(hash) <> 48)
+                      + (SELECT count(*) FROM blob_chunks WHERE octet_length(hash) <> 48)
+                      + (SELECT count(*) FROM blob_tails WHERE octet_length(hash) <> 48)
+                      + (SELECT count(*) FROM blob_refs WHERE octet_length(hash) <> 48)",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(bare, 0);
+        assert_eq!(store.blob_stats().unwrap().complete, 2);
+        drop(store);
+        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+    }
 }

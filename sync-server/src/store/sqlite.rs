@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_blobs.sql"),
     include_str!("migrations/0014_station_zone_login_clients.sql"),
     include_str!("migrations/0015_blob_touched.sql"),
+    include_str!("migrations/0016_blobs_per_station.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -1550,7 +1551,12 @@ impl ServerStore for SqliteStore {
             // The console's rows hold the old values: gone here (and its search index merged
             // below), read again from the generation by the caller.
             console::delete_doc(tx, &d)?;
-            blobs::release_doc(tx, &d, kept_blobs)?;
+            // Blobs are kept per station (ADR 0032).
+            let kept: Vec<crate::store::blobs::BlobKey> = kept_blobs
+                .iter()
+                .map(|h| crate::store::blobs::BlobKey::new(station, *h))
+                .collect();
+            blobs::release_doc(tx, &d, &kept)?;
             Ok(seq as u64)
         })?;
         self.write(|tx| {
@@ -1897,6 +1903,105 @@ mod upgrade_tests {
             "console_sessions",
         ];
         assert_eq!(schema_of(&old, &tables), schema_of(&fresh, &tables));
+    }
+
+    /// Schema 16 (ADR 0032) on a store of schema 15 with blobs: each blob is keyed by the
+    /// station of every household that references it (copied when two stations do), with
+    /// its chunks, tail and references; nothing is left under a bare hash.
+    #[test]
+    fn schema_16_keys_the_blobs_of_an_older_store_by_station() {
+        use crate::store::blobs::{BlobKey, BlobStore};
+        use doorstep_core::BlobHash;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let (a, b) = (StationId::new(), StationId::new());
+        let (da, db) = (HouseholdId::new(), HouseholdId::new());
+        let bytes = b"a photo both stations hold".as_slice();
+        let partial = b"half a signature".as_slice();
+        let (h, p) = (BlobHash::of(bytes), BlobHash::of(partial));
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            for (v, sql) in MIGRATIONS[..15].iter().enumerate() {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.execute_batch(&format!("PRAGMA user_version = {}", v + 1))
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            for (station, doc) in [(a, da), (b, db)] {
+                conn.execute(
+                    "INSERT INTO stations (station_id, name, created_at) VALUES (?1, '站', 1)",
+                    [station.to_string()],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO documents (doc_id, station_id) VALUES (?1, ?2)",
+                    [doc.to_string(), station.to_string()],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO blob_refs (hash, doc_id) VALUES (?1, ?2)",
+                    params![h.0.as_slice(), doc.to_string()],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO blob_refs (hash, doc_id) VALUES (?1, ?2)",
+                params![p.0.as_slice(), da.to_string()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO blobs (hash, size, received, complete, uploader, created_at, touched_at)
+                 VALUES (?1, ?2, ?2, 1, 'dev', 1, 1), (?3, ?4, 4, 0, 'dev', 1, 7)",
+                params![h.0.as_slice(), bytes.len() as i64, p.0.as_slice(), partial.len() as i64],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO blob_chunks (hash, pos, bytes) VALUES (?1, 0, ?2), (?3, 0, ?4)",
+                params![h.0.as_slice(), bytes, p.0.as_slice(), &partial[..4]],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO blob_tails (hash, pos, bytes) VALUES (?1, 4, ?2)",
+                params![p.0.as_slice(), &partial[4..8]],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open_file(&path).unwrap();
+        for (station, doc) in [(a, da), (b, db)] {
+            let key = BlobKey::new(station, h);
+            assert!(store.blob(&key).unwrap().unwrap().complete);
+            assert_eq!(store.read_blob(&key, 0, 100).unwrap(), bytes);
+            assert!(store.blob_referenced(&key, doc).unwrap());
+        }
+        let pa = BlobKey::new(a, p);
+        assert_eq!(store.blob(&pa).unwrap().unwrap().received, 4);
+        assert_eq!(
+            store.blob_tail(&pa).unwrap(),
+            Some((4, partial[4..8].to_vec()))
+        );
+        assert_eq!(
+            store.blob(&BlobKey::new(b, p)).unwrap(),
+            None,
+            "B never held it"
+        );
+        let bare: i64 = store
+            .reader()
+            .query_row(
+                "SELECT (SELECT count(*) FROM blobs WHERE length(hash) <> 48)
+                      + (SELECT count(*) FROM blob_chunks WHERE length(hash) <> 48)
+                      + (SELECT count(*) FROM blob_tails WHERE length(hash) <> 48)
+                      + (SELECT count(*) FROM blob_refs WHERE length(hash) <> 48)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(bare, 0);
+        assert_eq!(
+            store.blob_stats().unwrap().complete,
+            2,
+            "one copy per station"
+        );
     }
 
     /// Schema 8 on a store of schema 7 with console rows: each household's search row is

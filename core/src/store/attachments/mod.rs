@@ -6,7 +6,10 @@
 //! (an ordinary action on the household). A crash between them leaves bytes without a
 //! reference: never a reference whose bytes were lost.
 
+mod capture;
 mod downloads;
+#[cfg(feature = "photos")]
+mod photo;
 #[cfg(test)]
 mod tests;
 mod uploads;
@@ -15,8 +18,15 @@ use rusqlite::{params, OptionalExtension};
 
 use super::*;
 use crate::model::attachment::{
-    checked_mime, Attachment, BlobHash, NewAttachment, MAX_ATTACHMENT_BYTES,
+    checked_mime, Attachment, AttachmentKind, BlobHash, BlobRef, NewAttachment, PhotoOptions,
 };
+
+/// Where a capture's bytes come from: memory, or a file read in pieces.
+#[derive(Clone, Copy, Debug)]
+pub enum AttachmentSource<'a> {
+    Bytes(&'a [u8]),
+    File(&'a std::path::Path),
+}
 
 pub use uploads::{AttachmentUpload, AttachmentUploadState};
 
@@ -29,19 +39,121 @@ impl Store {
     /// The bytes are stored in this (encrypted) store under their SHA-256 and queued for
     /// upload; the reference, with who attached it, on which device and when, goes into
     /// the household's document and syncs with it. Empty or larger than
-    /// [`MAX_ATTACHMENT_BYTES`]: refused.
+    /// [`MAX_ATTACHMENT_BYTES`](crate::model::attachment::MAX_ATTACHMENT_BYTES): refused.
     pub fn add_attachment(
         &self,
         household: HouseholdId,
         new: &NewAttachment,
         bytes: &[u8],
     ) -> Result<Attachment> {
-        if bytes.is_empty() {
-            return Err(Error::InvalidInput("an attachment needs bytes"));
+        self.capture(household, new, None, |tx| {
+            capture::keep_bytes(tx, household, bytes)
+        })
+    }
+
+    /// Attach the file at `path` (what a camera or a scanner app wrote): like
+    /// [`add_attachment`](Self::add_attachment), but the file is read in pieces straight
+    /// into the store, so a 16 MiB scan never sits whole in memory. A missing file is
+    /// `NotFound("attachment file")`; a directory, an unreadable file, or one that changes
+    /// while it is read is `InvalidInput`; empty or larger than [`MAX_ATTACHMENT_BYTES`](crate::model::attachment::MAX_ATTACHMENT_BYTES)
+    /// likewise, before a byte is read. The file itself is left alone (the app deletes it).
+    pub fn add_attachment_file(
+        &self,
+        household: HouseholdId,
+        new: &NewAttachment,
+        path: &std::path::Path,
+    ) -> Result<Attachment> {
+        let file = capture::open_file(path)?;
+        self.capture(household, new, None, |tx| {
+            capture::keep_file(tx, household, file)
+        })
+    }
+
+    /// [`add_attachment`](Self::add_attachment) or
+    /// [`add_attachment_file`](Self::add_attachment_file), a photo kept as `photo` says
+    /// (ADR 0032): a JPEG or PNG photo scaled down to a longest side and re-encoded as
+    /// JPEG (the reference's MIME type says so), and a thumbnail kept, uploaded and named
+    /// by the reference. Other kinds, other types and photos already small enough are kept
+    /// as they come. A JPEG or PNG photo that does not decode is refused (`InvalidInput`):
+    /// the worker can retake it, or the app attach it without options. Needs the `photos`
+    /// feature (the bindings have it); without it, asking to scale is `InvalidInput`.
+    pub fn add_attachment_with(
+        &self,
+        household: HouseholdId,
+        new: &NewAttachment,
+        source: AttachmentSource<'_>,
+        photo: &PhotoOptions,
+    ) -> Result<Attachment> {
+        photo.check()?;
+        let wanted = new.kind == AttachmentKind::Photo
+            && photo.any()
+            && ["image/jpeg", "image/png"]
+                .iter()
+                .any(|m| checked_mime(&new.mime).is_ok_and(|x| x.eq_ignore_ascii_case(m)));
+        if wanted {
+            return self.add_prepared_photo(household, new, source, photo);
         }
-        if bytes.len() as u64 > MAX_ATTACHMENT_BYTES {
-            return Err(Error::InvalidInput("attachment larger than the limit"));
+        match source {
+            AttachmentSource::Bytes(bytes) => self.add_attachment(household, new, bytes),
+            AttachmentSource::File(path) => self.add_attachment_file(household, new, path),
         }
+    }
+
+    #[cfg(feature = "photos")]
+    fn add_prepared_photo(
+        &self,
+        household: HouseholdId,
+        new: &NewAttachment,
+        source: AttachmentSource<'_>,
+        photo: &PhotoOptions,
+    ) -> Result<Attachment> {
+        // Decoding needs the whole photo in memory (at most the 16 MiB limit).
+        let read;
+        let bytes = match source {
+            AttachmentSource::Bytes(b) => {
+                capture::checked_size(b.len() as u64)?;
+                b
+            }
+            AttachmentSource::File(path) => {
+                read = capture::read_file(path)?;
+                read.as_slice()
+            }
+        };
+        let Some(prepared) = photo::prepare(bytes, &new.mime, photo)? else {
+            return self.add_attachment(household, new, bytes);
+        };
+        let new = NewAttachment {
+            mime: prepared.mime,
+            ..new.clone()
+        };
+        let kept = prepared.bytes;
+        self.capture(household, &new, prepared.thumbnail.as_deref(), |tx| {
+            capture::keep_bytes(tx, household, &kept)
+        })
+    }
+
+    #[cfg(not(feature = "photos"))]
+    fn add_prepared_photo(
+        &self,
+        _: HouseholdId,
+        _: &NewAttachment,
+        _: AttachmentSource<'_>,
+        _: &PhotoOptions,
+    ) -> Result<Attachment> {
+        Err(Error::InvalidInput(
+            "this build does not scale photos (the `photos` feature)",
+        ))
+    }
+
+    /// Check the request, keep the bytes (`keep`, in the capture's first transaction:
+    /// returns their hash and size) and queue them, then write the reference.
+    fn capture(
+        &self,
+        household: HouseholdId,
+        new: &NewAttachment,
+        thumbnail: Option<&[u8]>,
+        keep: impl FnOnce(&Connection) -> Result<(BlobHash, u64)>,
+    ) -> Result<Attachment> {
         let mime = checked_mime(&new.mime)?.to_owned();
         let new = &NewAttachment {
             mime: mime.clone(),
@@ -51,41 +163,49 @@ impl Store {
         self.read(household, |doc| {
             doc::attachments::check_record(doc, new.record)
         })?;
-        let hash = BlobHash::of(bytes);
-        let size = bytes.len() as u64;
         let h = household.to_string();
-        {
+        let (hash, size, thumbnail) = {
             let mut w = self.writer();
             let tx = w.conn.transaction()?;
-            tx.execute(
-                "INSERT OR IGNORE INTO attachment_blobs (doc_id, hash, size, held, data)
-                 VALUES (?1, ?2, ?3, ?3, ?4)",
-                params![h, hash.0.as_slice(), size_i64(size), bytes],
-            )?;
-            // A download under way of the same bytes is finished by the capture.
-            tx.execute(
-                "UPDATE attachment_blobs SET held = size, data = ?3
-                 WHERE doc_id = ?1 AND hash = ?2 AND held < size",
-                params![h, hash.0.as_slice(), bytes],
-            )?;
-            tx.execute(
-                "INSERT OR IGNORE INTO attachment_uploads
-                 (doc_id, hash, size, state, sent, reason, queued_at)
-                 VALUES (?1, ?2, ?3, 'pending', 0, NULL, ?4)",
-                params![h, hash.0.as_slice(), size_i64(size), (self.clock)().0],
-            )?;
+            let (hash, size) = keep(&tx)?;
+            let thumbnail = match thumbnail {
+                Some(t) => {
+                    let (hash, size) = capture::keep_bytes(&tx, household, t)?;
+                    Some(BlobRef { hash, size })
+                }
+                None => None,
+            };
+            // The thumbnail is queued a millisecond before its photo, so it goes up first
+            // (the queue is worked oldest first): it is what a colleague's phone shows first.
+            let now = (self.clock)().0;
+            for (hash, size, queued_at) in thumbnail
+                .iter()
+                .map(|t| (t.hash, t.size, now.saturating_sub(1)))
+                .chain([(hash, size, now)])
+            {
+                tx.execute(
+                    "INSERT OR IGNORE INTO attachment_uploads
+                     (doc_id, hash, size, state, sent, reason, queued_at)
+                     VALUES (?1, ?2, ?3, 'pending', 0, NULL, ?4)",
+                    params![h, hash.0.as_slice(), size_i64(size), queued_at],
+                )?;
+            }
             tx.commit()?;
-        }
+            (hash, size, thumbnail)
+        };
         let id = AttachmentId::new();
         let p = self.provenance();
         let referenced = self.act(
             household,
             Scope::Record(EntityKind::Household, Uuid::nil()),
-            |tx, p| doc::attachments::add(tx, id, new, size, hash, p),
+            |tx, p| doc::attachments::add(tx, id, new, size, hash, thumbnail, p),
         );
         if let Err(e) = referenced {
             // No reference: bytes kept only for it would never be uploaded or shown.
             self.forget_unreferenced(household, hash)?;
+            if let Some(t) = thumbnail {
+                self.forget_unreferenced(household, t.hash)?;
+            }
             return Err(e);
         }
         Ok(Attachment {
@@ -96,6 +216,7 @@ impl Store {
             mime,
             size,
             hash,
+            thumbnail,
             provenance: p,
             local: true,
         })
@@ -104,9 +225,10 @@ impl Store {
     /// Drop the bytes and queue entry of a blob the household's document does not reference.
     fn forget_unreferenced(&self, household: HouseholdId, hash: BlobHash) -> Result<()> {
         let referenced = self
-            .read(household, |doc| doc::attachments::read_all(doc, household))?
-            .iter()
-            .any(|a| a.hash == hash);
+            .read(household, |doc| {
+                doc::attachments::referenced_hashes(doc, household)
+            })?
+            .contains(&hash);
         if !referenced {
             let w = self.writer();
             let h = household.to_string();
@@ -181,6 +303,18 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// The attachment kinds this phone's station pins (ADR 0032: a setting of the station
+    /// document, set with `doorstep-server station pinned-attachments`, received at sync):
+    /// what `HttpTransport::fetch_station_pinned_attachments` downloads eagerly. None
+    /// before the first sync or when the station pins nothing.
+    pub fn pinned_attachment_kinds(&self) -> Result<Vec<crate::model::attachment::AttachmentKind>> {
+        let station = crate::doc::station::station_doc_id(self.station());
+        match self.read(station, crate::doc::pinned::read_pinned_kinds) {
+            Err(Error::NotFound(_)) => Ok(Vec::new()),
+            r => r,
+        }
     }
 
     /// The reference of an attachment of the household with these bytes.

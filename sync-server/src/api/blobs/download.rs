@@ -12,6 +12,7 @@ use doorstep_core::BlobHash;
 
 use super::{authorise, failed, referenced_size, target, token_of, work, Refused};
 use crate::api::Shared;
+use crate::store::blobs::BlobKey;
 use crate::store::ServerStore;
 
 #[derive(Debug, serde::Deserialize)]
@@ -33,13 +34,14 @@ pub(in crate::api) async fn download<S: ServerStore>(
         let token = token_of(&headers)?;
         let (hash, doc) = target(&hash, &headers)?;
         work(&state, move |st| {
-            authorise(st, &token, doc)?;
+            let auth = authorise(st, &token, doc)?;
+            let key = BlobKey::new(auth.station, hash);
             let store = st.sync.store();
-            if !store.blob_referenced(&hash, doc).map_err(failed)? {
-                referenced_size(st, doc, &hash)?;
+            if !store.blob_referenced(&key, doc).map_err(failed)? {
+                referenced_size(st, doc, &key)?;
             }
             let row = store
-                .blob(&hash)
+                .blob(&key)
                 .map_err(failed)?
                 .filter(|r| r.complete)
                 .ok_or(Refused::Code(StatusCode::NOT_FOUND, refusal::NOT_FOUND))?;
@@ -50,7 +52,7 @@ pub(in crate::api) async fn download<S: ServerStore>(
                 ));
             }
             let bytes = store
-                .read_blob(&hash, from, DOWNLOAD_PIECE)
+                .read_blob(&key, from, DOWNLOAD_PIECE)
                 .map_err(failed)?;
             Ok((row.size, bytes))
         })

@@ -25,7 +25,7 @@ use doorstep_core::{BlobHash, HouseholdId};
 
 use super::{bearer, unauthorized, AppState, Shared};
 use crate::credentials::hash_secret;
-use crate::store::blobs::{BlobRow, BlobStore};
+use crate::store::blobs::{BlobKey, BlobRow, BlobStore};
 use crate::store::{DeviceAuth, ServerStore, StoreError};
 
 /// Why a blob request was not served.
@@ -121,7 +121,7 @@ fn authorise<S: ServerStore>(
 fn referenced_size<S: ServerStore>(
     st: &AppState<S>,
     doc: HouseholdId,
-    hash: &BlobHash,
+    key: &BlobKey,
 ) -> Result<u64, Refused> {
     let store = st.sync.store();
     let stored = store
@@ -132,16 +132,22 @@ fn referenced_size<S: ServerStore>(
             refusal::NOT_REFERENCED,
         ))?;
     let automerge = crate::snapshot::load_stored(&stored).map_err(|_| Refused::Failed)?;
+    // The attachment's bytes, or its thumbnail's (ADR 0032).
     let size = doorstep_core::doc::attachments::read_all(&automerge, doc)
         .map_err(|_| Refused::Failed)?
         .into_iter()
-        .find(|a| a.hash == *hash)
-        .map(|a| a.size)
+        .find_map(|a| {
+            if a.hash == key.hash {
+                Some(a.size)
+            } else {
+                a.thumbnail.filter(|t| t.hash == key.hash).map(|t| t.size)
+            }
+        })
         .ok_or(Refused::Code(
             StatusCode::FORBIDDEN,
             refusal::NOT_REFERENCED,
         ))?;
-    store.note_blob_ref(hash, doc).map_err(failed)?;
+    store.note_blob_ref(key, doc).map_err(failed)?;
     Ok(size)
 }
 
@@ -156,12 +162,12 @@ fn status_of(r: BlobRow) -> BlobStatus {
 /// The status with the tail of a cut chunk the server holds.
 fn status_with_tail<S: BlobStore + ?Sized>(
     store: &S,
-    hash: &BlobHash,
+    key: &BlobKey,
     r: BlobRow,
 ) -> Result<BlobStatus, Refused> {
     let mut s = status_of(r);
     if !r.complete {
-        if let Some((pos, bytes)) = store.blob_tail(hash).map_err(failed)? {
+        if let Some((pos, bytes)) = store.blob_tail(key).map_err(failed)? {
             if pos == r.received {
                 s.tail = bytes.len() as u64;
             }

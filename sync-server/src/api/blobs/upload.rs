@@ -20,7 +20,7 @@ use super::{
     status_with_tail, target, token_of, work, Refused,
 };
 use crate::api::{BodyError, Shared};
-use crate::store::blobs::BlobBegin;
+use crate::store::blobs::{BlobBegin, BlobKey};
 use crate::store::{ServerStore, StoreError};
 
 /// Read a body of at most `limit` bytes by `deadline`, keeping what arrived when it is cut
@@ -65,7 +65,8 @@ pub(in crate::api) async fn status<S: ServerStore>(
         let size = size_header(&headers)?;
         work(&state, move |st| {
             let auth = authorise(st, &token, doc)?;
-            let referenced = referenced_size(st, doc, &hash)?;
+            let key = BlobKey::new(auth.station, hash);
+            let referenced = referenced_size(st, doc, &key)?;
             if referenced != size {
                 return Err(Refused::Code(
                     StatusCode::BAD_REQUEST,
@@ -82,7 +83,7 @@ pub(in crate::api) async fn status<S: ServerStore>(
                 .sync
                 .store()
                 .begin_blob(
-                    &hash,
+                    &key,
                     size,
                     auth.device,
                     st.config.blob_quota,
@@ -94,7 +95,7 @@ pub(in crate::api) async fn status<S: ServerStore>(
                     if r.complete {
                         st.metrics.blob_dedup.fetch_add(1, Relaxed);
                     }
-                    status_with_tail(st.sync.store().as_ref(), &hash, r)
+                    status_with_tail(st.sync.store().as_ref(), &key, r)
                 }
                 BlobBegin::SizeMismatch => Err(Refused::Code(
                     StatusCode::BAD_REQUEST,
@@ -151,12 +152,12 @@ async fn put_chunk<S: ServerStore>(
         (request.hash, request.start, request.offset, request.claimed);
     // Authorised before the body is read: a stranger's chunk costs no memory.
     let t = token.clone();
-    work(state, move |st| {
-        authorise(st, &t, doc)?;
+    let station = work(state, move |st| {
+        let auth = authorise(st, &t, doc)?;
         if !st
             .sync
             .store()
-            .blob_referenced(&hash, doc)
+            .blob_referenced(&BlobKey::new(auth.station, hash), doc)
             .map_err(failed)?
         {
             return Err(Refused::Code(
@@ -164,9 +165,11 @@ async fn put_chunk<S: ServerStore>(
                 refusal::NOT_REFERENCED,
             ));
         }
-        Ok(())
+        Ok(auth.station)
     })
     .await?;
+    // The blob as this station holds it (ADR 0032).
+    let key = BlobKey::new(station, hash);
     let declared = crate::api::content_length(headers).unwrap_or(MAX_CHUNK as u64);
     let _budget = state
         .reserve_body_memory(declared.min(MAX_CHUNK as u64))
@@ -193,7 +196,7 @@ async fn put_chunk<S: ServerStore>(
                     let store = st.sync.store();
                     let mut tail = Vec::new();
                     if start < offset {
-                        match store.blob_tail(&hash).map_err(failed)? {
+                        match store.blob_tail(&key).map_err(failed)? {
                             Some((pos, held))
                                 if pos == start && start + held.len() as u64 == offset =>
                             {
@@ -204,7 +207,7 @@ async fn put_chunk<S: ServerStore>(
                     }
                     tail.extend_from_slice(&bytes);
                     store
-                        .set_blob_tail(&hash, start, &tail, crate::now_ms())
+                        .set_blob_tail(&key, start, &tail, crate::now_ms())
                         .map_err(failed)
                 })
                 .await?;
@@ -222,7 +225,7 @@ async fn put_chunk<S: ServerStore>(
     work(state, move |st| {
         let store = st.sync.store();
         let row = store
-            .blob(&hash)
+            .blob(&key)
             .map_err(failed)?
             .ok_or(Refused::Offset(BlobStatus {
                 received: 0,
@@ -234,7 +237,7 @@ async fn put_chunk<S: ServerStore>(
         }
         // The whole chunk: the tail the server holds, then this body.
         let chunk = if start < offset {
-            match store.blob_tail(&hash).map_err(failed)? {
+            match store.blob_tail(&key).map_err(failed)? {
                 Some((pos, mut held))
                     if pos == start
                         && pos == row.received
@@ -246,7 +249,7 @@ async fn put_chunk<S: ServerStore>(
                 _ => {
                     return Err(Refused::Offset(status_with_tail(
                         store.as_ref(),
-                        &hash,
+                        &key,
                         row,
                     )?))
                 }
@@ -256,24 +259,24 @@ async fn put_chunk<S: ServerStore>(
         };
         if BlobHash::of(&chunk) != claimed {
             tracing::warn!(%doc, offset, "blob chunk refused: it does not match its hash");
-            store.clear_blob_tail(&hash).map_err(failed)?;
+            store.clear_blob_tail(&key).map_err(failed)?;
             return Err(Refused::Code(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 refusal::CHUNK_CORRUPT,
             ));
         }
-        let received = match store.append_blob(&hash, start, &chunk, crate::now_ms()) {
+        let received = match store.append_blob(&key, start, &chunk, crate::now_ms()) {
             Ok(n) => n,
             Err(StoreError::Conflict(_)) | Err(StoreError::NotFound(_)) => {
                 return Err(Refused::Offset(status_with_tail(
                     store.as_ref(),
-                    &hash,
+                    &key,
                     row,
                 )?));
             }
             Err(e) => return Err(failed(e)),
         };
-        store.clear_blob_tail(&hash).map_err(failed)?;
+        store.clear_blob_tail(&key).map_err(failed)?;
         if received < row.size {
             return Ok(BlobStatus {
                 received,
@@ -281,7 +284,7 @@ async fn put_chunk<S: ServerStore>(
                 tail: 0,
             });
         }
-        if store.finish_blob(&hash).map_err(failed)? {
+        if store.finish_blob(&key).map_err(failed)? {
             st.metrics.blob_uploads.fetch_add(1, Relaxed);
             tracing::info!(%doc, size = row.size, "blob complete");
             Ok(BlobStatus {

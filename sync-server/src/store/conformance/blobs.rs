@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use doorstep_core::protocol::ErasureReason;
-use doorstep_core::{BlobHash, DeviceId, HouseholdId};
+use doorstep_core::{BlobHash, DeviceId, HouseholdId, StationId};
 
 use super::append;
 use crate::store::blobs::*;
@@ -23,7 +23,7 @@ pub fn blobs_are_chunked_checked_limited_and_erased<S: ServerStore>(s: &S) {
     )
     .unwrap();
     let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 31 % 256) as u8).collect();
-    let h = BlobHash::of(&bytes);
+    let h = BlobKey::new(station, BlobHash::of(&bytes));
     assert_eq!(s.blob(&h).unwrap(), None);
     let fresh = BlobRow {
         size: 1000,
@@ -84,7 +84,7 @@ pub fn blobs_are_chunked_checked_limited_and_erased<S: ServerStore>(s: &S) {
     assert_eq!(s.read_blob(&h, 350, 400).unwrap(), &bytes[350..750]);
     assert_eq!(s.read_blob(&h, 999, 10).unwrap(), &bytes[999..]);
     // The device's limit counts what it started.
-    let other = BlobHash::of(b"other");
+    let other = BlobKey::new(station, BlobHash::of(b"other"));
     assert_eq!(
         s.begin_blob(&other, 600, dev, 1500, 3).unwrap(),
         BlobBegin::OverQuota
@@ -114,8 +114,8 @@ pub fn blobs_are_chunked_checked_limited_and_erased<S: ServerStore>(s: &S) {
 }
 
 /// A whole blob of `bytes`, started by `dev`.
-fn held<S: ServerStore>(s: &S, dev: DeviceId, bytes: &[u8]) -> BlobHash {
-    let h = BlobHash::of(bytes);
+fn held<S: ServerStore>(s: &S, station: StationId, dev: DeviceId, bytes: &[u8]) -> BlobKey {
+    let h = BlobKey::new(station, BlobHash::of(bytes));
     s.begin_blob(&h, bytes.len() as u64, dev, u64::MAX, 1)
         .unwrap();
     s.append_blob(&h, 0, bytes, 1).unwrap();
@@ -138,11 +138,11 @@ pub fn redaction_releases_the_blobs_its_generation_no_longer_names<S: ServerStor
         &[append(d1, &[(1, b"a")]), append(d2, &[(2, b"b")])],
     )
     .unwrap();
-    let only_here = held(s, dev, b"a photo of the redacted person");
-    let shared = held(s, dev, b"a photo attached in both households");
-    let kept = held(s, dev, b"the household's own photo");
+    let only_here = held(s, station, dev, b"a photo of the redacted person");
+    let shared = held(s, station, dev, b"a photo attached in both households");
+    let kept = held(s, station, dev, b"the household's own photo");
     let partial_bytes = b"a signature cut on the way";
-    let partial = BlobHash::of(partial_bytes);
+    let partial = BlobKey::new(station, BlobHash::of(partial_bytes));
     s.begin_blob(&partial, partial_bytes.len() as u64, dev, u64::MAX, 1)
         .unwrap();
     s.append_blob(&partial, 0, &partial_bytes[..5], 1).unwrap();
@@ -163,7 +163,7 @@ pub fn redaction_releases_the_blobs_its_generation_no_longer_names<S: ServerStor
         items: vec![format!("person/{}", uuid::Uuid::now_v7())],
     };
     assert!(matches!(
-        s.redact_document(station, &notice, b"generation 1", 0, &[kept]),
+        s.redact_document(station, &notice, b"generation 1", 0, &[kept.hash]),
         Err(StoreError::Conflict(_))
     ));
     assert!(
@@ -171,7 +171,7 @@ pub fn redaction_releases_the_blobs_its_generation_no_longer_names<S: ServerStor
         "a refused redaction keeps every blob"
     );
     assert!(s.blob_referenced(&only_here, d1).unwrap());
-    s.redact_document(station, &notice, b"generation 1", 1, &[kept])
+    s.redact_document(station, &notice, b"generation 1", 1, &[kept.hash])
         .unwrap();
     assert_eq!(s.blob(&only_here).unwrap(), None);
     assert_eq!(s.read_blob(&only_here, 0, 100).unwrap(), Vec::<u8>::new());
@@ -203,9 +203,9 @@ pub fn sweeps_delete_partial_uploads_untouched_since_the_cutoff<S: ServerStore>(
     let dev = DeviceId::new();
     let d1 = HouseholdId::new();
     s.commit(station, dev, &[append(d1, &[(1, b"a")])]).unwrap();
-    let whole = held(s, dev, b"a whole photo from long ago");
+    let whole = held(s, station, dev, b"a whole photo from long ago");
     let partial = |bytes: &[u8]| {
-        let h = BlobHash::of(bytes);
+        let h = BlobKey::new(station, BlobHash::of(bytes));
         s.begin_blob(&h, bytes.len() as u64, dev, u64::MAX, 10)
             .unwrap();
         s.append_blob(&h, 0, &bytes[..5], 10).unwrap();
@@ -255,7 +255,7 @@ pub fn sweeps_delete_partial_uploads_untouched_since_the_cutoff<S: ServerStore>(
     );
     // What the device had started no longer counts against its limit.
     let limit = whole_len() + 20;
-    let again = BlobHash::of(b"twenty bytes exactly");
+    let again = BlobKey::new(station, BlobHash::of(b"twenty bytes exactly"));
     assert!(matches!(
         s.begin_blob(&again, 20, dev, limit, 70).unwrap(),
         BlobBegin::Row(_)
@@ -264,4 +264,46 @@ pub fn sweeps_delete_partial_uploads_untouched_since_the_cutoff<S: ServerStore>(
 
 fn whole_len() -> u64 {
     b"a whole photo from long ago".len() as u64
+}
+
+/// Blobs are kept and deduplicated per station (ADR 0032): the same bytes under two
+/// stations are two blobs. A status in one station says nothing of the other's (it must
+/// send every byte), and erasing the last household of one station that references them
+/// leaves the other station's copy.
+pub fn blobs_are_kept_per_station<S: ServerStore>(s: &S) {
+    let (a, b) = (
+        s.create_station("A", 1).unwrap(),
+        s.create_station("B", 1).unwrap(),
+    );
+    let (dev_a, dev_b) = (DeviceId::new(), DeviceId::new());
+    let (da, db) = (HouseholdId::new(), HouseholdId::new());
+    s.commit(a, dev_a, &[append(da, &[(1, b"a")])]).unwrap();
+    s.commit(b, dev_b, &[append(db, &[(2, b"b")])]).unwrap();
+    let bytes = b"the same photo in two stations";
+    let in_a = held(s, a, dev_a, bytes);
+    s.note_blob_ref(&in_a, da).unwrap();
+    let in_b = BlobKey::new(b, in_a.hash);
+    assert_ne!(in_a, in_b);
+    assert_eq!(s.blob(&in_b).unwrap(), None, "B does not see A's blob");
+    assert!(!s.blob_referenced(&in_b, da).unwrap());
+    let fresh = BlobRow {
+        size: bytes.len() as u64,
+        received: 0,
+        complete: false,
+    };
+    assert_eq!(
+        s.begin_blob(&in_b, bytes.len() as u64, dev_b, u64::MAX, 2)
+            .unwrap(),
+        BlobBegin::Row(fresh),
+        "B's device sends every byte"
+    );
+    s.append_blob(&in_b, 0, bytes, 2).unwrap();
+    assert!(s.finish_blob(&in_b).unwrap());
+    s.note_blob_ref(&in_b, db).unwrap();
+    assert_eq!(s.blob_stats().unwrap().complete, 2);
+    s.erase_document(a, da, ErasureReason::Other, "test", 3)
+        .unwrap();
+    assert_eq!(s.blob(&in_a).unwrap(), None);
+    assert!(s.blob(&in_b).unwrap().unwrap().complete, "B's copy stays");
+    assert_eq!(s.read_blob(&in_b, 0, 100).unwrap(), bytes);
 }

@@ -3,7 +3,7 @@
 //! instances appending to one blob cannot both take the same offset.
 
 use ::postgres::GenericClient;
-use doorstep_core::{BlobHash, DeviceId, HouseholdId};
+use doorstep_core::{DeviceId, HouseholdId};
 
 use super::PostgresStore;
 use crate::store::blobs::*;
@@ -17,13 +17,13 @@ fn u(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-fn row(c: &mut impl GenericClient, hash: &BlobHash, lock: bool) -> StoreResult<Option<BlobRow>> {
+fn row(c: &mut impl GenericClient, key: &BlobKey, lock: bool) -> StoreResult<Option<BlobRow>> {
     let sql = if lock {
         "SELECT size, received, complete FROM blobs WHERE hash = $1 FOR UPDATE"
     } else {
         "SELECT size, received, complete FROM blobs WHERE hash = $1"
     };
-    Ok(c.query_opt(sql, &[&hash.0.as_slice()])?.map(|r| BlobRow {
+    Ok(c.query_opt(sql, &[&key.as_bytes()])?.map(|r| BlobRow {
         size: u(r.get(0)),
         received: u(r.get(1)),
         complete: r.get(2),
@@ -31,13 +31,13 @@ fn row(c: &mut impl GenericClient, hash: &BlobHash, lock: bool) -> StoreResult<O
 }
 
 impl BlobStore for PostgresStore {
-    fn blob(&self, hash: &BlobHash) -> StoreResult<Option<BlobRow>> {
-        row(&mut *self.pool.get()?, hash, false)
+    fn blob(&self, key: &BlobKey) -> StoreResult<Option<BlobRow>> {
+        row(&mut *self.pool.get()?, key, false)
     }
 
     fn begin_blob(
         &self,
-        hash: &BlobHash,
+        key: &BlobKey,
         size: u64,
         device: DeviceId,
         quota: u64,
@@ -48,11 +48,11 @@ impl BlobStore for PostgresStore {
         let dev = device.to_string();
         // One device's uploads are counted one at a time.
         tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&dev])?;
-        if let Some(r) = row(&mut tx, hash, true)? {
+        if let Some(r) = row(&mut tx, key, true)? {
             if !r.complete {
                 tx.execute(
                     "UPDATE blobs SET touched_at = $2 WHERE hash = $1",
-                    &[&hash.0.as_slice(), &now_ms],
+                    &[&key.as_bytes(), &now_ms],
                 )?;
             }
             tx.commit()?;
@@ -74,11 +74,11 @@ impl BlobStore for PostgresStore {
         let inserted = tx.execute(
             "INSERT INTO blobs (hash, size, received, complete, uploader, created_at, touched_at)
              VALUES ($1, $2, 0, FALSE, $3, $4, $4) ON CONFLICT (hash) DO NOTHING",
-            &[&hash.0.as_slice(), &i(size), &dev, &now_ms],
+            &[&key.as_bytes(), &i(size), &dev, &now_ms],
         )?;
         if inserted == 0 {
             // Another device started it at the same instant: answer with its row.
-            let r = row(&mut tx, hash, false)?.ok_or(StoreError::NotFound("blob"))?;
+            let r = row(&mut tx, key, false)?.ok_or(StoreError::NotFound("blob"))?;
             tx.commit()?;
             return Ok(if r.size == size {
                 BlobBegin::Row(r)
@@ -96,35 +96,35 @@ impl BlobStore for PostgresStore {
 
     fn append_blob(
         &self,
-        hash: &BlobHash,
+        key: &BlobKey,
         offset: u64,
         bytes: &[u8],
         now_ms: i64,
     ) -> StoreResult<u64> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
-        let r = row(&mut tx, hash, true)?.ok_or(StoreError::NotFound("blob"))?;
+        let r = row(&mut tx, key, true)?.ok_or(StoreError::NotFound("blob"))?;
         let end = offset.saturating_add(bytes.len() as u64);
         if r.complete || r.received != offset || end > r.size {
             return Err(StoreError::Conflict("chunk does not continue the blob"));
         }
         tx.execute(
             "INSERT INTO blob_chunks (hash, pos, bytes) VALUES ($1, $2, $3)",
-            &[&hash.0.as_slice(), &i(offset), &bytes],
+            &[&key.as_bytes(), &i(offset), &bytes],
         )?;
         tx.execute(
             "UPDATE blobs SET received = $2, touched_at = $3 WHERE hash = $1",
-            &[&hash.0.as_slice(), &i(end), &now_ms],
+            &[&key.as_bytes(), &i(end), &now_ms],
         )?;
         tx.commit()?;
         Ok(end)
     }
 
-    fn finish_blob(&self, hash: &BlobHash) -> StoreResult<bool> {
+    fn finish_blob(&self, key: &BlobKey) -> StoreResult<bool> {
         use sha2::Digest;
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
-        let r = row(&mut tx, hash, true)?.ok_or(StoreError::NotFound("blob"))?;
+        let r = row(&mut tx, key, true)?.ok_or(StoreError::NotFound("blob"))?;
         if r.complete {
             return Ok(true);
         }
@@ -132,39 +132,39 @@ impl BlobStore for PostgresStore {
         let mut held = 0u64;
         for chunk in tx.query(
             "SELECT bytes FROM blob_chunks WHERE hash = $1 ORDER BY pos",
-            &[&hash.0.as_slice()],
+            &[&key.as_bytes()],
         )? {
             let b: &[u8] = chunk.get(0);
             held += b.len() as u64;
             hasher.update(b);
         }
         let digest: [u8; 32] = hasher.finalize().into();
-        if held == r.size && digest == hash.0 {
+        if held == r.size && digest == key.hash.0 {
             tx.execute(
                 "UPDATE blobs SET complete = TRUE WHERE hash = $1",
-                &[&hash.0.as_slice()],
+                &[&key.as_bytes()],
             )?;
             tx.commit()?;
             return Ok(true);
         }
         tx.execute(
             "DELETE FROM blob_chunks WHERE hash = $1",
-            &[&hash.0.as_slice()],
+            &[&key.as_bytes()],
         )?;
         tx.execute(
             "UPDATE blobs SET received = 0 WHERE hash = $1",
-            &[&hash.0.as_slice()],
+            &[&key.as_bytes()],
         )?;
         tx.commit()?;
         Ok(false)
     }
 
-    fn read_blob(&self, hash: &BlobHash, from: u64, len: usize) -> StoreResult<Vec<u8>> {
+    fn read_blob(&self, key: &BlobKey, from: u64, len: usize) -> StoreResult<Vec<u8>> {
         let end = from.saturating_add(len as u64);
         let rows = self.pool.get()?.query(
             "SELECT pos, bytes FROM blob_chunks WHERE hash = $1 AND pos < $3
                AND pos + octet_length(bytes) > $2 ORDER BY pos",
-            &[&hash.0.as_slice(), &i(from), &i(end)],
+            &[&key.as_bytes(), &i(from), &i(end)],
         )?;
         let mut out = Vec::with_capacity(len.min(1 << 20));
         for r in rows {
@@ -181,66 +181,59 @@ impl BlobStore for PostgresStore {
         Ok(out)
     }
 
-    fn blob_referenced(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<bool> {
+    fn blob_referenced(&self, key: &BlobKey, doc: HouseholdId) -> StoreResult<bool> {
         Ok(self
             .pool
             .get()?
             .query_opt(
                 "SELECT 1 FROM blob_refs WHERE hash = $1 AND doc_id = $2",
-                &[&hash.0.as_slice(), &doc.to_string()],
+                &[&key.as_bytes(), &doc.to_string()],
             )?
             .is_some())
     }
 
-    fn note_blob_ref(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<()> {
+    fn note_blob_ref(&self, key: &BlobKey, doc: HouseholdId) -> StoreResult<()> {
         self.pool.get()?.execute(
             "INSERT INTO blob_refs (hash, doc_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&hash.0.as_slice(), &doc.to_string()],
+            &[&key.as_bytes(), &doc.to_string()],
         )?;
         Ok(())
     }
 
-    fn blob_tail(&self, hash: &BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>> {
+    fn blob_tail(&self, key: &BlobKey) -> StoreResult<Option<(u64, Vec<u8>)>> {
         Ok(self
             .pool
             .get()?
             .query_opt(
                 "SELECT pos, bytes FROM blob_tails WHERE hash = $1",
-                &[&hash.0.as_slice()],
+                &[&key.as_bytes()],
             )?
             .map(|r| (u(r.get(0)), r.get(1))))
     }
 
-    fn set_blob_tail(
-        &self,
-        hash: &BlobHash,
-        pos: u64,
-        bytes: &[u8],
-        now_ms: i64,
-    ) -> StoreResult<()> {
+    fn set_blob_tail(&self, key: &BlobKey, pos: u64, bytes: &[u8], now_ms: i64) -> StoreResult<()> {
         let mut c = self.pool.get()?;
         let mut tx = c.transaction()?;
-        let held = row(&mut tx, hash, true)?;
+        let held = row(&mut tx, key, true)?;
         if held.is_some_and(|r| !r.complete && r.received == pos) {
             tx.execute(
                 "INSERT INTO blob_tails (hash, pos, bytes) VALUES ($1, $2, $3)
                  ON CONFLICT (hash) DO UPDATE SET pos = EXCLUDED.pos, bytes = EXCLUDED.bytes",
-                &[&hash.0.as_slice(), &i(pos), &bytes],
+                &[&key.as_bytes(), &i(pos), &bytes],
             )?;
             tx.execute(
                 "UPDATE blobs SET touched_at = $2 WHERE hash = $1",
-                &[&hash.0.as_slice(), &now_ms],
+                &[&key.as_bytes(), &now_ms],
             )?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    fn clear_blob_tail(&self, hash: &BlobHash) -> StoreResult<()> {
-        self.pool.get()?.execute(
-            "DELETE FROM blob_tails WHERE hash = $1",
-            &[&hash.0.as_slice()],
-        )?;
+    fn clear_blob_tail(&self, key: &BlobKey) -> StoreResult<()> {
+        self.pool
+            .get()?
+            .execute("DELETE FROM blob_tails WHERE hash = $1", &[&key.as_bytes()])?;
         Ok(())
     }
 
@@ -322,7 +315,7 @@ pub(super) fn erase_doc(tx: &mut impl GenericClient, doc: &str) -> StoreResult<(
 pub(super) fn release_doc(
     tx: &mut impl GenericClient,
     doc: &str,
-    kept: &[BlobHash],
+    kept: &[BlobKey],
 ) -> StoreResult<u64> {
     let held: Vec<Vec<u8>> = tx
         .query("SELECT hash FROM blob_refs WHERE doc_id = $1", &[&doc])?
@@ -331,7 +324,7 @@ pub(super) fn release_doc(
         .collect();
     let mut gone = 0;
     for hash in held {
-        if kept.iter().any(|k| k.0.as_slice() == hash.as_slice()) {
+        if kept.iter().any(|k| k.as_bytes() == hash.as_slice()) {
             continue;
         }
         tx.execute(

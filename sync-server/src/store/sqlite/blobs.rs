@@ -1,7 +1,7 @@
 //! Attachments' bytes on SQLite (`store::blobs`, ADR 0023): tables in the encrypted
 //! database, chunks in upload order.
 
-use doorstep_core::{BlobHash, DeviceId, HouseholdId};
+use doorstep_core::{DeviceId, HouseholdId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::SqliteStore;
@@ -16,10 +16,10 @@ fn u(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-fn row(conn: &Connection, hash: &BlobHash) -> StoreResult<Option<BlobRow>> {
+fn row(conn: &Connection, key: &BlobKey) -> StoreResult<Option<BlobRow>> {
     Ok(conn
         .prepare_cached("SELECT size, received, complete FROM blobs WHERE hash = ?1")?
-        .query_row([hash.0.as_slice()], |r| {
+        .query_row([key.as_bytes()], |r| {
             Ok(BlobRow {
                 size: u(r.get(0)?),
                 received: u(r.get(1)?),
@@ -30,24 +30,24 @@ fn row(conn: &Connection, hash: &BlobHash) -> StoreResult<Option<BlobRow>> {
 }
 
 impl BlobStore for SqliteStore {
-    fn blob(&self, hash: &BlobHash) -> StoreResult<Option<BlobRow>> {
-        row(&self.reader(), hash)
+    fn blob(&self, key: &BlobKey) -> StoreResult<Option<BlobRow>> {
+        row(&self.reader(), key)
     }
 
     fn begin_blob(
         &self,
-        hash: &BlobHash,
+        key: &BlobKey,
         size: u64,
         device: DeviceId,
         quota: u64,
         now_ms: i64,
     ) -> StoreResult<BlobBegin> {
         self.write(|tx| {
-            if let Some(r) = row(tx, hash)? {
+            if let Some(r) = row(tx, key)? {
                 if !r.complete {
                     tx.execute(
                         "UPDATE blobs SET touched_at = ?2 WHERE hash = ?1",
-                        params![hash.0.as_slice(), now_ms],
+                        params![key.as_bytes(), now_ms],
                     )?;
                 }
                 return Ok(if r.size == size {
@@ -68,7 +68,7 @@ impl BlobStore for SqliteStore {
                 "INSERT INTO blobs (hash, size, received, complete, uploader, created_at,
                                     touched_at)
                  VALUES (?1, ?2, 0, 0, ?3, ?4, ?4)",
-                params![hash.0.as_slice(), i(size), device.to_string(), now_ms],
+                params![key.as_bytes(), i(size), device.to_string(), now_ms],
             )?;
             Ok(BlobBegin::Row(BlobRow {
                 size,
@@ -80,33 +80,33 @@ impl BlobStore for SqliteStore {
 
     fn append_blob(
         &self,
-        hash: &BlobHash,
+        key: &BlobKey,
         offset: u64,
         bytes: &[u8],
         now_ms: i64,
     ) -> StoreResult<u64> {
         self.write(|tx| {
-            let r = row(tx, hash)?.ok_or(StoreError::NotFound("blob"))?;
+            let r = row(tx, key)?.ok_or(StoreError::NotFound("blob"))?;
             let end = offset.saturating_add(bytes.len() as u64);
             if r.complete || r.received != offset || end > r.size {
                 return Err(StoreError::Conflict("chunk does not continue the blob"));
             }
             tx.execute(
                 "INSERT INTO blob_chunks (hash, pos, bytes) VALUES (?1, ?2, ?3)",
-                params![hash.0.as_slice(), i(offset), bytes],
+                params![key.as_bytes(), i(offset), bytes],
             )?;
             tx.execute(
                 "UPDATE blobs SET received = ?2, touched_at = ?3 WHERE hash = ?1",
-                params![hash.0.as_slice(), i(end), now_ms],
+                params![key.as_bytes(), i(end), now_ms],
             )?;
             Ok(end)
         })
     }
 
-    fn finish_blob(&self, hash: &BlobHash) -> StoreResult<bool> {
+    fn finish_blob(&self, key: &BlobKey) -> StoreResult<bool> {
         use sha2::Digest;
         self.write(|tx| {
-            let r = row(tx, hash)?.ok_or(StoreError::NotFound("blob"))?;
+            let r = row(tx, key)?.ok_or(StoreError::NotFound("blob"))?;
             if r.complete {
                 return Ok(true);
             }
@@ -115,7 +115,7 @@ impl BlobStore for SqliteStore {
             {
                 let mut stmt = tx
                     .prepare_cached("SELECT bytes FROM blob_chunks WHERE hash = ?1 ORDER BY pos")?;
-                let mut rows = stmt.query([hash.0.as_slice()])?;
+                let mut rows = stmt.query([key.as_bytes()])?;
                 while let Some(row) = rows.next()? {
                     let b = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
                     held += b.len() as u64;
@@ -123,33 +123,30 @@ impl BlobStore for SqliteStore {
                 }
             }
             let digest: [u8; 32] = hasher.finalize().into();
-            if held == r.size && digest == hash.0 {
+            if held == r.size && digest == key.hash.0 {
                 tx.execute(
                     "UPDATE blobs SET complete = 1 WHERE hash = ?1",
-                    [hash.0.as_slice()],
+                    [key.as_bytes()],
                 )?;
                 return Ok(true);
             }
-            tx.execute(
-                "DELETE FROM blob_chunks WHERE hash = ?1",
-                [hash.0.as_slice()],
-            )?;
+            tx.execute("DELETE FROM blob_chunks WHERE hash = ?1", [key.as_bytes()])?;
             tx.execute(
                 "UPDATE blobs SET received = 0 WHERE hash = ?1",
-                [hash.0.as_slice()],
+                [key.as_bytes()],
             )?;
             Ok(false)
         })
     }
 
-    fn read_blob(&self, hash: &BlobHash, from: u64, len: usize) -> StoreResult<Vec<u8>> {
+    fn read_blob(&self, key: &BlobKey, from: u64, len: usize) -> StoreResult<Vec<u8>> {
         let conn = self.reader();
         let end = from.saturating_add(len as u64);
         let mut stmt = conn.prepare_cached(
             "SELECT pos, bytes FROM blob_chunks WHERE hash = ?1 AND pos < ?3
                AND pos + length(bytes) > ?2 ORDER BY pos",
         )?;
-        let mut rows = stmt.query(params![hash.0.as_slice(), i(from), i(end)])?;
+        let mut rows = stmt.query(params![key.as_bytes(), i(from), i(end)])?;
         let mut out = Vec::with_capacity(len.min(1 << 20));
         while let Some(row) = rows.next()? {
             let pos = u(row.get(0)?);
@@ -165,62 +162,53 @@ impl BlobStore for SqliteStore {
         Ok(out)
     }
 
-    fn blob_referenced(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<bool> {
+    fn blob_referenced(&self, key: &BlobKey, doc: HouseholdId) -> StoreResult<bool> {
         Ok(self
             .reader()
             .prepare_cached("SELECT 1 FROM blob_refs WHERE hash = ?1 AND doc_id = ?2")?
-            .query_row(params![hash.0.as_slice(), doc.to_string()], |_| Ok(()))
+            .query_row(params![key.as_bytes(), doc.to_string()], |_| Ok(()))
             .optional()?
             .is_some())
     }
 
-    fn note_blob_ref(&self, hash: &BlobHash, doc: HouseholdId) -> StoreResult<()> {
+    fn note_blob_ref(&self, key: &BlobKey, doc: HouseholdId) -> StoreResult<()> {
         self.write(|tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO blob_refs (hash, doc_id) VALUES (?1, ?2)",
-                params![hash.0.as_slice(), doc.to_string()],
+                params![key.as_bytes(), doc.to_string()],
             )?;
             Ok(())
         })
     }
 
-    fn blob_tail(&self, hash: &BlobHash) -> StoreResult<Option<(u64, Vec<u8>)>> {
+    fn blob_tail(&self, key: &BlobKey) -> StoreResult<Option<(u64, Vec<u8>)>> {
         Ok(self
             .reader()
             .prepare_cached("SELECT pos, bytes FROM blob_tails WHERE hash = ?1")?
-            .query_row([hash.0.as_slice()], |r| Ok((u(r.get(0)?), r.get(1)?)))
+            .query_row([key.as_bytes()], |r| Ok((u(r.get(0)?), r.get(1)?)))
             .optional()?)
     }
 
-    fn set_blob_tail(
-        &self,
-        hash: &BlobHash,
-        pos: u64,
-        bytes: &[u8],
-        now_ms: i64,
-    ) -> StoreResult<()> {
+    fn set_blob_tail(&self, key: &BlobKey, pos: u64, bytes: &[u8], now_ms: i64) -> StoreResult<()> {
         self.write(|tx| {
-            let held = row(tx, hash)?;
+            let held = row(tx, key)?;
             if held.is_some_and(|r| !r.complete && r.received == pos) {
                 tx.execute(
                     "INSERT OR REPLACE INTO blob_tails (hash, pos, bytes) VALUES (?1, ?2, ?3)",
-                    params![hash.0.as_slice(), i(pos), bytes],
+                    params![key.as_bytes(), i(pos), bytes],
                 )?;
                 tx.execute(
                     "UPDATE blobs SET touched_at = ?2 WHERE hash = ?1",
-                    params![hash.0.as_slice(), now_ms],
+                    params![key.as_bytes(), now_ms],
                 )?;
             }
             Ok(())
         })
     }
 
-    fn clear_blob_tail(&self, hash: &BlobHash) -> StoreResult<()> {
+    fn clear_blob_tail(&self, key: &BlobKey) -> StoreResult<()> {
         self.write(|tx| {
-            tx.execute(
-                "DELETE FROM blob_tails WHERE hash = ?1",
-                [hash.0.as_slice()],
-            )?;
+            tx.execute("DELETE FROM blob_tails WHERE hash = ?1", [key.as_bytes()])?;
             Ok(())
         })
     }
@@ -295,14 +283,14 @@ pub(super) fn erase_doc(tx: &Connection, doc: &str) -> StoreResult<()> {
 /// In a redaction's transaction (ADR 0029): the household's references to blobs its new
 /// generation does not name (`kept`) go, and with them every such blob no other household
 /// references (bytes, tail and row). Returns how many blobs went.
-pub(super) fn release_doc(tx: &Connection, doc: &str, kept: &[BlobHash]) -> StoreResult<u64> {
+pub(super) fn release_doc(tx: &Connection, doc: &str, kept: &[BlobKey]) -> StoreResult<u64> {
     let held: Vec<Vec<u8>> = tx
         .prepare("SELECT hash FROM blob_refs WHERE doc_id = ?1")?
         .query_map([doc], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut gone = 0;
     for hash in held {
-        if kept.iter().any(|k| k.0.as_slice() == hash.as_slice()) {
+        if kept.iter().any(|k| k.as_bytes() == hash.as_slice()) {
             continue;
         }
         tx.execute(
