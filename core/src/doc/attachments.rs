@@ -162,7 +162,7 @@ fn read_one<R: Doc>(doc: &R, household: HouseholdId, key: &str, obj: &ObjId) -> 
     })
 }
 
-fn read_size<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Result<Option<u64>> {
+fn read_size<R: Doc>(doc: &R, obj: &ObjId, key: &str) -> Result<Option<u64>> {
     match doc.get(obj, key)? {
         None => Ok(None),
         Some((Value::Scalar(s), _)) => match s.as_ref() {

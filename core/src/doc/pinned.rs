@@ -13,7 +13,7 @@
 //! server's kind) or a value that is not a boolean is skipped.
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{Automerge, ObjType, ScalarValue, Value, ROOT};
 
 use super::cells::get_map;
 use super::station::station_header;
@@ -24,7 +24,7 @@ use crate::model::time::Timestamp;
 const KEY: &str = "pinned_attachments";
 
 /// The kinds the station pins, in [`AttachmentKind::ALL`] order.
-pub fn read_pinned_kinds<R: ReadDoc>(doc: &R) -> Result<Vec<AttachmentKind>> {
+pub fn read_pinned_kinds<R: super::Doc>(doc: &R) -> Result<Vec<AttachmentKind>> {
     station_header(doc)?;
     let Ok(Some(map)) = get_map(doc, &ROOT, KEY) else {
         return Ok(Vec::new());
