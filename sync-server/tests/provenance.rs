@@ -243,14 +243,18 @@ fn innocent_edits_and_new_records_are_accepted() {
 #[test]
 fn a_value_written_into_a_colleagues_cell_is_refused() {
     let (_dir, case) = Case::new();
-    // The name cell W01 made, its value changed in place: it would read as W01's word.
-    let p = case.p(1);
+    // W01's name value is lean (ADR 0035): credited to W01's actor through the registry.
+    // W01's entry rewritten in place would credit W01's values to someone else.
+    let registry = map(&case.doc, &ROOT, "actors");
+    let w01_key = case.doc.keys(&registry).next().unwrap();
+    let me = case.forger.auth;
     assert_eq!(
         case.try_edits(
             None,
             vec![edit(move |tx| {
-                let name = map(tx, &record(tx, "persons", &p), "name");
-                tx.put(&name, "v", "改名").unwrap();
+                let registry = map(tx, &ROOT, "actors");
+                let entry = map(tx, &registry, &w01_key);
+                tx.put(&entry, "by", me.worker.to_string()).unwrap();
             })],
         ),
         Some(DocErrorCode::Unattributed)
