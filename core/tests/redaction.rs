@@ -272,7 +272,8 @@ fn unsynced_edits_rebase_onto_the_generation_and_keep_a_colleagues_value() {
     // The grandmother is removed on the server (a generation of H).
     let item = Redaction::parse(&format!("person/{}", s.grandma)).unwrap();
     let mut g = generation::build(&h, s.hh, &[item], 1).unwrap();
-    let actor = ActorId::random();
+    // A's own actor: the rebase writes again what this device wrote.
+    let actor = ActorId::from(s.a.actor_id());
     let rebased =
         generation::rebase(&a_doc, &h.get_heads(), &mut g.doc, s.hh, &actor, false).unwrap();
     assert!(rebased.kept >= 3, "{rebased:?}");
@@ -303,4 +304,67 @@ fn unsynced_edits_rebase_onto_the_generation_and_keep_a_colleagues_value() {
     };
     assert_eq!(names(&c), names(&expected));
     assert!(names(&c).len() >= 2, "{:?}", names(&c));
+}
+
+/// What a phone checks of a generation it did not compute (ADR 0034): the honest one
+/// passes — concurrent values and all — while one that hides history in its bytes, or
+/// that credits a phone with a value it never wrote, is refused.
+#[test]
+fn a_generation_taken_unwitnessed_is_checked() {
+    use automerge::transaction::{CommitOptions, Transactable};
+    use automerge::{ReadDoc, ROOT};
+    use doorstep_core::doc::generation_check::{check_canonical, check_own_words};
+    let s = station();
+    let old = document(&s.a, s.hh);
+    let item = Redaction::parse(&format!("person/{}/id_number", s.child)).unwrap();
+    let g = generation::build(&old, s.hh, std::slice::from_ref(&item), 1).unwrap();
+    let a_actor = ActorId::from(s.a.actor_id());
+    let b_actor = ActorId::from(s.b.actor_id());
+    let (a_dev, b_dev) = (s.a.device().to_string(), s.b.device().to_string());
+    check_canonical(&g.doc, s.hh).unwrap();
+    check_own_words(&old, &a_actor, &g.doc, s.hh, &a_dev).unwrap();
+    check_own_words(&document(&s.b, s.hh), &b_actor, &g.doc, s.hh, &b_dev).unwrap();
+    // A document never redacted has nothing to check.
+    check_canonical(&old, s.hh).unwrap();
+
+    // Hidden history: the generation's own actor writes the ID number and deletes it
+    // again. The state is the same; the bytes hold the number.
+    let mut hidden = g.doc.clone();
+    hidden.set_actor(generation::generation_actor(s.hh, 1, 0, 0));
+    let mut tx = hidden.transaction();
+    tx.put(&ROOT, "smuggled", ID_NUMBER).unwrap();
+    tx.commit_with(CommitOptions::default().with_time(0));
+    let mut tx = hidden.transaction();
+    tx.delete(&ROOT, "smuggled").unwrap();
+    tx.commit_with(CommitOptions::default().with_time(0));
+    assert!(contains(&hidden.save_nocompress(), ID_NUMBER), "control");
+    assert!(check_canonical(&hidden, s.hh).is_err());
+    // A second generation's change beside the first.
+    let mut two = g.doc.clone();
+    two.set_actor(generation::generation_actor(s.hh, 2, 0, 0));
+    let mut tx = two.transaction();
+    tx.put(&ROOT, "extra", 1).unwrap();
+    tx.commit_with(CommitOptions::default().with_time(0));
+    assert!(check_canonical(&two, s.hh).is_err());
+
+    // A forged word: the address A wrote says something else in the generation (written
+    // canonically, so only the provenance check can tell).
+    let mut forged = old.clone();
+    forged.set_actor(ActorId::random());
+    let hh = match forged.get(&ROOT, "household").unwrap() {
+        Some((automerge::Value::Object(_), id)) => id,
+        other => panic!("no household map: {other:?}"),
+    };
+    let cell = match forged.get(&hh, "address").unwrap() {
+        Some((automerge::Value::Object(_), id)) => id,
+        other => panic!("no address cell: {other:?}"),
+    };
+    let mut tx = forged.transaction();
+    tx.put(&cell, "v", "假地址").unwrap();
+    tx.commit();
+    let bad = generation::build(&forged, s.hh, std::slice::from_ref(&item), 1).unwrap();
+    check_canonical(&bad.doc, s.hh).unwrap();
+    assert!(check_own_words(&old, &a_actor, &bad.doc, s.hh, &a_dev).is_err());
+    // B wrote no address: nothing credited to B changed.
+    check_own_words(&document(&s.b, s.hh), &b_actor, &bad.doc, s.hh, &b_dev).unwrap();
 }

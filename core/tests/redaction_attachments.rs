@@ -183,7 +183,7 @@ fn an_attachment_made_offline_on_a_redacted_record_goes_in_the_rebase() {
             &base.get_heads(),
             &mut g.doc,
             c.hh,
-            &ActorId::random(),
+            &ActorId::from(c.a.actor_id()),
             conservative,
         )
         .unwrap();

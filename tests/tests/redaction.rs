@@ -221,3 +221,92 @@ async fn a_redaction_leaves_no_byte_and_keeps_everything_else_and_every_unsynced
         .starts_with("【再】【B】"));
     server.stop().await;
 }
+
+/// The per-visit upload status after a rebase (ADR 0034): the rows named changes of the old
+/// history, which the device no longer has. A visit the device typed into offline becomes
+/// uploaded once its rebased edits are acknowledged (not pending for good); a visit the
+/// redaction removed is no longer a visit (not pending for good either); a visit uploaded
+/// before stays uploaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visit_upload_status_follows_the_rebase() {
+    let server = TestServer::start().await;
+    let station = server.station("石桥镇社工站");
+    let url = server.url();
+    let a = server.device(station, "A01", &url).await;
+    let b = server.device(station, "A02", &url).await;
+    let hh = a.new_household("HH-REDACT-2");
+    let child = a
+        .store
+        .add_person(hh, &NewPerson::named("王小明", "孙子"))
+        .unwrap();
+    a.store
+        .edit_person(hh, child, &PersonEdit::IdNumber(Some(ID_NUMBER.into())))
+        .unwrap();
+    let kept = a.visit(hh);
+    let removed = a.visit(hh);
+    let earlier = a.visit(hh);
+    a.sync().await;
+    b.sync().await;
+    b.store
+        .splice_section(hh, earlier, Section::Concerns, 0, 0, "上次")
+        .unwrap();
+    b.sync().await;
+    let uploaded_before = b.store.visit_upload_status(hh, earlier).unwrap();
+    assert!(
+        matches!(uploaded_before, UploadStatus::Uploaded { at: Some(_) }),
+        "{uploaded_before:?}"
+    );
+    // B, offline: types into two visits, one of which the station removes.
+    b.store
+        .splice_section(hh, kept, Section::AdviceGiven, 0, 0, "建议申请助学金")
+        .unwrap();
+    b.store
+        .splice_section(hh, removed, Section::Concerns, 0, 0, "写错了孩子")
+        .unwrap();
+    for v in [kept, removed] {
+        assert_eq!(
+            b.store.visit_upload_status(hh, v).unwrap(),
+            UploadStatus::Pending
+        );
+    }
+    server.redact(
+        station,
+        hh,
+        &[
+            &format!("person/{child}/id_number"),
+            &format!("visit/{removed}"),
+        ],
+    );
+    let rb = b.sync().await;
+    assert_eq!(rb.redacted.len(), 1, "{rb:?}");
+    // The text typed into the removed visit (and the visit's list of who typed).
+    assert!(rb.redacted[0].discarded_edits >= 1, "{rb:?}");
+    assert!(b.store.unsynced_households().unwrap().is_empty());
+    let kept_status = b.store.visit_upload_status(hh, kept).unwrap();
+    assert!(
+        matches!(kept_status, UploadStatus::Uploaded { at: Some(_) }),
+        "the rebased edit was acknowledged: {kept_status:?}"
+    );
+    assert!(
+        matches!(
+            b.store.visit_upload_status(hh, removed),
+            Err(Error::NotFound(_))
+        ),
+        "{:?}",
+        b.store.visit_upload_status(hh, removed)
+    );
+    assert_eq!(
+        b.store.visit_upload_status(hh, earlier).unwrap(),
+        uploaded_before
+    );
+    assert!(matches!(
+        b.store.household_upload_status(hh).unwrap(),
+        UploadStatus::Uploaded { .. }
+    ));
+    a.sync().await;
+    assert_eq!(
+        a.section_text(hh, kept, Section::AdviceGiven),
+        "建议申请助学金"
+    );
+    server.stop().await;
+}

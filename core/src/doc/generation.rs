@@ -704,19 +704,28 @@ pub fn rebase(
         deferred: Vec::new(),
         shells: Vec::new(),
     };
-    // The values written since `base` at a slot of the old document.
-    let new_values = |src: &ObjId, key: &str| -> Result<Vec<(Value<'static>, ObjId)>> {
+    // The values written since `base` at a slot of the old document, by this device: a
+    // colleague's value beyond `base` (one a restored server lost before the redaction)
+    // is that colleague's to write again — copied here it would carry their provenance in
+    // this device's change, which the server refuses (the simulation found it). `None`
+    // when every value written since is a colleague's: the slot is left as it is.
+    let new_values = |src: &ObjId, key: &str| -> Result<Option<Vec<(Value<'static>, ObjId)>>> {
         let then: HashSet<ObjId> = old
             .get_all_at(src, key, base)?
             .into_iter()
             .map(|(_, id)| id)
             .collect();
-        Ok(old
+        let (own, theirs): (Vec<_>, Vec<_>) = old
             .get_all(src, key)?
             .into_iter()
             .filter(|(_, id)| !then.contains(id))
             .map(|(v, id)| (v.into_owned(), id))
-            .collect())
+            .partition(|(_, id)| matches!(id, ObjId::Id(_, a, _) if a == actor));
+        Ok(if own.is_empty() && !theirs.is_empty() {
+            None
+        } else {
+            Some(own)
+        })
     };
     // One chain of this actor's changes: first the concurrent writes, on a fork at layer 1
     // (where records exist and hold nothing yet)...
@@ -742,7 +751,10 @@ pub fn rebase(
                 out.dropped += 1;
                 continue;
             }
-            for (value, vid) in new_values(&src, &key)? {
+            let Some(values) = new_values(&src, &key)? else {
+                continue;
+            };
+            for (value, vid) in values {
                 copier.copy_value(&mut tx, &dst, &key, &value, &vid, &src, false)?;
             }
             out.kept += 1;
@@ -800,7 +812,9 @@ pub fn rebase(
             out.dropped += 1;
             continue;
         }
-        let values = new_values(&src, &key)?;
+        let Some(values) = new_values(&src, &key)? else {
+            continue;
+        };
         if values.is_empty() && tx.get(&dst, key.as_str())?.is_some() {
             tx.delete(&dst, key.as_str())?;
         }

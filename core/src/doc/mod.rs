@@ -26,6 +26,7 @@ pub(crate) mod cells;
 pub(crate) mod companions;
 pub(crate) mod conflicts;
 pub mod generation;
+pub mod generation_check;
 pub(crate) mod identity;
 #[cfg(test)]
 mod later_sections_tests;

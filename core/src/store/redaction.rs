@@ -35,7 +35,8 @@ fn sorted(mut h: Vec<ChangeHash>) -> Vec<ChangeHash> {
 /// Apply one redaction notice inside the response's transaction. `None` when this device
 /// does not hold the household (its snapshot, in the same response, brings the generation)
 /// or already holds that generation. `snapshot` is the household's snapshot from the same
-/// response, if any.
+/// response, if any; `server_heads`, the heads the server last acknowledged (read before
+/// an epoch reset in the same response forgot them).
 pub(super) fn redact_in(
     tx: &Connection,
     cache: &mut DocCache,
@@ -43,6 +44,7 @@ pub(super) fn redact_in(
     notice: &RedactionNotice,
     snapshot: Option<&[u8]>,
     cursor_seq: u64,
+    server_heads: &[ChangeHash],
 ) -> Result<Option<RedactedHousehold>> {
     let id = notice.doc;
     let old: Automerge = match load(tx, cache, id, actor) {
@@ -92,7 +94,15 @@ pub(super) fn redact_in(
                 "a redaction whose generation did not come with it".into(),
             ));
         }
-        (theirs, held_at_base(&old, notice, tx, id)?)
+        // What this device can check of a generation it did not compute (ADR 0034): that
+        // it is a state and nothing else, and credits this device with nothing it did not
+        // write.
+        contained(|| doc::generation_check::check_canonical(&theirs, id))?;
+        let device = meta_get(tx, "device_id")?
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or(Error::Damaged)?;
+        contained(|| doc::generation_check::check_own_words(&old, actor, &theirs, id, &device))?;
+        (theirs, held_at_base(&old, notice, server_heads))
     };
     let rebased = contained(|| generation::rebase(&old, &base, &mut onto, id, actor, !witnessed))?;
     onto.set_actor(actor.clone());
@@ -111,6 +121,8 @@ pub(super) fn redact_in(
     // Bytes no reference of the generation names go with the old history (ADR 0029).
     let kept = doc::attachments::referenced_hashes(&onto, id)?;
     super::attachments::release_unreferenced(tx, id, &kept)?;
+    // The visits' upload rows named old changes: point them at what is left to upload.
+    super::status::rebased(tx, &onto, id, &notice.heads, actor)?;
     // The server holds the generation: what this device rebased onto it is unsynced.
     super::sync::set_server_state(tx, &onto, id, &notice.heads)?;
     meta_put(tx, "scrub_pending", &[1])?;
@@ -133,16 +145,15 @@ pub(super) fn redact_in(
 fn held_at_base(
     old: &Automerge,
     notice: &RedactionNotice,
-    tx: &Connection,
-    id: HouseholdId,
-) -> Result<Vec<ChangeHash>> {
+    server_heads: &[ChangeHash],
+) -> Vec<ChangeHash> {
     let clock: std::collections::HashMap<&[u8], u64> = notice
         .clock
         .iter()
         .map(|(a, s)| (a.as_slice(), *s))
         .collect();
     let acknowledged: std::collections::HashSet<ChangeHash> = {
-        let server = super::sync::known(old, &super::sync::stored_server_heads(tx, id)?);
+        let server = super::sync::known(old, server_heads);
         let mut covered: std::collections::HashSet<ChangeHash> = Default::default();
         let mut stack = server;
         while let Some(h) = stack.pop() {
@@ -164,11 +175,11 @@ fn held_at_base(
         .collect();
     let deps: std::collections::HashSet<ChangeHash> =
         within.iter().flat_map(|m| m.deps.iter().copied()).collect();
-    Ok(within
+    within
         .iter()
         .map(|m| m.hash)
         .filter(|h| !deps.contains(h))
-        .collect())
+        .collect()
 }
 
 fn generation_key(id: HouseholdId) -> String {

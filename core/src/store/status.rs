@@ -143,6 +143,97 @@ pub(super) fn record_covered(
     Ok(())
 }
 
+/// The visits the changes of `doc` beyond `from` wrote to (their sections, fields,
+/// finalisation, or an amendment of them).
+fn visits_written(doc: &Automerge, from: &[ChangeHash]) -> Result<BTreeSet<String>> {
+    use automerge::{PatchAction, Prop};
+    let mut visits = BTreeSet::new();
+    let mut amendments = BTreeSet::new();
+    for patch in doc.diff(from, &doc.get_heads()) {
+        let path: Vec<&Prop> = patch.path.iter().map(|(_, p)| p).collect();
+        // The record's key: below its collection, or the key a new record was put at.
+        let record = match (path.first(), path.get(1), &patch.action) {
+            (Some(Prop::Map(c)), Some(Prop::Map(k)), _) => Some((c.clone(), k.clone())),
+            (Some(Prop::Map(c)), None, PatchAction::PutMap { key, .. }) => {
+                Some((c.clone(), key.clone()))
+            }
+            _ => None,
+        };
+        match record {
+            Some((c, k)) if c == EntityKind::Visit.collection() => {
+                visits.insert(k);
+            }
+            Some((c, k)) if c == EntityKind::Amendment.collection() => {
+                amendments.insert(k);
+            }
+            _ => {}
+        }
+    }
+    for a in amendments {
+        if let Some(obj) = crate::doc::cells::entity_obj(doc, EntityKind::Amendment, Some(&a))? {
+            if let Some(v) = crate::doc::cells::read_cell(doc, &obj, "visit")? {
+                visits.insert(v);
+            }
+        }
+    }
+    Ok(visits)
+}
+
+/// After this device took a redacted generation (ADR 0026) and rebased its unsynced edits
+/// onto it (`doc`; `generation`: the generation's heads): the visits' rows named changes of
+/// the old history, which `record_covered` can no longer find, so a pending visit would
+/// stay pending for good. A visit the generation removed loses its row; a pending visit
+/// the rebased edits wrote to waits for the newest of them; any other pending visit has
+/// nothing left to upload (the server held its edits, or they fell on what was redacted
+/// and were discarded, which the sync report counts) and is covered by the generation.
+pub(super) fn rebased(
+    tx: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+    generation: &[ChangeHash],
+    actor: &ActorId,
+) -> Result<()> {
+    let rows: Vec<(String, bool)> = tx
+        .prepare_cached(
+            "SELECT visit_id, uploaded_at IS NULL FROM visit_uploads WHERE doc_id = ?1",
+        )?
+        .query_map([household.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    let Some(covered) = generation.iter().min().copied() else {
+        return Ok(());
+    };
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let newest = doc
+        .get_changes_meta(&[])
+        .into_iter()
+        .filter(|m| *m.actor == *actor)
+        .max_by_key(|m| m.seq)
+        .map(|m| m.hash);
+    let written = match newest {
+        Some(_) => visits_written(doc, generation)?,
+        None => BTreeSet::new(),
+    };
+    for (visit, pending) in rows {
+        if crate::doc::cells::entity_obj(doc, EntityKind::Visit, Some(&visit))?.is_none() {
+            tx.prepare_cached("DELETE FROM visit_uploads WHERE visit_id = ?1")?
+                .execute([&visit])?;
+            continue;
+        }
+        if !pending {
+            continue;
+        }
+        let hash = match newest {
+            Some(h) if written.contains(&visit) => h,
+            _ => covered,
+        };
+        tx.prepare_cached("UPDATE visit_uploads SET hash = ?2 WHERE visit_id = ?1")?
+            .execute(params![visit, &hash.0[..]])?;
+    }
+    Ok(())
+}
+
 /// A household's state as stored: `(unsynced, push_error, uploaded_at)`, `None` when it is
 /// not held here.
 type DocState = (bool, Option<String>, Option<i64>);

@@ -1,7 +1,7 @@
 //! The device side of the sync protocol: gather a request from the store, apply a response
 //! in one transaction. Bytes in, bytes out: the transport is someone else's job.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{Automerge, ChangeHash};
 use rusqlite::{params, OptionalExtension};
@@ -602,6 +602,11 @@ fn apply_snapshot(
         let new = doc.get_changes_added(&theirs);
         added = apply_remote(tx, cache, actor, station, id, new, compact_after)?.applied;
     } else {
+        // A household first met in a redacted generation: its generation part must be a
+        // state and nothing else (ADR 0034).
+        if !is_station {
+            contained(|| doc::generation_check::check_canonical(&theirs, id))?;
+        }
         tx.execute(
             "INSERT INTO documents (doc_id, kind, snapshot, unsynced) VALUES (?1, ?2, ?3, 0)",
             params![id.to_string(), kind, stored_form(bytes)],
@@ -811,6 +816,13 @@ fn apply_in(
         meta_put(tx, "signer_known", &[1])?;
     }
     pin_signers(tx, &resp.signers)?;
+    // What the server acknowledged of each redacted household, read before a reset forgets
+    // it: a redaction in the same response must not write again what the server had (and
+    // may have redacted) as if it never had it (ADR 0034; the simulation found it).
+    let mut acknowledged: BTreeMap<HouseholdId, Vec<ChangeHash>> = BTreeMap::new();
+    for notice in &resp.redactions {
+        acknowledged.insert(notice.doc, stored_server_heads(tx, notice.doc)?);
+    }
     if reset {
         // The server lost history: forget what it was known to have; push what it lacks
         // once the snapshots show what it has.
@@ -830,8 +842,17 @@ fn apply_in(
             .iter()
             .find(|s| s.doc == notice.doc)
             .map(|s| s.bytes.as_slice());
+        let server_heads = acknowledged.get(&notice.doc).cloned().unwrap_or_default();
         let applied = guarded(tx, cache, notice.doc, |tx, cache| {
-            super::redaction::redact_in(tx, cache, actor, notice, snapshot, resp.cursor.seq)
+            super::redaction::redact_in(
+                tx,
+                cache,
+                actor,
+                notice,
+                snapshot,
+                resp.cursor.seq,
+                &server_heads,
+            )
         })?;
         match applied {
             Ok(Some(r)) => {

@@ -266,10 +266,12 @@ impl<S: ServerStore> SyncService<S> {
             cursor: req.cursor,
             epoch,
         };
-        let created_here = self.push(auth, &access, req, &mut resp)?;
+        let mut superseded = Vec::new();
+        let created_here = self.push(auth, &access, req, &mut resp, &mut superseded)?;
         // After the push: a household the request creates holds its accesses already.
         self.record_accesses(auth, &access, &req.accesses)?;
-        let resp = self.pull(auth, &access, req, epoch, &created_here, resp)?;
+        let mut resp = self.pull(auth, &access, req, epoch, &created_here, resp)?;
+        self.answer_superseded(&mut resp, &superseded)?;
         // An answer that tells the device a household left its scope is recorded before it
         // is sent: from then on the device cannot claim an older cursor to keep writing.
         let told_left = resp.scope.as_ref().is_some_and(|s| !s.left.is_empty());

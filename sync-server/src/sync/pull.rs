@@ -218,6 +218,34 @@ impl<S: ServerStore> SyncService<S> {
         Ok(resp)
     }
 
+    /// A push of an older generation of a redacted household is answered with the
+    /// household's snapshot and latest notice (ADR 0034), whatever the log page held.
+    pub(super) fn answer_superseded(
+        &self,
+        resp: &mut SyncResponse,
+        superseded: &[HouseholdId],
+    ) -> Result<(), SyncError> {
+        let mut added = false;
+        for doc in superseded {
+            if resp.snapshots.iter().any(|s| s.doc == *doc) {
+                continue;
+            }
+            if let Some(bytes) = self.bootstrap_snapshot(*doc)? {
+                resp.snapshots.push(DocSnapshot {
+                    doc: *doc,
+                    bytes,
+                    signatures: self.store.doc_signatures(*doc)?,
+                });
+                added = true;
+            }
+        }
+        if added {
+            self.attach_notices(resp)?;
+            resp.signers = self.directory(resp)?;
+        }
+        Ok(())
+    }
+
     /// Each redacted household whose snapshot `resp` carries comes with its latest
     /// redaction notice: a device holding an older generation takes the new one through it
     /// (ADR 0026).

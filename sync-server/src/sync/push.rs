@@ -26,6 +26,7 @@ impl<S: ServerStore> SyncService<S> {
         access: &Viewer,
         req: &SyncRequest,
         resp: &mut SyncResponse,
+        superseded: &mut Vec<HouseholdId>,
     ) -> Result<Vec<HouseholdId>, SyncError> {
         // Validate against the old state, then commit all in one transaction.
         // validate against the old state, then commit all in one transaction.
@@ -46,6 +47,7 @@ impl<S: ServerStore> SyncService<S> {
             let mut cards: Option<StationCards> = None;
             resp.errors.clear();
             created_here.clear();
+            superseded.clear();
             for (doc_id, push) in &pushes {
                 match self.accept(auth, access, *doc_id, push, &mut cards)? {
                     Verdict::Accepted {
@@ -60,6 +62,10 @@ impl<S: ServerStore> SyncService<S> {
                         accepted.push((*doc_id, *cached));
                     }
                     Verdict::Unchanged => {}
+                    Verdict::Superseded => {
+                        tracing::info!(doc = %doc_id, device = %auth.device, "push of an older generation");
+                        superseded.push(*doc_id);
+                    }
                     Verdict::Erased(notice) => {
                         if !resp.erasures.contains(&notice) {
                             resp.erasures.push(notice);
@@ -113,6 +119,7 @@ impl<S: ServerStore> SyncService<S> {
             if !resp.acks.iter().any(|a| a.doc == d.doc)
                 && !resp.errors.iter().any(|e| e.doc == d.doc)
                 && !resp.erasures.iter().any(|e| e.doc == d.doc)
+                && !superseded.contains(&d.doc)
             {
                 if let Some(p) = pushes.get(&d.doc).filter(|p| p.handover.get()) {
                     resp.acks.push(DocHeads {
@@ -358,10 +365,20 @@ impl<S: ServerStore> SyncService<S> {
         } else {
             Vec::new()
         };
+        // A redacted household (ADR 0026): changes of an older generation are answered by
+        // the household's snapshot and latest notice, not refused (ADR 0034). A device still
+        // on the old generation takes the new one from them and rebases its edits; one
+        // that took it already (this is a late request of its own) ignores them, where a
+        // refusal would stop its later edits for good.
+        let redacted = existed && doorstep_core::doc::generation::generation_of(&doc, doc_id) > 0;
         // A change without dependencies starts a document: one for a document that exists
         // would start a second history beside it (after a redaction, the old one again).
         if existed && fresh.iter().any(|c| c.deps().is_empty()) {
-            return Ok(Refused(DocErrorCode::Invalid));
+            return Ok(if redacted {
+                Verdict::Superseded
+            } else {
+                Refused(DocErrorCode::Invalid)
+            });
         }
         let heads_before = doc.get_heads();
         let applied = contained(|| doc.apply_changes(fresh.clone()));
@@ -381,6 +398,9 @@ impl<S: ServerStore> SyncService<S> {
             _ => return refuse(DocErrorCode::Malformed),
         }
         if !doc.get_missing_deps(&[]).is_empty() {
+            if redacted {
+                return Ok(Verdict::Superseded);
+            }
             return refuse(DocErrorCode::MissingDependencies);
         }
         // automerge applies change bytes that are not its own encoding of their operations;
@@ -560,4 +580,7 @@ pub(super) enum Verdict {
     Refused(DocErrorCode),
     /// The household was erased: the device is told to delete it.
     Erased(Erasure),
+    /// Changes of an older generation of a redacted household: answered with its snapshot
+    /// and latest notice (ADR 0034).
+    Superseded,
 }
