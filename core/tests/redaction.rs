@@ -347,20 +347,41 @@ fn a_generation_taken_unwitnessed_is_checked() {
     tx.commit_with(CommitOptions::default().with_time(0));
     assert!(check_canonical(&two, s.hh).is_err());
 
-    // A forged word: the address A wrote says something else in the generation (written
-    // canonically, so only the provenance check can tell).
+    // A forged word: the address reads as A's, saying something else, in the generation
+    // (written canonically, so only the provenance check can tell). A's values are lean
+    // (ADR 0035): another actor, entered in the registry as A's device, writes the address.
     let mut forged = old.clone();
-    forged.set_actor(ActorId::random());
+    let forger = ActorId::random();
+    forged.set_actor(forger.clone());
     let hh = match forged.get(&ROOT, "household").unwrap() {
         Some((automerge::Value::Object(_), id)) => id,
         other => panic!("no household map: {other:?}"),
     };
-    let cell = match forged.get(&hh, "address").unwrap() {
+    let registry = match forged.get(&ROOT, "actors").unwrap() {
         Some((automerge::Value::Object(_), id)) => id,
-        other => panic!("no address cell: {other:?}"),
+        other => panic!("no registry of actors: {other:?}"),
+    };
+    let a_worker = {
+        let entry = match forged.get(&registry, a_actor.to_hex_string()).unwrap() {
+            Some((automerge::Value::Object(_), id)) => id,
+            other => panic!("no entry for A: {other:?}"),
+        };
+        forged
+            .get(&entry, "by")
+            .unwrap()
+            .unwrap()
+            .0
+            .to_str()
+            .unwrap()
+            .to_owned()
     };
     let mut tx = forged.transaction();
-    tx.put(&cell, "v", "假地址").unwrap();
+    let entry = tx
+        .put_object(&registry, forger.to_hex_string(), automerge::ObjType::Map)
+        .unwrap();
+    tx.put(&entry, "by", a_worker.as_str()).unwrap();
+    tx.put(&entry, "dev", a_dev.as_str()).unwrap();
+    tx.put(&hh, "address", "假地址").unwrap();
     tx.commit();
     let bad = generation::build(&forged, s.hh, std::slice::from_ref(&item), 1).unwrap();
     check_canonical(&bad.doc, s.hh).unwrap();

@@ -250,12 +250,15 @@ pub(crate) fn write_legacy_cell<T: Transactable>(
     value: Option<&ScalarValue>,
     p: &Provenance,
 ) -> Result<()> {
+    // In key order (`at`, `by`, `dev`, `v`): the order in which a generation copies a map,
+    // so that a generation built again from a generation writes the same changes (ADR 0034's
+    // canonical check).
     let cell = tx.put_object(parent, field, ObjType::Map)?;
-    match value {
-        Some(v) => tx.put(&cell, VALUE, v.clone())?,
-        None => tx.put(&cell, VALUE, ScalarValue::Null)?,
-    }
-    put_provenance(tx, &cell, p)
+    tx.put(&cell, AT, p.at.0)?;
+    tx.put(&cell, BY, p.worker.to_string())?;
+    tx.put(&cell, DEVICE, p.device.to_string())?;
+    tx.put(&cell, VALUE, value.cloned().unwrap_or(ScalarValue::Null))?;
+    Ok(())
 }
 
 /// Put the actor that just wrote `parent[key]` into the registry, as `p`'s worker and

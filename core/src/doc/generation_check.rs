@@ -140,7 +140,8 @@ fn device_cells(
     Ok(())
 }
 
-/// Every provenance map that names `device` in `old`'s history: those its own actor's
+/// Every provenance map that names `device` in `old`'s history, and every lean value its
+/// own actor wrote (ADR 0035) as the legacy cell a generation makes of it: those its own actor's
 /// changes wrote (a provenance map is written whole by one change and never changed after,
 /// ADR 0002; the server lets no other actor write this device's provenance, ADR 0012), and
 /// those of the generation `old` is in (checked when it was taken).
@@ -166,6 +167,11 @@ fn ever_written(
                 ("v", legacy::OpType::Make(t)) => entry.0 = format!("{t:?}"),
                 ("at", legacy::OpType::Put(v)) => entry.1 = scalar_time(v),
                 ("dev", legacy::OpType::Put(ScalarValue::Str(d))) => entry.2 = d == device,
+                // A lean value (ADR 0035): a generation writes it as a legacy cell holding
+                // this value and its change's time.
+                (_, legacy::OpType::Put(v)) => {
+                    seen.insert((format!("{v:?}"), Some(change.timestamp())));
+                }
                 _ => {}
             }
         }
