@@ -371,7 +371,7 @@ fn a_generation_taken_unwitnessed_is_checked() {
             .unwrap()
             .unwrap()
             .0
-            .to_str()
+            .as_str()
             .unwrap()
             .to_owned()
     };
