@@ -100,6 +100,9 @@ async fn a_lost_or_repeated_request_adds_no_entry_twice() {
     a.sync().await;
 
     a.store.open_case_file(hh).unwrap();
+    // Two openings, not one sent twice: the server keeps one entry per device, household
+    // and millisecond (a repeated request's), so they must not share a millisecond.
+    std::thread::sleep(std::time::Duration::from_millis(3));
     a.store.open_case_file(hh).unwrap();
     // The server applies the sync; the phone never hears back.
     proxy.plan([Fault::DropResponse]);
