@@ -48,6 +48,16 @@ impl Store {
         let Writer { conn, cache, .. } = &mut *w;
         let doc = load(conn, cache, id, &self.actor)?;
         let household = doc::read::read_household(doc)?;
+        // Each opening at its own millisecond, after this device's earlier ones of the
+        // household: the server keeps one entry per device, household and millisecond (a
+        // repeated request's), so two openings within one millisecond must not look like one.
+        let last: Option<i64> = conn
+            .prepare_cached("SELECT MAX(at) FROM access_log WHERE household = ?1")?
+            .query_row(params![id_bytes(id.as_uuid())], |r| r.get(0))?;
+        let at = match last {
+            Some(last) if last >= at.0 => Timestamp(last.saturating_add(1)),
+            _ => at,
+        };
         conn.prepare_cached(
             "INSERT INTO access_log (household, worker, device, at) VALUES (?1, ?2, ?3, ?4)",
         )?
