@@ -339,10 +339,38 @@ pub(crate) fn holds_lean_values<R: ReadDoc>(doc: &R, parent: &ObjId) -> Result<b
 /// The provenance of the op `id` that wrote a lean value: its actor's owner and its
 /// change's time (`i64::MAX` for an op of the transaction being written).
 pub(crate) fn op_provenance<R: Doc>(doc: &R, id: &ObjId) -> Result<Provenance> {
-    let ObjId::Id(_, actor, _) = id else {
-        return Err(malformed("provenance"));
-    };
-    let (worker, device) = registered(doc, actor)?.ok_or(malformed("provenance"))?;
+    op_provenance_with(doc, id, &Owners::default())
+}
+
+/// The owners of the actors looked up so far in one document (ADR 0035): a review reads
+/// many values written by a few actors, and finds each actor's entry in the registry once.
+#[derive(Default)]
+pub(crate) struct Owners(std::cell::RefCell<std::collections::HashMap<ActorId, Option<Owner>>>);
+
+type Owner = (WorkerId, DeviceId);
+
+impl Owners {
+    /// [`registered`], remembered.
+    pub(crate) fn of<R: ReadDoc>(&self, doc: &R, actor: &ActorId) -> Result<Option<Owner>> {
+        if let Some(known) = self.0.borrow().get(actor) {
+            return Ok(*known);
+        }
+        let found = registered(doc, actor)?;
+        self.0.borrow_mut().insert(actor.clone(), found);
+        Ok(found)
+    }
+
+    /// The owner of the actor that made op `id` (a lean value's author).
+    fn of_op<R: ReadDoc>(&self, doc: &R, id: &ObjId) -> Result<Owner> {
+        let ObjId::Id(_, actor, _) = id else {
+            return Err(malformed("provenance"));
+        };
+        self.of(doc, actor)?.ok_or(malformed("provenance"))
+    }
+}
+
+fn op_provenance_with<R: Doc>(doc: &R, id: &ObjId, owners: &Owners) -> Result<Provenance> {
+    let (worker, device) = owners.of_op(doc, id)?;
     Ok(Provenance {
         worker,
         device,
@@ -361,7 +389,7 @@ pub(crate) fn provenance_of<R: Doc>(doc: &R, value: &Value<'_>, id: &ObjId) -> R
 }
 
 /// One value of a cell, in either form, with its provenance.
-fn version<R: Doc>(doc: &R, value: Value<'_>, id: &ObjId) -> Result<FieldVersion> {
+fn version<R: Doc>(doc: &R, value: Value<'_>, id: &ObjId, owners: &Owners) -> Result<FieldVersion> {
     match value {
         Value::Object(ObjType::Map) => {
             let (value, provenance) = read_cell_map(doc, id)?;
@@ -372,10 +400,38 @@ fn version<R: Doc>(doc: &R, value: Value<'_>, id: &ObjId) -> Result<FieldVersion
         }
         Value::Scalar(s) => Ok(FieldVersion {
             value: text(Some(Value::Scalar(s)))?,
-            provenance: op_provenance(doc, id)?,
+            provenance: op_provenance_with(doc, id, owners)?,
         }),
         _ => Err(malformed("expected a field cell")),
     }
+}
+
+/// [`read_versions`] where a cell holds several values; where it holds one or none, only
+/// checked as that would check it (`None`): a review looks for concurrent values, and
+/// nearly every cell has one.
+pub(crate) fn read_versions_if_several<R: Doc>(
+    doc: &R,
+    parent: &ObjId,
+    field: &str,
+    owners: &Owners,
+) -> Result<Option<Vec<FieldVersion>>> {
+    let values = doc.get_all(parent, field)?;
+    if values.len() > 1 {
+        return read_versions_with(doc, parent, field, owners).map(Some);
+    }
+    for (value, id) in values {
+        match value {
+            Value::Object(ObjType::Map) => {
+                text(read_cell_map(doc, &id)?.0)?;
+            }
+            Value::Scalar(s) => {
+                text(Some(Value::Scalar(s)))?;
+                owners.of_op(doc, &id)?;
+            }
+            _ => return Err(malformed("expected a field cell")),
+        }
+    }
+    Ok(None)
 }
 
 /// Every value a cell holds now, the one to show first. Several values mean concurrent
@@ -386,9 +442,19 @@ pub(crate) fn read_versions<R: Doc>(
     parent: &ObjId,
     field: &str,
 ) -> Result<Vec<FieldVersion>> {
+    read_versions_with(doc, parent, field, &Owners::default())
+}
+
+/// [`read_versions`], the owners of actors looked up in `owners`.
+pub(crate) fn read_versions_with<R: Doc>(
+    doc: &R,
+    parent: &ObjId,
+    field: &str,
+    owners: &Owners,
+) -> Result<Vec<FieldVersion>> {
     let mut out = Vec::new();
     for (value, id) in doc.get_all(parent, field)? {
-        out.push(version(doc, value, &id)?);
+        out.push(version(doc, value, &id, owners)?);
     }
     out.sort_by(|a, b| {
         (

@@ -28,6 +28,7 @@ fn distinct_values(versions: &[FieldVersion]) -> usize {
 /// Walk every field of every record and report concurrent values.
 pub(crate) fn review<R: Doc>(doc: &R, household: HouseholdId) -> Result<Review> {
     let mut out = Review::default();
+    let owners = Owners::default();
     for kind in ALL_KINDS {
         if kind == EntityKind::Amendment {
             continue;
@@ -44,7 +45,7 @@ pub(crate) fn review<R: Doc>(doc: &R, household: HouseholdId) -> Result<Review> 
                 .collect()
         };
         for (key, obj) in records {
-            review_record(doc, household, kind, key.as_deref(), &obj, &mut out)?;
+            review_record(doc, household, kind, key.as_deref(), &obj, &owners, &mut out)?;
         }
     }
     crate::doc::survey::review_duplicates(doc, household, &mut out)?;
@@ -58,6 +59,7 @@ pub(crate) fn review_record<R: Doc>(
     kind: EntityKind,
     key: Option<&str>,
     obj: &automerge::ObjId,
+    owners: &Owners,
     out: &mut Review,
 ) -> Result<()> {
     let entity = EntityRef::from_parts(kind, key)?;
@@ -66,7 +68,9 @@ pub(crate) fn review_record<R: Doc>(
             MergePolicy::Identity | MergePolicy::Status | MergePolicy::LastWriterWins => {}
             _ => continue,
         }
-        let versions = read_versions(doc, obj, spec.name)?;
+        let Some(versions) = read_versions_if_several(doc, obj, spec.name, owners)? else {
+            continue;
+        };
         if distinct_values(&versions) < 2 {
             continue;
         }
@@ -90,7 +94,7 @@ pub(crate) fn review_record<R: Doc>(
         }
     }
     if kind == EntityKind::Visit && read_cell(doc, obj, "status")?.as_deref() == Some("final") {
-        let seals = read_versions(doc, obj, "seal")?;
+        let seals = read_versions_with(doc, obj, "seal", owners)?;
         let path = format!("{}/{}/sections", kind.name(), key.unwrap_or_default());
         if !seals.is_empty() && !sealed_text_stands(doc, obj, &seals, &path)? {
             let values = seals

@@ -278,8 +278,20 @@ pub enum Scope {
 pub fn touched(doc_before: &Automerge, writes: &Writes, paths: &Paths) -> Scope {
     let kind_of = |col: &str| ALL_KINDS.into_iter().find(|k| k.collection() == col);
     let mut out = BTreeSet::new();
+    // The registry of actors (ADR 0035) is no record, and [`validate`] does not read it
+    // whole either: a reader looks up only the entries of the actors whose values it
+    // reads. What a change may write into it (its own actor's entry, once, naming its
+    // owner; a registry only made, never replaced) is [`check_provenance_of`]'s to decide,
+    // and the server runs that on every pushed change beside this scope.
+    let registry = |keys: &Option<HashSet<String>>| {
+        keys.as_ref()
+            .is_some_and(|keys| keys.iter().all(|k| k == super::cells::ACTORS))
+    };
     for (obj, keys) in writes {
         if *obj == ROOT {
+            if registry(keys) {
+                continue;
+            }
             return Scope::Everything;
         }
         // A text reads whatever it holds: typing cannot make a record unreadable.
@@ -294,6 +306,9 @@ pub fn touched(doc_before: &Automerge, writes: &Writes, paths: &Paths) -> Scope 
         let (Some(col), rest) = (path.first(), path.get(1)) else {
             return Scope::Everything;
         };
+        if col == super::cells::ACTORS {
+            continue;
+        }
         let Some(kind) = kind_of(col).filter(|k| *k != EntityKind::Household) else {
             return Scope::Everything;
         };
@@ -325,6 +340,7 @@ pub fn validate_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
         return Ok(());
     }
     let (household, _) = super::header(doc)?;
+    let owners = super::cells::Owners::default();
     for (kind, key) in records {
         let Some(obj) = super::cells::entity_obj(doc, *kind, Some(key))? else {
             continue; // deleted: the household reads without it
@@ -363,7 +379,15 @@ pub fn validate_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
         }
         if *kind != EntityKind::Amendment {
             let mut review = super::conflicts::Review::default();
-            super::conflicts::review_record(doc, household, *kind, Some(key), &obj, &mut review)?;
+            super::conflicts::review_record(
+                doc,
+                household,
+                *kind,
+                Some(key),
+                &obj,
+                &owners,
+                &mut review,
+            )?;
         }
     }
     Ok(())
@@ -999,6 +1023,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A colleague's first edit of a household enters their actor in the registry (ADR
+    /// 0035) beside the field it writes: the scope is still that one record, not the whole
+    /// household. A write at the root beside it widens the scope to everything.
+    #[test]
+    fn registering_an_actor_does_not_widen_the_scope() {
+        let visits = [VisitId::new(), VisitId::new()];
+        let doc = household(&visits, &prov());
+        let at = doc.get_heads();
+        let scope_of = |root_too: bool| {
+            let mut fork = doc.fork_at(&at).unwrap().with_actor(ActorId::random());
+            let mut tx = fork.transaction();
+            let key = visits[1].to_string();
+            let obj = entity_obj(&tx, EntityKind::Visit, Some(&key)).unwrap().unwrap();
+            write_cell(&mut tx, &obj, "kind", Some("school"), &prov()).unwrap();
+            if root_too {
+                tx.put(ROOT, "note", "x").unwrap();
+            }
+            tx.commit();
+            let fresh = fork.get_changes(&at);
+            let decoded = decode(&fresh);
+            let w = writes(&decoded);
+            let registry = doc.get(ROOT, "actors").unwrap().unwrap().1;
+            assert!(
+                w.contains_key(&registry),
+                "the change enters its actor in the registry: {w:?}"
+            );
+            touched(&doc, &w, &paths(&doc, &w))
+        };
+        match scope_of(false) {
+            Scope::Records(r) => assert_eq!(
+                r.into_iter().collect::<Vec<_>>(),
+                vec![(EntityKind::Visit, visits[1].to_string())]
+            ),
+            other => panic!("scope widened: {other:?}"),
+        }
+        assert!(matches!(scope_of(true), Scope::Everything));
     }
 
     #[test]

@@ -327,6 +327,15 @@ pub(crate) fn review_work<R: Doc>(doc: &R) -> Result<crate::doc::conflicts::Revi
     let mut review = crate::doc::conflicts::Review::default();
     let obj = record_obj(doc, kind)?;
     let key = id.to_string();
-    crate::doc::conflicts::review_record(doc, id, entity(kind), Some(&key), &obj, &mut review)?;
+    let owners = crate::doc::cells::Owners::default();
+    crate::doc::conflicts::review_record(
+        doc,
+        id,
+        entity(kind),
+        Some(&key),
+        &obj,
+        &owners,
+        &mut review,
+    )?;
     Ok(review)
 }

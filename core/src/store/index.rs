@@ -494,7 +494,8 @@ fn index_records(
             insert_record(conn, doc, household, *kind, key, obj, &mut texts)?;
             if *kind != EntityKind::Amendment {
                 let k = (*kind != EntityKind::Household).then_some(key.as_str());
-                review_record(doc, household, *kind, k, obj, &mut found)?;
+                let owners = crate::doc::cells::Owners::default();
+                review_record(doc, household, *kind, k, obj, &owners, &mut found)?;
             }
         } else if *kind == EntityKind::Visit {
             conn.prepare_cached("DELETE FROM ix_visit_workers WHERE visit_id = doorstep_key(?1)")?

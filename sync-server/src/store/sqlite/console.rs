@@ -136,18 +136,18 @@ pub(super) fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Replace one document's rows (inside the caller's transaction); false if the read model
-/// holds a newer state or the household was erased meanwhile.
-fn put_one(conn: &Connection, m: &ReadModelDoc) -> StoreResult<bool> {
+/// Whether one document's rows are to be replaced (inside the caller's transaction), and
+/// its search row if it has one: not if the read model holds a newer state or the
+/// household was erased meanwhile.
+fn replaceable(conn: &Connection, m: &ReadModelDoc) -> StoreResult<Option<Option<i64>>> {
     let h = &m.household;
     let doc = h.doc.to_string();
-    let station = h.station.to_string();
-    let held: Option<i64> = conn
-        .prepare_cached("SELECT seq FROM rm_households WHERE doc_id = ?1")?
-        .query_row([&doc], |r| r.get(0))
+    let held: Option<(i64, Option<i64>)> = conn
+        .prepare_cached("SELECT seq, search_row FROM rm_households WHERE doc_id = ?1")?
+        .query_row([&doc], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if held.is_some_and(|s| s > h.seq as i64) {
-        return Ok(false);
+    if held.is_some_and(|(s, _)| s > h.seq as i64) {
+        return Ok(None);
     }
     // An erasure that came between the push and this refresh wins.
     let erased: Option<i64> = conn
@@ -155,8 +155,17 @@ fn put_one(conn: &Connection, m: &ReadModelDoc) -> StoreResult<bool> {
         .query_row([&doc], |r| r.get(0))
         .optional()?;
     if erased.is_some() {
-        return Ok(false);
+        return Ok(None);
     }
+    Ok(Some(held.and_then(|(_, row)| row)))
+}
+
+/// Replace one document's rows (its search row is usually deleted already: see
+/// `put_read_models`).
+fn put_one(conn: &Connection, m: &ReadModelDoc) -> StoreResult<()> {
+    let h = &m.household;
+    let doc = h.doc.to_string();
+    let station = h.station.to_string();
     delete_doc(conn, &doc)?;
     conn.prepare_cached("INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)")?
         .execute(params![doc, station, m.search_text])?;
@@ -200,8 +209,7 @@ fn put_one(conn: &Connection, m: &ReadModelDoc) -> StoreResult<bool> {
         let (id, assignee) = (f.follow_up.to_string(), f.assignee.to_string());
         follow_up.execute(params![doc, id, station, f.what, f.due, assignee, f.status])?;
     }
-    put_facts(conn, &doc, &station, &m.facts)?;
-    Ok(true)
+    put_facts(conn, &doc, &station, &m.facts)
 }
 
 fn put_facts(conn: &Connection, doc: &str, station: &str, facts: &[FactRow]) -> StoreResult<()> {
@@ -252,8 +260,24 @@ impl ConsoleStore for SqliteStore {
         order.sort_by_key(|&i| docs[i].household.doc);
         self.write(|conn| {
             let mut written = vec![false; docs.len()];
+            let mut search_rows = Vec::new();
             for i in order.iter().copied() {
-                written[i] = put_one(conn, &docs[i])?;
+                if let Some(row) = replaceable(conn, &docs[i])? {
+                    written[i] = true;
+                    search_rows.extend(row);
+                }
+            }
+            // The old search rows first, in rowid order, then the new ones (each a higher
+            // rowid): FTS5 writes its pending terms out as a new segment whenever a row
+            // comes below the last one it took, so deleting and inserting household by
+            // household wrote (and later merged) one segment per household.
+            search_rows.sort_unstable();
+            let mut delete = conn.prepare_cached("DELETE FROM rm_search WHERE rowid = ?1")?;
+            for row in search_rows {
+                delete.execute([row])?;
+            }
+            for i in order.iter().copied().filter(|&i| written[i]) {
+                put_one(conn, &docs[i])?;
             }
             Ok(written)
         })
