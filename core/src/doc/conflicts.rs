@@ -45,7 +45,15 @@ pub(crate) fn review<R: Doc>(doc: &R, household: HouseholdId) -> Result<Review> 
                 .collect()
         };
         for (key, obj) in records {
-            review_record(doc, household, kind, key.as_deref(), &obj, &owners, &mut out)?;
+            review_record(
+                doc,
+                household,
+                kind,
+                key.as_deref(),
+                &obj,
+                &owners,
+                &mut out,
+            )?;
         }
     }
     crate::doc::survey::review_duplicates(doc, household, &mut out)?;

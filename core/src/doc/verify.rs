@@ -1037,7 +1037,9 @@ mod tests {
             let mut fork = doc.fork_at(&at).unwrap().with_actor(ActorId::random());
             let mut tx = fork.transaction();
             let key = visits[1].to_string();
-            let obj = entity_obj(&tx, EntityKind::Visit, Some(&key)).unwrap().unwrap();
+            let obj = entity_obj(&tx, EntityKind::Visit, Some(&key))
+                .unwrap()
+                .unwrap();
             write_cell(&mut tx, &obj, "kind", Some("school"), &prov()).unwrap();
             if root_too {
                 tx.put(ROOT, "note", "x").unwrap();
