@@ -54,25 +54,35 @@ struct DocCache {
     capacity: usize,
     tick: u64,
     docs: HashMap<HouseholdId, (Cached, u64)>,
+    /// The documents by when they were put back, oldest first: the one to evict is found
+    /// without a pass over the cache.
+    order: std::collections::BTreeMap<u64, HouseholdId>,
 }
 
 impl DocCache {
+    fn new(capacity: usize) -> Self {
+        DocCache {
+            capacity: capacity.max(1),
+            tick: 0,
+            docs: HashMap::new(),
+            order: std::collections::BTreeMap::new(),
+        }
+    }
     fn take(&mut self, id: &HouseholdId) -> Option<Cached> {
-        self.docs.remove(id).map(|(c, _)| c)
+        let (cached, tick) = self.docs.remove(id)?;
+        self.order.remove(&tick);
+        Some(cached)
     }
     fn put(&mut self, id: HouseholdId, cached: Cached) {
+        self.take(&id);
         if self.docs.len() >= self.capacity {
-            if let Some(old) = self
-                .docs
-                .iter()
-                .min_by_key(|(_, (_, t))| *t)
-                .map(|(k, _)| *k)
-            {
+            if let Some((_, old)) = self.order.pop_first() {
                 self.docs.remove(&old);
             }
         }
         self.tick += 1;
         self.docs.insert(id, (cached, self.tick));
+        self.order.insert(self.tick, id);
     }
 }
 
@@ -120,11 +130,7 @@ impl<S: ServerStore> SyncService<S> {
     pub fn new(store: Arc<S>, cache_documents: usize) -> Self {
         SyncService {
             store,
-            cache: Mutex::new(DocCache {
-                capacity: cache_documents.max(1),
-                tick: 0,
-                docs: HashMap::new(),
-            }),
+            cache: Mutex::new(DocCache::new(cache_documents)),
             stations: Mutex::new(HashMap::new()),
             signers: Mutex::new(HashMap::new()),
             read_model: true,
@@ -347,4 +353,35 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached(seq: u64) -> Cached {
+        Cached {
+            doc: Automerge::new(),
+            since: 0,
+            seq,
+            card_ids: None,
+        }
+    }
+
+    /// The cache evicts the document put back longest ago, counting a put-back of a
+    /// document it holds as its newest use.
+    #[test]
+    fn the_cache_evicts_the_least_recently_put_back() {
+        let mut cache = DocCache::new(2);
+        let (a, b, c) = (HouseholdId::new(), HouseholdId::new(), HouseholdId::new());
+        cache.put(a, cached(1));
+        cache.put(b, cached(2));
+        cache.put(a, cached(3)); // `a` again: now newer than `b`, nothing evicted
+        assert_eq!(cache.docs.len(), 2);
+        cache.put(c, cached(4));
+        assert!(cache.take(&b).is_none(), "the oldest, b, was evicted");
+        assert_eq!(cache.take(&a).map(|c| c.seq), Some(3));
+        assert_eq!(cache.take(&c).map(|c| c.seq), Some(4));
+        assert!(cache.docs.is_empty() && cache.order.is_empty());
+    }
 }
