@@ -67,7 +67,8 @@ struct Split<'a> {
     rest: &'a [u8],
 }
 
-fn split(chunk: &[u8]) -> Option<Split<'_>> {
+/// An uncompressed change chunk's dependencies and the rest of its body (no hashing).
+fn parts(chunk: &[u8]) -> Option<(Vec<[u8; 32]>, &[u8])> {
     if chunk.len() < 10 || chunk[..4] != MAGIC || chunk[8] != CHANGE {
         return None;
     }
@@ -91,12 +92,22 @@ fn split(chunk: &[u8]) -> Option<Split<'_>> {
             h
         })
         .collect();
+    Some((deps, &body[deps_end..]))
+}
+
+fn split(chunk: &[u8]) -> Option<Split<'_>> {
+    let (deps, rest) = parts(chunk)?;
     let hash: [u8; 32] = Sha256::digest(&chunk[8..]).into();
-    Some(Split {
-        hash,
-        deps,
-        rest: &body[deps_end..],
-    })
+    Some(Split { hash, deps, rest })
+}
+
+/// The actor of an uncompressed change chunk: the length-prefixed bytes that open its body
+/// after the dependencies (what a signature may leave implied, ADR 0037).
+pub(super) fn actor_of(chunk: &[u8]) -> Option<&[u8]> {
+    let (_, rest) = parts(chunk)?;
+    let (len, n) = read_uleb(rest)?;
+    let end = usize::try_from(len).ok()?.checked_add(n)?;
+    rest.get(n..end)
 }
 
 /// The hash of a chunk sent whole, when it is an uncompressed change a later change may
@@ -127,7 +138,9 @@ pub(super) fn rebuild(deps: &[[u8; 32]], rest: &[u8]) -> ([u8; 32], Vec<u8>) {
 
 /// Appends `changes` (one document's, in causal order) in the compact form: a uLEB count,
 /// then per change a form byte and either `bytes whole` or `list<dep> ‖ bytes rest`.
-pub fn encode(out: &mut Vec<u8>, changes: &[Vec<u8>]) {
+/// Returns each change's hash as the receiver will know it (`None` for a chunk that is not
+/// an uncompressed change), which the document's signatures may refer to.
+pub fn encode(out: &mut Vec<u8>, changes: &[Vec<u8>]) -> Vec<Option<[u8; 32]>> {
     uleb(out, changes.len() as u64);
     let mut seen: Vec<Option<[u8; 32]>> = Vec::with_capacity(changes.len());
     for c in changes {
@@ -161,6 +174,7 @@ pub fn encode(out: &mut Vec<u8>, changes: &[Vec<u8>]) {
             }
         }
     }
+    seen
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The sync wire format, version 4 (specified in `docs/protocol.md`): compact binary,
+//! The sync wire format, version 5 (specified in `docs/protocol.md`): compact binary,
 //! then one zstd frame. Pure functions, no IO. Every decoder returns an error on garbage and
 //! never allocates more than the bytes it was given justify.
 
@@ -10,7 +10,7 @@ use crate::model::role::{Role, TeamName, MAX_TEAM_CHARS};
 use crate::protocol::signing::ChangeSignature;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 /// Largest decompressed message accepted (a decompression bomb stops here).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Largest single change or snapshot.
@@ -20,6 +20,10 @@ pub const MAX_ACTOR_BYTES: usize = 64;
 /// Most case-file accesses one request carries (a device sends the rest next sync); a
 /// request with more is refused.
 pub const MAX_ACCESSES: usize = 1000;
+
+/// A signature that names its signed change by actor and hash rather than by its place in
+/// the list of changes it travels with (ADR 0037).
+const SIGNED_BY_HASH: u64 = 0;
 
 const KIND_REQUEST: u8 = 1;
 const KIND_RESPONSE: u8 = 2;
@@ -396,15 +400,32 @@ impl Writer {
         self.len(list.len());
         for d in list {
             self.uuid(d.doc.as_uuid());
-            super::compact::encode(&mut self.0, &d.changes);
-            self.signatures(&d.signatures);
+            let hashes = super::compact::encode(&mut self.0, &d.changes);
+            self.signatures(&d.signatures, &d.changes, &hashes);
         }
     }
-    fn signatures(&mut self, list: &[AuthorSignature]) {
+    /// Signatures, each naming its signed change by its place in `changes` (whose hashes are
+    /// `hashes`) when it is there, else by actor and hash (ADR 0037).
+    fn signatures(
+        &mut self,
+        list: &[AuthorSignature],
+        changes: &[Vec<u8>],
+        hashes: &[Option<[u8; 32]>],
+    ) {
         self.len(list.len());
         for s in list {
-            self.bytes(&s.actor);
-            self.0.extend_from_slice(&s.signature.hash.0);
+            let back = hashes.iter().zip(changes).rev().position(|(h, c)| {
+                h.as_ref() == Some(&s.signature.hash.0)
+                    && super::compact::actor_of(c) == Some(s.actor.as_slice())
+            });
+            match back {
+                Some(p) => self.uvarint(p as u64 + 1),
+                None => {
+                    self.uvarint(SIGNED_BY_HASH);
+                    self.bytes(&s.actor);
+                    self.0.extend_from_slice(&s.signature.hash.0);
+                }
+            }
             self.0.extend_from_slice(&s.signature.sig);
         }
     }
@@ -544,8 +565,8 @@ impl<'a> Reader<'a> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let doc = self.doc()?;
-            let changes = self.compact_changes()?;
-            let signatures = self.signatures()?;
+            let (changes, hashes) = self.compact_changes()?;
+            let signatures = self.signatures(&changes, &hashes)?;
             out.push(DocChanges {
                 doc,
                 changes,
@@ -555,8 +576,10 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
     /// One document's changes in the compact form (ADR 0031), each rebuilt to its exact
-    /// automerge bytes.
-    fn compact_changes(&mut self) -> Result<Vec<Vec<u8>>, WireError> {
+    /// automerge bytes, with their hashes (`None` for a chunk that is not an uncompressed
+    /// change).
+    #[allow(clippy::type_complexity)]
+    fn compact_changes(&mut self) -> Result<(Vec<Vec<u8>>, Vec<Option<[u8; 32]>>), WireError> {
         use super::compact::{rebuild, whole_hash, DEP_HASH, FORM_ELIDED, FORM_WHOLE};
         // Each change takes at least two bytes (form, length).
         let n = self.count(2)?;
@@ -597,7 +620,7 @@ impl<'a> Reader<'a> {
                 _ => return Err(WireError::Malformed("change form")),
             }
         }
-        Ok(out)
+        Ok((out, seen))
     }
     fn actor(&mut self) -> Result<Vec<u8>, WireError> {
         let n = self.uvarint()?;
@@ -612,12 +635,31 @@ impl<'a> Reader<'a> {
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
-    fn signatures(&mut self) -> Result<Vec<AuthorSignature>, WireError> {
-        let n = self.count(2 + 32 + 64)?;
+    /// Signatures whose signed change may be named by its place in `changes` (hashes
+    /// `hashes`); outside a list of changes (a snapshot's), both are empty.
+    fn signatures(
+        &mut self,
+        changes: &[Vec<u8>],
+        hashes: &[Option<[u8; 32]>],
+    ) -> Result<Vec<AuthorSignature>, WireError> {
+        // Each takes at least a reference byte and the signature.
+        let n = self.count(1 + 64)?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let actor = self.actor()?;
-            let hash = self.hash()?;
+            let back = self.uvarint()?;
+            let (actor, hash) = if back == SIGNED_BY_HASH {
+                (self.actor()?, self.hash()?)
+            } else {
+                let at = usize::try_from(back)
+                    .ok()
+                    .and_then(|b| hashes.len().checked_sub(b))
+                    .ok_or(WireError::Malformed("signed change before the list"))?;
+                let hash = hashes[at].ok_or(WireError::Malformed("signed change not a change"))?;
+                let actor = super::compact::actor_of(&changes[at])
+                    .filter(|a| !a.is_empty() && a.len() <= MAX_ACTOR_BYTES)
+                    .ok_or(WireError::Malformed("actor id"))?;
+                (actor.to_vec(), ChangeHash(hash))
+            };
             let sig = self.array::<64>()?;
             out.push(AuthorSignature {
                 actor,
@@ -757,7 +799,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, WireE
 /// nothing after it: each change rebuilt to its exact automerge bytes.
 pub fn decode_changes(raw: &[u8]) -> Result<Vec<Vec<u8>>, WireError> {
     let mut r = Reader { buf: raw };
-    let changes = r.compact_changes()?;
+    let (changes, _) = r.compact_changes()?;
     r.finish()?;
     Ok(changes)
 }
@@ -873,7 +915,7 @@ impl SyncResponse {
         for s in &self.snapshots {
             w.uuid(s.doc.as_uuid());
             w.bytes(&s.bytes);
-            w.signatures(&s.signatures);
+            w.signatures(&s.signatures, &[], &[]);
         }
         w.doc_changes(&self.pull);
         w.len(self.signers.len());
@@ -958,7 +1000,7 @@ impl SyncResponse {
         for _ in 0..n {
             let doc = r.doc()?;
             let bytes = r.bytes()?;
-            let signatures = r.signatures()?;
+            let signatures = r.signatures(&[], &[])?;
             snapshots.push(DocSnapshot {
                 doc,
                 bytes,
@@ -1115,6 +1157,110 @@ mod tests {
             }),
             redactions: Vec::new(),
             bootstrap_remaining: Some(1_234),
+        }
+    }
+
+    /// Two actors' changes to one document, and a signature (made-up bytes) per actor over
+    /// its newest change, as a push carries them.
+    fn signed_group() -> DocChanges {
+        use automerge::transaction::Transactable;
+        let mut a = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(vec![1; 16]));
+        let text = a
+            .put_object(automerge::ROOT, "note", automerge::ObjType::Text)
+            .unwrap();
+        a.commit();
+        let mut b = a.fork().with_actor(automerge::ActorId::from(vec![2; 16]));
+        for i in 0..3 {
+            a.splice_text(&text, 0, 0, &format!("孩子{i}")).unwrap();
+            a.commit();
+        }
+        b.put(automerge::ROOT, "phone", "13800000000").unwrap();
+        b.commit();
+        a.merge(&mut b).unwrap();
+        let changes = a.get_changes(&[]);
+        let newest = |actor: u8| {
+            changes
+                .iter()
+                .rev()
+                .find(|c| c.actor_id().to_bytes() == [actor; 16])
+                .unwrap()
+                .hash()
+        };
+        let sig = |actor: u8| AuthorSignature {
+            actor: vec![actor; 16],
+            signature: ChangeSignature {
+                hash: newest(actor),
+                sig: [actor; 64],
+            },
+        };
+        DocChanges {
+            doc: HouseholdId::new(),
+            changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+            signatures: vec![sig(1), sig(2)],
+        }
+    }
+
+    fn push_of(group: DocChanges) -> SyncRequest {
+        SyncRequest {
+            cursor: Cursor::default(),
+            budget: 1 << 20,
+            push: vec![group],
+            signer: None,
+            accesses: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn signatures_name_their_change_by_its_place_in_the_list() {
+        let group = signed_group();
+        let req = push_of(group.clone());
+        let raw = req.encode_raw();
+        assert_eq!(SyncRequest::decode_raw(&raw).unwrap(), req);
+        // A signature over a change the list does not hold names it by actor and hash.
+        let mut elsewhere = group.clone();
+        elsewhere.signatures[0].signature.hash = ChangeHash([7; 32]);
+        let far = push_of(elsewhere).encode_raw();
+        assert_eq!(
+            SyncRequest::decode_raw(&far).unwrap().push[0].signatures[0]
+                .signature
+                .hash,
+            ChangeHash([7; 32])
+        );
+        // Named by place, a signature saves its actor (1 + 16 bytes) and its hash (32).
+        assert_eq!(far.len() - raw.len(), 17 + 32);
+        // A signature naming the right hash under another actor keeps both.
+        let mut other_actor = group;
+        other_actor.signatures[0].actor = vec![2; 16];
+        let req = push_of(other_actor);
+        assert_eq!(SyncRequest::decode_raw(&req.encode_raw()).unwrap(), req);
+    }
+
+    #[test]
+    fn a_signature_naming_a_place_outside_the_list_is_refused() {
+        let mut w = Writer(Vec::new());
+        w.u8(PROTOCOL_VERSION);
+        w.u8(KIND_REQUEST);
+        w.cursor(&Cursor::default());
+        w.uvarint(1 << 20);
+        w.len(1);
+        w.uuid(HouseholdId::new().as_uuid());
+        // One change sent whole that is not an automerge change, then two signatures'
+        // worth of references: past the list, and to that chunk.
+        let mut whole = w.0.clone();
+        whole.extend_from_slice(&[1, crate::protocol::compact::FORM_WHOLE, 3, 1, 2, 3, 1]);
+        for (back, why) in [
+            (2u8, "signed change before the list"),
+            (1, "signed change not a change"),
+        ] {
+            let mut raw = whole.clone();
+            raw.push(back);
+            raw.extend_from_slice(&[0; 64]);
+            raw.push(0); // no signer
+            assert_eq!(
+                SyncRequest::decode_raw(&raw),
+                Err(WireError::Malformed(why)),
+                "reference {back}"
+            );
         }
     }
 

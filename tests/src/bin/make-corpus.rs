@@ -343,11 +343,11 @@ fn main() {
     );
 
     // --- message header -----------------------------------------------------------------
-    for v in [0u8, 1, 2, 9, 255] {
+    for v in [0u8, 1, 2, 4, 9, 255] {
         c.sync(
             &format!("version-{v:03}"),
             Expect::Status(400),
-            "a protocol version this server does not speak (1: before signed changes, 2: before compact changes)",
+            "a protocol version this server does not speak (1: before signed changes, 2: before compact changes, 4: before signatures named by place)",
             frame(
                 &request_head(v, 1, 1 << 20)
                     .into_iter()
@@ -530,6 +530,21 @@ fn main() {
         Expect::Status(400),
         "a push for the nil document id",
         frame(&nil_doc),
+    );
+    // A signature naming its change by place (ADR 0037) past the start of the list.
+    let mut sig_past = request_head(PROTOCOL_VERSION, 1, 1 << 20);
+    uvarint(&mut sig_past, 1);
+    sig_past.extend_from_slice(id(1).as_uuid().as_bytes());
+    uvarint(&mut sig_past, 0); // no changes
+    uvarint(&mut sig_past, 1); // one signature
+    uvarint(&mut sig_past, 1); // the last change of the (empty) list
+    sig_past.extend_from_slice(&[0x5a; 64]);
+    sig_past.push(0); // no signer key
+    c.sync(
+        "signature-names-no-change",
+        Expect::Status(400),
+        "a signature naming the last change of an empty list",
+        frame(&sig_past),
     );
     let mut short_uuid = request_head(PROTOCOL_VERSION, 1, 1 << 20);
     uvarint(&mut short_uuid, 1);
