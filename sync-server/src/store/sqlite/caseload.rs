@@ -50,15 +50,16 @@ pub(super) fn scope_docs(
         }
         Role::Worker => {
             // Their caseload (less what is retired from the phones, ADR 0025), and the
-            // station's work (ADR 0021).
+            // station's work (ADR 0021). Read once per page of the log: the set removes
+            // duplicates, so the query sorts nothing (a `UNION` sorted a team's whole
+            // caseload on every sync).
             let mut st = conn.prepare_cached(&format!(
-                "SELECT doc_id FROM (
-                   SELECT doc_id FROM assignments WHERE worker_id = ?1
-                   UNION SELECT doc_id FROM assignments WHERE ?2 IS NOT NULL AND station_id = ?3 AND team = ?2
-                 ) AS caseload
-                 WHERE doc_id NOT IN (SELECT doc_id FROM phone_retirements
-                                      WHERE station_id = ?3 AND reopened_at IS NULL)
-                 UNION SELECT doc_id FROM documents WHERE station_id = ?3 AND kind IN {STATION_WORK_SQL}"
+                "SELECT a.doc_id FROM assignments a
+                 WHERE (a.worker_id = ?1 OR (?2 IS NOT NULL AND a.station_id = ?3 AND a.team = ?2))
+                   AND NOT EXISTS (SELECT 1 FROM phone_retirements r
+                                   WHERE r.doc_id = a.doc_id AND r.station_id = ?3
+                                     AND r.reopened_at IS NULL)
+                 UNION ALL SELECT doc_id FROM documents WHERE station_id = ?3 AND kind IN {STATION_WORK_SQL}"
             ))?;
             for d in st.query_map(params![worker, team, station], |r| r.get::<_, String>(0))? {
                 out.insert(d?);
