@@ -156,6 +156,7 @@ pub fn redact<S: ServerStore>(
             clock: clock(&doc),
             heads: g.doc.get_heads(),
             items: items.iter().map(ToString::to_string).collect(),
+            earlier: earlier_clocks(store, household, number)?,
         };
         ledger.append(&entry(station, &notice, redacted_by))?;
         match store.redact_document(
@@ -204,6 +205,24 @@ fn clock(doc: &automerge::Automerge) -> Vec<(Vec<u8>, u64)> {
         *seq = (*seq).max(m.seq);
     }
     out.into_iter().collect()
+}
+
+/// The clocks of the household's earlier generations, from the notice of the last one
+/// (read before the new notice replaces it in the log): a phone that skipped a generation
+/// needs the clock of the one after the generation it holds (ADR 0034). Only generations
+/// before `number`, in order.
+fn earlier_clocks<S: ServerStore>(
+    store: &S,
+    household: HouseholdId,
+    number: u32,
+) -> Result<Vec<doorstep_core::protocol::GenerationClock>, RedactionError> {
+    Ok(store
+        .redaction_notice(household)?
+        .map(|n| n.clocks_so_far())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.generation < number)
+        .collect())
 }
 
 fn entry(station: StationId, n: &RedactionNotice, by: &str) -> RedactionEntry {
@@ -279,6 +298,7 @@ pub fn reapply<S: ServerStore>(store: &S, ledger: &Ledger) -> Result<usize, Reda
             clock: clock(&from),
             heads: g.doc.get_heads(),
             items: e.items.clone(),
+            earlier: earlier_clocks(store, household, e.generation)?,
         };
         store.redact_document(
             station,

@@ -8,6 +8,7 @@
 
 use doorstep_core::*;
 use doorstep_server::store::ServerStore;
+use doorstep_tests::proxy::{Fault, Proxy};
 use doorstep_tests::{pages, Device, TestServer};
 
 const ID_NUMBER: &str = "513422201508176028";
@@ -307,6 +308,62 @@ async fn visit_upload_status_follows_the_rebase() {
     assert_eq!(
         a.section_text(hh, kept, Section::AdviceGiven),
         "建议申请助学金"
+    );
+    server.stop().await;
+}
+
+/// A phone that skipped a generation (docs/reliability.md, finding 13): it pushed a note
+/// the server held but never heard the answer, the station redacted the note and then
+/// something else, and the phone met the second generation only. The second notice's clock
+/// names the first generation's actors, not the phone's: without the first one's clock,
+/// carried in the second notice, the phone took the note for its own unsynced typing and
+/// wrote it back into the emptied text, and the server's copy held it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_skipped_a_generation_writes_nothing_redacted_back() {
+    let server = TestServer::start().await;
+    let station = server.station("石桥镇社工站");
+    let proxy = Proxy::start(server.addr).await;
+    let a = server.device(station, "A01", &proxy.url()).await;
+    let hh = a.new_household("HH-REDACT-3");
+    let v = a.visit(hh);
+    a.sync().await;
+    // The note reaches the server; the phone never hears so.
+    a.type_into(hh, v, Section::Concerns, NOTE);
+    proxy.plan([Fault::DropResponse]);
+    assert!(a.try_sync().await.is_err());
+    // Offline, the phone writes on: this edit is its own and must survive both generations.
+    a.type_into(hh, v, Section::AdviceGiven, "建议申请助学金");
+    let first = server.redact(station, hh, &[&format!("visit/{v}/concerns")]);
+    let second = server.redact(station, hh, &[&format!("visit/{v}/family_situation")]);
+    assert_eq!(second.generation, 2);
+    // The second notice carries the first's clock: what the server held of the phone's copy.
+    assert_eq!(second.clock_of(1), Some(&first.clock[..]));
+    let report = a.sync().await;
+    assert_eq!(report.redacted.len(), 1, "{report:?}");
+    assert_eq!(report.redacted[0].generation, 2);
+    assert!(
+        !report.redacted[0].witnessed,
+        "it lacked the first generation"
+    );
+    a.sync().await;
+    assert!(a.store.unsynced_households().unwrap().is_empty());
+    assert_eq!(a.section_text(hh, v, Section::Concerns), "");
+    assert_eq!(
+        a.section_text(hh, v, Section::AdviceGiven),
+        "建议申请助学金"
+    );
+    let stored = server.store.load_document(hh).unwrap().unwrap();
+    let raw = doorstep_server::snapshot::load_stored(&stored)
+        .unwrap()
+        .save_nocompress();
+    assert!(
+        !raw.windows(NOTE.len()).any(|w| w == NOTE.as_bytes()),
+        "the redacted note is back on the server"
+    );
+    assert!(
+        raw.windows("建议申请助学金".len())
+            .any(|w| w == "建议申请助学金".as_bytes()),
+        "the phone's own edit reached the server"
     );
     server.stop().await;
 }

@@ -104,10 +104,15 @@ use doorstep_server::SqliteStore;
 /// below is the same bug in seven steps.
 const REGRESSION_SEEDS: &[u64] = &[870, 18570];
 
-/// Seeds of the redaction run that once failed (docs/reliability.md): 43 (finding 11: an
-/// epoch reset beside a notice let redacted text back) and 45 (finding 12: a colleague's
-/// value copied with its provenance into the device's change), both at 40 steps.
-const REDACT_REGRESSION_SEEDS: &[u64] = &[43, 45];
+/// Seeds of the redaction run that once failed (docs/reliability.md), all at 40 steps: 43
+/// (finding 11: an epoch reset beside a notice let redacted text back), 45 (finding 12: a
+/// colleague's value copied with its provenance into the device's change), 112 (finding 14:
+/// a late answer's snapshot brought an erased household back to one device) and
+/// 204 (finding 13: a device that skipped a generation wrote redacted text back, for want
+/// of the skipped generation's clock; `tests/tests/redaction.rs` has it with a real server)
+/// and 526 (finding 15: a backup carried dead copies of rows that a redaction re-applied
+/// after the restore did not reach).
+const REDACT_REGRESSION_SEEDS: &[u64] = &[43, 45, 112, 204, 526];
 
 const DEFAULT_SEEDS: u64 = 1_000;
 /// Seeds of the scoped simulation (reassignments racing edits) per run.

@@ -300,6 +300,44 @@ pub struct RedactionNotice {
     /// What was redacted: `kind/record`, `kind/record/field` or `attachment/<id>` (ids and
     /// field names only).
     pub items: Vec<String>,
+    /// The `clock` of each earlier generation's notice the server still knows, in order
+    /// (flag bit 7 of a response; ADR 0034): a device that skipped a generation holds a
+    /// copy whose actors the latest `clock` does not describe (its actors are the previous
+    /// generation's), and tells by the clock of the generation after the one it holds which
+    /// of its changes the server already had (docs/reliability.md, finding 13).
+    pub earlier: Vec<GenerationClock>,
+}
+
+/// What the server held of a household at the `base` of one of its generations: per
+/// actor, the last sequence number (a redaction notice's `clock`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerationClock {
+    pub generation: u32,
+    pub clock: Vec<(Vec<u8>, u64)>,
+}
+
+impl RedactionNotice {
+    /// The clock of the server's copy at the base of generation `generation` (this
+    /// notice's, or an earlier one it carries); `None` if the server did not say.
+    pub fn clock_of(&self, generation: u32) -> Option<&[(Vec<u8>, u64)]> {
+        if generation == self.generation {
+            return Some(&self.clock);
+        }
+        self.earlier
+            .iter()
+            .find(|c| c.generation == generation)
+            .map(|c| c.clock.as_slice())
+    }
+
+    /// The clocks this notice carries for later notices: its earlier ones and its own.
+    pub fn clocks_so_far(&self) -> Vec<GenerationClock> {
+        let mut out = self.earlier.clone();
+        out.push(GenerationClock {
+            generation: self.generation,
+            clock: self.clock.clone(),
+        });
+        out
+    }
 }
 
 /// At most this many items in one redaction, and this many bytes in one item.
@@ -307,16 +345,26 @@ pub const MAX_REDACTION_ITEMS: usize = 256;
 const MAX_REDACTION_ITEM_BYTES: usize = 128;
 
 impl RedactionNotice {
-    /// The notice as the server keeps it in its log (the wire's encoding of one notice).
+    /// The notice as the server keeps it in its log (the wire's encoding of one notice,
+    /// then its earlier clocks if it has any: a notice stored before they existed reads as
+    /// one without).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
-        w.redaction(self);
+        w.redaction(self, !self.earlier.is_empty());
         w.0
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader { buf: bytes };
-        let n = r.redaction()?;
+        let with_earlier = {
+            let mut probe = Reader { buf: bytes };
+            probe.redaction(false)?;
+            !probe.buf.is_empty()
+        };
+        let n = r.redaction(with_earlier)?;
+        if with_earlier && n.earlier.is_empty() {
+            return Err(WireError::Malformed("earlier clocks listed but none"));
+        }
         r.finish()?;
         Ok(n)
     }
@@ -379,21 +427,31 @@ impl Writer {
             self.0.extend_from_slice(&h.0);
         }
     }
-    fn redaction(&mut self, n: &RedactionNotice) {
+    fn redaction(&mut self, n: &RedactionNotice, with_earlier: bool) {
         self.uuid(n.doc.as_uuid());
         self.uvarint(u64::from(n.generation));
         self.u8(n.reason.to_byte());
         self.uvarint(n.redacted_at.max(0) as u64);
         self.hashes(&n.base);
-        self.len(n.clock.len());
-        for (actor, seq) in &n.clock {
-            self.bytes(actor);
-            self.uvarint(*seq);
-        }
+        self.clock(&n.clock);
         self.hashes(&n.heads);
         self.len(n.items.len());
         for i in &n.items {
             self.bytes(i.as_bytes());
+        }
+        if with_earlier {
+            self.len(n.earlier.len());
+            for c in &n.earlier {
+                self.uvarint(u64::from(c.generation));
+                self.clock(&c.clock);
+            }
+        }
+    }
+    fn clock(&mut self, clock: &[(Vec<u8>, u64)]) {
+        self.len(clock.len());
+        for (actor, seq) in clock {
+            self.bytes(actor);
+            self.uvarint(*seq);
         }
     }
     fn doc_changes(&mut self, list: &[DocChanges]) {
@@ -505,7 +563,15 @@ impl<'a> Reader<'a> {
         }
         Ok(out)
     }
-    fn redaction(&mut self) -> Result<RedactionNotice, WireError> {
+    fn clock(&mut self) -> Result<Vec<(Vec<u8>, u64)>, WireError> {
+        let n = self.count(2)?;
+        let mut clock = Vec::with_capacity(n);
+        for _ in 0..n {
+            clock.push((self.actor()?, self.uvarint()?));
+        }
+        Ok(clock)
+    }
+    fn redaction(&mut self, with_earlier: bool) -> Result<RedactionNotice, WireError> {
         let doc = self.doc()?;
         let generation = u32::try_from(self.uvarint()?)
             .ok()
@@ -515,11 +581,7 @@ impl<'a> Reader<'a> {
         let redacted_at = i64::try_from(self.uvarint()?)
             .map_err(|_| WireError::Malformed("redaction time out of range"))?;
         let base = self.hashes()?;
-        let n = self.count(2)?;
-        let mut clock = Vec::with_capacity(n);
-        for _ in 0..n {
-            clock.push((self.actor()?, self.uvarint()?));
-        }
+        let clock = self.clock()?;
         let heads = self.hashes()?;
         if heads.is_empty() {
             return Err(WireError::Malformed("a generation without heads"));
@@ -536,6 +598,24 @@ impl<'a> Reader<'a> {
             }
             items.push(String::from_utf8(b).map_err(|_| WireError::Malformed("redaction item"))?);
         }
+        let mut earlier: Vec<GenerationClock> = Vec::new();
+        if with_earlier {
+            let n = self.count(2)?;
+            for _ in 0..n {
+                let g = u32::try_from(self.uvarint()?)
+                    .ok()
+                    .filter(|g| *g > 0 && *g < generation)
+                    .ok_or(WireError::Malformed("earlier generation"))?;
+                // In order, each once: one meaning per encoding.
+                if earlier.last().is_some_and(|c| c.generation >= g) {
+                    return Err(WireError::Malformed("earlier generations out of order"));
+                }
+                earlier.push(GenerationClock {
+                    generation: g,
+                    clock: self.clock()?,
+                });
+            }
+        }
         Ok(RedactionNotice {
             doc,
             generation,
@@ -545,6 +625,7 @@ impl<'a> Reader<'a> {
             clock,
             heads,
             items,
+            earlier,
         })
     }
     fn cursor(&mut self) -> Result<Cursor, WireError> {
@@ -885,6 +966,11 @@ impl SyncRequest {
 }
 
 impl SyncResponse {
+    /// Whether a redaction carries earlier generations' clocks (flag bit 7).
+    fn earlier_clocks(&self) -> bool {
+        self.redactions.iter().any(|n| !n.earlier.is_empty())
+    }
+
     pub fn encode_raw(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
         w.u8(PROTOCOL_VERSION);
@@ -896,7 +982,8 @@ impl SyncResponse {
             | (u8::from(!self.erasures.is_empty()) << 3)
             | (u8::from(self.scope.is_some()) << 4)
             | (u8::from(!self.redactions.is_empty()) << 5)
-            | (u8::from(self.bootstrap_remaining.is_some()) << 6));
+            | (u8::from(self.bootstrap_remaining.is_some()) << 6)
+            | (u8::from(self.earlier_clocks()) << 7));
         w.cursor(&self.cursor);
         w.len(self.acks.len());
         for a in &self.acks {
@@ -948,8 +1035,9 @@ impl SyncResponse {
         }
         if !self.redactions.is_empty() {
             w.len(self.redactions.len());
+            let with_earlier = self.earlier_clocks();
             for n in &self.redactions {
-                w.redaction(n);
+                w.redaction(n, with_earlier);
             }
         }
         if let Some(remaining) = self.bootstrap_remaining {
@@ -971,8 +1059,11 @@ impl SyncResponse {
         header(&mut r, KIND_RESPONSE)?;
         let epoch = r.uuid()?;
         let flags = r.u8()?;
-        if flags & !0b111_1111 != 0 {
-            return Err(WireError::Malformed("unknown flags"));
+        let with_earlier = flags & 0b1000_0000 != 0;
+        if with_earlier && flags & 0b10_0000 == 0 {
+            return Err(WireError::Malformed(
+                "earlier clocks flagged without redactions",
+            ));
         }
         let cursor = r.cursor()?;
         let n = r.count(17)?;
@@ -1066,7 +1157,12 @@ impl SyncResponse {
                 return Err(WireError::Malformed("redactions flagged but none listed"));
             }
             for _ in 0..n {
-                redactions.push(r.redaction()?);
+                redactions.push(r.redaction(with_earlier)?);
+            }
+            if with_earlier && redactions.iter().all(|n| n.earlier.is_empty()) {
+                return Err(WireError::Malformed(
+                    "earlier clocks flagged but none listed",
+                ));
             }
         }
         let bootstrap_remaining = if flags & 0b100_0000 != 0 {
@@ -1416,6 +1512,7 @@ mod tests {
             clock: vec![(vec![1; 16], 12), (vec![2; 31], 1)],
             heads: vec![ChangeHash([9; 32])],
             items: vec![format!("person/{}/id_number", uuid::Uuid::now_v7())],
+            earlier: vec![],
         };
         assert_eq!(RedactionNotice::decode(&notice.encode()).unwrap(), notice);
         resp.redactions.push(notice.clone());
@@ -1448,6 +1545,90 @@ mod tests {
             assert!(RedactionNotice::decode(&bad.encode()).is_err(), "{bad:?}");
         }
         let mut cut = notice.encode();
+        cut.pop();
+        assert!(RedactionNotice::decode(&cut).is_err());
+    }
+
+    #[test]
+    fn earlier_clocks_are_flagged_round_trip_and_are_checked() {
+        let notice = RedactionNotice {
+            doc: HouseholdId::new(),
+            generation: 3,
+            reason: ErasureReason::SubjectRequest,
+            redacted_at: 1_765_000_000_000,
+            base: vec![ChangeHash([7; 32])],
+            clock: vec![(vec![2; 31], 4)],
+            heads: vec![ChangeHash([9; 32])],
+            items: vec![format!("visit/{}/notes", uuid::Uuid::now_v7())],
+            earlier: vec![],
+        };
+        let mut resp = sample_response();
+        resp.redactions.push(notice.clone());
+        let without = resp.encode_raw();
+        assert_eq!(
+            without[18] & 0b1000_0000,
+            0,
+            "absent when no notice has any"
+        );
+        let with_earlier = RedactionNotice {
+            earlier: vec![
+                GenerationClock {
+                    generation: 1,
+                    clock: vec![(vec![1; 16], 12)],
+                },
+                GenerationClock {
+                    generation: 2,
+                    clock: vec![(vec![1; 16], 3), (vec![3; 31], 1)],
+                },
+            ],
+            ..notice.clone()
+        };
+        // The log's form: a stored notice without them still reads.
+        assert_eq!(
+            RedactionNotice::decode(&with_earlier.encode()).unwrap(),
+            with_earlier
+        );
+        assert_eq!(RedactionNotice::decode(&notice.encode()).unwrap(), notice);
+        assert!(with_earlier.encode().len() > notice.encode().len());
+        assert_eq!(with_earlier.clock_of(1), Some(&[(vec![1; 16], 12)][..]));
+        assert_eq!(with_earlier.clock_of(3), Some(&notice.clock[..]));
+        assert_eq!(notice.clock_of(2), None);
+        // In a response: flagged, and a notice without them beside one with them.
+        resp.redactions = vec![
+            with_earlier.clone(),
+            RedactionNotice {
+                doc: HouseholdId::new(),
+                ..notice.clone()
+            },
+        ];
+        let with = resp.encode_raw();
+        assert_eq!(with[18] & 0b1000_0000, 0b1000_0000);
+        assert_eq!(SyncResponse::decode_raw(&with).unwrap(), resp);
+        // One meaning per encoding: flagged with none, out of order, not earlier.
+        let mut flagged = without.clone();
+        flagged[18] |= 0b1000_0000;
+        assert!(SyncResponse::decode_raw(&flagged).is_err());
+        for earlier in [
+            vec![
+                with_earlier.earlier[1].clone(),
+                with_earlier.earlier[0].clone(),
+            ],
+            vec![GenerationClock {
+                generation: 3,
+                clock: vec![],
+            }],
+            vec![GenerationClock {
+                generation: 0,
+                clock: vec![],
+            }],
+        ] {
+            let bad = RedactionNotice {
+                earlier,
+                ..notice.clone()
+            };
+            assert!(RedactionNotice::decode(&bad.encode()).is_err(), "{bad:?}");
+        }
+        let mut cut = with_earlier.encode();
         cut.pop();
         assert!(RedactionNotice::decode(&cut).is_err());
     }

@@ -44,6 +44,9 @@ pub(super) fn erase_in(
         .query_row([&h], |r| r.get(0))
         .optional()?;
     if state.is_none() && quarantined.is_none() {
+        // Not held here: remember that it was erased all the same, so that a late answer
+        // served before the erasure cannot bring it (`heard_erased`).
+        meta_put(tx, &heard_key(id), &[1])?;
         return Ok(None);
     }
     let discarded = match &state {
@@ -69,6 +72,20 @@ pub(super) fn erase_in(
         removed_at: now,
         discarded_changes: discarded,
     }))
+}
+
+fn heard_key(id: HouseholdId) -> String {
+    format!("erased_unheld:{id}")
+}
+
+/// Whether this device heard that the server erased `id` (it deleted the household, or
+/// did not hold it then). An erasure is final — the server refuses the household for good
+/// and a restore re-applies the erasure ledger — so what a late answer served before the
+/// erasure says of it (a snapshot, changes, an acknowledgement, a refusal) is ignored: it
+/// would bring the household back on this device alone (the simulation found it;
+/// docs/reliability.md, finding 14).
+pub(super) fn heard_erased(conn: &Connection, id: HouseholdId) -> Result<bool> {
+    Ok(erased(conn, id)?.is_some() || meta_get(conn, &heard_key(id))?.is_some())
 }
 
 /// Delete everything this store holds of a household (document, changes, signatures,

@@ -52,7 +52,8 @@ pub(super) fn redact_in(
         Err(Error::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    if generation::generation_of(&old, id) >= notice.generation {
+    let held = generation::generation_of(&old, id);
+    if held >= notice.generation {
         return Ok(None);
     }
     let items = notice
@@ -102,7 +103,11 @@ pub(super) fn redact_in(
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or(Error::Damaged)?;
         contained(|| doc::generation_check::check_own_words(&old, actor, &theirs, id, &device))?;
-        (theirs, held_at_base(&old, notice, server_heads))
+        // What the server held of this copy is told by the clock of the generation after
+        // the one it is of: a device that skipped a generation holds changes the latest
+        // clock does not describe (finding 13).
+        let clock = notice.clock_of(held + 1).unwrap_or_default();
+        (theirs, held_at_base(&old, clock, server_heads))
     };
     let rebased = contained(|| generation::rebase(&old, &base, &mut onto, id, actor, !witnessed))?;
     onto.set_actor(actor.clone());
@@ -138,20 +143,19 @@ pub(super) fn redact_in(
     }))
 }
 
-/// The heads of what this device holds that the server held at the notice's `base`: every
-/// change within the notice's clock (an actor's changes form one chain), and what the
-/// server acknowledged. A change the server had but never acknowledged (its answer was lost)
-/// is within the clock: it is not written again onto the generation.
+/// The heads of what this device holds that the server held when it redacted the
+/// generation `old` is of: every change within `clock` (the server's at the base of the next
+/// generation; an actor's changes form one chain), and what the server acknowledged. A
+/// change the server had but never acknowledged (its answer was lost) is within the clock:
+/// it is not written again onto the generation. Without a clock (a server that did not
+/// say), only what it acknowledged.
 fn held_at_base(
     old: &Automerge,
-    notice: &RedactionNotice,
+    clock: &[(Vec<u8>, u64)],
     server_heads: &[ChangeHash],
 ) -> Vec<ChangeHash> {
-    let clock: std::collections::HashMap<&[u8], u64> = notice
-        .clock
-        .iter()
-        .map(|(a, s)| (a.as_slice(), *s))
-        .collect();
+    let clock: std::collections::HashMap<&[u8], u64> =
+        clock.iter().map(|(a, s)| (a.as_slice(), *s)).collect();
     let acknowledged: std::collections::HashSet<ChangeHash> = {
         let server = super::sync::known(old, server_heads);
         let mut covered: std::collections::HashSet<ChangeHash> = Default::default();

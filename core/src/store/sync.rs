@@ -867,9 +867,10 @@ fn apply_in(
         }
     }
     // A late answer to a request sent before this device took a household's new
-    // generation speaks of the old one: what it says of that household is ignored.
+    // generation speaks of the old one: what it says of that household is ignored. So is
+    // what a late answer says of a household erased since (an erasure is final).
     let redacted_here: BTreeSet<HouseholdId> = resp.redactions.iter().map(|n| n.doc).collect();
-    let mut old_generation: BTreeSet<HouseholdId> = BTreeSet::new();
+    let mut passed_over: BTreeSet<HouseholdId> = BTreeSet::new();
     for doc in resp
         .snapshots
         .iter()
@@ -878,16 +879,17 @@ fn apply_in(
         .chain(resp.acks.iter().map(|a| a.doc))
         .chain(resp.errors.iter().map(|e| e.doc))
     {
-        if !redacted_here.contains(&doc)
-            && super::redaction::predates_generation(tx, doc, resp.cursor.seq)?
+        if (!redacted_here.contains(&doc)
+            && super::redaction::predates_generation(tx, doc, resp.cursor.seq)?)
+            || super::erasure::heard_erased(tx, doc)?
         {
-            old_generation.insert(doc);
+            passed_over.insert(doc);
         }
     }
     for snap in resp
         .snapshots
         .iter()
-        .filter(|s| !old_generation.contains(&s.doc))
+        .filter(|s| !passed_over.contains(&s.doc))
     {
         touched.insert(snap.doc);
         // A household that comes (back) into the worker's scope.
@@ -931,11 +933,7 @@ fn apply_in(
             }
         }
     }
-    for pulled in resp
-        .pull
-        .iter()
-        .filter(|p| !old_generation.contains(&p.doc))
-    {
+    for pulled in resp.pull.iter().filter(|p| !passed_over.contains(&p.doc)) {
         touched.insert(pulled.doc);
         // Changes held back from an earlier response go first: these may repair them.
         let mut held = held_items(tx, pulled.doc)?;
@@ -1000,11 +998,7 @@ fn apply_in(
             }
         }
     }
-    for ack in resp
-        .acks
-        .iter()
-        .filter(|a| !old_generation.contains(&a.doc))
-    {
+    for ack in resp.acks.iter().filter(|a| !passed_over.contains(&a.doc)) {
         touched.insert(ack.doc);
         match load(tx, cache, ack.doc, actor) {
             Ok(doc) => {
@@ -1023,7 +1017,7 @@ fn apply_in(
     for err in resp
         .errors
         .iter()
-        .filter(|e| !reset && !redacted.contains(&e.doc) && !old_generation.contains(&e.doc))
+        .filter(|e| !reset && !redacted.contains(&e.doc) && !passed_over.contains(&e.doc))
     {
         tx.execute(
             "UPDATE documents SET push_error = ?2 WHERE doc_id = ?1",

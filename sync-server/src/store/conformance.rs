@@ -1197,6 +1197,7 @@ pub fn redaction_replaces_a_household_and_keeps_the_log_gap_free<S: ServerStore>
         clock: vec![(vec![7; 16], 2)],
         heads: vec![hash(9)],
         items: vec![format!("person/{}/id_number", uuid::Uuid::now_v7())],
+        earlier: vec![],
     };
     // Computed from an older state than the server's: refused, nothing changes.
     assert!(matches!(

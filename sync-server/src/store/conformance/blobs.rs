@@ -161,6 +161,7 @@ pub fn redaction_releases_the_blobs_its_generation_no_longer_names<S: ServerStor
         clock: vec![(vec![7; 16], 1)],
         heads: vec![super::hash(9)],
         items: vec![format!("person/{}", uuid::Uuid::now_v7())],
+        earlier: vec![],
     };
     assert!(matches!(
         s.redact_document(station, &notice, b"generation 1", 0, &[kept.hash]),
