@@ -697,6 +697,21 @@ pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
     let mut seqs = s.read_model_seqs(station).unwrap();
     seqs.sort_by_key(|(_, q)| *q);
     assert_eq!(seqs, vec![(a.household.doc, 9), (b.household.doc, 10)]);
+    // Both replaced in one call: each search row is the new one, the old ones gone.
+    let (mut a3, mut b3) = (a.clone(), b.clone());
+    (a3.household.seq, a3.search_text) = (11, "第三次回访".into());
+    (b3.household.seq, b3.search_text) = (12, "第四次回访".into());
+    assert_eq!(s.put_read_models(&[b3, a3]).unwrap(), [true, true]);
+    let search = |q: &str| {
+        list(HouseholdFilter {
+            text: Some(q.into()),
+            ..Default::default()
+        })
+    };
+    assert!(search("已申请").is_empty() && search("解决").is_empty());
+    assert_eq!(search("第三次"), ["HH-000001"]);
+    assert_eq!(search("第四次"), ["HH-000002"]);
+    assert_eq!(search("回访"), ["HH-000001", "HH-000002"]);
 
     // Station work (ADR 0021): its row and facts, never replaced by an older state, listed
     // with the households' sequences, counted by the report's facts.

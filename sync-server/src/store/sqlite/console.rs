@@ -162,13 +162,16 @@ fn replaceable(conn: &Connection, m: &ReadModelDoc) -> StoreResult<Option<Option
 
 /// Replace one document's rows (its search row is usually deleted already: see
 /// `put_read_models`).
-fn put_one(conn: &Connection, m: &ReadModelDoc) -> StoreResult<()> {
+/// `search_row`: the rowid its new search row takes.
+fn put_one(conn: &Connection, m: &ReadModelDoc, search_row: i64) -> StoreResult<()> {
     let h = &m.household;
     let doc = h.doc.to_string();
     let station = h.station.to_string();
     delete_doc(conn, &doc)?;
-    conn.prepare_cached("INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)")?
-        .execute(params![doc, station, m.search_text])?;
+    conn.prepare_cached(
+        "INSERT INTO rm_search (rowid, doc_id, station_id, body) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![search_row, doc, station, m.search_text])?;
     let search_row = conn.last_insert_rowid();
     conn.prepare_cached(
         "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status,
@@ -267,17 +270,25 @@ impl ConsoleStore for SqliteStore {
                     search_rows.extend(row);
                 }
             }
-            // The old search rows first, in rowid order, then the new ones (each a higher
-            // rowid): FTS5 writes its pending terms out as a new segment whenever a row
-            // comes below the last one it took, so deleting and inserting household by
-            // household wrote (and later merged) one segment per household.
+            // The old search rows first, in rowid order, then the new ones, each a higher
+            // rowid than any before: FTS5 writes its pending terms out as a new segment
+            // whenever a row comes below the last one it took, so deleting and inserting
+            // household by household wrote (and later merged) one segment per household.
+            // New rowids above every old one, deleted ones included (the next free rowid
+            // after deleting the newest rows would come below them).
+            let mut next: i64 = conn
+                .prepare_cached("SELECT rowid FROM rm_search ORDER BY rowid DESC LIMIT 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
             search_rows.sort_unstable();
             let mut delete = conn.prepare_cached("DELETE FROM rm_search WHERE rowid = ?1")?;
             for row in search_rows {
                 delete.execute([row])?;
             }
             for i in order.iter().copied().filter(|&i| written[i]) {
-                put_one(conn, &docs[i])?;
+                next += 1;
+                put_one(conn, &docs[i], next)?;
             }
             Ok(written)
         })
