@@ -326,14 +326,26 @@ pub(crate) fn registered<R: ReadDoc>(
 /// Whether a scalar under the map `parent` is a lean value (a cell or a set element, ADR
 /// 0035) rather than a header field (the root), a registry map's entry, or a key of a map
 /// that holds its provenance itself (a legacy cell, a `created` map, an attachment).
-pub(crate) fn holds_lean_values<R: ReadDoc>(doc: &R, parent: &ObjId) -> Result<bool> {
+/// `registries`: the document's [`registries`].
+pub(crate) fn holds_lean_values<R: ReadDoc>(
+    doc: &R,
+    parent: &ObjId,
+    registries: &[ObjId],
+) -> Result<bool> {
     if *parent == ROOT || doc.get(parent, BY)?.is_some() {
         return Ok(false);
     }
-    Ok(!doc
+    Ok(!registries.contains(parent))
+}
+
+/// The maps of the document's registry of actors (several where devices made one each
+/// concurrently).
+pub(crate) fn registries<R: ReadDoc>(doc: &R) -> Result<Vec<ObjId>> {
+    Ok(doc
         .get_all(&ROOT, ACTORS)?
-        .iter()
-        .any(|(_, registry)| registry == parent))
+        .into_iter()
+        .map(|(_, registry)| registry)
+        .collect())
 }
 
 /// The provenance of the op `id` that wrote a lean value: its actor's owner and its
@@ -369,7 +381,11 @@ impl Owners {
     }
 }
 
-fn op_provenance_with<R: Doc>(doc: &R, id: &ObjId, owners: &Owners) -> Result<Provenance> {
+pub(crate) fn op_provenance_with<R: Doc>(
+    doc: &R,
+    id: &ObjId,
+    owners: &Owners,
+) -> Result<Provenance> {
     let (worker, device) = owners.of_op(doc, id)?;
     Ok(Provenance {
         worker,

@@ -355,6 +355,23 @@ struct Copier<'a> {
     deferred: Vec<Deferred>,
     /// Record maps created empty in layer 1, filled in layer 2: (generation, old).
     shells: Vec<(ObjId, ObjId)>,
+    /// The old document's registries of actors (ADR 0035), read once.
+    registries: Vec<ObjId>,
+    /// The owners of the old document's actors, each looked up once.
+    owners: crate::doc::cells::Owners,
+}
+
+impl<'a> Copier<'a> {
+    fn new(old: &'a Automerge, plan: &'a Plan) -> Result<Self> {
+        Ok(Copier {
+            old,
+            plan,
+            deferred: Vec::new(),
+            shells: Vec::new(),
+            registries: crate::doc::cells::registries(old)?,
+            owners: Default::default(),
+        })
+    }
 }
 
 impl Copier<'_> {
@@ -376,8 +393,10 @@ impl Copier<'_> {
         defer: bool,
     ) -> Result<()> {
         match value {
-            Value::Scalar(s) if crate::doc::cells::holds_lean_values(self.old, parent)? => {
-                let p = crate::doc::cells::op_provenance(self.old, src)?;
+            Value::Scalar(s)
+                if crate::doc::cells::holds_lean_values(self.old, parent, &self.registries)? =>
+            {
+                let p = crate::doc::cells::op_provenance_with(self.old, src, &self.owners)?;
                 crate::doc::cells::write_legacy_cell(tx, dst, key, Some(s.as_ref()), &p)?;
             }
             Value::Scalar(s) => {
@@ -465,12 +484,7 @@ pub fn build(
         ));
     }
     let plan = plan(old, items)?;
-    let mut copier = Copier {
-        old,
-        plan: &plan,
-        deferred: Vec::new(),
-        shells: Vec::new(),
-    };
+    let mut copier = Copier::new(old, &plan)?;
     let mut doc = Automerge::new().with_actor(generation_actor(id, generation, 0, 0));
     // Layer 1: the root's scalars, its maps, and every record's map, empty.
     let mut tx = doc.transaction();
@@ -698,12 +712,7 @@ pub fn rebase(
         }
     }
     let plan = Plan::default();
-    let mut copier = Copier {
-        old,
-        plan: &plan,
-        deferred: Vec::new(),
-        shells: Vec::new(),
-    };
+    let mut copier = Copier::new(old, &plan)?;
     // The values written since `base` at a slot of the old document, by this device: a
     // colleague's value beyond `base` (one a restored server lost before the redaction)
     // is that colleague's to write again — copied here it would carry their provenance in

@@ -429,12 +429,7 @@ pub fn check_provenance_of(
     let device = author.device.to_string();
     let own_key = change.actor_id().to_hex_string();
     // The registry of actors (ADR 0035): maps under the root's `actors`, never replaced.
-    let registries: Vec<ObjId> = doc
-        .get_all(&ROOT, super::cells::ACTORS)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
+    let registries = super::cells::registries(doc).unwrap_or_default();
     // Objects this change writes lean values into, by what they are.
     let mut kinds: HashMap<&legacy::ObjectId, Target> = HashMap::new();
     let mut writes_lean = false;
