@@ -48,6 +48,10 @@ pub struct EdgeArgs {
     /// Seconds a client has to send a whole request body (then 408).
     #[arg(long, default_value_t = 60)]
     pub body_timeout_secs: u64,
+    /// Seconds the server spends on a request besides receiving its body (waiting for a
+    /// slot, authenticating, working) before it answers 503.
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout_secs: u64,
     /// Largest sync request body from an authenticated device, in MiB (then 413).
     #[arg(long, default_value_t = 32)]
     pub body_limit_mib: usize,
@@ -83,6 +87,7 @@ impl EdgeArgs {
         config.connection_reserve = self.connection_reserve;
         config.header_timeout = Duration::from_secs(self.header_timeout_secs.max(1));
         config.body_timeout = Duration::from_secs(self.body_timeout_secs.max(1));
+        config.request_timeout = Duration::from_secs(self.request_timeout_secs.max(1));
         config.body_limit = self.body_limit_mib.max(1).saturating_mul(1024 * 1024);
         config.body_memory = self.body_memory_mib.max(1).saturating_mul(1024 * 1024);
         config.enrol_burst = per_minute;

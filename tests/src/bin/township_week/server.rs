@@ -165,6 +165,13 @@ impl Server {
             .arg("--cache-documents")
             .arg(opts.cache_documents.to_string())
             .args(&opts.extra)
+            // More `serve` flags, e.g. TW_SERVER_ARGS="--request-timeout-secs 3600" with a
+            // profiler in TW_SERVER_PREFIX.
+            .args(
+                std::env::var("TW_SERVER_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
             .env("DOORSTEP_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
