@@ -26,6 +26,8 @@ pub struct CaseFile {
 
 /// Read a household document (an error if it is not one, or is malformed).
 pub fn read_case_file(doc: &Automerge) -> Result<CaseFile> {
+    // Each record's keys read in one pass, not field by field (the same answers).
+    let doc = &crate::doc::view::MapView::new(doc);
     let household = read::read_household(doc)?;
     let review = conflicts::review(doc, household.id)?;
     Ok(CaseFile {

@@ -654,15 +654,15 @@ async fn sync_handler<S: ServerStore>(State(state): State<Shared<S>>, req: Reque
                 return Outcome::BadRequest("malformed sync request");
             }
         };
-        match st.sync.sync(&auth, &req) {
-            Ok(resp) => {
+        match st.sync.sync_hashed(&auth, &req) {
+            Ok((resp, known)) => {
                 let pushed: usize = req.push.iter().map(|d| d.changes.len()).sum();
                 let served: usize = resp.pull.iter().map(|d| d.changes.len()).sum();
                 tracing::info!(
                     device = %auth.device, pushed, served, snapshots = resp.snapshots.len(),
                     refused = resp.errors.len(), more = resp.more, "sync"
                 );
-                Outcome::Ok(resp.encode(), pushed, served)
+                Outcome::Ok(resp.encode_with_hashes(&known), pushed, served)
             }
             Err(e) => {
                 tracing::error!(device = %auth.device, error = %e, "sync failed");

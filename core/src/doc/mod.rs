@@ -37,6 +37,7 @@ pub(crate) mod read;
 pub mod station;
 pub mod survey;
 pub mod verify;
+pub(crate) mod view;
 pub(crate) mod work;
 pub(crate) mod write;
 pub use cells::{Doc, Tx};

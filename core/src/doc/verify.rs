@@ -45,6 +45,7 @@ pub fn validate(doc: &Automerge) -> Result<()> {
     if let (super::DocKind::Work(_), _, _) = super::document_header(doc)? {
         return super::work::review_work(doc).map(drop);
     }
+    let doc = &super::view::MapView::new(doc);
     let household = super::read::read_household(doc)?;
     if let Some(what) = unrecognised(&household) {
         return Err(Error::InvalidInput(what));
@@ -61,6 +62,7 @@ pub fn readable(doc: &Automerge) -> Result<()> {
     if let (super::DocKind::Work(_), _, _) = super::document_header(doc)? {
         return super::work::review_work(doc).map(drop);
     }
+    let doc = &super::view::MapView::new(doc);
     let household = super::read::read_household(doc)?;
     super::conflicts::review(doc, household.id)?;
     super::attachments::read_all(doc, household.id)?;
@@ -341,6 +343,9 @@ pub fn validate_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
     }
     let (household, _) = super::header(doc)?;
     let owners = super::cells::Owners::default();
+    // Each record's keys read in one pass, not field by field (the same answers).
+    let whole = doc;
+    let doc = &super::view::MapView::new(doc);
     for (kind, key) in records {
         let Some(obj) = super::cells::entity_obj(doc, *kind, Some(key))? else {
             continue; // deleted: the household reads without it
@@ -372,7 +377,7 @@ pub fn validate_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
             | EntityKind::Activity
             | EntityKind::Resource
             | EntityKind::Survey
-            | EntityKind::Response => return validate(doc),
+            | EntityKind::Response => return validate(whole),
         };
         if let Some(what) = what {
             return Err(Error::InvalidInput(what));

@@ -101,6 +101,17 @@ fn split(chunk: &[u8]) -> Option<Split<'_>> {
     Some(Split { hash, deps, rest })
 }
 
+/// [`split`] of a chunk whose hash is known.
+fn split_with(chunk: &[u8], hash: [u8; 32]) -> Option<Split<'_>> {
+    let (deps, rest) = parts(chunk)?;
+    debug_assert_eq!(
+        hash,
+        <[u8; 32]>::from(Sha256::digest(&chunk[8..])),
+        "a known hash that is not the chunk's"
+    );
+    Some(Split { hash, deps, rest })
+}
+
 /// The actor of an uncompressed change chunk: the length-prefixed bytes that open its body
 /// after the dependencies (what a signature may leave implied, ADR 0037).
 pub(super) fn actor_of(chunk: &[u8]) -> Option<&[u8]> {
@@ -141,10 +152,27 @@ pub(super) fn rebuild(deps: &[[u8; 32]], rest: &[u8]) -> ([u8; 32], Vec<u8>) {
 /// Returns each change's hash as the receiver will know it (`None` for a chunk that is not
 /// an uncompressed change), which the document's signatures may refer to.
 pub fn encode(out: &mut Vec<u8>, changes: &[Vec<u8>]) -> Vec<Option<[u8; 32]>> {
+    encode_known(out, changes, None)
+}
+
+/// [`encode`], given the changes' hashes where the caller holds them already (the server's
+/// log keeps each change's hash): they are not computed again. A hash is taken only when
+/// `known` has one per change and its first four bytes are the chunk's checksum; otherwise
+/// it is computed, so a misplaced list costs time, never a wrong encoding.
+pub fn encode_known(
+    out: &mut Vec<u8>,
+    changes: &[Vec<u8>],
+    known: Option<&[[u8; 32]]>,
+) -> Vec<Option<[u8; 32]>> {
+    let known = known.filter(|k| k.len() == changes.len());
     uleb(out, changes.len() as u64);
     let mut seen: Vec<Option<[u8; 32]>> = Vec::with_capacity(changes.len());
-    for c in changes {
-        match split(c) {
+    for (i, c) in changes.iter().enumerate() {
+        let parsed = match known.map(|k| &k[i]) {
+            Some(hash) if c.get(4..8) == Some(&hash[..4]) => split_with(c, *hash),
+            _ => split(c),
+        };
+        match parsed {
             Some(Split { hash, deps, rest }) => {
                 out.push(FORM_ELIDED);
                 uleb(out, deps.len() as u64);
@@ -232,6 +260,29 @@ mod tests {
             "{} vs {whole}",
             encoded.len()
         );
+    }
+
+    #[test]
+    fn known_hashes_give_the_same_bytes_and_a_misplaced_list_is_not_taken() {
+        let changes = sample();
+        let mut plain = Vec::new();
+        let hashes = encode(&mut plain, &changes);
+        let known: Vec<[u8; 32]> = hashes.iter().map(|h| h.unwrap()).collect();
+        let mut with = Vec::new();
+        assert_eq!(encode_known(&mut with, &changes, Some(&known)), hashes);
+        assert_eq!(with, plain);
+        // Shifted by one: no chunk's checksum matches its neighbour's hash, so every hash is
+        // computed and the bytes are the same again.
+        let mut shifted = known.clone();
+        shifted.rotate_left(1);
+        let mut again = Vec::new();
+        assert_eq!(encode_known(&mut again, &changes, Some(&shifted)), hashes);
+        assert_eq!(again, plain);
+        // A list of another length is ignored.
+        let mut short = Vec::new();
+        encode_known(&mut short, &changes, Some(&known[1..]));
+        assert_eq!(short, plain);
+        assert_eq!(decode_changes(&with).unwrap(), changes);
     }
 
     #[test]

@@ -72,6 +72,14 @@ pub struct DocChanges {
     pub signatures: Vec<AuthorSignature>,
 }
 
+/// The hashes of one document's changes in a response, in the order of its `changes`
+/// (what [`SyncResponse::encode_with_hashes`] is given; not part of the encoding).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownHashes {
+    pub doc: HouseholdId,
+    pub hashes: Vec<[u8; 32]>,
+}
+
 /// A signature by the device that owns `actor`, over one of that actor's changes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuthorSignature {
@@ -454,11 +462,17 @@ impl Writer {
             self.uvarint(*seq);
         }
     }
-    fn doc_changes(&mut self, list: &[DocChanges]) {
+    /// `known`: the changes' hashes the caller holds, per document in `list`'s order (see
+    /// [`SyncResponse::encode_with_hashes`]).
+    fn doc_changes(&mut self, list: &[DocChanges], known: &[KnownHashes]) {
         self.len(list.len());
-        for d in list {
+        for (i, d) in list.iter().enumerate() {
             self.uuid(d.doc.as_uuid());
-            let hashes = super::compact::encode(&mut self.0, &d.changes);
+            let known = known
+                .get(i)
+                .filter(|k| k.doc == d.doc)
+                .map(|k| k.hashes.as_slice());
+            let hashes = super::compact::encode_known(&mut self.0, &d.changes, known);
             self.signatures(&d.signatures, &d.changes, &hashes);
         }
     }
@@ -905,7 +919,7 @@ impl SyncRequest {
         w.u8(KIND_REQUEST);
         w.cursor(&self.cursor);
         w.uvarint(u64::from(self.budget));
-        w.doc_changes(&self.push);
+        w.doc_changes(&self.push, &[]);
         match &self.signer {
             None => w.u8(0),
             Some(s) => {
@@ -972,6 +986,18 @@ impl SyncResponse {
     }
 
     pub fn encode_raw(&self) -> Vec<u8> {
+        self.encode_raw_with_hashes(&[])
+    }
+
+    /// [`SyncResponse::encode`], given the hashes of the pulled changes where the caller
+    /// holds them (the server reads them from its log with the changes): `known[i]` for
+    /// `pull[i]`, ignored where its document or length differs. The bytes are the same as
+    /// `encode`'s; the changes are not hashed again.
+    pub fn encode_with_hashes(&self, known: &[KnownHashes]) -> Vec<u8> {
+        compress(&self.encode_raw_with_hashes(known))
+    }
+
+    fn encode_raw_with_hashes(&self, known: &[KnownHashes]) -> Vec<u8> {
         let mut w = Writer(Vec::new());
         w.u8(PROTOCOL_VERSION);
         w.u8(KIND_RESPONSE);
@@ -1004,7 +1030,7 @@ impl SyncResponse {
             w.bytes(&s.bytes);
             w.signatures(&s.signatures, &[], &[]);
         }
-        w.doc_changes(&self.pull);
+        w.doc_changes(&self.pull, known);
         w.len(self.signers.len());
         for s in &self.signers {
             w.bytes(&s.actor);

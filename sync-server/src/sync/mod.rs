@@ -247,6 +247,16 @@ impl<S: ServerStore> SyncService<S> {
 
     /// One sync round trip for an authenticated device.
     pub fn sync(&self, auth: &DeviceAuth, req: &SyncRequest) -> Result<SyncResponse, SyncError> {
+        self.sync_hashed(auth, req).map(|(resp, _)| resp)
+    }
+
+    /// [`SyncService::sync`], with the hashes of the pulled changes as the log holds them,
+    /// for [`SyncResponse::encode_with_hashes`].
+    pub fn sync_hashed(
+        &self,
+        auth: &DeviceAuth,
+        req: &SyncRequest,
+    ) -> Result<(SyncResponse, Vec<KnownHashes>), SyncError> {
         let epoch = self.store.epoch()?;
         let lock = self.station_lock(auth.station);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,7 +286,8 @@ impl<S: ServerStore> SyncService<S> {
         let created_here = self.push(auth, &access, req, &mut resp, &mut superseded)?;
         // After the push: a household the request creates holds its accesses already.
         self.record_accesses(auth, &access, &req.accesses)?;
-        let mut resp = self.pull(auth, &access, req, epoch, &created_here, resp)?;
+        let mut known = Vec::new();
+        let mut resp = self.pull(auth, &access, req, epoch, &created_here, resp, &mut known)?;
         self.answer_superseded(&mut resp, &superseded)?;
         // An answer that tells the device a household left its scope is recorded before it
         // is sent: from then on the device cannot claim an older cursor to keep writing.
@@ -294,7 +305,7 @@ impl<S: ServerStore> SyncService<S> {
         } else {
             self.note_sync(auth.device, served);
         }
-        Ok(resp)
+        Ok((resp, known))
     }
 
     /// Keep the case files the device opened (its access log, issue 16). A failure fails

@@ -26,6 +26,7 @@ impl<S: ServerStore> SyncService<S> {
         epoch: uuid::Uuid,
         created_here: &[HouseholdId],
         mut resp: SyncResponse,
+        known: &mut Vec<KnownHashes>,
     ) -> Result<SyncResponse, SyncError> {
         let budget = (req.budget as usize).clamp(MIN_BUDGET, MAX_BUDGET);
         let mut cursor = req.cursor;
@@ -174,20 +175,29 @@ impl<S: ServerStore> SyncService<S> {
             }
         }
         let mut grouped: Vec<(DocChanges, HashSet<automerge::ChangeHash>)> = Vec::new();
+        // The log keeps each change's hash: the response's encoding need not compute them.
+        known.clear();
         for e in page.entries {
-            match grouped.last_mut() {
-                Some((g, hashes)) if g.doc == e.doc => {
+            match (grouped.last_mut(), known.last_mut()) {
+                (Some((g, hashes)), Some(k)) if g.doc == e.doc => {
                     g.changes.push(e.bytes);
                     hashes.insert(e.hash);
+                    k.hashes.push(e.hash.0);
                 }
-                _ => grouped.push((
-                    DocChanges {
+                _ => {
+                    known.push(KnownHashes {
                         doc: e.doc,
-                        changes: vec![e.bytes],
-                        signatures: Vec::new(),
-                    },
-                    HashSet::from([e.hash]),
-                )),
+                        hashes: vec![e.hash.0],
+                    });
+                    grouped.push((
+                        DocChanges {
+                            doc: e.doc,
+                            changes: vec![e.bytes],
+                            signatures: Vec::new(),
+                        },
+                        HashSet::from([e.hash]),
+                    ))
+                }
             }
         }
         // Each group carries the signatures that vouch for the changes it holds (a
