@@ -9,7 +9,7 @@
 
 use std::sync::{Condvar, Mutex};
 
-use ::postgres::{Client, Transaction};
+use ::postgres::Client;
 use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId, WorkerId};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
@@ -19,6 +19,9 @@ use super::*;
 mod blobs;
 mod caseload;
 mod console;
+mod statements;
+
+use statements::Statements;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
@@ -62,37 +65,98 @@ struct Pool {
     config: ::postgres::Config,
     tls: MakeRustlsConnect,
     max: usize,
-    state: Mutex<(Vec<Client>, usize)>,
+    state: Mutex<(Vec<Conn>, usize)>,
     freed: Condvar,
+}
+
+/// A pooled connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    statements: Statements,
 }
 
 struct Lease<'a> {
     pool: &'a Pool,
-    client: Option<Client>,
+    conn: Option<Conn>,
+}
+
+impl Lease<'_> {
+    fn conn(&mut self) -> &mut Conn {
+        self.conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a lease holds its connection until dropped"))
+    }
+
+    /// The client and its prepared statements, borrowed apart (a transaction holds the
+    /// client while it uses the statements).
+    fn split(&mut self) -> (&mut Client, &Statements) {
+        let Conn { client, statements } = self.conn();
+        (client, statements)
+    }
+
+    /// `query_opt` with the statement prepared once on this connection.
+    fn prepared_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ::postgres::types::ToSql + Sync)],
+    ) -> StoreResult<Option<::postgres::Row>> {
+        let (c, sx) = self.split();
+        sx.query_opt(c, sql, params)
+    }
+
+    /// `query` with the statement prepared once on this connection.
+    fn prepared(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ::postgres::types::ToSql + Sync)],
+    ) -> StoreResult<Vec<::postgres::Row>> {
+        let (c, sx) = self.split();
+        sx.query(c, sql, params)
+    }
+
+    /// `query_one` with the statement prepared once on this connection.
+    fn prepared_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ::postgres::types::ToSql + Sync)],
+    ) -> StoreResult<::postgres::Row> {
+        let (c, sx) = self.split();
+        sx.query_one(c, sql, params)
+    }
+
+    /// `execute` with the statement prepared once on this connection.
+    fn prepared_execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ::postgres::types::ToSql + Sync)],
+    ) -> StoreResult<u64> {
+        let (c, sx) = self.split();
+        sx.execute(c, sql, params)
+    }
 }
 
 impl std::ops::Deref for Lease<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client
+        &self
+            .conn
             .as_ref()
-            .unwrap_or_else(|| unreachable!("a lease holds its client until dropped"))
+            .unwrap_or_else(|| unreachable!("a lease holds its connection until dropped"))
+            .client
     }
 }
 
 impl std::ops::DerefMut for Lease<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("a lease holds its client until dropped"))
+        &mut self.conn().client
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let mut st = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
-        match self.client.take() {
-            Some(c) if !c.is_closed() => st.0.push(c),
+        match self.conn.take() {
+            Some(c) if !c.client.is_closed() => st.0.push(c),
             _ => st.1 -= 1,
         }
         self.pool.freed.notify_one();
@@ -106,16 +170,19 @@ impl Pool {
             if let Some(c) = st.0.pop() {
                 return Ok(Lease {
                     pool: self,
-                    client: Some(c),
+                    conn: Some(c),
                 });
             }
             if st.1 < self.max {
                 st.1 += 1;
                 drop(st);
                 return match self.config.connect(self.tls.clone()) {
-                    Ok(c) => Ok(Lease {
+                    Ok(client) => Ok(Lease {
                         pool: self,
-                        client: Some(c),
+                        conn: Some(Conn {
+                            client,
+                            statements: Statements::default(),
+                        }),
                     }),
                     Err(e) => {
                         self.state.lock().unwrap_or_else(|p| p.into_inner()).1 -= 1;
@@ -256,15 +323,6 @@ impl PostgresStore {
     }
 }
 
-fn doc_seq(tx: &mut Transaction<'_>, doc: &str) -> StoreResult<i64> {
-    Ok(tx
-        .query_one(
-            "SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = $1",
-            &[&doc],
-        )?
-        .get(0))
-}
-
 const ERASURE_COLUMNS: &str = "station_id, doc_id, seq, erased_at, erased_by, reason";
 
 fn erasure_record(r: &::postgres::Row) -> StoreResult<ErasureRecord> {
@@ -292,7 +350,7 @@ impl ServerStore for PostgresStore {
         let s: String = self
             .pool
             .get()?
-            .query_one("SELECT value FROM server_meta WHERE key = 'epoch'", &[])?
+            .prepared_one("SELECT value FROM server_meta WHERE key = 'epoch'", &[])?
             .get(0);
         Uuid::parse_str(&s).map_err(|_| StoreError::Database("malformed epoch".into()))
     }
@@ -388,7 +446,7 @@ impl ServerStore for PostgresStore {
     }
 
     fn note_sync(&self, device: DeviceId, now_ms: i64, served_seq: u64) -> StoreResult<()> {
-        self.pool.get()?.execute(
+        self.pool.get()?.prepared_execute(
             "UPDATE devices SET last_sync_at = greatest(coalesce(last_sync_at, 0), $2),
                served_seq = greatest(served_seq, $3) WHERE device_id = $1",
             &[&device.to_string(), &now_ms, &(served_seq as i64)],
@@ -397,7 +455,7 @@ impl ServerStore for PostgresStore {
     }
 
     fn served_seq(&self, device: DeviceId) -> StoreResult<u64> {
-        let row = self.pool.get()?.query_opt(
+        let row = self.pool.get()?.prepared_opt(
             "SELECT served_seq FROM devices WHERE device_id = $1",
             &[&device.to_string()],
         )?;
@@ -405,7 +463,7 @@ impl ServerStore for PostgresStore {
     }
 
     fn authenticate(&self, token_hash: &str) -> StoreResult<Option<DeviceAuth>> {
-        let row = self.pool.get()?.query_opt(
+        let row = self.pool.get()?.prepared_opt(
             "SELECT device_id, worker_id, station_id, revoked_at FROM devices WHERE token_hash = $1",
             &[&token_hash],
         )?;
@@ -414,7 +472,7 @@ impl ServerStore for PostgresStore {
     }
 
     fn device(&self, device: DeviceId) -> StoreResult<Option<DeviceAuth>> {
-        let row = self.pool.get()?.query_opt(
+        let row = self.pool.get()?.prepared_opt(
             "SELECT worker_id, station_id, revoked_at FROM devices WHERE device_id = $1",
             &[&device.to_string()],
         )?;
@@ -470,7 +528,7 @@ impl ServerStore for PostgresStore {
     }
 
     fn signer(&self, actor: &[u8]) -> StoreResult<Option<SignerRecord>> {
-        let row = self.pool.get()?.query_opt(
+        let row = self.pool.get()?.prepared_opt(
             "SELECT s.device_id, d.worker_id, d.station_id, s.public_key FROM signers s
              JOIN devices d ON d.device_id = s.device_id WHERE s.actor = $1",
             &[&actor],
@@ -492,7 +550,7 @@ impl ServerStore for PostgresStore {
     fn doc_signatures(&self, doc: HouseholdId) -> StoreResult<Vec<AuthorSignature>> {
         self.pool
             .get()?
-            .query(
+            .prepared(
                 "SELECT actor, hash, sig FROM doc_signatures WHERE doc_id = $1",
                 &[&doc.to_string()],
             )?
@@ -502,7 +560,7 @@ impl ServerStore for PostgresStore {
     }
 
     fn document_station(&self, doc: HouseholdId) -> StoreResult<Option<StationId>> {
-        let row = self.pool.get()?.query_opt(
+        let row = self.pool.get()?.prepared_opt(
             "SELECT station_id FROM documents WHERE doc_id = $1",
             &[&doc.to_string()],
         )?;
@@ -510,14 +568,16 @@ impl ServerStore for PostgresStore {
     }
 
     fn load_document(&self, doc: HouseholdId) -> StoreResult<Option<StoredDocument>> {
-        let mut c = self.pool.get()?;
+        let mut l = self.pool.get()?;
+        let (c, sx) = l.split();
         // One snapshot-consistent read of the document row and its later log entries.
         let mut tx = c
             .build_transaction()
             .isolation_level(::postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let Some(row) = tx.query_opt(
+        let Some(row) = sx.query_opt(
+            &mut tx,
             "SELECT station_id, snapshot, snapshot_seq, changes_since_snapshot FROM documents WHERE doc_id = $1",
             &[&doc.to_string()],
         )?
@@ -525,8 +585,9 @@ impl ServerStore for PostgresStore {
             return Ok(None);
         };
         let snapshot_seq: i64 = row.get(2);
-        let changes = tx
+        let changes = sx
             .query(
+                &mut tx,
                 "SELECT bytes FROM change_log WHERE doc_id = $1 AND seq > $2 AND kind = 0 ORDER BY seq",
                 &[&doc.to_string(), &snapshot_seq],
             )?
@@ -548,13 +609,15 @@ impl ServerStore for PostgresStore {
         origin: DeviceId,
         appends: &[DocAppend],
     ) -> StoreResult<Vec<u64>> {
-        let mut c = self.pool.get()?;
+        let mut l = self.pool.get()?;
+        let (c, sx) = l.split();
         let mut tx = c.transaction()?;
         let st = station.to_string();
         // Serialise this station's commits across instances: sequence numbers are taken in
         // commit order, so no reader ever sees seq N+1 before N.
-        if tx
+        if sx
             .query_opt(
+                &mut tx,
                 "SELECT 1 FROM stations WHERE station_id = $1 FOR UPDATE",
                 &[&st],
             )?
@@ -562,34 +625,41 @@ impl ServerStore for PostgresStore {
         {
             return Err(StoreError::NotFound("station"));
         }
-        let mut seq: i64 = tx
+        // (A statement of its own after the lock: under READ COMMITTED it sees the commit
+        // it waited for.)
+        let mut seq: i64 = sx
             .query_one(
+                &mut tx,
                 "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = $1",
                 &[&st],
             )?
             .get(0);
+        let origin = origin.to_string();
         let mut last = Vec::with_capacity(appends.len());
         for a in appends {
             let doc = a.doc.to_string();
-            // An erasure appends an entry under the document's id, so a commit validated
-            // before it fails the check below; without one, look it up.
-            if a.expected_seq.is_none()
-                && tx
-                    .query_opt("SELECT 1 FROM erasures WHERE doc_id = $1", &[&doc])?
-                    .is_some()
-            {
-                return Err(StoreError::Conflict("document erased"));
-            }
-            if let Some(expected) = a.expected_seq {
-                if doc_seq(&mut tx, &doc)? as u64 != expected {
-                    return Err(StoreError::Conflict("document changed concurrently"));
-                }
-            }
-            match tx.query_opt(
-                "SELECT station_id FROM documents WHERE doc_id = $1",
+            // What the document is now, in one round trip: its station (none: new), its
+            // last log sequence, and whether it was erased.
+            let now = sx.query_one(
+                &mut tx,
+                "SELECT (SELECT station_id FROM documents WHERE doc_id = $1),
+                        (SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = $1),
+                        EXISTS (SELECT 1 FROM erasures WHERE doc_id = $1)",
                 &[&doc],
-            )? {
-                Some(r) if r.get::<_, String>(0) != st => {
+            )?;
+            let (held, doc_last, erased): (Option<String>, i64, bool) =
+                (now.get(0), now.get(1), now.get(2));
+            // An erasure appends an entry under the document's id, so a commit validated
+            // before it fails the check below; without one, the erasure itself says so.
+            match a.expected_seq {
+                None if erased => return Err(StoreError::Conflict("document erased")),
+                Some(expected) if doc_last as u64 != expected => {
+                    return Err(StoreError::Conflict("document changed concurrently"))
+                }
+                _ => {}
+            }
+            match held {
+                Some(s) if s != st => {
                     return Err(StoreError::Conflict("document belongs to another station"))
                 }
                 Some(_) => {}
@@ -599,26 +669,21 @@ impl ServerStore for PostgresStore {
                     } else {
                         a.kind.as_str()
                     };
-                    tx.execute(
+                    sx.execute(
+                        &mut tx,
                         "INSERT INTO documents (doc_id, station_id, kind) VALUES ($1, $2, $3)",
                         &[&doc, &st, &kind],
                     )?;
                     // Station work is the whole station's: no assignment (ADR 0021).
                     if a.kind == doorstep_core::doc::DocKind::Household {
-                        caseload::assign_to_creator(
-                            &mut tx,
-                            &st,
-                            &doc,
-                            &origin.to_string(),
-                            wall_ms(),
-                        )?;
+                        caseload::assign_to_creator(&mut tx, &st, &doc, &origin, wall_ms())?;
                     }
                 }
             }
             let mut added = 0i64;
-            let origin = origin.to_string();
             for (hash, bytes) in &a.changes {
-                let n = tx.execute(
+                let n = sx.execute(
+                    &mut tx,
                     "INSERT INTO change_log (station_id, seq, doc_id, hash, bytes, origin_device)
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (doc_id, hash) DO NOTHING",
                     &[&st, &(seq + 1), &doc, &&hash.0[..], bytes, &origin],
@@ -629,7 +694,8 @@ impl ServerStore for PostgresStore {
                 }
             }
             for s in &a.signatures {
-                tx.execute(
+                sx.execute(
+                    &mut tx,
                     "INSERT INTO doc_signatures (doc_id, actor, hash, sig) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (doc_id, actor) DO UPDATE SET hash = $3, sig = $4",
                     &[
@@ -640,9 +706,10 @@ impl ServerStore for PostgresStore {
                     ],
                 )?;
             }
-            tx.execute("DELETE FROM cards WHERE doc_id = $1", &[&doc])?;
+            sx.execute(&mut tx, "DELETE FROM cards WHERE doc_id = $1", &[&doc])?;
             for card in &a.cards {
-                tx.execute(
+                sx.execute(
+                    &mut tx,
                     "INSERT INTO cards (card_id, doc_id, station_id, serial, status, issued_by, issued_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (doc_id, card_id) DO NOTHING",
@@ -651,19 +718,22 @@ impl ServerStore for PostgresStore {
             }
             match &a.snapshot {
                 Some(snap) => {
-                    tx.execute(
+                    sx.execute(
+                        &mut tx,
                         "UPDATE documents SET snapshot = $2, snapshot_seq = $3, changes_since_snapshot = 0 WHERE doc_id = $1",
                         &[&doc, snap, &seq],
                     )?;
                 }
                 None => {
-                    tx.execute(
+                    sx.execute(
+                        &mut tx,
                         "UPDATE documents SET changes_since_snapshot = changes_since_snapshot + $2 WHERE doc_id = $1",
                         &[&doc, &added],
                     )?;
                 }
             }
-            last.push(doc_seq(&mut tx, &doc)? as u64);
+            // The station's log is locked: this commit's last entry is the document's.
+            last.push(if added > 0 { seq } else { doc_last } as u64);
         }
         tx.commit()?;
         Ok(last)
@@ -678,15 +748,17 @@ impl ServerStore for PostgresStore {
     ) -> StoreResult<LogPage> {
         // A bound on rows fetched at once (the budget usually ends the page first).
         const PAGE: i64 = 50_000;
-        let mut c = self.pool.get()?;
+        let mut l = self.pool.get()?;
+        let (c, sx) = l.split();
         // The scope and the log in one snapshot (see the SQLite backend).
         let mut tx = c
             .build_transaction()
             .isolation_level(::postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let scope = caseload::reader_scope(&mut tx, &reader.worker.to_string())?;
-        let rows = tx.query(
+        let scope = caseload::reader_scope(sx, &mut tx, &reader.worker.to_string())?;
+        let rows = sx.query(
+            &mut tx,
             "SELECT seq, doc_id, bytes, origin_device, hash, kind FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[&station.to_string(), &(after as i64), &PAGE],
         )?;
@@ -848,7 +920,7 @@ impl ServerStore for PostgresStore {
         &self,
         doc: HouseholdId,
     ) -> StoreResult<Option<doorstep_core::protocol::RedactionNotice>> {
-        let row = self.pool.get()?.query_opt(
+        let row = self.pool.get()?.prepared_opt(
             "SELECT bytes FROM change_log WHERE doc_id = $1 AND kind = 4 ORDER BY seq DESC LIMIT 1",
             &[&doc.to_string()],
         )?;
@@ -857,7 +929,7 @@ impl ServerStore for PostgresStore {
     }
 
     fn erasure(&self, doc: HouseholdId) -> StoreResult<Option<ErasureRecord>> {
-        let row = self.pool.get()?.query_opt(
+        let row = self.pool.get()?.prepared_opt(
             &format!("SELECT {ERASURE_COLUMNS} FROM erasures WHERE doc_id = $1"),
             &[&doc.to_string()],
         )?;
@@ -879,7 +951,7 @@ impl ServerStore for PostgresStore {
         let seq: i64 = self
             .pool
             .get()?
-            .query_one(
+            .prepared_one(
                 "SELECT coalesce(max(seq), 0) FROM change_log WHERE station_id = $1",
                 &[&station.to_string()],
             )?
@@ -891,7 +963,7 @@ impl ServerStore for PostgresStore {
         let seq: i64 = self
             .pool
             .get()?
-            .query_one(
+            .prepared_one(
                 "SELECT coalesce(max(seq), 0) FROM change_log WHERE doc_id = $1",
                 &[&doc.to_string()],
             )?
@@ -983,7 +1055,11 @@ impl ServerStore for PostgresStore {
             .read_only(true)
             .start()?;
         let scope = match scoped {
-            Some(w) => Some(caseload::reader_scope(&mut tx, &w.to_string())?),
+            Some(w) => Some(caseload::reader_scope(
+                &Statements::default(),
+                &mut tx,
+                &w.to_string(),
+            )?),
             None => None,
         };
         let st = station.to_string();
@@ -1011,15 +1087,19 @@ impl ServerStore for PostgresStore {
     }
 
     fn worker_access(&self, worker: WorkerId) -> StoreResult<Option<WorkerAccess>> {
-        caseload::worker_row(&mut *self.pool.get()?, &worker.to_string())?
-            .map(|(station, role, team)| {
-                Ok(WorkerAccess {
-                    station: parse(&station, StationId::parse)?,
-                    role,
-                    team: super::scope::stored_team(team.as_deref())?,
-                })
+        {
+            let mut l = self.pool.get()?;
+            let (c, sx) = l.split();
+            caseload::worker_row(sx, c, &worker.to_string())?
+        }
+        .map(|(station, role, team)| {
+            Ok(WorkerAccess {
+                station: parse(&station, StationId::parse)?,
+                role,
+                team: super::scope::stored_team(team.as_deref())?,
             })
-            .transpose()
+        })
+        .transpose()
     }
 
     fn set_role(
@@ -1069,11 +1149,15 @@ impl ServerStore for PostgresStore {
     }
 
     fn in_scope(&self, worker: WorkerId, doc: HouseholdId) -> StoreResult<bool> {
-        caseload::in_scope(&mut *self.pool.get()?, worker, doc)
+        let mut l = self.pool.get()?;
+        let (c, sx) = l.split();
+        caseload::in_scope(sx, c, worker, doc)
     }
 
     fn scope_exit(&self, worker: WorkerId, doc: HouseholdId) -> StoreResult<Option<ScopeExit>> {
-        caseload::scope_exit(&mut *self.pool.get()?, worker, doc)
+        let mut l = self.pool.get()?;
+        let (c, sx) = l.split();
+        caseload::scope_exit(sx, c, worker, doc)
     }
 
     fn scope_exits(&self, worker: WorkerId) -> StoreResult<Vec<HouseholdId>> {
@@ -1118,7 +1202,7 @@ fn wall_ms() -> i64 {
 /// number but loses its bytes and hash; one new entry of `kind` with `bytes` takes the
 /// station's next number, which is returned.
 fn close_history(
-    tx: &mut postgres::Transaction<'_>,
+    tx: &mut ::postgres::Transaction<'_>,
     station: &str,
     doc: &str,
     bytes: &[u8],
@@ -1259,6 +1343,88 @@ mod upgrade_tests {
         assert_eq!(bare, 0);
         assert_eq!(store.blob_stats().unwrap().complete, 2);
         drop(store);
+        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod statement_tests {
+    use automerge::ChangeHash;
+
+    use super::*;
+
+    fn doc_append(doc: HouseholdId, h: u8, expected_seq: Option<u64>) -> DocAppend {
+        DocAppend {
+            doc,
+            kind: doorstep_core::doc::DocKind::Household,
+            changes: vec![(ChangeHash([h; 32]), vec![h; 8])],
+            snapshot: None,
+            cards: Vec::new(),
+            expected_seq,
+            signatures: Vec::new(),
+        }
+    }
+
+    /// The commit's statements are prepared once on a connection and reused, also after a
+    /// commit that was refused (its transaction rolled back): the connection then holds
+    /// each of them once, and the next commits get the right sequence numbers.
+    #[test]
+    fn a_connection_prepares_the_commit_once_and_keeps_it_through_a_rollback() {
+        let Ok(url) = std::env::var("DOORSTEP_TEST_POSTGRES") else {
+            eprintln!("DOORSTEP_TEST_POSTGRES not set: PostgreSQL statement cache skipped");
+            return;
+        };
+        let schema = format!("stmts_{}", Uuid::new_v4().simple());
+        let store = PostgresStore::open(&url, Some(&schema), 2).unwrap();
+        let station = store.create_station("站", 1).unwrap();
+        let device = DeviceId::new();
+        let doc = HouseholdId::new();
+        assert_eq!(
+            store
+                .commit(station, device, &[doc_append(doc, 1, None)])
+                .unwrap(),
+            vec![1]
+        );
+        assert!(matches!(
+            store.commit(station, device, &[doc_append(doc, 2, Some(7))]),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            store
+                .commit(station, device, &[doc_append(doc, 2, Some(1))])
+                .unwrap(),
+            vec![2]
+        );
+        // A change already held adds nothing: the document's last entry is still 2.
+        assert_eq!(
+            store
+                .commit(station, device, &[doc_append(doc, 2, Some(2))])
+                .unwrap(),
+            vec![2]
+        );
+        // One thread, a LIFO pool: every call above ran on the same connection.
+        let mut lease = store.pool.get().unwrap();
+        let rows = lease
+            .query(
+                "SELECT statement, count(*) FROM pg_prepared_statements
+                 WHERE statement LIKE '%change_log%' GROUP BY statement",
+                &[],
+            )
+            .unwrap();
+        assert!(rows.len() >= 3, "commit's log statements prepared");
+        for r in &rows {
+            assert_eq!(
+                r.get::<_, i64>(1),
+                1,
+                "prepared once: {}",
+                r.get::<_, &str>(0)
+            );
+        }
+        drop(lease);
+        drop(store);
+        let mut c = Client::connect(&url, ::postgres::NoTls).unwrap();
         c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
             .unwrap();
     }

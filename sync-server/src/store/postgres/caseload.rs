@@ -7,15 +7,17 @@ use std::collections::HashSet;
 use ::postgres::GenericClient;
 use doorstep_core::{HouseholdId, Role, StationId, TeamName, WorkerId};
 
-use super::parse;
+use super::{parse, Statements};
 use crate::store::scope::*;
 use crate::store::{StoreError, StoreResult};
 
 pub(super) fn worker_row(
+    sx: &Statements,
     c: &mut impl GenericClient,
     worker: &str,
 ) -> StoreResult<Option<(String, Role, Option<String>)>> {
-    let row = c.query_opt(
+    let row = sx.query_opt(
+        c,
         "SELECT station_id, role, team FROM workers WHERE worker_id = $1",
         &[&worker],
     )?;
@@ -32,6 +34,7 @@ pub(super) fn worker_row(
 }
 
 pub(super) fn scope_docs(
+    sx: &Statements,
     c: &mut impl GenericClient,
     station: &str,
     worker: &str,
@@ -40,7 +43,8 @@ pub(super) fn scope_docs(
 ) -> StoreResult<HashSet<String>> {
     let rows = match role {
         Role::County => return Ok(HashSet::new()),
-        Role::Supervisor => c.query(
+        Role::Supervisor => sx.query(
+            c,
             "SELECT doc_id FROM documents WHERE station_id = $1 AND doc_id <> $1
              AND doc_id NOT IN (SELECT doc_id FROM phone_retirements
                                 WHERE station_id = $1 AND reopened_at IS NULL)",
@@ -48,7 +52,8 @@ pub(super) fn scope_docs(
         )?,
         // Their caseload (less what is retired from the phones, ADR 0025), and the
         // station's work (ADR 0021).
-        Role::Worker => c.query(
+        Role::Worker => sx.query(
+            c,
             &format!(
                 "SELECT doc_id FROM (
                    SELECT doc_id FROM assignments WHERE worker_id = $1
@@ -64,11 +69,16 @@ pub(super) fn scope_docs(
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
-pub(super) fn reader_scope(c: &mut impl GenericClient, worker: &str) -> StoreResult<ReaderScope> {
-    match worker_row(c, worker)? {
+pub(super) fn reader_scope(
+    sx: &Statements,
+    c: &mut impl GenericClient,
+    worker: &str,
+) -> StoreResult<ReaderScope> {
+    match worker_row(sx, c, worker)? {
         None => Ok(ReaderScope::Only(HashSet::new())),
         Some((station, role, _)) if role.sees_station() => {
-            let rows = c.query(
+            let rows = sx.query(
+                c,
                 "SELECT doc_id FROM phone_retirements WHERE station_id = $1 AND reopened_at IS NULL",
                 &[&station],
             )?;
@@ -77,7 +87,7 @@ pub(super) fn reader_scope(c: &mut impl GenericClient, worker: &str) -> StoreRes
             })
         }
         Some((station, role, team)) => {
-            scope_docs(c, &station, worker, role, team.as_deref()).map(ReaderScope::Only)
+            scope_docs(sx, c, &station, worker, role, team.as_deref()).map(ReaderScope::Only)
         }
     }
 }
@@ -213,15 +223,24 @@ pub(super) fn rescope(
     now_ms: i64,
 ) -> StoreResult<Rescoped> {
     let w = worker.to_string();
-    let (station, _, _) = worker_row(c, &w)?.ok_or(StoreError::NotFound("worker"))?;
+    let (station, _, _) =
+        worker_row(&Statements::default(), c, &w)?.ok_or(StoreError::NotFound("worker"))?;
     lock_station(c, &station)?;
-    let (_, old_role, old_team) = worker_row(c, &w)?.ok_or(StoreError::NotFound("worker"))?;
+    let (_, old_role, old_team) =
+        worker_row(&Statements::default(), c, &w)?.ok_or(StoreError::NotFound("worker"))?;
     let new_role = role.unwrap_or(old_role);
     let new_team = match team {
         Some(t) => t.map(|t| t.as_str().to_owned()),
         None => old_team.clone(),
     };
-    let before = scope_docs(c, &station, &w, old_role, old_team.as_deref())?;
+    let before = scope_docs(
+        &Statements::default(),
+        c,
+        &station,
+        &w,
+        old_role,
+        old_team.as_deref(),
+    )?;
     c.execute(
         "UPDATE workers SET role = $2, team = $3 WHERE worker_id = $1",
         &[&w, &new_role.as_str(), &new_team],
@@ -236,7 +255,14 @@ pub(super) fn rescope(
         // Nothing to tell: a device enrolled later starts from a bootstrap of its scope.
         return Ok(Rescoped::default());
     }
-    let after = scope_docs(c, &station, &w, new_role, new_team.as_deref())?;
+    let after = scope_docs(
+        &Statements::default(),
+        c,
+        &station,
+        &w,
+        new_role,
+        new_team.as_deref(),
+    )?;
     let entries: Vec<(String, String, bool)> = rescope_entries(&before, &after)
         .into_iter()
         .map(|(doc, entered)| (doc, w.clone(), entered))
@@ -287,7 +313,7 @@ pub(super) fn assign(
     }
     let w = worker.map(|w| w.to_string());
     if let Some(w) = &w {
-        if !matches!(worker_row(c, w)?, Some((s, _, _)) if s == st) {
+        if !matches!(worker_row(&Statements::default(), c, w)?, Some((s, _, _)) if s == st) {
             return Err(StoreError::NotFound("worker"));
         }
     }
@@ -364,19 +390,21 @@ pub(super) fn assignment(
 }
 
 pub(super) fn in_scope(
+    sx: &Statements,
     c: &mut impl GenericClient,
     worker: WorkerId,
     doc: HouseholdId,
 ) -> StoreResult<bool> {
     let w = worker.to_string();
-    let Some((station, role, team)) = worker_row(c, &w)? else {
+    let Some((station, role, team)) = worker_row(sx, c, &w)? else {
         return Ok(false);
     };
     let d = doc.to_string();
     if d == station {
         return Ok(false);
     }
-    let row = c.query_opt(
+    let row = sx.query_opt(
+        c,
         "SELECT d.station_id, d.kind, a.worker_id, a.team, r.retired_at FROM documents d
          LEFT JOIN assignments a ON a.doc_id = d.doc_id
          LEFT JOIN phone_retirements r ON r.doc_id = d.doc_id AND r.reopened_at IS NULL
@@ -399,11 +427,13 @@ pub(super) fn in_scope(
 }
 
 pub(super) fn scope_exit(
+    sx: &Statements,
     c: &mut impl GenericClient,
     worker: WorkerId,
     doc: HouseholdId,
 ) -> StoreResult<Option<ScopeExit>> {
-    let row = c.query_opt(
+    let row = sx.query_opt(
+        c,
         "SELECT seq, bytes FROM change_log WHERE doc_id = $1 AND origin_device = $2 AND kind = 3
          ORDER BY seq DESC LIMIT 1",
         &[&doc.to_string(), &worker.to_string()],
@@ -425,13 +455,20 @@ pub(super) fn scope_documents(
     worker: WorkerId,
 ) -> StoreResult<Vec<HouseholdId>> {
     let w = worker.to_string();
-    let Some((station, role, team)) = worker_row(c, &w)? else {
+    let Some((station, role, team)) = worker_row(&Statements::default(), c, &w)? else {
         return Err(StoreError::NotFound("worker"));
     };
-    let mut ids = scope_docs(c, &station, &w, role, team.as_deref())?
-        .into_iter()
-        .map(|d| parse(&d, HouseholdId::parse))
-        .collect::<StoreResult<Vec<_>>>()?;
+    let mut ids = scope_docs(
+        &Statements::default(),
+        c,
+        &station,
+        &w,
+        role,
+        team.as_deref(),
+    )?
+    .into_iter()
+    .map(|d| parse(&d, HouseholdId::parse))
+    .collect::<StoreResult<Vec<_>>>()?;
     ids.sort();
     Ok(ids)
 }

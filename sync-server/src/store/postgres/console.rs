@@ -5,7 +5,7 @@ use ::postgres::types::ToSql;
 use doorstep_core::{HouseholdId, StationId, WorkerId};
 use uuid::Uuid;
 
-use super::{parse, PostgresStore};
+use super::{parse, PostgresStore, Statements};
 use crate::store::console::*;
 use crate::store::{StoreError, StoreResult};
 
@@ -51,11 +51,16 @@ fn county_account(tx: &mut ::postgres::Transaction<'_>, account: AccountId) -> S
 
 /// Replace one document's rows inside the caller's transaction; false if the read model
 /// holds a newer state or the household was erased meanwhile.
-fn put_one(tx: &mut ::postgres::Transaction<'_>, m: &ReadModelDoc) -> StoreResult<bool> {
+fn put_one(
+    sx: &Statements,
+    tx: &mut ::postgres::Transaction<'_>,
+    m: &ReadModelDoc,
+) -> StoreResult<bool> {
     let h = &m.household;
     let doc = h.doc.to_string();
     let station = h.station.to_string();
-    let held = tx.query_opt(
+    let held = sx.query_opt(
+        tx,
         "SELECT seq FROM rm_households WHERE doc_id = $1 FOR UPDATE",
         &[&doc],
     )?;
@@ -63,16 +68,23 @@ fn put_one(tx: &mut ::postgres::Transaction<'_>, m: &ReadModelDoc) -> StoreResul
         return Ok(false);
     }
     // An erasure that came between the push and this refresh wins.
-    if tx
-        .query_opt("SELECT 1 FROM erasures WHERE doc_id = $1", &[&doc])?
+    if sx
+        .query_opt(tx, "SELECT 1 FROM erasures WHERE doc_id = $1", &[&doc])?
         .is_some()
     {
         return Ok(false);
     }
-    for table in ["rm_households", "rm_visits", "rm_follow_ups", "rm_facts"] {
-        tx.execute(&format!("DELETE FROM {table} WHERE doc_id = $1"), &[&doc])?;
-    }
-    tx.execute(
+    // The four tables' rows in one statement (one round trip).
+    sx.execute(
+        tx,
+        "WITH v AS (DELETE FROM rm_visits WHERE doc_id = $1),
+              f AS (DELETE FROM rm_follow_ups WHERE doc_id = $1),
+              x AS (DELETE FROM rm_facts WHERE doc_id = $1)
+         DELETE FROM rm_households WHERE doc_id = $1",
+        &[&doc],
+    )?;
+    sx.execute(
+        tx,
         "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status, categories,
            visits, last_visit, open_needs, conflicts, search_text)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -93,7 +105,8 @@ fn put_one(tx: &mut ::postgres::Transaction<'_>, m: &ReadModelDoc) -> StoreResul
     )?;
     for v in &m.visits {
         let workers: Vec<String> = v.workers.iter().map(|w| w.to_string()).collect();
-        tx.execute(
+        sx.execute(
+            tx,
             "INSERT INTO rm_visits (doc_id, visit_id, station_id, date, kind, status, workers)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             &[
@@ -108,7 +121,8 @@ fn put_one(tx: &mut ::postgres::Transaction<'_>, m: &ReadModelDoc) -> StoreResul
         )?;
     }
     for f in &m.follow_ups {
-        tx.execute(
+        sx.execute(
+            tx,
             "INSERT INTO rm_follow_ups (doc_id, follow_up_id, station_id, what, due, assignee, status)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             &[
@@ -122,18 +136,20 @@ fn put_one(tx: &mut ::postgres::Transaction<'_>, m: &ReadModelDoc) -> StoreResul
             ],
         )?;
     }
-    put_facts(tx, &doc, &station, &m.facts)?;
+    put_facts(sx, tx, &doc, &station, &m.facts)?;
     Ok(true)
 }
 
 fn put_facts(
+    sx: &Statements,
     tx: &mut ::postgres::Transaction<'_>,
     doc: &str,
     station: &str,
     facts: &[FactRow],
 ) -> StoreResult<()> {
     for f in facts {
-        tx.execute(
+        sx.execute(
+            tx,
             "INSERT INTO rm_facts (doc_id, fact, item_id, station_id, day, dim1, dim2)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             &[
@@ -174,13 +190,14 @@ impl ConsoleStore for PostgresStore {
              ON CONFLICT (doc_id) DO UPDATE SET seq = EXCLUDED.seq, kind = EXCLUDED.kind",
             &[&doc, &station, &(w.seq as i64), &w.kind],
         )?;
-        put_facts(&mut tx, &doc, &station, &w.facts)?;
+        put_facts(&Statements::default(), &mut tx, &doc, &station, &w.facts)?;
         tx.commit()?;
         Ok(true)
     }
 
     fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>> {
-        let mut c = self.pool.get()?;
+        let mut l = self.pool.get()?;
+        let (c, sx) = l.split();
         let mut tx = c.transaction()?;
         // In id order: two syncs refreshing the same households lock their rows in the
         // same order, so neither waits for the other forever.
@@ -188,7 +205,7 @@ impl ConsoleStore for PostgresStore {
         order.sort_by_key(|&i| docs[i].household.doc);
         let mut written = vec![false; docs.len()];
         for i in order {
-            written[i] = put_one(&mut tx, &docs[i])?;
+            written[i] = put_one(sx, &mut tx, &docs[i])?;
         }
         tx.commit()?;
         Ok(written)
@@ -692,8 +709,7 @@ impl ConsoleStore for PostgresStore {
     }
 
     fn station_zone(&self, station: StationId) -> StoreResult<UtcOffset> {
-        let mut c = self.pool.get()?;
-        let row = c.query_opt(
+        let row = self.pool.get()?.prepared_opt(
             "SELECT utc_offset_minutes FROM stations WHERE station_id = $1",
             &[&station.to_string()],
         )?;
