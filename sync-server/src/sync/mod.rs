@@ -24,10 +24,11 @@ use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId};
 use crate::snapshot;
 use crate::store::{DeviceAuth, ServerStore, SignerRecord, StoreError, StoredDocument};
 use cache::DocCache;
+pub use cache::{estimated_bytes, CacheLimit, CacheStats, DEFAULT_CACHE_BYTES};
 
-/// Bounds on what a device may ask for.
-const MIN_BUDGET: usize = 16 * 1024;
-const MAX_BUDGET: usize = 32 * 1024 * 1024;
+/// Bounds on what a device may ask for (the protocol's: a device keeps within them too).
+const MIN_BUDGET: usize = doorstep_core::protocol::budget::MIN_BUDGET as usize;
+const MAX_BUDGET: usize = doorstep_core::protocol::budget::MAX_BUDGET as usize;
 /// Snapshot a server document after this many log entries.
 const COMPACT_AFTER: u64 = 128;
 
@@ -91,10 +92,17 @@ fn contained<T>(f: impl FnOnce() -> T) -> Option<T> {
 }
 
 impl<S: ServerStore> SyncService<S> {
+    /// A service whose cache holds at most `cache_documents` documents (within the default
+    /// bytes; see [`SyncService::with_cache`]).
     pub fn new(store: Arc<S>, cache_documents: usize) -> Self {
+        Self::with_cache(store, CacheLimit::documents(cache_documents))
+    }
+
+    /// A service whose document cache is bounded by `cache`.
+    pub fn with_cache(store: Arc<S>, cache: CacheLimit) -> Self {
         SyncService {
             store,
-            cache: Mutex::new(DocCache::new(cache_documents)),
+            cache: Mutex::new(DocCache::new(cache)),
             stations: Mutex::new(HashMap::new()),
             signers: Mutex::new(HashMap::new()),
             read_model: true,
