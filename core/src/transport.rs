@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, NetworkFailure, Result};
 use crate::model::ids::HouseholdId;
-use crate::protocol::{EnrollRequest, Enrollment, Phase, Unauthorized, SYNC_CONTENT_TYPE};
+use crate::protocol::budget::{LinkEstimate, DEFAULT_ROUND_TRIP_TARGET};
+use crate::protocol::{
+    declared_size, EnrollRequest, Enrollment, Phase, Unauthorized, SYNC_CONTENT_TYPE,
+};
 use crate::store::{Store, SyncOutcome};
 
 mod attachments;
@@ -28,8 +31,9 @@ mod failure;
 pub use attachments::{AttachmentUploadReport, PinnedFetchReport};
 use failure::transport_error;
 
-/// Response size asked of the server per round trip.
-pub const DEFAULT_BUDGET: u32 = 4 * 1024 * 1024;
+/// Response size asked of the server before the link is measured (afterwards: the link's
+/// rate × the round-trip target; see [`HttpTransport::with_round_trip_target`]).
+pub const DEFAULT_BUDGET: u32 = crate::protocol::budget::FIRST_BUDGET;
 /// Round trips one `sync` call makes at most before it reports an error (a server that
 /// always says `more` would otherwise keep a phone busy forever).
 const MAX_ROUNDS: u32 = 10_000;
@@ -38,6 +42,11 @@ const MAX_ROUNDS: u32 = 10_000;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
     pub round_trips: u32,
+    /// The response budget asked for in each round trip, in order (bytes; ADR 0039).
+    pub budgets: Vec<u32>,
+    /// Bytes of changes and snapshots received, in the budget's unit (see
+    /// [`SyncOutcome::pulled_bytes`]).
+    pub pulled_bytes: u64,
     /// Request bodies as sent.
     pub bytes_up: u64,
     /// Response bodies as received.
@@ -167,13 +176,21 @@ impl std::fmt::Debug for SyncControl {
     }
 }
 
+/// What a transport has measured of its link, shared by its clones and by any transport
+/// handed it with [`HttpTransport::with_link`] (an app keeps one for the life of the
+/// process: each `sync` then starts from what the last one measured).
+pub type SharedLink = Arc<Mutex<LinkEstimate>>;
+
 /// A sync client for one server and one device token.
 #[derive(Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
     base: String,
     token: String,
-    budget: u32,
+    /// A budget fixed by the app; `None`: chosen from the link.
+    budget: Option<u32>,
+    target: Duration,
+    link: SharedLink,
     timeout: Duration,
 }
 
@@ -245,22 +262,65 @@ impl HttpTransport {
             client: client(timeout)?,
             base: self::base_url(base_url)?,
             token: token.to_owned(),
-            budget: DEFAULT_BUDGET,
+            budget: None,
+            target: DEFAULT_ROUND_TRIP_TARGET,
+            link: SharedLink::default(),
             timeout,
         })
     }
 
-    /// Ask for responses of about this many bytes (smaller on a poor link).
+    /// Always ask for responses of about this many bytes, whatever the link (the server
+    /// keeps it within 16 KiB … 32 MiB).
     pub fn with_budget(mut self, budget: u32) -> Self {
-        self.budget = budget;
+        self.budget = Some(budget);
         self
+    }
+
+    /// How long a round trip should take (default 4 s): the budget asked is the link's
+    /// measured rate × this, so a slow link gets small responses and a fast one large ones.
+    /// Before anything is measured the budget is [`DEFAULT_BUDGET`].
+    pub fn with_round_trip_target(mut self, target: Duration) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Measure the link into `link` (and start from what it holds) instead of a fresh
+    /// estimate of this transport's own.
+    pub fn with_link(mut self, link: SharedLink) -> Self {
+        self.link = link;
+        self
+    }
+
+    /// What this transport has measured of its link.
+    pub fn link(&self) -> &SharedLink {
+        &self.link
+    }
+
+    /// The budget the next request asks for.
+    pub fn budget(&self) -> u32 {
+        self.budget
+            .unwrap_or_else(|| self.estimate().budget(self.target))
+    }
+
+    fn estimate(&self) -> std::sync::MutexGuard<'_, LinkEstimate> {
+        // An estimate stays valid even if a holder panicked.
+        self.link.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Count a response of `body` read in `elapsed` (measured in the bytes it declares
+    /// decompressed, the budget's unit; its wire size if it declares none).
+    fn observe(&self, body: &[u8], elapsed: Duration) {
+        let bytes = declared_size(body).unwrap_or(body.len() as u64);
+        self.estimate().observe(bytes, elapsed);
     }
 
     /// One request and its response: the bytes moved and what the store did with them.
     pub async fn round_trip(&self, store: &Store) -> Result<(SyncOutcome, u64, u64)> {
-        let body = store.prepare_sync_request(self.budget)?;
+        let body = store.prepare_sync_request(self.budget())?;
         let up = body.len() as u64;
+        let started = Instant::now();
         let bytes = self.exchange(body, self.timeout).await?;
+        self.observe(&bytes, started.elapsed());
         let outcome = store.apply_sync_response(&bytes)?;
         Ok((outcome, up, bytes.len() as u64))
     }
@@ -313,8 +373,10 @@ impl HttpTransport {
                 timeout = timeout.min(left);
             }
             let started = Instant::now();
-            let body = store.prepare_sync_request(self.budget)?;
+            let budget = self.budget();
+            let body = store.prepare_sync_request(budget)?;
             let up = body.len() as u64;
+            let sent = Instant::now();
             let bytes = match control
                 .cancel
                 .or_cancelled(self.exchange(body, timeout))
@@ -339,6 +401,8 @@ impl HttpTransport {
                 }
                 Err(e) => return Err(e),
             };
+            self.observe(&bytes, sent.elapsed());
+            report.budgets.push(budget);
             // The safe point: from here the round is applied whole, or not at all.
             let o = store.apply_sync_response(&bytes)?;
             slowest = slowest.max(started.elapsed());
@@ -347,6 +411,7 @@ impl HttpTransport {
             report.bytes_down += bytes.len() as u64;
             report.acknowledged += o.acknowledged;
             report.pulled += o.pulled;
+            report.pulled_bytes += o.pulled_bytes;
             report.snapshots += o.snapshots;
             report.refused += o.refused.len();
             report.epoch_reset |= o.epoch_reset;

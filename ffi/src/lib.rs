@@ -139,6 +139,9 @@ pub async fn enroll(server_url: String, code: String) -> Result<Enrollment> {
 pub struct Doorstep {
     store: RwLock<Option<Arc<core::Store>>>,
     observers: Arc<Registry>,
+    /// What the syncs so far measured of the link: the next one chooses its budget from it
+    /// (ADR 0039).
+    link: core::transport::SharedLink,
 }
 
 impl std::fmt::Debug for Doorstep {
@@ -261,6 +264,7 @@ impl Doorstep {
             Ok(Arc::new(Doorstep {
                 store: RwLock::new(Some(Arc::new(store))),
                 observers: Arc::default(),
+                link: Default::default(),
             }))
         })
     }
@@ -987,6 +991,7 @@ impl Doorstep {
         let station = store.station();
         self.sync_state(SyncState::Syncing { round_trips: 0 });
         let observers = self.observers.clone();
+        let link = self.link.clone();
         let control = core::transport::SyncControl {
             deadline: deadline_ms.map(|ms| std::time::Instant::now() + Duration::from_millis(ms)),
             cancel: cancel.map(|c| c.token.clone()).unwrap_or_default(),
@@ -1004,7 +1009,8 @@ impl Doorstep {
         };
         let result = on_runtime(async move {
             let transport =
-                core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?;
+                core::transport::HttpTransport::new(&server_url, &token, Duration::from_secs(60))?
+                    .with_link(link);
             Ok(transport.sync_with(&store, &control).await?)
         })
         .await;

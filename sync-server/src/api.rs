@@ -37,8 +37,11 @@ pub struct ServerConfig {
     /// Time the server spends on a request besides receiving its body (waiting for a slot,
     /// authenticating, working) before it answers `503`.
     pub request_timeout: Duration,
-    /// Documents kept loaded in memory.
-    pub cache_documents: usize,
+    /// Memory for documents kept loaded (estimated bytes; ADR 0039).
+    pub cache_bytes: usize,
+    /// At most this many documents kept loaded as well (deprecated: `cache_bytes` bounds
+    /// the memory; a count does not, as documents grow).
+    pub cache_documents: Option<usize>,
     /// Syncs and enrolments worked on at once (each on a thread of the blocking pool);
     /// more requests wait their turn, within the request timeout. Bounds the threads and
     /// the documents in hand besides the cache (see `docs/operations.md`, Sizing).
@@ -116,7 +119,8 @@ impl Default for ServerConfig {
         ServerConfig {
             body_limit: 32 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
-            cache_documents: 1024,
+            cache_bytes: crate::sync::DEFAULT_CACHE_BYTES,
+            cache_documents: None,
             max_concurrent_syncs: DEFAULT_MAX_CONCURRENT_SYNCS,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
@@ -235,6 +239,10 @@ async fn start<S: ServerStore>(
         .saturating_sub(others)
         .max(1)
         .min(config.max_connections);
+    let cache = crate::sync::CacheLimit {
+        bytes: config.cache_bytes,
+        documents: config.cache_documents,
+    };
     // The console's loaded case files, shared by its pages and the sync service that keeps
     // the ones it accepts there (ADR 0033).
     let case_files = config
@@ -267,10 +275,10 @@ async fn start<S: ServerStore>(
     }
     let state = Arc::new(AppState {
         sync: match case_files {
-            Some(files) => SyncService::new(store, config.cache_documents)
+            Some(files) => SyncService::with_cache(store, cache)
                 .with_read_model(true)
                 .with_case_files(files),
-            None => SyncService::new(store, config.cache_documents).with_read_model(false),
+            None => SyncService::with_cache(store, cache).with_read_model(false),
         },
         metrics,
         slots: Arc::new(tokio::sync::Semaphore::new(
@@ -815,6 +823,9 @@ async fn metrics_handler<S: ServerStore>(State(state): State<Shared<S>>) -> Resp
     if let Some(w) = state.sync.store().write_stats() {
         body.push_str(&crate::metrics::render_write_stats(&w));
     }
+    body.push_str(&crate::metrics::render_cache_stats(
+        &state.sync.cache_stats(),
+    ));
     match state.blocking(|st| st.sync.store().blob_stats()).await {
         Some(Ok(b)) => body.push_str(&crate::metrics::render_blob_stats(&b)),
         Some(Err(e)) => tracing::error!(error = %e, "blob statistics failed"),

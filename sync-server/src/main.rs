@@ -65,9 +65,14 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Documents kept loaded in memory.
-        #[arg(long, default_value_t = 1024)]
-        cache_documents: usize,
+        /// Memory for documents kept loaded, in MiB (estimated from each document's size;
+        /// docs/operations.md, Sizing).
+        #[arg(long, env = "DOORSTEP_CACHE_MIB", default_value_t = 64)]
+        cache_mib: usize,
+        /// Deprecated: size the cache with --cache-mib. Still honoured as a second bound
+        /// (at most this many documents), with a warning.
+        #[arg(long)]
+        cache_documents: Option<usize>,
         /// Syncs worked on at once; more wait their turn (bounds threads and memory).
         #[arg(long, default_value_t = doorstep_server::api::DEFAULT_MAX_CONCURRENT_SYNCS)]
         max_concurrent_syncs: usize,
@@ -932,6 +937,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Serve {
             data,
             listen,
+            cache_mib,
             cache_documents,
             max_concurrent_syncs,
             no_console,
@@ -953,7 +959,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                if cache_documents.is_some() {
+                    tracing::warn!(
+                        "--cache-documents is deprecated: the cache is sized in bytes \
+                         (--cache-mib); both bounds apply"
+                    );
+                }
                 let mut config = ServerConfig {
+                    cache_bytes: cache_mib.saturating_mul(1024 * 1024),
                     cache_documents,
                     max_concurrent_syncs,
                     ..ServerConfig::default()

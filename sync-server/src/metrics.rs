@@ -227,6 +227,36 @@ pub fn render_write_stats(w: &crate::store::WriteStats) -> String {
     out
 }
 
+/// The document cache: documents and estimated bytes held, their peak, the limit (gauges).
+pub fn render_cache_stats(c: &crate::sync::CacheStats) -> String {
+    let mut out = String::new();
+    for (name, help, v) in [
+        (
+            "doorstep_cache_documents",
+            "Documents kept loaded in the cache",
+            c.documents,
+        ),
+        (
+            "doorstep_cache_bytes",
+            "Estimated bytes of the documents kept loaded",
+            c.bytes,
+        ),
+        (
+            "doorstep_cache_peak_bytes",
+            "The most doorstep_cache_bytes has been since start",
+            c.peak_bytes,
+        ),
+        (
+            "doorstep_cache_limit_bytes",
+            "The cache's limit (--cache-mib)",
+            c.limit_bytes,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    out
+}
+
 /// Attachments held: count and bytes, whole and partial (gauges).
 pub fn render_blob_stats(b: &crate::store::blobs::BlobStats) -> String {
     let mut out = String::new();

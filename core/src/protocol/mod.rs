@@ -3,6 +3,7 @@
 //! app's own HTTP stack) carries the bytes. Nothing here opens a socket or reads a clock.
 
 pub mod blobs;
+pub mod budget;
 pub mod compact;
 pub mod signing;
 pub mod wire;

@@ -863,6 +863,13 @@ pub fn decompress(body: &[u8]) -> Result<Vec<u8>, WireError> {
     Ok(out)
 }
 
+/// The size a message's zstd frame declares for its content (what `decompress` would give),
+/// read from the frame's header without decompressing; `None` if the header does not say.
+/// The transport measures the link in these bytes, the budget's own unit (ADR 0039).
+pub fn declared_size(body: &[u8]) -> Option<u64> {
+    zstd::zstd_safe::get_frame_content_size(body).ok().flatten()
+}
+
 /// The first bytes of a zstd frame. An automerge document starts with `85 6f 4a 83`.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -1330,6 +1337,16 @@ mod tests {
             signer: None,
             accesses: Vec::new(),
         }
+    }
+
+    /// The transport measures a response by the size its frame declares (ADR 0039).
+    #[test]
+    fn a_message_declares_its_decompressed_size() {
+        let body = push_of(signed_group()).encode();
+        let size = declared_size(&body).expect("our frames declare their size");
+        assert_eq!(size, decompress(&body).unwrap().len() as u64);
+        assert_eq!(declared_size(b"not a zstd frame"), None);
+        assert_eq!(declared_size(&[]), None);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct SyncOutcome {
     pub acknowledged: usize,
     /// Changes pulled that were new here.
     pub pulled: usize,
+    /// Bytes of the changes and snapshots the response carried (the budget's unit: what
+    /// the server counted against the request's budget).
+    pub pulled_bytes: u64,
     /// Snapshots received (bootstrap).
     pub snapshots: usize,
     /// Documents the server refused, with why.
@@ -271,6 +274,12 @@ impl Store {
             }
         }
         let mut outcome = result?;
+        outcome.pulled_bytes = resp
+            .pull
+            .iter()
+            .flat_map(|p| p.changes.iter().map(Vec::len))
+            .chain(resp.snapshots.iter().map(|s| s.bytes.len()))
+            .sum::<usize>() as u64;
         // Erased households leave no byte behind: scrub now (a failure leaves it pending for
         // the next open; the response itself is applied).
         if !outcome.erased.is_empty()

@@ -7,6 +7,7 @@
 //! device lacks. This module holds what they share: the service, its document cache and the
 //! station locks.
 
+mod cache;
 mod provenance;
 mod pull;
 mod push;
@@ -22,10 +23,12 @@ use doorstep_core::{CardIssuanceId, DeviceId, HouseholdId, StationId};
 
 use crate::snapshot;
 use crate::store::{DeviceAuth, ServerStore, SignerRecord, StoreError, StoredDocument};
+use cache::DocCache;
+pub use cache::{estimated_bytes, CacheLimit, CacheStats, DEFAULT_CACHE_BYTES};
 
-/// Bounds on what a device may ask for.
-const MIN_BUDGET: usize = 16 * 1024;
-const MAX_BUDGET: usize = 32 * 1024 * 1024;
+/// Bounds on what a device may ask for (the protocol's: a device keeps within them too).
+const MIN_BUDGET: usize = doorstep_core::protocol::budget::MIN_BUDGET as usize;
+const MAX_BUDGET: usize = doorstep_core::protocol::budget::MAX_BUDGET as usize;
 /// Snapshot a server document after this many log entries.
 const COMPACT_AFTER: u64 = 128;
 
@@ -46,44 +49,6 @@ struct Cached {
     seq: u64,
     /// The ids of its card issuances, when they have been read from this very state.
     card_ids: Option<Vec<CardIssuanceId>>,
-}
-
-/// A bounded cache of loaded documents (memory is bounded by this, not by the number of
-/// documents a station has).
-struct DocCache {
-    capacity: usize,
-    tick: u64,
-    docs: HashMap<HouseholdId, (Cached, u64)>,
-    /// The documents by when they were put back, oldest first: the one to evict is found
-    /// without a pass over the cache.
-    order: std::collections::BTreeMap<u64, HouseholdId>,
-}
-
-impl DocCache {
-    fn new(capacity: usize) -> Self {
-        DocCache {
-            capacity: capacity.max(1),
-            tick: 0,
-            docs: HashMap::new(),
-            order: std::collections::BTreeMap::new(),
-        }
-    }
-    fn take(&mut self, id: &HouseholdId) -> Option<Cached> {
-        let (cached, tick) = self.docs.remove(id)?;
-        self.order.remove(&tick);
-        Some(cached)
-    }
-    fn put(&mut self, id: HouseholdId, cached: Cached) {
-        self.take(&id);
-        if self.docs.len() >= self.capacity {
-            if let Some((_, old)) = self.order.pop_first() {
-                self.docs.remove(&old);
-            }
-        }
-        self.tick += 1;
-        self.docs.insert(id, (cached, self.tick));
-        self.order.insert(self.tick, id);
-    }
 }
 
 /// Everything a sync needs, shared by all requests.
@@ -127,10 +92,17 @@ fn contained<T>(f: impl FnOnce() -> T) -> Option<T> {
 }
 
 impl<S: ServerStore> SyncService<S> {
+    /// A service whose cache holds at most `cache_documents` documents (within the default
+    /// bytes; see [`SyncService::with_cache`]).
     pub fn new(store: Arc<S>, cache_documents: usize) -> Self {
+        Self::with_cache(store, CacheLimit::documents(cache_documents))
+    }
+
+    /// A service whose document cache is bounded by `cache`.
+    pub fn with_cache(store: Arc<S>, cache: CacheLimit) -> Self {
         SyncService {
             store,
-            cache: Mutex::new(DocCache::new(cache_documents)),
+            cache: Mutex::new(DocCache::new(cache)),
             stations: Mutex::new(HashMap::new()),
             signers: Mutex::new(HashMap::new()),
             read_model: true,
@@ -364,35 +336,4 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cached(seq: u64) -> Cached {
-        Cached {
-            doc: Automerge::new(),
-            since: 0,
-            seq,
-            card_ids: None,
-        }
-    }
-
-    /// The cache evicts the document put back longest ago, counting a put-back of a
-    /// document it holds as its newest use.
-    #[test]
-    fn the_cache_evicts_the_least_recently_put_back() {
-        let mut cache = DocCache::new(2);
-        let (a, b, c) = (HouseholdId::new(), HouseholdId::new(), HouseholdId::new());
-        cache.put(a, cached(1));
-        cache.put(b, cached(2));
-        cache.put(a, cached(3)); // `a` again: now newer than `b`, nothing evicted
-        assert_eq!(cache.docs.len(), 2);
-        cache.put(c, cached(4));
-        assert!(cache.take(&b).is_none(), "the oldest, b, was evicted");
-        assert_eq!(cache.take(&a).map(|c| c.seq), Some(3));
-        assert_eq!(cache.take(&c).map(|c| c.seq), Some(4));
-        assert!(cache.docs.is_empty() && cache.order.is_empty());
-    }
 }

@@ -37,6 +37,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use doorstep_core::protocol::budget::round_trips_forced_by;
 use doorstep_core::Durability;
 
 use reference::OwnChanges;
@@ -99,9 +100,13 @@ struct Args {
     /// Load: stop starting new syncs after this many seconds.
     #[arg(long, default_value_t = 60)]
     load_seconds: u64,
-    /// The server's document cache (`serve --cache-documents`).
-    #[arg(long, default_value_t = 1024)]
-    server_cache: usize,
+    /// The server's document cache in MiB (`serve --cache-mib`) [default: the server's].
+    #[arg(long)]
+    server_cache_mib: Option<usize>,
+    /// Bound the server's document cache by a count too (`serve --cache-documents`,
+    /// deprecated; the load tables before ADR 0039 ran with 1,024 or 256).
+    #[arg(long)]
+    server_cache: Option<usize>,
     /// The doorstep-server binary [default: next to this executable].
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -122,6 +127,10 @@ struct Args {
     /// made before the week and synced in the setup: the history it carries.
     #[arg(long, default_value_t = 0)]
     history_visits: usize,
+    /// Every device asks for this response budget (bytes) instead of choosing it from its
+    /// link (e.g. 4194304: the transport's constant before ADR 0039).
+    #[arg(long)]
+    budget: Option<u32>,
     /// Give up (and fail) if not converged after this many passes.
     #[arg(long, default_value_t = 6)]
     max_passes: usize,
@@ -130,6 +139,9 @@ struct Args {
     #[arg(long)]
     no_console: bool,
 }
+
+/// Households W01 creates between its setup pushes.
+const SETUP_PUSH_HOUSEHOLDS: usize = 1_000;
 
 fn default_trace() -> PathBuf {
     let p =
@@ -264,6 +276,7 @@ fn run(args: &Args) -> Res<bool> {
                         households: h,
                         scoped: args.load_scoped,
                         max_seconds: args.load_seconds,
+                        cache_mib: args.server_cache_mib,
                         cache_documents: args.server_cache,
                         seed: args.seed,
                         postgres: args.database.clone(),
@@ -312,7 +325,7 @@ fn load_summary(outcomes: &[load::LoadOutcome], report: &mut Report) {
             &format!("run_{i}"),
             &format!(
                 "{} devices, {} documents, cache {}",
-                o.devices, o.documents, o.cache_documents
+                o.devices, o.documents, o.cache
             ),
             format!(
                 "{:.0} syncs/s, {:.0} / {:.0} ms, {:.0} / {:.0} / {:.0} MB, {}",
@@ -434,6 +447,7 @@ fn run_week(
         &data,
         binary,
         &server::ServerOpts {
+            cache_mib: args.server_cache_mib,
             cache_documents: args.server_cache,
             extra: if args.no_console {
                 vec!["--no-console".to_owned()]
@@ -455,6 +469,11 @@ fn run_week(
     let dev_dir = tmp.path().join("devices");
     std::fs::create_dir_all(&dev_dir)?;
     let mut devs = replay::enroll_devices(rt, &server.url, &codes, &dev_dir, Durability::Relaxed)?;
+    if let Some(b) = args.budget {
+        for d in &mut devs {
+            d.transport = d.transport.clone().with_budget(b);
+        }
+    }
 
     // ----- setup (not measured): device 0 creates the households, everyone bootstraps
     eprintln!("setup: creating {h_count} households on W01 ...");
@@ -466,7 +485,29 @@ fn run_week(
         .min()
         .unwrap_or(0);
     let t = Instant::now();
-    let world = replay::create_households(&devs[0], &trace.households, first_ms - 7 * 86_400_000)?;
+    // W01 pushes every `SETUP_PUSH_HOUSEHOLDS` households as it goes: one push of 8,000 new
+    // documents outlasted the server's 60 s request timeout on this loaded 2-core machine.
+    let mut world = replay::World {
+        households: Vec::with_capacity(trace.households.len()),
+        heads: Vec::with_capacity(trace.households.len()),
+        changes: 0,
+    };
+    let mut early_push = doorstep_core::transport::SyncReport::default();
+    let mut early_push_s = 0.0;
+    let chunks: Vec<_> = trace.households.chunks(SETUP_PUSH_HOUSEHOLDS).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let w = replay::create_households(&devs[0], chunk, first_ms - 7 * 86_400_000)?;
+        world.households.extend(w.households);
+        world.heads.extend(w.heads);
+        world.changes += w.changes;
+        if i + 1 < chunks.len() {
+            let p = Instant::now();
+            let r = devs[0].sync(rt)?;
+            early_push_s += p.elapsed().as_secs_f64();
+            early_push.bytes_up += r.bytes_up;
+            early_push.round_trips += r.round_trips;
+        }
+    }
     let history_changes = if args.history_visits > 0 {
         eprintln!(
             "setup: {} earlier visits per household ...",
@@ -482,10 +523,12 @@ fn run_week(
     } else {
         0
     };
-    let create_s = t.elapsed().as_secs_f64();
+    let create_s = t.elapsed().as_secs_f64() - early_push_s;
     let t = Instant::now();
-    let push0 = devs[0].sync(rt)?;
-    let push0_s = t.elapsed().as_secs_f64();
+    let mut push0 = devs[0].sync(rt)?;
+    let push0_s = t.elapsed().as_secs_f64() + early_push_s;
+    push0.bytes_up += early_push.bytes_up;
+    push0.round_trips += early_push.round_trips;
     let t = Instant::now();
     let mut boot_down = 0u64;
     let mut boot_rt = 0u64;
@@ -691,6 +734,7 @@ fn run_week(
         }
     }
     let (peak_kb, rss_kb) = server.memory_kb();
+    let cache = server.cache_stats(rt);
     // One more pass with nothing new anywhere: what does a no-op sync cost?
     let idle_pending: usize = devs
         .iter()
@@ -751,6 +795,63 @@ fn run_week(
                     .map(|d| d.report.round_trips)
                     .collect::<Vec<_>>()
             ),
+        );
+        report.text(
+            &format!("pass{}_budget", i + 1),
+            &format!(
+                "pass {}: response budgets each device asked for, per round trip (KiB; {})",
+                i + 1,
+                if args.budget.is_some() {
+                    "fixed by --budget"
+                } else {
+                    "its link's rate × 4 s"
+                }
+            ),
+            format!(
+                "{:?}",
+                p.devices
+                    .iter()
+                    .map(|d| d
+                        .report
+                        .budgets
+                        .iter()
+                        .map(|b| b / 1024)
+                        .collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            ),
+        );
+        report.text(
+            &format!("pass{}_pulled", i + 1),
+            &format!(
+                "pass {}: change and snapshot bytes each device pulled (KiB, the budget's unit)",
+                i + 1
+            ),
+            format!(
+                "{:?}",
+                p.devices
+                    .iter()
+                    .map(|d| d.report.pulled_bytes / 1024)
+                    .collect::<Vec<_>>()
+            ),
+        );
+        let forced: Vec<u64> = p
+            .devices
+            .iter()
+            .map(|d| round_trips_forced_by(d.report.pulled_bytes, &d.report.budgets))
+            .collect();
+        let beyond: u64 = p
+            .devices
+            .iter()
+            .zip(&forced)
+            .map(|(d, f)| u64::from(d.report.round_trips).saturating_sub(*f))
+            .sum();
+        report.text(
+            &format!("pass{}_forced", i + 1),
+            &format!(
+                "pass {}: round trips the budgets force per device (pulled ÷ the budgets asked, rounded up); beyond them, all devices",
+                i + 1
+            ),
+            format!("{forced:?}; {beyond}"),
         );
         report.text(
             &format!("pass{}_device_wall", i + 1),
@@ -871,6 +972,17 @@ fn run_week(
         "server RSS after convergence",
         rss_kb,
     );
+    if let Some((docs, bytes, peak)) = cache {
+        report.text(
+            "server_cache",
+            "server document cache after convergence: documents, estimated bytes, peak since start",
+            format!(
+                "{docs}, {:.1} MiB, {:.1} MiB",
+                bytes as f64 / 1048576.0,
+                peak as f64 / 1048576.0
+            ),
+        );
+    }
     report.secs(
         "link_estimate_s",
         "300 ms link estimate (computed: critical-path RTs × 300 ms + all bytes at 100 kbit/s)",

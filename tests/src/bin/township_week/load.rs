@@ -20,7 +20,7 @@ use doorstep_core::protocol::{
     AuthorSignature, Cursor, DeviceKey, DocChanges, SignerKey, SyncRequest, SyncResponse,
     SYNC_CONTENT_TYPE,
 };
-use doorstep_core::transport::{enroll, DEFAULT_BUDGET};
+use doorstep_core::transport::enroll;
 use doorstep_core::*;
 use doorstep_server::store::any::AnyStore;
 use doorstep_server::store::ServerStore;
@@ -33,6 +33,9 @@ use super::server::{cpu_seconds, status_field, Server, ServerOpts};
 use super::trace::{address, phone, text, Rng};
 use super::Res;
 
+/// Download budget of the window's syncs: the transport's constant before ADR 0039, kept so
+/// the load tables stay comparable (a small sync moves far less).
+const WINDOW_BUDGET: u32 = 4 * 1024 * 1024;
 /// Download budget of the setup's first syncs (a bootstrap of a large station then takes
 /// several requests).
 const SETUP_BUDGET: u32 = 256 * 1024;
@@ -47,7 +50,8 @@ pub struct LoadArgs {
     /// Each worker sees only their own households (else the whole station).
     pub scoped: bool,
     pub max_seconds: u64,
-    pub cache_documents: usize,
+    pub cache_mib: Option<usize>,
+    pub cache_documents: Option<usize>,
     pub seed: u64,
     /// PostgreSQL URL: run the server on a fresh schema there (dropped afterwards).
     pub postgres: Option<String>,
@@ -60,7 +64,8 @@ pub struct LoadArgs {
 pub struct LoadOutcome {
     pub devices: usize,
     pub documents: usize,
-    pub cache_documents: usize,
+    /// The server's cache bounds, as `serve` was given them.
+    pub cache: String,
     pub syncs_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -132,6 +137,18 @@ fn sqlite_bytes(data: &Path) -> u64 {
 
 /// The store's write transactions and the writes grouped into them so far, from the
 /// server's `/metrics` (SQLite's group commit; `None` for a backend without them).
+/// The cache bounds `serve` was given, as a reader of the report needs them.
+pub fn cache_label(mib: Option<usize>, documents: Option<usize>) -> String {
+    let bytes = match mib {
+        Some(m) => format!("{m} MiB"),
+        None => "the server's default MiB".to_owned(),
+    };
+    match documents {
+        Some(n) => format!("{bytes}, at most {n} documents"),
+        None => bytes,
+    }
+}
+
 async fn store_writes(client: &reqwest::Client, metrics: Option<&str>) -> Option<(u64, u64)> {
     let text = client
         .get(format!("{}/metrics", metrics?))
@@ -206,6 +223,7 @@ pub fn run_load(
         "1000000".to_owned(),
     ]);
     let opts = ServerOpts {
+        cache_mib: args.cache_mib,
         cache_documents: args.cache_documents,
         postgres: postgres.clone(),
         extra,
@@ -400,7 +418,7 @@ pub fn run_load(
                         let req = SyncRequest {
                             signer: None,
                             cursor: d.cursor,
-                            budget: DEFAULT_BUDGET,
+                            budget: WINDOW_BUDGET,
                             push: std::mem::take(&mut push),
                             accesses: Vec::new(),
                         };
@@ -554,15 +572,15 @@ pub fn run_load(
         "syncs per device (one small edit each, to its households in turn)",
         args.syncs as u64,
     );
-    report.int(
-        "server_cache_documents",
+    report.text(
+        "server_cache",
         "server document cache",
-        args.cache_documents as u64,
+        cache_label(args.cache_mib, args.cache_documents),
     );
     report.secs("setup_s", "setup (not measured)", setup.as_secs_f64());
     report.bytes(
         "setup_budget",
-        "setup: first syncs' download budget (window: the default budget)",
+        "setup: first syncs' download budget (window: 4 MiB, the transport's constant before ADR 0039)",
         u64::from(SETUP_BUDGET),
     );
     report.int("requests", "sync requests answered 200", ok.len() as u64);
@@ -679,7 +697,7 @@ pub fn run_load(
     Ok(LoadOutcome {
         devices: n,
         documents,
-        cache_documents: args.cache_documents,
+        cache: cache_label(args.cache_mib, args.cache_documents),
         syncs_per_s,
         p50_ms: percentile(&lat, 50.0),
         p99_ms: percentile(&lat, 99.0),
@@ -791,7 +809,44 @@ pub fn doc_memory(copies: usize) -> Res<Vec<(String, f64)>> {
         .map(|_| automerge::Automerge::load(&saved))
         .collect::<Result<_, _>>()?;
     let r6 = rss();
-    out.push(("loaded from its snapshot instead".to_owned(), per(r5, r6)));
-    drop((docs, loaded));
+    let stats = loaded.first().map(|d| d.stats());
+    out.push((
+        format!(
+            "loaded from its snapshot instead ({} ops, {} changes, {} B saved, estimated {} B by the server's cache)",
+            stats.as_ref().map_or(0, |s| s.num_ops),
+            stats.as_ref().map_or(0, |s| s.num_changes),
+            saved.len(),
+            loaded.first().map_or(0, doorstep_server::sync::estimated_bytes),
+        ),
+        per(r5, r6),
+    ));
+    // The same household grown by edits: how memory follows the operations, for the server
+    // cache's estimate (ADR 0039). Every set of copies is kept until the end, so no
+    // measurement reuses memory an earlier one freed.
+    let mut kept = Vec::new();
+    for _ in 0..4 {
+        for _ in 0..100 {
+            store.edit_household(hid, &HouseholdEdit::Address(address(&mut rng)))?;
+        }
+        let grown = store.export_document(hid)?;
+        let r7 = rss();
+        let loaded: Vec<automerge::Automerge> = (0..copies)
+            .map(|_| automerge::Automerge::load(&grown))
+            .collect::<Result<_, _>>()?;
+        let r8 = rss();
+        let s = loaded.first().map(|d| d.stats());
+        out.push((
+            format!(
+                "grown, loaded ({} ops, {} changes, {} B saved, estimated {} B by the server's cache)",
+                s.as_ref().map_or(0, |s| s.num_ops),
+                s.as_ref().map_or(0, |s| s.num_changes),
+                grown.len(),
+                loaded.first().map_or(0, doorstep_server::sync::estimated_bytes),
+            ),
+            per(r7, r8),
+        ));
+        kept.push(loaded);
+    }
+    drop((docs, loaded, kept));
     Ok(out)
 }

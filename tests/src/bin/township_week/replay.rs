@@ -461,18 +461,21 @@ pub struct DevicePass {
 }
 
 /// `HttpTransport::sync` spelled out (same requests, same loop) with a stopwatch on each
-/// step: prepare the request, the HTTP exchange, apply the response.
+/// step: prepare the request, the HTTP exchange, apply the response. It asks for the
+/// budget the device's transport would ask for at the start (and measures no link).
 async fn instrumented_sync(
     store: &Store,
     client: &reqwest::Client,
     url: &str,
     token: &str,
+    budget: u32,
 ) -> doorstep_core::Result<(SyncReport, [Duration; 3])> {
     let mut report = SyncReport::default();
     let mut times = [Duration::ZERO; 3];
     loop {
         let t = Instant::now();
-        let body = store.prepare_sync_request(doorstep_core::transport::DEFAULT_BUDGET)?;
+        let body = store.prepare_sync_request(budget)?;
+        report.budgets.push(budget);
         times[0] += t.elapsed();
         let up = body.len() as u64;
         let t = Instant::now();
@@ -503,6 +506,7 @@ async fn instrumented_sync(
         report.bytes_down += bytes.len() as u64;
         report.acknowledged += o.acknowledged;
         report.pulled += o.pulled;
+        report.pulled_bytes += o.pulled_bytes;
         report.snapshots += o.snapshots;
         report.refused += o.refused.len();
         if !o.more {
@@ -561,7 +565,7 @@ pub fn pass(rt: &Runtime, devs: &[Device], server: &Server, breakdown: bool) -> 
                 b.wait().await;
                 let t = Instant::now();
                 let r = if breakdown {
-                    instrumented_sync(&store, &client, &url, &token)
+                    instrumented_sync(&store, &client, &url, &token, transport.budget())
                         .await
                         .map(|(r, b)| (r, Some(b)))
                 } else {

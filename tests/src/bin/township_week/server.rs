@@ -65,7 +65,10 @@ enum Kind {
 /// PostgreSQL URL and schema are given) and any further `serve` flags.
 #[derive(Clone, Debug, Default)]
 pub struct ServerOpts {
-    pub cache_documents: usize,
+    /// The cache's memory in MiB (`serve --cache-mib`); `None`: the server's default.
+    pub cache_mib: Option<usize>,
+    /// The deprecated document bound (`serve --cache-documents`), if any.
+    pub cache_documents: Option<usize>,
     /// PostgreSQL URL and schema (`serve --database URL --schema NAME`).
     pub postgres: Option<(String, String)>,
     /// More `serve` arguments, e.g. `--max-concurrent-syncs 16` (child process only).
@@ -162,8 +165,18 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{metrics_port}"))
-            .arg("--cache-documents")
-            .arg(opts.cache_documents.to_string())
+            .args(
+                opts.cache_mib
+                    .map(|m| ["--cache-mib".to_owned(), m.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(
+                opts.cache_documents
+                    .map(|n| ["--cache-documents".to_owned(), n.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&opts.extra)
             // More `serve` flags, e.g. TW_SERVER_ARGS="--request-timeout-secs 3600" with a
             // profiler in TW_SERVER_PREFIX.
@@ -202,13 +215,16 @@ impl Server {
             ..OpenWith::default()
         };
         let store = Arc::new(AnyStore::open_with(data, url, schema, with)?);
-        let cache_documents = opts.cache_documents;
+        let (cache_mib, cache_documents) = (opts.cache_mib, opts.cache_documents);
         let handle = rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let config = ServerConfig {
+            let mut config = ServerConfig {
                 cache_documents,
                 ..ServerConfig::default()
             };
+            if let Some(m) = cache_mib {
+                config.cache_bytes = m.saturating_mul(1024 * 1024);
+            }
             doorstep_server::serve(store, listener, config).await
         })?;
         Ok(Server {
@@ -271,6 +287,22 @@ impl Server {
             status_field(&p, "VmHWM").unwrap_or(0),
             status_field(&p, "VmRSS").unwrap_or(0),
         )
+    }
+
+    /// The document cache's gauges from `/metrics`: documents, estimated bytes, their peak
+    /// since start (`None` if the server does not say).
+    pub fn cache_stats(&self, rt: &Runtime) -> Option<(u64, u64, u64)> {
+        let url = format!("{}/metrics", self.metrics_url.as_deref()?);
+        let text = rt.block_on(async { reqwest::get(url).await.ok()?.text().await.ok() })?;
+        let gauge = |name: &str| -> Option<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        };
+        Some((
+            gauge("doorstep_cache_documents")?,
+            gauge("doorstep_cache_bytes")?,
+            gauge("doorstep_cache_peak_bytes")?,
+        ))
     }
 
     /// Stop: SIGTERM to the child we started (by pid), then wait; in-process: shut down.
