@@ -934,14 +934,15 @@ fn a_store_from_before_care_levels_indexes_the_levels_it_already_held() {
             .unwrap()
     };
     // Schema 10: before care levels (0011) and what came after them (0012: station work;
-    // 0013: surveys; 0014: attachments; 0015: texts waiting for the search index).
+    // 0013: surveys; 0014: attachments; 0015: texts waiting for the search index; 0016: the tail's bytes).
     assert!(before >= 13);
     conn.execute_batch(
         "DROP TABLE ix_care_levels; DROP TABLE ix_activities; DROP TABLE ix_resources;
          DROP TABLE ix_attendance; DROP TABLE ix_referrals; DROP TABLE ix_surveys;
          DROP TABLE ix_responses; DROP TABLE ix_survey_answers;
          DROP TABLE attachment_blobs; DROP TABLE attachment_uploads;
-         DROP TABLE ix_text_pending; PRAGMA user_version = 10;",
+         DROP TABLE ix_text_pending;
+         ALTER TABLE documents DROP COLUMN pending_bytes; PRAGMA user_version = 10;",
     )
     .unwrap();
     drop(conn);

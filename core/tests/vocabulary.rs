@@ -366,6 +366,7 @@ fn a_store_from_before_schema_8_indexes_the_categories_it_already_held() {
          DROP TABLE attachment_blobs;
          DROP TABLE attachment_uploads;
          DROP TABLE ix_text_pending;
+         ALTER TABLE documents DROP COLUMN pending_bytes;
          PRAGMA user_version = 7;"
     ))
     .unwrap();

@@ -136,6 +136,7 @@ fn a_store_from_before_schema_7_indexes_the_labels_it_already_held() {
          DROP TABLE IF EXISTS attachment_blobs;
          DROP TABLE IF EXISTS attachment_uploads;
          DROP TABLE IF EXISTS ix_text_pending;
+         ALTER TABLE documents DROP COLUMN pending_bytes;
          DELETE FROM meta WHERE key = 'reindex_station';
          PRAGMA user_version = 6;"
     ))
@@ -189,6 +190,7 @@ fn a_store_without_a_station_document_upgrades_to_no_labels() {
          DROP TABLE IF EXISTS attachment_blobs;
          DROP TABLE IF EXISTS attachment_uploads;
          DROP TABLE IF EXISTS ix_text_pending;
+         ALTER TABLE documents DROP COLUMN pending_bytes;
          PRAGMA user_version = 6;"
     ))
     .unwrap();

@@ -10,6 +10,7 @@ mod attachments;
 mod cache;
 mod cards;
 mod caseload;
+mod compaction;
 pub(crate) mod db;
 mod erasure;
 pub(crate) mod index;
@@ -61,6 +62,7 @@ use crate::model::values::normalise_line_breaks as lines;
 use crate::model::values::*;
 use crate::model::vocabulary::CategoryPlace;
 use cache::DocCache;
+use compaction::{compact, Compaction};
 use index::Scope;
 use uuid::Uuid;
 
@@ -82,8 +84,14 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// How many documents stay loaded in memory.
     pub cache_documents: usize,
-    /// Incremental changes of one document folded into a snapshot after this many.
+    /// A document's changes since its snapshot are folded into a new snapshot once there
+    /// are at least this many of them (ADR 0011) ...
     pub compact_after: u32,
+    /// ... and, when the change is typing (`splice_section`, `splice_summary`), once their
+    /// bytes (with their rows') also reach this percentage of the snapshot's (ADR 0038), so
+    /// typing into a long document does not save it whole every `compact_after` keystrokes.
+    /// 0: the count alone decides.
+    pub compact_tail_percent: u32,
     pub clock: Clock,
     /// The secret seed of this install's signing key, used only when the store is created
     /// (ADR 0012). `None`, the default, makes a random one; apps leave it so. Tests that
@@ -99,12 +107,14 @@ impl std::fmt::Debug for StoreOptions {
             .field("durability", &self.durability)
             .field("cache_documents", &self.cache_documents)
             .field("compact_after", &self.compact_after)
+            .field("compact_tail_percent", &self.compact_tail_percent)
             .finish_non_exhaustive()
     }
 }
 
 impl StoreOptions {
-    /// Defaults: full durability, 64 cached documents, compaction after 32 changes, system clock.
+    /// Defaults: full durability, 64 cached documents, compaction after 32 changes (typing:
+    /// once they also reach twice the snapshot's bytes), system clock.
     pub fn new(
         path: impl AsRef<Path>,
         key: StoreKey,
@@ -120,10 +130,22 @@ impl StoreOptions {
             durability: Durability::Full,
             cache_documents: 64,
             compact_after: 32,
+            compact_tail_percent: 200,
             clock: Arc::new(Timestamp::now),
             signing_seed: None,
         }
     }
+}
+
+/// What one document takes on disk (`Store::document_storage`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocumentStorage {
+    /// The snapshot's bytes (0 before the first compaction).
+    pub snapshot_bytes: u64,
+    /// Changes stored since the snapshot, one row each.
+    pub pending_changes: u64,
+    /// Those changes' bytes.
+    pub pending_bytes: u64,
 }
 
 /// What `apply_changes` did.
@@ -199,7 +221,7 @@ pub struct Store {
     actor: ActorId,
     /// Signs this device's changes (ADR 0012).
     signing: crate::protocol::DeviceKey,
-    compact_after: u32,
+    compaction: Compaction,
     clock: Clock,
     path: PathBuf,
 }
@@ -332,7 +354,10 @@ impl Store {
             device,
             actor,
             signing,
-            compact_after: options.compact_after.max(1),
+            compaction: Compaction {
+                after: options.compact_after.max(1),
+                tail_percent: options.compact_tail_percent,
+            },
             clock: options.clock,
             path: options.path,
         };
@@ -381,16 +406,22 @@ impl Store {
         scope: Scope,
         f: impl FnOnce(&mut Transaction<'_>, &Provenance) -> Result<T>,
     ) -> Result<T> {
-        self.act_compacting_after(household, scope, self.compact_after, f)
+        // Typing waits for its tail to reach its share of the snapshot; any other action
+        // folds by the count, so a document at rest keeps a short tail (ADR 0038).
+        let compaction = match scope {
+            Scope::Section(..) | Scope::Summary => self.compaction,
+            _ => self.compaction.by_count(),
+        };
+        self.act_compacting(household, scope, compaction, f)
     }
 
-    /// `act`, compacting the document in the same transaction once it holds
-    /// `compact_after` uncompacted changes (1: now).
-    fn act_compacting_after<T>(
+    /// `act`, compacting the document in the same transaction when `compaction` says so
+    /// (`Compaction::NOW`: whatever its tail).
+    fn act_compacting<T>(
         &self,
         household: HouseholdId,
         scope: Scope,
-        compact_after: u32,
+        compaction: Compaction,
         f: impl FnOnce(&mut Transaction<'_>, &Provenance) -> Result<T>,
     ) -> Result<T> {
         let p = self.provenance();
@@ -401,7 +432,7 @@ impl Store {
         let out = f(&mut tx, &p)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(p.at.0));
         let Some(hash) = hash else { return Ok(out) };
-        let result = persist_local(conn, doc, household, hash, scope, compact_after, None);
+        let result = persist_local(conn, doc, household, hash, scope, compaction, None);
         if result.is_err() {
             // Memory is ahead of disk now: drop the document so the next read reloads.
             cache.evict(&household);
@@ -433,7 +464,7 @@ impl Store {
             id,
             hash,
             Scope::Household,
-            self.compact_after,
+            self.compaction.by_count(),
             Some(doc::DocKind::Household),
         )?;
         cache.insert(id, doc);
@@ -577,10 +608,10 @@ impl Store {
     /// the natural point to fold its many small changes (one per keystroke burst) into the
     /// snapshot, which holds them in a fraction of the bytes.
     pub fn finalise_visit(&self, household: HouseholdId, visit: VisitId) -> Result<()> {
-        self.act_compacting_after(
+        self.act_compacting(
             household,
             record(EntityKind::Visit, visit.as_uuid()),
-            1,
+            Compaction::NOW,
             |tx, p| write::finalise_visit(tx, visit, p),
         )
     }
@@ -840,7 +871,7 @@ impl Store {
                 self.station,
                 household,
                 decoded,
-                self.compact_after,
+                self.compaction.by_count(),
             )
         });
         match result.and_then(|outcome| tx.commit().map(|()| outcome).map_err(Error::from)) {
@@ -988,6 +1019,28 @@ impl Store {
         self.writer().cache.clear();
     }
 
+    /// What one document takes on disk: its snapshot's bytes and its changes since then
+    /// (how many, their bytes). For benchmarks and tests of compaction (ADR 0038).
+    #[doc(hidden)]
+    pub fn document_storage(&self, id: HouseholdId) -> Result<DocumentStorage> {
+        self.with_reader(|r| {
+            r.query_row(
+                "SELECT coalesce(length(snapshot), 0), pending_compaction, pending_bytes
+                 FROM documents WHERE doc_id = ?1",
+                [id.to_string()],
+                |r| {
+                    Ok(DocumentStorage {
+                        snapshot_bytes: r.get::<_, i64>(0)? as u64,
+                        pending_changes: r.get::<_, i64>(1)? as u64,
+                        pending_bytes: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or(Error::NotFound("household"))
+        })
+    }
+
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let r = lock(&self.reader);
         f(&r)
@@ -1051,7 +1104,7 @@ fn persist_local(
     household: HouseholdId,
     hash: ChangeHash,
     scope: Scope,
-    compact_after: u32,
+    compaction: Compaction,
     new_document: Option<doc::DocKind>,
 ) -> Result<()> {
     let change = doc
@@ -1070,30 +1123,22 @@ fn persist_local(
             &hash.0[..],
             change.raw_bytes()
         ])?;
-    let pending: i64 = tx
+    let tail = tx
         .prepare_cached(
-            "UPDATE documents SET pending_compaction = pending_compaction + 1, unsynced = 1, push_error = NULL
-             WHERE doc_id = ?1 RETURNING pending_compaction",
+            "UPDATE documents SET pending_compaction = pending_compaction + 1,
+                 pending_bytes = pending_bytes + ?2, unsynced = 1, push_error = NULL
+             WHERE doc_id = ?1 RETURNING pending_compaction, pending_bytes, length(snapshot)",
         )?
-        .query_row([household.to_string()], |r| r.get(0))?;
+        .query_row(
+            params![household.to_string(), change.raw_bytes().len() as i64],
+            compaction::tail_of,
+        )?;
     index::update(&tx, doc, household, scope)?;
     status::record_local_write(&tx, household, scope, hash)?;
-    if pending >= i64::from(compact_after) {
+    if compaction.due(&tail) {
         compact(&tx, doc, household)?;
     }
     tx.commit()?;
-    Ok(())
-}
-
-/// Fold a document's change rows into one snapshot.
-fn compact(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
-    let snapshot = doc.save();
-    conn.prepare_cached(
-        "UPDATE documents SET snapshot = ?2, pending_compaction = 0 WHERE doc_id = ?1",
-    )?
-    .execute(params![household.to_string(), snapshot])?;
-    conn.prepare_cached("DELETE FROM changes WHERE doc_id = ?1")?
-        .execute([household.to_string()])?;
     Ok(())
 }
 
@@ -1120,7 +1165,7 @@ pub(crate) fn apply_remote(
     station: StationId,
     household: HouseholdId,
     changes: Vec<Change>,
-    compact_after: u32,
+    compaction: Compaction,
 ) -> Result<ApplyOutcome> {
     let existed = match load(tx, cache, household, actor) {
         Ok(_) => true,
@@ -1202,17 +1247,23 @@ pub(crate) fn apply_remote(
             ])?;
         }
     }
-    let pending: i64 = tx
+    let bytes: usize = fresh.iter().map(|c| c.raw_bytes().len()).sum();
+    let tail = tx
         .prepare_cached(
-            "UPDATE documents SET pending_compaction = pending_compaction + ?2 WHERE doc_id = ?1 RETURNING pending_compaction",
+            "UPDATE documents SET pending_compaction = pending_compaction + ?2,
+                 pending_bytes = pending_bytes + ?3
+             WHERE doc_id = ?1 RETURNING pending_compaction, pending_bytes, length(snapshot)",
         )?
-        .query_row(params![household.to_string(), fresh.len() as i64], |r| r.get(0))?;
+        .query_row(
+            params![household.to_string(), fresh.len() as i64, bytes as i64],
+            compaction::tail_of,
+        )?;
     if is_station {
         index::update_station(tx, doc)?;
     } else {
         index::update_received(tx, doc, household)?;
     }
-    if pending >= i64::from(compact_after) {
+    if compaction.due(&tail) {
         compact(tx, doc, household)?;
     }
     Ok(ApplyOutcome {

@@ -118,7 +118,7 @@ pub(super) fn redact_in(
         tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ?1"), [&h])?;
     }
     tx.execute(
-        "UPDATE documents SET snapshot = ?2, pending_compaction = 0, unreadable = 0 WHERE doc_id = ?1",
+        "UPDATE documents SET snapshot = ?2, pending_compaction = 0, pending_bytes = 0, unreadable = 0 WHERE doc_id = ?1",
         params![h, onto.save()],
     )?;
     index::remove(tx, id)?;

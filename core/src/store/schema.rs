@@ -23,6 +23,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_surveys.sql"),
     include_str!("migrations/0014_attachments.sql"),
     include_str!("migrations/0015_text_index_pending.sql"),
+    include_str!("migrations/0016_compaction_by_bytes.sql"),
 ];
 
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -250,6 +251,36 @@ mod tests {
             )
             .unwrap();
         assert_eq!(conflict, (String::new(), "text".into()));
+    }
+
+    #[test]
+    fn schema_16_counts_the_bytes_of_the_change_rows_already_stored() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 15).unwrap();
+        for (doc, pending) in [("a", 2), ("b", 0)] {
+            conn.execute(
+                "INSERT INTO documents (doc_id, kind, snapshot, pending_compaction)
+                 VALUES (?1, 'household', x'00', ?2)",
+                rusqlite::params![doc, pending],
+            )
+            .unwrap();
+        }
+        for (hash, len) in [(1u8, 100usize), (2, 23)] {
+            conn.execute(
+                "INSERT INTO changes (doc_id, hash, bytes, local) VALUES ('a', ?1, ?2, 1)",
+                rusqlite::params![vec![hash; 32], vec![7u8; len]],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let bytes: Vec<(String, i64)> = conn
+            .prepare("SELECT doc_id, pending_bytes FROM documents ORDER BY doc_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(bytes, [("a".to_owned(), 123), ("b".to_owned(), 0)]);
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Store {
             id,
             hash,
             Scope::Household,
-            self.compact_after,
+            self.compaction.by_count(),
             Some(DocKind::Work(kind)),
         )?;
         cache.insert(id, doc);
@@ -547,7 +547,16 @@ mod tests {
             crate::doc::cells::write_cell(&mut tx, &obj, "type", Some("activity.newer.kind"), &p)
                 .unwrap();
             let (hash, _) = tx.commit();
-            persist_local(conn, d, doc, hash.unwrap(), Scope::Household, 32, None).unwrap();
+            persist_local(
+                conn,
+                d,
+                doc,
+                hash.unwrap(),
+                Scope::Household,
+                a.compaction,
+                None,
+            )
+            .unwrap();
         }
         let read = a.activity(id).unwrap();
         assert_eq!(read.activity_type, "activity.newer.kind");

@@ -260,7 +260,7 @@ impl Store {
                 Here {
                     actor: &self.actor,
                     station: self.station,
-                    compact_after: self.compact_after,
+                    compaction: self.compaction.by_count(),
                     now: (self.clock)(),
                 },
                 resp,
@@ -579,7 +579,7 @@ fn apply_snapshot(
     cache: &mut DocCache,
     actor: &ActorId,
     station: StationId,
-    compact_after: u32,
+    compaction: super::compaction::Compaction,
     bytes: &[u8],
     id: HouseholdId,
 ) -> Result<usize> {
@@ -609,7 +609,7 @@ fn apply_snapshot(
             ));
         }
         let new = doc.get_changes_added(&theirs);
-        added = apply_remote(tx, cache, actor, station, id, new, compact_after)?.applied;
+        added = apply_remote(tx, cache, actor, station, id, new, compaction)?.applied;
     } else {
         // A household first met in a redacted generation: its generation part must be a
         // state and nothing else (ADR 0034).
@@ -789,7 +789,7 @@ fn release_quarantine(tx: &Connection, doc: HouseholdId) -> Result<()> {
 struct Here<'a> {
     actor: &'a ActorId,
     station: StationId,
-    compact_after: u32,
+    compaction: super::compaction::Compaction,
     now: Timestamp,
 }
 
@@ -803,7 +803,7 @@ fn apply_in(
     let Here {
         actor,
         station,
-        compact_after,
+        compaction,
         now,
     } = here;
     // A response from another epoch than the one this device last stored is a reset too,
@@ -905,15 +905,8 @@ fn apply_in(
         super::caseload::returned(tx, snap.doc)?;
         let applied = guarded(tx, cache, snap.doc, |tx, cache| {
             let frozen = frozen_before(tx, cache, snap.doc, actor)?;
-            let added = apply_snapshot(
-                tx,
-                cache,
-                actor,
-                station,
-                compact_after,
-                &snap.bytes,
-                snap.doc,
-            )?;
+            let added =
+                apply_snapshot(tx, cache, actor, station, compaction, &snap.bytes, snap.doc)?;
             let doc = load(tx, cache, snap.doc, actor)?;
             keep_signatures(tx, snap.doc, doc, &snap.signatures)?;
             verify_received(tx, doc, snap.doc, actor, station, None)?;
@@ -966,16 +959,8 @@ fn apply_in(
             let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
             let deps: BTreeSet<ChangeHash> =
                 changes.iter().flat_map(|c| c.deps().to_vec()).collect();
-            let applied = apply_remote(
-                tx,
-                cache,
-                actor,
-                station,
-                pulled.doc,
-                changes,
-                compact_after,
-            )?
-            .applied;
+            let applied =
+                apply_remote(tx, cache, actor, station, pulled.doc, changes, compaction)?.applied;
             // The server now has these too: advance its known heads past them.
             let mut server: BTreeSet<ChangeHash> =
                 stored_server_heads(tx, pulled.doc)?.into_iter().collect();
