@@ -258,8 +258,7 @@ impl<S: ServerStore> SyncService<S> {
         let created_here = self.push(auth, &access, req, &mut resp, &mut superseded)?;
         // After the push: a household the request creates holds its accesses already.
         self.record_accesses(auth, &access, &req.accesses)?;
-        let mut known = Vec::new();
-        let mut resp = self.pull(auth, &access, req, epoch, &created_here, resp, &mut known)?;
+        let (mut resp, known) = self.pull(auth, &access, req, epoch, &created_here, resp)?;
         self.answer_superseded(&mut resp, &superseded)?;
         // An answer that tells the device a household left its scope is recorded before it
         // is sent: from then on the device cannot claim an older cursor to keep writing.

@@ -26,8 +26,8 @@ impl<S: ServerStore> SyncService<S> {
         epoch: uuid::Uuid,
         created_here: &[HouseholdId],
         mut resp: SyncResponse,
-        known: &mut Vec<KnownHashes>,
-    ) -> Result<SyncResponse, SyncError> {
+    ) -> Result<(SyncResponse, Vec<KnownHashes>), SyncError> {
+        let mut known = Vec::new();
         let budget = (req.budget as usize).clamp(MIN_BUDGET, MAX_BUDGET);
         let mut cursor = req.cursor;
         if cursor.epoch != epoch {
@@ -124,7 +124,7 @@ impl<S: ServerStore> SyncService<S> {
                     );
                     self.attach_notices(&mut resp)?;
                     resp.signers = self.directory(&resp)?;
-                    return Ok(resp);
+                    return Ok((resp, known));
                 }
             }
         }
@@ -176,7 +176,6 @@ impl<S: ServerStore> SyncService<S> {
         }
         let mut grouped: Vec<(DocChanges, HashSet<automerge::ChangeHash>)> = Vec::new();
         // The log keeps each change's hash: the response's encoding need not compute them.
-        known.clear();
         for e in page.entries {
             match (grouped.last_mut(), known.last_mut()) {
                 (Some((g, hashes)), Some(k)) if g.doc == e.doc => {
@@ -225,7 +224,7 @@ impl<S: ServerStore> SyncService<S> {
         };
         self.attach_notices(&mut resp)?;
         resp.signers = self.directory(&resp)?;
-        Ok(resp)
+        Ok((resp, known))
     }
 
     /// A push of an older generation of a redacted household is answered with the
