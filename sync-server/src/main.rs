@@ -67,7 +67,7 @@ enum Command {
         listen: SocketAddr,
         /// Memory for documents kept loaded, in MiB (estimated from each document's size;
         /// docs/operations.md, Sizing).
-        #[arg(long, env = "DOORSTEP_CACHE_MIB", default_value_t = 64)]
+        #[arg(long, env = "DOORSTEP_CACHE_MIB", default_value_t = 256)]
         cache_mib: usize,
         /// Deprecated: size the cache with --cache-mib. Still honoured as a second bound
         /// (at most this many documents), with a warning.

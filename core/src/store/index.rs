@@ -7,9 +7,12 @@ use automerge::Automerge;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::doc::cells::{entity_obj, get_map, read_cell, read_provenance, read_set, read_text};
+use crate::doc::cells::{
+    entity_obj, get_map, read_cell, read_provenance, read_set, read_text, Doc,
+};
 use crate::doc::conflicts::{review, review_record, Review};
 use crate::doc::read::{read_card, read_follow_up, read_person};
+use crate::doc::view::MapView;
 use crate::error::{Error, Result};
 use crate::model::ids::{HouseholdId, VisitId};
 use crate::model::person_details::CareLevel;
@@ -342,9 +345,9 @@ fn text_rows(
     Ok(out)
 }
 
-fn index_visit_workers(
+fn index_visit_workers<R: Doc>(
     conn: &Connection,
-    doc: &Automerge,
+    doc: &R,
     household: HouseholdId,
     visit: &str,
     obj: &automerge::ObjId,
@@ -362,7 +365,7 @@ fn index_visit_workers(
     Ok(())
 }
 
-fn keys_of(doc: &Automerge, kind: EntityKind) -> Result<Vec<(String, automerge::ObjId)>> {
+fn keys_of<R: Doc>(doc: &R, kind: EntityKind) -> Result<Vec<(String, automerge::ObjId)>> {
     crate::doc::cells::records_of(doc, kind)
 }
 
@@ -398,6 +401,8 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
     if let (crate::doc::DocKind::Work(kind), _, _) = crate::doc::document_header(doc)? {
         return index_work(conn, doc, household, kind);
     }
+    // Each record's keys read in one pass, not field by field (the same answers).
+    let doc = &MapView::new(doc);
     let h = household.to_string();
     for table in TABLES {
         conn.prepare_cached(&format!(
@@ -438,6 +443,7 @@ fn index_records(
     household: HouseholdId,
     records: &[(EntityKind, String)],
 ) -> Result<()> {
+    let doc = &MapView::new(doc);
     let h = household.to_string();
     for (kind, key) in records {
         let (table, column) = match kind {
@@ -528,9 +534,9 @@ fn put_texts(
 }
 
 /// Insert one record's rows (its old rows are gone) and collect its text rows.
-fn insert_record(
+fn insert_record<R: Doc>(
     conn: &Connection,
-    doc: &Automerge,
+    doc: &R,
     household: HouseholdId,
     kind: EntityKind,
     key: &str,

@@ -11,7 +11,7 @@ use super::{Cached, SyncService};
 use crate::store::ServerStore;
 
 /// Bytes of memory the cache holds at most by default.
-pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 /// How big the cache may grow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
