@@ -220,10 +220,19 @@ fn base_url(url: &str) -> Result<String> {
     Ok(base.to_owned())
 }
 
+/// A connection left idle this long is not used again: the next request opens a new one.
+/// The server closes a keep-alive connection idle for its header timeout (10 s by
+/// default, `--header-timeout-secs`), and a request sent on it as it closes fails with
+/// "connection closed" although the server was never reached. Reusing only connections
+/// idle for less keeps a device's request out of that race (rounds of one sync follow
+/// each other at once and still share a connection).
+pub const IDLE_CONNECTION_LIMIT: Duration = Duration::from_secs(4);
+
 fn client(timeout: Duration) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(IDLE_CONNECTION_LIMIT)
         .build()
         .map_err(transport_error)
 }

@@ -32,6 +32,11 @@ pub enum Fault {
     /// Forward, then send only the first `n` bytes of the response and close: a link cut
     /// mid-download.
     CutResponse(usize),
+    /// If the request came on a connection that carried one before, close that connection
+    /// without forwarding or answering: the server closing an idle keep-alive connection
+    /// just as the request arrives. A request on a new connection passes (and consumes
+    /// the fault).
+    CloseIfReused,
 }
 
 #[derive(Debug)]
@@ -158,9 +163,18 @@ async fn serve_connection(
     log: Arc<Mutex<Vec<Fault>>>,
     wire: Arc<Wire>,
 ) -> std::io::Result<()> {
+    let mut earlier = 0usize;
     while let Some(request) = read_message(&mut client).await? {
-        let fault = lock(&plan).pop_front().unwrap_or(Fault::Pass);
+        earlier += 1;
+        let mut fault = lock(&plan).pop_front().unwrap_or(Fault::Pass);
         lock(&log).push(fault);
+        if fault == Fault::CloseIfReused {
+            fault = if earlier > 1 {
+                Fault::ResetBeforeForward
+            } else {
+                Fault::Pass
+            };
+        }
         let up = *lock(&upstream);
         let sent = match fault {
             Fault::CutRequest(n) => n.min(request.len()),
@@ -209,6 +223,7 @@ async fn serve_connection(
                 client.write_all(&resp[..n.min(resp.len())]).await?;
                 return Ok(());
             }
+            Fault::CloseIfReused => unreachable!("resolved above"),
         }
     }
     Ok(())

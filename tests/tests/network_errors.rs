@@ -75,3 +75,37 @@ async fn each_kind_of_network_failure_is_told_apart() {
     // And the store is untouched by all of it: the real server still syncs.
     assert!(d.sync().await.complete);
 }
+
+/// A phone that syncs again after a pause does not send its request on a connection the
+/// server may be closing as idle (its keep-alive is its header timeout): such a request
+/// fails with "connection closed" although nothing is wrong with the link. The proxy plays
+/// the server closing the idle connection just as a request arrives on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_after_a_pause_does_not_use_a_connection_left_idle() {
+    let server = TestServer::start().await;
+    let station = server.station("站");
+    let proxy = Proxy::start(server.addr).await;
+    let a = server.device(station, "A", &proxy.url()).await;
+    let hh = a.new_household("HH-000001");
+    a.sync().await;
+    // Within one sync, rounds share their connection: a second round right away reuses it.
+    a.new_household("HH-000002");
+    proxy.plan([Fault::CloseIfReused]);
+    let quick = a.try_sync().await;
+    assert!(
+        matches!(quick, Err(Error::Network { .. })),
+        "a request at once goes on the kept connection: {quick:?}"
+    );
+    a.sync().await;
+    // After a pause longer than the idle limit, a new connection.
+    tokio::time::sleep(transport::IDLE_CONNECTION_LIMIT + Duration::from_millis(500)).await;
+    let v = a.visit(hh);
+    a.type_into(hh, v, Section::Concerns, "停了一会儿再同步。");
+    proxy.plan([Fault::CloseIfReused]);
+    let report = a.try_sync().await;
+    assert!(
+        report.as_ref().is_ok_and(|r| r.complete),
+        "after the pause: {report:?}"
+    );
+    assert!(a.store.unsynced_households().unwrap().is_empty());
+}
