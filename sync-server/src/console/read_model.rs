@@ -10,7 +10,9 @@ use doorstep_core::{HouseholdId, NeedStatus, StationId};
 use super::case_files::{CaseFiles, LoadedCaseFile};
 use crate::snapshot;
 use crate::station_time::UtcOffset;
-use crate::store::console::{FactRow, FollowUpRow, HouseholdRow, ReadModelDoc, VisitRow, WorkRow};
+use crate::store::console::{
+    FactRow, FollowUpRow, HouseholdRow, ReadModelDoc, SearchText, VisitRow, WorkRow,
+};
 use crate::store::{ServerStore, StoreError};
 
 /// Why a document could not be read into the read model.
@@ -39,31 +41,45 @@ pub fn rows_of(file: &CaseFile, seq: u64, zone: UtcOffset) -> ReadModelDoc {
         .collect();
     categories.sort();
     categories.dedup();
-    let mut text: Vec<&str> = vec![&h.code, &h.village, &h.address, &h.summary];
+    // One search entry per record, so that a refresh re-indexes only what changed.
+    let mut texts: Vec<SearchText> = Vec::new();
+    let mut entry = |item: String, parts: &[&str]| {
+        let body = parts
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| t.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !body.is_empty() {
+            texts.push(SearchText { item, body });
+        }
+    };
+    entry(
+        "household".into(),
+        &[&h.code, &h.village, &h.address, &h.summary],
+    );
     for p in &h.persons {
-        text.push(&p.name);
+        entry(format!("person:{}", p.id), &[&p.name]);
     }
     for v in &h.visits {
-        for (_, t) in &v.sections {
-            text.push(t);
-        }
+        let sections: Vec<&str> = v.sections.iter().map(|(_, t)| t.as_str()).collect();
+        entry(format!("visit:{}", v.id), &sections);
     }
     for a in &h.amendments {
-        text.push(&a.text);
+        entry(format!("amendment:{}", a.id), &[&a.text]);
     }
     for n in &h.needs {
-        text.push(&n.category);
-        text.push(&n.description);
+        entry(format!("need:{}", n.id), &[&n.category, &n.description]);
     }
     for i in &h.inquiries {
-        text.push(&i.question);
-        text.push(&i.topic);
-        if let Some(a) = &i.answer {
-            text.push(a);
-        }
+        let answer = i.answer.as_deref().unwrap_or("");
+        entry(
+            format!("inquiry:{}", i.id),
+            &[&i.question, &i.topic, answer],
+        );
     }
     for f in &h.follow_ups {
-        text.push(&f.what);
+        entry(format!("follow_up:{}", f.id), &[&f.what]);
     }
     let day = |at: i64| zone.date(at).map(|d| d.to_string()).unwrap_or_default();
     let fact = |fact: &str, item: uuid::Uuid, day: String, dim1: &str, dim2: &str| FactRow {
@@ -176,12 +192,7 @@ pub fn rows_of(file: &CaseFile, seq: u64, zone: UtcOffset) -> ReadModelDoc {
                 .count() as u64,
             conflicts: file.conflicts.len() as u64,
         },
-        search_text: text
-            .iter()
-            .filter(|t| !t.is_empty())
-            .map(|t| t.to_lowercase())
-            .collect::<Vec<_>>()
-            .join("\n"),
+        texts,
         visits: h
             .visits
             .iter()

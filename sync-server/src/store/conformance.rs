@@ -60,6 +60,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     cards_are_indexed_per_document(&new_store());
     concurrent_commits_are_gap_free_and_refusals_leave_no_trace(&new_store());
     console_read_model_lists_filters_and_searches(&new_store());
+    console_search_entries_are_replaced_one_record_at_a_time(&new_store());
     console_accounts_sessions_throttle_and_access_log(&new_store());
     county_accounts_read_the_stations_granted(&new_store());
     erasure_removes_a_household_and_keeps_the_log_gap_free(&new_store());
@@ -518,7 +519,7 @@ pub(crate) fn read_model_doc(
             open_needs: 1,
             conflicts: 0,
         },
-        search_text: text.into(),
+        texts: vec![console::SearchText::new("household", text)],
         visits: vec![console::VisitRow {
             doc,
             visit: uuid::Uuid::now_v7(),
@@ -647,7 +648,7 @@ pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
     assert!(!s.put_read_model(&stale).unwrap());
     let mut newer = a.clone();
     newer.household.seq = 9;
-    newer.search_text = "已经解决".into();
+    newer.texts = vec![console::SearchText::new("household", "已经解决")];
     newer.visits.clear();
     assert!(s.put_read_model(&newer).unwrap());
     assert!(list(HouseholdFilter {
@@ -682,7 +683,7 @@ pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
     // given (the stale one refused, the newer one written).
     let mut b_newer = b.clone();
     b_newer.household.seq = 10;
-    b_newer.search_text = "医疗救助已申请".into();
+    b_newer.texts = vec![console::SearchText::new("household", "医疗救助已申请")];
     assert_eq!(
         s.put_read_models(&[stale.clone(), b_newer]).unwrap(),
         [false, true]
@@ -699,8 +700,14 @@ pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
     assert_eq!(seqs, vec![(a.household.doc, 9), (b.household.doc, 10)]);
     // Both replaced in one call: each search row is the new one, the old ones gone.
     let (mut a3, mut b3) = (a.clone(), b.clone());
-    (a3.household.seq, a3.search_text) = (11, "第三次回访".into());
-    (b3.household.seq, b3.search_text) = (12, "第四次回访".into());
+    (a3.household.seq, a3.texts) = (
+        11,
+        vec![console::SearchText::new("household", "第三次回访")],
+    );
+    (b3.household.seq, b3.texts) = (
+        12,
+        vec![console::SearchText::new("household", "第四次回访")],
+    );
     assert_eq!(s.put_read_models(&[b3, a3]).unwrap(), [true, true]);
     let search = |q: &str| {
         list(HouseholdFilter {
@@ -770,6 +777,68 @@ pub fn console_read_model_lists_filters_and_searches<S: ServerStore>(s: &S) {
         1,
         "other stations are kept"
     );
+}
+
+/// A household's search entries, one per record: a refresh with one record's text changed,
+/// one added and one gone finds the new texts and none of the old; unchanged ones are found
+/// still; the same household given twice in one call keeps its newest state; a query is
+/// found inside one record, never across two (a text is never matched across records).
+pub fn console_search_entries_are_replaced_one_record_at_a_time<S: ServerStore>(s: &S) {
+    use console::{HouseholdFilter, SearchText};
+    let station = s.create_station("站", 1).unwrap();
+    let worker = s.add_worker(station, "W01", 1).unwrap();
+    let mut a = read_model_doc(station, worker, "HH-000001", "石桥村", &[], "石桥村", 3);
+    a.texts = vec![
+        SearchText::new("household", "hh-000001\n石桥村"),
+        SearchText::new("visit:1", "孩子手臂有淤青\n需要上报"),
+        SearchText::new("visit:2", "第二次家访：情况稳定"),
+        SearchText::new("need:1", "医疗\n住院费用报销"),
+    ];
+    assert!(s.put_read_model(&a).unwrap());
+    let found = |q: &str| -> Vec<String> {
+        s.households(
+            station,
+            &HouseholdFilter {
+                text: Some(q.into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|h| h.code)
+        .collect()
+    };
+    for q in [
+        "手臂有淤青",
+        "情况稳定",
+        "住院费用",
+        "HH-000001",
+        "淤青",
+        "稳",
+    ] {
+        assert_eq!(found(q), ["HH-000001"], "{q}");
+    }
+    // Every trigram of this is in the household, in two records, but the text is in none.
+    assert!(found("上报第二次").is_empty());
+    let mut b = a.clone();
+    b.household.seq = 4;
+    b.texts = vec![
+        SearchText::new("household", "hh-000001\n石桥村"),
+        SearchText::new("visit:1", "孩子手臂的伤已经好了"),
+        SearchText::new("visit:3", "第三次家访：已转介"),
+    ];
+    let mut c = b.clone();
+    c.household.seq = 5;
+    c.texts.push(SearchText::new("follow_up:1", "下月回访"));
+    // The same household twice in one call: the newer state is what stays.
+    assert_eq!(s.put_read_models(&[c, b]).unwrap(), [true, false]);
+    for q in ["淤青", "情况稳定", "住院费用", "需要上报"] {
+        assert!(found(q).is_empty(), "{q} is gone");
+    }
+    for q in ["伤已经好了", "已转介", "石桥村", "下月回访"] {
+        assert_eq!(found(q), ["HH-000001"], "{q}");
+    }
 }
 
 pub fn console_accounts_sessions_throttle_and_access_log<S: ServerStore>(s: &S) {

@@ -94,12 +94,45 @@ pub struct WorkRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadModelDoc {
     pub household: HouseholdRow,
-    /// The text searched: code, village, address, summary, names, visit sections, needs,
-    /// inquiries, follow-ups (lower-cased).
-    pub search_text: String,
+    /// The text searched, one entry per record: the household's own (code, village,
+    /// address, summary), each person's name, each visit's sections, each amendment,
+    /// need, inquiry and follow-up (lower-cased). A refresh re-indexes only the entries
+    /// whose text changed, so a household's history costs nothing when it is not touched.
+    pub texts: Vec<SearchText>,
     pub visits: Vec<VisitRow>,
     pub follow_ups: Vec<FollowUpRow>,
     pub facts: Vec<FactRow>,
+}
+
+/// One searchable entry of a household: a record's texts, lower-cased.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchText {
+    /// Which record: `household`, or the record's kind and id (`visit:…`); unique within
+    /// the household.
+    pub item: String,
+    /// Its texts, one per line.
+    pub body: String,
+}
+
+impl SearchText {
+    pub fn new(item: impl Into<String>, body: impl Into<String>) -> SearchText {
+        SearchText {
+            item: item.into(),
+            body: body.into(),
+        }
+    }
+}
+
+impl ReadModelDoc {
+    /// All of the household's texts, one per line, entries in order (what a backend that
+    /// scans the text keeps in one column).
+    pub fn search_text(&self) -> String {
+        self.texts
+            .iter()
+            .map(|t| t.body.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// Which households to list.

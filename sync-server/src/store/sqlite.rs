@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_station_zone_login_clients.sql"),
     include_str!("migrations/0015_blob_touched.sql"),
     include_str!("migrations/0016_blobs_per_station.sql"),
+    include_str!("migrations/0017_search_per_record.sql"),
 ];
 
 /// Read connections: reads of different requests run side by side (each is short).
@@ -2015,9 +2016,9 @@ mod upgrade_tests {
         );
     }
 
-    /// Schema 8 on a store of schema 7 with console rows: each household's search row is
-    /// found by its rowid afterwards, so a refresh replaces the old text (which a scan of
-    /// the FTS5 table used to find) and leaves one row per household.
+    /// Schemas 8 and 17 on a store of schema 7 with console rows: each household's text is
+    /// found afterwards (schema 8 keyed it by rowid, schema 17 carries it over as one search
+    /// entry), a refresh replaces the old text and leaves the others as they were.
     #[test]
     fn schema_8_keys_the_search_rows_of_an_older_store() {
         use crate::store::console::HouseholdFilter;
@@ -2055,7 +2056,7 @@ mod upgrade_tests {
                     .unwrap();
                     conn.execute(
                         "INSERT INTO rm_search (doc_id, station_id, body) VALUES (?1, ?2, ?3)",
-                        params![doc, st, d.search_text],
+                        params![doc, st, d.search_text()],
                     )
                     .unwrap();
                     d
@@ -2064,14 +2065,18 @@ mod upgrade_tests {
         };
         let store = SqliteStore::open_file(&path).unwrap();
         let count = |sql: &str| -> i64 { store.reader().query_row(sql, [], |r| r.get(0)).unwrap() };
+        // Schema 17 carried each household's text over as one entry.
         assert_eq!(
-            count("SELECT count(*) FROM rm_households WHERE search_row IS NULL"),
-            0,
-            "every household found its search row"
+            count("SELECT count(*) FROM rm_text WHERE item = ''"),
+            5,
+            "every household's text is carried over"
         );
         let mut newer = docs[2].clone();
         newer.household.seq = 9;
-        newer.search_text = "新的说明".into();
+        newer.texts = vec![crate::store::console::SearchText::new(
+            "household",
+            "新的说明",
+        )];
         assert!(store.put_read_model(&newer).unwrap());
         let station = docs[0].household.station;
         let found = |q: &str| -> Vec<String> {
@@ -2090,7 +2095,12 @@ mod upgrade_tests {
             ["HH-000004"],
             "the others are untouched"
         );
-        assert_eq!(count("SELECT count(*) FROM rm_search"), 5);
+        assert_eq!(count("SELECT count(*) FROM rm_text"), 5);
+        assert_eq!(
+            count("SELECT count(*) FROM rm_text WHERE item = ''"),
+            4,
+            "the refreshed household's entry from before schema 17 is replaced"
+        );
     }
 }
 

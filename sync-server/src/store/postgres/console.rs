@@ -100,7 +100,7 @@ fn put_one(
             &h.last_visit,
             &(h.open_needs as i64),
             &(h.conflicts as i64),
-            &m.search_text,
+            &m.search_text(),
         ],
     )?;
     for v in &m.visits {
@@ -282,7 +282,7 @@ impl ConsoleStore for PostgresStore {
             sql.push_str(&format!(" AND status = ${}", args.len()));
         }
         if let Some(t) = &filter.text {
-            args.push(t.clone());
+            args.push(t.to_lowercase());
             sql.push_str(&format!(" AND strpos(search_text, ${}) > 0", args.len()));
         }
         sql.push_str(&format!(

@@ -116,13 +116,23 @@ fn county_account(conn: &Connection, account: AccountId) -> StoreResult<()> {
 }
 
 pub(super) fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
-    // The search row by its rowid (server schema 8): a condition on the FTS5 table's
-    // unindexed `doc_id` reads the whole table.
+    delete_texts(conn, doc)?;
+    delete_rows(conn, doc)
+}
+
+/// A document's search entries (server schema 17: one per record, ADR 0041).
+fn delete_texts(conn: &Connection, doc: &str) -> StoreResult<()> {
     conn.prepare_cached(
-        "DELETE FROM rm_search
-         WHERE rowid = (SELECT search_row FROM rm_households WHERE doc_id = ?1)",
+        "DELETE FROM rm_search WHERE rowid IN (SELECT id FROM rm_text WHERE doc_id = ?1)",
     )?
     .execute([doc])?;
+    conn.prepare_cached("DELETE FROM rm_text WHERE doc_id = ?1")?
+        .execute([doc])?;
+    Ok(())
+}
+
+/// A document's rows other than its search entries.
+fn delete_rows(conn: &Connection, doc: &str) -> StoreResult<()> {
     conn.prepare_cached("DELETE FROM rm_households WHERE doc_id = ?1")?
         .execute([doc])?;
     conn.prepare_cached("DELETE FROM rm_visits WHERE doc_id = ?1")?
@@ -136,47 +146,64 @@ pub(super) fn delete_doc(conn: &Connection, doc: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Whether one document's rows are to be replaced (inside the caller's transaction), and
-/// its search row if it has one: not if the read model holds a newer state or the
-/// household was erased meanwhile.
-fn replaceable(conn: &Connection, m: &ReadModelDoc) -> StoreResult<Option<Option<i64>>> {
+/// Whether one document's rows are to be replaced (inside the caller's transaction): not
+/// if the read model holds a newer state or the household was erased meanwhile.
+fn replaceable(conn: &Connection, m: &ReadModelDoc) -> StoreResult<bool> {
     let h = &m.household;
     let doc = h.doc.to_string();
-    let held: Option<(i64, Option<i64>)> = conn
-        .prepare_cached("SELECT seq, search_row FROM rm_households WHERE doc_id = ?1")?
-        .query_row([&doc], |r| Ok((r.get(0)?, r.get(1)?)))
+    let held: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM rm_households WHERE doc_id = ?1")?
+        .query_row([&doc], |r| r.get(0))
         .optional()?;
-    if held.is_some_and(|(s, _)| s > h.seq as i64) {
-        return Ok(None);
+    if held.is_some_and(|s| s > h.seq as i64) {
+        return Ok(false);
     }
     // An erasure that came between the push and this refresh wins.
     let erased: Option<i64> = conn
         .prepare_cached("SELECT 1 FROM erasures WHERE doc_id = ?1")?
         .query_row([&doc], |r| r.get(0))
         .optional()?;
-    if erased.is_some() {
-        return Ok(None);
-    }
-    Ok(Some(held.and_then(|(_, row)| row)))
+    Ok(erased.is_none())
 }
 
-/// Replace one document's rows (its search row is usually deleted already: see
-/// `put_read_models`).
-/// `search_row`: the rowid its new search row takes.
-fn put_one(conn: &Connection, m: &ReadModelDoc, search_row: i64) -> StoreResult<()> {
+/// What one document's new search entries change: the rows (`rm_text.id`) whose entry is
+/// gone or changed, and the entries to index anew. An entry whose text is unchanged is
+/// left as it is.
+fn text_changes<'a>(
+    conn: &Connection,
+    m: &'a ReadModelDoc,
+    gone: &mut Vec<i64>,
+    new: &mut Vec<(&'a HouseholdRow, &'a SearchText)>,
+) -> StoreResult<()> {
+    let doc = m.household.doc.to_string();
+    let mut held: std::collections::HashMap<String, (i64, String)> = conn
+        .prepare_cached("SELECT item, id, body FROM rm_text WHERE doc_id = ?1")?
+        .query_map([&doc], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+        .collect::<Result<_, _>>()?;
+    for t in &m.texts {
+        match held.remove(&t.item) {
+            Some((_, body)) if body == t.body => {}
+            Some((id, _)) => {
+                gone.push(id);
+                new.push((&m.household, t));
+            }
+            None => new.push((&m.household, t)),
+        }
+    }
+    gone.extend(held.into_values().map(|(id, _)| id));
+    Ok(())
+}
+
+/// Replace one document's rows but its search entries.
+fn put_one(conn: &Connection, m: &ReadModelDoc) -> StoreResult<()> {
     let h = &m.household;
     let doc = h.doc.to_string();
     let station = h.station.to_string();
-    delete_doc(conn, &doc)?;
-    conn.prepare_cached(
-        "INSERT INTO rm_search (rowid, doc_id, station_id, body) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![search_row, doc, station, m.search_text])?;
-    let search_row = conn.last_insert_rowid();
+    delete_rows(conn, &doc)?;
     conn.prepare_cached(
         "INSERT INTO rm_households (doc_id, station_id, seq, code, village, status,
-           categories, visits, last_visit, open_needs, conflicts, search_row)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+           categories, visits, last_visit, open_needs, conflicts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         doc,
@@ -190,7 +217,6 @@ fn put_one(conn: &Connection, m: &ReadModelDoc, search_row: i64) -> StoreResult<
         h.last_visit,
         h.open_needs as i64,
         h.conflicts as i64,
-        search_row
     ])?;
     let mut visit = conn.prepare_cached(
         "INSERT OR REPLACE INTO rm_visits
@@ -260,35 +286,51 @@ impl ConsoleStore for SqliteStore {
 
     fn put_read_models(&self, docs: &[ReadModelDoc]) -> StoreResult<Vec<bool>> {
         let mut order: Vec<usize> = (0..docs.len()).collect();
-        order.sort_by_key(|&i| docs[i].household.doc);
+        order.sort_by_key(|&i| (docs[i].household.doc, docs[i].household.seq));
+        // A household given twice: its newest state only.
+        let order: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(k, &i)| {
+                order
+                    .get(k + 1)
+                    .is_none_or(|&j| docs[j].household.doc != docs[i].household.doc)
+            })
+            .map(|(_, &i)| i)
+            .collect();
         self.write(|conn| {
             let mut written = vec![false; docs.len()];
-            let mut search_rows = Vec::new();
+            let (mut gone, mut new) = (Vec::new(), Vec::new());
             for i in order.iter().copied() {
-                if let Some(row) = replaceable(conn, &docs[i])? {
+                if replaceable(conn, &docs[i])? {
                     written[i] = true;
-                    search_rows.extend(row);
+                    text_changes(conn, &docs[i], &mut gone, &mut new)?;
                 }
             }
-            // The old search rows first, in rowid order, then the new ones, each a higher
-            // rowid than any before: FTS5 writes its pending terms out as a new segment
-            // whenever a row comes below the last one it took, so deleting and inserting
-            // household by household wrote (and later merged) one segment per household.
-            // New rowids above every old one, deleted ones included (the next free rowid
-            // after deleting the newest rows would come below them).
-            let mut next: i64 = conn
-                .prepare_cached("SELECT rowid FROM rm_search ORDER BY rowid DESC LIMIT 1")?
-                .query_row([], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0);
-            search_rows.sort_unstable();
-            let mut delete = conn.prepare_cached("DELETE FROM rm_search WHERE rowid = ?1")?;
-            for row in search_rows {
-                delete.execute([row])?;
+            // The old entries first, in rowid order, then the new ones, each a higher rowid
+            // than any before (`rm_text.id` is AUTOINCREMENT): FTS5 writes its pending
+            // terms out as a new segment whenever a row comes below the last one it took,
+            // so deleting and inserting household by household wrote (and later merged)
+            // one segment per household.
+            gone.sort_unstable();
+            let mut unindex = conn.prepare_cached("DELETE FROM rm_search WHERE rowid = ?1")?;
+            let mut drop_text = conn.prepare_cached("DELETE FROM rm_text WHERE id = ?1")?;
+            for id in gone {
+                unindex.execute([id])?;
+                drop_text.execute([id])?;
+            }
+            let mut keep_text = conn.prepare_cached(
+                "INSERT INTO rm_text (doc_id, station_id, item, body) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut index =
+                conn.prepare_cached("INSERT INTO rm_search (rowid, body) VALUES (?1, ?2)")?;
+            for (h, t) in new {
+                let (doc, station) = (h.doc.to_string(), h.station.to_string());
+                keep_text.execute(params![doc, station, t.item, t.body])?;
+                index.execute(params![conn.last_insert_rowid(), t.body])?;
             }
             for i in order.iter().copied().filter(|&i| written[i]) {
-                next += 1;
-                put_one(conn, &docs[i], next)?;
+                put_one(conn, &docs[i])?;
             }
             Ok(written)
         })
@@ -297,9 +339,13 @@ impl ConsoleStore for SqliteStore {
     fn clear_read_model(&self, station: StationId) -> StoreResult<()> {
         let s = station.to_string();
         self.write(|conn| {
+            conn.execute(
+                "DELETE FROM rm_search WHERE rowid IN (SELECT id FROM rm_text WHERE station_id = ?1)",
+                [&s],
+            )?;
             for table in [
                 "rm_households",
-                "rm_search",
+                "rm_text",
                 "rm_visits",
                 "rm_follow_ups",
                 "rm_facts",
@@ -364,18 +410,23 @@ impl ConsoleStore for SqliteStore {
             sql.push_str(&format!(" AND h.status = ?{}", args.len()));
         }
         if let Some(t) = &filter.text {
-            if t.chars().count() >= 3 {
-                // A phrase of trigrams; quotes doubled inside an FTS5 string.
-                args.push(format!("\"{}\"", t.replace('"', "\"\"")));
+            let t = t.to_lowercase();
+            let chars: Vec<char> = t.chars().collect();
+            args.push(t.clone());
+            let needle = args.len();
+            if chars.len() >= 3 {
+                // The entries holding every trigram of the text (the index keeps no
+                // positions), then each checked for the text itself.
+                args.push(trigram_query(&chars));
                 sql.push_str(&format!(
-                    " AND h.doc_id IN (SELECT doc_id FROM rm_search WHERE rm_search MATCH ?{})",
+                    " AND h.doc_id IN (SELECT t.doc_id FROM rm_text t
+                       WHERE t.id IN (SELECT rowid FROM rm_search WHERE rm_search MATCH ?{})
+                         AND instr(t.body, ?{needle}) > 0)",
                     args.len()
                 ));
             } else {
-                args.push(t.clone());
                 sql.push_str(&format!(
-                    " AND h.doc_id IN (SELECT doc_id FROM rm_search WHERE station_id = ?1 AND instr(body, ?{}) > 0)",
-                    args.len()
+                    " AND h.doc_id IN (SELECT doc_id FROM rm_text WHERE station_id = ?1 AND instr(body, ?{needle}) > 0)"
                 ));
             }
         }
@@ -1042,4 +1093,23 @@ fn login_failures(
         client: from_client.max(0) as u64,
         login: of_login.max(0) as u64,
     })
+}
+
+/// An FTS5 query for the entries holding every trigram of `chars` (each a quoted string).
+fn trigram_query(chars: &[char]) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut q = String::new();
+    for w in chars.windows(3) {
+        let t: String = w.iter().collect();
+        if !seen.insert(t.clone()) {
+            continue;
+        }
+        if !q.is_empty() {
+            q.push_str(" AND ");
+        }
+        q.push('"');
+        q.push_str(&t.replace('"', "\"\""));
+        q.push('"');
+    }
+    q
 }
