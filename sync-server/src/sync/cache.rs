@@ -51,20 +51,29 @@ impl CacheLimit {
 }
 
 /// Memory of a loaded document: a fixed part (the document's maps, indexes and change graph
-/// when nearly empty) and a part per operation (its op set, change graph entries, actor
-/// and value data). Against `township-week --doc-memory` (automerge 0.12, release): a small
-/// household of 134 operations, 898 B saved, took 20.5 kB per copy built from its changes
-/// and 45.2 kB loaded from its snapshot (RSS); this estimates 29.6 kB. The part per
-/// operation is not yet measured well (ADR 0039).
-const BYTES_PER_DOCUMENT: u64 = 8 * 1024;
-const BYTES_PER_OP: u64 = 160;
+/// when nearly empty), a part per operation (its op set, stored in columns: a character of
+/// a note costs a few bytes) and a part per change (the change graph: hash, dependencies,
+/// actor, time). Fitted to `township-week --doc-memory 1000` (automerge 0.12, release, RSS
+/// per loaded copy; ADR 0039): a household grown by 400 one-operation edits (534
+/// operations, 402 changes) took 94.4 kB, estimated 97.8 kB; with 5 visits of ~600
+/// characters (3,629 operations, 417 changes) 108.8 kB, estimated 125.0 kB; with 20 visits
+/// (12,890 operations, 462 changes) 177.9 kB, estimated 208.2 kB; a new household of 134
+/// operations and 2 changes is estimated at 17.8 kB and took 20.5–43.8 kB in different
+/// runs (the RSS of small copies is noisy). The first estimate,
+/// 8 KiB + 160 B per operation, gave that last one 2.07 MB, so a 256 MiB cache held a
+/// tenth of the households it could.
+const BYTES_PER_DOCUMENT: u64 = 16 * 1024;
+const BYTES_PER_OP: u64 = 8;
+const BYTES_PER_CHANGE: u64 = 192;
 
 /// What a document costs the cache, estimated from automerge's own counts (no pass over the
 /// document: read at every put-back).
 pub fn estimated_bytes(doc: &automerge::Automerge) -> usize {
-    let ops = doc.stats().num_ops;
-    usize::try_from(BYTES_PER_DOCUMENT.saturating_add(ops.saturating_mul(BYTES_PER_OP)))
-        .unwrap_or(usize::MAX)
+    let stats = doc.stats();
+    let bytes = BYTES_PER_DOCUMENT
+        .saturating_add(stats.num_ops.saturating_mul(BYTES_PER_OP))
+        .saturating_add(stats.num_changes.saturating_mul(BYTES_PER_CHANGE));
+    usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 
 /// A bounded cache of loaded documents (memory is bounded by this, not by the number of
@@ -217,10 +226,10 @@ mod tests {
     #[test]
     fn bytes_bound_the_cache() {
         let small = estimated_bytes(&with_ops(0, 1).doc);
-        let large = estimated_bytes(&with_ops(0, 1000).doc);
+        let large = estimated_bytes(&with_ops(0, 4000).doc);
         assert!(
             large > 2 * small,
-            "1,000 ops cost more than one: {small} / {large}"
+            "4,000 ops cost more than one: {small} / {large}"
         );
         let mut cache = DocCache::new(CacheLimit::bytes(large + small));
         let ids: Vec<HouseholdId> = (0..4).map(|_| HouseholdId::new()).collect();
@@ -229,18 +238,39 @@ mod tests {
         cache.put(ids[2], with_ops(3, 1));
         assert_eq!((cache.len(), cache.bytes()), (3, 3 * small));
         // The large one needs the room of the two oldest small ones.
-        cache.put(ids[3], with_ops(4, 1000));
+        cache.put(ids[3], with_ops(4, 4000));
         assert_eq!((cache.len(), cache.bytes()), (2, large + small));
         assert!(cache.take(&ids[0]).is_none() && cache.take(&ids[1]).is_none());
         assert_eq!(cache.take(&ids[2]).map(|c| c.seq), Some(3));
         assert_eq!(cache.bytes(), large);
         // Larger than the whole cache: not kept, and nothing evicted for it.
-        cache.put(ids[0], with_ops(5, 4000));
+        cache.put(ids[0], with_ops(5, 16000));
         assert!(cache.take(&ids[0]).is_none());
         assert_eq!(cache.take(&ids[3]).map(|c| c.seq), Some(4));
         assert_eq!((cache.len(), cache.bytes()), (0, 0));
         assert!(cache.order.is_empty());
         assert_eq!(cache.stats().peak_bytes, (large + small) as u64);
+    }
+
+    /// A change costs beside its operations (the change graph): the same operations made
+    /// in many changes weigh more than made in one.
+    #[test]
+    fn changes_weigh_beside_operations() {
+        let one = with_ops(0, 100).doc;
+        let mut many = Automerge::new();
+        for i in 0..100 {
+            let mut tx = many.transaction();
+            tx.put(ROOT, format!("k{i}"), i as i64)
+                .expect("a fresh map takes any key");
+            tx.commit();
+        }
+        assert_eq!(one.stats().num_ops, many.stats().num_ops);
+        assert!(
+            estimated_bytes(&many) > estimated_bytes(&one) + 99 * 100,
+            "{} / {}",
+            estimated_bytes(&one),
+            estimated_bytes(&many)
+        );
     }
 
     /// The document bound still holds beside the bytes (the deprecated `--cache-documents`).

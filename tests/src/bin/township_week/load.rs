@@ -847,6 +847,47 @@ pub fn doc_memory(copies: usize) -> Res<Vec<(String, f64)>> {
         ));
         kept.push(loaded);
     }
+    // The same household with a history: visits of ~600 characters each (as
+    // `--history-visits` gives), where most operations are characters of text.
+    for _ in 0..4 {
+        for _ in 0..5 {
+            let vid = store.start_visit(
+                hid,
+                &NewVisit {
+                    kind: VisitKind::Home,
+                    date: Date::in_china(Timestamp::now())?,
+                    started_at: Timestamp::now(),
+                    gps: None,
+                    other_workers: vec![],
+                    present: vec![],
+                    companions: vec![],
+                },
+            )?;
+            let len = rng.range(540, 661);
+            let note = text(&mut rng, len);
+            store.splice_section(hid, vid, super::replay::NOTE_SECTION, 0, 0, &note)?;
+            store.finalise_visit(hid, vid)?;
+        }
+        let grown = store.export_document(hid)?;
+        let r7 = rss();
+        let loaded: Vec<automerge::Automerge> = (0..copies)
+            .map(|_| automerge::Automerge::load(&grown))
+            .collect::<Result<_, _>>()?;
+        let r8 = rss();
+        let s = loaded.first().map(|d| d.stats());
+        let visits = store.household(hid)?.visits.len();
+        out.push((
+            format!(
+                "with {visits} visits, loaded ({} ops, {} changes, {} B saved, estimated {} B by the server's cache)",
+                s.as_ref().map_or(0, |s| s.num_ops),
+                s.as_ref().map_or(0, |s| s.num_changes),
+                grown.len(),
+                loaded.first().map_or(0, doorstep_server::sync::estimated_bytes),
+            ),
+            per(r7, r8),
+        ));
+        kept.push(loaded);
+    }
     drop((docs, loaded, kept));
     Ok(out)
 }
