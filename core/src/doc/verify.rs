@@ -59,14 +59,20 @@ pub fn validate(doc: &Automerge) -> Result<()> {
 /// and its conflict review works. Values this version does not know (a newer version wrote
 /// them) read as `Unrecognised` and do not hide the household (ADR 0013).
 pub fn readable(doc: &Automerge) -> Result<()> {
+    readable_review(doc).map(drop)
+}
+
+/// [`readable`], returning the conflict review it made (the phone's index keeps it rather
+/// than reviewing every field again).
+pub(crate) fn readable_review(doc: &Automerge) -> Result<super::conflicts::Review> {
     if let (super::DocKind::Work(_), _, _) = super::document_header(doc)? {
-        return super::work::review_work(doc).map(drop);
+        return super::work::review_work(doc);
     }
     let doc = &super::view::MapView::new(doc);
     let household = super::read::read_household(doc)?;
-    super::conflicts::review(doc, household.id)?;
+    let found = super::conflicts::review(doc, household.id)?;
     super::attachments::read_all(doc, household.id)?;
-    Ok(())
+    Ok(found)
 }
 
 /// The first value of `h` this version does not know, named by its type.

@@ -59,7 +59,7 @@ pub(crate) fn update(
     scope: Scope,
 ) -> Result<()> {
     match scope {
-        Scope::Household | Scope::OpenedVisit(_) => index_household(conn, doc, household),
+        Scope::Household | Scope::OpenedVisit(_) => index_household(conn, doc, household, None),
         // Typing: the text is only marked; it is indexed once typing is done with it, as
         // rewriting it costs what the whole text costs (ADR 0027, `text_pending`).
         Scope::Section(visit, section) => {
@@ -124,8 +124,8 @@ pub(crate) fn update_received(
     // The phones' whole reader first (the one the server's validator runs, without its
     // refusal of unknown values): a household the index could take but `household()` could
     // not read would be listed yet never open.
-    let checked = crate::doc::verify::readable(doc)
-        .and_then(|()| update(conn, doc, household, Scope::Household));
+    let checked = crate::doc::verify::readable_review(doc)
+        .and_then(|found| index_household(conn, doc, household, Some(found)));
     match checked {
         Ok(()) => {
             let n = conn
@@ -397,9 +397,16 @@ const RECORD_KINDS: [EntityKind; 8] = [
     EntityKind::Response,
 ];
 
-fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -> Result<()> {
+/// Index a whole household (or station-work document). `reviewed`: its conflict review,
+/// if the caller has made it already (the same answer as reviewing again).
+fn index_household(
+    conn: &Connection,
+    doc: &Automerge,
+    household: HouseholdId,
+    reviewed: Option<Review>,
+) -> Result<()> {
     if let (crate::doc::DocKind::Work(kind), _, _) = crate::doc::document_header(doc)? {
-        return index_work(conn, doc, household, kind);
+        return index_work(conn, doc, household, kind, reviewed);
     }
     // Each record's keys read in one pass, not field by field (the same answers).
     let doc = &MapView::new(doc);
@@ -432,7 +439,11 @@ fn index_household(conn: &Connection, doc: &Automerge, household: HouseholdId) -
     put_texts(conn, household, existing, &texts)?;
     // Every text of the household is up to date now, those typing left pending too.
     text_pending::clear_household(conn, household)?;
-    insert_conflicts(conn, household, &review(doc, household)?)
+    let found = match reviewed {
+        Some(found) => found,
+        None => review(doc, household)?,
+    };
+    insert_conflicts(conn, household, &found)
 }
 
 /// Re-index the given records only: their rows, their text and their conflicts. An action
@@ -869,6 +880,7 @@ fn index_work(
     doc: &Automerge,
     id: HouseholdId,
     kind: crate::model::station_work::WorkKind,
+    reviewed: Option<Review>,
 ) -> Result<()> {
     use crate::model::station_work::WorkKind;
     let key = id.to_string();
@@ -917,7 +929,11 @@ fn index_work(
     }
     let existing = text_rows(conn, id, None)?;
     put_texts(conn, id, existing, &texts)?;
-    insert_conflicts(conn, id, &crate::doc::work::review_work(doc)?)
+    let found = match reviewed {
+        Some(found) => found,
+        None => crate::doc::work::review_work(doc)?,
+    };
+    insert_conflicts(conn, id, &found)
 }
 
 /// A submitted response's answers, one row per option chosen (single, multiple), per point
