@@ -17,6 +17,7 @@ pub(crate) mod index;
 mod labels;
 mod person_details;
 mod query;
+pub use query::trigram_query;
 mod redaction;
 pub(crate) mod schema;
 pub mod sqlcipher;

@@ -492,8 +492,10 @@ impl Store {
     }
 }
 
-/// An FTS5 query for rows holding every trigram of `chars` (each a quoted string).
-fn trigram_query(chars: &[char]) -> String {
+/// An FTS5 query for rows holding every trigram of `chars` (each a quoted string): what
+/// an index of trigrams without positions (`detail=none`) can answer; each row it gives
+/// is then checked for the text itself. The server's console searches the same way.
+pub fn trigram_query(chars: &[char]) -> String {
     let mut seen = std::collections::BTreeSet::new();
     let mut q = String::new();
     for w in chars.windows(3) {

@@ -417,7 +417,7 @@ impl ConsoleStore for SqliteStore {
             if chars.len() >= 3 {
                 // The entries holding every trigram of the text (the index keeps no
                 // positions), then each checked for the text itself.
-                args.push(trigram_query(&chars));
+                args.push(doorstep_core::store::trigram_query(&chars));
                 sql.push_str(&format!(
                     " AND h.doc_id IN (SELECT t.doc_id FROM rm_text t
                        WHERE t.id IN (SELECT rowid FROM rm_search WHERE rm_search MATCH ?{})
@@ -1093,23 +1093,4 @@ fn login_failures(
         client: from_client.max(0) as u64,
         login: of_login.max(0) as u64,
     })
-}
-
-/// An FTS5 query for the entries holding every trigram of `chars` (each a quoted string).
-fn trigram_query(chars: &[char]) -> String {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut q = String::new();
-    for w in chars.windows(3) {
-        let t: String = w.iter().collect();
-        if !seen.insert(t.clone()) {
-            continue;
-        }
-        if !q.is_empty() {
-            q.push_str(" AND ");
-        }
-        q.push('"');
-        q.push_str(&t.replace('"', "\"\""));
-        q.push('"');
-    }
-    q
 }

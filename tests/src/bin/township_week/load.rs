@@ -804,90 +804,48 @@ pub fn doc_memory(copies: usize) -> Res<Vec<(String, f64)>> {
     ));
     out.push(("all steps".to_owned(), per(r0, r4)));
 
-    let r5 = rss();
-    let loaded: Vec<automerge::Automerge> = (0..copies)
-        .map(|_| automerge::Automerge::load(&saved))
-        .collect::<Result<_, _>>()?;
-    let r6 = rss();
-    let stats = loaded.first().map(|d| d.stats());
-    out.push((
-        format!(
-            "loaded from its snapshot instead ({} ops, {} changes, {} B saved, estimated {} B by the server's cache)",
-            stats.as_ref().map_or(0, |s| s.num_ops),
-            stats.as_ref().map_or(0, |s| s.num_changes),
+    // `copies` copies of a saved household loaded, kept alive (no later measurement reuses
+    // memory an earlier one freed): (label, kB per copy).
+    let mut kept = Vec::new();
+    let mut measure = |what: String, saved: &[u8]| -> Res<(String, f64)> {
+        let r7 = rss();
+        let loaded: Vec<automerge::Automerge> = (0..copies)
+            .map(|_| automerge::Automerge::load(saved))
+            .collect::<Result<_, _>>()?;
+        let r8 = rss();
+        let s = loaded.first().map(|d| d.stats());
+        let label =
+            format!(
+            "{what}, loaded ({} ops, {} changes, {} B saved, estimated {} B by the server's cache)",
+            s.as_ref().map_or(0, |s| s.num_ops),
+            s.as_ref().map_or(0, |s| s.num_changes),
             saved.len(),
             loaded.first().map_or(0, doorstep_server::sync::estimated_bytes),
-        ),
-        per(r5, r6),
-    ));
+        );
+        kept.push(loaded);
+        Ok((label, per(r7, r8)))
+    };
+    out.push(measure("from its snapshot instead".into(), &saved)?);
     // The same household grown by edits: how memory follows the operations, for the server
-    // cache's estimate (ADR 0039). Every set of copies is kept until the end, so no
-    // measurement reuses memory an earlier one freed.
-    let mut kept = Vec::new();
+    // cache's estimate (ADR 0039).
     for _ in 0..4 {
         for _ in 0..100 {
             store.edit_household(hid, &HouseholdEdit::Address(address(&mut rng)))?;
         }
-        let grown = store.export_document(hid)?;
-        let r7 = rss();
-        let loaded: Vec<automerge::Automerge> = (0..copies)
-            .map(|_| automerge::Automerge::load(&grown))
-            .collect::<Result<_, _>>()?;
-        let r8 = rss();
-        let s = loaded.first().map(|d| d.stats());
-        out.push((
-            format!(
-                "grown, loaded ({} ops, {} changes, {} B saved, estimated {} B by the server's cache)",
-                s.as_ref().map_or(0, |s| s.num_ops),
-                s.as_ref().map_or(0, |s| s.num_changes),
-                grown.len(),
-                loaded.first().map_or(0, doorstep_server::sync::estimated_bytes),
-            ),
-            per(r7, r8),
-        ));
-        kept.push(loaded);
+        out.push(measure("grown".into(), &store.export_document(hid)?)?);
     }
     // The same household with a history: visits of ~600 characters each (as
     // `--history-visits` gives), where most operations are characters of text.
     for _ in 0..4 {
         for _ in 0..5 {
-            let vid = store.start_visit(
-                hid,
-                &NewVisit {
-                    kind: VisitKind::Home,
-                    date: Date::in_china(Timestamp::now())?,
-                    started_at: Timestamp::now(),
-                    gps: None,
-                    other_workers: vec![],
-                    present: vec![],
-                    companions: vec![],
-                },
-            )?;
-            let len = rng.range(540, 661);
-            let note = text(&mut rng, len);
-            store.splice_section(hid, vid, super::replay::NOTE_SECTION, 0, 0, &note)?;
-            store.finalise_visit(hid, vid)?;
+            super::replay::earlier_visit(&store, hid, Timestamp::now(), &mut rng)?;
         }
-        let grown = store.export_document(hid)?;
-        let r7 = rss();
-        let loaded: Vec<automerge::Automerge> = (0..copies)
-            .map(|_| automerge::Automerge::load(&grown))
-            .collect::<Result<_, _>>()?;
-        let r8 = rss();
-        let s = loaded.first().map(|d| d.stats());
         let visits = store.household(hid)?.visits.len();
-        out.push((
-            format!(
-                "with {visits} visits, loaded ({} ops, {} changes, {} B saved, estimated {} B by the server's cache)",
-                s.as_ref().map_or(0, |s| s.num_ops),
-                s.as_ref().map_or(0, |s| s.num_changes),
-                grown.len(),
-                loaded.first().map_or(0, doorstep_server::sync::estimated_bytes),
-            ),
-            per(r7, r8),
-        ));
-        kept.push(loaded);
+        out.push(measure(
+            format!("with {visits} visits"),
+            &store.export_document(hid)?,
+        )?);
     }
-    drop((docs, loaded, kept));
+    drop((docs, kept));
     Ok(out)
 }

@@ -223,29 +223,39 @@ pub fn add_history(dev: &Device, world: &World, n: usize, before_ms: i64, seed: 
         for k in 0..n {
             let at = before_ms - (n - k) as i64 * 30 * 86_400_000 + i as i64 * 1_000;
             dev.clock.store(at, Ordering::Relaxed);
-            let date = Date::in_china(Timestamp(at))?;
-            let vid = dev.store.start_visit(
-                hid,
-                &NewVisit {
-                    kind: VisitKind::Home,
-                    date,
-                    started_at: Timestamp(at),
-                    gps: None,
-                    other_workers: vec![],
-                    present: vec![],
-                    companions: vec![],
-                },
-            )?;
-            let len = rng.range(540, 661);
-            let note = super::trace::text(&mut rng, len);
-            dev.store
-                .splice_section(hid, vid, NOTE_SECTION, 0, 0, &note)?;
-            dev.store.finalise_visit(hid, vid)?;
+            earlier_visit(&dev.store, hid, Timestamp(at), &mut rng)?;
             changes += 3;
         }
     }
     dev.clock.store(0, Ordering::Relaxed);
     Ok(changes)
+}
+
+/// One earlier visit of a household's history: a home visit at `at`, its note (540–660
+/// characters) typed in one insertion, finalised (three changes).
+pub fn earlier_visit(
+    store: &Store,
+    hid: HouseholdId,
+    at: Timestamp,
+    rng: &mut super::trace::Rng,
+) -> Res<()> {
+    let vid = store.start_visit(
+        hid,
+        &NewVisit {
+            kind: VisitKind::Home,
+            date: Date::in_china(at)?,
+            started_at: at,
+            gps: None,
+            other_workers: vec![],
+            present: vec![],
+            companions: vec![],
+        },
+    )?;
+    let len = rng.range(540, 661);
+    let note = super::trace::text(rng, len);
+    store.splice_section(hid, vid, NOTE_SECTION, 0, 0, &note)?;
+    store.finalise_visit(hid, vid)?;
+    Ok(())
 }
 
 /// What one device's offline week took.
