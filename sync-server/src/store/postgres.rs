@@ -756,12 +756,18 @@ impl ServerStore for PostgresStore {
             .isolation_level(::postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let scope = caseload::reader_scope(sx, &mut tx, &reader.worker.to_string())?;
         let rows = sx.query(
             &mut tx,
             "SELECT seq, doc_id, bytes, origin_device, hash, kind FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[&station.to_string(), &(after as i64), &PAGE],
         )?;
+        // Nothing after the cursor (a device up to date): no scope is read (it would sort
+        // no row). Otherwise it is read in the same snapshot as the rows.
+        let scope = if rows.is_empty() {
+            super::scope::ReaderScope::Only(Default::default())
+        } else {
+            caseload::reader_scope(sx, &mut tx, &reader.worker.to_string())?
+        };
         tx.commit()?;
         let mut page = super::scope::PageBuilder::new(station, after, reader, scope, budget);
         let mut full = false;

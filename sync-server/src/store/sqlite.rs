@@ -1371,11 +1371,22 @@ impl ServerStore for SqliteStore {
         // The scope and the log are read in one snapshot: an assignment committed between
         // them could otherwise be sorted by a scope that does not hold it yet.
         let tx = conn.unchecked_transaction()?;
-        let scope = caseload::reader_scope(&tx, &reader.worker.to_string())?;
         let mut st = tx.prepare_cached(
             // Rows are stepped lazily: the budget, not a row count, ends the page.
             "SELECT seq, doc_id, bytes, origin_device, hash, kind FROM change_log WHERE station_id = ?1 AND seq > ?2 ORDER BY seq",
         )?;
+        // Nothing after the cursor (a device up to date): no scope is read (it would sort
+        // no row). Otherwise it is read in the same transaction as the rows.
+        let any: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM change_log WHERE station_id = ?1 AND seq > ?2)",
+            )?
+            .query_row(params![station.to_string(), after as i64], |r| r.get(0))?;
+        let scope = if any {
+            caseload::reader_scope(&tx, &reader.worker.to_string())?
+        } else {
+            super::scope::ReaderScope::Only(Default::default())
+        };
         let mut rows = st.query(params![station.to_string(), after as i64])?;
         let mut page = super::scope::PageBuilder::new(station, after, reader, scope, budget);
         while let Some(r) = rows.next()? {
