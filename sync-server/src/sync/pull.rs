@@ -2,7 +2,7 @@
 //! entries after its cursor otherwise — with the signatures that vouch for them and the
 //! owners of their actors.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use doorstep_core::protocol::*;
 use doorstep_core::HouseholdId;
@@ -174,13 +174,13 @@ impl<S: ServerStore> SyncService<S> {
                 }
             }
         }
-        let mut grouped: Vec<(DocChanges, HashSet<automerge::ChangeHash>)> = Vec::new();
-        // The log keeps each change's hash: the response's encoding need not compute them.
+        // Grouped by document, each group's hashes beside it in `known` (the log keeps each
+        // change's hash: the response's encoding need not compute them).
+        let mut grouped: Vec<DocChanges> = Vec::new();
         for e in page.entries {
             match (grouped.last_mut(), known.last_mut()) {
-                (Some((g, hashes)), Some(k)) if g.doc == e.doc => {
+                (Some(g), Some(k)) if g.doc == e.doc => {
                     g.changes.push(e.bytes);
-                    hashes.insert(e.hash);
                     k.hashes.push(e.hash.0);
                 }
                 _ => {
@@ -188,28 +188,27 @@ impl<S: ServerStore> SyncService<S> {
                         doc: e.doc,
                         hashes: vec![e.hash.0],
                     });
-                    grouped.push((
-                        DocChanges {
-                            doc: e.doc,
-                            changes: vec![e.bytes],
-                            signatures: Vec::new(),
-                        },
-                        HashSet::from([e.hash]),
-                    ))
+                    grouped.push(DocChanges {
+                        doc: e.doc,
+                        changes: vec![e.bytes],
+                        signatures: Vec::new(),
+                    })
                 }
             }
         }
         // Each group carries the signatures that vouch for the changes it holds (a
-        // signature over a change of a later page comes with that page).
-        for (g, hashes) in &mut grouped {
+        // signature over a change of a later page comes with that page). A document has a
+        // signature per writer (few), checked against its group's hashes.
+        debug_assert_eq!(grouped.len(), known.len());
+        for (g, k) in grouped.iter_mut().zip(&known) {
             g.signatures = self
                 .store
                 .doc_signatures(g.doc)?
                 .into_iter()
-                .filter(|s| hashes.contains(&s.signature.hash))
+                .filter(|s| k.hashes.contains(&s.signature.hash.0))
                 .collect();
         }
-        resp.pull = grouped.into_iter().map(|(g, _)| g).collect();
+        resp.pull = grouped;
         for e in page.erasures {
             self.forget(e.doc);
             if !resp.erasures.iter().any(|have| have.doc == e.doc) {
