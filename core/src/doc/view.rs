@@ -62,6 +62,16 @@ impl<'a, R: Doc> MapView<'a, R> {
         self.maps.borrow_mut().insert(obj.clone(), m.clone());
         m
     }
+
+    /// What the pass over `obj` says of `key`: `Some(None)` absent, `Some(Some(v))` its one
+    /// value; `None` where only the document can answer (not a map, or concurrent values).
+    fn known(&self, obj: &ObjId, key: &str) -> Option<Entry> {
+        match self.map(obj)?.get(key) {
+            None => Some(None),
+            Some(Some(v)) => Some(Some(v.clone())),
+            Some(None) => None,
+        }
+    }
 }
 
 impl<R: Doc> Doc for MapView<'_, R> {
@@ -78,12 +88,8 @@ impl<R: Doc> ReadDoc for MapView<'_, R> {
     ) -> Result<Option<(Value<'_>, ObjId)>, AutomergeError> {
         let obj = obj.as_ref();
         match prop.into() {
-            Prop::Map(key) => match self.map(obj) {
-                Some(map) => match map.get(&key) {
-                    None => Ok(None),
-                    Some(Some(v)) => Ok(Some(v.clone())),
-                    Some(None) => self.doc.get(obj, key),
-                },
+            Prop::Map(key) => match self.known(obj, &key) {
+                Some(entry) => Ok(entry),
                 None => self.doc.get(obj, key),
             },
             prop => self.doc.get(obj, prop),
@@ -97,12 +103,8 @@ impl<R: Doc> ReadDoc for MapView<'_, R> {
     ) -> Result<Vec<(Value<'_>, ObjId)>, AutomergeError> {
         let obj = obj.as_ref();
         match prop.into() {
-            Prop::Map(key) => match self.map(obj) {
-                Some(map) => match map.get(&key) {
-                    None => Ok(Vec::new()),
-                    Some(Some(v)) => Ok(vec![v.clone()]),
-                    Some(None) => self.doc.get_all(obj, key),
-                },
+            Prop::Map(key) => match self.known(obj, &key) {
+                Some(entry) => Ok(entry.into_iter().collect()),
                 None => self.doc.get_all(obj, key),
             },
             prop => self.doc.get_all(obj, prop),

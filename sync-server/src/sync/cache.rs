@@ -58,7 +58,7 @@ impl CacheLimit {
 /// operations, 402 changes) took 94.4 kB, estimated 97.8 kB; with 5 visits of ~600
 /// characters (3,629 operations, 417 changes) 108.8 kB, estimated 125.0 kB; with 20 visits
 /// (12,890 operations, 462 changes) 177.9 kB, estimated 208.2 kB; a new household of 134
-/// operations and 2 changes is estimated at 17.8 kB and took 20.5–43.8 kB in different
+/// operations and 2 changes is estimated at 17.8 kB and took 14.5–43.8 kB in three
 /// runs (the RSS of small copies is noisy). The first estimate,
 /// 8 KiB + 160 B per operation, gave that last one 2.07 MB, so a 256 MiB cache held a
 /// tenth of the households it could.
