@@ -166,3 +166,84 @@ fn record_scoped_actions_keep_the_index_equal_to_a_rebuild() {
         .iter()
         .any(|c| c.field == name));
 }
+
+/// A household received from a colleague is read and re-indexed in the records the
+/// received changes touch (`verify::touched_for_index`), texts typed into counted as their
+/// record: after each delivery the receiving phone's index equals one rebuilt from its
+/// documents, conflicts made by the delivery included.
+#[test]
+fn received_changes_keep_the_index_equal_to_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = StationId::new();
+    let a = open(dir.path(), "a.db", station);
+    let b = open(dir.path(), "b.db", station);
+    let hh = household(&a, "HH-000002");
+    let p = a
+        .add_person(hh, &NewPerson::named("李小红", "孙女"))
+        .unwrap();
+    // A history: earlier visits, finalised, with text.
+    for (i, date) in ["2026-09-20", "2026-10-20"].iter().enumerate() {
+        let v = visit(&a, hh, date);
+        a.splice_section(
+            hh,
+            v,
+            Section::FamilySituation,
+            0,
+            0,
+            &format!("第{i}次走访，情况稳定。"),
+        )
+        .unwrap();
+        a.finalise_visit(hh, v).unwrap();
+    }
+    sync_pair(&a, &b);
+    assert_index_current(&b, "the first delivery");
+    let step = |what: &str| {
+        push(&a, &b);
+        assert_index_current(&b, what);
+    };
+    let v = visit(&a, hh, "2026-11-20");
+    step("a new visit");
+    a.splice_section(hh, v, Section::Concerns, 0, 0, "孩子说想念妈妈。")
+        .unwrap();
+    step("typing into the new visit");
+    a.splice_section(hh, v, Section::Concerns, 2, 2, "")
+        .unwrap();
+    step("deleting typed text");
+    // A conflict made by the delivery: both phones renamed the person offline.
+    a.edit_person(hh, p, &PersonEdit::Name("李晓红".into()))
+        .unwrap();
+    b.edit_person(hh, p, &PersonEdit::Name("李小虹".into()))
+        .unwrap();
+    step("a concurrent rename");
+    assert!(
+        b.conflicts(Some(hh))
+            .unwrap()
+            .iter()
+            .any(|c| c.field == FieldRef::new(EntityRef::Person(p), "name")),
+        "the delivery made a conflict on the receiving phone"
+    );
+    let need = a
+        .add_need(
+            hh,
+            &NewNeed {
+                category: "心理关爱".into(),
+                description: "定期陪伴".into(),
+                person: Some(p),
+                visit: Some(v),
+            },
+        )
+        .unwrap();
+    step("a new need");
+    a.set_need_status(hh, need, NeedStatus::Referred).unwrap();
+    step("a need's status");
+    a.finalise_visit(hh, v).unwrap();
+    step("a finalisation");
+    a.amend_visit(hh, v, Some(Section::Concerns), "补充：孩子周末由邻居照看。")
+        .unwrap();
+    step("an amendment");
+    a.edit_household(hh, &HouseholdEdit::Address("石桥村七组".into()))
+        .unwrap();
+    step("a household field");
+    a.splice_summary(hh, 0, 0, "更新：").unwrap();
+    step("typing into the summary");
+}

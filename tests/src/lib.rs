@@ -381,6 +381,14 @@ pub fn assert_converged(devices: &[&Device]) {
             d.label
         );
     }
+    // The index kept up change by change is the one built from the documents.
+    devices[0].store.rebuild_index().unwrap();
+    assert_eq!(
+        devices[0].store.index_dump().unwrap(),
+        dump,
+        "{}'s index differs from one rebuilt from its documents",
+        devices[0].label
+    );
 }
 
 /// The server holds exactly the heads the devices hold.

@@ -1594,6 +1594,14 @@ impl Sim {
             }
             assert_eq!(s.index_dump().unwrap(), dump, "d{d} index differs");
         }
+        // The index kept up change by change (received households re-indexed in the
+        // records their changes touch) is the one built from the documents.
+        first.rebuild_index().unwrap();
+        assert_eq!(
+            first.index_dump().unwrap(),
+            dump,
+            "d0's index differs from one rebuilt from its documents"
+        );
         // The server has the same heads.
         let server = self.service().store().clone();
         for h in &ids {

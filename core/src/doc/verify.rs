@@ -284,6 +284,23 @@ pub enum Scope {
 /// record reads. Ops at the root or on the household's own map, or on anything whose place
 /// is not a record, widen the scope to everything.
 pub fn touched(doc_before: &Automerge, writes: &Writes, paths: &Paths) -> Scope {
+    touched_with(doc_before, writes, paths, false)
+}
+
+/// What a phone reads and indexes again of a household it received `writes` for: the
+/// records [`touched`] names, and the record of every text they type into (its words are
+/// in the search index), widened to everything where a record's rows or conflicts depend
+/// on others (survey responses: their duplicates are reviewed across the household).
+pub fn touched_for_index(doc_before: &Automerge, writes: &Writes, paths: &Paths) -> Scope {
+    match touched_with(doc_before, writes, paths, true) {
+        Scope::Records(r) if r.iter().any(|(kind, _)| *kind == EntityKind::Response) => {
+            Scope::Everything
+        }
+        scope => scope,
+    }
+}
+
+fn touched_with(doc_before: &Automerge, writes: &Writes, paths: &Paths, texts: bool) -> Scope {
     let kind_of = |col: &str| ALL_KINDS.into_iter().find(|k| k.collection() == col);
     let mut out = BTreeSet::new();
     // The registry of actors (ADR 0035) is no record, and [`validate`] does not read it
@@ -302,8 +319,9 @@ pub fn touched(doc_before: &Automerge, writes: &Writes, paths: &Paths) -> Scope 
             }
             return Scope::Everything;
         }
-        // A text reads whatever it holds: typing cannot make a record unreadable.
-        if matches!(doc_before.object_type(obj), Ok(ObjType::Text)) {
+        // A text reads whatever it holds: typing cannot make a record unreadable (but it
+        // changes what the record's search entry holds: `texts`).
+        if !texts && matches!(doc_before.object_type(obj), Ok(ObjType::Text)) {
             continue;
         }
         let path = match paths.get(obj) {
@@ -337,9 +355,30 @@ pub fn touched(doc_before: &Automerge, writes: &Writes, paths: &Paths) -> Scope 
 /// document with the changes applied; the rest of it was valid before them (the server
 /// validated it when it accepted it), and they did not touch it ([`touched`]).
 pub fn validate_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
+    check_scope(doc, scope, true)
+}
+
+/// [`readable`], narrowed to `scope` as [`validate_scope`] narrows [`validate`]: what a
+/// phone checks of a household it held readable and received changes for (the scope of
+/// [`touched_for_index`]). Values this version does not know are not refused.
+pub fn readable_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
+    check_scope(doc, scope, false)
+}
+
+/// The records of `scope` read (and, with `refuse_unknown`, hold no value this version
+/// does not know), and their conflict review works; the whole document where the scope
+/// cannot be narrowed.
+fn check_scope(doc: &Automerge, scope: &Scope, refuse_unknown: bool) -> Result<()> {
     use super::read::*;
+    let whole_check = |doc| {
+        if refuse_unknown {
+            validate(doc)
+        } else {
+            readable(doc)
+        }
+    };
     let Scope::Records(records) = scope else {
-        return validate(doc);
+        return whole_check(doc);
     };
     if records.is_empty() {
         // Only text was typed (or nothing this version reads changed): the header still
@@ -383,9 +422,9 @@ pub fn validate_scope(doc: &Automerge, scope: &Scope) -> Result<()> {
             | EntityKind::Activity
             | EntityKind::Resource
             | EntityKind::Survey
-            | EntityKind::Response => return validate(whole),
+            | EntityKind::Response => return whole_check(whole),
         };
-        if let Some(what) = what {
+        if let (true, Some(what)) = (refuse_unknown, what) {
             return Err(Error::InvalidInput(what));
         }
         if *kind != EntityKind::Amendment {

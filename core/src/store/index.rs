@@ -12,6 +12,7 @@ use crate::doc::cells::{
 };
 use crate::doc::conflicts::{review, review_record, Review};
 use crate::doc::read::{read_card, read_follow_up, read_person};
+use crate::doc::verify;
 use crate::doc::view::MapView;
 use crate::error::{Error, Result};
 use crate::model::ids::{HouseholdId, VisitId};
@@ -116,16 +117,32 @@ pub(crate) fn index_pending(
 /// structure broken) must not stop sync: it is stored, its index rows removed, and it is
 /// marked unreadable until an update (then `rebuild_index` indexes it). Values a newer app
 /// wrote do not make it unreadable: they read as `Unrecognised` (ADR 0013).
+///
+/// `scope`: what the received changes can have changed ([`verify::touched_for_index`],
+/// found in the document before them), or everything. A household that was readable is
+/// read and indexed again in those records only, so a change to one visit costs that
+/// visit, not the household's history; one that was not readable is read whole.
 pub(crate) fn update_received(
     conn: &Connection,
     doc: &Automerge,
     household: HouseholdId,
+    scope: &verify::Scope,
 ) -> Result<()> {
-    // The phones' whole reader first (the one the server's validator runs, without its
-    // refusal of unknown values): a household the index could take but `household()` could
-    // not read would be listed yet never open.
-    let checked = crate::doc::verify::readable_review(doc)
-        .and_then(|found| index_household(conn, doc, household, Some(found)));
+    let records = match scope {
+        verify::Scope::Records(records) if !unreadable(conn, household)? => Some(records),
+        _ => None,
+    };
+    // The phones' reader first (the one the server's validator runs, without its refusal
+    // of unknown values): a household the index could take but `household()` could not
+    // read would be listed yet never open.
+    let checked = match records {
+        Some(records) => verify::readable_scope(doc, scope).and_then(|()| {
+            let records: Vec<(EntityKind, String)> = records.iter().cloned().collect();
+            index_records(conn, doc, household, &records)
+        }),
+        None => verify::readable_review(doc)
+            .and_then(|found| index_household(conn, doc, household, Some(found))),
+    };
     match checked {
         Ok(()) => {
             let n = conn
@@ -164,6 +181,15 @@ pub(crate) fn update_received(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether a household is marked unreadable (stored, not indexed).
+fn unreadable(conn: &Connection, household: HouseholdId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT unreadable FROM documents WHERE doc_id = ?1")?
+        .query_row([household.to_string()], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(true))
 }
 
 /// The index tables that hold rows per household.

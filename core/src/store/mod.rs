@@ -975,7 +975,7 @@ impl Store {
         for id in ids {
             let hid = HouseholdId::parse(&id)?;
             let doc = load(&tx, cache, hid, &self.actor)?;
-            index::update_received(&tx, doc, hid)?;
+            index::update_received(&tx, doc, hid, &doc::verify::Scope::Everything)?;
         }
         let station = doc::station::station_doc_id(self.station);
         index::clear_station(&tx)?;
@@ -1198,6 +1198,19 @@ pub(crate) fn apply_remote(
             duplicates,
         });
     }
+    // What the changes can change, found before they are applied (where their objects
+    // sit): the index reads and writes those records again, not the whole household.
+    let scope = if existed {
+        contained(|| {
+            let decoded = doc::verify::decode(&fresh);
+            let writes = doc::verify::writes(&decoded);
+            let paths = doc::verify::paths(doc, &writes);
+            Ok(doc::verify::touched_for_index(doc, &writes, &paths))
+        })
+        .unwrap_or(doc::verify::Scope::Everything)
+    } else {
+        doc::verify::Scope::Everything
+    };
     let before = doc.get_heads();
     contained(|| doc.apply_changes(fresh.clone()).map_err(Error::from))?;
     let missing = doc.get_missing_deps(&[]);
@@ -1262,7 +1275,7 @@ pub(crate) fn apply_remote(
     if is_station {
         index::update_station(tx, doc)?;
     } else {
-        index::update_received(tx, doc, household)?;
+        index::update_received(tx, doc, household, &scope)?;
     }
     if compaction.due(&tail) {
         compact(tx, doc, household)?;

@@ -122,7 +122,7 @@ pub(super) fn redact_in(
         params![h, onto.save()],
     )?;
     index::remove(tx, id)?;
-    index::update_received(tx, &onto, id)?;
+    index::update_received(tx, &onto, id, &doc::verify::Scope::Everything)?;
     // Bytes no reference of the generation names go with the old history (ADR 0029).
     let kept = doc::attachments::referenced_hashes(&onto, id)?;
     super::attachments::release_unreferenced(tx, id, &kept)?;

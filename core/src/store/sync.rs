@@ -623,7 +623,7 @@ fn apply_snapshot(
         if is_station {
             index::update_station(tx, &theirs)?;
         } else {
-            index::update_received(tx, &theirs, id)?;
+            index::update_received(tx, &theirs, id, &doc::verify::Scope::Everything)?;
         }
         cache.insert(id, theirs);
     }
