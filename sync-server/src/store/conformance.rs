@@ -66,6 +66,7 @@ pub fn run_all<S: ServerStore>(new_store: &dyn Fn() -> S) {
     erasure_removes_a_household_and_keeps_the_log_gap_free(&new_store());
     redaction_replaces_a_household_and_keeps_the_log_gap_free(&new_store());
     scopes_follow_assignments_teams_and_roles(&new_store());
+    a_page_meeting_many_households_sees_exactly_the_scope(&new_store());
     device_accesses_are_kept_once_listed_with_console_reads_and_erased(&new_store());
     station_work_is_in_every_workers_scope_and_never_reassigned(&new_store());
     retirement_takes_households_off_every_phone_and_reopening_brings_them_back(&new_store());
@@ -1341,6 +1342,77 @@ fn enrolled<S: ServerStore>(s: &S, station: StationId, label: &str) -> (WorkerId
         .unwrap()
         .unwrap();
     (w, auth.device)
+}
+
+/// A log page decides what a worker sees per household it meets; past a few hundred it
+/// reads the worker's whole caseload instead (SQLite). Either way a page holds exactly the
+/// changes of the households the worker sees — their own, their team's, the station's work
+/// — less those retired from the phones, whatever the page's size.
+pub fn a_page_meeting_many_households_sees_exactly_the_scope<S: ServerStore>(s: &S) {
+    use doorstep_core::TeamName;
+    let a = s.create_station("A", 1).unwrap();
+    let north = TeamName::new("north").unwrap();
+    let (w1, dev1) = enrolled(s, a, "W01");
+    let (w3, dev3) = enrolled(s, a, "W03");
+    s.set_team(w1, Some(&north), 1).unwrap();
+    // 600 households made by W03's device (W03's, no team), one change each.
+    let docs: Vec<HouseholdId> = (0..600).map(|_| HouseholdId::new()).collect();
+    let appends: Vec<DocAppend> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut h = [7u8; 32];
+            h[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            DocAppend {
+                changes: vec![(ChangeHash(h), vec![b'x'; 40])],
+                ..append(*d, &[])
+            }
+        })
+        .collect();
+    s.commit(a, dev3, &appends).unwrap();
+    let mut sees = std::collections::BTreeSet::new();
+    for (i, d) in docs.iter().enumerate() {
+        match i % 4 {
+            0 => {
+                s.assign(a, *d, Some(w1), None, "cli", 2).unwrap();
+            }
+            1 => {
+                s.assign(a, *d, None, Some(&north), "cli", 2).unwrap();
+            }
+            _ => continue,
+        }
+        if i % 40 == 0 {
+            s.retire(a, *d, 3).unwrap();
+        } else {
+            sees.insert(*d);
+        }
+    }
+    // One read of the whole log, and pages of about three changes each.
+    let page = s.read_log(a, 0, reader(dev1, w1), usize::MAX).unwrap();
+    let whole: std::collections::BTreeSet<HouseholdId> =
+        page.entries.iter().map(|e| e.doc).collect();
+    assert_eq!(page.entries.len(), whole.len());
+    let differ =
+        |got: &std::collections::BTreeSet<HouseholdId>| got.symmetric_difference(&sees).count();
+    assert_eq!(differ(&whole), 0, "one page holds exactly what W01 sees");
+    let (mut paged, mut after, mut pages) = (std::collections::BTreeSet::new(), 0, 0);
+    loop {
+        let page = s.read_log(a, after, reader(dev1, w1), 120).unwrap();
+        paged.extend(page.entries.iter().map(|e| e.doc));
+        after = page.last_seq;
+        pages += 1;
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(differ(&paged), 0, "small pages hold exactly what W01 sees");
+    assert!(pages > sees.len() / 3, "{pages} pages");
+    // W03 sees what stayed theirs.
+    let page = s.read_log(a, 0, reader(dev3, w3), usize::MAX).unwrap();
+    assert!(
+        page.entries.is_empty(),
+        "a device's own changes are skipped"
+    );
 }
 
 pub fn scopes_follow_assignments_teams_and_roles<S: ServerStore>(s: &S) {

@@ -766,9 +766,14 @@ impl ServerStore for PostgresStore {
         let scope = if rows.is_empty() {
             super::scope::ReaderScope::Only(Default::default())
         } else {
-            caseload::reader_scope(sx, &mut tx, &reader.worker.to_string())?
+            // The scope of the documents these rows name, not the worker's whole caseload.
+            let docs: std::collections::BTreeSet<&str> =
+                rows.iter().map(|r| r.get::<_, &str>(1)).collect();
+            let docs = docs.into_iter().map(str::to_owned).collect();
+            caseload::page_scope(sx, &mut tx, &reader.worker.to_string(), docs)?
         };
         tx.commit()?;
+        let scope = super::scope::PageScope::Known(scope);
         let mut page = super::scope::PageBuilder::new(station, after, reader, scope, budget);
         let mut full = false;
         for r in &rows {
@@ -790,7 +795,7 @@ impl ServerStore for PostgresStore {
         if !full && rows.len() as i64 == PAGE {
             page.set_more();
         }
-        Ok(page.finish())
+        page.finish()
     }
 
     fn erase_document(

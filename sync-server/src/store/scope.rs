@@ -74,6 +74,46 @@ impl ReaderScope {
     }
 }
 
+/// A reader's scope answered one document at a time, for the documents a log page meets
+/// (a backend's lookup in the page's own read): a page of a few changes costs a few
+/// lookups, not the worker's whole caseload. A backend may read the whole scope once a
+/// page has asked about many documents.
+pub(crate) trait ScopeLookup {
+    /// Whether the reader sees `doc` (a stored id; not the station document).
+    fn sees(&mut self, doc: &str) -> StoreResult<bool>;
+}
+
+/// How a page decides what its reader sees.
+pub(crate) enum PageScope<'a> {
+    /// Read whole before the page.
+    Known(ReaderScope),
+    /// Looked up per document, each answer kept for the page.
+    Lookup(
+        Box<dyn ScopeLookup + 'a>,
+        std::collections::HashMap<String, bool>,
+    ),
+}
+
+impl<'a> PageScope<'a> {
+    pub fn lookup(l: impl ScopeLookup + 'a) -> PageScope<'a> {
+        PageScope::Lookup(Box::new(l), Default::default())
+    }
+
+    fn sees(&mut self, doc: &str) -> StoreResult<bool> {
+        match self {
+            PageScope::Known(s) => Ok(s.contains(doc)),
+            PageScope::Lookup(l, seen) => {
+                if let Some(&v) = seen.get(doc) {
+                    return Ok(v);
+                }
+                let v = l.sees(doc)?;
+                seen.insert(doc.to_owned(), v);
+                Ok(v)
+            }
+        }
+    }
+}
+
 /// What a worker may see: their station, role and team.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerAccess {
@@ -268,14 +308,14 @@ pub struct LogReader {
 }
 
 /// Assembles a page from log rows in sequence order, for one reader.
-pub(crate) struct PageBuilder {
+pub(crate) struct PageBuilder<'a> {
     page: LogPage,
     size: usize,
     budget: usize,
     me: String,
     station_doc: String,
     /// The reader's scope as of the page's read.
-    scope: ReaderScope,
+    scope: PageScope<'a>,
     worker: String,
     touched: BTreeSet<HouseholdId>,
     scope_entries: usize,
@@ -289,14 +329,14 @@ pub(crate) struct Row<'a> {
     pub origin: &'a str,
 }
 
-impl PageBuilder {
+impl<'a> PageBuilder<'a> {
     pub fn new(
         station: StationId,
         after: u64,
         reader: LogReader,
-        scope: ReaderScope,
+        scope: PageScope<'a>,
         budget: usize,
-    ) -> PageBuilder {
+    ) -> PageBuilder<'a> {
         PageBuilder {
             page: LogPage {
                 last_seq: after,
@@ -313,8 +353,11 @@ impl PageBuilder {
         }
     }
 
-    fn visible(&self, doc: &str) -> bool {
-        doc == self.station_doc || self.scope.contains(doc)
+    fn visible(&mut self, doc: &str) -> StoreResult<bool> {
+        if doc == self.station_doc {
+            return Ok(true);
+        }
+        self.scope.sees(doc)
     }
 
     /// Take one row; `bytes` and `hash` are read only when the row is used. False: the page
@@ -325,13 +368,20 @@ impl PageBuilder {
         bytes: impl FnOnce() -> StoreResult<Vec<u8>>,
         hash: impl FnOnce() -> StoreResult<automerge::ChangeHash>,
     ) -> StoreResult<bool> {
+        // Only a change of another device or a redaction asks what the reader sees.
+        let asks = match row.kind {
+            KIND_CHANGE => row.origin != self.me,
+            KIND_REDACTION => true,
+            _ => false,
+        };
+        let visible = asks && self.visible(row.doc)?;
         match row.kind {
             KIND_ERASURE => {
                 self.size += 32;
                 let doc = parse_doc(row.doc)?;
                 self.page.erasures.push(erasure_from_entry(doc, &bytes()?)?);
             }
-            KIND_REDACTION if self.visible(row.doc) => {
+            KIND_REDACTION if visible => {
                 self.size += 128;
                 let notice =
                     doorstep_core::protocol::RedactionNotice::decode(&bytes()?).map_err(|_| {
@@ -340,7 +390,7 @@ impl PageBuilder {
                 self.page.redactions.retain(|n| n.doc != notice.doc);
                 self.page.redactions.push(notice);
             }
-            KIND_CHANGE if row.origin != self.me && self.visible(row.doc) => {
+            KIND_CHANGE if visible => {
                 let bytes = bytes()?;
                 if self.size > 0 && self.size + bytes.len() > self.budget {
                     self.page.more = true;
@@ -372,15 +422,15 @@ impl PageBuilder {
     /// The page; each household a scope entry touched is sorted by the scope the page was
     /// read with (not by the entry: a later entry may have undone it, and the device must end
     /// up holding exactly what it may see).
-    pub fn finish(mut self) -> LogPage {
+    pub fn finish(mut self) -> StoreResult<LogPage> {
         for doc in std::mem::take(&mut self.touched) {
-            if self.visible(&doc.to_string()) {
+            if self.visible(&doc.to_string())? {
                 self.page.entered.push(doc);
             } else {
                 self.page.left.push(doc);
             }
         }
-        self.page
+        Ok(self.page)
     }
 
     pub fn set_more(&mut self) {

@@ -1383,9 +1383,9 @@ impl ServerStore for SqliteStore {
             )?
             .query_row(params![station.to_string(), after as i64], |r| r.get(0))?;
         let scope = if any {
-            caseload::reader_scope(&tx, &reader.worker.to_string())?
+            caseload::page_scope(&tx, &reader.worker.to_string())?
         } else {
-            super::scope::ReaderScope::Only(Default::default())
+            super::scope::PageScope::Known(super::scope::ReaderScope::Only(Default::default()))
         };
         let mut rows = st.query(params![station.to_string(), after as i64])?;
         let mut page = super::scope::PageBuilder::new(station, after, reader, scope, budget);
@@ -1402,7 +1402,7 @@ impl ServerStore for SqliteStore {
                 break;
             }
         }
-        Ok(page.finish())
+        page.finish()
     }
 
     fn high_water(&self, station: StationId) -> StoreResult<u64> {

@@ -69,6 +69,38 @@ pub(super) fn scope_docs(
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
+/// What filters one log page for this worker, given the documents its rows name: a
+/// worker's scope is read for those documents only (the same rule as [`scope_docs`]); a
+/// supervisor's (the station less what is retired) whole.
+pub(super) fn page_scope(
+    sx: &Statements,
+    c: &mut impl GenericClient,
+    worker: &str,
+    docs: Vec<String>,
+) -> StoreResult<ReaderScope> {
+    let Some((station, Role::Worker, team)) = worker_row(sx, c, worker)? else {
+        return reader_scope(sx, c, worker);
+    };
+    let rows = sx.query(
+        c,
+        &format!(
+            "SELECT doc_id FROM (
+               SELECT doc_id FROM assignments WHERE worker_id = $1 AND doc_id = ANY($4)
+               UNION SELECT doc_id FROM assignments
+                     WHERE $2::text IS NOT NULL AND station_id = $3 AND team = $2 AND doc_id = ANY($4)
+             ) AS caseload
+             WHERE doc_id NOT IN (SELECT doc_id FROM phone_retirements
+                                  WHERE station_id = $3 AND reopened_at IS NULL)
+             UNION SELECT doc_id FROM documents
+                   WHERE station_id = $3 AND kind IN {STATION_WORK_SQL} AND doc_id = ANY($4)"
+        ),
+        &[&worker, &team, &station, &docs],
+    )?;
+    Ok(ReaderScope::Only(
+        rows.iter().map(|r| r.get::<_, String>(0)).collect(),
+    ))
+}
+
 pub(super) fn reader_scope(
     sx: &Statements,
     c: &mut impl GenericClient,

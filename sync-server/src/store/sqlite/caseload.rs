@@ -69,6 +69,72 @@ pub(super) fn scope_docs(
     Ok(out)
 }
 
+/// Documents a log page may ask about one at a time before the worker's whole scope is
+/// read instead (one read of the caseload costs about this many lookups).
+const LOOKUPS_BEFORE_WHOLE: usize = 256;
+
+/// A worker's scope for one log page, looked up per document ([`ScopeLookup`]) with the
+/// same rule as [`scope_docs`]: a page of a slow link's few changes costs a few lookups,
+/// not the caseload (which it read on every page before).
+struct WorkerLookup<'c> {
+    conn: &'c Connection,
+    worker: String,
+    station: String,
+    team: Option<String>,
+    asked: usize,
+    whole: Option<HashSet<String>>,
+}
+
+impl ScopeLookup for WorkerLookup<'_> {
+    fn sees(&mut self, doc: &str) -> StoreResult<bool> {
+        if self.whole.is_none() && self.asked == LOOKUPS_BEFORE_WHOLE {
+            self.whole = Some(scope_docs(
+                self.conn,
+                &self.station,
+                &self.worker,
+                Role::Worker,
+                self.team.as_deref(),
+            )?);
+        }
+        if let Some(whole) = &self.whole {
+            return Ok(whole.contains(doc));
+        }
+        self.asked += 1;
+        let sees: bool = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM assignments a
+                   WHERE a.doc_id = ?1
+                     AND (a.worker_id = ?2 OR (?3 IS NOT NULL AND a.station_id = ?4 AND a.team = ?3))
+                     AND NOT EXISTS (SELECT 1 FROM phone_retirements r
+                                     WHERE r.doc_id = a.doc_id AND r.station_id = ?4
+                                       AND r.reopened_at IS NULL))
+                 OR EXISTS (SELECT 1 FROM documents
+                            WHERE doc_id = ?1 AND station_id = ?4 AND kind IN {STATION_WORK_SQL})"
+            ))?
+            .query_row(params![doc, self.worker, self.team, self.station], |r| {
+                r.get(0)
+            })?;
+        Ok(sees)
+    }
+}
+
+/// What filters one log page for this worker: a worker's scope is looked up per document
+/// the page meets; a supervisor's (the station less what is retired) is read whole.
+pub(super) fn page_scope<'c>(conn: &'c Connection, worker: &str) -> StoreResult<PageScope<'c>> {
+    match worker_row(conn, worker)? {
+        Some((station, Role::Worker, team)) => Ok(PageScope::lookup(WorkerLookup {
+            conn,
+            worker: worker.to_owned(),
+            station,
+            team,
+            asked: 0,
+            whole: None,
+        })),
+        _ => reader_scope(conn, worker).map(PageScope::Known),
+    }
+}
+
 /// What filters a log read or a bootstrap for this worker.
 pub(super) fn reader_scope(conn: &Connection, worker: &str) -> StoreResult<ReaderScope> {
     match worker_row(conn, worker)? {
