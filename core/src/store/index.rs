@@ -559,13 +559,19 @@ fn put_texts(
     existing: Vec<(String, String)>,
     texts: &Texts,
 ) -> Result<()> {
-    for (entity, field) in existing {
+    let existing: std::collections::HashSet<(String, String)> = existing.into_iter().collect();
+    for (entity, field) in &existing {
         if !texts.contains_key(&(entity.clone(), field.clone())) {
-            delete_text(conn, household, &entity, &field)?;
+            delete_text(conn, household, entity, field)?;
         }
     }
-    for ((entity, field), body) in texts {
-        put_text(conn, household, entity, field, body)?;
+    for (key, body) in texts {
+        // An empty text has no row: nothing to write unless one is there (a visit's empty
+        // sections are most of its texts).
+        if body.is_empty() && !existing.contains(key) {
+            continue;
+        }
+        put_text(conn, household, &key.0, &key.1, body)?;
     }
     Ok(())
 }
