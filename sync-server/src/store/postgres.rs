@@ -746,8 +746,11 @@ impl ServerStore for PostgresStore {
         reader: LogReader,
         budget: usize,
     ) -> StoreResult<LogPage> {
-        // A bound on rows fetched at once (the budget usually ends the page first).
-        const PAGE: i64 = 50_000;
+        // Rows are fetched in chunks that grow (a slow link's small page reads a few
+        // hundred rows, not the rest of the log), up to a bound on one page's rows.
+        const FIRST_CHUNK: i64 = 256;
+        const MAX_CHUNK: i64 = 8_192;
+        const MAX_ROWS: usize = 50_000;
         let mut l = self.pool.get()?;
         let (c, sx) = l.split();
         // The scope and the log in one snapshot (see the SQLite backend).
@@ -756,45 +759,54 @@ impl ServerStore for PostgresStore {
             .isolation_level(::postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let rows = sx.query(
-            &mut tx,
-            "SELECT seq, doc_id, bytes, origin_device, hash, kind FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            &[&station.to_string(), &(after as i64), &PAGE],
-        )?;
-        // Nothing after the cursor (a device up to date): no scope is read (it would sort
-        // no row). Otherwise it is read in the same snapshot as the rows.
-        let scope = if rows.is_empty() {
-            super::scope::ReaderScope::Only(Default::default())
-        } else {
-            // The scope of the documents these rows name, not the worker's whole caseload.
+        let worker = reader.worker.to_string();
+        let none =
+            super::scope::PageScope::Known(super::scope::ReaderScope::Only(Default::default()));
+        let mut page = super::scope::PageBuilder::new(station, after, reader, none, budget);
+        let (mut from, mut chunk, mut read) = (after as i64, FIRST_CHUNK, 0usize);
+        loop {
+            let rows = sx.query(
+                &mut tx,
+                "SELECT seq, doc_id, bytes, origin_device, hash, kind FROM change_log WHERE station_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&station.to_string(), &from, &chunk],
+            )?;
+            // Nothing (more) after the cursor: no scope is read (it would sort no row).
+            // Otherwise the scope of the documents these rows name, not the worker's whole
+            // caseload, in the same snapshot as the rows.
+            let Some(last) = rows.last() else { break };
+            from = last.get(0);
             let docs: std::collections::BTreeSet<&str> =
                 rows.iter().map(|r| r.get::<_, &str>(1)).collect();
             let docs = docs.into_iter().map(str::to_owned).collect();
-            caseload::page_scope(sx, &mut tx, &reader.worker.to_string(), docs)?
-        };
-        tx.commit()?;
-        let scope = super::scope::PageScope::Known(scope);
-        let mut page = super::scope::PageBuilder::new(station, after, reader, scope, budget);
-        let mut full = false;
-        for r in &rows {
-            let row = super::scope::Row {
-                seq: r.get(0),
-                kind: i64::from(r.get::<_, i16>(5)),
-                doc: r.get(1),
-                origin: r.get(3),
-            };
-            if !page.take(
-                row,
-                || Ok(r.get::<_, Vec<u8>>(2)),
-                || super::sqlite::stored_hash(r.get(4)),
-            )? {
-                full = true;
+            page.see(caseload::page_scope(sx, &mut tx, &worker, docs)?);
+            let mut full = false;
+            for r in &rows {
+                let row = super::scope::Row {
+                    seq: r.get(0),
+                    kind: i64::from(r.get::<_, i16>(5)),
+                    doc: r.get(1),
+                    origin: r.get(3),
+                };
+                if !page.take(
+                    row,
+                    || Ok(r.get::<_, Vec<u8>>(2)),
+                    || super::sqlite::stored_hash(r.get(4)),
+                )? {
+                    full = true;
+                    break;
+                }
+            }
+            read += rows.len();
+            if full || (rows.len() as i64) < chunk {
                 break;
             }
+            if read >= MAX_ROWS {
+                page.set_more();
+                break;
+            }
+            chunk = (chunk * 2).min(MAX_CHUNK);
         }
-        if !full && rows.len() as i64 == PAGE {
-            page.set_more();
-        }
+        tx.commit()?;
         page.finish()
     }
 

@@ -433,6 +433,17 @@ impl<'a> PageBuilder<'a> {
         Ok(self.page)
     }
 
+    /// Widen a page's scope read whole with the answers for more documents (read in the
+    /// same snapshot: a backend that reads the log in chunks reads each chunk's scope).
+    pub fn see(&mut self, more: ReaderScope) {
+        match (&mut self.scope, more) {
+            (PageScope::Known(ReaderScope::Only(have)), ReaderScope::Only(more)) => {
+                have.extend(more)
+            }
+            (scope, more) => *scope = PageScope::Known(more),
+        }
+    }
+
     pub fn set_more(&mut self) {
         self.page.more = true;
     }
