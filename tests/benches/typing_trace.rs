@@ -14,7 +14,7 @@
 //! some jumps to mid-text, backspaces, ASCII and Chinese. Under `cargo test --all-targets`
 //! (no `--bench`) it runs 2,000 synthetic edits as a smoke test. `--compact-after N` and
 //! `--compact-tail-percent P` set `StoreOptions::compact_after` (default 32) and
-//! `compact_tail_percent` (default 50; 0 is the count-only rule of ADR 0011, before
+//! `compact_tail_percent` (default 200; 0 is the count-only rule of ADR 0011, before
 //! ADR 0038), to tell the compaction's share of the tail percentiles. Each bucket also
 //! reports its CPU p99.9 and maximum, how many edits compacted the document, and, after
 //! the bucket, the document's stored tail and the wall time of loading it from disk (the
