@@ -1407,7 +1407,7 @@ pub fn a_page_meeting_many_households_sees_exactly_the_scope<S: ServerStore>(s: 
     }
     assert_eq!(differ(&paged), 0, "small pages hold exactly what W01 sees");
     assert!(pages > sees.len() / 3, "{pages} pages");
-    // W03 sees what stayed theirs.
+    // W03's device made every change: it is served none of its own.
     let page = s.read_log(a, 0, reader(dev3, w3), usize::MAX).unwrap();
     assert!(
         page.entries.is_empty(),
