@@ -144,6 +144,8 @@ pub(crate) fn update_received(
             .and_then(|found| index_household(conn, doc, household, Some(found))),
     };
     match checked {
+        // Narrowed only when it was readable: nothing to clear.
+        Ok(()) if records.is_some() => Ok(()),
         Ok(()) => {
             let n = conn
                 .prepare_cached(
@@ -183,13 +185,14 @@ pub(crate) fn update_received(
     }
 }
 
-/// Whether a household is marked unreadable (stored, not indexed).
-fn unreadable(conn: &Connection, household: HouseholdId) -> Result<bool> {
+/// Whether a document is marked unreadable by [`update_received`]: it applied but does not
+/// read with this version (kept, not indexed).
+pub(crate) fn unreadable(conn: &Connection, doc: HouseholdId) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT unreadable FROM documents WHERE doc_id = ?1")?
-        .query_row([household.to_string()], |r| r.get::<_, bool>(0))
+        .query_row([doc.to_string()], |r| r.get::<_, bool>(0))
         .optional()?
-        .unwrap_or(true))
+        .unwrap_or(false))
 }
 
 /// The index tables that hold rows per household.

@@ -1198,9 +1198,12 @@ pub(crate) fn apply_remote(
             duplicates,
         });
     }
+    // The station's own document (card batches and leases) travels under the station id.
+    let is_station = household.as_uuid() == station.as_uuid();
     // What the changes can change, found before they are applied (where their objects
-    // sit): the index reads and writes those records again, not the whole household.
-    let scope = if existed {
+    // sit): the index reads and writes those records again, not the whole household. (The
+    // station document is indexed whole.)
+    let scope = if existed && !is_station {
         contained(|| {
             let decoded = doc::verify::decode(&fresh);
             let writes = doc::verify::writes(&decoded);
@@ -1219,8 +1222,6 @@ pub(crate) fn apply_remote(
     }
     // The caller evicts the document on an error: a change that fails here is in it.
     doc::check_applied(doc, &before, &fresh)?;
-    // The station's own document (card batches and leases) travels under the station id.
-    let is_station = household.as_uuid() == station.as_uuid();
     if is_station && doc::station::station_header(doc)? != station {
         return Err(Error::NotAHousehold("station document id does not match"));
     }

@@ -722,15 +722,6 @@ fn guarded<T>(
     }
 }
 
-/// Whether a document applied but does not read with this version (kept, not indexed).
-fn unreadable(tx: &Connection, doc: HouseholdId) -> Result<bool> {
-    Ok(tx
-        .prepare_cached("SELECT unreadable FROM documents WHERE doc_id = ?1")?
-        .query_row([doc.to_string()], |r| r.get::<_, bool>(0))
-        .optional()?
-        .unwrap_or(false))
-}
-
 /// What is held for a document, in the order it came.
 fn held_items(tx: &Connection, doc: HouseholdId) -> Result<Vec<Held>> {
     let rows = tx
@@ -921,7 +912,7 @@ fn apply_in(
                 // A household first met in a later generation: a late answer to an older
                 // request must not bring the old one's changes (ADR 0026).
                 super::redaction::met_generation(tx, cache, actor, snap.doc, resp.cursor.seq)?;
-                if unreadable(tx, snap.doc)? {
+                if index::unreadable(tx, snap.doc)? {
                     out.quarantined.push(snap.doc);
                 } else {
                     out.changed.push(snap.doc);
@@ -980,7 +971,7 @@ fn apply_in(
                     release_quarantine(tx, pulled.doc)?;
                 }
                 out.pulled += applied;
-                if unreadable(tx, pulled.doc)? {
+                if index::unreadable(tx, pulled.doc)? {
                     out.quarantined.push(pulled.doc);
                 } else if applied > 0 {
                     out.changed.push(pulled.doc);
